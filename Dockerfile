@@ -1,0 +1,36 @@
+# syncline image: TypeScript compiled in a build stage, run by Node 20 as a non-root user.
+#
+#   docker build -t syncline .
+#   docker run --rm syncline --help
+#   docker run --rm -v "$PWD/configs:/app/configs:ro" syncline start --config /app/configs/data-sync-config.yaml
+
+# ---------------------------------------------------------------- build: tsc -> dist/
+FROM node:20-slim AS build
+WORKDIR /app
+# Dependencies first, so this layer is reused while only sources change.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+# configs/ and schemas/ may be absent in a fresh checkout; the runtime stage copies both.
+RUN npm run build && mkdir -p configs schemas
+
+# ---------------------------------------------------------------- runtime
+FROM node:20-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+# Production dependencies only. package.json also carries "type": "module", which the compiled
+# ESM files in dist/ need.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/configs ./configs
+COPY --from=build /app/schemas ./schemas
+# `syncline` on the PATH, for `docker compose exec syncline syncline <command>`.
+RUN printf '#!/bin/sh\nexec node /app/dist/src/cli/main.js "$@"\n' >/usr/local/bin/syncline \
+ && chmod 0755 /usr/local/bin/syncline
+# The image's built-in unprivileged user (uid 1000); it owns nothing under /app.
+USER node
+# Prometheus metrics.
+EXPOSE 9464
+ENTRYPOINT ["node", "dist/src/cli/main.js"]
+CMD ["start", "--config", "/app/configs/data-sync-config.yaml"]

@@ -1,0 +1,2 @@
+import './postgres/source.js';
+import './postgres/sink.js';

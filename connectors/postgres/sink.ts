@@ -1,0 +1,655 @@
+/**
+ * PostgreSQL sink: applies a batch of SinkRecords to a PostgreSQL target with a few set-based
+ * statements in one transaction.
+ *
+ * Lifecycle: owned by the sink stage of one pipeline. The constructor creates a pg.Pool (no
+ * connection yet); connect() checks the target is reachable; writeBatch()/readRows() many times
+ * (writeBatch never concurrently for one instance); close() ends the pool. Every session runs with
+ * TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, bytea_output=hex.
+ *
+ * Buffers: nothing across calls. Only table metadata (columns with their SQL types, primary key)
+ * is cached, loaded once per table from the catalog, reloaded when a record carries a column the
+ * cache lacks (and, with autoEvolve, the column is then added).
+ *
+ * Crash/replay: every statement is an upsert by key, a delete by key or a truncate, so writing the
+ * same batch again (after a crash, or after a retriable error thrown from writeBatch) leaves the
+ * target identical. When writeBatch returns, every record not in `failed` is committed.
+ *
+ * A batch becomes, per table in order of first appearance: TRUNCATE (if the batch truncates it; the
+ * table's earlier records are moot), one DELETE for the keys whose last record is a delete, one
+ * multi-row INSERT ... ON CONFLICT per distinct column set. Several records of one key collapse to the
+ * last one; `keep` columns of an upsert take the value an earlier upsert of the key in the same batch
+ * carried, otherwise they are left out of the statement (existing row: unchanged; new row: default).
+ * Values are sent as text (or Buffer for bytea) with explicit casts to the column type, e.g.
+ *
+ *   INSERT INTO "public"."users" ("id","email","balance") VALUES ($1::bigint,$2::character varying,$3::numeric),
+ *     ($4::bigint,$5::character varying,$6::numeric)
+ *   ON CONFLICT ("id") DO UPDATE SET "email" = EXCLUDED."email", "balance" = EXCLUDED."balance"
+ *   DELETE FROM "public"."users" WHERE "id" = ANY($1::bigint[])
+ *
+ * (casts drop the length/precision modifier, so an over-long value raises an error on assignment
+ * instead of being silently truncated by an explicit cast). Statements stay under the 65535
+ * parameter limit by chunking rows. Generated columns are never written.
+ *
+ * Failures: a poison error (constraint violation, bad value: SQLSTATE classes 22/23) rolls the batch
+ * back and re-runs it in one transaction with deferred constraints made immediate, bisecting under
+ * SAVEPOINTs: good halves commit, a failing half is split again until the single bad records are
+ * found; each is returned in `failed` with a poison SynclineError naming table, key and
+ * constraint/detail. Retriable errors (connection, deadlock, serialization, shutdown) and fatal
+ * errors (missing table, unknown column without autoEvolve, permissions) are thrown.
+ *
+ * Column-type hints for autoEvolve: writeBatch(batch, { columnTypes: Map<table, { column: sqlType }> });
+ * a column missing from the target is added with the hinted type, or `text` without a hint.
+ *
+ * readRows: one SELECT ... WHERE key IN (...) (chunked only beyond the parameter limit); every value
+ * arrives as text and is converted to its canonical Value by core/pgtypes (parsePgText with the
+ * column's ColumnType from a TypeCatalog loaded once per sink).
+ *
+ * Observability: `stats.queries` counts every round trip, `onQuery` sees every statement;
+ * failed records are logged as 'sink.record.failed', isolation as 'sink.isolate', added columns as
+ * 'sink.evolve'.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Row } from '../../src/core/envelope.js';
+import { classifyPgError, fatal, poison, SynclineError } from '../../src/core/errors.js';
+import { columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from '../../src/core/pgtypes.js';
+import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
+import { keyString, type FailedRecord, type Sink, type SinkRecord, type WriteResult } from '../../src/sink/sink.js';
+import { pgSinkSpec, type PgSinkConfig } from './spec.js';
+
+/** Optional second argument of PostgresSink.writeBatch. */
+export interface WriteHints {
+  /** Per target table ('schema.table'): SQL type of a column, used when autoEvolve adds it, e.g. { note: 'character varying(200)' }. */
+  columnTypes?: Map<string, Record<string, string>>;
+}
+
+interface ColumnMeta {
+  name: string;
+  /** format_type with modifier, e.g. 'character varying(20)'. */
+  type: string;
+  /** Type used in parameter casts: without modifier (char → bpchar, bit → varbit). */
+  castType: string;
+  oid: number;
+  notNull: boolean;
+  generated: boolean;
+  identityAlways: boolean;
+  isArray: boolean;
+}
+
+interface TableMeta {
+  table: string;
+  ident: string;
+  columns: Map<string, ColumnMeta>;
+  primaryKey: string[];
+}
+
+/** A validated record with its effective (keep-merged) row, parameters already converted. */
+interface Prepared {
+  rec: SinkRecord;
+  table: string;
+  keyCols: string[];
+  /** Normalised key identity (column names + parameter text), for collapsing. */
+  nkey: string;
+  /** Columns to write → parameter, for upserts (key columns included); null otherwise. */
+  row: Map<string, unknown> | null;
+}
+
+interface Stmt {
+  text: string;
+  params: unknown[];
+}
+
+/** PostgreSQL's limit on bind parameters per statement. */
+const MAX_PARAMS = 65535;
+const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c bytea_output=hex';
+const SAVEPOINT = 'syncline_iso';
+
+/** Every result value arrives as PostgreSQL text; readRows converts it with core/pgtypes parsePgText. */
+const TEXT_TYPES = {
+  getTypeParser: (oid: number, format?: string) => (format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : (v: string) => v),
+} as unknown as pg.CustomTypesConfig;
+
+const quoteIdent = (s: string) => '"' + s.replace(/"/g, '""') + '"';
+
+/** 'schema.table' → ['schema', 'table'] (no dot: schema public). */
+function splitTable(table: string): [string, string] {
+  const i = table.indexOf('.');
+  return i < 0 ? ['public', table] : [table.slice(0, i), table.slice(i + 1)];
+}
+
+const quoteTable = (table: string) => splitTable(table).map(quoteIdent).join('.');
+
+/** A column type hint is pasted into DDL: allow type-name characters only. */
+const TYPE_HINT_RE = /^[A-Za-z_][A-Za-z0-9_ ."(),[\]]*$/;
+
+export class PostgresSink implements Sink {
+  /** Round trips to the server (every client.query), batches written, batches that needed isolation. */
+  readonly stats = { queries: 0, batches: 0, isolations: 0, columnsAdded: 0 };
+  /** Instrumentation hook: called with every statement sent (tests, tracing). */
+  onQuery: ((text: string, params: number) => void) | null = null;
+
+  private readonly pool: pg.Pool;
+  private readonly meta = new Map<string, TableMeta>();
+  private catalog: TypeCatalog | null = null;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly cfg: PgSinkConfig,
+    ctx: ConnectorContext,
+  ) {
+    this.log = ctx.log;
+    const c = cfg.connection;
+    this.pool = new pg.Pool({
+      host: c.host,
+      port: c.port,
+      database: c.database,
+      user: c.user,
+      password: c.password,
+      ssl: c.ssl ? true : false,
+      max: cfg.poolSize,
+      options: SESSION_OPTIONS,
+      types: TEXT_TYPES,
+      application_name: `syncline-sink-${ctx.pipeline}`.slice(0, 63),
+    });
+    // An idle client that loses its connection emits here; the next checkout gets a fresh one.
+    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'sink.pg.idle_client_error'));
+  }
+
+  private get where(): string {
+    return `postgres sink ${this.cfg.connection.host}:${this.cfg.connection.port}/${this.cfg.connection.database}`;
+  }
+
+  async connect(): Promise<void> {
+    await this.ping();
+  }
+
+  async ping(): Promise<void> {
+    try {
+      this.count('SELECT 1', 0);
+      await this.pool.query('SELECT 1');
+    } catch (err) {
+      throw classifyPgError(err, `${this.where}: ping`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // writeBatch
+
+  async writeBatch(batch: SinkRecord[], hints?: WriteHints): Promise<WriteResult> {
+    hints ??= hintsFromRecords(batch);
+    const failed: FailedRecord[] = [];
+    const prepared = this.prepare(batch, failed);
+    if (prepared.length === 0) return this.report(failed);
+    await this.ensureTables(prepared, hints);
+    this.stats.batches++;
+    try {
+      await this.withClient(async (client) => {
+        const stmts = this.plan(prepared);
+        try {
+          if (stmts.length === 1) {
+            await this.q(client, stmts[0].text, stmts[0].params);
+          } else {
+            await this.q(client, 'BEGIN');
+            for (const s of stmts) await this.q(client, s.text, s.params);
+            await this.q(client, 'COMMIT');
+          }
+          return;
+        } catch (err) {
+          const e = classifyPgError(err, `${this.where}: batch of ${prepared.length} records`);
+          if (!isolatable(e)) throw err;
+          if (stmts.length > 1) await this.q(client, 'ROLLBACK');
+          if (prepared.length === 1) {
+            failed.push({ record: prepared[0].rec, error: this.recordError(prepared[0], err) });
+            return;
+          }
+        }
+        // Isolation: bisect under savepoints in one transaction; deferred constraints checked per statement.
+        this.stats.isolations++;
+        this.log.warn({ records: prepared.length }, 'sink.isolate: batch hit a bad record; isolating');
+        await this.q(client, 'BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
+        const mid = prepared.length >> 1;
+        await this.bisect(client, prepared.slice(0, mid), failed);
+        await this.bisect(client, prepared.slice(mid), failed);
+        await this.q(client, 'COMMIT');
+      });
+    } catch (err) {
+      // Schema may have changed under us: reload metadata on the next attempt.
+      for (const p of prepared) this.meta.delete(p.table);
+      throw classifyPgError(err, `${this.where}: batch of ${prepared.length} records`);
+    }
+    return this.report(failed);
+  }
+
+  /** Failed records are never silent: one warn line each (the caller dead-letters them). */
+  private report(failed: FailedRecord[]): WriteResult {
+    for (const f of failed) {
+      this.log.warn({ table: f.record.table, key: safeKeyString(f.record.key), position: f.record.position, code: f.error.code, err: f.error.message }, 'sink.record.failed');
+    }
+    return { failed };
+  }
+
+  /** Apply `part` under a savepoint; on a poison error roll it back and split it, down to single records. */
+  private async bisect(client: pg.PoolClient, part: Prepared[], failed: FailedRecord[]): Promise<void> {
+    if (part.length === 0) return;
+    await this.q(client, `SAVEPOINT ${SAVEPOINT}`);
+    try {
+      for (const s of this.plan(part)) await this.q(client, s.text, s.params);
+      await this.q(client, `RELEASE SAVEPOINT ${SAVEPOINT}`);
+      return;
+    } catch (err) {
+      const e = classifyPgError(err, `${this.where}: isolating ${part.length} records`);
+      if (!isolatable(e)) throw err;
+      await this.q(client, `ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT}`);
+      if (part.length === 1) {
+        failed.push({ record: part[0].rec, error: this.recordError(part[0], err) });
+        return;
+      }
+    }
+    const mid = part.length >> 1;
+    await this.bisect(client, part.slice(0, mid), failed);
+    await this.bisect(client, part.slice(mid), failed);
+  }
+
+  private recordError(p: Prepared, err: unknown): SynclineError {
+    const e = err as { constraint?: string; column?: string };
+    const what = p.rec.op === 'truncate' ? `truncate ${p.table}` : `${p.rec.op} ${p.table} key ${keyString(p.rec.key)}`;
+    const extra = [e?.constraint ? `constraint ${e.constraint}` : '', e?.column ? `column ${e.column}` : ''].filter(Boolean).join(', ');
+    const c = classifyPgError(err, `${this.where}: ${what}${extra ? ` (${extra})` : ''}`);
+    return c.kind === 'poison' ? c : poison(c.code, c.message, err);
+  }
+
+  /**
+   * Validate records (bad ones → `failed` as poison, no effect), convert values to parameters and
+   * resolve `keep` columns from earlier upserts of the same key in this batch.
+   */
+  private prepare(batch: SinkRecord[], failed: FailedRecord[]): Prepared[] {
+    const out: Prepared[] = [];
+    /** Last known full row per table+key in this batch (for keep columns); reset by delete/truncate. */
+    const known = new Map<string, Map<string, unknown> | null>();
+    for (const rec of batch) {
+      try {
+        if (typeof rec.table !== 'string' || rec.table.length === 0) throw new Error('record has no target table');
+        if (rec.op === 'truncate') {
+          for (const k of [...known.keys()]) if (k.startsWith(rec.table + '\u0000')) known.delete(k);
+          out.push({ rec, table: rec.table, keyCols: [], nkey: '', row: null });
+          continue;
+        }
+        if (rec.op !== 'upsert' && rec.op !== 'delete') throw new Error(`unknown op '${String(rec.op)}'`);
+        const keyCols = Object.keys(rec.key ?? {});
+        if (keyCols.length === 0) throw new Error(`${rec.op} without key columns`);
+        const keyParams = keyCols.map((c) => {
+          const v = rec.key[c];
+          if (v === null || v === undefined) throw new Error(`key column ${c} is null`);
+          return toParam(v);
+        });
+        const nkey = keyCols.join(',') + '\u0000' + JSON.stringify(keyParams.map(paramText));
+        const slot = rec.table + '\u0000' + nkey;
+        if (rec.op === 'delete') {
+          known.set(slot, null);
+          out.push({ rec, table: rec.table, keyCols, nkey, row: null });
+          continue;
+        }
+        if (!rec.values) throw new Error('upsert without values');
+        const keep = new Set(rec.keep ?? []);
+        const row = new Map<string, unknown>();
+        keyCols.forEach((c, i) => row.set(c, keyParams[i]));
+        for (const [c, v] of Object.entries(rec.values)) {
+          if (keep.has(c) || row.has(c) || v === undefined) continue;
+          row.set(c, toParam(v));
+        }
+        const prev = known.get(slot);
+        for (const c of keep) if (!keyCols.includes(c) && prev?.has(c)) row.set(c, prev.get(c));
+        known.set(slot, row);
+        out.push({ rec, table: rec.table, keyCols, nkey, row });
+      } catch (err) {
+        failed.push({ record: rec, error: poison('INVALID_RECORD', `${this.where}: ${rec.op} ${rec.table} key ${safeKeyString(rec.key)}: ${(err as Error).message}`, err) });
+      }
+    }
+    return out;
+  }
+
+  /** Statements for a contiguous run of prepared records, in apply order. */
+  private plan(records: Prepared[]): Stmt[] {
+    const byTable = new Map<string, Prepared[]>();
+    for (const p of records) {
+      let l = byTable.get(p.table);
+      if (!l) byTable.set(p.table, (l = []));
+      l.push(p);
+    }
+    const stmts: Stmt[] = [];
+    for (const [table, all] of byTable) {
+      const meta = this.meta.get(table)!;
+      let list = all;
+      let lastTruncate = -1;
+      list.forEach((p, i) => {
+        if (p.rec.op === 'truncate') lastTruncate = i;
+      });
+      if (lastTruncate >= 0) {
+        stmts.push({ text: `TRUNCATE ${meta.ident}`, params: [] });
+        list = list.slice(lastTruncate + 1);
+      }
+      // Collapse per key to the last record (map order = order of last occurrence).
+      const last = new Map<string, { p: Prepared; deleteFirst: boolean }>();
+      for (const p of list) {
+        const prev = last.get(p.nkey);
+        const deleteFirst = p.rec.op === 'upsert' && !!prev && (prev.p.rec.op === 'delete' || prev.deleteFirst);
+        last.delete(p.nkey);
+        last.set(p.nkey, { p, deleteFirst });
+      }
+      const deletes = new Map<string, Prepared[]>();
+      const upserts = new Map<string, { cols: string[]; keyCols: string[]; rows: Prepared[] }>();
+      for (const { p, deleteFirst } of last.values()) {
+        if (p.rec.op === 'delete' || deleteFirst) {
+          const sig = p.keyCols.join('\u0000');
+          let g = deletes.get(sig);
+          if (!g) deletes.set(sig, (g = []));
+          g.push(p);
+        }
+        if (p.rec.op === 'upsert') {
+          const rest = [...p.row!.keys()].filter((c) => !p.keyCols.includes(c) && !meta.columns.get(c)?.generated).sort();
+          const cols = [...p.keyCols, ...rest];
+          const sig = p.keyCols.join('\u0000') + '\u0001' + rest.join('\u0000');
+          let g = upserts.get(sig);
+          if (!g) upserts.set(sig, (g = { cols, keyCols: p.keyCols, rows: [] }));
+          g.rows.push(p);
+        }
+      }
+      for (const g of deletes.values()) stmts.push(...deleteStatements(meta, g[0].keyCols, g.map((p) => g[0].keyCols.map((c) => p.row?.get(c) ?? toParam(p.rec.key[c])))));
+      for (const g of upserts.values()) stmts.push(...upsertStatements(meta, g.cols, g.keyCols, g.rows.map((p) => g.cols.map((c) => p.row!.get(c)))));
+    }
+    return stmts;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Metadata and auto-evolution
+
+  /** Make sure every table is known and has every column the records write (reload, then evolve). */
+  private async ensureTables(records: Prepared[], hints?: WriteHints): Promise<void> {
+    const needed = new Map<string, Set<string>>();
+    for (const p of records) {
+      let s = needed.get(p.table);
+      if (!s) needed.set(p.table, (s = new Set()));
+      if (p.row) for (const c of p.row.keys()) s.add(c);
+      else for (const c of p.keyCols) s.add(c);
+    }
+    const missingOf = (table: string) => [...needed.get(table)!].filter((c) => !this.meta.get(table)?.columns.has(c));
+    const stale = [...needed.keys()].filter((t) => !this.meta.has(t) || missingOf(t).length > 0);
+    if (stale.length === 0) return;
+    await this.loadMeta(stale);
+    for (const table of stale) {
+      const missing = missingOf(table);
+      if (missing.length === 0) continue;
+      if (!this.cfg.autoEvolve) {
+        throw fatal('SINK_UNKNOWN_COLUMN', `${this.where}: target table ${table} has no column ${missing.join(', ')} (autoEvolve is off: add the column or map it away)`);
+      }
+      const types = hints?.columnTypes?.get(table) ?? {};
+      const clauses = missing.map((c) => {
+        const t = types[c] ?? 'text';
+        if (!TYPE_HINT_RE.test(t) || t.includes('--')) throw fatal('SINK_BAD_TYPE_HINT', `${this.where}: refusing column type '${t}' for ${table}.${c}`);
+        return `ADD COLUMN IF NOT EXISTS ${quoteIdent(c)} ${t}`;
+      });
+      const sql = `ALTER TABLE ${this.meta.get(table)!.ident} ${clauses.join(', ')}`;
+      try {
+        await this.q(this.pool, sql);
+      } catch (err) {
+        throw classifyPgError(err, `${this.where}: adding column(s) ${missing.join(', ')} to ${table}`);
+      }
+      this.stats.columnsAdded += missing.length;
+      this.log.warn({ table, columns: missing.map((c) => `${c} ${types[c] ?? 'text'}`) }, 'sink.evolve: added target columns');
+      await this.loadMeta([table]);
+      const still = missingOf(table);
+      if (still.length > 0) throw fatal('SINK_UNKNOWN_COLUMN', `${this.where}: target table ${table} still has no column ${still.join(', ')} after ALTER TABLE`);
+    }
+  }
+
+  /** Load columns and primary keys of these tables in one catalog query; a missing table is fatal. */
+  private async loadMeta(tables: string[]): Promise<void> {
+    const parts = tables.map(splitTable);
+    let res: pg.QueryResult;
+    try {
+      res = await this.q(
+        this.pool,
+        `SELECT w.tbl, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+                CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]'
+                               WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
+                               ELSE format_type(a.atttypid, NULL) END AS cast_type,
+                a.atttypid AS oid, a.attnotnull AS not_null, a.attgenerated <> '' AS generated,
+                a.attidentity = 'a' AS identity_always, t.typcategory = 'A' AS is_array,
+                array_position(i.indkey::int2[], a.attnum) AS pk_pos
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS w(tbl, nsp, rel)
+           JOIN pg_namespace n ON n.nspname = w.nsp
+           JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel AND c.relkind IN ('r', 'p', 'f')
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           JOIN pg_type t ON t.oid = a.atttypid
+           LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+          ORDER BY w.tbl, a.attnum`,
+        [tables, parts.map((p) => p[0]), parts.map((p) => p[1])],
+      );
+    } catch (err) {
+      throw classifyPgError(err, `${this.where}: reading catalog for ${tables.join(', ')}`);
+    }
+    const fresh = new Map<string, TableMeta>();
+    const pkPos = new Map<string, [number, string][]>();
+    for (const r of res.rows as Record<string, string | null>[]) {
+      const table = r.tbl!;
+      let m = fresh.get(table);
+      if (!m) fresh.set(table, (m = { table, ident: quoteTable(table), columns: new Map(), primaryKey: [] }));
+      const name = r.attname!;
+      m.columns.set(name, {
+        name,
+        type: r.type!,
+        castType: r.cast_type!,
+        oid: Number(r.oid),
+        notNull: r.not_null === 't',
+        generated: r.generated === 't',
+        identityAlways: r.identity_always === 't',
+        isArray: r.is_array === 't',
+      });
+      if (r.pk_pos !== null) {
+        let l = pkPos.get(table);
+        if (!l) pkPos.set(table, (l = []));
+        l.push([Number(r.pk_pos), name]);
+      }
+    }
+    for (const table of tables) {
+      const m = fresh.get(table);
+      if (!m) {
+        this.meta.delete(table);
+        throw fatal('SINK_TABLE_MISSING', `${this.where}: target table ${table} does not exist (create it, or fix the table mapping)`);
+      }
+      m.primaryKey = (pkPos.get(table) ?? []).sort((a, b) => a[0] - b[0]).map((x) => x[1]);
+      this.meta.set(table, m);
+    }
+  }
+
+  /** Cached metadata of a table (for callers and tests); loads it if needed. */
+  async tableMeta(table: string): Promise<{ columns: { name: string; type: string }[]; primaryKey: string[] }> {
+    if (!this.meta.has(table)) await this.loadMeta([table]);
+    const m = this.meta.get(table)!;
+    return { columns: [...m.columns.values()].map((c) => ({ name: c.name, type: c.type })), primaryKey: [...m.primaryKey] };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // readRows
+
+  async readRows(table: string, keys: Row[]): Promise<Map<string, Row>> {
+    const out = new Map<string, Row>();
+    if (keys.length === 0) return out;
+    if (!this.meta.has(table)) await this.loadMeta([table]);
+    const meta = this.meta.get(table)!;
+    const keyCols = Object.keys(keys[0]);
+    const unknown = keyCols.filter((c) => !meta.columns.has(c));
+    if (unknown.length > 0) throw fatal('SINK_UNKNOWN_COLUMN', `${this.where}: target table ${table} has no key column ${unknown.join(', ')}`);
+    // Caller's keyString by normalised parameter text, so the result is keyed exactly as asked.
+    const wanted = new Map<string, string>();
+    const keyParams = keys.map((k) => {
+      const params = keyCols.map((c) => toParam(k[c] ?? null));
+      wanted.set(JSON.stringify(params.map(paramText)), keyString(k));
+      return params;
+    });
+    const stmts = selectStatements(meta, keyCols, keyParams);
+    try {
+      await this.withClient(async (client) => {
+        const catalog = await this.typeCatalog(client);
+        for (const s of stmts) {
+          const res = await this.q(client, s.text, s.params);
+          await catalog.ensure(this.counted(client), res.fields.map((f) => f.dataTypeID));
+          const types = res.fields.map((f) => columnType(f.dataTypeID, f.dataTypeModifier, catalog));
+          for (const raw of res.rows as Record<string, string | null>[]) {
+            const row: Row = {};
+            res.fields.forEach((f, i) => (row[f.name] = parsePgText(raw[f.name] ?? null, types[i])));
+            const norm = JSON.stringify(keyCols.map((c) => paramText(toParam(row[c] ?? null))));
+            out.set(wanted.get(norm) ?? keyString(Object.fromEntries(keyCols.map((c) => [c, row[c] ?? null]))), row);
+          }
+        }
+      });
+    } catch (err) {
+      throw classifyPgError(err, `${this.where}: reading ${keys.length} rows of ${table}`);
+    }
+    return out;
+  }
+
+  /** The type catalog (all of pg_type, loaded once per sink; reloaded by ensure() for new types). */
+  private async typeCatalog(client: pg.PoolClient): Promise<TypeCatalog> {
+    if (!this.catalog) this.catalog = await TypeCatalog.load(this.counted(client));
+    return this.catalog;
+  }
+
+  /** A client view whose queries go through the round-trip counter. */
+  private counted(client: pg.PoolClient): pg.ClientBase {
+    const query = (config: unknown, values?: unknown[]) => {
+      this.count(typeof config === 'string' ? config : String((config as { text?: string }).text), values?.length ?? 0);
+      return (client.query as (c: unknown, v?: unknown[]) => Promise<pg.QueryResult>)(config, values);
+    };
+    return { query } as unknown as pg.ClientBase;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private count(text: string, params: number): void {
+    this.stats.queries++;
+    this.onQuery?.(text, params);
+  }
+
+  private q(on: pg.Pool | pg.PoolClient, text: string, params?: unknown[]): Promise<pg.QueryResult> {
+    this.count(text, params?.length ?? 0);
+    return on.query(text, params);
+  }
+
+  /** Check out a client; on failure roll back and release it (destroyed if even ROLLBACK fails). */
+  private async withClient(fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw classifyPgError(err, `${this.where}: connect`);
+    }
+    // A checked-out client whose connection dies emits 'error' besides failing its query; without a
+    // listener that would be an uncaught exception. The failing query carries the error to us.
+    const onError = (err: Error) => this.log.warn({ err: err.message }, 'sink.pg.connection_lost');
+    client.on('error', onError);
+    try {
+      await fn(client);
+    } catch (err) {
+      let broken = false;
+      try {
+        await this.q(client, 'ROLLBACK');
+      } catch {
+        broken = true;
+      }
+      if (!broken) client.off('error', onError); // a destroyed client keeps the listener for late events
+      client.release(broken ? true : undefined);
+      throw err;
+    }
+    client.off('error', onError);
+    client.release();
+  }
+}
+
+function safeKeyString(key: Row | null | undefined): string {
+  try {
+    return keyString(key ?? {});
+  } catch {
+    return '?';
+  }
+}
+
+/** Poison errors are isolated per record; 21000 (a key twice in one statement) too, it cannot happen record by record. */
+function isolatable(e: SynclineError): boolean {
+  return e.kind === 'poison' || e.code === 'PG_21000';
+}
+
+function castOf(meta: TableMeta, col: string): string {
+  return meta.columns.get(col)!.castType;
+}
+
+/** Split `rows` (each `width` parameters) into chunks that stay under MAX_PARAMS. */
+function chunks<T>(rows: T[], width: number): T[][] {
+  const per = Math.max(1, Math.floor(MAX_PARAMS / Math.max(1, width)));
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += per) out.push(rows.slice(i, i + per));
+  return out;
+}
+
+/** `(c1, c2) IN (($1::t1,$2::t2), ...)` or `c = ANY($1::t[])` for one non-array key column. */
+function keyPredicate(meta: TableMeta, keyCols: string[], keys: unknown[][]): Stmt[] {
+  if (keyCols.length === 1 && !meta.columns.get(keyCols[0])!.isArray) {
+    return [{ text: `${quoteIdent(keyCols[0])} = ANY($1::${castOf(meta, keyCols[0])}[])`, params: [keys.map((k) => k[0])] }];
+  }
+  return chunks(keys, keyCols.length).map((part) => {
+    const params: unknown[] = [];
+    const tuples = part.map((k) => '(' + k.map((v, i) => `$${params.push(v)}::${castOf(meta, keyCols[i])}`).join(',') + ')');
+    return { text: `(${keyCols.map(quoteIdent).join(',')}) IN (${tuples.join(',')})`, params };
+  });
+}
+
+function deleteStatements(meta: TableMeta, keyCols: string[], keys: unknown[][]): Stmt[] {
+  return keyPredicate(meta, keyCols, keys).map((p) => ({ text: `DELETE FROM ${meta.ident} WHERE ${p.text}`, params: p.params }));
+}
+
+function selectStatements(meta: TableMeta, keyCols: string[], keys: unknown[][]): Stmt[] {
+  return keyPredicate(meta, keyCols, keys).map((p) => ({ text: `SELECT * FROM ${meta.ident} WHERE ${p.text}`, params: p.params }));
+}
+
+function upsertStatements(meta: TableMeta, cols: string[], keyCols: string[], rows: unknown[][]): Stmt[] {
+  const casts = cols.map((c) => castOf(meta, c));
+  const overriding = cols.some((c) => meta.columns.get(c)!.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
+  const set = cols.filter((c) => !keyCols.includes(c));
+  const conflict =
+    `ON CONFLICT (${keyCols.map(quoteIdent).join(',')}) ` +
+    (set.length === 0 ? 'DO NOTHING' : `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`);
+  return chunks(rows, cols.length).map((part) => {
+    const params: unknown[] = [];
+    const tuples = part.map((r) => '(' + r.map((v, i) => `$${params.push(v)}::${casts[i]}`).join(',') + ')');
+    return { text: `INSERT INTO ${meta.ident} (${cols.map(quoteIdent).join(',')})${overriding} VALUES ${tuples.join(',')} ${conflict}`, params };
+  });
+}
+
+/** Text form of a parameter, for comparing keys. */
+function paramText(p: unknown): string | null {
+  if (p === null || p === undefined) return null;
+  if (Buffer.isBuffer(p)) return '\\x' + p.toString('hex');
+  return String(p);
+}
+
+registerSink({
+  type: 'postgres',
+  description: 'PostgreSQL target: batched multi-row upserts and deletes in one transaction per batch, with per-record isolation of bad records.',
+  spec: pgSinkSpec,
+  create: (cfg, ctx) => new PostgresSink(cfg, ctx),
+});
+
+/** Column types carried by the records themselves (from the source schema), per target table. */
+function hintsFromRecords(batch: SinkRecord[]): WriteHints {
+  const columnTypes = new Map<string, Record<string, string>>();
+  for (const r of batch) {
+    if (!r.columnTypes) continue;
+    columnTypes.set(r.table, { ...columnTypes.get(r.table), ...r.columnTypes });
+  }
+  return { columnTypes };
+}

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# The local stack without Docker: PostgreSQL (wal_level=logical), Redis, Apache Kafka (KRaft, single
+# node) and Apicurio Registry (Confluent-compatible API), started from packages and Maven Central.
+#
+#   scripts/stack.sh up       idempotent; a healthy running service is reused, not restarted
+#   scripts/stack.sh down     stops what this script started (Kafka, registry); leaves PG/Redis up
+#   scripts/stack.sh status   one line per service; exit 1 if any is down
+#
+# Everything downloaded or written lives under $SYNCLINE_CACHE (default ~/.cache/syncline), outside
+# the repository, and is reused between runs.
+set -euo pipefail
+
+CACHE="${SYNCLINE_CACHE:-$HOME/.cache/syncline}"
+RUN="$CACHE/run"
+KAFKA_VERSION="${SYNCLINE_KAFKA_VERSION:-4.1.1}"
+LOG4J_VERSION="2.24.3"
+# 2.6.x runs on Java 17 and serves the Confluent-compatible API at /apis/ccompat/v7; Maven Central
+# serves no complete 3.0/3.1 archive (3.0.9 lacks its parent POM), and 3.2+ needs Java 21.
+APICURIO_VERSIONS="${SYNCLINE_APICURIO_VERSIONS:-2.6.13.Final}"
+DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
+KAFKA_PORT=9092
+REGISTRY_PORT=8081
+PG_HOST=127.0.0.1
+PG_PORT=5432
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+mvn_q() { mvn -B -q -ntp -Dstyle.color=never "$@" </dev/null >&2; }
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
+psql_admin() { psql -X -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -At "$@"; }
+
+pg_up() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    log "installing PostgreSQL from Debian packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  local v; v="$(pg_cluster_version)"
+  [ -n "$v" ] || die "no PostgreSQL cluster under /etc/postgresql"
+  if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
+    log "starting PostgreSQL $v"
+    pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+    for _ in $(seq 1 60); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.5; done
+    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || die "PostgreSQL did not start (see /var/log/postgresql)"
+  fi
+  # On a fresh Debian install, local TCP connections need a password; this stack is for tests.
+  if ! psql_admin -c 'select 1' >/dev/null 2>&1; then
+    local hba="/etc/postgresql/$v/main/pg_hba.conf"
+    log "allowing trust auth on loopback in $hba"
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+    sed -i -E 's/^(local\s+all\s+(all|postgres)\s+)\S+/\1trust/' "$hba"
+    pg_ctlcluster --skip-systemctl-redirect "$v" main reload
+    sleep 1
+  fi
+  local wal slots senders
+  wal="$(psql_admin -c 'show wal_level')"
+  slots="$(psql_admin -c 'show max_replication_slots')"
+  senders="$(psql_admin -c 'show max_wal_senders')"
+  if [ "$wal" != "logical" ] || [ "$slots" -lt 64 ] || [ "$senders" -lt 64 ]; then
+    log "enabling logical replication (wal_level=$wal slots=$slots senders=$senders) and restarting PostgreSQL"
+    psql_admin -c "alter system set wal_level = logical" >/dev/null
+    psql_admin -c "alter system set max_replication_slots = 64" >/dev/null
+    psql_admin -c "alter system set max_wal_senders = 64" >/dev/null
+    psql_admin -c "alter system set max_connections = 300" >/dev/null
+    pg_ctlcluster --skip-systemctl-redirect "$v" main restart
+    for _ in $(seq 1 60); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.5; done
+    [ "$(psql_admin -c 'show wal_level')" = "logical" ] || die "wal_level is still not logical"
+  fi
+}
+
+pg_status() {
+  if pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
+    echo "postgres  up    $PG_HOST:$PG_PORT wal_level=$(psql_admin -c 'show wal_level' 2>/dev/null || echo '?')"
+  else
+    echo "postgres  down  $PG_HOST:$PG_PORT"; return 1
+  fi
+}
+
+# ---------------------------------------------------------------- Redis
+redis_up() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing Redis from Debian packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" != "PONG" ]; then
+    log "starting Redis"
+    mkdir -p /var/lib/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis >/dev/null
+    for _ in $(seq 1 40); do [ "$(redis-cli ping 2>/dev/null)" = "PONG" ] && break; sleep 0.25; done
+    [ "$(redis-cli ping 2>/dev/null)" = "PONG" ] || die "Redis did not start"
+  fi
+}
+
+redis_status() {
+  if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; then echo "redis     up    127.0.0.1:6379"
+  else echo "redis     down  127.0.0.1:6379"; return 1; fi
+}
+
+# ---------------------------------------------------------------- Kafka
+kafka_fetch() {
+  [ -f "$KAFKA_HOME/.complete" ] && return 0
+  log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central (once)"
+  local work="$CACHE/build/kafka-$KAFKA_VERSION"
+  rm -rf "$work" "$KAFKA_HOME"; mkdir -p "$work" "$KAFKA_HOME/libs"
+  cat >"$work/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>syncline.stack</groupId><artifactId>kafka-broker</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+  (cd "$work" && mvn_q "$DEP_PLUGIN:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs") \
+    || die "could not fetch Kafka $KAFKA_VERSION from Maven Central"
+  cat >"$KAFKA_HOME/log4j2.properties" <<'L4J'
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.state.name = state.change.logger
+logger.state.level = warn
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = warn
+logger.raft.name = org.apache.kafka.raft
+logger.raft.level = warn
+L4J
+  touch "$KAFKA_HOME/.complete"
+}
+
+kafka_java() { java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+  -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" -cp "$KAFKA_HOME/libs/*" "$@"; }
+
+kafka_ready() {
+  pid_alive "$RUN/kafka.pid" && grep -q "Kafka Server started" "$RUN/kafka.log" 2>/dev/null && port_open $KAFKA_PORT
+}
+
+kafka_up() {
+  if kafka_ready; then return 0; fi
+  if port_open $KAFKA_PORT && ! pid_alive "$RUN/kafka.pid"; then
+    log "port $KAFKA_PORT is open but not by this stack's broker: reusing it as Kafka"
+    return 0
+  fi
+  kafka_fetch
+  mkdir -p "$RUN/kafka-data"
+  local props="$RUN/kafka.properties"
+  cat >"$props" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:9093
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:9093
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$RUN/kafka-data
+num.partitions=3
+num.network.threads=2
+num.io.threads=2
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.cleaner.dedupe.buffer.size=2097152
+log.retention.hours=2160
+log.segment.bytes=67108864
+PROPS
+  if [ ! -f "$RUN/kafka-data/meta.properties" ]; then
+    local cid; cid="$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+    kafka_java kafka.tools.StorageTool format -t "$cid" -c "$props" --ignore-formatted >"$RUN/kafka-format.log" 2>&1 \
+      || die "kafka storage format failed: $(tail -n 5 "$RUN/kafka-format.log")"
+  fi
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+  : >"$RUN/kafka.log"
+  (kafka_java kafka.Kafka "$props" >>"$RUN/kafka.log" 2>&1 & echo $! >"$RUN/kafka.pid")
+  for _ in $(seq 1 240); do
+    kafka_ready && { log "Kafka is up"; return 0; }
+    pid_alive "$RUN/kafka.pid" || die "Kafka exited during start-up: $(tail -n 20 "$RUN/kafka.log")"
+    sleep 0.5
+  done
+  die "Kafka did not report 'Kafka Server started' within 120 s (log: $RUN/kafka.log)"
+}
+
+kafka_status() {
+  if kafka_ready || port_open $KAFKA_PORT; then echo "kafka     up    127.0.0.1:$KAFKA_PORT"
+  else echo "kafka     down  127.0.0.1:$KAFKA_PORT"; return 1; fi
+}
+
+# ---------------------------------------------------------------- Apicurio Registry
+registry_url() { echo "http://127.0.0.1:$REGISTRY_PORT"; }
+registry_ready() { curl -fsS -o /dev/null --max-time 2 "$(registry_url)/health/ready" 2>/dev/null; }
+
+registry_fetch() {
+  local home
+  for v in $APICURIO_VERSIONS; do
+    home="$CACHE/apicurio-$v"
+    if [ -f "$home/.complete" ]; then echo "$home"; return 0; fi
+  done
+  for v in $APICURIO_VERSIONS; do
+    home="$CACHE/apicurio-$v"
+    log "fetching Apicurio Registry $v from Maven Central (once, ~160 MB)"
+    rm -rf "$home"; mkdir -p "$home"
+    if (cd "$CACHE" && mvn_q "$DEP_PLUGIN:copy" -Dartifact="io.apicurio:apicurio-registry-app:$v:tar.gz:all" \
+          -DoutputDirectory="$home" -Dmdep.stripVersion=false) ; then
+      tar -xzf "$home"/*.tar.gz -C "$home" && rm -f "$home"/*.tar.gz
+      # 2.x ships <name>-runner.jar with lib/; 3.x ships quarkus-app/quarkus-run.jar.
+      local jar; jar="$(find "$home" -name '*-runner.jar' -o -name 'quarkus-run.jar' | head -n 1)"
+      [ -n "$jar" ] || { log "no runnable jar in Apicurio $v"; continue; }
+      echo "$jar" >"$home/registry.jar.path"
+      touch "$home/.complete"; echo "$home"; return 0
+    fi
+    log "Apicurio $v not available, trying the next version"
+  done
+  die "could not fetch Apicurio Registry ($APICURIO_VERSIONS) from Maven Central"
+}
+
+registry_up() {
+  if registry_ready; then return 0; fi
+  local home; home="$(registry_fetch)"
+  mkdir -p "$RUN"
+  log "starting Apicurio Registry on $(registry_url)"
+  : >"$RUN/registry.log"
+  (java -Xms128m -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=$REGISTRY_PORT \
+     -jar "$(cat "$home/registry.jar.path")" >>"$RUN/registry.log" 2>&1 & echo $! >"$RUN/registry.pid")
+  for _ in $(seq 1 240); do
+    registry_ready && { log "registry is up"; return 0; }
+    pid_alive "$RUN/registry.pid" || die "registry exited during start-up: $(tail -n 20 "$RUN/registry.log")"
+    sleep 0.5
+  done
+  die "registry not ready within 120 s (log: $RUN/registry.log)"
+}
+
+registry_status() {
+  if registry_ready; then echo "registry  up    $(registry_url)/apis/ccompat/v7"
+  else echo "registry  down  $(registry_url)"; return 1; fi
+}
+
+stop_pid() {
+  local name="$1" file="$RUN/$1.pid"
+  pid_alive "$file" || { rm -f "$file"; return 0; }
+  local pid; pid="$(cat "$file")"
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$file"
+}
+
+cmd="${1:-status}"
+mkdir -p "$CACHE" "$RUN"
+case "$cmd" in
+  up)
+    pg_up; redis_up
+    # Kafka and the registry are independent JVMs: start them side by side.
+    kafka_up & kpid=$!
+    registry_up & rpid=$!
+    kst=0; rst=0
+    wait $kpid || kst=$?
+    wait $rpid || rst=$?
+    [ $kst -eq 0 ] && [ $rst -eq 0 ] || die "stack did not come up (kafka=$kst registry=$rst)"
+    pg_status; redis_status; kafka_status; registry_status
+    ;;
+  down) stop_pid registry; stop_pid kafka ;;
+  status)
+    rc=0
+    pg_status || rc=1; redis_status || rc=1; kafka_status || rc=1; registry_status || rc=1
+    exit $rc
+    ;;
+  fetch) kafka_fetch; registry_fetch >/dev/null ;;
+  *) die "usage: $0 up|down|status|fetch" ;;
+esac

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `npm test`: brings the local stack up (idempotent, reuses what is healthy), checks types and the
+# generated config docs, then runs unit and integration tests with Node's test runner.
+#   npm test -- test/convergence.int.test.ts     run only some files
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/stack.sh up
+npx tsc --noEmit -p tsconfig.json
+npx tsx scripts/gen-config-docs.ts --check
+if [ "$#" -gt 0 ]; then files=("$@"); else
+  mapfile -t files < <(find src connectors test -name '*.test.ts' | sort)
+fi
+# Integration tests share one broker and one PostgreSQL on 2 cores: run files one at a time.
+export NODE_ENV=test
+exec node --import tsx --test --test-concurrency=1 --test-timeout=600000 "${files[@]}"

@@ -1,0 +1,72 @@
+/**
+ * Capture progress that must outlive the process and Redis: whether the initial snapshot of a slot
+ * completed. Stored in the compacted topic `<prefix>.capture.offsets`, key = slot name (the same
+ * idea as Kafka Connect's offsets topic). The streaming position itself lives in the replication
+ * slot (its confirmed LSN), which PostgreSQL keeps durably.
+ *
+ * Example record: key 'syncline_users' → {"slot":"syncline_users","snapshot":"done",
+ *   "consistentPoint":"0/1A2B3C8","tables":["public.users"],"at":"2026-11-25T10:00:00.000Z"}
+ * On crash mid-snapshot the record says "started" (or nothing): the next start drops the slot and
+ * snapshots again; snapshot rows are idempotent downstream (version state + hash delta).
+ */
+import { randomUUID } from 'node:crypto';
+import type { KafkaClient } from '../core/kafka.js';
+import { topics } from '../core/kafka.js';
+
+export interface CaptureOffset {
+  slot: string;
+  snapshot: 'started' | 'done' | 'skipped';
+  consistentPoint: string;
+  tables: string[];
+  at: string;
+}
+
+export class CaptureOffsets {
+  private readonly topic: string;
+  constructor(private readonly kafka: KafkaClient, prefix: string) {
+    this.topic = topics.captureOffsets(prefix);
+  }
+
+  async read(slot: string): Promise<CaptureOffset | null> {
+    await this.kafka.ensureTopics([this.topic], { partitions: 1, compact: true });
+    const admin = await this.kafka.getAdmin();
+    const offsets = await admin.fetchTopicOffsets(this.topic);
+    const high = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+    if (high === 0) return null;
+    const consumer = this.kafka.kafka.consumer({ groupId: `syncline-offsets-reader-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    let found: CaptureOffset | null = null;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+      const target = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+      await new Promise<void>((resolve, reject) => {
+        const done = new Set<number>();
+        for (const [p, h] of target) if (h === 0) done.add(p);
+        const timer = setTimeout(() => reject(new Error(`timed out reading ${this.topic}`)), 30000);
+        consumer
+          .run({
+            autoCommit: false,
+            eachMessage: async ({ partition, message }) => {
+              if (message.key?.toString() === slot) {
+                found = message.value ? (JSON.parse(message.value.toString()) as CaptureOffset) : null;
+              }
+              if (Number(message.offset) + 1 >= (target.get(partition) ?? 0)) done.add(partition);
+              if (done.size >= target.size) {
+                clearTimeout(timer);
+                resolve();
+              }
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
+    }
+    return found;
+  }
+
+  async write(offset: CaptureOffset): Promise<void> {
+    await this.kafka.ensureTopics([this.topic], { partitions: 1, compact: true });
+    await this.kafka.send([{ topic: this.topic, key: Buffer.from(offset.slot), value: Buffer.from(JSON.stringify(offset)) }]);
+  }
+}

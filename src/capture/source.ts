@@ -1,0 +1,133 @@
+/**
+ * Source database preparation and checks done once at capture start: connections with the session
+ * settings our text parser expects, table/key validation, and the publication.
+ */
+import pg from 'pg';
+import type { PgConnection } from '../../connectors/postgres/spec.js';
+import { classifyPgError, fatal } from '../core/errors.js';
+import type { TableConfig } from '../core/config/schema.js';
+
+/** Session settings every syncline connection to PostgreSQL uses (text formats are parsed exactly). */
+export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c IntervalStyle=postgres';
+
+export function pgClientConfig(c: PgConnection, extra: Partial<pg.ClientConfig> = {}): pg.ClientConfig {
+  return {
+    host: c.host,
+    port: c.port,
+    database: c.database,
+    user: c.user,
+    password: c.password,
+    ssl: c.ssl ? { rejectUnauthorized: false } : undefined,
+    options: SESSION_OPTIONS,
+    application_name: 'syncline',
+    connectionTimeoutMillis: 10000,
+    ...extra,
+  };
+}
+
+/** Parsers disabled: every value arrives as PostgreSQL text. */
+export const rawTypes = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
+
+export async function connectSource(c: PgConnection, what: string): Promise<pg.Client> {
+  const client = new pg.Client({ ...pgClientConfig(c), types: rawTypes });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw classifyPgError(err, `${what}: cannot connect to PostgreSQL ${c.user}@${c.host}:${c.port}/${c.database}`);
+  }
+  client.on('error', () => undefined); // surfaced by the next query
+  return client;
+}
+
+export interface SourceTable {
+  schema: string;
+  table: string;
+  /** Key columns used for Kafka keys and target upserts. */
+  key: string[];
+  replicaIdentity: 'd' | 'n' | 'f' | 'i';
+}
+
+export function splitName(qualified: string): [string, string] {
+  const dot = qualified.indexOf('.');
+  return [qualified.slice(0, dot), qualified.slice(dot + 1)];
+}
+
+export const quoteIdent = (s: string) => '"' + s.replace(/"/g, '""') + '"';
+export const quoteTable = (schema: string, table: string) => `${quoteIdent(schema)}.${quoteIdent(table)}`;
+
+/**
+ * Check every configured table: it exists, its key is known (primary key, or configured key with
+ * REPLICA IDENTITY FULL so deletes and updates carry the key's old values). Fatal errors name the table.
+ */
+export async function inspectTables(client: pg.Client, tables: TableConfig[], pipeline: string): Promise<SourceTable[]> {
+  const out: SourceTable[] = [];
+  for (const t of tables) {
+    const [schema, table] = splitName(t.source);
+    const rel = await client.query<{ oid: string; relreplident: string }>(
+      `select c.oid::text as oid, c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = $1 and c.relname = $2 and c.relkind in ('r','p')`,
+      [schema, table],
+    );
+    if (rel.rowCount === 0) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${pipeline}: source table ${t.source} does not exist`);
+    const { oid, relreplident } = rel.rows[0]!;
+    const cols = await client.query<{ attname: string }>(
+      `select attname from pg_attribute where attrelid = $1::oid and attnum > 0 and not attisdropped order by attnum`,
+      [oid],
+    );
+    const colNames = new Set(cols.rows.map((r) => r.attname));
+    const pk = await client.query<{ attname: string }>(
+      `select a.attname from pg_index i join lateral unnest(i.indkey) with ordinality k(attnum, ord) on true
+         join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+        where i.indrelid = $1::oid and i.indisprimary order by k.ord`,
+      [oid],
+    );
+    const pkCols = pk.rows.map((r) => r.attname);
+    let key: string[];
+    if (t.key) {
+      for (const k of t.key) {
+        if (!colNames.has(k)) throw fatal('SOURCE_KEY_UNKNOWN', `pipeline ${pipeline}: key column '${k}' of ${t.source} does not exist`);
+      }
+      const sameAsPk = pkCols.length === t.key.length && pkCols.every((c, i) => c === t.key![i]);
+      if (!sameAsPk && relreplident !== 'f') {
+        throw fatal(
+          'SOURCE_KEY_IDENTITY',
+          `pipeline ${pipeline}: table ${t.source} has configured key (${t.key.join(', ')}) that is not its primary key; ` +
+            `run ALTER TABLE ${t.source} REPLICA IDENTITY FULL so updates and deletes carry the key's old values`,
+        );
+      }
+      key = t.key;
+    } else if (pkCols.length > 0) {
+      key = pkCols;
+    } else {
+      throw fatal(
+        'SOURCE_NO_KEY',
+        `pipeline ${pipeline}: table ${t.source} has no primary key; add one, or set REPLICA IDENTITY FULL and configure 'key' for it`,
+      );
+    }
+    out.push({ schema, table, key, replicaIdentity: relreplident as SourceTable['replicaIdentity'] });
+  }
+  return out;
+}
+
+/** Create the publication for the configured tables, or add tables missing from an existing one. */
+export async function ensurePublication(client: pg.Client, publication: string, tables: SourceTable[]): Promise<void> {
+  const list = tables.map((t) => quoteTable(t.schema, t.table)).join(', ');
+  try {
+    const exists = await client.query(`select 1 from pg_publication where pubname = $1`, [publication]);
+    if (exists.rowCount === 0) {
+      await client.query(`create publication ${quoteIdent(publication)} for table ${list}`);
+      return;
+    }
+    const have = await client.query<{ schemaname: string; tablename: string }>(
+      `select schemaname, tablename from pg_publication_tables where pubname = $1`,
+      [publication],
+    );
+    const present = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
+    const missing = tables.filter((t) => !present.has(`${t.schema}.${t.table}`));
+    if (missing.length > 0) {
+      await client.query(`alter publication ${quoteIdent(publication)} add table ${missing.map((t) => quoteTable(t.schema, t.table)).join(', ')}`);
+    }
+  } catch (err) {
+    throw classifyPgError(err, `cannot create or update publication ${publication}`);
+  }
+}

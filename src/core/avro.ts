@@ -1,0 +1,610 @@
+/**
+ * The type system of the pipeline, Avro side: schemas built from column types, the avsc options that make
+ * every canonical value (src/core/pgtypes.ts) survive Avro exactly, and the envelope's field naming.
+ *
+ * Decisions (all exact, none lossy):
+ *  - long: every plain Avro "long" decodes to a JS bigint (a BigInt-backed avsc long type); on encode
+ *    bigints and safe-integer numbers are accepted. This covers int8 columns and the envelope's
+ *    ts_ms / tx_id (envelopeToAvro/envelopeFromAvro convert those to/from numbers).
+ *  - timestamp (local-timestamp-micros) / timestamptz (timestamp-micros): micros since the epoch, carried
+ *    as a bigint underneath (not as a double: micros beyond ±2^53, i.e. before 1685 or after 2255,
+ *    would otherwise be rounded or rejected). 'infinity' / '-infinity' are the int64 max / min sentinels
+ *    (as PostgreSQL stores them); finite values all fit between them except timestamps after about
+ *    294246 AD, which are poison.
+ *  - date: days since 1970-01-01 as int; 'infinity' / '-infinity' are the int32 max / min sentinels
+ *    (again PostgreSQL's own convention). Every finite PostgreSQL date (4713 BC … 5874897 AD) fits
+ *    strictly between them. BC dates use the proleptic Gregorian calendar (as PostgreSQL does).
+ *  - decimal(p,s): unscaled two's-complement big-endian bytes; decoded with exactly s fraction digits.
+ *    'NaN' (allowed in numeric(p,s)) has no decimal representation: encoding it is poison
+ *    (AVRO_DECIMAL_NAN). A value with more fraction digits than the scale (non-zero) or more digits than
+ *    the precision is poison too. Unconstrained numeric is a string ("syncline.VariableScaleDecimal"),
+ *    which also carries NaN and ±Infinity.
+ *  - float: the canonical value is already the exact float4 value (pgtypes parses with Math.fround),
+ *    so Avro float round-trips it bit for bit.
+ *  - arrays: one-dimensional only ({"type":"array","items":["null",T]}). Multi-dimensional PostgreSQL
+ *    arrays cannot be expressed in a fixed Avro schema: envelopeToAvro throws poison (AVRO_MULTIDIM_ARRAY).
+ *  - column names must be valid Avro names ([A-Za-z_][A-Za-z0-9_]*). They are NOT rewritten (a rewrite
+ *    could collide and would break the column mapping of the targets); a table with such a column
+ *    cannot be streamed as Avro and the schema builders throw fatal AVRO_INVALID_NAME naming the table
+ *    and the column (exclude the column or rename it).
+ *  - pgType: every field carries the attribute "pgType" (the column's SQL type). avsc drops unknown
+ *    attributes (a parsed Field keeps only name/type/aliases/doc/order/default, and
+ *    type.schema({exportAttrs:true}) exports only logicalType/doc/aliases), so avroOptions' typeHook
+ *    records them while parsing: pgTypeOfField(field) works on fields of any type parsed with
+ *    avroOptions (e.g. `await registry.getSchema(id)`), columnPgTypes(type) gives the whole map, and
+ *    pgTypesFromSchemaJson(text) works on raw schema text.
+ */
+import avsc from 'avsc';
+import type { ChangeEvent, Op, Row, Value } from './envelope.js';
+import { fatal, poison } from './errors.js';
+import { dateToDays, daysToDate, microsToTimestamp, timestampToMicros, type ColumnType } from './pgtypes.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Schemas
+
+export interface SchemaNamespace {
+  prefix: string;
+  schema: string;
+  table: string;
+}
+
+export interface SchemaColumn {
+  name: string;
+  type: ColumnType;
+}
+
+type AvroSchema = string | AvroSchema[] | { [k: string]: unknown };
+
+const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function sanitizeName(part: string): string {
+  let s = part.replace(/[^A-Za-z0-9_]/g, '_');
+  if (s === '' || /^[0-9]/.test(s)) s = '_' + s;
+  return s;
+}
+
+/** `<prefix>.<schema>.<table>` with every component made a valid Avro name (invalid characters → '_'). */
+export function avroNamespace(ns: SchemaNamespace): string {
+  return [...ns.prefix.split('.').filter((p) => p !== ''), ns.schema, ns.table].map(sanitizeName).join('.');
+}
+
+/** Avro schema of one column value (non-nullable). */
+export function avroType(t: ColumnType): AvroSchema {
+  switch (t.kind) {
+    case 'int':
+      return 'int';
+    case 'long':
+      return 'long';
+    case 'decimal':
+      return { type: 'bytes', logicalType: 'decimal', precision: t.precision, scale: t.scale };
+    case 'vdecimal':
+      return { type: 'string', 'connect.name': 'syncline.VariableScaleDecimal' };
+    case 'float':
+      return 'float';
+    case 'double':
+      return 'double';
+    case 'string':
+    case 'text':
+      return 'string';
+    case 'enum':
+      return { type: 'string', 'connect.name': 'syncline.Enum' };
+    case 'bool':
+      return 'boolean';
+    case 'date':
+      return { type: 'int', logicalType: 'date' };
+    case 'timestamp':
+      return { type: 'long', logicalType: 'local-timestamp-micros' };
+    case 'timestamptz':
+      return { type: 'long', logicalType: 'timestamp-micros' };
+    case 'uuid':
+      return { type: 'string', logicalType: 'uuid' };
+    case 'json':
+      return { type: 'string', 'connect.name': 'io.debezium.data.Json' };
+    case 'bytes':
+      return 'bytes';
+    case 'array':
+      if (!t.items) throw fatal('AVRO_SCHEMA', `array type ${t.pgType} without item type`);
+      return { type: 'array', items: ['null', avroType(t.items)] };
+  }
+}
+
+function checkColumnNames(ns: SchemaNamespace, cols: SchemaColumn[]): void {
+  for (const c of cols) {
+    if (!AVRO_NAME.test(c.name)) {
+      throw fatal(
+        'AVRO_INVALID_NAME',
+        `table ${ns.schema}.${ns.table}: column "${c.name}" is not a valid Avro field name ([A-Za-z_][A-Za-z0-9_]*); ` +
+          `rename it or exclude it from the pipeline`,
+      );
+    }
+  }
+}
+
+/** Record `Key` of the key columns (fields not nullable). */
+export function keySchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<string, unknown> {
+  checkColumnNames(ns, cols);
+  return {
+    type: 'record',
+    name: 'Key',
+    namespace: avroNamespace(ns),
+    fields: cols.map((c) => ({ name: c.name, type: avroType(c.type), pgType: c.type.pgType })),
+  };
+}
+
+/**
+ * Record `Envelope` {before, after: ["null", Value], op, source: Source, ts_ms, unchanged_toast}.
+ * Every column of `Value` is ["null", T] with default null, so adding a column is BACKWARD compatible.
+ */
+export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<string, unknown> {
+  checkColumnNames(ns, cols);
+  return {
+    type: 'record',
+    name: 'Envelope',
+    namespace: avroNamespace(ns),
+    fields: [
+      {
+        name: 'before',
+        type: [
+          'null',
+          {
+            type: 'record',
+            name: 'Value',
+            fields: cols.map((c) => ({ name: c.name, type: ['null', avroType(c.type)], default: null, pgType: c.type.pgType })),
+          },
+        ],
+        default: null,
+      },
+      { name: 'after', type: ['null', 'Value'], default: null },
+      { name: 'op', type: 'string' },
+      {
+        name: 'source',
+        type: {
+          type: 'record',
+          name: 'Source',
+          fields: [
+            { name: 'connector', type: 'string' },
+            { name: 'db', type: 'string' },
+            { name: 'schema', type: 'string' },
+            { name: 'table', type: 'string' },
+            { name: 'lsn', type: 'string' },
+            { name: 'commit_lsn', type: 'string' },
+            { name: 'tx_id', type: ['null', 'long'], default: null },
+            { name: 'ts_ms', type: 'long' },
+            { name: 'snapshot', type: 'boolean' },
+            { name: 'idx', type: 'int' },
+          ],
+        },
+      },
+      { name: 'ts_ms', type: 'long' },
+      { name: 'unchanged_toast', type: { type: 'array', items: 'string' }, default: [] },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// avsc types
+
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+/** Plain Avro long as a JS bigint (accepts safe-integer numbers on encode). */
+const BIGINT_LONG = avsc.types.LongType.__with({
+  fromBuffer: (buf: Buffer): bigint => buf.readBigInt64LE(0),
+  toBuffer: (n: bigint | number): Buffer => {
+    const buf = Buffer.allocUnsafe(8); // avsc inverts this buffer in place for negatives: never share it
+    buf.writeBigInt64LE(typeof n === 'bigint' ? n : BigInt(n));
+    return buf;
+  },
+  fromJSON: (v: unknown): bigint => (typeof v === 'bigint' ? v : BigInt(v as number | string)),
+  // JSON has no bigint: a number when exact, else its decimal digits (fromJSON reads both back).
+  toJSON: (n: bigint | number): number | string => {
+    const num = Number(n);
+    return Number.isSafeInteger(num) ? num : n.toString();
+  },
+  isValid: (n: unknown): boolean =>
+    (typeof n === 'bigint' && n >= INT64_MIN && n <= INT64_MAX) || (typeof n === 'number' && Number.isSafeInteger(n)),
+  compare: (a: bigint | number, b: bigint | number): number => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0),
+});
+
+const bigintOnlyHook = (schema: unknown): avsc.Type | undefined =>
+  schema === 'long' || (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long')
+    ? BIGINT_LONG
+    : undefined;
+
+type LogicalSchema = { type: unknown; logicalType: string; precision?: number; scale?: number };
+
+/** decimal: canonical value is the decimal string, Avro value the unscaled two's complement bytes. */
+class DecimalType extends avsc.types.LogicalType {
+  readonly precision: number;
+  readonly scale: number;
+  private readonly fixedSize: number | undefined;
+
+  constructor(schema: LogicalSchema, opts?: unknown) {
+    super(schema as never, opts);
+    const precision = schema.precision;
+    const scale = schema.scale ?? 0;
+    if (!Number.isInteger(precision) || precision! < 1 || !Number.isInteger(scale) || scale < 0 || scale > precision!) {
+      throw new Error(`invalid decimal precision/scale ${precision}/${scale}`); // avsc falls back to the underlying type
+    }
+    const u = this.underlyingType as unknown as { typeName: string; size?: number };
+    if (u.typeName !== 'bytes' && u.typeName !== 'fixed') throw new Error('decimal must be bytes or fixed');
+    this.precision = precision!;
+    this.scale = scale;
+    this.fixedSize = u.typeName === 'fixed' ? u.size : undefined;
+  }
+
+  protected override _fromValue(buf: Buffer): string {
+    return formatUnscaled(twosToBigInt(buf), this.scale);
+  }
+
+  protected override _toValue(v: unknown): Buffer {
+    if (typeof v !== 'string') throw poison('AVRO_DECIMAL', `decimal value must be a string, got ${typeof v}`);
+    const unscaled = parseUnscaled(v, this.scale, this.precision);
+    return bigIntToTwos(unscaled, this.fixedSize);
+  }
+
+  protected override _resolve(type: avsc.Type): ((v: unknown) => unknown) | undefined {
+    if (type instanceof DecimalType) {
+      if (type.scale === this.scale) return (v) => v;
+      return (v) => formatUnscaled(parseUnscaled(v as string, this.scale, Infinity), this.scale);
+    }
+    const name = (type as unknown as { typeName: string }).typeName;
+    if (name === 'bytes' || name === 'fixed') return (v) => this._fromValue(v as Buffer);
+    return undefined;
+  }
+
+  protected override _export(attrs: avsc.Schema): void {
+    const a = attrs as unknown as Record<string, unknown>;
+    a.precision = this.precision;
+    a.scale = this.scale;
+  }
+}
+
+/** Avro decimals cannot carry NaN: poison. */
+function parseUnscaled(v: string, scale: number, precision: number): bigint {
+  const m = /^([+-])?(\d*)(?:\.(\d*))?$/.exec(v);
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) {
+    if (/^[+-]?(NaN|Infinity)$/i.test(v)) {
+      throw poison('AVRO_DECIMAL_NAN', `decimal value '${v}' cannot be represented in an Avro decimal`);
+    }
+    throw poison('AVRO_DECIMAL', `'${v}' is not a decimal number`);
+  }
+  let frac = m[3] ?? '';
+  if (frac.length > scale) {
+    if (/[^0]/.test(frac.slice(scale))) {
+      throw poison('AVRO_DECIMAL', `decimal value '${v}' has more than ${scale} fraction digits`);
+    }
+    frac = frac.slice(0, scale);
+  }
+  frac = frac.padEnd(scale, '0');
+  const digits = ((m[2] || '0') + frac).replace(/^0+(?=\d)/, '');
+  if (digits !== '0' && digits.length > precision) {
+    throw poison('AVRO_DECIMAL', `decimal value '${v}' exceeds precision ${precision}`);
+  }
+  const u = BigInt(digits);
+  return m[1] === '-' ? -u : u;
+}
+
+function formatUnscaled(u: bigint, scale: number): string {
+  const neg = u < 0n;
+  let digits = (neg ? -u : u).toString();
+  if (scale > 0) {
+    digits = digits.padStart(scale + 1, '0');
+    digits = digits.slice(0, digits.length - scale) + '.' + digits.slice(digits.length - scale);
+  }
+  return neg ? '-' + digits : digits;
+}
+
+function bigIntToTwos(n: bigint, fixedSize?: number): Buffer {
+  const magnitudeBits = (n < 0n ? -n - 1n : n).toString(2).length; // '0' has length 1
+  let bytes = Math.ceil((magnitudeBits + 1) / 8);
+  if (fixedSize !== undefined) {
+    if (bytes > fixedSize) throw poison('AVRO_DECIMAL', `decimal value does not fit in ${fixedSize} bytes`);
+    bytes = fixedSize;
+  }
+  const v = n < 0n ? (1n << BigInt(bytes * 8)) + n : n;
+  return Buffer.from(v.toString(16).padStart(bytes * 2, '0'), 'hex');
+}
+
+function twosToBigInt(buf: Buffer): bigint {
+  if (buf.length === 0) return 0n;
+  const v = BigInt('0x' + buf.toString('hex'));
+  return buf[0] & 0x80 ? v - (1n << BigInt(buf.length * 8)) : v;
+}
+
+/** date: 'YYYY-MM-DD' ↔ days since 1970-01-01; 'infinity'/'-infinity' ↔ int32 max/min. */
+class DateType extends avsc.types.LogicalType {
+  constructor(schema: LogicalSchema, opts?: unknown) {
+    super(schema as never, opts);
+    if ((this.underlyingType as unknown as { typeName: string }).typeName !== 'int') throw new Error('date must be an int');
+  }
+
+  protected override _fromValue(days: number): string {
+    if (days === INT32_MAX) return 'infinity';
+    if (days === INT32_MIN) return '-infinity';
+    return daysToDate(days);
+  }
+
+  protected override _toValue(v: unknown): number {
+    if (v === 'infinity') return INT32_MAX;
+    if (v === '-infinity') return INT32_MIN;
+    if (typeof v !== 'string') throw poison('AVRO_DATE', `date value must be a string, got ${typeof v}`);
+    const days = dateToDays(v);
+    if (days <= INT32_MIN || days >= INT32_MAX) throw poison('AVRO_DATE', `date '${v}' is out of range`);
+    return days;
+  }
+
+  protected override _resolve(type: avsc.Type): ((v: unknown) => unknown) | undefined {
+    if (type instanceof DateType) return (v) => v;
+    if ((type as unknown as { typeName: string }).typeName === 'int') return (v) => this._fromValue(v as number);
+    return undefined;
+  }
+}
+
+/** timestamp-micros / local-timestamp-micros: canonical string ↔ micros (bigint underneath). */
+class TimestampMicrosType extends avsc.types.LogicalType {
+  readonly withZone: boolean;
+
+  constructor(schema: LogicalSchema, opts?: object) {
+    // The underlying long must be the bigint long: micros do not all fit in a double.
+    super(schema as never, { ...(opts ?? {}), typeHook: bigintOnlyHook });
+    if (this.underlyingType !== BIGINT_LONG) throw new Error(`${schema.logicalType} must be a long`);
+    this.withZone = schema.logicalType === 'timestamp-micros';
+  }
+
+  protected override _fromValue(us: bigint): string {
+    if (us === INT64_MAX) return 'infinity';
+    if (us === INT64_MIN) return '-infinity';
+    return microsToTimestamp(us, this.withZone);
+  }
+
+  protected override _toValue(v: unknown): bigint {
+    if (v === 'infinity') return INT64_MAX;
+    if (v === '-infinity') return INT64_MIN;
+    if (typeof v !== 'string') throw poison('AVRO_TIMESTAMP', `timestamp value must be a string, got ${typeof v}`);
+    const us = timestampToMicros(v, this.withZone);
+    if (us <= INT64_MIN || us >= INT64_MAX) throw poison('AVRO_TIMESTAMP', `timestamp '${v}' is out of the range of micros since 1970 in 64 bits`);
+    return us;
+  }
+
+  protected override _resolve(type: avsc.Type): ((v: unknown) => unknown) | undefined {
+    if (type instanceof TimestampMicrosType) {
+      if (type.withZone === this.withZone) return (v) => v;
+      return (v) => this._fromValue(type._toValue(v));
+    }
+    const name = (type as unknown as { typeName: string }).typeName;
+    if (name === 'long' || name === 'abstract:long' || name === 'int') return (v) => this._fromValue(BigInt(v as number | bigint));
+    return undefined;
+  }
+}
+
+// --- pgType attribute retention ------------------------------------------------------------------
+
+const FIELD_PG_TYPES = new WeakMap<object, string>();
+const RECORDS_IN_PROGRESS = new WeakSet<object>();
+
+interface RawRecordSchema {
+  type: 'record' | 'error';
+  fields: { name: string; pgType?: unknown }[];
+  logicalType?: unknown;
+}
+
+function isRecordWithPgTypes(schema: unknown): schema is RawRecordSchema {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return false;
+  const s = schema as Partial<RawRecordSchema>;
+  return (
+    (s.type === 'record' || s.type === 'error') &&
+    s.logicalType === undefined &&
+    Array.isArray(s.fields) &&
+    s.fields.some((f) => f && typeof f.pgType === 'string')
+  );
+}
+
+const LOGICAL_TYPES: Record<string, new (schema: never, opts?: never) => avsc.types.LogicalType> = {
+  decimal: DecimalType as never,
+  date: DateType as never,
+  'timestamp-micros': TimestampMicrosType as never,
+  'local-timestamp-micros': TimestampMicrosType as never,
+};
+
+function typeHook(schema: unknown, opts: object): avsc.Type | undefined {
+  if (schema === 'long') return BIGINT_LONG;
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined;
+  const s = schema as { type?: unknown; logicalType?: unknown };
+  if (s.type === 'long') {
+    // Logical longs we implement get their own (bigint) underlying type; any other long is a bigint.
+    if (typeof s.logicalType === 'string' && Object.hasOwn(LOGICAL_TYPES, s.logicalType)) return undefined;
+    return BIGINT_LONG;
+  }
+  if (isRecordWithPgTypes(schema) && !RECORDS_IN_PROGRESS.has(schema)) {
+    // Build the record ourselves (same options: same registry and namespace) to learn its Field objects.
+    RECORDS_IN_PROGRESS.add(schema);
+    let type: avsc.Type;
+    try {
+      type = avsc.Type.forSchema(schema as never, opts as never);
+    } finally {
+      RECORDS_IN_PROGRESS.delete(schema);
+    }
+    const fields = (type as avsc.types.RecordType).fields as unknown as { name: string }[];
+    for (const f of fields) {
+      const raw = schema.fields.find((r) => r && r.name === f.name);
+      if (raw && typeof raw.pgType === 'string') FIELD_PG_TYPES.set(f, raw.pgType);
+    }
+    return type;
+  }
+  return undefined;
+}
+
+/**
+ * avsc forSchema options for the schema registry client:
+ * `new SchemaRegistry({ host }, { forSchemaOptions: avroOptions })`. No shared `registry` (named types of
+ * different schemas would clash); the client spreads these options for every schema it parses.
+ */
+export const avroOptions: Partial<avsc.ForSchemaOptions> = {
+  logicalTypes: LOGICAL_TYPES as never,
+  typeHook: typeHook as never,
+};
+
+/** Parse a schema (object or JSON text) with avroOptions. */
+export function parseSchema(schema: object | string): avsc.Type {
+  return avsc.Type.forSchema((typeof schema === 'string' ? JSON.parse(schema) : schema) as never, { ...avroOptions } as never);
+}
+
+/**
+ * The "pgType" attribute of a record field: works for fields of types parsed with avroOptions
+ * (`type.fields[i]`) and for raw schema JSON field objects. undefined when the field has none.
+ */
+export function pgTypeOfField(field: object): string | undefined {
+  const known = FIELD_PG_TYPES.get(field);
+  if (known !== undefined) return known;
+  const raw = (field as { pgType?: unknown }).pgType;
+  return typeof raw === 'string' ? raw : undefined;
+}
+
+function recordOf(type: avsc.Type): avsc.types.RecordType | undefined {
+  const t = type as unknown as { typeName: string; types?: avsc.Type[] };
+  if (t.typeName === 'record' || t.typeName === 'error') return type as avsc.types.RecordType;
+  if (t.types) for (const b of t.types) if ((b as unknown as { typeName: string }).typeName === 'record') return b as avsc.types.RecordType;
+  return undefined;
+}
+
+/**
+ * column → pgType of a parsed Key or Envelope type (for an Envelope: the columns of its Value record).
+ * Columns without the attribute are left out.
+ */
+export function columnPgTypes(type: avsc.Type): Map<string, string> {
+  let rec = recordOf(type);
+  const after = rec?.fields.find((f) => f.name === 'after');
+  if (after && rec?.fields.some((f) => f.name === 'source')) rec = recordOf(after.type);
+  const out = new Map<string, string>();
+  for (const f of rec?.fields ?? []) {
+    const p = pgTypeOfField(f);
+    if (p !== undefined) out.set(f.name, p);
+  }
+  return out;
+}
+
+/** column → pgType from raw schema text (Key or Envelope; for an Envelope the Value record's columns). */
+export function pgTypesFromSchemaJson(rawSchemaJson: string): Map<string, string> {
+  const s = JSON.parse(rawSchemaJson) as { fields?: { name: string; type: unknown; pgType?: unknown }[] };
+  let fields = s.fields ?? [];
+  const after = fields.find((f) => f.name === 'before' || f.name === 'after');
+  if (after && fields.some((f) => f.name === 'source')) {
+    const before = fields.find((f) => f.name === 'before');
+    const branches = Array.isArray(before?.type) ? before!.type : [before?.type];
+    const rec = branches.find((b) => typeof b === 'object' && b !== null && (b as { type?: unknown }).type === 'record') as
+      | { fields: typeof fields }
+      | undefined;
+    fields = rec?.fields ?? [];
+  }
+  const out = new Map<string, string>();
+  for (const f of fields) if (typeof f.pgType === 'string') out.set(f.name, f.pgType);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Envelope
+
+export interface AvroSource {
+  connector: string;
+  db: string;
+  schema: string;
+  table: string;
+  lsn: string;
+  commit_lsn: string;
+  tx_id: bigint | null;
+  ts_ms: bigint;
+  snapshot: boolean;
+  idx: number;
+}
+
+export interface AvroEnvelope {
+  before: Row | null;
+  after: Row | null;
+  op: string;
+  source: AvroSource;
+  ts_ms: bigint;
+  unchanged_toast: string[];
+}
+
+function hasNestedArray(v: Value[]): boolean {
+  for (const e of v) if (Array.isArray(e)) return true;
+  return false;
+}
+
+/** Check a row for values Avro cannot carry (multi-dimensional arrays); returns the row itself. */
+export function rowToAvro(row: Row, where = 'row'): Row {
+  for (const k in row) {
+    const v = row[k];
+    if (Array.isArray(v) && hasNestedArray(v)) {
+      throw poison('AVRO_MULTIDIM_ARRAY', `${where}: column "${k}" holds a multi-dimensional array, which the Avro schema (one-dimensional arrays) cannot carry`);
+    }
+  }
+  return row;
+}
+
+/** Decoded Avro record → plain row object. */
+export function rowFromAvro(rec: unknown): Row {
+  return { ...(rec as Row) };
+}
+
+export function envelopeToAvro(e: ChangeEvent, connector = 'syncline'): AvroEnvelope {
+  const where = `${e.source.schema}.${e.source.table}`;
+  return {
+    before: e.before && rowToAvro(e.before, where),
+    after: e.after && rowToAvro(e.after, where),
+    op: e.op,
+    source: {
+      connector,
+      db: e.source.db,
+      schema: e.source.schema,
+      table: e.source.table,
+      lsn: e.source.lsn,
+      commit_lsn: e.source.commitLsn,
+      tx_id: e.source.txId === null || e.source.txId === undefined ? null : BigInt(e.source.txId),
+      ts_ms: BigInt(e.source.tsMs),
+      snapshot: e.source.snapshot,
+      idx: e.source.idx,
+    },
+    ts_ms: BigInt(e.tsMs),
+    unchanged_toast: e.unchangedToast,
+  };
+}
+
+const OPS = new Set<Op>(['c', 'u', 'd', 'r', 't']);
+
+/**
+ * Decoded Envelope → ChangeEvent. Columns listed in unchanged_toast are removed from `after` (Avro
+ * wrote them as null; the sinks must keep the target's value). Note that a `before` holding only key
+ * columns decodes with the other columns as null (Avro has no "absent").
+ */
+export function envelopeFromAvro(obj: unknown): ChangeEvent {
+  const o = obj as AvroEnvelope;
+  if (!o || typeof o !== 'object' || !o.source || !OPS.has(o.op as Op)) {
+    throw poison('AVRO_ENVELOPE', `decoded message is not a change envelope (op ${JSON.stringify((o as { op?: unknown })?.op)})`);
+  }
+  const unchangedToast = [...(o.unchanged_toast ?? [])];
+  const after: Row | null = o.after ? rowFromAvro(o.after) : null;
+  if (after) for (const c of unchangedToast) delete after[c];
+  const s = o.source;
+  return {
+    op: o.op as Op,
+    before: o.before ? rowFromAvro(o.before) : null,
+    after,
+    source: {
+      db: s.db,
+      schema: s.schema,
+      table: s.table,
+      lsn: s.lsn,
+      commitLsn: s.commit_lsn,
+      txId: s.tx_id === null || s.tx_id === undefined ? null : Number(s.tx_id),
+      tsMs: Number(s.ts_ms),
+      snapshot: s.snapshot,
+      idx: s.idx,
+    },
+    tsMs: Number(o.ts_ms),
+    unchangedToast,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro body) through a
+ * Confluent-compatible schema registry. Subjects follow TopicNameStrategy: `<topic>-key`,
+ * `<topic>-value`, with BACKWARD compatibility. Registration is cached by schema text, so a schema
+ * is registered once per process; decoding caches writer schemas by id.
+ */
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { avroOptions } from './avro.js';
+import { poison, retriable, fatal } from './errors.js';
+
+export class AvroCodec {
+  readonly registry: SchemaRegistry;
+  private readonly ids = new Map<string, Promise<number>>();
+
+  constructor(readonly url: string) {
+    this.registry = new SchemaRegistry({ host: url, retry: { retries: 5, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 3 } }, { forSchemaOptions: avroOptions } as never);
+  }
+
+  /** Register (or look up) a schema under a subject; returns its global id. */
+  register(subject: string, schema: object): Promise<number> {
+    const text = JSON.stringify(schema);
+    const cacheKey = subject + '\u0000' + text;
+    let id = this.ids.get(cacheKey);
+    if (!id) {
+      id = this.registry
+        .register({ type: SchemaType.AVRO, schema: text }, { subject, compatibility: 'BACKWARD' } as never)
+        .then((r) => r.id)
+        .catch((err: unknown) => {
+          this.ids.delete(cacheKey);
+          const e = err as { status?: number; message?: string };
+          if (e?.status === 409 || /compatib/i.test(e?.message ?? '')) {
+            throw fatal('SCHEMA_INCOMPATIBLE', `schema for subject ${subject} is not BACKWARD compatible with the registered one: ${e?.message}`, err);
+          }
+          throw retriable('REGISTRY_UNAVAILABLE', `cannot register schema for ${subject} at ${this.url}: ${e?.message ?? String(err)}`, err);
+        });
+      this.ids.set(cacheKey, id);
+    }
+    return id;
+  }
+
+  async encode(id: number, value: unknown): Promise<Buffer> {
+    try {
+      return await this.registry.encode(id, value);
+    } catch (err) {
+      throw poison('AVRO_ENCODE', `value does not match schema ${id}: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** Decode a Confluent-framed message; undecodable input (bad magic byte, unknown id, bad body) is poison. */
+  async decode<T = unknown>(buf: Buffer | null): Promise<T> {
+    if (!buf || buf.length < 5) throw poison('DECODE_FAILED', `message of ${buf?.length ?? 0} bytes is not in the Confluent wire format`);
+    if (buf[0] !== 0) throw poison('DECODE_FAILED', `message starts with magic byte ${buf[0]}, expected 0 (Confluent wire format)`);
+    try {
+      return (await this.registry.decode(buf)) as T;
+    } catch (err) {
+      const e = err as { status?: number; message?: string; name?: string };
+      if (e?.status === 404) throw poison('SCHEMA_UNKNOWN', `schema id ${buf.readInt32BE(1)} is not in the registry`, err);
+      if (e?.status && e.status >= 500) throw retriable('REGISTRY_UNAVAILABLE', `registry error ${e.status}: ${e.message}`, err);
+      if (/ECONNREFUSED|ETIMEDOUT|ECONNRESET|socket hang up/i.test(e?.message ?? '')) throw retriable('REGISTRY_UNAVAILABLE', `registry unreachable: ${e.message}`, err);
+      throw poison('DECODE_FAILED', `cannot decode message with schema id ${buf.readInt32BE(1)}: ${e?.message ?? String(err)}`, err);
+    }
+  }
+}

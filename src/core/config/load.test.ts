@@ -1,0 +1,254 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import '../../../connectors/index.js';
+import { ConfigError, interpolate, loadConfig, parseConfig, type ConfigProblem } from './load.js';
+import { renderConfigDocs } from './docs.js';
+import type { PgSinkConfig, PgSourceConfig } from '../../../connectors/postgres/spec.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../../configs/data-sync-config.yaml', import.meta.url));
+
+/** A valid config; `lines` are appended to the users-sync pipeline (4 spaces in). Line numbers in comments. */
+const valid = (extra = '') => `version: 1
+pipelines:
+  users-sync:
+    source:
+      type: postgres
+      connection:
+        database: shop
+        password: \${DB_PASSWORD:-}
+      slot: syncline_users
+      publication: syncline_users
+    target:
+      type: postgres
+      connection: { database: shop_copy }
+    tables:
+      - source: public.users
+        key: [id]
+${extra}`;
+//     1 version, 2 pipelines, 3 users-sync, 4 source, 5 type, 6 connection, 7 database, 8 password,
+//     9 slot, 10 publication, 11 target, 12 type, 13 connection, 14 tables, 15 - source, 16 key
+
+/** Parses and returns the ConfigError's problems (fails if the text is accepted). */
+function problemsOf(text: string, env: Record<string, string | undefined> = {}, file = 'test.yaml'): { err: ConfigError; problems: ConfigProblem[] } {
+  try {
+    parseConfig(text, file, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return { err, problems: err.problems };
+  }
+  assert.fail('config was accepted');
+}
+
+test('the example config loads, with defaults and interpolated values', () => {
+  const config = loadConfig(EXAMPLE, {});
+  assert.deepEqual(Object.keys(config.pipelines), ['users-sync', 'orders-sync', 'inventory-sync']);
+  // source/target are typed by their connector (SynclineConfig only knows the registry's union).
+  const source = config.pipelines['users-sync']!.source as PgSourceConfig;
+  const target = config.pipelines['users-sync']!.target as PgSinkConfig;
+  assert.equal(source.slot, 'syncline_users');
+  assert.equal(source.connection.database, 'syncline_demo_source');
+  assert.equal(source.connection.port, 5432); // `${..:-5432}` unquoted → number
+  assert.equal(target.connection.database, 'syncline_demo_target');
+  assert.deepEqual(config.pipelines['orders-sync']!.tables.map((t) => t.source), ['public.orders', 'public.order_items']);
+  assert.deepEqual(config.pipelines['inventory-sync']!.tables[0]!.key, ['sku']);
+  assert.equal(config.defaults.conflict.strategy, 'latest-timestamp');
+  assert.equal(config.defaults.conflict.field, 'updated_at');
+  assert.equal(config.topicPrefix, 'syncline');
+});
+
+test('the example config takes overrides from the environment', () => {
+  const config = loadConfig(EXAMPLE, { SYNCLINE_SOURCE_DB: 'other_db', SYNCLINE_TOPIC_PREFIX: 'run42', PGPASSWORD: 'pw', SYNCLINE_SOURCE_PORT: '5433' });
+  assert.equal(config.topicPrefix, 'run42');
+  const source = (name: string) => config.pipelines[name]!.source as PgSourceConfig;
+  assert.equal(source('orders-sync').connection.database, 'other_db'); // through the YAML alias
+  assert.equal(source('users-sync').connection.port, 5433);
+  assert.equal(source('users-sync').connection.password, 'pw');
+});
+
+test('top-level x- keys hold anchors and are ignored; merge keys work', () => {
+  const text = `x-pg: &pg
+  type: postgres
+  connection: { database: shop }
+${valid().replace('    source:\n      type: postgres\n', '    source:\n      <<: *pg\n')}`;
+  const source = parseConfig(text, 'test.yaml', {}).pipelines['users-sync']!.source as PgSourceConfig;
+  assert.equal(source.type, 'postgres');
+  assert.equal(source.connection.database, 'shop');
+});
+
+test('an unknown key is reported at its own line, with a suggestion', () => {
+  const { err, problems } = problemsOf(valid('    tabels: []\n'));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 17);
+  assert.equal(problems[0]!.col, 5);
+  assert.equal(problems[0]!.path, 'pipelines.users-sync.tabels');
+  assert.match(problems[0]!.message, /unknown key 'tabels' \(did you mean 'tables'\?\)/);
+  assert.match(err.message, /^test\.yaml:17:5: pipelines\.users-sync\.tabels: unknown key 'tabels'/m);
+  assert.equal(err.code, 'CONFIG_INVALID');
+  assert.equal(err.kind, 'fatal');
+});
+
+test('a wrong type is reported at the value', () => {
+  const { err, problems } = problemsOf(valid().replace('connection: { database: shop_copy }', 'connection: { database: shop_copy, port: abc }'));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 13);
+  assert.equal(problems[0]!.path, 'pipelines.users-sync.target.connection.port');
+  assert.equal(problems[0]!.col, 48);
+  assert.equal(problems[0]!.message, 'expected integer, got string "abc"');
+  assert.match(err.message, /^test\.yaml:13:48: pipelines\.users-sync\.target\.connection\.port: expected integer, got string "abc"$/m);
+});
+
+test('a missing required field is reported at its parent mapping', () => {
+  const { problems } = problemsOf(valid().replace('      slot: syncline_users\n', ''));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 4); // `source:`
+  assert.equal(problems[0]!.path, 'pipelines.users-sync.source.slot');
+  assert.equal(problems[0]!.message, 'required');
+});
+
+test('a missing field of a list item is reported at the item', () => {
+  const { problems } = problemsOf(valid().replace('      - source: public.users\n        key: [id]\n', '      - target: public.users\n'));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 15);
+  assert.equal(problems[0]!.path, 'pipelines.users-sync.tables[0].source');
+});
+
+test('every problem is listed, in file order', () => {
+  const text = valid('    tabels: []\n').replace('slot: syncline_users', 'slot: Bad-Slot').replace('version: 1', 'version: 2');
+  const { err, problems } = problemsOf(text);
+  assert.deepEqual(
+    problems.map((p) => [p.line, p.path]),
+    [
+      [1, 'version'],
+      [9, 'pipelines.users-sync.source.slot'],
+      [17, 'pipelines.users-sync.tabels'],
+    ],
+  );
+  assert.equal(err.message.split('\n').length, 4); // header + one line each
+});
+
+test('a YAML syntax error is reported with its line and column', () => {
+  const text = 'version: 1\npipelines:\n  users-sync:\n    source: {type: postgres\n    target: x\n';
+  const { err, problems } = problemsOf(text, {}, 'bad.yaml');
+  assert.ok(problems.length >= 1);
+  assert.equal(problems[0]!.line, 5);
+  assert.match(problems[0]!.message, /^YAML syntax error: /);
+  assert.match(err.message, /^bad\.yaml:5:\d+: YAML syntax error/m);
+});
+
+test('a duplicate key is a syntax error at the second occurrence', () => {
+  const { problems } = problemsOf('version: 1\npipelines: {}\nversion: 1\n');
+  assert.equal(problems[0]!.line, 3);
+});
+
+test('an unset environment variable is refused, naming it, the file and the line', () => {
+  const { err, problems } = problemsOf(valid().replace('database: shop\n', 'database: ${SHOP_DB}\n'), {}, 'env.yaml');
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 7);
+  assert.equal(problems[0]!.path, 'pipelines.users-sync.source.connection.database');
+  assert.match(problems[0]!.message, /environment variable SHOP_DB is not set/);
+  assert.match(err.message, /^env\.yaml:7:\d+: .*SHOP_DB/m);
+  // Set, it is used; `$${` stays a literal.
+  const config = parseConfig(valid().replace('database: shop\n', 'database: ${SHOP_DB}\n'), 'env.yaml', { SHOP_DB: 'shop_x' });
+  assert.equal((config.pipelines['users-sync']!.source as PgSourceConfig).connection.database, 'shop_x');
+});
+
+test('interpolation syntax', () => {
+  assert.equal(interpolate('${A}-${B:-dflt}-$${C}-$x', { A: 'a' }).value, 'a-dflt-${C}-$x');
+  assert.equal(interpolate('${A:-d}', { A: '' }).value, 'd');
+  assert.equal(interpolate('${A}', { A: '' }).value, '');
+  assert.deepEqual(interpolate('${A', {}).errors.length, 1);
+  assert.deepEqual(interpolate('${1A}', {}).errors.length, 1);
+  assert.match(interpolate('${NOPE}', {}).errors[0]!, /NOPE is not set/);
+});
+
+test('an interpolated value is converted where a number is expected, a literal string is not', () => {
+  const interpolated = valid().replace('connection: { database: shop_copy }', 'connection: { database: shop_copy, port: "${PORT:-5433}", ssl: "${SSL:-true}" }');
+  const target = parseConfig(interpolated, 'test.yaml', {}).pipelines['users-sync']!.target as PgSinkConfig;
+  assert.equal(target.connection.port, 5433);
+  assert.equal(target.connection.ssl, true);
+  const { problems } = problemsOf(valid().replace('connection: { database: shop_copy }', 'connection: { database: shop_copy, port: "5432" }'));
+  assert.equal(problems[0]!.line, 13);
+  assert.equal(problems[0]!.message, 'expected integer, got string "5432"');
+  const { problems: notNumber } = problemsOf(valid().replace('connection: { database: shop_copy }', 'connection: { database: shop_copy, port: "${PORT:-x}" }'));
+  assert.equal(notNumber[0]!.message, 'expected integer, got string "x"');
+});
+
+test('an unquoted ${ inside a flow mapping is a syntax error, reported once', () => {
+  const { problems } = problemsOf(valid().replace('connection: { database: shop_copy }', 'connection: { database: ${DB} }'));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 13);
+});
+
+test('a replication slot used by two pipelines is refused at the second', () => {
+  const text = valid(`  orders-sync:
+    source:
+      type: postgres
+      connection: { database: shop }
+      slot: syncline_users
+      publication: syncline_orders
+    target: { type: postgres, connection: { database: shop_copy } }
+    tables: [{ source: public.orders }]
+`);
+  const { problems } = problemsOf(text);
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 21);
+  assert.equal(problems[0]!.path, 'pipelines.orders-sync.source.slot');
+  assert.match(problems[0]!.message, /replication slot 'syncline_users' is already used by pipeline 'users-sync' \(line 9\)/);
+});
+
+test('a duplicate publication, a table listed twice, custom conflict without module, a blank key column', () => {
+  const text = valid(`      - source: public.users
+        key: [' ']
+        conflict: { strategy: custom }
+  orders-sync:
+    source: { type: postgres, connection: { database: shop }, slot: syncline_orders, publication: syncline_users }
+    target: { type: postgres, connection: { database: shop_copy } }
+    tables: [{ source: public.orders }]
+`);
+  const { problems } = problemsOf(text);
+  assert.deepEqual(
+    problems.map((p) => [p.line, p.path]),
+    [
+      [17, 'pipelines.users-sync.tables[1].source'],
+      [18, 'pipelines.users-sync.tables[1].key[0]'],
+      [19, 'pipelines.users-sync.tables[1].conflict.module'],
+      [21, 'pipelines.orders-sync.source.publication'],
+    ],
+  );
+});
+
+test('a secret value never appears in an error message', () => {
+  const secret = 'hunter2-very-secret';
+  // A literal secret of the wrong type, and a secret from the environment next to other mistakes.
+  const literal = valid().replace('password: ${DB_PASSWORD:-}', 'password: [hunter2-very-secret]').replace('slot: syncline_users', 'slot: BAD');
+  const fromEnv = valid('    tabels: []\n').replace('connection: { database: shop_copy }', 'connection: { database: shop_copy, password: 12345 }');
+  for (const [text, env] of [
+    [literal, {}],
+    [fromEnv, { DB_PASSWORD: secret }],
+    [valid().replace('password: ${DB_PASSWORD:-}', `password: { value: ${secret} }`), {}],
+  ] as const) {
+    const { err, problems } = problemsOf(text, env);
+    assert.ok(!err.message.includes(secret), err.message);
+    assert.ok(!err.message.includes('hunter2'), err.message);
+    assert.ok(!err.message.includes('12345'), err.message);
+    for (const p of problems) assert.ok(!p.message.includes(secret));
+  }
+  const { err } = problemsOf(valid().replace('connection: { database: shop_copy }', 'connection: { database: shop_copy, password: 12345 }'));
+  assert.match(err.message, /password: expected string, got number \(secret, not shown\)/);
+  // A syntax error on the password line shows no excerpt of the line.
+  const { err: syntax } = problemsOf(valid().replace('password: ${DB_PASSWORD:-}', `password: "${secret}`));
+  assert.ok(!syntax.message.includes(secret), syntax.message);
+});
+
+test('a missing file is a ConfigError naming the file', () => {
+  assert.throws(() => loadConfig('/nonexistent/syncline.yaml', {}), (err: unknown) => err instanceof ConfigError && /^invalid config \/nonexistent\/syncline\.yaml[\s\S]*file not found/.test(err.message));
+});
+
+test('the generated reference documents every option of the example, with secrets flagged', () => {
+  const md = renderConfigDocs();
+  for (const path of ['topicPrefix', 'kafka.brokers', 'defaults.conflict.strategy', 'pipelines.<name>.tables[].key', 'pipelines.<name>.source.slot', 'pipelines.<name>.target.connection.database']) {
+    assert.ok(md.includes(`| \`${path}\` |`), path);
+  }
+  assert.match(md, /\| `pipelines\.<name>\.source\.connection\.password` \| string \| no \|[^\n]*\| yes \|/);
+});

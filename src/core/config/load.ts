@@ -1,0 +1,625 @@
+/**
+ * Config loading: YAML text → interpolated → validated against configSpec() → SynclineConfig.
+ *
+ * Every mistake is reported with the file, line and column where it was made, all at once, in a
+ * single ConfigError (kind fatal: the process stops, no restart loop):
+ *
+ *   configs/sync.yaml:14:7: pipelines.users-sync.tabels: unknown key 'tabels' (did you mean 'tables'?)
+ *   configs/sync.yaml:22:15: pipelines.users-sync.source.connection.port: expected integer, got string "abc"
+ *
+ * Steps:
+ *  1. Parse with `yaml` (parseDocument + LineCounter, so every node knows its offsets). Syntax errors
+ *     stop here, reported at their line and column.
+ *  2. Interpolate `${VAR}` and `${VAR:-default}` in scalar values (not keys); `$${` is a literal `${`.
+ *     An unset variable without a default is an error naming the variable. `:-` also applies the
+ *     default when the variable is set but empty (shell semantics).
+ *  3. Validate with configSpec() (zod). Each issue's path is walked back through the YAML tree to
+ *     the node it concerns (see Locator). A value produced by interpolation (`port: ${PGPORT:-5432}`)
+ *     is converted where zod wants a number or boolean and it reads as one: environment variables
+ *     are always strings. Quoted or not, since inside a flow collection (`{ port: "${PGPORT}" }`)
+ *     `${` must be quoted. A literal "5432" without interpolation stays a string (and is refused).
+ *     Top-level keys starting with `x-` are ignored: a place for YAML anchors (`x-pg: &pg {...}`).
+ *  4. Semantic checks zod cannot express (unique slots/publications, custom conflict needs module…).
+ *
+ * Secrets: the value of a field whose spec carries meta `{ secret: true }` (or whose key looks like
+ * one: password, token, secret…) is never printed; messages say "(secret, not shown)". YAML syntax
+ * errors are reported without the source excerpt for the same reason.
+ *
+ * Connectors must be registered before loading (import connectors/index.js), since the source and
+ * target sections come from the registry.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import { SynclineError } from '../errors.js';
+import { configSpec, type SynclineConfig } from './schema.js';
+
+export interface ConfigProblem {
+  file: string;
+  /** 1-based; 0 when the problem concerns the whole file (unreadable). */
+  line: number;
+  /** 1-based; 0 with line 0. */
+  col: number;
+  /** Dotted path of the option, e.g. `pipelines.users-sync.tables[0].source`; '' for the document. */
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends SynclineError {
+  readonly file: string;
+  readonly problems: ConfigProblem[];
+  constructor(file: string, problems: ConfigProblem[]) {
+    const n = problems.length;
+    super('fatal', 'CONFIG_INVALID', `invalid config ${file} (${n} problem${n === 1 ? '' : 's'}):\n${problems.map(formatProblem).join('\n')}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+/** `FILE:LINE:COL: path: message` (or `FILE: message` for a whole-file problem). */
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file;
+  return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+}
+
+export type Env = Record<string, string | undefined>;
+
+export function loadConfig(file: string, env: Env = process.env): SynclineConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(err)})`;
+    throw new ConfigError(file, [{ file, line: 0, col: 0, path: '', message: why }]);
+  }
+  return parseConfig(text, file, env);
+}
+
+export function parseConfig(text: string, file: string, env: Env = process.env): SynclineConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, merge: true, uniqueKeys: true });
+  const at = (offset: number) => lineCounter.linePos(offset);
+
+  // 1. Syntax.
+  // Only the first error: the parser's later ones are mostly consequences of it.
+  const syntax = doc.errors[0];
+  if (syntax) {
+    const pos = syntax.linePos?.[0] ?? at(syntax.pos[0]);
+    // prettyErrors appends " at line L, column C:" and a source excerpt; keep only the reason
+    // (the excerpt could show a secret).
+    const reason = (syntax.message.split('\n')[0] ?? syntax.message).replace(/ at line \d+, column \d+:?$/, '');
+    const more = doc.errors.length > 1 ? ` (${doc.errors.length - 1} more error${doc.errors.length > 2 ? 's' : ''} after it, not shown)` : '';
+    throw new ConfigError(file, [{ file, line: pos.line, col: pos.col, path: '', message: `YAML syntax error: ${reason}${more}` }]);
+  }
+
+  // 2. Interpolation.
+  const problems: ConfigProblem[] = [];
+  const interpolated = new WeakSet<YamlNode>();
+  visit(doc, {
+    Scalar(key, node, ancestors) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('$')) return;
+      const r = interpolate(node.value, env);
+      if (r.errors.length > 0) {
+        const pos = at(node.range?.[0] ?? 0);
+        const path = formatPath(pathOfAncestors(ancestors, node));
+        for (const message of r.errors) problems.push({ file, line: pos.line, col: pos.col, path, message });
+        return;
+      }
+      if (r.value !== node.value) {
+        node.value = r.value;
+        if (r.substituted) interpolated.add(node);
+      }
+    },
+  });
+  if (problems.length > 0) throw new ConfigError(file, sortProblems(problems));
+
+  // 3. Schema.
+  const spec = configSpec();
+  const data: unknown = doc.toJS({ maxAliasCount: 1000 });
+  // Top-level `x-…` keys are extension fields (a place for YAML anchors), as in Compose files.
+  if (data !== null && typeof data === 'object' && !Array.isArray(data)) {
+    for (const key of Object.keys(data)) if (key.startsWith('x-')) delete (data as Record<string, unknown>)[key];
+  }
+  const locator = new Locator(doc, lineCounter);
+  let result = spec.safeParse(data);
+  for (let round = 0; !result.success && round < 5; round++) {
+    if (!coerceInterpolated(result.error.issues, locator, data, interpolated)) break;
+    result = spec.safeParse(data);
+  }
+  if (!result.success) for (const issue of result.error.issues) problems.push(...issueProblems(issue, file, spec, data, locator));
+
+  // 4. Semantics (also when the schema failed, so that one run lists every problem).
+  problems.push(...semanticProblems(data, file, locator));
+  if (problems.length > 0 || !result.success) throw new ConfigError(file, sortProblems(problems));
+  return result.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interpolation
+
+interface Interpolated {
+  value: string;
+  /** At least one ${…} was replaced (an escaped `$${` alone does not count). */
+  substituted: boolean;
+  errors: string[];
+}
+
+/** `${VAR}`, `${VAR:-default}`; `$${` is a literal `${`; any other `$` is literal. */
+export function interpolate(s: string, env: Env): Interpolated {
+  let out = '';
+  let substituted = false;
+  const errors: string[] = [];
+  let i = 0;
+  while (i < s.length) {
+    const j = s.indexOf('$', i);
+    if (j < 0) {
+      out += s.slice(i);
+      break;
+    }
+    out += s.slice(i, j);
+    if (s.startsWith('$${', j)) {
+      out += '${';
+      i = j + 3;
+      continue;
+    }
+    if (s[j + 1] !== '{') {
+      out += '$';
+      i = j + 1;
+      continue;
+    }
+    const end = s.indexOf('}', j + 2);
+    if (end < 0) {
+      errors.push("unterminated '${' (write '$${' for a literal '${')");
+      break;
+    }
+    const inner = s.slice(j + 2, end);
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/.exec(inner);
+    if (!m) {
+      errors.push(`invalid reference '\${${inner}}': expected \${NAME} or \${NAME:-default} (write '$\${' for a literal '\${')`);
+      i = end + 1;
+      continue;
+    }
+    const name = m[1]!;
+    const fallback = m[2];
+    const value = env[name];
+    substituted = true;
+    if (value !== undefined && !(fallback !== undefined && value === '')) out += value;
+    else if (fallback !== undefined) out += fallback;
+    else errors.push(`environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
+    i = end + 1;
+  }
+  return { value: out, substituted, errors };
+}
+
+/** Where a node visited by yaml's visit() sits: keys of the maps and indexes of the seqs above it. */
+function pathOfAncestors(ancestors: readonly unknown[], node: unknown): (string | number)[] {
+  const path: (string | number)[] = [];
+  const chain = [...ancestors, node];
+  for (let k = 0; k < chain.length - 1; k++) {
+    const parent = chain[k];
+    const child = chain[k + 1];
+    if (isPair(parent)) continue;
+    if (isMap(parent) && isPair(child)) path.push(keyString(child.key));
+    else if (isSeq(parent)) path.push(parent.items.indexOf(child as never));
+  }
+  return path;
+}
+
+function keyString(key: unknown): string {
+  if (isScalar(key)) return String(key.value);
+  return String(key);
+}
+
+/**
+ * Converts an interpolated value that zod wants as a number or boolean. Returns whether anything
+ * changed (the caller validates again).
+ */
+function coerceInterpolated(issues: readonly z.core.$ZodIssue[], locator: Locator, data: unknown, interpolated: WeakSet<YamlNode>): boolean {
+  let changed = false;
+  for (const issue of issues) {
+    if (issue.code !== 'invalid_type' || !['number', 'int', 'boolean'].includes(issue.expected)) continue;
+    const path = issue.path as (string | number)[];
+    const node = locator.node(path);
+    if (!isScalar(node) || !interpolated.has(node) || typeof node.value !== 'string') continue;
+    const text = node.value.trim();
+    let value: number | boolean | undefined;
+    if (issue.expected === 'boolean') value = text === 'true' ? true : text === 'false' ? false : undefined;
+    else if (/^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(text)) value = Number(text);
+    if (value === undefined) continue;
+    const parent = valueAt(data, path.slice(0, -1));
+    if (parent === null || typeof parent !== 'object') continue;
+    (parent as Record<string | number, unknown>)[path[path.length - 1]!] = value;
+    changed = true;
+  }
+  return changed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locating a path in the YAML document
+
+interface Pos {
+  line: number;
+  col: number;
+}
+
+class Locator {
+  constructor(
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  private pos(node: YamlNode | null | undefined): Pos | undefined {
+    const offset = node?.range?.[0];
+    return offset === undefined ? undefined : this.lines.linePos(offset);
+  }
+
+  private walk(path: readonly (string | number)[]) {
+    let node: unknown = this.doc.contents;
+    let key: YamlNode | undefined;
+    let depth = 0;
+    for (const seg of path) {
+      const cur = isAlias(node) ? node.resolve(this.doc) : node;
+      let next: unknown;
+      let nextKey: YamlNode | undefined;
+      if (isMap(cur)) {
+        const pair = cur.items.find((p) => keyString(p.key) === String(seg));
+        if (!pair) break;
+        next = pair.value;
+        nextKey = pair.key as YamlNode;
+      } else if (isSeq(cur) && typeof seg === 'number' && seg < cur.items.length) {
+        next = cur.items[seg];
+      } else break;
+      node = next;
+      key = nextKey;
+      depth++;
+    }
+    return { node: node as YamlNode | null | undefined, key, depth, complete: depth === path.length };
+  }
+
+  /** The node at `path` (through aliases), if the file has one there. */
+  node(path: readonly (string | number)[]): YamlNode | null | undefined {
+    const w = this.walk(path);
+    return w.complete ? w.node : undefined;
+  }
+
+  /**
+   * Position of the value at `path`. A scalar or flow collection: the value itself. A block
+   * collection or an empty value: its key. A path that is not in the file (a missing required field,
+   * or a value that came from a default): the key of the deepest mapping that is (the parent
+   * mapping of a missing field).
+   */
+  value(path: readonly (string | number)[]): Pos {
+    const w = this.walk(path);
+    const node = w.node;
+    const keyPos = this.pos(w.key);
+    const nodePos = this.pos(node);
+    const fallback = nodePos ?? keyPos ?? { line: 1, col: 1 };
+    if (!w.complete) return keyPos ?? fallback;
+    if (isScalar(node)) return node.value === null && keyPos ? keyPos : fallback;
+    const flow = (node as { flow?: boolean } | null | undefined)?.flow === true;
+    if (flow) return fallback;
+    return keyPos ?? fallback;
+  }
+
+  /** Position of the key at the end of `path` (unknown keys, invalid record keys). */
+  key(path: readonly (string | number)[]): Pos {
+    const w = this.walk(path);
+    if (w.complete && w.key) return this.pos(w.key) ?? this.value(path);
+    return this.value(path);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zod issues → problems
+
+type Seg = string | number;
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out;
+}
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let cur = data;
+  for (const seg of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[seg];
+  }
+  return cur;
+}
+
+const SECRET_KEY = /pass(word|wd|phrase)?$|secret|token|api[-_]?key|credential|private[-_]?key/i;
+
+type Def = { type: string } & Record<string, unknown>;
+const defOf = (s: z.ZodType): Def => s._zod.def as unknown as Def;
+
+/** Unwraps optional/default/… layers; reports whether any layer is marked secret. */
+function unwrap(s: z.ZodType): { schema: z.ZodType; secret: boolean } {
+  let secret = false;
+  let cur = s;
+  for (let i = 0; i < 20; i++) {
+    if (z.globalRegistry.get(cur)?.secret === true) secret = true;
+    const def = defOf(cur);
+    if (['optional', 'nullable', 'default', 'prefault', 'nonoptional', 'readonly', 'catch'].includes(def.type)) cur = def.innerType as z.ZodType;
+    else if (def.type === 'pipe') cur = def.in as z.ZodType;
+    else if (def.type === 'lazy') cur = (def.getter as () => z.ZodType)();
+    else break;
+  }
+  return { schema: cur, secret };
+}
+
+/** For a union, the option that applies to `data` (by discriminator, else by key). */
+function pickOption(s: z.ZodType, data: unknown, seg?: Seg): z.ZodType | undefined {
+  const def = defOf(s);
+  if (def.type !== 'union') return s;
+  const options = def.options as z.ZodType[];
+  const disc = def.discriminator as string | undefined;
+  const obj = data !== null && typeof data === 'object' ? (data as Record<string, unknown>) : {};
+  for (const o of options) {
+    const u = unwrap(o).schema;
+    const d = defOf(u);
+    if (d.type !== 'object') continue;
+    const shape = d.shape as Record<string, z.ZodType>;
+    if (disc !== undefined) {
+      const lit = shape[disc] ? defOf(unwrap(shape[disc]).schema) : undefined;
+      if (lit && Array.isArray(lit.values) && lit.values.includes(obj[disc])) return u;
+    } else if (seg !== undefined && typeof seg === 'string' && seg in shape) return u;
+  }
+  return undefined;
+}
+
+/** The schema at `path` (following the data through unions) and whether it is secret. */
+function schemaAt(root: z.ZodType, data: unknown, path: readonly Seg[]): { schema?: z.ZodType; secret: boolean } {
+  let { schema, secret } = unwrap(root);
+  let value = data;
+  for (const seg of path) {
+    const picked = pickOption(schema, value, seg);
+    if (!picked) return { secret: secret || (typeof seg === 'string' && SECRET_KEY.test(seg)) };
+    const def = defOf(picked);
+    let next: z.ZodType | undefined;
+    if (def.type === 'object') next = (def.shape as Record<string, z.ZodType>)[String(seg)];
+    else if (def.type === 'record') next = def.valueType as z.ZodType;
+    else if (def.type === 'array') next = def.element as z.ZodType;
+    else if (def.type === 'tuple') next = typeof seg === 'number' ? (def.items as z.ZodType[])[seg] : undefined;
+    if (typeof seg === 'string' && SECRET_KEY.test(seg)) secret = true;
+    if (!next) return { secret };
+    const u = unwrap(next);
+    schema = u.schema;
+    secret ||= u.secret;
+    value = value !== null && typeof value === 'object' ? (value as Record<Seg, unknown>)[seg] : undefined;
+  }
+  return { schema, secret };
+}
+
+/** Keys an object at `path` accepts (for "did you mean"). */
+function knownKeys(root: z.ZodType, data: unknown, path: readonly Seg[]): string[] {
+  const { schema } = schemaAt(root, data, path);
+  if (!schema) return [];
+  const picked = pickOption(schema, valueAt(data, path));
+  if (!picked) return [];
+  const def = defOf(picked);
+  return def.type === 'object' ? Object.keys(def.shape as object) : [];
+}
+
+/** Optimal string alignment distance (a transposition counts as one edit). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dist = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (dist < bestD) {
+      best = c;
+      bestD = dist;
+    }
+  }
+  return bestD <= limit ? best : undefined;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  object: 'mapping',
+  record: 'mapping',
+  map: 'mapping',
+  array: 'list',
+  tuple: 'list',
+  int: 'integer',
+  number: 'number',
+  string: 'string',
+  boolean: 'boolean',
+  null: 'empty value',
+};
+
+function describeValue(v: unknown, secret: boolean): string {
+  const kind = v === null ? 'empty value' : Array.isArray(v) ? 'list' : typeof v === 'object' ? 'mapping' : typeof v;
+  if (v === null || Array.isArray(v) || typeof v === 'object') return kind;
+  if (secret) return `${kind} (secret, not shown)`;
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v)}`;
+  return `${kind} ${String(v)}`;
+}
+
+/** z.number().int(): a number with an integer format check. */
+function isInteger(s: z.ZodType | undefined): boolean {
+  if (!s) return false;
+  const checks = (defOf(s).checks as { _zod: { def: { check?: string; format?: string } } }[] | undefined) ?? [];
+  return defOf(s).type === 'number' && (/int/.test(String(defOf(s).format ?? '')) || checks.some((c) => c._zod.def.check === 'number_format' && /int/.test(c._zod.def.format ?? '')));
+}
+
+const literal = (v: unknown) => (typeof v === 'string' ? `'${v}'` : String(v));
+
+function issueProblems(issue: z.core.$ZodIssue, file: string, spec: z.ZodType, data: unknown, loc: Locator): ConfigProblem[] {
+  const path = issue.path as Seg[];
+  const problem = (p: readonly Seg[], pos: Pos, message: string): ConfigProblem => ({ file, line: pos.line, col: pos.col, path: formatPath(p), message });
+
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeys(spec, data, path);
+    return issue.keys.map((k) => {
+      const guess = closest(k, known);
+      const hint = guess ? ` (did you mean '${guess}'?)` : known.length > 0 && known.length <= 12 ? ` (expected one of: ${known.join(', ')})` : '';
+      return problem([...path, k], loc.key([...path, k]), `unknown key '${k}'${hint}`);
+    });
+  }
+
+  const value = valueAt(data, path);
+  const { secret } = schemaAt(spec, data, path);
+  const got = () => describeValue(value, secret);
+
+  if (issue.code === 'invalid_key') {
+    const key = String(path[path.length - 1]);
+    const why = issue.issues.map((i) => (i.code === 'invalid_format' && i.message.startsWith('Invalid') ? `must match ${String((i as { pattern?: unknown }).pattern ?? i.format)}` : i.message)).join('; ');
+    return [problem(path, loc.key(path), `invalid name '${key}': ${why}`)];
+  }
+
+  // A value that is not there: a missing required field, reported at its parent mapping.
+  if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_union' || issue.code === 'invalid_value')) {
+    let msg = 'required';
+    if (issue.code === 'invalid_union' && Array.isArray((issue as { options?: unknown }).options)) msg = `required (one of: ${((issue as { options: unknown[] }).options).map(literal).join(', ')})`;
+    else if (issue.code === 'invalid_value' && issue.values.length === 1) msg = `required (must be ${literal(issue.values[0])})`;
+    else if (issue.code === 'invalid_value') msg = `required (one of: ${issue.values.map(literal).join(', ')})`;
+    return [problem(path, loc.value(path), msg)];
+  }
+
+  const pos = loc.value(path);
+  let message: string;
+  switch (issue.code) {
+    case 'invalid_type': {
+      const expected = issue.expected === 'number' && isInteger(schemaAt(spec, data, path).schema) ? 'int' : issue.expected;
+      message = `expected ${TYPE_NAMES[expected] ?? expected}, got ${got()}`;
+      break;
+    }
+    case 'invalid_value': {
+      const vals = issue.values;
+      const guess = typeof value === 'string' && !secret ? closest(value, vals.filter((v): v is string => typeof v === 'string')) : undefined;
+      message = `${vals.length === 1 ? `must be ${literal(vals[0])}` : `must be one of ${vals.map(literal).join(', ')}`}, got ${got()}${guess ? ` (did you mean '${guess}'?)` : ''}`;
+      break;
+    }
+    case 'invalid_union': {
+      const options = (issue as { options?: unknown[] }).options;
+      if (Array.isArray(options) && value !== undefined) {
+        const guess = typeof value === 'string' ? closest(value, options.filter((v): v is string => typeof v === 'string')) : undefined;
+        message = `unknown ${String(path[path.length - 1] ?? 'value')} ${got()}, expected one of: ${options.map(literal).join(', ')}${guess ? ` (did you mean '${guess}'?)` : ''}`;
+      } else message = `does not match any allowed form (got ${got()})`;
+      break;
+    }
+    case 'too_small':
+    case 'too_big': {
+      const small = issue.code === 'too_small';
+      const bound = Number(small ? issue.minimum : issue.maximum);
+      const inclusive = issue.inclusive !== false;
+      if (issue.origin === 'string') message = small && bound === 1 ? 'must not be empty' : `must be at ${small ? 'least' : 'most'} ${bound} characters long`;
+      else if (issue.origin === 'array' || issue.origin === 'set') message = small && bound === 1 ? 'must have at least one item' : `must have at ${small ? 'least' : 'most'} ${bound} items`;
+      else message = `must be ${small ? '>' : '<'}${inclusive ? '=' : ''} ${bound}, got ${got()}`;
+      break;
+    }
+    case 'invalid_format': {
+      const custom = !issue.message.startsWith('Invalid');
+      const what = custom ? issue.message : issue.format === 'regex' ? `must match ${String((issue as { pattern?: unknown }).pattern)}` : `must be a valid ${issue.format === 'url' ? 'URL' : issue.format}`;
+      message = `${what}, got ${got()}`;
+      break;
+    }
+    case 'not_multiple_of':
+      message = `must be a multiple of ${String(issue.divisor)}, got ${got()}`;
+      break;
+    default:
+      message = issue.message;
+  }
+  return [problem(path, pos, message)];
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems
+    .filter((p) => {
+      const k = formatProblem(p);
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    })
+    .sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semantic checks zod cannot express. They run on the raw data even when the schema refused it
+// (so one run lists every problem), hence the defensive reads.
+
+const asObject = (v: unknown): Record<string, unknown> | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
+
+function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const add = (path: Seg[], message: string) => {
+    const pos = loc.value(path);
+    problems.push({ file, line: pos.line, col: pos.col, path: formatPath(path), message });
+  };
+  const root = asObject(data);
+  const pipelines = Object.entries(asObject(root?.pipelines) ?? {});
+
+  // Slot and publication names: each pipeline owns its own.
+  for (const field of ['slot', 'publication'] as const) {
+    const firstUse = new Map<string, string>();
+    for (const [name, p] of pipelines) {
+      const v = asObject(asObject(p)?.source)?.[field];
+      if (typeof v !== 'string') continue;
+      const other = firstUse.get(v);
+      const what = field === 'slot' ? 'replication slot' : 'publication';
+      if (other !== undefined) {
+        const first = loc.value(['pipelines', other, 'source', field]);
+        add(['pipelines', name, 'source', field], `${what} '${v}' is already used by pipeline '${other}' (line ${first.line}); each pipeline needs its own`);
+      } else firstUse.set(v, name);
+    }
+  }
+
+  const checkConflict = (path: Seg[], c: unknown) => {
+    const conflict = asObject(c);
+    if (conflict?.strategy !== 'custom') return;
+    if (typeof conflict.module !== 'string' || conflict.module.trim() === '') add([...path, 'module'], "required when strategy is 'custom'");
+  };
+  checkConflict(['defaults', 'conflict'], asObject(root?.defaults)?.conflict);
+
+  for (const [name, p] of pipelines) {
+    const base: Seg[] = ['pipelines', name];
+    const pipeline = asObject(p);
+    checkConflict([...base, 'conflict'], pipeline?.conflict);
+    const tables = Array.isArray(pipeline?.tables) ? (pipeline.tables as unknown[]) : [];
+    const firstRow = new Map<string, number>();
+    tables.forEach((t, i) => {
+      const table = asObject(t);
+      const tpath: Seg[] = [...base, 'tables', i];
+      const source = table?.source;
+      if (typeof source === 'string') {
+        const prev = firstRow.get(source);
+        if (prev !== undefined) {
+          const first = loc.value([...base, 'tables', prev, 'source']);
+          add([...tpath, 'source'], `table '${source}' is listed twice in this pipeline (first at line ${first.line})`);
+        } else firstRow.set(source, i);
+      }
+      const key = Array.isArray(table?.key) ? (table.key as unknown[]) : [];
+      const keySeen = new Set<string>();
+      key.forEach((col, j) => {
+        if (typeof col !== 'string') return; // the schema reports the type
+        if (col !== '' && col.trim() === '') add([...tpath, 'key', j], 'key column must be a non-empty name, got only blanks');
+        else if (keySeen.has(col)) add([...tpath, 'key', j], `key column '${col}' is listed twice`);
+        keySeen.add(col);
+      });
+      checkConflict([...tpath, 'conflict'], table?.conflict);
+    });
+  }
+  return problems;
+}

@@ -1,0 +1,158 @@
+/**
+ * The Kafka client behind one small interface of ours (kafkajs today), so a faster client can be
+ * swapped in where the benchmark shows kafkajs is the limit. Also the topic naming rules.
+ */
+import { Kafka, logLevel, CompressionTypes, type Admin, type Producer, type Consumer, type Message, type IHeaders } from 'kafkajs';
+import type { Logger } from 'pino';
+import { classifyNetworkError } from './errors.js';
+
+export const topics = {
+  cdc: (prefix: string, schema: string, table: string) => `${prefix}.cdc.${schema}.${table}`,
+  dlq: (prefix: string, pipeline: string) => `${prefix}.dlq.${pipeline}`,
+  apply: (prefix: string, pipeline: string) => `${prefix}.apply.${pipeline}`,
+  captureOffsets: (prefix: string) => `${prefix}.capture.offsets`,
+};
+
+export const groups = {
+  processor: (prefix: string, pipeline: string) => `${prefix}.${pipeline}.processor`,
+  sink: (prefix: string, pipeline: string) => `${prefix}.${pipeline}.sink`,
+};
+
+export interface KafkaSettings {
+  brokers: string[];
+  clientId: string;
+  partitions: number;
+  replicationFactor: number;
+  retentionDays: number;
+}
+
+export interface OutMessage {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  partition?: number;
+  headers?: Record<string, string>;
+}
+
+export class KafkaClient {
+  readonly kafka: Kafka;
+  private producer?: Producer;
+  private admin?: Admin;
+  private readonly known = new Set<string>();
+
+  constructor(readonly settings: KafkaSettings, private readonly log: Logger) {
+    this.kafka = new Kafka({
+      clientId: settings.clientId,
+      brokers: settings.brokers,
+      logLevel: logLevel.ERROR,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+      logCreator: () => ({ namespace, level, log: entry }) => {
+        const { message, ...extra } = entry;
+        if (level <= logLevel.ERROR) this.log.warn({ kafka: namespace, ...extra }, `kafka: ${message}`);
+      },
+    });
+  }
+
+  async getProducer(): Promise<Producer> {
+    if (!this.producer) {
+      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      try {
+        await p.connect();
+      } catch (err) {
+        throw classifyNetworkError(err, `cannot connect to Kafka at ${this.settings.brokers.join(',')}`);
+      }
+      this.producer = p;
+    }
+    return this.producer;
+  }
+
+  async getAdmin(): Promise<Admin> {
+    if (!this.admin) {
+      const a = this.kafka.admin();
+      try {
+        await a.connect();
+      } catch (err) {
+        throw classifyNetworkError(err, `cannot connect to Kafka at ${this.settings.brokers.join(',')}`);
+      }
+      this.admin = a;
+    }
+    return this.admin;
+  }
+
+  consumer(groupId: string): Consumer {
+    return this.kafka.consumer({
+      groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      maxWaitTimeInMs: 100,
+      retry: { retries: 10 },
+    });
+  }
+
+  /** Create topics that do not exist yet (idempotent). `compact` for state topics, never for DLQs. */
+  async ensureTopics(names: string[], opts: { partitions?: number; compact?: boolean } = {}): Promise<void> {
+    const wanted = names.filter((n) => !this.known.has(n));
+    if (wanted.length === 0) return;
+    const admin = await this.getAdmin();
+    const existing = new Set(await admin.listTopics());
+    const missing = wanted.filter((n) => !existing.has(n));
+    if (missing.length > 0) {
+      const retentionMs = String(this.settings.retentionDays * 24 * 3600 * 1000);
+      const configEntries = opts.compact
+        ? [{ name: 'cleanup.policy', value: 'compact' }]
+        : [{ name: 'cleanup.policy', value: 'delete' }, { name: 'retention.ms', value: retentionMs }];
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: opts.partitions ?? this.settings.partitions,
+          replicationFactor: this.settings.replicationFactor,
+          configEntries,
+        })),
+      });
+      this.log.info({ topics: missing }, 'topics.created');
+    }
+    for (const n of wanted) this.known.add(n);
+  }
+
+  async partitionCount(topic: string): Promise<number> {
+    const admin = await this.getAdmin();
+    const md = await admin.fetchTopicMetadata({ topics: [topic] });
+    return md.topics[0]?.partitions.length ?? 0;
+  }
+
+  /** Send messages and wait until every one is acknowledged by all in-sync replicas. */
+  async send(messages: OutMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const producer = await this.getProducer();
+    const byTopic = new Map<string, Message[]>();
+    for (const m of messages) {
+      let list = byTopic.get(m.topic);
+      if (!list) byTopic.set(m.topic, (list = []));
+      const msg: Message = { key: m.key, value: m.value };
+      if (m.partition !== undefined) msg.partition = m.partition;
+      if (m.headers) msg.headers = m.headers as IHeaders;
+      list.push(msg);
+    }
+    await producer.sendBatch({
+      acks: -1,
+      compression: CompressionTypes.None,
+      topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })),
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect()]);
+    this.producer = undefined;
+    this.admin = undefined;
+  }
+}
+
+export function headerString(headers: IHeaders | undefined, name: string): string | undefined {
+  const v = headers?.[name];
+  if (v === undefined) return undefined;
+  const one = Array.isArray(v) ? v[0] : v;
+  return one === undefined ? undefined : Buffer.isBuffer(one) ? one.toString('utf8') : String(one);
+}

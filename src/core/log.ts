@@ -1,0 +1,13 @@
+/** pino JSON logs, one line per event; child loggers carry pipeline/stage/table. */
+import { pino, type Logger } from 'pino';
+
+export const rootLogger: Logger = pino({
+  level: process.env.SYNCLINE_LOG_LEVEL ?? (process.env.NODE_ENV === 'test' ? 'warn' : 'info'),
+  base: { svc: 'syncline' },
+  timestamp: pino.stdTimeFunctions.isoTime,
+});
+
+export function stageLogger(pipeline: string, stage: string): Logger {
+  return rootLogger.child({ pipeline, stage });
+}
+export type { Logger };

@@ -1,0 +1,49 @@
+/**
+ * Connector registry. Each connector folder under connectors/ registers itself here with its
+ * config spec (a zod schema that carries descriptions, defaults, examples and secret flags) and a
+ * factory. The config loader builds the `source` / `target` schemas from what is registered, and the
+ * docs generator documents the same specs, so a new connector touches only its own folder.
+ */
+import type { z } from 'zod';
+import type { Logger } from 'pino';
+import type { Sink } from '../sink/sink.js';
+
+export interface ConnectorContext {
+  pipeline: string;
+  log: Logger;
+}
+
+export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
+  type: string;
+  description: string;
+  spec: S;
+  create(config: z.infer<S>, ctx: ConnectorContext): Sink;
+}
+
+export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
+  type: string;
+  description: string;
+  spec: S;
+}
+
+const sinks = new Map<string, SinkRegistration>();
+const sources = new Map<string, SourceRegistration>();
+
+export function registerSink<S extends z.ZodObject>(reg: SinkRegistration<S>): void {
+  if (sinks.has(reg.type)) throw new Error(`sink connector '${reg.type}' registered twice`);
+  sinks.set(reg.type, reg as unknown as SinkRegistration);
+}
+
+export function registerSource<S extends z.ZodObject>(reg: SourceRegistration<S>): void {
+  if (sources.has(reg.type)) throw new Error(`source connector '${reg.type}' registered twice`);
+  sources.set(reg.type, reg as unknown as SourceRegistration);
+}
+
+export function sinkRegistration(type: string): SinkRegistration {
+  const reg = sinks.get(type);
+  if (!reg) throw new Error(`no sink connector '${type}' (known: ${[...sinks.keys()].join(', ')})`);
+  return reg;
+}
+
+export const registeredSinks = (): SinkRegistration[] => [...sinks.values()];
+export const registeredSources = (): SourceRegistration[] => [...sources.values()];

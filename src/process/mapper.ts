@@ -1,0 +1,42 @@
+/**
+ * Maps a decoded change (source names) to a SinkRecord (target table and column names) and
+ * computes the canonical content hash used for delta detection.
+ */
+import type { ChangeEvent, Row } from '../core/envelope.js';
+import { eventPosition } from '../core/envelope.js';
+import { rowHash } from '../core/hash.js';
+import type { TableConfig } from '../core/config/schema.js';
+import type { SinkRecord } from '../sink/sink.js';
+
+export interface TableMapping {
+  source: string;
+  target: string;
+  rename: (col: string) => string;
+}
+
+export function tableMappings(tables: TableConfig[]): Map<string, TableMapping> {
+  const out = new Map<string, TableMapping>();
+  for (const t of tables) {
+    const cols = t.columns ?? {};
+    out.set(t.source, { source: t.source, target: t.target ?? t.source, rename: (c) => cols[c] ?? c });
+  }
+  return out;
+}
+
+function renameRow(row: Row, rename: (c: string) => string): Row {
+  const out: Row = {};
+  for (const k of Object.keys(row)) out[rename(k)] = row[k]!;
+  return out;
+}
+
+export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origin: SinkRecord['origin']): SinkRecord {
+  const key = renameRow(keyRow, m.rename);
+  const position = eventPosition(e);
+  const base = { table: m.target, key, position, sourceTsMs: e.source.tsMs, origin };
+  if (e.op === 't') return { ...base, key: {}, op: 'truncate', values: null, keep: [], hash: null };
+  if (e.op === 'd') return { ...base, op: 'delete', values: null, keep: [], hash: null };
+  const values = renameRow(e.after ?? {}, m.rename);
+  const keep = e.unchangedToast.map(m.rename);
+  for (const k of keep) delete values[k];
+  return { ...base, op: 'upsert', values, keep, hash: keep.length === 0 ? rowHash(values) : null };
+}

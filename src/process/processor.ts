@@ -1,0 +1,145 @@
+/**
+ * A consumer-group stage: reads partition batches, decodes each message into a Pending record, and
+ * hands the batch to its output, then commits the partition's offset. Offsets are committed only
+ * after the output returned (the target committed, the record was dead-lettered, or the next topic
+ * acknowledged it), so a crash redelivers and never skips; version state makes redeliveries no-ops.
+ *
+ * Two uses:
+ *  - processor (`cdcDecoder`): change topics → decode Avro → map → hash → Applier (all-in-one) or
+ *    the apply topic (split deployment);
+ *  - sink writer (`applyTopicDecoder`): apply topic → Applier.
+ * Undecodable messages (garbage bytes, unknown schema id, missing key) are poison: dead-lettered as
+ * 'invalid' with the reason; the partition moves on.
+ */
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { ChangeEvent, Row } from '../core/envelope.js';
+import type avsc from 'avsc';
+import { columnPgTypes, envelopeFromAvro } from '../core/avro.js';
+import type { AvroCodec } from '../core/codec.js';
+import { errorKind, poison } from '../core/errors.js';
+import type { KafkaClient } from '../core/kafka.js';
+import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
+import type { Pending } from '../sink/applier.js';
+import { decodePending } from '../sink/apply-topic.js';
+import { toSinkRecord, type TableMapping } from './mapper.js';
+
+export type Decoder = (m: KafkaMessage, topic: string, partition: number) => Promise<Pending>;
+
+export interface Output {
+  apply(batch: Pending[]): Promise<void>;
+}
+
+export interface ConsumerStageOptions {
+  groupId: string;
+  topics: string[];
+  kafka: KafkaClient;
+  decode: Decoder;
+  output: Output;
+  dlq: DeadLetters;
+  log: Logger;
+  concurrency?: number;
+}
+
+export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>): Decoder {
+  // Source SQL types of each value schema's columns (the "pgType" field attributes), by schema id.
+  const typesById = new Map<number, Promise<Map<string, string>>>();
+  const columnTypes = (id: number) => {
+    let t = typesById.get(id);
+    if (!t) {
+      t = codec.registry.getSchema(id).then((s) => columnPgTypes(s as unknown as avsc.Type));
+      typesById.set(id, t);
+    }
+    return t;
+  };
+  return async (m, topic, partition) => {
+    const mapping = mappings.get(topic);
+    if (!mapping) throw poison('TOPIC_UNKNOWN', `no table mapping for topic ${topic}`);
+    const [key, value] = await Promise.all([
+      m.key ? codec.decode<Row>(m.key) : Promise.resolve(null),
+      codec.decode<Record<string, unknown>>(m.value),
+    ]);
+    const e: ChangeEvent = envelopeFromAvro(value);
+    if (e.op !== 't' && !key) throw poison('KEY_MISSING', `change message at ${topic}/${partition}@${m.offset} has no key`);
+    const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset });
+    if (record.op === 'upsert') {
+      const types = await columnTypes(m.value!.readInt32BE(1));
+      const out: Record<string, string> = {};
+      for (const [col, t] of types) out[mapping.rename(col)] = t;
+      record.columnTypes = out;
+    }
+    return { record, raw: { key: m.key, value: m.value } };
+  };
+}
+
+export const applyTopicDecoder: Decoder = async (m) => decodePending(m.value);
+
+export class ConsumerStage {
+  private consumer?: Consumer;
+  private crashed?: (err: Error) => void;
+  private stopped?: () => void;
+  readonly invalid = { count: 0 };
+
+  constructor(private readonly o: ConsumerStageOptions) {}
+
+  async run(): Promise<void> {
+    const { kafka, groupId, log } = this.o;
+    await kafka.ensureTopics(this.o.topics);
+    await this.o.dlq.ensure();
+    const consumer = kafka.consumer(groupId);
+    this.consumer = consumer;
+    const ended = new Promise<void>((resolve, reject) => {
+      this.crashed = reject;
+      this.stopped = resolve;
+    });
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (!e.payload.restart) this.crashed?.(e.payload.error as Error);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: this.o.topics, fromBeginning: true });
+    log.info({ groupId, topics: this.o.topics }, 'consumer.start');
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.o.concurrency ?? 3,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    await ended;
+  }
+
+  private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0) return;
+    const pending: Pending[] = [];
+    const invalid: DeadLetter[] = [];
+    for (const m of batch.messages) {
+      try {
+        pending.push(await this.o.decode(m, batch.topic, batch.partition));
+      } catch (err) {
+        if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
+        this.invalid.count++;
+        invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } });
+      }
+    }
+    if (invalid.length > 0) await this.o.dlq.send(invalid);
+    await heartbeat();
+    if (!isRunning() || isStale()) return;
+    try {
+      await this.o.output.apply(pending);
+    } catch (err) {
+      if (errorKind(err) === 'fatal') {
+        this.crashed?.(err as Error);
+        return;
+      }
+      throw err; // retriable (Redis, Kafka): kafkajs retries the batch from the uncommitted offset
+    }
+    const last = batch.messages[batch.messages.length - 1]!;
+    resolveOffset(last.offset); // the fetch position moves on only for resolved offsets
+    await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    await heartbeat();
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect().catch(() => undefined);
+    this.stopped?.();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Dead-letter writer for `<prefix>.dlq.<pipeline>` (never compacted). A dead letter keeps the
+ * original message bytes (so it can be inspected and requeued unchanged) and says why in headers:
+ *   syncline.dlq.kind        invalid | failed | conflict
+ *   syncline.error.code      e.g. PG_23514, DECODE_FAILED
+ *   syncline.error.message   readable reason
+ *   syncline.original.topic / .partition / .offset
+ *   syncline.attempts        how many times it was tried
+ *   syncline.time            ISO time of dead-lettering
+ *   syncline.table, syncline.position
+ * Nothing reaches a dead letter silently: each is logged at warn with the same fields.
+ */
+import type { Logger } from 'pino';
+import { errorCode, errorMessage } from '../core/errors.js';
+import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
+
+export type DeadLetterKind = 'invalid' | 'failed' | 'conflict';
+
+export interface DeadLetter {
+  kind: DeadLetterKind;
+  error: unknown;
+  key: Buffer | null;
+  value: Buffer | null;
+  attempts: number;
+  table?: string;
+  position?: string;
+  origin?: { topic: string; partition: number; offset: string };
+}
+
+export class DeadLetters {
+  readonly topic: string;
+  constructor(private readonly kafka: KafkaClient, prefix: string, readonly pipeline: string, private readonly log?: Logger) {
+    this.topic = topics.dlq(prefix, pipeline);
+  }
+
+  async ensure(): Promise<void> {
+    await this.kafka.ensureTopics([this.topic], { partitions: 1 });
+  }
+
+  async send(letters: DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    await this.ensure();
+    const now = new Date().toISOString();
+    const msgs: OutMessage[] = letters.map((l) => {
+      const headers: Record<string, string> = {
+        'syncline.dlq.kind': l.kind,
+        'syncline.pipeline': this.pipeline,
+        'syncline.error.code': errorCode(l.error),
+        'syncline.error.message': errorMessage(l.error).slice(0, 4000),
+        'syncline.attempts': String(l.attempts),
+        'syncline.time': now,
+      };
+      if (l.table) headers['syncline.table'] = l.table;
+      if (l.position) headers['syncline.position'] = l.position;
+      if (l.origin) {
+        headers['syncline.original.topic'] = l.origin.topic;
+        headers['syncline.original.partition'] = String(l.origin.partition);
+        headers['syncline.original.offset'] = l.origin.offset;
+      }
+      this.log?.warn({ dlq: this.topic, kind: l.kind, code: headers['syncline.error.code'], reason: headers['syncline.error.message'], table: l.table, origin: l.origin }, 'dlq.parked');
+      return { topic: this.topic, key: l.key, value: l.value, headers };
+    });
+    await this.kafka.send(msgs);
+  }
+}

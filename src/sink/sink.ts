@@ -1,0 +1,57 @@
+/**
+ * The sink stage's one interface. A connector implements `Sink` and registers itself with
+ * `registerSink(type, spec, factory)` from its own folder under connectors/; nothing central changes.
+ *
+ * Lifecycle: connect() once; writeBatch() many times, never concurrently for one instance; close() once.
+ * Guarantee asked of writeBatch: when it returns, every record not listed in `failed` is durably
+ * committed in the target; a record listed in `failed` left no effect. Writes must be idempotent
+ * (upsert/delete by key), since the same batch may be written again after a crash.
+ */
+import type { Row } from '../core/envelope.js';
+import type { SynclineError } from '../core/errors.js';
+
+export interface SinkRecord {
+  /** Target table, qualified: 'schema.table'. */
+  table: string;
+  op: 'upsert' | 'delete' | 'truncate';
+  /** Target key columns → values (empty for truncate). */
+  key: Row;
+  /** Full target row for upserts (mapped column names); null for delete/truncate. */
+  values: Row | null;
+  /** Target columns whose current value must be kept (unchanged TOASTed source values). */
+  keep: string[];
+  /** Commit position of the source change (see core/envelope.ts position()). */
+  position: string;
+  /** Canonical hash of `values` (null for delete/truncate and when `keep` is non-empty). */
+  hash: string | null;
+  /** Source commit time (ms), for latency and latest-timestamp. */
+  sourceTsMs: number;
+  /** SQL types of the record's target columns as the source declares them (for auto-evolving targets). */
+  columnTypes?: Record<string, string>;
+  /** Where the change came from, for dead-letter headers. */
+  origin: { topic: string; partition: number; offset: string };
+}
+
+export interface FailedRecord {
+  record: SinkRecord;
+  error: SynclineError;
+}
+
+export interface WriteResult {
+  failed: FailedRecord[];
+}
+
+export interface Sink {
+  connect(): Promise<void>;
+  writeBatch(batch: SinkRecord[]): Promise<WriteResult>;
+  /** Current target rows for these keys of one table, keyed by keyString(key). One round trip. */
+  readRows(table: string, keys: Row[]): Promise<Map<string, Row>>;
+  /** Health probe: throws if the target cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Stable string for a key row (column order as given by the table's key definition). */
+export function keyString(key: Row): string {
+  return JSON.stringify(Object.values(key), (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+}

@@ -1,0 +1,206 @@
+/**
+ * Helpers for integration tests on the real stack. Every test gets its own databases, slot names,
+ * topic prefix and consumer groups (all derived from one random id), so tests can run in any order.
+ */
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { Kafka, logLevel } from 'kafkajs';
+import { parseConfig } from '../src/core/config/load.js';
+import type { SynclineConfig } from '../src/core/config/schema.js';
+import { Runtime, type Stage } from '../src/runtime.js';
+
+export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
+export const ROOT = new URL('..', import.meta.url).pathname;
+
+export function uid(): string {
+  return randomBytes(4).toString('hex');
+}
+
+export async function withClient<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ ...PG, database, options: '-c TimeZone=UTC' });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function sql(database: string, text: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  return withClient(database, (c) => c.query(text, params));
+}
+
+export async function createDb(name: string): Promise<void> {
+  await sql('postgres', `drop database if exists ${name} with (force)`);
+  await sql('postgres', `create database ${name}`);
+}
+
+export async function dropDb(name: string): Promise<void> {
+  await sql('postgres', `drop database if exists ${name} with (force)`).catch(() => undefined);
+}
+
+/** Drop replication slots whose names start with the prefix (waiting for active ones to be released). */
+export async function dropSlots(prefix: string): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    const r = await sql('postgres', `select slot_name, active_pid from pg_replication_slots where slot_name like $1`, [prefix + '%']);
+    if (r.rowCount === 0) return;
+    for (const row of r.rows) {
+      if (row.active_pid) await sql('postgres', `select pg_terminate_backend($1)`, [row.active_pid]).catch(() => undefined);
+      await sql('postgres', `select pg_drop_replication_slot($1)`, [row.slot_name]).catch(() => undefined);
+    }
+    await sleep(250);
+  }
+}
+
+export async function deleteTopics(prefix: string): Promise<void> {
+  const kafka = new Kafka({ brokers: ['127.0.0.1:9092'], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const names = (await admin.listTopics()).filter((t) => t.startsWith(prefix + '.'));
+    if (names.length) await admin.deleteTopics({ topics: names, timeout: 30000 }).catch(() => undefined);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | false | undefined | null>, timeoutMs = 90000, everyMs = 250): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Row count and an order-independent checksum of a table's full text representation. */
+export async function checksum(database: string, table: string, orderBy: string): Promise<{ count: number; md5: string }> {
+  const r = await sql(database, `select count(*)::int as count, coalesce(md5(string_agg(md5(t::text), '' order by ${orderBy})), '') as md5 from ${table} t`);
+  return { count: r.rows[0].count, md5: r.rows[0].md5 };
+}
+
+export interface TestPipeline {
+  name: string;
+  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string> }[];
+  conflict?: Record<string, unknown>;
+  retry?: Record<string, unknown>;
+}
+
+export interface TestEnv {
+  id: string;
+  prefix: string;
+  sourceDb: string;
+  targetDb: string;
+  configFile: string;
+  config: SynclineConfig;
+  slot(name: string): string;
+  /** Stops every runtime started for this env, then drops slots, databases and topics. */
+  cleanup(): Promise<void>;
+  runtimes: Runtime[];
+}
+
+/** Databases, config file and names for one test; the caller creates the tables. */
+export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'initial' | 'never'; retry?: Record<string, unknown> } = {}): Promise<TestEnv> {
+  const id = uid();
+  const prefix = `t${id}`;
+  const sourceDb = `syncline_t_${id}_src`;
+  const targetDb = `syncline_t_${id}_dst`;
+  await createDb(sourceDb);
+  await createDb(targetDb);
+  const slot = (name: string) => `${prefix}_${name.replace(/-/g, '_')}`;
+  const doc = {
+    version: 1,
+    topicPrefix: prefix,
+    kafka: { brokers: ['127.0.0.1:9092'], partitions: 3 },
+    defaults: { retry: opts.retry ?? { retries: 2, initialDelayMs: 50, maxDelayMs: 200 }, batch: { size: 500 } },
+    pipelines: Object.fromEntries(
+      pipelines.map((p) => [
+        p.name,
+        {
+          source: { type: 'postgres', connection: { ...PG, database: sourceDb }, slot: slot(p.name), publication: slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 },
+          target: { type: 'postgres', connection: { ...PG, database: targetDb } },
+          tables: p.tables,
+          ...(p.conflict ? { conflict: p.conflict } : {}),
+          ...(p.retry ? { retry: p.retry } : {}),
+        },
+      ]),
+    ),
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'syncline-test-'));
+  const configFile = join(dir, 'config.yaml');
+  const text = JSON.stringify(doc, null, 2); // JSON is YAML
+  writeFileSync(configFile, text);
+  const config = parseConfig(text, configFile, {});
+  return {
+    id, prefix, sourceDb, targetDb, configFile, config, slot, runtimes: [],
+    async cleanup() {
+      await Promise.allSettled(this.runtimes.map((r) => r.stop()));
+      await dropSlots(prefix);
+      await dropDb(sourceDb);
+      await dropDb(targetDb);
+      await deleteTopics(prefix).catch(() => undefined);
+    },
+  };
+}
+
+export async function startRuntime(env: TestEnv, stages: Stage[] = ['capture', 'process', 'sink'], only?: string[]): Promise<{ rt: Runtime; done: Promise<void> }> {
+  const rt = new Runtime(env.config, new Set(stages), only);
+  env.runtimes.push(rt);
+  const { done } = await rt.start();
+  done.catch(() => undefined);
+  return { rt, done };
+}
+
+/** Run the real CLI as a child process (for kill -9 tests). */
+export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', () => undefined);
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  (child as ChildProcess & { stderrTail: () => string }).stderrTail = () => err;
+  return child;
+}
+
+/** Read every message of a topic (from the beginning up to the current end). */
+export async function readTopic(topic: string): Promise<{ key: Buffer | null; value: Buffer | null; headers: Record<string, string>; partition: number; offset: string }[]> {
+  const kafka = new Kafka({ brokers: ['127.0.0.1:9092'], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const total = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+  const out: Awaited<ReturnType<typeof readTopic>> = [];
+  if (total === 0) return out;
+  const consumer = kafka.consumer({ groupId: `reader-${uid()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
+        out.push({ key: message.key, value: message.value, headers, partition, offset: message.offset });
+        if (out.length >= total) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  return out;
+}
