@@ -12,4 +12,4 @@ if [ "$#" -gt 0 ]; then files=("$@"); else
 fi
 # Integration tests share one broker and one PostgreSQL on 2 cores: run files one at a time.
 export NODE_ENV=test
-exec node --import tsx --test --test-concurrency=1 --test-timeout=600000 "${files[@]}"
+exec node --import tsx --test --test-concurrency=1 --test-force-exit --test-timeout=600000 "${files[@]}"

@@ -69,11 +69,12 @@ export async function runWorkload(
   };
   const rnd = (n: number) => 1 + Math.floor(Math.random() * n);
 
+  let failed = false;
   const worker = async (w: number) => {
     const c = new pg.Client(connection);
     await c.connect();
     try {
-      while (result.changes < opts.changes) {
+      while (result.changes < opts.changes && !failed) {
         const pick = Math.random();
         if (pick < 0.2) {
           const id = nextUser++;
@@ -94,7 +95,7 @@ export async function runWorkload(
           await c.query(`insert into orders (id, user_id, status, total, ordered_at) values ($1, $2, 'new', 0, clock_timestamp())`, [id, rnd(sizes.users)]);
           const lines = 1 + (id % 4);
           await c.query(
-            `insert into order_items (order_id, line_no, sku, qty, price) select $1, l, 'SKU-' || ($1 + l) % $3::int, 1 + l, 9.99 from generate_series(1, $2::int) l`,
+            `insert into order_items (order_id, line_no, sku, qty, price) select $1::bigint, l, 'SKU-' || ($1::bigint + l) % $3::int, 1 + l, 9.99 from generate_series(1, $2::int) l`,
             [id, lines, sizes.skus],
           );
           await c.query(`update orders set total = (select sum(qty * price) from order_items where order_id = $1), updated_at = clock_timestamp() where id = $1`, [id]);
@@ -113,6 +114,9 @@ export async function runWorkload(
           count('hot-update', r.rowCount ?? 0);
         }
       }
+    } catch (err) {
+      failed = true; // stop the other workers too
+      throw err;
     } finally {
       await c.end();
     }

@@ -143,10 +143,11 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
   const text = JSON.stringify(doc, null, 2); // JSON is YAML
   writeFileSync(configFile, text);
   const config = parseConfig(text, configFile, {});
+  const runtimes: Runtime[] = [];
   return {
-    id, prefix, sourceDb, targetDb, configFile, config, slot, runtimes: [],
+    id, prefix, sourceDb, targetDb, configFile, config, slot, runtimes,
     async cleanup() {
-      await Promise.allSettled(this.runtimes.map((r) => r.stop()));
+      await Promise.allSettled(runtimes.map((r) => r.stop()));
       await dropSlots(prefix);
       await dropDb(sourceDb);
       await dropDb(targetDb);

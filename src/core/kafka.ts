@@ -103,7 +103,8 @@ export class KafkaClient {
       const configEntries = opts.compact
         ? [{ name: 'cleanup.policy', value: 'compact' }]
         : [{ name: 'cleanup.policy', value: 'delete' }, { name: 'retention.ms', value: retentionMs }];
-      await admin.createTopics({
+      await admin
+        .createTopics({
         waitForLeaders: true,
         topics: missing.map((topic) => ({
           topic,
@@ -111,8 +112,13 @@ export class KafkaClient {
           replicationFactor: this.settings.replicationFactor,
           configEntries,
         })),
-      });
-      this.log.info({ topics: missing }, 'topics.created');
+      })
+        .catch(async (err: unknown) => {
+          // Another client (or stage of this process) may have created them concurrently.
+          const now = new Set(await admin.listTopics());
+          if (missing.some((n) => !now.has(n))) throw classifyNetworkError(err, `cannot create topics ${missing.join(', ')}`);
+        });
+      this.log.info({ topics: missing }, 'topics.ensured');
     }
     for (const n of wanted) this.known.add(n);
   }
