@@ -168,12 +168,17 @@ export async function startRuntime(env: TestEnv, stages: Stage[] = ['capture', '
 export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
     cwd: ROOT,
-    env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_CHILD_LOG_LEVEL ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout?.on('data', () => undefined);
   let err = '';
-  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  child.stderr?.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+    if (process.env.SYNCLINE_CHILD_LOG) process.stderr.write(`[${args[0]}] ${d.toString()}`);
+  });
+  child.stdout?.on('data', (d: Buffer) => {
+    if (process.env.SYNCLINE_CHILD_LOG) process.stderr.write(`[${args[0]}] ${d.toString()}`);
+  });
   (child as ChildProcess & { stderrTail: () => string }).stderrTail = () => err;
   return child;
 }

@@ -28,6 +28,8 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
     const { done } = await runtime.start();
     rootLogger.info({ pipelines: runtime.pipelines.map((p) => p.name), stages }, 'syncline.started');
     await done;
+    // Drained and closed. Some client libraries keep timers alive after close; do not hang on them.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
   } catch (err) {
     await runtime.stop().catch(() => undefined);
     throw err;
