@@ -2,7 +2,8 @@
  * The sink stage's one interface. A connector implements `Sink` and registers itself with
  * `registerSink(type, spec, factory)` from its own folder under connectors/; nothing central changes.
  *
- * Lifecycle: connect() once; writeBatch() many times, never concurrently for one instance; close() once.
+ * Lifecycle: connect() once; writeBatch() many times (concurrently for batches of different Kafka
+ * partitions, whose keys never overlap); close() once.
  * Guarantee asked of writeBatch: when it returns, every record not listed in `failed` is durably
  * committed in the target; a record listed in `failed` left no effect. Writes must be idempotent
  * (upsert/delete by key), since the same batch may be written again after a crash.
