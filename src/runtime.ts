@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import '../connectors/index.js';
 import type { PgSourceConfig } from '../connectors/postgres/spec.js';
 import { Capture } from './capture/capture.js';
-import type { PipelineConfig, SynclineConfig } from './core/config/schema.js';
+import type { PipelineConfig, RetryConfig, SynclineConfig } from './core/config/schema.js';
 import { AvroCodec } from './core/codec.js';
 import { splitName } from './capture/source.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
@@ -86,7 +86,7 @@ export class Runtime {
           throw fatal('CONFLICT_STRATEGY_UNSUPPORTED', `pipeline ${name}, table ${table}: conflict strategy '${c.strategy}' is not implemented yet (supported: source-wins, target-wins, latest-timestamp)`);
         }
       }
-      h.applier = new Applier(sink, state, dlq, (t) => perTable.get(t) ?? conflict, p.retry ?? this.config.defaults.retry, log);
+      h.applier = new Applier(sink, state, dlq, (t) => perTable.get(t) ?? conflict, resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry), log);
     }
     const applyTopic = topics.apply(prefix, name);
     if (this.stages.has('process')) {
@@ -146,4 +146,19 @@ export class Runtime {
     this.redis.disconnect();
     this.log.info('runtime.stopped');
   }
+}
+
+type RetryOverride = Partial<RetryConfig>;
+
+/** Defaults, then the pipeline's overrides, then the target connector's, option by option. */
+export function resolveRetry(pipeline: string, defaults: RetryConfig, ...overrides: (RetryOverride | undefined)[]): RetryConfig {
+  const out: RetryConfig = { ...defaults };
+  for (const o of overrides) {
+    if (!o) continue;
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, number>)[k] = v as number;
+  }
+  if (out.initialDelayMs > out.maxDelayMs) {
+    throw fatal('CONFIG_INVALID', `pipeline ${pipeline}: retry initialDelayMs (${out.initialDelayMs}) exceeds maxDelayMs (${out.maxDelayMs}) once defaults and overrides are combined`);
+  }
+  return out;
 }

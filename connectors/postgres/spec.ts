@@ -1,5 +1,6 @@
 /** Config specs of the PostgreSQL source and sink connectors (registered in ./index.ts). */
 import { z } from 'zod';
+import { retryOverrideSpec } from '../../src/core/config/schema.js';
 
 export const pgConnectionSpec = z
   .object({
@@ -35,6 +36,7 @@ export const pgSinkSpec = z
     connection: pgConnectionSpec,
     autoEvolve: z.boolean().default(true).describe('Add target columns that appear in the source (ALTER TABLE ADD COLUMN).'),
     poolSize: z.number().int().min(1).max(100).default(4).describe('Connections in the writer pool.'),
+    retry: retryOverrideSpec.optional().describe('Retry policy of writes to this target; overrides the pipeline and default policy option by option.'),
   })
   .strict()
   .describe('PostgreSQL target written with batched multi-row upserts and deletes.');

@@ -14,6 +14,8 @@ export class SynclineError extends Error {
   readonly code: string;
   readonly kind: ErrorKind;
   override readonly cause?: unknown;
+  /** A server's own word on when to try again (HTTP Retry-After), in ms; the retry policy honours it. */
+  retryAfterMs?: number;
   constructor(kind: ErrorKind, code: string, message: string, cause?: unknown) {
     super(message);
     this.name = 'SynclineError';
@@ -87,4 +89,34 @@ export function classifyNetworkError(err: unknown, context: string): SynclineErr
   const code = (err as { code?: string })?.code ?? 'UNKNOWN';
   if (NETWORK_CODES.has(code)) return retriable(`NET_${code}`, `${context}: ${errorMessage(err)}`, err);
   return retriable(code, `${context}: ${errorMessage(err)}`, err);
+}
+
+/**
+ * Retry-After header value → ms from `now`: either delay-seconds ("120") or an HTTP-date.
+ * Returns undefined for a missing or unparsable value; a date in the past gives 0.
+ */
+export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
+  if (value == null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/**
+ * Classify an HTTP response status from a target or service: 429 and 5xx are retriable (with the
+ * server's Retry-After when it sent one), 401/403 fatal (credentials or permissions will not fix
+ * themselves), 408 retriable, any other 4xx poison (this request will never be accepted).
+ */
+export function classifyHttpStatus(status: number, context: string, retryAfter?: string | null, now?: number): SynclineError {
+  const msg = `${context}: HTTP ${status}`;
+  let err: SynclineError;
+  if (status === 429 || status === 408 || status >= 500) err = retriable(`HTTP_${status}`, msg);
+  else if (status === 401 || status === 403) err = fatal(`HTTP_${status}`, msg);
+  else if (status >= 400) err = poison(`HTTP_${status}`, msg);
+  else err = retriable(`HTTP_${status}`, `${msg} (unexpected status)`);
+  const after = parseRetryAfter(retryAfter, now);
+  if (after !== undefined && err.kind === 'retriable') err.retryAfterMs = after;
+  return err;
 }

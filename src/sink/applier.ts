@@ -14,7 +14,7 @@
  */
 import type { Logger } from 'pino';
 import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
-import { errorMessage, fatal, poison } from '../core/errors.js';
+import { errorCode, errorMessage, fatal, poison } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
 import type { VersionState } from '../process/version-state.js';
@@ -108,8 +108,17 @@ export class Applier {
       current.set(ck, { pos: r.position, hash: newHash });
     });
 
-    // 2. Conflicts: one read of the affected target rows per table.
-    const toWrite = await this.resolveConflicts(accepted, commits, current);
+    // 2. Conflicts: one read of the affected target rows per table (retried like a write; if the
+    //    target stays unreachable the records are dead-lettered, as a failed write would be).
+    let toWrite: Pending[];
+    try {
+      toWrite = (await withRetry(this.retry, () => this.resolveConflicts(accepted, commits, current), { onRetry: this.onRetry(accepted.length) })).value;
+    } catch (err) {
+      if (!(err instanceof RetryExhausted)) throw err;
+      await this.deadLetter(accepted.map((p) => ({ p, error: err.last, attempts: err.attempts })));
+      await this.state.commitMany(committedOnly(commits, accepted));
+      return;
+    }
 
     // 3. Write, retrying retriable failures; dead-letter what still fails.
     const failed = await this.write(toWrite);
@@ -190,10 +199,7 @@ export class Applier {
       const { value, attempts } = await withRetry(
         this.retry,
         () => this.sink.writeBatch(records.map((p) => p.record)),
-        (err, attempt, delayMs) => {
-          this.stats.retries++;
-          this.log.warn({ err: errorMessage(err), attempt, delayMs, records: records.length }, 'sink.retry');
-        },
+        { onRetry: this.onRetry(records.length) },
       );
       if (value.failed.length === 0) return [];
       const byRecord = new Map(records.map((p) => [p.record, p]));
@@ -213,6 +219,13 @@ export class Applier {
     }
   }
 
+  private onRetry(records: number) {
+    return (err: unknown, attempt: number, delayMs: number) => {
+      this.stats.retries++;
+      this.log.warn({ err: errorMessage(err), code: errorCode(err), attempt, delayMs, records }, 'sink.retry');
+    };
+  }
+
   private async deadLetter(items: { p: Pending; error: unknown; attempts: number }[]): Promise<void> {
     this.stats.deadLettered += items.length;
     await this.dlq.send(
@@ -228,6 +241,12 @@ export class Applier {
       })),
     );
   }
+}
+
+/** Commits of keys that have no record among `excluded` (those did not reach the target). */
+function committedOnly(commits: Map<string, { table: string; key: string; pos: string; hash: string }>, excluded: Pending[]) {
+  const skip = new Set(excluded.map((p) => p.record.table + '\u0000' + keyString(p.record.key)));
+  return [...commits].filter(([ck]) => !skip.has(ck)).map(([, c]) => c);
 }
 
 function dedupeKeys(keys: SinkRecord['key'][]): SinkRecord['key'][] {

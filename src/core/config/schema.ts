@@ -23,16 +23,36 @@ export const conflictSpec = z
   .strict()
   .describe('Conflict resolution.');
 
+const retryFields = {
+  retries: z.number().int().min(0).max(100).describe('Retries after the first attempt (attempts = retries + 1).'),
+  initialDelayMs: z.number().int().min(0).describe('Delay before the first retry.'),
+  maxDelayMs: z.number().int().min(0).describe('Upper bound of any computed delay.'),
+  multiplier: z.number().min(1).describe('Growth factor of the delay.'),
+  jitter: z.number().min(0).max(1).describe('Random spread of each delay, as a fraction (0.2 = ±20 %).'),
+};
+const delaysOrdered = (r: { initialDelayMs?: number; maxDelayMs?: number }) =>
+  r.initialDelayMs === undefined || r.maxDelayMs === undefined || r.initialDelayMs <= r.maxDelayMs;
+const delaysMessage = { message: 'initialDelayMs must not exceed maxDelayMs', path: ['initialDelayMs'] };
+
 export const retrySpec = z
   .object({
-    retries: z.number().int().min(0).max(100).default(3).describe('Retries after the first attempt.'),
-    initialDelayMs: z.number().int().min(0).default(1000).describe('Delay before the first retry.'),
-    maxDelayMs: z.number().int().min(0).default(30000).describe('Upper bound of any delay.'),
-    multiplier: z.number().min(1).default(2).describe('Growth factor of the delay.'),
-    jitter: z.number().min(0).max(1).default(0.2).describe('Random spread of each delay, as a fraction.'),
+    retries: retryFields.retries.default(3),
+    initialDelayMs: retryFields.initialDelayMs.default(1000),
+    maxDelayMs: retryFields.maxDelayMs.default(30000),
+    multiplier: retryFields.multiplier.default(2),
+    jitter: retryFields.jitter.default(0.2),
   })
   .strict()
-  .describe('Retry policy for retriable errors (then the record is dead-lettered).');
+  .refine(delaysOrdered, delaysMessage)
+  .describe('Retry policy for retriable errors (then the record is dead-lettered). A server\'s Retry-After replaces the computed delay.');
+
+/** Overrides of the retry policy (pipeline or connector level): only the options given change. */
+export const retryOverrideSpec = z
+  .object(retryFields)
+  .partial()
+  .strict()
+  .refine(delaysOrdered, delaysMessage)
+  .describe('Overrides of defaults.retry; options not given are inherited.');
 
 export const batchSpec = z
   .object({
@@ -69,7 +89,7 @@ export function configSpec() {
       target,
       tables: z.array(tableSpec).min(1).describe('Tables captured and how they map to the target.'),
       conflict: conflictSpec.optional().describe('Defaults to defaults.conflict.'),
-      retry: retrySpec.optional().describe('Defaults to defaults.retry.'),
+      retry: retryOverrideSpec.optional().describe('Overrides of defaults.retry for this pipeline (a target connector can override again).'),
       batch: batchSpec.optional().describe('Defaults to defaults.batch.'),
     })
     .strict()
