@@ -32,7 +32,10 @@ import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 import { CaptureOffsets } from './offsets.js';
 import { connectSource, ensurePublication, inspectTables, pgClientConfig, quoteIdent, quoteTable, rawTypes, type SourceTable } from './source.js';
 import { DeadLetters } from '../sink/dead-letters.js';
-import { sleep } from '../core/retry.js';
+import { backoffDelay, sleep } from '../core/retry.js';
+
+/** Capture retries Kafka outages for as long as they last; only the pace is bounded. */
+const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
 
 export interface CaptureOptions {
   pipeline: string;
@@ -373,17 +376,18 @@ export class Capture {
   }
 
   private async flushLoop(): Promise<void> {
-    let backoff = 200;
+    let failures = 0;
     while (this.outbox.length > 0) {
       const batch = this.outbox.slice(0, this.opts.source.batchSize);
       try {
         await this.opts.kafka.send(batch);
-        backoff = 200;
+        failures = 0;
       } catch (err) {
-        // Kafka unavailable: nothing was acknowledged to PostgreSQL, so keep the batch and retry.
-        this.log.warn({ err: errorMessage(err), retryInMs: backoff }, 'capture.produce.retry');
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 10000);
+        // Kafka unavailable: nothing was acknowledged to PostgreSQL, so keep the batch and retry
+        // without a limit (WAL is retained meanwhile), with the one backoff curve of core/retry.
+        const delay = backoffDelay(KAFKA_OUTAGE_BACKOFF, ++failures);
+        this.log.warn({ err: errorMessage(err), attempt: failures, retryInMs: delay }, 'capture.produce.retry');
+        await sleep(delay);
         if (this.stopped && this.stopHard) return;
         continue;
       }
