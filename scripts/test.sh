@@ -15,7 +15,7 @@ done
 npx tsc --noEmit -p tsconfig.json
 npx tsx scripts/gen-config-docs.ts --check
 if [ "$#" -gt 0 ]; then files=("$@"); else
-  mapfile -t files < <(find src connectors test -name '*.test.ts' | sort)
+  mapfile -t files < <(find src connectors test bench -name '*.test.ts' | sort)
 fi
 # Integration tests share one broker and one PostgreSQL on 2 cores: run files one at a time.
 export NODE_ENV=test

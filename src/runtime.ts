@@ -19,10 +19,11 @@ import { ConsumerStage, cdcDecoder, applyTopicDecoder, type Output } from './pro
 import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { fatal } from './core/errors.js';
 import { tableMappings, type TableMapping } from './process/mapper.js';
-import { VersionState } from './process/version-state.js';
 import { Applier } from './sink/applier.js';
-import { DeadLetters } from './sink/dead-letters.js';
+import { validateRules, type PipelineValidator } from './process/validation/index.js';
 import type { Sink } from './sink/sink.js';
+import { Observability } from './observe/observability.js';
+import { applyObserver, ObservedDeadLetters, observeDecoder, observeOutput, TimedSink, TimedVersionState } from './observe/instrument.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -33,6 +34,8 @@ export interface PipelineHandle {
   /** The consumer stage: processor (with or without its sink) or the standalone sink writer. */
   processor?: ConsumerStage;
   applier?: Applier;
+  /** The pipeline's compiled validation rules and their counters (processor stage, tables with `validate`). */
+  validation?: PipelineValidator;
   sink?: Sink;
 }
 
@@ -43,13 +46,29 @@ export class Runtime {
   readonly pipelines: PipelineHandle[] = [];
   private readonly running: Promise<void>[] = [];
   private stopping = false;
+  private validators = new Map<string, PipelineValidator>();
   private readonly log: Logger = rootLogger.child({ stage: 'runtime' });
+  /** Metrics, health, readiness and their HTTP endpoints (src/observe). */
+  readonly observe: Observability;
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }));
     this.codec = new AvroCodec(config.schemaRegistry.url);
     this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true });
     this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis.error'));
+    this.observe = new Observability({
+      config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
+      stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
+    });
+  }
+
+  get metrics() {
+    return this.observe.metrics;
+  }
+
+  /** Port of the /metrics, /health, /ready server (config `observability`), once started. */
+  get httpPort(): number | undefined {
+    return this.observe.port;
   }
 
   selected(): [string, PipelineConfig][] {
@@ -63,8 +82,13 @@ export class Runtime {
 
   /** Start every selected pipeline; returns a promise that settles when all stop (rejects on a fatal error). */
   async start(): Promise<{ done: Promise<void> }> {
+    await this.observe.listen();
+    // Validation rules compile (and custom functions load) before anything connects: a rule that
+    // cannot compile stops the start with FILE:LINE:COL.
+    if (this.stages.has('process')) this.validators = await validateRules(this.config, undefined, this.selected().map(([n]) => n), this.log);
     if (this.stages.has('sink')) await this.redis.connect();
     for (const [name, p] of this.selected()) this.pipelines.push(await this.startPipeline(name, p));
+    if (!this.stopping) this.observe.health.phase = 'running';
     return { done: Promise.all(this.running).then(() => undefined) };
   }
 
@@ -72,13 +96,13 @@ export class Runtime {
     const prefix = this.config.topicPrefix;
     const h: PipelineHandle = { name };
     const log = stageLogger(name, [...this.stages].join('+'));
-    const dlq = new DeadLetters(this.kafka, prefix, name, log);
+    const dlq = new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, this.stages.has('process') ? 'process' : 'sink');
     if (this.stages.has('sink')) {
       const reg = sinkRegistration((p.target as { type: string }).type);
       const sink = reg.create(p.target as never, { pipeline: name, log });
       await sink.connect();
       h.sink = sink;
-      const state = new VersionState(this.redis, this.config.redis.keyPrefix ?? this.config.topicPrefix, name);
+      const state = new TimedVersionState(this.metrics, this.redis, this.config.redis.keyPrefix ?? this.config.topicPrefix, name);
       const conflict = p.conflict ?? this.config.defaults.conflict;
       const perTable = new Map(p.tables.map((t) => [t.target ?? t.source, t.conflict ?? conflict]));
       for (const [table, c] of perTable) {
@@ -86,11 +110,13 @@ export class Runtime {
           throw fatal('CONFLICT_STRATEGY_UNSUPPORTED', `pipeline ${name}, table ${table}: conflict strategy '${c.strategy}' is not implemented yet (supported: source-wins, target-wins, latest-timestamp)`);
         }
       }
-      h.applier = new Applier(sink, state, dlq, (t) => perTable.get(t) ?? conflict, resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry), log);
+      h.applier = new Applier(new TimedSink(sink, this.metrics, name), state, new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, 'sink'), (t) => perTable.get(t) ?? conflict, resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry), log);
+      h.applier.observer = applyObserver(this.metrics, name);
     }
     const applyTopic = topics.apply(prefix, name);
     if (this.stages.has('process')) {
       const maps = tableMappings(p.tables);
+      h.validation = this.validators.get(name);
       const byTopic = new Map<string, TableMapping>();
       for (const [src, m] of maps) {
         const [schema, table] = splitName(src);
@@ -105,13 +131,13 @@ export class Runtime {
       }
       h.processor = new ConsumerStage({
         groupId: groups.processor(prefix, name), topics: [...byTopic.keys()], kafka: this.kafka,
-        decode: cdcDecoder(this.codec, byTopic), output, dlq, log,
+        decode: observeDecoder(cdcDecoder(this.codec, byTopic, h.validation), this.metrics, name, 'process', (t) => byTopic.get(t)?.target), output: observeOutput(output, this.metrics, name, 'process'), dlq, log, validation: h.validation,
       });
       this.running.push(this.guard(name, 'process', h.processor.run()));
     } else if (h.applier) {
       h.processor = new ConsumerStage({
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
-        decode: applyTopicDecoder, output: h.applier, dlq, log,
+        decode: applyTopicDecoder, output: observeOutput(h.applier, this.metrics, name, 'sink'), dlq, log,
       });
       this.running.push(this.guard(name, 'sink', h.processor.run()));
     }
@@ -123,12 +149,16 @@ export class Runtime {
       h.capture = capture;
       this.running.push(this.guard(name, 'capture', capture.run()));
     }
+    this.observe.pipelineStarted(name, p, { capture: this.stages.has('capture'), consumer: this.stages.has('process') ? 'process' : h.applier ? 'sink' : undefined, sink: h.sink });
     return h;
   }
 
   private guard(pipeline: string, stage: string, p: Promise<void>): Promise<void> {
-    return p.catch(async (err: unknown) => {
+    this.observe.health.taskStarted(pipeline, stage);
+    return p.then(() => this.observe.health.taskEnded(pipeline, stage), async (err: unknown) => {
+      this.observe.health.taskEnded(pipeline, stage, this.stopping ? undefined : err);
       if (this.stopping) return;
+      this.metrics.error(pipeline, stage, err);
       this.log.error({ pipeline, stage, err: (err as Error).message, code: (err as { code?: string }).code }, 'stage.failed');
       await this.stop();
       throw err;
@@ -138,10 +168,13 @@ export class Runtime {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.observe.health.phase = 'stopping';
     this.log.info('runtime.stopping');
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.sink?.close()));
+    await this.observe.close(); // before the clients its checks and lag queries use
+    this.observe.health.phase = 'stopped';
     await this.kafka.close();
     this.redis.disconnect();
     this.log.info('runtime.stopped');

@@ -93,9 +93,10 @@ export async function checksum(database: string, table: string, orderBy: string)
 
 export interface TestPipeline {
   name: string;
-  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string> }[];
+  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; validate?: Record<string, unknown> }[];
   conflict?: Record<string, unknown>;
   retry?: Record<string, unknown>;
+  validation?: Record<string, unknown>;
 }
 
 export interface TestEnv {
@@ -134,6 +135,7 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
           tables: p.tables,
           ...(p.conflict ? { conflict: p.conflict } : {}),
           ...(p.retry ? { retry: p.retry } : {}),
+          ...(p.validation ? { validation: p.validation } : {}),
         },
       ]),
     ),

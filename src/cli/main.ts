@@ -3,17 +3,27 @@
  * `syncline` command line. Exit codes: 0 clean stop, 1 fatal error (with the reason on stderr),
  * 2 usage error.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { rootLogger } from '../core/log.js';
 import { Runtime, type Stage } from '../runtime.js';
 import { configValidate } from './config-validate.js';
+import { status } from './status.js';
 import { errorCode, errorMessage } from '../core/errors.js';
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
-async function runStages(stages: Stage[], opts: { config: string; pipeline?: string[] }): Promise<void> {
+async function runStages(stages: Stage[], opts: { config: string; pipeline?: string[]; metricsPort?: number; metricsHost?: string }): Promise<void> {
   const config = loadConfig(opts.config);
+  if (opts.metricsPort !== undefined || opts.metricsHost !== undefined) {
+    const o = config.observability;
+    config.observability = {
+      enabled: true,
+      checkTimeoutMs: o?.checkTimeoutMs ?? 3000,
+      host: opts.metricsHost ?? o?.host ?? '127.0.0.1',
+      port: opts.metricsPort ?? o?.port ?? 9464,
+    };
+  }
   const runtime = new Runtime(config, new Set(stages), opts.pipeline);
   let signals = 0;
   const onSignal = (sig: string) => {
@@ -40,6 +50,11 @@ const program = new Command();
 program.name('syncline').description('PostgreSQL → Kafka → targets change-data-capture and sync').version('0.1.0');
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+const parsePort = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a TCP port 0-65535');
+  return n;
+};
 
 for (const [cmd, stages, desc] of [
   ['start', ['capture', 'process', 'sink'], 'run every stage of the pipelines in one process'],
@@ -52,10 +67,23 @@ for (const [cmd, stages, desc] of [
     .description(desc)
     .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
     .option('-p, --pipeline <name>', 'only this pipeline (repeatable)', collect)
-    .action(async (opts: { config: string; pipeline?: string[] }) => {
+    .option('--metrics-port <port>', 'serve /metrics, /health, /ready on this port (overrides observability.port; enables them)', parsePort)
+    .option('--metrics-host <host>', 'address for /metrics, /health, /ready (overrides observability.host; enables them)')
+    .action(async (opts: { config: string; pipeline?: string[]; metricsPort?: number; metricsHost?: string }) => {
       await runStages([...stages], opts);
     });
 }
+
+program
+  .command('status')
+  .description("a running syncline's readiness (every dependency) and health; without one, checks the config's dependencies from here. Exit 0 when ready, 1 when not")
+  .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  .option('--url <url>', 'base URL of the running instance (default: from the config\'s observability section, else http://127.0.0.1:9464)')
+  .action(async (opts: { config: string; url?: string }) => {
+    const code = await status(opts);
+    // Clients of unreachable services may keep retrying in the background: do not wait for them.
+    process.stdout.write('', () => process.exit(code));
+  });
 
 const configCmd = program.command('config').description('config tools');
 configCmd

@@ -29,7 +29,11 @@ function renameRow(row: Row, rename: (c: string) => string): Row {
   return out;
 }
 
-export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origin: SinkRecord['origin']): SinkRecord {
+/**
+ * `opts.hash: false` leaves `hash` null so that the caller can change the values first (validation
+ * coerces) and then call hashRecord().
+ */
+export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origin: SinkRecord['origin'], opts: { hash?: boolean } = {}): SinkRecord {
   const key = renameRow(keyRow, m.rename);
   const position = eventPosition(e);
   const base = { table: m.target, key, position, sourceTsMs: e.source.tsMs, origin };
@@ -38,5 +42,12 @@ export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origi
   const values = renameRow(e.after ?? {}, m.rename);
   const keep = e.unchangedToast.map(m.rename);
   for (const k of keep) delete values[k];
-  return { ...base, op: 'upsert', values, keep, hash: keep.length === 0 ? rowHash(values) : null };
+  const record: SinkRecord = { ...base, op: 'upsert', values, keep, hash: null };
+  return opts.hash === false ? record : hashRecord(record);
+}
+
+/** Sets the content hash of an upsert (none when some values were not sent: `keep`). */
+export function hashRecord(record: SinkRecord): SinkRecord {
+  record.hash = record.op === 'upsert' && record.values !== null && record.keep.length === 0 ? rowHash(record.values) : null;
+  return record;
 }

@@ -8,8 +8,9 @@
  *  - processor (`cdcDecoder`): change topics → decode Avro → map → hash → Applier (all-in-one) or
  *    the apply topic (split deployment);
  *  - sink writer (`applyTopicDecoder`): apply topic → Applier.
- * Undecodable messages (garbage bytes, unknown schema id, missing key) are poison: dead-lettered as
- * 'invalid' with the reason; the partition moves on.
+ * Undecodable messages (garbage bytes, unknown schema id, missing key) and records that break their
+ * table's validation rules are poison: dead-lettered as 'invalid' with the reason (and every
+ * violation); the partition moves on.
  */
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -22,7 +23,8 @@ import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
-import { toSinkRecord, type TableMapping } from './mapper.js';
+import { hashRecord, toSinkRecord, type TableMapping } from './mapper.js';
+import { ValidationError, type PipelineValidator } from './validation/index.js';
 
 export type Decoder = (m: KafkaMessage, topic: string, partition: number) => Promise<Pending>;
 
@@ -39,9 +41,16 @@ export interface ConsumerStageOptions {
   dlq: DeadLetters;
   log: Logger;
   concurrency?: number;
+  /** Counts dead-lettered ValidationErrors per rule (the processor's validator). */
+  validation?: PipelineValidator;
 }
 
-export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>): Decoder {
+/**
+ * `validator`: the pipeline's compiled rules. An upsert is validated after mapping (target names) and
+ * before hashing, so coerced values are what the target receives and what the hash covers; an invalid
+ * one throws ValidationError (poison) and is dead-lettered by ConsumerStage.
+ */
+export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>, validator?: PipelineValidator): Decoder {
   // Source SQL types of each value schema's columns (the "pgType" field attributes), by schema id.
   const typesById = new Map<number, Promise<Map<string, string>>>();
   const columnTypes = (id: number) => {
@@ -61,12 +70,15 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     ]);
     const e: ChangeEvent = envelopeFromAvro(value);
     if (e.op !== 't' && !key) throw poison('KEY_MISSING', `change message at ${topic}/${partition}@${m.offset} has no key`);
-    const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset });
+    const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false });
     if (record.op === 'upsert') {
       const types = await columnTypes(m.value!.readInt32BE(1));
       const out: Record<string, string> = {};
       for (const [col, t] of types) out[mapping.rename(col)] = t;
       record.columnTypes = out;
+      const rules = validator?.forTable(mapping.source);
+      if (rules) validator!.check(rules, record);
+      hashRecord(record);
     }
     return { record, raw: { key: m.key, value: m.value } };
   };
@@ -117,10 +129,14 @@ export class ConsumerStage {
       } catch (err) {
         if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
         this.invalid.count++;
-        invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } });
+        const v = err instanceof ValidationError ? err : undefined;
+        invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } });
       }
     }
-    if (invalid.length > 0) await this.o.dlq.send(invalid);
+    if (invalid.length > 0) {
+      await this.o.dlq.send(invalid);
+      for (const l of invalid) if (l.error instanceof ValidationError) this.o.validation?.countInvalid(l.error);
+    }
     await heartbeat();
     if (!isRunning() || isStale()) return;
     try {

@@ -36,12 +36,23 @@ export interface ApplyStats {
   retries: number;
 }
 
+/** Hooks for metrics (src/observe/instrument.ts); called synchronously, must not throw. */
+export interface ApplyObserver {
+  /** The target committed this record (after the write returned). */
+  applied(record: SinkRecord): void;
+  /** A conflict was settled; target_won: the target row was kept, the change settled without a write. */
+  conflict(table: string, strategy: string, outcome: 'target_won'): void;
+  /** A retriable or unknown error is about to be retried. */
+  retry(err: unknown): void;
+}
+
 export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, deadLettered: 0, retries: 0 });
 
 const DELETED = 'D';
 
 export class Applier {
   readonly stats: ApplyStats = newApplyStats();
+  observer?: ApplyObserver;
 
   constructor(
     private readonly sink: Sink,
@@ -70,6 +81,7 @@ export class Applier {
     await this.write([p]);
     await this.state.truncateTable(r.table, r.position);
     this.stats.applied++;
+    this.observer?.applied(r);
   }
 
   private async applyRecords(batch: Pending[]): Promise<void> {
@@ -130,6 +142,7 @@ export class Applier {
         continue;
       }
       this.stats.applied++;
+      this.observer?.applied(p.record);
       const c = current.get(ck)!;
       commits.set(ck, { table: p.record.table, key: keyString(p.record.key), pos: p.record.position, hash: c.hash });
     }
@@ -182,6 +195,7 @@ export class Applier {
       const r = p.record;
       const ck = r.table + '\u0000' + keyString(r.key);
       this.stats.conflicts++;
+      this.observer?.conflict(r.table, this.conflictFor(r.table).strategy, 'target_won');
       this.log.info({ table: r.table, position: r.position, strategy: this.conflictFor(r.table).strategy }, 'conflict.resolved.target');
       // The target keeps its row; the change is settled at this position.
       const prev = commits.get(ck)?.hash ?? '';
@@ -222,6 +236,7 @@ export class Applier {
   private onRetry(records: number) {
     return (err: unknown, attempt: number, delayMs: number) => {
       this.stats.retries++;
+      this.observer?.retry(err);
       this.log.warn({ err: errorMessage(err), code: errorCode(err), attempt, delayMs, records }, 'sink.retry');
     };
   }

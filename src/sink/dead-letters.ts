@@ -8,6 +8,8 @@
  *   syncline.attempts        how many times it was tried
  *   syncline.time            ISO time of dead-lettering
  *   syncline.table, syncline.position
+ *   syncline.violations      (invalid records) JSON list of every violated rule:
+ *                            [{"field":"email","rule":"format","message":"must be a valid email address","value":"***"}]
  * Nothing reaches a dead letter silently: each is logged at warn with the same fields.
  */
 import type { Logger } from 'pino';
@@ -51,6 +53,8 @@ export class DeadLetters {
         'syncline.time': now,
       };
       if (l.table) headers['syncline.table'] = l.table;
+      const violations = (l.error as { violations?: unknown } | null)?.violations;
+      if (Array.isArray(violations)) headers['syncline.violations'] = JSON.stringify(violations);
       if (l.position) headers['syncline.position'] = l.position;
       if (l.origin) {
         headers['syncline.original.topic'] = l.origin.topic;

@@ -29,6 +29,8 @@ export interface SinkRecord {
   sourceTsMs: number;
   /** SQL types of the record's target columns as the source declares them (for auto-evolving targets). */
   columnTypes?: Record<string, string>;
+  /** Values converted by validation rules with `coerce: true` (already replaced in `values`; the key keeps the source value). */
+  coerced?: { field: string; from: string; to: string }[];
   /** Where the change came from, for dead-letter headers. */
   origin: { topic: string; partition: number; offset: string };
 }

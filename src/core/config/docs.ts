@@ -18,7 +18,8 @@ import { configSpec } from './schema.js';
 
 /** The subset of JSON Schema that z.toJSONSchema emits for our specs. */
 interface JsonSchema {
-  type?: string;
+  /** A list for a union of primitive types (z.union([z.number(), z.string()])). */
+  type?: string | string[];
   properties?: Record<string, JsonSchema>;
   required?: string[];
   additionalProperties?: JsonSchema | boolean;
@@ -80,6 +81,7 @@ const bound = (n: number | undefined) => (n === undefined || Math.abs(n) >= Numb
 function typeOf(s: JsonSchema, link?: (what: string) => string): string {
   const alts = s.anyOf ?? s.oneOf;
   if (alts) return alts.map((a) => typeOf(a, link)).join(' or ');
+  if (Array.isArray(s.type)) return s.type.map((t) => typeOf({ ...s, type: t }, link)).join(' or ');
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   if (s.enum) return `one of ${s.enum.map((v) => `\`${String(v)}\``).join(', ')}`;
   switch (s.type) {

@@ -34,6 +34,7 @@ import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, vi
 import type { Document, Node as YamlNode } from 'yaml';
 import { SynclineError } from '../errors.js';
 import { configSpec, type SynclineConfig } from './schema.js';
+import { checkTableValidation } from '../../process/validation/compile.js';
 
 export interface ConfigProblem {
   file: string;
@@ -134,7 +135,38 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   // 4. Semantics (also when the schema failed, so that one run lists every problem).
   problems.push(...semanticProblems(data, file, locator));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, sortProblems(problems));
+  sources.set(result.data, { file, text });
   return result.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locating problems found after loading (checks that need the file's modules, at start-up)
+
+/** The file and text each loaded config came from (for checks that run later, e.g. validateRules). */
+const sources = new WeakMap<object, { file: string; text: string }>();
+
+/** Where `config` was loaded from (undefined for a config built in code). */
+export function configSource(config: SynclineConfig): { file: string; text: string } | undefined {
+  return sources.get(config);
+}
+
+/** Line and column of the option at `path` (of its key with `atKey`) in a config file's text, as the loader reports them. */
+export function locate(text: string, path: readonly (string | number)[], atKey = false): { line: number; col: number } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, merge: true });
+  const loc = new Locator(doc, lineCounter);
+  return atKey ? loc.key(path) : loc.value(path);
+}
+
+/** A ConfigProblem for the option at `path`; without the text, it concerns the whole file (line 0). */
+export function locateProblem(file: string, text: string | undefined, path: readonly (string | number)[], message: string, atKey = false): ConfigProblem {
+  const pos = text === undefined ? { line: 0, col: 0 } : locate(text, path, atKey);
+  return { file, line: pos.line, col: pos.col, path: formatPath(path), message };
+}
+
+/** Sorted, de-duplicated: the order ConfigError lists problems in. */
+export function configError(file: string, problems: ConfigProblem[]): ConfigError {
+  return new ConfigError(file, sortProblems(problems));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -596,6 +628,9 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
   for (const [name, p] of pipelines) {
     const base: Seg[] = ['pipelines', name];
     const pipeline = asObject(p);
+    const validation = asObject(pipeline?.validation);
+    const hasModule = typeof validation?.module === 'string' && validation.module.trim() !== '';
+    const mask = Array.isArray(validation?.mask) ? validation.mask.filter((m): m is string => typeof m === 'string') : [];
     checkConflict([...base, 'conflict'], pipeline?.conflict);
     const tables = Array.isArray(pipeline?.tables) ? (pipeline.tables as unknown[]) : [];
     const firstRow = new Map<string, number>();
@@ -619,6 +654,20 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
         keySeen.add(col);
       });
       checkConflict([...tpath, 'conflict'], table?.conflict);
+      // Validation rules compile here (bad regex, unreadable bound, unparsable check…); custom
+      // functions are resolved at start-up by validateRules() (src/process/validation/index.ts).
+      if (table?.validate !== undefined) {
+        const columns = asObject(table.columns) as Record<string, string> | undefined;
+        const target = typeof table.target === 'string' ? table.target : typeof source === 'string' ? source : '?';
+        for (const pr of checkTableValidation(table.validate, { table: target, columns, hasModule, mask })) {
+          const path = [...tpath, 'validate', ...pr.path];
+          if (!pr.atKey) add(path, pr.message);
+          else {
+            const pos = loc.key(path);
+            problems.push({ file, line: pos.line, col: pos.col, path: formatPath(path), message: pr.message });
+          }
+        }
+      }
     });
   }
   return problems;

@@ -61,6 +61,76 @@ export const batchSpec = z
   .strict()
   .describe('Sink batching.');
 
+/** Rules of one field of a table (validation runs on the mapped record: target column names). */
+export const fieldRuleSpec = z
+  .object({
+    required: z.boolean().optional().describe('The field must be present and not null. Other rules skip a null value.'),
+    type: z
+      .enum(['string', 'number', 'integer', 'boolean', 'date', 'datetime', 'uuid', 'object', 'array'])
+      .optional()
+      .describe("Kind of value. number accepts numeric columns' exact decimal strings and int8; date is 'YYYY-MM-DD', datetime 'YYYY-MM-DDTHH:MM:SS[.ffffff][Z]'; object/array: json/jsonb text of that shape (array also a PostgreSQL array)."),
+    coerce: z
+      .boolean()
+      .optional()
+      .describe("With type string, number, integer or boolean: a value of another kind that converts cleanly is converted (\"42\" → 42, \"true\" → true) and the conversion is recorded on the record; otherwise it is a violation."),
+    format: z
+      .enum(['email', 'phone', 'url', 'uri', 'uuid', 'hostname', 'ipv4', 'ipv6'])
+      .optional()
+      .describe('Text format: email, phone (E.164: + and 2 to 15 digits), url (http/https/ftp with a public host), uri (any absolute URI), uuid, hostname, ipv4, ipv6.'),
+    pattern: z.string().optional().describe('Regular expression (JavaScript syntax, unicode mode) the text must match; anchor it with ^…$ to match the whole value.').meta({ examples: ['^[A-Z]{2}$'] }),
+    min: z
+      .union([z.number(), z.string()])
+      .optional()
+      .describe("Lower bound (inclusive): a number (exact for numeric and int8), or for dates and times an absolute date/date-time ('2020-01-01') or a duration relative to the validation time (-P1Y, P30D, -PT12H, now)."),
+    max: z.union([z.number(), z.string()]).optional().describe('Upper bound (inclusive), same forms as min.').meta({ examples: ['now'] }),
+    minLength: z.number().int().min(0).optional().describe('Fewest characters (Unicode code points) of a text, or items of an array.'),
+    maxLength: z.number().int().min(0).optional().describe('Most characters (Unicode code points) of a text, or items of an array.'),
+    enum: z
+      .array(z.union([z.string(), z.number(), z.boolean()]))
+      .min(1)
+      .optional()
+      .describe('Allowed values (numbers compare exactly: 2.50 equals 2.5).')
+      .meta({ examples: [['active', 'vip']] }),
+    custom: z
+      .string()
+      .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'a function name')
+      .optional()
+      .describe("Name of a function exported by the pipeline's validation.module: fn(value, record) returns true (valid), false, or a message string (invalid). Not called for null."),
+    sensitive: z.boolean().optional().describe("Mask this field's value ('***') in dead-letter violations."),
+  })
+  .strict()
+  .describe('Rules of one field (a target column name). Every violated rule is reported, not only the first.');
+
+/** A cross-field rule of a table. */
+export const crossFieldRuleSpec = z
+  .object({
+    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'letters, digits, _ and -').describe('Name of the rule (unique in the table); reported and counted by it.').meta({ examples: ['shipped_after_ordered'] }),
+    check: z
+      .string()
+      .min(1)
+      .describe("Condition every record must meet: fields, numbers, 'text', true/false/null, + - * / %, = != < <= > >=, and/or/not, is [not] null, sum(array), len(x), abs(x), coalesce(a, b). A null operand makes it unknown, which passes (as an SQL CHECK)."),
+    message: z.string().optional().describe("Readable reason given when the check fails; default 'check failed: <check>'."),
+  })
+  .strict()
+  .describe('A rule over several fields of the record.');
+
+export const tableValidateSpec = z
+  .object({
+    fields: z.record(z.string(), fieldRuleSpec).optional().describe('Rules per field (target column name).'),
+    rules: z.array(crossFieldRuleSpec).optional().describe('Cross-field rules.').meta({ examples: [[{ name: 'shipped_after_ordered', check: 'shipped_at >= ordered_at', message: 'shipped before it was ordered' }]] }),
+  })
+  .strict()
+  .describe('Validation of inserted and updated rows (after column renames, before the target). An invalid record goes to the dead-letter topic as `invalid` with every violation listed; deletes and truncates are not validated.');
+
+/** Pipeline-wide validation settings. */
+export const pipelineValidationSpec = z
+  .object({
+    module: z.string().min(1).optional().describe("ES module exporting the functions named by `custom` rules; a path relative to this config file's directory.").meta({ examples: ['./validators.mjs'] }),
+    mask: z.array(z.string().min(1)).optional().describe("Columns whose values are always masked ('***') in dead-letter violations, in every table.").meta({ examples: [['email', 'phone']] }),
+  })
+  .strict()
+  .describe('Validation settings of the pipeline (the rules themselves are per table: tables[].validate).');
+
 export const tableSpec = z
   .object({
     source: qualifiedTable.describe('Source table.').meta({ examples: ['public.users'] }),
@@ -68,9 +138,24 @@ export const tableSpec = z
     key: z.array(z.string().min(1)).min(1).optional().describe('Key columns; default: the primary key. Required for a table without one (with REPLICA IDENTITY FULL).'),
     columns: z.record(z.string(), z.string()).optional().describe('Column renames source → target.'),
     conflict: conflictSpec.optional().describe('Per-table override of the pipeline conflict settings.'),
+    validate: tableValidateSpec
+      .optional()
+      .describe(
+        'Validation rules of inserted and updated rows, checked after the column renames (rules name target columns) and before the target. Compiled at start: a rule that cannot compile is refused with its line. A row that breaks any rule goes to the dead-letter topic as `invalid` with every violation listed (header syncline.violations) and the pipeline moves on; deletes and truncates are not validated.',
+      ),
   })
   .strict()
   .describe('One captured table and how it maps to the target.');
+
+export const observabilitySpec = z
+  .object({
+    enabled: z.boolean().default(true).describe('Serve the endpoints (set false to keep the section but not listen).'),
+    host: z.string().min(1).default('127.0.0.1').describe('Address to listen on; 0.0.0.0 for every interface (containers).'),
+    port: z.number().int().min(0).max(65535).default(9464).describe('TCP port (0: any free port, for tests).'),
+    checkTimeoutMs: z.number().int().min(100).max(60000).default(3000).describe('Timeout of each dependency check of /ready and of each scrape-time query (consumer lag, slot lag).'),
+  })
+  .strict()
+  .describe('HTTP endpoints of a running syncline process: GET /metrics (Prometheus text format, names syncline_*), GET /health (liveness), GET /ready (every dependency checked, with latency and last error). Without this section nothing listens.');
 
 function unionOf(specs: z.ZodObject[], what: string): z.ZodType {
   if (specs.length === 0) throw new Error(`no ${what} connector registered (import connectors/index.ts first)`);
@@ -91,6 +176,7 @@ export function configSpec() {
       conflict: conflictSpec.optional().describe('Defaults to defaults.conflict.'),
       retry: retryOverrideSpec.optional().describe('Overrides of defaults.retry for this pipeline (a target connector can override again).'),
       batch: batchSpec.optional().describe('Defaults to defaults.batch.'),
+      validation: pipelineValidationSpec.optional().describe('Custom rule functions and always-masked columns for the validation rules of this pipeline\'s tables.'),
     })
     .strict()
     .describe('One pipeline: changes of the listed tables, captured from the source, are written to the target.');
@@ -124,6 +210,7 @@ export function configSpec() {
         .strict()
         .prefault({})
         .describe('Redis.'),
+      observability: observabilitySpec.optional(),
       defaults: z
         .object({
           conflict: conflictSpec.prefault({}),
@@ -143,3 +230,4 @@ export type PipelineConfig = SynclineConfig['pipelines'][string];
 export type TableConfig = z.infer<typeof tableSpec>;
 export type ConflictConfig = z.infer<typeof conflictSpec>;
 export type RetryConfig = z.infer<typeof retrySpec>;
+export type ObservabilityConfig = z.infer<typeof observabilitySpec>;

@@ -1,0 +1,146 @@
+/**
+ * `syncline status [--config FILE] [--url http://host:port]`: asks a running syncline for /ready
+ * and /health and prints them as a table; exit 0 when ready, 1 when not.
+ * When nothing answers at the URL (default: the config's observability host and port, else
+ * http://127.0.0.1:9464), it runs the same dependency checks itself from the config (Kafka, registry,
+ * Redis, every enabled pipeline's source and target) and prints those.
+ */
+import { Redis } from 'ioredis';
+import '../../connectors/index.js';
+import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
+import { loadConfig } from '../core/config/load.js';
+import type { SynclineConfig } from '../core/config/schema.js';
+import { errorMessage } from '../core/errors.js';
+import { KafkaClient } from '../core/kafka.js';
+import { rootLogger } from '../core/log.js';
+import { sinkRegistration } from '../core/registry.js';
+import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type CheckResult, type ReadyReport } from '../observe/checks.js';
+import type { HealthReport } from '../observe/health.js';
+import type { Sink } from '../sink/sink.js';
+
+export interface StatusOptions {
+  config: string;
+  url?: string;
+  /** Where the report goes (tests pass their own). */
+  out?: (text: string) => void;
+}
+
+/** Prints the status; returns the exit code (0 ready, 1 not ready). */
+export async function status(opts: StatusOptions): Promise<number> {
+  const out = opts.out ?? ((t: string) => process.stdout.write(t));
+  let config: SynclineConfig | undefined;
+  let configError: unknown;
+  try {
+    config = loadConfig(opts.config);
+  } catch (err) {
+    configError = err;
+  }
+  const url = (opts.url ?? defaultUrl(config)).replace(/\/+$/, '');
+  const remote = await fetchRemote(url);
+  if (remote) {
+    out(formatStatus(`syncline at ${url}`, remote.ready, remote.health));
+    return remote.ready.ready ? 0 : 1;
+  }
+  if (!config) throw configError;
+  out(`no syncline answers at ${url}; checking the dependencies of ${opts.config} from here\n\n`);
+  const ready = await localChecks(config);
+  out(formatStatus(`dependencies of ${opts.config}`, ready));
+  return ready.ready ? 0 : 1;
+}
+
+function defaultUrl(config?: SynclineConfig): string {
+  const o = config?.observability;
+  const host = !o || o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${o?.port ?? 9464}`;
+}
+
+/** /ready and /health of a running instance, or null when nothing listens there. */
+async function fetchRemote(url: string): Promise<{ ready: ReadyReport & { phase?: string }; health: HealthReport } | null> {
+  const get = async (path: string) => {
+    const res = await fetch(url + path, { signal: AbortSignal.timeout(30_000) });
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new Error(`GET ${url}${path}: HTTP ${res.status}, not JSON: ${text.slice(0, 200)}`);
+    }
+  };
+  try {
+    const [ready, health] = await Promise.all([get('/ready'), get('/health')]);
+    return { ready: ready as ReadyReport, health: health as HealthReport };
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH') return null;
+    throw new Error(`cannot read the status at ${url}: ${errorMessage(err)}`);
+  }
+}
+
+/** The dependency checks of the config's enabled pipelines, run from this process. */
+export async function localChecks(config: SynclineConfig, timeoutMs = config.observability?.checkTimeoutMs ?? 3000): Promise<ReadyReport> {
+  const log = rootLogger.child({ stage: 'status' });
+  const kafka = new KafkaClient(config.kafka, log);
+  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
+  redis.on('error', () => undefined); // reported by the check
+  const pipelines = Object.entries(config.pipelines).filter(([, p]) => p.enabled);
+  const sources = pipelines.map(([pipeline, p]) => ({ pipeline, probe: new PgProbe((p.source as PgSourceConfig).connection, timeoutMs) }));
+  const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({
+    pipeline,
+    sink: sinkRegistration((p.target as { type: string }).type).create(p.target as never, { pipeline, log }),
+  }));
+  try {
+    const checks = new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources, targets }), timeoutMs);
+    return await checks.run();
+  } finally {
+    redis.disconnect();
+    await Promise.allSettled([kafka.close(), ...sources.map((s) => s.probe.close()), ...targets.map((t) => t.sink.close())]);
+  }
+}
+
+/** A readable table of the checks (and the pipelines, when /health is there). */
+export function formatStatus(title: string, ready: ReadyReport & { phase?: string }, health?: HealthReport): string {
+  const lines: string[] = [];
+  const state = ready.ready ? 'READY' : 'NOT READY';
+  const extra = [ready.phase && ready.phase !== 'running' ? `phase ${ready.phase}` : '', health ? `health ${health.status}, up ${formatUptime(health.uptimeS)}` : '']
+    .filter(Boolean)
+    .join('; ');
+  lines.push(`${title}: ${state}${extra ? ` (${extra})` : ''}`, '');
+  const rows: string[][] = [['DEPENDENCY', 'STATUS', 'LATENCY', 'CHECKED', 'LAST ERROR']];
+  for (const [name, c] of Object.entries(ready.checks)) rows.push([name, checkState(c), c.latencyMs == null ? '-' : `${c.latencyMs} ms`, c.checkedAt ?? '-', lastError(c)]);
+  lines.push(...table(rows, [false, false, true, false, false]));
+  if (health && health.pipelines.length > 0) {
+    lines.push('');
+    const prow: string[][] = [['PIPELINE', 'RUNNING', 'STAGES', 'FAILED']];
+    for (const p of health.pipelines) {
+      prow.push([p.name, p.running ? 'yes' : 'no', p.stages.join(', '), (p.failed ?? []).map((f) => `${f.stage}: ${f.code}: ${f.error}`).join('; ')]);
+    }
+    lines.push(...table(prow, [false, false, false, false]));
+  }
+  return lines.join('\n') + '\n';
+}
+
+function checkState(c: CheckResult): string {
+  if (c.checkedAt === null) return 'unchecked';
+  return c.ok ? 'ok' : 'DOWN';
+}
+
+function lastError(c: CheckResult): string {
+  if (!c.lastError) return '';
+  const msg = c.lastError.replace(/\s+/g, ' ');
+  return c.ok && c.lastErrorAt ? `(at ${c.lastErrorAt}) ${msg}` : msg;
+}
+
+function formatUptime(s: number): string {
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function table(rows: string[][], right: boolean[]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : right[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+}

@@ -1,0 +1,230 @@
+/**
+ * Readiness: every dependency a process needs, checked in parallel, each with a timeout.
+ *   kafka             admin describeCluster
+ *   registry          GET <schemaRegistry.url>/subjects
+ *   redis             PING                        (when the process runs a sink)
+ *   source:<pipeline> select 1 on the source      (when it runs capture)
+ *   target:<pipeline> Sink.ping()                 (when it runs a sink)
+ * GET /ready, `syncline status` and syncline_dependency_up all use one DependencyChecks. It keeps,
+ * per dependency, the result of the last check and the last error ever seen (with its time), so
+ * after a recovery the report still says what went wrong. Concurrent runs share one round of checks.
+ *
+ *   {"ready":false,"checks":{"kafka":{"ok":true,"latencyMs":3,"lastError":null,"checkedAt":"…"},
+ *     "target:orders-sync":{"ok":false,"latencyMs":12,"lastError":"postgres sink 127.0.0.1:5432/shop: ping: Connection terminated unexpectedly","lastErrorAt":"…","checkedAt":"…"}}}
+ */
+import pg from 'pg';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { PgConnection } from '../../connectors/postgres/spec.js';
+import { pgClientConfig } from '../capture/source.js';
+import { errorMessage } from '../core/errors.js';
+import type { KafkaClient } from '../core/kafka.js';
+import type { Sink } from '../sink/sink.js';
+import { withTimeout } from './metrics.js';
+
+export interface CheckResult {
+  ok: boolean;
+  /** Duration of the last check (the timeout when it timed out); null before the first check. */
+  latencyMs: number | null;
+  /** The last error seen, kept after the dependency recovers (see lastErrorAt). */
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** When the last check ended (ISO time). */
+  checkedAt: string | null;
+}
+
+export interface ReadyReport {
+  ready: boolean;
+  checks: Record<string, CheckResult>;
+}
+
+/**
+ * A probe resolves when the dependency answers, rejects with the reason otherwise. It may time
+ * itself out within `timeoutMs` to give a better reason; DependencyChecks stops waiting a little
+ * after that in any case.
+ */
+export type Probe = (timeoutMs: number) => Promise<unknown>;
+
+export class DependencyChecks {
+  private readonly results = new Map<string, CheckResult>();
+  private running?: Promise<ReadyReport>;
+  private readonly pending = new Map<string, Promise<unknown>>();
+
+  /** `previous`: checks this one replaces (its results are carried over by name). */
+  constructor(private readonly probes: Map<string, Probe>, private readonly timeoutMs: number, private readonly log?: Logger, previous?: DependencyChecks) {
+    for (const name of probes.keys()) {
+      this.results.set(name, previous?.results.get(name) ?? { ok: false, latencyMs: null, lastError: null, lastErrorAt: null, checkedAt: null });
+    }
+  }
+
+  get names(): string[] {
+    return [...this.probes.keys()];
+  }
+
+  /** Check every dependency now (joins a round already under way). */
+  run(): Promise<ReadyReport> {
+    if (!this.running) {
+      this.running = this.runAll().finally(() => {
+        this.running = undefined;
+      });
+    }
+    return this.running;
+  }
+
+  /** The results of the last round, without checking again. */
+  last(): ReadyReport {
+    return this.report();
+  }
+
+  private async runAll(): Promise<ReadyReport> {
+    await Promise.all([...this.probes].map(([name, probe]) => this.check(name, probe)));
+    return this.report();
+  }
+
+  private async check(name: string, probe: Probe): Promise<void> {
+    const prev = this.results.get(name)!;
+    const t0 = Date.now();
+    let error: string | null = null;
+    try {
+      // A probe that is still hanging from an earlier round (a blackholed host) is waited on again
+      // rather than started once more, so hanging connection attempts do not pile up.
+      let pending = this.pending.get(name);
+      if (!pending) {
+        const p = probe(this.timeoutMs).finally(() => this.pending.delete(name));
+        p.catch(() => undefined);
+        this.pending.set(name, (pending = p));
+      }
+      const current = pending;
+      await withTimeout(this.timeoutMs + 100, name, () => current);
+    } catch (err) {
+      error = errorMessage(err) || String(err);
+    }
+    const at = new Date().toISOString();
+    const next: CheckResult = {
+      ok: error === null,
+      latencyMs: Date.now() - t0,
+      lastError: error ?? prev.lastError,
+      lastErrorAt: error !== null ? at : prev.lastErrorAt,
+      checkedAt: at,
+    };
+    this.results.set(name, next);
+    const wasUp = prev.checkedAt === null ? true : prev.ok;
+    if (wasUp && !next.ok) this.log?.warn({ dependency: name, err: error }, 'ready.dependency.down');
+    else if (!wasUp && next.ok) this.log?.info({ dependency: name, latencyMs: next.latencyMs }, 'ready.dependency.up');
+  }
+
+  private report(): ReadyReport {
+    const checks: Record<string, CheckResult> = {};
+    for (const [name, r] of this.results) checks[name] = { ...r };
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+}
+
+/**
+ * One lazily opened PostgreSQL connection for probes and metrics queries (select 1, slot lag).
+ * A connection that breaks is dropped; the next query opens a new one.
+ */
+export class PgProbe {
+  private conn?: { client: pg.Client; ready: Promise<pg.Client> };
+
+  constructor(private readonly cfg: PgConnection, private readonly timeoutMs = 3000) {}
+
+  private get where(): string {
+    return `postgres ${this.cfg.host}:${this.cfg.port}/${this.cfg.database}`;
+  }
+
+  async query(text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+    const client = await this.connect();
+    try {
+      return (await client.query(text, params)).rows;
+    } catch (err) {
+      // Not an SQLSTATE from the server: the connection itself is in trouble; open a new one next time.
+      if (!/^[0-9A-Z]{5}$/.test((err as { code?: string }).code ?? '')) this.drop(client);
+      throw new Error(`${this.where}: ${errorMessage(err)}`);
+    }
+  }
+
+  private connect(): Promise<pg.Client> {
+    if (!this.conn) {
+      const client = new pg.Client(pgClientConfig(this.cfg, { application_name: 'syncline-probe', connectionTimeoutMillis: this.timeoutMs, query_timeout: this.timeoutMs }));
+      client.on('error', () => this.drop(client));
+      client.on('end', () => this.drop(client));
+      const ready = client.connect().then(
+        () => client,
+        (err: unknown) => {
+          this.drop(client);
+          throw new Error(`${this.where}: cannot connect: ${errorMessage(err)}`);
+        },
+      );
+      this.conn = { client, ready };
+    }
+    return this.conn.ready;
+  }
+
+  private drop(client: pg.Client): void {
+    if (this.conn?.client !== client) return;
+    this.conn = undefined;
+    void client.end().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const c = this.conn;
+    this.conn = undefined;
+    await c?.client.end().catch(() => undefined);
+  }
+}
+
+/** Remembers a Redis client's last connection error (cleared when it is ready again), for readable probe failures. */
+export function watchRedis(client: Redis): { client: Redis; lastError: () => string | null } {
+  let last: string | null = null;
+  client.on('error', (err: Error) => {
+    last = err.message || (err as { code?: string }).code || String(err);
+  });
+  client.on('ready', () => {
+    last = null;
+  });
+  return { client, lastError: () => last };
+}
+
+export interface ProbeSources {
+  kafka: KafkaClient;
+  registryUrl: string;
+  redis?: { client: Redis; lastError: () => string | null };
+  sources: { pipeline: string; probe: PgProbe }[];
+  targets: { pipeline: string; sink: Sink }[];
+}
+
+/** The probes of a process's dependencies (see the list at the top). */
+export function dependencyProbes(s: ProbeSources): Map<string, Probe> {
+  const probes = new Map<string, Probe>();
+  probes.set('kafka', async () => {
+    const admin = await s.kafka.getAdmin();
+    await admin.describeCluster();
+  });
+  probes.set('registry', async (timeoutMs) => {
+    const url = `${s.registryUrl.replace(/\/+$/, '')}/subjects`;
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause;
+      throw new Error(`GET ${url}: ${errorMessage(err)}${cause ? ` (${errorMessage(cause)})` : ''}`);
+    }
+    await res.arrayBuffer().catch(() => undefined);
+    if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  });
+  if (s.redis) {
+    const { client, lastError } = s.redis;
+    probes.set('redis', async (timeoutMs) => {
+      try {
+        await withTimeout(timeoutMs, 'PING', () => client.ping());
+      } catch (err) {
+        const conn = lastError();
+        throw new Error(`redis: ${errorMessage(err)}${conn ? ` (connection: ${conn})` : ''}`);
+      }
+    });
+  }
+  for (const { pipeline, probe } of s.sources) probes.set(`source:${pipeline}`, () => probe.query('select 1'));
+  for (const { pipeline, sink } of s.targets) probes.set(`target:${pipeline}`, () => sink.ping());
+  return probes;
+}

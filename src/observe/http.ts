@@ -1,0 +1,98 @@
+/**
+ * The HTTP endpoints of a running process (node:http, no framework):
+ *   GET /metrics  Prometheus text format (Content-Type text/plain; version=0.0.4), see ./metrics.ts
+ *   GET /health   liveness, 200 or 503, see ./health.ts
+ *   GET /ready    every dependency checked now, 200 when all answer, else 503, see ./checks.ts
+ * Anything else: 404 (405 for another method on a known path), JSON bodies.
+ *
+ * Owner: the Runtime starts one server when the config has an `observability` section (enabled) and
+ * closes it last in stop(). Port 0 binds any free port; `port` tells which. Failing to listen
+ * (address in use) stops the start with a fatal error naming the address.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { errorMessage, fatal } from '../core/errors.js';
+import type { ReadyReport } from './checks.js';
+import { healthStatusCode, type HealthReport } from './health.js';
+
+export interface EndpointSources {
+  metrics: () => Promise<string>;
+  metricsContentType: string;
+  health: () => HealthReport;
+  ready: () => Promise<ReadyReport>;
+}
+
+export class ObservabilityServer {
+  private server?: http.Server;
+  private bound = 0;
+
+  constructor(private readonly src: EndpointSources, private readonly log: Logger) {}
+
+  /** The bound port (after start()). */
+  get port(): number {
+    return this.bound;
+  }
+
+  async start(port: number, host: string): Promise<number> {
+    const server = http.createServer((req, res) => {
+      void this.handle(req, res);
+    });
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(fatal('OBSERVABILITY_LISTEN', `cannot serve /metrics, /health, /ready on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address in use (set observability.port or --metrics-port)' : err.message}`, err));
+      });
+      server.listen(port, host, () => resolve());
+    });
+    server.on('error', (err) => this.log.error({ err: err.message }, 'http.error'));
+    this.server = server;
+    this.bound = (server.address() as AddressInfo).port;
+    this.log.info({ host, port: this.bound, paths: ['/metrics', '/health', '/ready'] }, 'http.listening');
+    return this.bound;
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const known = path === '/metrics' || path === '/health' || path === '/ready';
+    try {
+      if (!known) return json(res, 404, { error: `no such endpoint ${path} (have /metrics, /health, /ready)` });
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('Allow', 'GET, HEAD');
+        return json(res, 405, { error: `method ${req.method} not allowed` });
+      }
+      if (path === '/metrics') {
+        const text = await this.src.metrics();
+        res.writeHead(200, { 'Content-Type': this.src.metricsContentType, 'Cache-Control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+        return;
+      }
+      if (path === '/health') {
+        const r = this.src.health();
+        return json(res, healthStatusCode(r), r);
+      }
+      const r = await this.src.ready();
+      return json(res, r.ready ? 200 : 503, r);
+    } catch (err) {
+      this.log.error({ path, err: errorMessage(err) }, 'http.request.failed');
+      if (!res.headersSent) json(res, 500, { error: errorMessage(err) });
+      else res.destroy();
+    }
+  }
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(text);
+}

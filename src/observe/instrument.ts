@@ -1,0 +1,165 @@
+/**
+ * Decorators that feed Metrics from the data path without changing it. The Runtime wraps what it
+ * builds for a pipeline:
+ *  - TimedSink around the target Sink (write and conflict-read round trips);
+ *  - TimedVersionState instead of VersionState (Redis round trips);
+ *  - ObservedDeadLetters instead of DeadLetters (dead letters by kind, errors by class);
+ *  - observeDecoder around the processor's decoder (messages read, decode failures by table);
+ *  - observeOutput around a consumer stage's output (batch sizes, records in flight);
+ *  - applyObserver for the Applier's hook (commit-to-apply latency, conflicts, retries).
+ * Each one only measures and passes everything (results, errors) through unchanged.
+ */
+import { errorCode, errorKind } from '../core/errors.js';
+import type { Row } from '../core/envelope.js';
+import type { Decoder, Output } from '../process/processor.js';
+import { VersionState, type VersionCommit, type VersionEntry, type VersionKey } from '../process/version-state.js';
+import type { ApplyObserver, Pending } from '../sink/applier.js';
+import { DeadLetters, type DeadLetter } from '../sink/dead-letters.js';
+import type { Sink, SinkRecord, WriteResult } from '../sink/sink.js';
+import type { Metrics } from './metrics.js';
+
+const seconds = (startNs: bigint) => Number(process.hrtime.bigint() - startNs) / 1e9;
+
+/** Time `fn` into `observe(seconds, outcome)`; the result or error passes through. */
+async function timed<T>(fn: () => Promise<T>, observe: (s: number, outcome: 'ok' | 'error') => void): Promise<T> {
+  const t0 = process.hrtime.bigint();
+  try {
+    const v = await fn();
+    observe(seconds(t0), 'ok');
+    return v;
+  } catch (err) {
+    observe(seconds(t0), 'error');
+    throw err;
+  }
+}
+
+/**
+ * A Sink that times writeBatch and readRows. Calls go to `inner`'s methods at call time, so
+ * whatever replaces them on the instance later (tests count writes that way) is still called.
+ */
+export class TimedSink implements Sink {
+  constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {}
+
+  connect(): Promise<void> {
+    return this.inner.connect();
+  }
+
+  writeBatch(batch: SinkRecord[]): Promise<WriteResult> {
+    return timed(() => this.inner.writeBatch(batch), (s, outcome) => this.metrics.sinkRoundTrip.observe({ pipeline: this.pipeline, kind: 'write', outcome }, s));
+  }
+
+  readRows(table: string, keys: Row[]): Promise<Map<string, Row>> {
+    return timed(() => this.inner.readRows(table, keys), (s, outcome) => this.metrics.sinkRoundTrip.observe({ pipeline: this.pipeline, kind: 'read', outcome }, s));
+  }
+
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** VersionState whose Redis round trips are timed (calls with nothing to do make no round trip and are not timed). */
+export class TimedVersionState extends VersionState {
+  constructor(private readonly metrics: Metrics, ...args: ConstructorParameters<typeof VersionState>) {
+    super(...args);
+  }
+
+  private time<T>(kind: string, fn: () => Promise<T>): Promise<T> {
+    return timed(fn, (s, outcome) => this.metrics.redisRoundTrip.observe({ pipeline: this.pipeline, kind, outcome }, s));
+  }
+
+  override getMany(items: VersionKey[]): Promise<(VersionEntry | null)[]> {
+    if (items.length === 0) return super.getMany(items);
+    return this.time('read', () => super.getMany(items));
+  }
+
+  override commitMany(items: VersionCommit[]): Promise<void> {
+    if (items.length === 0) return super.commitMany(items);
+    return this.time('commit', () => super.commitMany(items));
+  }
+
+  override truncateTable(table: string, pos: string): Promise<void> {
+    return this.time('truncate', () => super.truncateTable(table, pos));
+  }
+}
+
+/** DeadLetters that counts what it parked (after Kafka acknowledged it), by kind and by error class. */
+export class ObservedDeadLetters extends DeadLetters {
+  private metrics?: Metrics;
+  private stage = '';
+
+  /** Count this writer's letters as `stage`'s. */
+  observe(metrics: Metrics, stage: string): this {
+    this.metrics = metrics;
+    this.stage = stage;
+    return this;
+  }
+
+  override async send(letters: DeadLetter[]): Promise<void> {
+    await super.send(letters);
+    const m = this.metrics;
+    if (!m) return;
+    for (const l of letters) {
+      m.deadLetters.inc({ pipeline: this.pipeline, stage: this.stage, kind: l.kind });
+      m.error(this.pipeline, this.stage, l.error);
+    }
+  }
+}
+
+/**
+ * Counts every message the processor reads, and every one it cannot decode (a poison error other
+ * than a validation failure, which the validator counts per rule: the consumer stage dead-letters it)
+ * as a validation failure of rule "decode" on the topic's target table. A retriable error (registry
+ * down) is not a failure: the batch is read again.
+ */
+export function observeDecoder(decode: Decoder, metrics: Metrics, pipeline: string, stage: string, tableOf: (topic: string) => string | undefined): Decoder {
+  return async (m, topic, partition) => {
+    metrics.changesRead.inc({ pipeline, stage });
+    try {
+      return await decode(m, topic, partition);
+    } catch (err) {
+      if (errorKind(err) !== 'retriable' && errorCode(err) !== 'VALIDATION_FAILED') {
+        metrics.validationFailures.inc({ pipeline, table: tableOf(topic) ?? '', field: '', rule: 'decode' });
+      }
+      throw err;
+    }
+  };
+}
+
+/** An Output that reports batch sizes and what is in flight. */
+export function observeOutput(output: Output, metrics: Metrics, pipeline: string, stage: string): Output {
+  const labels = { pipeline, stage };
+  return {
+    async apply(batch: Pending[]): Promise<void> {
+      metrics.batchRecords.observe(labels, batch.length);
+      metrics.inflightRecords.inc(labels, batch.length);
+      metrics.inflightBatches.inc(labels);
+      try {
+        await output.apply(batch);
+      } finally {
+        metrics.inflightRecords.dec(labels, batch.length);
+        metrics.inflightBatches.dec(labels);
+      }
+    },
+  };
+}
+
+/** The Applier's hook: latency per applied change, conflicts, retries. */
+export function applyObserver(metrics: Metrics, pipeline: string, stage = 'sink'): ApplyObserver {
+  return {
+    applied(record) {
+      const s = (Date.now() - record.sourceTsMs) / 1000;
+      metrics.commitToApply.observe({ pipeline, table: record.table }, Math.max(0, s));
+    },
+    conflict(table, strategy, outcome) {
+      metrics.conflicts.inc({ pipeline, table, strategy, outcome });
+    },
+    retry(err) {
+      metrics.retries.inc({ pipeline, stage });
+      metrics.error(pipeline, stage, err);
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * Observability of one Runtime: its Metrics, its HealthState, its DependencyChecks and, when the
+ * config has an enabled `observability` section, the HTTP server serving them.
+ *
+ * Owner: the Runtime creates it in its constructor, calls listen() first in start(), tells it about
+ * each pipeline it started (pipelineStarted: consumer groups for lag, the source for slot lag and
+ * the source check, the target for the target check), and close() last in stop().
+ * What it holds open: the HTTP server and one small PostgreSQL connection per captured source
+ * (opened at the first check or scrape). It buffers nothing of the data path.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
+import { splitName } from '../capture/source.js';
+import type { PipelineConfig, SynclineConfig } from '../core/config/schema.js';
+import { groups, topics, type KafkaClient } from '../core/kafka.js';
+import type { Sink } from '../sink/sink.js';
+import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type ReadyReport } from './checks.js';
+import { HealthState } from './health.js';
+import { ObservabilityServer } from './http.js';
+import { Metrics, type WatchedPipeline } from './metrics.js';
+
+export interface ObservabilityOptions {
+  config: SynclineConfig;
+  kafka: KafkaClient;
+  /** The Redis client, when this process runs a sink (it is then a dependency). */
+  redis?: Redis;
+  /** The stages this process runs, in display order. */
+  stages: string[];
+  pipelines: () => readonly WatchedPipeline[];
+  log: Logger;
+}
+
+/** /ready's answer: the dependency checks, and not ready while the process is starting or stopping. */
+export interface ReadyAnswer extends ReadyReport {
+  phase: HealthState['phase'];
+}
+
+export class Observability {
+  readonly metrics: Metrics;
+  readonly health = new HealthState();
+  private readonly timeoutMs: number;
+  private readonly sources: { pipeline: string; probe: PgProbe }[] = [];
+  private readonly targets: { pipeline: string; sink: Sink }[] = [];
+  private readonly redis?: ReturnType<typeof watchRedis>;
+  private checks?: DependencyChecks;
+  private checksStale = true;
+  private server?: ObservabilityServer;
+
+  constructor(private readonly o: ObservabilityOptions) {
+    this.timeoutMs = o.config.observability?.checkTimeoutMs ?? 3000;
+    if (o.redis) this.redis = watchRedis(o.redis);
+    this.metrics = new Metrics({
+      pipelines: o.pipelines,
+      kafka: o.kafka,
+      log: o.log,
+      queryTimeoutMs: this.timeoutMs,
+      dependencies: async () => (await this.dependencyChecks().run()).checks,
+    });
+    this.metrics.stageStates = () => this.health.taskStates();
+  }
+
+  /** The bound port of the HTTP server, when it runs. */
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  /** Start the HTTP server if the config asks for it. */
+  async listen(): Promise<void> {
+    const cfg = this.o.config.observability;
+    if (!cfg || !cfg.enabled || this.server) return;
+    const server = new ObservabilityServer({
+      metrics: () => this.metrics.render(),
+      metricsContentType: this.metrics.contentType,
+      health: () => this.health.report(),
+      ready: () => this.ready(),
+    }, this.o.log);
+    await server.start(cfg.port, cfg.host);
+    this.server = server;
+  }
+
+  /** Register what a started pipeline depends on and what to watch. */
+  pipelineStarted(name: string, p: PipelineConfig, parts: { capture: boolean; consumer?: 'process' | 'sink'; sink?: Sink }): void {
+    const prefix = this.o.config.topicPrefix;
+    this.health.pipeline(name, this.o.stages);
+    if (parts.consumer === 'process') {
+      const cdc = p.tables.map((t) => {
+        const [schema, table] = splitName(t.source);
+        return topics.cdc(prefix, schema, table);
+      });
+      this.metrics.watchConsumer({ pipeline: name, stage: 'process', groupId: groups.processor(prefix, name), topics: cdc });
+    } else if (parts.consumer === 'sink') {
+      this.metrics.watchConsumer({ pipeline: name, stage: 'sink', groupId: groups.sink(prefix, name), topics: [topics.apply(prefix, name)] });
+    }
+    if (parts.capture) {
+      const source = p.source as PgSourceConfig;
+      const probe = new PgProbe(source.connection, this.timeoutMs);
+      this.sources.push({ pipeline: name, probe });
+      this.metrics.watchSlot({ pipeline: name, slot: source.slot, query: (text, params) => probe.query(text, params) });
+    }
+    if (parts.sink) this.targets.push({ pipeline: name, sink: parts.sink });
+    const conflict = p.conflict ?? this.o.config.defaults.conflict;
+    const sinkTables = parts.sink ? p.tables.map((t) => ({ table: t.target ?? t.source, strategy: (t.conflict ?? conflict).strategy })) : undefined;
+    this.metrics.initSeries(name, parts.capture, parts.consumer, sinkTables);
+    this.checksStale = true; // rebuilt with the new dependencies (results are kept per name)
+  }
+
+  /** Check every dependency now. */
+  async ready(): Promise<ReadyAnswer> {
+    const r = await this.dependencyChecks().run();
+    const phase = this.health.phase;
+    return { ready: r.ready && phase === 'running', phase, checks: r.checks };
+  }
+
+  private dependencyChecks(): DependencyChecks {
+    if (!this.checks || this.checksStale) {
+      const probes = dependencyProbes({
+        kafka: this.o.kafka,
+        registryUrl: this.o.config.schemaRegistry.url,
+        redis: this.redis,
+        sources: this.sources,
+        targets: this.targets,
+      });
+      this.checks = new DependencyChecks(probes, this.timeoutMs, this.o.log, this.checks);
+      this.checksStale = false;
+    }
+    return this.checks;
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close();
+    this.server = undefined;
+    await Promise.allSettled(this.sources.map((s) => s.probe.close()));
+  }
+}
