@@ -5,12 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/stack.sh up
-# Leftovers of an interrupted earlier run: inactive test slots retain WAL, test databases take space.
+# Leftovers of an interrupted earlier run: inactive test slots retain WAL, test databases take space
+# (databases still in use by a test running elsewhere are left alone).
 psql -X -q -h 127.0.0.1 -U postgres -d postgres -At <<'SQL' >/dev/null
 select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name ~ '^t[0-9a-f]{8}_' and not active;
 SQL
 for db in $(psql -X -h 127.0.0.1 -U postgres -d postgres -At -c "select datname from pg_database where datname like 'syncline\_t\_%'"); do
-  psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists \"$db\" with (force)" >/dev/null || true
+  psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists \"$db\"" >/dev/null || true
 done
 npx tsc --noEmit -p tsconfig.json
 npx tsx scripts/gen-config-docs.ts --check

@@ -24,6 +24,7 @@ import { validateRules, type PipelineValidator } from './process/validation/inde
 import type { Sink } from './sink/sink.js';
 import { Observability } from './observe/observability.js';
 import { applyObserver, ObservedDeadLetters, observeDecoder, observeOutput, TimedSink, TimedVersionState } from './observe/instrument.js';
+import { Reporter } from './observe/report.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -50,6 +51,8 @@ export class Runtime {
   private readonly log: Logger = rootLogger.child({ stage: 'runtime' });
   /** Metrics, health, readiness and their HTTP endpoints (src/observe). */
   readonly observe: Observability;
+  /** Report files (config `reports`, src/observe/report.ts), written every reports.everyMs and at stop. */
+  readonly reporter?: Reporter;
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }));
@@ -60,6 +63,7 @@ export class Runtime {
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
     });
+    if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report() }, rootLogger.child({ stage: 'reports' }));
   }
 
   get metrics() {
@@ -89,6 +93,7 @@ export class Runtime {
     if (this.stages.has('sink')) await this.redis.connect();
     for (const [name, p] of this.selected()) this.pipelines.push(await this.startPipeline(name, p));
     if (!this.stopping) this.observe.health.phase = 'running';
+    if (!this.stopping) this.reporter?.start();
     return { done: Promise.all(this.running).then(() => undefined) };
   }
 
@@ -173,6 +178,7 @@ export class Runtime {
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.sink?.close()));
+    await this.reporter?.stop(); // the final state, while the lag queries still work
     await this.observe.close(); // before the clients its checks and lag queries use
     this.observe.health.phase = 'stopped';
     await this.kafka.close();

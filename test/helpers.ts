@@ -113,7 +113,7 @@ export interface TestEnv {
 }
 
 /** Databases, config file and names for one test; the caller creates the tables. */
-export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'initial' | 'never'; retry?: Record<string, unknown> } = {}): Promise<TestEnv> {
+export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'initial' | 'never'; retry?: Record<string, unknown>; /** Extra top-level config sections (e.g. observability, reports). */ extra?: Record<string, unknown> } = {}): Promise<TestEnv> {
   const id = uid();
   const prefix = `t${id}`;
   const sourceDb = `syncline_t_${id}_src`;
@@ -139,6 +139,7 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
         },
       ]),
     ),
+    ...(opts.extra ?? {}),
   };
   const dir = mkdtempSync(join(tmpdir(), 'syncline-test-'));
   const configFile = join(dir, 'config.yaml');

@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { parseConfig } from '../src/core/config/load.js';
 import { topics } from '../src/core/kafka.js';
 import type { Sink } from '../src/sink/sink.js';
-import { checksum, readTopic, sleep, spawnCli, sql, startRuntime, testEnv, waitFor, type TestEnv } from './helpers.js';
+import { checksum, readTopic, sleep, spawnCli, sql, startRuntime, testEnv, waitFor, withClient, type TestEnv } from './helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 const DDL = `create table jobs (id int primary key, state text not null, updated_at timestamptz not null default clock_timestamp())`;
@@ -105,6 +105,48 @@ test('target permanently unreachable: dead-lettered after exactly the configured
   await sql(env.sourceDb, `insert into jobs (id, state) values (2, 'after')`);
   await waitFor('the next change to arrive', async () => (await sql(env.targetDb, `select count(*)::int n from jobs where id = 2`)).rows[0].n === 1, 30_000);
   assert.equal((await sql(env.targetDb, `select count(*)::int n from jobs where id = 1`)).rows[0].n, 0, 'the dead-lettered row is not in the target');
+});
+
+test('a key whose target row is locked is retried while the other keys of its batch go through, in order', async (t) => {
+  const env = await testEnv([{ name: 'jobs-sync', tables: [{ source: 'public.jobs' }] }]);
+  const proxy = new TcpProxy(5432);
+  t.after(async () => {
+    await env.cleanup();
+    await proxy.stop();
+  });
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  await sql(env.sourceDb, `insert into jobs (id, state) select g, 'v0' from generate_series(1, 10) g`);
+  throughProxy(env, await proxy.start(), { retries: 20, initialDelayMs: 200, maxDelayMs: 500 });
+  (env.config.pipelines['jobs-sync']!.target as { lockTimeoutMs: number }).lockTimeoutMs = 200;
+  const { rt } = await startRuntime(env);
+  await waitFor('snapshot applied', async () => (await sql(env.targetDb, `select count(*)::int n from jobs where state = 'v0'`)).rows[0].n === 10);
+
+  // Someone holds row 5 of the target.
+  const holder = new (await import('pg')).default.Client({ host: '127.0.0.1', user: 'postgres', database: env.targetDb });
+  holder.on('error', () => undefined); // terminated by the cleanup's drop database
+  await holder.connect();
+  t.after(() => holder.end().catch(() => undefined));
+  await holder.query('begin');
+  await holder.query(`select * from jobs where id = 5 for update`);
+
+  // One source transaction changes every row twice: one batch of ten keys, two records each.
+  await withClient(env.sourceDb, async (c) => {
+    await c.query('begin');
+    await c.query(`update jobs set state = 'v1', updated_at = clock_timestamp()`);
+    await c.query(`update jobs set state = 'v2', updated_at = clock_timestamp()`);
+    await c.query('commit');
+  });
+  await waitFor('the other nine keys to arrive while row 5 is locked', async () => {
+    const r = await sql(env.targetDb, `select id, state from jobs where id <> 5 and state = 'v2'`);
+    return r.rowCount === 9;
+  }, 30_000, 100);
+  assert.ok(rt.pipelines[0]!.applier!.stats.retries >= 1, 'row 5 is being retried');
+  assert.equal((await sql(env.targetDb, `select count(*)::int n from jobs where id = 5 and state = 'v0'`)).rows[0].n, 1);
+
+  await holder.query('rollback');
+  await waitFor('row 5 to catch up, with its last version', async () => (await sql(env.targetDb, `select state from jobs where id = 5`)).rows[0]?.state === 'v2', 30_000, 100);
+  assert.equal(rt.pipelines[0]!.applier!.stats.deadLettered, 0);
 });
 
 test('a fatal error stops the process with the reason and exit code 1, without a restart loop', async (t) => {

@@ -16,7 +16,7 @@ const log = pino({ level: 'silent' });
 let admin: pg.Pool; // verification and setup in the test database
 let sink: PostgresSink;
 
-const cfg = (over: Partial<PgSinkConfig> = {}): PgSinkConfig => ({ type: 'postgres', connection: { ...conn, database: DB }, autoEvolve: true, poolSize: 2, ...over });
+const cfg = (over: Partial<PgSinkConfig> = {}): PgSinkConfig => ({ type: 'postgres', connection: { ...conn, database: DB }, autoEvolve: true, poolSize: 2, lockTimeoutMs: 10000, ...over });
 
 before(async () => {
   const c = new pg.Client({ ...conn, database: 'postgres' });

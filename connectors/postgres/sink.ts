@@ -148,7 +148,7 @@ export class PostgresSink implements Sink {
       password: c.password,
       ssl: c.ssl ? true : false,
       max: cfg.poolSize,
-      options: SESSION_OPTIONS,
+      options: `${SESSION_OPTIONS} -c lock_timeout=${cfg.lockTimeoutMs}`,
       types: TEXT_TYPES,
       application_name: `syncline-sink-${ctx.pipeline}`.slice(0, 63),
     });

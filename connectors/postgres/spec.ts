@@ -36,6 +36,7 @@ export const pgSinkSpec = z
     connection: pgConnectionSpec,
     autoEvolve: z.boolean().default(true).describe('Add target columns that appear in the source (ALTER TABLE ADD COLUMN).'),
     poolSize: z.number().int().min(1).max(100).default(4).describe('Connections in the writer pool.'),
+    lockTimeoutMs: z.number().int().min(0).default(10000).describe('A write waiting longer than this for a row lock held by someone else fails with a retriable error: it is retried while the other keys of its batch go on (0 waits forever).'),
     retry: retryOverrideSpec.optional().describe('Retry policy of writes to this target; overrides the pipeline and default policy option by option.'),
   })
   .strict()

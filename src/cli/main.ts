@@ -9,6 +9,7 @@ import { rootLogger } from '../core/log.js';
 import { Runtime, type Stage } from '../runtime.js';
 import { configValidate } from './config-validate.js';
 import { status } from './status.js';
+import { report } from './report.js';
 import { errorCode, errorMessage } from '../core/errors.js';
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
@@ -82,6 +83,17 @@ program
   .action(async (opts: { config: string; url?: string }) => {
     const code = await status(opts);
     // Clients of unreachable services may keep retrying in the background: do not wait for them.
+    process.stdout.write('', () => process.exit(code));
+  });
+
+program
+  .command('report')
+  .description("write the report files (sync-status.json, history.jsonl, sync-report.md) from a running syncline's /metrics and /health; without one, re-render sync-report.md from the files there")
+  .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  .option('--url <url>', 'base URL of the running instance (default: from the config\'s observability section, else http://127.0.0.1:9464)')
+  .option('--dir <dir>', 'report directory (default: the config\'s reports.dir, else reports)')
+  .action(async (opts: { config: string; url?: string; dir?: string }) => {
+    const code = await report(opts);
     process.stdout.write('', () => process.exit(code));
   });
 

@@ -48,7 +48,8 @@ export async function status(opts: StatusOptions): Promise<number> {
   return ready.ready ? 0 : 1;
 }
 
-function defaultUrl(config?: SynclineConfig): string {
+/** The URL of the config's observability endpoints (127.0.0.1 for a wildcard host), else http://127.0.0.1:9464. */
+export function defaultUrl(config?: SynclineConfig): string {
   const o = config?.observability;
   const host = !o || o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${o?.port ?? 9464}`;

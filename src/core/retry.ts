@@ -43,6 +43,8 @@ export interface RetryHooks {
   /** Waits `ms`; tests pass a fake clock. */
   wait?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Number of the first attempt, when earlier attempts of the same work were made elsewhere (default 1). */
+  firstAttempt?: number;
 }
 
 /**
@@ -51,7 +53,7 @@ export interface RetryHooks {
  */
 export async function withRetry<T>(cfg: RetryConfig, fn: (attempt: number) => Promise<T>, hooks: RetryHooks = {}): Promise<RetryOutcome<T>> {
   const wait = hooks.wait ?? sleep;
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = hooks.firstAttempt ?? 1; ; attempt++) {
     try {
       return { value: await fn(attempt), attempts: attempt };
     } catch (err) {

@@ -19,7 +19,7 @@ import { rowHash } from '../core/hash.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
 import type { VersionState } from '../process/version-state.js';
 import type { DeadLetters } from './dead-letters.js';
-import { keyString, type Sink, type SinkRecord } from './sink.js';
+import { keyString, type Sink, type SinkRecord, type WriteResult } from './sink.js';
 
 export interface Pending {
   record: SinkRecord;
@@ -206,18 +206,31 @@ export class Applier {
     return accepted.filter((p) => !losers.has(p));
   }
 
-  /** Write with retries; returns the records that ended in the dead-letter topic. */
-  private async write(records: Pending[]): Promise<Pending[]> {
+  /**
+   * Write with retries; returns the records that ended in the dead-letter topic.
+   * When a batch of several keys fails with a retriable error, the retry writes each key's records
+   * as a group of its own (in order), so keys the target accepts are not held back by one that it
+   * does not (a locked row, say); a key's records never overtake each other. Every record is tried
+   * at most `retries + 1` times, counted across the split.
+   */
+  private async write(records: Pending[], firstAttempt = 1): Promise<Pending[]> {
     if (records.length === 0) return [];
     try {
       const { value, attempts } = await withRetry(
         this.retry,
-        () => this.sink.writeBatch(records.map((p) => p.record)),
-        { onRetry: this.onRetry(records.length) },
+        async (attempt): Promise<{ split: Pending[] } | { result: WriteResult }> => {
+          if (attempt > firstAttempt) {
+            const groups = groupByKey(records);
+            if (groups.length > 1) return { split: (await Promise.all(groups.map((g) => this.write(g, attempt)))).flat() };
+          }
+          return { result: await this.sink.writeBatch(records.map((p) => p.record)) };
+        },
+        { onRetry: this.onRetry(records.length), firstAttempt },
       );
-      if (value.failed.length === 0) return [];
+      if ('split' in value) return value.split;
+      if (value.result.failed.length === 0) return [];
       const byRecord = new Map(records.map((p) => [p.record, p]));
-      const failed = value.failed.map((f) => ({ p: byRecord.get(f.record)!, error: f.error }));
+      const failed = value.result.failed.map((f) => ({ p: byRecord.get(f.record)!, error: f.error }));
       await this.deadLetter(failed.map((f) => ({ ...f, attempts })));
       return failed.map((f) => f.p);
     } catch (err) {
@@ -226,7 +239,7 @@ export class Applier {
         return records;
       }
       if ((err as { kind?: string }).kind === 'poison') {
-        await this.deadLetter(records.map((p) => ({ p, error: err, attempts: 1 })));
+        await this.deadLetter(records.map((p) => ({ p, error: err, attempts: firstAttempt })));
         return records;
       }
       throw err;
@@ -262,6 +275,18 @@ export class Applier {
 function committedOnly(commits: Map<string, { table: string; key: string; pos: string; hash: string }>, excluded: Pending[]) {
   const skip = new Set(excluded.map((p) => p.record.table + '\u0000' + keyString(p.record.key)));
   return [...commits].filter(([ck]) => !skip.has(ck)).map(([, c]) => c);
+}
+
+/** Records grouped by target key, groups in order of first appearance, records in batch order. */
+function groupByKey(records: Pending[]): Pending[][] {
+  const groups = new Map<string, Pending[]>();
+  for (const p of records) {
+    const k = p.record.table + '\u0000' + keyString(p.record.key);
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = []));
+    g.push(p);
+  }
+  return [...groups.values()];
 }
 
 function dedupeKeys(keys: SinkRecord['key'][]): SinkRecord['key'][] {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { registeredSinks, registeredSources } from '../registry.js';
+import { alertExprError } from '../../observe/alerts/expr.js';
 
 const qualifiedTable = z
   .string()
@@ -157,6 +158,79 @@ export const observabilitySpec = z
   .strict()
   .describe('HTTP endpoints of a running syncline process: GET /metrics (Prometheus text format, names syncline_*), GET /health (liveness), GET /ready (every dependency checked, with latency and last error). Without this section nothing listens.');
 
+export const reportsSpec = z
+  .object({
+    enabled: z.boolean().default(true).describe('Write the report files (set false to keep the section but write nothing).'),
+    dir: z.string().min(1).default('reports').describe('Directory of the report files (relative to the working directory): sync-status.json (current state of every pipeline), history.jsonl (one line of cumulative counters per write) and sync-report.md (a readable report per UTC day).'),
+    everyMs: z.number().int().min(100).max(86_400_000).default(60_000).describe('How often a running process writes the report files (and once more when it stops).'),
+  })
+  .strict()
+  .describe('Report files written by a running syncline process and by `syncline report`. Without this section a running process writes none.');
+
+const alertNameRe = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const severities = ['critical', 'warning', 'info'] as const;
+
+export const alertChannelSpec = z
+  .object({
+    type: z.enum(['webhook', 'slack', 'email']).describe('webhook: POST of an Alertmanager-like JSON body {status, alerts: [...]}; slack: a Slack incoming-webhook message ({text, blocks}); email: a mail through SMTP.'),
+    url: z.string().optional().describe('webhook, slack: URL the notification is POSTed to. Empty or missing: the channel is disabled (logged at start), so a URL can come from an optional variable: ${SYNCLINE_ALERT_WEBHOOK_URL:-}.').meta({ secret: true }),
+    headers: z.record(z.string(), z.string()).optional().describe('webhook, slack: extra HTTP headers (e.g. Authorization).').meta({ secret: true }),
+    smtp: z
+      .object({
+        host: z.string().describe('SMTP server host; empty: the channel is disabled.'),
+        port: z.number().int().min(1).max(65535).default(587).describe('SMTP port.'),
+        secure: z.boolean().default(false).describe('TLS from the start (port 465); false: plain, upgraded with STARTTLS when the server offers it.'),
+        user: z.string().optional().describe('SMTP user (no authentication when missing).'),
+        password: z.string().optional().describe('SMTP password; use ${ENV_VAR} interpolation.').meta({ secret: true }),
+      })
+      .strict()
+      .optional()
+      .describe('email: the SMTP server.'),
+    from: z.string().optional().describe('email: sender address.').meta({ examples: ['syncline@example.com'] }),
+    to: z.array(z.string().min(1)).optional().describe('email: recipients; none: the channel is disabled.'),
+    severities: z.array(z.enum(severities)).min(1).default([...severities]).describe('Severities routed to this channel.'),
+    retry: retryOverrideSpec.optional().describe('Overrides of defaults.retry for sending to this channel (429 and 5xx answers and network errors are retried, honouring Retry-After).'),
+  })
+  .strict()
+  .describe('One notification channel.');
+
+export const alertRuleSpec = z
+  .object({
+    name: z.string().regex(alertNameRe, 'letters, digits and _ (a Prometheus alert name)').describe('Alert name (also the Prometheus alert name).').meta({ examples: ['SynclineConsumerLagHigh'] }),
+    expr: z
+      .string()
+      .min(1)
+      .describe('Condition, a PromQL subset evaluated over this process\'s metrics and exported unchanged to prometheus/alerts.yml: a metric selector with label matchers, rate(m[5m]), increase(m[5m]), sum/max/min/avg/count with by (labels), + - * / between them or with numbers, and one comparison with a plain number. Each series for which it holds is one alert.')
+      .meta({ examples: ['sum by (pipeline) (syncline_consumer_lag_messages) > 10000'] }),
+    for: z.string().regex(/^(?:\d+(?:ms|s|m|h|d|w|y))+$/, 'a duration like 30s, 2m, 1h30m').optional().describe('How long the condition must hold before the alert fires (pending until then); missing: at the first evaluation.').meta({ examples: ['2m'] }),
+    severity: z.enum(severities).describe('Severity: routes the alert to the channels that take it.'),
+    summary: z.string().min(1).describe('One-line description; {{ $value }} and {{ $labels.NAME }} are replaced (same syntax as Prometheus annotations).').meta({ examples: ['consumer lag of {{ $labels.pipeline }} is {{ $value }}'] }),
+    labels: z.record(z.string().regex(alertNameRe, 'a label name'), z.string()).optional().describe('Extra labels of the alert (severity is always set).'),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    const err = alertExprError(r.expr);
+    if (err) ctx.addIssue({ code: 'custom', path: ['expr'], message: err });
+  })
+  .describe('One alert rule.');
+
+export const alertsSpec = z
+  .object({
+    evaluateEveryMs: z.number().int().min(100).max(600000).default(15000).describe('How often the rules are evaluated (and the metrics they read sampled).'),
+    groupWindowMs: z.number().int().min(0).max(86400000).default(60000).describe('Deduplication and aggregation window per severity: at most one notification per channel and severity per window; alerts of that severity that fire or resolve meanwhile are sent together at the end of the window; an alert that fires is announced once (no repeats while it stays firing) and a resolved notice follows when its condition clears.'),
+    channels: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and -'), alertChannelSpec).default({}).describe('Notification channels by name.'),
+    rules: z.array(alertRuleSpec).default([]).describe('Alert rules; `syncline alerts export` writes them as Prometheus alerting rules.'),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    const seen = new Set<string>();
+    a.rules.forEach((r, i) => {
+      if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name '${r.name}'` });
+      seen.add(r.name);
+    });
+  })
+  .describe('Alerting: rules over this process\'s own metrics, evaluated in the process, notified to webhook, Slack and email channels routed by severity. Without this section nothing is evaluated.');
+
 function unionOf(specs: z.ZodObject[], what: string): z.ZodType {
   if (specs.length === 0) throw new Error(`no ${what} connector registered (import connectors/index.ts first)`);
   if (specs.length === 1) return specs[0]!;
@@ -211,6 +285,8 @@ export function configSpec() {
         .prefault({})
         .describe('Redis.'),
       observability: observabilitySpec.optional(),
+      alerts: alertsSpec.optional(),
+      reports: reportsSpec.optional(),
       defaults: z
         .object({
           conflict: conflictSpec.prefault({}),
@@ -231,3 +307,7 @@ export type TableConfig = z.infer<typeof tableSpec>;
 export type ConflictConfig = z.infer<typeof conflictSpec>;
 export type RetryConfig = z.infer<typeof retrySpec>;
 export type ObservabilityConfig = z.infer<typeof observabilitySpec>;
+export type ReportsConfig = z.infer<typeof reportsSpec>;
+export type AlertsConfig = z.infer<typeof alertsSpec>;
+export type AlertRuleConfig = z.infer<typeof alertRuleSpec>;
+export type AlertChannelConfig = z.infer<typeof alertChannelSpec>;
