@@ -3,14 +3,14 @@
  * `npm run demo` runs first). Creates fresh demo source and target databases with seed data, starts
  * the three example pipelines of configs/data-sync-config.yaml in this process, applies a burst of
  * concurrent inserts/updates/deletes, waits for convergence, prints per-pipeline counts and a
- * source/target checksum comparison, writes reports/sync-status.json, and exits 0 only if every
+ * source/target checksum comparison, writes reports/sync-status.json (plus history.jsonl and sync-report.md), and exits 0 only if every
  * table converged.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
 import { loadConfig } from '../src/core/config/load.js';
 import { Runtime } from '../src/runtime.js';
+import { writeReports } from '../src/observe/report.js';
 import { createDemoSchema, DEMO_TABLES, runWorkload, seed } from './workload.js';
 
 const SOURCE_DB = 'syncline_demo_source';
@@ -92,6 +92,9 @@ async function main() {
     capture: h.capture ? { snapshotRows: h.capture.stats.snapshotRows, changes: h.capture.stats.changes, produced: h.capture.stats.produced, confirmedLsn: h.capture.stats.confirmedLsn } : null,
     apply: h.applier?.stats ?? null,
   }));
+  // The report files' current state (src/observe/report.ts), taken while the pipelines still run.
+  const metricsText = await runtime.metrics.render();
+  const health = runtime.observe.health.report();
   await runtime.stop();
 
   console.log('\nper pipeline');
@@ -100,9 +103,9 @@ async function main() {
   console.table(results.map((r) => ({ table: r.table, sourceRows: r.source.rows, targetRows: r.target.rows, sourceChecksum: r.source.checksum.slice(0, 12), targetChecksum: r.target.checksum.slice(0, 12), converged: r.converged })));
 
   const ok = results.every((r) => r.converged) && !failure;
-  mkdirSync('reports', { recursive: true });
-  const report = { generatedAt: new Date().toISOString(), topicPrefix: prefix, durationMs: Date.now() - started, workload: wl, converged: ok, error: failure ? String((failure as Error).message ?? failure) : null, pipelines, tables: results };
-  writeFileSync('reports/sync-status.json', JSON.stringify(report, null, 2) + '\n');
+  // Same writer as a running syncline and `syncline report`; the demo's own results under "demo".
+  const demo = { topicPrefix: prefix, durationMs: Date.now() - started, workload: wl, converged: ok, error: failure ? String((failure as Error).message ?? failure) : null, pipelines, tables: results };
+  writeReports('reports', metricsText, health, 'demo', { demo });
   console.log(`\nwrote reports/sync-status.json — ${ok ? 'every table converged' : 'NOT CONVERGED'} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.exit(ok ? 0 : 1);
 }

@@ -134,7 +134,7 @@ export class Capture {
         this.log.warn({ slot: source.slot, stored: stored?.snapshot ?? 'none' }, 'capture.snapshot.incomplete: dropping slot and snapshotting again');
         await this.dropSlot();
       } else if (stored?.snapshot === 'done') {
-        this.log.error({ slot: source.slot }, 'capture.slot.missing: the replication slot was dropped; re-snapshotting (hash delta skips unchanged rows)');
+        this.log.warn({ slot: source.slot }, 'capture.slot.missing: the replication slot was dropped; re-snapshotting (hash delta skips unchanged rows)');
       }
       const cp = await this.createSlotAndSnapshot(wantSnapshot, offsets);
       this.watermark = cp;
