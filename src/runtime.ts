@@ -93,6 +93,7 @@ export class Runtime {
     if (this.stages.has('sink')) await this.redis.connect();
     for (const [name, p] of this.selected()) this.pipelines.push(await this.startPipeline(name, p));
     if (!this.stopping) this.observe.health.phase = 'running';
+    if (!this.stopping) this.observe.startAlerts();
     if (!this.stopping) this.reporter?.start();
     return { done: Promise.all(this.running).then(() => undefined) };
   }
@@ -100,11 +101,13 @@ export class Runtime {
   private async startPipeline(name: string, p: PipelineConfig): Promise<PipelineHandle> {
     const prefix = this.config.topicPrefix;
     const h: PipelineHandle = { name };
-    const log = stageLogger(name, [...this.stages].join('+'));
+    // Log lines carry the stage that wrote them: the consumer stage (process, or a standalone sink), and sink for the writer.
+    const log = stageLogger(name, this.stages.has('process') ? 'process' : 'sink');
+    const sinkLog = stageLogger(name, 'sink');
     const dlq = new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, this.stages.has('process') ? 'process' : 'sink');
     if (this.stages.has('sink')) {
       const reg = sinkRegistration((p.target as { type: string }).type);
-      const sink = reg.create(p.target as never, { pipeline: name, log });
+      const sink = reg.create(p.target as never, { pipeline: name, log: sinkLog });
       await sink.connect();
       h.sink = sink;
       const state = new TimedVersionState(this.metrics, this.redis, this.config.redis.keyPrefix ?? this.config.topicPrefix, name);
@@ -115,7 +118,7 @@ export class Runtime {
           throw fatal('CONFLICT_STRATEGY_UNSUPPORTED', `pipeline ${name}, table ${table}: conflict strategy '${c.strategy}' is not implemented yet (supported: source-wins, target-wins, latest-timestamp)`);
         }
       }
-      h.applier = new Applier(new TimedSink(sink, this.metrics, name), state, new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, 'sink'), (t) => perTable.get(t) ?? conflict, resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry), log);
+      h.applier = new Applier(new TimedSink(sink, this.metrics, name), state, new ObservedDeadLetters(this.kafka, prefix, name, sinkLog).observe(this.metrics, 'sink'), (t) => perTable.get(t) ?? conflict, resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry), sinkLog);
       h.applier.observer = applyObserver(this.metrics, name);
     }
     const applyTopic = topics.apply(prefix, name);
@@ -174,6 +177,7 @@ export class Runtime {
     if (this.stopping) return;
     this.stopping = true;
     this.observe.health.phase = 'stopping';
+    await this.observe.stopAlerts(); // first: stopping stages must not raise alerts
     this.log.info('runtime.stopping');
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));

@@ -9,6 +9,7 @@ import { rootLogger } from '../core/log.js';
 import { Runtime, type Stage } from '../runtime.js';
 import { configValidate } from './config-validate.js';
 import { status } from './status.js';
+import { alertsExport } from './alerts-export.js';
 import { report } from './report.js';
 import { errorCode, errorMessage } from '../core/errors.js';
 
@@ -104,6 +105,20 @@ configCmd
   .description('validate a config file; prints each problem with file and line')
   .action(async (file: string) => {
     process.exitCode = await configValidate(file);
+  });
+
+program
+  .command('alerts')
+  .description('alerting tools')
+  .command('export')
+  .description("write the config's alert rules as Prometheus alerting rules (promtool check rules accepts them)")
+  .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  .option('-o, --out <file>', 'rules file to write', 'prometheus/alerts.yml')
+  .option('--check', 'do not write: exit 1 when the file is not what would be written (CI)')
+  .action(async (opts: { config: string; out: string; check?: boolean }) => {
+    const r = await alertsExport(opts);
+    (r.code === 0 ? process.stdout : process.stderr).write(`${r.message}\n`);
+    process.exitCode = r.code;
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -3,6 +3,7 @@
  *   GET /metrics  Prometheus text format (Content-Type text/plain; version=0.0.4), see ./metrics.ts
  *   GET /health   liveness, 200 or 503, see ./health.ts
  *   GET /ready    every dependency checked now, 200 when all answer, else 503, see ./checks.ts
+ *   GET /alerts   pending and firing alerts (JSON), see ./alerts/engine.ts
  * Anything else: 404 (405 for another method on a known path), JSON bodies.
  *
  * Owner: the Runtime starts one server when the config has an `observability` section (enabled) and
@@ -21,6 +22,8 @@ export interface EndpointSources {
   metricsContentType: string;
   health: () => HealthReport;
   ready: () => Promise<ReadyReport>;
+  /** Pending and firing alerts; GET /alerts answers 404 without it. */
+  alerts?: () => unknown;
 }
 
 export class ObservabilityServer {
@@ -64,7 +67,7 @@ export class ObservabilityServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    const known = path === '/metrics' || path === '/health' || path === '/ready';
+    const known = path === '/metrics' || path === '/health' || path === '/ready' || (path === '/alerts' && this.src.alerts !== undefined);
     try {
       if (!known) return json(res, 404, { error: `no such endpoint ${path} (have /metrics, /health, /ready)` });
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -77,6 +80,7 @@ export class ObservabilityServer {
         res.end(req.method === 'HEAD' ? undefined : text);
         return;
       }
+      if (path === '/alerts') return json(res, 200, this.src.alerts!());
       if (path === '/health') {
         const r = this.src.health();
         return json(res, healthStatusCode(r), r);

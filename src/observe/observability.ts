@@ -19,6 +19,7 @@ import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type ReadyRepo
 import { HealthState } from './health.js';
 import { ObservabilityServer } from './http.js';
 import { Metrics, type WatchedPipeline } from './metrics.js';
+import { AlertEngine } from './alerts/engine.js';
 
 export interface ObservabilityOptions {
   config: SynclineConfig;
@@ -46,6 +47,8 @@ export class Observability {
   private checks?: DependencyChecks;
   private checksStale = true;
   private server?: ObservabilityServer;
+  /** The alert engine, when the config has an `alerts` section with rules (see ./alerts/engine.ts). */
+  alerts?: AlertEngine;
 
   constructor(private readonly o: ObservabilityOptions) {
     this.timeoutMs = o.config.observability?.checkTimeoutMs ?? 3000;
@@ -58,6 +61,20 @@ export class Observability {
       dependencies: async () => (await this.dependencyChecks().run()).checks,
     });
     this.metrics.stageStates = () => this.health.taskStates();
+    const alerts = o.config.alerts;
+    if (alerts && alerts.rules.length > 0) {
+      this.alerts = new AlertEngine({ config: alerts, retry: o.config.defaults.retry, registry: this.metrics.registry, log: o.log });
+    }
+  }
+
+  /** Start evaluating the alert rules (the Runtime calls it once its pipelines started). */
+  startAlerts(): void {
+    this.alerts?.start();
+  }
+
+  /** Stop evaluating alert rules (first thing of a shutdown, so stopping stages do not alert). */
+  async stopAlerts(): Promise<void> {
+    await this.alerts?.stop();
   }
 
   /** The bound port of the HTTP server, when it runs. */
@@ -74,6 +91,7 @@ export class Observability {
       metricsContentType: this.metrics.contentType,
       health: () => this.health.report(),
       ready: () => this.ready(),
+      alerts: () => ({ alerts: this.alerts?.active() ?? [] }),
     }, this.o.log);
     await server.start(cfg.port, cfg.host);
     this.server = server;
@@ -128,6 +146,7 @@ export class Observability {
   }
 
   async close(): Promise<void> {
+    await this.stopAlerts();
     await this.server?.close();
     this.server = undefined;
     await Promise.allSettled(this.sources.map((s) => s.probe.close()));
