@@ -12,19 +12,31 @@ import { sleep, waitFor } from './helpers.js';
 
 export const PROMETHEUS_BIN = process.env.SYNCLINE_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 
-/** Install Debian's prometheus package if the binary is missing; stop the packaged service if it started one. */
+/**
+ * Install Debian's prometheus package (prometheus + promtool) if the binary is missing. A
+ * policy-rc.d keeps the package from starting its own daemon during the install; if one was
+ * started anyway, it is stopped (tests run their own Prometheus on a free port).
+ */
 export function ensurePrometheus(): void {
   if (existsSync(PROMETHEUS_BIN)) return;
+  if (process.getuid?.() !== 0) throw new Error('prometheus is missing and this is not root: apt-get install -y prometheus');
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'prometheus'], { env, stdio: 'pipe', encoding: 'utf8' });
-  let r = install();
-  if (r.status !== 0) {
-    spawnSync('apt-get', ['update'], { env, stdio: 'pipe' });
-    r = install();
+  const install = () => spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'prometheus'], { env, stdio: 'pipe', encoding: 'utf8', timeout: 300_000 });
+  try {
+    let r = install();
+    if (r.status !== 0) {
+      spawnSync('apt-get', ['update', '-q'], { env, stdio: 'pipe', timeout: 300_000 });
+      r = install();
+    }
+    if (r.status !== 0 || !existsSync(PROMETHEUS_BIN)) throw new Error(`cannot install prometheus (apt-get install prometheus): ${(r.stderr ?? '').slice(-2000)}`);
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
   }
-  if (r.status !== 0 || !existsSync(PROMETHEUS_BIN)) throw new Error(`cannot install prometheus (apt-get install prometheus): ${(r.stderr ?? '').slice(-2000)}`);
   // The package's service (where systemd or sysvinit run it) is not ours to use: stop it.
-  spawnSync('sh', ['-c', 'systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || true'], { stdio: 'ignore' });
+  spawnSync('sh', ['-c', 'systemctl stop prometheus 2>/dev/null || /etc/init.d/prometheus stop 2>/dev/null || true'], { stdio: 'ignore', timeout: 60_000 });
 }
 
 export async function freePort(): Promise<number> {
