@@ -27,6 +27,7 @@ import type { Row, Value } from '../../core/envelope.js';
 import { fieldRuleSpec, tableValidateSpec } from '../../core/config/schema.js';
 import { compileCheck, EvalFailure, ExprError, type EvalContext } from './expr.js';
 import {
+  codePoints,
   addDuration,
   cleanNumber,
   Dec,
@@ -385,18 +386,6 @@ function boundCheck(bound: Bound, isMin: boolean, type: FieldType | undefined, m
   };
 }
 
-function codePoints(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) i++;
-    }
-    n++;
-  }
-  return n;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Compilation

@@ -33,7 +33,7 @@
  *    evaluation error: the rule fails with the reason, so a mistake in a rule is never silent.
  */
 import type { Row, Value } from '../../core/envelope.js';
-import { arith, Dec, looksTemporal, numAbs, numCmp, type Num, parseDecimal, parseTemporal, sameCanonicalShape, cleanNumber } from './values.js';
+import { arith, codePoints, Dec, looksTemporal, numAbs, numCmp, type Num, parseDecimal, parseTemporal, sameCanonicalShape, cleanNumber } from './values.js';
 
 /** A value during evaluation: a canonical value, or an exact decimal produced by arithmetic. */
 export type EV = Value | Dec;
@@ -477,18 +477,6 @@ function truth(v: EV, what: string): boolean | null {
   throw fail((d) => `${what} needs true or false, got ${d(v)}`);
 }
 
-function codePoints(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) i++;
-    }
-    n++;
-  }
-  return n;
-}
 
 function compileNode(n: Node, numericFields: ReadonlySet<string>): Evaluator {
   switch (n.k) {

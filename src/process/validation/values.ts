@@ -8,6 +8,7 @@
  *    read as UTC, as the pipeline carries it);
  *  - ISO-8601 durations (`-P1Y`, `P30D`, `-PT12H`) resolved against a given time, calendar-aware in UTC.
  */
+import { civilFromDays as pgCivilFromDays, daysFromCivil } from '../../core/pgtypes.js';
 
 // ---------------------------------------------------------------------------------------------
 // Exact decimals
@@ -210,26 +211,11 @@ export function cleanNumber(s: string): number | undefined {
 
 const DAY_MS = 86_400_000;
 
-/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil; any year). */
-export function daysFromCivil(y: number, m: number, d: number): number {
-  y -= m <= 2 ? 1 : 0;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
-
+/** Calendar arithmetic is core/pgtypes' (the same proleptic Gregorian calendar PostgreSQL uses). */
+export { daysFromCivil };
 export function civilFromDays(z: number): { y: number; m: number; d: number } {
-  z += 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const m = mp + (mp < 10 ? 3 : -9);
-  return { y: era * 400 + yoe + (m <= 2 ? 1 : 0), m, d };
+  const [y, m, d] = pgCivilFromDays(z);
+  return { y, m, d };
 }
 
 const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
@@ -402,3 +388,17 @@ export function addDuration(nowMs: number, d: Duration): number {
 }
 
 export const startOfDay = (ms: number) => (Number.isFinite(ms) ? Math.floor(ms / DAY_MS) * DAY_MS : ms);
+
+/** Length in Unicode code points (what a user means by "characters"), not UTF-16 units. */
+export function codePoints(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
