@@ -24,6 +24,8 @@ before(async () => {
   await c.query(`CREATE DATABASE ${DB}`);
   await c.end();
   admin = new pg.Pool({ ...conn, database: DB, max: 2 });
+  // An idle admin connection may be terminated by the connection-kill test: not an error here.
+  admin.on('error', () => undefined);
   await admin.query(`
     CREATE TABLE public.users (
       id bigint PRIMARY KEY,
