@@ -56,6 +56,8 @@ export interface CaptureStats {
   transactions: number;
   confirmedLsn: string;
   deadLettered: number;
+  /** Produce attempts retried because Kafka did not accept a batch. */
+  produceRetries: number;
 }
 
 interface TableState {
@@ -74,7 +76,7 @@ interface TxMark {
 }
 
 export class Capture {
-  readonly stats: CaptureStats = { snapshotRows: 0, changes: 0, produced: 0, transactions: 0, confirmedLsn: '0/0', deadLettered: 0 };
+  readonly stats: CaptureStats = { snapshotRows: 0, changes: 0, produced: 0, transactions: 0, confirmedLsn: '0/0', deadLettered: 0, produceRetries: 0 };
   private readonly log: Logger;
   private catalog!: TypeCatalog;
   private meta!: pg.Client;
@@ -386,6 +388,7 @@ export class Capture {
         // Kafka unavailable: nothing was acknowledged to PostgreSQL, so keep the batch and retry
         // without a limit (WAL is retained meanwhile), with the one backoff curve of core/retry.
         const delay = backoffDelay(KAFKA_OUTAGE_BACKOFF, ++failures);
+        this.stats.produceRetries++;
         this.log.warn({ err: errorMessage(err), attempt: failures, retryInMs: delay }, 'capture.produce.retry');
         await sleep(delay);
         if (this.stopped && this.stopHard) return;

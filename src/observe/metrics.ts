@@ -178,8 +178,8 @@ export class Metrics {
     });
     this.retries = new Counter({
       name: 'syncline_retries_total',
-      help: 'Retry attempts after a retriable or unknown error (target writes and conflict reads).',
-      labelNames: ['pipeline', 'stage'], registers,
+      help: 'Retry attempts after a retriable or unknown error (sink: target writes and conflict reads; capture: Kafka produce).',
+      labelNames: ['pipeline', 'stage'], registers, collect: sync,
     });
 
     this.commitToApply = new Histogram({
@@ -328,6 +328,7 @@ export class Metrics {
         this.delta(this.transactions, { pipeline }, c.transactions);
         // Capture dead-letters changes its schema cannot represent (kind invalid, a poison error).
         this.delta(this.deadLetters, { pipeline, stage: 'capture', kind: 'invalid' }, c.deadLettered);
+        this.delta(this.retries, { pipeline, stage: 'capture' }, c.produceRetries);
         this.delta(this.errors, { pipeline, stage: 'capture', class: 'poison' }, c.deadLettered);
       }
       const a = h.applier?.stats;
