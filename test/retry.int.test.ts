@@ -6,7 +6,7 @@
  *    target connector's own retry policy overrides the pipeline default);
  *  - a fatal error (missing target table) → the process stops with the reason and exit code 1.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -33,6 +33,21 @@ function throughProxy(env: TestEnv, port: number, retry: Record<string, number>)
   env.config = parseConfig(text, env.configFile, {});
 }
 
+/** A jobs-sync env whose target is reached through a TCP proxy, cleaned up after the test. */
+async function proxiedJobs(t: TestContext, retry: Record<string, number>, seed?: string): Promise<{ env: TestEnv; proxy: TcpProxy }> {
+  const env = await testEnv([{ name: 'jobs-sync', tables: [{ source: 'public.jobs' }] }]);
+  const proxy = new TcpProxy(5432);
+  t.after(async () => {
+    await env.cleanup();
+    await proxy.stop();
+  });
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  if (seed) await sql(env.sourceDb, seed);
+  throughProxy(env, await proxy.start(), retry);
+  return { env, proxy };
+}
+
 function countWrites(sink: Sink): { n: number } {
   const counter = { n: 0 };
   const orig = sink.writeBatch.bind(sink);
@@ -44,15 +59,7 @@ function countWrites(sink: Sink): { n: number } {
 }
 
 test('target down for a few seconds mid-stream: retried, nothing lost, nothing dead-lettered', async (t) => {
-  const env = await testEnv([{ name: 'jobs-sync', tables: [{ source: 'public.jobs' }] }]);
-  const proxy = new TcpProxy(5432);
-  t.after(async () => {
-    await env.cleanup();
-    await proxy.stop();
-  });
-  await sql(env.sourceDb, DDL);
-  await sql(env.targetDb, DDL);
-  throughProxy(env, await proxy.start(), { retries: 8, initialDelayMs: 200, maxDelayMs: 1500 });
+  const { env, proxy } = await proxiedJobs(t, { retries: 8, initialDelayMs: 200, maxDelayMs: 1500 });
   const { rt } = await startRuntime(env);
   const stats = () => rt.pipelines[0]!.applier!.stats;
 
@@ -75,15 +82,7 @@ test('target down for a few seconds mid-stream: retried, nothing lost, nothing d
 });
 
 test('target permanently unreachable: dead-lettered after exactly the configured attempts, then the pipeline moves on', async (t) => {
-  const env = await testEnv([{ name: 'jobs-sync', tables: [{ source: 'public.jobs' }] }]);
-  const proxy = new TcpProxy(5432);
-  t.after(async () => {
-    await env.cleanup();
-    await proxy.stop();
-  });
-  await sql(env.sourceDb, DDL);
-  await sql(env.targetDb, DDL);
-  throughProxy(env, await proxy.start(), { retries: 2, initialDelayMs: 100, maxDelayMs: 400 });
+  const { env, proxy } = await proxiedJobs(t, { retries: 2, initialDelayMs: 100, maxDelayMs: 400 });
   const { rt } = await startRuntime(env);
   const h = rt.pipelines[0]!;
   await waitFor('snapshot done', async () => (h.capture?.stats.confirmedLsn ?? '0/0') !== '0/0');
@@ -108,16 +107,7 @@ test('target permanently unreachable: dead-lettered after exactly the configured
 });
 
 test('a key whose target row is locked is retried while the other keys of its batch go through, in order', async (t) => {
-  const env = await testEnv([{ name: 'jobs-sync', tables: [{ source: 'public.jobs' }] }]);
-  const proxy = new TcpProxy(5432);
-  t.after(async () => {
-    await env.cleanup();
-    await proxy.stop();
-  });
-  await sql(env.sourceDb, DDL);
-  await sql(env.targetDb, DDL);
-  await sql(env.sourceDb, `insert into jobs (id, state) select g, 'v0' from generate_series(1, 10) g`);
-  throughProxy(env, await proxy.start(), { retries: 20, initialDelayMs: 200, maxDelayMs: 500 });
+  const { env, proxy } = await proxiedJobs(t, { retries: 20, initialDelayMs: 200, maxDelayMs: 500 }, `insert into jobs (id, state) select g, 'v0' from generate_series(1, 10) g`);
   (env.config.pipelines['jobs-sync']!.target as { lockTimeoutMs: number }).lockTimeoutMs = 200;
   const { rt } = await startRuntime(env);
   await waitFor('snapshot applied', async () => (await sql(env.targetDb, `select count(*)::int n from jobs where state = 'v0'`)).rows[0].n === 10);
