@@ -1,0 +1,59 @@
+/**
+ * syncline as the benchmarks run it: `node --import tsx bench/child.ts CONFIG capture,process,sink`
+ * runs those stages of every pipeline of CONFIG (src/runtime.ts, as `syncline start|capture` do) and
+ * prints `{"stats":{…}}` on stdout every 100 ms (capture and apply counters), so the benchmark reads
+ * progress without polling the target. SIGTERM drains and exits 0; a fatal error exits 1.
+ */
+import { loadConfig } from '../src/core/config/load.js';
+import { Runtime, type Stage } from '../src/runtime.js';
+
+const [configFile, stageList] = process.argv.slice(2);
+if (!configFile || !stageList) {
+  console.error('usage: child.ts CONFIG capture,process,sink');
+  process.exit(2);
+}
+const runtime = new Runtime(loadConfig(configFile), new Set(stageList.split(',') as Stage[]));
+
+function stats() {
+  const s = { produced: 0, snapshotRows: 0, received: 0, applied: 0, skippedUnchanged: 0, skippedStale: 0, conflicts: 0, deadLettered: 0 };
+  for (const h of runtime.pipelines) {
+    if (h.capture) {
+      s.produced += h.capture.stats.produced;
+      s.snapshotRows += h.capture.stats.snapshotRows;
+    }
+    const a = h.applier?.stats;
+    if (a) {
+      s.received += a.received;
+      s.applied += a.applied;
+      s.skippedUnchanged += a.skippedUnchanged;
+      s.skippedStale += a.skippedStale;
+      s.conflicts += a.conflicts;
+      s.deadLettered += a.deadLettered;
+    }
+  }
+  return s;
+}
+
+const print = () => process.stdout.write(`${JSON.stringify({ stats: stats() })}\n`);
+const timer = setInterval(print, 100);
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  void runtime.stop().finally(() => {
+    clearInterval(timer);
+    print();
+    setTimeout(() => process.exit(0), 50);
+  });
+});
+
+try {
+  const { done } = await runtime.start();
+  done.catch((err: unknown) => {
+    console.error(`syncline failed: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
+  });
+} catch (err) {
+  console.error(`syncline failed to start: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+}

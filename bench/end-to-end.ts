@@ -1,0 +1,78 @@
+/**
+ * Benchmark 4, end to end at full speed: every stage of syncline in one child process (capture,
+ * processor, sink: `syncline start`) streaming the workload from a fresh slot into a fresh target
+ * database, with its own topic prefix, consumer group and Redis key prefix. Rate = changes / time
+ * from the first change reaching the sink to the target holding the final state (every row
+ * inserted, every update applied: checked in SQL). Also the child's peak RSS (benchmark 7).
+ */
+import { createDb, dropDb, rateOf, spawnSyncline, sql, sleep, timeProgress, writeConfig, deleteTopics, deleteRedisKeys, tableDdl, type Source, type Workload } from './common.js';
+
+export interface E2eRun {
+  changes: number;
+  perSec: number;
+  perSecWithStartup: number;
+  peakMb: number;
+  applied: number;
+  /** What the no-op replay (bench/noop-replay.ts) needs; call cleanup() when done. */
+  ctx: E2eContext;
+}
+
+export interface E2eContext {
+  prefix: string;
+  pipeline: string;
+  configFile: string;
+  targetDb: string;
+  table: string;
+  workload: Workload;
+  cleanup(): Promise<void>;
+}
+
+/** Fresh target database with the table (same shape as the source's). */
+export async function createTarget(src: Source, tag: string): Promise<string> {
+  const db = `${src.db}_${tag}`;
+  await createDb(db);
+  await sql(db, tableDdl(`public.${src.table}`, src.shape));
+  return db;
+}
+
+/** Wait until the target holds `inserts` rows of which `updates` updated. */
+export async function targetDone(db: string, table: string, w: Workload): Promise<boolean> {
+  const r = await sql(db, `select count(*)::int as n, count(*) filter (where v = 2)::int as u from public.${table}`);
+  return r.rows[0].n === w.inserts && r.rows[0].u === w.updates;
+}
+
+export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; root?: string } = {}): Promise<E2eRun> {
+  const prefix = `${src.prefix}${tag}`;
+  const targetDb = await createTarget(src, tag);
+  const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never' });
+  const ctx: E2eContext = {
+    prefix, pipeline: 'bench', configFile, targetDb, table: src.table, workload: w,
+    async cleanup() {
+      await deleteTopics(prefix);
+      await deleteRedisKeys(prefix);
+      await dropDb(targetDb);
+    },
+  };
+  const started = Date.now();
+  const child = spawnSyncline(configFile, ['capture', 'process', 'sink'], { nodeArgs: opts.nodeArgs, root: opts.root });
+  try {
+    // Progress = records that reached the sink; done = the target holds the final state.
+    const t = await timeProgress('end to end', async () => child.stats.received, w.changes, { alive: child.exited });
+    for (;;) {
+      if (await targetDone(targetDb, src.table, w)) break;
+      const dead = child.exited();
+      if (dead) throw new Error(`end to end: ${dead}`);
+      if (Date.now() - t.doneAt > 120_000) throw new Error('end to end: the target did not reach the final state within 120 s of the last record');
+      await sleep(100);
+    }
+    const doneAt = Date.now();
+    const timing = { ...t, doneAt };
+    return { changes: w.changes, perSec: rateOf(timing, w.changes), perSecWithStartup: w.changes / ((doneAt - started) / 1000), peakMb: child.peakMb(), applied: child.stats.applied, ctx };
+  } catch (err) {
+    await child.stop();
+    await ctx.cleanup();
+    throw err;
+  } finally {
+    await child.stop();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Smoke test of the pipeline benchmark harness at tiny sizes on the real stack: every benchmark runs,
+ * produces positive figures and the counts it checks equal what was written. Not a speed test
+ * (`npm run bench` measures that). Debezium runs only if its harness is already built (the first
+ * build downloads Debezium from Maven Central, which `npm run bench` does).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runPipelineBench, targets, throughputTable, memoryTable, latencyTable, PIPELINE_BENCHES } from './pipeline.js';
+import { machine, parseArgs, pipelineSection, updateBenchmarks } from './index.js';
+import { figure, ratio, sql } from './common.js';
+
+test('figures: median, min – max, spread; ratios of medians', () => {
+  const f = figure([10, 30, 20]);
+  assert.deepEqual([f.median, f.min, f.max], [20, 10, 30]);
+  assert.equal(f.spreadPct, 50);
+  assert.equal(figure([1, 2, 3, 4]).median, 2.5);
+  const q = ratio(figure([10, 20, 30]), figure([5, 10, 10]));
+  assert.equal(q.median, 2);
+  assert.deepEqual([q.min, q.max], [2, 3]);
+});
+
+test('flags: --changes, --only, --repeat, --quick, --skip-debezium, --snapshot-rows', () => {
+  const d = parseArgs([]);
+  assert.equal(d.changes, 1_000_000);
+  assert.equal(d.repeat, 3);
+  assert.equal(d.snapshotRows, 10_000_000);
+  assert.equal(d.write, true);
+  const a = parseArgs(['--changes', '100000', '--only', 'limit,capture', '--repeat', '5', '--skip-debezium', '--snapshot-rows=2000000', '--no-write']);
+  assert.equal(a.changes, 100_000);
+  assert.equal(a.wideChanges, 25_000);
+  assert.deepEqual([...a.only], ['limit', 'capture']);
+  assert.equal(a.repeat, 5);
+  assert.equal(a.skipDebezium, true);
+  assert.equal(a.snapshotRows, 2_000_000);
+  assert.equal(a.write, false);
+  assert.equal(parseArgs(['--quick']).write, false);
+  assert.throws(() => parseArgs(['--only', 'nope']), /unknown benchmark 'nope'/);
+});
+
+test('the pipeline benchmarks run end to end at tiny sizes and count what was written', { timeout: 600_000 }, async () => {
+  const before = await sql('postgres', `select count(*)::int as n from pg_replication_slots where slot_name like 'bench%'`);
+  const r = await runPipelineBench({
+    changes: 2000, wideChanges: 500, repeat: 1, only: new Set(PIPELINE_BENCHES), debezium: 'if-built',
+    latencyRate: 1000, latencySeconds: 3, snapshotRows: 3000, log: () => undefined,
+  });
+  const n = r.shapes.find((s) => s.shape === 'narrow')!;
+  assert.equal(n.workload.changes, 3000);
+  for (const f of [n.limit, n.capture, n.e2e, n.replay]) assert.ok(f && f.median > 0, 'a positive rate');
+  if (r.debeziumNote) assert.match(r.debeziumNote, /skipped/);
+  else assert.ok(n.debezium && n.debezium.median > 0);
+  assert.ok(n.checks.some((c) => /end to end .*: target holds 2,000 rows, 1,000 updated/.test(c)), n.checks.join('\n'));
+  assert.ok(n.checks.some((c) => /no-op replay .*: 3,000 of 3,000 skipped, 0 written/.test(c)), n.checks.join('\n'));
+  const w = r.shapes.find((s) => s.shape === 'wide')!;
+  assert.equal(w.workload.changes, 750);
+  assert.ok(w.capture && w.capture.median > 0 && w.limit && w.limit.median > 0);
+  assert.ok(r.latency && r.latency.runs[0]!.rows === 3000 && r.latency.p99.median > 0);
+  assert.equal(r.snapshot?.length, 2);
+  for (const s of r.snapshot!) assert.ok(s.peakMb > 0 && s.perSec > 0);
+  assert.ok(n.peakMb['syncline start (all stages)']! > 0);
+
+  const t = targets(r);
+  assert.deepEqual(t.map((x) => x.name.slice(0, 3)).sort(), ['(2)', '(4)', '(5)', '(6)', '(7)', ...(r.debeziumNote ? [] : ['(2)'])].sort());
+  for (const x of t) assert.equal(typeof x.met, 'boolean');
+  assert.match(throughputTable(r), /\| narrow \| \(1\) capture limit/);
+  assert.match(latencyTable(r), /p99/);
+  assert.match(memoryTable(r), /snapshot of 3,000 rows/);
+  const section = pipelineSection(r, machine(), parseArgs(['--quick']));
+  assert.match(section, /^## Pipeline: throughput, latency, memory/);
+  assert.match(section, /Reproduce: `npm run stack:up && npm run bench -- --quick`/);
+  const doc = updateBenchmarks(updateBenchmarks(undefined, 'validation', '## Validation rules\nfigures'), 'pipeline', section);
+  assert.ok(doc.includes('## Validation rules') && doc.includes('## Pipeline'));
+
+  // Every slot the harness made is gone (an inactive slot retains WAL).
+  const after = await sql('postgres', `select count(*)::int as n from pg_replication_slots where slot_name like 'bench%'`);
+  assert.ok(after.rows[0].n <= before.rows[0].n, 'the benchmark dropped its slots');
+});

@@ -1,0 +1,270 @@
+/**
+ * The pipeline benchmarks (issue 5), run side by side on one machine in one run:
+ *   1 capture limit (pg_recvlogical)     2 syncline capture → Kafka     3 Debezium → Kafka
+ *   4 end to end → PostgreSQL target     5 latency at a fixed load       6 no-op replay
+ *   7 memory (peak RSS; snapshot at two table sizes)
+ * 1–4 and 6 read the same changes: one source database, one slot per tool and repeat created before
+ * the workload is written, so each tool decodes exactly the same WAL from a fresh slot. Repeats are
+ * interleaved (limit, syncline, Debezium, end to end, replay; then again) so drift in the machine's
+ * load hits every tool alike; each slot is dropped as soon as its run ends.
+ */
+import { createSource, dropSlots, figure, fmt, ratio, sql, writeWorkload, type Figure, type Shape, type Workload } from './common.js';
+import { runCaptureLimit } from './capture-limit.js';
+import { runSynclineCapture } from './syncline-capture.js';
+import { buildDebezium, debeziumBuilt, runDebezium, DEBEZIUM_VERSION } from './debezium.js';
+import { runEndToEnd } from './end-to-end.js';
+import { runNoopReplay } from './noop-replay.js';
+import { runLatency, type LatencyRun } from './latency.js';
+import { MEMORY_TARGET_MB, runSnapshotMemory, type SnapshotMemoryRun } from './memory.js';
+
+export const PIPELINE_BENCHES = ['limit', 'capture', 'debezium', 'e2e', 'latency', 'replay', 'memory'] as const;
+export type PipelineBench = (typeof PIPELINE_BENCHES)[number];
+
+export interface PipelineOptions {
+  /** Inserts of the narrow workload; updates = inserts / 2. */
+  changes: number;
+  /** Inserts of the wide-row workload (0: no wide run). */
+  wideChanges: number;
+  repeat: number;
+  only: Set<PipelineBench>;
+  /** 'skip' | 'if-built' (smoke test) | 'build' (default: build on first use). */
+  debezium: 'skip' | 'if-built' | 'build';
+  latencyRate: number;
+  latencySeconds: number;
+  snapshotRows: number;
+  log: (s: string) => void;
+}
+
+export interface ShapeResult {
+  shape: Shape;
+  workload: Workload;
+  limit?: Figure;
+  capture?: Figure;
+  captureWithStartup?: Figure;
+  debezium?: Figure;
+  debeziumWithStartup?: Figure;
+  e2e?: Figure;
+  replay?: Figure;
+  /** Peak RSS (MB) per process kind, max over repeats. */
+  peakMb: Record<string, number>;
+  /** Per-run checks: counts equal to what was written. */
+  checks: string[];
+}
+
+export interface PipelineResult {
+  options: Omit<PipelineOptions, 'log' | 'only'> & { only: string[] };
+  shapes: ShapeResult[];
+  latency?: { runs: LatencyRun[]; p50: Figure; p95: Figure; p99: Figure; achieved: Figure };
+  snapshot?: SnapshotMemoryRun[];
+  debeziumNote?: string;
+}
+
+const wants = (o: PipelineOptions, b: PipelineBench) => o.only.has(b);
+
+async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: boolean): Promise<ShapeResult> {
+  const src = await createSource(shape, shape === 'narrow' ? 'n' : 'w');
+  const narrow = shape === 'narrow';
+  const doE2e = narrow && (wants(o, 'e2e') || wants(o, 'replay') || wants(o, 'memory'));
+  const doReplay = narrow && wants(o, 'replay');
+  const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [] };
+  try {
+    const slots: Record<string, string[]> = { limit: [], capture: [], debezium: [], e2e: [] };
+    for (let r = 0; r < o.repeat; r++) {
+      if (wants(o, 'limit')) slots.limit!.push(await src.slot(`l${r}`));
+      if (wants(o, 'capture')) slots.capture!.push(await src.slot(`c${r}`));
+      if (dbz) slots.debezium!.push(await src.slot(`d${r}`));
+      if (doE2e) slots.e2e!.push(await src.slot(`e${r}`));
+    }
+    const w = await writeWorkload(src.db, `public.${src.table}`, shape, inserts, Math.floor(inserts / 2));
+    res.workload = w;
+    const wal = await sql(src.db, `select pg_size_pretty(pg_current_wal_lsn() - $1::pg_lsn) as s`, ['0/0']).catch(() => undefined);
+    o.log(`  ${shape}: ${fmt(w.inserts)} inserts + ${fmt(w.updates)} updates written in ${w.seconds.toFixed(1)} s (${w.txRows} rows per transaction)${wal ? '' : ''}`);
+    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], debezium: [], debeziumS: [], e2e: [], replay: [] };
+    const peak = (k: string, mb: number) => (res.peakMb[k] = Math.max(res.peakMb[k] ?? 0, mb));
+    const drop = (slot: string) => dropSlots(slot);
+    for (let r = 0; r < o.repeat; r++) {
+      const tag = `r${r + 1}/${o.repeat}`;
+      if (wants(o, 'limit')) {
+        const x = await runCaptureLimit(src, slots.limit![r]!, w);
+        await drop(slots.limit![r]!);
+        runs.limit!.push(x.perSec);
+        peak('pg_recvlogical', x.peakMb);
+        o.log(`  ${shape} ${tag} capture limit (pg_recvlogical): ${fmt(x.perSec)} changes/s`);
+      }
+      if (wants(o, 'capture')) {
+        const x = await runSynclineCapture(src, slots.capture![r]!, w, `c${r}`);
+        await drop(slots.capture![r]!);
+        runs.capture!.push(x.perSec);
+        runs.captureS!.push(x.perSecWithStartup);
+        peak('syncline capture', x.peakMb);
+        res.checks.push(`syncline capture ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(w.changes)} changes written`);
+        o.log(`  ${shape} ${tag} syncline capture → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
+      }
+      if (dbz) {
+        const x = await runDebezium(src, slots.debezium![r]!, w, `d${r}`);
+        await drop(slots.debezium![r]!);
+        runs.debezium!.push(x.perSec);
+        runs.debeziumS!.push(x.perSecWithStartup);
+        peak('Debezium (JVM)', x.peakMb);
+        o.log(`  ${shape} ${tag} Debezium → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
+      }
+      if (doE2e) {
+        const x = await runEndToEnd(src, slots.e2e![r]!, w, `e${r}`);
+        await drop(slots.e2e![r]!);
+        try {
+          runs.e2e!.push(x.perSec);
+          peak('syncline start (all stages)', x.peakMb);
+          res.checks.push(`end to end ${tag}: target holds ${fmt(w.inserts)} rows, ${fmt(w.updates)} updated`);
+          o.log(`  ${shape} ${tag} end to end → PostgreSQL: ${fmt(x.perSec)} changes/s, peak RSS ${x.peakMb.toFixed(0)} MB`);
+          if (doReplay) {
+            const y = await runNoopReplay(x.ctx);
+            runs.replay!.push(y.perSec);
+            peak('syncline process+sink (replay)', y.peakMb);
+            res.checks.push(`no-op replay ${tag}: ${fmt(y.skippedStale + y.skippedUnchanged)} of ${fmt(w.changes)} skipped, ${fmt(y.applied)} written`);
+            o.log(`  ${shape} ${tag} no-op replay: ${fmt(y.perSec)} changes/s (${fmt(y.skippedStale)} stale, ${fmt(y.skippedUnchanged)} unchanged, ${fmt(y.applied)} written), peak RSS ${y.peakMb.toFixed(0)} MB`);
+          }
+        } finally {
+          await x.ctx.cleanup();
+        }
+      }
+    }
+    if (runs.limit!.length) res.limit = figure(runs.limit!);
+    if (runs.capture!.length) [res.capture, res.captureWithStartup] = [figure(runs.capture!), figure(runs.captureS!)];
+    if (runs.debezium!.length) [res.debezium, res.debeziumWithStartup] = [figure(runs.debezium!), figure(runs.debeziumS!)];
+    if (runs.e2e!.length && wants(o, 'e2e')) res.e2e = figure(runs.e2e!);
+    if (runs.replay!.length) res.replay = figure(runs.replay!);
+    return res;
+  } finally {
+    await src.cleanup();
+  }
+}
+
+export async function runPipelineBench(o: PipelineOptions): Promise<PipelineResult> {
+  const result: PipelineResult = { options: { ...o, only: [...o.only] } as PipelineResult['options'], shapes: [] };
+  delete (result.options as { log?: unknown }).log;
+  let dbz = wants(o, 'debezium') && o.debezium !== 'skip';
+  if (dbz && o.debezium === 'if-built' && !debeziumBuilt()) {
+    dbz = false;
+    result.debeziumNote = 'Debezium skipped: harness not built (`npm run bench` builds it)';
+  } else if (dbz) {
+    try {
+      buildDebezium(o.log);
+    } catch (err) {
+      dbz = false;
+      result.debeziumNote = `Debezium skipped: the harness did not build (${(err as Error).message.split('\n')[0]})`;
+      o.log(`  ${result.debeziumNote}`);
+    }
+  } else if (wants(o, 'debezium')) result.debeziumNote = 'Debezium skipped (--skip-debezium)';
+  const capture = ['limit', 'capture', 'debezium', 'e2e', 'replay', 'memory'].some((b) => wants(o, b as PipelineBench));
+  if (capture) {
+    o.log(`\npipeline: narrow rows (5 columns), ${o.repeat} interleaved repeats`);
+    result.shapes.push(await runShape(o, 'narrow', o.changes, dbz));
+  }
+  if (o.wideChanges > 0 && ['limit', 'capture', 'debezium'].some((b) => wants(o, b as PipelineBench))) {
+    o.log(`\npipeline: wide rows (25 columns, ≈ 1 KB), ${o.repeat} interleaved repeats`);
+    result.shapes.push(await runShape({ ...o, only: new Set([...o.only].filter((b) => b === 'limit' || b === 'capture' || b === 'debezium')) }, 'wide', o.wideChanges, dbz));
+  }
+  if (wants(o, 'latency')) {
+    o.log(`\nlatency: ${fmt(o.latencyRate)} changes/s offered for ${o.latencySeconds} s, ${o.repeat} repeats`);
+    const runs: LatencyRun[] = [];
+    for (let r = 0; r < o.repeat; r++) {
+      const x = await runLatency({ rate: o.latencyRate, seconds: o.latencySeconds, log: o.log });
+      runs.push(x);
+      o.log(`  r${r + 1}/${o.repeat}: p50 ${x.p50.toFixed(0)} ms, p95 ${x.p95.toFixed(0)} ms, p99 ${x.p99.toFixed(0)} ms, max ${x.max.toFixed(0)} ms (achieved ${fmt(x.achievedPerSec)}/s), peak RSS ${x.peakMb.toFixed(0)} MB`);
+    }
+    result.latency = { runs, p50: figure(runs.map((x) => x.p50)), p95: figure(runs.map((x) => x.p95)), p99: figure(runs.map((x) => x.p99)), achieved: figure(runs.map((x) => x.achievedPerSec)) };
+  }
+  if (wants(o, 'memory') && o.snapshotRows > 0) {
+    o.log(`\nmemory: snapshot of ${fmt(o.snapshotRows / 10)} and ${fmt(o.snapshotRows)} rows`);
+    result.snapshot = [];
+    for (const rows of [Math.round(o.snapshotRows / 10), o.snapshotRows]) {
+      const x = await runSnapshotMemory(rows, o.log);
+      result.snapshot.push(x);
+      o.log(`  snapshot of ${fmt(rows)} rows: peak RSS ${x.peakMb.toFixed(0)} MB, ${fmt(x.perSec)} rows/s`);
+    }
+  }
+  return result;
+}
+
+// ------------------------------------------------------------------ targets and tables
+
+export interface Target {
+  name: string;
+  wanted: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+const x = (f: Figure | undefined) => (f ? `${f.median.toFixed(2)}× (${f.min.toFixed(2)} – ${f.max.toFixed(2)})` : 'n/a');
+
+export function targets(r: PipelineResult): Target[] {
+  const n = r.shapes.find((s) => s.shape === 'narrow');
+  const out: Target[] = [];
+  if (n?.e2e && n.limit) {
+    const q = ratio(n.e2e, n.limit);
+    out.push({ name: '(4) end to end vs capture limit', wanted: '≥ 0.25×', measured: x(q), met: q.median >= 0.25 });
+  }
+  if (n?.capture && n.limit) {
+    const q = ratio(n.capture, n.limit);
+    out.push({ name: '(2) syncline capture vs capture limit', wanted: '≥ 0.5×', measured: x(q), met: q.median >= 0.5 });
+  }
+  if (n?.capture && n.debezium) {
+    const q = ratio(n.capture, n.debezium);
+    out.push({ name: '(2) syncline capture vs Debezium', wanted: '≥ 1.0×', measured: x(q), met: q.median >= 1 });
+  }
+  if (r.latency) out.push({ name: `(5) p99 latency at ${fmt(r.options.latencyRate)}/s`, wanted: '< 250 ms', measured: `${fmt(r.latency.p99.median)} ms (${fmt(r.latency.p99.min)} – ${fmt(r.latency.p99.max)})`, met: r.latency.p99.median < 250 });
+  if (n?.replay) out.push({ name: '(6) no-op replay', wanted: '≥ 100,000/s', measured: `${fmt(n.replay.median)}/s (${fmt(n.replay.min)} – ${fmt(n.replay.max)})`, met: n.replay.median >= 100_000 });
+  const mem: [string, number][] = [];
+  for (const s of r.shapes) for (const [k, v] of Object.entries(s.peakMb)) if (k.startsWith('syncline')) mem.push([`${k}, ${s.shape}`, v]);
+  for (const s of r.snapshot ?? []) mem.push([`syncline capture, snapshot of ${fmt(s.rows)} rows`, s.peakMb]);
+  if (mem.length) {
+    const worst = mem.reduce((a, b) => (b[1] > a[1] ? b : a));
+    out.push({ name: '(7) peak RSS per syncline process', wanted: `< ${MEMORY_TARGET_MB} MB`, measured: `${worst[1].toFixed(0)} MB max (${worst[0]})`, met: worst[1] < MEMORY_TARGET_MB });
+  }
+  return out;
+}
+
+export function targetsTable(t: Target[]): string {
+  return ['| Target | Wanted | Measured (median, min – max of the repeats) | |', '|---|---|---|---|', ...t.map((z) => `| ${z.name} | ${z.wanted} | ${z.measured} | ${z.met ? 'met' : '**not met**'} |`)].join('\n');
+}
+
+export function throughputTable(r: PipelineResult): string {
+  const rows: string[] = ['| Rows | Measurement | Median changes/s | Min – max | Spread | × limit |', '|---|---|---:|---:|---:|---:|'];
+  for (const s of r.shapes) {
+    const row = (name: string, f: Figure | undefined) => {
+      if (!f) return;
+      const q = s.limit ? ratio(f, s.limit) : undefined;
+      rows.push(`| ${s.shape} | ${name} | ${fmt(f.median)} | ${fmt(f.min)} – ${fmt(f.max)} | ±${f.spreadPct.toFixed(1)}% | ${q ? q.median.toFixed(2) : ''} |`);
+    };
+    row('(1) capture limit: pg_recvlogical, pgoutput', s.limit);
+    row('(2) syncline capture → Kafka (Avro, acks=all)', s.capture);
+    row('(3) Debezium ' + DEBEZIUM_VERSION + ' embedded → Kafka (JSON, acks=all)', s.debezium);
+    row('(4) syncline end to end → PostgreSQL target', s.e2e);
+    row('(6) no-op replay (processor + sink, all skipped)', s.replay);
+    if (s.capture && s.debezium) rows.push(`| ${s.shape} | syncline capture ÷ Debezium | ${ratio(s.capture, s.debezium).median.toFixed(2)}× | ${ratio(s.capture, s.debezium).min.toFixed(2)} – ${ratio(s.capture, s.debezium).max.toFixed(2)} | | |`);
+  }
+  return rows.join('\n');
+}
+
+export function memoryTable(r: PipelineResult): string {
+  const rows = ['| Process | During | Peak RSS (VmHWM), max of repeats |', '|---|---|---:|'];
+  for (const s of r.shapes) for (const [k, v] of Object.entries(s.peakMb)) rows.push(`| ${k} | ${s.shape} workload, ${fmt(s.workload.changes)} changes | ${v.toFixed(0)} MB |`);
+  for (const s of r.snapshot ?? []) rows.push(`| syncline capture | snapshot of ${fmt(s.rows)} rows (${fmt(s.perSec)} rows/s) | ${s.peakMb.toFixed(0)} MB |`);
+  return rows.join('\n');
+}
+
+export function latencyTable(r: PipelineResult): string {
+  const l = r.latency;
+  if (!l) return '';
+  return [
+    '| Offered | Achieved (median) | p50 | p95 | p99 | max (worst run) |',
+    '|---:|---:|---:|---:|---:|---:|',
+    `| ${fmt(r.options.latencyRate)}/s for ${r.options.latencySeconds} s | ${fmt(l.achieved.median)}/s | ${fmtMs(l.p50)} | ${fmtMs(l.p95)} | ${fmtMs(l.p99)} | ${fmt(Math.max(...l.runs.map((z) => z.max)))} ms |`,
+  ].join('\n');
+}
+
+const fmtMs = (f: Figure) => `${fmt(f.median)} ms (${fmt(f.min)} – ${fmt(f.max)})`;
+
+export function memoryTargetMb(): number {
+  return MEMORY_TARGET_MB;
+}
