@@ -47,6 +47,8 @@ export interface CaptureOptions {
   log: Logger;
   /** Most changes held in memory before the replication stream is paused. */
   maxBuffered?: number;
+  /** Two-way sync: transactions whose replication origin name starts with one of these are not captured (the peer's own writes). */
+  skipOrigins?: string[];
 }
 
 export interface CaptureStats {
@@ -58,6 +60,8 @@ export interface CaptureStats {
   deadLettered: number;
   /** Produce attempts retried because Kafka did not accept a batch. */
   produceRetries: number;
+  /** Changes not captured because a peer pipeline wrote them (two-way sync: no echo). */
+  echoSkipped: number;
 }
 
 interface TableState {
@@ -76,7 +80,7 @@ interface TxMark {
 }
 
 export class Capture {
-  readonly stats: CaptureStats = { snapshotRows: 0, changes: 0, produced: 0, transactions: 0, confirmedLsn: '0/0', deadLettered: 0, produceRetries: 0 };
+  readonly stats: CaptureStats = { snapshotRows: 0, changes: 0, produced: 0, transactions: 0, confirmedLsn: '0/0', deadLettered: 0, produceRetries: 0, echoSkipped: 0 };
   private readonly log: Logger;
   private catalog!: TypeCatalog;
   private meta!: pg.Client;
@@ -100,7 +104,7 @@ export class Capture {
   private queue: ({ kind: 'data'; lsn: string; msg: Pgoutput.Message } | { kind: 'keepalive'; lsn: string; reply: boolean })[] = [];
   private pumping = false;
   private paused = false;
-  private tx: { commitLsn: string; xid: number; tsMs: number; idx: number } | null = null;
+  private tx: { commitLsn: string; xid: number; tsMs: number; idx: number; skip?: boolean } | null = null;
   private watermark = 0n; // confirmed LSN we may report
   private lastServerLsn = 0n;
   private stopped = false;
@@ -313,8 +317,9 @@ export class Capture {
     try {
       msg = {
         topic: st.topic,
-        key: await this.opts.codec.encode(st.keyId, key),
-        value: await this.opts.codec.encode(st.valueId, envelopeToAvro(e)),
+        // Synchronous: the schemas were registered by setColumns, so no await per record.
+        key: this.opts.codec.encodeSync(st.keyId, key),
+        value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)),
       };
     } catch (err) {
       // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
@@ -533,6 +538,12 @@ export class Capture {
         else this.armLinger();
         return;
       }
+      case 'origin': {
+        // Sent after 'begin' for a transaction committed by a session with a replication origin.
+        const name = (msg as { originName?: string }).originName ?? '';
+        if (this.tx && this.opts.skipOrigins?.some((p) => name.startsWith(p))) this.tx.skip = true;
+        return;
+      }
       case 'relation': {
         const st = this.tables.get(`${msg.schema}.${msg.name}`);
         if (!st) return; // not one of ours (publication shared)
@@ -544,6 +555,10 @@ export class Capture {
       case 'delete': {
         const st = this.tables.get(`${msg.relation.schema}.${msg.relation.name}`);
         if (!st || !this.tx) return;
+        if (this.tx.skip) {
+          this.stats.echoSkipped++;
+          return;
+        }
         const op: Op = msg.tag === 'insert' ? 'c' : msg.tag === 'update' ? 'u' : 'd';
         const unchangedToast: string[] = [];
         const after = msg.tag === 'delete' ? null : this.row(st, msg.new, unchangedToast);
@@ -573,7 +588,7 @@ export class Capture {
       case 'truncate':
         for (const rel of msg.relations) {
           const st = this.tables.get(`${rel.schema}.${rel.name}`);
-          if (!st || !this.tx) continue;
+          if (!st || !this.tx || this.tx.skip) continue;
           await this.enqueueTruncate(st, {
             op: 't', before: null, after: null,
             source: { db: this.opts.source.connection.database, schema: st.src.schema, table: st.src.table, lsn, commitLsn: this.tx.commitLsn, txId: this.tx.xid, tsMs: this.tx.tsMs, snapshot: false, idx: this.tx.idx++ },

@@ -5,12 +5,20 @@
  * is registered once per process; decoding caches writer schemas by id.
  */
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import type avsc from 'avsc';
 import { avroOptions } from './avro.js';
 import { poison, retriable, fatal } from './errors.js';
 
 export class AvroCodec {
   readonly registry: SchemaRegistry;
   private readonly ids = new Map<string, Promise<number>>();
+  /**
+   * Parsed Avro types by schema id (those this process registered, and writer schemas it decoded),
+   * so encoding and decoding are synchronous: no registry client call, no await per record.
+   */
+  private readonly types = new Map<number, avsc.Type>();
+  /** Reused encode buffer (grows to the largest message); each message is copied out of it once. */
+  private scratch = Buffer.allocUnsafe(64 * 1024);
 
   constructor(readonly url: string) {
     this.registry = new SchemaRegistry({ host: url, retry: { retries: 5, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 3 } }, { forSchemaOptions: avroOptions } as never);
@@ -24,7 +32,10 @@ export class AvroCodec {
     if (!id) {
       id = this.registry
         .register({ type: SchemaType.AVRO, schema: text }, { subject, compatibility: 'BACKWARD' } as never)
-        .then((r) => r.id)
+        .then(async (r) => {
+          if (!this.types.has(r.id)) this.types.set(r.id, (await this.registry.getSchema(r.id)) as unknown as avsc.Type);
+          return r.id;
+        })
         .catch((err: unknown) => {
           this.ids.delete(cacheKey);
           const e = err as { status?: number; message?: string };
@@ -38,7 +49,28 @@ export class AvroCodec {
     return id;
   }
 
+  /**
+   * Encode synchronously with a schema registered by this codec (the capture hot path): the Avro
+   * body is written after the 5-byte Confluent header in a reused buffer, then copied out once.
+   */
+  encodeSync(id: number, value: unknown): Buffer {
+    const type = this.types.get(id);
+    if (!type) throw poison('AVRO_ENCODE', `schema ${id} was not registered by this process`);
+    let end: number;
+    try {
+      while ((end = type.encode(value, this.scratch, 5)) < 0) this.scratch = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, 5 - end + this.scratch.length));
+    } catch (err) {
+      throw poison('AVRO_ENCODE', `value does not match schema ${id}: ${(err as Error).message}`, err);
+    }
+    this.scratch[0] = 0;
+    this.scratch.writeInt32BE(id, 1);
+    const out = Buffer.allocUnsafe(end);
+    this.scratch.copy(out, 0, 0, end);
+    return out;
+  }
+
   async encode(id: number, value: unknown): Promise<Buffer> {
+    if (this.types.has(id)) return this.encodeSync(id, value);
     try {
       return await this.registry.encode(id, value);
     } catch (err) {
@@ -50,8 +82,19 @@ export class AvroCodec {
   async decode<T = unknown>(buf: Buffer | null): Promise<T> {
     if (!buf || buf.length < 5) throw poison('DECODE_FAILED', `message of ${buf?.length ?? 0} bytes is not in the Confluent wire format`);
     if (buf[0] !== 0) throw poison('DECODE_FAILED', `message starts with magic byte ${buf[0]}, expected 0 (Confluent wire format)`);
+    const known = this.types.get(buf.readInt32BE(1));
+    if (known) {
+      try {
+        return known.fromBuffer(buf.subarray(5)) as T;
+      } catch (err) {
+        throw poison('DECODE_FAILED', `cannot decode message with schema id ${buf.readInt32BE(1)}: ${(err as Error).message}`, err);
+      }
+    }
     try {
-      return (await this.registry.decode(buf)) as T;
+      const id = buf.readInt32BE(1);
+      const type = (await this.registry.getSchema(id)) as unknown as avsc.Type;
+      if (!this.types.has(id)) this.types.set(id, type);
+      return type.fromBuffer(buf.subarray(5)) as T;
     } catch (err) {
       const e = err as { status?: number; message?: string; name?: string };
       if (e?.status === 404) throw poison('SCHEMA_UNKNOWN', `schema id ${buf.readInt32BE(1)} is not in the registry`, err);
