@@ -20,6 +20,9 @@ import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { fatal } from './core/errors.js';
 import { tableMappings, type TableMapping } from './process/mapper.js';
 import { Applier } from './sink/applier.js';
+import { buildSinkParts, originOf } from './sink/build.js';
+import { DlqService } from './dlq/service.js';
+import { dlqApi } from './dlq/api.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
 import type { Sink } from './sink/sink.js';
 import { Observability } from './observe/observability.js';
@@ -51,6 +54,8 @@ export class Runtime {
   private readonly log: Logger = rootLogger.child({ stage: 'runtime' });
   /** Metrics, health, readiness and their HTTP endpoints (src/observe). */
   readonly observe: Observability;
+  /** Dead-letter operations behind /api/dlq (created on first use). */
+  private dlq?: DlqService;
   /** Report files (config `reports`, src/observe/report.ts), written every reports.everyMs and at stop. */
   readonly reporter?: Reporter;
 
@@ -62,6 +67,8 @@ export class Runtime {
     this.observe = new Observability({
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
+      // The dead-letter API needs what the sink stage has (Redis, targets).
+      api: stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined,
     });
     if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report() }, rootLogger.child({ stage: 'reports' }));
   }
@@ -106,20 +113,10 @@ export class Runtime {
     const sinkLog = stageLogger(name, 'sink');
     const dlq = new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, this.stages.has('process') ? 'process' : 'sink');
     if (this.stages.has('sink')) {
-      const reg = sinkRegistration((p.target as { type: string }).type);
-      const sink = reg.create(p.target as never, { pipeline: name, log: sinkLog });
-      await sink.connect();
-      h.sink = sink;
-      const state = new TimedVersionState(this.metrics, this.redis, this.config.redis.keyPrefix ?? this.config.topicPrefix, name);
-      const conflict = p.conflict ?? this.config.defaults.conflict;
-      const perTable = new Map(p.tables.map((t) => [t.target ?? t.source, t.conflict ?? conflict]));
-      for (const [table, c] of perTable) {
-        if (c.strategy === 'manual' || c.strategy === 'custom') {
-          throw fatal('CONFLICT_STRATEGY_UNSUPPORTED', `pipeline ${name}, table ${table}: conflict strategy '${c.strategy}' is not implemented yet (supported: source-wins, target-wins, latest-timestamp)`);
-        }
-      }
-      h.applier = new Applier(new TimedSink(sink, this.metrics, name), state, new ObservedDeadLetters(this.kafka, prefix, name, sinkLog).observe(this.metrics, 'sink'), (t) => perTable.get(t) ?? conflict, resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry), sinkLog);
-      h.applier.observer = applyObserver(this.metrics, name);
+      const retry = resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry);
+      const parts = await buildSinkParts({ config: this.config, kafka: this.kafka, redis: this.redis, metrics: this.metrics }, name, p, sinkLog, retry);
+      h.sink = parts.sink;
+      h.applier = parts.applier;
     }
     const applyTopic = topics.apply(prefix, name);
     if (this.stages.has('process')) {
@@ -153,6 +150,8 @@ export class Runtime {
       const capture = new Capture({
         pipeline: name, prefix, source: p.source as PgSourceConfig, tables: p.tables,
         kafka: this.kafka, codec: this.codec, log: stageLogger(name, 'capture'),
+        // Two-way sync: the peer's writes into our source are not changes to carry back.
+        skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
       });
       h.capture = capture;
       this.running.push(this.guard(name, 'capture', capture.run()));
@@ -182,6 +181,7 @@ export class Runtime {
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.sink?.close()));
+    await this.dlq?.close();
     await this.reporter?.stop(); // the final state, while the lag queries still work
     await this.observe.close(); // before the clients its checks and lag queries use
     this.observe.health.phase = 'stopped';

@@ -45,6 +45,16 @@
  * arrives as text and is converted to its canonical Value by core/pgtypes (parsePgText with the
  * column's ColumnType from a TypeCatalog loaded once per sink).
  *
+ * Guarded writes (conflict detection, see src/sink/applier.ts): writeGuarded() runs one transaction:
+ * SELECT ... FOR UPDATE of the keys to check (so nobody changes them between the check and the
+ * write), decide(), then the batch's statements under a savepoint (bad records isolated as above).
+ *
+ * Two-way sync (ctx.origin): every session of the pool is tagged with a replication origin
+ * `<origin>:<n>` (the first n not active in another session; created if missing), so the
+ * transactions it commits carry that origin in the WAL and the peer's capture skips them.
+ * republish() re-emits rows from an untagged session (UPDATE ... SET key = key), so the peer does
+ * see them. Origins persist in the cluster (pg_replication_origin) and are reused by name.
+ *
  * Observability: `stats.queries` counts every round trip, `onQuery` sees every statement;
  * failed records are logged as 'sink.record.failed', isolation as 'sink.isolate', added columns as
  * 'sink.evolve'.
@@ -55,7 +65,7 @@ import type { Row } from '../../src/core/envelope.js';
 import { classifyPgError, fatal, poison, SynclineError } from '../../src/core/errors.js';
 import { columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from '../../src/core/pgtypes.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
-import { keyString, type FailedRecord, type Sink, type SinkRecord, type WriteResult } from '../../src/sink/sink.js';
+import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
 
 /** Optional second argument of PostgresSink.writeBatch. */
@@ -133,27 +143,36 @@ export class PostgresSink implements Sink {
   private readonly meta = new Map<string, TableMeta>();
   private catalog: TypeCatalog | null = null;
   private readonly log: Logger;
+  private readonly origin?: string;
+  /** Sessions already tagged with a replication origin. */
+  private readonly tagged = new WeakSet<pg.PoolClient>();
+  private plainPool?: pg.Pool;
 
   constructor(
     private readonly cfg: PgSinkConfig,
     ctx: ConnectorContext,
   ) {
     this.log = ctx.log;
-    const c = cfg.connection;
-    this.pool = new pg.Pool({
+    this.origin = ctx.origin;
+    this.pool = new pg.Pool(this.poolConfig(cfg.poolSize, ctx.pipeline));
+    // An idle client that loses its connection emits here; the next checkout gets a fresh one.
+    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'sink.pg.idle_client_error'));
+  }
+
+  private poolConfig(max: number, pipeline: string): pg.PoolConfig {
+    const c = this.cfg.connection;
+    return {
       host: c.host,
       port: c.port,
       database: c.database,
       user: c.user,
       password: c.password,
       ssl: c.ssl ? true : false,
-      max: cfg.poolSize,
-      options: `${SESSION_OPTIONS} -c lock_timeout=${cfg.lockTimeoutMs}`,
+      max,
+      options: `${SESSION_OPTIONS} -c lock_timeout=${this.cfg.lockTimeoutMs}`,
       types: TEXT_TYPES,
-      application_name: `syncline-sink-${ctx.pipeline}`.slice(0, 63),
-    });
-    // An idle client that loses its connection emits here; the next checkout gets a fresh one.
-    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'sink.pg.idle_client_error'));
+      application_name: `syncline-sink-${pipeline}`.slice(0, 63),
+    };
   }
 
   private get where(): string {
@@ -175,6 +194,7 @@ export class PostgresSink implements Sink {
 
   async close(): Promise<void> {
     await this.pool.end();
+    await this.plainPool?.end();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -223,6 +243,107 @@ export class PostgresSink implements Sink {
       throw classifyPgError(err, `${this.where}: batch of ${prepared.length} records`);
     }
     return this.report(failed);
+  }
+
+  /** Read (FOR UPDATE), decide and write in one transaction; see GuardedWrite. */
+  async writeGuarded(g: GuardedWrite): Promise<WriteResult> {
+    const failed: FailedRecord[] = [];
+    for (const table of g.reads.keys()) if (!this.meta.has(table)) await this.loadMeta([table]);
+    let written = 0;
+    try {
+      await this.withClient(async (client) => {
+        await this.q(client, 'BEGIN');
+        const rows: TargetRows = new Map();
+        for (const [table, keys] of g.reads) rows.set(table, await this.selectRows(client, table, keys, true));
+        const batch = await g.decide(rows);
+        const prepared = this.prepare(batch, failed);
+        written = prepared.length;
+        if (prepared.length > 0) {
+          // Columns to add: ALTER TABLE would wait for our own row locks, so it runs before them in a retry.
+          if (this.needsEvolve(prepared)) throw new SynclineError('retriable', 'SINK_EVOLVE_FIRST', `${this.where}: target columns to add first`);
+          this.stats.batches++;
+          await this.q(client, `SAVEPOINT ${SAVEPOINT}`);
+          try {
+            for (const s of this.plan(prepared)) await this.q(client, s.text, s.params);
+          } catch (err) {
+            if (!isolatable(classifyPgError(err, `${this.where}: batch of ${prepared.length} records`))) throw err;
+            await this.q(client, `ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT}; SET CONSTRAINTS ALL IMMEDIATE`);
+            this.stats.isolations++;
+            this.log.warn({ records: prepared.length }, 'sink.isolate: batch hit a bad record; isolating');
+            await this.bisect(client, prepared, failed);
+          }
+        }
+        await this.q(client, 'COMMIT');
+      });
+    } catch (err) {
+      if ((err as SynclineError).code === 'SINK_EVOLVE_FIRST') {
+        // Evolve outside any transaction, then run the whole guarded write again.
+        const probe: FailedRecord[] = [];
+        const rows: TargetRows = new Map();
+        for (const [table, keys] of g.reads) rows.set(table, await this.readRows(table, keys));
+        const batch = await g.decide(rows);
+        const prepared = this.prepare(batch, probe);
+        await this.ensureTables(prepared, hintsFromRecords(batch));
+        return this.writeGuarded(g);
+      }
+      for (const t of g.reads.keys()) this.meta.delete(t);
+      throw classifyPgError(err, `${this.where}: guarded batch of ${written} records`);
+    }
+    return this.report(failed);
+  }
+
+  /** Re-emit rows as changes not tagged with this pipeline's origin: UPDATE ... SET k = k from an untagged session. */
+  async republish(table: string, keys: Row[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (!this.meta.has(table)) await this.loadMeta([table]);
+    const meta = this.meta.get(table)!;
+    const keyCols = Object.keys(keys[0]!);
+    const params = keys.map((k) => keyCols.map((c) => toParam(k[c] ?? null)));
+    const pool = (this.plainPool ??= new pg.Pool(this.poolConfig(1, 'republish')));
+    const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
+    try {
+      for (const p of keyPredicate(meta, keyCols, params)) await this.q(pool, `UPDATE ${meta.ident} SET ${set} WHERE ${p.text}`, p.params);
+    } catch (err) {
+      throw classifyPgError(err, `${this.where}: republishing ${keys.length} rows of ${table}`);
+    }
+  }
+
+  /** Some record writes a column the cached metadata lacks (a reload or ALTER TABLE is needed). */
+  private needsEvolve(records: Prepared[]): boolean {
+    for (const p of records) {
+      const m = this.meta.get(p.table);
+      if (!m) return true;
+      const cols = p.row ? p.row.keys() : p.keyCols.values();
+      for (const c of cols) if (!m.columns.has(c)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Session setup for two-way sync: take the first replication origin `<origin>:<n>` that no other
+   * session holds (creating it when missing). Without permission this is fatal and says what to grant.
+   */
+  private async tagSession(client: pg.PoolClient): Promise<void> {
+    if (!this.origin || this.tagged.has(client)) return;
+    for (let n = 0; n < 4 * this.cfg.poolSize + 4; n++) {
+      const name = `${this.origin}:${n}`;
+      try {
+        await this.q(client, 'SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL', [name]).catch((err: { code?: string }) => {
+          if (err?.code !== '23505') throw err; // created concurrently by another session
+        });
+        await this.q(client, 'SELECT pg_replication_origin_session_setup($1)', [name]);
+        this.tagged.add(client);
+        return;
+      } catch (err) {
+        const code = (err as { code?: string })?.code;
+        if (code === '55006' || code === '55000') continue; // held by another session
+        if (code === '42501') {
+          throw fatal('SINK_ORIGIN_DENIED', `${this.where}: two-way sync tags writes with a replication origin, which needs superuser or: GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_oid(text) TO ${this.cfg.connection.user}`, err);
+        }
+        throw classifyPgError(err, `${this.where}: setting up replication origin ${name}`);
+      }
+    }
+    throw new SynclineError('retriable', 'SINK_ORIGIN_BUSY', `${this.where}: every replication origin ${this.origin}:0..${4 * this.cfg.poolSize + 3} is held by another session`);
   }
 
   /** Failed records are never silent: one warn line each (the caller dead-letters them). */
@@ -478,11 +599,25 @@ export class PostgresSink implements Sink {
   // readRows
 
   async readRows(table: string, keys: Row[]): Promise<Map<string, Row>> {
+    if (keys.length === 0) return new Map();
+    if (!this.meta.has(table)) await this.loadMeta([table]);
+    let out = new Map<string, Row>();
+    try {
+      await this.withClient(async (client) => {
+        out = await this.selectRows(client, table, keys, false);
+      });
+    } catch (err) {
+      throw classifyPgError(err, `${this.where}: reading ${keys.length} rows of ${table}`);
+    }
+    return out;
+  }
+
+  /** SELECT the rows of these keys (FOR UPDATE: locked until the transaction ends), as canonical values keyed by keyString. */
+  private async selectRows(client: pg.PoolClient, table: string, keys: Row[], forUpdate: boolean): Promise<Map<string, Row>> {
     const out = new Map<string, Row>();
     if (keys.length === 0) return out;
-    if (!this.meta.has(table)) await this.loadMeta([table]);
     const meta = this.meta.get(table)!;
-    const keyCols = Object.keys(keys[0]);
+    const keyCols = Object.keys(keys[0]!);
     const unknown = keyCols.filter((c) => !meta.columns.has(c));
     if (unknown.length > 0) throw fatal('SINK_UNKNOWN_COLUMN', `${this.where}: target table ${table} has no key column ${unknown.join(', ')}`);
     // Caller's keyString by normalised parameter text, so the result is keyed exactly as asked.
@@ -492,24 +627,17 @@ export class PostgresSink implements Sink {
       wanted.set(JSON.stringify(params.map(paramText)), keyString(k));
       return params;
     });
-    const stmts = selectStatements(meta, keyCols, keyParams);
-    try {
-      await this.withClient(async (client) => {
-        const catalog = await this.typeCatalog(client);
-        for (const s of stmts) {
-          const res = await this.q(client, s.text, s.params);
-          await catalog.ensure(this.counted(client), res.fields.map((f) => f.dataTypeID));
-          const types = res.fields.map((f) => columnType(f.dataTypeID, f.dataTypeModifier, catalog));
-          for (const raw of res.rows as Record<string, string | null>[]) {
-            const row: Row = {};
-            res.fields.forEach((f, i) => (row[f.name] = parsePgText(raw[f.name] ?? null, types[i])));
-            const norm = JSON.stringify(keyCols.map((c) => paramText(toParam(row[c] ?? null))));
-            out.set(wanted.get(norm) ?? keyString(Object.fromEntries(keyCols.map((c) => [c, row[c] ?? null]))), row);
-          }
-        }
-      });
-    } catch (err) {
-      throw classifyPgError(err, `${this.where}: reading ${keys.length} rows of ${table}`);
+    const catalog = await this.typeCatalog(client);
+    for (const s of selectStatements(meta, keyCols, keyParams)) {
+      const res = await this.q(client, forUpdate ? s.text + ' FOR UPDATE' : s.text, s.params);
+      await catalog.ensure(this.counted(client), res.fields.map((f) => f.dataTypeID));
+      const types = res.fields.map((f) => columnType(f.dataTypeID, f.dataTypeModifier, catalog));
+      for (const raw of res.rows as Record<string, string | null>[]) {
+        const row: Row = {};
+        res.fields.forEach((f, i) => (row[f.name] = parsePgText(raw[f.name] ?? null, types[i])));
+        const norm = JSON.stringify(keyCols.map((c) => paramText(toParam(row[c] ?? null))));
+        out.set(wanted.get(norm) ?? keyString(Object.fromEntries(keyCols.map((c) => [c, row[c] ?? null]))), row);
+      }
     }
     return out;
   }
@@ -554,6 +682,7 @@ export class PostgresSink implements Sink {
     const onError = (err: Error) => this.log.warn({ err: err.message }, 'sink.pg.connection_lost');
     client.on('error', onError);
     try {
+      await this.tagSession(client);
       await fn(client);
     } catch (err) {
       let broken = false;

@@ -12,6 +12,8 @@ import { status } from './status.js';
 import { alertsExport } from './alerts-export.js';
 import { report } from './report.js';
 import { errorCode, errorMessage } from '../core/errors.js';
+import { dlqCommands } from './dlq.js';
+import { replayCommand } from './replay.js';
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
@@ -121,7 +123,17 @@ program
     process.exitCode = r.code;
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+dlqCommands(program, DEFAULT_CONFIG);
+replayCommand(program, DEFAULT_CONFIG);
+
+program
+  .parseAsync(process.argv)
+  .then(() => {
+    // One-shot commands: client libraries may keep timers alive after close; do not hang on them.
+    const cmd = process.argv[2];
+    if (cmd === 'dlq' || cmd === 'replay') process.stdout.write('', () => process.exit(process.exitCode ?? 0));
+  })
+  .catch((err: unknown) => {
   process.stderr.write(`syncline: ${errorCode(err)}: ${errorMessage(err)}\n`);
   process.exit(1);
 });

@@ -11,6 +11,11 @@ import type { Sink } from '../sink/sink.js';
 export interface ConnectorContext {
   pipeline: string;
   log: Logger;
+  /**
+   * Two-way sync: tag every write with this origin (PostgreSQL: replication origins named
+   * `<origin>:<n>`), so the peer pipeline's capture can skip it.
+   */
+  origin?: string;
 }
 
 export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {

@@ -4,6 +4,7 @@
  *   GET /health   liveness, 200 or 503, see ./health.ts
  *   GET /ready    every dependency checked now, 200 when all answer, else 503, see ./checks.ts
  *   GET /alerts   pending and firing alerts (JSON), see ./alerts/engine.ts
+ *   /api/dlq…     the dead-letter workflow (processes running the sink stage), see src/dlq/api.ts
  * Anything else: 404 (405 for another method on a known path), JSON bodies.
  *
  * Owner: the Runtime starts one server when the config has an `observability` section (enabled) and
@@ -24,6 +25,8 @@ export interface EndpointSources {
   ready: () => Promise<ReadyReport>;
   /** Pending and firing alerts; GET /alerts answers 404 without it. */
   alerts?: () => unknown;
+  /** Further routes (the dead-letter API, /api/…): returns false when the path is not its own. */
+  api?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
 }
 
 export class ObservabilityServer {
@@ -67,6 +70,7 @@ export class ObservabilityServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (path?.startsWith('/api/') && this.src.api && (await this.src.api(req, res))) return;
     const known = path === '/metrics' || path === '/health' || path === '/ready' || (path === '/alerts' && this.src.alerts !== undefined);
     try {
       if (!known) return json(res, 404, { error: `no such endpoint ${path} (have /metrics, /health, /ready)` });

@@ -12,7 +12,7 @@
 import { errorCode, errorKind } from '../core/errors.js';
 import type { Row } from '../core/envelope.js';
 import type { Decoder, Output } from '../process/processor.js';
-import { VersionState, type VersionCommit, type VersionEntry, type VersionKey } from '../process/version-state.js';
+import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../process/version-state.js';
 import type { ApplyObserver, Pending } from '../sink/applier.js';
 import { DeadLetters, type DeadLetter } from '../sink/dead-letters.js';
 import type { Sink, SinkRecord, WriteResult } from '../sink/sink.js';
@@ -71,9 +71,9 @@ export class TimedVersionState extends VersionState {
     return timed(fn, (s, outcome) => this.metrics.redisRoundTrip.observe({ pipeline: this.pipeline, kind, outcome }, s));
   }
 
-  override getMany(items: VersionKey[]): Promise<(VersionEntry | null)[]> {
-    if (items.length === 0) return super.getMany(items);
-    return this.time('read', () => super.getMany(items));
+  override getMany(items: VersionKey[], opts?: ReadOptions): Promise<(VersionEntry | null)[]> {
+    if (items.length === 0) return super.getMany(items, opts);
+    return this.time('read', () => super.getMany(items, opts));
   }
 
   override commitMany(items: VersionCommit[]): Promise<void> {

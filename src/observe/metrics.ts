@@ -153,7 +153,7 @@ export class Metrics {
     });
     this.changesSkipped = new Counter({
       name: 'syncline_changes_skipped_total',
-      help: 'Changes not written because the target already holds them: kind="unchanged" (same content hash), kind="stale" (redelivered or older than the stored position).',
+      help: 'Changes not written because the target already holds them: kind="unchanged" (same content hash), kind="stale" (redelivered or older than the stored position), kind="echo" (capture: written by the two-way peer), kind="parked" (waiting behind a conflict of the same key, in the dead-letter topic).',
       labelNames: ['pipeline', 'stage', 'kind'], registers, collect: sync,
     });
     this.conflicts = new Counter({
@@ -329,6 +329,7 @@ export class Metrics {
         // Capture dead-letters changes its schema cannot represent (kind invalid, a poison error).
         this.delta(this.deadLetters, { pipeline, stage: 'capture', kind: 'invalid' }, c.deadLettered);
         this.delta(this.retries, { pipeline, stage: 'capture' }, c.produceRetries);
+        if (c.echoSkipped > 0) this.delta(this.changesSkipped, { pipeline, stage: 'capture', kind: 'echo' }, c.echoSkipped);
         this.delta(this.errors, { pipeline, stage: 'capture', class: 'poison' }, c.deadLettered);
       }
       const a = h.applier?.stats;
@@ -337,6 +338,7 @@ export class Metrics {
         this.delta(this.changesApplied, { pipeline, stage: 'sink' }, a.applied);
         this.delta(this.changesSkipped, { pipeline, stage: 'sink', kind: 'unchanged' }, a.skippedUnchanged);
         this.delta(this.changesSkipped, { pipeline, stage: 'sink', kind: 'stale' }, a.skippedStale);
+        if (a.parkedBehind > 0) this.delta(this.changesSkipped, { pipeline, stage: 'sink', kind: 'parked' }, a.parkedBehind);
       }
       for (const [key, n] of h.validation?.stats.failures ?? []) {
         // key = 'schema.table.field.rule' (names never contain dots; a field list has commas).

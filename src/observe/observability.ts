@@ -30,6 +30,8 @@ export interface ObservabilityOptions {
   stages: string[];
   pipelines: () => readonly WatchedPipeline[];
   log: Logger;
+  /** Further HTTP routes (the dead-letter API). */
+  api?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => Promise<boolean>;
 }
 
 /** /ready's answer: the dependency checks, and not ready while the process is starting or stopping. */
@@ -92,6 +94,7 @@ export class Observability {
       health: () => this.health.report(),
       ready: () => this.ready(),
       alerts: () => ({ alerts: this.alerts?.active() ?? [] }),
+      api: this.o.api,
     }, this.o.log);
     await server.start(cfg.port, cfg.host);
     this.server = server;

@@ -23,13 +23,15 @@ import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
-import { hashRecord, toSinkRecord, type TableMapping } from './mapper.js';
+import { hashRecord, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
+import type { TableConfig } from '../core/config/schema.js';
+import { topics } from '../core/kafka.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 
 export type Decoder = (m: KafkaMessage, topic: string, partition: number) => Promise<Pending>;
 
 export interface Output {
-  apply(batch: Pending[]): Promise<void>;
+  apply(batch: Pending[]): Promise<unknown>;
 }
 
 export interface ConsumerStageOptions {
@@ -82,6 +84,16 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     }
     return { record, raw: { key: m.key, value: m.value } };
   };
+}
+
+/** Change topic → table mapping of a pipeline's tables (`<prefix>.cdc.<schema>.<table>`). */
+export function topicMappings(prefix: string, tables: TableConfig[]): Map<string, TableMapping> {
+  const byTopic = new Map<string, TableMapping>();
+  for (const [src, m] of tableMappings(tables)) {
+    const i = src.indexOf('.');
+    byTopic.set(topics.cdc(prefix, src.slice(0, i), src.slice(i + 1)), m);
+  }
+  return byTopic;
 }
 
 export const applyTopicDecoder: Decoder = async (m) => decodePending(m.value);

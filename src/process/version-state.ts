@@ -15,13 +15,21 @@
  * Lua script and MGET stay legal in a cluster):
  *   <keyPrefix>:{<pipeline>}:v:<table>:<keyString>   per key    e.g. syncline:{orders}:v:public.users:[7]
  *   <keyPrefix>:{<pipeline>}:t:<table>               table truncate watermark
+ *   <keyPrefix>:{<pipeline>}:r:<table>:<keyString>   last-synced row (tagged JSON, see sink/apply-topic.ts),
+ *                                                    kept for tables whose conflicts show or merge it (manual, custom)
+ *   <keyPrefix>:{<pipeline>}:p:<table>:<keyString>   id of the dead letter this key is parked behind (manual conflicts)
+ *   <keyPrefix>:{<pipeline>}:p!                      set once the parking index was rebuilt from the dead-letter
+ *                                                    topic (missing after a Redis flush: rebuild it)
+ *   <keyPrefix>:{<pipeline>}:cols                    hash: column-set signature → JSON list of column names
  * Value: a compact string '<pos>|<ts>|<hash>', e.g. '000000000001a2b3c8:00000002|1795608000123|9f2c…'
  * (<pos> from core/envelope position(): fixed width, compared as a plain string; <hash> is 'D' for a
  * deleted row and last so it may contain anything).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { Row } from '../core/envelope.js';
 import { classifyNetworkError, fatal, SynclineError } from '../core/errors.js';
+import { parseTagged, stringifyTagged } from '../core/tagged-json.js';
 
 /** Hash value recorded for a deleted (or truncated) row. */
 export const DELETED = 'D';
@@ -37,6 +45,18 @@ export interface VersionEntry {
   truncated: boolean;
 }
 
+/** What else getMany reads in its one MGET, per table. */
+export interface ReadOptions {
+  /** Read the parking entry of keys of these tables (and the parking-index marker). */
+  parked?: (table: string) => boolean;
+  /** Read the last-synced row of keys of these tables. */
+  rows?: (table: string) => boolean;
+  /** Called with whether the parking index marker exists (only when some key was read with `parked`). */
+  onIndex?: (built: boolean) => void;
+  /** Filled per item (same order): the dead-letter id the key is parked behind, and its last-synced row (null: none, or not read). */
+  out?: { parked: (string | null)[]; rows: (Row | null)[] };
+}
+
 export interface VersionKey {
   table: string;
   /** keyString(key) from src/sink/sink.ts. */
@@ -46,28 +66,35 @@ export interface VersionKey {
 export interface VersionCommit extends VersionKey {
   pos: string;
   hash: string;
+  /** Last-synced row to keep (tables with manual/custom conflicts); null deletes it; undefined leaves it. */
+  row?: Row | null;
 }
 
 const POSITION_RE = /^[0-9a-f]{16}:[0-9a-f]{8}$/;
 
 /**
- * For each KEYS[i]: write ARGV[2i] .. '|' .. ARGV[1] .. '|' .. ARGV[2i+1] (pos|ts|hash) only when
- * the key is missing or its stored pos is lower. Positions are validated fixed-width lower-case hex,
- * so string comparison is commit order. Returns the number of keys written.
+ * For item i (KEYS[2i-1] version key, KEYS[2i] row key; ARGV[3i-1] pos, ARGV[3i] hash, ARGV[3i+1] row
+ * mode): write pos|now|hash only when the key is missing or its stored pos is lower, and then the row
+ * ('-' leave it, 'x' delete it, '=' followed by the row's JSON: set it). Positions are validated
+ * fixed-width lower-case hex, so string comparison is commit order. Returns the number of keys written.
  */
 const COMMIT_SCRIPT = `
 local now = ARGV[1]
 local written = 0
-for i = 1, #KEYS do
-  local pos = ARGV[2 * i]
-  local cur = redis.call('GET', KEYS[i])
+for i = 1, #KEYS / 2 do
+  local vkey = KEYS[2 * i - 1]
+  local pos = ARGV[3 * i - 1]
+  local cur = redis.call('GET', vkey)
   local curPos = nil
   if cur then
     local bar = string.find(cur, '|', 1, true)
     if bar then curPos = string.sub(cur, 1, bar - 1) else curPos = cur end
   end
   if (not curPos) or pos > curPos then
-    redis.call('SET', KEYS[i], pos .. '|' .. now .. '|' .. ARGV[2 * i + 1])
+    redis.call('SET', vkey, pos .. '|' .. now .. '|' .. ARGV[3 * i])
+    local mode = string.sub(ARGV[3 * i + 1], 1, 1)
+    if mode == '=' then redis.call('SET', KEYS[2 * i], string.sub(ARGV[3 * i + 1], 2))
+    elseif mode == 'x' then redis.call('DEL', KEYS[2 * i]) end
     written = written + 1
   end
 end
@@ -94,6 +121,7 @@ const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => '\\' + c);
 
 export class VersionState {
   private readonly base: string;
+  private readonly colCache = new Map<string, string[]>();
 
   constructor(
     private readonly redis: Redis,
@@ -112,15 +140,34 @@ export class VersionState {
     return `${this.base}t:${table}`;
   }
 
+  rowKeyOf(table: string, key: string): string {
+    return `${this.base}r:${table}:${key}`;
+  }
+
+  parkKeyOf(table: string, key: string): string {
+    return `${this.base}p:${table}:${key}`;
+  }
+
+  private get indexKey(): string {
+    return `${this.base}p!`;
+  }
+
   /**
    * States of these keys, in order (null = nothing known). One MGET (one round trip) that also reads
    * each table's truncate watermark; a watermark newer than the key's entry is reported as a
    * deleted entry at the watermark position with truncated = true.
    */
-  async getMany(items: VersionKey[]): Promise<(VersionEntry | null)[]> {
+  async getMany(items: VersionKey[], opts: ReadOptions = {}): Promise<(VersionEntry | null)[]> {
     if (items.length === 0) return [];
     const tables = [...new Set(items.map((i) => i.table))];
     const keys = [...items.map((i) => this.keyOf(i.table, i.key)), ...tables.map((t) => this.truncateKeyOf(t))];
+    // Extra keys (parking entries, last-synced rows, the parking-index marker) ride in the same MGET.
+    const extra: { i: number; kind: 'parked' | 'row'; at: number }[] = [];
+    items.forEach((it, i) => {
+      if (opts.parked?.(it.table)) extra.push({ i, kind: 'parked', at: keys.push(this.parkKeyOf(it.table, it.key)) - 1 });
+      if (opts.rows?.(it.table)) extra.push({ i, kind: 'row', at: keys.push(this.rowKeyOf(it.table, it.key)) - 1 });
+    });
+    const markerAt = extra.some((e) => e.kind === 'parked') ? keys.push(this.indexKey) - 1 : -1;
     let values: (string | null)[];
     try {
       values = await this.redis.mget(keys);
@@ -129,12 +176,91 @@ export class VersionState {
     }
     const marks = new Map<string, Parsed | null>();
     tables.forEach((t, i) => marks.set(t, parseValue(values[items.length + i] ?? null)));
-    return items.map((item, i) => {
+    const out: (VersionEntry | null)[] = items.map((item, i) => {
       const own = parseValue(values[i] ?? null);
       const mark = marks.get(item.table) ?? null;
       if (mark && (!own || mark.pos > own.pos)) return { pos: mark.pos, hash: DELETED, ts: mark.ts, truncated: true };
       return own ? { pos: own.pos, hash: own.hash, ts: own.ts, truncated: false } : null;
     });
+    if (opts.out) {
+      opts.out.parked = items.map(() => null);
+      opts.out.rows = items.map(() => null);
+      for (const e of extra) {
+        const v = values[e.at] ?? null;
+        if (v === null) continue;
+        if (e.kind === 'parked') opts.out.parked[e.i] = v;
+        else if (!out[e.i]?.truncated) opts.out.rows[e.i] = parseTagged(v) as Row;
+      }
+    }
+    if (markerAt >= 0) opts.onIndex?.(values[markerAt] !== null);
+    return out;
+  }
+
+  /** Park a key behind dead letter `id` (kept if the key is already parked). Returns the id it is parked behind. */
+  async park(table: string, key: string, id: string): Promise<string> {
+    try {
+      const r = await this.redis.set(this.parkKeyOf(table, key), id, 'NX', 'GET');
+      return r ?? id;
+    } catch (err) {
+      throw this.wrap(err, `version state: park ${table} ${key}`);
+    }
+  }
+
+  /** Park a key behind dead letter `id`, replacing what it was parked behind. */
+  async setParked(table: string, key: string, id: string): Promise<void> {
+    try {
+      await this.redis.set(this.parkKeyOf(table, key), id);
+    } catch (err) {
+      throw this.wrap(err, `version state: park ${table} ${key}`);
+    }
+  }
+
+  /** Release a parked key. */
+  async unpark(table: string, key: string): Promise<void> {
+    try {
+      await this.redis.del(this.parkKeyOf(table, key));
+    } catch (err) {
+      throw this.wrap(err, `version state: unpark ${table} ${key}`);
+    }
+  }
+
+  /** Replace the parking index (after a Redis flush): these keys are parked, then the marker is set. */
+  async rebuildParking(parked: { table: string; key: string; id: string }[]): Promise<void> {
+    try {
+      const m = this.redis.multi();
+      for (const p of parked) m.set(this.parkKeyOf(p.table, p.key), p.id, 'NX');
+      m.set(this.indexKey, String(Date.now()));
+      await m.exec();
+    } catch (err) {
+      throw this.wrap(err, 'version state: rebuild of the parking index');
+    }
+  }
+
+  /** Column names of a column-set signature (see columnSig), cached in the process. */
+  async columnsOf(sig: string): Promise<string[] | null> {
+    const hit = this.colCache.get(sig);
+    if (hit) return hit;
+    let v: string | null;
+    try {
+      v = await this.redis.hget(`${this.base}cols`, sig);
+    } catch (err) {
+      throw this.wrap(err, 'version state: column set lookup');
+    }
+    if (v === null) return null;
+    const cols = JSON.parse(v) as string[];
+    this.colCache.set(sig, cols);
+    return cols;
+  }
+
+  /** Remember the column names of a signature (once per process and signature). */
+  async registerColumns(sig: string, cols: string[]): Promise<void> {
+    if (this.colCache.has(sig)) return;
+    try {
+      await this.redis.hsetnx(`${this.base}cols`, sig, JSON.stringify(cols));
+    } catch (err) {
+      throw this.wrap(err, 'version state: column set registration');
+    }
+    this.colCache.set(sig, cols);
   }
 
   /**
@@ -148,8 +274,8 @@ export class VersionState {
     const args: string[] = [String(Date.now())];
     for (const it of items) {
       checkPosition(it.pos);
-      keys.push(this.keyOf(it.table, it.key));
-      args.push(it.pos, it.hash);
+      keys.push(this.keyOf(it.table, it.key), this.rowKeyOf(it.table, it.key));
+      args.push(it.pos, it.hash, it.row === undefined ? '-' : it.row === null ? 'x' : '=' + stringifyTagged(it.row));
     }
     await this.runCommit(keys, args, `version state: commit of ${items.length} keys`);
   }
@@ -157,7 +283,7 @@ export class VersionState {
   /** Record a table-level truncate at `pos` (never moves backwards); every key of the table at a lower position reads as deleted. */
   async truncateTable(table: string, pos: string): Promise<void> {
     checkPosition(pos);
-    await this.runCommit([this.truncateKeyOf(table)], [String(Date.now()), pos, DELETED], `version state: truncate of ${table}`);
+    await this.runCommit([this.truncateKeyOf(table), this.truncateKeyOf(table) + ':r'], [String(Date.now()), pos, DELETED, '-'], `version state: truncate of ${table}`);
   }
 
   /** Delete every key of this pipeline (SCAN + UNLINK). For tests and resets. */

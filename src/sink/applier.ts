@@ -1,25 +1,42 @@
 /**
- * The apply path for one pipeline: version state → conflict resolution → sink write (with retry)
- * → dead letters for what failed → version state commit. Called with one batch at a time per
- * Kafka partition; the caller commits the partition's offsets only after apply() returned.
+ * The apply path for one pipeline: version state → parking → conflict detection and resolution →
+ * sink write (with retry) → dead letters for what failed or waits for an operator → version state
+ * commit. Called with one batch at a time per Kafka partition; the caller commits the partition's
+ * offsets only after apply() returned.
  *
  * Guarantees kept here
  *  - Effectively once: a record whose position is not newer than the key's stored position is a
  *    no-op (redelivery, replay); the Redis compare-and-set never moves a position backwards.
- *  - Deltas are real: an upsert whose content hash equals what the target is known to hold is
- *    skipped (and counted) but still advances the position.
+ *  - Deltas are real: an upsert whose content hash equals what the target is known (or, where it is
+ *    read, seen) to hold is skipped (and counted) but still advances the position.
  *  - Synced means applied: state is committed only for records the target committed; a record that
  *    failed and was dead-lettered leaves the state as it was, so a later identical change is written.
+ *  - Conflicts are explicit: for tables whose strategy is not source-wins the affected target rows
+ *    are read once per batch (locked until the write commits, where the sink can: writeGuarded). A
+ *    conflict is a change whose target row differs from what syncline last wrote (its stored hash),
+ *    or, with latest-timestamp, whose row is older than the target's. The strategy (./conflicts.ts)
+ *    says source, target, merged or manual.
+ *  - Per-key order with parking: a manual conflict is dead-lettered as `conflict` and its key parked
+ *    (Redis p: entry); later changes of that key are dead-lettered behind it (reason `parked`) until
+ *    an operator settles it (src/dlq/service.ts releases them in order); other keys flow on.
  *  - Nothing lost: failures end in `<prefix>.dlq.<pipeline>` with the reason; fatal errors throw.
+ *
+ * State hashes are '<sig>:<sha1>' where sig names the column set the hash covers (registered in
+ * Redis, see VersionState.registerColumns), so the target row can be hashed over the same columns
+ * even after the table gained a column; 'D' is a deleted row; '' is unknown (TOASTed values kept).
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
-import { errorCode, errorMessage, fatal, poison } from '../core/errors.js';
+import type { Row } from '../core/envelope.js';
+import { errorCode, errorMessage, poison, type SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
-import type { VersionState } from '../process/version-state.js';
-import type { DeadLetters } from './dead-letters.js';
-import { keyString, type Sink, type SinkRecord, type WriteResult } from './sink.js';
+import { stringifyTagged } from '../core/tagged-json.js';
+import type { VersionCommit, VersionState } from '../process/version-state.js';
+import { conflictDiff, type Conflict, type Resolver } from './conflicts.js';
+import { deadLetterId, type DeadLetter, type DeadLetters } from './dead-letters.js';
+import { keyString, type Sink, type SinkRecord, type TargetRows, type WriteResult } from './sink.js';
 
 export interface Pending {
   record: SinkRecord;
@@ -32,205 +49,500 @@ export interface ApplyStats {
   skippedStale: number;
   skippedUnchanged: number;
   conflicts: number;
+  /** Conflicts parked for an operator (manual, custom → manual or failing). */
+  parked: number;
+  /** Later changes parked behind a conflict of their key. */
+  parkedBehind: number;
   deadLettered: number;
   retries: number;
+  /** Replay (verifyTarget): records whose effect the target had lost, written again. */
+  repaired: number;
 }
+
+export type ConflictOutcome = 'source_won' | 'target_won' | 'merged' | 'parked';
 
 /** Hooks for metrics (src/observe/instrument.ts); called synchronously, must not throw. */
 export interface ApplyObserver {
   /** The target committed this record (after the write returned). */
   applied(record: SinkRecord): void;
-  /** A conflict was settled; target_won: the target row was kept, the change settled without a write. */
-  conflict(table: string, strategy: string, outcome: 'target_won'): void;
+  /** A conflict was settled (or parked). */
+  conflict(table: string, strategy: string, outcome: ConflictOutcome): void;
   /** A retriable or unknown error is about to be retried. */
   retry(err: unknown): void;
 }
 
-export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, deadLettered: 0, retries: 0 });
+export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0 });
+
+export interface ApplyOptions {
+  /** Replay: a record at exactly the key's stored position is checked against the target and written again if the target lost it. */
+  verifyTarget?: boolean;
+  /** Keys ('table\0keyString') whose parked changes are being released: not parked again for their parking entry. */
+  release?: Set<string>;
+  /** Mixed into the ids of dead letters this call writes (a change parked again after a release or requeue is a new dead letter). */
+  idSalt?: string;
+}
+
+export interface ApplierOptions {
+  pipeline: string;
+  /** Conflict settings and resolver of a target table. */
+  conflictFor: (table: string) => ConflictConfig;
+  resolverFor: (table: string) => Resolver;
+  retry: RetryConfig;
+  log: Logger;
+  /** Two-way sync: re-publish target rows kept by a conflict so the peer carries them back. */
+  republish?: boolean;
+  /** Rebuild the parking index after a Redis flush (open conflicts from the dead-letter topic). */
+  parkedKeys?: () => Promise<{ table: string; key: string; id: string }[]>;
+}
 
 const DELETED = 'D';
+
+/** Signature of a column set (8 hex digits of sha1 of the sorted names). */
+export function columnSig(cols: string[]): string {
+  return createHash('sha1').update([...cols].sort().join(',')).digest('hex').slice(0, 8);
+}
+
+/** State hash of an upsert's values ('' when unknown: TOASTed values kept). */
+export function stateHash(r: SinkRecord): string {
+  if (r.op === 'delete') return DELETED;
+  if (r.op !== 'upsert' || r.hash === null || r.values === null) return '';
+  return columnSig(Object.keys(r.values)) + ':' + r.hash;
+}
+
+const pick = (row: Row, cols: string[]): Row => Object.fromEntries(cols.map((c) => [c, row[c] ?? null])) as Row;
+
+/** Per-key state while a batch is planned. */
+interface KeyState {
+  /** Stored position (from Redis). */
+  pos: string | null;
+  /** What the target is known to hold ('' or null: unknown). */
+  known: string | null;
+  /** Parked behind this dead-letter id. */
+  parked: string | null;
+  /** Last-synced row (manual/custom tables). */
+  last: Row | null;
+}
+
+interface Plan {
+  write: Pending[];
+  commits: Map<string, VersionCommit>;
+  letters: DeadLetter[];
+  /** Keys to park: ck → head conflict id. */
+  park: Map<string, { table: string; key: string; id: string }>;
+  republish: Map<string, Row[]>;
+  conflicts: { table: string; strategy: string; outcome: ConflictOutcome }[];
+  unchanged: number;
+  repaired: Set<Pending>;
+  /** Column sets of the hashes committed (signature → names), registered before the commit. */
+  sigs: Map<string, string[]>;
+}
+
+const emptyPlan = (): Plan => ({ write: [], commits: new Map(), letters: [], park: new Map(), republish: new Map(), conflicts: [], unchanged: 0, repaired: new Set(), sigs: new Map() });
+
+export interface ApplyResult {
+  applied: number;
+  skippedStale: number;
+  skippedUnchanged: number;
+  conflicts: number;
+  parked: number;
+  parkedBehind: number;
+  deadLettered: number;
+}
 
 export class Applier {
   readonly stats: ApplyStats = newApplyStats();
   observer?: ApplyObserver;
+  private readonly log: Logger;
+  private rebuilding?: Promise<void>;
 
   constructor(
     private readonly sink: Sink,
     private readonly state: VersionState,
     private readonly dlq: DeadLetters,
-    private readonly conflictFor: (table: string) => ConflictConfig,
-    private readonly retry: RetryConfig,
-    private readonly log: Logger,
-  ) {}
+    private readonly o: ApplierOptions,
+  ) {
+    this.log = o.log;
+  }
 
-  async apply(batch: Pending[]): Promise<void> {
+  private readsTarget(table: string): boolean {
+    return this.o.conflictFor(table).strategy !== 'source-wins';
+  }
+
+  /** Strategies that park (manual, custom) keep the last-synced row and read the parking entries. */
+  private parks(table: string): boolean {
+    const s = this.o.conflictFor(table).strategy;
+    return s === 'manual' || s === 'custom';
+  }
+
+  async apply(batch: Pending[], opts: ApplyOptions = {}): Promise<ApplyResult> {
+    const before = { ...this.stats };
     this.stats.received += batch.length;
     // Truncates split the batch: what comes before applies first, then the truncate, then the rest.
     let start = 0;
     for (let i = 0; i < batch.length; i++) {
       if (batch[i]!.record.op !== 'truncate') continue;
-      await this.applyRecords(batch.slice(start, i));
+      await this.applyRecords(batch.slice(start, i), opts);
       await this.truncate(batch[i]!);
       start = i + 1;
     }
-    await this.applyRecords(batch.slice(start));
+    await this.applyRecords(batch.slice(start), opts);
+    const s = this.stats;
+    return {
+      applied: s.applied - before.applied, skippedStale: s.skippedStale - before.skippedStale, skippedUnchanged: s.skippedUnchanged - before.skippedUnchanged,
+      conflicts: s.conflicts - before.conflicts, parked: s.parked - before.parked, parkedBehind: s.parkedBehind - before.parkedBehind, deadLettered: s.deadLettered - before.deadLettered,
+    };
   }
 
   private async truncate(p: Pending): Promise<void> {
     const r = p.record;
-    await this.write([p]);
+    const failed = await this.write([p], new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined);
+    if (failed.length > 0) return;
     await this.state.truncateTable(r.table, r.position);
     this.stats.applied++;
     this.observer?.applied(r);
   }
 
-  private async applyRecords(batch: Pending[]): Promise<void> {
-    if (batch.length === 0) return;
-    const ids = batch.map((p) => ({ table: p.record.table, key: keyString(p.record.key) }));
-    const uniq = new Map<string, { table: string; key: string }>();
-    for (const id of ids) uniq.set(id.table + '\u0000' + id.key, id);
-    const list = [...uniq.values()];
-    const stored = await this.state.getMany(list);
-    const current = new Map<string, { pos: string; hash: string }>();
-    list.forEach((id, i) => {
+  /** Read version state (and parking entries, last-synced rows), rebuilding the parking index after a Redis flush. */
+  private async readState(list: { table: string; key: string }[]): Promise<KeyState[]> {
+    let built = true;
+    const out = { parked: [] as (string | null)[], rows: [] as (Row | null)[] };
+    const stored = await this.state.getMany(list, { parked: (t) => this.parks(t), rows: (t) => this.parks(t), onIndex: (b) => (built = b), out });
+    if (!built && this.o.parkedKeys) {
+      await (this.rebuilding ??= this.rebuildParking().finally(() => (this.rebuilding = undefined)));
+      return this.readState(list);
+    }
+    return list.map((_, i) => {
       const s = stored[i];
-      if (s) current.set(id.table + '\u0000' + id.key, { pos: s.pos, hash: s.hash });
+      return { pos: s?.pos ?? null, known: s ? s.hash : null, parked: out.parked[i] ?? null, last: out.rows[i] ?? null };
     });
+  }
 
-    // 1. Version and delta filter, in per-key order.
-    const accepted: Pending[] = [];
-    const commits = new Map<string, { table: string; key: string; pos: string; hash: string }>();
+  private async rebuildParking(): Promise<void> {
+    const keys = await this.o.parkedKeys!();
+    await this.state.rebuildParking(keys);
+    this.log.warn({ parkedKeys: keys.length }, 'parking.rebuilt: parking index rebuilt from the dead-letter topic (Redis had lost it)');
+  }
+
+  private async applyRecords(batch: Pending[], opts: ApplyOptions): Promise<void> {
+    if (batch.length === 0) return;
+    const cks = batch.map((p) => p.record.table + '\u0000' + keyString(p.record.key));
+    const uniq = new Map<string, { table: string; key: string }>();
+    batch.forEach((p, i) => uniq.set(cks[i]!, { table: p.record.table, key: keyString(p.record.key) }));
+    const list = [...uniq.entries()];
+    const states = await this.readState(list.map(([, id]) => id));
+    const initial = new Map<string, KeyState>();
+    list.forEach(([ck], i) => initial.set(ck, states[i]!));
+
+    // 1. Stale records (not newer than the stored position) are no-ops, except in replay, where the
+    //    record at exactly the stored position is checked against the target (verify).
+    const candidates: Pending[] = [];
+    const verify = new Set<Pending>();
     batch.forEach((p, i) => {
-      const r = p.record;
-      const id = ids[i]!;
-      const ck = id.table + '\u0000' + id.key;
-      const cur = current.get(ck);
-      if (cur && r.position <= cur.pos) {
+      const st = initial.get(cks[i]!)!;
+      if (st.pos !== null && p.record.position <= st.pos) {
+        if (opts.verifyTarget && p.record.position === st.pos && st.parked === null) {
+          verify.add(p);
+          candidates.push(p);
+          return;
+        }
         this.stats.skippedStale++;
         return;
       }
-      const newHash = r.op === 'delete' ? DELETED : (r.hash ?? '');
-      if (cur && newHash !== '' && cur.hash === newHash) {
-        this.stats.skippedUnchanged++;
-        current.set(ck, { pos: r.position, hash: cur.hash });
-        commits.set(ck, { ...id, pos: r.position, hash: cur.hash });
-        return;
-      }
-      accepted.push(p);
-      current.set(ck, { pos: r.position, hash: newHash });
+      candidates.push(p);
     });
+    if (candidates.length === 0) return;
 
-    // 2. Conflicts: one read of the affected target rows per table (retried like a write; if the
-    //    target stays unreachable the records are dead-lettered, as a failed write would be).
-    let toWrite: Pending[];
-    try {
-      toWrite = (await withRetry(this.retry, () => this.resolveConflicts(accepted, commits, current), { onRetry: this.onRetry(accepted.length) })).value;
-    } catch (err) {
-      if (!(err instanceof RetryExhausted)) throw err;
-      await this.deadLetter(accepted.map((p) => ({ p, error: err.last, attempts: err.attempts })));
-      await this.state.commitMany(committedOnly(commits, accepted));
-      return;
+    // Column sets of the stored hashes, to hash target rows over the same columns.
+    const cols = new Map<string, string[] | null>();
+    for (const st of initial.values()) {
+      const sig = st.known?.includes(':') ? st.known.slice(0, st.known.indexOf(':')) : null;
+      if (sig && !cols.has(sig)) cols.set(sig, await this.state.columnsOf(sig));
     }
 
-    // 3. Write, retrying retriable failures; dead-letter what still fails.
-    const failed = await this.write(toWrite);
+    // 2. Plan (per key, in order) and write; conflicts read the target rows in the write's transaction.
+    const plans: Plan[] = [];
+    const planner = (records: Pending[], rows: TargetRows) => this.plan(records, rows, initial, cols, verify, opts);
+    const failed = await this.write(candidates, this.readsOf(candidates, verify), planner, (pl) => plans.push(pl));
     const failedKeys = new Set(failed.map((p) => p.record.table + '\u0000' + keyString(p.record.key)));
-    for (const p of toWrite) {
-      const ck = p.record.table + '\u0000' + keyString(p.record.key);
-      if (failedKeys.has(ck)) {
-        commits.delete(ck);
-        continue;
-      }
-      this.stats.applied++;
-      this.observer?.applied(p.record);
-      const c = current.get(ck)!;
-      commits.set(ck, { table: p.record.table, key: keyString(p.record.key), pos: p.record.position, hash: c.hash });
-    }
 
-    // 4. Remember what the target now holds (only for what it committed).
-    await this.state.commitMany([...commits.values()]);
+    // 3. Outcomes of the plans that were written.
+    const letters: DeadLetter[] = [];
+    const commits: VersionCommit[] = [];
+    for (const pl of plans) {
+      this.stats.skippedUnchanged += pl.unchanged;
+      for (const c of pl.conflicts) {
+        this.stats.conflicts++;
+        this.observer?.conflict(c.table, c.strategy, c.outcome);
+      }
+      for (const p of pl.write) {
+        const ck = p.record.table + '\u0000' + keyString(p.record.key);
+        if (failedKeys.has(ck)) continue;
+        if (pl.repaired.has(p)) this.stats.repaired++;
+        this.stats.applied++;
+        this.observer?.applied(p.record);
+      }
+      for (const [ck, c] of pl.commits) if (!failedKeys.has(ck)) commits.push(c);
+      letters.push(...pl.letters);
+    }
+    // Dead letters first, then the parking entries: a crash in between re-parks on redelivery with the same ids.
+    if (letters.length > 0) {
+      for (const l of letters) {
+        if (l.reason === 'parked') this.stats.parkedBehind++;
+        else this.stats.parked++;
+      }
+      this.stats.deadLettered += letters.length;
+      await this.dlq.send(letters);
+    }
+    for (const pl of plans) for (const k of pl.park.values()) await this.state.park(k.table, k.key, k.id);
+    for (const pl of plans) for (const [sig, names] of pl.sigs) await this.state.registerColumns(sig, names);
+    await this.state.commitMany(commits);
+    if (this.o.republish && this.sink.republish) {
+      for (const pl of plans) for (const [table, keys] of pl.republish) await this.sink.republish(table, keys);
+    }
   }
 
-  private async resolveConflicts(
-    accepted: Pending[],
-    commits: Map<string, { table: string; key: string; pos: string; hash: string }>,
-    current: Map<string, { pos: string; hash: string }>,
-  ): Promise<Pending[]> {
-    const byTable = new Map<string, Pending[]>();
-    for (const p of accepted) {
-      if (p.record.op !== 'upsert') continue;
-      const strategy = this.conflictFor(p.record.table).strategy;
-      if (strategy === 'source-wins') continue;
-      let l = byTable.get(p.record.table);
-      if (!l) byTable.set(p.record.table, (l = []));
-      l.push(p);
-    }
-    if (byTable.size === 0) return accepted;
-    const losers = new Set<Pending>();
-    for (const [table, list] of byTable) {
-      const cfg = this.conflictFor(table);
-      const rows = await this.sink.readRows(table, dedupeKeys(list.map((p) => p.record.key)));
-      for (const p of list) {
-        const target = rows.get(keyString(p.record.key));
-        if (!target) continue;
-        const r = p.record;
-        if (cfg.strategy === 'latest-timestamp') {
-          const theirs = target[cfg.field];
-          const ours = r.values?.[cfg.field];
-          if (theirs == null || ours == null) continue;
-          if (compareValues(theirs, ours) > 0) losers.add(p);
-        } else if (cfg.strategy === 'target-wins') {
-          const ck = table + '\u0000' + keyString(r.key);
-          const known = commits.get(ck)?.hash;
-          const subset: Record<string, (typeof target)[string]> = {};
-          for (const c of Object.keys(r.values ?? {})) subset[c] = target[c] ?? null;
-          if (known !== undefined && rowHash(subset) !== known) losers.add(p);
-        } else {
-          throw fatal('CONFLICT_STRATEGY_UNSUPPORTED', `conflict strategy '${cfg.strategy}' for ${table} is not implemented yet`);
-        }
-      }
-    }
-    if (losers.size === 0) return accepted;
-    for (const p of losers) {
+  /** Target rows to read: keys of tables whose strategy reads the target, and records to verify. */
+  private readsOf(records: Pending[], verify: Set<Pending>): Map<string, Row[]> {
+    const reads = new Map<string, Map<string, Row>>();
+    for (const p of records) {
       const r = p.record;
-      const ck = r.table + '\u0000' + keyString(r.key);
-      this.stats.conflicts++;
-      this.observer?.conflict(r.table, this.conflictFor(r.table).strategy, 'target_won');
-      this.log.info({ table: r.table, position: r.position, strategy: this.conflictFor(r.table).strategy }, 'conflict.resolved.target');
-      // The target keeps its row; the change is settled at this position.
-      const prev = commits.get(ck)?.hash ?? '';
-      commits.set(ck, { table: r.table, key: keyString(r.key), pos: r.position, hash: prev });
-      current.set(ck, { pos: r.position, hash: prev });
+      if (!verify.has(p) && !this.readsTarget(r.table)) continue;
+      let m = reads.get(r.table);
+      if (!m) reads.set(r.table, (m = new Map()));
+      m.set(keyString(r.key), r.key);
     }
-    // A later record of the same key in this batch still applies (it is newer than the loser).
-    return accepted.filter((p) => !losers.has(p));
+    return new Map([...reads].map(([t, m]) => [t, [...m.values()]]));
   }
 
   /**
-   * Write with retries; returns the records that ended in the dead-letter topic.
+   * Decide, key by key in batch order, what each record does given the target rows read (none for
+   * source-wins tables). Pure apart from custom resolvers: it may run again when the write is retried.
+   */
+  private async plan(records: Pending[], rows: TargetRows, initial: Map<string, KeyState>, cols: Map<string, string[] | null>, verify: Set<Pending>, opts: ApplyOptions): Promise<Plan> {
+    const plan = emptyPlan();
+    const keys = new Map<string, { st: KeyState; target: Row | null; read: boolean; parkedBy: string | null }>();
+    for (const p of records) {
+      const r = p.record;
+      const ks = keyString(r.key);
+      const ck = r.table + '\u0000' + ks;
+      let k = keys.get(ck);
+      if (!k) {
+        const st = { ...initial.get(ck)! };
+        const tableRows = rows.get(r.table);
+        const released = opts.release?.has(ck) ?? false;
+        keys.set(ck, (k = { st, target: tableRows?.get(ks) ?? null, read: tableRows !== undefined, parkedBy: released ? null : st.parked }));
+      }
+      const cfg = this.o.conflictFor(r.table);
+      const recHash = stateHash(r);
+      const commit = (hash: string, row: Row | null | undefined, columns?: string[] | null) => {
+        const sig = hash.includes(':') ? hash.slice(0, hash.indexOf(':')) : null;
+        const names = columns ?? (row ? Object.keys(row) : null);
+        if (sig && names && !cols.has(sig)) plan.sigs.set(sig, names);
+        plan.commits.set(ck, { table: r.table, key: ks, pos: r.position, hash, row: this.parks(r.table) ? row : undefined });
+        k!.st = { ...k!.st, pos: r.position, known: hash, last: row ?? null };
+      };
+      const targetHashOver = (columns: string[] | null | undefined): string | null => {
+        if (!k!.read) return null;
+        if (k!.target === null) return DELETED;
+        if (!columns) return null;
+        return columnSig(columns) + ':' + rowHash(pick(k!.target, columns));
+      };
+      const recCols = r.values ? [...Object.keys(r.values), ...r.keep] : null;
+
+      // Parked key: this change waits behind the conflict.
+      if (k.parkedBy !== null) {
+        plan.letters.push(this.letter(p, 'parked', poison('CONFLICT_PARKED', `parked behind conflict ${k.parkedBy} of the same key (changes of a key are applied in order)`), { parkedBehind: k.parkedBy }, opts.idSalt));
+        continue;
+      }
+
+      // Replay verification: the record the state says the target holds; write it again if it does not.
+      if (verify.has(p)) {
+        const seen = r.op === 'delete' ? (k.target === null ? DELETED : 'present') : targetHashOver(recCols);
+        if (seen === recHash || (r.op === 'delete' && seen === DELETED)) {
+          plan.unchanged++;
+          continue;
+        }
+        plan.write.push(p);
+        plan.repaired.add(p);
+        k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
+        continue;
+      }
+
+      // Unchanged: the target is known (or seen) to hold exactly this content.
+      // '' (TOASTed values kept) and hashes without a column-set signature say nothing usable.
+      const known = k.st.known && (k.st.known === DELETED || k.st.known.includes(':')) ? k.st.known : null;
+      const seenRec = r.op === 'upsert' ? targetHashOver(recCols) : k.read ? (k.target === null ? DELETED : null) : null;
+      if (recHash !== '' && (known === recHash || seenRec === recHash)) {
+        plan.unchanged++;
+        commit(recHash, r.op === 'delete' ? null : r.values);
+        continue;
+      }
+
+      // Conflict: the target row differs from what we last wrote (or, latest-timestamp, may be newer).
+      let conflict = false;
+      if (k.read && known !== null) {
+        const sig = known === DELETED ? null : known.slice(0, known.indexOf(':'));
+        const seen = known === DELETED ? (k.target === null ? DELETED : 'present') : targetHashOver(sig ? (cols.get(sig) ?? recCols) : recCols);
+        conflict = seen !== null && seen !== known;
+      }
+      const lww = cfg.strategy === 'latest-timestamp' && k.read && known === null && k.target !== null;
+      if (!conflict && !lww) {
+        plan.write.push(p);
+        commit(recHash, r.op === 'delete' ? null : r.values);
+        k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
+        continue;
+      }
+
+      const c: Conflict = {
+        pipeline: this.o.pipeline, table: r.table, op: r.op as 'upsert' | 'delete', key: r.key, source: r.values, target: k.target,
+        lastSynced: k.st.last, position: r.position, sourceTsMs: r.sourceTsMs,
+      };
+      const choice = await this.o.resolverFor(r.table).resolve(c);
+      if (lww && choice.kind === 'source') {
+        // Not a conflict (nothing says the target was edited), and the change is not older: apply.
+        plan.write.push(p);
+        commit(recHash, r.op === 'delete' ? null : r.values);
+        k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
+        continue;
+      }
+      switch (choice.kind) {
+        case 'source':
+          plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'source_won' });
+          plan.write.push(p);
+          commit(recHash, r.op === 'delete' ? null : r.values);
+          k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
+          break;
+        case 'target': {
+          plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'target_won' });
+          // The target keeps its row, which becomes the baseline for the next change of the key.
+          const baseCols = recCols ?? (known && known !== DELETED ? (cols.get(known.slice(0, known.indexOf(':'))) ?? null) : null);
+          const baseline = k.target === null ? DELETED : (targetHashOver(baseCols) ?? '');
+          commit(baseline, k.target, baseCols);
+          if (k.target !== null) {
+            let l = plan.republish.get(r.table);
+            if (!l) plan.republish.set(r.table, (l = []));
+            l.push(r.key);
+          }
+          this.log.info({ table: r.table, position: r.position, strategy: cfg.strategy }, 'conflict.resolved.target');
+          break;
+        }
+        case 'merged': {
+          plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'merged' });
+          const merged: SinkRecord = { ...r, op: 'upsert', values: choice.row, keep: [], hash: rowHash(choice.row) };
+          const mp: Pending = { record: merged, raw: p.raw };
+          plan.write.push(mp);
+          commit(stateHash(merged), choice.row);
+          k.target = { ...(k.target ?? {}), ...choice.row };
+          break;
+        }
+        case 'manual': {
+          plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'parked' });
+          const err = choice.error ?? poison('CONFLICT_MANUAL', `conflict on ${r.table} key ${ks}: the target row was modified since syncline last wrote it (strategy ${cfg.strategy}); settle it with syncline dlq resolve`);
+          const details = stringifyTagged({ strategy: cfg.strategy, op: r.op, key: r.key, source: c.source, target: c.target, lastSynced: c.lastSynced, diff: conflictDiff(c) });
+          const letter = this.letter(p, 'conflict', err, { conflict: details }, opts.idSalt);
+          plan.letters.push(letter);
+          plan.park.set(ck, { table: r.table, key: ks, id: letter.id! });
+          k.parkedBy = letter.id!;
+          break;
+        }
+      }
+    }
+    return plan;
+  }
+
+  private letter(p: Pending, reason: 'conflict' | 'parked', error: SynclineError, extra: Partial<DeadLetter>, salt?: string): DeadLetter {
+    const r = p.record;
+    const l: DeadLetter = { kind: 'conflict', reason, error, key: p.raw.key, value: p.raw.value, attempts: 1, table: r.table, position: r.position, origin: r.origin, targetKey: keyString(r.key), ...extra };
+    l.id = deadLetterId(this.o.pipeline, salt ? { ...l, position: `${r.position}|${salt}` } : l);
+    return l;
+  }
+
+  /**
+   * Settle one change as an operator chose (src/dlq/service.ts): 'source' writes it as it is,
+   * 'merged' writes `merged` instead, 'target' keeps the target row; no conflict check (the
+   * operator decided). The key's state moves to the change's position. Returns false when the write
+   * failed and was dead-lettered.
+   */
+  async settle(p: Pending, choice: 'source' | 'target' | 'merged', merged?: Row): Promise<boolean> {
+    const r = p.record;
+    const ks = keyString(r.key);
+    const keeps = this.parks(r.table);
+    if (choice === 'target') {
+      const target = (await this.sink.readRows(r.table, [r.key])).get(ks) ?? null;
+      const cols = r.values ? Object.keys(r.values) : target ? Object.keys(target) : [];
+      const hash = target === null ? DELETED : columnSig(cols) + ':' + rowHash(pick(target, cols));
+      if (target !== null && cols.length > 0) await this.state.registerColumns(columnSig(cols), cols);
+      await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? target : undefined }]);
+      if (this.o.republish && this.sink.republish && target !== null) await this.sink.republish(r.table, [r.key]);
+      return true;
+    }
+    const rec: SinkRecord = choice === 'merged' ? { ...r, op: 'upsert', values: { ...merged!, ...r.key }, keep: [], hash: null } : r;
+    if (choice === 'merged') rec.hash = rowHash(rec.values!);
+    const mp: Pending = { record: rec, raw: p.raw };
+    const failed = await this.write([mp], new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined);
+    if (failed.length > 0) return false;
+    this.stats.applied++;
+    this.observer?.applied(rec);
+    const hash = stateHash(rec);
+    if (hash.includes(':')) await this.state.registerColumns(hash.slice(0, hash.indexOf(':')), Object.keys(rec.values!));
+    await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? (rec.op === 'delete' ? null : rec.values) : undefined }]);
+    return true;
+  }
+
+  /**
+   * Write with retries; returns the records that ended in the dead-letter topic. `planner` decides
+   * what to write given the target rows read (`reads`; none: nothing read) and may run again on a
+   * retry; `onWritten` gets the plan of each group the target committed.
    * When a batch of several keys fails with a retriable error, the retry writes each key's records
    * as a group of its own (in order), so keys the target accepts are not held back by one that it
    * does not (a locked row, say); a key's records never overtake each other. Every record is tried
    * at most `retries + 1` times, counted across the split.
    */
-  private async write(records: Pending[], firstAttempt = 1): Promise<Pending[]> {
+  private async write(
+    records: Pending[],
+    reads: Map<string, Row[]>,
+    planner: (records: Pending[], rows: TargetRows) => Promise<Plan>,
+    onWritten: (plan: Plan) => void,
+    firstAttempt = 1,
+  ): Promise<Pending[]> {
     if (records.length === 0) return [];
+    const once = async (): Promise<{ result: WriteResult; plan: Plan }> => {
+      let plan: Plan | undefined;
+      const decide = async (rows: TargetRows) => {
+        plan = await planner(records, rows);
+        return plan.write.map((p) => p.record);
+      };
+      let result: WriteResult;
+      if (reads.size > 0 && this.sink.writeGuarded) result = await this.sink.writeGuarded({ reads, decide });
+      else {
+        const rows: TargetRows = new Map();
+        for (const [table, keys] of reads) rows.set(table, await this.sink.readRows(table, keys));
+        const out = await decide(rows);
+        result = out.length === 0 ? { failed: [] } : await this.sink.writeBatch(out);
+      }
+      return { result, plan: plan! };
+    };
     try {
       const { value, attempts } = await withRetry(
         this.retry,
-        async (attempt): Promise<{ split: Pending[] } | { result: WriteResult }> => {
+        async (attempt): Promise<{ split: Pending[] } | { result: WriteResult; plan: Plan }> => {
           if (attempt > firstAttempt) {
             const groups = groupByKey(records);
-            if (groups.length > 1) return { split: (await Promise.all(groups.map((g) => this.write(g, attempt)))).flat() };
+            if (groups.length > 1) {
+              const sub = await Promise.all(groups.map((g) => this.write(g, readsFor(reads, g), planner, onWritten, attempt)));
+              return { split: sub.flat() };
+            }
           }
-          return { result: await this.sink.writeBatch(records.map((p) => p.record)) };
+          return once();
         },
         { onRetry: this.onRetry(records.length), firstAttempt },
       );
       if ('split' in value) return value.split;
+      onWritten(value.plan);
       if (value.result.failed.length === 0) return [];
-      const byRecord = new Map(records.map((p) => [p.record, p]));
-      const failed = value.result.failed.map((f) => ({ p: byRecord.get(f.record)!, error: f.error }));
+      // Merged records are new objects: the plan maps them back to their pending entry.
+      const byRecord = new Map<SinkRecord, Pending>(value.plan.write.map((p) => [p.record, p]));
+      const failed = value.result.failed.map((f) => ({ p: byRecord.get(f.record) ?? { record: f.record, raw: { key: null, value: null } }, error: f.error }));
       await this.deadLetter(failed.map((f) => ({ ...f, attempts })));
       return failed.map((f) => f.p);
     } catch (err) {
@@ -244,6 +556,10 @@ export class Applier {
       }
       throw err;
     }
+  }
+
+  private get retry(): RetryConfig {
+    return this.o.retry;
   }
 
   private onRetry(records: number) {
@@ -266,15 +582,25 @@ export class Applier {
         table: p.record.table,
         position: p.record.position,
         origin: p.record.origin,
+        targetKey: p.record.op === 'truncate' ? undefined : keyString(p.record.key),
       })),
     );
   }
 }
 
-/** Commits of keys that have no record among `excluded` (those did not reach the target). */
-function committedOnly(commits: Map<string, { table: string; key: string; pos: string; hash: string }>, excluded: Pending[]) {
-  const skip = new Set(excluded.map((p) => p.record.table + '\u0000' + keyString(p.record.key)));
-  return [...commits].filter(([ck]) => !skip.has(ck)).map(([, c]) => c);
+/** The subset of `reads` that concerns these records' keys. */
+function readsFor(reads: Map<string, Row[]>, records: Pending[]): Map<string, Row[]> {
+  const out = new Map<string, Row[]>();
+  for (const p of records) {
+    const keys = reads.get(p.record.table);
+    if (!keys) continue;
+    const ks = keyString(p.record.key);
+    if (!keys.some((k) => keyString(k) === ks)) continue;
+    const l = out.get(p.record.table) ?? [];
+    if (!l.some((k) => keyString(k) === ks)) l.push(p.record.key);
+    out.set(p.record.table, l);
+  }
+  return out;
 }
 
 /** Records grouped by target key, groups in order of first appearance, records in batch order. */
@@ -287,19 +613,4 @@ function groupByKey(records: Pending[]): Pending[][] {
     g.push(p);
   }
   return [...groups.values()];
-}
-
-function dedupeKeys(keys: SinkRecord['key'][]): SinkRecord['key'][] {
-  const seen = new Map<string, SinkRecord['key']>();
-  for (const k of keys) seen.set(keyString(k), k);
-  return [...seen.values()];
-}
-
-/** Order of two canonical values of one column (timestamps are fixed-width ISO strings). */
-function compareValues(a: unknown, b: unknown): number {
-  if (typeof a === 'number' && typeof b === 'number') return a - b;
-  if (typeof a === 'bigint' && typeof b === 'bigint') return a < b ? -1 : a > b ? 1 : 0;
-  const x = String(a);
-  const y = String(b);
-  return x < y ? -1 : x > y ? 1 : 0;
 }

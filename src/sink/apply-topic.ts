@@ -10,38 +10,18 @@ import { poison } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { Pending } from './applier.js';
 import { keyString } from './sink.js';
-
-function replacer(this: unknown, k: string, v: unknown): unknown {
-  const raw = (this as Record<string, unknown>)[k];
-  if (typeof raw === 'bigint') return { $n: raw.toString() };
-  if (Buffer.isBuffer(raw)) return { $b: raw.toString('base64') };
-  if (typeof raw === 'number' && !Number.isFinite(raw)) return { $f: String(raw) };
-  return v;
-}
-
-function reviver(_k: string, v: unknown): unknown {
-  if (v && typeof v === 'object' && !Array.isArray(v)) {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o);
-    if (keys.length === 1) {
-      if (typeof o.$n === 'string') return BigInt(o.$n);
-      if (typeof o.$b === 'string') return Buffer.from(o.$b, 'base64');
-      if (typeof o.$f === 'string') return Number(o.$f);
-    }
-  }
-  return v;
-}
+import { parseTagged, stringifyTagged } from '../core/tagged-json.js';
 
 export function encodePending(p: Pending): { key: Buffer; value: Buffer } {
   return {
     key: Buffer.from(p.record.table + '\u0000' + keyString(p.record.key)),
-    value: Buffer.from(JSON.stringify({ v: 1, record: p.record, raw: { key: p.raw.key, value: p.raw.value } }, replacer)),
+    value: Buffer.from(stringifyTagged({ v: 1, record: p.record, raw: { key: p.raw.key, value: p.raw.value } })),
   };
 }
 
 export function decodePending(value: Buffer | null): Pending {
   try {
-    const o = JSON.parse(value?.toString('utf8') ?? '', reviver) as { v: number; record: Pending['record']; raw: Pending['raw'] };
+    const o = parseTagged(value?.toString('utf8') ?? '') as { v: number; record: Pending['record']; raw: Pending['raw'] };
     if (o.v !== 1 || !o.record?.table || !o.record.op) throw new Error('not a syncline apply record');
     o.record.key = o.record.key as Row;
     return { record: o.record, raw: o.raw };

@@ -10,9 +10,16 @@
  *   syncline.table, syncline.position
  *   syncline.violations      (invalid records) JSON list of every violated rule:
  *                            [{"field":"email","rule":"format","message":"must be a valid email address","value":"***"}]
+ *   syncline.dlq.id          stable id of the dead letter (the same change dead-lettered again for the
+ *                            same reason gets the same id; `syncline dlq` and /api/dlq use it)
+ *   syncline.dlq.reason      invalid | failed | conflict | parked (a later change waiting behind a conflict)
+ *   syncline.key             the target key (JSON list of key values)
+ *   syncline.conflict        (conflicts) tagged JSON: {strategy, op, key, source, target, lastSynced, diff}
+ *   syncline.parked.behind   (parked) id of the conflict the change waits behind
  * Nothing reaches a dead letter silently: each is logged at warn with the same fields.
  */
 import type { Logger } from 'pino';
+import { createHash } from 'node:crypto';
 import { errorCode, errorMessage } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 
@@ -27,6 +34,22 @@ export interface DeadLetter {
   table?: string;
   position?: string;
   origin?: { topic: string; partition: number; offset: string };
+  /** Why, finer than kind: 'parked' for a conflict-kind letter that waits behind another (default: kind). */
+  reason?: 'invalid' | 'failed' | 'conflict' | 'parked';
+  /** Target key (keyString). */
+  targetKey?: string;
+  /** Conflict details (tagged JSON), for kind conflict. */
+  conflict?: string;
+  parkedBehind?: string;
+  /** Precomputed id (deadLetterId); computed here when missing. */
+  id?: string;
+}
+
+/** Stable id of a dead letter: the same change (origin message), pipeline and reason give the same id. */
+export function deadLetterId(pipeline: string, l: Pick<DeadLetter, 'kind' | 'reason' | 'origin' | 'table' | 'position' | 'targetKey'>): string {
+  const o = l.origin;
+  const basis = [pipeline, l.reason ?? l.kind, o ? `${o.topic}/${o.partition}@${o.offset}` : '', l.table ?? '', l.position ?? '', l.targetKey ?? ''].join('\u0000');
+  return createHash('sha256').update(basis).digest('hex').slice(0, 16);
 }
 
 export class DeadLetters {
@@ -44,8 +67,11 @@ export class DeadLetters {
     await this.ensure();
     const now = new Date().toISOString();
     const msgs: OutMessage[] = letters.map((l) => {
+      const id = l.id ?? deadLetterId(this.pipeline, l);
       const headers: Record<string, string> = {
+        'syncline.dlq.id': id,
         'syncline.dlq.kind': l.kind,
+        'syncline.dlq.reason': l.reason ?? l.kind,
         'syncline.pipeline': this.pipeline,
         'syncline.error.code': errorCode(l.error),
         'syncline.error.message': errorMessage(l.error).slice(0, 4000),
@@ -56,12 +82,15 @@ export class DeadLetters {
       const violations = (l.error as { violations?: unknown } | null)?.violations;
       if (Array.isArray(violations)) headers['syncline.violations'] = JSON.stringify(violations);
       if (l.position) headers['syncline.position'] = l.position;
+      if (l.targetKey !== undefined) headers['syncline.key'] = l.targetKey;
+      if (l.conflict !== undefined) headers['syncline.conflict'] = l.conflict;
+      if (l.parkedBehind !== undefined) headers['syncline.parked.behind'] = l.parkedBehind;
       if (l.origin) {
         headers['syncline.original.topic'] = l.origin.topic;
         headers['syncline.original.partition'] = String(l.origin.partition);
         headers['syncline.original.offset'] = l.origin.offset;
       }
-      this.log?.warn({ dlq: this.topic, kind: l.kind, code: headers['syncline.error.code'], reason: headers['syncline.error.message'], table: l.table, origin: l.origin }, 'dlq.parked');
+      this.log?.warn({ dlq: this.topic, id, kind: l.kind, why: l.reason ?? l.kind, code: headers['syncline.error.code'], reason: headers['syncline.error.message'], table: l.table, origin: l.origin }, 'dlq.parked');
       return { topic: this.topic, key: l.key, value: l.value, headers };
     });
     await this.kafka.send(msgs);

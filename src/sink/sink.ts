@@ -44,9 +44,33 @@ export interface WriteResult {
   failed: FailedRecord[];
 }
 
+/** Target rows by table, then by keyString(key). */
+export type TargetRows = Map<string, Map<string, Row>>;
+
+/**
+ * A conflict-checked write: the current rows of `reads` are read (locked against other writers until
+ * the write commits, where the target can), `decide` says what to write given those rows, and that
+ * is written in the same transaction. `decide` may be called again if the write is retried.
+ */
+export interface GuardedWrite {
+  reads: Map<string, Row[]>;
+  decide(rows: TargetRows): Promise<SinkRecord[]>;
+}
+
 export interface Sink {
   connect(): Promise<void>;
   writeBatch(batch: SinkRecord[]): Promise<WriteResult>;
+  /**
+   * Optional: GuardedWrite in one transaction with the rows locked (PostgreSQL: SELECT ... FOR UPDATE).
+   * Without it the applier reads with readRows and writes with writeBatch (a concurrent edit between
+   * the two can then go unnoticed).
+   */
+  writeGuarded?(g: GuardedWrite): Promise<WriteResult>;
+  /**
+   * Optional (two-way sync): make the target emit these rows again as changes that are NOT tagged as
+   * this pipeline's writes, so the peer pipeline carries the target's version back to the other side.
+   */
+  republish?(table: string, keys: Row[]): Promise<void>;
   /** Current target rows for these keys of one table, keyed by keyString(key). One round trip. */
   readRows(table: string, keys: Row[]): Promise<Map<string, Row>>;
   /** Health probe: throws if the target cannot be reached. */

@@ -17,11 +17,19 @@ export const conflictSpec = z
     strategy: z
       .enum(['source-wins', 'target-wins', 'latest-timestamp', 'manual', 'custom'])
       .default('latest-timestamp')
-      .describe('How a change is resolved when the target row was modified independently or is newer.'),
+      .describe(
+        'How a conflict is settled. A conflict is a change whose target row was modified independently since syncline last wrote it (detected by reading the affected target rows once per batch, locked until the write commits), or, with latest-timestamp, whose timestamp is older than the target row\'s. source-wins: the change is written; target-wins: the target row is kept; latest-timestamp: the row with the later `field` wins, a tie goes to the greater content hash (the same answer on both sides of a two-way pair); manual: the change is parked in the dead-letter topic as a `conflict` (source, target and last-synced versions with a field diff) and later changes of its key wait behind it until an operator settles it (`syncline dlq`); custom: `module` decides.',
+      ),
     field: z.string().default('updated_at').describe('Timestamp column compared by latest-timestamp.'),
-    module: z.string().optional().describe('Path of the module exporting resolve() for strategy custom.'),
+    module: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("strategy custom: ES module (path relative to this config file's directory) exporting resolve(conflict) → 'source' | 'target' | 'manual' | { merged: row } (or a merged row object), sync or async. conflict = { pipeline, table, op, key, source, target, lastSynced, position, sourceTsMs }. A resolver that throws or returns anything else parks the change as a `conflict` dead letter with the error; the pipeline goes on.")
+      .meta({ examples: ['./resolve-orders.mjs'] }),
   })
   .strict()
+  .refine((c) => c.strategy !== 'custom' || c.module !== undefined, { message: "strategy custom needs `module` (the resolver's path)", path: ['module'] })
   .describe('Conflict resolution.');
 
 const retryFields = {
@@ -251,6 +259,13 @@ export function configSpec() {
       retry: retryOverrideSpec.optional().describe('Overrides of defaults.retry for this pipeline (a target connector can override again).'),
       batch: batchSpec.optional().describe('Defaults to defaults.batch.'),
       validation: pipelineValidationSpec.optional().describe('Custom rule functions and always-masked columns for the validation rules of this pipeline\'s tables.'),
+      peer: z
+        .string()
+        .optional()
+        .describe(
+          "Two-way sync: the pipeline that syncs the other way (its source is this pipeline's target and its target this pipeline's source; it must name this pipeline as its peer). Each writes with a PostgreSQL replication origin (syncline:<topicPrefix>:<pipeline>:<n>; needs superuser or EXECUTE on pg_replication_origin_session_setup/pg_replication_origin_create) and the other's capture skips those transactions, so nothing is echoed back. When a conflict keeps the target row, it is re-published so the peer carries it back: both sides end identical.",
+        )
+        .meta({ examples: ['users-b-to-a'] }),
     })
     .strict()
     .describe('One pipeline: changes of the listed tables, captured from the source, are written to the target.');
@@ -298,7 +313,18 @@ export function configSpec() {
         .describe('Pipeline defaults.'),
       pipelines: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and -'), pipeline).describe('Pipelines by name.'),
     })
-    .strict();
+    .strict()
+    .superRefine((c, ctx) => {
+      for (const [name, p] of Object.entries(c.pipelines)) {
+        const peerName = (p as { peer?: string }).peer;
+        if (peerName === undefined) continue;
+        const at = ['pipelines', name, 'peer'];
+        const peer = c.pipelines[peerName] as { peer?: string } | undefined;
+        if (peerName === name) ctx.addIssue({ code: 'custom', path: at, message: 'a pipeline cannot be its own peer' });
+        else if (!peer) ctx.addIssue({ code: 'custom', path: at, message: `no pipeline '${peerName}' (have: ${Object.keys(c.pipelines).join(', ')})` });
+        else if (peer.peer !== name) ctx.addIssue({ code: 'custom', path: at, message: `pipeline '${peerName}' must name '${name}' as its peer too (peer: ${name})` });
+      }
+    });
 }
 
 export type SynclineConfig = z.infer<ReturnType<typeof configSpec>>;

@@ -1,0 +1,23 @@
+/** Kafka, registry and Redis clients for one-shot CLI commands (dlq, replay), closed by close(). */
+import { Redis } from 'ioredis';
+import '../../connectors/index.js';
+import type { SynclineConfig } from '../core/config/schema.js';
+import { AvroCodec } from '../core/codec.js';
+import { KafkaClient } from '../core/kafka.js';
+import { rootLogger } from '../core/log.js';
+
+export async function openClients(config: SynclineConfig) {
+  const log = rootLogger.child({ stage: 'cli' });
+  const kafka = new KafkaClient(config.kafka, log.child({ stage: 'kafka' }));
+  const codec = new AvroCodec(config.schemaRegistry.url);
+  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis.error'));
+  await redis.connect();
+  return {
+    config, kafka, codec, redis, log,
+    async close() {
+      await kafka.close();
+      redis.disconnect();
+    },
+  };
+}

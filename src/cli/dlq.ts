@@ -1,0 +1,153 @@
+/**
+ * `syncline dlq list|show|resolve|requeue|discard`: the dead-letter workflow from the command line,
+ * run directly against Kafka, Redis and the targets (no running syncline needed); the same
+ * operations as /api/dlq (src/dlq/service.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { userInfo, hostname } from 'node:os';
+import type { Command } from 'commander';
+import { loadConfig } from '../core/config/load.js';
+import { stringifyTagged } from '../core/tagged-json.js';
+import { entryJson } from '../dlq/api.js';
+import { DlqError, DlqService, type ActionResult } from '../dlq/service.js';
+import type { DlqEntry, DlqState } from '../dlq/store.js';
+import { openClients } from './clients.js';
+
+const who = () => {
+  try {
+    return `${userInfo().username}@${hostname()}`;
+  } catch {
+    return 'cli';
+  }
+};
+
+async function withService<T>(configFile: string, fn: (s: DlqService) => Promise<T>): Promise<T> {
+  const c = await openClients(loadConfig(configFile));
+  const s = new DlqService(c);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+    await c.close();
+  }
+}
+
+const val = (v: unknown) => (v === null || v === undefined ? '∅' : typeof v === 'string' ? v : stringifyTagged(v));
+
+function line(e: DlqEntry): string {
+  const why = e.reason === 'parked' ? `behind ${e.parkedBehind}` : `${e.errorCode}: ${e.errorMessage}`.slice(0, 90);
+  return [e.id, e.time.slice(0, 19) + 'Z', e.pipeline, e.reason, e.state, e.table ?? '-', e.key ?? '-', why].join('  ');
+}
+
+function details(e: DlqEntry): string {
+  const out = [
+    `id:         ${e.id}`,
+    `pipeline:   ${e.pipeline}`,
+    `kind:       ${e.kind}${e.reason !== e.kind ? ` (${e.reason})` : ''}`,
+    `state:      ${e.state}`,
+    `table/key:  ${e.table ?? '-'} ${e.key ?? ''}`,
+    `position:   ${e.position ?? '-'}`,
+    `time:       ${e.time}`,
+    `error:      ${e.errorCode}: ${e.errorMessage}`,
+    `attempts:   ${e.attempts}`,
+    `origin:     ${e.origin ? `${e.origin.topic}/${e.origin.partition}@${e.origin.offset}` : '-'}`,
+  ];
+  if (e.parkedBehind) out.push(`waits for:  ${e.parkedBehind}`);
+  if (e.violations) out.push('violations:', ...e.violations.map((v) => `  ${JSON.stringify(v)}`));
+  if (e.conflict) {
+    const c = e.conflict;
+    out.push(`conflict:   ${c.op} under ${c.strategy}`, '  field                 source                target                last synced');
+    for (const d of c.diff) out.push(`  ${d.field.padEnd(20)}  ${val(d.source).padEnd(20)}  ${val(d.target).padEnd(20)}  ${val(d.lastSynced)}`);
+  }
+  for (const h of e.history) out.push(`history:    ${h.at} ${h.action} by ${h.by}${h.choice ? ` (${h.choice})` : ''}${h.note ? ` — ${h.note}` : ''}`);
+  return out.join('\n');
+}
+
+function printResult(r: ActionResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ ...r, entry: entryJson(r.entry) }, null, 2) + '\n');
+    return;
+  }
+  process.stdout.write(`${r.entry.id}: ${r.entry.state}; ${r.released} later change(s) of the key released${r.parkedBehind ? `; the key is parked again behind ${r.parkedBehind}` : ''}\n`);
+}
+
+async function run(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof DlqError) {
+      process.stderr.write(`syncline dlq: ${err.message}\n`);
+      process.exitCode = err.status === 404 ? 3 : err.status === 409 ? 4 : 1;
+      return;
+    }
+    throw err;
+  }
+}
+
+export function dlqCommands(program: Command, defaultConfig: string): void {
+  const dlq = program.command('dlq').description('inspect and settle dead letters (invalid, failed, conflict): list, show, resolve, requeue, discard');
+  const common = (c: Command) => c.option('-c, --config <file>', 'config file', defaultConfig).option('--json', 'JSON output');
+  common(dlq.command('list'))
+    .description('list dead letters (default: open ones), oldest first')
+    .option('-p, --pipeline <name>', 'only this pipeline')
+    .option('--kind <kind>', 'invalid | failed | conflict | parked')
+    .option('--table <table>', 'target table (schema.table or table)')
+    .option('--key <key>', 'target key: a JSON list of the key values, or the single key value')
+    .option('--state <state>', 'open | resolved | requeued | discarded | all', 'open')
+    .option('--since <iso>', 'dead-lettered at or after')
+    .option('--until <iso>', 'dead-lettered at or before')
+    .option('--limit <n>', 'at most n', (v) => Number(v))
+    .action((o) =>
+      run(async () => {
+        if (!['open', 'resolved', 'requeued', 'discarded', 'all'].includes(o.state)) throw new DlqError(400, `--state must be open, resolved, requeued, discarded or all`);
+        for (const t of ['since', 'until'] as const) if (o[t] !== undefined && Number.isNaN(Date.parse(o[t]))) throw new DlqError(400, `--${t} must be an ISO time (got '${o[t]}')`);
+        const iso = (v?: string) => (v === undefined ? undefined : new Date(v).toISOString());
+        const list = await withService(o.config, (s) => s.list({ pipeline: o.pipeline, kind: o.kind, table: o.table, key: o.key, state: o.state as DlqState, since: iso(o.since), until: iso(o.until), limit: o.limit }));
+        if (o.json) process.stdout.write(JSON.stringify(list.map(entryJson), null, 2) + '\n');
+        else process.stdout.write(list.length === 0 ? 'no dead letters\n' : list.map(line).join('\n') + `\n${list.length} dead letter(s)\n`);
+      }),
+    );
+  common(dlq.command('show'))
+    .argument('<id>', 'dead letter id')
+    .option('-p, --pipeline <name>', 'look only in this pipeline')
+    .description('one dead letter: reason, origin, violations, conflict versions with a field diff, history')
+    .action((id: string, o) =>
+      run(async () => {
+        const e = await withService(o.config, (s) => s.show(id, o.pipeline));
+        process.stdout.write((o.json ? JSON.stringify(entryJson(e), null, 2) : details(e)) + '\n');
+      }),
+    );
+  common(dlq.command('resolve'))
+    .argument('<id>', 'conflict id')
+    .requiredOption('--choice <choice>', 'source | target | merged')
+    .option('--merged <json>', 'the merged record (JSON object of target columns) for --choice merged')
+    .option('--merged-file <file>', 'read the merged record from a JSON file')
+    .option('--note <text>', 'a note kept with the action')
+    .option('--by <who>', 'who settles it (default: user@host)')
+    .option('-p, --pipeline <name>', 'look only in this pipeline')
+    .description('settle a conflict: write the source or merged version, or keep the target; then release the later changes of its key in order')
+    .action((id: string, o) =>
+      run(async () => {
+        const merged = o.mergedFile ? readFileSync(o.mergedFile, 'utf8') : o.merged;
+        const r = await withService(o.config, (s) => s.resolve(id, { choice: o.choice, merged, by: o.by ?? who(), note: o.note, pipeline: o.pipeline }));
+        printResult(r, o.json);
+      }),
+    );
+  for (const [name, desc] of [
+    ['requeue', 'process a dead letter again: invalid/failed go back to their original topic and partition; a conflict goes through conflict resolution again'],
+    ['discard', 'drop a dead letter (a conflict: the target keeps its row); later changes of its key are released'],
+  ] as const) {
+    common(dlq.command(name))
+      .argument('<id>', 'dead letter id')
+      .option('--by <who>', 'who acts (default: user@host)')
+      .option('--note <text>', 'a note kept with the action')
+      .option('-p, --pipeline <name>', 'look only in this pipeline')
+      .description(desc)
+      .action((id: string, o) =>
+        run(async () => {
+          const r = await withService(o.config, (s) => (name === 'requeue' ? s.requeue(id, { by: o.by ?? who(), pipeline: o.pipeline }) : s.discard(id, { by: o.by ?? who(), note: o.note, pipeline: o.pipeline })));
+          printResult(r, o.json);
+        }),
+      );
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * HTTP API of the dead-letter workflow, served by a running syncline next to /metrics:
+ *   GET  /api/dlq?pipeline=&kind=&table=&key=&state=open|resolved|requeued|discarded|all&since=&until=&limit=
+ *   GET  /api/dlq/:id
+ *   POST /api/dlq/:id/resolve   {"choice":"source"|"target"|"merged","merged":{...},"note":"..."}
+ *   POST /api/dlq/:id/requeue
+ *   POST /api/dlq/:id/discard   {"note":"..."}
+ * Who acted is taken from the X-Syncline-User header (default "api") and stored with the action.
+ * Answers are JSON; errors are {"error": "..."} with 400 (bad request), 404 (unknown id or
+ * pipeline), 409 (not open, or waiting behind another conflict of its key), 422, 502.
+ */
+import type http from 'node:http';
+import { errorMessage } from '../core/errors.js';
+import { stringifyTagged } from '../core/tagged-json.js';
+import { DlqError, type DlqService } from './service.js';
+import type { DlqEntry, DlqState } from './store.js';
+
+/** An entry as JSON: raw bytes as base64, values tagged (see core/tagged-json.ts). */
+export function entryJson(e: DlqEntry): unknown {
+  const { raw, ...rest } = e;
+  return JSON.parse(stringifyTagged({ ...rest, raw: { key: raw.key?.toString('base64') ?? null, value: raw.value?.toString('base64') ?? null } }));
+}
+
+const STATES = ['open', 'resolved', 'requeued', 'discarded', 'all'];
+
+async function body(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > 1 << 20) throw new DlqError(413, 'request body larger than 1 MiB');
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new DlqError(400, `request body must be a JSON object: ${(err as Error).message}`);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, v: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(JSON.stringify(v));
+}
+
+/** Handles /api/dlq…; returns false for other paths. */
+export function dlqApi(service: () => DlqService) {
+  return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const parts = url.pathname.split('/').filter(Boolean); // api, dlq, id?, action?
+    if (parts[0] !== 'api' || parts[1] !== 'dlq') return false;
+    const by = String(req.headers['x-syncline-user'] ?? 'api').slice(0, 200);
+    try {
+      const q = url.searchParams;
+      const pipeline = q.get('pipeline') ?? undefined;
+      if (parts.length === 2) {
+        if (req.method !== 'GET') throw new DlqError(405, `method ${req.method} not allowed on /api/dlq`);
+        const state = q.get('state') ?? 'open';
+        if (!STATES.includes(state)) throw new DlqError(400, `state must be one of ${STATES.join(', ')}`);
+        const limit = q.get('limit');
+        if (limit !== null && !/^\d+$/.test(limit)) throw new DlqError(400, 'limit must be a number');
+        for (const t of ['since', 'until']) {
+          const v = q.get(t);
+          if (v !== null && Number.isNaN(Date.parse(v))) throw new DlqError(400, `${t} must be an ISO time (got '${v}')`);
+        }
+        const iso = (v: string | null) => (v === null ? undefined : new Date(v).toISOString());
+        const list = await service().list({ pipeline, kind: q.get('kind') ?? undefined, table: q.get('table') ?? undefined, key: q.get('key') ?? undefined, state: state as DlqState | 'all', since: iso(q.get('since')), until: iso(q.get('until')), limit: limit === null ? undefined : Number(limit) });
+        send(res, 200, { count: list.length, deadLetters: list.map(entryJson) });
+        return true;
+      }
+      const id = decodeURIComponent(parts[2]!);
+      if (parts.length === 3) {
+        if (req.method !== 'GET') throw new DlqError(405, `method ${req.method} not allowed on /api/dlq/${id}`);
+        send(res, 200, entryJson(await service().show(id, pipeline)));
+        return true;
+      }
+      const action = parts[3];
+      if (parts.length !== 4 || !['resolve', 'requeue', 'discard'].includes(action!)) throw new DlqError(404, `no such endpoint ${url.pathname} (POST /api/dlq/:id/resolve|requeue|discard)`);
+      if (req.method !== 'POST') throw new DlqError(405, `use POST for /api/dlq/${id}/${action}`);
+      const b = await body(req);
+      const note = typeof b.note === 'string' ? b.note : undefined;
+      const r =
+        action === 'resolve'
+          ? await service().resolve(id, { choice: b.choice as 'source', merged: b.merged, by, note, pipeline })
+          : action === 'requeue'
+            ? await service().requeue(id, { by, pipeline })
+            : await service().discard(id, { by, note, pipeline });
+      send(res, 200, { ...r, entry: entryJson(r.entry) });
+      return true;
+    } catch (err) {
+      if (err instanceof DlqError) send(res, err.status, { error: err.message });
+      else send(res, 500, { error: errorMessage(err) });
+      return true;
+    }
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * Builds the sink side of one pipeline (target connector, version state, dead letters, conflict
+ * resolvers, Applier) the same way for the running sink stage, the dead-letter operations
+ * (src/dlq/service.ts) and replay (src/replay/replay.ts).
+ */
+import { dirname, resolve } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ConflictConfig, PipelineConfig, RetryConfig, SynclineConfig } from '../core/config/schema.js';
+import { configSource } from '../core/config/load.js';
+import type { KafkaClient } from '../core/kafka.js';
+import { sinkRegistration } from '../core/registry.js';
+import type { Metrics } from '../observe/metrics.js';
+import { applyObserver, ObservedDeadLetters, TimedSink, TimedVersionState } from '../observe/instrument.js';
+import { VersionState } from '../process/version-state.js';
+import { DlqStore } from '../dlq/store.js';
+import { fatal } from '../core/errors.js';
+import { Applier } from './applier.js';
+import { loadResolveFn, makeResolver, type Resolver } from './conflicts.js';
+import { DeadLetters } from './dead-letters.js';
+import type { Sink } from './sink.js';
+import { DryRunDeadLetters, DryRunSink, DryRunVersionState } from './dry-run.js';
+
+export interface SinkParts {
+  sink: Sink;
+  state: VersionState;
+  dlq: DeadLetters;
+  applier: Applier;
+  conflictFor: (table: string) => ConflictConfig;
+}
+
+export interface SinkDeps {
+  config: SynclineConfig;
+  kafka: KafkaClient;
+  redis: Redis;
+  metrics?: Metrics;
+}
+
+/** Replication origin prefix of a pipeline's writes (two-way sync): syncline:<topicPrefix>:<pipeline>. */
+export const originOf = (prefix: string, pipeline: string) => `syncline:${prefix}:${pipeline}`;
+
+/** The conflict settings of each target table of a pipeline, and the resolvers (custom modules loaded). */
+export async function conflictPolicy(config: SynclineConfig, name: string, p: PipelineConfig): Promise<{ conflictFor: (t: string) => ConflictConfig; resolverFor: (t: string) => Resolver }> {
+  const base = p.conflict ?? config.defaults.conflict;
+  const perTable = new Map(p.tables.map((t) => [t.target ?? t.source, t.conflict ?? base]));
+  const baseDir = dirname(configSource(config)?.file ?? resolve('config.yaml'));
+  const resolvers = new Map<string, Resolver>();
+  const make = async (table: string, c: ConflictConfig) => {
+    const fn = c.strategy === 'custom' ? await loadResolveFn(c.module!, baseDir, `pipeline ${name}, table ${table}`) : undefined;
+    return makeResolver(c, fn);
+  };
+  for (const [table, c] of perTable) resolvers.set(table, await make(table, c));
+  const fallback = await make('*', base);
+  return { conflictFor: (t) => perTable.get(t) ?? base, resolverFor: (t) => resolvers.get(t) ?? fallback };
+}
+
+export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineConfig, log: Logger, retry: RetryConfig, opts: { dryRun?: boolean } = {}): Promise<SinkParts> {
+  const { config, kafka, redis, metrics } = deps;
+  const prefix = config.topicPrefix;
+  const keyPrefix = config.redis.keyPrefix ?? prefix;
+  const policy = await conflictPolicy(config, name, p);
+  const reg = sinkRegistration((p.target as { type: string }).type);
+  const raw = reg.create(p.target as never, { pipeline: name, log, origin: p.peer ? originOf(prefix, name) : undefined });
+  if (p.peer && !raw.republish) throw fatal('SINK_NO_TWO_WAY', `pipeline ${name}: target type ${(p.target as { type: string }).type} cannot take part in two-way sync (peer ${p.peer})`);
+  await raw.connect();
+  const timed = metrics ? new TimedSink(raw, metrics, name) : raw;
+  const sink = opts.dryRun ? new DryRunSink(timed) : timed;
+  const state = opts.dryRun ? new DryRunVersionState(redis, keyPrefix, name) : metrics ? new TimedVersionState(metrics, redis, keyPrefix, name) : new VersionState(redis, keyPrefix, name);
+  const dlq = opts.dryRun ? new DryRunDeadLetters(kafka, prefix, name, log) : metrics ? new ObservedDeadLetters(kafka, prefix, name, log).observe(metrics, 'sink') : new DeadLetters(kafka, prefix, name, log);
+  const store = new DlqStore(kafka, prefix, name);
+  const applier = new Applier(sink, state, dlq, {
+    pipeline: name, conflictFor: policy.conflictFor, resolverFor: policy.resolverFor, retry, log,
+    republish: p.peer !== undefined,
+    parkedKeys: async () => (await store.load()).parkedKeys(),
+  });
+  if (metrics) applier.observer = applyObserver(metrics, name);
+  return { sink, state, dlq, applier, conflictFor: policy.conflictFor };
+}
