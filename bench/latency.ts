@@ -28,7 +28,9 @@ export async function runLatency(opts: { rate: number; seconds: number; log?: (s
   await sql(targetDb, `create table public.${src.table} (id bigint primary key, name text not null, amount numeric(12,2) not null, updated_at timestamptz not null, v int not null, applied_at timestamptz)`);
   await sql(targetDb, `create function stamp() returns trigger language plpgsql as $$ begin new.applied_at := clock_timestamp(); return new; end $$`);
   await sql(targetDb, `create trigger stamp before insert or update on public.${src.table} for each row execute function stamp()`);
-  const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot: `${prefix}_lat`, publication: src.publication, table: src.table, snapshot: 'never', lingerMs: 5, sinkBatch: 1000 });
+  // The slot exists before syncline starts, so the warm-up row below is in its stream.
+  const slot = await src.slot('lat');
+  const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never', lingerMs: 5, sinkBatch: 1000 });
   const child = spawnSyncline(configFile, ['capture', 'process', 'sink']);
   try {
     // Ready = one warm-up row went all the way through.
