@@ -93,7 +93,10 @@ export async function checksum(database: string, table: string, orderBy: string)
 
 export interface TestPipeline {
   name: string;
-  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; validate?: Record<string, unknown> }[];
+  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; validate?: Record<string, unknown>; conflict?: Record<string, unknown> }[];
+  /** Two-way sync: this pipeline reads the env's target database and writes its source database. */
+  reverse?: boolean;
+  peer?: string;
   conflict?: Record<string, unknown>;
   retry?: Record<string, unknown>;
   validation?: Record<string, unknown>;
@@ -130,8 +133,9 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
       pipelines.map((p) => [
         p.name,
         {
-          source: { type: 'postgres', connection: { ...PG, database: sourceDb }, slot: slot(p.name), publication: slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 },
-          target: { type: 'postgres', connection: { ...PG, database: targetDb } },
+          source: { type: 'postgres', connection: { ...PG, database: p.reverse ? targetDb : sourceDb }, slot: slot(p.name), publication: slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 },
+          target: { type: 'postgres', connection: { ...PG, database: p.reverse ? sourceDb : targetDb } },
+          ...(p.peer ? { peer: p.peer } : {}),
           tables: p.tables,
           ...(p.conflict ? { conflict: p.conflict } : {}),
           ...(p.retry ? { retry: p.retry } : {}),
@@ -152,6 +156,8 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
     async cleanup() {
       await Promise.allSettled(runtimes.map((r) => r.stop()));
       await dropSlots(prefix);
+      // Replication origins of two-way pipelines persist in the cluster (and count against max_replication_slots).
+      await sql('postgres', `select pg_replication_origin_drop(roname) from pg_replication_origin where roname like $1`, [`syncline:${prefix}:%`]).catch(() => undefined);
       await dropDb(sourceDb);
       await dropDb(targetDb);
       await deleteTopics(prefix).catch(() => undefined);

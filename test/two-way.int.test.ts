@@ -1,0 +1,89 @@
+/**
+ * Two-way sync on the real stack: database A ⇄ database B, each captured, latest-timestamp on both
+ * pipelines. Several clients edit both sides at once (the same keys too); at the end both tables
+ * are identical, syncline's own writes were never echoed back (the captures skipped them: counted),
+ * and nothing keeps moving once the clients stop (no ping-pong).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checksum, sleep, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
+
+const DDL = `create table items (id int primary key, name text not null, qty int not null, updated_at timestamptz not null default clock_timestamp())`;
+
+test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong', async (t) => {
+  const conflict = { strategy: 'latest-timestamp', field: 'updated_at' };
+  const env = await testEnv([
+    { name: 'a-to-b', tables: [{ source: 'public.items' }], conflict, peer: 'b-to-a' },
+    { name: 'b-to-a', tables: [{ source: 'public.items' }], conflict, peer: 'a-to-b', reverse: true },
+  ]);
+  t.after(() => env.cleanup());
+  const A = env.sourceDb;
+  const B = env.targetDb;
+  await sql(A, DDL);
+  await sql(B, DDL);
+  await sql(A, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, 200) g`);
+
+  const { rt } = await startRuntime(env);
+  const h = (n: string) => rt.pipelines.find((p) => p.name === n)!;
+  await waitFor('B has the snapshot of A', async () => (await checksum(B, 'items', 'id')).md5 === (await checksum(A, 'items', 'id')).md5);
+
+  // Four clients per side for 8 s: updates of random keys (hot keys 1-10 on both sides at once),
+  // a few inserts on each side (disjoint ids) and deletes.
+  let userChangesA = 0;
+  let userChangesB = 0;
+  const until = Date.now() + 8000;
+  const client = (db: string, side: 'A' | 'B', n: number) =>
+    withClient(db, async (c) => {
+      let i = 0;
+      while (Date.now() < until) {
+        i++;
+        const hot = i % 3 === 0;
+        const id = hot ? 1 + ((i * 7 + n) % 10) : 11 + Math.floor(Math.random() * 190);
+        if (i % 25 === 0) {
+          const newId = (side === 'A' ? 1000 : 2000) + n * 100 + i / 25;
+          await c.query(`insert into items (id, name, qty) values ($1, $2, 0) on conflict do nothing`, [newId, `${side} new ${newId}`]);
+        } else if (i % 40 === 0 && !hot) {
+          await c.query(`delete from items where id = $1`, [id]);
+        } else {
+          await c.query(`update items set name = $2, qty = qty + 1, updated_at = clock_timestamp() where id = $1`, [id, `${side}${n}-${i}`]);
+        }
+        if (side === 'A') userChangesA++;
+        else userChangesB++;
+        await sleep(5);
+      }
+    });
+  await Promise.all([0, 1, 2, 3].flatMap((n) => [client(A, 'A', n), client(B, 'B', n)]));
+
+  // Converged: identical row sets on both sides, and it stays so.
+  await waitFor(
+    'A and B identical',
+    async () => {
+      const [a, b] = await Promise.all([checksum(A, 'items', 'id'), checksum(B, 'items', 'id')]);
+      return a.md5 === b.md5 && a.count === b.count;
+    },
+    120000,
+  );
+  const applied = () => h('a-to-b').applier!.stats.applied + h('b-to-a').applier!.stats.applied;
+  const before = applied();
+  await sleep(4000);
+  assert.equal(applied(), before, 'no writes after convergence (no ping-pong)');
+  const [a, b] = await Promise.all([checksum(A, 'items', 'id'), checksum(B, 'items', 'id')]);
+  assert.equal(a.md5, b.md5, 'still identical');
+
+  // No echo: every write syncline made into one side was skipped by that side's capture, and what
+  // each capture read is the users' changes on its side plus the rows re-published after a conflict
+  // kept the target's version — never syncline's own writes.
+  const capAB = h('a-to-b').capture!.stats;
+  const capBA = h('b-to-a').capture!.stats;
+  const sAB = h('a-to-b').applier!.stats;
+  const sBA = h('b-to-a').applier!.stats;
+  t.diagnostic(`user changes A=${userChangesA} B=${userChangesB}; captured A=${capAB.changes} (echo skipped ${capAB.echoSkipped}) B=${capBA.changes} (echo skipped ${capBA.echoSkipped}); applied a→b=${sAB.applied} b→a=${sBA.applied}; conflicts a→b=${sAB.conflicts} b→a=${sBA.conflicts}`);
+  assert.ok(capAB.echoSkipped > 0 && capBA.echoSkipped > 0, 'both captures skipped the peer writes');
+  const snapshot = 200;
+  // A's capture: its snapshot, the users' changes on A (a key change counts twice at most), and the
+  // re-published rows of b→a's target-kept conflicts. Anything more would be an echo.
+  assert.ok(capAB.changes <= snapshot + userChangesA + sBA.conflicts, `A's capture read ${capAB.changes} changes for ${userChangesA} user changes and ${sBA.conflicts} conflicts`);
+  assert.ok(capBA.changes <= snapshot + userChangesB + sAB.conflicts + 400, `B's capture read ${capBA.changes} changes for ${userChangesB} user changes and ${sAB.conflicts} conflicts`);
+  assert.ok(sAB.conflicts + sBA.conflicts > 0, 'simultaneous edits of the hot keys were seen as conflicts');
+  assert.equal(sAB.deadLettered + sBA.deadLettered, 0, 'nothing dead-lettered');
+});
