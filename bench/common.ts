@@ -227,6 +227,8 @@ export interface ProgressTiming {
   firstAt: number;
   /** Messages already there at that poll. */
   firstCount: number;
+  /** ms (epoch) of the last poll that saw none (or the start). */
+  zeroAt: number;
   /** ms (epoch) of the poll that saw `expected`. */
   doneAt: number;
   count: number;
@@ -242,18 +244,20 @@ export async function timeProgress(what: string, read: () => Promise<number>, ex
   const until = Date.now() + (opts.timeoutMs ?? 30 * 60_000);
   let firstAt = 0;
   let firstCount = 0;
+  let zeroAt = Date.now();
   let last = 0;
   let lastChange = Date.now();
   for (;;) {
     const n = await read();
     const now = Date.now();
+    if (n === 0) zeroAt = now;
     if (n > 0 && firstAt === 0) {
       firstAt = now;
       firstCount = n;
     }
     if (n !== last) lastChange = now;
     last = n;
-    if (n >= expected) return { firstAt, firstCount, doneAt: now, count: n };
+    if (n >= expected) return { firstAt, firstCount, zeroAt, doneAt: now, count: n };
     const dead = opts.alive?.();
     if (dead) throw new Error(`${what}: ${dead} (at ${n} of ${expected})`);
     if (now > until || now - lastChange > 180_000) throw new Error(`${what}: timed out at ${n} of ${expected}`);
@@ -262,9 +266,10 @@ export async function timeProgress(what: string, read: () => Promise<number>, ex
 }
 
 export function rateOf(t: ProgressTiming, expected: number): number {
-  const ms = t.doneAt - t.firstAt;
-  if (ms <= 0) return NaN;
-  return (expected - t.firstCount) / (ms / 1000);
+  // Tiny runs: most of the work landed between two polls; count it all over the interval from the
+  // last empty poll (an upper bound on the time, so a lower bound on the rate).
+  if (t.firstCount * 2 >= expected || t.doneAt <= t.firstAt) return expected / (Math.max(1, t.doneAt - t.zeroAt) / 1000);
+  return (expected - t.firstCount) / ((t.doneAt - t.firstAt) / 1000);
 }
 
 /** Sum of the high watermarks of a topic's partitions (0 while it does not exist). */
