@@ -64,11 +64,18 @@ export async function readRanges(
   const groupId = `${opts.groupPrefix}.${randomBytes(4).toString('hex')}`;
   const consumer = kafka.consumer(groupId);
   let finish!: () => void;
-  let fail!: (e: unknown) => void;
+  let reject!: (e: unknown) => void;
+  let failed = false;
   const done = new Promise<void>((res, rej) => {
     finish = res;
-    fail = rej;
+    reject = rej;
   });
+  // It may fail before it is awaited (a crash while joining): not an unhandled rejection.
+  done.catch(() => undefined);
+  const fail = (e: unknown) => {
+    failed = true;
+    reject(e);
+  };
   consumer.on(consumer.events.CRASH, (e) => fail(e.payload.error));
   try {
     await consumer.connect();
@@ -76,9 +83,16 @@ export async function readRanges(
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+      eachBatch: async ({ batch, resolveOffset, heartbeat, pause }) => {
+        // Partitions outside the ranges, and those read to their end, are paused: nothing is
+        // resolved for them, so they would otherwise be fetched again and again until the end.
+        // After a failure nothing more is handed over (the partition would be fetched again from
+        // the unresolved offset and the failed batch handed over again while disconnecting).
         const r = pending.get(key(batch.topic, batch.partition));
-        if (!r) return;
+        if (!r || failed) {
+          pause();
+          return;
+        }
         const inRange = batch.messages.filter((m) => {
           const o = BigInt(m.offset);
           return o >= r.from && o < r.to;
@@ -86,6 +100,7 @@ export async function readRanges(
         try {
           if (inRange.length > 0) await onBatch(batch.topic, batch.partition, inRange);
         } catch (err) {
+          pause();
           fail(err);
           return;
         }
@@ -94,7 +109,9 @@ export async function readRanges(
         const last = batch.messages[batch.messages.length - 1];
         if (last) resolveOffset(last.offset);
         await heartbeat();
-        if (last && BigInt(last.offset) >= r.to - 1n) {
+        // batch.lastOffset() also counts records not handed over (transaction markers), which may end a range.
+        if (BigInt(batch.lastOffset()) >= r.to - 1n) {
+          pause();
           pending.delete(key(batch.topic, batch.partition));
           if (pending.size === 0) finish();
         }
