@@ -286,6 +286,15 @@ export class VersionState {
     await this.runCommit([this.truncateKeyOf(table), this.truncateKeyOf(table) + ':r'], [String(Date.now()), pos, DELETED, '-'], `version state: truncate of ${table}`);
   }
 
+  /** Position of the table's last truncate (its watermark), or null. */
+  async truncatedAt(table: string): Promise<string | null> {
+    try {
+      return parseValue(await this.redis.get(this.truncateKeyOf(table)))?.pos ?? null;
+    } catch (err) {
+      throw this.wrap(err, `version state: truncate watermark of ${table}`);
+    }
+  }
+
   /** Delete every key of this pipeline (SCAN + UNLINK). For tests and resets. */
   async clear(): Promise<number> {
     let cursor = '0';

@@ -195,6 +195,13 @@ export class Applier {
 
   private async truncate(p: Pending): Promise<void> {
     const r = p.record;
+    // A truncate reaches every partition of the table's topic (and may be redelivered or replayed):
+    // only the first copy runs; a later one would remove rows applied after it from other partitions.
+    const at = await this.state.truncatedAt(r.table);
+    if (at !== null && r.position <= at) {
+      this.stats.skippedStale++;
+      return;
+    }
     const failed = await this.write([p], new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined);
     if (failed.length > 0) return;
     await this.state.truncateTable(r.table, r.position);

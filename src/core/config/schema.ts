@@ -29,7 +29,6 @@ export const conflictSpec = z
       .meta({ examples: ['./resolve-orders.mjs'] }),
   })
   .strict()
-  .refine((c) => c.strategy !== 'custom' || c.module !== undefined, { message: "strategy custom needs `module` (the resolver's path)", path: ['module'] })
   .describe('Conflict resolution.');
 
 const retryFields = {
