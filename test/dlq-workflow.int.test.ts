@@ -124,3 +124,47 @@ test('manual conflicts: parked with versions and diff, later changes wait, settl
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(await row(5), { title: 'source 5 again', status: 'open' }, 'the discarded change dropped, the later (full-row) change applied');
 });
+
+test('failed and invalid dead letters: filtered listing, requeue after the target is fixed, discard', async (t) => {
+  const env = await testEnv(
+    [{ name: 'stock', tables: [{ source: 'public.stock', validate: { fields: { qty: { min: 0 } } } }] }],
+    { extra: { observability: { port: 0 } } },
+  );
+  t.after(() => env.cleanup());
+  await sql(env.sourceDb, `create table stock (id int primary key, qty int not null, updated_at timestamptz not null default '2026-01-01T00:00:00Z')`);
+  await sql(env.targetDb, `create table stock (id int primary key, qty int not null check (qty <= 100), updated_at timestamptz not null default '2026-01-01T00:00:00Z')`);
+  await sql(env.sourceDb, `insert into stock (id, qty) select g, g from generate_series(1, 5) g`);
+  const { rt } = await startRuntime(env);
+  const started = new Date().toISOString();
+  await waitFor('snapshot', async () => (await sql(env.targetDb, `select count(*)::int n from stock`)).rows[0].n === 5);
+  await sql(env.sourceDb, `insert into stock (id, qty) values (6, 500)`); // the target's CHECK rejects it
+  await sql(env.sourceDb, `insert into stock (id, qty) values (7, -1)`); // validation rejects it
+  await sql(env.sourceDb, `insert into stock (id, qty) values (8, 8)`);
+  await waitFor('both dead-lettered, 8 applied', async () => rt.pipelines[0]!.applier!.stats.deadLettered === 1 && (await sql(env.targetDb, `select count(*)::int n from stock where id = 8`)).rows[0].n === 1);
+
+  const api = `http://127.0.0.1:${rt.httpPort}/api/dlq`;
+  const list = async (q: string) => (await (await fetch(`${api}?${q}`)).json()) as { count: number; deadLetters: { id: string; kind: string; state: string; errorCode: string; key: string }[] };
+  await waitFor('both listed', async () => (await list('pipeline=stock')).count === 2);
+  const failed = (await list('kind=failed')).deadLetters;
+  const invalid = (await list('kind=invalid&table=stock')).deadLetters;
+  assert.deepEqual(failed.map((e) => [e.kind, e.key, e.errorCode]), [['failed', '[6]', 'PG_23514']]);
+  assert.deepEqual(invalid.map((e) => [e.kind, e.errorCode]), [['invalid', 'VALIDATION_FAILED']]);
+  assert.equal((await list(`since=${encodeURIComponent(started)}`)).count, 2);
+  assert.equal((await list('until=2000-01-01T00:00:00Z')).count, 0);
+  assert.equal((await fetch(`${api}?since=yesterday`)).status, 400);
+
+  // The operator fixes the target, then requeues through the CLI: the record goes back to its topic and applies.
+  await sql(env.targetDb, `alter table stock drop constraint stock_qty_check`);
+  const r = await cli(['dlq', 'requeue', failed[0]!.id, '-c', env.configFile, '--by', 'dave']);
+  assert.equal(r.code, 0, r.err);
+  await waitFor('requeued record applied', async () => (await sql(env.targetDb, `select qty from stock where id = 6`)).rows[0]?.qty === 500);
+  // The invalid one is discarded through the API; a second action on it is refused.
+  let res = await fetch(`${api}/${invalid[0]!.id}/discard`, { method: 'POST', headers: { 'x-syncline-user': 'erin' }, body: JSON.stringify({ note: 'negative stock is a test row' }) });
+  assert.equal(res.status, 200);
+  res = await fetch(`${api}/${invalid[0]!.id}/requeue`, { method: 'POST' });
+  assert.equal(res.status, 409);
+  assert.match(((await res.json()) as { error: string }).error, /already discarded \(by erin/);
+  const all = await list('state=all');
+  assert.deepEqual(all.deadLetters.map((e) => [e.kind, e.state]).sort(), [['failed', 'requeued'], ['invalid', 'discarded']]);
+  assert.equal((await list('')).count, 0, 'nothing open');
+});

@@ -72,7 +72,11 @@ export function parseBound(v: string, what: string): Bound {
   if (v === 'beginning' || v === 'earliest') return { kind: 'beginning' };
   if (/^\d+$/.test(v)) return { kind: 'offset', n: BigInt(v) };
   const ms = Date.parse(v);
-  if (/^\d{4}-\d{2}-\d{2}/.test(v) && !Number.isNaN(ms)) return { kind: 'time', ms };
+  if (/^\d{4}-\d{2}-\d{2}/.test(v) && !Number.isNaN(ms)) {
+    // A time without a zone would be read in this machine's zone: ask for one.
+    if (/T\d/.test(v) && !/(Z|[+-]\d{2}(:?\d{2})?)$/.test(v)) throw new ReplayError(`${what} needs a time zone (Z or +01:00): '${v}'`);
+    return { kind: 'time', ms };
+  }
   throw new ReplayError(`${what} must be an ISO time (2026-11-25T10:00:00Z), an offset (digits) or 'beginning' (got '${v}')`);
 }
 

@@ -364,8 +364,11 @@ export class Applier {
 
       // Replay verification: the record the state says the target holds; write it again if it does not.
       if (verify.has(p)) {
-        const seen = r.op === 'delete' ? (k.target === null ? DELETED : 'present') : targetHashOver(recCols);
-        if (seen === recHash || (r.op === 'delete' && seen === DELETED)) {
+        // Compare what the record carries (TOASTed values it does not carry are the target's own).
+        const carried = r.values ? Object.keys(r.values) : null;
+        const want = r.op === 'delete' ? DELETED : columnSig(carried!) + ':' + (r.keep.length === 0 && r.hash ? r.hash : rowHash(r.values!));
+        const seen = r.op === 'delete' ? (k.target === null ? DELETED : 'present') : targetHashOver(carried);
+        if (seen === want) {
           plan.unchanged++;
           continue;
         }
