@@ -147,6 +147,7 @@ export class PostgresSink implements Sink {
   /** Sessions already tagged with a replication origin. */
   private readonly tagged = new WeakSet<pg.PoolClient>();
   private plainPool?: pg.Pool;
+  private readonly pipeline: string;
 
   constructor(
     private readonly cfg: PgSinkConfig,
@@ -154,6 +155,7 @@ export class PostgresSink implements Sink {
   ) {
     this.log = ctx.log;
     this.origin = ctx.origin;
+    this.pipeline = ctx.pipeline;
     this.pool = new pg.Pool(this.poolConfig(cfg.poolSize, ctx.pipeline));
     // An idle client that loses its connection emits here; the next checkout gets a fresh one.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'sink.pg.idle_client_error'));
@@ -172,6 +174,8 @@ export class PostgresSink implements Sink {
       options: `${SESSION_OPTIONS} -c lock_timeout=${this.cfg.lockTimeoutMs}`,
       types: TEXT_TYPES,
       application_name: `syncline-sink-${pipeline}`.slice(0, 63),
+      // A target that accepts the connection but never answers (or a full pool) fails instead of hanging.
+      connectionTimeoutMillis: 15_000,
     };
   }
 
@@ -180,7 +184,14 @@ export class PostgresSink implements Sink {
   }
 
   async connect(): Promise<void> {
-    await this.ping();
+    try {
+      await this.ping();
+    } catch (err) {
+      const c = this.cfg.connection;
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      (err as Error).message = `pipeline ${this.pipeline} target: cannot connect to PostgreSQL ${c.user}@${c.host}:${c.port}/${c.database}: ${cause instanceof Error ? cause.message : String(cause)}`;
+      throw err;
+    }
   }
 
   async ping(): Promise<void> {

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../core/envelope.js';
 import { bigIntToLsn, lsnToBigInt } from '../core/envelope.js';
-import { errorMessage, fatal, classifyPgError, SynclineError, errorKind } from '../core/errors.js';
+import { errorMessage, fatal, classifyPgError, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
 import { TypeCatalog, columnType, parsePgText, type ColumnType } from '../core/pgtypes.js';
@@ -30,12 +30,14 @@ import { keySchema, valueSchema, envelopeToAvro } from '../core/avro.js';
 import type { TableConfig } from '../core/config/schema.js';
 import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 import { CaptureOffsets } from './offsets.js';
-import { connectSource, ensurePublication, inspectTables, pgClientConfig, quoteIdent, quoteTable, rawTypes, type SourceTable } from './source.js';
+import { connectSource, ensurePublication, inspectTables, pgClientConfig, quoteIdent, quoteTable, rawTypes, replicationGrantHint, slotDropped, type SourceTable } from './source.js';
 import { DeadLetters } from '../sink/dead-letters.js';
 import { backoffDelay, sleep } from '../core/retry.js';
 
 /** Capture retries Kafka outages for as long as they last; only the pace is bounded. */
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
+/** A registry that accepts connections but never answers must not hold capture (at start: the process) forever. */
+const REGISTRY_DEADLINE_MS = 30_000;
 
 export interface CaptureOptions {
   pipeline: string;
@@ -123,7 +125,7 @@ export class Capture {
     this.meta = await connectSource(source.connection, `pipeline ${pipeline} capture`);
     this.catalog = await TypeCatalog.load(this.meta);
     this.sourceTables = await inspectTables(this.meta, this.opts.tables, pipeline);
-    await ensurePublication(this.meta, source.publication, this.sourceTables);
+    await ensurePublication(this.meta, source.publication, this.sourceTables, source.connection);
     await kafka.ensureTopics(this.sourceTables.map((t) => topics.cdc(prefix, t.schema, t.table)));
     await this.dlq.ensure();
     for (const t of this.sourceTables) await this.loadTableFromCatalog(t);
@@ -141,6 +143,9 @@ export class Capture {
         await this.dropSlot();
       } else if (stored?.snapshot === 'done') {
         this.log.warn({ slot: source.slot }, 'capture.slot.missing: the replication slot was dropped; re-snapshotting (hash delta skips unchanged rows)');
+      } else if (stored?.snapshot === 'skipped') {
+        // snapshot: never, so nothing can fill the gap: say so rather than stream on silently.
+        this.log.warn({ slot: source.slot, since: stored.consistentPoint }, 'capture.slot.missing: the replication slot was dropped and snapshot is never: changes made while it was gone are NOT captured');
       }
       const cp = await this.createSlotAndSnapshot(wantSnapshot, offsets);
       this.watermark = cp;
@@ -199,7 +204,9 @@ export class Capture {
     try {
       await repl.connect();
     } catch (err) {
-      throw classifyPgError(err, `pipeline ${pipeline}: cannot open a replication connection (needs the REPLICATION attribute)`);
+      const e = classifyPgError(err, `pipeline ${pipeline}: cannot open a replication connection to ${source.connection.host}:${source.connection.port}/${source.connection.database} for slot ${source.slot}`);
+      if ((err as { code?: string }).code === '42501') e.message += `; ${replicationGrantHint(source.connection)}`;
+      throw e;
     }
     try {
       let created: { consistent_point: string; snapshot_name: string | null };
@@ -297,10 +304,10 @@ export class Capture {
     const topic = topics.cdc(this.opts.prefix, src.schema, src.table);
     const ns = { prefix: this.opts.prefix, schema: src.schema, table: src.table };
     const keyCols = src.key.map((k) => columns.find((c) => c.name === k)!);
-    const [keyId, valueId] = await Promise.all([
+    const [keyId, valueId] = await withDeadline(Promise.all([
       this.opts.codec.register(`${topic}-key`, keySchema(ns, keyCols)),
       this.opts.codec.register(`${topic}-value`, valueSchema(ns, columns)),
-    ]);
+    ]), REGISTRY_DEADLINE_MS, () => retriable('REGISTRY_TIMEOUT', `schema registry at ${this.opts.codec.url} did not answer within ${REGISTRY_DEADLINE_MS / 1000}s (registering the schemas of ${topic})`));
     const st: TableState = { src, topic, columns, signature, keyId, valueId };
     this.tables.set(name, st);
     if (prev) this.log.info({ table: name, valueSchemaId: valueId }, 'capture.schema.changed');
@@ -462,7 +469,7 @@ export class Capture {
     });
     service.on('error', (err: Error) => {
       if (this.stopped) return;
-      this.failure?.(classifyPgError(err, `pipeline ${this.opts.pipeline}: replication stream failed`));
+      void this.streamFailed(err, `pipeline ${this.opts.pipeline}: replication stream failed`);
     });
     this.heartbeatTimer = setInterval(() => this.heartbeat(), source.heartbeatMs);
     this.log.info({ slot: source.slot, from: bigIntToLsn(this.watermark) }, 'capture.stream.start');
@@ -471,9 +478,16 @@ export class Capture {
       const code = (err as { code?: string }).code;
       if (code === '42704') this.failure?.(fatal('SLOT_MISSING', `replication slot ${source.slot} does not exist (dropped while running); restart to re-snapshot`, err));
       else if (code === '55006') this.failure?.(classifyPgError(err, `replication slot ${source.slot} is in use by another process`));
-      else this.failure?.(classifyPgError(err, `pipeline ${this.opts.pipeline}: replication stream ended`));
+      else void this.streamFailed(err, `pipeline ${this.opts.pipeline}: replication stream ended`);
     });
     await this.done;
+  }
+
+  /** A stream that fails because its slot was dropped (walsender terminated, slot dropped) says so. */
+  private async streamFailed(err: unknown, context: string): Promise<void> {
+    const slot = this.opts.source.slot;
+    if (await slotDropped(this.meta, slot)) this.failure?.(fatal('SLOT_MISSING', `replication slot ${slot} does not exist (dropped while running); restart to re-snapshot`, err));
+    else this.failure?.(classifyPgError(err, context));
   }
 
   private stopResolve?: () => void;

@@ -109,8 +109,12 @@ export async function inspectTables(client: pg.Client, tables: TableConfig[], pi
   return out;
 }
 
-/** Create the publication for the configured tables, or add tables missing from an existing one. */
-export async function ensurePublication(client: pg.Client, publication: string, tables: SourceTable[]): Promise<void> {
+/**
+ * Create the publication for the configured tables, or add tables missing from an existing one.
+ * Without the privileges for that (42501: the user must own the tables and may create in the
+ * database) the error says what to run: an administrator's CREATE/ALTER PUBLICATION, or the grants.
+ */
+export async function ensurePublication(client: pg.Client, publication: string, tables: SourceTable[], conn?: PgConnection): Promise<void> {
   const list = tables.map((t) => quoteTable(t.schema, t.table)).join(', ');
   try {
     const exists = await client.query(`select 1 from pg_publication where pubname = $1`, [publication]);
@@ -128,6 +132,35 @@ export async function ensurePublication(client: pg.Client, publication: string, 
       await client.query(`alter publication ${quoteIdent(publication)} add table ${missing.map((t) => quoteTable(t.schema, t.table)).join(', ')}`);
     }
   } catch (err) {
-    throw classifyPgError(err, `cannot create or update publication ${publication}`);
+    const where = conn ? ` in database ${conn.database} as user ${conn.user} (${conn.host}:${conn.port})` : '';
+    const e = classifyPgError(err, `cannot create or update publication ${publication}${where}`);
+    if ((err as { code?: string }).code !== '42501') throw e;
+    const user = conn ? quoteIdent(conn.user) : 'the syncline user';
+    e.message +=
+      `. Either an administrator creates it once (syncline then only reads it): CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}; ` +
+      `(or ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE … for tables added later), ` +
+      `or ${user} owns the tables and may create publications: ALTER TABLE … OWNER TO ${user}; GRANT CREATE ON DATABASE ${conn ? quoteIdent(conn.database) : '…'} TO ${user};`;
+    throw e;
+  }
+}
+
+/** What a role needs for logical replication, for the message of a 42501 on the replication connection. */
+export function replicationGrantHint(conn: PgConnection): string {
+  return `user ${conn.user} needs the REPLICATION attribute: ALTER ROLE ${quoteIdent(conn.user)} REPLICATION; (and SELECT on the captured tables for the snapshot)`;
+}
+
+/**
+ * After the replication stream failed: is the slot gone? Polls for up to `withinMs`, since the
+ * usual way to drop an active slot is to terminate its walsender (our stream fails at that moment)
+ * and drop the slot right after. A query error counts as "not known to be gone".
+ */
+export async function slotDropped(client: pg.Client, slot: string, withinMs = 2000): Promise<boolean> {
+  const until = Date.now() + withinMs;
+  for (;;) {
+    const r = await client.query(`select 1 from pg_replication_slots where slot_name = $1`, [slot]).catch(() => null);
+    if (!r) return false;
+    if (r.rowCount === 0) return true;
+    if (Date.now() >= until) return false;
+    await new Promise((res) => setTimeout(res, 100));
   }
 }

@@ -11,7 +11,8 @@ import { configValidate } from './config-validate.js';
 import { status } from './status.js';
 import { alertsExport } from './alerts-export.js';
 import { report } from './report.js';
-import { errorCode, errorMessage } from '../core/errors.js';
+import { errorCode, errorMessage, networkCode, retriable, SynclineError, withDeadline } from '../core/errors.js';
+import type { SynclineConfig } from '../core/config/schema.js';
 import { dlqCommands } from './dlq.js';
 import { replayCommand } from './replay.js';
 
@@ -38,16 +39,63 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  let redisError: Error | undefined;
+  runtime.redis.on('error', (err: Error) => (redisError = err));
+  const startMs = Number(process.env.SYNCLINE_START_TIMEOUT_MS) || START_TIMEOUT_MS;
   try {
-    const { done } = await runtime.start();
+    // Bounded: a dependency that accepts connections but never answers must not hold the start forever.
+    const { done } = await withDeadline(runtime.start(), startMs, () => startTimeout(runtime, config, stages, startMs));
     rootLogger.info({ pipelines: runtime.pipelines.map((p) => p.name), stages }, 'syncline.started');
     await done;
     // Drained and closed. Some client libraries keep timers alive after close; do not hang on them.
     setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
   } catch (err) {
-    await runtime.stop().catch(() => undefined);
-    throw err;
+    const described = attribute(err, config, runtime, redisError); // before stop() changes the clients' state
+    await Promise.race([runtime.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    throw described;
   }
+}
+
+/** How long `start`/`capture`/`process`/`sink` may take to connect everything (SYNCLINE_START_TIMEOUT_MS overrides). */
+const START_TIMEOUT_MS = 90_000;
+
+/** `host:port` of a Redis URL, without credentials. */
+function redisAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return '(unparsable redis.url)';
+  }
+}
+
+function startTimeout(runtime: Runtime, config: SynclineConfig, stages: Stage[], ms: number): SynclineError {
+  const redis = runtime.redis.status;
+  if (stages.includes('sink') && redis !== 'ready') {
+    const why = redis === 'connect' ? 'accepted the connection but did not answer' : `is not reachable (${redis})`;
+    return retriable('REDIS_TIMEOUT', `start did not complete within ${ms / 1000}s: Redis at ${redisAddress(config.redis.url)} (redis.url) ${why}`);
+  }
+  return retriable('START_TIMEOUT', `start did not complete within ${ms / 1000}s (PostgreSQL sources/targets, Kafka ${config.kafka.brokers.join(',')}, registry ${config.schemaRegistry.url}: see the warnings above)`);
+}
+
+/**
+ * Errors that client libraries raise without saying whose they are ("Broker not connected",
+ * "Connection is closed.") get the dependency and its address; ours (SynclineError) already say it.
+ */
+function attribute(err: unknown, config: SynclineConfig, runtime: Runtime, redisError?: Error): unknown {
+  if (err instanceof SynclineError || !(err instanceof Error)) return err;
+  const net = networkCode(err);
+  if (err.name.startsWith('KafkaJS') || /[\\/]kafkajs[\\/]/.test(err.stack ?? '')) {
+    const code = net ? `NET_${net}` : /connect|timeout|timed out/i.test(err.message) ? 'KAFKA_UNAVAILABLE' : 'KAFKA_ERROR';
+    return retriable(code, `Kafka at ${config.kafka.brokers.join(',')} (kafka.brokers): ${err.message}`, err);
+  }
+  const fromRedis = err.name === 'MaxRetriesPerRequestError' || /[\\/]ioredis[\\/]/.test(err.stack ?? '');
+  if (fromRedis && runtime.redis.status !== 'ready') {
+    const why = redisError && redisError.message !== err.message ? `${err.message} (${redisError.message})` : err.message;
+    const code = networkCode(redisError) ?? net;
+    return retriable(code ? `NET_${code}` : 'REDIS_UNAVAILABLE', `cannot connect to Redis at ${redisAddress(config.redis.url)} (redis.url): ${why}`, err);
+  }
+  return err;
 }
 
 const program = new Command();

@@ -86,9 +86,26 @@ export function classifyPgError(err: unknown, context: string): SynclineError {
 /** Classify a Node/network error from any client (Kafka, Redis, HTTP). */
 export function classifyNetworkError(err: unknown, context: string): SynclineError {
   if (err instanceof SynclineError) return err;
-  const code = (err as { code?: string })?.code ?? 'UNKNOWN';
+  const code = networkCode(err) ?? (err as { code?: string })?.code ?? 'UNKNOWN';
   if (NETWORK_CODES.has(code)) return retriable(`NET_${code}`, `${context}: ${errorMessage(err)}`, err);
   return retriable(code, `${context}: ${errorMessage(err)}`, err);
+}
+
+/**
+ * The Node network error code (ECONNREFUSED, ETIMEDOUT, …) behind a client library's error: its own
+ * `code`, or that of the error it wraps (kafkajs `originalError`/`cause`, AggregateError `errors`),
+ * or one named in its message ("Connection error: connect ECONNREFUSED 127.0.0.1:9092").
+ */
+export function networkCode(err: unknown, depth = 0): string | undefined {
+  if (err == null || typeof err !== 'object' || depth > 4) return undefined;
+  const e = err as { code?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return e.code;
+  for (const inner of [e.originalError, e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
+    const c = networkCode(inner, depth + 1);
+    if (c) return c;
+  }
+  const m = typeof e.message === 'string' ? /\b(E[A-Z_]{3,})\b/.exec(e.message) : null;
+  return m && NETWORK_CODES.has(m[1]!) ? m[1] : undefined;
 }
 
 /**
@@ -119,4 +136,18 @@ export function classifyHttpStatus(status: number, context: string, retryAfter?:
   const after = parseRetryAfter(retryAfter, now);
   if (after !== undefined && err.kind === 'retriable') err.retryAfterMs = after;
   return err;
+}
+
+/**
+ * `p`, or the error `onTimeout()` builds when `p` has not settled after `ms` (the operation itself
+ * is not cancelled). For calls into clients that can wait forever on a peer that accepted the
+ * connection but never answers.
+ */
+export function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => SynclineError): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+    timer.unref?.();
+  });
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }

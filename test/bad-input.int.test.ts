@@ -1,0 +1,306 @@
+/**
+ * Bad input everywhere: the real CLI (`syncline start -c FILE`) against wrong configs and broken
+ * dependencies exits 1 in bounded time with a message naming what is wrong and where, and after
+ * the cause is fixed a restart converges (nothing lost):
+ *  1. malformed YAML / wrong type → FILE:LINE:COL (load.test.ts covers the loader, stages test
+ *     `config validate`; here: the `start` path).
+ *  2. unreachable at start (port closed, and a peer that accepts but never answers) for the source,
+ *     the target, Kafka, the registry and Redis → the dependency and its host:port.
+ *  3. authentication: unknown user, role without LOGIN (a wrong password cannot be provoked while
+ *     pg_hba says trust for 127.0.0.1: checked and reported as a diagnostic).
+ *  4. permissions: a user that does not own the tables (publication) and one without REPLICATION
+ *     (slot) → fatal with the statement to run.
+ *  5. a replication slot dropped while syncline is stopped, and while capture runs → detected,
+ *     reported with the slot's name, re-snapshotted; unchanged target rows are not rewritten
+ *     (xmin unchanged: hash delta). Limitation shown: a row deleted while the slot was gone stays.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, createServer, type Server } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { checksum, sleep, spawnCli, sql, testEnv, waitFor, type TestEnv } from './helpers.js';
+
+const DDL = `create table items (id int primary key, v text not null, updated_at timestamptz not null default clock_timestamp())`;
+const P = 'items-sync';
+
+interface Run { code: number | null; out: string; ms: number }
+
+/** A started CLI with its whole output (stdout: JSON log lines, stderr: the final reason). */
+function startCli(args: string[], env: Record<string, string> = {}): { p: ChildProcess; out: () => string; exit: Promise<Run> } {
+  const t0 = Date.now();
+  const p = spawnCli(args, env);
+  let out = '';
+  p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<Run>((resolve) => p.on('exit', (code) => resolve({ code, out, ms: Date.now() - t0 })));
+  return { p, out: () => out, exit };
+}
+
+/** Run the CLI to its end; killed (code null) after `limitMs`: a hang is a failure, not a stuck test. */
+async function runCli(args: string[], env: Record<string, string> = {}, limitMs = 90_000): Promise<Run> {
+  const c = startCli(args, env);
+  const timer = setTimeout(() => c.p.kill('SIGKILL'), limitMs);
+  const r = await c.exit;
+  clearTimeout(timer);
+  return r;
+}
+
+/** The last line of stderr the CLI prints on a fatal error: `syncline: CODE: message`. */
+function reason(r: Run): string {
+  return r.out.split('\n').filter((l) => l.startsWith('syncline: ')).pop() ?? `(no reason line; output: ${r.out.slice(-1500)})`;
+}
+
+const re = (s: string) => new RegExp(s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** The shared stack may be bounced by someone else's work: wait for Kafka and the registry first. */
+async function stackUp(): Promise<void> {
+  await waitFor('Kafka (9092) and the registry (8081) to be up', async () => (await portOpen(9092)) && (await portOpen(8081)), 120_000, 500);
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A peer that accepts connections and never says a word (a hung server, a half-open firewall). */
+async function silentServer(): Promise<{ port: number; server: Server }> {
+  const server = createServer((sock) => sock.on('error', () => undefined));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+/** A copy of the env's config with `change` applied, as its own file. */
+function variant(env: TestEnv, name: string, change: (doc: Record<string, any>) => void): string {
+  const doc = JSON.parse(readFileSync(env.configFile, 'utf8'));
+  change(doc);
+  const file = env.configFile.replace(/config\.yaml$/, `${name}.yaml`);
+  writeFileSync(file, JSON.stringify(doc, null, 2));
+  return file;
+}
+
+async function converged(env: TestEnv, where = 'true'): Promise<boolean> {
+  const q = (db: string) => sql(db, `select count(*)::int n, coalesce(md5(string_agg(md5(t::text), '' order by id)), '') h from items t where ${where}`);
+  const [s, d] = await Promise.all([q(env.sourceDb), q(env.targetDb)]);
+  return s.rows[0].n === d.rows[0].n && s.rows[0].h === d.rows[0].h;
+}
+
+/** Start the real CLI with the good config, wait until the target equals the source, SIGTERM, exit 0. */
+async function convergeWithCli(env: TestEnv, file = env.configFile, where = 'true'): Promise<string> {
+  const c = startCli(['start', '-c', file]);
+  try {
+    await waitFor('the target to converge', async () => {
+      if (c.p.exitCode !== null) throw new Error(`syncline exited ${c.p.exitCode}: ${c.out().slice(-1500)}`);
+      return converged(env, where);
+    }, 90_000, 300);
+  } finally {
+    if (c.p.exitCode === null) c.p.kill('SIGTERM');
+  }
+  const r = await c.exit;
+  assert.equal(r.code, 0, `drains and exits 0 on SIGTERM: ${r.out.slice(-800)}`);
+  return r.out;
+}
+
+async function itemsEnv(rows = 50): Promise<TestEnv> {
+  const env = await testEnv([{ name: P, tables: [{ source: 'public.items' }] }]);
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  await sql(env.sourceDb, `insert into items (id, v) select g, 'seed ' || g from generate_series(1, $1::int) g`, [rows]);
+  return env;
+}
+
+test('a malformed or mistyped config: `syncline start` exits 1 with FILE:LINE:COL, before connecting anything', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'syncline-bad-'));
+  const lines = (conn: string) => ['version: 1', 'pipelines:', '  users-sync:', '    source:', '      type: postgres', `      connection: ${conn}`, '      slot: s1', '      publication: p1', '    target:', '      type: postgres', '      connection: { database: dst }', '    tables:', '      - source: public.users', ''].join('\n');
+  const syntax = join(dir, 'syntax.yaml');
+  writeFileSync(syntax, lines('{ database: src, port: 5432'));  // unclosed flow mapping
+  const typed = join(dir, 'typed.yaml');
+  writeFileSync(typed, lines('{ database: src, port: abc }'));
+  const tab = join(dir, 'tab.yaml');
+  writeFileSync(tab, lines('{ database: src }').replace('      slot: s1', '\tslot: s1')); // a tab in the indentation
+  const [a, b, c] = await Promise.all([syntax, typed, tab].map((f) => runCli(['start', '-c', f], {}, 30_000)));
+  for (const r of [a, b, c]) assert.equal(r.code, 1, r.out);
+  assert.match(reason(a), re(`syncline: CONFIG_INVALID: invalid config ${syntax}`));
+  assert.match(a.out, new RegExp(`${re(syntax).source}:\\d+:\\d+: `), 'the syntax error at its line and column');
+  assert.match(b.out, new RegExp(`${re(typed).source}:6:\\d+: pipelines\\.users-sync\\.source\\.connection\\.port: expected integer, got string "abc"`));
+  assert.match(c.out, new RegExp(`${re(tab).source}:7:\\d+: `), 'a tab in the indentation at its line');
+  for (const r of [a, b, c]) assert.ok(r.ms < 20_000, `refused in ${r.ms} ms`);
+});
+
+test('unreachable dependencies at start: each exits 1 in bounded time naming the dependency and host:port; after the fix a restart converges', async (t) => {
+  await stackUp();
+  const env = await itemsEnv();
+  t.after(() => env.cleanup());
+  const closed = await closedPort();
+  const silent = await silentServer();
+  t.after(() => silent.server.close());
+  const registry = (port: number) => `http://127.0.0.1:${port}/apis/ccompat/v7`;
+  const cases: { name: string; port: number; change: (d: Record<string, any>) => void; expect: RegExp; limitMs: number }[] = [];
+  for (const [mode, port] of [['closed', closed], ['silent', silent.port]] as const) {
+    const refused = mode === 'closed';
+    cases.push(
+      { name: `source-${mode}`, port, change: (d) => (d.pipelines[P].source.connection.port = port), limitMs: 30_000,
+        expect: new RegExp(`^syncline: PG_(ECONNREFUSED|CONNECTION): pipeline ${P} capture: cannot connect to PostgreSQL postgres@127\\.0\\.0\\.1:${port}/${env.sourceDb}: ${refused ? 'connect ECONNREFUSED' : 'timeout expired'}`) },
+      { name: `target-${mode}`, port, change: (d) => (d.pipelines[P].target.connection.port = port), limitMs: 35_000,
+        expect: new RegExp(`^syncline: PG_(ECONNREFUSED|CONNECTION): pipeline ${P} target: cannot connect to PostgreSQL postgres@127\\.0\\.0\\.1:${port}/${env.targetDb}: ${refused ? 'connect ECONNREFUSED' : 'Connection terminated due to connection timeout'}`) },
+      { name: `kafka-${mode}`, port, change: (d) => (d.kafka.brokers = [`127.0.0.1:${port}`]), limitMs: 75_000,
+        expect: refused ? new RegExp(`^syncline: NET_ECONNREFUSED: .*Kafka at 127\\.0\\.0\\.1:${port}`) : new RegExp(`^syncline: KAFKA_\\w+: Kafka at 127\\.0\\.0\\.1:${port} \\(kafka\\.brokers\\): `) },
+      { name: `registry-${mode}`, port, change: (d) => (d.schemaRegistry = { url: registry(port) }), limitMs: 60_000,
+        expect: refused ? new RegExp(`^syncline: REGISTRY_UNAVAILABLE: cannot register schema .* at ${re(registry(port)).source}: .*ECONNREFUSED`) : new RegExp(`^syncline: REGISTRY_TIMEOUT: schema registry at ${re(registry(port)).source} did not answer within 30s`) },
+      { name: `redis-${mode}`, port, change: (d) => (d.redis = { url: `redis://127.0.0.1:${port}` }), limitMs: 45_000,
+        expect: refused ? new RegExp(`^syncline: NET_ECONNREFUSED: cannot connect to Redis at 127\\.0\\.0\\.1:${port} \\(redis\\.url\\)`) : new RegExp(`^syncline: REDIS_TIMEOUT: start did not complete within 15s: Redis at 127\\.0\\.0\\.1:${port} \\(redis\\.url\\) accepted the connection but did not answer`) },
+    );
+  }
+  // All at once (each has its own failure timing); SYNCLINE_START_TIMEOUT_MS bounds the start.
+  // A silent Redis has no timeout of its own (runtime: lazyConnect, no connectTimeout after TCP
+  // connect): the start deadline catches it; shortened here, 90 s by default.
+  const runs = await Promise.all(cases.map((c) => runCli(['start', '-c', variant(env, c.name, c.change)], c.name === 'redis-silent' ? { SYNCLINE_START_TIMEOUT_MS: '15000' } : {}, c.limitMs)));
+  for (const [i, c] of cases.entries()) {
+    const r = runs[i]!;
+    t.diagnostic(`${c.name.padEnd(16)} exit ${r.code} after ${(r.ms / 1000).toFixed(1)} s: ${reason(r)}`);
+  }
+  for (const [i, c] of cases.entries()) {
+    const r = runs[i]!;
+    assert.equal(r.code, 1, `${c.name}: exits 1 (null = hung and was killed after ${c.limitMs} ms): ${r.out.slice(-600)}`);
+    assert.match(reason(r), c.expect, c.name);
+  }
+  // Nothing was acknowledged anywhere: with the dependencies back, everything arrives.
+  await stackUp();
+  await sql(env.sourceDb, `update items set v = 'changed', updated_at = clock_timestamp() where id <= 10`);
+  await convergeWithCli(env);
+});
+
+test('authentication: an unknown user and a role without LOGIN are fatal, naming user@host:port/database; a wrong password cannot be refused under trust', async (t) => {
+  await stackUp();
+  const env = await itemsEnv();
+  const ghost = `ghost_${env.id}`;
+  const nologin = `nologin_${env.id}`;
+  const pw = `pw_${env.id}`;
+  await sql('postgres', `create role ${nologin} nologin`);
+  await sql('postgres', `create role ${pw} login password 'right'`);
+  t.after(async () => {
+    await env.cleanup();
+    await sql('postgres', `drop role if exists ${nologin}`);
+    await sql('postgres', `drop role if exists ${pw}`);
+  });
+  const [srcGhost, dstGhost, srcNologin] = await Promise.all([
+    runCli(['start', '-c', variant(env, 'src-ghost', (d) => (d.pipelines[P].source.connection.user = ghost))]),
+    runCli(['start', '-c', variant(env, 'dst-ghost', (d) => (d.pipelines[P].target.connection.user = ghost))]),
+    runCli(['start', '-c', variant(env, 'src-nologin', (d) => (d.pipelines[P].source.connection.user = nologin))]),
+  ]);
+  for (const r of [srcGhost, dstGhost, srcNologin]) t.diagnostic(reason(r));
+  for (const r of [srcGhost, dstGhost, srcNologin]) assert.equal(r.code, 1, r.out.slice(-600));
+  assert.match(reason(srcGhost), re(`syncline: PG_28000: pipeline ${P} capture: cannot connect to PostgreSQL ${ghost}@127.0.0.1:5432/${env.sourceDb}: role "${ghost}" does not exist`));
+  assert.match(reason(dstGhost), re(`syncline: PG_28000: pipeline ${P} target: cannot connect to PostgreSQL ${ghost}@127.0.0.1:5432/${env.targetDb}: role "${ghost}" does not exist`));
+  assert.match(reason(srcNologin), re(`syncline: PG_28000: pipeline ${P} capture: cannot connect to PostgreSQL ${nologin}@127.0.0.1:5432/${env.sourceDb}: role "${nologin}" is not permitted to log in`));
+
+  // A wrong password is refused only where pg_hba asks for one; this stack trusts 127.0.0.1.
+  const trust = (await sql('postgres', `select count(*)::int n from pg_hba_file_rules where type = 'host' and address = '127.0.0.1' and auth_method = 'trust'`)).rows[0].n > 0;
+  if (trust) t.diagnostic('pg_hba: trust for 127.0.0.1, so a wrong password is accepted here (28P01 cannot be provoked; classifyPgError makes class 28 fatal, unit-tested in errors.test.ts)');
+
+  await convergeWithCli(env);
+});
+
+test('permissions: a user that does not own the tables cannot create the publication, one without REPLICATION cannot create the slot: fatal, with what to run', async (t) => {
+  await stackUp();
+  const env = await itemsEnv();
+  const role = `norepl_${env.id}`;
+  await sql('postgres', `create role ${role} login`);
+  await sql(env.sourceDb, `grant select on items to ${role}; grant create on database ${env.sourceDb} to ${role}`);
+  t.after(async () => {
+    await env.cleanup();
+    await sql('postgres', `drop role if exists ${role}`);
+  });
+  const file = variant(env, 'norepl', (d) => (d.pipelines[P].source.connection.user = role));
+  const slot = env.slot(P);
+
+  const pub = await runCli(['start', '-c', file]);
+  t.diagnostic(reason(pub));
+  assert.equal(pub.code, 1);
+  assert.match(reason(pub), re(`syncline: PG_42501: cannot create or update publication ${slot} in database ${env.sourceDb} as user ${role} (127.0.0.1:5432): must be owner of table items`));
+  assert.match(reason(pub), re(`CREATE PUBLICATION "${slot}" FOR TABLE "public"."items";`));
+  assert.match(reason(pub), re(`GRANT CREATE ON DATABASE "${env.sourceDb}" TO "${role}"`));
+
+  // The administrator creates the publication; next: the slot needs REPLICATION.
+  await sql(env.sourceDb, `create publication ${slot} for table items`);
+  const repl = await runCli(['start', '-c', file]);
+  t.diagnostic(reason(repl));
+  assert.equal(repl.code, 1);
+  assert.match(reason(repl), re(`syncline: PG_42501: pipeline ${P}: cannot open a replication connection to 127.0.0.1:5432/${env.sourceDb} for slot ${slot}: must be superuser or replication role to start walsender; user ${role} needs the REPLICATION attribute: ALTER ROLE "${role}" REPLICATION;`));
+  assert.equal((await sql('postgres', `select count(*)::int n from pg_replication_slots where slot_name = $1`, [slot])).rows[0].n, 0, 'no slot left behind');
+
+  await sql('postgres', `alter role ${role} replication`);
+  await convergeWithCli(env, file);
+});
+
+test('a replication slot dropped while stopped, then while running: detected, reported with its name, re-snapshotted; unchanged rows not rewritten', async (t) => {
+  await stackUp();
+  const env = await itemsEnv(300);
+  t.after(() => env.cleanup());
+  const slot = env.slot(P);
+  await convergeWithCli(env);
+  const xmins = async () => new Map((await sql(env.targetDb, `select id, xmin::text x from items`)).rows.map((r) => [r.id as number, r.x as string]));
+  const before = await xmins();
+
+  // 1. Dropped while syncline is stopped; the source changes meanwhile.
+  await sql('postgres', `select pg_drop_replication_slot($1)`, [slot]);
+  await sql(env.sourceDb, `update items set v = 'while gone', updated_at = clock_timestamp() where id between 1 and 10`);
+  await sql(env.sourceDb, `insert into items (id, v) select g, 'new while gone' from generate_series(1001, 1005) g`);
+  await sql(env.sourceDb, `delete from items where id = 300`);
+  const c = startCli(['start', '-c', env.configFile]);
+  t.after(() => c.p.exitCode === null && c.p.kill('SIGKILL'));
+  await waitFor('the target to converge after the re-snapshot', async () => {
+    if (c.p.exitCode !== null) throw new Error(`exited ${c.p.exitCode}: ${c.out().slice(-1500)}`);
+    return converged(env, 'id <> 300');
+  }, 90_000, 300);
+  const warn = c.out().split('\n').find((l) => l.includes('capture.slot.missing'));
+  assert.ok(warn, 'a warning says the slot is missing');
+  assert.match(warn!, /"level":40/);
+  assert.match(warn!, re(`"slot":"${slot}"`));
+  assert.match(warn!, /re-snapshotting \(hash delta skips unchanged rows\)/);
+  const after = await xmins();
+  const unchanged = [...before].filter(([id]) => id > 10 && id < 300);
+  const rewritten = unchanged.filter(([id, x]) => after.get(id) !== x);
+  t.diagnostic(`re-snapshot after a drop while stopped: ${unchanged.length} unchanged rows, ${rewritten.length} rewritten; ids 1-10 changed: ${[...Array(10).keys()].filter((i) => after.get(i + 1) !== before.get(i + 1)).length}/10`);
+  assert.equal(rewritten.length, 0, 'unchanged rows are skipped by hash delta (xmin unchanged)');
+  for (let id = 1; id <= 10; id++) assert.notEqual(after.get(id), before.get(id), `row ${id} changed while the slot was gone is written`);
+  // Limitation: a re-snapshot only upserts, so a row deleted while the slot was gone stays in the target.
+  assert.equal((await sql(env.targetDb, `select count(*)::int n from items where id = 300`)).rows[0].n, 1, 'known limitation: the deleted row 300 is still in the target');
+
+  // 2. Dropped while capture runs (its walsender terminated, the slot dropped): fatal SLOT_MISSING naming the slot.
+  await waitFor('capture to stream', async () => (await sql('postgres', `select active from pg_replication_slots where slot_name = $1`, [slot])).rows[0]?.active === true);
+  const before2 = await xmins();
+  await sql('postgres', `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`, [slot]);
+  await waitFor('the slot to be dropped', async () => {
+    await sql('postgres', `select pg_drop_replication_slot($1)`, [slot]);
+    return true;
+  }, 10_000, 20);
+  const r = await Promise.race([c.exit, sleep(30_000).then(() => null)]);
+  assert.ok(r, 'syncline stops when its slot is dropped under it');
+  assert.equal(r.code, 1);
+  assert.match(reason(r), re(`syncline: SLOT_MISSING: replication slot ${slot} does not exist (dropped while running); restart to re-snapshot`));
+  await sql(env.sourceDb, `update items set v = 'gone again', updated_at = clock_timestamp() where id between 11 and 15`);
+  await sql(env.sourceDb, `insert into items (id, v) values (2001, 'new, gone again')`);
+  const out = await convergeWithCli(env, env.configFile, 'id <> 300');
+  assert.match(out, re(`"slot":"${slot}"`));
+  assert.match(out, /capture\.slot\.missing/);
+  const after2 = await xmins();
+  const rewritten2 = [...before2].filter(([id, x]) => !(id >= 11 && id <= 15) && id !== 300 && after2.get(id) !== x);
+  t.diagnostic(`re-snapshot after a drop while running: ${before2.size - 5} unchanged rows, ${rewritten2.length} rewritten`);
+  assert.equal(rewritten2.length, 0, 'unchanged rows are not rewritten');
+  assert.ok(await converged(env, 'id <> 300'));
+});
