@@ -189,7 +189,11 @@ PROPS
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
   : >"$RUN/kafka.log"
-  (kafka_java kafka.Kafka "$props" >>"$RUN/kafka.log" 2>&1 & echo $! >"$RUN/kafka.pid")
+  # setsid + exec: the broker gets a session of its own (it outlives the shell or job that started
+  # it, e.g. an interrupted `npm test`) and the recorded pid is the JVM's, so `down` reaches it.
+  (exec setsid java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" \
+     -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$props" >>"$RUN/kafka.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/kafka.pid"
   for _ in $(seq 1 240); do
     kafka_ready && { log "Kafka is up"; return 0; }
     pid_alive "$RUN/kafka.pid" || die "Kafka exited during start-up: $(tail -n 20 "$RUN/kafka.log")"
@@ -237,8 +241,9 @@ registry_up() {
   mkdir -p "$RUN"
   log "starting Apicurio Registry on $(registry_url)"
   : >"$RUN/registry.log"
-  (java -Xms128m -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=$REGISTRY_PORT \
-     -jar "$(cat "$home/registry.jar.path")" >>"$RUN/registry.log" 2>&1 & echo $! >"$RUN/registry.pid")
+  (exec setsid java -Xms128m -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=$REGISTRY_PORT \
+     -jar "$(cat "$home/registry.jar.path")" >>"$RUN/registry.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/registry.pid"
   for _ in $(seq 1 240); do
     registry_ready && { log "registry is up"; return 0; }
     pid_alive "$RUN/registry.pid" || die "registry exited during start-up: $(tail -n 20 "$RUN/registry.log")"

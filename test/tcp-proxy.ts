@@ -1,7 +1,8 @@
 /**
  * A real TCP proxy in front of a service, for faults that cannot be made on a shared server:
  * block() drops every open connection and refuses new ones (the target "goes down"), unblock()
- * lets connections through again. Counts connection attempts.
+ * lets connections through again. `latencyMs` delays every chunk in both directions (a slow
+ * target; order kept). Counts connection attempts.
  */
 import net from 'node:net';
 
@@ -10,6 +11,8 @@ export class TcpProxy {
   private readonly open = new Set<net.Socket>();
   blocked = false;
   attempts = 0;
+  /** Delay of every chunk relayed (0: none). */
+  latencyMs = 0;
   port = 0;
 
   constructor(private readonly targetPort: number, private readonly targetHost = '127.0.0.1') {}
@@ -32,12 +35,35 @@ export class TcpProxy {
       };
       client.on('error', close).on('close', close);
       upstream.on('error', close).on('close', close);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      this.relay(client, upstream);
+      this.relay(upstream, client);
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server!.address() as net.AddressInfo).port;
     return this.port;
+  }
+
+  /** Copy `from` to `to`, delaying each chunk by latencyMs while it is set (chunks never overtake). */
+  private relay(from: net.Socket, to: net.Socket): void {
+    let pending = 0;
+    let chain = Promise.resolve();
+    from.on('data', (buf: Buffer) => {
+      const delay = this.latencyMs;
+      if (delay <= 0 && pending === 0) {
+        if (!to.write(buf)) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+        return;
+      }
+      pending++;
+      chain = chain.then(() => new Promise<void>((r) => setTimeout(() => {
+        if (!to.destroyed) to.write(buf);
+        pending--;
+        r();
+      }, delay)));
+    });
+    from.on('end', () => void chain.then(() => to.end()));
   }
 
   block(): void {

@@ -21,7 +21,10 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../core/envelope.js';
-import { bigIntToLsn, lsnToBigInt } from '../core/envelope.js';
+import { bigIntToLsn, eventPosition, lsnToBigInt } from '../core/envelope.js';
+import { envelopeFromAvro } from '../core/avro.js';
+import { readRanges, topicBounds } from '../core/topic-reader.js';
+import { Partitioners, type PartitionMetadata } from 'kafkajs';
 import { errorMessage, fatal, classifyPgError, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
@@ -64,6 +67,8 @@ export interface CaptureStats {
   produceRetries: number;
   /** Changes not captured because a peer pipeline wrote them (two-way sync: no echo). */
   echoSkipped: number;
+  /** Changes streamed again after a restart that Kafka already had (not produced twice). */
+  duplicatesSkipped: number;
 }
 
 interface TableState {
@@ -82,7 +87,7 @@ interface TxMark {
 }
 
 export class Capture {
-  readonly stats: CaptureStats = { snapshotRows: 0, changes: 0, produced: 0, transactions: 0, confirmedLsn: '0/0', deadLettered: 0, produceRetries: 0, echoSkipped: 0 };
+  readonly stats: CaptureStats = { snapshotRows: 0, changes: 0, produced: 0, transactions: 0, confirmedLsn: '0/0', deadLettered: 0, produceRetries: 0, echoSkipped: 0, duplicatesSkipped: 0 };
   private readonly log: Logger;
   private catalog!: TypeCatalog;
   private meta!: pg.Client;
@@ -106,6 +111,9 @@ export class Capture {
   private queue: ({ kind: 'data'; lsn: string; msg: Pgoutput.Message } | { kind: 'keepalive'; lsn: string; reply: boolean })[] = [];
   private pumping = false;
   private paused = false;
+  /** Last position each change-topic partition held at start (resume), for alreadyProduced(). */
+  private readonly produced = new Map<string, Map<number, string>>();
+  private readonly partitions = new Map<string, number>();
   private tx: { commitLsn: string; xid: number; tsMs: number; idx: number; skip?: boolean } | null = null;
   private watermark = 0n; // confirmed LSN we may report
   private lastServerLsn = 0n;
@@ -137,6 +145,7 @@ export class Capture {
     if (slot && stored?.snapshot === 'done' || slot && !wantSnapshot) {
       this.log.info({ slot: source.slot, confirmed: slot.confirmed }, 'capture.resume');
       this.watermark = lsnToBigInt(slot.confirmed ?? '0/0');
+      await this.loadProducedPositions();
     } else {
       if (slot) {
         this.log.warn({ slot: source.slot, stored: stored?.snapshot ?? 'none' }, 'capture.snapshot.incomplete: dropping slot and snapshotting again');
@@ -321,13 +330,13 @@ export class Capture {
     const key: Record<string, Value> = {};
     for (const k of st.src.key) key[k] = keyRow[k] ?? null;
     let msg: OutMessage;
+    const partitions = this.partitions.get(st.topic) ?? (await this.partitionCount(st.topic));
     try {
-      msg = {
-        topic: st.topic,
-        // Synchronous: the schemas were registered by setColumns, so no await per record.
-        key: this.opts.codec.encodeSync(st.keyId, key),
-        value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)),
-      };
+      // Synchronous: the schemas were registered by setColumns, so no await per record.
+      const keyBuf = this.opts.codec.encodeSync(st.keyId, key);
+      const partition = partitionOf(keyBuf, partitions, st.topic);
+      if (this.alreadyProduced(st.topic, partition, e)) return;
+      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
     } catch (err) {
       // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
       this.stats.deadLettered++;
@@ -343,12 +352,54 @@ export class Capture {
     if (this.outbox.length >= this.maxBuffered) await this.waitDrained();
   }
 
+  /**
+   * After a restart the slot streams again from its confirmed position, which may be behind what
+   * Kafka already holds (acknowledged, not yet confirmed to PostgreSQL). Each partition of a change
+   * topic is in commit order, so a change whose position is not above the last one its partition
+   * holds was produced before: skipping it keeps the change topics free of duplicates (consumers
+   * would skip them too, but not after Redis lost the version state).
+   */
+  private async loadProducedPositions(): Promise<void> {
+    for (const st of this.sourceTables) {
+      const topic = topics.cdc(this.opts.prefix, st.schema, st.table);
+      const bounds = await topicBounds(this.opts.kafka, topic);
+      const last = new Map<number, string>();
+      const ranges = bounds.map((b) => ({ topic, partition: b.partition, from: b.high - 20n > b.low ? b.high - 20n : b.low, to: b.high }));
+      await readRanges(this.opts.kafka, ranges, async (_t, partition, msgs) => {
+        for (const m of msgs) {
+          try {
+            const pos = eventPosition(envelopeFromAvro(await this.opts.codec.decode<Record<string, unknown>>(m.value)));
+            if (pos > (last.get(partition) ?? '')) last.set(partition, pos);
+          } catch {
+            /* not a change (poison written by someone else): ignore */
+          }
+        }
+      }, { groupPrefix: `${this.opts.prefix}.${this.opts.pipeline}.capture-tail` });
+      if (last.size > 0) this.produced.set(topic, last);
+    }
+    if (this.produced.size > 0) this.log.info({ topics: this.produced.size }, 'capture.resume.dedup: changes Kafka already holds will not be produced again');
+  }
+
+  private alreadyProduced(topic: string, partition: number, e: ChangeEvent): boolean {
+    const last = this.produced.get(topic)?.get(partition);
+    if (last === undefined || eventPosition(e) > last) return false;
+    this.stats.duplicatesSkipped++;
+    return true;
+  }
+
+  private async partitionCount(topic: string): Promise<number> {
+    const n = await this.opts.kafka.partitionCount(topic);
+    this.partitions.set(topic, n);
+    return n;
+  }
+
   private async enqueueTruncate(st: TableState, e: ChangeEvent): Promise<void> {
     // A truncate applies to every key, so it is written to every partition of the table's topic,
     // ordered after all earlier changes of each partition.
     const n = await this.opts.kafka.partitionCount(st.topic);
     const value = await this.opts.codec.encode(st.valueId, envelopeToAvro(e));
     for (let p = 0; p < n; p++) {
+      if (this.alreadyProduced(st.topic, p, e)) continue;
       this.outbox.push({ topic: st.topic, key: null, value, partition: p });
       this.enqueued++;
     }
@@ -660,6 +711,16 @@ function sameValue(a: Value, b: Value): boolean {
 
 function jsonOf(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+}
+
+const DEFAULT_PARTITIONER = Partitioners.DefaultPartitioner();
+const metadataOf = new Map<number, PartitionMetadata[]>();
+
+/** The partition kafkajs's default partitioner picks for this key (murmur2 over all partitions), made explicit so duplicates can be recognised. */
+function partitionOf(key: Buffer, n: number, topic: string): number {
+  let md = metadataOf.get(n);
+  if (!md) metadataOf.set(n, (md = Array.from({ length: n }, (_, i) => ({ partitionErrorCode: 0, partitionId: i, leader: 0, replicas: [0], isr: [0], offlineReplicas: [] }))));
+  return DEFAULT_PARTITIONER({ topic, partitionMetadata: md, message: { key, value: null } });
 }
 
 export function isFatal(err: unknown): boolean {

@@ -34,6 +34,11 @@ export interface OutMessage {
   headers?: Record<string, string>;
 }
 
+/** Most bytes of messages sent in one produce request (see send()). */
+const MAX_REQUEST_BYTES = 512 * 1024;
+/** max.message.bytes of the topics syncline creates: one change (a row with large values) may be big. */
+const TOPIC_MAX_MESSAGE_BYTES = String(16 * 1024 * 1024);
+
 export class KafkaClient {
   readonly kafka: Kafka;
   private producer?: Producer;
@@ -100,9 +105,12 @@ export class KafkaClient {
     const missing = wanted.filter((n) => !existing.has(n));
     if (missing.length > 0) {
       const retentionMs = String(this.settings.retentionDays * 24 * 3600 * 1000);
-      const configEntries = opts.compact
-        ? [{ name: 'cleanup.policy', value: 'compact' }]
-        : [{ name: 'cleanup.policy', value: 'delete' }, { name: 'retention.ms', value: retentionMs }];
+      const configEntries = [
+        ...(opts.compact
+          ? [{ name: 'cleanup.policy', value: 'compact' }]
+          : [{ name: 'cleanup.policy', value: 'delete' }, { name: 'retention.ms', value: retentionMs }]),
+        { name: 'max.message.bytes', value: TOPIC_MAX_MESSAGE_BYTES },
+      ];
       await admin
         .createTopics({
         waitForLeaders: true,
@@ -129,24 +137,43 @@ export class KafkaClient {
     return md.topics[0]?.partitions.length ?? 0;
   }
 
-  /** Send messages and wait until every one is acknowledged by all in-sync replicas. */
+  /**
+   * Send messages and wait until every one is acknowledged by all in-sync replicas. Large sets go
+   * in several requests of at most ~512 KB each, in order (the broker refuses a request whose batch
+   * for one partition exceeds the topic's max.message.bytes); per partition the order is kept.
+   */
   async send(messages: OutMessage[]): Promise<void> {
     if (messages.length === 0) return;
     const producer = await this.getProducer();
-    const byTopic = new Map<string, Message[]>();
+    let chunk: OutMessage[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      const byTopic = new Map<string, Message[]>();
+      for (const m of chunk) {
+        let list = byTopic.get(m.topic);
+        if (!list) byTopic.set(m.topic, (list = []));
+        const msg: Message = { key: m.key, value: m.value };
+        if (m.partition !== undefined) msg.partition = m.partition;
+        if (m.headers) msg.headers = m.headers as IHeaders;
+        list.push(msg);
+      }
+      chunk = [];
+      bytes = 0;
+      await producer.sendBatch({
+        acks: -1,
+        compression: CompressionTypes.None,
+        topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })),
+      });
+    };
     for (const m of messages) {
-      let list = byTopic.get(m.topic);
-      if (!list) byTopic.set(m.topic, (list = []));
-      const msg: Message = { key: m.key, value: m.value };
-      if (m.partition !== undefined) msg.partition = m.partition;
-      if (m.headers) msg.headers = m.headers as IHeaders;
-      list.push(msg);
+      let size = 64 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
+      for (const [k, v] of Object.entries(m.headers ?? {})) size += k.length + v.length;
+      if (bytes + size > MAX_REQUEST_BYTES && chunk.length > 0) await flush();
+      chunk.push(m);
+      bytes += size;
     }
-    await producer.sendBatch({
-      acks: -1,
-      compression: CompressionTypes.None,
-      topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })),
-    });
+    await flush();
   }
 
   async close(): Promise<void> {

@@ -34,7 +34,7 @@ import { rowHash } from '../core/hash.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import type { VersionCommit, VersionState } from '../process/version-state.js';
-import { conflictDiff, type Conflict, type Resolver } from './conflicts.js';
+import { conflictDiff, olderThanTarget, type Choice, type Conflict, type Resolver } from './conflicts.js';
 import { deadLetterId, type DeadLetter, type DeadLetters } from './dead-letters.js';
 import { keyString, type Sink, type SinkRecord, type TargetRows, type WriteResult } from './sink.js';
 
@@ -395,8 +395,10 @@ export class Applier {
         const seen = known === DELETED ? (k.target === null ? DELETED : 'present') : targetHashOver(sig ? (cols.get(sig) ?? recCols) : recCols);
         conflict = seen !== null && seen !== known;
       }
-      const lww = cfg.strategy === 'latest-timestamp' && k.read && known === null && k.target !== null;
-      if (!conflict && !lww) {
+      // latest-timestamp compares every change with the target row, conflict or not: a change older
+      // than the target's row never takes it back (a redelivery after Redis lost the state, say).
+      const older = !conflict && cfg.strategy === 'latest-timestamp' && k.read && olderThanTarget({ op: r.op as 'upsert', source: r.values, target: k.target, sourceTsMs: r.sourceTsMs }, cfg.field);
+      if (!conflict && !older) {
         plan.write.push(p);
         commit(recHash, r.op === 'delete' ? null : r.values);
         k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
@@ -407,14 +409,7 @@ export class Applier {
         pipeline: this.o.pipeline, table: r.table, op: r.op as 'upsert' | 'delete', key: r.key, source: r.values, target: k.target,
         lastSynced: k.st.last, position: r.position, sourceTsMs: r.sourceTsMs,
       };
-      const choice = await this.o.resolverFor(r.table).resolve(c);
-      if (lww && choice.kind === 'source') {
-        // Not a conflict (nothing says the target was edited), and the change is not older: apply.
-        plan.write.push(p);
-        commit(recHash, r.op === 'delete' ? null : r.values);
-        k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
-        continue;
-      }
+      const choice: Choice = older ? { kind: 'target' } : await this.o.resolverFor(r.table).resolve(c);
       switch (choice.kind) {
         case 'source':
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'source_won' });

@@ -63,6 +63,14 @@ function sourceTime(c: Conflict, field: string): Value {
   return c.source?.[field] ?? null;
 }
 
+/** The target row's `field` is strictly later than the change's (latest-timestamp without a conflict: the change is older). */
+export function olderThanTarget(c: Pick<Conflict, 'op' | 'source' | 'target' | 'sourceTsMs'>, field: string): boolean {
+  if (c.target === null) return false;
+  const theirs = c.target[field] ?? null;
+  const ours = sourceTime(c as Conflict, field);
+  return theirs !== null && ours !== null && compareValues(theirs, ours) > 0;
+}
+
 export function latestTimestamp(c: Conflict, field: string): 'source' | 'target' {
   if (c.target === null) return 'source';
   const theirs = c.target[field] ?? null;

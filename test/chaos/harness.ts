@@ -1,0 +1,568 @@
+/**
+ * Fault-injection harness (`npm run chaos`, and a short run in test/chaos.int.test.ts): the promises
+ * of ../shared/guide/architecture.md checked with numbers while faults hit every part.
+ *
+ * Set-up (all private, see scripts/chaos-stack.sh, so restarts hurt nobody else): a source and a
+ * target PostgreSQL cluster, a Redis, a Kafka broker and a schema registry of its own.
+ * Two pipelines from one source database: `chaos-split` (schema sa, run as three processes:
+ * capture, process, sink) and `chaos-all` (schema sb, one all-in-one process), each into its own
+ * target database through a TCP proxy (for outages and latency). A supervisor restarts any syncline
+ * process that exits, as systemd or Kubernetes would.
+ *
+ * Workload (several clients, both schemas): updates of random accounts, hot keys updated every few
+ * milliseconds, multi-row transactions, inserts and deletes, TOASTed notes (8 KB) changed and left
+ * unchanged, a large transaction (100,000 rows; fewer in quick runs), and rows the target's CHECK
+ * constraint rejects (expected dead letters).
+ *
+ * Faults, at random moments, one at a time: kill -9 of capture, process, sink and the all-in-one
+ * process; Kafka stopped and restarted; Redis killed and restarted (state lost); target and source
+ * PostgreSQL restarted; the target unreachable (30 s; less in quick runs); the target slow (latency);
+ * poison messages written straight into a change topic (garbage bytes, unknown schema id, a missing
+ * key).
+ *
+ * Verdict: every table compared row by row with the source (lost = keys missing or different;
+ * extra = keys the source does not have), "applied twice with a visible effect" = a target row going
+ * back to an older version or coming back after its delete (a trigger logs every target write),
+ * dead letters classified (expected: the CHECK rejections and the poison messages; anything else
+ * is unexpected), time to converge after the last fault, peak RSS per process.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { Kafka, logLevel } from 'kafkajs';
+import { TcpProxy } from '../tcp-proxy.js';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export const FAULTS = [
+  'kill-capture', 'kill-process', 'kill-sink', 'kill-all-in-one', 'kafka-restart', 'redis-restart',
+  'target-pg-restart', 'source-pg-restart', 'target-unreachable', 'target-slow', 'poison',
+] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export interface ChaosOptions {
+  /** How long the workload runs while faults are injected. */
+  durationMs: number;
+  /** Fault kinds to inject, cycled in random order; each at least once if the duration allows. */
+  faults: readonly Fault[];
+  /** Pause between two faults (after the previous one recovered), random in [min, max]. */
+  gapMs: [number, number];
+  /** How long the target stays unreachable. */
+  outageMs: number;
+  largeTxRows: number;
+  clients: number;
+  /** Pause between two updates of the hot keys (1-5 of both schemas). */
+  hotEveryMs: number;
+  reportDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface ChaosReport {
+  ok: boolean;
+  startedAt: string;
+  durationS: number;
+  changesCommitted: number;
+  transactionsCommitted: number;
+  faults: Record<string, number>;
+  restarts: Record<string, number>;
+  rowsCompared: number;
+  lost: number;
+  lostKeys: string[];
+  extra: number;
+  extraKeys: string[];
+  appliedTwiceVisible: number;
+  appliedTwiceKeys: string[];
+  targetWrites: number;
+  deadLettered: { expected: Record<string, number>; unexpected: { reason: string; count: number }[] };
+  convergeSeconds: number;
+  peakRssMb: Record<string, number>;
+  problems: string[];
+}
+
+const PORTS = { src: 15432, dst: 15433, redis: 16379, kafka: 19092, registry: 18081 };
+const TABLES = ['accounts', 'events', 'limited'] as const;
+const SCHEMAS = { 'chaos-split': 'sa', 'chaos-all': 'sb' } as const;
+type PipelineName = keyof typeof SCHEMAS;
+const TARGET_DB: Record<PipelineName, string> = { 'chaos-split': 'chaos_split', 'chaos-all': 'chaos_all' };
+
+const DDL = (s: string, target: boolean) => `
+  create schema if not exists ${s};
+  create table ${s}.accounts (id int primary key, owner text not null, balance numeric(14,2) not null, version int not null,
+    note text, updated_at timestamptz not null default clock_timestamp());
+  create table ${s}.events (id bigint primary key, account int not null, kind text not null, payload text, created_at timestamptz not null default clock_timestamp());
+  create table ${s}.limited (id int primary key, qty int not null${target ? ' check (qty <= 1000)' : ''});
+  ${target ? `
+  alter table ${s}.accounts alter column note set storage external;
+  create table ${s}.write_log (seq bigserial primary key, id int not null, op text not null, version int not null);
+  create function ${s}.log_write() returns trigger language plpgsql as $$
+  begin
+    if tg_op = 'DELETE' then insert into ${s}.write_log (id, op, version) values (old.id, 'D', old.version); return old; end if;
+    insert into ${s}.write_log (id, op, version) values (new.id, left(tg_op, 1), new.version); return new;
+  end $$;
+  create trigger log_write after insert or update or delete on ${s}.accounts for each row execute function ${s}.log_write();` : `
+  alter table ${s}.accounts alter column note set storage external;`}
+`;
+
+interface Proc {
+  role: string;
+  args: string[];
+  child?: ChildProcess;
+  restarts: number;
+  stopping: boolean;
+  peakRss: number;
+  lastErr: string;
+}
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`[chaos] ${l}\n`));
+  const id = randomBytes(4).toString('hex');
+  const dir = join(tmpdir(), `syncline-chaos-${id}`);
+  const startedAt = new Date().toISOString();
+  const t0 = Date.now();
+  const problems: string[] = [];
+  const faultsDone: Record<string, number> = {};
+  const procs: Proc[] = [];
+  const proxies: TcpProxy[] = [];
+  let rssTimer: NodeJS.Timeout | undefined;
+  log(`stack in ${dir}`);
+  // Leftovers of an interrupted run hold the ports: stop them first.
+  for (const old of readdirSync(tmpdir()).filter((d) => d.startsWith('syncline-chaos-'))) {
+    await run('bash', [join(ROOT, 'scripts/chaos-stack.sh'), 'down', join(tmpdir(), old)]).catch(() => undefined);
+  }
+  await run('bash', [join(ROOT, 'scripts/chaos-stack.sh'), 'up', dir], { maxBuffer: 1 << 24 });
+  const stack = (cmd: string, svc: string) => run('bash', [join(ROOT, 'scripts/chaos-stack.sh'), cmd, svc, dir], { maxBuffer: 1 << 24 });
+  const db = (port: number, database: string) => new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database, options: '-c TimeZone=UTC' });
+  const q = async (port: number, database: string, text: string, params: unknown[] = []) => {
+    const c = db(port, database);
+    await c.connect();
+    try {
+      return await c.query(text, params);
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    // ---- databases
+    await q(PORTS.src, 'postgres', 'create database chaos');
+    for (const s of Object.values(SCHEMAS)) await q(PORTS.src, 'chaos', DDL(s, false));
+    for (const [p, s] of Object.entries(SCHEMAS)) {
+      await q(PORTS.dst, 'postgres', `create database ${TARGET_DB[p as PipelineName]}`);
+      await q(PORTS.dst, TARGET_DB[p as PipelineName], DDL(s, true));
+    }
+    for (const s of Object.values(SCHEMAS)) {
+      await q(PORTS.src, 'chaos', `insert into ${s}.accounts (id, owner, balance, version, note) select g, 'owner ' || g, 100, 1, case when g % 10 = 0 then repeat(md5(g::text), 256) end from generate_series(1, 2000) g`);
+    }
+
+    // ---- syncline processes, writing to the target through proxies
+    const proxy = new TcpProxy(PORTS.dst);
+    await proxy.start();
+    proxies.push(proxy);
+    const prefix = `chaos${id}`;
+    const cfg = {
+      version: 1,
+      topicPrefix: prefix,
+      kafka: { brokers: [`127.0.0.1:${PORTS.kafka}`], partitions: 3 },
+      redis: { url: `redis://127.0.0.1:${PORTS.redis}` },
+      schemaRegistry: { url: `http://127.0.0.1:${PORTS.registry}/apis/ccompat/v7` },
+      defaults: { retry: { retries: 30, initialDelayMs: 200, maxDelayMs: 4000 }, batch: { size: 500 }, conflict: { strategy: 'latest-timestamp', field: 'updated_at' } },
+      pipelines: Object.fromEntries(
+        Object.entries(SCHEMAS).map(([p, s]) => [
+          p,
+          {
+            source: { type: 'postgres', connection: { host: '127.0.0.1', port: PORTS.src, database: 'chaos' }, slot: `${prefix}_${s}`, publication: `${prefix}_${s}`, heartbeatMs: 1000, lingerMs: 10 },
+            target: { type: 'postgres', connection: { host: '127.0.0.1', port: proxy.port, database: TARGET_DB[p as PipelineName] }, lockTimeoutMs: 5000 },
+            tables: TABLES.map((t) => ({ source: `${s}.${t}`, ...(t === 'events' ? { conflict: { strategy: 'source-wins' } } : {}), ...(t === 'limited' ? { conflict: { strategy: 'source-wins' } } : {}) })),
+          },
+        ]),
+      ),
+    };
+    mkdirSync(dir, { recursive: true });
+    const cfgFile = join(dir, 'chaos.yaml');
+    writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
+    const spawnProc = (p: Proc) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...p.args, '-c', cfgFile], {
+        cwd: ROOT,
+        env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'error' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      p.child = child;
+      child.stderr?.on('data', (d: Buffer) => {
+        p.lastErr = (p.lastErr + d.toString()).slice(-2000);
+        if (process.env.CHAOS_CHILD_LOG) process.stderr.write(`[${p.role}] ${d.toString()}`);
+      });
+      child.on('exit', () => {
+        if (p.child !== child || p.stopping) return;
+        p.restarts++;
+        setTimeout(() => !p.stopping && spawnProc(p), 1000);
+      });
+    };
+    for (const [role, args] of [
+      ['capture', ['capture', '-p', 'chaos-split']],
+      ['process', ['process', '-p', 'chaos-split']],
+      ['sink', ['sink', '-p', 'chaos-split']],
+      ['all-in-one', ['start', '-p', 'chaos-all']],
+    ] as const) {
+      const p: Proc = { role, args: [...args], restarts: 0, stopping: false, peakRss: 0, lastErr: '' };
+      procs.push(p);
+      spawnProc(p);
+    }
+    rssTimer = setInterval(() => {
+      for (const p of procs) {
+        try {
+          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.child?.pid}/status`, 'utf8'));
+          if (m) p.peakRss = Math.max(p.peakRss, Number(m[1]) * 1024);
+        } catch {
+          /* restarting */
+        }
+      }
+    }, 500);
+
+    // ---- workload
+    const stats = { changes: 0, txs: 0 };
+    let nextId = 100000;
+    let stop = false;
+    const client = async (n: number) => {
+      let c: pg.Client | undefined;
+      let i = 0;
+      while (!stop) {
+        i++;
+        const s = i % 2 === n % 2 ? 'sa' : 'sb';
+        try {
+          if (!c) {
+            c = db(PORTS.src, 'chaos');
+            c.on('error', () => undefined);
+            await c.connect();
+          }
+          const r = Math.random();
+          const acct = 1 + Math.floor(Math.random() * 2000);
+          if (r < 0.45) {
+            const res = await c.query(`update ${s}.accounts set balance = balance + 1, version = version + 1, updated_at = clock_timestamp() where id = $1`, [acct]);
+            stats.changes += res.rowCount ?? 0;
+          } else if (r < 0.55) {
+            const res = await c.query(`update ${s}.accounts set note = $2, version = version + 1, updated_at = clock_timestamp() where id = $1`, [acct, randomBytes(4096).toString('hex')]);
+            stats.changes += res.rowCount ?? 0;
+          } else if (r < 0.7) {
+            await c.query('begin');
+            let k = 0;
+            for (let e = 0; e < 5; e++) k += (await c.query(`insert into ${s}.events (id, account, kind, payload) values ($1, $2, 'tx', $3)`, [nextId++, acct, 'p' + e])).rowCount ?? 0;
+            k += (await c.query(`update ${s}.accounts set balance = balance - 5, version = version + 1, updated_at = clock_timestamp() where id in ($1, $2)`, [acct, 1 + ((acct + 7) % 2000)])).rowCount ?? 0;
+            await c.query('commit');
+            stats.changes += k;
+          } else if (r < 0.8) {
+            const res = await c.query(`insert into ${s}.accounts (id, owner, balance, version) values ($1, 'new', 0, 1)`, [nextId++]);
+            stats.changes += res.rowCount ?? 0;
+          } else if (r < 0.85) {
+            const res = await c.query(`delete from ${s}.accounts where id = (select id from ${s}.accounts where id > $1 and id not between 1 and 5 order by id limit 1)`, [acct]);
+            stats.changes += res.rowCount ?? 0;
+          } else {
+            const qty = Math.random() < 0.1 ? 1001 + Math.floor(Math.random() * 100) : Math.floor(Math.random() * 1000);
+            const res = await c.query(`insert into ${s}.limited (id, qty) values ($1, $2)`, [nextId++, qty]);
+            stats.changes += res.rowCount ?? 0;
+          }
+          stats.txs++;
+        } catch {
+          // The source restarting: this transaction did not commit; reconnect and go on.
+          await c?.end().catch(() => undefined);
+          c = undefined;
+          await sleep(300);
+        }
+        await sleep(4);
+      }
+      await c?.end().catch(() => undefined);
+    };
+    const hot = async () => {
+      let c: pg.Client | undefined;
+      while (!stop) {
+        try {
+          if (!c) {
+            c = db(PORTS.src, 'chaos');
+            c.on('error', () => undefined);
+            await c.connect();
+          }
+          for (const s of Object.values(SCHEMAS)) {
+            const res = await c.query(`update ${s}.accounts set balance = balance + 1, version = version + 1, updated_at = clock_timestamp() where id between 1 and 5`);
+            stats.changes += res.rowCount ?? 0;
+            stats.txs++;
+          }
+        } catch {
+          await c?.end().catch(() => undefined);
+          c = undefined;
+          await sleep(300);
+        }
+        await sleep(o.hotEveryMs);
+      }
+      await c?.end().catch(() => undefined);
+    };
+    const large = async () => {
+      await sleep(o.durationMs / 3);
+      for (const s of Object.values(SCHEMAS)) {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          try {
+            const start = nextId;
+            nextId += o.largeTxRows;
+            const res = await q(PORTS.src, 'chaos', `insert into ${s}.events (id, account, kind, payload) select $1::bigint + g, g % 2000, 'bulk', md5(g::text) from generate_series(0, $2::int - 1) g`, [start, o.largeTxRows]);
+            stats.changes += res.rowCount ?? 0;
+            stats.txs++;
+            log(`large transaction of ${res.rowCount} rows into ${s}.events`);
+            break;
+          } catch {
+            await sleep(1000);
+          }
+        }
+      }
+    };
+    const workers = [...Array.from({ length: o.clients }, (_, n) => client(n)), hot(), large()];
+
+    // ---- faults
+    const kafka = new Kafka({ brokers: [`127.0.0.1:${PORTS.kafka}`], logLevel: logLevel.NOTHING, retry: { retries: 20 } });
+    const poisonSent: { topic: string; partition: number; offset: string }[] = [];
+    const proc = (role: string) => procs.find((p) => p.role === role)!;
+    const inject = async (f: Fault) => {
+      faultsDone[f] = (faultsDone[f] ?? 0) + 1;
+      log(`fault: ${f}`);
+      switch (f) {
+        case 'kill-capture':
+        case 'kill-process':
+        case 'kill-sink':
+        case 'kill-all-in-one':
+          proc(f.slice(5)).child?.kill('SIGKILL');
+          await sleep(3000);
+          return;
+        case 'kafka-restart':
+          await stack(Math.random() < 0.5 ? 'kill' : 'stop', 'kafka');
+          await sleep(3000);
+          await stack('start', 'kafka');
+          return;
+        case 'redis-restart':
+          await stack('kill', 'redis');
+          await sleep(1500);
+          await stack('start', 'redis');
+          return;
+        case 'target-pg-restart':
+          await stack('kill', 'pg-dst');
+          await sleep(2000);
+          await stack('start', 'pg-dst');
+          return;
+        case 'source-pg-restart':
+          await stack('stop', 'pg-src');
+          await sleep(2000);
+          await stack('start', 'pg-src');
+          return;
+        case 'target-unreachable':
+          proxy.block();
+          await sleep(o.outageMs);
+          proxy.unblock();
+          return;
+        case 'target-slow':
+          proxy.latencyMs = 150;
+          await sleep(Math.min(20000, o.outageMs));
+          proxy.latencyMs = 0;
+          return;
+        case 'poison': {
+          const producer = kafka.producer();
+          await producer.connect();
+          const topic = `${prefix}.cdc.${Math.random() < 0.5 ? 'sa' : 'sb'}.accounts`;
+          const unknownSchema = Buffer.alloc(9);
+          unknownSchema.writeUInt8(0, 0);
+          unknownSchema.writeInt32BE(987654321, 1);
+          const res = await producer.send({
+            topic,
+            messages: [
+              { key: Buffer.from('garbage key'), value: randomBytes(64), partition: 0 },
+              { key: Buffer.from('x'), value: unknownSchema, partition: 1 },
+              { key: null, value: Buffer.from([0, 0, 0, 0, 1, 2, 3]), partition: 2 },
+            ],
+          });
+          for (const r of res) poisonSent.push({ topic, partition: r.partition, offset: r.baseOffset ?? '0' });
+          await producer.disconnect();
+          return;
+        }
+      }
+    };
+    await sleep(4000); // snapshot under way
+    const order: Fault[] = [];
+    const deadline = t0 + o.durationMs;
+    let lastFaultEnd = Date.now();
+    while (Date.now() < deadline) {
+      if (order.length === 0) order.push(...[...o.faults].sort(() => Math.random() - 0.5));
+      const f = order.shift()!;
+      await inject(f);
+      lastFaultEnd = Date.now();
+      const gap = o.gapMs[0] + Math.random() * (o.gapMs[1] - o.gapMs[0]);
+      await sleep(Math.min(gap, Math.max(0, deadline - Date.now())));
+    }
+    stop = true;
+    await Promise.all(workers);
+    log(`workload stopped: ${stats.changes} changes in ${stats.txs} transactions; waiting for convergence`);
+
+    // Poison offsets are the first of each produced message (one per partition here).
+    // ---- convergence
+    const compare = async () => {
+      const out = { rows: 0, lost: [] as string[], extra: [] as string[] };
+      for (const [p, s] of Object.entries(SCHEMAS)) {
+        for (const t of TABLES) {
+          const where = t === 'limited' ? 'where qty <= 1000' : '';
+          const rowsOf = async (port: number, database: string) =>
+            new Map((await q(port, database, `select id::text, md5(x::text) h from ${s}.${t} x ${where}`)).rows.map((r) => [r.id as string, r.h as string]));
+          const [src, dst] = await Promise.all([rowsOf(PORTS.src, 'chaos'), rowsOf(PORTS.dst, TARGET_DB[p as PipelineName])]);
+          out.rows += src.size;
+          for (const [k, h] of src) if (dst.get(k) !== h) out.lost.push(`${s}.${t}:${k}`);
+          for (const k of dst.keys()) if (!src.has(k)) out.extra.push(`${s}.${t}:${k}`);
+        }
+      }
+      return out;
+    };
+    const convergeStart = Date.now();
+    let cmp = await compare();
+    while ((cmp.lost.length > 0 || cmp.extra.length > 0) && Date.now() - convergeStart < 300000) {
+      await sleep(2000);
+      cmp = await compare();
+    }
+    const convergeSeconds = (Date.now() - lastFaultEnd) / 1000;
+
+    // ---- applied twice with a visible effect: a version going backwards, or a row back after its delete
+    const twice: string[] = [];
+    let targetWrites = 0;
+    for (const [p, s] of Object.entries(SCHEMAS)) {
+      const rows = (await q(PORTS.dst, TARGET_DB[p as PipelineName], `select id, op, version from ${s}.write_log order by seq`)).rows as { id: number; op: string; version: number }[];
+      targetWrites += rows.length;
+      const seen = new Map<number, { max: number; deleted: boolean }>();
+      for (const r of rows) {
+        const st = seen.get(r.id);
+        if (r.op === 'D') {
+          seen.set(r.id, { max: Math.max(st?.max ?? 0, r.version), deleted: true });
+          continue;
+        }
+        if (st && (r.version < st.max || st.deleted)) twice.push(`${s}.accounts:${r.id} v${r.version} after v${st.max}${st.deleted ? ' (deleted)' : ''}`);
+        seen.set(r.id, { max: Math.max(st?.max ?? 0, r.version), deleted: false });
+      }
+    }
+
+    // ---- dead letters: expected = CHECK rejections of limited rows with qty > 1000, and the poison
+    const rejected = new Set<string>();
+    for (const s of Object.values(SCHEMAS)) for (const r of (await q(PORTS.src, 'chaos', `select id from ${s}.limited where qty > 1000`)).rows) rejected.add(`${s}:[${r.id}]`);
+    const expected: Record<string, number> = {};
+    const unexpected = new Map<string, number>();
+    const poisonKeys = new Set(poisonSent.map((x) => `${x.topic}/${x.partition}@${x.offset}`));
+    const seenIds = new Set<string>();
+    for (const [p, s] of Object.entries(SCHEMAS)) {
+      for (const m of await readAll(kafka, `${prefix}.dlq.${p}`)) {
+        const h = m.headers;
+        if (seenIds.has(h['syncline.dlq.id'] ?? '')) continue;
+        seenIds.add(h['syncline.dlq.id'] ?? '');
+        const origin = `${h['syncline.original.topic']}/${h['syncline.original.partition']}@${h['syncline.original.offset']}`;
+        const kind = h['syncline.dlq.kind'];
+        if (kind === 'failed' && h['syncline.error.code'] === 'PG_23514' && h['syncline.table'] === `${s}.limited` && rejected.has(`${s}:${h['syncline.key']}`)) expected['failed: CHECK (qty <= 1000)'] = (expected['failed: CHECK (qty <= 1000)'] ?? 0) + 1;
+        else if (kind === 'invalid' && poisonKeys.has(origin)) expected[`invalid: ${h['syncline.error.code']}`] = (expected[`invalid: ${h['syncline.error.code']}`] ?? 0) + 1;
+        else {
+          const why = `${kind} ${h['syncline.error.code']} ${h['syncline.table'] ?? ''}: ${(h['syncline.error.message'] ?? '').slice(0, 160)}`;
+          unexpected.set(why, (unexpected.get(why) ?? 0) + 1);
+        }
+      }
+    }
+    const missingRejections = [...rejected].length - (expected['failed: CHECK (qty <= 1000)'] ?? 0);
+    if (missingRejections > 0) problems.push(`${missingRejections} rows the target must reject have no dead letter`);
+    const poisonSeen = Object.entries(expected).filter(([k]) => k.startsWith('invalid')).reduce((n, [, v]) => n + v, 0);
+    if (poisonSeen !== poisonSent.length) problems.push(`${poisonSent.length} poison messages written, ${poisonSeen} dead-lettered`);
+
+    const peakRssMb = Object.fromEntries(procs.map((p) => [p.role, Math.round(p.peakRss / 1048576)]));
+    const report: ChaosReport = {
+      ok: false,
+      startedAt,
+      durationS: Math.round((Date.now() - t0) / 1000),
+      changesCommitted: stats.changes,
+      transactionsCommitted: stats.txs,
+      faults: faultsDone,
+      restarts: Object.fromEntries(procs.map((p) => [p.role, p.restarts])),
+      rowsCompared: cmp.rows,
+      lost: cmp.lost.length,
+      lostKeys: cmp.lost.slice(0, 50),
+      extra: cmp.extra.length,
+      extraKeys: cmp.extra.slice(0, 50),
+      appliedTwiceVisible: twice.length,
+      appliedTwiceKeys: twice.slice(0, 50),
+      targetWrites,
+      deadLettered: { expected, unexpected: [...unexpected].map(([reason, count]) => ({ reason, count })) },
+      convergeSeconds: Math.round(convergeSeconds * 10) / 10,
+      peakRssMb,
+      problems,
+    };
+    if (report.lost > 0) problems.push(`${report.lost} rows lost or different: ${report.lostKeys.slice(0, 10).join(', ')}`);
+    if (report.extra > 0) problems.push(`${report.extra} rows on the target the source does not have: ${report.extraKeys.slice(0, 10).join(', ')}`);
+    if (report.appliedTwiceVisible > 0) problems.push(`${report.appliedTwiceVisible} writes applied twice with a visible effect: ${report.appliedTwiceKeys.slice(0, 10).join(', ')}`);
+    if (report.deadLettered.unexpected.length > 0) problems.push(`unexpected dead letters: ${report.deadLettered.unexpected.map((u) => `${u.count}× ${u.reason}`).join('; ')}`);
+    report.ok = problems.length === 0;
+    if (o.reportDir) {
+      mkdirSync(o.reportDir, { recursive: true });
+      writeFileSync(join(o.reportDir, `chaos-${startedAt.replace(/[:.]/g, '-')}.json`), JSON.stringify(report, null, 2) + '\n');
+    }
+    if (!report.ok) for (const p of procs) if (p.lastErr) log(`${p.role} stderr (last): ${p.lastErr.slice(-600)}`);
+    return report;
+  } finally {
+    clearInterval(rssTimer);
+    for (const p of procs) {
+      p.stopping = true;
+      p.child?.kill('SIGKILL');
+    }
+    for (const p of proxies) await p.stop();
+    if (!process.env.CHAOS_KEEP) await run('bash', [join(ROOT, 'scripts/chaos-stack.sh'), 'down', dir]).catch(() => undefined);
+  }
+}
+
+async function readAll(kafka: Kafka, topic: string): Promise<{ headers: Record<string, string> }[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const topics = await admin.listTopics();
+  if (!topics.includes(topic)) {
+    await admin.disconnect();
+    return [];
+  }
+  const offsets = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const total = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+  const out: { headers: Record<string, string> }[] = [];
+  if (total === 0) return out;
+  const consumer = kafka.consumer({ groupId: `chaos-reader-${randomBytes(4).toString('hex')}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
+        out.push({ headers });
+        if (out.length >= total) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  return out;
+}
+
+/** A readable table of a report. */
+export function reportText(r: ChaosReport): string {
+  const lines = [
+    `chaos run ${r.startedAt}: ${r.ok ? 'PASSED' : 'FAILED'} in ${r.durationS} s`,
+    `  changes committed          ${r.changesCommitted} (${r.transactionsCommitted} transactions)`,
+    `  faults injected            ${Object.entries(r.faults).map(([k, v]) => `${k} ×${v}`).join(', ')}`,
+    `  process restarts           ${Object.entries(r.restarts).map(([k, v]) => `${k} ×${v}`).join(', ')}`,
+    `  rows compared              ${r.rowsCompared}`,
+    `  lost                       ${r.lost}${r.lost ? ` (${r.lostKeys.slice(0, 5).join(', ')}…)` : ''}`,
+    `  extra on target            ${r.extra}`,
+    `  applied twice (visible)    ${r.appliedTwiceVisible}${r.appliedTwiceVisible ? ` (${r.appliedTwiceKeys.slice(0, 5).join(', ')}…)` : ''}`,
+    `  target writes (accounts)   ${r.targetWrites}`,
+    `  dead-lettered, expected    ${Object.entries(r.deadLettered.expected).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}`,
+    `  dead-lettered, unexpected  ${r.deadLettered.unexpected.length ? r.deadLettered.unexpected.map((u) => `${u.count}× ${u.reason}`).join('; ') : 'none'}`,
+    `  converged after last fault ${r.convergeSeconds} s`,
+    `  peak RSS (MB)              ${Object.entries(r.peakRssMb).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+  ];
+  for (const p of r.problems) lines.push(`  PROBLEM: ${p}`);
+  return lines.join('\n');
+}
