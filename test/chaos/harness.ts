@@ -389,8 +389,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const order: Fault[] = [];
     const deadline = t0 + o.durationMs;
     let lastFaultEnd = Date.now();
-    while (Date.now() < deadline) {
+    let injected = 0;
+    // Every fault kind at least once, then more while the time lasts.
+    while (Date.now() < deadline || injected < o.faults.length) {
       if (order.length === 0) order.push(...[...o.faults].sort(() => Math.random() - 0.5));
+      injected++;
       const f = order.shift()!;
       await inject(f);
       lastFaultEnd = Date.now();
