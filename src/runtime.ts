@@ -51,6 +51,7 @@ export class Runtime {
   private readonly running: Promise<void>[] = [];
   private stopping = false;
   private validators = new Map<string, PipelineValidator>();
+  private readonly writers: ApplyTopicWriter[] = [];
   private readonly log: Logger = rootLogger.child({ stage: 'runtime' });
   /** Metrics, health, readiness and their HTTP endpoints (src/observe). */
   readonly observe: Observability;
@@ -128,10 +129,14 @@ export class Runtime {
         byTopic.set(topics.cdc(prefix, schema, table), m);
       }
       let output: Output;
-      if (h.applier) output = h.applier;
+      const applier = h.applier;
+      if (applier) output = { apply: (batch) => applier.apply(batch) };
       else {
-        const writer = new ApplyTopicWriter(this.kafka, applyTopic);
+        // Split deployment: the apply topic is written in a Kafka transaction together with the
+        // processor's offsets, so a crash never leaves a second copy of a batch in it.
+        const writer = new ApplyTopicWriter(this.kafka, applyTopic, { transactionalId: `${groups.processor(prefix, name)}.${process.env.SYNCLINE_INSTANCE_ID ?? '0'}` });
         await writer.ensure();
+        this.writers.push(writer);
         output = writer;
       }
       h.processor = new ConsumerStage({
@@ -142,7 +147,7 @@ export class Runtime {
     } else if (h.applier) {
       h.processor = new ConsumerStage({
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
-        decode: applyTopicDecoder, output: observeOutput(h.applier, this.metrics, name, 'sink'), dlq, log,
+        decode: applyTopicDecoder, output: observeOutput({ apply: (batch) => h.applier!.apply(batch) }, this.metrics, name, 'sink'), dlq, log,
       });
       this.running.push(this.guard(name, 'sink', h.processor.run()));
     }
@@ -180,6 +185,7 @@ export class Runtime {
     this.log.info('runtime.stopping');
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));
+    await Promise.allSettled(this.writers.map((w) => w.close()));
     await Promise.allSettled(this.pipelines.map((h) => h.sink?.close()));
     await this.dlq?.close();
     await this.reporter?.stop(); // the final state, while the lag queries still work

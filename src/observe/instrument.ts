@@ -11,7 +11,7 @@
  */
 import { errorCode, errorKind } from '../core/errors.js';
 import type { Row } from '../core/envelope.js';
-import type { Decoder, Output } from '../process/processor.js';
+import type { BatchOrigin, Decoder, Output } from '../process/processor.js';
 import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../process/version-state.js';
 import type { ApplyObserver, Pending } from '../sink/applier.js';
 import { DeadLetters, type DeadLetter } from '../sink/dead-letters.js';
@@ -133,12 +133,12 @@ export function observeDecoder(decode: Decoder, metrics: Metrics, pipeline: stri
 export function observeOutput(output: Output, metrics: Metrics, pipeline: string, stage: string): Output {
   const labels = { pipeline, stage };
   return {
-    async apply(batch: Pending[]): Promise<void> {
+    async apply(batch: Pending[], origin?: BatchOrigin): Promise<unknown> {
       metrics.batchRecords.observe(labels, batch.length);
       metrics.inflightRecords.inc(labels, batch.length);
       metrics.inflightBatches.inc(labels);
       try {
-        await output.apply(batch);
+        return await output.apply(batch, origin);
       } finally {
         metrics.inflightRecords.dec(labels, batch.length);
         metrics.inflightBatches.dec(labels);

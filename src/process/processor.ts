@@ -30,8 +30,21 @@ import { ValidationError, type PipelineValidator } from './validation/index.js';
 
 export type Decoder = (m: KafkaMessage, topic: string, partition: number) => Promise<Pending>;
 
+/** Where a batch came from: its partition and the offset after its last message. */
+export interface BatchOrigin {
+  groupId: string;
+  topic: string;
+  partition: number;
+  /** Offset to commit (last + 1). */
+  next: string;
+}
+
 export interface Output {
-  apply(batch: Pending[]): Promise<unknown>;
+  /**
+   * Handle one partition batch. An output that returns 'committed' committed the batch's consumer
+   * offset itself, atomically with its own writes (a Kafka transaction); otherwise the stage commits it.
+   */
+  apply(batch: Pending[], origin?: BatchOrigin): Promise<unknown>;
 }
 
 export interface ConsumerStageOptions {
@@ -151,8 +164,11 @@ export class ConsumerStage {
     }
     await heartbeat();
     if (!isRunning() || isStale()) return;
+    const last = batch.messages[batch.messages.length - 1]!;
+    const next = (BigInt(last.offset) + 1n).toString();
+    let outcome: unknown;
     try {
-      await this.o.output.apply(pending);
+      outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
     } catch (err) {
       if (errorKind(err) === 'fatal') {
         this.crashed?.(err as Error);
@@ -160,9 +176,8 @@ export class ConsumerStage {
       }
       throw err; // retriable (Redis, Kafka): kafkajs retries the batch from the uncommitted offset
     }
-    const last = batch.messages[batch.messages.length - 1]!;
     resolveOffset(last.offset); // the fetch position moves on only for resolved offsets
-    await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
     await heartbeat();
   }
 

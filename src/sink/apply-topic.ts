@@ -6,8 +6,10 @@
  * The original change message bytes travel along so dead letters keep them.
  */
 import type { Row } from '../core/envelope.js';
-import { poison } from '../core/errors.js';
+import { classifyNetworkError, poison } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
+import type { Producer } from 'kafkajs';
+import type { BatchOrigin } from '../process/processor.js';
 import type { Pending } from './applier.js';
 import { keyString } from './sink.js';
 import { parseTagged, stringifyTagged } from '../core/tagged-json.js';
@@ -30,13 +32,74 @@ export function decodePending(value: Buffer | null): Pending {
   }
 }
 
-/** Output of a processor running without its sink: produce to the apply topic. */
+/**
+ * Output of a processor running without its sink: produce to the apply topic. With a
+ * transactionalId, each batch and the processor's offset for it are committed in one Kafka
+ * transaction (read_committed consumers — the sink — never see a batch twice or half of one; a
+ * restarted processor with the same id fences and aborts what its predecessor left open). Batches
+ * of different partitions take turns on the one transactional producer.
+ */
 export class ApplyTopicWriter {
-  constructor(private readonly kafka: KafkaClient, readonly topic: string) {}
+  private producer?: Producer;
+  private turn: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly kafka: KafkaClient, readonly topic: string, private readonly opts: { transactionalId?: string } = {}) {}
+
   async ensure(): Promise<void> {
     await this.kafka.ensureTopics([this.topic]);
   }
-  async apply(batch: Pending[]): Promise<void> {
-    await this.kafka.send(batch.map((p) => ({ topic: this.topic, ...encodePending(p) })));
+
+  async apply(batch: Pending[], origin?: BatchOrigin): Promise<'committed' | undefined> {
+    const messages = batch.map((p) => ({ topic: this.topic, ...encodePending(p) }));
+    if (!this.opts.transactionalId || !origin) {
+      await this.kafka.send(messages);
+      return undefined;
+    }
+    const run = this.turn.then(() => this.inTransaction(messages, origin));
+    this.turn = run.catch(() => undefined);
+    await run;
+    return 'committed';
+  }
+
+  private async inTransaction(messages: { topic: string; key: Buffer; value: Buffer }[], origin: BatchOrigin): Promise<void> {
+    if (!this.producer) {
+      const p = this.kafka.kafka.producer({ transactionalId: this.opts.transactionalId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      try {
+        await p.connect();
+      } catch (err) {
+        throw classifyNetworkError(err, `cannot connect the transactional producer ${this.opts.transactionalId}`);
+      }
+      this.producer = p;
+    }
+    const tx = await this.producer.transaction();
+    try {
+      // At most ~512 KB per request (see KafkaClient.send), all in the one transaction.
+      let chunk: { key: Buffer; value: Buffer }[] = [];
+      let bytes = 0;
+      for (const m of messages) {
+        if (bytes + m.value.length > 512 * 1024 && chunk.length > 0) {
+          await tx.send({ topic: this.topic, messages: chunk, acks: -1 });
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push({ key: m.key, value: m.value });
+        bytes += m.value.length + m.key.length;
+      }
+      if (chunk.length > 0) await tx.send({ topic: this.topic, messages: chunk, acks: -1 });
+      await tx.sendOffsets({ consumerGroupId: origin.groupId, topics: [{ topic: origin.topic, partitions: [{ partition: origin.partition, offset: origin.next }] }] });
+      await tx.commit();
+    } catch (err) {
+      await tx.abort().catch(() => undefined);
+      // The producer may be fenced or in a bad state: start a fresh one on the next batch.
+      await this.producer?.disconnect().catch(() => undefined);
+      this.producer = undefined;
+      throw classifyNetworkError(err, `apply-topic transaction on ${this.topic}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.turn.catch(() => undefined);
+    await this.producer?.disconnect().catch(() => undefined);
+    this.producer = undefined;
   }
 }

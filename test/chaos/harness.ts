@@ -31,7 +31,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
 import { TcpProxy } from '../tcp-proxy.js';
@@ -78,7 +78,11 @@ export interface ChaosReport {
   extraKeys: string[];
   appliedTwiceVisible: number;
   appliedTwiceKeys: string[];
+  /** Row writes the target committed (a trigger logs each), per table. */
   targetWrites: number;
+  targetWritesByTable: Record<string, number>;
+  /** Per table: rows and checksum on the source and on the target (rows the target must reject excluded). */
+  tables: Record<string, { source: { rows: number; md5: string }; target: { rows: number; md5: string } }>;
   deadLettered: { expected: Record<string, number>; unexpected: { reason: string; count: number }[] };
   convergeSeconds: number;
   peakRssMb: Record<string, number>;
@@ -99,13 +103,20 @@ const DDL = (s: string, target: boolean) => `
   create table ${s}.limited (id int primary key, qty int not null${target ? ' check (qty <= 1000)' : ''});
   ${target ? `
   alter table ${s}.accounts alter column note set storage external;
-  create table ${s}.write_log (seq bigserial primary key, id int not null, op text not null, version int not null);
+  create table ${s}.write_log (seq bigserial primary key, tbl text not null, id bigint not null, op text not null, version int not null);
   create function ${s}.log_write() returns trigger language plpgsql as $$
+  declare v int;
   begin
-    if tg_op = 'DELETE' then insert into ${s}.write_log (id, op, version) values (old.id, 'D', old.version); return old; end if;
-    insert into ${s}.write_log (id, op, version) values (new.id, left(tg_op, 1), new.version); return new;
+    if tg_op = 'DELETE' then
+      v := coalesce((to_jsonb(old) ->> 'version')::int, 0);
+      insert into ${s}.write_log (tbl, id, op, version) values (tg_table_name, old.id, 'D', v); return old;
+    end if;
+    v := coalesce((to_jsonb(new) ->> 'version')::int, 0);
+    insert into ${s}.write_log (tbl, id, op, version) values (tg_table_name, new.id, left(tg_op, 1), v); return new;
   end $$;
-  create trigger log_write after insert or update or delete on ${s}.accounts for each row execute function ${s}.log_write();` : `
+  create trigger log_write after insert or update or delete on ${s}.accounts for each row execute function ${s}.log_write();
+  create trigger log_write after insert or update or delete on ${s}.events for each row execute function ${s}.log_write();
+  create trigger log_write after insert or update or delete on ${s}.limited for each row execute function ${s}.log_write();` : `
   alter table ${s}.accounts alter column note set storage external;`}
 `;
 
@@ -407,7 +418,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // Poison offsets are the first of each produced message (one per partition here).
     // ---- convergence
     const compare = async () => {
-      const out = { rows: 0, lost: [] as string[], extra: [] as string[] };
+      const out = { rows: 0, lost: [] as string[], extra: [] as string[], tables: {} as Record<string, { source: { rows: number; md5: string }; target: { rows: number; md5: string } }> };
+      const md5 = (m: Map<string, string>) => createHash('md5').update([...m].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, h]) => `${k}:${h}`).join(',')).digest('hex');
       for (const [p, s] of Object.entries(SCHEMAS)) {
         for (const t of TABLES) {
           const where = t === 'limited' ? 'where qty <= 1000' : '';
@@ -415,6 +427,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             new Map((await q(port, database, `select id::text, md5(x::text) h from ${s}.${t} x ${where}`)).rows.map((r) => [r.id as string, r.h as string]));
           const [src, dst] = await Promise.all([rowsOf(PORTS.src, 'chaos'), rowsOf(PORTS.dst, TARGET_DB[p as PipelineName])]);
           out.rows += src.size;
+          out.tables[`${s}.${t}`] = { source: { rows: src.size, md5: md5(src) }, target: { rows: dst.size, md5: md5(dst) } };
           for (const [k, h] of src) if (dst.get(k) !== h) out.lost.push(`${s}.${t}:${k}`);
           for (const k of dst.keys()) if (!src.has(k)) out.extra.push(`${s}.${t}:${k}`);
         }
@@ -432,18 +445,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // ---- applied twice with a visible effect: a version going backwards, or a row back after its delete
     const twice: string[] = [];
     let targetWrites = 0;
+    const writesByTable: Record<string, number> = {};
     for (const [p, s] of Object.entries(SCHEMAS)) {
-      const rows = (await q(PORTS.dst, TARGET_DB[p as PipelineName], `select id, op, version from ${s}.write_log order by seq`)).rows as { id: number; op: string; version: number }[];
+      const rows = (await q(PORTS.dst, TARGET_DB[p as PipelineName], `select tbl, id::text, op, version from ${s}.write_log order by seq`)).rows as { tbl: string; id: string; op: string; version: number }[];
       targetWrites += rows.length;
-      const seen = new Map<number, { max: number; deleted: boolean }>();
+      const seen = new Map<string, { max: number; deleted: boolean }>();
       for (const r of rows) {
-        const st = seen.get(r.id);
+        writesByTable[`${s}.${r.tbl}`] = (writesByTable[`${s}.${r.tbl}`] ?? 0) + 1;
+        const k = `${s}.${r.tbl}:${r.id}`;
+        const st = seen.get(k);
         if (r.op === 'D') {
-          seen.set(r.id, { max: Math.max(st?.max ?? 0, r.version), deleted: true });
+          seen.set(k, { max: Math.max(st?.max ?? 0, r.version), deleted: true });
           continue;
         }
-        if (st && (r.version < st.max || st.deleted)) twice.push(`${s}.accounts:${r.id} v${r.version} after v${st.max}${st.deleted ? ' (deleted)' : ''}`);
-        seen.set(r.id, { max: Math.max(st?.max ?? 0, r.version), deleted: false });
+        // accounts: versions only grow; every table: a row never comes back after its delete (ids are never reused).
+        if (st && (r.version < st.max || st.deleted)) twice.push(`${k} v${r.version} after v${st.max}${st.deleted ? ' (deleted)' : ''}`);
+        seen.set(k, { max: Math.max(st?.max ?? 0, r.version), deleted: false });
       }
     }
 
@@ -491,6 +508,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       appliedTwiceVisible: twice.length,
       appliedTwiceKeys: twice.slice(0, 50),
       targetWrites,
+      targetWritesByTable: writesByTable,
+      tables: cmp.tables,
       deadLettered: { expected, unexpected: [...unexpected].map(([reason, count]) => ({ reason, count })) },
       convergeSeconds: Math.round(convergeSeconds * 10) / 10,
       peakRssMb,
@@ -560,7 +579,8 @@ export function reportText(r: ChaosReport): string {
     `  lost                       ${r.lost}${r.lost ? ` (${r.lostKeys.slice(0, 5).join(', ')}…)` : ''}`,
     `  extra on target            ${r.extra}`,
     `  applied twice (visible)    ${r.appliedTwiceVisible}${r.appliedTwiceVisible ? ` (${r.appliedTwiceKeys.slice(0, 5).join(', ')}…)` : ''}`,
-    `  target writes (accounts)   ${r.targetWrites}`,
+    `  changes applied (target row writes) ${r.targetWrites}`,
+    ...Object.entries(r.tables).map(([t, v]) => `    ${t.padEnd(12)} source ${v.source.rows} rows ${v.source.md5.slice(0, 12)}  target ${v.target.rows} rows ${v.target.md5.slice(0, 12)}${v.source.md5 === v.target.md5 ? '  equal' : '  DIFFERENT'}  (${r.targetWritesByTable[t] ?? 0} writes)`),
     `  dead-lettered, expected    ${Object.entries(r.deadLettered.expected).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}`,
     `  dead-lettered, unexpected  ${r.deadLettered.unexpected.length ? r.deadLettered.unexpected.map((u) => `${u.count}× ${u.reason}`).join('; ') : 'none'}`,
     `  converged after last fault ${r.convergeSeconds} s`,
