@@ -59,7 +59,9 @@ export function compareValues(a: unknown, b: unknown): number {
 
 /** The change's timestamp: its `field`, or for a delete its commit time (ISO, comparable with timestamptz text). */
 function sourceTime(c: Conflict, field: string): Value {
-  if (c.op === 'delete') return new Date(c.sourceTsMs).toISOString().replace('Z', '000Z'); // timestamptz canonical form
+  // The commit time is known to the millisecond; a row written in the same transaction may carry a
+  // later microsecond of that millisecond, so the delete counts as happening at its end (.xxx999).
+  if (c.op === 'delete') return new Date(c.sourceTsMs).toISOString().replace('Z', '999Z'); // timestamptz canonical form
   return c.source?.[field] ?? null;
 }
 
@@ -97,7 +99,7 @@ export function interpretChoice(v: unknown, c: Conflict): Choice {
     if (row === null || typeof row !== 'object' || Array.isArray(row)) throw poison('CONFLICT_RESOLVER_BAD_RESULT', `merged must be a row object, got ${describe(row)}`);
     const merged = row as Row;
     for (const [k, val] of Object.entries(merged)) {
-      if (!isValue(val)) throw poison('CONFLICT_RESOLVER_BAD_RESULT', `merged row: column ${k} has a ${describe(val)} value`);
+      if (!isValue(val)) throw poison('CONFLICT_RESOLVER_BAD_RESULT', `merged row: column ${k} has ${describe(val)} value`);
     }
     for (const [k, val] of Object.entries(c.key)) {
       if (k in merged && JSON.stringify(String(merged[k])) !== JSON.stringify(String(val))) {
