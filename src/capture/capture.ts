@@ -281,6 +281,13 @@ export class Capture {
           if (this.stopped) throw new Error('stopped during snapshot');
         }
         await client.query('CLOSE snap');
+        // End of this table's snapshot, on every partition after its rows: lets the sink delete
+        // target rows the snapshot did not see (deleted at the source while a slot was gone).
+        await this.enqueueMarker(st, {
+          op: 'm', before: null, after: null,
+          source: { db: source.connection.database, schema: src.schema, table: src.table, lsn: consistentPoint, commitLsn: consistentPoint, txId: null, tsMs: startedMs, snapshot: true, idx: 1 },
+          tsMs: Date.now(), unchangedToast: [...src.key],
+        });
       }
       await client.query('COMMIT');
     } finally {
@@ -393,6 +400,18 @@ export class Capture {
     return n;
   }
 
+  /** A control event for every partition of the table's topic (truncate, end of snapshot). */
+  private async enqueueMarker(st: TableState, e: ChangeEvent): Promise<void> {
+    const n = this.partitions.get(st.topic) ?? (await this.partitionCount(st.topic));
+    const value = await this.opts.codec.encode(st.valueId, envelopeToAvro(e));
+    for (let p = 0; p < n; p++) {
+      if (this.alreadyProduced(st.topic, p, e)) continue;
+      this.outbox.push({ topic: st.topic, key: null, value, partition: p, control: e.op === 'm' });
+      this.enqueued++;
+    }
+    void this.kick();
+  }
+
   private async enqueueTruncate(st: TableState, e: ChangeEvent): Promise<void> {
     // A truncate applies to every key, so it is written to every partition of the table's topic,
     // ordered after all earlier changes of each partition.
@@ -459,7 +478,7 @@ export class Capture {
       }
       this.outbox.splice(0, batch.length);
       this.sent += batch.length;
-      this.stats.produced += batch.length;
+      for (const m of batch) if (!m.control) this.stats.produced++;
       this.advanceWatermark();
       if (this.outbox.length < this.maxBuffered / 2) this.releaseDrainWaiters();
     }

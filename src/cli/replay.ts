@@ -34,6 +34,7 @@ export function summaryText(s: ReplaySummary): string {
     `  skipped, unchanged     ${n(s.skippedUnchanged)}`,
     `  skipped, already newer ${n(s.skippedStale)}`,
     `  conflicts              ${n(s.conflicts)}`,
+    ...(s.control ? [`  snapshot markers       ${n(s.control)}`] : []),
     `  dead-lettered          ${n(s.deadLettered)}${s.invalid ? ` (${n(s.invalid)} invalid)` : ''}${s.parked ? ` (${n(s.parked)} parked)` : ''}`,
   ].join('\n');
 }

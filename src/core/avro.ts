@@ -573,7 +573,7 @@ export function envelopeToAvro(e: ChangeEvent, connector = 'syncline'): AvroEnve
   };
 }
 
-const OPS = new Set<Op>(['c', 'u', 'd', 'r', 't']);
+const OPS = new Set<Op>(['c', 'u', 'd', 'r', 't', 'm']);
 
 /**
  * Decoded Envelope → ChangeEvent. Columns listed in unchanged_toast are removed from `after` (Avro

@@ -16,7 +16,8 @@ export type Value = null | boolean | number | bigint | string | Buffer | Value[]
 export type Row = Record<string, Value>;
 
 /** c = insert, u = update, d = delete, r = snapshot read, t = truncate. */
-export type Op = 'c' | 'u' | 'd' | 'r' | 't';
+/** c insert, u update, d delete, r snapshot read, t truncate, m end of a table's snapshot (unchanged_toast lists its key columns). */
+export type Op = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
 
 export interface SourceInfo {
   /** Source database name. */

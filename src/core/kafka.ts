@@ -32,6 +32,8 @@ export interface OutMessage {
   value: Buffer | null;
   partition?: number;
   headers?: Record<string, string>;
+  /** A control message (end of snapshot), not a change: not counted as produced. */
+  control?: boolean;
 }
 
 /** Most bytes of messages sent in one produce request (see send()). */

@@ -117,10 +117,12 @@ export class ObservedDeadLetters extends DeadLetters {
  */
 export function observeDecoder(decode: Decoder, metrics: Metrics, pipeline: string, stage: string, tableOf: (topic: string) => string | undefined): Decoder {
   return async (m, topic, partition) => {
-    metrics.changesRead.inc({ pipeline, stage });
     try {
-      return await decode(m, topic, partition);
+      const p = await decode(m, topic, partition);
+      if (p.record.op !== 'sweep') metrics.changesRead.inc({ pipeline, stage }); // a control record is not a change
+      return p;
     } catch (err) {
+      metrics.changesRead.inc({ pipeline, stage });
       if (errorKind(err) !== 'retriable' && errorCode(err) !== 'VALIDATION_FAILED') {
         metrics.validationFailures.inc({ pipeline, table: tableOf(topic) ?? '', field: '', rule: 'decode' });
       }

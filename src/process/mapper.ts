@@ -38,6 +38,7 @@ export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origi
   const position = eventPosition(e);
   const base = { table: m.target, key, position, sourceTsMs: e.source.tsMs, origin };
   if (e.op === 't') return { ...base, key: {}, op: 'truncate', values: null, keep: [], hash: null };
+  if (e.op === 'm') return { ...base, key: {}, op: 'sweep', values: null, keep: [], hash: null, keyColumns: e.unchangedToast.map(m.rename) };
   if (e.op === 'd') return { ...base, op: 'delete', values: null, keep: [], hash: null };
   const values = renameRow(e.after ?? {}, m.rename);
   const keep = e.unchangedToast.map(m.rename);

@@ -84,7 +84,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
       codec.decode<Record<string, unknown>>(m.value),
     ]);
     const e: ChangeEvent = envelopeFromAvro(value);
-    if (e.op !== 't' && !key) throw poison('KEY_MISSING', `change message at ${topic}/${partition}@${m.offset} has no key`);
+    if (e.op !== 't' && e.op !== 'm' && !key) throw poison('KEY_MISSING', `change message at ${topic}/${partition}@${m.offset} has no key`);
     const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false });
     if (record.op === 'upsert') {
       const types = await columnTypes(m.value!.readInt32BE(1));

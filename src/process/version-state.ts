@@ -295,6 +295,42 @@ export class VersionState {
     }
   }
 
+  /**
+   * Record that `partition` delivered the end-of-snapshot marker at `pos` for `table`; returns how
+   * many distinct partitions have (a set per marker, kept 7 days; redeliveries count once).
+   */
+  async markSnapshotEnd(table: string, pos: string, partition: number): Promise<number> {
+    const k = `${this.base}s:${table}:${pos}`;
+    try {
+      const r = await this.redis.multi().sadd(k, String(partition)).expire(k, 7 * 86400).scard(k).exec();
+      return Number(r?.[2]?.[1] ?? 0);
+    } catch (err) {
+      throw this.wrap(err, `version state: snapshot end of ${table}`);
+    }
+  }
+
+  /** Keys of `table` whose state is older than `cutoff` and not deleted (SCAN: proportional to the pipeline's keys). */
+  async keysBefore(table: string, cutoff: string): Promise<string[]> {
+    const prefix = `${this.base}v:${table}:`;
+    const out: string[] = [];
+    let cursor = '0';
+    try {
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', globEscape(prefix) + '*', 'COUNT', 1000);
+        cursor = next;
+        if (keys.length === 0) continue;
+        const values = await this.redis.mget(keys);
+        keys.forEach((k, i) => {
+          const v = parseValue(values[i] ?? null);
+          if (v && v.pos < cutoff && v.hash !== DELETED) out.push(k.slice(prefix.length));
+        });
+      } while (cursor !== '0');
+    } catch (err) {
+      throw this.wrap(err, `version state: keys of ${table}`);
+    }
+    return out;
+  }
+
   /** Delete every key of this pipeline (SCAN + UNLINK). For tests and resets. */
   async clear(): Promise<number> {
     let cursor = '0';

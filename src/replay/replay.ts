@@ -53,6 +53,8 @@ export interface ReplaySummary {
   parked: number;
   deadLettered: number;
   invalid: number;
+  /** Control records read (end-of-snapshot markers), not changes. */
+  control: number;
   durationMs: number;
 }
 
@@ -174,6 +176,6 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   return {
     pipeline: o.pipeline, dryRun: o.dryRun ?? false, topics: [...byTopic.keys()], read, applied: s.applied, repaired: s.repaired,
     skippedUnchanged: s.skippedUnchanged, skippedStale: s.skippedStale + staleTruncates, conflicts: s.conflicts, parked: s.parked + s.parkedBehind,
-    deadLettered: s.deadLettered + invalid, invalid, durationMs: Date.now() - started,
+    deadLettered: s.deadLettered + invalid, invalid, control: s.control, durationMs: Date.now() - started,
   };
 }

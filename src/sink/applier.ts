@@ -57,6 +57,10 @@ export interface ApplyStats {
   retries: number;
   /** Replay (verifyTarget): records whose effect the target had lost, written again. */
   repaired: number;
+  /** Target rows deleted after a re-snapshot did not find them at the source. */
+  swept: number;
+  /** Control records handled (end-of-snapshot markers); not counted in `received`. */
+  control: number;
 }
 
 export type ConflictOutcome = 'source_won' | 'target_won' | 'merged' | 'parked';
@@ -71,7 +75,7 @@ export interface ApplyObserver {
   retry(err: unknown): void;
 }
 
-export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0 });
+export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0, swept: 0, control: 0 });
 
 export interface ApplyOptions {
   /** Replay: a record at exactly the key's stored position is checked against the target and written again if the target lost it. */
@@ -91,6 +95,8 @@ export interface ApplierOptions {
   log: Logger;
   /** Two-way sync: re-publish target rows kept by a conflict so the peer carries them back. */
   republish?: boolean;
+  /** Partitions of a change topic (for the end-of-snapshot sweep: it runs once every partition delivered its marker). */
+  partitionsOf?: (topic: string) => Promise<number>;
   /** Rebuild the parking index after a Redis flush (open conflicts from the dead-letter topic). */
   parkedKeys?: () => Promise<{ table: string; key: string; id: string }[]>;
 }
@@ -176,13 +182,15 @@ export class Applier {
 
   async apply(batch: Pending[], opts: ApplyOptions = {}): Promise<ApplyResult> {
     const before = { ...this.stats };
-    this.stats.received += batch.length;
+    for (const p of batch) if (p.record.op !== 'sweep') this.stats.received++;
     // Truncates split the batch: what comes before applies first, then the truncate, then the rest.
     let start = 0;
     for (let i = 0; i < batch.length; i++) {
-      if (batch[i]!.record.op !== 'truncate') continue;
+      const op = batch[i]!.record.op;
+      if (op !== 'truncate' && op !== 'sweep') continue;
       await this.applyRecords(batch.slice(start, i), opts);
-      await this.truncate(batch[i]!);
+      if (op === 'truncate') await this.truncate(batch[i]!);
+      else await this.sweep(batch[i]!, opts);
       start = i + 1;
     }
     await this.applyRecords(batch.slice(start), opts);
@@ -207,6 +215,35 @@ export class Applier {
     await this.state.truncateTable(r.table, r.position);
     this.stats.applied++;
     this.observer?.applied(r);
+  }
+
+  /**
+   * End of a table's snapshot. Once every partition of the table's topic delivered it (so every
+   * snapshot row is applied), keys whose stored position is older than the snapshot were not in it:
+   * their source rows were deleted while no slot recorded it (a dropped slot, re-snapshotted). They
+   * are deleted on the target through the normal path. Keys syncline has no state for are left alone.
+   */
+  private async sweep(p: Pending, opts: ApplyOptions): Promise<void> {
+    const r = p.record;
+    // A control record, not a change: counted apart (the deletes it leads to count as applied).
+    this.stats.control++;
+    if (!this.o.partitionsOf || !r.keyColumns || r.keyColumns.length === 0) return;
+    const n = await this.o.partitionsOf(r.origin.topic);
+    if ((await this.state.markSnapshotEnd(r.table, r.position, r.origin.partition)) < n) return;
+    const cutoff = r.position.slice(0, r.position.indexOf(':') + 1) + '00000000'; // the snapshot rows' own position
+    const keys = await this.state.keysBefore(r.table, cutoff);
+    if (keys.length === 0) return;
+    this.log.warn({ table: r.table, rows: keys.length }, 'snapshot.sweep: deleting target rows the re-snapshot did not find at the source');
+    const cols = r.keyColumns;
+    for (let i = 0; i < keys.length; i += 1000) {
+      const deletes: Pending[] = keys.slice(i, i + 1000).map((ks) => {
+        const values = JSON.parse(ks) as (string | number | boolean | null)[];
+        const key = Object.fromEntries(cols.map((c, j) => [c, values[j] ?? null]));
+        return { record: { table: r.table, op: 'delete', key, values: null, keep: [], position: r.position, hash: null, sourceTsMs: r.sourceTsMs, origin: r.origin }, raw: { key: null, value: p.raw.value } };
+      });
+      this.stats.swept += deletes.length;
+      await this.applyRecords(deletes, opts);
+    }
   }
 
   /** Read version state (and parking entries, last-synced rows), rebuilding the parking index after a Redis flush. */

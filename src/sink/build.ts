@@ -71,6 +71,7 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
   const applier = new Applier(sink, state, dlq, {
     pipeline: name, conflictFor: policy.conflictFor, resolverFor: policy.resolverFor, retry, log,
     republish: p.peer !== undefined,
+    partitionsOf: (topic) => kafka.partitionCount(topic),
     parkedKeys: async () => (await store.load()).parkedKeys(),
   });
   if (metrics) applier.observer = applyObserver(metrics, name);

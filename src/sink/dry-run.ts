@@ -44,6 +44,10 @@ export class DryRunVersionState extends VersionState {
   override async unpark(): Promise<void> {}
   override async rebuildParking(): Promise<void> {}
   override async registerColumns(): Promise<void> {}
+  /** Never completes: a dry run does not sweep. */
+  override async markSnapshotEnd(): Promise<number> {
+    return 0;
+  }
 }
 
 export class DryRunDeadLetters extends DeadLetters {

@@ -14,7 +14,8 @@ import type { SynclineError } from '../core/errors.js';
 export interface SinkRecord {
   /** Target table, qualified: 'schema.table'. */
   table: string;
-  op: 'upsert' | 'delete' | 'truncate';
+  /** sweep: end of a table's snapshot; target rows the snapshot did not refresh are deleted (see Applier). */
+  op: 'upsert' | 'delete' | 'truncate' | 'sweep';
   /** Target key columns → values (empty for truncate). */
   key: Row;
   /** Full target row for upserts (mapped column names); null for delete/truncate. */
@@ -31,6 +32,8 @@ export interface SinkRecord {
   columnTypes?: Record<string, string>;
   /** Values converted by validation rules with `coerce: true` (already replaced in `values`; the key keeps the source value). */
   coerced?: { field: string; from: string; to: string }[];
+  /** sweep: the table's key columns (target names), to turn stored keys back into key rows. */
+  keyColumns?: string[];
   /** Where the change came from, for dead-letter headers. */
   origin: { topic: string; partition: number; offset: string };
 }
