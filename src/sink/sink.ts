@@ -81,7 +81,19 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-/** Stable string for a key row (column order as given by the table's key definition). */
+const keyStrings = new WeakMap<Row, string>();
+const bigintAsString = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+
+/**
+ * Stable string for a key row (column order as given by the table's key definition). Computed once
+ * per key object (key rows are never changed after mapping) and remembered with it: the applier
+ * asks for it several times per record.
+ */
 export function keyString(key: Row): string {
-  return JSON.stringify(Object.values(key), (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  let s = keyStrings.get(key);
+  if (s === undefined) {
+    s = JSON.stringify(Object.values(key), bigintAsString);
+    keyStrings.set(key, s);
+  }
+  return s;
 }
