@@ -130,7 +130,7 @@ export class Runtime {
       }
       let output: Output;
       const applier = h.applier;
-      if (applier) output = { apply: (batch) => applier.apply(batch) };
+      if (applier) output = { apply: (batch) => applier.apply(batch), stale: (probes) => applier.stale(probes) };
       else {
         // Split deployment: the apply topic is written in a Kafka transaction together with the
         // processor's offsets, so a crash never leaves a second copy of a batch in it.

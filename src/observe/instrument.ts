@@ -11,7 +11,7 @@
  */
 import { errorCode, errorKind } from '../core/errors.js';
 import type { Row } from '../core/envelope.js';
-import type { BatchOrigin, Decoder, Output } from '../process/processor.js';
+import type { BatchOrigin, Decoder, Output, StaleProbe } from '../process/processor.js';
 import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../process/version-state.js';
 import type { ApplyObserver, Pending } from '../sink/applier.js';
 import { DeadLetters, type DeadLetter } from '../sink/dead-letters.js';
@@ -116,25 +116,57 @@ export class ObservedDeadLetters extends DeadLetters {
  * down) is not a failure: the batch is read again.
  */
 export function observeDecoder(decode: Decoder, metrics: Metrics, pipeline: string, stage: string, tableOf: (topic: string) => string | undefined): Decoder {
-  return async (m, topic, partition) => {
+  const labels = { pipeline, stage };
+  const failed = (err: unknown, topic: string) => {
+    if (errorKind(err) !== 'retriable' && errorCode(err) !== 'VALIDATION_FAILED') {
+      metrics.validationFailures.inc({ pipeline, table: tableOf(topic) ?? '', field: '', rule: 'decode' });
+    }
+  };
+  const observed: Decoder = async (m, topic, partition) => {
     try {
       const p = await decode(m, topic, partition);
-      if (p.record.op !== 'sweep') metrics.changesRead.inc({ pipeline, stage }); // a control record is not a change
+      if (p.record.op !== 'sweep') metrics.changesRead.inc(labels); // a control record is not a change
       return p;
     } catch (err) {
-      metrics.changesRead.inc({ pipeline, stage });
-      if (errorKind(err) !== 'retriable' && errorCode(err) !== 'VALIDATION_FAILED') {
-        metrics.validationFailures.inc({ pipeline, table: tableOf(topic) ?? '', field: '', rule: 'decode' });
-      }
+      metrics.changesRead.inc(labels);
+      failed(err, topic);
       throw err;
     }
   };
+  const { peekBatch } = decode;
+  if (peekBatch) {
+    // Read counted once per batch.
+    observed.peekBatch = async (messages, topic, partition) => {
+      const out = await peekBatch(messages, topic, partition);
+      metrics.changesRead.inc(labels, out.filter((p) => 'error' in p || !p.control).length); // a control record is not a change
+      return out.map((p) => {
+        if ('error' in p) {
+          failed(p.error, topic);
+          return p;
+        }
+        const finish = p.finish;
+        return {
+          ...p,
+          finish: async () => {
+            try {
+              return await finish();
+            } catch (err) {
+              failed(err, topic);
+              throw err;
+            }
+          },
+        };
+      });
+    };
+  }
+  return observed;
 }
 
 /** An Output that reports batch sizes and what is in flight. */
 export function observeOutput(output: Output, metrics: Metrics, pipeline: string, stage: string): Output {
   const labels = { pipeline, stage };
   return {
+    ...(output.stale ? { stale: (probes: StaleProbe[]) => output.stale!(probes) } : {}),
     async apply(batch: Pending[], origin?: BatchOrigin): Promise<unknown> {
       metrics.batchRecords.observe(labels, batch.length);
       metrics.inflightRecords.inc(labels, batch.length);

@@ -23,7 +23,7 @@ export function tableMappings(tables: TableConfig[]): Map<string, TableMapping> 
   return out;
 }
 
-function renameRow(row: Row, rename: (c: string) => string): Row {
+export function renameRow(row: Row, rename: (c: string) => string): Row {
   const out: Row = {};
   for (const k of Object.keys(row)) out[rename(k)] = row[k]!;
   return out;
@@ -31,11 +31,12 @@ function renameRow(row: Row, rename: (c: string) => string): Row {
 
 /**
  * `opts.hash: false` leaves `hash` null so that the caller can change the values first (validation
- * coerces) and then call hashRecord().
+ * coerces) and then call hashRecord(). `opts.mappedKey`: the key row already renamed (renameRow),
+ * `opts.position`: eventPosition(e) already computed (the processor's staleness check needs both first).
  */
-export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origin: SinkRecord['origin'], opts: { hash?: boolean } = {}): SinkRecord {
-  const key = renameRow(keyRow, m.rename);
-  const position = eventPosition(e);
+export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origin: SinkRecord['origin'], opts: { hash?: boolean; mappedKey?: Row; position?: string } = {}): SinkRecord {
+  const key = opts.mappedKey ?? renameRow(keyRow, m.rename);
+  const position = opts.position ?? eventPosition(e);
   const base = { table: m.target, key, position, sourceTsMs: e.source.tsMs, origin };
   if (e.op === 't') return { ...base, key: {}, op: 'truncate', values: null, keep: [], hash: null };
   if (e.op === 'm') return { ...base, key: {}, op: 'sweep', values: null, keep: [], hash: null, keyColumns: e.unchangedToast.map(m.rename) };

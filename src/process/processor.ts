@@ -23,12 +23,41 @@ import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
-import { hashRecord, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
+import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
+import { eventPosition } from '../core/envelope.js';
+import { keyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
 import { topics } from '../core/kafka.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 
-export type Decoder = (m: KafkaMessage, topic: string, partition: number) => Promise<Pending>;
+/**
+ * A change decoded only as far as version state needs it: target table, key string and position.
+ * `finish` maps, validates and hashes it (the expensive part, skipped for stale changes).
+ */
+export interface Peeked {
+  table: string;
+  /** keyString of the mapped key; null for a message that is never stale-checked early (truncate). */
+  key: string | null;
+  position: string;
+  /** A control record (end of a table's snapshot), not a change. */
+  control?: boolean;
+  finish(): Promise<Pending>;
+}
+
+export type Decoder = ((m: KafkaMessage, topic: string, partition: number) => Promise<Pending>) & {
+  /**
+   * Two-phase decode of a partition batch (cdcDecoder): one entry per message, the Peeked change or
+   * the error its decode threw (treated as the one-phase decoder's error would be).
+   */
+  peekBatch?: (messages: KafkaMessage[], topic: string, partition: number) => Promise<(Peeked | { error: unknown })[]>;
+};
+
+/** Position and key of a change, to tell whether it is stale before it is mapped and hashed. */
+export interface StaleProbe {
+  table: string;
+  key: string;
+  position: string;
+}
 
 /** Where a batch came from: its partition and the offset after its last message. */
 export interface BatchOrigin {
@@ -45,6 +74,12 @@ export interface Output {
    * offset itself, atomically with its own writes (a Kafka transaction); otherwise the stage commits it.
    */
   apply(batch: Pending[], origin?: BatchOrigin): Promise<unknown>;
+  /**
+   * Optional (the Applier behind it): which of these changes are stale, i.e. would be skipped by
+   * apply() as not newer than their key's stored position. The stage drops them before mapping,
+   * validation and hashing; the output counts them as received and skipped.
+   */
+  stale?(probes: StaleProbe[]): Promise<boolean[]>;
 }
 
 export interface ConsumerStageOptions {
@@ -76,7 +111,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     }
     return t;
   };
-  return async (m, topic, partition) => {
+  const peek = async (m: KafkaMessage, topic: string, partition: number): Promise<Peeked> => {
     const mapping = mappings.get(topic);
     if (!mapping) throw poison('TOPIC_UNKNOWN', `no table mapping for topic ${topic}`);
     const [key, value] = await Promise.all([
@@ -85,7 +120,18 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     ]);
     const e: ChangeEvent = envelopeFromAvro(value);
     if (e.op !== 't' && e.op !== 'm' && !key) throw poison('KEY_MISSING', `change message at ${topic}/${partition}@${m.offset} has no key`);
-    const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false });
+    const position = eventPosition(e);
+    const mappedKey = e.op === 't' || !key ? undefined : renameRow(key, mapping.rename);
+    return {
+      table: mapping.target,
+      key: mappedKey ? keyString(mappedKey) : null,
+      position,
+      control: e.op === 'm',
+      finish: () => finish(m, topic, partition, e, mapping, key, mappedKey, position),
+    };
+  };
+  const finish = async (m: KafkaMessage, topic: string, partition: number, e: ChangeEvent, mapping: TableMapping, key: Row | null, mappedKey: Row | undefined, position: string): Promise<Pending> => {
+    const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false, mappedKey, position });
     if (record.op === 'upsert') {
       const types = await columnTypes(m.value!.readInt32BE(1));
       const out: Record<string, string> = {};
@@ -97,6 +143,19 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     }
     return { record, raw: { key: m.key, value: m.value } };
   };
+  const decode: Decoder = async (m, topic, partition) => (await peek(m, topic, partition)).finish();
+  decode.peekBatch = async (messages, topic, partition) => {
+    const out: (Peeked | { error: unknown })[] = [];
+    for (const m of messages) {
+      try {
+        out.push(await peek(m, topic, partition));
+      } catch (error) {
+        out.push({ error });
+      }
+    }
+    return out;
+  };
+  return decode;
 }
 
 /** Change topic → table mapping of a pipeline's tables (`<prefix>.cdc.<schema>.<table>`). */
@@ -148,14 +207,44 @@ export class ConsumerStage {
     if (batch.messages.length === 0) return;
     const pending: Pending[] = [];
     const invalid: DeadLetter[] = [];
-    for (const m of batch.messages) {
-      try {
-        pending.push(await this.o.decode(m, batch.topic, batch.partition));
-      } catch (err) {
-        if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
-        this.invalid.count++;
-        const v = err instanceof ValidationError ? err : undefined;
-        invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } });
+    const failed = (err: unknown, m: KafkaMessage) => {
+      if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
+      this.invalid.count++;
+      const v = err instanceof ValidationError ? err : undefined;
+      invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } });
+    };
+    const { peekBatch } = this.o.decode;
+    const stale = this.o.output.stale?.bind(this.o.output);
+    if (peekBatch && stale) {
+      // Two phases: position and key first, then one version-state read for the batch; only changes
+      // newer than their key's stored position are mapped, validated and hashed (replays skip the rest).
+      const peeked = await peekBatch(batch.messages, batch.topic, batch.partition);
+      const probes: StaleProbe[] = [];
+      for (const p of peeked) if (!('error' in p) && p.key !== null) probes.push({ table: p.table, key: p.key, position: p.position });
+      const isStale = probes.length > 0 ? await this.guarded(() => stale(probes)) : [];
+      if (isStale === undefined) return;
+      let j = 0;
+      for (let i = 0; i < peeked.length; i++) {
+        const p = peeked[i]!;
+        const m = batch.messages[i]!;
+        if ('error' in p) {
+          failed(p.error, m);
+          continue;
+        }
+        if (p.key !== null && isStale[j++]) continue;
+        try {
+          pending.push(await p.finish());
+        } catch (err) {
+          failed(err, m);
+        }
+      }
+    } else {
+      for (const m of batch.messages) {
+        try {
+          pending.push(await this.o.decode(m, batch.topic, batch.partition));
+        } catch (err) {
+          failed(err, m);
+        }
       }
     }
     if (invalid.length > 0) {
@@ -179,6 +268,19 @@ export class ConsumerStage {
     resolveOffset(last.offset); // the fetch position moves on only for resolved offsets
     if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
     await heartbeat();
+  }
+
+  /** Run `fn`; a fatal error stops the stage (undefined), any other is thrown (kafkajs retries the batch). */
+  private async guarded<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (errorKind(err) === 'fatal') {
+        this.crashed?.(err as Error);
+        return undefined;
+      }
+      throw err;
+    }
   }
 
   async stop(): Promise<void> {

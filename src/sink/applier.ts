@@ -201,6 +201,29 @@ export class Applier {
     };
   }
 
+  /**
+   * Which of these changes apply() (without verifyTarget) would skip as stale: a position not newer
+   * than the key's stored one (truncate watermark included). The processor asks before it maps,
+   * validates and hashes a batch and drops them; they are counted here as received and skipped.
+   * Dropping them early changes nothing: positions only move forward, so a change stale now is
+   * stale when the rest of its batch is applied, and apply() skips stale changes before parking,
+   * conflict checks or writes. Replay (verifyTarget) does not use this.
+   */
+  async stale(probes: { table: string; key: string; position: string }[]): Promise<boolean[]> {
+    if (probes.length === 0) return [];
+    const stored = await this.state.getMany(probes);
+    let n = 0;
+    const out = probes.map((p, i) => {
+      const s = stored[i];
+      const isStale = s !== null && s !== undefined && p.position <= s.pos;
+      if (isStale) n++;
+      return isStale;
+    });
+    this.stats.received += n;
+    this.stats.skippedStale += n;
+    return out;
+  }
+
   private async truncate(p: Pending): Promise<void> {
     const r = p.record;
     // A truncate reaches every partition of the table's topic (and may be redelivered or replayed):
