@@ -78,29 +78,38 @@ export class AvroCodec {
     }
   }
 
-  /** Decode a Confluent-framed message; undecodable input (bad magic byte, unknown id, bad body) is poison. */
-  async decode<T = unknown>(buf: Buffer | null): Promise<T> {
+  /**
+   * decode() without a promise when the schema id is already known; undefined when it is not (then
+   * call decode(), which asks the registry). Throws what decode() throws for undecodable input.
+   */
+  decodeKnown<T = unknown>(buf: Buffer | null): T | undefined {
     if (!buf || buf.length < 5) throw poison('DECODE_FAILED', `message of ${buf?.length ?? 0} bytes is not in the Confluent wire format`);
     if (buf[0] !== 0) throw poison('DECODE_FAILED', `message starts with magic byte ${buf[0]}, expected 0 (Confluent wire format)`);
     const known = this.types.get(buf.readInt32BE(1));
-    if (known) {
-      try {
-        return known.fromBuffer(buf.subarray(5)) as T;
-      } catch (err) {
-        throw poison('DECODE_FAILED', `cannot decode message with schema id ${buf.readInt32BE(1)}: ${(err as Error).message}`, err);
-      }
-    }
+    if (!known) return undefined;
     try {
-      const id = buf.readInt32BE(1);
+      return known.fromBuffer(buf.subarray(5)) as T;
+    } catch (err) {
+      throw poison('DECODE_FAILED', `cannot decode message with schema id ${buf.readInt32BE(1)}: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** Decode a Confluent-framed message; undecodable input (bad magic byte, unknown id, bad body) is poison. */
+  async decode<T = unknown>(buf: Buffer | null): Promise<T> {
+    const known = this.decodeKnown<T>(buf);
+    if (known !== undefined) return known;
+    const b = buf!; // decodeKnown threw for anything shorter than the header
+    try {
+      const id = b.readInt32BE(1);
       const type = (await this.registry.getSchema(id)) as unknown as avsc.Type;
       if (!this.types.has(id)) this.types.set(id, type);
-      return type.fromBuffer(buf.subarray(5)) as T;
+      return type.fromBuffer(b.subarray(5)) as T;
     } catch (err) {
       const e = err as { status?: number; message?: string; name?: string };
-      if (e?.status === 404) throw poison('SCHEMA_UNKNOWN', `schema id ${buf.readInt32BE(1)} is not in the registry`, err);
+      if (e?.status === 404) throw poison('SCHEMA_UNKNOWN', `schema id ${b.readInt32BE(1)} is not in the registry`, err);
       if (e?.status && e.status >= 500) throw retriable('REGISTRY_UNAVAILABLE', `registry error ${e.status}: ${e.message}`, err);
       if (/ECONNREFUSED|ETIMEDOUT|ECONNRESET|socket hang up/i.test(e?.message ?? '')) throw retriable('REGISTRY_UNAVAILABLE', `registry unreachable: ${e.message}`, err);
-      throw poison('DECODE_FAILED', `cannot decode message with schema id ${buf.readInt32BE(1)}: ${e?.message ?? String(err)}`, err);
+      throw poison('DECODE_FAILED', `cannot decode message with schema id ${b.readInt32BE(1)}: ${e?.message ?? String(err)}`, err);
     }
   }
 }

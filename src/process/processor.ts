@@ -111,16 +111,33 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     }
     return t;
   };
-  const peek = async (m: KafkaMessage, topic: string, partition: number): Promise<Peeked> => {
+  // The same, renamed to target columns, by topic and schema id: one shared (frozen) object per schema.
+  const renamedTypes = new Map<string, Readonly<Record<string, string>>>();
+  // Key and value of a message: synchronously when their schemas are known (the usual case).
+  const decodeKnown = (m: KafkaMessage): [Row | null, Record<string, unknown>] | undefined => {
+    const key = m.key ? codec.decodeKnown<Row>(m.key) : null;
+    if (key === undefined) return undefined;
+    const value = codec.decodeKnown<Record<string, unknown>>(m.value);
+    return value === undefined ? undefined : [key, value];
+  };
+  const mappingOf = (topic: string): TableMapping => {
     const mapping = mappings.get(topic);
     if (!mapping) throw poison('TOPIC_UNKNOWN', `no table mapping for topic ${topic}`);
-    const [key, value] = await Promise.all([
+    return mapping;
+  };
+  const peek = async (m: KafkaMessage, topic: string, partition: number): Promise<Peeked> => {
+    const mapping = mappingOf(topic);
+    const [key, value] = decodeKnown(m) ?? (await Promise.all([
       m.key ? codec.decode<Row>(m.key) : Promise.resolve(null),
       codec.decode<Record<string, unknown>>(m.value),
-    ]);
+    ]));
+    return peeked(m, topic, partition, mapping, key, value);
+  };
+  const peeked = (m: KafkaMessage, topic: string, partition: number, mapping: TableMapping, key: Row | null, value: Record<string, unknown>): Peeked => {
     const e: ChangeEvent = envelopeFromAvro(value);
     if (e.op !== 't' && e.op !== 'm' && !key) throw poison('KEY_MISSING', `change message at ${topic}/${partition}@${m.offset} has no key`);
     const position = eventPosition(e);
+    // Keyless control events (truncate, end of snapshot) are never stale-checked early.
     const mappedKey = e.op === 't' || !key ? undefined : renameRow(key, mapping.rename);
     return {
       table: mapping.target,
@@ -133,9 +150,15 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
   const finish = async (m: KafkaMessage, topic: string, partition: number, e: ChangeEvent, mapping: TableMapping, key: Row | null, mappedKey: Row | undefined, position: string): Promise<Pending> => {
     const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false, mappedKey, position });
     if (record.op === 'upsert') {
-      const types = await columnTypes(m.value!.readInt32BE(1));
-      const out: Record<string, string> = {};
-      for (const [col, t] of types) out[mapping.rename(col)] = t;
+      const id = m.value!.readInt32BE(1);
+      const ck = topic + '\u0000' + id;
+      let out = renamedTypes.get(ck);
+      if (!out) {
+        const types = await columnTypes(id);
+        const o: Record<string, string> = {};
+        for (const [col, t] of types) o[mapping.rename(col)] = t;
+        renamedTypes.set(ck, (out = Object.freeze(o)));
+      }
       record.columnTypes = out;
       const rules = validator?.forTable(mapping.source);
       if (rules) validator!.check(rules, record);
@@ -148,7 +171,9 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     const out: (Peeked | { error: unknown })[] = [];
     for (const m of messages) {
       try {
-        out.push(await peek(m, topic, partition));
+        const mapping = mappingOf(topic);
+        const known = decodeKnown(m);
+        out.push(known ? peeked(m, topic, partition, mapping, known[0], known[1]) : await peek(m, topic, partition));
       } catch (error) {
         out.push({ error });
       }
