@@ -92,7 +92,11 @@ export class KafkaClient {
       allowAutoTopicCreation: false,
       sessionTimeout: 30000,
       heartbeatInterval: 3000,
-      maxBytesPerPartition: 4 * 1024 * 1024,
+      // Bounded fetches: a fetched batch is decoded whole (and up to 3 partitions at once), so its size
+      // is what a consumer holds in memory; 1 MB per partition is ≈ 10,000 narrow changes, enough for
+      // full batches (a larger message still arrives, alone). 4 MB / 10 MB doubled the replay's peak RSS.
+      maxBytesPerPartition: 1024 * 1024,
+      maxBytes: 3 * 1024 * 1024,
       maxWaitTimeInMs: 100,
       retry: { retries: 10 },
     });
