@@ -367,13 +367,16 @@ export function writeConfig(s: PipelineSpec): string {
   return file;
 }
 
+/** Node flags syncline runs with (package.json's `syncline` script, the Dockerfile's ENTRYPOINT). */
+export const SYNCLINE_NODE_FLAGS = ['--heap-growing-percent=50'];
+
 /**
  * Run the given stages of syncline (src/runtime.ts) in a child process (bench/child.ts), which
  * prints its stats as a JSON line every 100 ms. `nodeArgs` e.g. ['--cpu-prof'].
  */
 export function spawnSyncline(configFile: string, stages: string[], opts: { nodeArgs?: string[]; env?: Record<string, string>; /** Another checkout (A/B against a baseline). */ root?: string } = {}): Child {
   const root = opts.root ?? ROOT;
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', join(root, 'bench/child.ts'), configFile, stages.join(',')], {
+  const proc = spawn(process.execPath, [...SYNCLINE_NODE_FLAGS, ...(opts.nodeArgs ?? []), '--import', 'tsx', join(root, 'bench/child.ts'), configFile, stages.join(',')], {
     cwd: root,
     env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_BENCH_LOG_LEVEL ?? 'warn', ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
