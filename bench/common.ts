@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { Redis } from 'ioredis';
+import { createDb, dropDb, dropSlots } from '../test/helpers.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
@@ -72,27 +73,8 @@ export async function withClient<T>(database: string, fn: (c: pg.Client) => Prom
 
 export const sql = (database: string, text: string, params: unknown[] = []) => withClient(database, (c) => c.query(text, params));
 
-export async function createDb(name: string): Promise<void> {
-  await sql('postgres', `drop database if exists ${name} with (force)`);
-  await sql('postgres', `create database ${name}`);
-}
-
-export async function dropDb(name: string): Promise<void> {
-  await sql('postgres', `drop database if exists ${name} with (force)`).catch(() => undefined);
-}
-
-/** Drop replication slots whose names start with the prefix (terminating their holders). */
-export async function dropSlots(prefix: string): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await sql('postgres', `select slot_name, active_pid from pg_replication_slots where slot_name like $1`, [prefix + '%']);
-    if (r.rowCount === 0) return;
-    for (const row of r.rows) {
-      if (row.active_pid) await sql('postgres', `select pg_terminate_backend($1)`, [row.active_pid]).catch(() => undefined);
-      await sql('postgres', `select pg_drop_replication_slot($1)`, [row.slot_name]).catch(() => undefined);
-    }
-    await sleep(250);
-  }
-}
+// Databases and slots are made and dropped exactly as the integration tests do.
+export { createDb, dropDb, dropSlots };
 
 // ------------------------------------------------------------------ the workload
 

@@ -145,15 +145,8 @@ interface Plan {
 
 const emptyPlan = (): Plan => ({ write: [], commits: new Map(), letters: [], park: new Map(), republish: new Map(), conflicts: [], unchanged: 0, repaired: new Set(), sigs: new Map() });
 
-export interface ApplyResult {
-  applied: number;
-  skippedStale: number;
-  skippedUnchanged: number;
-  conflicts: number;
-  parked: number;
-  parkedBehind: number;
-  deadLettered: number;
-}
+/** What one apply() call did (the same counters as ApplyStats, for this call only). */
+export type ApplyResult = Pick<ApplyStats, 'applied' | 'skippedStale' | 'skippedUnchanged' | 'conflicts' | 'parked' | 'parkedBehind' | 'deadLettered'>;
 
 export class Applier {
   readonly stats: ApplyStats = newApplyStats();
@@ -194,11 +187,8 @@ export class Applier {
       start = i + 1;
     }
     await this.applyRecords(batch.slice(start), opts);
-    const s = this.stats;
-    return {
-      applied: s.applied - before.applied, skippedStale: s.skippedStale - before.skippedStale, skippedUnchanged: s.skippedUnchanged - before.skippedUnchanged,
-      conflicts: s.conflicts - before.conflicts, parked: s.parked - before.parked, parkedBehind: s.parkedBehind - before.parkedBehind, deadLettered: s.deadLettered - before.deadLettered,
-    };
+    const fields = ['applied', 'skippedStale', 'skippedUnchanged', 'conflicts', 'parked', 'parkedBehind', 'deadLettered'] as const;
+    return Object.fromEntries(fields.map((f) => [f, this.stats[f] - before[f]])) as ApplyResult;
   }
 
   /**

@@ -334,6 +334,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const kafka = new Kafka({ brokers: [`127.0.0.1:${PORTS.kafka}`], logLevel: logLevel.NOTHING, retry: { retries: 20 } });
     const poisonSent: { topic: string; partition: number; offset: string }[] = [];
     const proc = (role: string) => procs.find((p) => p.role === role)!;
+    /** Stop (graceful) or kill a private service, leave it down a moment, start it again. */
+    const restart = async (svc: string, how: 'stop' | 'kill', downMs: number) => {
+      await stack(how, svc);
+      await sleep(downMs);
+      await stack('start', svc);
+    };
     const inject = async (f: Fault) => {
       faultsDone[f] = (faultsDone[f] ?? 0) + 1;
       log(`fault: ${f}`);
@@ -346,25 +352,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           await sleep(3000);
           return;
         case 'kafka-restart':
-          await stack(Math.random() < 0.5 ? 'kill' : 'stop', 'kafka');
-          await sleep(3000);
-          await stack('start', 'kafka');
-          return;
+          return restart('kafka', Math.random() < 0.5 ? 'kill' : 'stop', 3000);
         case 'redis-restart':
-          await stack('kill', 'redis');
-          await sleep(1500);
-          await stack('start', 'redis');
-          return;
+          return restart('redis', 'kill', 1500);
         case 'target-pg-restart':
-          await stack('kill', 'pg-dst');
-          await sleep(2000);
-          await stack('start', 'pg-dst');
-          return;
+          return restart('pg-dst', 'kill', 2000);
         case 'source-pg-restart':
-          await stack('stop', 'pg-src');
-          await sleep(2000);
-          await stack('start', 'pg-src');
-          return;
+          return restart('pg-src', 'stop', 2000);
         case 'target-unreachable':
           proxy.block();
           await sleep(o.outageMs);
