@@ -119,26 +119,6 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   const decode = cdcDecoder(d.codec, byTopic, validators.get(o.pipeline));
   let read = 0;
   let invalid = 0;
-  // A truncate is written to every partition of its table's topic, and the Applier applies every
-  // truncate it is given: one the table's truncate watermark already covers would empty the target
-  // table again, taking the rows of later changes with it (which a bounded replay may not write again).
-  // Such truncates are stale and skipped here; `truncatedAt` also covers the dry run (no watermark written).
-  const truncatedAt = new Map<string, string>();
-  let staleTruncates = 0;
-  const staleTruncate = async (p: Pending): Promise<boolean> => {
-    const r = p.record;
-    let mark = truncatedAt.get(r.table);
-    if (mark === undefined) {
-      const v = await d.redis.get(parts.state.truncateKeyOf(r.table));
-      mark = v === null ? '' : v.slice(0, v.indexOf('|') < 0 ? v.length : v.indexOf('|'));
-    }
-    if (r.position <= mark) {
-      truncatedAt.set(r.table, mark);
-      return true;
-    }
-    truncatedAt.set(r.table, r.position);
-    return false;
-  };
   try {
     await readRanges(
       d.kafka,
@@ -158,8 +138,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
             letters.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic, partition, offset: m.offset } });
             continue;
           }
-          if (p.record.op === 'truncate' && (await staleTruncate(p))) staleTruncates++;
-          else pending.push(p);
+          pending.push(p); // a truncate the table's watermark covers is skipped by the Applier
         }
         // Same ids as when the live pipeline dead-lettered them: listed once.
         await parts.dlq.send(letters);
@@ -175,7 +154,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   const s = parts.applier.stats;
   return {
     pipeline: o.pipeline, dryRun: o.dryRun ?? false, topics: [...byTopic.keys()], read, applied: s.applied, repaired: s.repaired,
-    skippedUnchanged: s.skippedUnchanged, skippedStale: s.skippedStale + staleTruncates, conflicts: s.conflicts, parked: s.parked + s.parkedBehind,
+    skippedUnchanged: s.skippedUnchanged, skippedStale: s.skippedStale, conflicts: s.conflicts, parked: s.parked + s.parkedBehind,
     deadLettered: s.deadLettered + invalid, invalid, control: s.control, durationMs: Date.now() - started,
   };
 }

@@ -153,6 +153,8 @@ export class Applier {
   observer?: ApplyObserver;
   private readonly log: Logger;
   private rebuilding?: Promise<void>;
+  /** Last truncate position applied here per table (see truncate()). */
+  private readonly truncatedHere = new Map<string, string>();
 
   constructor(
     private readonly sink: Sink,
@@ -218,14 +220,18 @@ export class Applier {
     const r = p.record;
     // A truncate reaches every partition of the table's topic (and may be redelivered or replayed):
     // only the first copy runs; a later one would remove rows applied after it from other partitions.
-    const at = await this.state.truncatedAt(r.table);
-    if (at !== null && r.position <= at) {
+    // The watermark in Redis, or the one this applier set (a dry run writes none to Redis).
+    const stored = await this.state.truncatedAt(r.table);
+    const here = this.truncatedHere.get(r.table);
+    const at = stored !== null && (here === undefined || stored > here) ? stored : here;
+    if (at !== undefined && r.position <= at) {
       this.stats.skippedStale++;
       return;
     }
     const failed = await this.write([p], new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined);
     if (failed.length > 0) return;
     await this.state.truncateTable(r.table, r.position);
+    this.truncatedHere.set(r.table, r.position);
     this.stats.applied++;
     this.observer?.applied(r);
   }
