@@ -377,7 +377,9 @@ export class Capture {
           try {
             const pos = eventPosition(envelopeFromAvro(await this.opts.codec.decode<Record<string, unknown>>(m.value)));
             if (pos > (last.get(partition) ?? '')) last.set(partition, pos);
-          } catch {
+          } catch (err) {
+            // Registry unreachable: fail the start (retried) rather than resume without the positions.
+            if (errorKind(err) === 'retriable') throw err;
             /* not a change (poison written by someone else): ignore */
           }
         }
