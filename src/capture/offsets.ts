@@ -29,8 +29,7 @@ export class CaptureOffsets {
 
   async read(slot: string): Promise<CaptureOffset | null> {
     await this.kafka.ensureTopics([this.topic], { partitions: 1, compact: true });
-    const admin = await this.kafka.getAdmin();
-    const offsets = await admin.fetchTopicOffsets(this.topic);
+    const offsets = await this.kafka.topicOffsets(this.topic);
     const high = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
     if (high === 0) return null;
     const consumer = this.kafka.kafka.consumer({ groupId: `syncline-offsets-reader-${randomUUID()}`, maxWaitTimeInMs: 100 });

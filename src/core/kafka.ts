@@ -137,6 +137,25 @@ export class KafkaClient {
     for (const n of wanted) this.known.add(n);
   }
 
+  /**
+   * [low, high) offsets of every partition of a topic. kafkajs' admin.fetchTopicOffsets asks twice
+   * (high, then low) using the cached metadata; a metadata refresh started concurrently for another
+   * topic can replace that cache in between and drop this topic from it, and kafkajs then fails with
+   * a TypeError ("Cannot destructure property 'partitions' of 'low.pop(...)'"). That is a race, not
+   * an error of the topic: ask again.
+   */
+  async topicOffsets(topic: string): Promise<{ partition: number; offset: string; high: string; low: string }[]> {
+    const admin = await this.getAdmin();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await admin.fetchTopicOffsets(topic);
+      } catch (err) {
+        if (!(err instanceof TypeError) || attempt >= 6) throw err;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
+  }
+
   async partitionCount(topic: string): Promise<number> {
     const admin = await this.getAdmin();
     const md = await admin.fetchTopicMetadata({ topics: [topic] });

@@ -22,7 +22,7 @@ export async function topicBounds(kafka: KafkaClient, topic: string): Promise<{ 
   const admin = await kafka.getAdmin();
   const existing = await admin.listTopics();
   if (!existing.includes(topic)) return [];
-  const offsets = await admin.fetchTopicOffsets(topic);
+  const offsets = await kafka.topicOffsets(topic);
   return offsets.map((o) => ({ partition: o.partition, low: BigInt(o.low), high: BigInt(o.high) })).sort((a, b) => a.partition - b.partition);
 }
 

@@ -395,7 +395,7 @@ export class Metrics {
         const ends = new Map<string, Promise<{ partition: number; high: string; low: string }[]>>();
         const end = (t: string) => {
           let p = ends.get(t);
-          if (!p) ends.set(t, (p = admin.fetchTopicOffsets(t)));
+          if (!p) ends.set(t, (p = kafka.topicOffsets(t)));
           return p;
         };
         await Promise.all(this.consumers.map(async (c) => {
