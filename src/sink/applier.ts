@@ -347,20 +347,39 @@ export class Applier {
       for (const [ck, c] of pl.commits) if (!failedKeys.has(ck)) commits.push(c);
       letters.push(...pl.letters);
     }
-    // Dead letters first, then the parking entries: a crash in between re-parks on redelivery with the same ids.
-    if (letters.length > 0) {
-      for (const l of letters) {
-        if (l.reason === 'parked') this.stats.parkedBehind++;
-        else this.stats.parked++;
-      }
-      this.stats.deadLettered += letters.length;
-      await this.dlq.send(letters);
+    for (const l of letters) {
+      if (l.reason === 'parked') this.stats.parkedBehind++;
+      else this.stats.parked++;
     }
-    for (const pl of plans) for (const k of pl.park.values()) await this.state.park(k.table, k.key, k.id);
-    for (const pl of plans) for (const [sig, names] of pl.sigs) await this.state.registerColumns(sig, names);
-    await this.state.commitMany(commits);
-    if (this.o.republish && this.sink.republish) {
-      for (const pl of plans) for (const [table, keys] of pl.republish) await this.sink.republish(table, keys);
+    this.stats.deadLettered += letters.length;
+    // The target committed. What remains is retried here, in place, rather than by a redelivery of
+    // the batch: what makes it fail is mostly Redis restarting, and Redis may come back without its
+    // state; a redelivered batch would then find no state for its keys and could write changes the
+    // target has already moved past (a row back after its delete). Dead letters first, then the
+    // parking entries: a crash in between re-parks on redelivery with the same ids.
+    await this.afterCommit(async () => {
+      if (letters.length > 0) await this.dlq.send(letters);
+      for (const pl of plans) for (const k of pl.park.values()) await this.state.park(k.table, k.key, k.id);
+      for (const pl of plans) for (const [sig, names] of pl.sigs) await this.state.registerColumns(sig, names);
+      await this.state.commitMany(commits);
+      if (this.o.republish && this.sink.republish) {
+        for (const pl of plans) for (const [table, keys] of pl.republish) await this.sink.republish(table, keys);
+      }
+    });
+  }
+
+  /** Idempotent steps after a target commit, retried (retriable errors) with the pipeline's retry settings. */
+  private async afterCommit(steps: () => Promise<void>): Promise<void> {
+    try {
+      await withRetry(this.retry, steps, {
+        onRetry: (err, attempt, delayMs) => {
+          this.stats.retries++;
+          this.observer?.retry(err);
+          this.log.warn({ err: errorMessage(err), code: errorCode(err), attempt, delayMs }, 'sink.after_commit.retry');
+        },
+      });
+    } catch (err) {
+      throw err instanceof RetryExhausted ? err.last : err;
     }
   }
 
