@@ -21,7 +21,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../core/envelope.js';
-import { bigIntToLsn, eventPosition, lsnToBigInt } from '../core/envelope.js';
+import { bigIntToLsn, eventPosition, lsnToBigInt, POSITION_HEADER } from '../core/envelope.js';
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
@@ -342,8 +342,9 @@ export class Capture {
       // Synchronous: the schemas were registered by setColumns, so no await per record.
       const keyBuf = this.opts.codec.encodeSync(st.keyId, key);
       const partition = partitionOf(keyBuf, partitions, st.topic);
-      if (this.alreadyProduced(st.topic, partition, e)) return;
-      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
+      const pos = eventPosition(e);
+      if (this.alreadyProduced(st.topic, partition, pos)) return;
+      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)), headers: { [POSITION_HEADER]: pos } };
     } catch (err) {
       // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
       this.stats.deadLettered++;
@@ -389,9 +390,9 @@ export class Capture {
     if (this.produced.size > 0) this.log.info({ topics: this.produced.size }, 'capture.resume.dedup: changes Kafka already holds will not be produced again');
   }
 
-  private alreadyProduced(topic: string, partition: number, e: ChangeEvent): boolean {
+  private alreadyProduced(topic: string, partition: number, pos: string): boolean {
     const last = this.produced.get(topic)?.get(partition);
-    if (last === undefined || eventPosition(e) > last) return false;
+    if (last === undefined || pos > last) return false;
     this.stats.duplicatesSkipped++;
     return true;
   }
@@ -407,7 +408,7 @@ export class Capture {
     const n = this.partitions.get(st.topic) ?? (await this.partitionCount(st.topic));
     const value = await this.opts.codec.encode(st.valueId, envelopeToAvro(e));
     for (let p = 0; p < n; p++) {
-      if (this.alreadyProduced(st.topic, p, e)) continue;
+      if (this.alreadyProduced(st.topic, p, eventPosition(e))) continue;
       this.outbox.push({ topic: st.topic, key: null, value, partition: p, control: e.op === 'm' });
       this.enqueued++;
     }
@@ -420,7 +421,7 @@ export class Capture {
     const n = await this.opts.kafka.partitionCount(st.topic);
     const value = await this.opts.codec.encode(st.valueId, envelopeToAvro(e));
     for (let p = 0; p < n; p++) {
-      if (this.alreadyProduced(st.topic, p, e)) continue;
+      if (this.alreadyProduced(st.topic, p, eventPosition(e))) continue;
       this.outbox.push({ topic: st.topic, key: null, value, partition: p });
       this.enqueued++;
     }

@@ -72,3 +72,10 @@ export function position(commitLsn: string, idx: number): string {
 export function eventPosition(e: ChangeEvent): string {
   return position(e.source.commitLsn, e.source.idx);
 }
+
+/**
+ * Kafka header carrying a keyed change's position (the same string as eventPosition of its value):
+ * a consumer can tell a change is stale from the key and this header alone, without decoding the
+ * value. Control messages (truncate, end of snapshot) have no key and no such header.
+ */
+export const POSITION_HEADER = 'syncline.pos';

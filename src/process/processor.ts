@@ -24,10 +24,10 @@ import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
 import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
-import { eventPosition } from '../core/envelope.js';
+import { eventPosition, POSITION_HEADER } from '../core/envelope.js';
 import { keyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
-import { topics } from '../core/kafka.js';
+import { headerString, topics } from '../core/kafka.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 
 /**
@@ -166,12 +166,42 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     }
     return { record, raw: { key: m.key, value: m.value } };
   };
+  /**
+   * A keyed change whose position header (capture writes it) and key schema are known: only the key
+   * is decoded now; the value (most of the bytes) only by finish(), i.e. never for a stale change.
+   */
+  const peekByHeader = (m: KafkaMessage, topic: string, partition: number, mapping: TableMapping): Peeked | undefined => {
+    if (!m.key || !m.headers) return undefined;
+    const position = headerString(m.headers, POSITION_HEADER);
+    if (position === undefined) return undefined;
+    const key = codec.decodeKnown<Row>(m.key);
+    if (!key) return undefined;
+    const mappedKey = renameRow(key, mapping.rename);
+    return {
+      table: mapping.target,
+      key: keyString(mappedKey),
+      position,
+      finish: async () => {
+        const value = codec.decodeKnown<Record<string, unknown>>(m.value) ?? (await codec.decode<Record<string, unknown>>(m.value));
+        const e: ChangeEvent = envelopeFromAvro(value);
+        if (e.op === 't' || e.op === 'm' || eventPosition(e) !== position) {
+          throw poison('POSITION_MISMATCH', `change message at ${topic}/${partition}@${m.offset}: its ${POSITION_HEADER} header (${position}) does not match its value (op ${e.op}, position ${eventPosition(e)})`);
+        }
+        return finish(m, topic, partition, e, mapping, key, mappedKey, position);
+      },
+    };
+  };
   const decode: Decoder = async (m, topic, partition) => (await peek(m, topic, partition)).finish();
   decode.peekBatch = async (messages, topic, partition) => {
     const out: (Peeked | { error: unknown })[] = [];
     for (const m of messages) {
       try {
         const mapping = mappingOf(topic);
+        const byHeader = peekByHeader(m, topic, partition, mapping);
+        if (byHeader) {
+          out.push(byHeader);
+          continue;
+        }
         const known = decodeKnown(m);
         out.push(known ? peeked(m, topic, partition, mapping, known[0], known[1]) : await peek(m, topic, partition));
       } catch (error) {
