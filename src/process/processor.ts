@@ -25,7 +25,7 @@ import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
 import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
 import { eventPosition, POSITION_HEADER } from '../core/envelope.js';
-import { keyString } from '../sink/sink.js';
+import { keyString, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
 import { headerString, topics } from '../core/kafka.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
@@ -176,12 +176,15 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     if (position === undefined) return undefined;
     const key = codec.decodeKnown<Row>(m.key);
     if (!key) return undefined;
-    const mappedKey = renameRow(key, mapping.rename);
+    // Renaming keeps the values and their order, so the mapped key's string is this key's.
+    const ks = keyString(key);
     return {
       table: mapping.target,
-      key: keyString(mappedKey),
+      key: ks,
       position,
       finish: async () => {
+        const mappedKey = renameRow(key, mapping.rename);
+        rememberKeyString(mappedKey, ks);
         const value = codec.decodeKnown<Record<string, unknown>>(m.value) ?? (await codec.decode<Record<string, unknown>>(m.value));
         const e: ChangeEvent = envelopeFromAvro(value);
         if (e.op === 't' || e.op === 'm' || eventPosition(e) !== position) {
