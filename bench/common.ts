@@ -8,7 +8,7 @@
  * derived from one random id, and drops its slots when done (an inactive slot retains WAL).
  */
 import { randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -352,13 +352,32 @@ export function writeConfig(s: PipelineSpec): string {
 /** Node flags syncline runs with (package.json's `syncline` script, the Dockerfile's ENTRYPOINT). */
 export const SYNCLINE_NODE_FLAGS = ['--heap-growing-percent=50'];
 
+const built = new Set<string>();
+
 /**
- * Run the given stages of syncline (src/runtime.ts) in a child process (bench/child.ts), which
- * prints its stats as a JSON line every 100 ms. `nodeArgs` e.g. ['--cpu-prof'].
+ * How a syncline child is started: compiled, as the package and the container image run it
+ * (`node dist/…`, built once per checkout with `tsc` when the benchmark starts one), or with
+ * SYNCLINE_BENCH_RUNTIME=tsx from the TypeScript sources (as `npm run syncline` does; tsx's
+ * transform adds a `__name` call per closure created, measurably slower on the hot paths).
+ */
+export function childEntry(root: string): string[] {
+  if (process.env.SYNCLINE_BENCH_RUNTIME === 'tsx') return ['--import', 'tsx', join(root, 'bench/child.ts')];
+  if (!built.has(root)) {
+    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+    built.add(root);
+  }
+  return [join(root, 'dist/bench/child.js')];
+}
+
+/**
+ * Run the given stages of syncline (src/runtime.ts) in a child process (bench/child.ts, see
+ * childEntry), which prints its stats as a JSON line every 100 ms. `nodeArgs` e.g. ['--cpu-prof'].
  */
 export function spawnSyncline(configFile: string, stages: string[], opts: { nodeArgs?: string[]; env?: Record<string, string>; /** Another checkout (A/B against a baseline). */ root?: string } = {}): Child {
   const root = opts.root ?? ROOT;
-  const proc = spawn(process.execPath, [...SYNCLINE_NODE_FLAGS, ...(opts.nodeArgs ?? []), '--import', 'tsx', join(root, 'bench/child.ts'), configFile, stages.join(',')], {
+  // SYNCLINE_BENCH_CPU_PROF=DIR: every syncline child writes a V8 CPU profile into DIR (node --cpu-prof).
+  const prof = process.env.SYNCLINE_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SYNCLINE_BENCH_CPU_PROF}`] : [];
+  const proc = spawn(process.execPath, [...SYNCLINE_NODE_FLAGS, ...prof, ...(opts.nodeArgs ?? []), ...childEntry(root), configFile, stages.join(',')], {
     cwd: root,
     env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_BENCH_LOG_LEVEL ?? 'warn', ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,6 +4,9 @@
  * database, with its own topic prefix, consumer group and Redis key prefix. Rate = changes / time
  * from the first change reaching the sink to the target holding the final state (every row
  * inserted, every update applied: checked in SQL). Also the child's peak RSS (benchmark 7).
+ * `split`: the same in two processes, as a deployment that wants more than one core runs it:
+ * `syncline capture` in one, `syncline process` + `sink` (processor and sink writer together, no
+ * apply topic) in the other.
  */
 import { createDb, dropDb, rateOf, spawnSyncline, sql, sleep, timeProgress, writeConfig, deleteTopics, deleteRedisKeys, tableDdl, type Source, type Workload } from './common.js';
 
@@ -12,6 +15,8 @@ export interface E2eRun {
   perSec: number;
   perSecWithStartup: number;
   peakMb: number;
+  /** split: peak RSS of the capture process (peakMb is the process+sink one's). */
+  capturePeakMb?: number;
   applied: number;
   /** What the no-op replay (bench/noop-replay.ts) needs; call cleanup() when done. */
   ctx: E2eContext;
@@ -41,7 +46,7 @@ export async function targetDone(db: string, table: string, w: Workload): Promis
   return r.rows[0].n === w.inserts && r.rows[0].u === w.updates;
 }
 
-export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; root?: string } = {}): Promise<E2eRun> {
+export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; root?: string; split?: boolean } = {}): Promise<E2eRun> {
   const prefix = `${src.prefix}${tag}`;
   const targetDb = await createTarget(src, tag);
   const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never' });
@@ -54,25 +59,28 @@ export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: s
     },
   };
   const started = Date.now();
-  const child = spawnSyncline(configFile, ['capture', 'process', 'sink'], { nodeArgs: opts.nodeArgs, root: opts.root });
+  const spawnOpts = { nodeArgs: opts.nodeArgs, root: opts.root };
+  const capture = opts.split ? spawnSyncline(configFile, ['capture'], spawnOpts) : undefined;
+  const child = spawnSyncline(configFile, opts.split ? ['process', 'sink'] : ['capture', 'process', 'sink'], spawnOpts);
+  const exited = () => child.exited() ?? (capture?.exited() ? `capture: ${capture.exited()}` : undefined);
   try {
     // Progress = records that reached the sink; done = the target holds the final state.
-    const t = await timeProgress('end to end', async () => child.stats.received, w.changes, { alive: child.exited });
+    const t = await timeProgress('end to end', async () => child.stats.received, w.changes, { alive: exited });
     for (;;) {
       if (await targetDone(targetDb, src.table, w)) break;
-      const dead = child.exited();
+      const dead = exited();
       if (dead) throw new Error(`end to end: ${dead}`);
       if (Date.now() - t.doneAt > 120_000) throw new Error('end to end: the target did not reach the final state within 120 s of the last record');
       await sleep(100);
     }
     const doneAt = Date.now();
     const timing = { ...t, doneAt };
-    return { changes: w.changes, perSec: rateOf(timing, w.changes), perSecWithStartup: w.changes / ((doneAt - started) / 1000), peakMb: child.peakMb(), applied: child.stats.applied, ctx };
+    return { changes: w.changes, perSec: rateOf(timing, w.changes), perSecWithStartup: w.changes / ((doneAt - started) / 1000), peakMb: child.peakMb(), capturePeakMb: capture?.peakMb(), applied: child.stats.applied, ctx };
   } catch (err) {
-    await child.stop();
+    await Promise.all([child.stop(), capture?.stop()]);
     await ctx.cleanup();
     throw err;
   } finally {
-    await child.stop();
+    await Promise.all([child.stop(), capture?.stop()]);
   }
 }

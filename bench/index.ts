@@ -7,7 +7,7 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,latency,replay,memory   run only these
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory   run only these
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
  *   --wide-changes N (default changes/4)  --latency-seconds S (60)  --latency-rate R (5,000)
  *
@@ -168,7 +168,8 @@ export function pipelineSection(r: PipelineResult, m: Machine, a: BenchArgs): st
     '`--endpos`; (2), (3) are changes / time from the first to the last message seen in the topic (offsets',
     'polled every 100 ms; start-up excluded); (4) is changes / time from the first change reaching the',
     'sink to the target holding the final state (checked in SQL); (6) is changes / time from the first',
-    'to the last skipped record. syncline ran with `tsx` (as `npm run syncline`), 3 partitions, batch',
+    'to the last skipped record. syncline ran compiled (`tsc`, `node dist/…`, as the package\'s `syncline` bin and the',
+    'container image run it; SYNCLINE_BENCH_RUNTIME=tsx runs the sources through tsx instead), 3 partitions, batch',
     '2,000 (capture) / 1,000 (sink), acks=all, no compression; Debezium with its defaults',
     '(max.batch.size 2,048, max.queue.size 8,192), acks=all, idempotent producer, linger 5 ms, no compression.',
     r.debeziumNote ? `${r.debeziumNote}.` : '',

@@ -46,10 +46,12 @@ test('the pipeline benchmarks run end to end at tiny sizes and count what was wr
   });
   const n = r.shapes.find((s) => s.shape === 'narrow')!;
   assert.equal(n.workload.changes, 3000);
-  for (const f of [n.limit, n.capture, n.e2e, n.replay]) assert.ok(f && f.median > 0, 'a positive rate');
+  for (const f of [n.limit, n.capture, n.e2e, n.e2eSplit, n.replay]) assert.ok(f && f.median > 0, 'a positive rate');
   if (r.debeziumNote) assert.match(r.debeziumNote, /skipped/);
   else assert.ok(n.debezium && n.debezium.median > 0);
   assert.ok(n.checks.some((c) => /end to end .*: target holds 2,000 rows, 1,000 updated/.test(c)), n.checks.join('\n'));
+  assert.ok(n.checks.some((c) => /end to end, split .*: target holds 2,000 rows, 1,000 updated/.test(c)), n.checks.join('\n'));
+  assert.ok(n.peakMb['syncline capture (split end to end)']! > 0 && n.peakMb['syncline process+sink (split end to end)']! > 0);
   assert.ok(n.checks.some((c) => /no-op replay .*: 3,000 of 3,000 skipped, 0 written/.test(c)), n.checks.join('\n'));
   const w = r.shapes.find((s) => s.shape === 'wide')!;
   assert.equal(w.workload.changes, 750);
@@ -60,7 +62,7 @@ test('the pipeline benchmarks run end to end at tiny sizes and count what was wr
   assert.ok(n.peakMb['syncline start (all stages)']! > 0);
 
   const t = targets(r);
-  assert.deepEqual(t.map((x) => x.name.slice(0, 3)).sort(), ['(2)', '(4)', '(5)', '(6)', '(7)', ...(r.debeziumNote ? [] : ['(2)'])].sort());
+  assert.deepEqual(t.map((x) => x.name.slice(0, 3)).sort(), ['(2)', '(4)', '(4)', '(5)', '(6)', '(7)', ...(r.debeziumNote ? [] : ['(2)'])].sort());
   for (const x of t) assert.equal(typeof x.met, 'boolean');
   assert.match(throughputTable(r), /\| narrow \| \(1\) capture limit/);
   assert.match(latencyTable(r), /p99/);

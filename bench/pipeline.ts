@@ -1,7 +1,8 @@
 /**
  * The pipeline benchmarks (issue 5), run side by side on one machine in one run:
  *   1 capture limit (pg_recvlogical)     2 syncline capture → Kafka     3 Debezium → Kafka
- *   4 end to end → PostgreSQL target     5 latency at a fixed load       6 no-op replay
+ *   4 end to end → PostgreSQL target (one process; and split: capture + process&sink)
+ *   5 latency at a fixed load            6 no-op replay
  *   7 memory (peak RSS; snapshot at two table sizes)
  * 1–4 and 6 read the same changes: one source database, one slot per tool and repeat created before
  * the workload is written, so each tool decodes exactly the same WAL from a fresh slot. Repeats are
@@ -17,7 +18,7 @@ import { runNoopReplay } from './noop-replay.js';
 import { runLatency, type LatencyRun } from './latency.js';
 import { MEMORY_TARGET_MB, runSnapshotMemory, type SnapshotMemoryRun } from './memory.js';
 
-export const PIPELINE_BENCHES = ['limit', 'capture', 'debezium', 'e2e', 'latency', 'replay', 'memory'] as const;
+export const PIPELINE_BENCHES = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'latency', 'replay', 'memory'] as const;
 export type PipelineBench = (typeof PIPELINE_BENCHES)[number];
 
 export interface PipelineOptions {
@@ -44,6 +45,8 @@ export interface ShapeResult {
   debezium?: Figure;
   debeziumWithStartup?: Figure;
   e2e?: Figure;
+  /** End to end with capture in one process, processor + sink in another. */
+  e2eSplit?: Figure;
   replay?: Figure;
   /** Peak RSS (MB) per process kind, max over repeats. */
   peakMb: Record<string, number>;
@@ -68,18 +71,20 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
   const doReplay = narrow && wants(o, 'replay');
   const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [] };
   try {
-    const slots: Record<string, string[]> = { limit: [], capture: [], debezium: [], e2e: [] };
+    const doSplit = narrow && wants(o, 'e2e-split');
+    const slots: Record<string, string[]> = { limit: [], capture: [], debezium: [], e2e: [], e2eSplit: [] };
     for (let r = 0; r < o.repeat; r++) {
       if (wants(o, 'limit')) slots.limit!.push(await src.slot(`l${r}`));
       if (wants(o, 'capture')) slots.capture!.push(await src.slot(`c${r}`));
       if (dbz) slots.debezium!.push(await src.slot(`d${r}`));
       if (doE2e) slots.e2e!.push(await src.slot(`e${r}`));
+      if (doSplit) slots.e2eSplit!.push(await src.slot(`s${r}`));
     }
     const w = await writeWorkload(src.db, `public.${src.table}`, shape, inserts, Math.floor(inserts / 2));
     res.workload = w;
     const wal = await sql(src.db, `select pg_size_pretty(pg_current_wal_lsn() - $1::pg_lsn) as s`, ['0/0']).catch(() => undefined);
     o.log(`  ${shape}: ${fmt(w.inserts)} inserts + ${fmt(w.updates)} updates written in ${w.seconds.toFixed(1)} s (${w.txRows} rows per transaction)${wal ? '' : ''}`);
-    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], debezium: [], debeziumS: [], e2e: [], replay: [] };
+    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], debezium: [], debeziumS: [], e2e: [], e2eSplit: [], replay: [] };
     const peak = (k: string, mb: number) => (res.peakMb[k] = Math.max(res.peakMb[k] ?? 0, mb));
     const drop = (slot: string) => dropSlots(slot);
     for (let r = 0; r < o.repeat; r++) {
@@ -127,8 +132,22 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
           await x.ctx.cleanup();
         }
       }
+      if (doSplit) {
+        const x = await runEndToEnd(src, slots.e2eSplit![r]!, w, `s${r}`, { split: true });
+        await drop(slots.e2eSplit![r]!);
+        try {
+          runs.e2eSplit!.push(x.perSec);
+          peak('syncline capture (split end to end)', x.capturePeakMb ?? 0);
+          peak('syncline process+sink (split end to end)', x.peakMb);
+          res.checks.push(`end to end, split ${tag}: target holds ${fmt(w.inserts)} rows, ${fmt(w.updates)} updated`);
+          o.log(`  ${shape} ${tag} end to end, split (capture + process&sink) → PostgreSQL: ${fmt(x.perSec)} changes/s, peak RSS ${(x.capturePeakMb ?? 0).toFixed(0)} + ${x.peakMb.toFixed(0)} MB`);
+        } finally {
+          await x.ctx.cleanup();
+        }
+      }
     }
     if (runs.limit!.length) res.limit = figure(runs.limit!);
+    if (runs.e2eSplit!.length) res.e2eSplit = figure(runs.e2eSplit!);
     if (runs.capture!.length) [res.capture, res.captureWithStartup] = [figure(runs.capture!), figure(runs.captureS!)];
     if (runs.debezium!.length) [res.debezium, res.debeziumWithStartup] = [figure(runs.debezium!), figure(runs.debeziumS!)];
     if (runs.e2e!.length && wants(o, 'e2e')) res.e2e = figure(runs.e2e!);
@@ -155,7 +174,7 @@ export async function runPipelineBench(o: PipelineOptions): Promise<PipelineResu
       o.log(`  ${result.debeziumNote}`);
     }
   } else if (wants(o, 'debezium')) result.debeziumNote = 'Debezium skipped (--skip-debezium)';
-  const capture = ['limit', 'capture', 'debezium', 'e2e', 'replay', 'memory'].some((b) => wants(o, b as PipelineBench));
+  const capture = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'replay', 'memory'].some((b) => wants(o, b as PipelineBench));
   if (capture) {
     o.log(`\npipeline: narrow rows (5 columns), ${o.repeat} interleaved repeats`);
     result.shapes.push(await runShape(o, 'narrow', o.changes, dbz));
@@ -204,6 +223,10 @@ export function targets(r: PipelineResult): Target[] {
     const q = ratio(n.e2e, n.limit);
     out.push({ name: '(4) end to end vs capture limit', wanted: '≥ 0.25×', measured: x(q), met: q.median >= 0.25 });
   }
+  if (n?.e2eSplit && n.limit) {
+    const q = ratio(n.e2eSplit, n.limit);
+    out.push({ name: '(4) end to end, split in two processes, vs capture limit', wanted: '≥ 0.25×', measured: x(q), met: q.median >= 0.25 });
+  }
   if (n?.capture && n.limit) {
     const q = ratio(n.capture, n.limit);
     out.push({ name: '(2) syncline capture vs capture limit', wanted: '≥ 0.5×', measured: x(q), met: q.median >= 0.5 });
@@ -239,7 +262,8 @@ export function throughputTable(r: PipelineResult): string {
     row('(1) capture limit: pg_recvlogical, pgoutput', s.limit);
     row('(2) syncline capture → Kafka (Avro, acks=all)', s.capture);
     row('(3) Debezium ' + DEBEZIUM_VERSION + ' embedded → Kafka (JSON, acks=all)', s.debezium);
-    row('(4) syncline end to end → PostgreSQL target', s.e2e);
+    row('(4) syncline end to end → PostgreSQL target (one process)', s.e2e);
+    row('(4) syncline end to end, split: capture + process&sink in two processes', s.e2eSplit);
     row('(6) no-op replay (processor + sink, all skipped)', s.replay);
     if (s.capture && s.debezium) rows.push(`| ${s.shape} | syncline capture ÷ Debezium | ${ratio(s.capture, s.debezium).median.toFixed(2)}× | ${ratio(s.capture, s.debezium).min.toFixed(2)} – ${ratio(s.capture, s.debezium).max.toFixed(2)} | | |`);
   }
