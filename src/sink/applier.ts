@@ -105,8 +105,17 @@ const DELETED = 'D';
 
 /** Signature of a column set (8 hex digits of sha1 of the sorted names). */
 export function columnSig(cols: string[]): string {
-  return createHash('sha1').update([...cols].sort().join(',')).digest('hex').slice(0, 8);
+  // Asked for several times per record, almost always for a table's one or two column sets.
+  const asGiven = cols.join(',');
+  let sig = columnSigs.get(asGiven);
+  if (sig === undefined) {
+    sig = createHash('sha1').update([...cols].sort().join(',')).digest('hex').slice(0, 8);
+    if (columnSigs.size >= 10_000) columnSigs.clear();
+    columnSigs.set(asGiven, sig);
+  }
+  return sig;
 }
+const columnSigs = new Map<string, string>();
 
 /** State hash of an upsert's values ('' when unknown: TOASTed values kept). */
 export function stateHash(r: SinkRecord): string {
