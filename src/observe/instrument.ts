@@ -138,25 +138,18 @@ export function observeDecoder(decode: Decoder, metrics: Metrics, pipeline: stri
     // Read counted once per batch.
     observed.peekBatch = async (messages, topic, partition) => {
       const out = await peekBatch(messages, topic, partition);
-      metrics.changesRead.inc(labels, out.filter((p) => 'error' in p || !p.control).length); // a control record is not a change
-      return out.map((p) => {
-        if ('error' in p) {
-          failed(p.error, topic);
-          return p;
-        }
-        const finish = p.finish;
-        return {
-          ...p,
-          finish: async () => {
-            try {
-              return await finish();
-            } catch (err) {
-              failed(err, topic);
-              throw err;
-            }
-          },
-        };
-      });
+      let changes = 0;
+      for (const p of out) {
+        if ('error' in p) failed(p.error, topic);
+        if ('error' in p || !p.control) changes++; // a control record is not a change
+      }
+      metrics.changesRead.inc(labels, changes);
+      return out;
+    };
+    // finish() failures (the consumer stage reports them): no wrapper per record.
+    observed.finishFailed = (err, topic) => {
+      decode.finishFailed?.(err, topic);
+      failed(err, topic);
     };
   }
   return observed;

@@ -25,7 +25,7 @@ import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
 import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
 import { eventPosition, POSITION_HEADER } from '../core/envelope.js';
-import { keyString, rememberKeyString } from '../sink/sink.js';
+import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
 import { headerString, topics } from '../core/kafka.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
@@ -50,6 +50,8 @@ export type Decoder = ((m: KafkaMessage, topic: string, partition: number) => Pr
    * the error its decode threw (treated as the one-phase decoder's error would be).
    */
   peekBatch?: (messages: KafkaMessage[], topic: string, partition: number) => Promise<(Peeked | { error: unknown })[]>;
+  /** Told of every error a Peeked's finish() threw (metrics; the stage dead-letters or retries it). */
+  finishFailed?: (err: unknown, topic: string) => void;
 };
 
 /** Position and key of a change, to tell whether it is stale before it is mapped and hashed. */
@@ -177,7 +179,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     const key = codec.decodeKnown<Row>(m.key);
     if (!key) return undefined;
     // Renaming keeps the values and their order, so the mapped key's string is this key's.
-    const ks = keyString(key);
+    const ks = keyStringOf(Object.values(key));
     return {
       table: mapping.target,
       key: ks,
@@ -293,6 +295,7 @@ export class ConsumerStage {
         try {
           pending.push(await p.finish());
         } catch (err) {
+          this.o.decode.finishFailed?.(err, batch.topic);
           failed(err, m);
         }
       }
