@@ -377,6 +377,8 @@ export function spawnSyncline(configFile: string, stages: string[], opts: { node
   const root = opts.root ?? ROOT;
   // SYNCLINE_BENCH_CPU_PROF=DIR: every syncline child writes a V8 CPU profile into DIR (node --cpu-prof).
   const prof = process.env.SYNCLINE_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SYNCLINE_BENCH_CPU_PROF}`] : [];
+  // SYNCLINE_BENCH_NODE_ARGS='--flag …': extra node flags for every syncline child (to try V8 settings).
+  prof.push(...(process.env.SYNCLINE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean));
   const proc = spawn(process.execPath, [...SYNCLINE_NODE_FLAGS, ...prof, ...(opts.nodeArgs ?? []), ...childEntry(root), configFile, stages.join(',')], {
     cwd: root,
     env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_BENCH_LOG_LEVEL ?? 'warn', ...(opts.env ?? {}) },
