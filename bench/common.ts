@@ -321,6 +321,8 @@ export interface PipelineSpec {
   batchSize?: number;
   lingerMs?: number;
   sinkBatch?: number;
+  /** kafka.producer (default kafkajs). */
+  producer?: 'kafkajs' | 'librdkafka';
 }
 
 /** A syncline config (JSON is YAML) for one pipeline of one table. */
@@ -328,7 +330,7 @@ export function writeConfig(s: PipelineSpec): string {
   const doc = {
     version: 1,
     topicPrefix: s.prefix,
-    kafka: { brokers: BROKERS, partitions: 3 },
+    kafka: { brokers: BROKERS, partitions: 3, ...(s.producer ? { producer: s.producer } : {}) },
     schemaRegistry: { url: REGISTRY },
     redis: { url: 'redis://127.0.0.1:6379', keyPrefix: s.prefix },
     defaults: { batch: { size: s.sinkBatch ?? 1000 } },

@@ -173,6 +173,7 @@ export function pipelineSection(r: PipelineResult, m: Machine, a: BenchArgs): st
     '2,000 (capture) / 1,000 (sink), acks=all, no compression; Debezium with its defaults',
     '(max.batch.size 2,048, max.queue.size 8,192), acks=all, idempotent producer, linger 5 ms, no compression.',
     r.debeziumNote ? `${r.debeziumNote}.` : '',
+    r.rdkafkaNote ? `${r.rdkafkaNote}.` : '',
     '',
     throughputTable(r),
     '',

@@ -12,6 +12,7 @@
 import { createSource, dropSlots, figure, fmt, ratio, sql, writeWorkload, type Figure, type Shape, type Workload } from './common.js';
 import { runCaptureLimit } from './capture-limit.js';
 import { runSynclineCapture } from './syncline-capture.js';
+import { loadRdkafka, RDKAFKA_PACKAGE } from '../src/core/rdkafka.js';
 import { buildDebezium, debeziumBuilt, runDebezium, DEBEZIUM_VERSION } from './debezium.js';
 import { runEndToEnd } from './end-to-end.js';
 import { runNoopReplay } from './noop-replay.js';
@@ -42,6 +43,8 @@ export interface ShapeResult {
   limit?: Figure;
   capture?: Figure;
   captureWithStartup?: Figure;
+  /** syncline capture with kafka.producer librdkafka (when the optional package loads). */
+  captureRdkafka?: Figure;
   debezium?: Figure;
   debeziumWithStartup?: Figure;
   e2e?: Figure;
@@ -60,11 +63,13 @@ export interface PipelineResult {
   latency?: { runs: LatencyRun[]; p50: Figure; p95: Figure; p99: Figure; achieved: Figure };
   snapshot?: SnapshotMemoryRun[];
   debeziumNote?: string;
+  /** Why the librdkafka producer was not measured. */
+  rdkafkaNote?: string;
 }
 
 const wants = (o: PipelineOptions, b: PipelineBench) => o.only.has(b);
 
-async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: boolean): Promise<ShapeResult> {
+async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: boolean, rdkafka = false): Promise<ShapeResult> {
   const src = await createSource(shape, shape === 'narrow' ? 'n' : 'w');
   const narrow = shape === 'narrow';
   const doE2e = narrow && (wants(o, 'e2e') || wants(o, 'replay') || wants(o, 'memory'));
@@ -72,10 +77,11 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
   const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [] };
   try {
     const doSplit = narrow && wants(o, 'e2e-split');
-    const slots: Record<string, string[]> = { limit: [], capture: [], debezium: [], e2e: [], e2eSplit: [] };
+    const slots: Record<string, string[]> = { limit: [], capture: [], captureRd: [], debezium: [], e2e: [], e2eSplit: [] };
     for (let r = 0; r < o.repeat; r++) {
       if (wants(o, 'limit')) slots.limit!.push(await src.slot(`l${r}`));
       if (wants(o, 'capture')) slots.capture!.push(await src.slot(`c${r}`));
+      if (rdkafka) slots.captureRd!.push(await src.slot(`k${r}`));
       if (dbz) slots.debezium!.push(await src.slot(`d${r}`));
       if (doE2e) slots.e2e!.push(await src.slot(`e${r}`));
       if (doSplit) slots.e2eSplit!.push(await src.slot(`s${r}`));
@@ -84,7 +90,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
     res.workload = w;
     const wal = await sql(src.db, `select pg_size_pretty(pg_current_wal_lsn() - $1::pg_lsn) as s`, ['0/0']).catch(() => undefined);
     o.log(`  ${shape}: ${fmt(w.inserts)} inserts + ${fmt(w.updates)} updates written in ${w.seconds.toFixed(1)} s (${w.txRows} rows per transaction)${wal ? '' : ''}`);
-    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], debezium: [], debeziumS: [], e2e: [], e2eSplit: [], replay: [] };
+    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], captureRd: [], debezium: [], debeziumS: [], e2e: [], e2eSplit: [], replay: [] };
     const peak = (k: string, mb: number) => (res.peakMb[k] = Math.max(res.peakMb[k] ?? 0, mb));
     const drop = (slot: string) => dropSlots(slot);
     for (let r = 0; r < o.repeat; r++) {
@@ -104,6 +110,14 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
         peak('syncline capture', x.peakMb);
         res.checks.push(`syncline capture ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(w.changes)} changes written`);
         o.log(`  ${shape} ${tag} syncline capture → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
+      }
+      if (rdkafka) {
+        const x = await runSynclineCapture(src, slots.captureRd![r]!, w, `k${r}`, { producer: 'librdkafka' });
+        await drop(slots.captureRd![r]!);
+        runs.captureRd!.push(x.perSec);
+        peak('syncline capture (librdkafka producer)', x.peakMb);
+        res.checks.push(`syncline capture, librdkafka producer ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(w.changes)} changes written`);
+        o.log(`  ${shape} ${tag} syncline capture → Kafka, librdkafka producer: ${fmt(x.perSec)} changes/s, peak RSS ${x.peakMb.toFixed(0)} MB`);
       }
       if (dbz) {
         const x = await runDebezium(src, slots.debezium![r]!, w, `d${r}`);
@@ -149,6 +163,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
     if (runs.limit!.length) res.limit = figure(runs.limit!);
     if (runs.e2eSplit!.length) res.e2eSplit = figure(runs.e2eSplit!);
     if (runs.capture!.length) [res.capture, res.captureWithStartup] = [figure(runs.capture!), figure(runs.captureS!)];
+    if (runs.captureRd!.length) res.captureRdkafka = figure(runs.captureRd!);
     if (runs.debezium!.length) [res.debezium, res.debeziumWithStartup] = [figure(runs.debezium!), figure(runs.debeziumS!)];
     if (runs.e2e!.length && wants(o, 'e2e')) res.e2e = figure(runs.e2e!);
     if (runs.replay!.length) res.replay = figure(runs.replay!);
@@ -174,14 +189,21 @@ export async function runPipelineBench(o: PipelineOptions): Promise<PipelineResu
       o.log(`  ${result.debeziumNote}`);
     }
   } else if (wants(o, 'debezium')) result.debeziumNote = 'Debezium skipped (--skip-debezium)';
+  // The librdkafka producer is measured next to kafkajs' when the optional package loads.
+  let rdkafka = false;
+  if (wants(o, 'capture')) {
+    const rd = await loadRdkafka();
+    rdkafka = rd.api !== undefined;
+    if (!rdkafka) result.rdkafkaNote = `librdkafka producer not measured: ${RDKAFKA_PACKAGE} is not installed here (${rd.error}; \`bash scripts/install-rdkafka.sh\` builds it)`;
+  }
   const capture = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'replay', 'memory'].some((b) => wants(o, b as PipelineBench));
   if (capture) {
     o.log(`\npipeline: narrow rows (5 columns), ${o.repeat} interleaved repeats`);
-    result.shapes.push(await runShape(o, 'narrow', o.changes, dbz));
+    result.shapes.push(await runShape(o, 'narrow', o.changes, dbz, rdkafka));
   }
   if (o.wideChanges > 0 && ['limit', 'capture', 'debezium'].some((b) => wants(o, b as PipelineBench))) {
     o.log(`\npipeline: wide rows (25 columns, ≈ 1 KB), ${o.repeat} interleaved repeats`);
-    result.shapes.push(await runShape({ ...o, only: new Set([...o.only].filter((b) => b === 'limit' || b === 'capture' || b === 'debezium')) }, 'wide', o.wideChanges, dbz));
+    result.shapes.push(await runShape({ ...o, only: new Set([...o.only].filter((b) => b === 'limit' || b === 'capture' || b === 'debezium')) }, 'wide', o.wideChanges, dbz, rdkafka));
   }
   if (wants(o, 'latency')) {
     o.log(`\nlatency: ${fmt(o.latencyRate)} changes/s offered for ${o.latencySeconds} s, ${o.repeat} repeats`);
@@ -231,6 +253,10 @@ export function targets(r: PipelineResult): Target[] {
     const q = ratio(n.capture, n.limit);
     out.push({ name: '(2) syncline capture vs capture limit', wanted: '≥ 0.5×', measured: x(q), met: q.median >= 0.5 });
   }
+  if (n?.captureRdkafka && n.limit) {
+    const q = ratio(n.captureRdkafka, n.limit);
+    out.push({ name: '(2) syncline capture, librdkafka producer, vs capture limit', wanted: '≥ 0.5×', measured: x(q), met: q.median >= 0.5 });
+  }
   if (n?.capture && n.debezium) {
     const q = ratio(n.capture, n.debezium);
     out.push({ name: '(2) syncline capture vs Debezium', wanted: '≥ 1.0×', measured: x(q), met: q.median >= 1 });
@@ -261,6 +287,7 @@ export function throughputTable(r: PipelineResult): string {
     };
     row('(1) capture limit: pg_recvlogical, pgoutput', s.limit);
     row('(2) syncline capture → Kafka (Avro, acks=all)', s.capture);
+    row('(2) syncline capture → Kafka, librdkafka producer (kafka.producer: librdkafka)', s.captureRdkafka);
     row('(3) Debezium ' + DEBEZIUM_VERSION + ' embedded → Kafka (JSON, acks=all)', s.debezium);
     row('(4) syncline end to end → PostgreSQL target (one process)', s.e2e);
     row('(4) syncline end to end, split: capture + process&sink in two processes', s.e2eSplit);

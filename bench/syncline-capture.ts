@@ -3,6 +3,7 @@
  * streaming the workload from a fresh slot (snapshot: never) into `<prefix>.cdc.public.bench_rows`,
  * Avro against the registry, acks=all. Rate = changes / time from the first message seen in the
  * topic to the last (offsets polled every 100 ms), the same measurement as the Debezium peer's.
+ * `producer: 'librdkafka'`: the same with kafka.producer librdkafka (the optional package).
  */
 import { rateOf, spawnSyncline, timeProgress, topicCounter, withAdmin, writeConfig, deleteTopics, type Source, type Workload } from './common.js';
 
@@ -14,9 +15,9 @@ export interface CaptureRun {
   peakMb: number;
 }
 
-export async function runSynclineCapture(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; batchSize?: number; root?: string } = {}): Promise<CaptureRun> {
+export async function runSynclineCapture(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; batchSize?: number; root?: string; producer?: 'kafkajs' | 'librdkafka' } = {}): Promise<CaptureRun> {
   const prefix = `${src.prefix}${tag}`;
-  const config = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, slot, publication: src.publication, table: src.table, snapshot: 'never', batchSize: opts.batchSize });
+  const config = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, slot, publication: src.publication, table: src.table, snapshot: 'never', batchSize: opts.batchSize, producer: opts.producer });
   const topic = `${prefix}.cdc.public.${src.table}`;
   try {
     return await withAdmin(async (admin) => {

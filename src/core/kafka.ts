@@ -24,6 +24,15 @@ export interface KafkaSettings {
   partitions: number;
   replicationFactor: number;
   retentionDays: number;
+  /** Client of the producer send() uses (config kafka.producer). */
+  producer?: 'kafkajs' | 'librdkafka';
+}
+
+/** What send() needs of a producer: kafkajs' own, or librdkafka's (src/core/rdkafka.ts). */
+export interface BatchProducer {
+  /** Resolves when every message is acknowledged by all in-sync replicas. */
+  sendBatch(topicMessages: { topic: string; messages: Message[] }[]): Promise<void>;
+  disconnect(): Promise<void>;
 }
 
 export interface OutMessage {
@@ -43,7 +52,7 @@ const TOPIC_MAX_MESSAGE_BYTES = String(16 * 1024 * 1024);
 
 export class KafkaClient {
   readonly kafka: Kafka;
-  private producer?: Producer;
+  private producer?: BatchProducer;
   private admin?: Admin;
   private readonly known = new Set<string>();
 
@@ -60,15 +69,25 @@ export class KafkaClient {
     });
   }
 
-  async getProducer(): Promise<Producer> {
+  async getProducer(): Promise<BatchProducer> {
     if (!this.producer) {
-      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      if (this.settings.producer === 'librdkafka') {
+        const { rdkafkaProducer } = await import('./rdkafka.js');
+        this.producer = await rdkafkaProducer(this.settings, this.log);
+        return this.producer;
+      }
+      const p: Producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       try {
         await p.connect();
       } catch (err) {
         throw classifyNetworkError(err, `cannot connect to Kafka at ${this.settings.brokers.join(',')}`);
       }
-      this.producer = p;
+      this.producer = {
+        async sendBatch(topicMessages) {
+          await p.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages });
+        },
+        disconnect: () => p.disconnect(),
+      };
     }
     return this.producer;
   }
@@ -163,13 +182,16 @@ export class KafkaClient {
   }
 
   /**
-   * Send messages and wait until every one is acknowledged by all in-sync replicas. Large sets go
-   * in several requests of at most ~512 KB each, in order (the broker refuses a request whose batch
-   * for one partition exceeds the topic's max.message.bytes); per partition the order is kept.
+   * Send messages and wait until every one is acknowledged by all in-sync replicas. With kafkajs,
+   * large sets go in several requests of at most ~512 KB each, in order (the broker refuses a request
+   * whose batch for one partition exceeds the topic's max.message.bytes); librdkafka sizes its
+   * requests itself. Per partition the order is kept.
    */
   async send(messages: OutMessage[]): Promise<void> {
     if (messages.length === 0) return;
     const producer = await this.getProducer();
+    // librdkafka sizes and pipelines its requests itself: one call with everything.
+    const limit = this.settings.producer === 'librdkafka' ? Infinity : MAX_REQUEST_BYTES;
     let chunk: OutMessage[] = [];
     let bytes = 0;
     const flush = async () => {
@@ -185,16 +207,12 @@ export class KafkaClient {
       }
       chunk = [];
       bytes = 0;
-      await producer.sendBatch({
-        acks: -1,
-        compression: CompressionTypes.None,
-        topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })),
-      });
+      await producer.sendBatch([...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })));
     };
     for (const m of messages) {
       let size = 64 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
       for (const [k, v] of Object.entries(m.headers ?? {})) size += k.length + v.length;
-      if (bytes + size > MAX_REQUEST_BYTES && chunk.length > 0) await flush();
+      if (bytes + size > limit && chunk.length > 0) await flush();
       chunk.push(m);
       bytes += size;
     }

@@ -279,6 +279,12 @@ export function configSpec() {
           partitions: z.number().int().min(1).max(1000).default(3).describe('Partitions of each change topic created by syncline.'),
           replicationFactor: z.number().int().min(1).default(1).describe('Replication factor of topics created by syncline.'),
           retentionDays: z.number().int().min(1).default(90).describe('Retention of change topics (they are the change log for replay).'),
+          producer: z
+            .enum(['kafkajs', 'librdkafka'])
+            .default('kafkajs')
+            .describe(
+              "Client that writes change topics and dead letters (idempotent, acks=all, per-partition order either way). kafkajs: pure JavaScript, installed with syncline. librdkafka: the C client through the optional package @confluentinc/kafka-javascript (`npm install @confluentinc/kafka-javascript`; it needs a prebuilt binary or a C toolchain), faster when the producer is the limit; consumers and the transactional apply-topic writer stay on kafkajs.",
+            ),
         })
         .strict()
         .prefault({})
