@@ -15,6 +15,8 @@ import {
   numericTypmod,
   parseArrayLiteral,
   parsePgText,
+  parseTimestampParts,
+  parseTimestampPartsRe,
   timestampToMicros,
   toPgParam,
   toPgParamUntyped,
@@ -312,5 +314,38 @@ test('TypeCatalog.load / ensure against the real PostgreSQL', async () => {
     assert.equal(columnType(oid, -1, cat).kind, 'enum');
   } finally {
     await client.end();
+  }
+});
+
+test('timestamp parsing: the positional fast path gives what the regex gives, and leaves every other shape to it', () => {
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  let seed = 42;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const samples: string[] = [
+    '2026-11-25 21:35:10.123456+00', '2026-11-25T21:35:10Z', '2026-11-25 21:35:10', '2026-01-01 00:00:00.5-08',
+    '2026-12-31 23:59:59.999999-05:30', '2026-03-01 00:30:00+0530', '2000-02-29 24:00:00', '0001-01-01 00:00:00+14',
+    '2026-11-25 21:35:10.1234567+00', '2026-11-25 21:35:10.+00', '2026-11-25 21:35:10+05:30:15', '0044-03-15 12:00:00+00 BC',
+    '10000-01-01 00:00:00+00', '2026-11-25 21:35:10+5', '2026-11-25 21:35:10+053', '2026-11-25x21:35:10', '2026-11-25 21:35:1',
+    '2026-11-25 21:35:10 +00', '2026-11-25 21:35:10Zx', 'not a timestamp', '',
+  ];
+  for (let i = 0; i < 5000; i++) {
+    const frac = rnd(3) === 0 ? '' : '.' + String(rnd(1_000_000)).padStart(6, '0').slice(0, 1 + rnd(6));
+    const zone = ['', 'Z', `+${pad(rnd(15))}`, `-${pad(rnd(15))}:${pad(rnd(60))}`, `+${pad(rnd(15))}${pad(rnd(60))}`][rnd(5)]!;
+    samples.push(`${pad(rnd(10000), 4)}-${pad(1 + rnd(12))}-${pad(1 + rnd(28))}${rnd(2) ? ' ' : 'T'}${pad(rnd(25))}:${pad(rnd(60))}:${pad(rnd(60))}${frac}${zone}`);
+  }
+  const outcome = (f: () => unknown) => {
+    try {
+      return JSON.stringify(f());
+    } catch (err) {
+      return `error ${(err as { code?: string }).code}: ${(err as Error).message}`;
+    }
+  };
+  for (const s of samples) {
+    for (const withZone of [true, false]) {
+      assert.equal(outcome(() => parseTimestampParts(s, withZone)), outcome(() => parseTimestampPartsRe(s, withZone)), `${s} (withZone ${withZone})`);
+    }
   }
 });

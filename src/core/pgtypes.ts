@@ -350,14 +350,96 @@ const TS_RE = /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z
 const US_PER_DAY = 86_400_000_000;
 const BIG_US_PER_DAY = 86_400_000_000n;
 
-interface TsParts {
+export interface TsParts {
   days: number;
   /** Microseconds of the day (0 <= us < 86400e6). */
   us: number;
 }
 
+/** Digit value of s[i], or -1. */
+function digitAt(s: string, i: number): number {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -1;
+}
+
+/** Two digits at i as a number, or -1. */
+function twoDigits(s: string, i: number): number {
+  const a = digitAt(s, i);
+  const b = digitAt(s, i + 1);
+  return a < 0 || b < 0 ? -1 : a * 10 + b;
+}
+
+/**
+ * The common shapes, read by position without a regex (capture parses one or more timestamps per
+ * change): `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}][Z|±HH|±HH:MM|±HHMM]`. Anything else (a 5-digit year,
+ * BC, an offset with seconds, garbage) returns undefined and takes the regex. Same result as the
+ * regex for every string it accepts (pgtypes.test.ts compares them).
+ */
+function parseTimestampFast(s: string, withZone: boolean): TsParts | undefined {
+  const n = s.length;
+  if (n < 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
+  const sep = s.charCodeAt(10);
+  if (sep !== 32 && sep !== 84) return undefined;
+  const y1 = twoDigits(s, 0);
+  const y2 = twoDigits(s, 2);
+  const mo = twoDigits(s, 5);
+  const d = twoDigits(s, 8);
+  const h = twoDigits(s, 11);
+  const mi = twoDigits(s, 14);
+  const sec = twoDigits(s, 17);
+  if (y1 < 0 || y2 < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || sec < 0) return undefined;
+  let i = 19;
+  let frac = 0;
+  if (i < n && s.charCodeAt(i) === 46) {
+    i++;
+    let digits = 0;
+    for (; i < n && digits < 7; i++, digits++) {
+      const c = digitAt(s, i);
+      if (c < 0) break;
+      frac = frac * 10 + c;
+    }
+    if (digits === 0 || digits > 6) return undefined;
+    for (let k = digits; k < 6; k++) frac *= 10;
+  }
+  let offSec = 0;
+  if (i < n) {
+    const z = s.charCodeAt(i);
+    if (z === 90 && i + 1 === n) i++;
+    else if (z === 43 || z === 45) {
+      const oh = twoDigits(s, i + 1);
+      if (oh < 0) return undefined;
+      let om = 0;
+      const rest = n - (i + 3);
+      if (rest === 2) om = twoDigits(s, i + 3);
+      else if (rest === 3 && s.charCodeAt(i + 3) === 58) om = twoDigits(s, i + 4);
+      else if (rest !== 0) return undefined;
+      if (om < 0) return undefined;
+      if (!withZone) return undefined; // the regex path says what is wrong
+      offSec = (z === 45 ? -1 : 1) * (oh * 3600 + om * 60);
+      i = n;
+    } else return undefined;
+  }
+  if (i !== n) return undefined;
+  let days = daysFromCivil(y1 * 100 + y2, mo, d);
+  let us = ((h * 60 + mi) * 60 + sec) * 1_000_000 + frac - offSec * 1_000_000;
+  while (us < 0) {
+    us += US_PER_DAY;
+    days -= 1;
+  }
+  while (us >= US_PER_DAY) {
+    us -= US_PER_DAY;
+    days += 1;
+  }
+  return { days, us };
+}
+
 /** Parse timestamp text into days + microseconds of day, shifted to UTC by the offset if any. */
-function parseTimestampParts(s: string, withZone: boolean): TsParts {
+export function parseTimestampParts(s: string, withZone: boolean): TsParts {
+  return parseTimestampFast(s, withZone) ?? parseTimestampPartsRe(s, withZone);
+}
+
+/** The same with the regex (every accepted shape); exported for the test that compares the two. */
+export function parseTimestampPartsRe(s: string, withZone: boolean): TsParts {
   const m = TS_RE.exec(s);
   if (!m) throw poison('BAD_TIMESTAMP', `'${s}' is not an ISO timestamp${withZone ? ' with time zone' : ''}`);
   const year = Number(m[1]);
