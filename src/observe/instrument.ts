@@ -15,7 +15,7 @@ import type { BatchOrigin, Decoder, Output, StaleProbe } from '../process/proces
 import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../process/version-state.js';
 import type { ApplyObserver, Pending } from '../sink/applier.js';
 import { DeadLetters, type DeadLetter } from '../sink/dead-letters.js';
-import type { Sink, SinkRecord, WriteResult } from '../sink/sink.js';
+import type { GuardedWrite, Sink, SinkRecord, TargetRows, WriteResult } from '../sink/sink.js';
 import type { Metrics } from './metrics.js';
 
 const seconds = (startNs: bigint) => Number(process.hrtime.bigint() - startNs) / 1e9;
@@ -38,18 +38,46 @@ async function timed<T>(fn: () => Promise<T>, observe: (s: number, outcome: 'ok'
  * whatever replaces them on the instance later (tests count writes that way) is still called.
  */
 export class TimedSink implements Sink {
-  constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {}
+  /** Present exactly when the inner sink has them: the applier and two-way sync test for them. */
+  writeGuarded?: (g: GuardedWrite) => Promise<WriteResult>;
+  republish?: (table: string, keys: Row[]) => Promise<void>;
+
+  constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {
+    if (inner.writeGuarded) {
+      this.writeGuarded = (g) => {
+        // The locked read comes first in the write's transaction: it is timed until decide() is called.
+        const t0 = process.hrtime.bigint();
+        let readDone = false;
+        const decide = (rows: TargetRows) => {
+          if (!readDone) {
+            readDone = true;
+            this.observe('read', seconds(t0), 'ok');
+          }
+          return g.decide(rows);
+        };
+        return timed(() => this.inner.writeGuarded!({ ...g, decide }), (s, outcome) => {
+          if (!readDone) this.observe('read', s, outcome);
+          this.observe('write', s, outcome);
+        });
+      };
+    }
+    if (inner.republish) this.republish = (table, keys) => this.inner.republish!(table, keys);
+  }
 
   connect(): Promise<void> {
     return this.inner.connect();
   }
 
   writeBatch(batch: SinkRecord[]): Promise<WriteResult> {
-    return timed(() => this.inner.writeBatch(batch), (s, outcome) => this.metrics.sinkRoundTrip.observe({ pipeline: this.pipeline, kind: 'write', outcome }, s));
+    return timed(() => this.inner.writeBatch(batch), (s, outcome) => this.observe('write', s, outcome));
+  }
+
+  private observe(kind: 'read' | 'write', s: number, outcome: 'ok' | 'error'): void {
+    this.metrics.sinkRoundTrip.observe({ pipeline: this.pipeline, kind, outcome }, s);
   }
 
   readRows(table: string, keys: Row[]): Promise<Map<string, Row>> {
-    return timed(() => this.inner.readRows(table, keys), (s, outcome) => this.metrics.sinkRoundTrip.observe({ pipeline: this.pipeline, kind: 'read', outcome }, s));
+    return timed(() => this.inner.readRows(table, keys), (s, outcome) => this.observe('read', s, outcome));
   }
 
   ping(): Promise<void> {
