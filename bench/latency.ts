@@ -20,7 +20,7 @@ export interface LatencyRun {
   peakMb: number;
 }
 
-export async function runLatency(opts: { rate: number; seconds: number; log?: (s: string) => void }): Promise<LatencyRun> {
+export async function runLatency(opts: { rate: number; seconds: number; log?: (s: string) => void; /** Another checkout (A/B against a baseline). */ root?: string }): Promise<LatencyRun> {
   const src = await createSource('narrow', 'lat');
   const targetDb = `${src.db}_dst`;
   const prefix = src.prefix;
@@ -31,7 +31,7 @@ export async function runLatency(opts: { rate: number; seconds: number; log?: (s
   // The slot exists before syncline starts, so the warm-up row below is in its stream.
   const slot = await src.slot('lat');
   const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never', lingerMs: 5, sinkBatch: 1000 });
-  const child = spawnSyncline(configFile, ['capture', 'process', 'sink']);
+  const child = spawnSyncline(configFile, ['capture', 'process', 'sink'], { root: opts.root });
   try {
     // Ready = one warm-up row went all the way through.
     await sql(src.db, `insert into public.${src.table} values (0, 'warm-up', 0, clock_timestamp(), 1)`);
