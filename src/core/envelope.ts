@@ -66,8 +66,15 @@ export function bigIntToLsn(v: bigint): string {
  * Lua scripts in Redis compare these with plain string comparison.
  */
 export function position(commitLsn: string, idx: number): string {
-  return lsnToBigInt(commitLsn).toString(16).padStart(16, '0') + ':' + idx.toString(16).padStart(8, '0');
+  // Every change of a transaction has the same commit LSN: its 16 hex digits are computed once.
+  if (commitLsn !== lastLsn) {
+    lastLsnHex = lsnToBigInt(commitLsn).toString(16).padStart(16, '0') + ':';
+    lastLsn = commitLsn;
+  }
+  return lastLsnHex + idx.toString(16).padStart(8, '0');
 }
+let lastLsn = '';
+let lastLsnHex = '';
 
 export function eventPosition(e: ChangeEvent): string {
   return position(e.source.commitLsn, e.source.idx);
