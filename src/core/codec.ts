@@ -30,8 +30,18 @@ export class AvroCodec {
     const cacheKey = subject + '\u0000' + text;
     let id = this.ids.get(cacheKey);
     if (!id) {
-      id = this.registry
-        .register({ type: SchemaType.AVRO, schema: text }, { subject, compatibility: 'BACKWARD' } as never)
+      const register = () => this.registry.register({ type: SchemaType.AVRO, schema: text }, { subject, compatibility: 'BACKWARD' } as never);
+      id = register()
+        .catch(async (err: unknown) => {
+          // The client registers a new subject, then sets its compatibility in a second call. A
+          // process killed in between leaves the subject at the registry's default level, and every
+          // later registration is refused ("Compatibility does not match the configuration
+          // (BACKWARD != NONE)"): the pipeline would never start again. Finish that second call.
+          const e = err as { name?: string; message?: string };
+          if (e?.name !== 'ConfluentSchemaRegistryCompatibilityError' || !/\(BACKWARD != NONE\)/.test(e.message ?? '')) throw err;
+          await (this.registry as unknown as { api: { Subject: { updateConfig(a: object): Promise<unknown> } } }).api.Subject.updateConfig({ subject, body: { compatibility: 'BACKWARD' } });
+          return register();
+        })
         .then(async (r) => {
           if (!this.types.has(r.id)) this.types.set(r.id, (await this.registry.getSchema(r.id)) as unknown as avsc.Type);
           return r.id;
