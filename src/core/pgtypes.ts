@@ -420,17 +420,7 @@ function parseTimestampFast(s: string, withZone: boolean): TsParts | undefined {
     } else return undefined;
   }
   if (i !== n) return undefined;
-  let days = daysFromCivil(y1 * 100 + y2, mo, d);
-  let us = ((h * 60 + mi) * 60 + sec) * 1_000_000 + frac - offSec * 1_000_000;
-  while (us < 0) {
-    us += US_PER_DAY;
-    days -= 1;
-  }
-  while (us >= US_PER_DAY) {
-    us -= US_PER_DAY;
-    days += 1;
-  }
-  return { days, us };
+  return dayParts(daysFromCivil(y1 * 100 + y2, mo, d), ((h * 60 + mi) * 60 + sec) * 1_000_000 + frac - offSec * 1_000_000);
 }
 
 /** Parse timestamp text into days + microseconds of day, shifted to UTC by the offset if any. */
@@ -443,7 +433,7 @@ export function parseTimestampPartsRe(s: string, withZone: boolean): TsParts {
   const m = TS_RE.exec(s);
   if (!m) throw poison('BAD_TIMESTAMP', `'${s}' is not an ISO timestamp${withZone ? ' with time zone' : ''}`);
   const year = Number(m[1]);
-  let days = daysFromCivil(m[9] ? 1 - year : year, Number(m[2]), Number(m[3]));
+  const days = daysFromCivil(m[9] ? 1 - year : year, Number(m[2]), Number(m[3]));
   const frac = m[7] ? Number(m[7].padEnd(6, '0')) : 0;
   let us = ((Number(m[4]) * 60 + Number(m[5])) * 60 + Number(m[6])) * 1_000_000 + frac;
   const zone = m[8];
@@ -454,7 +444,11 @@ export function parseTimestampPartsRe(s: string, withZone: boolean): TsParts {
     const offSec = Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4) || '0') * 60 + Number(digits.slice(4, 6) || '0');
     us -= sign * offSec * 1_000_000;
   }
-  // 24:00:00 is valid PostgreSQL input; offsets move across midnight.
+  return dayParts(days, us);
+}
+
+/** Days + microseconds brought into 0 <= us < one day: 24:00:00 is valid PostgreSQL input; offsets move across midnight. */
+function dayParts(days: number, us: number): TsParts {
   while (us < 0) {
     us += US_PER_DAY;
     days -= 1;
