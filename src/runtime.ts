@@ -9,18 +9,16 @@ import type { Logger } from 'pino';
 import '../connectors/index.js';
 import type { PgSourceConfig } from '../connectors/postgres/spec.js';
 import { Capture } from './capture/capture.js';
-import type { PipelineConfig, RetryConfig, SynclineConfig } from './core/config/schema.js';
+import { changeTopicPrefix, type PipelineConfig, type RetryConfig, type SynclineConfig } from './core/config/schema.js';
 import { AvroCodec } from './core/codec.js';
-import { splitName } from './capture/source.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
 import { sinkRegistration } from './core/registry.js';
-import { ConsumerStage, cdcDecoder, applyTopicDecoder, type Output } from './process/processor.js';
+import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type Output } from './process/processor.js';
 import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { fatal } from './core/errors.js';
-import { tableMappings, type TableMapping } from './process/mapper.js';
 import { Applier } from './sink/applier.js';
-import { buildSinkParts, originOf } from './sink/build.js';
+import { buildSinkParts, originOf, republishOriginOf } from './sink/build.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
@@ -121,13 +119,8 @@ export class Runtime {
     }
     const applyTopic = topics.apply(prefix, name);
     if (this.stages.has('process')) {
-      const maps = tableMappings(p.tables);
       h.validation = this.validators.get(name);
-      const byTopic = new Map<string, TableMapping>();
-      for (const [src, m] of maps) {
-        const [schema, table] = splitName(src);
-        byTopic.set(topics.cdc(prefix, schema, table), m);
-      }
+      const byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables);
       let output: Output;
       const applier = h.applier;
       if (applier) output = { apply: (batch) => applier.apply(batch), stale: (probes) => applier.stale(probes) };
@@ -153,10 +146,11 @@ export class Runtime {
     }
     if (this.stages.has('capture')) {
       const capture = new Capture({
-        pipeline: name, prefix, source: p.source as PgSourceConfig, tables: p.tables,
+        pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source: p.source as PgSourceConfig, tables: p.tables,
         kafka: this.kafka, codec: this.codec, log: stageLogger(name, 'capture'),
         // Two-way sync: the peer's writes into our source are not changes to carry back.
         skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
+        decidedOrigins: p.peer ? [republishOriginOf(prefix, p.peer) + ':'] : [],
       });
       h.capture = capture;
       this.running.push(this.guard(name, 'capture', capture.run()));

@@ -136,6 +136,8 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
           source: { type: 'postgres', connection: { ...PG, database: p.reverse ? targetDb : sourceDb }, slot: slot(p.name), publication: slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 },
           target: { type: 'postgres', connection: { ...PG, database: p.reverse ? sourceDb : targetDb } },
           ...(p.peer ? { peer: p.peer } : {}),
+          // The other database's tables of the same names need change topics of their own.
+          ...(p.reverse ? { changeTopicPrefix: `${prefix}.b` } : {}),
           tables: p.tables,
           ...(p.conflict ? { conflict: p.conflict } : {}),
           ...(p.retry ? { retry: p.retry } : {}),

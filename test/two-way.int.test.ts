@@ -8,6 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checksum, sleep, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
 
+/** Rows of `items` that differ between the two databases (id: A's row | B's row), for failure messages. */
+async function differences(A: string, B: string): Promise<string> {
+  const rows = async (db: string) => new Map((await sql(db, 'select * from items')).rows.map((r) => [r.id as number, JSON.stringify(r)]));
+  const [a, b] = await Promise.all([rows(A), rows(B)]);
+  const ids = [...new Set([...a.keys(), ...b.keys()])].filter((id) => a.get(id) !== b.get(id)).sort((x, y) => x - y);
+  return ids.slice(0, 10).map((id) => `${id}: ${a.get(id) ?? 'none'} | ${b.get(id) ?? 'none'}`).join('; ') + (ids.length > 10 ? ` (${ids.length} in all)` : '');
+}
+
 const DDL = `create table items (id int primary key, name text not null, qty int not null, updated_at timestamptz not null default clock_timestamp())`;
 
 test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong', async (t) => {
@@ -62,7 +70,9 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
       return a.md5 === b.md5 && a.count === b.count;
     },
     120000,
-  );
+  ).catch(async (err) => {
+    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
+  });
   const applied = () => h('a-to-b').applier!.stats.applied + h('b-to-a').applier!.stats.applied;
   const before = applied();
   await sleep(4000);
@@ -78,6 +88,9 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
   const sAB = h('a-to-b').applier!.stats;
   const sBA = h('b-to-a').applier!.stats;
   t.diagnostic(`user changes A=${userChangesA} B=${userChangesB}; captured A=${capAB.changes} (echo skipped ${capAB.echoSkipped}) B=${capBA.changes} (echo skipped ${capBA.echoSkipped}); applied a→b=${sAB.applied} b→a=${sBA.applied}; conflicts a→b=${sAB.conflicts} b→a=${sBA.conflicts}`);
+  // Each processor reads its own source's change topics only (a shared topic once let B's
+  // end-of-snapshot marker sweep the rows a→b had just written).
+  assert.ok(sAB.received <= capAB.changes && sBA.received <= capBA.changes, `a→b received ${sAB.received} of A's ${capAB.changes} changes, b→a ${sBA.received} of B's ${capBA.changes}`);
   assert.ok(capAB.echoSkipped > 0 && capBA.echoSkipped > 0, 'both captures skipped the peer writes');
   const snapshot = 200;
   // A's capture: its snapshot, the users' changes on A (a key change counts twice at most), and the
@@ -86,4 +99,58 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
   assert.ok(capBA.changes <= snapshot + userChangesB + sAB.conflicts + 400, `B's capture read ${capBA.changes} changes for ${userChangesB} user changes and ${sAB.conflicts} conflicts`);
   assert.ok(sAB.conflicts + sBA.conflicts > 0, 'simultaneous edits of the hot keys were seen as conflicts');
   assert.equal(sAB.deadLettered + sBA.deadLettered, 0, 'nothing dead-lettered');
+});
+
+test('A deletes rows while B updates them: both sides agree on the later change (deleted or kept)', async (t) => {
+  const conflict = { strategy: 'latest-timestamp', field: 'updated_at' };
+  const env = await testEnv([
+    { name: 'a-to-b', tables: [{ source: 'public.items' }], conflict, peer: 'b-to-a' },
+    { name: 'b-to-a', tables: [{ source: 'public.items' }], conflict, peer: 'a-to-b', reverse: true },
+  ]);
+  t.after(() => env.cleanup());
+  const A = env.sourceDb;
+  const B = env.targetDb;
+  await sql(A, DDL);
+  await sql(B, DDL);
+  await sql(A, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, 60) g`);
+  const { rt } = await startRuntime(env);
+  const h = (n: string) => rt.pipelines.find((p) => p.name === n)!;
+  const same = async () => {
+    const [a, b] = await Promise.all([checksum(A, 'items', 'id'), checksum(B, 'items', 'id')]);
+    return a.md5 === b.md5 && a.count === b.count;
+  };
+  await waitFor('B has the snapshot of A', same);
+
+  // B's transaction holds the rows while A's delete commits, so neither side has the other's change
+  // when it writes its own, and each pipeline meets the other's version:
+  //  1-25: B updates, then A deletes (the delete is later: deleted on both);
+  //  26-50: A deletes, then B updates (the update is later: the row lives on both).
+  await withClient(A, (a) => withClient(B, async (b) => {
+    await b.query('begin');
+    await b.query(`update items set name = 'B kept?', qty = qty + 1, updated_at = clock_timestamp() where id between 1 and 25`);
+    await b.query(`select id from items where id between 26 and 50 for update`);
+    await sleep(5);
+    await a.query(`delete from items where id between 1 and 50`);
+    await sleep(5);
+    await b.query(`update items set name = 'B wins', qty = qty + 1, updated_at = clock_timestamp() where id between 26 and 50`);
+    await b.query('commit');
+  }));
+
+  await waitFor('A and B identical', same, 60000).catch(async (err) => {
+    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
+  });
+  const ids = async (db: string) => (await sql(db, 'select id from items order by id')).rows.map((r) => r.id as number);
+  const expected = Array.from({ length: 35 }, (_, i) => 26 + i);
+  assert.deepEqual(await ids(A), expected, 'A: rows 1-25 deleted, 26-60 present');
+  assert.deepEqual(await ids(B), expected, 'B: the same');
+  assert.equal((await sql(A, `select count(*)::int as n from items where name = 'B wins'`)).rows[0].n, 25, "A holds B's later updates");
+  const applied = () => h('a-to-b').applier!.stats.applied + h('b-to-a').applier!.stats.applied;
+  const before = applied();
+  await sleep(3000);
+  assert.equal(applied(), before, 'no writes after convergence (no ping-pong)');
+  assert.ok(await same(), 'still identical');
+  const sAB = h('a-to-b').applier!.stats;
+  const sBA = h('b-to-a').applier!.stats;
+  t.diagnostic(`conflicts a→b=${sAB.conflicts} b→a=${sBA.conflicts}; applied a→b=${sAB.applied} b→a=${sBA.applied}`);
+  assert.ok(sAB.conflicts >= 50 && sBA.conflicts >= 50, 'every pair of changes met as a conflict on both sides');
 });

@@ -52,8 +52,10 @@
  * Two-way sync (ctx.origin): every session of the pool is tagged with a replication origin
  * `<origin>:<n>` (the first n not active in another session; created if missing), so the
  * transactions it commits carry that origin in the WAL and the peer's capture skips them.
- * republish() re-emits rows from an untagged session (UPDATE ... SET key = key), so the peer does
- * see them. Origins persist in the cluster (pg_replication_origin) and are reused by name.
+ * republish() re-emits rows (UPDATE ... SET key = key) from a session tagged `<origin>/republish:<n>`,
+ * which the peer's capture does not skip but marks as the outcome of this pipeline's conflict
+ * resolution (see src/sink/applier.ts). Origins persist in the cluster (pg_replication_origin) and
+ * are reused by name.
  *
  * Observability: `stats.queries` counts every round trip, `onQuery` sees every statement;
  * failed records are logged as 'sink.record.failed', isolation as 'sink.isolate', added columns as
@@ -146,7 +148,7 @@ export class PostgresSink implements Sink {
   private readonly origin?: string;
   /** Sessions already tagged with a replication origin. */
   private readonly tagged = new WeakSet<pg.PoolClient>();
-  private plainPool?: pg.Pool;
+  private republishPool?: pg.Pool;
   private readonly pipeline: string;
 
   constructor(
@@ -205,7 +207,7 @@ export class PostgresSink implements Sink {
 
   async close(): Promise<void> {
     await this.pool.end();
-    await this.plainPool?.end();
+    await this.republishPool?.end();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -303,19 +305,24 @@ export class PostgresSink implements Sink {
     return this.report(failed);
   }
 
-  /** Re-emit rows as changes not tagged with this pipeline's origin: UPDATE ... SET k = k from an untagged session. */
+  /** Re-emit rows as changes the peer carries back: UPDATE ... SET k = k from a session tagged `<origin>/republish:<n>`. */
   async republish(table: string, keys: Row[]): Promise<void> {
     if (keys.length === 0) return;
     if (!this.meta.has(table)) await this.loadMeta([table]);
     const meta = this.meta.get(table)!;
     const keyCols = Object.keys(keys[0]!);
     const params = keys.map((k) => keyCols.map((c) => toParam(k[c] ?? null)));
-    const pool = (this.plainPool ??= new pg.Pool(this.poolConfig(1, 'republish')));
+    const pool = (this.republishPool ??= new pg.Pool(this.poolConfig(1, 'republish')));
     const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
+    let client: pg.PoolClient | undefined;
     try {
-      for (const p of keyPredicate(meta, keyCols, params)) await this.q(pool, `UPDATE ${meta.ident} SET ${set} WHERE ${p.text}`, p.params);
+      client = await pool.connect();
+      await this.tagSession(client, `${this.origin}/republish`);
+      for (const p of keyPredicate(meta, keyCols, params)) await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${p.text}`, p.params);
+      client.release();
     } catch (err) {
-      throw classifyPgError(err, `${this.where}: republishing ${keys.length} rows of ${table}`);
+      client?.release(true);
+      throw err instanceof SynclineError ? err : classifyPgError(err, `${this.where}: republishing ${keys.length} rows of ${table}`);
     }
   }
 
@@ -331,13 +338,14 @@ export class PostgresSink implements Sink {
   }
 
   /**
-   * Session setup for two-way sync: take the first replication origin `<origin>:<n>` that no other
-   * session holds (creating it when missing). Without permission this is fatal and says what to grant.
+   * Session setup for two-way sync: take the first replication origin `<base>:<n>` (base: the
+   * pipeline's origin) that no other session holds (creating it when missing). Without permission
+   * this is fatal and says what to grant.
    */
-  private async tagSession(client: pg.PoolClient): Promise<void> {
-    if (!this.origin || this.tagged.has(client)) return;
+  private async tagSession(client: pg.PoolClient, base = this.origin): Promise<void> {
+    if (!base || this.tagged.has(client)) return;
     for (let n = 0; n < 4 * this.cfg.poolSize + 4; n++) {
-      const name = `${this.origin}:${n}`;
+      const name = `${base}:${n}`;
       try {
         await this.q(client, 'SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL', [name]).catch((err: { code?: string }) => {
           if (err?.code !== '23505') throw err; // created concurrently by another session
@@ -354,7 +362,7 @@ export class PostgresSink implements Sink {
         throw classifyPgError(err, `${this.where}: setting up replication origin ${name}`);
       }
     }
-    throw new SynclineError('retriable', 'SINK_ORIGIN_BUSY', `${this.where}: every replication origin ${this.origin}:0..${4 * this.cfg.poolSize + 3} is held by another session`);
+    throw new SynclineError('retriable', 'SINK_ORIGIN_BUSY', `${this.where}: every replication origin ${base}:0..${4 * this.cfg.poolSize + 3} is held by another session`);
   }
 
   /** Failed records are never silent: one warn line each (the caller dead-letters them). */

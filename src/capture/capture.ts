@@ -21,7 +21,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../core/envelope.js';
-import { bigIntToLsn, eventPosition, lsnToBigInt, POSITION_HEADER } from '../core/envelope.js';
+import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt, POSITION_HEADER } from '../core/envelope.js';
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
@@ -44,7 +44,10 @@ const REGISTRY_DEADLINE_MS = 30_000;
 
 export interface CaptureOptions {
   pipeline: string;
+  /** Prefix of dead-letter, offsets and reader topics (topicPrefix). */
   prefix: string;
+  /** Prefix of the change topics: `<changePrefix>.cdc.<schema>.<table>` (config changeTopicPrefix). */
+  changePrefix: string;
   source: PgSourceConfig;
   tables: TableConfig[];
   kafka: KafkaClient;
@@ -54,6 +57,12 @@ export interface CaptureOptions {
   maxBuffered?: number;
   /** Two-way sync: transactions whose replication origin name starts with one of these are not captured (the peer's own writes). */
   skipOrigins?: string[];
+  /**
+   * Two-way sync: transactions whose replication origin name starts with one of these are rows the
+   * peer re-published after its conflict resolution kept them; their changes carry the
+   * `syncline.peer-decided` header (see DECIDED_HEADER).
+   */
+  decidedOrigins?: string[];
 }
 
 export interface CaptureStats {
@@ -114,7 +123,7 @@ export class Capture {
   /** Last position each change-topic partition held at start (resume), for alreadyProduced(). */
   private readonly produced = new Map<string, Map<number, string>>();
   private readonly partitions = new Map<string, number>();
-  private tx: { commitLsn: string; xid: number; tsMs: number; idx: number; skip?: boolean } | null = null;
+  private tx: { commitLsn: string; xid: number; tsMs: number; idx: number; skip?: boolean; decided?: boolean } | null = null;
   private watermark = 0n; // confirmed LSN we may report
   private lastServerLsn = 0n;
   private stopped = false;
@@ -129,12 +138,12 @@ export class Capture {
 
   /** Run until stop() or a fatal error. Resolves when stopped cleanly. */
   async run(): Promise<void> {
-    const { source, pipeline, prefix, kafka } = this.opts;
+    const { source, pipeline, prefix, changePrefix, kafka } = this.opts;
     this.meta = await connectSource(source.connection, `pipeline ${pipeline} capture`);
     this.catalog = await TypeCatalog.load(this.meta);
     this.sourceTables = await inspectTables(this.meta, this.opts.tables, pipeline);
     await ensurePublication(this.meta, source.publication, this.sourceTables, source.connection);
-    await kafka.ensureTopics(this.sourceTables.map((t) => topics.cdc(prefix, t.schema, t.table)));
+    await kafka.ensureTopics(this.sourceTables.map((t) => topics.cdc(changePrefix, t.schema, t.table)));
     await this.dlq.ensure();
     for (const t of this.sourceTables) await this.loadTableFromCatalog(t);
 
@@ -317,8 +326,8 @@ export class Capture {
     for (const k of src.key) {
       if (!columns.some((c) => c.name === k)) throw fatal('SOURCE_KEY_UNKNOWN', `key column ${k} of ${name} is gone from the table`);
     }
-    const topic = topics.cdc(this.opts.prefix, src.schema, src.table);
-    const ns = { prefix: this.opts.prefix, schema: src.schema, table: src.table };
+    const topic = topics.cdc(this.opts.changePrefix, src.schema, src.table);
+    const ns = { prefix: this.opts.changePrefix, schema: src.schema, table: src.table };
     const keyCols = src.key.map((k) => columns.find((c) => c.name === k)!);
     const [keyId, valueId] = await withDeadline(Promise.all([
       this.opts.codec.register(`${topic}-key`, keySchema(ns, keyCols)),
@@ -344,7 +353,8 @@ export class Capture {
       const partition = partitionOf(keyBuf, partitions, st.topic);
       const pos = eventPosition(e);
       if (this.alreadyProduced(st.topic, partition, pos)) return;
-      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)), headers: { [POSITION_HEADER]: pos } };
+      const headers: Record<string, string> = this.tx?.decided ? { [POSITION_HEADER]: pos, [DECIDED_HEADER]: '1' } : { [POSITION_HEADER]: pos };
+      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)), headers };
     } catch (err) {
       // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
       this.stats.deadLettered++;
@@ -369,7 +379,7 @@ export class Capture {
    */
   private async loadProducedPositions(): Promise<void> {
     for (const st of this.sourceTables) {
-      const topic = topics.cdc(this.opts.prefix, st.schema, st.table);
+      const topic = topics.cdc(this.opts.changePrefix, st.schema, st.table);
       const bounds = await topicBounds(this.opts.kafka, topic);
       const last = new Map<number, string>();
       const ranges = bounds.map((b) => ({ topic, partition: b.partition, from: b.high - 20n > b.low ? b.high - 20n : b.low, to: b.high }));
@@ -629,6 +639,7 @@ export class Capture {
         // Sent after 'begin' for a transaction committed by a session with a replication origin.
         const name = (msg as { originName?: string }).originName ?? '';
         if (this.tx && this.opts.skipOrigins?.some((p) => name.startsWith(p))) this.tx.skip = true;
+        else if (this.tx && this.opts.decidedOrigins?.some((p) => name.startsWith(p))) this.tx.decided = true;
         return;
       }
       case 'relation': {

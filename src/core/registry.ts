@@ -13,7 +13,8 @@ export interface ConnectorContext {
   log: Logger;
   /**
    * Two-way sync: tag every write with this origin (PostgreSQL: replication origins named
-   * `<origin>:<n>`), so the peer pipeline's capture can skip it.
+   * `<origin>:<n>`), so the peer pipeline's capture can skip it, and republish()'s writes with
+   * `<origin>/republish` (`<origin>/republish:<n>`), so the peer's capture marks them as decided.
    */
   origin?: string;
 }

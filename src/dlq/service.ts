@@ -17,7 +17,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Row } from '../core/envelope.js';
-import type { SynclineConfig } from '../core/config/schema.js';
+import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
 import type { AvroCodec } from '../core/codec.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { errorMessage } from '../core/errors.js';
@@ -112,7 +112,7 @@ export class DlqService {
       const p = this.d.config.pipelines[pipeline]!;
       const retry = resolveRetry(pipeline, this.d.config.defaults.retry, p.retry, (p.target as { retry?: Record<string, number> }).retry);
       o.parts = await buildSinkParts({ config: this.d.config, kafka: this.d.kafka, redis: this.d.redis }, pipeline, p, this.d.log.child({ pipeline, stage: 'dlq' }), retry);
-      const cdc = cdcDecoder(this.d.codec, topicMappings(this.d.config.topicPrefix, p.tables));
+      const cdc = cdcDecoder(this.d.codec, topicMappings(changeTopicPrefix(this.d.config, p), p.tables));
       o.decode = (m, topic, partition) => (topic.includes('.apply.') ? applyTopicDecoder(m, topic, partition) : cdc(m, topic, partition));
     }
     return o as Required<PipelineOps>;

@@ -11,8 +11,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
-import { splitName } from '../capture/source.js';
-import type { PipelineConfig, SynclineConfig } from '../core/config/schema.js';
+import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
+import { topicMappings } from '../process/processor.js';
 import { groups, topics, type KafkaClient } from '../core/kafka.js';
 import type { Sink } from '../sink/sink.js';
 import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type ReadyReport } from './checks.js';
@@ -105,10 +105,7 @@ export class Observability {
     const prefix = this.o.config.topicPrefix;
     this.health.pipeline(name, this.o.stages);
     if (parts.consumer === 'process') {
-      const cdc = p.tables.map((t) => {
-        const [schema, table] = splitName(t.source);
-        return topics.cdc(prefix, schema, table);
-      });
+      const cdc = [...topicMappings(changeTopicPrefix(this.o.config, p), p.tables).keys()];
       this.metrics.watchConsumer({ pipeline: name, stage: 'process', groupId: groups.processor(prefix, name), topics: cdc });
     } else if (parts.consumer === 'sink') {
       this.metrics.watchConsumer({ pipeline: name, stage: 'sink', groupId: groups.sink(prefix, name), topics: [topics.apply(prefix, name)] });

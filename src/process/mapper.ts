@@ -45,6 +45,7 @@ export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origi
   const keep = e.unchangedToast.map(m.rename);
   for (const k of keep) delete values[k];
   const record: SinkRecord = { ...base, op: 'upsert', values, keep, hash: null };
+  if (e.op === 'u') record.update = true;
   return opts.hash === false ? record : hashRecord(record);
 }
 

@@ -16,7 +16,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { SynclineConfig } from '../core/config/schema.js';
+import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
 import type { AvroCodec } from '../core/codec.js';
 import { errorKind, errorMessage } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
@@ -96,7 +96,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   };
   const tables = p.tables.filter(matches);
   if (tables.length === 0) throw new ReplayError(`pipeline ${o.pipeline} has no table '${o.table}' (have: ${p.tables.map((t) => t.source).join(', ')})`);
-  const byTopic = topicMappings(d.config.topicPrefix, tables);
+  const byTopic = topicMappings(changeTopicPrefix(d.config, p), tables);
 
   // The range of each partition, fixed now.
   const ranges: ReadRange[] = [];

@@ -479,6 +479,14 @@ export class Applier {
         const seen = known === DELETED ? (k.target === null ? DELETED : 'present') : targetHashOver(sig ? (cols.get(sig) ?? recCols) : recCols);
         conflict = seen !== null && seen !== known;
       }
+      // Two-way: an update of a row the target lacks means the row was deleted there on its own,
+      // whatever the state says (it may be lost, or the key may never have synced this way). Only the
+      // peer pipeline sees that delete and its time, so latest-timestamp leaves the target as it is
+      // and lets the peer decide: if the row wins there, the peer re-publishes it as decided, and
+      // a decided row is written here even over the missing one.
+      const deletedThere = this.o.republish === true && k.read && k.target === null && r.op === 'upsert' && r.update === true;
+      if (deletedThere) conflict = r.decided !== true;
+      const deferred = conflict && deletedThere && cfg.strategy === 'latest-timestamp';
       // latest-timestamp compares every change with the target row, conflict or not: a change older
       // than the target's row never takes it back (a redelivery after Redis lost the state, say).
       const older = !conflict && cfg.strategy === 'latest-timestamp' && k.read && olderThanTarget({ op: r.op as 'upsert', source: r.values, target: k.target, sourceTsMs: r.sourceTsMs }, cfg.field);
@@ -493,7 +501,7 @@ export class Applier {
         pipeline: this.o.pipeline, table: r.table, op: r.op as 'upsert' | 'delete', key: r.key, source: r.values, target: k.target,
         lastSynced: k.st.last, position: r.position, sourceTsMs: r.sourceTsMs,
       };
-      const choice: Choice = older ? { kind: 'target' } : await this.o.resolverFor(r.table).resolve(c);
+      const choice: Choice = older || deferred ? { kind: 'target' } : await this.o.resolverFor(r.table).resolve(c);
       switch (choice.kind) {
         case 'source':
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'source_won' });
@@ -512,7 +520,7 @@ export class Applier {
             if (!l) plan.republish.set(r.table, (l = []));
             l.push(r.key);
           }
-          this.log.info({ table: r.table, position: r.position, strategy: cfg.strategy }, 'conflict.resolved.target');
+          this.log.info({ table: r.table, position: r.position, strategy: cfg.strategy, ...(deferred ? { deferredToPeer: true } : {}) }, 'conflict.resolved.target');
           break;
         }
         case 'merged': {

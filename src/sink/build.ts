@@ -38,6 +38,8 @@ export interface SinkDeps {
 
 /** Replication origin prefix of a pipeline's writes (two-way sync): syncline:<topicPrefix>:<pipeline>. */
 export const originOf = (prefix: string, pipeline: string) => `syncline:${prefix}:${pipeline}`;
+/** Replication origin prefix of a pipeline's re-published rows (a sink's republish(), see ConnectorContext.origin). */
+export const republishOriginOf = (prefix: string, pipeline: string) => `${originOf(prefix, pipeline)}/republish`;
 
 /** The conflict settings of each target table of a pipeline, and the resolvers (custom modules loaded). */
 export async function conflictPolicy(config: SynclineConfig, name: string, p: PipelineConfig): Promise<{ conflictFor: (t: string) => ConflictConfig; resolverFor: (t: string) => Resolver }> {

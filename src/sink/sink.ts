@@ -26,6 +26,10 @@ export interface SinkRecord {
   position: string;
   /** Canonical hash of `values` (null for delete/truncate and when `keep` is non-empty). */
   hash: string | null;
+  /** An update of an existing source row (not an insert or a snapshot read). */
+  update?: true;
+  /** Two-way sync: a row the peer pipeline re-published because its conflict resolution kept it (DECIDED_HEADER). */
+  decided?: true;
   /** Source commit time (ms), for latency and latest-timestamp. */
   sourceTsMs: number;
   /** SQL types of the record's target columns as the source declares them (for auto-evolving targets). */

@@ -252,3 +252,24 @@ test('the generated reference documents every option of the example, with secret
   }
   assert.match(md, /\| `pipelines\.<name>\.source\.connection\.password` \| string \| no \|[^\n]*\| yes \|/);
 });
+
+test('pipelines reading different databases may not write one change topic (changeTopicPrefix separates them)', () => {
+  const other = (prefix = '') => `  users-back:
+    source: { type: postgres, connection: { database: shop_copy }, slot: syncline_back, publication: syncline_back }
+    target: { type: postgres, connection: { database: shop } }
+${prefix}    tables: [{ source: public.users }]
+`;
+  const { problems } = problemsOf(valid(other()));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.path, 'pipelines.users-back.tables[0].source');
+  assert.equal(problems[0]!.line, 20);
+  assert.match(problems[0]!.message, /change topic syncline\.cdc\.public\.users is already written by pipeline 'users-sync' from another database \(postgres:\/\/127\.0\.0\.1:5432\/shop; here postgres:\/\/127\.0\.0\.1:5432\/shop_copy\): set changeTopicPrefix/);
+  const ok = parseConfig(valid(other('    changeTopicPrefix: shop-copy\n')), 'test.yaml', {});
+  assert.equal(ok.pipelines['users-back']!.changeTopicPrefix, 'shop-copy');
+  // Two pipelines of one database share change topics.
+  parseConfig(valid(`  users-again:
+    source: { type: postgres, connection: { database: shop }, slot: syncline_again, publication: syncline_again }
+    target: { type: postgres, connection: { database: shop_other } }
+    tables: [{ source: public.users }]
+`), 'test.yaml', {});
+});

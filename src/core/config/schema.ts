@@ -258,6 +258,14 @@ export function configSpec() {
       retry: retryOverrideSpec.optional().describe('Overrides of defaults.retry for this pipeline (a target connector can override again).'),
       batch: batchSpec.optional().describe('Defaults to defaults.batch.'),
       validation: pipelineValidationSpec.optional().describe('Custom rule functions and always-masked columns for the validation rules of this pipeline\'s tables.'),
+      changeTopicPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ - and . only')
+        .optional()
+        .describe(
+          "Prefix of this pipeline's change topics (<changeTopicPrefix>.cdc.<schema>.<table>) instead of topicPrefix, like Debezium's topic.prefix: one name per source database. Pipelines capturing tables of the same name from different databases (both sides of a two-way pair, say) must not share a change topic, and are refused at start when they would; pipelines reading the same database may share them.",
+        )
+        .meta({ examples: ['shop-b'] }),
       peer: z
         .string()
         .optional()
@@ -271,7 +279,7 @@ export function configSpec() {
   return z
     .object({
       version: z.literal(1).describe('Config format version.'),
-      topicPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('syncline').describe('Prefix of every topic: <prefix>.cdc.<schema>.<table>, <prefix>.dlq.<pipeline>.'),
+      topicPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('syncline').describe('Prefix of every topic: <prefix>.cdc.<schema>.<table> (unless a pipeline sets changeTopicPrefix), <prefix>.dlq.<pipeline>.'),
       kafka: z
         .object({
           brokers: z.array(z.string()).min(1).default(['127.0.0.1:9092']).describe('Bootstrap brokers host:port.'),
@@ -320,6 +328,23 @@ export function configSpec() {
     })
     .strict()
     .superRefine((c, ctx) => {
+      // A change topic carries one source database's table: pipelines reading other databases must
+      // not write the same topic (two-way pairs capture tables of the same names on both sides).
+      const claimed = new Map<string, { pipeline: string; source: string }>();
+      for (const [name, p] of Object.entries(c.pipelines)) {
+        const source = sourceIdentity(p.source);
+        p.tables.forEach((t, i) => {
+          const topic = `${changeTopicPrefix(c, p)}.cdc.${t.source}`;
+          const other = claimed.get(topic);
+          if (!other) claimed.set(topic, { pipeline: name, source });
+          else if (other.source !== source) {
+            ctx.addIssue({
+              code: 'custom', path: ['pipelines', name, 'tables', i, 'source'],
+              message: `change topic ${topic} is already written by pipeline '${other.pipeline}' from another database (${other.source}; here ${source}): set changeTopicPrefix on one of them`,
+            });
+          }
+        });
+      }
       for (const [name, p] of Object.entries(c.pipelines)) {
         const peerName = (p as { peer?: string }).peer;
         if (peerName === undefined) continue;
@@ -330,6 +355,17 @@ export function configSpec() {
         else if (peer.peer !== name) ctx.addIssue({ code: 'custom', path: at, message: `pipeline '${peerName}' must name '${name}' as its peer too (peer: ${name})` });
       }
     });
+}
+
+/** Which database a source reads (connectors with a `connection` of host, port and database). */
+function sourceIdentity(source: unknown): string {
+  const s = source as { type: string; connection?: { host?: string; port?: number; database?: string } };
+  return `${s.type}://${s.connection?.host ?? ''}:${s.connection?.port ?? ''}/${s.connection?.database ?? ''}`;
+}
+
+/** Prefix of a pipeline's change topics: `<prefix>.cdc.<schema>.<table>`. */
+export function changeTopicPrefix(config: { topicPrefix: string }, p: { changeTopicPrefix?: string }): string {
+  return p.changeTopicPrefix ?? config.topicPrefix;
 }
 
 export type SynclineConfig = z.infer<ReturnType<typeof configSpec>>;
