@@ -14,10 +14,10 @@ import { AvroCodec } from './core/codec.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
 import { sinkRegistration } from './core/registry.js';
-import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type Output } from './process/processor.js';
+import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
 import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { fatal } from './core/errors.js';
-import { Applier } from './sink/applier.js';
+import { Applier, type ApplyOptions } from './sink/applier.js';
 import { buildSinkParts, originOf, republishOriginOf } from './sink/build.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
@@ -123,7 +123,7 @@ export class Runtime {
       const byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables);
       let output: Output;
       const applier = h.applier;
-      if (applier) output = { apply: (batch) => applier.apply(batch), stale: (probes) => applier.stale(probes) };
+      if (applier) output = { apply: (batch, origin) => applier.apply(batch, consumerOf(origin)), stale: (probes) => applier.stale(probes) };
       else {
         // Split deployment: the apply topic is written in a Kafka transaction together with the
         // processor's offsets, so a crash never leaves a second copy of a batch in it.
@@ -140,7 +140,7 @@ export class Runtime {
     } else if (h.applier) {
       h.processor = new ConsumerStage({
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
-        decode: applyTopicDecoder, output: observeOutput({ apply: (batch) => h.applier!.apply(batch) }, this.metrics, name, 'sink'), dlq, log,
+        decode: applyTopicDecoder, output: observeOutput({ apply: (batch, origin) => h.applier!.apply(batch, consumerOf(origin)) }, this.metrics, name, 'sink'), dlq, log,
       });
       this.running.push(this.guard(name, 'sink', h.processor.run()));
     }
@@ -192,6 +192,9 @@ export class Runtime {
 }
 
 type RetryOverride = Partial<RetryConfig>;
+
+/** The Applier's options for a batch of a consumer partition (its write intents are kept per partition). */
+const consumerOf = (origin?: BatchOrigin): ApplyOptions => (origin ? { consumer: `${origin.topic}:${origin.partition}` } : {});
 
 /** Defaults, then the pipeline's overrides, then the target connector's, option by option. */
 export function resolveRetry(pipeline: string, defaults: RetryConfig, ...overrides: (RetryOverride | undefined)[]): RetryConfig {

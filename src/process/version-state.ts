@@ -21,6 +21,8 @@
  *   <keyPrefix>:{<pipeline>}:p!                      set once the parking index was rebuilt from the dead-letter
  *                                                    topic (missing after a Redis flush: rebuild it)
  *   <keyPrefix>:{<pipeline>}:cols                    hash: column-set signature → JSON list of column names
+ *   <keyPrefix>:{<pipeline>}:i:<topic>:<partition>   hash: write intents of the batch of that consumer partition being
+ *                                                    written (see intend()); deleted once its state is committed
  * Value: a compact string '<pos>|<ts>|<hash>', e.g. '000000000001a2b3c8:00000002|1795608000123|9f2c…'
  * (<pos> from core/envelope position(): fixed width, compared as a plain string; <hash> is 'D' for a
  * deleted row and last so it may contain anything).
@@ -63,11 +65,20 @@ export interface VersionKey {
   key: string;
 }
 
+/** What a target write about to commit will make the state (see VersionState.intend). */
+export interface Intent {
+  commits: VersionCommit[];
+  /** Column sets of the commits' hashes (signature → names). */
+  sigs: Record<string, string[]>;
+}
+
 export interface VersionCommit extends VersionKey {
   pos: string;
   hash: string;
   /** Last-synced row to keep (tables with manual/custom conflicts); null deletes it; undefined leaves it. */
   row?: Row | null;
+  /** The key's columns → values (write intents: to read the target row back). */
+  keyRow?: Row;
 }
 
 const POSITION_RE = /^[0-9a-f]{16}:[0-9a-f]{8}$/;
@@ -233,6 +244,52 @@ export class VersionState {
       await m.exec();
     } catch (err) {
       throw this.wrap(err, 'version state: rebuild of the parking index');
+    }
+  }
+
+  private intentKeyOf(consumer: string): string {
+    return `${this.base}i:${consumer}`;
+  }
+
+  /**
+   * Write-ahead for a target transaction about to commit: what commitMany will record once it has.
+   * A process killed between the target's commit and commitMany leaves the intent behind; the next
+   * process reads it (intents()) before it applies that consumer partition again, checks each entry
+   * against the target and commits those the target holds, so a redelivery of the batch meets
+   * current state instead of writing changes the target has moved past. `consumer`: the consumer
+   * topic and partition ('<topic>:<partition>'); `slot`: which write of the batch (several when keys
+   * are retried one by one). Kept 7 days at most.
+   */
+  async intend(consumer: string, slot: string, intent: Intent): Promise<void> {
+    const k = this.intentKeyOf(consumer);
+    const rows = intent.commits.map((c) => [c.table, c.key, c.pos, c.hash, c.row === undefined ? 0 : 1, c.keyRow ?? null]);
+    try {
+      await this.redis.multi().hset(k, slot, stringifyTagged({ c: rows, s: intent.sigs })).expire(k, 7 * 86400).exec();
+    } catch (err) {
+      throw this.wrap(err, `version state: write intent of ${intent.commits.length} keys`);
+    }
+  }
+
+  /** The intents left for a consumer partition (see intend()); `row: null` on commits whose last-synced row is kept. */
+  async intents(consumer: string): Promise<Intent[]> {
+    let all: Record<string, string>;
+    try {
+      all = await this.redis.hgetall(this.intentKeyOf(consumer));
+    } catch (err) {
+      throw this.wrap(err, `version state: write intents of ${consumer}`);
+    }
+    return Object.values(all).map((v) => {
+      const o = parseTagged(v) as { c: [string, string, string, string, number, Row | null][]; s: Record<string, string[]> };
+      return { commits: o.c.map(([table, key, pos, hash, row, keyRow]) => ({ table, key, pos, hash, ...(row ? { row: null } : {}), ...(keyRow ? { keyRow } : {}) })), sigs: o.s };
+    });
+  }
+
+  /** Forget a consumer partition's intents (its state is committed). */
+  async clearIntents(consumer: string): Promise<void> {
+    try {
+      await this.redis.del(this.intentKeyOf(consumer));
+    } catch (err) {
+      throw this.wrap(err, `version state: clear write intents of ${consumer}`);
     }
   }
 

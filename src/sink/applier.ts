@@ -84,6 +84,13 @@ export interface ApplyOptions {
   release?: Set<string>;
   /** Mixed into the ids of dead letters this call writes (a change parked again after a release or requeue is a new dead letter). */
   idSalt?: string;
+  /**
+   * The consumer topic and partition the batch came from ('<topic>:<partition>'). Each target
+   * write then leaves a write intent under it until its state is committed, and the first batch of
+   * it in this process (or after an apply of it failed) first settles what a killed predecessor
+   * left (see settleIntents).
+   */
+  consumer?: string;
 }
 
 export interface ApplierOptions {
@@ -164,6 +171,8 @@ export class Applier {
   private rebuilding?: Promise<void>;
   /** Last truncate position applied here per table (see truncate()). */
   private readonly truncatedHere = new Map<string, string>();
+  /** Consumer partitions whose left-over write intents were settled by this process. */
+  private readonly settled = new Set<string>();
 
   constructor(
     private readonly sink: Sink,
@@ -185,6 +194,70 @@ export class Applier {
   }
 
   async apply(batch: Pending[], opts: ApplyOptions = {}): Promise<ApplyResult> {
+    const c = opts.consumer;
+    if (c === undefined) return this.applyBatch(batch, opts);
+    try {
+      if (!this.settled.has(c)) {
+        await this.settleIntents(c);
+        this.settled.add(c);
+      }
+      return await this.applyBatch(batch, opts);
+    } catch (err) {
+      this.settled.delete(c); // the batch comes again: its intents may be left
+      throw err;
+    }
+  }
+
+  /**
+   * A process killed between a target commit and the version-state commit after it leaves write
+   * intents (VersionState.intend): the state the target now holds, not yet recorded. Redelivered
+   * without it, a change the target has moved past could be written again (an upsert of a row a
+   * later change of the same batch deleted). Each entry is checked against the target: the same
+   * content over the same columns, or no row for a delete, is committed as state at its position;
+   * anything else (the write rolled back, the row changed since) is dropped and the redelivered
+   * changes are decided as usual.
+   */
+  private async settleIntents(consumer: string): Promise<void> {
+    const intents = await this.state.intents(consumer);
+    if (intents.length === 0) return;
+    const sigs = new Map<string, string[]>();
+    const byTable = new Map<string, VersionCommit[]>();
+    for (const i of intents) {
+      for (const [sig, names] of Object.entries(i.sigs)) sigs.set(sig, names);
+      for (const c of i.commits) {
+        if (!c.keyRow) continue;
+        let l = byTable.get(c.table);
+        if (!l) byTable.set(c.table, (l = []));
+        l.push(c);
+      }
+    }
+    const commits: VersionCommit[] = [];
+    let dropped = 0;
+    for (const [table, list] of byTable) {
+      const rows = await this.sink.readRows(table, list.map((c) => c.keyRow!));
+      for (const c of list) {
+        const target = rows.get(c.key) ?? null;
+        let holds = false;
+        if (c.hash === DELETED) holds = target === null;
+        else if (target !== null && c.hash.includes(':')) {
+          const sig = c.hash.slice(0, c.hash.indexOf(':'));
+          const names = sigs.get(sig) ?? (await this.state.columnsOf(sig));
+          holds = names !== null && c.hash === columnSig(names) + ':' + rowHash(pick(target, names));
+        }
+        if (!holds) {
+          dropped++;
+          continue;
+        }
+        commits.push({ table, key: c.key, pos: c.pos, hash: c.hash, ...(c.row !== undefined ? { row: target } : {}) });
+      }
+    }
+    for (const [sig, names] of sigs) await this.state.registerColumns(sig, names);
+    await this.state.commitMany(commits);
+    await this.state.clearIntents(consumer);
+    this.log.warn({ consumer, settled: commits.length, dropped }, 'sink.intents.settled: state of a write the previous process committed but did not record');
+  }
+
+  private async applyBatch(batch: Pending[], opts: ApplyOptions): Promise<ApplyResult> {
     const before = { ...this.stats };
     for (const p of batch) if (p.record.op !== 'sweep') this.stats.received++;
     // Truncates split the batch: what comes before applies first, then the truncate, then the rest.
@@ -333,7 +406,14 @@ export class Applier {
 
     // 2. Plan (per key, in order) and write; conflicts read the target rows in the write's transaction.
     const plans: Plan[] = [];
-    const planner = (records: Pending[], rows: TargetRows) => this.plan(records, rows, initial, cols, verify, opts);
+    const planner = async (records: Pending[], rows: TargetRows) => {
+      const pl = await this.plan(records, rows, initial, cols, verify, opts);
+      // Write-ahead of the state this write will commit (see settleIntents); a write retried key by key has one per key.
+      if (opts.consumer && pl.commits.size > 0) {
+        await this.state.intend(opts.consumer, records[0]!.record.position, { commits: [...pl.commits.values()], sigs: Object.fromEntries(pl.sigs) });
+      }
+      return pl;
+    };
     const failed = await this.write(candidates, this.readsOf(candidates, verify), planner, (pl) => plans.push(pl));
     const failedKeys = new Set(failed.map((p) => p.record.table + '\u0000' + keyString(p.record.key)));
 
@@ -374,6 +454,7 @@ export class Applier {
       if (this.o.republish && this.sink.republish) {
         for (const pl of plans) for (const [table, keys] of pl.republish) await this.sink.republish(table, keys);
       }
+      if (opts.consumer) await this.state.clearIntents(opts.consumer);
     });
   }
 
@@ -429,7 +510,7 @@ export class Applier {
         const sig = hash.includes(':') ? hash.slice(0, hash.indexOf(':')) : null;
         const names = columns ?? (row ? Object.keys(row) : null);
         if (sig && names && !cols.has(sig)) plan.sigs.set(sig, names);
-        plan.commits.set(ck, { table: r.table, key: ks, pos: r.position, hash, row: this.parks(r.table) ? row : undefined });
+        plan.commits.set(ck, { table: r.table, key: ks, pos: r.position, hash, row: this.parks(r.table) ? row : undefined, keyRow: r.key });
         k!.st = { ...k!.st, pos: r.position, known: hash, last: row ?? null };
       };
       const targetHashOver = (columns: string[] | null | undefined): string | null => {

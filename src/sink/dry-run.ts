@@ -44,6 +44,8 @@ export class DryRunVersionState extends VersionState {
   override async unpark(): Promise<void> {}
   override async rebuildParking(): Promise<void> {}
   override async registerColumns(): Promise<void> {}
+  override async intend(): Promise<void> {}
+  override async clearIntents(): Promise<void> {}
   /** Never completes: a dry run does not sweep. */
   override async markSnapshotEnd(): Promise<number> {
     return 0;
