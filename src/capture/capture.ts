@@ -21,7 +21,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../core/envelope.js';
-import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt, POSITION_HEADER } from '../core/envelope.js';
+import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt } from '../core/envelope.js';
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
@@ -353,8 +353,8 @@ export class Capture {
       const partition = partitionOf(keyBuf, partitions, st.topic);
       const pos = eventPosition(e);
       if (this.alreadyProduced(st.topic, partition, pos)) return;
-      const headers: Record<string, string> = this.tx?.decided ? { [POSITION_HEADER]: pos, [DECIDED_HEADER]: '1' } : { [POSITION_HEADER]: pos };
-      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)), headers };
+      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
+      if (this.tx?.decided) msg.headers = { [DECIDED_HEADER]: '1' };
     } catch (err) {
       // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
       this.stats.deadLettered++;

@@ -9,6 +9,7 @@ import {
   avroOptions,
   columnPgTypes,
   envelopeFromAvro,
+  envelopeHead,
   envelopeToAvro,
   keySchema,
   parseSchema,
@@ -69,12 +70,12 @@ test('schema builders: names, nullability, pgType attributes', () => {
   assert.equal(v.name, 'Envelope');
   assert.deepEqual(
     v.fields.map((f) => f.name),
-    ['before', 'after', 'op', 'source', 'ts_ms', 'unchanged_toast'],
+    ['op', 'source', 'ts_ms', 'before', 'after', 'unchanged_toast'],
   );
-  const value = (v.fields[0].type as unknown[])[1] as { name: string; fields: unknown[] };
+  const value = (v.fields[3].type as unknown[])[1] as { name: string; fields: unknown[] };
   assert.equal(value.name, 'Value');
   assert.deepEqual(value.fields[0], { name: 'id', type: ['null', 'long'], default: null, pgType: 'int8' });
-  assert.deepEqual(v.fields[1].type, ['null', 'Value']);
+  assert.deepEqual(v.fields[4].type, ['null', 'Value']);
   assert.deepEqual(v.fields[5], { name: 'unchanged_toast', type: { type: 'array', items: 'string' }, default: [] });
   // Both parse with avsc.
   parseSchema(k);
@@ -238,6 +239,28 @@ test('envelope round trip, field naming, unchanged TOAST, multi-dimensional arra
 
   assert.throws(() => envelopeToAvro(event({ id: 1n, grid: [[1, 2], [3, 4]] })), isPoison('AVRO_MULTIDIM_ARRAY'));
   assert.throws(() => envelopeFromAvro({ op: 'x', source: {} }), isPoison('AVRO_ENVELOPE'));
+});
+
+test('envelopeHead: op and position from the leading fields, the rows never decoded; older layouts (rows first) too', () => {
+  const cols: SchemaColumn[] = [{ name: 'id', type: T('long') }, { name: 'body', type: T('string') }];
+  const type = parseSchema(valueSchema(ns, cols));
+  const e = event({ id: 7n, body: 'x'.repeat(1000) }, { op: 'u' });
+  const buf = Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), type.toBuffer(envelopeToAvro(e))]);
+  assert.deepEqual(envelopeHead(type, buf, 5), { op: 'u', commitLsn: '0/1A2B3C8', idx: e.source.idx });
+  // The rows replaced by garbage: the head is still read (nothing after source is decoded).
+  const fields = (type as unknown as { fields: { type: avsc.Type }[] }).fields;
+  const end = fields[1]!.type.decode(buf, fields[0]!.type.decode(buf, 5).offset).offset;
+  const garbage = Buffer.concat([buf.subarray(0, end), Buffer.alloc(8, 0xff)]);
+  assert.deepEqual(envelopeHead(type, garbage, 5), { op: 'u', commitLsn: '0/1A2B3C8', idx: e.source.idx });
+  assert.throws(() => type.fromBuffer(garbage.subarray(5)));
+  // An envelope of the earlier field order (before, after, op, source, …) is read up to source.
+  const schema = valueSchema(ns, cols) as { fields: { name: string }[] };
+  const order = ['before', 'after', 'op', 'source', 'ts_ms', 'unchanged_toast'];
+  const old = parseSchema({ ...schema, fields: order.map((n) => schema.fields.find((f) => f.name === n)) });
+  const oldBuf = Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), old.toBuffer(envelopeToAvro(e))]);
+  assert.deepEqual(envelopeHead(old, oldBuf, 5), { op: 'u', commitLsn: '0/1A2B3C8', idx: e.source.idx });
+  assert.throws(() => envelopeHead(type, buf.subarray(0, 12), 5), isPoison('DECODE_FAILED'));
+  assert.throws(() => envelopeHead(parseSchema(keySchema(ns, cols)), buf, 5), isPoison('AVRO_ENVELOPE'));
 });
 
 test('schema evolution: old messages read with a newer reader schema (logical types resolve)', () => {

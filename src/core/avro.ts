@@ -132,8 +132,10 @@ export function keySchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<str
 }
 
 /**
- * Record `Envelope` {before, after: ["null", Value], op, source: Source, ts_ms, unchanged_toast}.
+ * Record `Envelope` {op, source: Source, ts_ms, before, after: ["null", Value], unchanged_toast}.
  * Every column of `Value` is ["null", T] with default null, so adding a column is BACKWARD compatible.
+ * `op` and `source` come first so a consumer can read a change's position without decoding its rows
+ * (envelopeHead); readers resolve fields by name, so the order is free (earlier versions had the rows first).
  */
 export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<string, unknown> {
   checkColumnNames(ns, cols);
@@ -142,19 +144,6 @@ export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<s
     name: 'Envelope',
     namespace: avroNamespace(ns),
     fields: [
-      {
-        name: 'before',
-        type: [
-          'null',
-          {
-            type: 'record',
-            name: 'Value',
-            fields: cols.map((c) => ({ name: c.name, type: ['null', avroType(c.type)], default: null, pgType: c.type.pgType })),
-          },
-        ],
-        default: null,
-      },
-      { name: 'after', type: ['null', 'Value'], default: null },
       { name: 'op', type: 'string' },
       {
         name: 'source',
@@ -176,9 +165,66 @@ export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<s
         },
       },
       { name: 'ts_ms', type: 'long' },
+      {
+        name: 'before',
+        type: [
+          'null',
+          {
+            type: 'record',
+            name: 'Value',
+            fields: cols.map((c) => ({ name: c.name, type: ['null', avroType(c.type)], default: null, pgType: c.type.pgType })),
+          },
+        ],
+        default: null,
+      },
+      { name: 'after', type: ['null', 'Value'], default: null },
       { name: 'unchanged_toast', type: { type: 'array', items: 'string' }, default: [] },
     ],
   };
+}
+
+/** A change's op and commit position, read from the leading fields of its envelope (see envelopeHead). */
+export interface EnvelopeHead {
+  op: string;
+  commitLsn: string;
+  idx: number;
+}
+
+const headReaders = new WeakMap<avsc.Type, (buf: Buffer, offset: number) => EnvelopeHead>();
+
+/**
+ * Read `op` and `source` of an Avro-encoded envelope (body starting at `offset`) without decoding
+ * the fields after them: the rows, for envelopes written with this version's field order (older
+ * ones, rows first, are decoded up to `source`, which is correct and slower). Throws what the
+ * decoder throws for a body that does not match `type`.
+ */
+export function envelopeHead(type: avsc.Type, buf: Buffer, offset: number): EnvelopeHead {
+  let read = headReaders.get(type);
+  if (!read) {
+    const fields = (type as unknown as { fields?: { name: string; type: avsc.Type }[] }).fields ?? [];
+    const opAt = fields.findIndex((f) => f.name === 'op');
+    const sourceAt = fields.findIndex((f) => f.name === 'source');
+    if (opAt < 0 || sourceAt < 0) throw poison('AVRO_ENVELOPE', `schema ${type.name ?? '(anonymous)'} is not a change envelope (no op or source field)`);
+    const leading = fields.slice(0, Math.max(opAt, sourceAt) + 1).map((f) => f.type);
+    read = (b, at) => {
+      let pos = at;
+      let op: unknown;
+      let source: { commit_lsn?: unknown; idx?: unknown } | undefined;
+      for (let i = 0; i < leading.length; i++) {
+        const r = leading[i]!.decode(b, pos);
+        if (r.offset < 0) throw poison('DECODE_FAILED', `envelope truncated in its field ${fields[i]!.name}`);
+        if (i === opAt) op = r.value;
+        else if (i === sourceAt) source = r.value as typeof source;
+        pos = r.offset;
+      }
+      if (typeof op !== 'string' || typeof source?.commit_lsn !== 'string' || typeof source.idx !== 'number') {
+        throw poison('AVRO_ENVELOPE', 'envelope without op or source position');
+      }
+      return { op, commitLsn: source.commit_lsn, idx: source.idx };
+    };
+    headReaders.set(type, read);
+  }
+  return read(buf, offset);
 }
 
 // ---------------------------------------------------------------------------------------------------

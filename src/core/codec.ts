@@ -88,6 +88,11 @@ export class AvroCodec {
     }
   }
 
+  /** The parsed Avro type of a schema id this process registered or decoded before (undefined otherwise). */
+  knownType(id: number): avsc.Type | undefined {
+    return this.types.get(id);
+  }
+
   /**
    * decode() without a promise when the schema id is already known; undefined when it is not (then
    * call decode(), which asks the registry). Throws what decode() throws for undecodable input.

@@ -81,13 +81,6 @@ export function eventPosition(e: ChangeEvent): string {
 }
 
 /**
- * Kafka header carrying a keyed change's position (the same string as eventPosition of its value):
- * a consumer can tell a change is stale from the key and this header alone, without decoding the
- * value. Control messages (truncate, end of snapshot) have no key and no such header.
- */
-export const POSITION_HEADER = 'syncline.pos';
-
-/**
  * Kafka header ('1') of a change that the two-way peer re-published because its conflict resolution
  * kept that row: the outcome of a decision taken with both versions in view, written even where
  * the target lacks the row (see the Applier's two-way rules).

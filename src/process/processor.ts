@@ -16,7 +16,7 @@ import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row } from '../core/envelope.js';
 import type avsc from 'avsc';
-import { columnPgTypes, envelopeFromAvro } from '../core/avro.js';
+import { columnPgTypes, envelopeFromAvro, envelopeHead } from '../core/avro.js';
 import type { AvroCodec } from '../core/codec.js';
 import { errorKind, poison } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
@@ -24,10 +24,10 @@ import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
 import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
-import { DECIDED_HEADER, eventPosition, POSITION_HEADER } from '../core/envelope.js';
+import { DECIDED_HEADER, eventPosition, position } from '../core/envelope.js';
 import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
-import { headerString, topics } from '../core/kafka.js';
+import { topics } from '../core/kafka.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 
 /**
@@ -170,30 +170,29 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     return { record, raw: { key: m.key, value: m.value } };
   };
   /**
-   * A keyed change whose position header (capture writes it) and key schema are known: only the key
-   * is decoded now; the value (most of the bytes) only by finish(), i.e. never for a stale change.
+   * A keyed change whose key and value schemas are known: the key and the value's leading fields
+   * (op and source, see envelopeHead) are decoded now; the rest of the value (the rows, most of the
+   * bytes) only by finish(), i.e. never for a stale change.
    */
-  const peekByHeader = (m: KafkaMessage, topic: string, partition: number, mapping: TableMapping): Peeked | undefined => {
-    if (!m.key || !m.headers) return undefined;
-    const position = headerString(m.headers, POSITION_HEADER);
-    if (position === undefined) return undefined;
+  const peekByHead = (m: KafkaMessage, topic: string, partition: number, mapping: TableMapping): Peeked | undefined => {
+    if (!m.key || !m.value || m.value.length < 5 || m.value[0] !== 0) return undefined;
+    const type = codec.knownType(m.value.readInt32BE(1));
+    if (!type) return undefined;
     const key = codec.decodeKnown<Row>(m.key);
     if (!key) return undefined;
+    const head = envelopeHead(type, m.value, 5);
+    if (head.op === 't' || head.op === 'm') return undefined; // control events take the full path
     // Renaming keeps the values and their order, so the mapped key's string is this key's.
     const ks = keyStringOf(Object.values(key));
     return {
       table: mapping.target,
       key: ks,
-      position,
+      position: position(head.commitLsn, head.idx),
       finish: async () => {
         const mappedKey = renameRow(key, mapping.rename);
         rememberKeyString(mappedKey, ks);
-        const value = codec.decodeKnown<Record<string, unknown>>(m.value) ?? (await codec.decode<Record<string, unknown>>(m.value));
-        const e: ChangeEvent = envelopeFromAvro(value);
-        if (e.op === 't' || e.op === 'm' || eventPosition(e) !== position) {
-          throw poison('POSITION_MISMATCH', `change message at ${topic}/${partition}@${m.offset}: its ${POSITION_HEADER} header (${position}) does not match its value (op ${e.op}, position ${eventPosition(e)})`);
-        }
-        return finish(m, topic, partition, e, mapping, key, mappedKey, position);
+        const e: ChangeEvent = envelopeFromAvro(codec.decodeKnown<Record<string, unknown>>(m.value)!);
+        return finish(m, topic, partition, e, mapping, key, mappedKey, eventPosition(e));
       },
     };
   };
@@ -203,9 +202,9 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     for (const m of messages) {
       try {
         const mapping = mappingOf(topic);
-        const byHeader = peekByHeader(m, topic, partition, mapping);
-        if (byHeader) {
-          out.push(byHeader);
+        const byHead = peekByHead(m, topic, partition, mapping);
+        if (byHead) {
+          out.push(byHead);
           continue;
         }
         const known = decodeKnown(m);
