@@ -3,6 +3,7 @@
  * `syncline` command line. Exit codes: 0 clean stop, 1 fatal error (with the reason on stderr),
  * 2 usage error.
  */
+import '../core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { rootLogger } from '../core/log.js';

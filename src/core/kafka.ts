@@ -2,6 +2,7 @@
  * The Kafka client behind one small interface of ours (kafkajs today), so a faster client can be
  * swapped in where the benchmark shows kafkajs is the limit. Also the topic naming rules.
  */
+import './kafkajs-patch.js'; // first: before kafkajs loads (see there)
 import { Kafka, logLevel, CompressionTypes, type Admin, type Producer, type Consumer, type Message, type IHeaders } from 'kafkajs';
 import type { Logger } from 'pino';
 import { classifyNetworkError } from './errors.js';
