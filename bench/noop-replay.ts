@@ -17,11 +17,11 @@ export interface ReplayRun {
   skippedUnchanged: number;
 }
 
-export async function runNoopReplay(ctx: E2eContext, opts: { nodeArgs?: string[] } = {}): Promise<ReplayRun> {
+export async function runNoopReplay(ctx: E2eContext, opts: { nodeArgs?: string[]; /** Another checkout (A/B against a baseline). */ root?: string } = {}): Promise<ReplayRun> {
   const topic = `${ctx.prefix}.cdc.public.${ctx.table}`;
   await withAdmin((a) => a.resetOffsets({ groupId: `${ctx.prefix}.${ctx.pipeline}.processor`, topic, earliest: true }));
   const n = ctx.workload.changes;
-  const child = spawnSyncline(ctx.configFile, ['process', 'sink'], { nodeArgs: opts.nodeArgs });
+  const child = spawnSyncline(ctx.configFile, ['process', 'sink'], { nodeArgs: opts.nodeArgs, root: opts.root });
   try {
     const t = await timeProgress('no-op replay', async () => {
       const s = child.stats;

@@ -262,9 +262,18 @@ export class VersionState {
    */
   async intend(consumer: string, slot: string, intent: Intent): Promise<void> {
     const k = this.intentKeyOf(consumer);
-    const rows = intent.commits.map((c) => [c.table, c.key, c.pos, c.hash, c.row === undefined ? 0 : 1, c.keyRow ?? null]);
+    // Built by hand (a batch's worth of entries, on the hot path): [table, keyString, pos, hash, keeps row],
+    // and the key columns of each table, to turn a keyString back into a key row.
+    const keyColumns: Record<string, string[]> = {};
+    let s = '{"c":[';
+    for (let i = 0; i < intent.commits.length; i++) {
+      const c = intent.commits[i]!;
+      if (c.keyRow && !keyColumns[c.table]) keyColumns[c.table] = Object.keys(c.keyRow);
+      s += (i ? ',[' : '[') + JSON.stringify(c.table) + ',' + JSON.stringify(c.key) + ',"' + c.pos + '",' + JSON.stringify(c.hash) + (c.row === undefined ? ',0]' : ',1]');
+    }
+    s += '],"k":' + JSON.stringify(keyColumns) + ',"s":' + JSON.stringify(intent.sigs) + '}';
     try {
-      await this.redis.multi().hset(k, slot, stringifyTagged({ c: rows, s: intent.sigs })).expire(k, 7 * 86400).exec();
+      await this.redis.multi().hset(k, slot, s).expire(k, 7 * 86400).exec();
     } catch (err) {
       throw this.wrap(err, `version state: write intent of ${intent.commits.length} keys`);
     }
@@ -279,8 +288,17 @@ export class VersionState {
       throw this.wrap(err, `version state: write intents of ${consumer}`);
     }
     return Object.values(all).map((v) => {
-      const o = parseTagged(v) as { c: [string, string, string, string, number, Row | null][]; s: Record<string, string[]> };
-      return { commits: o.c.map(([table, key, pos, hash, row, keyRow]) => ({ table, key, pos, hash, ...(row ? { row: null } : {}), ...(keyRow ? { keyRow } : {}) })), sigs: o.s };
+      const o = JSON.parse(v) as { c: [string, string, string, string, number][]; k: Record<string, string[]>; s: Record<string, string[]> };
+      return {
+        commits: o.c.map(([table, key, pos, hash, row]) => {
+          const values = JSON.parse(key) as unknown[];
+          const cols = o.k[table];
+          // Scalar keys only (a bytea key's string does not give its value back): others stay without keyRow.
+          const keyRow = cols && cols.length === values.length && values.every((x) => x === null || typeof x !== 'object') ? (Object.fromEntries(cols.map((c, i) => [c, values[i]])) as Row) : undefined;
+          return { table, key, pos, hash, ...(row ? { row: null } : {}), ...(keyRow ? { keyRow } : {}) };
+        }),
+        sigs: o.s,
+      };
     });
   }
 

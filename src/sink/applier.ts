@@ -29,11 +29,11 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
 import type { Row } from '../core/envelope.js';
-import { errorCode, errorMessage, poison, type SynclineError } from '../core/errors.js';
+import { errorCode, errorKind, errorMessage, poison, SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
 import { stringifyTagged } from '../core/tagged-json.js';
-import type { VersionCommit, VersionState } from '../process/version-state.js';
+import type { VersionCommit, VersionEntry, VersionState } from '../process/version-state.js';
 import { conflictDiff, olderThanTarget, type Choice, type Conflict, type Resolver } from './conflicts.js';
 import { deadLetterId, type DeadLetter, type DeadLetters } from './dead-letters.js';
 import { keyString, type Sink, type SinkRecord, type TargetRows, type WriteResult } from './sink.js';
@@ -110,6 +110,28 @@ export interface ApplierOptions {
 
 const DELETED = 'D';
 
+/**
+ * Whether a retriable write failure may be a matter of some keys (a row lock held elsewhere, a
+ * deadlock, a serialization failure; or an error nobody classified), so that the keys are retried
+ * one by one and the others go on. A target or network that is down fails every key alike: the
+ * batch is retried whole (a 20,000-row batch split into 20,000 single-key writes would queue for
+ * the connection pool long after the target is back).
+ */
+function failsByKey(err: unknown): boolean {
+  return errorKind(err) === 'unknown' || /^PG_(40|55)/.test(errorCode(err));
+}
+
+/**
+ * Redis failed while a write was being prepared (its intent): nothing of the batch is written, and
+ * the batch as a whole comes again, as when reading the state fails; not a failure of its keys to
+ * retry one by one. Fatal only so that the retry loops let it through; apply() throws the cause.
+ */
+class StateUnavailable extends SynclineError {
+  constructor(cause: unknown) {
+    super('fatal', 'STATE_UNAVAILABLE', errorMessage(cause), cause);
+  }
+}
+
 /** Signature of a column set (8 hex digits of sha1 of the sorted names). */
 export function columnSig(cols: string[]): string {
   // Asked for several times per record, almost always for a table's one or two column sets.
@@ -173,6 +195,12 @@ export class Applier {
   private readonly truncatedHere = new Map<string, string>();
   /** Consumer partitions whose left-over write intents were settled by this process. */
   private readonly settled = new Set<string>();
+  /**
+   * Version state read by stale() for the changes it let through, taken by the next readState() of
+   * those keys (one MGET per batch instead of two). Cleared when the state changes otherwise
+   * (intents settled, a truncate or sweep applied).
+   */
+  private readonly prefetched = new Map<string, VersionEntry | null>();
 
   constructor(
     private readonly sink: Sink,
@@ -204,7 +232,7 @@ export class Applier {
       return await this.applyBatch(batch, opts);
     } catch (err) {
       this.settled.delete(c); // the batch comes again: its intents may be left
-      throw err;
+      throw err instanceof StateUnavailable ? err.cause : err;
     }
   }
 
@@ -252,6 +280,7 @@ export class Applier {
       }
     }
     for (const [sig, names] of sigs) await this.state.registerColumns(sig, names);
+    this.prefetched.clear();
     await this.state.commitMany(commits);
     await this.state.clearIntents(consumer);
     this.log.warn({ consumer, settled: commits.length, dropped }, 'sink.intents.settled: state of a write the previous process committed but did not record');
@@ -266,6 +295,7 @@ export class Applier {
       const op = batch[i]!.record.op;
       if (op !== 'truncate' && op !== 'sweep') continue;
       await this.applyRecords(batch.slice(start, i), opts);
+      this.prefetched.clear();
       if (op === 'truncate') await this.truncate(batch[i]!);
       else await this.sweep(batch[i]!, opts);
       start = i + 1;
@@ -287,10 +317,12 @@ export class Applier {
     if (probes.length === 0) return [];
     const stored = await this.state.getMany(probes);
     let n = 0;
+    if (this.prefetched.size > 100_000) this.prefetched.clear(); // left by batches that never came to apply()
     const out = probes.map((p, i) => {
       const s = stored[i];
       const isStale = s !== null && s !== undefined && p.position <= s.pos;
       if (isStale) n++;
+      else this.prefetched.set(p.table + '\u0000' + p.key, s ?? null);
       return isStale;
     });
     this.stats.received += n;
@@ -349,6 +381,24 @@ export class Applier {
 
   /** Read version state (and parking entries, last-synced rows), rebuilding the parking index after a Redis flush. */
   private async readState(list: { table: string; key: string }[]): Promise<KeyState[]> {
+    // The processor's staleness check read these keys a moment ago (stale()): use that read.
+    const pre = this.prefetched;
+    if (pre.size > 0) {
+      let all = true;
+      for (const it of list) {
+        if (this.parks(it.table) || !pre.has(it.table + '\u0000' + it.key)) {
+          all = false;
+          break;
+        }
+      }
+      const got = list.map((it) => {
+        const ck = it.table + '\u0000' + it.key;
+        const s = pre.get(ck);
+        pre.delete(ck);
+        return s;
+      });
+      if (all) return got.map((s) => ({ pos: s?.pos ?? null, known: s ? s.hash : null, parked: null, last: null }));
+    }
     let built = true;
     const out = { parked: [] as (string | null)[], rows: [] as (Row | null)[] };
     const stored = await this.state.getMany(list, { parked: (t) => this.parks(t), rows: (t) => this.parks(t), onIndex: (b) => (built = b), out });
@@ -410,7 +460,9 @@ export class Applier {
       const pl = await this.plan(records, rows, initial, cols, verify, opts);
       // Write-ahead of the state this write will commit (see settleIntents); a write retried key by key has one per key.
       if (opts.consumer && pl.commits.size > 0) {
-        await this.state.intend(opts.consumer, records[0]!.record.position, { commits: [...pl.commits.values()], sigs: Object.fromEntries(pl.sigs) });
+        await this.state.intend(opts.consumer, records[0]!.record.position, { commits: [...pl.commits.values()], sigs: Object.fromEntries(pl.sigs) }).catch((err: unknown) => {
+          throw new StateUnavailable(err);
+        });
       }
       return pl;
     };
@@ -700,11 +752,12 @@ export class Applier {
       }
       return { result, plan: plan! };
     };
+    let last: unknown;
     try {
       const { value, attempts } = await withRetry(
         this.retry,
         async (attempt): Promise<{ split: Pending[] } | { result: WriteResult; plan: Plan }> => {
-          if (attempt > firstAttempt) {
+          if (attempt > firstAttempt && failsByKey(last)) {
             const groups = groupByKey(records);
             if (groups.length > 1) {
               const sub = await Promise.all(groups.map((g) => this.write(g, readsFor(reads, g), planner, onWritten, attempt)));
@@ -713,7 +766,13 @@ export class Applier {
           }
           return once();
         },
-        { onRetry: this.onRetry(records.length), firstAttempt },
+        {
+          onRetry: (err, attempt, delayMs) => {
+            last = err;
+            this.onRetry(records.length)(err, attempt, delayMs);
+          },
+          firstAttempt,
+        },
       );
       if ('split' in value) return value.split;
       onWritten(value.plan);
