@@ -4,6 +4,7 @@
  * prints `{"stats":{…}}` on stdout every 100 ms (capture and apply counters), so the benchmark reads
  * progress without polling the target. SIGTERM drains and exits 0; a fatal error exits 1.
  */
+import '../src/core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { loadConfig } from '../src/core/config/load.js';
 import { Runtime, type Stage } from '../src/runtime.js';
 

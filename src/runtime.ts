@@ -4,6 +4,7 @@
  * shared clients (Kafka, registry, Redis) and the clean shutdown on SIGTERM: capture produces and
  * acknowledges what it buffered, processors finish their in-flight batch and commit, then clients close.
  */
+import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import '../connectors/index.js';

@@ -2,10 +2,12 @@
  * The Kafka client behind one small interface of ours (kafkajs today), so a faster client can be
  * swapped in where the benchmark shows kafkajs is the limit. Also the topic naming rules.
  */
-import './kafkajs-patch.js'; // first: before kafkajs loads (see there)
+import { kafkajsPatched } from './kafkajs-patch.js'; // first: before kafkajs loads (see there)
 import { Kafka, logLevel, CompressionTypes, type Admin, type Producer, type Consumer, type Message, type IHeaders } from 'kafkajs';
 import type { Logger } from 'pino';
 import { classifyNetworkError } from './errors.js';
+
+let warnedUnpatched = false;
 
 export const topics = {
   cdc: (prefix: string, schema: string, table: string) => `${prefix}.cdc.${schema}.${table}`,
@@ -68,6 +70,10 @@ export class KafkaClient {
         if (level <= logLevel.ERROR) this.log.warn({ kafka: namespace, ...extra }, `kafka: ${message}`);
       },
     });
+    if (!kafkajsPatched && !warnedUnpatched) {
+      warnedUnpatched = true;
+      this.log.warn('kafka.unpatched: kafkajs was loaded before src/core/kafkajs-patch.ts; produce batches are grouped the slow (quadratic) way');
+    }
   }
 
   async getProducer(): Promise<BatchProducer> {

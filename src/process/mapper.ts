@@ -14,16 +14,24 @@ export interface TableMapping {
   rename: (col: string) => string;
 }
 
+/** The rename of a table without column renames: renameRow() returns the row itself. */
+const sameName = (c: string) => c;
+
 export function tableMappings(tables: TableConfig[]): Map<string, TableMapping> {
   const out = new Map<string, TableMapping>();
   for (const t of tables) {
     const cols = t.columns ?? {};
-    out.set(t.source, { source: t.source, target: t.target ?? t.source, rename: (c) => cols[c] ?? c });
+    out.set(t.source, { source: t.source, target: t.target ?? t.source, rename: Object.keys(cols).length === 0 ? sameName : (c) => cols[c] ?? c });
   }
   return out;
 }
 
+/** The row with its columns renamed; the row itself when nothing is renamed (rows are decoded afresh for each change, so it is not shared). */
+/** The `keep` of an upsert that keeps nothing (shared: never changed). */
+const NO_KEEP: string[] = Object.freeze([]) as unknown as string[];
+
 export function renameRow(row: Row, rename: (c: string) => string): Row {
+  if (rename === sameName) return row;
   const out: Row = {};
   for (const k of Object.keys(row)) out[rename(k)] = row[k]!;
   return out;
@@ -37,14 +45,15 @@ export function renameRow(row: Row, rename: (c: string) => string): Row {
 export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origin: SinkRecord['origin'], opts: { hash?: boolean; mappedKey?: Row; position?: string } = {}): SinkRecord {
   const key = opts.mappedKey ?? renameRow(keyRow, m.rename);
   const position = opts.position ?? eventPosition(e);
-  const base = { table: m.target, key, position, sourceTsMs: e.source.tsMs, origin };
-  if (e.op === 't') return { ...base, key: {}, op: 'truncate', values: null, keep: [], hash: null };
-  if (e.op === 'm') return { ...base, key: {}, op: 'sweep', values: null, keep: [], hash: null, keyColumns: e.unchangedToast.map(m.rename) };
-  if (e.op === 'd') return { ...base, op: 'delete', values: null, keep: [], hash: null };
+  const table = m.target;
+  const sourceTsMs = e.source.tsMs;
+  if (e.op === 't') return { table, op: 'truncate', key: {}, values: null, keep: [], position, hash: null, sourceTsMs, origin };
+  if (e.op === 'm') return { table, op: 'sweep', key: {}, values: null, keep: [], position, hash: null, sourceTsMs, origin, keyColumns: e.unchangedToast.map(m.rename) };
+  if (e.op === 'd') return { table, op: 'delete', key, values: null, keep: [], position, hash: null, sourceTsMs, origin };
   const values = renameRow(e.after ?? {}, m.rename);
-  const keep = e.unchangedToast.map(m.rename);
+  const keep = e.unchangedToast.length === 0 ? NO_KEEP : e.unchangedToast.map(m.rename);
   for (const k of keep) delete values[k];
-  const record: SinkRecord = { ...base, op: 'upsert', values, keep, hash: null };
+  const record: SinkRecord = { table, op: 'upsert', key, values, keep, position, hash: null, sourceTsMs, origin };
   if (e.op === 'u') record.update = true;
   return opts.hash === false ? record : hashRecord(record);
 }

@@ -113,6 +113,25 @@ return written
 `;
 const COMMIT_SHA = createHash('sha1').update(COMMIT_SCRIPT).digest('hex');
 
+/**
+ * The same without last-synced rows (the usual case: tables whose strategy keeps none), and cheaper
+ * per key: KEYS[i] version key, ARGV[i] the whole new value 'pos|ts|hash'. Positions are fixed width
+ * (25 characters), so the stored one is the value's first 25 characters.
+ */
+const COMMIT_PLAIN_SCRIPT = `
+local written = 0
+for i = 1, #KEYS do
+  local v = ARGV[i]
+  local cur = redis.call('GET', KEYS[i])
+  if (not cur) or string.sub(v, 1, 25) > string.sub(cur, 1, 25) then
+    redis.call('SET', KEYS[i], v)
+    written = written + 1
+  end
+end
+return written
+`;
+const COMMIT_PLAIN_SHA = createHash('sha1').update(COMMIT_PLAIN_SCRIPT).digest('hex');
+
 interface Parsed {
   pos: string;
   ts: number;
@@ -345,6 +364,15 @@ export class VersionState {
    */
   async commitMany(items: VersionCommit[]): Promise<void> {
     if (items.length === 0) return;
+    if (items.every((it) => it.row === undefined)) {
+      const now = '|' + String(Date.now()) + '|';
+      const values = items.map((it) => {
+        checkPosition(it.pos);
+        return it.pos + now + it.hash;
+      });
+      await this.runCommit(items.map((it) => this.keyOf(it.table, it.key)), values, `version state: commit of ${items.length} keys`, COMMIT_PLAIN_SCRIPT, COMMIT_PLAIN_SHA);
+      return;
+    }
     const keys: string[] = [];
     const args: string[] = [String(Date.now())];
     for (const it of items) {
@@ -423,13 +451,13 @@ export class VersionState {
   }
 
   /** EVALSHA, falling back to EVAL (which also caches the script) when Redis lost it (restart, SCRIPT FLUSH). */
-  private async runCommit(keys: string[], args: string[], context: string): Promise<void> {
+  private async runCommit(keys: string[], args: string[], context: string, script = COMMIT_SCRIPT, sha = COMMIT_SHA): Promise<void> {
     try {
       try {
-        await this.redis.evalsha(COMMIT_SHA, keys.length, ...keys, ...args);
+        await this.redis.evalsha(sha, keys.length, ...keys, ...args);
       } catch (err) {
         if (!/NOSCRIPT/.test((err as Error)?.message ?? '')) throw err;
-        await this.redis.eval(COMMIT_SCRIPT, keys.length, ...keys, ...args);
+        await this.redis.eval(script, keys.length, ...keys, ...args);
       }
     } catch (err) {
       throw this.wrap(err, context);
