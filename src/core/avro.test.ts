@@ -10,6 +10,7 @@ import {
   columnPgTypes,
   envelopeFromAvro,
   envelopeHead,
+  envelopeHeadReader,
   envelopeToAvro,
   keySchema,
   parseSchema,
@@ -260,6 +261,19 @@ test('envelopeHead: op and position from the leading fields, the rows never deco
   const oldBuf = Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), old.toBuffer(envelopeToAvro(e))]);
   assert.deepEqual(envelopeHead(old, oldBuf, 5), { op: 'u', commitLsn: '0/1A2B3C8', idx: e.source.idx });
   assert.throws(() => envelopeHead(type, buf.subarray(0, 12), 5), isPoison('DECODE_FAILED'));
+  // This version's layout is read straight from the bytes; it agrees with the generic reader on
+  // positions of every size, with and without a transaction id, and on truncated input.
+  assert.equal(envelopeHeadReader(type).name, 'readHeadByHand');
+  assert.notEqual(envelopeHeadReader(old).name, 'readHeadByHand');
+  for (const [lsn, idx, txId] of [['0/0', 0, null], ['FFFFFFFF/FFFFFFFF', 2 ** 31 - 1, 123456789012], ['16/B374D848', 64, 0], ['0/1', 63, -1]] as const) {
+    const ev = event({ id: 1n, body: null }, { op: 'c', source: { ...e.source, commitLsn: lsn, lsn, idx, txId } });
+    const b = Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), type.toBuffer(envelopeToAvro(ev))]);
+    const ob = Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), old.toBuffer(envelopeToAvro(ev))]);
+    assert.deepEqual(envelopeHead(type, b, 5), { op: 'c', commitLsn: lsn, idx });
+    assert.deepEqual(envelopeHead(old, ob, 5), envelopeHead(type, b, 5));
+    const srcEnd = fields[1]!.type.decode(b, fields[0]!.type.decode(b, 5).offset).offset;
+    for (const cut of [6, 8, 20, srcEnd - 1]) assert.throws(() => envelopeHead(type, b.subarray(0, cut), 5), isPoison('DECODE_FAILED'), `cut at ${cut}`);
+  }
   assert.throws(() => envelopeHead(parseSchema(keySchema(ns, cols)), buf, 5), isPoison('AVRO_ENVELOPE'));
 });
 

@@ -192,6 +192,9 @@ export interface EnvelopeHead {
 
 const headReaders = new WeakMap<avsc.Type, (buf: Buffer, offset: number) => EnvelopeHead>();
 
+/** The Source record of valueSchema(), field by field (the layout envelopeHead reads by hand). */
+const SOURCE_LAYOUT = 'connector:string,db:string,schema:string,table:string,lsn:string,commit_lsn:string,tx_id:union,ts_ms:long,snapshot:boolean,idx:int';
+
 /**
  * Read `op` and `source` of an Avro-encoded envelope (body starting at `offset`) without decoding
  * the fields after them: the rows, for envelopes written with this version's field order (older
@@ -199,32 +202,83 @@ const headReaders = new WeakMap<avsc.Type, (buf: Buffer, offset: number) => Enve
  * decoder throws for a body that does not match `type`.
  */
 export function envelopeHead(type: avsc.Type, buf: Buffer, offset: number): EnvelopeHead {
+  return envelopeHeadReader(type)(buf, offset);
+}
+
+/** The reader envelopeHead uses for envelopes of `type` (by hand for this version's layout). */
+export function envelopeHeadReader(type: avsc.Type): (buf: Buffer, offset: number) => EnvelopeHead {
   let read = headReaders.get(type);
   if (!read) {
     const fields = (type as unknown as { fields?: { name: string; type: avsc.Type }[] }).fields ?? [];
     const opAt = fields.findIndex((f) => f.name === 'op');
     const sourceAt = fields.findIndex((f) => f.name === 'source');
     if (opAt < 0 || sourceAt < 0) throw poison('AVRO_ENVELOPE', `schema ${type.name ?? '(anonymous)'} is not a change envelope (no op or source field)`);
-    const leading = fields.slice(0, Math.max(opAt, sourceAt) + 1).map((f) => f.type);
-    read = (b, at) => {
-      let pos = at;
-      let op: unknown;
-      let source: { commit_lsn?: unknown; idx?: unknown } | undefined;
-      for (let i = 0; i < leading.length; i++) {
-        const r = leading[i]!.decode(b, pos);
-        if (r.offset < 0) throw poison('DECODE_FAILED', `envelope truncated in its field ${fields[i]!.name}`);
-        if (i === opAt) op = r.value;
-        else if (i === sourceAt) source = r.value as typeof source;
-        pos = r.offset;
-      }
-      if (typeof op !== 'string' || typeof source?.commit_lsn !== 'string' || typeof source.idx !== 'number') {
-        throw poison('AVRO_ENVELOPE', 'envelope without op or source position');
-      }
-      return { op, commitLsn: source.commit_lsn, idx: source.idx };
-    };
+    const sourceFields = (fields[sourceAt]!.type as unknown as { fields?: { name: string; type: { typeName: string } }[] }).fields ?? [];
+    // typeName: 'union:unwrapped' for unions, 'abstract:long' for our bigint long.
+    const layout = sourceFields.map((f) => `${f.name}:${f.type.typeName.replace(/^union:.*/, 'union').replace(/^abstract:/, '')}`).join(',');
+    read = opAt === 0 && sourceAt === 1 && layout === SOURCE_LAYOUT ? readHeadByHand : genericHeadReader(fields, opAt, sourceAt);
     headReaders.set(type, read);
   }
-  return read(buf, offset);
+  return read;
+}
+
+/** The head of an envelope of this version's layout, read straight from the bytes (nothing else decoded). */
+function readHeadByHand(b: Buffer, at: number): EnvelopeHead {
+  let pos = at;
+  const varint = (): number => {
+    let n = 0;
+    let shift = 0;
+    for (;;) {
+      if (pos >= b.length) throw poison('DECODE_FAILED', 'envelope truncated in its source');
+      const x = b[pos++]!;
+      n += (x & 0x7f) * 2 ** shift;
+      if ((x & 0x80) === 0) break;
+      shift += 7;
+      if (shift > 63) throw poison('DECODE_FAILED', 'envelope with a malformed varint');
+    }
+    return n % 2 === 1 ? -(n + 1) / 2 : n / 2; // zigzag
+  };
+  const string = (): string => {
+    const len = varint();
+    if (len < 0 || pos + len > b.length) throw poison('DECODE_FAILED', 'envelope truncated in its source');
+    const s = b.toString('latin1', pos, pos + len);
+    pos += len;
+    return s;
+  };
+  const skipString = () => {
+    const len = varint();
+    if (len < 0 || pos + len > b.length) throw poison('DECODE_FAILED', 'envelope truncated in its source');
+    pos += len;
+  };
+  const op = string();
+  for (let i = 0; i < 5; i++) skipString(); // connector, db, schema, table, lsn
+  const commitLsn = string();
+  if (varint() !== 0) varint(); // tx_id: ["null", "long"]
+  varint(); // ts_ms
+  pos++; // snapshot
+  const idx = varint();
+  if (pos > b.length) throw poison('DECODE_FAILED', 'envelope truncated in its source');
+  return { op, commitLsn, idx };
+}
+
+function genericHeadReader(fields: { name: string; type: avsc.Type }[], opAt: number, sourceAt: number): (buf: Buffer, offset: number) => EnvelopeHead {
+  const leading = fields.slice(0, Math.max(opAt, sourceAt) + 1).map((f) => f.type);
+  return (b, at) => {
+    let pos = at;
+    let op: unknown;
+    let source: { commit_lsn?: unknown; idx?: unknown } | undefined;
+    for (let i = 0; i < leading.length; i++) {
+      const r = leading[i]!.decode(b, pos);
+      if (r.offset < 0) throw poison('DECODE_FAILED', `envelope truncated in its field ${fields[i]!.name}`);
+      if (i === opAt) op = r.value;
+      else if (i === sourceAt) source = r.value as typeof source;
+      pos = r.offset;
+    }
+    if (typeof op !== 'string' || typeof source?.commit_lsn !== 'string' || typeof source.idx !== 'number') {
+      throw poison('AVRO_ENVELOPE', 'envelope without op or source position');
+    }
+    return { op, commitLsn: source.commit_lsn, idx: source.idx };
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
