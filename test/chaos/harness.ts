@@ -27,7 +27,7 @@
  * is unexpected), time to converge after the last fault, peak RSS per process.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -202,10 +202,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const spawnProc = (p: Proc) => {
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...p.args, '-c', cfgFile], {
         cwd: ROOT,
-        env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'error' },
-        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
       p.child = child;
+      // Every process's log lines (all its restarts) in the stack folder: their tails go into the report of a failed run.
+      child.stdout?.on('data', (d: Buffer) => appendFileSync(join(dir, `${p.role}.log`), d));
       child.stderr?.on('data', (d: Buffer) => {
         p.lastErr = (p.lastErr + d.toString()).slice(-2000);
         if (process.env.CHAOS_CHILD_LOG) process.stderr.write(`[${p.role}] ${d.toString()}`);
@@ -521,7 +523,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       mkdirSync(o.reportDir, { recursive: true });
       writeFileSync(join(o.reportDir, `chaos-${startedAt.replace(/[:.]/g, '-')}.json`), JSON.stringify(report, null, 2) + '\n');
     }
-    if (!report.ok) for (const p of procs) if (p.lastErr) log(`${p.role} stderr (last): ${p.lastErr.slice(-600)}`);
+    if (!report.ok) {
+      for (const p of procs) if (p.lastErr) log(`${p.role} stderr (last): ${p.lastErr.slice(-600)}`);
+      await logLags(kafka, prefix, log).catch((err: unknown) => log(`consumer lags: ${(err as Error).message}`));
+      for (const p of procs) log(`${p.role} log (last lines, not kafkajs's):\n${logTail(join(dir, `${p.role}.log`))}`);
+    }
     return report;
   } finally {
     clearInterval(rssTimer);
@@ -531,6 +537,39 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     for (const p of proxies) await p.stop();
     if (!process.env.CHAOS_KEEP) await run('bash', [join(ROOT, 'scripts/chaos-stack.sh'), 'down', dir]).catch(() => undefined);
+  }
+}
+
+/** The last lines a process logged that are not kafkajs's own, shortened. */
+function logTail(file: string, lines = 25): string {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return '  (no log)';
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.includes('"stage":"kafka"'))
+    .slice(-lines)
+    .map((l) => '  ' + l.slice(0, 400))
+    .join('\n');
+}
+
+/** Where each consumer group of the run stands against its topics' ends (which stage is behind). */
+async function logLags(kafka: Kafka, prefix: string, log: (line: string) => void): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix + '.'));
+    for (const groupId of groups.sort()) {
+      for (const t of await admin.fetchOffsets({ groupId })) {
+        const ends = new Map((await admin.fetchTopicOffsets(t.topic)).map((o) => [o.partition, o.high]));
+        log(`lag ${groupId} ${t.topic}: ${t.partitions.map((p) => `p${p.partition} ${p.offset}/${ends.get(p.partition) ?? '?'}`).join(', ')}`);
+      }
+    }
+  } finally {
+    await admin.disconnect();
   }
 }
 
