@@ -155,6 +155,21 @@ export function stateHash(r: SinkRecord): string {
 
 const pick = (row: Row, cols: string[]): Row => Object.fromEntries(cols.map((c) => [c, row[c] ?? null])) as Row;
 
+/** A key while plan() goes through a batch. */
+interface PlanKey {
+  st: KeyState;
+  /** The target row as the batch's earlier records of the key leave it (as read, at first). */
+  target: Row | null;
+  /** Whether the target row was read (strategies other than source-wins, replay verification). */
+  read: boolean;
+  parkedBy: string | null;
+  /** Records of the key not yet planned. */
+  left: number;
+  /** targetHashOver's last answer and the column set it was for. */
+  hashSig: string | null;
+  hash: string;
+}
+
 /** Per-key state while a batch is planned. */
 interface KeyState {
   /** Stored position (from Redis). */
@@ -544,18 +559,32 @@ export class Applier {
    */
   private async plan(records: Pending[], rows: TargetRows, initial: Map<string, KeyState>, cols: Map<string, string[] | null>, verify: Set<Pending>, opts: ApplyOptions): Promise<Plan> {
     const plan = emptyPlan();
-    const keys = new Map<string, { st: KeyState; target: Row | null; read: boolean; parkedBy: string | null }>();
+    // Per key: its state as the batch goes, the target row as it will be, and how many of the
+    // batch's records are still to come (the last one need not carry its effect forward).
+    const keys = new Map<string, PlanKey>();
+    const cks: string[] = [];
     for (const p of records) {
       const r = p.record;
       const ks = keyString(r.key);
       const ck = r.table + '\u0000' + ks;
-      let k = keys.get(ck);
-      if (!k) {
-        const st = { ...initial.get(ck)! };
-        const tableRows = rows.get(r.table);
-        const released = opts.release?.has(ck) ?? false;
-        keys.set(ck, (k = { st, target: tableRows?.get(ks) ?? null, read: tableRows !== undefined, parkedBy: released ? null : st.parked }));
+      cks.push(ck);
+      const k = keys.get(ck);
+      if (k) {
+        k.left++;
+        continue;
       }
+      const st = { ...initial.get(ck)! };
+      const tableRows = rows.get(r.table);
+      const released = opts.release?.has(ck) ?? false;
+      keys.set(ck, { st, target: tableRows?.get(ks) ?? null, read: tableRows !== undefined, parkedBy: released ? null : st.parked, left: 1, hashSig: null, hash: '' });
+    }
+    for (let i = 0; i < records.length; i++) {
+      const p = records[i]!;
+      const r = p.record;
+      const ck = cks[i]!;
+      const ks = keyString(r.key);
+      const k = keys.get(ck)!;
+      const last = --k.left === 0;
       const cfg = this.o.conflictFor(r.table);
       const recHash = stateHash(r);
       const commit = (hash: string, row: Row | null | undefined, columns?: string[] | null) => {
@@ -563,15 +592,27 @@ export class Applier {
         const names = columns ?? (row ? Object.keys(row) : null);
         if (sig && names && !cols.has(sig)) plan.sigs.set(sig, names);
         plan.commits.set(ck, { table: r.table, key: ks, pos: r.position, hash, row: this.parks(r.table) ? row : undefined, keyRow: r.key });
-        k!.st = { ...k!.st, pos: r.position, known: hash, last: row ?? null };
+        if (!last) k.st = { ...k.st, pos: r.position, known: hash, last: row ?? null };
       };
+      /** The target row after this record, for the key's next records in the batch. */
+      const setTarget = (row: Row | null) => {
+        if (last) return;
+        k.target = row;
+        k.hashSig = null;
+      };
+      // The target row's hash over some columns (several checks ask for the same one).
       const targetHashOver = (columns: string[] | null | undefined): string | null => {
-        if (!k!.read) return null;
-        if (k!.target === null) return DELETED;
+        if (!k.read) return null;
+        if (k.target === null) return DELETED;
         if (!columns) return null;
-        return columnSig(columns) + ':' + rowHash(pick(k!.target, columns));
+        const sig = columnSig(columns);
+        if (k.hashSig !== sig) {
+          k.hash = sig + ':' + rowHash(pick(k.target, columns));
+          k.hashSig = sig;
+        }
+        return k.hash;
       };
-      const recCols = r.values ? [...Object.keys(r.values), ...r.keep] : null;
+      const recCols = r.values ? (r.keep.length === 0 ? Object.keys(r.values) : [...Object.keys(r.values), ...r.keep]) : null;
 
       // Parked key: this change waits behind the conflict.
       if (k.parkedBy !== null) {
@@ -591,7 +632,7 @@ export class Applier {
         }
         plan.write.push(p);
         plan.repaired.add(p);
-        k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
+        setTarget(r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values });
         continue;
       }
 
@@ -626,7 +667,7 @@ export class Applier {
       if (!conflict && !older) {
         plan.write.push(p);
         commit(recHash, r.op === 'delete' ? null : r.values);
-        k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
+        if (!last) setTarget(r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values });
         continue;
       }
 
@@ -640,7 +681,7 @@ export class Applier {
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'source_won' });
           plan.write.push(p);
           commit(recHash, r.op === 'delete' ? null : r.values);
-          k.target = r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values };
+          setTarget(r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values });
           break;
         case 'target': {
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'target_won' });
@@ -662,7 +703,7 @@ export class Applier {
           const mp: Pending = { record: merged, raw: p.raw };
           plan.write.push(mp);
           commit(stateHash(merged), choice.row);
-          k.target = { ...(k.target ?? {}), ...choice.row };
+          setTarget({ ...(k.target ?? {}), ...choice.row });
           break;
         }
         case 'manual': {
