@@ -214,7 +214,12 @@ export class KafkaClient {
       }
       chunk = [];
       bytes = 0;
-      await producer.sendBatch([...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })));
+      try {
+        await producer.sendBatch([...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })));
+      } catch (err) {
+        await this.resetProducerAfter(err, producer);
+        throw err;
+      }
     };
     for (const m of messages) {
       let size = 64 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
@@ -226,11 +231,35 @@ export class KafkaClient {
     await flush();
   }
 
+  /**
+   * An idempotent producer whose state the broker no longer agrees with (after a broker restart:
+   * out-of-order sequence, unknown producer id, old epoch) fails every later send the same way;
+   * kafkajs keeps its producer id and sequences. Such a producer is dropped, so the caller's retry
+   * gets a new one (a new producer id: what the old one had sent may then be sent twice, which the
+   * consumers' version state makes harmless).
+   */
+  private async resetProducerAfter(err: unknown, producer: BatchProducer): Promise<void> {
+    if (!producerStateLost(err) || this.producer !== producer) return;
+    this.producer = undefined;
+    this.log.warn({ err: (err as Error)?.message }, 'kafka.producer.reset: the broker lost this producer\'s state; sending again with a new producer');
+    await producer.disconnect().catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect()]);
     this.producer = undefined;
     this.admin = undefined;
   }
+}
+
+const PRODUCER_STATE_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);
+
+/** Whether a produce error (or what it wraps) says the broker lost the idempotent producer's state. */
+export function producerStateLost(err: unknown): boolean {
+  for (let e = err as { type?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.type === 'string' && PRODUCER_STATE_ERRORS.has(e.type)) return true;
+  }
+  return false;
 }
 
 export function headerString(headers: IHeaders | undefined, name: string): string | undefined {
