@@ -107,7 +107,8 @@ test('target permanently unreachable: dead-lettered after exactly the configured
 });
 
 test('a key whose target row is locked is retried while the other keys of its batch go through, in order', async (t) => {
-  const { env, proxy } = await proxiedJobs(t, { retries: 20, initialDelayMs: 200, maxDelayMs: 500 }, `insert into jobs (id, state) select g, 'v0' from generate_series(1, 10) g`);
+  // Row 5 is retried for up to ≈ 25 s (50 attempts), much longer than the test holds its lock.
+  const { env, proxy } = await proxiedJobs(t, { retries: 50, initialDelayMs: 200, maxDelayMs: 500 }, `insert into jobs (id, state) select g, 'v0' from generate_series(1, 10) g`);
   (env.config.pipelines['jobs-sync']!.target as { lockTimeoutMs: number }).lockTimeoutMs = 200;
   const { rt } = await startRuntime(env);
   await waitFor('snapshot applied', async () => (await sql(env.targetDb, `select count(*)::int n from jobs where state = 'v0'`)).rows[0].n === 10);
@@ -127,15 +128,22 @@ test('a key whose target row is locked is retried while the other keys of its ba
     await c.query(`update jobs set state = 'v2', updated_at = clock_timestamp()`);
     await c.query('commit');
   });
+  const sent = Date.now();
+  const stats = () => JSON.stringify(rt.pipelines[0]!.applier!.stats);
   await waitFor('the other nine keys to arrive while row 5 is locked', async () => {
     const r = await sql(env.targetDb, `select id, state from jobs where id <> 5 and state = 'v2'`);
     return r.rowCount === 9;
-  }, 30_000, 100);
+  }, 30_000, 100).catch((err: Error) => {
+    throw new Error(`${err.message}; applier ${stats()}`);
+  });
+  t.diagnostic(`the nine keys arrived ${Date.now() - sent} ms after the source commit; applier ${stats()}`);
   assert.ok(rt.pipelines[0]!.applier!.stats.retries >= 1, 'row 5 is being retried');
   assert.equal((await sql(env.targetDb, `select count(*)::int n from jobs where id = 5 and state = 'v0'`)).rows[0].n, 1);
 
   await holder.query('rollback');
-  await waitFor('row 5 to catch up, with its last version', async () => (await sql(env.targetDb, `select state from jobs where id = 5`)).rows[0]?.state === 'v2', 30_000, 100);
+  await waitFor('row 5 to catch up, with its last version', async () => (await sql(env.targetDb, `select state from jobs where id = 5`)).rows[0]?.state === 'v2', 30_000, 100).catch((err: Error) => {
+    throw new Error(`${err.message}; applier ${stats()}`);
+  });
   assert.equal(rt.pipelines[0]!.applier!.stats.deadLettered, 0);
 });
 
