@@ -4,7 +4,7 @@
  * are identical, syncline's own writes were never echoed back (the captures skipped them: counted),
  * and nothing keeps moving once the clients stop (no ping-pong).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { checksum, sleep, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
 
@@ -18,7 +18,8 @@ async function differences(A: string, B: string): Promise<string> {
 
 const DDL = `create table items (id int primary key, name text not null, qty int not null, updated_at timestamptz not null default clock_timestamp())`;
 
-test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong', async (t) => {
+/** A ⇄ B with latest-timestamp both ways, `rows` items in A, running, B holding A's snapshot. */
+async function twoWay(t: TestContext, rows: number) {
   const conflict = { strategy: 'latest-timestamp', field: 'updated_at' };
   const env = await testEnv([
     { name: 'a-to-b', tables: [{ source: 'public.items' }], conflict, peer: 'b-to-a' },
@@ -29,11 +30,19 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
   const B = env.targetDb;
   await sql(A, DDL);
   await sql(B, DDL);
-  await sql(A, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, 200) g`);
-
+  await sql(A, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, $1::int) g`, [rows]);
   const { rt } = await startRuntime(env);
   const h = (n: string) => rt.pipelines.find((p) => p.name === n)!;
-  await waitFor('B has the snapshot of A', async () => (await checksum(B, 'items', 'id')).md5 === (await checksum(A, 'items', 'id')).md5);
+  const same = async () => {
+    const [a, b] = await Promise.all([checksum(A, 'items', 'id'), checksum(B, 'items', 'id')]);
+    return a.md5 === b.md5 && a.count === b.count;
+  };
+  await waitFor('B has the snapshot of A', same);
+  return { A, B, h, same };
+}
+
+test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong', async (t) => {
+  const { A, B, h, same } = await twoWay(t, 200);
 
   // Four clients per side for 8 s: updates of random keys (hot keys 1-10 on both sides at once),
   // a few inserts on each side (disjoint ids) and deletes.
@@ -63,14 +72,7 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
   await Promise.all([0, 1, 2, 3].flatMap((n) => [client(A, 'A', n), client(B, 'B', n)]));
 
   // Converged: identical row sets on both sides, and it stays so.
-  await waitFor(
-    'A and B identical',
-    async () => {
-      const [a, b] = await Promise.all([checksum(A, 'items', 'id'), checksum(B, 'items', 'id')]);
-      return a.md5 === b.md5 && a.count === b.count;
-    },
-    120000,
-  ).catch(async (err) => {
+  await waitFor('A and B identical', same, 120000).catch(async (err) => {
     throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
   });
   const applied = () => h('a-to-b').applier!.stats.applied + h('b-to-a').applier!.stats.applied;
@@ -102,24 +104,7 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
 });
 
 test('A deletes rows while B updates them: both sides agree on the later change (deleted or kept)', async (t) => {
-  const conflict = { strategy: 'latest-timestamp', field: 'updated_at' };
-  const env = await testEnv([
-    { name: 'a-to-b', tables: [{ source: 'public.items' }], conflict, peer: 'b-to-a' },
-    { name: 'b-to-a', tables: [{ source: 'public.items' }], conflict, peer: 'a-to-b', reverse: true },
-  ]);
-  t.after(() => env.cleanup());
-  const A = env.sourceDb;
-  const B = env.targetDb;
-  await sql(A, DDL);
-  await sql(B, DDL);
-  await sql(A, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, 60) g`);
-  const { rt } = await startRuntime(env);
-  const h = (n: string) => rt.pipelines.find((p) => p.name === n)!;
-  const same = async () => {
-    const [a, b] = await Promise.all([checksum(A, 'items', 'id'), checksum(B, 'items', 'id')]);
-    return a.md5 === b.md5 && a.count === b.count;
-  };
-  await waitFor('B has the snapshot of A', same);
+  const { A, B, h, same } = await twoWay(t, 60);
 
   // B's transaction holds the rows while A's delete commits, so neither side has the other's change
   // when it writes its own, and each pipeline meets the other's version:
