@@ -24,7 +24,7 @@ import type { ChangeEvent, Op, Row, Value } from '../core/envelope.js';
 import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt } from '../core/envelope.js';
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
-import { Partitioners, type PartitionMetadata } from 'kafkajs';
+import { kafkaPartition } from '../core/kafkajs-patch.js';
 import { errorMessage, fatal, classifyPgError, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
@@ -350,7 +350,8 @@ export class Capture {
     try {
       // Synchronous: the schemas were registered by setColumns, so no await per record.
       const keyBuf = this.opts.codec.encodeSync(st.keyId, key);
-      const partition = partitionOf(keyBuf, partitions, st.topic);
+      // The partition kafkajs's default partitioner would pick, made explicit so duplicates can be recognised.
+      const partition = kafkaPartition(keyBuf, partitions);
       const pos = eventPosition(e);
       if (this.alreadyProduced(st.topic, partition, pos)) return;
       msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
@@ -744,16 +745,6 @@ function sameValue(a: Value, b: Value): boolean {
 
 function jsonOf(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
-}
-
-const DEFAULT_PARTITIONER = Partitioners.DefaultPartitioner();
-const metadataOf = new Map<number, PartitionMetadata[]>();
-
-/** The partition kafkajs's default partitioner picks for this key (murmur2 over all partitions), made explicit so duplicates can be recognised. */
-function partitionOf(key: Buffer, n: number, topic: string): number {
-  let md = metadataOf.get(n);
-  if (!md) metadataOf.set(n, (md = Array.from({ length: n }, (_, i) => ({ partitionErrorCode: 0, partitionId: i, leader: 0, replicas: [0], isr: [0], offlineReplicas: [] }))));
-  return DEFAULT_PARTITIONER({ topic, partitionMetadata: md, message: { key, value: null } });
 }
 
 export function isFatal(err: unknown): boolean {

@@ -8,6 +8,7 @@ import {
   avroNamespace,
   avroOptions,
   columnPgTypes,
+  decimalBytes,
   envelopeFromAvro,
   envelopeHead,
   envelopeHeadReader,
@@ -124,6 +125,11 @@ test('long: bigint, full int64 range', () => {
     assert.equal(roundTrip(T('long'), v), v);
   }
   assert.equal(roundTrip(T('long'), 42), 42n); // numbers are accepted on encode
+  // and written with the bytes of the same bigint (no bigint made on the way)
+  const longType = parseSchema({ type: 'record', name: 'L', fields: [{ name: 'v', type: 'long' }] });
+  for (const n of [0, 1, -1, -5, 127, -128, 2 ** 32, -(2 ** 32) - 1, 2 ** 53 - 1, -(2 ** 53) + 1, 1795608000200]) {
+    assert.deepEqual(longType.toBuffer({ v: n }), longType.toBuffer({ v: BigInt(n) }), String(n));
+  }
   assert.throws(() => roundTrip(T('long'), 9223372036854775808n));
   assert.throws(() => roundTrip(T('long'), 1.5));
   // Other logical longs are bigints too; our timestamps keep their string form.
@@ -156,6 +162,34 @@ test('decimal: unscaled two’s complement bytes, exact scale digits, NaN is poi
   for (const v of ['NaN', 'Infinity', '-Infinity', '0.000000000000000000000000000001', '123456789012345678901234567890.5']) {
     assert.equal(roundTrip(T('vdecimal'), v), v);
   }
+});
+
+test('decimal bytes of up to 15 digits (no bigint) are those of the bigint path', () => {
+  const twos = (u: bigint) => {
+    const bits = (u < 0n ? -u - 1n : u).toString(2).length;
+    const bytes = Math.ceil((bits + 1) / 8);
+    const x = u < 0n ? (1n << BigInt(bytes * 8)) + u : u;
+    return Buffer.from(x.toString(16).padStart(bytes * 2, '0'), 'hex');
+  };
+  let seed = 11;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const values = ['0', '-0', '0.00', '-0.00', '00012.30', '1', '-1', '127', '128', '-128', '-129', '255', '256', '32767', '-32768', '999999999999999', '-999999999999999', '12.5', '-12.05'];
+  for (let i = 0; i < 2000; i++) {
+    const digits = 1 + Math.floor(rnd() * 15);
+    const s = String(Math.floor(rnd() * 10 ** digits)).padStart(digits, '0');
+    const cut = Math.floor(rnd() * Math.min(3, s.length));
+    values.push((rnd() < 0.5 ? '-' : '') + (cut ? s.slice(0, s.length - cut) + '.' + s.slice(s.length - cut) : s));
+  }
+  for (const v of values) {
+    const [ip, fp = ''] = v.replace('-', '').split('.');
+    const u = BigInt(ip! + fp.padEnd(2, '0')) * (v.startsWith('-') ? -1n : 1n);
+    assert.deepEqual(decimalBytes(v, 2, 18), twos(u), v);
+  }
+  // Beyond 15 digits, more fraction digits than the scale, or over the precision: the bigint path decides.
+  assert.deepEqual(decimalBytes('12345678901234567.89', 2, 20), twos(1234567890123456789n));
+  assert.deepEqual(decimalBytes('1.500', 2, 5), twos(150n));
+  assert.throws(() => decimalBytes('1234.5', 2, 5), isPoison('AVRO_DECIMAL'));
+  assert.throws(() => decimalBytes('1.234', 2, 5), isPoison('AVRO_DECIMAL'));
 });
 
 test('date: days since epoch, infinity as int32 sentinels, BC dates', () => {
@@ -224,8 +258,12 @@ test('envelope round trip, field naming, unchanged TOAST, multi-dimensional arra
   const e = event({ id: 7n, body: 'x', grid: [1, null] }, { before: { id: 7n, body: 'old', grid: null }, op: 'u' });
   const avro = envelopeToAvro(e);
   assert.equal(avro.source.commit_lsn, '0/1A2B3C8');
-  assert.equal(avro.source.tx_id, 5012n);
-  assert.equal(avro.ts_ms, 1795608000200n);
+  assert.equal(avro.source.tx_id, 5012);
+  assert.equal(avro.ts_ms, 1795608000200);
+  // Encoded from numbers, decoded as bigints (Avro long).
+  const decoded = type.fromBuffer(type.toBuffer(avro)) as { ts_ms: unknown; source: { tx_id: unknown } };
+  assert.equal(decoded.ts_ms, 1795608000200n);
+  assert.equal(decoded.source.tx_id, 5012n);
   assert.equal(avro.source.connector, 'syncline');
   assert.deepEqual(envelopeFromAvro(type.fromBuffer(type.toBuffer(avro))), e);
 

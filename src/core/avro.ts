@@ -289,13 +289,22 @@ const INT64_MAX = (1n << 63n) - 1n;
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
-/** Plain Avro long as a JS bigint (accepts safe-integer numbers on encode). */
+/**
+ * The 8 bytes avsc packs a long from. One buffer for every encode: avsc reads it at once (and,
+ * for negatives, inverts it in place and back) before toBuffer is called again.
+ */
+const longScratch = Buffer.alloc(8);
+
+/** Plain Avro long as a JS bigint (accepts safe-integer numbers on encode, written without a bigint). */
 const BIGINT_LONG = avsc.types.LongType.__with({
   fromBuffer: (buf: Buffer): bigint => buf.readBigInt64LE(0),
   toBuffer: (n: bigint | number): Buffer => {
-    const buf = Buffer.allocUnsafe(8); // avsc inverts this buffer in place for negatives: never share it
-    buf.writeBigInt64LE(typeof n === 'bigint' ? n : BigInt(n));
-    return buf;
+    if (typeof n === 'bigint') longScratch.writeBigInt64LE(n);
+    else {
+      longScratch.writeUInt32LE(((n % 0x100000000) + 0x100000000) % 0x100000000, 0);
+      longScratch.writeInt32LE(Math.floor(n / 0x100000000), 4);
+    }
+    return longScratch;
   },
   fromJSON: (v: unknown): bigint => (typeof v === 'bigint' ? v : BigInt(v as number | string)),
   // JSON has no bigint: a number when exact, else its decimal digits (fromJSON reads both back).
@@ -341,8 +350,7 @@ class DecimalType extends avsc.types.LogicalType {
 
   protected override _toValue(v: unknown): Buffer {
     if (typeof v !== 'string') throw poison('AVRO_DECIMAL', `decimal value must be a string, got ${typeof v}`);
-    const unscaled = parseUnscaled(v, this.scale, this.precision);
-    return bigIntToTwos(unscaled, this.fixedSize);
+    return decimalBytes(v, this.scale, this.precision, this.fixedSize);
   }
 
   protected override _resolve(type: avsc.Type): ((v: unknown) => unknown) | undefined {
@@ -360,6 +368,47 @@ class DecimalType extends avsc.types.LogicalType {
     a.precision = this.precision;
     a.scale = this.scale;
   }
+}
+
+/** A decimal's Avro bytes: the unscaled value in two's complement (decimals of up to 15 digits without a bigint). */
+export function decimalBytes(v: string, scale: number, precision: number, fixedSize?: number): Buffer {
+  if (fixedSize === undefined) {
+    const small = smallUnscaled(v, scale, precision);
+    if (small !== undefined) return smallToTwos(small);
+  }
+  return bigIntToTwos(parseUnscaled(v, scale, precision), fixedSize);
+}
+
+const SMALL_DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
+
+/**
+ * The unscaled value of a decimal of at most 15 digits as an exact number (what parseUnscaled
+ * gives, without a bigint), or undefined for anything else (parseUnscaled decides, or refuses it).
+ */
+function smallUnscaled(v: string, scale: number, precision: number): number | undefined {
+  const m = SMALL_DECIMAL.exec(v);
+  if (!m) return undefined;
+  const frac = m[3] ?? '';
+  if (frac.length > scale) return undefined;
+  const digits = (m[2]! + frac.padEnd(scale, '0')).replace(/^0+(?=\d)/, '');
+  if (digits.length > 15 || (digits !== '0' && digits.length > precision)) return undefined;
+  const n = Number(digits);
+  return m[1] === '-' ? -n : n;
+}
+
+/** bigIntToTwos for |n| < 2^53: the shortest big-endian two's complement. */
+function smallToTwos(n: number): Buffer {
+  const neg = n < 0;
+  let m = neg ? -n - 1 : n; // -n = ~(n - 1): the bytes of |n| - 1, inverted
+  let bytes = 1;
+  while (m >= 2 ** (8 * bytes - 1)) bytes++;
+  const out = Buffer.allocUnsafe(bytes);
+  for (let i = bytes - 1; i >= 0; i--) {
+    const b = m % 256;
+    out[i] = neg ? 255 - b : b;
+    m = Math.floor(m / 256);
+  }
+  return out;
 }
 
 /** Avro decimals cannot carry NaN: poison. */
@@ -614,8 +663,9 @@ export interface AvroSource {
   table: string;
   lsn: string;
   commit_lsn: string;
-  tx_id: bigint | null;
-  ts_ms: bigint;
+  /** Avro longs: bigint when decoded; capture encodes the numbers it has (exact: safe integers). */
+  tx_id: bigint | number | null;
+  ts_ms: bigint | number;
   snapshot: boolean;
   idx: number;
 }
@@ -625,7 +675,7 @@ export interface AvroEnvelope {
   after: Row | null;
   op: string;
   source: AvroSource;
-  ts_ms: bigint;
+  ts_ms: bigint | number;
   unchanged_toast: string[];
 }
 
@@ -663,12 +713,12 @@ export function envelopeToAvro(e: ChangeEvent, connector = 'syncline'): AvroEnve
       table: e.source.table,
       lsn: e.source.lsn,
       commit_lsn: e.source.commitLsn,
-      tx_id: e.source.txId === null || e.source.txId === undefined ? null : BigInt(e.source.txId),
-      ts_ms: BigInt(e.source.tsMs),
+      tx_id: e.source.txId ?? null,
+      ts_ms: e.source.tsMs,
       snapshot: e.source.snapshot,
       idx: e.source.idx,
     },
-    ts_ms: BigInt(e.tsMs),
+    ts_ms: e.tsMs,
     unchanged_toast: e.unchangedToast,
   };
 }

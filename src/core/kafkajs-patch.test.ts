@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
 import { dirname, join } from 'node:path';
-import { encodeRecord, GROUPER_PATH, groupMessagesPerPartition, kafkajsPatched, RECORD_PATH } from './kafkajs-patch.js';
+import { crc32c, encodeRecord, GROUPER_PATH, groupMessagesPerPartition, kafkaPartition, kafkajsPatched, murmur2, RECORD_PATH } from './kafkajs-patch.js';
 import './kafka.js';
 
 test('kafkajs takes the linear grouping, which groups exactly as its own', () => {
@@ -43,4 +43,22 @@ test("kafkajs takes the record encoder, which writes kafkajs's own bytes", () =>
     { value: bytes(127), offsetDelta: 64, timestampDelta: 63, headers: { ['h'.repeat(200)]: 'v'.repeat(70) } },
   ];
   for (const c of cases) assert.deepEqual(encodeRecord(c).buffer, original(c).buffer, JSON.stringify(Object.keys(c)));
+});
+
+test("crc32c and the key partition are kafkajs's own", () => {
+  const require = createRequire(import.meta.url);
+  assert.equal(require('kafkajs/src/protocol/recordBatch/crc32C/index.js'), crc32c);
+  const originalCrc = require('kafkajs/src/protocol/recordBatch/crc32C/crc32C.js') as (b: Buffer) => number;
+  const originalMurmur = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (b: Buffer) => number;
+  const { DefaultPartitioner } = require('kafkajs').Partitioners as { DefaultPartitioner: () => (o: object) => number };
+  const partitioner = DefaultPartitioner();
+  const md = (n: number) => Array.from({ length: n }, (_, i) => ({ partitionId: i, leader: 0 }));
+  let seed = 7;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let len = 0; len < 300; len++) {
+    const b = Buffer.from(Array.from({ length: len }, () => Math.floor(rnd() * 256)));
+    assert.equal(crc32c(b), originalCrc(b) >>> 0, `crc of ${len} bytes`);
+    assert.equal(murmur2(b), originalMurmur(b), `murmur2 of ${len} bytes`);
+    for (const n of [1, 3, 7, 64]) assert.equal(kafkaPartition(b, n), partitioner({ topic: 't', partitionMetadata: md(n), message: { key: b } }));
+  }
 });

@@ -10,6 +10,10 @@
  *  - the v0 Record encoder: a zero-filled 512-byte buffer per record and header, a JS array and a
  *    Buffer per varint, Long objects for the timestamp delta (buffer allocation ≈ 7 % of capture).
  *    Ours: the exact size computed, one buffer written; the bytes are kafkajs's (a test compares them).
+ *  - crc32C of each record batch: a byte at a time (2 % of capture). Ours: eight bytes at a time
+ *    (slicing-by-8), the same checksum.
+ * Also kafkaPartition(): the partition kafkajs's default partitioner gives a key (Java-compatible
+ * murmur2), computed with 32-bit integer arithmetic instead of kafkajs's Long objects (4 % of capture).
  */
 import Module, { createRequire } from 'node:module';
 
@@ -20,7 +24,9 @@ export const groupMessagesPerPartition: Grouper = ({ topic, partitionMetadata, m
   const result: Record<number, unknown[]> = {};
   if (partitionMetadata.length === 0) return result;
   for (const message of messages) {
-    const partition = partitioner({ topic, partitionMetadata, message });
+    // A message with its partition set goes there (what kafkajs's partitioners answer, after filtering the metadata per message).
+    const given = (message as { partition?: unknown }).partition;
+    const partition = typeof given === 'number' ? given : partitioner({ topic, partitionMetadata, message });
     const list = result[partition];
     if (list) list.push(message);
     else result[partition] = [message];
@@ -91,9 +97,71 @@ export function encodeRecord({ offsetDelta = 0, timestampDelta = 0, key, value, 
   return { buf, get buffer() { return buf; } };
 }
 
+/** CRC-32C (Castagnoli, reflected 0x82F63B78) tables for slicing-by-8. */
+const CRC_TABLES: Int32Array[] = (() => {
+  const t = Array.from({ length: 8 }, () => new Int32Array(256));
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[0]![n] = c;
+  }
+  for (let n = 0; n < 256; n++) for (let s = 1; s < 8; s++) t[s]![n] = (t[s - 1]![n]! >>> 8) ^ t[0]![t[s - 1]![n]! & 0xff]!;
+  return t;
+})();
+
+/** kafkajs's crc32C (src/protocol/recordBatch/crc32C): the unsigned CRC-32C of the bytes. */
+export function crc32c(buf: Buffer): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC_TABLES as [Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array];
+  let crc = -1;
+  let i = 0;
+  const end8 = buf.length - (buf.length % 8);
+  for (; i < end8; i += 8) {
+    const a = crc ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
+    crc = t7[a & 0xff]! ^ t6[(a >>> 8) & 0xff]! ^ t5[(a >>> 16) & 0xff]! ^ t4[a >>> 24]! ^ t3[buf[i + 4]!]! ^ t2[buf[i + 5]!]! ^ t1[buf[i + 6]!]! ^ t0[buf[i + 7]!]!;
+  }
+  for (; i < buf.length; i++) crc = t0[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ -1) >>> 0;
+}
+
+/** Kafka's murmur2 of a key (Java client 0.10.2, as kafkajs's default partitioner), in 32-bit ints. */
+export function murmur2(data: Buffer): number {
+  const m = 0x5bd1e995;
+  const length = data.length;
+  let h = 0x9747b28c ^ length;
+  const length4 = length >>> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i * 4;
+    let k = data[i4]! | (data[i4 + 1]! << 8) | (data[i4 + 2]! << 16) | (data[i4 + 3]! << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m) ^ k;
+  }
+  const tail = length & ~3;
+  switch (length % 4) {
+    case 3:
+      h ^= data[tail + 2]! << 16;
+    // falls through
+    case 2:
+      h ^= data[tail + 1]! << 8;
+    // falls through
+    case 1:
+      h ^= data[tail]!;
+      h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h;
+}
+
+/** The partition of a keyed message among `partitions`: kafkajs's default partitioner's answer. */
+export const kafkaPartition = (key: Buffer, partitions: number): number => (murmur2(key) & 0x7fffffff) % partitions;
+
 const require = createRequire(import.meta.url);
 export const GROUPER_PATH = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
 export const RECORD_PATH = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/index.js');
+export const CRC32C_PATH = require.resolve('kafkajs/src/protocol/recordBatch/crc32C/index.js');
 const SEND_MESSAGES_PATH = require.resolve('kafkajs/src/producer/sendMessages.js');
 const PRODUCE_REQUEST_PATH = require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js');
 
@@ -107,10 +175,11 @@ function put(path: string, exports: unknown): void {
 
 function install(): boolean {
   if (require.cache[SEND_MESSAGES_PATH] || require.cache[PRODUCE_REQUEST_PATH]) {
-    return require.cache[GROUPER_PATH]?.exports === groupMessagesPerPartition && require.cache[RECORD_PATH]?.exports === encodeRecord;
+    return require.cache[GROUPER_PATH]?.exports === groupMessagesPerPartition && require.cache[RECORD_PATH]?.exports === encodeRecord && require.cache[CRC32C_PATH]?.exports === crc32c;
   }
   put(GROUPER_PATH, groupMessagesPerPartition);
   put(RECORD_PATH, encodeRecord);
+  put(CRC32C_PATH, crc32c);
   return true;
 }
 
