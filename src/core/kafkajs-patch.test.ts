@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
 import { dirname, join } from 'node:path';
-import { crc32c, encodeRecord, GROUPER_PATH, groupMessagesPerPartition, kafkaPartition, kafkajsPatched, murmur2, RECORD_PATH } from './kafkajs-patch.js';
+import { crc32c, encodeRecord, GROUPER_PATH, groupMessagesPerPartition, kafkaPartition, kafkajsPatched, murmur2, PRODUCE_REQUEST_PATH, produceRequestV3, RECORD_PATH } from './kafkajs-patch.js';
 import './kafka.js';
 
 test('kafkajs takes the linear grouping, which groups exactly as its own', () => {
@@ -60,5 +60,32 @@ test("crc32c and the key partition are kafkajs's own", () => {
     assert.equal(crc32c(b), originalCrc(b) >>> 0, `crc of ${len} bytes`);
     assert.equal(murmur2(b), originalMurmur(b), `murmur2 of ${len} bytes`);
     for (const n of [1, 3, 7, 64]) assert.equal(kafkaPartition(b, n), partitioner({ topic: 't', partitionMetadata: md(n), message: { key: b } }));
+  }
+});
+
+test("the produce request is kafkajs's own, byte for byte", async () => {
+  const require = createRequire(import.meta.url);
+  assert.equal(require('kafkajs/src/protocol/requests/produce/v3/request.js'), produceRequestV3);
+  // kafkajs's own file, evaluated with its own modules (but the record encoder, already shown to be equal).
+  const mod = { exports: {} as unknown };
+  const dir = dirname(PRODUCE_REQUEST_PATH);
+  vm.runInThisContext(`(function (module, require) {${readFileSync(PRODUCE_REQUEST_PATH, 'utf8')}\n})`)(mod, (p: string) => require(join(dir, p)));
+  const original = mod.exports as typeof produceRequestV3;
+  const Long = require('kafkajs/src/utils/long.js') as { fromInt(n: number): unknown; fromNumber(n: number): unknown };
+  const msgs = (n: number, p: number) => Array.from({ length: n }, (_, i) => ({ key: Buffer.from(`k${p}-${i}`), value: Buffer.from('v'.repeat(i * 13)), ...(i % 3 === 0 ? { headers: { 'syncline.peer-decided': '1' } } : {}), partition: p }));
+  const now = Date.now;
+  Date.now = () => 1795608000123;
+  try {
+    for (const args of [
+      { acks: -1, timeout: 30000, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: msgs(5, 0), firstSequence: 0 }, { partition: 2, messages: msgs(40, 2), firstSequence: 17 }] }] },
+      { acks: 1, timeout: 5000, transactionalId: 'tx-1', producerId: Long.fromNumber(4242), producerEpoch: 3, topicData: [{ topic: 'a', partitions: [{ partition: 1, messages: msgs(1, 1) }] }, { topic: 'b', partitions: [{ partition: 0, messages: [{ key: null, value: 'x', timestamp: 1795608000000 }, { key: 'y', value: null, timestamp: '1795608000500' }] }] }] },
+    ]) {
+      const ours = (await produceRequestV3(args as never).encode()) as unknown as { buffer: Buffer };
+      const theirs = (await original(args as never).encode()) as unknown as { buffer: Buffer };
+      assert.deepEqual(ours.buffer, theirs.buffer);
+      assert.equal(produceRequestV3(args as never).apiVersion, 3);
+    }
+  } finally {
+    Date.now = now;
   }
 });

@@ -74,6 +74,10 @@ function writeBytes(buf: Buffer, at: number, b: Buffer | null): number {
 
 /** kafkajs's record v0 (src/protocol/recordBatch/record/v0): an object with the encoded bytes as `buf` and `buffer`. */
 export function encodeRecord({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: RecordInput): { buf: Buffer; readonly buffer: Buffer } {
+  return recordOf(key, value, headers, offsetDelta, timestampDelta);
+}
+
+function recordOf(key: RecordInput['key'], value: RecordInput['value'], headers: NonNullable<RecordInput['headers']>, offsetDelta: number, timestampDelta: number): { buf: Buffer; readonly buffer: Buffer } {
   const k = bytesOf(key);
   const v = bytesOf(value);
   const hs: [Buffer | null, Buffer | null][] = [];
@@ -158,12 +162,85 @@ export function murmur2(data: Buffer): number {
 /** The partition of a keyed message among `partitions`: kafkajs's default partitioner's answer. */
 export const kafkaPartition = (key: Buffer, partitions: number): number => (murmur2(key) & 0x7fffffff) % partitions;
 
+interface ProducedMessage {
+  key?: Buffer | string | null;
+  value?: Buffer | string | null;
+  headers?: RecordInput['headers'];
+  timestamp?: number | string | null;
+}
+interface PartitionData {
+  partition: number;
+  messages: ProducedMessage[];
+  firstSequence?: number;
+}
+interface KafkajsEncoder {
+  writeString(s: string | null): KafkajsEncoder;
+  writeInt16(n: number): KafkajsEncoder;
+  writeInt32(n: number): KafkajsEncoder;
+  writeArray(a: unknown[]): KafkajsEncoder;
+  writeEncoder(e: unknown): KafkajsEncoder;
+}
+
+/**
+ * kafkajs's produce request v3 (src/protocol/requests/produce/v3/request.js; v4 – v7 build on it),
+ * the same bytes, with its records made by recordOf() directly: kafkajs copies every message into a
+ * new object (`{ ...message, offsetDelta, timestampDelta }`) to call its record encoder (8 % of capture).
+ */
+export function produceRequestV3({ acks, timeout, transactionalId = null, producerId, producerEpoch = 0, compression, topicData }: {
+  acks: number; timeout: number; transactionalId?: string | null; producerId?: unknown; producerEpoch?: number; compression?: number;
+  topicData: { topic: string; partitions: PartitionData[] }[];
+}) {
+  const k = kafkajsModules();
+  const codec = compression ?? k.Types.None;
+  const pid = producerId ?? k.Long.fromInt(-1);
+  return {
+    apiKey: k.apiKey,
+    apiVersion: 3,
+    apiName: 'Produce',
+    expectResponse: () => acks !== 0,
+    encode: async () => {
+      const topics: KafkajsEncoder[] = [];
+      for (const { topic, partitions } of topicData) {
+        const encoded: KafkajsEncoder[] = [];
+        for (const { partition, messages, firstSequence } of partitions) {
+          const dateNow = Date.now();
+          const stamps = messages.map((m) => m.timestamp).filter((t) => t != null).sort();
+          const timestamps = stamps.length === 0 ? [dateNow] : stamps;
+          const firstTimestamp = timestamps[0] as number;
+          const maxTimestamp = timestamps[timestamps.length - 1];
+          const records = new Array<{ buf: Buffer; readonly buffer: Buffer }>(messages.length);
+          for (let i = 0; i < messages.length; i++) {
+            const m = messages[i]!;
+            records[i] = recordOf(m.key, m.value, m.headers ?? {}, i, Number(m.timestamp || dateNow) - Number(firstTimestamp));
+          }
+          const recordBatch = (await k.RecordBatch({ compression: codec, records, firstTimestamp, maxTimestamp, producerId: pid, producerEpoch, firstSequence, transactional: !!transactionalId, lastOffsetDelta: records.length - 1 })) as KafkajsEncoder & { size(): number };
+          encoded.push(new k.Encoder().writeInt32(partition).writeInt32(recordBatch.size()).writeEncoder(recordBatch));
+        }
+        topics.push(new k.Encoder().writeString(topic).writeArray(encoded));
+      }
+      return new k.Encoder().writeString(transactionalId).writeInt16(acks).writeInt32(timeout).writeArray(topics);
+    },
+  };
+}
+
+/** kafkajs's own modules the produce request uses, loaded on first use (after install() put ours in place). */
+let kjs: { Long: { fromInt(n: number): unknown }; Encoder: new () => KafkajsEncoder; apiKey: number; Types: { None: number }; RecordBatch: (o: object) => Promise<unknown> } | undefined;
+function kafkajsModules(): NonNullable<typeof kjs> {
+  return (kjs ??= {
+    Long: require('kafkajs/src/utils/long.js'),
+    Encoder: require('kafkajs/src/protocol/encoder.js'),
+    apiKey: require('kafkajs/src/protocol/requests/apiKeys.js').Produce,
+    Types: require('kafkajs/src/protocol/message/compression/index.js').Types,
+    RecordBatch: require('kafkajs/src/protocol/recordBatch/v0/index.js').RecordBatch,
+  });
+}
+
 const require = createRequire(import.meta.url);
 export const GROUPER_PATH = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
 export const RECORD_PATH = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/index.js');
 export const CRC32C_PATH = require.resolve('kafkajs/src/protocol/recordBatch/crc32C/index.js');
 const SEND_MESSAGES_PATH = require.resolve('kafkajs/src/producer/sendMessages.js');
-const PRODUCE_REQUEST_PATH = require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js');
+export const PRODUCE_REQUEST_PATH = require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js');
 
 function put(path: string, exports: unknown): void {
   const m = new Module(path);
@@ -175,11 +252,12 @@ function put(path: string, exports: unknown): void {
 
 function install(): boolean {
   if (require.cache[SEND_MESSAGES_PATH] || require.cache[PRODUCE_REQUEST_PATH]) {
-    return require.cache[GROUPER_PATH]?.exports === groupMessagesPerPartition && require.cache[RECORD_PATH]?.exports === encodeRecord && require.cache[CRC32C_PATH]?.exports === crc32c;
+    return require.cache[GROUPER_PATH]?.exports === groupMessagesPerPartition && require.cache[RECORD_PATH]?.exports === encodeRecord && require.cache[CRC32C_PATH]?.exports === crc32c && require.cache[PRODUCE_REQUEST_PATH]?.exports === produceRequestV3;
   }
   put(GROUPER_PATH, groupMessagesPerPartition);
   put(RECORD_PATH, encodeRecord);
   put(CRC32C_PATH, crc32c);
+  put(PRODUCE_REQUEST_PATH, produceRequestV3);
   return true;
 }
 
