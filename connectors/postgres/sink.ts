@@ -33,8 +33,8 @@
  *
  * Failures: a poison error (constraint violation, bad value: SQLSTATE classes 22/23) rolls the batch
  * back and re-runs it in one transaction with deferred constraints made immediate, bisecting under
- * SAVEPOINTs: good halves commit, a failing half is split again until the single bad records are
- * found; each is returned in `failed` with a poison SynclineError naming table, key and
+ * SAVEPOINTs, each table's records apart (a table without a bad record is written in one step):
+ * good halves commit, a failing half is split again until the single bad records are found; each is returned in `failed` with a poison SynclineError naming table, key and
  * constraint/detail. Retriable errors (connection, deadlock, serialization, shutdown) and fatal
  * errors (missing table, unknown column without autoEvolve, permissions) are thrown.
  *
@@ -250,9 +250,7 @@ export class PostgresSink implements Sink {
         this.stats.isolations++;
         this.log.warn({ records: prepared.length }, 'sink.isolate: batch hit a bad record; isolating');
         await this.q(client, 'BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
-        const mid = prepared.length >> 1;
-        await this.bisect(client, prepared.slice(0, mid), failed);
-        await this.bisect(client, prepared.slice(mid), failed);
+        await this.isolate(client, prepared, failed);
         await this.q(client, 'COMMIT');
       });
     } catch (err) {
@@ -288,7 +286,7 @@ export class PostgresSink implements Sink {
             await this.q(client, `ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT}; SET CONSTRAINTS ALL IMMEDIATE`);
             this.stats.isolations++;
             this.log.warn({ records: prepared.length }, 'sink.isolate: batch hit a bad record; isolating');
-            await this.bisect(client, prepared, failed);
+            await this.isolate(client, prepared, failed);
           }
         }
         await this.q(client, 'COMMIT');
@@ -376,6 +374,28 @@ export class PostgresSink implements Sink {
       this.log.warn({ table: f.record.table, key: safeKeyString(f.record.key), position: f.record.position, code: f.error.code, err: f.error.message }, 'sink.record.failed');
     }
     return { failed };
+  }
+
+  /**
+   * Find the bad records of a batch that failed: each table's records are bisected on their own (a
+   * table's statements never depend on another's: plan() groups by table), so the tables without a
+   * bad record are written in one step and the search covers only the failing table's records.
+   */
+  private async isolate(client: pg.PoolClient, prepared: Prepared[], failed: FailedRecord[]): Promise<void> {
+    const byTable = new Map<string, Prepared[]>();
+    for (const p of prepared) {
+      let l = byTable.get(p.table);
+      if (!l) byTable.set(p.table, (l = []));
+      l.push(p);
+    }
+    if (byTable.size > 1) {
+      for (const part of byTable.values()) await this.bisect(client, part, failed);
+      return;
+    }
+    // One table: the whole batch is known to fail, so its halves are where the search starts.
+    const mid = prepared.length >> 1;
+    await this.bisect(client, prepared.slice(0, mid), failed);
+    await this.bisect(client, prepared.slice(mid), failed);
   }
 
   /** Apply `part` under a savepoint; on a poison error roll it back and split it, down to single records. */
