@@ -112,11 +112,12 @@ export class KafkaClient {
     return this.admin;
   }
 
-  consumer(groupId: string): Consumer {
+  /** `sessionTimeoutMs`: how long the group waits for a silent member (30 s; a test makes it short). */
+  consumer(groupId: string, opts: { sessionTimeoutMs?: number } = {}): Consumer {
     return this.kafka.consumer({
       groupId,
       allowAutoTopicCreation: false,
-      sessionTimeout: 30000,
+      sessionTimeout: opts.sessionTimeoutMs ?? 30000,
       heartbeatInterval: 3000,
       // Bounded fetches: a fetched batch is decoded whole (and up to 3 partitions at once), so its size
       // is what a consumer holds in memory; 1 MB per partition is ≈ 10,000 narrow changes, enough for

@@ -93,6 +93,8 @@ export interface ConsumerStageOptions {
   dlq: DeadLetters;
   log: Logger;
   concurrency?: number;
+  /** Group session timeout (KafkaClient.consumer's default when absent). */
+  sessionTimeoutMs?: number;
   /** Counts dead-lettered ValidationErrors per rule (the processor's validator). */
   validation?: PipelineValidator;
 }
@@ -218,6 +220,19 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
   return decode;
 }
 
+/**
+ * Errors by which the group coordinator says this consumer is no longer a member of the current
+ * generation. kafkajs rejoins on most, but one raised by a commit or heartbeat inside a batch reaches
+ * its retrier wrapped as non-retriable and stops the consumer for good.
+ */
+const MEMBERSHIP_LOST = new Set(['UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'REBALANCE_IN_PROGRESS']);
+export function membershipLost(err: unknown): boolean {
+  for (let e = err as { type?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
+    if (typeof e.type === 'string' && MEMBERSHIP_LOST.has(e.type)) return true;
+  }
+  return false;
+}
+
 /** Change topic → table mapping of a pipeline's tables (`<prefix>.cdc.<schema>.<table>`). */
 export function topicMappings(prefix: string, tables: TableConfig[]): Map<string, TableMapping> {
   const byTopic = new Map<string, TableMapping>();
@@ -242,26 +257,37 @@ export class ConsumerStage {
     const { kafka, groupId, log } = this.o;
     await kafka.ensureTopics(this.o.topics);
     await this.o.dlq.ensure();
-    const consumer = kafka.consumer(groupId);
-    this.consumer = consumer;
-    const ended = new Promise<void>((resolve, reject) => {
-      this.crashed = reject;
-      this.stopped = resolve;
-    });
-    consumer.on(consumer.events.CRASH, (e) => {
-      if (!e.payload.restart) this.crashed?.(e.payload.error as Error);
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topics: this.o.topics, fromBeginning: true });
-    log.info({ groupId, topics: this.o.topics }, 'consumer.start');
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.o.concurrency ?? 3,
-      eachBatch: (payload) => this.onBatch(payload),
-    });
-    await ended;
+    while (!this.stopping) {
+      const consumer = kafka.consumer(groupId, { sessionTimeoutMs: this.o.sessionTimeoutMs });
+      this.consumer = consumer;
+      // 'rejoin': the group lost this member (kafkajs gives up on that); a new consumer joins again.
+      const ended = new Promise<'stopped' | 'rejoin'>((resolve, reject) => {
+        this.crashed = reject;
+        this.stopped = () => resolve('stopped');
+        consumer.on(consumer.events.CRASH, (e) => {
+          if (e.payload.restart) return;
+          if (membershipLost(e.payload.error)) resolve('rejoin');
+          else reject(e.payload.error as Error);
+        });
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topics: this.o.topics, fromBeginning: true });
+      log.info({ groupId, topics: this.o.topics }, 'consumer.start');
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: this.o.concurrency ?? 3,
+        eachBatch: (payload) => this.onBatch(payload),
+      });
+      if ((await ended) === 'stopped' || this.stopping) return;
+      this.rejoins++;
+      log.warn({ groupId, rejoins: this.rejoins }, 'consumer.rejoin: the group no longer knew this member (a batch outlasted the session, or the coordinator moved); joining again from the committed offsets');
+      await consumer.disconnect().catch(() => undefined);
+    }
   }
+
+  /** Times the group lost this member and the stage joined again with a new consumer. */
+  rejoins = 0;
 
   private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
@@ -344,7 +370,10 @@ export class ConsumerStage {
     }
   }
 
+  private stopping = false;
+
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.consumer?.disconnect().catch(() => undefined);
     this.stopped?.();
   }
