@@ -102,7 +102,7 @@ interface Prepared {
   rec: SinkRecord;
   table: string;
   keyCols: string[];
-  /** Normalised key identity (column names + parameter text), for collapsing. */
+  /** Key identity (column names + keyString), for collapsing. */
   nkey: string;
   /** Columns to write → parameter, for upserts (key columns included); null otherwise. */
   row: Map<string, unknown> | null;
@@ -452,7 +452,8 @@ export class PostgresSink implements Sink {
           if (v === null || v === undefined) throw new Error(`key column ${c} is null`);
           return toParam(v);
         });
-        const nkey = keyCols.join(',') + '\u0000' + JSON.stringify(keyParams.map(paramText));
+        // keyString: the key's identity everywhere else (version state), cached on the key row.
+        const nkey = keyCols.join(',') + '\u0000' + keyString(rec.key);
         const slot = rec.table + '\u0000' + nkey;
         if (rec.op === 'delete') {
           known.set(slot, null);
@@ -460,15 +461,19 @@ export class PostgresSink implements Sink {
           continue;
         }
         if (!rec.values) throw new Error('upsert without values');
-        const keep = new Set(rec.keep ?? []);
+        const keep = rec.keep && rec.keep.length > 0 ? new Set(rec.keep) : null;
         const row = new Map<string, unknown>();
-        keyCols.forEach((c, i) => row.set(c, keyParams[i]));
-        for (const [c, v] of Object.entries(rec.values)) {
-          if (keep.has(c) || row.has(c) || v === undefined) continue;
+        for (let i = 0; i < keyCols.length; i++) row.set(keyCols[i]!, keyParams[i]);
+        const values = rec.values;
+        for (const c of Object.keys(values)) {
+          const v = values[c];
+          if (v === undefined || keep?.has(c) || row.has(c)) continue;
           row.set(c, toParam(v));
         }
-        const prev = known.get(slot);
-        for (const c of keep) if (!keyCols.includes(c) && prev?.has(c)) row.set(c, prev.get(c));
+        if (keep) {
+          const prev = known.get(slot);
+          for (const c of keep) if (!keyCols.includes(c) && prev?.has(c)) row.set(c, prev.get(c));
+        }
         known.set(slot, row);
         out.push({ rec, table: rec.table, keyCols, nkey, row });
       } catch (err) {
@@ -507,7 +512,11 @@ export class PostgresSink implements Sink {
         last.set(p.nkey, { p, deleteFirst });
       }
       const deletes = new Map<string, Prepared[]>();
-      const upserts = new Map<string, { cols: string[]; keyCols: string[]; rows: Prepared[] }>();
+      type Group = { cols: string[]; keyCols: string[]; rows: Prepared[] };
+      const upserts = new Map<string, Group>();
+      // Rows of a batch mostly share one column list: its group, by the list as the row holds it
+      // (key columns first, so their count and the list give the key columns too).
+      const byList = new Map<string, Group>();
       for (const { p, deleteFirst } of last.values()) {
         if (p.rec.op === 'delete' || deleteFirst) {
           const sig = p.keyCols.join('\u0000');
@@ -516,11 +525,16 @@ export class PostgresSink implements Sink {
           g.push(p);
         }
         if (p.rec.op === 'upsert') {
-          const rest = [...p.row!.keys()].filter((c) => !p.keyCols.includes(c) && !meta.columns.get(c)?.generated).sort();
-          const cols = [...p.keyCols, ...rest];
-          const sig = p.keyCols.join('\u0000') + '\u0001' + rest.join('\u0000');
-          let g = upserts.get(sig);
-          if (!g) upserts.set(sig, (g = { cols, keyCols: p.keyCols, rows: [] }));
+          let list = p.keyCols.length + '\u0001';
+          for (const c of p.row!.keys()) list += c + '\u0000';
+          let g = byList.get(list);
+          if (!g) {
+            const rest = [...p.row!.keys()].filter((c) => !p.keyCols.includes(c) && !meta.columns.get(c)?.generated).sort();
+            const sig = p.keyCols.join('\u0000') + '\u0001' + rest.join('\u0000');
+            g = upserts.get(sig);
+            if (!g) upserts.set(sig, (g = { cols: [...p.keyCols, ...rest], keyCols: p.keyCols, rows: [] }));
+            byList.set(list, g);
+          }
           g.rows.push(p);
         }
       }
