@@ -53,6 +53,18 @@ const MAX_REQUEST_BYTES = 512 * 1024;
 /** max.message.bytes of the topics syncline creates: one change (a row with large values) may be big. */
 const TOPIC_MAX_MESSAGE_BYTES = String(16 * 1024 * 1024);
 
+/** Run a kafkajs admin call that reads its metadata cache, again when a concurrent refresh made it throw a TypeError. */
+async function pastMetadataRace<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof TypeError) || attempt >= 6) throw err;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
+
 export class KafkaClient {
   readonly kafka: Kafka;
   private producer?: BatchProducer;
@@ -173,14 +185,13 @@ export class KafkaClient {
    */
   async topicOffsets(topic: string): Promise<{ partition: number; offset: string; high: string; low: string }[]> {
     const admin = await this.getAdmin();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await admin.fetchTopicOffsets(topic);
-      } catch (err) {
-        if (!(err instanceof TypeError) || attempt >= 6) throw err;
-        await new Promise((r) => setTimeout(r, 50 * attempt));
-      }
-    }
+    return pastMetadataRace(() => admin.fetchTopicOffsets(topic));
+  }
+
+  /** Offset of the first message at or after `ms` per partition (-1: none); the same race as topicOffsets. */
+  async topicOffsetsAt(topic: string, ms: number): Promise<{ partition: number; offset: string }[]> {
+    const admin = await this.getAdmin();
+    return pastMetadataRace(() => admin.fetchTopicOffsetsByTimestamp(topic, ms));
   }
 
   async partitionCount(topic: string): Promise<number> {

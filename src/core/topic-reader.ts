@@ -28,9 +28,8 @@ export async function topicBounds(kafka: KafkaClient, topic: string): Promise<{ 
 
 /** First offset of each partition whose message time is at or after `ms` (the high watermark when none is). */
 export async function offsetsAtTime(kafka: KafkaClient, topic: string, ms: number): Promise<Map<number, bigint>> {
-  const admin = await kafka.getAdmin();
   const bounds = await topicBounds(kafka, topic);
-  const at = await admin.fetchTopicOffsetsByTimestamp(topic, ms);
+  const at = await kafka.topicOffsetsAt(topic, ms);
   const out = new Map<number, bigint>();
   for (const b of bounds) {
     const o = at.find((x) => x.partition === b.partition);
