@@ -110,8 +110,15 @@ test('a key whose target row is locked is retried while the other keys of its ba
   // Row 5 is retried for up to ≈ 25 s (50 attempts), much longer than the test holds its lock.
   const { env, proxy } = await proxiedJobs(t, { retries: 50, initialDelayMs: 200, maxDelayMs: 500 }, `insert into jobs (id, state) select g, 'v0' from generate_series(1, 10) g`);
   (env.config.pipelines['jobs-sync']!.target as { lockTimeoutMs: number }).lockTimeoutMs = 200;
-  const { rt } = await startRuntime(env);
+  // Capture in one runtime, processor and sink in another: the consumer is started only once every
+  // change is in the topic, so each partition's changes come in one batch (started together, a slow
+  // machine let a fetch take part of a partition's changes, and the rest queued behind row 5's retries).
+  await startRuntime(env, ['capture']);
+  let { rt } = await startRuntime(env, ['process', 'sink']);
   await waitFor('snapshot applied', async () => (await sql(env.targetDb, `select count(*)::int n from jobs where state = 'v0'`)).rows[0].n === 10);
+  await rt.stop();
+  const topic = topics.cdc(env.prefix, 'public', 'jobs');
+  const before = (await readTopic(topic)).length;
 
   // Someone holds row 5 of the target.
   const holder = new (await import('pg')).default.Client({ host: '127.0.0.1', user: 'postgres', database: env.targetDb });
@@ -128,6 +135,8 @@ test('a key whose target row is locked is retried while the other keys of its ba
     await c.query(`update jobs set state = 'v2', updated_at = clock_timestamp()`);
     await c.query('commit');
   });
+  await waitFor('the 20 changes in the change topic', async () => (await readTopic(topic)).length >= before + 20, 30_000);
+  ({ rt } = await startRuntime(env, ['process', 'sink']));
   const sent = Date.now();
   const stats = () => JSON.stringify(rt.pipelines[0]!.applier!.stats);
   await waitFor('the other nine keys to arrive while row 5 is locked', async () => {
