@@ -71,3 +71,53 @@ test('a consumer the group dropped during a long batch joins again and finishes 
   }
   assert.equal(ended, 'resolved');
 });
+
+test('after a rejoin no partition is applied by two consumers at once: batches still in flight on the old one finish first', async () => {
+  const prefix = uid();
+  const kafka = new KafkaClient({ brokers: ['127.0.0.1:9092'], clientId: `t-${prefix}`, partitions: 2, replicationFactor: 1, retentionDays: 1 }, rootLogger.child({ stage: 'kafka' }));
+  const topic = `${prefix}.rejoin.in`;
+  const groupId = `${prefix}.rejoin`;
+  await kafka.ensureTopics([topic], { partitions: 2 });
+  await kafka.send(Array.from({ length: 20 }, (_, i) => ({ topic, partition: i % 2, key: Buffer.from(`k${i}`), value: Buffer.from(String(i)) })));
+
+  const active = new Map<number, number>();
+  const overlaps: string[] = [];
+  const applied = new Set<number>();
+  const slow = new Map([[0, 8000], [1, 14000]]); // both outlast the 6 s session; partition 1's batch ends well after the rejoin
+  const decode: Decoder = async (m: KafkaMessage, _topic: string, partition: number) => ({ n: Number(m.value!.toString()), partition }) as unknown as Pending;
+  const stage = new ConsumerStage({
+    groupId, topics: [topic], kafka, decode, dlq: new DeadLetters(kafka, prefix, 'rejoin'), log: rootLogger.child({ stage: 'test' }),
+    sessionTimeoutMs: 6000,
+    output: {
+      async apply(batch, origin) {
+        const part = origin!.partition;
+        if ((active.get(part) ?? 0) > 0) overlaps.push(`partition ${part}`);
+        active.set(part, (active.get(part) ?? 0) + 1);
+        try {
+          const ms = slow.get(part);
+          if (ms) {
+            slow.delete(part);
+            await sleep(ms);
+          }
+          for (const p of batch) applied.add((p as unknown as { n: number }).n);
+        } finally {
+          active.set(part, active.get(part)! - 1);
+        }
+      },
+    },
+  });
+  let ended: string | undefined;
+  const run = stage.run().then(() => (ended = 'resolved'), (err: Error) => (ended = `rejected: ${err.message}`));
+  try {
+    await waitFor('every message applied after the rejoin', async () => {
+      if (ended) throw new Error(`the stage ended: ${ended}`);
+      return stage.rejoins >= 1 && applied.size === 20 && [...active.values()].every((n) => n === 0);
+    }, 60000);
+    assert.deepEqual(overlaps, [], 'a partition applied by the old and the new consumer at the same time');
+  } finally {
+    await stage.stop();
+    await run;
+    await kafka.close();
+    await deleteTopics(prefix);
+  }
+});

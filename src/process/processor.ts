@@ -277,17 +277,29 @@ export class ConsumerStage {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: this.o.concurrency ?? 3,
-        eachBatch: (payload) => this.onBatch(payload),
+        eachBatch: (payload) => this.tracked(this.onBatch(payload)),
       });
       if ((await ended) === 'stopped' || this.stopping) return;
       this.rejoins++;
-      log.warn({ groupId, rejoins: this.rejoins }, 'consumer.rejoin: the group no longer knew this member (a batch outlasted the session, or the coordinator moved); joining again from the committed offsets');
+      log.warn({ groupId, rejoins: this.rejoins, inFlight: this.inFlight.size }, 'consumer.rejoin: the group no longer knew this member (a batch outlasted the session, or the coordinator moved); joining again from the committed offsets');
       await consumer.disconnect().catch(() => undefined);
+      // Batches of other partitions may still be applying on the old consumer (kafkajs stopped without
+      // waiting for them). The new one fetches from the committed offsets: one partition applied by two
+      // consumers at once would apply its changes out of order (a row back after its delete).
+      await Promise.allSettled([...this.inFlight]);
     }
   }
 
   /** Times the group lost this member and the stage joined again with a new consumer. */
   rejoins = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  private tracked(p: Promise<void>): Promise<void> {
+    this.inFlight.add(p);
+    const done = () => this.inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
 
   private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;

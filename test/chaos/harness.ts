@@ -78,6 +78,8 @@ export interface ChaosReport {
   extraKeys: string[];
   appliedTwiceVisible: number;
   appliedTwiceKeys: string[];
+  /** For the first of those keys: every write the target logged for it, in order (op + version), e.g. `I1 U2 D3 U4 D4`. */
+  appliedTwiceHistory: Record<string, string>;
   /** Row writes the target committed (a trigger logs each), per table. */
   targetWrites: number;
   targetWritesByTable: Record<string, number>;
@@ -443,6 +445,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     // ---- applied twice with a visible effect: a version going backwards, or a row back after its delete
     const twice: string[] = [];
+    const history = new Map<string, string[]>();
     let targetWrites = 0;
     const writesByTable: Record<string, number> = {};
     for (const [p, s] of Object.entries(SCHEMAS)) {
@@ -452,6 +455,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       for (const r of rows) {
         writesByTable[`${s}.${r.tbl}`] = (writesByTable[`${s}.${r.tbl}`] ?? 0) + 1;
         const k = `${s}.${r.tbl}:${r.id}`;
+        if (r.tbl === 'accounts') {
+          let h = history.get(k);
+          if (!h) history.set(k, (h = []));
+          h.push(`${r.op}${r.version}`);
+        }
         const st = seen.get(k);
         if (r.op === 'D') {
           seen.set(k, { max: Math.max(st?.max ?? 0, r.version), deleted: true });
@@ -506,6 +514,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       extraKeys: cmp.extra.slice(0, 50),
       appliedTwiceVisible: twice.length,
       appliedTwiceKeys: twice.slice(0, 50),
+      appliedTwiceHistory: Object.fromEntries([...new Set(twice.slice(0, 10).map((t) => t.slice(0, t.indexOf(' '))))].map((k) => [k, (history.get(k) ?? ['(not an accounts row: not kept)']).join(' ')])),
       targetWrites,
       targetWritesByTable: writesByTable,
       tables: cmp.tables,
@@ -516,7 +525,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     };
     if (report.lost > 0) problems.push(`${report.lost} rows lost or different: ${report.lostKeys.slice(0, 10).join(', ')}`);
     if (report.extra > 0) problems.push(`${report.extra} rows on the target the source does not have: ${report.extraKeys.slice(0, 10).join(', ')}`);
-    if (report.appliedTwiceVisible > 0) problems.push(`${report.appliedTwiceVisible} writes applied twice with a visible effect: ${report.appliedTwiceKeys.slice(0, 10).join(', ')}`);
+    if (report.appliedTwiceVisible > 0) {
+      problems.push(`${report.appliedTwiceVisible} writes applied twice with a visible effect: ${report.appliedTwiceKeys.slice(0, 10).join(', ')}`);
+      for (const [k, h] of Object.entries(report.appliedTwiceHistory)) problems.push(`  target writes of ${k}: ${h}`);
+    }
     if (report.deadLettered.unexpected.length > 0) problems.push(`unexpected dead letters: ${report.deadLettered.unexpected.map((u) => `${u.count}× ${u.reason}`).join('; ')}`);
     report.ok = problems.length === 0;
     if (o.reportDir) {
