@@ -283,9 +283,9 @@ export class ConsumerStage {
       this.rejoins++;
       log.warn({ groupId, rejoins: this.rejoins, inFlight: this.inFlight.size }, 'consumer.rejoin: the group no longer knew this member (a batch outlasted the session, or the coordinator moved); joining again from the committed offsets');
       await consumer.disconnect().catch(() => undefined);
-      // Batches of other partitions may still be applying on the old consumer (kafkajs stopped without
-      // waiting for them). The new one fetches from the committed offsets: one partition applied by two
-      // consumers at once would apply its changes out of order (a row back after its delete).
+      // Batches of other partitions could still be applying on the old consumer (kafkajs has so far
+      // always finished them before it stops; this does not rely on it). The new one fetches from the
+      // committed offsets: a partition applied by two consumers at once would apply out of order.
       await Promise.allSettled([...this.inFlight]);
     }
   }
