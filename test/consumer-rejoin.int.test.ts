@@ -18,13 +18,18 @@ import type { Pending } from '../src/sink/applier.js';
 import { DeadLetters } from '../src/sink/dead-letters.js';
 import { deleteTopics, sleep, uid, waitFor } from './helpers.js';
 
-test('a consumer the group dropped during a long batch joins again and finishes from the committed offsets', async () => {
+/** A fresh topic of `partitions` partitions holding messages 0 – 19 (message i on partition i % partitions). */
+async function twentyMessages(partitions: number): Promise<{ prefix: string; kafka: KafkaClient; topic: string; groupId: string }> {
   const prefix = uid();
-  const kafka = new KafkaClient({ brokers: ['127.0.0.1:9092'], clientId: `t-${prefix}`, partitions: 1, replicationFactor: 1, retentionDays: 1 }, rootLogger.child({ stage: 'kafka' }));
+  const kafka = new KafkaClient({ brokers: ['127.0.0.1:9092'], clientId: `t-${prefix}`, partitions, replicationFactor: 1, retentionDays: 1 }, rootLogger.child({ stage: 'kafka' }));
   const topic = `${prefix}.rejoin.in`;
-  const groupId = `${prefix}.rejoin`;
-  await kafka.ensureTopics([topic], { partitions: 1 });
-  await kafka.send(Array.from({ length: 20 }, (_, i) => ({ topic, key: Buffer.from(`k${i}`), value: Buffer.from(String(i)) })));
+  await kafka.ensureTopics([topic], { partitions });
+  await kafka.send(Array.from({ length: 20 }, (_, i) => ({ topic, partition: i % partitions, key: Buffer.from(`k${i}`), value: Buffer.from(String(i)) })));
+  return { prefix, kafka, topic, groupId: `${prefix}.rejoin` };
+}
+
+test('a consumer the group dropped during a long batch joins again and finishes from the committed offsets', async () => {
+  const { prefix, kafka, topic, groupId } = await twentyMessages(1);
 
   const applied: number[] = [];
   let slowOnce = true;
@@ -73,12 +78,7 @@ test('a consumer the group dropped during a long batch joins again and finishes 
 });
 
 test('after a rejoin no partition is applied by two consumers at once: batches still in flight on the old one finish first', async () => {
-  const prefix = uid();
-  const kafka = new KafkaClient({ brokers: ['127.0.0.1:9092'], clientId: `t-${prefix}`, partitions: 2, replicationFactor: 1, retentionDays: 1 }, rootLogger.child({ stage: 'kafka' }));
-  const topic = `${prefix}.rejoin.in`;
-  const groupId = `${prefix}.rejoin`;
-  await kafka.ensureTopics([topic], { partitions: 2 });
-  await kafka.send(Array.from({ length: 20 }, (_, i) => ({ topic, partition: i % 2, key: Buffer.from(`k${i}`), value: Buffer.from(String(i)) })));
+  const { prefix, kafka, topic, groupId } = await twentyMessages(2);
 
   const active = new Map<number, number>();
   const overlaps: string[] = [];
