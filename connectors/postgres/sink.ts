@@ -34,8 +34,8 @@
  * Failures: a poison error (constraint violation, bad value: SQLSTATE classes 22/23) rolls the batch
  * back and re-runs it in one transaction with deferred constraints made immediate, bisecting under
  * SAVEPOINTs, each table's records apart (a table without a bad record is written in one step):
- * good halves commit, a failing half is split again until the single bad records are found; each is returned in `failed` with a poison SynclineError naming table, key and
- * constraint/detail. Retriable errors (connection, deadlock, serialization, shutdown) and fatal
+ * good halves commit, a failing half is split again until the single bad records are found; each
+ * is returned in `failed` with a poison SynclineError naming table, key and constraint/detail. Retriable errors (connection, deadlock, serialization, shutdown) and fatal
  * errors (missing table, unknown column without autoEvolve, permissions) are thrown.
  *
  * Column-type hints for autoEvolve: writeBatch(batch, { columnTypes: Map<table, { column: sqlType }> });
@@ -382,12 +382,7 @@ export class PostgresSink implements Sink {
    * bad record are written in one step and the search covers only the failing table's records.
    */
   private async isolate(client: pg.PoolClient, prepared: Prepared[], failed: FailedRecord[]): Promise<void> {
-    const byTable = new Map<string, Prepared[]>();
-    for (const p of prepared) {
-      let l = byTable.get(p.table);
-      if (!l) byTable.set(p.table, (l = []));
-      l.push(p);
-    }
+    const byTable = byTableOf(prepared);
     if (byTable.size > 1) {
       for (const part of byTable.values()) await this.bisect(client, part, failed);
       return;
@@ -485,12 +480,7 @@ export class PostgresSink implements Sink {
 
   /** Statements for a contiguous run of prepared records, in apply order. */
   private plan(records: Prepared[]): Stmt[] {
-    const byTable = new Map<string, Prepared[]>();
-    for (const p of records) {
-      let l = byTable.get(p.table);
-      if (!l) byTable.set(p.table, (l = []));
-      l.push(p);
-    }
+    const byTable = byTableOf(records);
     const stmts: Stmt[] = [];
     for (const [table, all] of byTable) {
       const meta = this.meta.get(table)!;
@@ -762,6 +752,17 @@ export class PostgresSink implements Sink {
     client.off('error', onError);
     client.release();
   }
+}
+
+/** Records by table, each table's in their order (tables in order of first appearance). */
+function byTableOf(records: Prepared[]): Map<string, Prepared[]> {
+  const byTable = new Map<string, Prepared[]>();
+  for (const p of records) {
+    let l = byTable.get(p.table);
+    if (!l) byTable.set(p.table, (l = []));
+    l.push(p);
+  }
+  return byTable;
 }
 
 function safeKeyString(key: Row | null | undefined): string {
