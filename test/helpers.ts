@@ -194,8 +194,12 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Chil
   return child;
 }
 
-/** Read every message of a topic (from the beginning up to the current end). */
-export async function readTopic(topic: string): Promise<{ key: Buffer | null; value: Buffer | null; headers: Record<string, string>; partition: number; offset: string }[]> {
+/**
+ * Read every message of a topic (from the beginning up to the current end). A topic written in
+ * transactions (the apply topic) has commit markers among its offsets, so the offsets do not say
+ * how many messages there are: `transactional` reads until nothing more came for 1.5 s.
+ */
+export async function readTopic(topic: string, opts: { transactional?: boolean } = {}): Promise<{ key: Buffer | null; value: Buffer | null; headers: Record<string, string>; partition: number; offset: string }[]> {
   const kafka = new Kafka({ brokers: ['127.0.0.1:9092'], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
@@ -208,13 +212,25 @@ export async function readTopic(topic: string): Promise<{ key: Buffer | null; va
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await new Promise<void>((resolve) => {
+    let last = Date.now();
+    if (opts.transactional) {
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        last = Date.now();
+        const idle = setInterval(() => {
+          if (Date.now() - last < 1500) return;
+          clearInterval(idle);
+          resolve();
+        }, 100);
+      });
+    }
     void consumer.run({
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
         out.push({ key: message.key, value: message.value, headers, partition, offset: message.offset });
-        if (out.length >= total) resolve();
+        last = Date.now();
+        if (out.length >= total && !opts.transactional) resolve();
       },
     });
   });

@@ -399,13 +399,14 @@ export class VersionState {
   }
 
   /**
-   * Record that `partition` delivered the end-of-snapshot marker at `pos` for `table`; returns how
-   * many distinct partitions have (a set per marker, kept 7 days; redeliveries count once).
+   * Record that the end-of-snapshot marker at `pos` for `table` arrived by way of `from` (a
+   * partition, or change-topic/apply-topic partitions); returns by how many distinct ways it has (a
+   * set per marker, kept 7 days; redeliveries count once).
    */
-  async markSnapshotEnd(table: string, pos: string, partition: number): Promise<number> {
+  async markSnapshotEnd(table: string, pos: string, from: string): Promise<number> {
     const k = `${this.base}s:${table}:${pos}`;
     try {
-      const r = await this.redis.multi().sadd(k, String(partition)).expire(k, 7 * 86400).scard(k).exec();
+      const r = await this.redis.multi().sadd(k, from).expire(k, 7 * 86400).scard(k).exec();
       return Number(r?.[2]?.[1] ?? 0);
     } catch (err) {
       throw this.wrap(err, `version state: snapshot end of ${table}`);

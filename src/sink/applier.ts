@@ -37,6 +37,7 @@ import type { VersionCommit, VersionEntry, VersionState } from '../process/versi
 import { conflictDiff, olderThanTarget, type Choice, type Conflict, type Resolver } from './conflicts.js';
 import { deadLetterId, type DeadLetter, type DeadLetters } from './dead-letters.js';
 import { keyString, type Sink, type SinkRecord, type TargetRows, type WriteResult } from './sink.js';
+import { TableGates } from './table-gates.js';
 
 export interface Pending {
   record: SinkRecord;
@@ -345,10 +346,30 @@ export class Applier {
     return out;
   }
 
+  /**
+   * Copies of one truncate reach consumers of several partitions at once, each also writing rows
+   * of the table. A truncate runs alone on its table in this process (TableGates): the next copy
+   * sees the watermark the first set instead of truncating again after the first's partition
+   * applied rows inserted after it, and a write of a change older than the truncate that read its
+   * state before the truncate ran is dropped rather than written after it (applyFresh).
+   * Across sink processes this is not ensured (docs/reliability.md).
+   */
   private async truncate(p: Pending): Promise<void> {
+    const release = await this.gates.truncate(p.record.table);
+    try {
+      await this.truncateOnce(p);
+    } finally {
+      release();
+    }
+  }
+
+  private readonly gates = new TableGates();
+
+  private async truncateOnce(p: Pending): Promise<void> {
     const r = p.record;
-    // A truncate reaches every partition of the table's topic (and may be redelivered or replayed):
-    // only the first copy runs; a later one would remove rows applied after it from other partitions.
+    // A truncate reaches every partition of the table's topic (split: of the apply topic too; and
+    // may be redelivered or replayed): only the first copy runs; a later one would remove rows
+    // applied after it from other partitions.
     // The watermark in Redis, or the one this applier set (a dry run writes none to Redis).
     const stored = await this.state.truncatedAt(r.table);
     const here = this.truncatedHere.get(r.table);
@@ -366,18 +387,22 @@ export class Applier {
   }
 
   /**
-   * End of a table's snapshot. Once every partition of the table's topic delivered it (so every
-   * snapshot row is applied), keys whose stored position is older than the snapshot were not in it:
-   * their source rows were deleted while no slot recorded it (a dropped slot, re-snapshotted). They
-   * are deleted on the target through the normal path. Keys syncline has no state for are left alone.
+   * End of a table's snapshot. Once every partition of the table's topic delivered it (split: by
+   * way of every partition of the apply topic), every snapshot row is applied, and keys whose stored
+   * position is older than the snapshot were not in it: their source rows were deleted while no
+   * slot recorded it (a dropped slot, an interrupted snapshot done again). They are deleted on the
+   * target through the normal path. Keys syncline has no state for are left alone.
    */
   private async sweep(p: Pending, opts: ApplyOptions): Promise<void> {
     const r = p.record;
     // A control record, not a change: counted apart (the deletes it leads to count as applied).
     this.stats.control++;
     if (!this.o.partitionsOf || !r.keyColumns || r.keyColumns.length === 0) return;
-    const n = await this.o.partitionsOf(r.origin.topic);
-    if ((await this.state.markSnapshotEnd(r.table, r.position, r.origin.partition)) < n) return;
+    // Every partition of the change topic delivers the marker; in a split deployment the processor
+    // passes each on to every partition of the apply topic (r.copy), and all of those copies count.
+    const n = (await this.o.partitionsOf(r.origin.topic)) * (r.copy?.of ?? 1);
+    const from = r.copy ? `${r.origin.partition}/${r.copy.partition}` : String(r.origin.partition);
+    if ((await this.state.markSnapshotEnd(r.table, r.position, from)) < n) return;
     const cutoff = r.position.slice(0, r.position.indexOf(':') + 1) + '00000000'; // the snapshot rows' own position
     const keys = await this.state.keysBefore(r.table, cutoff);
     if (keys.length === 0) return;
@@ -445,10 +470,25 @@ export class Applier {
 
     // 1. Stale records (not newer than the stored position) are no-ops, except in replay, where the
     //    record at exactly the stored position is checked against the target (verify).
+    //    A truncate this process ran since the state was read counts too (see truncate()).
+    const release = await this.gates.write(new Set(batch.map((p) => p.record.table)));
+    try {
+      await this.applyFresh(batch, cks, initial, opts);
+    } finally {
+      release();
+    }
+  }
+
+  private async applyFresh(batch: Pending[], cks: string[], initial: Map<string, KeyState>, opts: ApplyOptions): Promise<void> {
     const candidates: Pending[] = [];
     const verify = new Set<Pending>();
     batch.forEach((p, i) => {
       const st = initial.get(cks[i]!)!;
+      const truncated = this.truncatedHere.get(p.record.table);
+      if (truncated !== undefined && p.record.position <= truncated) {
+        this.stats.skippedStale++;
+        return;
+      }
       if (st.pos !== null && p.record.position <= st.pos) {
         if (opts.verifyTarget && p.record.position === st.pos && st.parked === null) {
           verify.add(p);

@@ -4,9 +4,15 @@
  * one key stays on one partition (per-key order). Values are JSON with tagged types for what JSON
  * cannot hold exactly: {"$n":"123"} bigint, {"$b":"base64"} bytes, {"$f":"NaN"} non-finite floats.
  * The original change message bytes travel along so dead letters keep them.
+ *
+ * Keyless control records (a truncate, the end of a table's snapshot) go to every partition, each
+ * copy saying which one it is (SinkRecord.copy). By key they would all land on one partition, and
+ * its consumer would act on them while the consumers of the others may still be applying what came
+ * before them (a sweep deleting rows whose re-snapshot rows wait there) or have already applied what
+ * came after (a truncate wiping rows inserted after it).
  */
 import type { Row } from '../core/envelope.js';
-import { classifyNetworkError, poison } from '../core/errors.js';
+import { classifyNetworkError, fatal, poison, retriable } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { Producer } from 'kafkajs';
 import type { BatchOrigin } from '../process/processor.js';
@@ -19,6 +25,14 @@ export function encodePending(p: Pending): { key: Buffer; value: Buffer } {
     key: Buffer.from(p.record.table + '\u0000' + keyString(p.record.key)),
     value: Buffer.from(stringifyTagged({ v: 1, record: p.record, raw: { key: p.raw.key, value: p.raw.value } })),
   };
+}
+
+export interface ApplyMessage {
+  topic: string;
+  key: Buffer;
+  value: Buffer;
+  /** Set for the copies of a control record; a change goes where its key hashes. */
+  partition?: number;
 }
 
 export function decodePending(value: Buffer | null): Pending {
@@ -42,15 +56,36 @@ export function decodePending(value: Buffer | null): Pending {
 export class ApplyTopicWriter {
   private producer?: Producer;
   private turn: Promise<unknown> = Promise.resolve();
+  private partitions = 0;
 
   constructor(private readonly kafka: KafkaClient, readonly topic: string, private readonly opts: { transactionalId?: string } = {}) {}
 
   async ensure(): Promise<void> {
     await this.kafka.ensureTopics([this.topic]);
+    this.partitions = await this.kafka.partitionCount(this.topic);
+    if (this.partitions < 1) throw retriable('APPLY_TOPIC_METADATA', `apply topic ${this.topic}: the broker reports no partitions for it yet`);
+  }
+
+  /** The messages for a batch: a change by its key, a control record once per partition. */
+  private messages(batch: Pending[]): ApplyMessage[] {
+    if (this.partitions < 1) throw fatal('APPLY_TOPIC_NOT_READY', `apply topic ${this.topic}: ensure() must run before apply() (its partition count is not known)`);
+    const out: ApplyMessage[] = [];
+    for (const p of batch) {
+      const op = p.record.op;
+      if (op !== 'truncate' && op !== 'sweep') {
+        out.push({ topic: this.topic, ...encodePending(p) });
+        continue;
+      }
+      for (let partition = 0; partition < this.partitions; partition++) {
+        const copy: Pending = { record: { ...p.record, copy: { partition, of: this.partitions } }, raw: p.raw };
+        out.push({ topic: this.topic, partition, ...encodePending(copy) });
+      }
+    }
+    return out;
   }
 
   async apply(batch: Pending[], origin?: BatchOrigin): Promise<'committed' | undefined> {
-    const messages = batch.map((p) => ({ topic: this.topic, ...encodePending(p) }));
+    const messages = this.messages(batch);
     if (!this.opts.transactionalId || !origin) {
       await this.kafka.send(messages);
       return undefined;
@@ -61,7 +96,7 @@ export class ApplyTopicWriter {
     return 'committed';
   }
 
-  private async inTransaction(messages: { topic: string; key: Buffer; value: Buffer }[], origin: BatchOrigin): Promise<void> {
+  private async inTransaction(messages: ApplyMessage[], origin: BatchOrigin): Promise<void> {
     if (!this.producer) {
       // Back-to-back transactions: the broker answers the next one's first send with
       // CONCURRENT_TRANSACTIONS while it finishes the previous commit (a few ms). kafkajs's first retry
@@ -78,7 +113,7 @@ export class ApplyTopicWriter {
     const tx = await this.producer.transaction();
     try {
       // At most ~512 KB per request (see KafkaClient.send), all in the one transaction.
-      let chunk: { key: Buffer; value: Buffer }[] = [];
+      let chunk: Omit<ApplyMessage, 'topic'>[] = [];
       let bytes = 0;
       for (const m of messages) {
         if (bytes + m.value.length > 512 * 1024 && chunk.length > 0) {
@@ -86,7 +121,7 @@ export class ApplyTopicWriter {
           chunk = [];
           bytes = 0;
         }
-        chunk.push({ key: m.key, value: m.value });
+        chunk.push(m.partition === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition });
         bytes += m.value.length + m.key.length;
       }
       if (chunk.length > 0) await tx.send({ topic: this.topic, messages: chunk, acks: -1 });

@@ -40,6 +40,12 @@ export interface SinkRecord {
   keyColumns?: string[];
   /** Where the change came from, for dead-letter headers. */
   origin: { topic: string; partition: number; offset: string };
+  /**
+   * A control record (truncate, sweep) in the apply topic of a split deployment: the processor
+   * writes one copy to every partition (`of` of them), this one to `partition`, so each sink
+   * consumer meets it after the records that came before it (see ApplyTopicWriter).
+   */
+  copy?: { partition: number; of: number };
 }
 
 export interface FailedRecord {

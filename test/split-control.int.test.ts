@@ -1,0 +1,137 @@
+/**
+ * Control records in a split deployment (capture + processor in one runtime, the sink in another,
+ * the apply topic between them). The sink consumes the apply topic's partitions concurrently, so a
+ * record that acts on a whole table must reach every partition after what came before it there:
+ *  - the end of a re-snapshot: its sweep (deleting target rows the snapshot did not see) must wait
+ *    for the snapshot rows of every partition, or it deletes rows whose fresh copies are still queued;
+ *  - a truncate: each partition's consumer must meet it before the rows inserted after it, or the
+ *    truncate wipes rows another partition already applied.
+ * To make the order visible, a target row lock holds back one apply-topic partition's batch while the
+ * others go on. Before the processor wrote these records to every partition, both tests failed:
+ * all copies hashed by their (empty) key to one partition, whose consumer acted alone.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { Partitioners } from 'kafkajs';
+import { topics } from '../src/core/kafka.js';
+import { decodePending } from '../src/sink/apply-topic.js';
+import { keyStringOf } from '../src/sink/sink.js';
+import type { Applier } from '../src/sink/applier.js';
+import { PG, checksum, readTopic, sleep, sql, startRuntime, testEnv, waitFor, type TestEnv } from './helpers.js';
+
+const P = 'items-sync';
+const TABLE = 'public.items';
+const DDL = `create table items (id int primary key, v text not null, updated_at timestamptz not null default clock_timestamp())`;
+const PARTITIONS = 3; // testEnv's kafka.partitions
+
+/** The apply-topic partition kafkajs's default partitioner gives a record key (see encodePending). */
+const partitioner = Partitioners.DefaultPartitioner();
+const partitionOf = (key: string): number =>
+  partitioner({ topic: 'apply', partitionMetadata: [...Array(PARTITIONS).keys()].map((partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] })), message: { key: Buffer.from(key), value: null } });
+const rowPartition = (id: number) => partitionOf(`${TABLE}\u0000${keyStringOf([id])}`);
+/** Where a keyless record (truncate, end of snapshot) goes by its key. */
+const keylessPartition = partitionOf(`${TABLE}\u0000${keyStringOf([])}`);
+
+async function records(env: TestEnv) {
+  return (await readTopic(topics.apply(env.prefix, P), { transactional: true })).map((m) => ({ partition: m.partition, record: decodePending(m.value).record }));
+}
+
+const converged = async (env: TestEnv) => {
+  const [s, d] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
+  return s.md5 === d.md5 && s.count === d.count;
+};
+
+/** Wait for the target to equal the source; if it does not, say what it holds. */
+async function convergeOrExplain(env: TestEnv, what: string, applier: Applier): Promise<void> {
+  await waitFor(what, () => converged(env), 30_000, 300).catch(async (e: Error) => {
+    const rows = (await sql(env.targetDb, `select v, count(*)::int n, min(id) lo, max(id) hi from items group by v order by v`)).rows;
+    throw new Error(`${e.message}; target rows by value: ${JSON.stringify(rows)}; sink stats: ${JSON.stringify(applier.stats)}`);
+  });
+}
+
+/** 300 rows synced by a split deployment (its sink runtime stopped again); env.runtimes[0] is capture + process. */
+async function splitItems(t: TestContext): Promise<TestEnv> {
+  // Lock waits and retries of the held-back batch must not dead-letter it.
+  const env = await testEnv([{ name: P, tables: [{ source: TABLE }] }], { retry: { retries: 30, initialDelayMs: 100, maxDelayMs: 500 } });
+  t.after(() => env.cleanup());
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  await sql(env.sourceDb, `insert into items (id, v) select g, 'seed' from generate_series(1, 300) g`);
+  await startRuntime(env, ['capture', 'process']);
+  const sink = await startRuntime(env, ['sink']);
+  await waitFor('the split pipeline to converge', () => converged(env), 60_000, 300);
+  await sink.rt.stop();
+  // The test's partitioner agrees with where the rows went.
+  const seen = (await records(env)).filter((r) => r.record.op === 'upsert');
+  assert.ok(seen.length >= 300);
+  for (const r of seen) assert.equal(r.partition, rowPartition(Number(r.record.key.id)), `row ${String(r.record.key.id)} is on the partition its key hashes to`);
+  return env;
+}
+
+/** Hold a row lock on the target until release(): writes of that row's partition wait behind it. */
+async function lockTargetRow(t: TestContext, env: TestEnv, id: number): Promise<{ release(): Promise<void> }> {
+  const c = new pg.Client({ ...PG, database: env.targetDb });
+  c.on('error', () => undefined); // cleanup drops the database under a client a failed test left open
+  await c.connect();
+  t.after(() => c.end().catch(() => undefined));
+  await c.query('begin');
+  await c.query('select * from items where id = $1 for update', [id]);
+  return { release: () => c.query('rollback').then(() => c.end()) };
+}
+
+test('split deployment: the sweep at the end of a re-snapshot waits for every apply-topic partition', async (t) => {
+  const env = await splitItems(t);
+  const up = env.runtimes[0]!;
+  await up.stop();
+  // The slot is dropped while nothing runs; meanwhile one row changes and one is deleted.
+  const held = [...Array(300).keys()].map((i) => i + 1).find((id) => rowPartition(id) !== keylessPartition)!;
+  const gone = [...Array(300).keys()].map((i) => i + 1).find((id) => id !== held && rowPartition(id) === rowPartition(held))!;
+  await sql('postgres', `select pg_drop_replication_slot($1)`, [env.slot(P)]);
+  await sql(env.sourceDb, `update items set v = 'changed while the slot was gone', updated_at = clock_timestamp() where id = $1`, [held]);
+  await sql(env.sourceDb, `delete from items where id = $1`, [gone]);
+
+  await startRuntime(env, ['capture', 'process']);
+  await waitFor('the re-snapshot and its end on every change-topic partition in the apply topic', async () => {
+    const sweeps = (await records(env)).filter((r) => r.record.op === 'sweep');
+    const last = sweeps.map((r) => r.record.position).sort().at(-1);
+    return new Set(sweeps.filter((r) => r.record.position === last && last > sweeps[0]!.record.position).map((r) => r.record.origin.partition)).size === PARTITIONS;
+  }, 60_000, 500);
+
+  // The changed row's partition is held back; the others (and the keyless records' own) go on.
+  const lock = await lockTargetRow(t, env, held);
+  const sink = await startRuntime(env, ['sink']);
+  const applier = sink.rt.pipelines[0]!.applier!;
+  await waitFor('the sink to reach an end-of-snapshot marker', async () => applier.stats.control > 0, 30_000, 50);
+  await sleep(1500);
+  await lock.release();
+
+  await convergeOrExplain(env, 'the target to converge after the re-snapshot', applier);
+  assert.equal((await sql(env.targetDb, `select count(*)::int n from items where id = $1`, [gone])).rows[0].n, 0, 'the row deleted while the slot was gone is deleted on the target');
+  assert.equal(applier.stats.swept, 1, 'the sweep deleted exactly the row the re-snapshot did not find');
+});
+
+test('split deployment: a truncate reaches every apply-topic partition before the rows inserted after it', async (t) => {
+  const env = await splitItems(t);
+  // A change before the truncate on the keyless records' partition: its write is held back there.
+  const held = [...Array(300).keys()].map((i) => i + 1).find((id) => rowPartition(id) === keylessPartition)!;
+  await sql(env.sourceDb, `update items set v = 'before the truncate', updated_at = clock_timestamp() where id = $1`, [held]);
+  await sql(env.sourceDb, `truncate items`);
+  await sql(env.sourceDb, `insert into items (id, v) select g, 'after the truncate' from generate_series(1001, 1100) g`);
+  const elsewhere = [...Array(100).keys()].map((i) => i + 1001).filter((id) => rowPartition(id) !== keylessPartition).length;
+  assert.ok(elsewhere > 0, 'some rows inserted after the truncate are on other partitions');
+  await waitFor('the truncate and the inserts in the apply topic', async () => {
+    const rs = await records(env);
+    return rs.some((r) => r.record.op === 'truncate') && rs.filter((r) => r.record.op === 'upsert' && Number(r.record.key.id) > 1000).length === 100;
+  }, 60_000, 500);
+
+  const lock = await lockTargetRow(t, env, held);
+  const sink = await startRuntime(env, ['sink']);
+  const applier = sink.rt.pipelines[0]!.applier!;
+  await waitFor('the sink to take in the inserts', async () => applier.stats.received >= 101, 30_000, 50);
+  await sleep(1500);
+  await lock.release();
+
+  await convergeOrExplain(env, 'the target to hold exactly the rows inserted after the truncate', applier);
+  assert.equal((await sql(env.targetDb, `select count(*)::int n from items`)).rows[0].n, 100);
+});
