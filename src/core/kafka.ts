@@ -53,7 +53,11 @@ const MAX_REQUEST_BYTES = 512 * 1024;
 /** max.message.bytes of the topics syncline creates: one change (a row with large values) may be big. */
 const TOPIC_MAX_MESSAGE_BYTES = String(16 * 1024 * 1024);
 
-/** Run a kafkajs admin call that reads its metadata cache, again when a concurrent refresh made it throw a TypeError. */
+/**
+ * Run a kafkajs admin call that reads its metadata cache, again when a concurrent refresh made it
+ * throw a TypeError (listTopics: "Cannot destructure property 'topicMetadata'", seen in the chaos
+ * runs: it stopped capture, whose start ensures its topics).
+ */
 async function pastMetadataRace<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -146,7 +150,7 @@ export class KafkaClient {
     const wanted = names.filter((n) => !this.known.has(n));
     if (wanted.length === 0) return;
     const admin = await this.getAdmin();
-    const existing = new Set(await admin.listTopics());
+    const existing = new Set(await pastMetadataRace(() => admin.listTopics()));
     const missing = wanted.filter((n) => !existing.has(n));
     if (missing.length > 0) {
       const retentionMs = String(this.settings.retentionDays * 24 * 3600 * 1000);
@@ -168,7 +172,7 @@ export class KafkaClient {
       })
         .catch(async (err: unknown) => {
           // Another client (or stage of this process) may have created them concurrently.
-          const now = new Set(await admin.listTopics());
+          const now = new Set(await pastMetadataRace(() => admin.listTopics()));
           if (missing.some((n) => !now.has(n))) throw classifyNetworkError(err, `cannot create topics ${missing.join(', ')}`);
         });
       this.log.info({ topics: missing }, 'topics.ensured');
@@ -196,7 +200,7 @@ export class KafkaClient {
 
   async partitionCount(topic: string): Promise<number> {
     const admin = await this.getAdmin();
-    const md = await admin.fetchTopicMetadata({ topics: [topic] });
+    const md = await pastMetadataRace(() => admin.fetchTopicMetadata({ topics: [topic] }));
     return md.topics[0]?.partitions.length ?? 0;
   }
 
