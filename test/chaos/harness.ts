@@ -18,7 +18,9 @@
  * process; Kafka stopped and restarted; Redis killed and restarted (state lost); target and source
  * PostgreSQL restarted; the target unreachable (30 s; less in quick runs); the target slow (latency);
  * poison messages written straight into a change topic (garbage bytes, unknown schema id, a missing
- * key).
+ * key); a replication slot dropped (the pipelines in turn: its capture killed, the slot dropped, the
+ * process started again re-snapshots under the workload, and its end-of-snapshot sweep deletes what
+ * the source deleted meanwhile; the fault lasts until the pipeline's consumers caught up with it).
  *
  * Verdict: every table compared row by row with the source (lost = keys missing or different;
  * extra = keys the source does not have), "applied twice with a visible effect" = a target row going
@@ -42,7 +44,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const FAULTS = [
   'kill-capture', 'kill-process', 'kill-sink', 'kill-all-in-one', 'kafka-restart', 'redis-restart',
-  'target-pg-restart', 'source-pg-restart', 'target-unreachable', 'target-slow', 'poison',
+  'target-pg-restart', 'source-pg-restart', 'target-unreachable', 'target-slow', 'poison', 'slot-drop',
 ] as const;
 export type Fault = (typeof FAULTS)[number];
 
@@ -347,6 +349,65 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       await sleep(downMs);
       await stack('start', svc);
     };
+    /**
+     * Kill the pipeline's capture, drop its slot, start it again (it re-snapshots), and wait until
+     * the new slot streams and the pipeline's consumers committed past everything the re-snapshot
+     * produced: a later fault then meets a settled pipeline, as after the other faults.
+     */
+    const dropSlot = async (pipeline: PipelineName) => {
+      const p = proc(pipeline === 'chaos-split' ? 'capture' : 'all-in-one');
+      const slot = `${prefix}_${SCHEMAS[pipeline]}`;
+      const until = async (what: string, ok: () => Promise<boolean>) => {
+        for (const end = Date.now() + 300_000; !(await ok().catch(() => false)); await sleep(1000)) {
+          if (Date.now() > end) throw new Error(`slot-drop of ${pipeline}: ${what} did not happen within 300 s`);
+        }
+      };
+      // The walsender that created the slot holds it during the snapshot too; it streams only after.
+      const streaming = async () =>
+        ['catchup', 'streaming'].includes((await q(PORTS.src, 'postgres', 'select r.state from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid where s.slot_name = $1', [slot])).rows[0]?.state);
+      await until('the slot streaming (a snapshot done) before the drop', streaming);
+      p.stopping = true;
+      const exited = p.child && p.child.exitCode === null ? new Promise((r) => p.child!.once('exit', r)) : Promise.resolve();
+      p.child?.kill('SIGKILL');
+      await exited;
+      for (let i = 0; ; i++) {
+        try {
+          await q(PORTS.src, 'postgres', 'select pg_drop_replication_slot($1)', [slot]); // its walsender lets go in a moment
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code === '42704') break; // gone already (the kill interrupted something that dropped it)
+          if (i >= 60) throw err;
+          await sleep(500);
+        }
+      }
+      p.stopping = false;
+      p.restarts++;
+      spawnProc(p);
+      await until('the re-snapshot', streaming);
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        // Committed past the ends seen now (a transactional topic ends with a commit marker: one short).
+        const caughtUp = async (group: string, topics: string[], marker: number) => {
+          const ends = new Map<string, number>();
+          for (const t of topics) for (const e of await admin.fetchTopicOffsets(t)) ends.set(`${t}/${e.partition}`, Math.max(0, Number(e.high) - marker));
+          await until(`group ${group} catching up`, async () => {
+            for (const c of await admin.fetchOffsets({ groupId: group, topics })) {
+              for (const e of c.partitions) {
+                const end = ends.get(`${c.topic}/${e.partition}`) ?? 0;
+                if (end > 0 && Number(e.offset) < end) return false; // -1: nothing committed yet
+              }
+            }
+            return true;
+          });
+        };
+        const cdc = TABLES.map((t) => `${prefix}.cdc.${SCHEMAS[pipeline]}.${t}`);
+        await caughtUp(`${prefix}.${pipeline}.processor`, cdc, 0);
+        if (pipeline === 'chaos-split') await caughtUp(`${prefix}.${pipeline}.sink`, [`${prefix}.apply.${pipeline}`], 1);
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    };
     const inject = async (f: Fault) => {
       faultsDone[f] = (faultsDone[f] ?? 0) + 1;
       log(`fault: ${f}`);
@@ -376,6 +437,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           await sleep(Math.min(20000, o.outageMs));
           proxy.latencyMs = 0;
           return;
+        case 'slot-drop':
+          return dropSlot((faultsDone[f]! % 2 === 1 ? 'chaos-split' : 'chaos-all') as PipelineName);
         case 'poison': {
           const producer = kafka.producer();
           await producer.connect();
