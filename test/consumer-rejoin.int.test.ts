@@ -1,12 +1,14 @@
 /**
- * A consumer stage whose member the group coordinator dropped (a batch took longer than the session
- * timeout, so no heartbeat reached the broker) joins again and goes on from the committed offsets,
- * instead of stopping the stage (and with it the process). Found by the chaos run: after a slow
- * isolation pass, the commit at the end of the batch failed with "The coordinator is not aware of
- * this member", kafkajs stopped the consumer for good and the whole process exited.
- *
- * Real broker, real group coordinator; the slow batch is an output that takes 9 s once (the
- * session timeout is 6 s, the broker's minimum).
+ * Group membership around long batches, on a real broker and group coordinator (session timeout
+ * 6 s, the broker's minimum):
+ *  - a batch that takes longer than the session while the process is alive (a slow target, a long
+ *    isolation pass) keeps the membership: the stage heartbeats while it applies. Found by the chaos
+ *    run: a re-snapshot's rejected rows took a minute per batch to isolate, the coordinator dropped
+ *    the member each time, and the batch was done again from the start, for ever;
+ *  - a member the coordinator dropped anyway (the process stalled: no heartbeat could be sent) joins
+ *    again and goes on from the committed offsets, instead of stopping the stage (and with it the
+ *    process: kafkajs stops the consumer for good when a commit inside a batch fails with "The
+ *    coordinator is not aware of this member").
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +30,44 @@ async function twentyMessages(partitions: number): Promise<{ prefix: string; kaf
   return { prefix, kafka, topic, groupId: `${prefix}.rejoin` };
 }
 
-test('a consumer the group dropped during a long batch joins again and finishes from the committed offsets', async () => {
+/** Block the event loop (a stalled process: GC, CPU starvation): not even a heartbeat goes out. */
+function stall(ms: number): void {
+  for (const end = Date.now() + ms; Date.now() < end; );
+}
+
+test('a batch longer than the session keeps the membership: the stage heartbeats while it applies', async () => {
+  const { prefix, kafka, topic, groupId } = await twentyMessages(1);
+  const applied: number[] = [];
+  let slowOnce = true;
+  const decode: Decoder = async (m: KafkaMessage) => ({ n: Number(m.value!.toString()) }) as unknown as Pending;
+  const stage = new ConsumerStage({
+    groupId, topics: [topic], kafka, decode, dlq: new DeadLetters(kafka, prefix, 'rejoin'), log: rootLogger.child({ stage: 'test' }),
+    sessionTimeoutMs: 6000,
+    output: {
+      async apply(batch) {
+        if (slowOnce) {
+          slowOnce = false;
+          await sleep(10_000);
+        }
+        for (const p of batch) applied.push((p as unknown as { n: number }).n);
+      },
+    },
+  });
+  const run = stage.run();
+  try {
+    await waitFor('every message applied', async () => new Set(applied).size === 20, 60000);
+    await sleep(2000); // a refused commit would show as a rejoin and the batch applied again
+    assert.equal(stage.rejoins, 0, 'the member was not dropped');
+    assert.equal(applied.length, 20, 'no message applied twice');
+  } finally {
+    await stage.stop();
+    await run;
+    await kafka.close();
+    await deleteTopics(prefix);
+  }
+});
+
+test('a consumer the group dropped during a stalled batch joins again and finishes from the committed offsets', async () => {
   const { prefix, kafka, topic, groupId } = await twentyMessages(1);
 
   const applied: number[] = [];
@@ -42,7 +81,7 @@ test('a consumer the group dropped during a long batch joins again and finishes 
       async apply(batch) {
         if (slowOnce) {
           slowOnce = false;
-          await sleep(9000); // no heartbeat for longer than the session: the coordinator drops the member
+          stall(9000); // no heartbeat for longer than the session: the coordinator drops the member
         }
         for (const p of batch) applied.push((p as unknown as { n: number }).n);
       },
@@ -83,7 +122,9 @@ test('after a rejoin no partition is applied by two consumers at once: batches s
   const active = new Map<number, number>();
   const overlaps: string[] = [];
   const applied = new Set<number>();
-  const slow = new Map([[0, 8000], [1, 14000]]); // both outlast the 6 s session; partition 1's batch ends well after the rejoin
+  // Partition 0's batch stalls the process past the 6 s session (the member is dropped); partition 1's
+  // is merely slow and ends well after the rejoin.
+  const slow = new Map([[0, 8000], [1, 14000]]);
   const decode: Decoder = async (m: KafkaMessage, _topic: string, partition: number) => ({ n: Number(m.value!.toString()), partition }) as unknown as Pending;
   const stage = new ConsumerStage({
     groupId, topics: [topic], kafka, decode, dlq: new DeadLetters(kafka, prefix, 'rejoin'), log: rootLogger.child({ stage: 'test' }),
@@ -97,7 +138,8 @@ test('after a rejoin no partition is applied by two consumers at once: batches s
           const ms = slow.get(part);
           if (ms) {
             slow.delete(part);
-            await sleep(ms);
+            if (part === 0) stall(ms);
+            else await sleep(ms);
           }
           for (const p of batch) applied.add((p as unknown as { n: number }).n);
         } finally {

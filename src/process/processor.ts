@@ -225,6 +225,9 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
  * generation. kafkajs rejoins on most, but one raised by a commit or heartbeat inside a batch reaches
  * its retrier wrapped as non-retriable and stops the consumer for good.
  */
+/** How often a batch still applying heartbeats (the consumers' heartbeatInterval, see KafkaClient.consumer). */
+const HEARTBEAT_EVERY_MS = 3000;
+
 const MEMBERSHIP_LOST = new Set(['UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'REBALANCE_IN_PROGRESS']);
 export function membershipLost(err: unknown): boolean {
   for (let e = err as { type?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
@@ -355,6 +358,12 @@ export class ConsumerStage {
     const last = batch.messages[batch.messages.length - 1]!;
     const next = (BigInt(last.offset) + 1n).toString();
     let outcome: unknown;
+    // A batch may take longer than the group session (a slow target, isolating many bad rows, a
+    // long retry): without heartbeats meanwhile the coordinator drops this member, the commit is
+    // refused, and the batch is done again from the start — for ever, if it always takes that long
+    // (found by the chaos run: a re-snapshot's CHECK-rejected rows, 60 s of isolation per batch).
+    // kafkajs sends at most one per heartbeatInterval; a failed one is left to the commit to report.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
     try {
       outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
     } catch (err) {
@@ -363,6 +372,8 @@ export class ConsumerStage {
         return;
       }
       throw err; // retriable (Redis, Kafka): kafkajs retries the batch from the uncommitted offset
+    } finally {
+      clearInterval(beat);
     }
     resolveOffset(last.offset); // the fetch position moves on only for resolved offsets
     if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
