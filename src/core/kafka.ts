@@ -48,6 +48,9 @@ export interface OutMessage {
   control?: boolean;
 }
 
+/** The consumers' heartbeat interval; a batch still applying heartbeats this often too (ConsumerStage). */
+export const CONSUMER_HEARTBEAT_MS = 3000;
+
 /** Most bytes of messages sent in one produce request (see send()). */
 const MAX_REQUEST_BYTES = 512 * 1024;
 /** max.message.bytes of the topics syncline creates: one change (a row with large values) may be big. */
@@ -134,7 +137,7 @@ export class KafkaClient {
       groupId,
       allowAutoTopicCreation: false,
       sessionTimeout: opts.sessionTimeoutMs ?? 30000,
-      heartbeatInterval: 3000,
+      heartbeatInterval: CONSUMER_HEARTBEAT_MS,
       // Bounded fetches: a fetched batch is decoded whole (and up to 3 partitions at once), so its size
       // is what a consumer holds in memory; 1 MB per partition is ≈ 10,000 narrow changes, enough for
       // full batches (a larger message still arrives, alone). 4 MB / 10 MB doubled the replay's peak RSS.

@@ -27,7 +27,7 @@ import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping }
 import { DECIDED_HEADER, eventPosition, position } from '../core/envelope.js';
 import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
-import { topics } from '../core/kafka.js';
+import { CONSUMER_HEARTBEAT_MS, topics } from '../core/kafka.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 
 /**
@@ -225,9 +225,6 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
  * generation. kafkajs rejoins on most, but one raised by a commit or heartbeat inside a batch reaches
  * its retrier wrapped as non-retriable and stops the consumer for good.
  */
-/** How often a batch still applying heartbeats (the consumers' heartbeatInterval, see KafkaClient.consumer). */
-const HEARTBEAT_EVERY_MS = 3000;
-
 const MEMBERSHIP_LOST = new Set(['UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'REBALANCE_IN_PROGRESS']);
 export function membershipLost(err: unknown): boolean {
   for (let e = err as { type?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
@@ -363,7 +360,7 @@ export class ConsumerStage {
     // refused, and the batch is done again from the start — for ever, if it always takes that long
     // (found by the chaos run: a re-snapshot's CHECK-rejected rows, 60 s of isolation per batch).
     // kafkajs sends at most one per heartbeatInterval; a failed one is left to the commit to report.
-    const beat = setInterval(() => void heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), CONSUMER_HEARTBEAT_MS);
     try {
       outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
     } catch (err) {
