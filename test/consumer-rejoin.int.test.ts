@@ -35,10 +35,15 @@ function stall(ms: number): void {
   for (const end = Date.now() + ms; Date.now() < end; );
 }
 
-test('a batch longer than the session keeps the membership: the stage heartbeats while it applies', async () => {
+/**
+ * A stage on a fresh one-partition topic of twenty messages (6 s session) whose first batch runs
+ * `slow` before it applies; `applied` lists the message numbers as applied, redeliveries included.
+ */
+async function stageWithOneSlowBatch(slow: () => Promise<void> | void) {
   const { prefix, kafka, topic, groupId } = await twentyMessages(1);
   const applied: number[] = [];
   let slowOnce = true;
+  // The stage's decoder and output interfaces; what they carry is the message's number.
   const decode: Decoder = async (m: KafkaMessage) => ({ n: Number(m.value!.toString()) }) as unknown as Pending;
   const stage = new ConsumerStage({
     groupId, topics: [topic], kafka, decode, dlq: new DeadLetters(kafka, prefix, 'rejoin'), log: rootLogger.child({ stage: 'test' }),
@@ -47,12 +52,17 @@ test('a batch longer than the session keeps the membership: the stage heartbeats
       async apply(batch) {
         if (slowOnce) {
           slowOnce = false;
-          await sleep(10_000);
+          await slow();
         }
         for (const p of batch) applied.push((p as unknown as { n: number }).n);
       },
     },
   });
+  return { prefix, kafka, topic, groupId, applied, stage };
+}
+
+test('a batch longer than the session keeps the membership: the stage heartbeats while it applies', async () => {
+  const { prefix, kafka, applied, stage } = await stageWithOneSlowBatch(() => sleep(10_000));
   const run = stage.run();
   try {
     await waitFor('every message applied', async () => new Set(applied).size === 20, 60000);
@@ -68,25 +78,8 @@ test('a batch longer than the session keeps the membership: the stage heartbeats
 });
 
 test('a consumer the group dropped during a stalled batch joins again and finishes from the committed offsets', async () => {
-  const { prefix, kafka, topic, groupId } = await twentyMessages(1);
-
-  const applied: number[] = [];
-  let slowOnce = true;
-  // The stage's decoder and output interfaces; what they carry is the message's number.
-  const decode: Decoder = async (m: KafkaMessage) => ({ n: Number(m.value!.toString()) }) as unknown as Pending;
-  const stage = new ConsumerStage({
-    groupId, topics: [topic], kafka, decode, dlq: new DeadLetters(kafka, prefix, 'rejoin'), log: rootLogger.child({ stage: 'test' }),
-    sessionTimeoutMs: 6000,
-    output: {
-      async apply(batch) {
-        if (slowOnce) {
-          slowOnce = false;
-          stall(9000); // no heartbeat for longer than the session: the coordinator drops the member
-        }
-        for (const p of batch) applied.push((p as unknown as { n: number }).n);
-      },
-    },
-  });
+  // No heartbeat for longer than the session: the coordinator drops the member.
+  const { prefix, kafka, topic, groupId, applied, stage } = await stageWithOneSlowBatch(() => stall(9000));
   let ended: string | undefined;
   const run = stage.run().then(() => (ended = 'resolved'), (err: Error) => (ended = `rejected: ${err.message}`));
   try {

@@ -32,6 +32,8 @@ const partitionOf = (key: string): number =>
 const rowPartition = (id: number) => partitionOf(`${TABLE}\u0000${keyStringOf([id])}`);
 /** Where a keyless record (truncate, end of snapshot) goes by its key. */
 const keylessPartition = partitionOf(`${TABLE}\u0000${keyStringOf([])}`);
+/** ids from, from + 1, … (n of them). */
+const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
 async function records(env: TestEnv) {
   return (await readTopic(topics.apply(env.prefix, P), { transactional: true })).map((m) => ({ partition: m.partition, record: decodePending(m.value).record }));
@@ -85,8 +87,8 @@ test('split deployment: the sweep at the end of a re-snapshot waits for every ap
   const up = env.runtimes[0]!;
   await up.stop();
   // The slot is dropped while nothing runs; meanwhile one row changes and one is deleted.
-  const held = [...Array(300).keys()].map((i) => i + 1).find((id) => rowPartition(id) !== keylessPartition)!;
-  const gone = [...Array(300).keys()].map((i) => i + 1).find((id) => id !== held && rowPartition(id) === rowPartition(held))!;
+  const held = ids(1, 300).find((id) => rowPartition(id) !== keylessPartition)!;
+  const gone = ids(1, 300).find((id) => id !== held && rowPartition(id) === rowPartition(held))!;
   await sql('postgres', `select pg_drop_replication_slot($1)`, [env.slot(P)]);
   await sql(env.sourceDb, `update items set v = 'changed while the slot was gone', updated_at = clock_timestamp() where id = $1`, [held]);
   await sql(env.sourceDb, `delete from items where id = $1`, [gone]);
@@ -114,11 +116,11 @@ test('split deployment: the sweep at the end of a re-snapshot waits for every ap
 test('split deployment: a truncate reaches every apply-topic partition before the rows inserted after it', async (t) => {
   const env = await splitItems(t);
   // A change before the truncate on the keyless records' partition: its write is held back there.
-  const held = [...Array(300).keys()].map((i) => i + 1).find((id) => rowPartition(id) === keylessPartition)!;
+  const held = ids(1, 300).find((id) => rowPartition(id) === keylessPartition)!;
   await sql(env.sourceDb, `update items set v = 'before the truncate', updated_at = clock_timestamp() where id = $1`, [held]);
   await sql(env.sourceDb, `truncate items`);
   await sql(env.sourceDb, `insert into items (id, v) select g, 'after the truncate' from generate_series(1001, 1100) g`);
-  const elsewhere = [...Array(100).keys()].map((i) => i + 1001).filter((id) => rowPartition(id) !== keylessPartition).length;
+  const elsewhere = ids(1001, 100).filter((id) => rowPartition(id) !== keylessPartition).length;
   assert.ok(elsewhere > 0, 'some rows inserted after the truncate are on other partitions');
   await waitFor('the truncate and the inserts in the apply topic', async () => {
     const rs = await records(env);
