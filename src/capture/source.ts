@@ -117,21 +117,15 @@ export async function inspectTables(client: pg.Client, tables: TableConfig[], pi
 export async function ensurePublication(client: pg.Client, publication: string, tables: SourceTable[], conn?: PgConnection): Promise<void> {
   const list = tables.map((t) => quoteTable(t.schema, t.table)).join(', ');
   try {
-    const exists = await client.query(`select 1 from pg_publication where pubname = $1`, [publication]);
-    if (exists.rowCount === 0) {
-      await client.query(`create publication ${quoteIdent(publication)} for table ${list}`);
-      return;
-    }
-    const have = await client.query<{ schemaname: string; tablename: string }>(
-      `select schemaname, tablename from pg_publication_tables where pubname = $1`,
-      [publication],
-    );
-    const present = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
-    const missing = tables.filter((t) => !present.has(`${t.schema}.${t.table}`));
-    if (missing.length > 0) {
-      await client.query(`alter publication ${quoteIdent(publication)} add table ${missing.map((t) => quoteTable(t.schema, t.table)).join(', ')}`);
-    }
+    // Several processes may start at once on the same source (a capture and its restart, the
+    // pipelines of one database): the check and the create run under one transaction-scoped
+    // advisory lock on the name, so the second waits and then finds the publication.
+    await client.query('begin');
+    await client.query(`select pg_advisory_xact_lock(hashtext('syncline.publication'), hashtext($1))`, [publication]);
+    await ensureLocked(client, publication, tables, list);
+    await client.query('commit');
   } catch (err) {
+    await client.query('rollback').catch(() => undefined);
     const where = conn ? ` in database ${conn.database} as user ${conn.user} (${conn.host}:${conn.port})` : '';
     const e = classifyPgError(err, `cannot create or update publication ${publication}${where}`);
     if ((err as { code?: string }).code !== '42501') throw e;
@@ -141,6 +135,24 @@ export async function ensurePublication(client: pg.Client, publication: string, 
       `(or ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE … for tables added later), ` +
       `or ${user} owns the tables and may create publications: ALTER TABLE … OWNER TO ${user}; GRANT CREATE ON DATABASE ${conn ? quoteIdent(conn.database) : '…'} TO ${user};`;
     throw e;
+  }
+}
+
+/** The check and the create or add, with the advisory lock held. */
+async function ensureLocked(client: pg.Client, publication: string, tables: SourceTable[], list: string): Promise<void> {
+  const exists = await client.query(`select 1 from pg_publication where pubname = $1`, [publication]);
+  if (exists.rowCount === 0) {
+    await client.query(`create publication ${quoteIdent(publication)} for table ${list}`);
+    return;
+  }
+  const have = await client.query<{ schemaname: string; tablename: string }>(
+    `select schemaname, tablename from pg_publication_tables where pubname = $1`,
+    [publication],
+  );
+  const present = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
+  const missing = tables.filter((t) => !present.has(`${t.schema}.${t.table}`));
+  if (missing.length > 0) {
+    await client.query(`alter publication ${quoteIdent(publication)} add table ${missing.map((t) => quoteTable(t.schema, t.table)).join(', ')}`);
   }
 }
 
