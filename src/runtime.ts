@@ -151,7 +151,7 @@ export class Runtime {
         kafka: this.kafka, codec: this.codec, log: stageLogger(name, 'capture'),
         // Two-way sync: the peer's writes into our source are not changes to carry back.
         skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
-        decidedOrigins: p.peer ? [republishOriginOf(prefix, p.peer) + ':'] : [],
+        decidedOrigins: p.peer ? (['delete', 'update'] as const).map((over) => ({ prefix: republishOriginOf(prefix, p.peer!, over) + ':', over })) : [],
       });
       h.capture = capture;
       this.running.push(this.guard(name, 'capture', capture.run()));

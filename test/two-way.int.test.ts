@@ -139,3 +139,40 @@ test('A deletes rows while B updates them: both sides agree on the later change 
   t.diagnostic(`conflicts a→b=${sAB.conflicts} b→a=${sBA.conflicts}; applied a→b=${sAB.applied} b→a=${sBA.applied}`);
   assert.ok(sAB.conflicts >= 50 && sBA.conflicts >= 50, 'every pair of changes met as a conflict on both sides');
 });
+
+test('a row kept over an update is not written back where that side deleted it later: the later delete wins on both', async (t) => {
+  const { A, B, h, same } = await twoWay(t, 10);
+  const X = 5;
+  const at = async (db: string) => (await sql(db, `select id from items where id = $1`, [X])).rowCount;
+  // Locks set the order: b→a meets B's update while A's newer one is committed (it keeps A's row
+  // and re-publishes it, kept over an update), and a→b meets that re-published row only after B
+  // deleted the row, later than both updates.
+  await withClient(A, (a) => withClient(B, async (b) => {
+    await a.query('begin');
+    await a.query(`select id from items where id = $1 for update`, [X]); // b→a's locked read of X waits
+    await sql(B, `update items set name = 'B first', updated_at = clock_timestamp() where id = $1`, [X]);
+    await b.query('begin');
+    await b.query(`select id from items where id = $1 for update`, [X]); // a→b's locked read of X waits
+    const captured = h('a-to-b').capture!.stats.changes;
+    await a.query(`update items set name = 'A second', updated_at = clock_timestamp() where id = $1`, [X]);
+    await a.query('commit');
+    // A's capture reads A's update and the row b→a re-published.
+    await waitFor("A's update and b→a's re-published row captured", async () => h('a-to-b').capture!.stats.changes >= captured + 2, 30000);
+    await b.query(`delete from items where id = $1`, [X]);
+    await b.query('commit');
+  }));
+  await waitFor('A and B identical', same, 60000).catch(async (err) => {
+    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
+  });
+  assert.equal(await at(A), 0, "A: B's delete, the latest change, removed the row");
+  assert.equal(await at(B), 0, 'B: the row was not written back over its delete');
+  const sAB = h('a-to-b').applier!.stats;
+  const sBA = h('b-to-a').applier!.stats;
+  t.diagnostic(`conflicts a→b=${sAB.conflicts} b→a=${sBA.conflicts}; applied a→b=${sAB.applied} b→a=${sBA.applied}`);
+  assert.ok(sBA.conflicts >= 1, "b→a met A's newer row as a conflict");
+  assert.ok(sAB.conflicts >= 2, "a→b deferred both A's update and the re-published row to B's delete");
+  const applied = () => sAB.applied + sBA.applied;
+  const before = applied();
+  await sleep(3000);
+  assert.equal(applied(), before, 'no writes after convergence');
+});

@@ -52,9 +52,10 @@
  * Two-way sync (ctx.origin): every session of the pool is tagged with a replication origin
  * `<origin>:<n>` (the first n not active in another session; created if missing), so the
  * transactions it commits carry that origin in the WAL and the peer's capture skips them.
- * republish() re-emits rows (UPDATE ... SET key = key) from a session tagged `<origin>/republish:<n>`,
- * which the peer's capture does not skip but marks as the outcome of this pipeline's conflict
- * resolution (see src/sink/applier.ts). Origins persist in the cluster (pg_replication_origin) and
+ * republish() re-emits rows (UPDATE ... SET key = key) from a session tagged `<origin>/republish:<n>`
+ * (rows kept over a delete) or `<origin>/republish-update:<n>` (kept over an update), which the
+ * peer's capture does not skip but marks as the outcome of this pipeline's conflict resolution
+ * (see src/sink/applier.ts). Origins persist in the cluster (pg_replication_origin) and
  * are reused by name.
  *
  * Observability: `stats.queries` counts every round trip, `onQuery` sees every statement;
@@ -64,7 +65,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { Row } from '../../src/core/envelope.js';
+import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
 import { classifyPgError, fatal, poison, SynclineError } from '../../src/core/errors.js';
 import { columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from '../../src/core/pgtypes.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
@@ -153,7 +154,8 @@ export class PostgresSink implements Sink {
   private readonly origin?: string;
   /** Sessions already tagged with a replication origin. */
   private readonly tagged = new WeakSet<pg.PoolClient>();
-  private republishPool?: pg.Pool;
+  /** One session per kind of re-published row (its replication origin says which, see republishOrigin). */
+  private readonly republishPools = new Map<Decided, pg.Pool>();
   private readonly pipeline: string;
 
   constructor(
@@ -212,7 +214,7 @@ export class PostgresSink implements Sink {
 
   async close(): Promise<void> {
     await this.pool.end();
-    await this.republishPool?.end();
+    for (const pool of this.republishPools.values()) await pool.end();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -308,19 +310,20 @@ export class PostgresSink implements Sink {
     return this.report(failed);
   }
 
-  /** Re-emit rows as changes the peer carries back: UPDATE ... SET k = k from a session tagged `<origin>/republish:<n>`. */
-  async republish(table: string, keys: Row[]): Promise<void> {
+  /** Re-emit rows as changes the peer carries back: UPDATE ... SET k = k from a session tagged `republishOrigin(origin, over):<n>`. */
+  async republish(table: string, keys: Row[], over: Decided): Promise<void> {
     if (keys.length === 0) return;
     if (!this.meta.has(table)) await this.loadMeta([table]);
     const meta = this.meta.get(table)!;
     const keyCols = Object.keys(keys[0]!);
     const params = keys.map((k) => keyCols.map((c) => toParam(k[c] ?? null)));
-    const pool = (this.republishPool ??= new pg.Pool(this.poolConfig(1, 'republish')));
+    let pool = this.republishPools.get(over);
+    if (!pool) this.republishPools.set(over, (pool = new pg.Pool(this.poolConfig(1, 'republish'))));
     const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
     let client: pg.PoolClient | undefined;
     try {
       client = await pool.connect();
-      await this.tagSession(client, `${this.origin}/republish`);
+      await this.tagSession(client, republishOrigin(this.origin!, over));
       for (const p of keyPredicate(meta, keyCols, params)) await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${p.text}`, p.params);
       client.release();
     } catch (err) {

@@ -21,7 +21,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../core/envelope.js';
-import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt } from '../core/envelope.js';
+import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt, type Decided } from '../core/envelope.js';
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { kafkaPartition } from '../core/kafkajs-patch.js';
@@ -60,9 +60,9 @@ export interface CaptureOptions {
   /**
    * Two-way sync: transactions whose replication origin name starts with one of these are rows the
    * peer re-published after its conflict resolution kept them; their changes carry the
-   * `syncline.peer-decided` header (see DECIDED_HEADER).
+   * `syncline.peer-decided` header with what they were kept over (see DECIDED_HEADER).
    */
-  decidedOrigins?: string[];
+  decidedOrigins?: { prefix: string; over: Decided }[];
 }
 
 export interface CaptureStats {
@@ -123,7 +123,7 @@ export class Capture {
   /** Last position each change-topic partition held at start (resume), for alreadyProduced(). */
   private readonly produced = new Map<string, Map<number, string>>();
   private readonly partitions = new Map<string, number>();
-  private tx: { commitLsn: string; xid: number; tsMs: number; idx: number; skip?: boolean; decided?: boolean } | null = null;
+  private tx: { commitLsn: string; xid: number; tsMs: number; idx: number; skip?: boolean; decided?: Decided } | null = null;
   private watermark = 0n; // confirmed LSN we may report
   private lastServerLsn = 0n;
   private stopped = false;
@@ -355,7 +355,7 @@ export class Capture {
       const pos = eventPosition(e);
       if (this.alreadyProduced(st.topic, partition, pos)) return;
       msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
-      if (this.tx?.decided) msg.headers = { [DECIDED_HEADER]: '1' };
+      if (this.tx?.decided) msg.headers = { [DECIDED_HEADER]: this.tx.decided };
     } catch (err) {
       // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
       this.stats.deadLettered++;
@@ -640,7 +640,10 @@ export class Capture {
         // Sent after 'begin' for a transaction committed by a session with a replication origin.
         const name = (msg as { originName?: string }).originName ?? '';
         if (this.tx && this.opts.skipOrigins?.some((p) => name.startsWith(p))) this.tx.skip = true;
-        else if (this.tx && this.opts.decidedOrigins?.some((p) => name.startsWith(p))) this.tx.decided = true;
+        else if (this.tx) {
+          const d = this.opts.decidedOrigins?.find((o) => name.startsWith(o.prefix));
+          if (d) this.tx.decided = d.over;
+        }
         return;
       }
       case 'relation': {

@@ -81,8 +81,24 @@ export function eventPosition(e: ChangeEvent): string {
 }
 
 /**
- * Kafka header ('1') of a change that the two-way peer re-published because its conflict resolution
- * kept that row: the outcome of a decision taken with both versions in view, written even where
- * the target lacks the row (see the Applier's two-way rules).
+ * Kafka header of a change that the two-way peer re-published because its conflict resolution
+ * kept that row. Its value says what the row was kept over (Decided); the Applier's two-way rules
+ * read it where the target lacks the row.
  */
 export const DECIDED_HEADER = 'syncline.peer-decided';
+
+/**
+ * What a re-published row was kept over, on the side it is carried to:
+ * - 'delete': that side's delete of the row. The decision saw the delete's time, so the row is
+ *   written there even though the row is missing.
+ * - 'update': an update from that side. If the row is missing there when it arrives, that side
+ *   deleted it after the decision; the peer decides that delete when it reaches it, so the row is
+ *   not written back over it.
+ * Headers of earlier versions ('1') meant 'delete'.
+ */
+export type Decided = 'delete' | 'update';
+
+export const decidedOf = (header: string): Decided => (header === 'update' ? 'update' : 'delete');
+
+/** Replication origin (prefix, before `:<n>`) of a pipeline's re-published rows, by what they were kept over. */
+export const republishOrigin = (origin: string, over: Decided): string => `${origin}/${over === 'update' ? 'republish-update' : 'republish'}`;

@@ -14,7 +14,8 @@ export interface ConnectorContext {
   /**
    * Two-way sync: tag every write with this origin (PostgreSQL: replication origins named
    * `<origin>:<n>`), so the peer pipeline's capture can skip it, and republish()'s writes with
-   * `<origin>/republish` (`<origin>/republish:<n>`), so the peer's capture marks them as decided.
+   * `republishOrigin(origin, over)` (`<origin>/republish:<n>` for rows kept over a delete,
+   * `<origin>/republish-update:<n>` over an update), so the peer's capture marks them as decided.
    */
   origin?: string;
 }

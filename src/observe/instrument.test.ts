@@ -29,13 +29,13 @@ test('TimedSink keeps the optional capabilities of the sink it wraps (locked con
       calls.push(`write ${out.length}`);
       return { failed: [] };
     },
-    republish: async (table: string, keys: Row[]) => void calls.push(`republish ${table} ${keys.length}`),
+    republish: async (table: string, keys: Row[], over: string) => void calls.push(`republish ${table} ${keys.length} ${over}`),
   };
   const timed = new TimedSink(guarded, metrics, 'p');
   assert.ok(timed.writeGuarded && timed.republish);
   await timed.writeGuarded({ reads: new Map(), decide: async () => [{} as SinkRecord] });
-  await timed.republish('public.t', [{ id: 1 }]);
-  assert.deepEqual(calls, ['read', 'write 1', 'republish public.t 1']);
+  await timed.republish('public.t', [{ id: 1 }], 'update');
+  assert.deepEqual(calls, ['read', 'write 1', 'republish public.t 1 update']);
   const text = await metrics.registry.metrics();
   assert.match(text, /syncline_sink_round_trip_seconds_count\{pipeline="p",kind="read",outcome="ok"\} 1/);
   assert.match(text, /syncline_sink_round_trip_seconds_count\{pipeline="p",kind="write",outcome="ok"\} 1/);

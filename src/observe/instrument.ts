@@ -10,7 +10,7 @@
  * Each one only measures and passes everything (results, errors) through unchanged.
  */
 import { errorCode, errorKind } from '../core/errors.js';
-import type { Row } from '../core/envelope.js';
+import type { Decided, Row } from '../core/envelope.js';
 import type { BatchOrigin, Decoder, Output, StaleProbe } from '../process/processor.js';
 import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../process/version-state.js';
 import type { ApplyObserver, Pending } from '../sink/applier.js';
@@ -40,7 +40,7 @@ async function timed<T>(fn: () => Promise<T>, observe: (s: number, outcome: 'ok'
 export class TimedSink implements Sink {
   /** Present exactly when the inner sink has them: the applier and two-way sync test for them. */
   writeGuarded?: (g: GuardedWrite) => Promise<WriteResult>;
-  republish?: (table: string, keys: Row[]) => Promise<void>;
+  republish?: (table: string, keys: Row[], over: Decided) => Promise<void>;
 
   constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {
     if (inner.writeGuarded) {
@@ -61,7 +61,7 @@ export class TimedSink implements Sink {
         });
       };
     }
-    if (inner.republish) this.republish = (table, keys) => this.inner.republish!(table, keys);
+    if (inner.republish) this.republish = (table, keys, over) => this.inner.republish!(table, keys, over);
   }
 
   connect(): Promise<void> {

@@ -24,7 +24,7 @@ import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
 import { decodePending } from '../sink/apply-topic.js';
 import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
-import { DECIDED_HEADER, eventPosition, position } from '../core/envelope.js';
+import { DECIDED_HEADER, decidedOf, eventPosition, position } from '../core/envelope.js';
 import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
 import { CONSUMER_HEARTBEAT_MS, topics } from '../core/kafka.js';
@@ -153,7 +153,8 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
   };
   const finish = async (m: KafkaMessage, topic: string, partition: number, e: ChangeEvent, mapping: TableMapping, key: Row | null, mappedKey: Row | undefined, position: string): Promise<Pending> => {
     const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false, mappedKey, position });
-    if (m.headers?.[DECIDED_HEADER] !== undefined) record.decided = true;
+    const decided = m.headers?.[DECIDED_HEADER];
+    if (decided !== undefined) record.decided = decidedOf(String(decided));
     if (record.op === 'upsert') {
       const id = m.value!.readInt32BE(1);
       const ck = topic + '\u0000' + id;

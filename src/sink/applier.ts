@@ -28,7 +28,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
-import type { Row } from '../core/envelope.js';
+import type { Decided, Row } from '../core/envelope.js';
 import { errorCode, errorKind, errorMessage, poison, SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
@@ -189,7 +189,8 @@ interface Plan {
   letters: DeadLetter[];
   /** Keys to park: ck → head conflict id. */
   park: Map<string, { table: string; key: string; id: string }>;
-  republish: Map<string, Row[]>;
+  /** Rows kept by a conflict, to re-publish: by table and what they were kept over. */
+  republish: Map<string, { table: string; over: Decided; keys: Row[] }>;
   conflicts: { table: string; strategy: string; outcome: ConflictOutcome }[];
   unchanged: number;
   repaired: Set<Pending>;
@@ -559,7 +560,7 @@ export class Applier {
       for (const pl of plans) for (const [sig, names] of pl.sigs) await this.state.registerColumns(sig, names);
       await this.state.commitMany(commits);
       if (this.o.republish && this.sink.republish) {
-        for (const pl of plans) for (const [table, keys] of pl.republish) await this.sink.republish(table, keys);
+        for (const pl of plans) for (const { table, keys, over } of pl.republish.values()) await this.sink.republish(table, keys, over);
       }
       if (opts.consumer) await this.state.clearIntents(opts.consumer);
     });
@@ -696,10 +697,13 @@ export class Applier {
       // Two-way: an update of a row the target lacks means the row was deleted there on its own,
       // whatever the state says (it may be lost, or the key may never have synced this way). Only the
       // peer pipeline sees that delete and its time, so latest-timestamp leaves the target as it is
-      // and lets the peer decide: if the row wins there, the peer re-publishes it as decided, and
-      // a decided row is written here even over the missing one.
+      // and lets the peer decide: if the row wins over that delete there, the peer re-publishes it
+      // as decided over a delete, and such a row is written here even over the missing one. A row
+      // the peer kept over an update from here is not: missing now, it was deleted here after that
+      // decision, and the peer decides that delete when it reaches it (written back, the row would
+      // outlive a later delete on this side only).
       const deletedThere = this.o.republish === true && k.read && k.target === null && r.op === 'upsert' && r.update === true;
-      if (deletedThere) conflict = r.decided !== true;
+      if (deletedThere) conflict = r.decided !== 'delete';
       const deferred = conflict && deletedThere && cfg.strategy === 'latest-timestamp';
       // latest-timestamp compares every change with the target row, conflict or not: a change older
       // than the target's row never takes it back (a redelivery after Redis lost the state, say).
@@ -730,9 +734,11 @@ export class Applier {
           const baseline = k.target === null ? DELETED : (targetHashOver(baseCols) ?? '');
           commit(baseline, k.target, baseCols);
           if (k.target !== null) {
-            let l = plan.republish.get(r.table);
-            if (!l) plan.republish.set(r.table, (l = []));
-            l.push(r.key);
+            const over: Decided = r.op === 'delete' ? 'delete' : 'update';
+            const rk = over + '\u0000' + r.table;
+            let l = plan.republish.get(rk);
+            if (!l) plan.republish.set(rk, (l = { table: r.table, over, keys: [] }));
+            l.keys.push(r.key);
           }
           this.log.info({ table: r.table, position: r.position, strategy: cfg.strategy, ...(deferred ? { deferredToPeer: true } : {}) }, 'conflict.resolved.target');
           break;
@@ -784,7 +790,7 @@ export class Applier {
       const hash = target === null ? DELETED : columnSig(cols) + ':' + rowHash(pick(target, cols));
       if (target !== null && cols.length > 0) await this.state.registerColumns(columnSig(cols), cols);
       await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? target : undefined }]);
-      if (this.o.republish && this.sink.republish && target !== null) await this.sink.republish(r.table, [r.key]);
+      if (this.o.republish && this.sink.republish && target !== null) await this.sink.republish(r.table, [r.key], r.op === 'delete' ? 'delete' : 'update');
       return true;
     }
     const rec: SinkRecord = choice === 'merged' ? { ...r, op: 'upsert', values: { ...merged!, ...r.key }, keep: [], hash: null } : r;

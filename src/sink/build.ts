@@ -15,6 +15,7 @@ import { applyObserver, ObservedDeadLetters, TimedSink, TimedVersionState } from
 import { VersionState } from '../process/version-state.js';
 import { DlqStore } from '../dlq/store.js';
 import { fatal } from '../core/errors.js';
+import { republishOrigin, type Decided } from '../core/envelope.js';
 import { Applier } from './applier.js';
 import { loadResolveFn, makeResolver, type Resolver } from './conflicts.js';
 import { DeadLetters } from './dead-letters.js';
@@ -39,7 +40,7 @@ export interface SinkDeps {
 /** Replication origin prefix of a pipeline's writes (two-way sync): syncline:<topicPrefix>:<pipeline>. */
 export const originOf = (prefix: string, pipeline: string) => `syncline:${prefix}:${pipeline}`;
 /** Replication origin prefix of a pipeline's re-published rows (a sink's republish(), see ConnectorContext.origin). */
-export const republishOriginOf = (prefix: string, pipeline: string) => `${originOf(prefix, pipeline)}/republish`;
+export const republishOriginOf = (prefix: string, pipeline: string, over: Decided) => republishOrigin(originOf(prefix, pipeline), over);
 
 /** The conflict settings of each target table of a pipeline, and the resolvers (custom modules loaded). */
 export async function conflictPolicy(config: SynclineConfig, name: string, p: PipelineConfig): Promise<{ conflictFor: (t: string) => ConflictConfig; resolverFor: (t: string) => Resolver }> {

@@ -3,7 +3,7 @@
  * nothing is written anywhere — no target write, no Redis write, no dead letter — and what would
  * have happened is counted by the Applier as usual.
  */
-import type { Row } from '../core/envelope.js';
+import type { Decided, Row } from '../core/envelope.js';
 import { VersionState, type VersionCommit } from '../process/version-state.js';
 import { DeadLetters, type DeadLetter } from './dead-letters.js';
 import type { GuardedWrite, Sink, SinkRecord, TargetRows, WriteResult } from './sink.js';
@@ -22,7 +22,7 @@ export class DryRunSink implements Sink {
     await g.decide(rows);
     return { failed: [] };
   }
-  async republish(_table: string, _keys: Row[]): Promise<void> {}
+  async republish(_table: string, _keys: Row[], _over: Decided): Promise<void> {}
   readRows(table: string, keys: Row[]): Promise<Map<string, Row>> {
     return this.inner.readRows(table, keys);
   }

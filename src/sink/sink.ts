@@ -8,7 +8,7 @@
  * committed in the target; a record listed in `failed` left no effect. Writes must be idempotent
  * (upsert/delete by key), since the same batch may be written again after a crash.
  */
-import type { Row } from '../core/envelope.js';
+import type { Decided, Row } from '../core/envelope.js';
 import type { SynclineError } from '../core/errors.js';
 
 export interface SinkRecord {
@@ -28,8 +28,8 @@ export interface SinkRecord {
   hash: string | null;
   /** An update of an existing source row (not an insert or a snapshot read). */
   update?: true;
-  /** Two-way sync: a row the peer pipeline re-published because its conflict resolution kept it (DECIDED_HEADER). */
-  decided?: true;
+  /** Two-way sync: a row the peer pipeline re-published because its conflict resolution kept it, and over what (DECIDED_HEADER). */
+  decided?: Decided;
   /** Source commit time (ms), for latency and latest-timestamp. */
   sourceTsMs: number;
   /** SQL types of the record's target columns as the source declares them (for auto-evolving targets). */
@@ -82,8 +82,10 @@ export interface Sink {
   /**
    * Optional (two-way sync): make the target emit these rows again as changes that are NOT tagged as
    * this pipeline's writes, so the peer pipeline carries the target's version back to the other side.
+   * `over`: what the rows were kept over (a delete or an update from the other side); tag the
+   * writes with `republishOrigin(ctx.origin, over)` so the peer's capture can tell the two apart.
    */
-  republish?(table: string, keys: Row[]): Promise<void>;
+  republish?(table: string, keys: Row[], over: Decided): Promise<void>;
   /** Current target rows for these keys of one table, keyed by keyString(key). One round trip. */
   readRows(table: string, keys: Row[]): Promise<Map<string, Row>>;
   /** Health probe: throws if the target cannot be reached. */
