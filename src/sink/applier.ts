@@ -406,7 +406,10 @@ export class Applier {
     if ((await this.state.markSnapshotEnd(r.table, r.position, from)) < n) return;
     const cutoff = r.position.slice(0, r.position.indexOf(':') + 1) + '00000000'; // the snapshot rows' own position
     const keys = await this.state.keysBefore(r.table, cutoff);
-    if (keys.length === 0) return;
+    if (keys.length === 0) {
+      this.log.info({ table: r.table, rows: 0 }, 'snapshot.sweep: every partition delivered the end of the snapshot; no target row to delete');
+      return;
+    }
     this.log.warn({ table: r.table, rows: keys.length }, 'snapshot.sweep: deleting target rows the re-snapshot did not find at the source');
     const cols = r.keyColumns;
     for (let i = 0; i < keys.length; i += 1000) {
