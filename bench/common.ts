@@ -270,6 +270,35 @@ export async function createTopic(admin: Admin, topic: string, partitions = 3): 
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }] });
 }
 
+// ------------------------------------------------------------------ a quiet machine
+
+/** Share of CPU time idle (0–1, all CPUs) over `ms`, from /proc/stat. */
+export async function cpuIdle(ms: number): Promise<number> {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3]! + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  return b.total > a.total ? (b.idle - a.idle) / (b.total - a.total) : 1;
+}
+
+/**
+ * Before a measurement that is sensitive to other load (latency): PostgreSQL checkpointed, then up
+ * to `maxMs` for the CPUs to be at least `idle` idle over a second. What the previous benchmark
+ * left behind (topics of millions of messages being deleted, WAL to flush, autovacuum) otherwise
+ * lands in the measured tail. Returns how long it waited and the idle share it saw last.
+ */
+export async function settle(opts: { idle?: number; maxMs?: number } = {}): Promise<{ waitedMs: number; idle: number }> {
+  const want = opts.idle ?? 0.8;
+  const t0 = Date.now();
+  await sql('postgres', 'checkpoint');
+  let idle = await cpuIdle(1000);
+  while (idle < want && Date.now() - t0 < (opts.maxMs ?? 60_000)) idle = await cpuIdle(1000);
+  return { waitedMs: Date.now() - t0, idle };
+}
+
 // ------------------------------------------------------------------ child processes
 
 /** Peak resident set (VmHWM) and current RSS of a process, in MB; undefined once it is gone. */

@@ -181,7 +181,8 @@ export function pipelineSection(r: PipelineResult, m: Machine, a: BenchArgs): st
   if (r.latency) {
     lines.push('### Latency at a fixed load', '', `Source commit → applied in the target, per row, over every row of the run (${a.repeat} run${a.repeat === 1 ? '' : 's'}; syncline`,
       'capture linger 5 ms, all stages in one process). Each row carries its write time (clock_timestamp(), committed',
-      'within a millisecond or two); a trigger on the target stamps the apply time.', '', latencyTable(r), '');
+      'within a millisecond or two); a trigger on the target stamps the apply time. Each run starts on a settled machine',
+      `(CHECKPOINT, then CPUs ≥ 80 % idle over a second: waited ${r.latency.runs.map((x) => (x.settledMs / 1000).toFixed(1)).join(' / ')} s), so the tail is not the clean-up of the benchmark before it.`, '', latencyTable(r), '');
   }
   lines.push('### Memory', '', 'Peak RSS (VmHWM from /proc/<pid>/status, sampled every 200 ms and just before exit) of each process.', '', memoryTable(r), '');
   if (n) {

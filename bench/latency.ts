@@ -4,9 +4,11 @@
  * (transactions of rate/100 rows every 10 ms, paced on the clock: a late transaction is caught up,
  * not dropped). Each row carries the time it was written (clock_timestamp(), the commit follows
  * within a millisecond or two); a trigger on the target stamps the time it was applied. Latency =
- * applied − written, per row: p50, p95, p99 and max over every row of the run, from SQL.
+ * applied − written, per row: p50, p95, p99 and max over every row of the run, from SQL. Each run
+ * starts on a settled machine (common.ts settle(): checkpoint, CPUs idle), so the tail is
+ * syncline's and not the clean-up of the benchmark before it.
  */
-import { createDb, dropDb, spawnSyncline, sql, sleep, withClient, writeConfig, deleteTopics, deleteRedisKeys, createSource, dropSlots, fmt } from './common.js';
+import { createDb, dropDb, spawnSyncline, sql, sleep, withClient, writeConfig, deleteTopics, deleteRedisKeys, createSource, dropSlots, fmt, settle } from './common.js';
 
 export interface LatencyRun {
   offeredPerSec: number;
@@ -18,6 +20,8 @@ export interface LatencyRun {
   p99: number;
   max: number;
   peakMb: number;
+  /** How long the machine took to settle before the run (settle()). */
+  settledMs: number;
 }
 
 export async function runLatency(opts: { rate: number; seconds: number; log?: (s: string) => void; /** Another checkout (A/B against a baseline). */ root?: string }): Promise<LatencyRun> {
@@ -28,6 +32,8 @@ export async function runLatency(opts: { rate: number; seconds: number; log?: (s
   await sql(targetDb, `create table public.${src.table} (id bigint primary key, name text not null, amount numeric(12,2) not null, updated_at timestamptz not null, v int not null, applied_at timestamptz)`);
   await sql(targetDb, `create function stamp() returns trigger language plpgsql as $$ begin new.applied_at := clock_timestamp(); return new; end $$`);
   await sql(targetDb, `create trigger stamp before insert or update on public.${src.table} for each row execute function stamp()`);
+  const quiet = await settle();
+  opts.log?.(`  latency: machine settled in ${(quiet.waitedMs / 1000).toFixed(1)} s (CPUs ${(quiet.idle * 100).toFixed(0)} % idle)`);
   // The slot exists before syncline starts, so the warm-up row below is in its stream.
   const slot = await src.slot('lat');
   const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never', lingerMs: 5, sinkBatch: 1000 });
@@ -70,7 +76,7 @@ export async function runLatency(opts: { rate: number; seconds: number; log?: (s
     const q = await sql(targetDb, `select percentile_cont(array[0.5, 0.95, 0.99]) within group (order by ms) as p, max(ms) as max
       from (select extract(epoch from applied_at - updated_at) * 1000 as ms from public.${src.table} where id > 0) x`);
     const p = q.rows[0].p as number[];
-    return { offeredPerSec: opts.rate, achievedPerSec: written / genSeconds, rows: written, p50: p[0]!, p95: p[1]!, p99: p[2]!, max: Number(q.rows[0].max), peakMb: child.peakMb() };
+    return { offeredPerSec: opts.rate, achievedPerSec: written / genSeconds, rows: written, p50: p[0]!, p95: p[1]!, p99: p[2]!, max: Number(q.rows[0].max), peakMb: child.peakMb(), settledMs: quiet.waitedMs };
   } finally {
     await child.stop();
     await dropSlots(prefix);
