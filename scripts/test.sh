@@ -22,4 +22,6 @@ if [ "$#" -gt 0 ]; then files=("$@"); else
 fi
 # Integration tests share one broker and one PostgreSQL on 2 cores: run files one at a time.
 export NODE_ENV=test
-exec node --import tsx --test --test-concurrency=1 --test-force-exit --test-timeout=600000 "${files[@]}"
+# The kafkajs produce path is replaced before kafkajs loads (src/core/kafkajs-patch.ts): preloaded
+# here so the stages tests run in-process take the path production takes, whatever a test file imports first.
+exec node --import tsx --import ./src/core/kafkajs-patch.ts --test --test-concurrency=1 --test-force-exit --test-timeout=600000 "${files[@]}"
