@@ -17,6 +17,9 @@ import pg from 'pg';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { createDb, dropDb, dropSlots } from '../test/helpers.js';
+import { SYNCLINE_NODE_FLAGS } from '../src/cli/node-flags.js';
+
+export { SYNCLINE_NODE_FLAGS };
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
@@ -380,8 +383,6 @@ export function writeConfig(s: PipelineSpec): string {
   return file;
 }
 
-/** Node flags syncline runs with (package.json's `syncline` script, the Dockerfile's ENTRYPOINT). */
-export const SYNCLINE_NODE_FLAGS = ['--heap-growing-percent=50'];
 
 const built = new Set<string>();
 
