@@ -40,6 +40,8 @@ export function decodePending(value: Buffer | null): Pending {
     const o = parseTagged(value?.toString('utf8') ?? '') as { v: number; record: Pending['record']; raw: Pending['raw'] };
     if (o.v !== 1 || !o.record?.table || !o.record.op) throw new Error('not a syncline apply record');
     o.record.key = o.record.key as Row;
+    // Written by an earlier version, `decided: true` meant kept over a delete (see Decided).
+    if ((o.record.decided as unknown) === true) o.record.decided = 'delete';
     return { record: o.record, raw: o.raw };
   } catch (err) {
     throw poison('DECODE_FAILED', `apply-topic message is not valid: ${(err as Error).message}`, err);
