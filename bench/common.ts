@@ -19,8 +19,6 @@ import { Redis } from 'ioredis';
 import { createDb, dropDb, dropSlots } from '../test/helpers.js';
 import { SYNCLINE_NODE_FLAGS } from '../src/cli/node-flags.js';
 
-export { SYNCLINE_NODE_FLAGS };
-
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 export const BROKERS = ['127.0.0.1:9092'];

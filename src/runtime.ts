@@ -20,6 +20,7 @@ import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { fatal } from './core/errors.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
 import { buildSinkParts, originOf, republishOriginOf } from './sink/build.js';
+import { DECIDED_KINDS } from './core/envelope.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
@@ -151,7 +152,7 @@ export class Runtime {
         kafka: this.kafka, codec: this.codec, log: stageLogger(name, 'capture'),
         // Two-way sync: the peer's writes into our source are not changes to carry back.
         skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
-        decidedOrigins: p.peer ? (['delete', 'update'] as const).map((over) => ({ prefix: republishOriginOf(prefix, p.peer!, over) + ':', over })) : [],
+        decidedOrigins: p.peer ? DECIDED_KINDS.map((over) => ({ prefix: republishOriginOf(prefix, p.peer!, over) + ':', over })) : [],
       });
       h.capture = capture;
       this.running.push(this.guard(name, 'capture', capture.run()));

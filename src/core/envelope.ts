@@ -98,6 +98,11 @@ export const DECIDED_HEADER = 'syncline.peer-decided';
  */
 export type Decided = 'delete' | 'update';
 
+export const DECIDED_KINDS: readonly Decided[] = ['delete', 'update'];
+
+/** What a row the target kept in a conflict with a change of this op was kept over. */
+export const keptOver = (op: string): Decided => (op === 'delete' ? 'delete' : 'update');
+
 export const decidedOf = (header: string): Decided => (header === 'update' ? 'update' : 'delete');
 
 /** Replication origin (prefix, before `:<n>`) of a pipeline's re-published rows, by what they were kept over. */

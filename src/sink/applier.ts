@@ -28,7 +28,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
-import type { Decided, Row } from '../core/envelope.js';
+import { keptOver, type Decided, type Row } from '../core/envelope.js';
 import { errorCode, errorKind, errorMessage, poison, SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
@@ -737,7 +737,7 @@ export class Applier {
           const baseline = k.target === null ? DELETED : (targetHashOver(baseCols) ?? '');
           commit(baseline, k.target, baseCols);
           if (k.target !== null) {
-            const over: Decided = r.op === 'delete' ? 'delete' : 'update';
+            const over = keptOver(r.op);
             const rk = over + '\u0000' + r.table;
             let l = plan.republish.get(rk);
             if (!l) plan.republish.set(rk, (l = { table: r.table, over, keys: [] }));
@@ -793,7 +793,7 @@ export class Applier {
       const hash = target === null ? DELETED : columnSig(cols) + ':' + rowHash(pick(target, cols));
       if (target !== null && cols.length > 0) await this.state.registerColumns(columnSig(cols), cols);
       await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? target : undefined }]);
-      if (this.o.republish && this.sink.republish && target !== null) await this.sink.republish(r.table, [r.key], r.op === 'delete' ? 'delete' : 'update');
+      if (this.o.republish && this.sink.republish && target !== null) await this.sink.republish(r.table, [r.key], keptOver(r.op));
       return true;
     }
     const rec: SinkRecord = choice === 'merged' ? { ...r, op: 'upsert', values: { ...merged!, ...r.key }, keep: [], hash: null } : r;
