@@ -100,6 +100,7 @@ export interface TestPipeline {
   conflict?: Record<string, unknown>;
   retry?: Record<string, unknown>;
   validation?: Record<string, unknown>;
+  batch?: { size: number };
 }
 
 export interface TestEnv {
@@ -142,6 +143,7 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
           ...(p.conflict ? { conflict: p.conflict } : {}),
           ...(p.retry ? { retry: p.retry } : {}),
           ...(p.validation ? { validation: p.validation } : {}),
+          ...(p.batch ? { batch: p.batch } : {}),
         },
       ]),
     ),

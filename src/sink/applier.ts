@@ -105,6 +105,12 @@ export interface ApplierOptions {
   republish?: boolean;
   /** Partitions of a change topic (for the end-of-snapshot sweep: it runs once every partition delivered its marker). */
   partitionsOf?: (topic: string) => Promise<number>;
+  /**
+   * Most records written to the target in one transaction (`batch.size`): a longer batch is
+   * applied in consecutive parts of at most this many records, each its own read, write and state
+   * commit. Unbounded when absent.
+   */
+  batchSize?: number;
   /** Rebuild the parking index after a Redis flush (open conflicts from the dead-letter topic). */
   parkedKeys?: () => Promise<{ table: string; key: string; id: string }[]>;
 }
@@ -463,6 +469,14 @@ export class Applier {
   }
 
   private async applyRecords(batch: Pending[], opts: ApplyOptions): Promise<void> {
+    const size = this.o.batchSize;
+    if (size === undefined || batch.length <= size) return this.applyPart(batch, opts);
+    // In order: a key in two parts reads the state the first part committed (readState finds no
+    // prefetched entry for it the second time and reads Redis).
+    for (let i = 0; i < batch.length; i += size) await this.applyPart(batch.slice(i, i + size), opts);
+  }
+
+  private async applyPart(batch: Pending[], opts: ApplyOptions): Promise<void> {
     if (batch.length === 0) return;
     const cks = batch.map((p) => p.record.table + '\u0000' + keyString(p.record.key));
     const uniq = new Map<string, { table: string; key: string }>();

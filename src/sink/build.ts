@@ -75,6 +75,7 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
     pipeline: name, conflictFor: policy.conflictFor, resolverFor: policy.resolverFor, retry, log,
     republish: p.peer !== undefined,
     partitionsOf: (topic) => kafka.partitionCount(topic),
+    batchSize: (p.batch ?? config.defaults.batch).size,
     parkedKeys: async () => (await store.load()).parkedKeys(),
   });
   if (metrics) applier.observer = applyObserver(metrics, name);
