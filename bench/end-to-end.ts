@@ -8,6 +8,7 @@
  * `syncline capture` in one, `syncline process` + `sink` (processor and sink writer together, no
  * apply topic) in the other.
  */
+import { cpuPerChange, sampleCpu } from './cpu.js';
 import { createDb, dropDb, rateOf, spawnSyncline, sql, sleep, timeProgress, writeConfig, deleteTopics, deleteRedisKeys, tableDdl, type Source, type Workload } from './common.js';
 
 export interface E2eRun {
@@ -18,6 +19,8 @@ export interface E2eRun {
   /** split: peak RSS of the capture process (peakMb is the process+sink one's). */
   capturePeakMb?: number;
   applied: number;
+  /** µs of CPU per change by process role over the run (bench/cpu.ts; empty off Linux). */
+  cpu: Record<string, number>;
   /** What the no-op replay (bench/noop-replay.ts) needs; call cleanup() when done. */
   ctx: E2eContext;
 }
@@ -63,6 +66,9 @@ export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: s
   const capture = opts.split ? spawnSyncline(configFile, ['capture'], spawnOpts) : undefined;
   const child = spawnSyncline(configFile, opts.split ? ['process', 'sink'] : ['capture', 'process', 'sink'], spawnOpts);
   const exited = () => child.exited() ?? (capture?.exited() ? `capture: ${capture.exited()}` : undefined);
+  const roles = new Map<number, string>([[child.pid, opts.split ? 'syncline process+sink' : 'syncline (one process)']]);
+  if (capture) roles.set(capture.pid, 'syncline capture');
+  const cpuBefore = sampleCpu(roles, targetDb);
   try {
     // Progress = records that reached the sink; done = the target holds the final state.
     const t = await timeProgress('end to end', async () => child.stats.received, w.changes, { alive: exited });
@@ -74,8 +80,9 @@ export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: s
       await sleep(100);
     }
     const doneAt = Date.now();
+    const cpu = cpuPerChange(cpuBefore, sampleCpu(roles, targetDb), w.changes);
     const timing = { ...t, doneAt };
-    return { changes: w.changes, perSec: rateOf(timing, w.changes), perSecWithStartup: w.changes / ((doneAt - started) / 1000), peakMb: child.peakMb(), capturePeakMb: capture?.peakMb(), applied: child.stats.applied, ctx };
+    return { changes: w.changes, perSec: rateOf(timing, w.changes), perSecWithStartup: w.changes / ((doneAt - started) / 1000), peakMb: child.peakMb(), capturePeakMb: capture?.peakMb(), applied: child.stats.applied, cpu, ctx };
   } catch (err) {
     await Promise.all([child.stop(), capture?.stop()]);
     await ctx.cleanup();

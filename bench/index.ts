@@ -23,7 +23,7 @@ import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runValidationBench, TARGET_PER_SEC, validationTable, type ValidationBenchResult } from './validation.js';
-import { latencyTable, memoryTable, PIPELINE_BENCHES, runPipelineBench, targets, targetsTable, throughputTable, type PipelineBench, type PipelineResult } from './pipeline.js';
+import { cpuTable, latencyTable, memoryTable, PIPELINE_BENCHES, runPipelineBench, targets, targetsTable, throughputTable, type PipelineBench, type PipelineResult } from './pipeline.js';
 import { fmt } from './common.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -178,6 +178,12 @@ export function pipelineSection(r: PipelineResult, m: Machine, a: BenchArgs): st
     throughputTable(r),
     '',
   ];
+  const cpu = cpuTable(r, m.nproc);
+  if (cpu) {
+    lines.push('### Where the CPUs go during (4)', '', 'CPU time (utime + stime from /proc/<pid>/stat) of each process the run keeps busy, from the start of the',
+      'syncline processes to the target holding the final state (their start-up included), divided by the changes; median of the',
+      'repeats (bench/cpu.ts). Every process shares the same CPUs, so (4) can go no faster than the CPUs divided by the sum.', '', cpu, '');
+  }
   if (r.latency) {
     lines.push('### Latency at a fixed load', '', `Source commit → applied in the target, per row, over every row of the run (${a.repeat} run${a.repeat === 1 ? '' : 's'}; syncline`,
       'capture linger 5 ms, all stages in one process). Each row carries its write time (clock_timestamp(), committed',
@@ -216,6 +222,8 @@ async function main(): Promise<void> {
       latencyRate: a.latencyRate, latencySeconds: a.latencySeconds, snapshotRows: a.snapshotRows, log: (s) => console.log(s),
     });
     console.log('\n' + throughputTable(r));
+    const cpu = cpuTable(r, m.nproc);
+    if (cpu) console.log('\n' + cpu);
     if (r.latency) console.log('\n' + latencyTable(r));
     console.log('\n' + memoryTable(r));
     console.log('\ntargets (printed, never a failure)\n' + targetsTable(targets(r)));

@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runPipelineBench, targets, throughputTable, memoryTable, latencyTable, PIPELINE_BENCHES } from './pipeline.js';
+import { runPipelineBench, targets, throughputTable, memoryTable, latencyTable, cpuTable, PIPELINE_BENCHES, type PipelineResult } from './pipeline.js';
+import { clockTicks, cpuPerChange } from './cpu.js';
 import { machine, parseArgs, pipelineSection, updateBenchmarks } from './index.js';
 import { figure, ratio, sql } from './common.js';
 
@@ -18,6 +19,23 @@ test('figures: median, min – max, spread; ratios of medians', () => {
   const q = ratio(figure([10, 20, 30]), figure([5, 10, 10]));
   assert.equal(q.median, 2);
   assert.deepEqual([q.min, q.max], [2, 3]);
+});
+
+test('CPU per change: tick deltas by role, a process started meanwhile from zero; the table sums them', () => {
+  const tick = 1e6 / clockTicks();
+  const before = { byPid: new Map([[1, { ticks: 100, role: 'syncline capture' }], [2, { ticks: 50, role: 'Redis' }]]) };
+  const after = { byPid: new Map([[1, { ticks: 300, role: 'syncline capture' }], [2, { ticks: 60, role: 'Redis' }], [3, { ticks: 40, role: 'PostgreSQL target connections' }], [4, { ticks: 60, role: 'PostgreSQL target connections' }]]) };
+  const c = cpuPerChange(before, after, 1000);
+  assert.deepEqual(c, { 'syncline capture': (200 * tick) / 1000, Redis: (10 * tick) / 1000, 'PostgreSQL target connections': (100 * tick) / 1000 });
+  const r = { shapes: [{ shape: 'narrow', cpu: { e2e: [], e2eSplit: [{ 'syncline capture': 10, 'syncline process+sink': 30, Redis: 5 }, { 'syncline capture': 12, 'syncline process+sink': 40, Redis: 6 }, { 'syncline capture': 11, 'syncline process+sink': 35, Redis: 7 }] }, e2eSplit: figure([20_000]), limit: figure([100_000]) }] } as unknown as PipelineResult;
+  const t = cpuTable(r, 2);
+  assert.match(t, /\| syncline capture \| 11 \|/);
+  assert.match(t, /\| syncline process\+sink \| 35 \|/);
+  assert.match(t, /\| Redis \| 6\.0 \|/);
+  assert.match(t, /\| \*\*all of them\*\* \| \*\*52\*\* \|/, t); // 11 + 35 + 6
+  assert.match(t, /\| rate with 2 CPUs all busy \(2 × 10⁶ ÷ sum\) \| 38,462\/s \|/);
+  assert.match(t, /\| sum that 0\.25 × the limit \(25,000\/s\) allows \| 80 \|/);
+  assert.ok(!t.includes('one process'), 'no column for a run that did not happen');
 });
 
 test('flags: --changes, --only, --repeat, --quick, --skip-debezium, --snapshot-rows', () => {
@@ -68,6 +86,15 @@ test('the pipeline benchmarks run end to end at tiny sizes and count what was wr
   assert.match(throughputTable(r), /\| narrow \| \(1\) capture limit/);
   assert.match(latencyTable(r), /p99/);
   assert.match(memoryTable(r), /snapshot of 3,000 rows/);
+  // CPU per change of the processes (4) keeps busy, read from /proc: each syncline process did some
+  // work (the others may take less than a clock tick at this size).
+  for (const [c, own] of [[n.cpu.e2e[0]!, ['syncline (one process)']], [n.cpu.e2eSplit[0]!, ['syncline capture', 'syncline process+sink']]] as const) {
+    for (const role of own) assert.ok((c[role] ?? 0) > 0, `CPU of ${role}: ${JSON.stringify(c)}`);
+  }
+  const cpu = cpuTable(r, 2);
+  assert.match(cpu, /\| syncline process\+sink \| +\| \d/);
+  assert.match(cpu, /\| \*\*all of them\*\* \| \*\*\d+\*\* \| \*\*\d+\*\* \|/);
+  assert.match(cpu, /sum that 0\.25 × the limit/);
   const section = pipelineSection(r, machine(), parseArgs(['--quick']));
   assert.match(section, /^## Pipeline: throughput, latency, memory/);
   assert.match(section, /Reproduce: `npm run stack:up && npm run bench -- --quick`/);

@@ -15,6 +15,7 @@ import { runSynclineCapture } from './syncline-capture.js';
 import { loadRdkafka, RDKAFKA_PACKAGE } from '../src/core/rdkafka.js';
 import { buildDebezium, debeziumBuilt, runDebezium, DEBEZIUM_VERSION } from './debezium.js';
 import { runEndToEnd } from './end-to-end.js';
+import { CPU_ROLES } from './cpu.js';
 import { runNoopReplay } from './noop-replay.js';
 import { runLatency, type LatencyRun } from './latency.js';
 import { MEMORY_TARGET_MB, runSnapshotMemory, type SnapshotMemoryRun } from './memory.js';
@@ -53,6 +54,8 @@ export interface ShapeResult {
   replay?: Figure;
   /** Peak RSS (MB) per process kind, max over repeats. */
   peakMb: Record<string, number>;
+  /** µs of CPU per change by process role (bench/cpu.ts), one entry per repeat: 'e2e' and 'e2eSplit'. */
+  cpu: { e2e: Record<string, number>[]; e2eSplit: Record<string, number>[] };
   /** Per-run checks: counts equal to what was written. */
   checks: string[];
 }
@@ -74,7 +77,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
   const narrow = shape === 'narrow';
   const doE2e = narrow && (wants(o, 'e2e') || wants(o, 'replay') || wants(o, 'memory'));
   const doReplay = narrow && wants(o, 'replay');
-  const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [] };
+  const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [], cpu: { e2e: [], e2eSplit: [] } };
   try {
     const doSplit = narrow && wants(o, 'e2e-split');
     const slots: Record<string, string[]> = { limit: [], capture: [], captureRd: [], debezium: [], e2e: [], e2eSplit: [] };
@@ -132,6 +135,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
         await drop(slots.e2e![r]!);
         try {
           runs.e2e!.push(x.perSec);
+          res.cpu.e2e.push(x.cpu);
           peak('syncline start (all stages)', x.peakMb);
           res.checks.push(`end to end ${tag}: target holds ${fmt(w.inserts)} rows, ${fmt(w.updates)} updated`);
           o.log(`  ${shape} ${tag} end to end → PostgreSQL: ${fmt(x.perSec)} changes/s, peak RSS ${x.peakMb.toFixed(0)} MB`);
@@ -151,6 +155,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
         await drop(slots.e2eSplit![r]!);
         try {
           runs.e2eSplit!.push(x.perSec);
+          res.cpu.e2eSplit.push(x.cpu);
           peak('syncline capture (split end to end)', x.capturePeakMb ?? 0);
           peak('syncline process+sink (split end to end)', x.peakMb);
           res.checks.push(`end to end, split ${tag}: target holds ${fmt(w.inserts)} rows, ${fmt(w.updates)} updated`);
@@ -301,6 +306,33 @@ export function memoryTable(r: PipelineResult): string {
   const rows = ['| Process | During | Peak RSS (VmHWM), max of repeats |', '|---|---|---:|'];
   for (const s of r.shapes) for (const [k, v] of Object.entries(s.peakMb)) rows.push(`| ${k} | ${s.shape} workload, ${fmt(s.workload.changes)} changes | ${v.toFixed(0)} MB |`);
   for (const s of r.snapshot ?? []) rows.push(`| syncline capture | snapshot of ${fmt(s.rows)} rows (${fmt(s.perSec)} rows/s) | ${s.peakMb.toFixed(0)} MB |`);
+  return rows.join('\n');
+}
+
+/**
+ * Where the CPUs go during (4): µs of CPU per change by process (median of the repeats), their sum,
+ * the rate that sum allows with every CPU busy, and the sum target (4) allows. Empty without samples.
+ */
+export function cpuTable(r: PipelineResult, nproc: number): string {
+  const s = r.shapes.find((x) => x.cpu.e2e.length + x.cpu.e2eSplit.length > 0);
+  if (!s) return '';
+  const runs = [['one process', s.cpu.e2e, s.e2e], ['split', s.cpu.e2eSplit, s.e2eSplit]] as const;
+  const cols = runs.filter(([, c]) => c.length > 0 && Object.keys(c[0]!).length > 0);
+  if (cols.length === 0) return '';
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const med = (c: readonly Record<string, number>[], role: string) => median(c.map((x) => x[role] ?? 0));
+  const us = (x: number) => (x >= 10 ? x.toFixed(0) : x.toFixed(1));
+  const rows = [`| Process | ${cols.map(([n]) => `µs per change, ${n}`).join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`];
+  for (const role of CPU_ROLES) {
+    if (cols.every(([, c]) => med(c, role) === 0)) continue;
+    rows.push(`| ${role} | ${cols.map(([, c]) => (med(c, role) === 0 ? '' : us(med(c, role)))).join(' | ')} |`);
+  }
+  // The sum of the medians shown (not the median of the sums), so that the column adds up.
+  const sums = cols.map(([, c]) => CPU_ROLES.reduce((a, role) => a + med(c, role), 0));
+  rows.push(`| **all of them** | ${sums.map((x) => `**${us(x)}**`).join(' | ')} |`);
+  rows.push(`| rate with ${nproc} CPUs all busy (${nproc} × 10⁶ ÷ sum) | ${sums.map((x) => fmt((nproc * 1e6) / x) + '/s').join(' | ')} |`);
+  rows.push(`| measured rate (median) | ${cols.map(([, , f]) => (f ? fmt(f.median) + '/s' : '')).join(' | ')} |`);
+  if (s.limit) rows.push(`| sum that 0.25 × the limit (${fmt(0.25 * s.limit.median)}/s) allows | ${cols.map(() => us((nproc * 1e6) / (0.25 * s.limit!.median))).join(' | ')} |`);
   return rows.join('\n');
 }
 
