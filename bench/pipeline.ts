@@ -9,6 +9,8 @@
  * interleaved (limit, syncline, Debezium, end to end, replay; then again) so drift in the machine's
  * load hits every tool alike; each slot is dropped as soon as its run ends.
  */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createSource, dropSlots, figure, fmt, ratio, sql, writeWorkload, type Figure, type Shape, type Workload } from './common.js';
 import { runCaptureLimit } from './capture-limit.js';
 import { runSynclineCapture } from './syncline-capture.js';
@@ -199,7 +201,9 @@ export async function runPipelineBench(o: PipelineOptions): Promise<PipelineResu
   if (wants(o, 'capture')) {
     const rd = await loadRdkafka();
     rdkafka = rd.api !== undefined;
-    if (!rdkafka) result.rdkafkaNote = `librdkafka producer not measured: ${RDKAFKA_PACKAGE} is not installed here (${rd.error}; \`bash scripts/install-rdkafka.sh\` builds it)`;
+    // The loader's message names the checkout's absolute path: BENCHMARKS.md says it relative to the repository.
+    const why = rd.error?.split(resolve(dirname(fileURLToPath(import.meta.url)), '..') + '/').join('');
+    if (!rdkafka) result.rdkafkaNote = `librdkafka producer not measured: ${RDKAFKA_PACKAGE} is not installed here (${why}; \`bash scripts/install-rdkafka.sh\` builds it)`;
   }
   const capture = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'replay', 'memory'].some((b) => wants(o, b as PipelineBench));
   if (capture) {
