@@ -22,6 +22,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import pg from 'pg';
+import { Redis } from 'ioredis';
 import { checksum, sleep, spawnCli, sql, testEnv, waitFor, type TestEnv } from './helpers.js';
 
 const DDL = `create table items (id int primary key, v text not null, updated_at timestamptz not null default clock_timestamp())`;
@@ -188,7 +190,7 @@ test('unreachable dependencies at start: each exits 1 in bounded time naming the
   await convergeWithCli(env);
 });
 
-test('authentication: an unknown user and a role without LOGIN are fatal, naming user@host:port/database; a wrong password cannot be refused under trust', async (t) => {
+test('authentication: an unknown user and a role without LOGIN are fatal, naming user@host:port/database', async (t) => {
   await stackUp();
   const env = await itemsEnv();
   const ghost = `ghost_${env.id}`;
@@ -212,11 +214,76 @@ test('authentication: an unknown user and a role without LOGIN are fatal, naming
   assert.match(reason(dstGhost), re(`syncline: PG_28000: pipeline ${P} target: cannot connect to PostgreSQL ${ghost}@127.0.0.1:5432/${env.targetDb}: role "${ghost}" does not exist`));
   assert.match(reason(srcNologin), re(`syncline: PG_28000: pipeline ${P} capture: cannot connect to PostgreSQL ${nologin}@127.0.0.1:5432/${env.sourceDb}: role "${nologin}" is not permitted to log in`));
 
-  // A wrong password is refused only where pg_hba asks for one; this stack trusts 127.0.0.1.
-  const trust = (await sql('postgres', `select count(*)::int n from pg_hba_file_rules where type = 'host' and address = '127.0.0.1' and auth_method = 'trust'`)).rows[0].n > 0;
-  if (trust) t.diagnostic('pg_hba: trust for 127.0.0.1, so a wrong password is accepted here (28P01 cannot be provoked; classifyPgError makes class 28 fatal, unit-tested in errors.test.ts)');
-
   await convergeWithCli(env);
+});
+
+/**
+ * pg_hba.conf: a scram-sha-256 rule for one role on 127.0.0.1 ahead of the stack's trust rule (which
+ * accepts any password) for the span of `fn`, then the file as it was. Only that role is affected.
+ */
+async function passwordRequired<T>(role: string, fn: () => Promise<T>): Promise<T> {
+  const file = (await sql('postgres', 'show hba_file')).rows[0].hba_file as string;
+  const line = `host all ${role} 127.0.0.1/32 scram-sha-256 # syncline test rule, removed after the test\n`;
+  writeFileSync(file, line + readFileSync(file, 'utf8'));
+  try {
+    await sql('postgres', 'select pg_reload_conf()');
+    // In force once a wrong password is refused (the postmaster reloads on the signal).
+    await waitFor('pg_hba to require a password', async () => {
+      const c = new pg.Client({ host: '127.0.0.1', port: 5432, user: role, password: 'not-it', database: 'postgres' });
+      try {
+        await c.connect();
+        await c.end();
+        return false;
+      } catch (err) {
+        return (err as { code?: string }).code === '28P01';
+      }
+    }, 10_000, 100);
+    return await fn();
+  } finally {
+    writeFileSync(file, readFileSync(file, 'utf8').replace(line, ''));
+    await sql('postgres', 'select pg_reload_conf()');
+  }
+}
+
+test('a wrong password: PostgreSQL (where pg_hba asks for one) and Redis (an ACL user) are fatal at start, naming who and where; the right one converges', async (t) => {
+  await stackUp();
+  const env = await itemsEnv();
+  const role = `pw_${env.id}`;
+  const redisUser = `syncline_${env.id}`;
+  await sql('postgres', `create role ${role} login password 'right'`);
+  await sql(env.targetDb, `grant all on items to ${role}`);
+  const redis = new Redis('redis://127.0.0.1:6379');
+  await redis.call('ACL', 'SETUSER', redisUser, 'on', '>right', '~*', '&*', '+@all');
+  t.after(async () => {
+    await redis.call('ACL', 'DELUSER', redisUser).catch(() => undefined);
+    redis.disconnect();
+    await env.cleanup();
+    await sql('postgres', `drop owned by ${role}`).catch(() => undefined);
+    await sql(env.targetDb, `drop owned by ${role}`).catch(() => undefined);
+    await sql('postgres', `drop role if exists ${role}`);
+  });
+  await passwordRequired(role, async () => {
+    const login = (password: string) => (d: Record<string, any>) => Object.assign(d.pipelines[P].target.connection, { user: role, password });
+    const wrong = `bad-${env.id}-pw`;
+    const [pgWrong, redisWrong] = await Promise.all([
+      runCli(['start', '-c', variant(env, 'pg-wrong-password', login(wrong))]),
+      runCli(['start', '-c', variant(env, 'redis-wrong-password', (d) => (d.redis = { url: `redis://${redisUser}:${wrong}@127.0.0.1:6379` }))]),
+    ]);
+    for (const r of [pgWrong, redisWrong]) t.diagnostic(reason(r));
+    assert.equal(pgWrong.code, 1, pgWrong.out.slice(-600));
+    assert.match(reason(pgWrong), re(`syncline: PG_28P01: pipeline ${P} target: cannot connect to PostgreSQL ${role}@127.0.0.1:5432/${env.targetDb}: password authentication failed for user "${role}"`));
+    assert.ok(!pgWrong.out.includes(wrong), 'the password is not in the output');
+    assert.equal(redisWrong.code, 1, redisWrong.out.slice(-600));
+    assert.match(reason(redisWrong), /^syncline: REDIS_WRONGPASS: cannot authenticate to Redis at 127\.0\.0\.1:6379 as syncline_\w+ \(redis\.url\): invalid username-password pair/);
+    assert.ok(!redisWrong.out.includes(wrong), 'the password (or the URL with it) is not in the output');
+    // The right passwords: the target written by that role, version state kept as that Redis user.
+    const right = variant(env, 'right-passwords', (d) => {
+      login('right')(d);
+      d.redis = { url: `redis://${redisUser}:right@127.0.0.1:6379` };
+    });
+    await convergeWithCli(env, right);
+  });
+  assert.equal((await sql('postgres', `select count(*)::int n from pg_hba_file_rules where user_name = array['${role}']`)).rows[0].n, 0, 'the test rule is gone');
 });
 
 test('permissions: a user that does not own the tables cannot create the publication, one without REPLICATION cannot create the slot: fatal, with what to run', async (t) => {
