@@ -9,9 +9,7 @@
  * interleaved (limit, syncline, Debezium, end to end, replay; then again) so drift in the machine's
  * load hits every tool alike; each slot is dropped as soon as its run ends.
  */
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createSource, dropSlots, figure, fmt, ratio, sql, writeWorkload, type Figure, type Shape, type Workload } from './common.js';
+import { createSource, dropSlots, figure, fmt, ratio, ROOT, sql, writeWorkload, type Figure, type Shape, type Workload } from './common.js';
 import { runCaptureLimit } from './capture-limit.js';
 import { runSynclineCapture } from './syncline-capture.js';
 import { loadRdkafka, RDKAFKA_PACKAGE } from '../src/core/rdkafka.js';
@@ -202,7 +200,7 @@ export async function runPipelineBench(o: PipelineOptions): Promise<PipelineResu
     const rd = await loadRdkafka();
     rdkafka = rd.api !== undefined;
     // The loader's message names the checkout's absolute path: BENCHMARKS.md says it relative to the repository.
-    const why = rd.error?.split(resolve(dirname(fileURLToPath(import.meta.url)), '..') + '/').join('');
+    const why = rd.error?.split(ROOT + '/').join('');
     if (!rdkafka) result.rdkafkaNote = `librdkafka producer not measured: ${RDKAFKA_PACKAGE} is not installed here (${why}; \`bash scripts/install-rdkafka.sh\` builds it)`;
   }
   const capture = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'replay', 'memory'].some((b) => wants(o, b as PipelineBench));
@@ -323,8 +321,7 @@ export function cpuTable(r: PipelineResult, nproc: number): string {
   const runs = [['one process', s.cpu.e2e, s.e2e], ['split', s.cpu.e2eSplit, s.e2eSplit]] as const;
   const cols = runs.filter(([, c]) => c.length > 0 && Object.keys(c[0]!).length > 0);
   if (cols.length === 0) return '';
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const med = (c: readonly Record<string, number>[], role: string) => median(c.map((x) => x[role] ?? 0));
+  const med = (c: readonly Record<string, number>[], role: string) => figure(c.map((x) => x[role] ?? 0)).median;
   const us = (x: number) => (x >= 10 ? x.toFixed(0) : x.toFixed(1));
   const rows = [`| Process | ${cols.map(([n]) => `µs per change, ${n}`).join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`];
   for (const role of CPU_ROLES) {
