@@ -5,15 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
-import { KafkaClient } from '../src/core/kafka.js';
-import { rootLogger } from '../src/core/log.js';
 import { hashRecord } from '../src/process/mapper.js';
-import { buildSinkParts } from '../src/sink/build.js';
 import type { Pending } from '../src/sink/applier.js';
 import type { Row } from '../src/core/envelope.js';
 import '../connectors/index.js';
-import { sql, testEnv } from './helpers.js';
+import { sinkHarness, sql, testEnv } from './helpers.js';
 
 const DDL = `
   create table items (id int primary key, v int not null, updated_at timestamptz not null);
@@ -28,14 +24,8 @@ test('batch.size: a batch longer than the size is written in transactions of at 
     { name: 'small', tables: [{ source: 'public.items' }], batch: { size: 3 } },
     { name: 'whole', tables: [{ source: 'public.items' }] },
   ]);
-  const redis = new Redis(env.config.redis.url, { lazyConnect: true });
-  const kafka = new KafkaClient(env.config.kafka, rootLogger.child({ stage: 'kafka' }));
-  t.after(async () => {
-    redis.disconnect();
-    await kafka.close();
-    await env.cleanup();
-  });
-  await redis.connect();
+  const h = await sinkHarness(env);
+  t.after(() => h.close());
   await sql(env.targetDb, DDL);
   const pos = (n: number) => `00000000000b0000:${n.toString(16).padStart(8, '0')}`;
   const change = (id: number, n: number, v: number | null): Pending => {
@@ -48,8 +38,7 @@ test('batch.size: a batch longer than the size is written in transactions of at 
   const txs = async () => (await sql(env.targetDb, 'select tx, string_agg(id || op, \' \' order by seq) as ops from items_tx group by tx order by min(seq)')).rows.map((r) => r.ops as string);
   const rows = async () => (await sql(env.targetDb, 'select id, v from items order by id')).rows.map((r) => `${r.id}:${r.v}`);
 
-  const small = await buildSinkParts({ config: env.config, kafka, redis }, 'small', env.config.pipelines.small!, rootLogger.child({ pipeline: 'small', stage: 'sink' }), env.config.defaults.retry);
-  t.after(() => small.sink.close());
+  const small = await h.build('small');
   const r = await small.applier.apply(batch, { consumer: `${env.prefix}.cdc:0` });
   assert.equal(r.applied, 8);
   assert.deepEqual(await txs(), ['1I 2I 3I', '4I 1U 5I', '2D 3U'], 'three transactions of at most 3 records, in batch order');
@@ -62,8 +51,7 @@ test('batch.size: a batch longer than the size is written in transactions of at 
 
   // The test default (500) takes the same eight changes in one transaction.
   await sql(env.targetDb, 'truncate items, items_tx');
-  const whole = await buildSinkParts({ config: env.config, kafka, redis }, 'whole', env.config.pipelines.whole!, rootLogger.child({ pipeline: 'whole', stage: 'sink' }), env.config.defaults.retry);
-  t.after(() => whole.sink.close());
+  const whole = await h.build('whole');
   assert.equal((await whole.applier.apply(batch, { consumer: `${env.prefix}.cdc:1` })).applied, 8);
   const one = await txs();
   assert.equal(one.length, 1, `one transaction, got ${JSON.stringify(one)}`);

@@ -12,6 +12,10 @@ import { Kafka, logLevel } from 'kafkajs';
 import { parseConfig } from '../src/core/config/load.js';
 import type { SynclineConfig } from '../src/core/config/schema.js';
 import { Runtime, type Stage } from '../src/runtime.js';
+import { Redis } from 'ioredis';
+import { KafkaClient } from '../src/core/kafka.js';
+import { rootLogger } from '../src/core/log.js';
+import { buildSinkParts, type SinkParts } from '../src/sink/build.js';
 
 export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 export const ROOT = new URL('..', import.meta.url).pathname;
@@ -238,4 +242,30 @@ export async function readTopic(topic: string, opts: { transactional?: boolean }
   });
   await consumer.disconnect();
   return out;
+}
+
+/**
+ * The sink side of an env's pipelines built in the test process, as the sink stage builds it
+ * (buildSinkParts over one Redis and one Kafka client). `close()` closes every part built, the
+ * clients and the env.
+ */
+export async function sinkHarness(env: TestEnv): Promise<{ redis: Redis; build(pipeline: string): Promise<SinkParts>; close(): Promise<void> }> {
+  const redis = new Redis(env.config.redis.url, { lazyConnect: true });
+  const kafka = new KafkaClient(env.config.kafka, rootLogger.child({ stage: 'kafka' }));
+  await redis.connect();
+  const built: SinkParts[] = [];
+  return {
+    redis,
+    async build(pipeline) {
+      const parts = await buildSinkParts({ config: env.config, kafka, redis }, pipeline, env.config.pipelines[pipeline]!, rootLogger.child({ pipeline, stage: 'sink' }), env.config.defaults.retry);
+      built.push(parts);
+      return parts;
+    },
+    async close() {
+      await Promise.allSettled(built.map((b) => b.sink.close()));
+      redis.disconnect();
+      await kafka.close();
+      await env.cleanup();
+    },
+  };
 }

@@ -9,16 +9,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
-import { KafkaClient } from '../src/core/kafka.js';
-import { rootLogger } from '../src/core/log.js';
 import { fatal } from '../src/core/errors.js';
 import { hashRecord } from '../src/process/mapper.js';
-import { buildSinkParts } from '../src/sink/build.js';
 import type { Pending } from '../src/sink/applier.js';
 import type { Row } from '../src/core/envelope.js';
 import '../connectors/index.js';
-import { sql, testEnv } from './helpers.js';
+import { sinkHarness, sql, testEnv } from './helpers.js';
 
 const DDL = (t: string) => `
   create table ${t} (id int primary key, v int not null, updated_at timestamptz not null);
@@ -30,17 +26,11 @@ const DDL = (t: string) => `
 
 test('changes the target committed but the state did not record are not written again after a restart', async (t) => {
   const env = await testEnv([{ name: 'intents', tables: [{ source: 'public.lww' }, { source: 'public.sw', conflict: { strategy: 'source-wins' } }] }]);
-  const redis = new Redis(env.config.redis.url, { lazyConnect: true });
-  const kafka = new KafkaClient(env.config.kafka, rootLogger.child({ stage: 'kafka' }));
-  t.after(async () => {
-    redis.disconnect();
-    await kafka.close();
-    await env.cleanup();
-  });
-  await redis.connect();
+  const h = await sinkHarness(env);
+  t.after(() => h.close());
+  const { redis } = h;
   await sql(env.targetDb, DDL('lww') + DDL('sw'));
-  const p = env.config.pipelines.intents!;
-  const build = () => buildSinkParts({ config: env.config, kafka, redis }, 'intents', p, rootLogger.child({ pipeline: 'intents', stage: 'sink' }), env.config.defaults.retry);
+  const build = () => h.build('intents');
   const pos = (n: number) => `00000000000a0000:${n.toString(16).padStart(8, '0')}`;
   let offset = 0;
   const change = (table: string, id: number, n: number, v: number | null): Pending => {
@@ -66,7 +56,6 @@ test('changes the target committed but the state did not record are not written 
 
   // Process 2 gets the batch again, one change at a time.
   const second = await build();
-  t.after(() => second.sink.close());
   for (const c of batch) await second.applier.apply([c], consumer);
   assert.deepEqual(await log('lww'), ['1I1', '1D1'], 'row 1 was not written back after its delete');
   assert.deepEqual(await log('sw'), ['1I1', '1U3'], 'row 1 did not go back to v2');
@@ -77,7 +66,6 @@ test('changes the target committed but the state did not record are not written 
   // An intent whose write did not commit (the target does not hold it) is dropped, not believed:
   // the change it names is written when it comes.
   const third = await build();
-  t.after(() => third.sink.close());
   const lost = change('public.lww', 2, 7, 5);
   await third.state.intend(consumer.consumer, lost.record.position, { commits: [{ table: 'public.lww', key: '[2]', pos: lost.record.position, hash: 'deadbeef:00', keyRow: { id: 2 } }], sigs: { deadbeef: ['id', 'v', 'updated_at'] } });
   await third.applier.apply([lost], consumer);
