@@ -130,6 +130,18 @@ test('long: bigint, full int64 range', () => {
   for (const n of [0, 1, -1, -5, 127, -128, 2 ** 32, -(2 ** 32) - 1, 2 ** 53 - 1, -(2 ** 53) + 1, 1795608000200]) {
     assert.deepEqual(longType.toBuffer({ v: n }), longType.toBuffer({ v: BigInt(n) }), String(n));
   }
+  // Decoded by the direct varint read (up to 7 bytes) or avsc's byte unpacking (longer): both exact,
+  // at every varint length boundary, and what plain avsc reads (numbers; its own decode is exact below 2^51).
+  const plainLong = avsc.Type.forSchema({ type: 'record', name: 'P', fields: [{ name: 'v', type: 'long' }, { name: 'w', type: 'int' }] });
+  const withTail = parseSchema({ type: 'record', name: 'P', fields: [{ name: 'v', type: 'long' }, { name: 'w', type: 'int' }] });
+  const edges: bigint[] = [];
+  for (let bits = 0n; bits <= 63n; bits++) for (const d of [-1n, 0n, 1n]) edges.push((1n << bits) + d, -(1n << bits) + d);
+  for (const v of edges.filter((x) => x >= -(1n << 63n) && x < 1n << 63n)) {
+    const buf = withTail.toBuffer({ v, w: -7 });
+    assert.deepEqual({ ...withTail.fromBuffer(buf) }, { v, w: -7 }, String(v));
+    if (v > -(2n ** 51n) && v < 2n ** 51n) assert.deepEqual({ ...plainLong.fromBuffer(buf) }, { v: Number(v), w: -7 }, String(v));
+  }
+  assert.throws(() => withTail.fromBuffer(withTail.toBuffer({ v: 2n ** 40n, w: 1 }).subarray(0, 3)), /truncated|invalid/i);
   assert.throws(() => roundTrip(T('long'), 9223372036854775808n));
   assert.throws(() => roundTrip(T('long'), 1.5));
   // Other logical longs are bigints too; our timestamps keep their string form.

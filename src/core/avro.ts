@@ -296,7 +296,7 @@ const INT32_MAX = 2147483647;
 const longScratch = Buffer.alloc(8);
 
 /** Plain Avro long as a JS bigint (accepts safe-integer numbers on encode, written without a bigint). */
-const BIGINT_LONG = avsc.types.LongType.__with({
+const BIGINT_LONG_METHODS = {
   fromBuffer: (buf: Buffer): bigint => buf.readBigInt64LE(0),
   toBuffer: (n: bigint | number): Buffer => {
     if (typeof n === 'bigint') longScratch.writeBigInt64LE(n);
@@ -315,7 +315,49 @@ const BIGINT_LONG = avsc.types.LongType.__with({
   isValid: (n: unknown): boolean =>
     (typeof n === 'bigint' && n >= INT64_MIN && n <= INT64_MAX) || (typeof n === 'number' && Number.isSafeInteger(n)),
   compare: (a: bigint | number, b: bigint | number): number => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0),
-});
+};
+
+/**
+ * Decode of a plain long without avsc's 8-byte buffer per value (its `unpackLongBytes`, a Buffer
+ * allocated for every long read: the largest allocation of the processor's decode). Varints of up
+ * to 8 bytes whose value is below 2^53 (|n| < 2^52: timestamps in micros, ids, positions) are exact
+ * as doubles and read directly; others take avsc's path.
+ */
+interface AvscTap {
+  buf: Buffer;
+  pos: number;
+  isValid(): boolean;
+}
+function readLong(this: { _fromBuffer(b: Buffer): bigint }, tap: AvscTap): bigint | undefined {
+  const buf = tap.buf;
+  const start = tap.pos;
+  let b = buf[start]!;
+  let n = b & 0x7f;
+  let i = 1;
+  for (let scale = 128; b & 0x80 && i < 8; i++, scale *= 128) {
+    b = buf[start + i]!;
+    n += (b & 0x7f) * scale;
+  }
+  // Longer, or 8 bytes over 2^53 (the sum of the 7-bit groups is exact below it): avsc's path.
+  if (b & 0x80 || n > Number.MAX_SAFE_INTEGER) return readLongBytes.call(this, tap) as bigint | undefined;
+  tap.pos = start + i;
+  if (tap.pos > buf.length) return undefined;
+  // zigzag: even → n / 2, odd → −(n + 1) / 2
+  return BigInt(n % 2 === 1 ? -(n + 1) / 2 : n / 2);
+}
+
+/**
+ * The type: what avsc's LongType.__with builds (its methods under avsc's internal names, frozen),
+ * with readLong as its decoder. __with freezes the instance, so it is built here the same way.
+ */
+const AbstractLongType = Object.getPrototypeOf(avsc.types.LongType.__with(BIGINT_LONG_METHODS)).constructor as new (noUnpack?: boolean) => Record<string, unknown>;
+const readLongBytes = AbstractLongType.prototype._read as (this: unknown, tap: AvscTap) => unknown;
+const BIGINT_LONG = ((): avsc.types.LongType => {
+  const t = new AbstractLongType(false);
+  const m = BIGINT_LONG_METHODS;
+  Object.assign(t, { _toBuffer: m.toBuffer, _fromBuffer: m.fromBuffer, _fromJSON: m.fromJSON, _toJSON: m.toJSON, _isValid: m.isValid, compare: m.compare, _read: readLong });
+  return Object.freeze(t) as unknown as avsc.types.LongType;
+})();
 
 const bigintOnlyHook = (schema: unknown): avsc.Type | undefined =>
   schema === 'long' || (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long')
