@@ -23,6 +23,29 @@ test('same content ⇒ same hash regardless of key order', () => {
   assert.match(rowHash(a), /^[0-9a-f]{40}$/);
 });
 
+test('canonicalJson of rows in many key orders (more than its cache of sorted orders holds), each seen again', () => {
+  const names = ['id', 'b', 'a', 'zz', 'c'];
+  const perms: string[][] = [];
+  const permute = (done: string[], rest: string[]) => {
+    if (rest.length === 0) perms.push(done);
+    rest.forEach((n, i) => permute([...done, n], [...rest.slice(0, i), ...rest.slice(i + 1)]));
+  };
+  permute([], names);
+  assert.equal(perms.length, 120);
+  const want = '{"a":3,"b":2,"c":5,"id":1,"zz":4}';
+  const value = { id: 1, b: 2, a: 3, zz: 4, c: 5 } as Record<string, number>;
+  for (let round = 0; round < 3; round++) {
+    for (const order of perms) {
+      const row: Row = {};
+      for (const n of order) row[n] = value[n]!;
+      assert.equal(canonicalJson(row), want, order.join(','));
+    }
+  }
+  // Same keys, other lengths: not mistaken for a cached order.
+  assert.equal(canonicalJson({ b: 1, a: 2 }), '{"a":2,"b":1}');
+  assert.equal(canonicalJson({ b: 1, a: 2, c: undefined as never }), '{"a":2,"b":1}');
+});
+
 test('different types or content ⇒ different hashes', () => {
   const variants: Row[] = [
     { v: 5n },

@@ -36,24 +36,43 @@ function valueJson(v: Value): string {
   throw new TypeError(`canonicalJson: unsupported value of type ${typeof v}`);
 }
 
-function sortedKeys(row: Row): string[] {
-  const keys = Object.keys(row);
-  // Rows usually arrive with the same key order; skip the sort when already sorted.
-  for (let i = 1; i < keys.length; i++) {
-    if (keys[i - 1] > keys[i]) return keys.sort();
+/**
+ * Key lists seen last, each with its sorted order and the JSON of each sorted key (`"name":`):
+ * rows of a table mostly come with one or two key orders (that of their schema), usually not
+ * sorted; sorting each row's keys and quoting each key anew were most of the hash's garbage.
+ * Matched by comparing the lists element by element (property names are interned strings).
+ */
+interface KeyOrder {
+  given: string[];
+  sorted: string[];
+  /** JSON.stringify(sorted[i]) + ':' */
+  names: string[];
+}
+const orders: KeyOrder[] = [];
+
+function orderOf(keys: string[]): KeyOrder {
+  search: for (let j = 0; j < orders.length; j++) {
+    const o = orders[j]!;
+    if (o.given.length !== keys.length) continue;
+    for (let i = 0; i < keys.length; i++) if (o.given[i] !== keys[i]) continue search;
+    return o;
   }
-  return keys;
+  const sorted = [...keys].sort();
+  const o = { given: keys, sorted, names: sorted.map((k) => JSON.stringify(k) + ':') };
+  if (orders.length >= 16) orders.pop();
+  orders.unshift(o);
+  return o;
 }
 
 export function canonicalJson(row: Row): string {
-  const keys = sortedKeys(row);
+  const { sorted, names } = orderOf(Object.keys(row));
   let s = '{';
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i];
-    const v = row[k];
+  let first = true;
+  for (let i = 0; i < sorted.length; i++) {
+    const v = row[sorted[i]!];
     if (v === undefined) continue;
-    if (s.length > 1) s += ',';
-    s += JSON.stringify(k) + ':' + valueJson(v);
+    s += first ? names[i]! + valueJson(v) : ',' + names[i]! + valueJson(v);
+    first = false;
   }
   return s + '}';
 }
