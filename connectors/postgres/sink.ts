@@ -67,7 +67,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
 import { classifyPgError, fatal, poison, SynclineError } from '../../src/core/errors.js';
-import { columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from '../../src/core/pgtypes.js';
+import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from '../../src/core/pgtypes.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
@@ -796,7 +796,7 @@ function chunks<T>(rows: T[], width: number): T[][] {
 /** `(c1, c2) IN (($1::t1,$2::t2), ...)` or `c = ANY($1::t[])` for one non-array key column. */
 function keyPredicate(meta: TableMeta, keyCols: string[], keys: unknown[][]): Stmt[] {
   if (keyCols.length === 1 && !meta.columns.get(keyCols[0])!.isArray) {
-    return [{ text: `${quoteIdent(keyCols[0])} = ANY($1::${castOf(meta, keyCols[0])}[])`, params: [keys.map((k) => k[0])] }];
+    return [{ text: `${quoteIdent(keyCols[0])} = ANY($1::${castOf(meta, keyCols[0])}[])`, params: [columnArrayLiteral(keys, 0)] }];
   }
   return chunks(keys, keyCols.length).map((part) => {
     const params: unknown[] = [];
@@ -834,7 +834,7 @@ function upsertStatements(meta: TableMeta, cols: string[], keyCols: string[], ro
     const out: Stmt[] = [];
     for (let i = 0; i < rows.length; i += UNNEST_ROWS) {
       const part = rows.slice(i, i + UNNEST_ROWS);
-      out.push({ text, name, params: cols.map((_, j) => part.map((r) => r[j] ?? null)) });
+      out.push({ text, name, params: cols.map((_, j) => columnArrayLiteral(part, j)) });
     }
     return out;
   }

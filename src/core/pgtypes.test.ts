@@ -4,6 +4,7 @@ import pg from 'pg';
 import {
   TypeCatalog,
   arrayLiteral,
+  columnArrayLiteral,
   canonicalTimestamp,
   civilFromDays,
   columnType,
@@ -348,4 +349,14 @@ test('timestamp parsing: the positional fast path gives what the regex gives, an
       assert.equal(outcome(() => parseTimestampParts(s, withZone)), outcome(() => parseTimestampPartsRe(s, withZone)), `${s} (withZone ${withZone})`);
     }
   }
+});
+
+test('columnArrayLiteral: the array literal node-postgres sends for the same column of parameters', async () => {
+  const { createRequire } = await import('node:module');
+  const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as { prepareValue: (v: unknown) => unknown };
+  const vals = ['a', 'with "quote"', 'back\\slash', '\\"', '', 'NULL', '{x,y}', 'é ✓ \u0000', true, false, Buffer.from([0, 255, 16]), Buffer.alloc(0), null, undefined, '12.5', 'Infinity', '-0'];
+  const rows = vals.map((v) => ['k', v]);
+  assert.equal(columnArrayLiteral(rows, 1), prepareValue(rows.map((r) => r[1] ?? null)));
+  assert.equal(columnArrayLiteral(rows, 0), prepareValue(rows.map((r) => r[0])));
+  assert.equal(columnArrayLiteral([], 0), '{}');
 });

@@ -716,6 +716,28 @@ export function arrayLiteral(v: Value[], item?: ColumnType): string {
   return s + '}';
 }
 
+const ARRAY_ESCAPE = /[\\"]/;
+
+/**
+ * One column of `rows` (parameters as toPgParamUntyped makes them: strings, booleans, Buffers,
+ * null) as the array literal node-postgres would send for it (its arrayString: every element
+ * quoted, `\` and `"` escaped, bytea as `\\x…`), without its two regular-expression replaces
+ * and conversions per element: the unnest upserts' parameters, a column of a batch each.
+ */
+export function columnArrayLiteral(rows: unknown[][], col: number): string {
+  let s = '{';
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0) s += ',';
+    const v = rows[i]![col];
+    if (v === null || v === undefined) s += 'NULL';
+    else if (typeof v === 'string') s += ARRAY_ESCAPE.test(v) ? quoteArrayElement(v) : '"' + v + '"';
+    else if (typeof v === 'boolean') s += v ? '"true"' : '"false"';
+    else if (Buffer.isBuffer(v)) s += '\\\\x' + v.toString('hex');
+    else s += quoteArrayElement(String(v));
+  }
+  return s + '}';
+}
+
 /** The node-postgres parameter that writes `v` back exactly into a column of type `t.pgType`. */
 export function toPgParam(v: Value, t: ColumnType): unknown {
   if (v === null || v === undefined) return null;
