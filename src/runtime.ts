@@ -19,7 +19,7 @@ import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type Batch
 import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { fatal } from './core/errors.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
-import { buildSinkParts, originOf, republishOriginOf } from './sink/build.js';
+import { batchSizeOf, buildSinkParts, originOf, republishOriginOf } from './sink/build.js';
 import { DECIDED_KINDS } from './core/envelope.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
@@ -137,12 +137,15 @@ export class Runtime {
       h.processor = new ConsumerStage({
         groupId: groups.processor(prefix, name), topics: [...byTopic.keys()], kafka: this.kafka,
         decode: observeDecoder(cdcDecoder(this.codec, byTopic, h.validation), this.metrics, name, 'process', (t) => byTopic.get(t)?.target), output: observeOutput(output, this.metrics, name, 'process'), dlq, log, validation: h.validation,
+        // Into the Applier: a fetch in parts of the target's batch size (what it writes at once anyway).
+        chunk: applier ? batchSizeOf(this.config, p) : undefined,
       });
       this.running.push(this.guard(name, 'process', h.processor.run()));
     } else if (h.applier) {
       h.processor = new ConsumerStage({
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
         decode: applyTopicDecoder, output: observeOutput({ apply: (batch, origin) => h.applier!.apply(batch, consumerOf(origin)) }, this.metrics, name, 'sink'), dlq, log,
+        chunk: batchSizeOf(this.config, p),
       });
       this.running.push(this.guard(name, 'sink', h.processor.run()));
     }

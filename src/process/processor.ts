@@ -97,6 +97,11 @@ export interface ConsumerStageOptions {
   sessionTimeoutMs?: number;
   /** Counts dead-lettered ValidationErrors per rule (the processor's validator). */
   validation?: PipelineValidator;
+  /**
+   * Decode and hand on a fetched batch in chunks of at most this many messages (the sink's
+   * `batch.size` where the output is the Applier); the whole batch at once when absent.
+   */
+  chunk?: number;
 }
 
 /**
@@ -303,58 +308,12 @@ export class ConsumerStage {
   }
 
   private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
-    if (batch.messages.length === 0) return;
-    const pending: Pending[] = [];
-    const invalid: DeadLetter[] = [];
-    const failed = (err: unknown, m: KafkaMessage) => {
-      if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
-      this.invalid.count++;
-      const v = err instanceof ValidationError ? err : undefined;
-      invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } });
-    };
-    const { peekBatch } = this.o.decode;
-    const stale = this.o.output.stale?.bind(this.o.output);
-    if (peekBatch && stale) {
-      // Two phases: position and key first, then one version-state read for the batch; only changes
-      // newer than their key's stored position are mapped, validated and hashed (replays skip the rest).
-      const peeked = await peekBatch(batch.messages, batch.topic, batch.partition);
-      const probes: StaleProbe[] = [];
-      for (const p of peeked) if (!('error' in p) && p.key !== null) probes.push({ table: p.table, key: p.key, position: p.position });
-      const isStale = probes.length > 0 ? await this.guarded(() => stale(probes)) : [];
-      if (isStale === undefined) return;
-      let j = 0;
-      for (let i = 0; i < peeked.length; i++) {
-        const p = peeked[i]!;
-        const m = batch.messages[i]!;
-        if ('error' in p) {
-          failed(p.error, m);
-          continue;
-        }
-        if (p.key !== null && isStale[j++]) continue;
-        try {
-          pending.push(await p.finish());
-        } catch (err) {
-          this.o.decode.finishFailed?.(err, batch.topic);
-          failed(err, m);
-        }
-      }
-    } else {
-      for (const m of batch.messages) {
-        try {
-          pending.push(await this.o.decode(m, batch.topic, batch.partition));
-        } catch (err) {
-          failed(err, m);
-        }
-      }
-    }
-    if (invalid.length > 0) {
-      await this.o.dlq.send(invalid);
-      for (const l of invalid) if (l.error instanceof ValidationError) this.o.validation?.countInvalid(l.error);
-    }
-    await heartbeat();
-    if (!isRunning() || isStale()) return;
-    const last = batch.messages[batch.messages.length - 1]!;
-    const next = (BigInt(last.offset) + 1n).toString();
+    const messages = batch.messages;
+    if (messages.length === 0) return;
+    // A fetched batch (up to 1 MB a partition: ≈ 7,000 narrow changes) is decoded and applied in
+    // chunks of `chunk` messages, so that what is alive at once is one chunk's records, not the
+    // fetch's; the offset is committed once, after the last chunk.
+    const size = this.o.chunk !== undefined && this.o.chunk > 0 ? this.o.chunk : messages.length;
     let outcome: unknown;
     // A batch may take longer than the group session (a slow target, isolating many bad rows, a
     // long retry): without heartbeats meanwhile the coordinator drops this member, the commit is
@@ -363,7 +322,15 @@ export class ConsumerStage {
     // kafkajs sends at most one per heartbeatInterval; a failed one is left to the commit to report.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), CONSUMER_HEARTBEAT_MS);
     try {
-      outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
+      for (let from = 0; from < messages.length; from += size) {
+        const part = size >= messages.length ? messages : messages.slice(from, from + size);
+        const pending = await this.decodeChunk(part, batch.topic, batch.partition);
+        if (pending === undefined) return;
+        await heartbeat();
+        if (!isRunning() || isStale()) return;
+        const next = (BigInt(part[part.length - 1]!.offset) + 1n).toString();
+        outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
+      }
     } catch (err) {
       if (errorKind(err) === 'fatal') {
         this.crashed?.(err as Error);
@@ -373,9 +340,66 @@ export class ConsumerStage {
     } finally {
       clearInterval(beat);
     }
+    const last = messages[messages.length - 1]!;
     resolveOffset(last.offset); // the fetch position moves on only for resolved offsets
-    if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+    // 'committed': the last chunk's output committed the offset after it, i.e. the batch's.
+    if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
     await heartbeat();
+  }
+
+  /**
+   * Decode messages into pending records; undecodable and invalid ones are dead-lettered here.
+   * Undefined: a fatal error stopped the stage. Retriable errors are thrown (the batch comes again).
+   */
+  private async decodeChunk(messages: KafkaMessage[], topic: string, partition: number): Promise<Pending[] | undefined> {
+    const pending: Pending[] = [];
+    const invalid: DeadLetter[] = [];
+    const failed = (err: unknown, m: KafkaMessage) => {
+      if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
+      this.invalid.count++;
+      const v = err instanceof ValidationError ? err : undefined;
+      invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic, partition, offset: m.offset } });
+    };
+    const { peekBatch } = this.o.decode;
+    const stale = this.o.output.stale?.bind(this.o.output);
+    if (peekBatch && stale) {
+      // Two phases: position and key first, then one version-state read for the batch; only changes
+      // newer than their key's stored position are mapped, validated and hashed (replays skip the rest).
+      const peeked = await peekBatch(messages, topic, partition);
+      const probes: StaleProbe[] = [];
+      for (const p of peeked) if (!('error' in p) && p.key !== null) probes.push({ table: p.table, key: p.key, position: p.position });
+      const isStale = probes.length > 0 ? await this.guarded(() => stale(probes)) : [];
+      if (isStale === undefined) return undefined;
+      let j = 0;
+      for (let i = 0; i < peeked.length; i++) {
+        const p = peeked[i]!;
+        const m = messages[i]!;
+        if ('error' in p) {
+          failed(p.error, m);
+          continue;
+        }
+        if (p.key !== null && isStale[j++]) continue;
+        try {
+          pending.push(await p.finish());
+        } catch (err) {
+          this.o.decode.finishFailed?.(err, topic);
+          failed(err, m);
+        }
+      }
+    } else {
+      for (const m of messages) {
+        try {
+          pending.push(await this.o.decode(m, topic, partition));
+        } catch (err) {
+          failed(err, m);
+        }
+      }
+    }
+    if (invalid.length > 0) {
+      await this.o.dlq.send(invalid);
+      for (const l of invalid) if (l.error instanceof ValidationError) this.o.validation?.countInvalid(l.error);
+    }
+    return pending;
   }
 
   /** Run `fn`; a fatal error stops the stage (undefined), any other is thrown (kafkajs retries the batch). */

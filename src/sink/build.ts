@@ -42,6 +42,9 @@ export const originOf = (prefix: string, pipeline: string) => `syncline:${prefix
 /** Replication origin prefix of a pipeline's re-published rows (a sink's republish(), see ConnectorContext.origin). */
 export const republishOriginOf = (prefix: string, pipeline: string, over: Decided) => republishOrigin(originOf(prefix, pipeline), over);
 
+/** `batch.size` of a pipeline: most records written to its target in one transaction. */
+export const batchSizeOf = (config: SynclineConfig, p: PipelineConfig): number => (p.batch ?? config.defaults.batch).size;
+
 /** The conflict settings of each target table of a pipeline, and the resolvers (custom modules loaded). */
 export async function conflictPolicy(config: SynclineConfig, name: string, p: PipelineConfig): Promise<{ conflictFor: (t: string) => ConflictConfig; resolverFor: (t: string) => Resolver }> {
   const base = p.conflict ?? config.defaults.conflict;
@@ -75,7 +78,7 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
     pipeline: name, conflictFor: policy.conflictFor, resolverFor: policy.resolverFor, retry, log,
     republish: p.peer !== undefined,
     partitionsOf: (topic) => kafka.partitionCount(topic),
-    batchSize: (p.batch ?? config.defaults.batch).size,
+    batchSize: batchSizeOf(config, p),
     parkedKeys: async () => (await store.load()).parkedKeys(),
   });
   if (metrics) applier.observer = applyObserver(metrics, name);
