@@ -35,6 +35,8 @@ test('CPU per change: tick deltas by role, a process started meanwhile from zero
   assert.match(t, /\| \*\*all of them\*\* \| \*\*52\*\* \|/, t); // 11 + 35 + 6
   assert.match(t, /\| rate with 2 CPUs all busy \(2 × 10⁶ ÷ sum\) \| 38,462\/s \|/);
   assert.match(t, /\| sum that 0\.25 × the limit \(25,000\/s\) allows \| 80 \|/);
+  assert.match(t, /\| the others \(all but syncline's processes\) \| 6\.0 \|/);
+  assert.match(t, /\| ceiling with syncline's processes at 0 µs \(2 × 10⁶ ÷ the others\) \| 333,333\/s \(3\.33× the limit\) \|/);
   assert.ok(!t.includes('one process'), 'no column for a run that did not happen');
 });
 

@@ -334,6 +334,12 @@ export function cpuTable(r: PipelineResult, nproc: number): string {
   rows.push(`| rate with ${nproc} CPUs all busy (${nproc} × 10⁶ ÷ sum) | ${sums.map((x) => fmt((nproc * 1e6) / x) + '/s').join(' | ')} |`);
   rows.push(`| measured rate (median) | ${cols.map(([, , f]) => (f ? fmt(f.median) + '/s' : '')).join(' | ')} |`);
   if (s.limit) rows.push(`| sum that 0.25 × the limit (${fmt(0.25 * s.limit.median)}/s) allows | ${cols.map(() => us((nproc * 1e6) / (0.25 * s.limit!.median))).join(' | ')} |`);
+  // What the processes syncline drives (walsender, target, Redis, Kafka, registry) leave: the rate
+  // with syncline's own processes at no CPU at all, the ceiling of (4) on this machine.
+  const others = cols.map(([, c]) => CPU_ROLES.filter((role) => !role.startsWith('syncline')).reduce((a, role) => a + med(c, role), 0));
+  const ceiling = (x: number) => fmt((nproc * 1e6) / x) + '/s' + (s.limit ? ` (${((nproc * 1e6) / x / s.limit.median).toFixed(2)}× the limit)` : '');
+  rows.push(`| the others (all but syncline's processes) | ${others.map(us).join(' | ')} |`);
+  rows.push(`| ceiling with syncline's processes at 0 µs (${nproc} × 10⁶ ÷ the others) | ${others.map(ceiling).join(' | ')} |`);
   return rows.join('\n');
 }
 
