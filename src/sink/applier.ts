@@ -42,6 +42,13 @@ import { TableGates } from './table-gates.js';
 export interface Pending {
   record: SinkRecord;
   raw: { key: Buffer | null; value: Buffer | null };
+  /** recordKey(): 'table\0keyString', once computed. */
+  ck?: string;
+}
+
+/** The key of a pending record across tables ('table\0keyString'), computed once per Pending (asked for several times per record). */
+export function recordKey(p: Pending): string {
+  return (p.ck ??= p.record.table + '\u0000' + keyString(p.record.key));
 }
 
 export interface ApplyStats {
@@ -141,7 +148,14 @@ class StateUnavailable extends SynclineError {
 
 /** Signature of a column set (8 hex digits of sha1 of the sorted names). */
 export function columnSig(cols: string[]): string {
-  // Asked for several times per record, almost always for a table's one or two column sets.
+  // Asked for several times per record, almost always for a table's one or two column sets: the
+  // last few are matched element by element (no string built), the others by their joined names.
+  search: for (let j = 0; j < recentSigs.length; j++) {
+    const r = recentSigs[j]!;
+    if (r.cols.length !== cols.length) continue;
+    for (let i = 0; i < cols.length; i++) if (r.cols[i] !== cols[i]) continue search;
+    return r.sig;
+  }
   const asGiven = cols.join(',');
   let sig = columnSigs.get(asGiven);
   if (sig === undefined) {
@@ -149,9 +163,12 @@ export function columnSig(cols: string[]): string {
     if (columnSigs.size >= 10_000) columnSigs.clear();
     columnSigs.set(asGiven, sig);
   }
+  if (recentSigs.length >= 8) recentSigs.pop();
+  recentSigs.unshift({ cols: [...cols], sig });
   return sig;
 }
 const columnSigs = new Map<string, string>();
+const recentSigs: { cols: string[]; sig: string }[] = [];
 
 /** State hash of an upsert's values ('' when unknown: TOASTed values kept). */
 export function stateHash(r: SinkRecord): string {
@@ -435,15 +452,10 @@ export class Applier {
     const pre = this.prefetched;
     if (pre.size > 0) {
       let all = true;
-      for (const it of list) {
-        if (this.parks(it.table) || !pre.has(it.table + '\u0000' + it.key)) {
-          all = false;
-          break;
-        }
-      }
       const got = list.map((it) => {
         const ck = it.table + '\u0000' + it.key;
         const s = pre.get(ck);
+        if (s === undefined || this.parks(it.table)) all = false;
         pre.delete(ck);
         return s;
       });
@@ -478,7 +490,7 @@ export class Applier {
 
   private async applyPart(batch: Pending[], opts: ApplyOptions): Promise<void> {
     if (batch.length === 0) return;
-    const cks = batch.map((p) => p.record.table + '\u0000' + keyString(p.record.key));
+    const cks = batch.map(recordKey);
     const uniq = new Map<string, { table: string; key: string }>();
     batch.forEach((p, i) => uniq.set(cks[i]!, { table: p.record.table, key: keyString(p.record.key) }));
     const list = [...uniq.entries()];
@@ -540,7 +552,7 @@ export class Applier {
       return pl;
     };
     const failed = await this.write(candidates, this.readsOf(candidates, verify), planner, (pl) => plans.push(pl));
-    const failedKeys = new Set(failed.map((p) => p.record.table + '\u0000' + keyString(p.record.key)));
+    const failedKeys = new Set(failed.map(recordKey));
 
     // 3. Outcomes of the plans that were written.
     const letters: DeadLetter[] = [];
@@ -552,8 +564,7 @@ export class Applier {
         this.observer?.conflict(c.table, c.strategy, c.outcome);
       }
       for (const p of pl.write) {
-        const ck = p.record.table + '\u0000' + keyString(p.record.key);
-        if (failedKeys.has(ck)) continue;
+        if (failedKeys.size > 0 && failedKeys.has(recordKey(p))) continue;
         if (pl.repaired.has(p)) this.stats.repaired++;
         this.stats.applied++;
         this.observer?.applied(p.record);
@@ -624,7 +635,7 @@ export class Applier {
     for (const p of records) {
       const r = p.record;
       const ks = keyString(r.key);
-      const ck = r.table + '\u0000' + ks;
+      const ck = recordKey(p);
       cks.push(ck);
       const k = keys.get(ck);
       if (k) {
@@ -948,7 +959,7 @@ function readsFor(reads: Map<string, Row[]>, records: Pending[]): Map<string, Ro
 function groupByKey(records: Pending[]): Pending[][] {
   const groups = new Map<string, Pending[]>();
   for (const p of records) {
-    const k = p.record.table + '\u0000' + keyString(p.record.key);
+    const k = recordKey(p);
     let g = groups.get(k);
     if (!g) groups.set(k, (g = []));
     g.push(p);
