@@ -41,7 +41,8 @@ export interface Peeked {
   position: string;
   /** A control record (end of a table's snapshot), not a change. */
   control?: boolean;
-  finish(): Promise<Pending>;
+  /** Synchronous when the value schema's column types are known (the usual case: no promise per change). */
+  finish(): Pending | Promise<Pending>;
 }
 
 export type Decoder = ((m: KafkaMessage, topic: string, partition: number) => Promise<Pending>) & {
@@ -121,7 +122,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     return t;
   };
   // The same, renamed to target columns, by topic and schema id: one shared (frozen) object per schema.
-  const renamedTypes = new Map<string, Readonly<Record<string, string>>>();
+  const renamedTypes = new Map<string, Map<number, Readonly<Record<string, string>>>>();
   // Key and value of a message: synchronously when their schemas are known (the usual case).
   const decodeKnown = (m: KafkaMessage): [Row | null, Record<string, unknown>] | undefined => {
     const key = m.key ? codec.decodeKnown<Row>(m.key) : null;
@@ -156,26 +157,33 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
       finish: () => finish(m, topic, partition, e, mapping, key, mappedKey, position),
     };
   };
-  const finish = async (m: KafkaMessage, topic: string, partition: number, e: ChangeEvent, mapping: TableMapping, key: Row | null, mappedKey: Row | undefined, position: string): Promise<Pending> => {
+  const finish = (m: KafkaMessage, topic: string, partition: number, e: ChangeEvent, mapping: TableMapping, key: Row | null, mappedKey: Row | undefined, position: string): Pending | Promise<Pending> => {
     const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false, mappedKey, position });
     const decided = m.headers?.[DECIDED_HEADER];
     if (decided !== undefined) record.decided = decidedOf(String(decided));
-    if (record.op === 'upsert') {
-      const id = m.value!.readInt32BE(1);
-      const ck = topic + '\u0000' + id;
-      let out = renamedTypes.get(ck);
-      if (!out) {
-        const types = await columnTypes(id);
-        const o: Record<string, string> = {};
-        for (const [col, t] of types) o[mapping.rename(col)] = t;
-        renamedTypes.set(ck, (out = Object.freeze(o)));
-      }
-      record.columnTypes = out;
-      const rules = validator?.forTable(mapping.source);
-      if (rules) validator!.check(rules, record);
-      hashRecord(record);
-    }
-    return { record, raw: { key: m.key, value: m.value } };
+    const pending: Pending = { record, raw: { key: m.key, value: m.value } };
+    if (record.op !== 'upsert') return pending;
+    const id = m.value!.readInt32BE(1);
+    let ofTopic = renamedTypes.get(topic);
+    if (!ofTopic) renamedTypes.set(topic, (ofTopic = new Map()));
+    const known = ofTopic.get(id);
+    if (known) return upsertDone(pending, mapping, known);
+    return columnTypes(id).then((types) => {
+      const o: Record<string, string> = {};
+      for (const [col, t] of types) o[mapping.rename(col)] = t;
+      const out = Object.freeze(o);
+      ofTopic.set(id, out);
+      return upsertDone(pending, mapping, out);
+    });
+  };
+  /** An upsert's column types, then validation (which may coerce values), then its hash. */
+  const upsertDone = (pending: Pending, mapping: TableMapping, types: Readonly<Record<string, string>>): Pending => {
+    const record = pending.record;
+    record.columnTypes = types;
+    const rules = validator?.forTable(mapping.source);
+    if (rules) validator!.check(rules, record);
+    hashRecord(record);
+    return pending;
   };
   /**
    * A keyed change whose key and value schemas are known: the key and the value's leading fields
@@ -196,7 +204,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
       table: mapping.target,
       key: ks,
       position: position(head.commitLsn, head.idx),
-      finish: async () => {
+      finish: () => {
         const mappedKey = renameRow(key, mapping.rename);
         rememberKeyString(mappedKey, ks);
         const e: ChangeEvent = envelopeFromAvro(codec.decodeKnown<Record<string, unknown>>(m.value)!);
@@ -380,7 +388,8 @@ export class ConsumerStage {
         }
         if (p.key !== null && isStale[j++]) continue;
         try {
-          pending.push(await p.finish());
+          const done = p.finish();
+          pending.push(done instanceof Promise ? await done : done);
         } catch (err) {
           this.o.decode.finishFailed?.(err, topic);
           failed(err, m);
