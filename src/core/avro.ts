@@ -226,15 +226,16 @@ export function envelopeHeadReader(type: avsc.Type): (buf: Buffer, offset: numbe
 function readHeadByHand(b: Buffer, at: number): EnvelopeHead {
   let pos = at;
   const varint = (): number => {
-    let n = 0;
-    let shift = 0;
-    for (;;) {
+    if (pos >= b.length) throw poison('DECODE_FAILED', 'envelope truncated in its source');
+    let x = b[pos++]!;
+    if ((x & 0x80) === 0) return x & 1 ? -((x + 1) >> 1) : x >> 1; // one byte (lengths, idx): zigzag
+    let n = x & 0x7f;
+    for (let scale = 128; ; scale *= 128) {
       if (pos >= b.length) throw poison('DECODE_FAILED', 'envelope truncated in its source');
-      const x = b[pos++]!;
-      n += (x & 0x7f) * 2 ** shift;
+      if (scale > 2 ** 63) throw poison('DECODE_FAILED', 'envelope with a malformed varint');
+      x = b[pos++]!;
+      n += (x & 0x7f) * scale;
       if ((x & 0x80) === 0) break;
-      shift += 7;
-      if (shift > 63) throw poison('DECODE_FAILED', 'envelope with a malformed varint');
     }
     return n % 2 === 1 ? -(n + 1) / 2 : n / 2; // zigzag
   };
