@@ -510,6 +510,9 @@ export class PostgresSink implements Sink {
       // Rows of a batch mostly share one column list: its group, by the list as the row holds it
       // (key columns first, so their count and the list give the key columns too).
       const byList = new Map<string, Group>();
+      let prevGroup: Group | undefined;
+      let prevKeyCount = 0;
+      let prevCols: string[] = [];
       for (const { p, deleteFirst } of last.values()) {
         if (p.rec.op === 'delete' || deleteFirst) {
           const sig = p.keyCols.join('\u0000');
@@ -518,6 +521,21 @@ export class PostgresSink implements Sink {
           g.push(p);
         }
         if (p.rec.op === 'upsert') {
+          // Most rows have the previous row's column list: compared name by name, no string built.
+          if (prevGroup && p.keyCols.length === prevKeyCount && p.row!.size === prevCols.length) {
+            let same = true;
+            let i = 0;
+            for (const c of p.row!.keys()) {
+              if (c !== prevCols[i++]) {
+                same = false;
+                break;
+              }
+            }
+            if (same) {
+              prevGroup.rows.push(p);
+              continue;
+            }
+          }
           let list = p.keyCols.length + '\u0001';
           for (const c of p.row!.keys()) list += c + '\u0000';
           let g = byList.get(list);
@@ -529,6 +547,9 @@ export class PostgresSink implements Sink {
             byList.set(list, g);
           }
           g.rows.push(p);
+          prevGroup = g;
+          prevKeyCount = p.keyCols.length;
+          prevCols = [...p.row!.keys()];
         }
       }
       for (const g of deletes.values()) stmts.push(...deleteStatements(meta, g[0].keyCols, g.map((p) => g[0].keyCols.map((c) => p.row?.get(c) ?? toParam(p.rec.key[c])))));
