@@ -360,3 +360,27 @@ test('columnArrayLiteral: the array literal node-postgres sends for the same col
   assert.equal(columnArrayLiteral(rows, 0), prepareValue(rows.map((r) => r[0])));
   assert.equal(columnArrayLiteral([], 0), '{}');
 });
+
+test('microsToTimestamp: the same text as the calendar (Date) for instants around day boundaries, days alternating', () => {
+  const day = 86_400_000_000n;
+  const base = [0n, 1795608000123456n, -1n, -day, 253402300799999999n, -62135596800000000n, 951782400000000n /* 2000-02-29 */];
+  const cases: bigint[] = [];
+  for (const b of base) for (const d of [-day - 1n, -1n, 0n, 1n, day - 1n, day]) cases.push(b + d);
+  const ref = (us: bigint) => {
+    const ms = us / 1000n - (us % 1000n < 0n ? 1n : 0n);
+    const micros = ((us % 1_000_000n) + 1_000_000n) % 1_000_000n;
+    const iso = new Date(Number(ms)).toISOString();
+    return `${iso.slice(0, 19)}.${String(micros).padStart(6, '0')}Z`;
+  };
+  for (let round = 0; round < 2; round++) {
+    for (const us of cases) {
+      if (us < -62135596800000000n || us > 253402300799999999n) continue; // Date's ISO years 0001 – 9999
+      assert.equal(microsToTimestamp(us, true), ref(us), String(us));
+      assert.equal(microsToTimestamp(us, false), ref(us).slice(0, -1), String(us));
+    }
+  }
+  // Beyond 2^53 µs (year 287,396) the bigint path: still exact and in order.
+  const far = 2n ** 60n;
+  assert.equal(timestampToMicros(microsToTimestamp(far, true), true), far);
+  assert.equal(timestampToMicros(microsToTimestamp(-far, false), false), -far);
+});

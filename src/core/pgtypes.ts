@@ -349,6 +349,7 @@ export function daysToDate(days: number): string {
 const TS_RE = /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d(?::?\d\d(?::?\d\d)?)?)?( BC)?$/;
 const US_PER_DAY = 86_400_000_000;
 const BIG_US_PER_DAY = 86_400_000_000n;
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 
 export interface TsParts {
   days: number;
@@ -460,9 +461,19 @@ function dayParts(days: number, us: number): TsParts {
   return { days, us };
 }
 
+/** '00' … '59' */
+const TWO_DIGITS = Array.from({ length: 60 }, (_, i) => (i < 10 ? '0' : '') + i);
+/** The date part of the last day formatted (timestamps of a batch are mostly of one or two days). */
+let lastDay = NaN;
+let lastDate = { date: '', bc: false };
+
 function formatTimestampParts(p: TsParts, withZone: boolean): string {
-  const [y, mo, d] = civilFromDays(p.days);
-  const f = formatDate(y, mo, d);
+  if (p.days !== lastDay) {
+    const [y, mo, d] = civilFromDays(p.days);
+    lastDate = formatDate(y, mo, d);
+    lastDay = p.days;
+  }
+  const f = lastDate;
   let rest = p.us;
   const micros = rest % 1_000_000;
   rest = (rest - micros) / 1_000_000;
@@ -470,7 +481,8 @@ function formatTimestampParts(p: TsParts, withZone: boolean): string {
   rest = (rest - sec) / 60;
   const min = rest % 60;
   const hour = (rest - min) / 60;
-  let s = `${f.date}T${pad2(hour)}:${pad2(min)}:${pad2(sec)}.${String(micros).padStart(6, '0')}`;
+  const us = String(micros);
+  let s = f.date + 'T' + TWO_DIGITS[hour]! + ':' + TWO_DIGITS[min]! + ':' + TWO_DIGITS[sec]! + '.' + '000000'.slice(us.length) + us;
   if (withZone) s += 'Z';
   return f.bc ? s + ' BC' : s;
 }
@@ -488,6 +500,12 @@ export function timestampToMicros(s: string, withZone: boolean): bigint {
 }
 
 export function microsToTimestamp(us: bigint, withZone: boolean): string {
+  // Within ±2^53 (every year from −283,000 to 287,000) the arithmetic is exact in doubles.
+  if (us > -MAX_SAFE_BIG && us < MAX_SAFE_BIG) {
+    const n = Number(us);
+    const d = Math.floor(n / US_PER_DAY);
+    return formatTimestampParts({ days: d, us: n - d * US_PER_DAY }, withZone);
+  }
   let days = us / BIG_US_PER_DAY;
   let rem = us - days * BIG_US_PER_DAY;
   if (rem < 0n) {
