@@ -434,11 +434,13 @@ export class PostgresSink implements Sink {
     const out: Prepared[] = [];
     /** Last known full row per table+key in this batch (for keep columns); reset by delete/truncate. */
     const known = new Map<string, Map<string, unknown> | null>();
+    // Only a record with kept columns reads `known`: without one in the batch it is not kept.
+    const keeps = batch.some((r) => (r?.keep?.length ?? 0) > 0);
     for (const rec of batch) {
       try {
         if (typeof rec.table !== 'string' || rec.table.length === 0) throw new Error('record has no target table');
         if (rec.op === 'truncate') {
-          for (const k of [...known.keys()]) if (k.startsWith(rec.table + '\u0000')) known.delete(k);
+          if (keeps) for (const k of [...known.keys()]) if (k.startsWith(rec.table + '\u0000')) known.delete(k);
           out.push({ rec, table: rec.table, keyCols: [], nkey: '', row: null });
           continue;
         }
@@ -452,9 +454,9 @@ export class PostgresSink implements Sink {
         });
         // keyString: the key's identity everywhere else (version state), cached on the key row.
         const nkey = keyCols.join(',') + '\u0000' + keyString(rec.key);
-        const slot = rec.table + '\u0000' + nkey;
+        const slot = keeps ? rec.table + '\u0000' + nkey : '';
         if (rec.op === 'delete') {
-          known.set(slot, null);
+          if (keeps) known.set(slot, null);
           out.push({ rec, table: rec.table, keyCols, nkey, row: null });
           continue;
         }
@@ -472,7 +474,7 @@ export class PostgresSink implements Sink {
           const prev = known.get(slot);
           for (const c of keep) if (!keyCols.includes(c) && prev?.has(c)) row.set(c, prev.get(c));
         }
-        known.set(slot, row);
+        if (keeps) known.set(slot, row);
         out.push({ rec, table: rec.table, keyCols, nkey, row });
       } catch (err) {
         failed.push({ record: rec, error: poison('INVALID_RECORD', `${this.where}: ${rec.op} ${rec.table} key ${safeKeyString(rec.key)}: ${(err as Error).message}`, err) });

@@ -82,6 +82,8 @@ export interface VersionCommit extends VersionKey {
 }
 
 const POSITION_RE = /^[0-9a-f]{16}:[0-9a-f]{8}$/;
+/** A state hash written into JSON as it is. */
+const PLAIN_HASH = /^[0-9a-zA-Z:]*$/;
 
 /**
  * For item i (KEYS[2i-1] version key, KEYS[2i] row key; ARGV[3i-1] pos, ARGV[3i] hash, ARGV[3i+1] row
@@ -285,10 +287,15 @@ export class VersionState {
     // and the key columns of each table, to turn a keyString back into a key row.
     const keyColumns: Record<string, string[]> = {};
     let s = '{"c":[';
+    // A batch has one or a few tables: each one's JSON once. Hashes ('D', '', '<sig>:<sha1>') need no escaping.
+    let lastTable = '';
+    let tableJson = '""';
     for (let i = 0; i < intent.commits.length; i++) {
       const c = intent.commits[i]!;
       if (c.keyRow && !keyColumns[c.table]) keyColumns[c.table] = Object.keys(c.keyRow);
-      s += (i ? ',[' : '[') + JSON.stringify(c.table) + ',' + JSON.stringify(c.key) + ',"' + c.pos + '",' + JSON.stringify(c.hash) + (c.row === undefined ? ',0]' : ',1]');
+      if (c.table !== lastTable) tableJson = JSON.stringify((lastTable = c.table));
+      const hash = PLAIN_HASH.test(c.hash) ? '"' + c.hash + '"' : JSON.stringify(c.hash);
+      s += (i ? ',[' : '[') + tableJson + ',' + JSON.stringify(c.key) + ',"' + c.pos + '",' + hash + (c.row === undefined ? ',0]' : ',1]');
     }
     s += '],"k":' + JSON.stringify(keyColumns) + ',"s":' + JSON.stringify(intent.sigs) + '}';
     try {
