@@ -367,8 +367,32 @@ const bigintOnlyHook = (schema: unknown): avsc.Type | undefined =>
 
 type LogicalSchema = { type: unknown; logicalType: string; precision?: number; scale?: number };
 
+const NOTHING = Symbol('nothing');
+
+/**
+ * Our logical types. avsc converts a value twice when it writes it into a union (["null", T]: every
+ * nullable column): once to pick the branch (its LogicalType._check calls _toValue) and again to
+ * write it. The last conversion is remembered (conversions are pure, values are strings or numbers),
+ * so the second is free. A value that does not convert throws from the write, with our message.
+ */
+abstract class CanonicalType extends avsc.types.LogicalType {
+  private lastIn: unknown = NOTHING;
+  private lastOut: unknown;
+
+  /** Canonical value → the underlying type's value (throws poison for a bad one). */
+  protected abstract toAvro(v: unknown): unknown;
+
+  protected override _toValue(v: unknown): unknown {
+    if (v === this.lastIn) return this.lastOut;
+    const out = this.toAvro(v);
+    this.lastIn = v;
+    this.lastOut = out;
+    return out;
+  }
+}
+
 /** decimal: canonical value is the decimal string, Avro value the unscaled two's complement bytes. */
-class DecimalType extends avsc.types.LogicalType {
+class DecimalType extends CanonicalType {
   readonly precision: number;
   readonly scale: number;
   private readonly fixedSize: number | undefined;
@@ -391,7 +415,7 @@ class DecimalType extends avsc.types.LogicalType {
     return formatUnscaled(twosToBigInt(buf), this.scale);
   }
 
-  protected override _toValue(v: unknown): Buffer {
+  protected toAvro(v: unknown): Buffer {
     if (typeof v !== 'string') throw poison('AVRO_DECIMAL', `decimal value must be a string, got ${typeof v}`);
     return decimalBytes(v, this.scale, this.precision, this.fixedSize);
   }
@@ -507,7 +531,7 @@ function twosToBigInt(buf: Buffer): bigint {
 }
 
 /** date: 'YYYY-MM-DD' ↔ days since 1970-01-01; 'infinity'/'-infinity' ↔ int32 max/min. */
-class DateType extends avsc.types.LogicalType {
+class DateType extends CanonicalType {
   constructor(schema: LogicalSchema, opts?: unknown) {
     super(schema as never, opts);
     if ((this.underlyingType as unknown as { typeName: string }).typeName !== 'int') throw new Error('date must be an int');
@@ -519,7 +543,7 @@ class DateType extends avsc.types.LogicalType {
     return daysToDate(days);
   }
 
-  protected override _toValue(v: unknown): number {
+  protected toAvro(v: unknown): number {
     if (v === 'infinity') return INT32_MAX;
     if (v === '-infinity') return INT32_MIN;
     if (typeof v !== 'string') throw poison('AVRO_DATE', `date value must be a string, got ${typeof v}`);
@@ -536,7 +560,7 @@ class DateType extends avsc.types.LogicalType {
 }
 
 /** timestamp-micros / local-timestamp-micros: canonical string ↔ micros (bigint underneath). */
-class TimestampMicrosType extends avsc.types.LogicalType {
+class TimestampMicrosType extends CanonicalType {
   readonly withZone: boolean;
 
   constructor(schema: LogicalSchema, opts?: object) {
@@ -552,7 +576,7 @@ class TimestampMicrosType extends avsc.types.LogicalType {
     return microsToTimestamp(us, this.withZone);
   }
 
-  protected override _toValue(v: unknown): bigint {
+  protected toAvro(v: unknown): bigint {
     if (v === 'infinity') return INT64_MAX;
     if (v === '-infinity') return INT64_MIN;
     if (typeof v !== 'string') throw poison('AVRO_TIMESTAMP', `timestamp value must be a string, got ${typeof v}`);
@@ -564,7 +588,7 @@ class TimestampMicrosType extends avsc.types.LogicalType {
   protected override _resolve(type: avsc.Type): ((v: unknown) => unknown) | undefined {
     if (type instanceof TimestampMicrosType) {
       if (type.withZone === this.withZone) return (v) => v;
-      return (v) => this._fromValue(type._toValue(v));
+      return (v) => this._fromValue(type._toValue(v) as bigint);
     }
     const name = (type as unknown as { typeName: string }).typeName;
     if (name === 'long' || name === 'abstract:long' || name === 'int') return (v) => this._fromValue(BigInt(v as number | bigint));
