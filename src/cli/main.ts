@@ -12,7 +12,7 @@ import { configValidate } from './config-validate.js';
 import { status } from './status.js';
 import { alertsExport } from './alerts-export.js';
 import { report } from './report.js';
-import { errorCode, errorMessage, fatal, networkCode, retriable, SynclineError, withDeadline } from '../core/errors.js';
+import { errorCode, errorMessage, fatal, networkCode, redisRefusal, retriable, SynclineError, withDeadline } from '../core/errors.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { dlqCommands } from './dlq.js';
 import { replayCommand } from './replay.js';
@@ -101,8 +101,8 @@ function attribute(err: unknown, config: SynclineConfig, runtime: Runtime, redis
   }
   const fromRedis = err.name === 'MaxRetriesPerRequestError' || /[\\/]ioredis[\\/]/.test(err.stack ?? '');
   // Refused credentials or rights: no retry makes them right (ioredis reports "Connection is closed." and the reply as an error event).
-  const auth = fromRedis ? /^(WRONGPASS|NOAUTH|NOPERM)\s+(.*)$/.exec(redisError?.message ?? err.message) : null;
-  if (auth) return fatal(`REDIS_${auth[1]}`, `cannot authenticate to Redis at ${redisAddress(config.redis.url)} as ${redisUser(config.redis.url)} (redis.url): ${auth[2]}`, err);
+  const auth = fromRedis ? redisRefusal(redisError ?? err) : null;
+  if (auth) return fatal(`REDIS_${auth[0]}`, `cannot authenticate to Redis at ${redisAddress(config.redis.url)} as ${redisUser(config.redis.url)} (redis.url): ${auth[1]}`, err);
   if (fromRedis && runtime.redis.status !== 'ready') {
     const why = redisError && redisError.message !== err.message ? `${err.message} (${redisError.message})` : err.message;
     const code = networkCode(redisError) ?? net;

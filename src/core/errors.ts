@@ -92,6 +92,29 @@ export function classifyNetworkError(err: unknown, context: string): SynclineErr
 }
 
 /**
+ * A Redis reply refusing who the client is or what it may do (WRONGPASS, NOAUTH, NOPERM: an ACL
+ * changed, a password rotated): [code, the rest of the reply], or null. No retry makes it right.
+ */
+export function redisRefusal(err: unknown): [string, string] | null {
+  const m = /^(WRONGPASS|NOAUTH|NOPERM)\s+([\s\S]*)$/.exec(errorMessage(err));
+  return m ? [m[1]!, m[2]!] : null;
+}
+
+/**
+ * Classify an error of a Redis call: a refusal of credentials or rights is fatal (REDIS_NOPERM, …:
+ * the process stops with the reply instead of retrying the batch for ever); anything else
+ * (connection lost, timeout, LOADING, OOM) is retriable, its code prefixed REDIS_ unless it is a
+ * network one (NET_…).
+ */
+export function classifyRedisError(err: unknown, context: string): SynclineError {
+  if (err instanceof SynclineError) return err;
+  const refused = redisRefusal(err);
+  if (refused) return fatal(`REDIS_${refused[0]}`, `${context}: Redis refused the credentials or rights of redis.url: ${refused[0]} ${refused[1]}`, err);
+  const e = classifyNetworkError(err, context);
+  return e.code.startsWith('NET_') || e.code.startsWith('REDIS_') ? e : new SynclineError('retriable', `REDIS_${e.code}`, e.message, err);
+}
+
+/**
  * The Node network error code (ECONNREFUSED, ETIMEDOUT, …) behind a client library's error: its own
  * `code`, or that of the error it wraps (kafkajs `originalError`/`cause`, AggregateError `errors`),
  * or one named in its message ("Connection error: connect ECONNREFUSED 127.0.0.1:9092").

@@ -172,3 +172,31 @@ test('Redis errors surface as retriable SynclineErrors', async () => {
   await assert.rejects(vs.commitMany([{ table: 'public.t', key: '[1]', pos: P('0/1'), hash: 'a' }]), (e: unknown) => e instanceof SynclineError && e.retriable);
   dead.disconnect();
 });
+
+test('a Redis refusal of rights mid-run (an ACL changed) is fatal, naming the reply; state reads still work', async () => {
+  const user = `syncline_t_acl_${randomBytes(4).toString('hex')}`;
+  await redis.call('ACL', 'SETUSER', user, 'on', '>pw-1', `~${prefix}:*`, '+@all');
+  const limited = new Redis({ host: '127.0.0.1', port: 6379, username: user, password: 'pw-1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await limited.connect();
+    const vs = new VersionState(limited, prefix, 'acl');
+    await vs.commitMany([{ table: 'public.t', key: '[1]', pos: P('0/1'), hash: 'a' }]);
+    // The operator takes scripting away from the pipeline's user while it runs.
+    await redis.call('ACL', 'SETUSER', user, '-@scripting');
+    await assert.rejects(vs.commitMany([{ table: 'public.t', key: '[1]', pos: P('0/2'), hash: 'b' }]), (e: unknown) => {
+      assert.ok(e instanceof SynclineError);
+      assert.equal(e.kind, 'fatal');
+      assert.equal(e.code, 'REDIS_NOPERM');
+      assert.match(e.message, /version state: commit of 1 keys: Redis refused the credentials or rights of redis\.url: NOPERM .*evalsha/i);
+      return true;
+    });
+    assert.equal((await vs.getMany([{ table: 'public.t', key: '[1]' }]))[0]?.pos, P('0/1'), 'nothing written; reads allowed');
+    // Keys outside its pattern: refused too.
+    const other = new VersionState(limited, `${prefix}x`, 'acl');
+    await assert.rejects(other.getMany([{ table: 'public.t', key: '[1]' }]), (e: unknown) => e instanceof SynclineError && e.code === 'REDIS_NOPERM' && e.kind === 'fatal');
+    await vs.clear();
+  } finally {
+    limited.disconnect();
+    await redis.call('ACL', 'DELUSER', user);
+  }
+});

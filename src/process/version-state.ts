@@ -30,7 +30,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Row } from '../core/envelope.js';
-import { classifyNetworkError, fatal, SynclineError } from '../core/errors.js';
+import { classifyRedisError, fatal, SynclineError } from '../core/errors.js';
 import { parseTagged, stringifyTagged } from '../core/tagged-json.js';
 
 /** Hash value recorded for a deleted (or truncated) row. */
@@ -473,9 +473,7 @@ export class VersionState {
   }
 
   private wrap(err: unknown, context: string): SynclineError {
-    const e = classifyNetworkError(err, context);
-    // classifyNetworkError keeps any code; make the Redis origin visible in it.
-    return e.code.startsWith('NET_') || e.code.startsWith('REDIS_') ? e : new SynclineError('retriable', `REDIS_${e.code}`, e.message, err);
+    return classifyRedisError(err, context);
   }
 }
 
