@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --heap-growing-percent=50
 /**
  * `syncline` command line. Exit codes: 0 clean stop, 1 fatal error (with the reason on stderr),
  * 2 usage error.
