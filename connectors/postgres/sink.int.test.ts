@@ -410,8 +410,10 @@ test('a connection killed mid-batch is a retriable error, nothing is half-applie
       pid = r.rows[0]?.pid ?? null;
     }
     assert.ok(pid, 'sink statement did not block on the lock');
+    // Expect the rejection before it can happen: it may arrive while the terminate is still answering.
+    const refused = assert.rejects(pending, (e: unknown) => e instanceof SynclineError && e.retriable && e.code === 'PG_57P01');
     await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-    await assert.rejects(pending, (e: unknown) => e instanceof SynclineError && e.retriable && e.code === 'PG_57P01');
+    await refused;
     await locker.query('COMMIT');
   } finally {
     locker.release();
