@@ -13,6 +13,7 @@
  */
 import crypto from 'node:crypto';
 import type { Row, Value } from './envelope.js';
+import { RecentLists } from './recent-lists.js';
 
 function valueJson(v: Value): string {
   if (v === null || v === undefined) return 'null';
@@ -37,30 +38,25 @@ function valueJson(v: Value): string {
 }
 
 /**
- * Key lists seen last, each with its sorted order and the JSON of each sorted key (`"name":`):
- * rows of a table mostly come with one or two key orders (that of their schema), usually not
- * sorted; sorting each row's keys and quoting each key anew were most of the hash's garbage.
- * Matched by comparing the lists element by element (property names are interned strings).
+ * The sorted order of a row's key list and the JSON of each sorted key (`"name":`), for the key
+ * lists seen last: rows of a table mostly come with one or two key orders (that of their schema),
+ * usually not sorted; sorting each row's keys and quoting each key anew were most of the hash's
+ * garbage.
  */
 interface KeyOrder {
-  given: string[];
   sorted: string[];
   /** JSON.stringify(sorted[i]) + ':' */
   names: string[];
 }
-const orders: KeyOrder[] = [];
+const orders = new RecentLists<KeyOrder>(16);
 
 function orderOf(keys: string[]): KeyOrder {
-  search: for (let j = 0; j < orders.length; j++) {
-    const o = orders[j]!;
-    if (o.given.length !== keys.length) continue;
-    for (let i = 0; i < keys.length; i++) if (o.given[i] !== keys[i]) continue search;
-    return o;
+  let o = orders.get(keys);
+  if (!o) {
+    const sorted = [...keys].sort();
+    o = { sorted, names: sorted.map((k) => JSON.stringify(k) + ':') };
+    orders.set(keys, o);
   }
-  const sorted = [...keys].sort();
-  const o = { given: keys, sorted, names: sorted.map((k) => JSON.stringify(k) + ':') };
-  if (orders.length >= 16) orders.pop();
-  orders.unshift(o);
   return o;
 }
 

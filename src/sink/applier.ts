@@ -31,6 +31,7 @@ import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
 import { keptOver, type Decided, type Row } from '../core/envelope.js';
 import { errorCode, errorKind, errorMessage, poison, SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
+import { RecentLists } from '../core/recent-lists.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import type { VersionCommit, VersionEntry, VersionState } from '../process/version-state.js';
@@ -150,12 +151,8 @@ class StateUnavailable extends SynclineError {
 export function columnSig(cols: string[]): string {
   // Asked for several times per record, almost always for a table's one or two column sets: the
   // last few are matched element by element (no string built), the others by their joined names.
-  search: for (let j = 0; j < recentSigs.length; j++) {
-    const r = recentSigs[j]!;
-    if (r.cols.length !== cols.length) continue;
-    for (let i = 0; i < cols.length; i++) if (r.cols[i] !== cols[i]) continue search;
-    return r.sig;
-  }
+  const recent = recentSigs.get(cols);
+  if (recent !== undefined) return recent;
   const asGiven = cols.join(',');
   let sig = columnSigs.get(asGiven);
   if (sig === undefined) {
@@ -163,12 +160,11 @@ export function columnSig(cols: string[]): string {
     if (columnSigs.size >= 10_000) columnSigs.clear();
     columnSigs.set(asGiven, sig);
   }
-  if (recentSigs.length >= 8) recentSigs.pop();
-  recentSigs.unshift({ cols: [...cols], sig });
+  recentSigs.set(cols, sig);
   return sig;
 }
 const columnSigs = new Map<string, string>();
-const recentSigs: { cols: string[]; sig: string }[] = [];
+const recentSigs = new RecentLists<string>(8);
 
 /** State hash of an upsert's values ('' when unknown: TOASTed values kept). */
 export function stateHash(r: SinkRecord): string {
