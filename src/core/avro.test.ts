@@ -130,7 +130,7 @@ test('long: bigint, full int64 range', () => {
   for (const n of [0, 1, -1, -5, 127, -128, 2 ** 32, -(2 ** 32) - 1, 2 ** 53 - 1, -(2 ** 53) + 1, 1795608000200]) {
     assert.deepEqual(longType.toBuffer({ v: n }), longType.toBuffer({ v: BigInt(n) }), String(n));
   }
-  // Decoded by the direct varint read (up to 7 bytes) or avsc's byte unpacking (longer): both exact,
+  // Decoded by the direct varint read (up to 8 bytes, below 2^53) or avsc's byte unpacking (the rest): both exact,
   // at every varint length boundary, and what plain avsc reads (numbers; its own decode is exact below 2^51).
   const plainLong = avsc.Type.forSchema({ type: 'record', name: 'P', fields: [{ name: 'v', type: 'long' }, { name: 'w', type: 'int' }] });
   const withTail = parseSchema({ type: 'record', name: 'P', fields: [{ name: 'v', type: 'long' }, { name: 'w', type: 'int' }] });

@@ -327,7 +327,6 @@ const BIGINT_LONG_METHODS = {
 interface AvscTap {
   buf: Buffer;
   pos: number;
-  isValid(): boolean;
 }
 function readLong(this: { _fromBuffer(b: Buffer): bigint }, tap: AvscTap): bigint | undefined {
   const buf = tap.buf;
