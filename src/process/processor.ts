@@ -323,6 +323,7 @@ export class ConsumerStage {
     // fetch's; the offset is committed once, after the last chunk.
     const size = this.o.chunk !== undefined && this.o.chunk > 0 ? this.o.chunk : messages.length;
     let outcome: unknown;
+    let next = '';
     // A batch may take longer than the group session (a slow target, isolating many bad rows, a
     // long retry): without heartbeats meanwhile the coordinator drops this member, the commit is
     // refused, and the batch is done again from the start — for ever, if it always takes that long
@@ -336,7 +337,7 @@ export class ConsumerStage {
         if (pending === undefined) return;
         await heartbeat();
         if (!isRunning() || isStale()) return;
-        const next = (BigInt(part[part.length - 1]!.offset) + 1n).toString();
+        next = (BigInt(part[part.length - 1]!.offset) + 1n).toString();
         outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
       }
     } catch (err) {
@@ -348,10 +349,9 @@ export class ConsumerStage {
     } finally {
       clearInterval(beat);
     }
-    const last = messages[messages.length - 1]!;
-    resolveOffset(last.offset); // the fetch position moves on only for resolved offsets
-    // 'committed': the last chunk's output committed the offset after it, i.e. the batch's.
-    if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    resolveOffset(messages[messages.length - 1]!.offset); // the fetch position moves on only for resolved offsets
+    // `next` is the last chunk's, i.e. the batch's; 'committed': that chunk's output committed it.
+    if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
     await heartbeat();
   }
 
