@@ -443,13 +443,14 @@ export class Applier {
   }
 
   /** Read version state (and parking entries, last-synced rows), rebuilding the parking index after a Redis flush. */
-  private async readState(list: { table: string; key: string }[]): Promise<KeyState[]> {
+  /** `cks[i]`: the 'table\0keyString' of `list[i]` (the key of `prefetched`). */
+  private async readState(list: { table: string; key: string }[], cks: string[]): Promise<KeyState[]> {
     // The processor's staleness check read these keys a moment ago (stale()): use that read.
     const pre = this.prefetched;
     if (pre.size > 0) {
       let all = true;
-      const got = list.map((it) => {
-        const ck = it.table + '\u0000' + it.key;
+      const got = list.map((it, i) => {
+        const ck = cks[i]!;
         const s = pre.get(ck);
         if (s === undefined || this.parks(it.table)) all = false;
         pre.delete(ck);
@@ -462,7 +463,7 @@ export class Applier {
     const stored = await this.state.getMany(list, { parked: (t) => this.parks(t), rows: (t) => this.parks(t), onIndex: (b) => (built = b), out });
     if (!built && this.o.parkedKeys) {
       await (this.rebuilding ??= this.rebuildParking().finally(() => (this.rebuilding = undefined)));
-      return this.readState(list);
+      return this.readState(list, cks);
     }
     return list.map((_, i) => {
       const s = stored[i];
@@ -490,7 +491,7 @@ export class Applier {
     const uniq = new Map<string, { table: string; key: string }>();
     batch.forEach((p, i) => uniq.set(cks[i]!, { table: p.record.table, key: keyString(p.record.key) }));
     const list = [...uniq.entries()];
-    const states = await this.readState(list.map(([, id]) => id));
+    const states = await this.readState(list.map(([, id]) => id), list.map(([ck]) => ck));
     const initial = new Map<string, KeyState>();
     list.forEach(([ck], i) => initial.set(ck, states[i]!));
 
