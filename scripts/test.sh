@@ -8,11 +8,21 @@ bash scripts/stack.sh up
 # Leftovers of an interrupted earlier run: inactive test slots retain WAL, test databases take space
 # (databases still in use by a test running elsewhere are left alone).
 psql -X -q -h 127.0.0.1 -U postgres -d postgres -At <<'SQL' >/dev/null
-select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name ~ '^t[0-9a-f]{8}_' and not active;
--- Replication origins of two-way test pipelines (one in use by a running test fails to drop and stays).
-select pg_replication_origin_drop(roname) from pg_replication_origin where roname ~ '^syncline:t[0-9a-f]{8}:';
+-- A test's own database is at most a few hours old; what belongs to a database that is gone or older
+-- is a leftover (a test running elsewhere may have its slot inactive for a moment, between two captures).
+create temp view recent_test_db as
+  select datname from pg_database
+  where datname like 'syncline\_t\_%' and (pg_stat_file('base/' || oid || '/PG_VERSION')).modification > now() - interval '2 hours';
+select pg_drop_replication_slot(slot_name) from pg_replication_slots s
+  where slot_name ~ '^t[0-9a-f]{8}_' and not active and s.database not in (select datname from recent_test_db);
+-- Replication origins of two-way test pipelines (syncline:t<id>:…; one in use by a running test fails to drop and stays).
+select pg_replication_origin_drop(roname) from pg_replication_origin
+  where roname ~ '^syncline:t[0-9a-f]{8}:'
+    and not exists (select 1 from recent_test_db where datname like 'syncline\_t\_' || substr(roname, 11, 8) || '\_%');
 SQL
-for db in $(psql -X -h 127.0.0.1 -U postgres -d postgres -At -c "select datname from pg_database where datname like 'syncline\_t\_%'"); do
+# Only databases created over two hours ago (PG_VERSION is written when a database is created): a test
+# running elsewhere may hold none of its connections open for a moment, and must not lose its database.
+for db in $(psql -X -h 127.0.0.1 -U postgres -d postgres -At -c "select datname from pg_database where datname like 'syncline\_t\_%' and (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '2 hours'"); do
   psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists \"$db\"" >/dev/null || true
 done
 npx tsc --noEmit -p tsconfig.json
