@@ -2,11 +2,14 @@
  * Two-way sync on the real stack: database A ⇄ database B, each captured, latest-timestamp on both
  * pipelines. Several clients edit both sides at once (the same keys too); at the end both tables
  * are identical, syncline's own writes were never echoed back (the captures skipped them: counted),
- * and nothing keeps moving once the clients stop (no ping-pong).
+ * and nothing keeps moving once the clients stop (no ping-pong). Then the cases where a delete meets
+ * a row the other side re-created or inserted meanwhile (each order set with locks), a row inserted
+ * on the target between the conflict read and the write, and a short storm (test/storm/harness.ts).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { checksum, sleep, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
+import { runStorm, stormText } from './storm/harness.js';
 
 /** Rows of `items` that differ between the two databases (id: A's row | B's row), for failure messages. */
 async function differences(A: string, B: string): Promise<string> {
@@ -96,9 +99,10 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
   assert.ok(capAB.echoSkipped > 0 && capBA.echoSkipped > 0, 'both captures skipped the peer writes');
   const snapshot = 200;
   // A's capture: its snapshot, the users' changes on A (a key change counts twice at most), and the
-  // re-published rows of b→a's target-kept conflicts. Anything more would be an echo.
-  assert.ok(capAB.changes <= snapshot + userChangesA + sBA.conflicts, `A's capture read ${capAB.changes} changes for ${userChangesA} user changes and ${sBA.conflicts} conflicts`);
-  assert.ok(capBA.changes <= snapshot + userChangesB + sAB.conflicts + 400, `B's capture read ${capBA.changes} changes for ${userChangesB} user changes and ${sAB.conflicts} conflicts`);
+  // rows b→a re-published (kept by a conflict) and the deletes it made as decisions for the peer.
+  // Anything more would be an echo.
+  assert.ok(capAB.changes <= snapshot + userChangesA + sBA.republished, `A's capture read ${capAB.changes} changes for ${userChangesA} user changes and ${sBA.republished} re-published rows and deletes`);
+  assert.ok(capBA.changes <= snapshot + userChangesB + sAB.republished + 400, `B's capture read ${capBA.changes} changes for ${userChangesB} user changes and ${sAB.republished} re-published rows and deletes`);
   assert.ok(sAB.conflicts + sBA.conflicts > 0, 'simultaneous edits of the hot keys were seen as conflicts');
   assert.equal(sAB.deadLettered + sBA.deadLettered, 0, 'nothing dead-lettered');
 });
@@ -175,4 +179,93 @@ test('a row kept over an update is not written back where that side deleted it l
   const before = applied();
   await sleep(3000);
   assert.equal(applied(), before, 'no writes after convergence');
+});
+
+/**
+ * A delete of a key whose version state already says "deleted" is a change like any other: the other
+ * side may have re-created the row since (issue 17). Each step waits until it arrived on the other
+ * side; `first` is the side that inserts and deletes, `second` the side that re-inserts.
+ */
+for (const [first, second] of [['A', 'B'], ['B', 'A']] as const) {
+  test(`insert on ${first}, delete on ${first}, re-insert on ${second}, delete on ${first}: the row is gone on both`, async (t) => {
+    const { A, B, same } = await twoWay(t, 10);
+    const db = { A, B };
+    const X = 2001;
+    const has = async (side: 'A' | 'B') => (await sql(db[side], `select 1 from items where id = $1`, [X])).rowCount === 1;
+    const arrived = (what: string, cond: () => Promise<boolean>) => waitFor(what, cond, 60000);
+    await sql(db[first], `insert into items (id, name, qty) values ($1, 'first', 1)`, [X]);
+    await arrived(`the insert on ${first} reached ${second}`, () => has(second));
+    await sql(db[first], `delete from items where id = $1`, [X]);
+    await arrived(`the delete on ${first} reached ${second}`, async () => !(await has(second)));
+    await sql(db[second], `insert into items (id, name, qty) values ($1, 'again', 2)`, [X]);
+    await arrived(`the re-insert on ${second} reached ${first}`, () => has(first));
+    await sql(db[first], `delete from items where id = $1`, [X]);
+    await arrived(`the second delete on ${first} reached ${second}`, async () => !(await has(second))).catch(async (err) => {
+      throw new Error(`${(err as Error).message}; ${second} still holds ${JSON.stringify((await sql(db[second], `select * from items where id = $1`, [X])).rows)}`);
+    });
+    await waitFor('A and B identical', same, 30000);
+  });
+}
+
+test('an insert that reaches a side after that side deleted the key later: the delete wins on both', async (t) => {
+  const { A, B, h, same } = await twoWay(t, 10);
+  const X = 3001;
+  const has = async (db: string) => (await sql(db, `select 1 from items where id = $1`, [X])).rowCount === 1;
+  // Table locks set the order: b→a cannot apply B's insert (older) until A inserted the key itself
+  // (newer); a→b cannot apply A's insert until B deleted the key (the latest change of all). A's
+  // insert reaches B as an insert of a row B lacks: only b→a, which carries B's delete and finds A's
+  // row older, knows it must go, on A and on B.
+  await withClient(A, (a) => withClient(B, async (b) => {
+    await a.query('begin');
+    await a.query('lock table items in exclusive mode');
+    const capturedB = h('b-to-a').capture!.stats.changes;
+    await sql(B, `insert into items (id, name, qty) values ($1, 'B first', 1)`, [X]);
+    await waitFor("B's insert captured", async () => h('b-to-a').capture!.stats.changes > capturedB, 30000);
+    await a.query(`insert into items (id, name, qty) values ($1, 'A second', 2)`, [X]);
+    await b.query('begin');
+    await b.query('lock table items in exclusive mode');
+    const capturedA = h('a-to-b').capture!.stats.changes;
+    await a.query('commit');
+    await waitFor("A's insert captured", async () => h('a-to-b').capture!.stats.changes > capturedA, 30000);
+    await b.query(`delete from items where id = $1`, [X]);
+    await b.query('commit');
+  }));
+  await waitFor('A and B identical', same, 60000).catch(async (err) => {
+    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
+  });
+  assert.equal(await has(A), false, "A: B's delete, the latest change, removed A's row");
+  assert.equal(await has(B), false, "B: A's older insert did not outlive B's delete");
+});
+
+test('an insert the target made between the conflict read and the write is not overwritten: the newer row wins on both', async (t) => {
+  const { A, B, h, same } = await twoWay(t, 10);
+  const X = 4001;
+  // a→b's write of X into B pauses in a trigger after its conflict read found no row; meanwhile B
+  // inserts X itself (newer) and commits. The paused upsert then meets B's row.
+  await sql(B, `create function slow_syncline() returns trigger language plpgsql as $$
+    begin if new.id = ${X} and pg_replication_origin_session_is_setup() then perform pg_sleep(1.5); end if; return new; end $$`);
+  await sql(B, `create trigger slow_syncline before insert on items for each row execute function slow_syncline()`);
+  await sql(A, `insert into items (id, name, qty) values ($1, 'A older', 1)`, [X]);
+  await waitFor("a→b's write of A's insert paused in B's trigger", async () =>
+    (await sql('postgres', `select 1 from pg_stat_activity where datname = $1 and wait_event = 'PgSleep'`, [B])).rowCount! > 0, 30000);
+  await sql(B, `insert into items (id, name, qty) values ($1, 'B newer', 2)`, [X]);
+  const name = async (db: string) => (await sql(db, `select name from items where id = $1`, [X])).rows[0]?.name;
+  await sleep(2500); // the paused write goes on
+  assert.equal(await name(B), 'B newer', "the paused upsert did not take B's row as if it had been checked");
+  await waitFor('A and B identical', same, 60000).catch(async (err) => {
+    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
+  });
+  const sAB = h('a-to-b').applier!.stats;
+  t.diagnostic(`a→b: applied ${sAB.applied}, conflicts ${sAB.conflicts}, retries ${sAB.retries}`);
+  assert.equal(await name(B), 'B newer', "B keeps its own newer row");
+  assert.equal(await name(A), 'B newer', "A holds B's newer row");
+});
+
+test('storm (short; `npm run storm` is the full one): random updates, upserts and deletes on both sides end with A = B', async (t) => {
+  const r = await runStorm({ seconds: 15, rate: 100, rows: 300, keys: 400, clients: 3, settleMs: 120000, log: (l) => t.diagnostic(l) });
+  t.diagnostic(stormText(r));
+  assert.equal(r.differingCount, 0, `keys that differ: ${r.differing.join('; ')}`);
+  assert.notEqual(r.convergedAfterS, null, 'A and B agreed and stayed so');
+  for (const [n, p] of Object.entries(r.pipelines)) assert.equal(p.deadLettered, 0, `${n}: nothing dead-lettered`);
+  assert.ok(r.transactions.A + r.transactions.B > 1500, `${r.transactions.A + r.transactions.B} transactions`);
 });

@@ -72,3 +72,43 @@ test('changes the target committed but the state did not record are not written 
   assert.deepEqual((await sql(env.targetDb, 'select id, v from lww order by id')).rows, [{ id: 2, v: 5 }]);
   assert.equal(third.applier.stats.applied, 1);
 });
+
+test('two-way: a row kept by a conflict is re-published after a restart when the killed process had not', async (t) => {
+  const conflict = { strategy: 'latest-timestamp', field: 'updated_at' };
+  const env = await testEnv([
+    { name: 'a-to-b', tables: [{ source: 'public.lww' }], conflict, peer: 'b-to-a' },
+    { name: 'b-to-a', tables: [{ source: 'public.lww' }], conflict, peer: 'a-to-b', reverse: true },
+  ]);
+  const h = await sinkHarness(env);
+  t.after(() => h.close());
+  await sql(env.targetDb, DDL('lww'));
+  // B holds a newer row than the change a→b brings: the conflict keeps B's row and re-publishes it.
+  await sql(env.targetDb, `insert into lww (id, v, updated_at) values (1, 9, '2026-12-01T11:00:00Z')`);
+  const change: Pending = {
+    record: hashRecord({ table: 'public.lww', op: 'upsert', update: true, key: { id: 1 }, values: { id: 1, v: 2, updated_at: '2026-12-01T10:00:00.000000Z' }, keep: [], position: '00000000000b0000:00000001', hash: null, sourceTsMs: Date.parse('2026-12-01T10:00:00Z'), origin: { topic: 'cdc', partition: 0, offset: '0' } }),
+    raw: { key: null, value: null },
+  };
+  const consumer = { consumer: `${env.prefix}.cdc:0` };
+
+  // Process 1 commits the batch (nothing to write: the target row is kept) and is killed before it re-publishes.
+  const first = await h.build('a-to-b');
+  first.sink.republish = async () => {
+    throw fatal('KILLED', 'the process died here');
+  };
+  await assert.rejects(first.applier.apply([change], consumer), /the process died here/);
+  await first.sink.close();
+
+  // Process 2 gets the change again: the intent says the kept row is the key's state and that it was
+  // to be re-published; it is, once, and the change itself is stale.
+  const second = await h.build('a-to-b');
+  const republished: string[] = [];
+  const real = second.sink.republish!.bind(second.sink);
+  second.sink.republish = async (table, keys, over) => {
+    republished.push(`${table} ${JSON.stringify(keys)} over ${over}`);
+    await real(table, keys, over);
+  };
+  await second.applier.apply([change], consumer);
+  assert.deepEqual(republished, ['public.lww [{"id":1}] over update']);
+  assert.equal(second.applier.stats.skippedStale, 1);
+  assert.deepEqual((await sql(env.targetDb, 'select id, v from lww')).rows, [{ id: 1, v: 9 }], "B's row kept");
+});

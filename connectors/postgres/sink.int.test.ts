@@ -424,3 +424,29 @@ test('a connection killed mid-batch is a retriable error, nothing is half-applie
   assert.deepEqual((await users([5, 6])).map((x) => [x.id, x.name]), [['5', 'five-b'], ['6', 'six']]);
   await admin.query('TRUNCATE public.users');
 });
+
+test('an upsert marked absent (the guarded read found no row) does not overwrite a row inserted since: the write fails retriably, nothing of it stays', async () => {
+  await admin.query(`DELETE FROM public.users WHERE id IN (9101, 9102, 9103)`);
+  const reads = new Map([['public.users', [{ id: 9101n }, { id: 9102n }, { id: 9103n }]]]);
+  let calls = 0;
+  const write = () =>
+    sink.writeGuarded({
+      reads,
+      decide: async (rows) => {
+        calls++;
+        // What the applier does: upserts at keys the read found empty are marked absent.
+        const batch = [up(9101, { email: 'a9101@x', name: 'ours' }), up(9102, { email: 'a9102@x', name: 'ours' }), up(9103, { email: 'a9103@x', name: 'ours' })];
+        for (const r of batch) if (!rows.get('public.users')!.has(keyString(r.key))) r.absent = true;
+        // Someone else inserts 9102 between our read and our write (committed before our insert).
+        if (calls === 1) await admin.query(`INSERT INTO public.users (id, email, name) VALUES (9102, 'theirs9102@x', 'theirs')`);
+        return batch;
+      },
+    });
+  await assert.rejects(write(), (err: SynclineError) => err.code === 'SINK_ROW_APPEARED' && err.kind === 'retriable' && /1 of 3 rows of public\.users/.test(err.message));
+  const rows = (await admin.query(`SELECT id::int AS id, name FROM public.users WHERE id IN (9101, 9102, 9103) ORDER BY id`)).rows;
+  assert.deepEqual(rows, [{ id: 9102, name: 'theirs' }], 'the failed write left nothing; their row stands');
+  // The retry reads their row: 9102 is no longer marked, and the write goes through.
+  await write();
+  assert.equal(calls, 2);
+  assert.deepEqual((await admin.query(`SELECT id::int AS id, name FROM public.users WHERE id IN (9101, 9102, 9103) ORDER BY id`)).rows.map((r) => r.name), ['ours', 'ours', 'ours']);
+});

@@ -112,6 +112,13 @@ interface Prepared {
 interface Stmt {
   text: string;
   params: unknown[];
+  /**
+   * Rows the statement must insert: an insert of keys the guarded read found without a row
+   * (SinkRecord.absent), ON CONFLICT DO NOTHING. Fewer means someone inserted some of those keys
+   * after the read; the write fails retriably and is decided again against those rows.
+   */
+  expect?: number;
+  table?: string;
   /** A prepared statement's name (node-postgres parses it once per connection). */
   name?: string;
 }
@@ -321,14 +328,71 @@ export class PostgresSink implements Sink {
     if (!pool) this.republishPools.set(over, (pool = new pg.Pool(this.poolConfig(1, 'republish'))));
     const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
     let client: pg.PoolClient | undefined;
+    let open = false;
     try {
       client = await pool.connect();
       await this.tagSession(client, republishOrigin(this.origin!, over));
+      await this.q(client, 'BEGIN');
+      open = true;
+      // A session with a replication origin records its first commit's time as the time of every
+      // later one (the origin timestamp stays set); logical decoding reports that time. Set it.
+      await this.q(client, 'SELECT pg_replication_origin_xact_setup(pg_current_wal_lsn(), clock_timestamp())');
       for (const p of keyPredicate(meta, keyCols, params)) await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${p.text}`, p.params);
+      await this.q(client, 'COMMIT');
+      open = false;
       client.release();
     } catch (err) {
+      if (open) await client?.query('ROLLBACK').catch(() => undefined);
       client?.release(true);
       throw err instanceof SynclineError ? err : classifyPgError(err, `${this.where}: republishing ${keys.length} rows of ${table}`);
+    }
+  }
+
+  /**
+   * Two-way: delete rows as a decision the peer carries back (Sink.republishDelete). One transaction
+   * from the session tagged `<origin>/republish:<n>` whose commit is recorded with the delete's
+   * own commit time (pg_replication_origin_xact_setup: logical decoding reports that time as the
+   * transaction's), one statement per row with its guard (a row changed since it was read stays).
+   */
+  async republishDelete(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void> {
+    if (rows.length === 0) return;
+    if (!this.meta.has(table)) await this.loadMeta([table]);
+    const meta = this.meta.get(table)!;
+    let pool = this.republishPools.get('delete');
+    if (!pool) this.republishPools.set('delete', (pool = new pg.Pool(this.poolConfig(1, 'republish'))));
+    let client: pg.PoolClient | undefined;
+    let open = false;
+    try {
+      client = await pool.connect();
+      await this.tagSession(client, republishOrigin(this.origin!, 'delete'));
+      await this.q(client, 'BEGIN');
+      open = true;
+      await this.q(client, `SELECT pg_replication_origin_xact_setup(pg_current_wal_lsn(), timestamptz 'epoch' + $1::bigint * interval '1 millisecond')`, [tsMs]);
+      for (const { key, guard } of rows) {
+        const keyCols = Object.keys(key);
+        const params = keyCols.map((c) => toParam(key[c] ?? null));
+        const where = keyCols.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${castOf(meta, c)}`);
+        for (const [c, v] of Object.entries(guard)) {
+          if (!meta.columns.has(c)) continue;
+          params.push(toParam(v));
+          where.push(`${quoteIdent(c)} IS NOT DISTINCT FROM $${params.length}::${castOf(meta, c)}`);
+        }
+        const deleted = await this.q(client, `DELETE FROM ${meta.ident} WHERE ${where.join(' AND ')}`, params);
+        if (deleted.rowCount !== 0 || Object.keys(guard).length === 0) continue;
+        // Changed on this side after the decision (between the batch's commit and now): that change
+        // is later than the delete and wins. Re-published in this transaction (decided over a
+        // delete), the peer writes it where the delete left no row.
+        const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
+        const kept = await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${where.slice(0, keyCols.length).join(' AND ')}`, params.slice(0, keyCols.length));
+        if (kept.rowCount) this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+      }
+      await this.q(client, 'COMMIT');
+      open = false;
+      client.release();
+    } catch (err) {
+      if (open) await client?.query('ROLLBACK').catch(() => undefined);
+      client?.release(true);
+      throw err instanceof SynclineError ? err : classifyPgError(err, `${this.where}: deleting ${rows.length} rows of ${table} as decided for the peer`);
     }
   }
 
@@ -507,7 +571,7 @@ export class PostgresSink implements Sink {
         last.set(p.nkey, { p, deleteFirst });
       }
       const deletes = new Map<string, Prepared[]>();
-      type Group = { cols: string[]; keyCols: string[]; rows: Prepared[] };
+      type Group = { cols: string[]; keyCols: string[]; rows: Prepared[]; absent: boolean };
       const upserts = new Map<string, Group>();
       // Rows of a batch mostly share one column list: its group, by the list as the row holds it
       // (key columns first, so their count and the list give the key columns too).
@@ -524,7 +588,8 @@ export class PostgresSink implements Sink {
         }
         if (p.rec.op === 'upsert') {
           // Most rows have the previous row's column list: compared name by name, no string built.
-          if (prevGroup && p.keyCols.length === prevKeyCount && p.row!.size === prevCols.length) {
+          const absent = p.rec.absent === true && !deleteFirst;
+          if (prevGroup && prevGroup.absent === absent && p.keyCols.length === prevKeyCount && p.row!.size === prevCols.length) {
             let same = true;
             let i = 0;
             for (const c of p.row!.keys()) {
@@ -538,14 +603,14 @@ export class PostgresSink implements Sink {
               continue;
             }
           }
-          let list = p.keyCols.length + '\u0001';
+          let list = (absent ? 'a' : '') + p.keyCols.length + '\u0001';
           for (const c of p.row!.keys()) list += c + '\u0000';
           let g = byList.get(list);
           if (!g) {
             const rest = [...p.row!.keys()].filter((c) => !p.keyCols.includes(c) && !meta.columns.get(c)?.generated).sort();
-            const sig = p.keyCols.join('\u0000') + '\u0001' + rest.join('\u0000');
+            const sig = (absent ? 'a' : '') + p.keyCols.join('\u0000') + '\u0001' + rest.join('\u0000');
             g = upserts.get(sig);
-            if (!g) upserts.set(sig, (g = { cols: [...p.keyCols, ...rest], keyCols: p.keyCols, rows: [] }));
+            if (!g) upserts.set(sig, (g = { cols: [...p.keyCols, ...rest], keyCols: p.keyCols, rows: [], absent }));
             byList.set(list, g);
           }
           g.rows.push(p);
@@ -555,7 +620,7 @@ export class PostgresSink implements Sink {
         }
       }
       for (const g of deletes.values()) stmts.push(...deleteStatements(meta, g[0].keyCols, g.map((p) => g[0].keyCols.map((c) => p.row?.get(c) ?? toParam(p.rec.key[c])))));
-      for (const g of upserts.values()) stmts.push(...upsertStatements(meta, g.cols, g.keyCols, g.rows.map((p) => g.cols.map((c) => p.row!.get(c)))));
+      for (const g of upserts.values()) stmts.push(...upsertStatements(meta, g.cols, g.keyCols, g.rows.map((p) => g.cols.map((c) => p.row!.get(c))), g.absent));
     }
     return stmts;
   }
@@ -743,10 +808,17 @@ export class PostgresSink implements Sink {
     return on.query(text, params);
   }
 
-  private run(client: pg.PoolClient, s: Stmt): Promise<pg.QueryResult> {
-    if (s.name === undefined) return this.q(client, s.text, s.params);
-    this.count(s.text, s.params.length);
-    return client.query({ name: s.name, text: s.text, values: s.params });
+  private async run(client: pg.PoolClient, s: Stmt): Promise<pg.QueryResult> {
+    let res: pg.QueryResult;
+    if (s.name === undefined) res = await this.q(client, s.text, s.params);
+    else {
+      this.count(s.text, s.params.length);
+      res = await client.query({ name: s.name, text: s.text, values: s.params });
+    }
+    if (s.expect !== undefined && res.rowCount !== s.expect) {
+      throw new SynclineError('retriable', 'SINK_ROW_APPEARED', `${this.where}: ${s.expect - (res.rowCount ?? 0)} of ${s.expect} rows of ${s.table} were inserted by someone else after the conflict check found no row there; checking again`);
+    }
+    return res;
   }
 
   /** Check out a client; on failure roll back and release it (destroyed if even ROLLBACK fails). */
@@ -844,27 +916,28 @@ function selectStatements(meta: TableMeta, keyCols: string[], keys: unknown[][])
  * Columns of array types (unnest would flatten them) and of types whose array literal does not use
  * commas (box) take `VALUES ($1::t1, …), (…)`.
  */
-function upsertStatements(meta: TableMeta, cols: string[], keyCols: string[], rows: unknown[][]): Stmt[] {
+function upsertStatements(meta: TableMeta, cols: string[], keyCols: string[], rows: unknown[][], absent = false): Stmt[] {
   const casts = cols.map((c) => castOf(meta, c));
   const overriding = cols.some((c) => meta.columns.get(c)!.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
   const set = cols.filter((c) => !keyCols.includes(c));
   const conflict =
     `ON CONFLICT (${keyCols.map(quoteIdent).join(',')}) ` +
-    (set.length === 0 ? 'DO NOTHING' : `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`);
+    (set.length === 0 || absent ? 'DO NOTHING' : `DO UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`);
+  const check = (st: Stmt, n: number): Stmt => (absent ? { ...st, expect: n, table: meta.table } : st);
   if (rows.length > 1 && cols.every((c) => !meta.columns.get(c)!.isArray && castOf(meta, c) !== 'box')) {
     const text = `INSERT INTO ${meta.ident} (${cols.map(quoteIdent).join(',')})${overriding} SELECT * FROM unnest(${casts.map((t, i) => `$${i + 1}::${t}[]`).join(',')}) ${conflict}`;
     const name = 'syncline_' + createHash('sha1').update(text).digest('hex').slice(0, 20);
     const out: Stmt[] = [];
     for (let i = 0; i < rows.length; i += UNNEST_ROWS) {
       const part = rows.slice(i, i + UNNEST_ROWS);
-      out.push({ text, name, params: cols.map((_, j) => columnArrayLiteral(part, j)) });
+      out.push(check({ text, name, params: cols.map((_, j) => columnArrayLiteral(part, j)) }, part.length));
     }
     return out;
   }
   return chunks(rows, cols.length).map((part) => {
     const params: unknown[] = [];
     const tuples = part.map((r) => '(' + r.map((v, i) => `$${params.push(v)}::${casts[i]}`).join(',') + ')');
-    return { text: `INSERT INTO ${meta.ident} (${cols.map(quoteIdent).join(',')})${overriding} VALUES ${tuples.join(',')} ${conflict}`, params };
+    return check({ text: `INSERT INTO ${meta.ident} (${cols.map(quoteIdent).join(',')})${overriding} VALUES ${tuples.join(',')} ${conflict}`, params }, part.length);
   });
 }
 

@@ -41,6 +41,7 @@ export class TimedSink implements Sink {
   /** Present exactly when the inner sink has them: the applier and two-way sync test for them. */
   writeGuarded?: (g: GuardedWrite) => Promise<WriteResult>;
   republish?: (table: string, keys: Row[], over: Decided) => Promise<void>;
+  republishDelete?: (table: string, rows: { key: Row; guard: Row }[], tsMs: number) => Promise<void>;
 
   constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {
     if (inner.writeGuarded) {
@@ -62,6 +63,7 @@ export class TimedSink implements Sink {
       };
     }
     if (inner.republish) this.republish = (table, keys, over) => this.inner.republish!(table, keys, over);
+    if (inner.republishDelete) this.republishDelete = (table, rows, tsMs) => this.inner.republishDelete!(table, rows, tsMs);
   }
 
   connect(): Promise<void> {

@@ -158,7 +158,7 @@ export class Metrics {
     });
     this.conflicts = new Counter({
       name: 'syncline_conflicts_total',
-      help: 'Conflicts settled by the conflict strategy, by outcome (target_won: the target row was kept and the change settled without a write).',
+      help: 'Conflicts settled by the conflict strategy, by outcome (target_won: the target row was kept and the change settled without a write; deferred_to_peer: two-way, an update of a row deleted on the target was left out and the peer pipeline, which carries that delete, decides; each is logged with its key as conflict.deferred_to_peer).',
       labelNames: ['pipeline', 'table', 'strategy', 'outcome'], registers,
     });
     this.deadLetters = new Counter({

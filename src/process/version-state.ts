@@ -29,7 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Row } from '../core/envelope.js';
+import type { Decided, Row } from '../core/envelope.js';
 import { classifyRedisError, fatal, SynclineError } from '../core/errors.js';
 import { parseTagged, stringifyTagged } from '../core/tagged-json.js';
 
@@ -79,6 +79,12 @@ export interface VersionCommit extends VersionKey {
   row?: Row | null;
   /** The key's columns → values (write intents: to read the target row back). */
   keyRow?: Row;
+  /**
+   * Two-way (write intents): the target row was kept by a conflict and is to be re-published for
+   * the peer, over what (see Sink.republish). A process killed after the target commit settles the
+   * state from the intent and re-publishes these rows, which the batch's redelivery no longer would.
+   */
+  republish?: Decided;
 }
 
 const POSITION_RE = /^[0-9a-f]{16}:[0-9a-f]{8}$/;
@@ -283,7 +289,8 @@ export class VersionState {
    */
   async intend(consumer: string, slot: string, intent: Intent): Promise<void> {
     const k = this.intentKeyOf(consumer);
-    // Built by hand (a batch's worth of entries, on the hot path): [table, keyString, pos, hash, keeps row],
+    // Built by hand (a batch's worth of entries, on the hot path): [table, keyString, pos, hash, flags]
+    // (flags: 1 keeps its last-synced row, 2 re-published over a delete, 4 re-published over an update),
     // and the key columns of each table, to turn a keyString back into a key row.
     const keyColumns: Record<string, string[]> = {};
     let s = '{"c":[';
@@ -295,7 +302,8 @@ export class VersionState {
       if (c.keyRow && !keyColumns[c.table]) keyColumns[c.table] = Object.keys(c.keyRow);
       if (c.table !== lastTable) tableJson = JSON.stringify((lastTable = c.table));
       const hash = PLAIN_HASH.test(c.hash) ? '"' + c.hash + '"' : JSON.stringify(c.hash);
-      s += (i ? ',[' : '[') + tableJson + ',' + JSON.stringify(c.key) + ',"' + c.pos + '",' + hash + (c.row === undefined ? ',0]' : ',1]');
+      const flags = (c.row === undefined ? 0 : 1) | (c.republish === 'delete' ? 2 : c.republish === 'update' ? 4 : 0);
+      s += (i ? ',[' : '[') + tableJson + ',' + JSON.stringify(c.key) + ',"' + c.pos + '",' + hash + ',' + flags + ']';
     }
     s += '],"k":' + JSON.stringify(keyColumns) + ',"s":' + JSON.stringify(intent.sigs) + '}';
     try {
@@ -316,12 +324,13 @@ export class VersionState {
     return Object.values(all).map((v) => {
       const o = JSON.parse(v) as { c: [string, string, string, string, number][]; k: Record<string, string[]>; s: Record<string, string[]> };
       return {
-        commits: o.c.map(([table, key, pos, hash, row]) => {
+        commits: o.c.map(([table, key, pos, hash, flags]) => {
           const values = JSON.parse(key) as unknown[];
           const cols = o.k[table];
           // Scalar keys only (a bytea key's string does not give its value back): others stay without keyRow.
           const keyRow = cols && cols.length === values.length && values.every((x) => x === null || typeof x !== 'object') ? (Object.fromEntries(cols.map((c, i) => [c, values[i]])) as Row) : undefined;
-          return { table, key, pos, hash, ...(row ? { row: null } : {}), ...(keyRow ? { keyRow } : {}) };
+          const republish: Decided | undefined = flags & 2 ? 'delete' : flags & 4 ? 'update' : undefined;
+          return { table, key, pos, hash, ...(flags & 1 ? { row: null } : {}), ...(keyRow ? { keyRow } : {}), ...(republish ? { republish } : {}) };
         }),
         sigs: o.s,
       };

@@ -68,11 +68,19 @@ export interface ApplyStats {
   repaired: number;
   /** Target rows deleted after a re-snapshot did not find them at the source. */
   swept: number;
+  /** Two-way: rows re-published for the peer (kept by a conflict) and deletes made as decisions the peer carries back. */
+  republished: number;
   /** Control records handled (end-of-snapshot markers); not counted in `received`. */
   control: number;
 }
 
-export type ConflictOutcome = 'source_won' | 'target_won' | 'merged' | 'parked';
+/**
+ * deferred_to_peer (two-way, latest-timestamp): an update of a row the target lacks, deleted there;
+ * the target is left without it and the peer pipeline, which carries that delete, decides (it
+ * re-publishes the row if the row wins). Logged with its key (`conflict.deferred_to_peer`): a key
+ * that stays different between the two sides can be traced to this decision.
+ */
+export type ConflictOutcome = 'source_won' | 'target_won' | 'merged' | 'parked' | 'deferred_to_peer';
 
 /** Hooks for metrics (src/observe/instrument.ts); called synchronously, must not throw. */
 export interface ApplyObserver {
@@ -84,7 +92,7 @@ export interface ApplyObserver {
   retry(err: unknown): void;
 }
 
-export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0, swept: 0, control: 0 });
+export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0, swept: 0, republished: 0, control: 0 });
 
 export interface ApplyOptions {
   /** Replay: a record at exactly the key's stored position is checked against the target and written again if the target lost it. */
@@ -133,7 +141,7 @@ const DELETED = 'D';
  * the connection pool long after the target is back).
  */
 function failsByKey(err: unknown): boolean {
-  return errorKind(err) === 'unknown' || /^PG_(40|55)/.test(errorCode(err));
+  return errorKind(err) === 'unknown' || /^PG_(40|55)/.test(errorCode(err)) || errorCode(err) === 'SINK_ROW_APPEARED';
 }
 
 /**
@@ -182,6 +190,10 @@ interface PlanKey {
   target: Row | null;
   /** Whether the target row was read (strategies other than source-wins, replay verification). */
   read: boolean;
+  /** `target` is what an earlier record of the batch leaves, not the row as read. */
+  planned: boolean;
+  /** The target was read and had no row at the key (upserts of it must not meet one: SinkRecord.absent). */
+  absent: boolean;
   parkedBy: string | null;
   /** Records of the key not yet planned. */
   left: number;
@@ -210,6 +222,8 @@ interface Plan {
   park: Map<string, { table: string; key: string; id: string }>;
   /** Rows kept by a conflict, to re-publish: by table and what they were kept over. */
   republish: Map<string, { table: string; over: Decided; keys: Row[] }>;
+  /** Two-way: deletes written after the commit as decisions the peer carries (see Sink.republishDelete), by table and commit time. */
+  decidedDeletes: Map<string, { table: string; tsMs: number; rows: { key: Row; guard: Row }[]; records: SinkRecord[] }>;
   conflicts: { table: string; strategy: string; outcome: ConflictOutcome }[];
   unchanged: number;
   repaired: Set<Pending>;
@@ -217,7 +231,7 @@ interface Plan {
   sigs: Map<string, string[]>;
 }
 
-const emptyPlan = (): Plan => ({ write: [], commits: new Map(), letters: [], park: new Map(), republish: new Map(), conflicts: [], unchanged: 0, repaired: new Set(), sigs: new Map() });
+const emptyPlan = (): Plan => ({ write: [], commits: new Map(), letters: [], park: new Map(), republish: new Map(), decidedDeletes: new Map(), conflicts: [], unchanged: 0, repaired: new Set(), sigs: new Map() });
 
 /** What one apply() call did (the same counters as ApplyStats, for this call only). */
 export type ApplyResult = Pick<ApplyStats, 'applied' | 'skippedStale' | 'skippedUnchanged' | 'conflicts' | 'parked' | 'parkedBehind' | 'deadLettered'>;
@@ -296,6 +310,7 @@ export class Applier {
       }
     }
     const commits: VersionCommit[] = [];
+    const republish = new Map<string, { table: string; over: Decided; keys: Row[] }>();
     let dropped = 0;
     for (const [table, list] of byTable) {
       const rows = await this.sink.readRows(table, list.map((c) => c.keyRow!));
@@ -313,10 +328,18 @@ export class Applier {
           continue;
         }
         commits.push({ table, key: c.key, pos: c.pos, hash: c.hash, ...(c.row !== undefined ? { row: target } : {}) });
+        if (c.republish && target !== null) {
+          const rk = c.republish + '\u0000' + table;
+          let l = republish.get(rk);
+          if (!l) republish.set(rk, (l = { table, over: c.republish, keys: [] }));
+          l.keys.push(c.keyRow!);
+        }
       }
     }
     for (const [sig, names] of sigs) await this.state.registerColumns(sig, names);
     this.prefetched.clear();
+    // Rows a conflict kept, which the killed process may not have re-published yet (again is harmless: the peer holds them, unchanged).
+    if (this.o.republish && this.sink.republish) for (const { table, keys, over } of republish.values()) await this.sink.republish(table, keys, over);
     await this.state.commitMany(commits);
     await this.state.clearIntents(consumer);
     this.log.warn({ consumer, settled: commits.length, dropped }, 'sink.intents.settled: state of a write the previous process committed but did not record');
@@ -566,6 +589,12 @@ export class Applier {
         this.stats.applied++;
         this.observer?.applied(p.record);
       }
+      for (const d of pl.decidedDeletes.values()) {
+        this.stats.republished += d.rows.length;
+        this.stats.applied += d.records.length;
+        for (const r of d.records) this.observer?.applied(r);
+      }
+      for (const r of pl.republish.values()) this.stats.republished += r.keys.length;
       for (const [ck, c] of pl.commits) if (!failedKeys.has(ck)) commits.push(c);
       letters.push(...pl.letters);
     }
@@ -583,10 +612,16 @@ export class Applier {
       if (letters.length > 0) await this.dlq.send(letters);
       for (const pl of plans) for (const k of pl.park.values()) await this.state.park(k.table, k.key, k.id);
       for (const pl of plans) for (const [sig, names] of pl.sigs) await this.state.registerColumns(sig, names);
-      await this.state.commitMany(commits);
+      // Two-way: what the peer must carry to the other side, before the state says it is done (a
+      // crash in between decides the batch again on redelivery: a decided delete not yet made
+      // finds the row still there; one made finds it gone, unchanged).
       if (this.o.republish && this.sink.republish) {
         for (const pl of plans) for (const { table, keys, over } of pl.republish.values()) await this.sink.republish(table, keys, over);
       }
+      if (this.sink.republishDelete) {
+        for (const pl of plans) for (const d of pl.decidedDeletes.values()) await this.sink.republishDelete(d.table, d.rows, d.tsMs);
+      }
+      await this.state.commitMany(commits);
       if (opts.consumer) await this.state.clearIntents(opts.consumer);
     });
   }
@@ -642,7 +677,7 @@ export class Applier {
       const st = { ...initial.get(ck)! };
       const tableRows = rows.get(r.table);
       const released = opts.release?.has(ck) ?? false;
-      keys.set(ck, { st, target: tableRows?.get(ks) ?? null, read: tableRows !== undefined, parkedBy: released ? null : st.parked, left: 1, hashSig: null, hash: '' });
+      keys.set(ck, { st, target: tableRows?.get(ks) ?? null, read: tableRows !== undefined, planned: false, absent: tableRows !== undefined && !tableRows.has(ks), parkedBy: released ? null : st.parked, left: 1, hashSig: null, hash: '' });
     }
     for (let i = 0; i < records.length; i++) {
       const p = records[i]!;
@@ -653,17 +688,28 @@ export class Applier {
       const last = --k.left === 0;
       const cfg = this.o.conflictFor(r.table);
       const recHash = stateHash(r);
-      const commit = (hash: string, row: Row | null | undefined, columns?: string[] | null) => {
+      const commit = (hash: string, row: Row | null | undefined, columns?: string[] | null, republish?: Decided) => {
         const sig = hash.includes(':') ? hash.slice(0, hash.indexOf(':')) : null;
         const names = columns ?? (row ? Object.keys(row) : null);
         if (sig && names && !cols.has(sig)) plan.sigs.set(sig, names);
-        plan.commits.set(ck, { table: r.table, key: ks, pos: r.position, hash, row: this.parks(r.table) ? row : undefined, keyRow: r.key });
+        // A row re-published by an earlier record of the key in this batch is re-published as it ends.
+        const rp = republish ?? plan.commits.get(ck)?.republish;
+        plan.commits.set(ck, { table: r.table, key: ks, pos: r.position, hash, row: this.parks(r.table) ? row : undefined, keyRow: r.key, ...(rp ? { republish: rp } : {}) });
         if (!last) k.st = { ...k.st, pos: r.position, known: hash, last: row ?? null };
+      };
+      /** Into the batch's write; an upsert at a key the read found without a row must not meet one (SinkRecord.absent). */
+      const toWrite = (q: Pending) => {
+        if (q.record.op === 'upsert') {
+          if (k.absent) q.record.absent = true;
+          else delete q.record.absent;
+        }
+        plan.write.push(q);
       };
       /** The target row after this record, for the key's next records in the batch. */
       const setTarget = (row: Row | null) => {
         if (last) return;
         k.target = row;
+        k.planned = true;
         k.hashSig = null;
       };
       // The target row's hash over some columns (several checks ask for the same one).
@@ -696,17 +742,22 @@ export class Applier {
           plan.unchanged++;
           continue;
         }
-        plan.write.push(p);
+        toWrite(p);
         plan.repaired.add(p);
         setTarget(r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values });
         continue;
       }
 
-      // Unchanged: the target is known (or seen) to hold exactly this content.
+      // Unchanged: the target holds exactly this content. Where the target row was read, what it
+      // holds decides, not what syncline last wrote into it: the row may have been changed or
+      // re-created there since (a local edit, the two-way peer). Where it was not read (source-wins),
+      // the state says what the target is known to hold, except for a delete: a row re-created on the
+      // target since syncline deleted it is not known, so a delete is always written (it costs a
+      // statement that finds nothing; skipping it left re-created rows on one side only).
       // '' (TOASTed values kept) and hashes without a column-set signature say nothing usable.
       const known = k.st.known && (k.st.known === DELETED || k.st.known.includes(':')) ? k.st.known : null;
       const seenRec = r.op === 'upsert' ? targetHashOver(recCols) : k.read ? (k.target === null ? DELETED : null) : null;
-      if (recHash !== '' && (known === recHash || seenRec === recHash)) {
+      if (recHash !== '' && (k.read ? seenRec === recHash : r.op === 'upsert' && known === recHash)) {
         plan.unchanged++;
         commit(recHash, r.op === 'delete' ? null : r.values);
         continue;
@@ -727,14 +778,33 @@ export class Applier {
       // the peer kept over an update from here is not: missing now, it was deleted here after that
       // decision, and the peer decides that delete when it reaches it (written back, the row would
       // outlive a later delete on this side only).
-      const deletedThere = this.o.republish === true && k.read && k.target === null && r.op === 'upsert' && r.update === true;
+      // (A row this batch deleted itself, earlier, is not one: the update, later at the source, is written.)
+      const deletedThere = this.o.republish === true && k.read && !k.planned && k.target === null && r.op === 'upsert' && r.update === true;
       if (deletedThere) conflict = r.decided !== 'delete';
       const deferred = conflict && deletedThere && cfg.strategy === 'latest-timestamp';
       // latest-timestamp compares every change with the target row, conflict or not: a change older
       // than the target's row never takes it back (a redelivery after Redis lost the state, say).
       const older = !conflict && cfg.strategy === 'latest-timestamp' && k.read && olderThanTarget({ op: r.op as 'upsert', source: r.values, target: k.target, sourceTsMs: r.sourceTsMs }, cfg.field);
+      // Two-way: a delete that removes a row the target holds is made after the commit as a decision
+      // the peer carries back with the delete's own commit time (Sink.republishDelete): the row may
+      // be this side's own (an insert the other side has not applied yet, or has applied after its
+      // delete, which no one else can tell). The last change of the key in the batch only (a later
+      // one writes over the row anyway), never one that is itself a peer's decision (no ping-pong).
+      const decideDelete = () => {
+        if (r.op !== 'delete' || !last || !k.read || k.target === null || r.decided !== undefined || !this.o.republish || !this.sink.republishDelete) return false;
+        const field = cfg.strategy === 'latest-timestamp' ? cfg.field : null;
+        const guard: Row = field !== null && field in k.target ? { [field]: k.target[field] ?? null } : {};
+        const dk = r.table + '\u0000' + r.sourceTsMs;
+        let d = plan.decidedDeletes.get(dk);
+        if (!d) plan.decidedDeletes.set(dk, (d = { table: r.table, tsMs: r.sourceTsMs, rows: [], records: [] }));
+        d.rows.push({ key: r.key, guard });
+        d.records.push(r);
+        commit(DELETED, null);
+        return true;
+      };
       if (!conflict && !older) {
-        plan.write.push(p);
+        if (decideDelete()) continue;
+        toWrite(p);
         commit(recHash, r.op === 'delete' ? null : r.values);
         if (!last) setTarget(r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values });
         continue;
@@ -748,31 +818,33 @@ export class Applier {
       switch (choice.kind) {
         case 'source':
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'source_won' });
-          plan.write.push(p);
+          if (decideDelete()) break;
+          toWrite(p);
           commit(recHash, r.op === 'delete' ? null : r.values);
           setTarget(r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values });
           break;
         case 'target': {
-          plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'target_won' });
+          plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: deferred ? 'deferred_to_peer' : 'target_won' });
           // The target keeps its row, which becomes the baseline for the next change of the key.
           const baseCols = recCols ?? (known && known !== DELETED ? (cols.get(known.slice(0, known.indexOf(':'))) ?? null) : null);
           const baseline = k.target === null ? DELETED : (targetHashOver(baseCols) ?? '');
-          commit(baseline, k.target, baseCols);
+          const over = keptOver(r.op);
+          commit(baseline, k.target, baseCols, this.o.republish && k.target !== null ? over : undefined);
           if (k.target !== null) {
-            const over = keptOver(r.op);
             const rk = over + '\u0000' + r.table;
             let l = plan.republish.get(rk);
             if (!l) plan.republish.set(rk, (l = { table: r.table, over, keys: [] }));
             l.keys.push(r.key);
           }
-          this.log.info({ table: r.table, position: r.position, strategy: cfg.strategy, ...(deferred ? { deferredToPeer: true } : {}) }, 'conflict.resolved.target');
+          if (deferred) this.log.info({ table: r.table, key: ks, position: r.position, strategy: cfg.strategy }, 'conflict.deferred_to_peer: the row was deleted on the target; the peer pipeline, which carries that delete, decides');
+          else this.log.info({ table: r.table, key: ks, position: r.position, strategy: cfg.strategy, op: r.op }, 'conflict.resolved.target');
           break;
         }
         case 'merged': {
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'merged' });
           const merged: SinkRecord = { ...r, op: 'upsert', values: choice.row, keep: [], hash: rowHash(choice.row) };
           const mp: Pending = { record: merged, raw: p.raw };
-          plan.write.push(mp);
+          toWrite(mp);
           commit(stateHash(merged), choice.row);
           setTarget({ ...(k.target ?? {}), ...choice.row });
           break;

@@ -28,6 +28,13 @@ export interface SinkRecord {
   hash: string | null;
   /** An update of an existing source row (not an insert or a snapshot read). */
   update?: true;
+  /**
+   * Set by the applier on upserts of a guarded write (writeGuarded) whose read found no row at the
+   * key: the sink inserts it only if there is still none, and fails the write retriably if someone
+   * inserted one since (the read could not lock a row that did not exist), so that the retry
+   * decides against that row instead of overwriting it unchecked.
+   */
+  absent?: true;
   /** Two-way sync: a row the peer pipeline re-published because its conflict resolution kept it, and over what (DECIDED_HEADER). */
   decided?: Decided;
   /** Source commit time (ms), for latency and latest-timestamp. */
@@ -86,6 +93,15 @@ export interface Sink {
    * writes with `republishOrigin(ctx.origin, over)` so the peer's capture can tell the two apart.
    */
   republish?(table: string, keys: Row[], over: Decided): Promise<void>;
+  /**
+   * Optional (two-way sync): delete these rows as a decision the peer carries back to the other side
+   * — from a session tagged `republishOrigin(ctx.origin, 'delete')`, in one transaction recorded with
+   * the commit time `tsMs` of the delete it carries out (the peer's capture reads that time, so the
+   * peer weighs the delete exactly as this side did). A row whose `guard` columns no longer hold the
+   * given values (changed since it was read) is left alone. Idempotent. Without it the applier
+   * writes such deletes in the batch like any other.
+   */
+  republishDelete?(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void>;
   /** Current target rows for these keys of one table, keyed by keyString(key). One round trip. */
   readRows(table: string, keys: Row[]): Promise<Map<string, Row>>;
   /** Health probe: throws if the target cannot be reached. */
