@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/core/config/load.js';
@@ -53,6 +53,7 @@ test('init writes a config that validates, holds no password, says how to fix ea
     insert into events select gen_random_uuid(), 'e' || g from generate_series(1, 20) g;
   `);
   const dir = mkdtempSync(join(tmpdir(), 'syncline-init-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'syncline.yaml');
   const source = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:5432/${src}`;
   const args = ['init', '--source', source, '--target', `postgres://postgres@127.0.0.1:5432/${dst}`, '--pipeline', `${prefix}-init`, '--out', file];

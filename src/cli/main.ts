@@ -17,6 +17,7 @@ import type { SynclineConfig } from '../core/config/schema.js';
 import { dlqCommands } from './dlq.js';
 import { replayCommand } from './replay.js';
 import { initCommand } from './init.js';
+import { doctorCommand } from './doctor.js';
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
@@ -188,6 +189,7 @@ program
 dlqCommands(program, DEFAULT_CONFIG);
 replayCommand(program, DEFAULT_CONFIG);
 initCommand(program);
+doctorCommand(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)
