@@ -37,6 +37,7 @@ const factsOf = (tables: TableFacts[], qualified: string) => {
   return tables.find((t) => t.schema === n.schema && t.table === n.table);
 };
 const list = (xs: string[]) => xs.join(', ');
+const the = (n: number) => (n === 1 ? 'the table' : `the ${n} tables`);
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 /** What two-way sync's target sessions call (connectors/postgres/sink.ts tagSession). */
 export const ORIGIN_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_session_setup(text)', 'pg_replication_origin_oid(text)'];
@@ -121,7 +122,7 @@ function publicationFinding(subject: string, d: SourceDemand, f: SourceFacts, ta
   const all = list(tables.map((t) => sqlTable(t)));
   const mayCreate = f.role.superuser || (f.role.createInDatabase && tables.every((t) => t.owned));
   if (!p) {
-    if (mayCreate) return pass(subject, check, `missing; created at the first start for the ${tables.length} tables`);
+    if (mayCreate) return pass(subject, check, `missing; created at the first start for ${the(tables.length)}`);
     return fail(subject, check, `missing, and ${f.role.name} may not create it (it must own the tables and may CREATE in ${f.role.database})`, [
       `CREATE PUBLICATION ${pub} FOR TABLE ${all};   -- as the tables' owner or a superuser`,
     ]);
@@ -132,7 +133,7 @@ function publicationFinding(subject: string, d: SourceDemand, f: SourceFacts, ta
   }
   if (p.allTables) return pass(subject, check, 'exists, FOR ALL TABLES');
   const uncovered = tables.filter((t) => !p.tables.some((c) => c.schema === t.schema && c.table === t.table));
-  if (uncovered.length === 0) return pass(subject, check, `exists, covers the ${tables.length} tables`);
+  if (uncovered.length === 0) return pass(subject, check, `exists, covers ${the(tables.length)}`);
   const mayAdd = f.role.superuser || (p.owned && uncovered.every((t) => t.owned));
   const names = list(uncovered.map((t) => `${t.schema}.${t.table}`));
   if (mayAdd) return pass(subject, check, `exists; ${names} added at the first start`);

@@ -27,7 +27,7 @@ import { splitName } from '../capture/source.js';
 import { decideKey } from '../capture/table-key.js';
 import { loadConfig } from '../core/config/load.js';
 import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, fatal } from '../core/errors.js';
 import { KafkaClient, topics } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
 import { sinkRegistration } from '../core/registry.js';
@@ -49,7 +49,7 @@ export async function doctor(opts: DoctorOptions): Promise<number> {
   const config = loadConfig(opts.config);
   const selected = Object.entries(config.pipelines).filter(([name, p]) => p.enabled && (!opts.pipeline || opts.pipeline.includes(name)));
   const unknown = (opts.pipeline ?? []).filter((n) => !config.pipelines[n]);
-  if (unknown.length > 0) throw new Error(`no pipeline ${unknown.join(', ')} in ${opts.config} (have: ${Object.keys(config.pipelines).join(', ')})`);
+  if (unknown.length > 0) throw fatal('DOCTOR_PIPELINE', `no pipeline ${unknown.join(', ')} in ${opts.config} (have: ${Object.keys(config.pipelines).join(', ')})`);
   const findings = await runChecks(config, selected);
   out(formatFindings(`syncline doctor: ${opts.config} (pipeline${selected.length === 1 ? '' : 's'} ${selected.map(([n]) => n).join(', ') || 'none enabled'})`, findings));
   return findings.every((f) => f.ok) ? 0 : 1;
