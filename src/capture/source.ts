@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { PgConnection } from '../../connectors/postgres/spec.js';
 import { classifyPgError, fatal } from '../core/errors.js';
 import type { TableConfig } from '../core/config/schema.js';
+import { decideKey } from './table-key.js';
 
 /** Session settings every syncline connection to PostgreSQL uses (text formats are parsed exactly). */
 export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c IntervalStyle=postgres';
@@ -74,36 +75,16 @@ export async function inspectTables(client: pg.Client, tables: TableConfig[], pi
       `select attname from pg_attribute where attrelid = $1::oid and attnum > 0 and not attisdropped order by attnum`,
       [oid],
     );
-    const colNames = new Set(cols.rows.map((r) => r.attname));
     const pk = await client.query<{ attname: string }>(
       `select a.attname from pg_index i join lateral unnest(i.indkey) with ordinality k(attnum, ord) on true
          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
         where i.indrelid = $1::oid and i.indisprimary order by k.ord`,
       [oid],
     );
-    const pkCols = pk.rows.map((r) => r.attname);
-    let key: string[];
-    if (t.key) {
-      for (const k of t.key) {
-        if (!colNames.has(k)) throw fatal('SOURCE_KEY_UNKNOWN', `pipeline ${pipeline}: key column '${k}' of ${t.source} does not exist`);
-      }
-      const sameAsPk = pkCols.length === t.key.length && pkCols.every((c, i) => c === t.key![i]);
-      if (!sameAsPk && relreplident !== 'f') {
-        throw fatal(
-          'SOURCE_KEY_IDENTITY',
-          `pipeline ${pipeline}: table ${t.source} has configured key (${t.key.join(', ')}) that is not its primary key; ` +
-            `run ALTER TABLE ${t.source} REPLICA IDENTITY FULL so updates and deletes carry the key's old values`,
-        );
-      }
-      key = t.key;
-    } else if (pkCols.length > 0) {
-      key = pkCols;
-    } else {
-      throw fatal(
-        'SOURCE_NO_KEY',
-        `pipeline ${pipeline}: table ${t.source} has no primary key; add one, or set REPLICA IDENTITY FULL and configure 'key' for it`,
-      );
-    }
+    const facts = { columns: cols.rows.map((r) => r.attname), primaryKey: pk.rows.map((r) => r.attname), replicaIdentity: relreplident as SourceTable['replicaIdentity'] };
+    const decided = decideKey(pipeline, t.source, t.key, facts);
+    if (!decided.ok) throw fatal(decided.code, decided.message);
+    const key = decided.key;
     out.push({ schema, table, key, replicaIdentity: relreplident as SourceTable['replicaIdentity'] });
   }
   return out;

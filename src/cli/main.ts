@@ -16,6 +16,8 @@ import { errorCode, errorMessage, fatal, networkCode, redisRefusal, retriable, S
 import type { SynclineConfig } from '../core/config/schema.js';
 import { dlqCommands } from './dlq.js';
 import { replayCommand } from './replay.js';
+import { initCommand } from './init.js';
+import { doctorCommand } from './doctor.js';
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
@@ -186,6 +188,8 @@ program
 
 dlqCommands(program, DEFAULT_CONFIG);
 replayCommand(program, DEFAULT_CONFIG);
+initCommand(program);
+doctorCommand(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)

@@ -57,6 +57,9 @@ type AvroSchema = string | AvroSchema[] | { [k: string]: unknown };
 
 const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** A column name a schema can carry as a field name (others are refused: AVRO_INVALID_NAME). */
+export const isAvroName = (name: string): boolean => AVRO_NAME.test(name);
+
 function sanitizeName(part: string): string {
   let s = part.replace(/[^A-Za-z0-9_]/g, '_');
   if (s === '' || /^[0-9]/.test(s)) s = '_' + s;
