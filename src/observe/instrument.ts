@@ -41,6 +41,7 @@ export class TimedSink implements Sink {
   /** Present exactly when the inner sink has them: the applier and two-way sync test for them. */
   writeGuarded?: (g: GuardedWrite) => Promise<WriteResult>;
   republish?: (table: string, keys: Row[], over: Decided) => Promise<void>;
+  ensureTable?: (record: SinkRecord) => Promise<void>;
 
   constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {
     if (inner.writeGuarded) {
@@ -62,6 +63,7 @@ export class TimedSink implements Sink {
       };
     }
     if (inner.republish) this.republish = (table, keys, over) => this.inner.republish!(table, keys, over);
+    if (inner.ensureTable) this.ensureTable = (record) => this.inner.ensureTable!(record);
   }
 
   connect(): Promise<void> {
