@@ -156,6 +156,9 @@ export class Runtime {
         // Two-way sync: the peer's writes into our source are not changes to carry back.
         skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
         decidedOrigins: p.peer ? DECIDED_KINDS.map((over) => ({ prefix: republishOriginOf(prefix, p.peer!, over) + ':', over })) : [],
+        // latest-timestamp's column is checked at start; a two-way peer that creates tables in our source is waited for.
+        conflict: p.conflict ?? this.config.defaults.conflict,
+        awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,
       });
       h.capture = capture;
       this.running.push(this.guard(name, 'capture', capture.run()));

@@ -101,6 +101,11 @@ export interface TestPipeline {
   /** Two-way sync: this pipeline reads the env's target database and writes its source database. */
   reverse?: boolean;
   peer?: string;
+  /** Replication slot and publication names as written in the config, `{prefix}` replaced (default: `<prefix>_<name>` with - as _). */
+  slot?: string;
+  publication?: string;
+  /** Options of the target connector besides its connection (e.g. autoCreate). */
+  target?: Record<string, unknown>;
   conflict?: Record<string, unknown>;
   retry?: Record<string, unknown>;
   validation?: Record<string, unknown>;
@@ -138,8 +143,8 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
       pipelines.map((p) => [
         p.name,
         {
-          source: { type: 'postgres', connection: { ...PG, database: p.reverse ? targetDb : sourceDb }, slot: slot(p.name), publication: slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 },
-          target: { type: 'postgres', connection: { ...PG, database: p.reverse ? sourceDb : targetDb } },
+          source: { type: 'postgres', connection: { ...PG, database: p.reverse ? targetDb : sourceDb }, slot: p.slot?.replace('{prefix}', prefix) ?? slot(p.name), publication: p.publication?.replace('{prefix}', prefix) ?? slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 },
+          target: { type: 'postgres', connection: { ...PG, database: p.reverse ? sourceDb : targetDb }, ...(p.target ?? {}) },
           ...(p.peer ? { peer: p.peer } : {}),
           // The other database's tables of the same names need change topics of their own.
           ...(p.reverse ? { changeTopicPrefix: `${prefix}.b` } : {}),

@@ -15,7 +15,7 @@ test('concurrent starters create or extend one publication without a duplicate-k
   t.after(() => dropDb(db));
   const names = ['a', 'b', 'c', 'd'];
   for (const n of names) await sql(db, `create table ${n} (id int primary key)`);
-  const table = (n: string): SourceTable => ({ schema: 'public', table: n, key: ['id'], replicaIdentity: 'd' });
+  const table = (n: string): SourceTable => ({ schema: 'public', table: n, key: ['id'], replicaIdentity: 'd', columns: ['id'] });
   for (let round = 0; round < 5; round++) {
     const publication = `pub_${round}`;
     // Eight starters; each asks for the first table plus one of the others.

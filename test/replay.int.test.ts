@@ -121,7 +121,8 @@ describe('syncline replay on the real stack', { timeout: 240_000 }, () => {
   };
 
   before(async () => {
-    env = await testEnv([{ name: PIPELINE, tables: [{ source: 'public.items' }, { source: 'public.notes' }] }]);
+    // notes has no updated_at for latest-timestamp (the default) to compare: the source wins there.
+    env = await testEnv([{ name: PIPELINE, tables: [{ source: 'public.items' }, { source: 'public.notes', conflict: { strategy: 'source-wins' } }] }]);
     itemsTopic = topics.cdc(env.prefix, 'public', 'items');
     notesTopic = topics.cdc(env.prefix, 'public', 'notes');
     dlqTopic = topics.dlq(env.prefix, PIPELINE);
@@ -294,7 +295,7 @@ describe('syncline replay over a source TRUNCATE', { timeout: 180_000 }, () => {
   let afterTruncate: string;
 
   before(async () => {
-    env = await testEnv([{ name: P, tables: [{ source: 'public.events' }] }]);
+    env = await testEnv([{ name: P, tables: [{ source: 'public.events' }], conflict: { strategy: 'source-wins' } }]); // no updated_at to compare
     const kafka = new Kafka({ brokers: ['127.0.0.1:9092'], logLevel: logLevel.NOTHING });
     admin = kafka.admin();
     await admin.connect();

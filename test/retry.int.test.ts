@@ -157,11 +157,11 @@ test('a key whose target row is locked is retried while the other keys of its ba
 });
 
 test('a fatal error stops the process with the reason and exit code 1, without a restart loop', async (t) => {
-  const env = await testEnv([{ name: 'jobs-sync', tables: [{ source: 'public.jobs' }] }]);
+  // autoCreate off: no table in the target, and writing is impossible until a person creates it.
+  const env = await testEnv([{ name: 'jobs-sync', tables: [{ source: 'public.jobs' }], target: { autoCreate: false } }]);
   t.after(() => env.cleanup());
   await sql(env.sourceDb, DDL);
   await sql(env.sourceDb, `insert into jobs (id, state) values (1, 'x')`);
-  // No table in the target: writing is impossible until a person creates it.
   const child: ChildProcess = spawnCli(['start', '--config', env.configFile]);
   const [code] = await Promise.race([once(child, 'exit'), sleep(90_000).then(() => ['timeout'])]);
   const stderr = (child as ChildProcess & { stderrTail(): string }).stderrTail();

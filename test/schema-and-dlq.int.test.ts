@@ -39,7 +39,7 @@ test('ALTER TABLE ADD COLUMN mid-stream registers a new schema version and keeps
 });
 
 test('a record the target rejects goes to the DLQ with its reason; the rest flows on', async (t) => {
-  const env = await testEnv([{ name: 'orders-sync', tables: [{ source: 'public.orders' }] }]);
+  const env = await testEnv([{ name: 'orders-sync', tables: [{ source: 'public.orders' }], conflict: { strategy: 'source-wins' } }]); // no updated_at to compare
   t.after(() => env.cleanup());
   await sql(env.sourceDb, `create table orders (id int primary key, qty int not null, note text)`);
   // The target refuses negative quantities.
@@ -72,7 +72,7 @@ test('a record the target rejects goes to the DLQ with its reason; the rest flow
 });
 
 test('an unchanged TOASTed value is kept on the target when another column changes', async (t) => {
-  const env = await testEnv([{ name: 'docs-sync', tables: [{ source: 'public.docs' }] }]);
+  const env = await testEnv([{ name: 'docs-sync', tables: [{ source: 'public.docs' }], conflict: { strategy: 'source-wins' } }]); // no updated_at to compare
   t.after(() => env.cleanup());
   const ddl = `create table docs (id int primary key, title text, body text)`;
   await sql(env.sourceDb, ddl);

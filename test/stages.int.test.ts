@@ -46,7 +46,7 @@ test('capture, process and sink as separate processes converge, and each drains 
 });
 
 test('an idle slot keeps up with the server through heartbeats (no WAL retained)', async (t) => {
-  const env = await testEnv([{ name: 'quiet-sync', tables: [{ source: 'public.quiet' }] }]);
+  const env = await testEnv([{ name: 'quiet-sync', tables: [{ source: 'public.quiet' }], conflict: { strategy: 'source-wins' } }]); // no updated_at to compare
   t.after(() => env.cleanup());
   await sql(env.sourceDb, `create table quiet (id int primary key)`);
   await sql(env.sourceDb, `create table noisy (id serial primary key, filler text)`); // not captured

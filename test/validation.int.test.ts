@@ -49,6 +49,7 @@ test('invalid records go to the DLQ with every violation (masked), valid ones ar
       name: 'customers-sync',
       tables: [{ source: 'public.customers', columns: { e_mail: 'email' }, validate: VALIDATE }],
       validation: { module: FIXTURE, mask: ['ssn'] },
+      conflict: { strategy: 'source-wins' }, // customers has no updated_at for latest-timestamp to compare
     },
   ]);
   t.after(() => env.cleanup());

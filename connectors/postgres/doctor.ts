@@ -6,7 +6,7 @@
  * writes with, the columns). The facts come from ./introspect.ts; the findings are decided by the
  * pure functions here, each failure with the exact SQL or setting that fixes it.
  */
-import { splitName } from '../../src/capture/source.js';
+import { parseTableName } from '../../src/core/names.js';
 import { decideKey } from '../../src/capture/table-key.js';
 import { isAvroName } from '../../src/core/avro.js';
 import { bytes, fail, pass, type Finding } from '../../src/observe/findings.js';
@@ -29,7 +29,7 @@ export interface SourceFacts {
 }
 
 const nameOf = (qualified: string): TableName => {
-  const [schema, table] = splitName(qualified);
+  const { schema, table } = parseTableName(qualified);
   return { schema, table };
 };
 const factsOf = (tables: TableFacts[], qualified: string) => {

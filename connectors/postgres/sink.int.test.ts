@@ -16,7 +16,8 @@ const log = pino({ level: 'silent' });
 let admin: pg.Pool; // verification and setup in the test database
 let sink: PostgresSink;
 
-const cfg = (over: Partial<PgSinkConfig> = {}): PgSinkConfig => ({ type: 'postgres', connection: { ...conn, database: DB }, autoEvolve: true, poolSize: 2, lockTimeoutMs: 10000, ...over });
+// autoCreate off: these tests create their tables; autocreate.int.test.ts covers creation.
+const cfg = (over: Partial<PgSinkConfig> = {}): PgSinkConfig => ({ type: 'postgres', connection: { ...conn, database: DB }, autoCreate: false, autoEvolve: true, poolSize: 2, lockTimeoutMs: 10000, ...over });
 
 before(async () => {
   const c = new pg.Client({ ...conn, database: 'postgres' });
@@ -261,7 +262,7 @@ test('multi-column keys, quoted identifiers, truncate ordering, generated and id
     rec('public.pairs', 'upsert', { a: 1, b: 'y' }, { v: 'two' }),
     rec('public.pairs', 'upsert', { a: 2, b: 'x' }, { v: 'three' }),
     rec('public.pairs', 'delete', { a: 1, b: 'y' }),
-    rec('Other.Mixed Case', 'upsert', { Id: 1 }, { Val: 'q"uote' }),
+    rec('Other."Mixed Case"', 'upsert', { Id: 1 }, { Val: 'q"uote' }), // canonical table name (src/core/names.ts)
     rec('public.gen', 'upsert', { id: 7 }, { n: 5, g: 999 }),
   ]);
   assert.deepEqual(r.failed, []);

@@ -71,6 +71,8 @@ import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toPara
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
+import { createGrant, createTableSql, isQualifiedType, newTableColumns, quoteIdent, quoteTable, targetType, TYPE_HINT_RE } from './ddl.js';
+import { parseTableName } from '../../src/core/names.js';
 
 /** Optional second argument of PostgresSink.writeBatch. */
 export interface WriteHints {
@@ -135,22 +137,15 @@ const TEXT_TYPES = {
   getTypeParser: (oid: number, format?: string) => (format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : (v: string) => v),
 } as unknown as pg.CustomTypesConfig;
 
-const quoteIdent = (s: string) => '"' + s.replace(/"/g, '""') + '"';
-
-/** 'schema.table' → ['schema', 'table'] (no dot: schema public). */
+/** A canonical table name (src/core/names.ts) → [schema, table]. */
 function splitTable(table: string): [string, string] {
-  const i = table.indexOf('.');
-  return i < 0 ? ['public', table] : [table.slice(0, i), table.slice(i + 1)];
+  const n = parseTableName(table);
+  return [n.schema, n.table];
 }
-
-const quoteTable = (table: string) => splitTable(table).map(quoteIdent).join('.');
-
-/** A column type hint is pasted into DDL: allow type-name characters only. */
-const TYPE_HINT_RE = /^[A-Za-z_][A-Za-z0-9_ ."(),[\]]*$/;
 
 export class PostgresSink implements Sink {
   /** Round trips to the server (every client.query), batches written, batches that needed isolation. */
-  readonly stats = { queries: 0, batches: 0, isolations: 0, columnsAdded: 0 };
+  readonly stats = { queries: 0, batches: 0, isolations: 0, columnsAdded: 0, tablesCreated: 0 };
   /** Instrumentation hook: called with every statement sent (tests, tracing). */
   onQuery: ((text: string, params: number) => void) | null = null;
 
@@ -230,9 +225,10 @@ export class PostgresSink implements Sink {
   async writeBatch(batch: SinkRecord[], hints?: WriteHints): Promise<WriteResult> {
     hints ??= hintsFromRecords(batch);
     const failed: FailedRecord[] = [];
-    const prepared = this.prepare(batch, failed);
+    const all = this.prepare(batch, failed);
+    if (all.length === 0) return this.report(failed);
+    const prepared = await this.ensureTables(all, hints);
     if (prepared.length === 0) return this.report(failed);
-    await this.ensureTables(prepared, hints);
     this.stats.batches++;
     try {
       await this.withClient(async (client) => {
@@ -279,9 +275,10 @@ export class PostgresSink implements Sink {
       await this.withClient(async (client) => {
         await this.q(client, 'BEGIN');
         const rows: TargetRows = new Map();
-        for (const [table, keys] of g.reads) rows.set(table, await this.selectRows(client, table, keys, true));
+        // A table that does not exist yet (autoCreate) has no rows to read.
+        for (const [table, keys] of g.reads) rows.set(table, this.meta.has(table) ? await this.selectRows(client, table, keys, true) : new Map());
         const batch = await g.decide(rows);
-        const prepared = this.prepare(batch, failed);
+        const prepared = await this.dropAbsent(this.prepare(batch, failed));
         written = prepared.length;
         if (prepared.length > 0) {
           // Columns to add: ALTER TABLE would wait for our own row locks, so it runs before them in a retry.
@@ -320,7 +317,7 @@ export class PostgresSink implements Sink {
   /** Re-emit rows as changes the peer carries back: UPDATE ... SET k = k from a session tagged `republishOrigin(origin, over):<n>`. */
   async republish(table: string, keys: Row[], over: Decided): Promise<void> {
     if (keys.length === 0) return;
-    if (!this.meta.has(table)) await this.loadMeta([table]);
+    if (!this.meta.has(table) && (await this.loadMeta([table])).length > 0) return; // no table, no rows to re-publish
     const meta = this.meta.get(table)!;
     const keyCols = Object.keys(keys[0]!);
     const params = keys.map((k) => keyCols.map((c) => toParam(k[c] ?? null)));
@@ -628,8 +625,14 @@ export class PostgresSink implements Sink {
   // ---------------------------------------------------------------------------------------------
   // Metadata and auto-evolution
 
-  /** Make sure every table is known and has every column the records write (reload, then evolve). */
-  private async ensureTables(records: Prepared[], hints?: WriteHints): Promise<void> {
+  /**
+   * Make sure every table of the records exists and has every column they write: metadata reloaded
+   * where it lacks a table or column, a missing table created (autoCreate) from the first upsert's
+   * key columns and the column types the changes carry, missing columns added (autoEvolve). Returns
+   * the records to write: without the deletes and truncates of a table that does not exist and that
+   * no upsert of the batch creates (there is nothing to remove from it; they are done).
+   */
+  private async ensureTables(records: Prepared[], hints?: WriteHints): Promise<Prepared[]> {
     const needed = new Map<string, Set<string>>();
     for (const p of records) {
       let s = needed.get(p.table);
@@ -639,20 +642,27 @@ export class PostgresSink implements Sink {
     }
     const missingOf = (table: string) => [...needed.get(table)!].filter((c) => !this.meta.get(table)?.columns.has(c));
     const stale = [...needed.keys()].filter((t) => !this.meta.has(t) || missingOf(t).length > 0);
-    if (stale.length === 0) return;
-    await this.loadMeta(stale);
+    if (stale.length === 0) return records;
+    const absent = new Set(await this.loadMeta(stale));
+    for (const table of [...absent]) {
+      const upsert = records.find((p) => p.table === table && p.rec.op === 'upsert');
+      if (!upsert) continue;
+      const types = hints?.columnTypes?.get(table);
+      if (!types) throw fatal('SINK_TABLE_MISSING', `${this.where}: target table ${table} does not exist, and the changes for it carry no column types to create it from (autoCreate): create it, or fix the table mapping`);
+      await this.createTable(table, upsert.keyCols, types, needed.get(table)!);
+      absent.delete(table);
+    }
     for (const table of stale) {
+      if (absent.has(table)) continue;
       const missing = missingOf(table);
       if (missing.length === 0) continue;
       if (!this.cfg.autoEvolve) {
         throw fatal('SINK_UNKNOWN_COLUMN', `${this.where}: target table ${table} has no column ${missing.join(', ')} (autoEvolve is off: add the column or map it away)`);
       }
-      const types = hints?.columnTypes?.get(table) ?? {};
-      const clauses = missing.map((c) => {
-        const t = types[c] ?? 'text';
-        if (!TYPE_HINT_RE.test(t) || t.includes('--')) throw fatal('SINK_BAD_TYPE_HINT', `${this.where}: refusing column type '${t}' for ${table}.${c}`);
-        return `ADD COLUMN IF NOT EXISTS ${quoteIdent(c)} ${t}`;
-      });
+      const hinted = hints?.columnTypes?.get(table) ?? {};
+      const onTarget = await this.targetTypes(missing.map((c) => hinted[c]));
+      const types = Object.fromEntries(missing.map((c) => [c, targetType(hinted[c], hinted[c] === undefined ? undefined : onTarget.get(hinted[c]))]));
+      const clauses = missing.map((c) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(c)} ${types[c]}`);
       const sql = `ALTER TABLE ${this.meta.get(table)!.ident} ${clauses.join(', ')}`;
       try {
         await this.q(this.pool, sql);
@@ -660,15 +670,135 @@ export class PostgresSink implements Sink {
         throw classifyPgError(err, `${this.where}: adding column(s) ${missing.join(', ')} to ${table}`);
       }
       this.stats.columnsAdded += missing.length;
-      this.log.warn({ table, columns: missing.map((c) => `${c} ${types[c] ?? 'text'}`) }, 'sink.evolve: added target columns');
-      await this.loadMeta([table]);
+      this.log.warn({ table, columns: missing.map((c) => `${c} ${types[c]}`) }, 'sink.evolve: added target columns');
+      await this.loadMeta([table], false);
       const still = missingOf(table);
       if (still.length > 0) throw fatal('SINK_UNKNOWN_COLUMN', `${this.where}: target table ${table} still has no column ${still.join(', ')} after ALTER TABLE`);
     }
+    return absent.size === 0 ? records : records.filter((p) => !absent.has(p.table));
   }
 
-  /** Load columns and primary keys of these tables in one catalog query; a missing table is fatal. */
-  private async loadMeta(tables: string[]): Promise<void> {
+  /**
+   * The records of a guarded write without the deletes and truncates of tables that do not exist
+   * (autoCreate: nothing to remove there); an upsert of such a table stays (needsEvolve then has the
+   * table created before the write runs again).
+   */
+  private async dropAbsent(records: Prepared[]): Promise<Prepared[]> {
+    const unknown = [...new Set(records.filter((p) => !this.meta.has(p.table)).map((p) => p.table))];
+    if (unknown.length === 0) return records;
+    const absent = new Set(await this.loadMeta(unknown));
+    return absent.size === 0 ? records : records.filter((p) => !absent.has(p.table) || p.rec.op === 'upsert');
+  }
+
+  /**
+   * autoCreate for a control record that carries no row (the end of a table's snapshot): its key
+   * columns and column types are enough to create the table, so that an empty source table has its
+   * (empty) target table too. A no-op when the table exists, autoCreate is off or the record lacks them.
+   */
+  async ensureTable(record: SinkRecord): Promise<void> {
+    if (!this.cfg.autoCreate || this.meta.has(record.table)) return;
+    const key = record.keyColumns ?? Object.keys(record.key ?? {});
+    if (key.length === 0 || !record.columnTypes) return;
+    if ((await this.loadMeta([record.table])).length === 0) return;
+    await this.createTable(record.table, key, record.columnTypes, []);
+  }
+
+  /**
+   * How the target spells each qualified (non-built-in) source type, for the ones it has; built-in
+   * types are used as printed, after a check that they hold type-name characters only (they are
+   * pasted into DDL). Cached per sink.
+   */
+  private async targetTypes(pgTypes: (string | undefined)[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const t of new Set(pgTypes)) {
+      if (t === undefined) continue;
+      if (!isQualifiedType(t)) {
+        if (!TYPE_HINT_RE.test(t) || t.includes('--')) throw fatal('SINK_BAD_TYPE_HINT', `${this.where}: refusing column type '${t}' (not a type name)`);
+        continue;
+      }
+      let spelled = this.typeSpelling.get(t);
+      if (spelled === undefined) {
+        // format_type quotes what needs quoting; a name that does not parse is a type the target lacks.
+        const r = await this.q(this.pool, 'SELECT format_type(to_regtype($1), NULL) AS f', [t]).catch(() => null);
+        spelled = (r?.rows[0] as { f: string | null } | undefined)?.f ?? null;
+        this.typeSpelling.set(t, spelled);
+      }
+      if (spelled !== null) out.set(t, spelled);
+    }
+    return out;
+  }
+
+  /** Qualified source type → the target's spelling of it (null: the target has no such type). */
+  private readonly typeSpelling = new Map<string, string | null>();
+
+  /**
+   * CREATE TABLE for autoCreate, in its own transaction under an advisory lock on the schema's name
+   * (sink processes and concurrent batches creating the same table, or tables of a new schema, take
+   * turns; who comes second finds the table and only reads it). The user's CREATE right is checked
+   * first, so a refusal names the right and the GRANT that gives it.
+   */
+  private async createTable(table: string, key: string[], types: Record<string, string>, written: Iterable<string>): Promise<void> {
+    const [schema] = splitTable(table);
+    const onTarget = await this.targetTypes(Object.values(types));
+    const columns = newTableColumns(key, types, written, onTarget);
+    const ddl = createTableSql(table, columns, key);
+    let created = false;
+    try {
+      await this.withClient(async (client) => {
+        await this.q(client, 'BEGIN');
+        await this.q(client, `SELECT pg_advisory_xact_lock(hashtext('syncline.autoCreate'), hashtext($1))`, [schema]);
+        const res = await this.q(
+          client,
+          `SELECT to_regclass($1) IS NOT NULL AS present, current_user::text AS usr, current_database()::text AS db,
+                  n.oid IS NOT NULL AS schema_exists,
+                  CASE WHEN n.oid IS NULL THEN NULL ELSE has_schema_privilege(n.oid, 'CREATE') END AS can_create_table,
+                  has_database_privilege(current_database(), 'CREATE') AS can_create_schema
+             FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = $2`,
+          [quoteTable(table), schema],
+        );
+        const r = res.rows[0] as { present: string; usr: string; db: string; schema_exists: string; can_create_table: string | null; can_create_schema: string };
+        if (r.present === 't') {
+          await this.q(client, 'COMMIT');
+          return;
+        }
+        const schemaExists = r.schema_exists === 't';
+        if (schemaExists ? r.can_create_table !== 't' : r.can_create_schema !== 't') throw this.createDenied(table, r.usr, r.db, schemaExists, ddl);
+        if (!schemaExists) await this.q(client, `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+        await this.q(client, ddl);
+        await this.q(client, 'COMMIT');
+        created = true;
+      });
+    } catch (err) {
+      if (err instanceof SynclineError) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === '42501') throw this.createDenied(table, this.cfg.connection.user, this.cfg.connection.database, true, ddl, err);
+      // 42P07: created meanwhile by someone not taking our lock; the reload below finds it.
+      if (code !== '42P07') throw classifyPgError(err, `${this.where}: creating target table ${table} (autoCreate)`);
+    }
+    if (created) {
+      this.stats.tablesCreated++;
+      this.log.warn({ table, columns: columns.map((c) => `${c.name} ${c.type}`), primaryKey: key }, 'sink.create: created the target table (autoCreate)');
+    }
+    if ((await this.loadMeta([table])).length > 0) {
+      throw fatal('SINK_TABLE_MISSING', `${this.where}: target table ${table} is still not a table after CREATE TABLE (is there a view or another relation of that name?)`);
+    }
+  }
+
+  private createDenied(table: string, user: string, database: string, schemaExists: boolean, ddl: string, cause?: unknown): SynclineError {
+    const g = createGrant(table, user, database, schemaExists);
+    return fatal(
+      'SINK_CREATE_DENIED',
+      `${this.where} (pipeline ${this.pipeline}): target table ${table} does not exist and autoCreate cannot create it: user ${user} lacks ${g.missing}. ` +
+        `Grant it: ${g.grant} — or create the table yourself: ${ddl}; — or set autoCreate: false on the target to refuse missing tables instead`,
+      cause,
+    );
+  }
+
+  /**
+   * Load columns and primary keys of these tables in one catalog query. Returns the tables that do
+   * not exist; a missing table is fatal instead unless `allowMissing` (default: autoCreate).
+   */
+  private async loadMeta(tables: string[], allowMissing = this.cfg.autoCreate): Promise<string[]> {
     const parts = tables.map(splitTable);
     let res: pg.QueryResult;
     try {
@@ -716,20 +846,24 @@ export class PostgresSink implements Sink {
         l.push([Number(r.pk_pos), name]);
       }
     }
+    const missing: string[] = [];
     for (const table of tables) {
       const m = fresh.get(table);
       if (!m) {
         this.meta.delete(table);
-        throw fatal('SINK_TABLE_MISSING', `${this.where}: target table ${table} does not exist (create it, or fix the table mapping)`);
+        if (!allowMissing) throw fatal('SINK_TABLE_MISSING', `${this.where}: target table ${table} does not exist (create it, fix the table mapping, or set autoCreate: true on the target)`);
+        missing.push(table);
+        continue;
       }
       m.primaryKey = (pkPos.get(table) ?? []).sort((a, b) => a[0] - b[0]).map((x) => x[1]);
       this.meta.set(table, m);
     }
+    return missing;
   }
 
   /** Cached metadata of a table (for callers and tests); loads it if needed. */
   async tableMeta(table: string): Promise<{ columns: { name: string; type: string }[]; primaryKey: string[] }> {
-    if (!this.meta.has(table)) await this.loadMeta([table]);
+    if (!this.meta.has(table)) await this.loadMeta([table], false);
     const m = this.meta.get(table)!;
     return { columns: [...m.columns.values()].map((c) => ({ name: c.name, type: c.type })), primaryKey: [...m.primaryKey] };
   }
@@ -739,7 +873,7 @@ export class PostgresSink implements Sink {
 
   async readRows(table: string, keys: Row[]): Promise<Map<string, Row>> {
     if (keys.length === 0) return new Map();
-    if (!this.meta.has(table)) await this.loadMeta([table]);
+    if (!this.meta.has(table) && (await this.loadMeta([table])).length > 0) return new Map(); // not created yet (autoCreate): no rows
     let out = new Map<string, Row>();
     try {
       await this.withClient(async (client) => {

@@ -1,6 +1,7 @@
 /** Config specs of the PostgreSQL source and sink connectors (registered in ./index.ts). */
 import { z } from 'zod';
 import { retryOverrideSpec } from '../../src/core/config/schema.js';
+import { NAME_RE, NAME_RULE, pgSlotName } from '../../src/core/names.js';
 
 export const pgConnectionSpec = z
   .object({
@@ -20,8 +21,13 @@ export const pgSourceSpec = z
   .object({
     type: z.literal('postgres'),
     connection: pgConnectionSpec,
-    slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only (at most 63)').describe('Logical replication slot name (created if missing).').meta({ examples: ['syncline_users'] }),
-    publication: z.string().regex(/^[A-Za-z0-9_]{1,63}$/).describe('Publication name (created for the configured tables if missing).').meta({ examples: ['syncline_users'] }),
+    slot: z
+      .string()
+      .regex(NAME_RE, NAME_RULE)
+      .describe(`Logical replication slot name (created if missing): ${NAME_RULE}, as pipeline names. PostgreSQL allows only lower-case letters, digits and _ in slot names, so the slot is created with every - written as _ (orders-sync → orders_sync; two pipelines whose slots would then be one are refused).`)
+      .meta({ examples: ['syncline_users'] })
+      .transform(pgSlotName),
+    publication: z.string().regex(NAME_RE, NAME_RULE).describe(`Publication name (created for the configured tables if missing): ${NAME_RULE}, as pipeline names.`).meta({ examples: ['syncline_users'] }),
     snapshot: z.enum(['initial', 'never']).default('initial').describe('initial: copy every table once from the slot\'s exported snapshot, then stream; never: stream only.'),
     heartbeatMs: z.number().int().min(100).default(10000).describe('How often an idle slot\'s confirmed position is advanced so it does not retain WAL.'),
     batchSize: z.number().int().min(1).max(100000).default(2000).describe('Changes per Kafka produce batch.'),
@@ -34,7 +40,13 @@ export const pgSinkSpec = z
   .object({
     type: z.literal('postgres'),
     connection: pgConnectionSpec,
-    autoEvolve: z.boolean().default(true).describe('Add target columns that appear in the source (ALTER TABLE ADD COLUMN).'),
+    autoCreate: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Create a target table that does not exist, from the source's schema as the changes carry it: the pipeline's key as primary key, every column with the source column's SQL type (user-defined types the target lacks become text; README: Types). Needs CREATE on the target schema (and on the database for a missing schema); without it the pipeline stops with the GRANT to run. false: a missing target table stops the pipeline (SINK_TABLE_MISSING).",
+      ),
+    autoEvolve: z.boolean().default(true).describe('Add target columns that appear in the source (ALTER TABLE ADD COLUMN), with the same type mapping as autoCreate.'),
     poolSize: z.number().int().min(1).max(100).default(4).describe('Connections in the writer pool.'),
     lockTimeoutMs: z.number().int().min(0).default(10000).describe('A write waiting longer than this for a row lock held by someone else fails with a retriable error: it is retried while the other keys of its batch go on (0 waits forever).'),
     retry: retryOverrideSpec.optional().describe('Retry policy of writes to this target; overrides the pipeline and default policy option by option.'),

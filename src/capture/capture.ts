@@ -25,17 +25,19 @@ import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt, type Decided }
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { kafkaPartition } from '../core/kafkajs-patch.js';
-import { errorMessage, fatal, classifyPgError, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
+import { errorCode, errorMessage, fatal, classifyPgError, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
 import { TypeCatalog, columnType, parsePgText, type ColumnType } from '../core/pgtypes.js';
 import { keySchema, valueSchema, envelopeToAvro } from '../core/avro.js';
-import type { TableConfig } from '../core/config/schema.js';
+import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
+import { timestampFieldProblem } from '../sink/conflicts.js';
 import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 import { CaptureOffsets } from './offsets.js';
 import { connectSource, ensurePublication, inspectTables, pgClientConfig, quoteIdent, quoteTable, rawTypes, replicationGrantHint, slotDropped, type SourceTable } from './source.js';
 import { DeadLetters } from '../sink/dead-letters.js';
 import { backoffDelay, sleep } from '../core/retry.js';
+import { formatTableName } from '../core/names.js';
 
 /** Capture retries Kafka outages for as long as they last; only the pace is bounded. */
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
@@ -63,6 +65,14 @@ export interface CaptureOptions {
    * `syncline.peer-decided` header with what they were kept over (see DECIDED_HEADER).
    */
   decidedOrigins?: { prefix: string; over: Decided }[];
+  /** The pipeline's conflict settings (tables may override them): latest-timestamp needs its column, checked at start. */
+  conflict?: ConflictConfig;
+  /**
+   * Two-way sync: the peer pipeline, when it creates missing tables in its target (which is this
+   * pipeline's source). A source table that does not exist yet is then waited for (logged once per
+   * start), instead of being fatal: the peer creates it with its first change or snapshot.
+   */
+  awaitTablesFrom?: string;
 }
 
 export interface CaptureStats {
@@ -100,7 +110,7 @@ export class Capture {
   private readonly log: Logger;
   private catalog!: TypeCatalog;
   private meta!: pg.Client;
-  private tables = new Map<string, TableState>(); // 'schema.table' → state
+  private tables = new Map<string, TableState>(); // canonical table name (core/names.ts) → state
   private sourceTables: SourceTable[] = [];
   private service?: LogicalReplicationService;
   private readonly dlq: DeadLetters;
@@ -141,7 +151,10 @@ export class Capture {
     const { source, pipeline, prefix, changePrefix, kafka } = this.opts;
     this.meta = await connectSource(source.connection, `pipeline ${pipeline} capture`);
     this.catalog = await TypeCatalog.load(this.meta);
-    this.sourceTables = await inspectTables(this.meta, this.opts.tables, pipeline);
+    const inspected = await this.inspect();
+    if (inspected === null) return; // stopped while waiting for tables
+    this.sourceTables = inspected;
+    this.checkConflictFields();
     await ensurePublication(this.meta, source.publication, this.sourceTables, source.connection);
     await kafka.ensureTopics(this.sourceTables.map((t) => topics.cdc(changePrefix, t.schema, t.table)));
     await this.dlq.ensure();
@@ -172,6 +185,43 @@ export class Capture {
     if (this.stopped) return;
     await this.waitSlotFree();
     await this.stream();
+  }
+
+  /**
+   * inspectTables; with awaitTablesFrom, a missing source table is waited for (the peer creates it),
+   * with one warn line per start. Null when stop() came meanwhile.
+   */
+  private async inspect(): Promise<SourceTable[] | null> {
+    const { tables, pipeline, awaitTablesFrom } = this.opts;
+    let waiting = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const found = await inspectTables(this.meta, tables, pipeline);
+        if (waiting) this.log.info({ peer: awaitTablesFrom }, 'capture.source.ready: every source table exists now');
+        return found;
+      } catch (err) {
+        if (this.stopped) return null;
+        if (awaitTablesFrom === undefined || errorCode(err) !== 'SOURCE_TABLE_MISSING') throw err;
+        if (!waiting) {
+          waiting = true;
+          this.log.warn({ peer: awaitTablesFrom, err: errorMessage(err) }, `capture.source.awaiting: a source table does not exist yet; waiting for pipeline ${awaitTablesFrom} (two-way peer, autoCreate) to create it`);
+        }
+        await sleep(Math.min(5000, 200 * attempt));
+        if (this.stopped) return null;
+      }
+    }
+  }
+
+  /** latest-timestamp needs its column in every table that uses it: refused at start (timestampFieldProblem). */
+  private checkConflictFields(): void {
+    const base = this.opts.conflict;
+    if (!base) return;
+    const problems: string[] = [];
+    this.opts.tables.forEach((t, i) => {
+      const p = timestampFieldProblem(this.opts.pipeline, t, base, this.sourceTables[i]!.columns);
+      if (p) problems.push(p);
+    });
+    if (problems.length > 0) throw fatal('CONFLICT_FIELD_MISSING', problems.join('\n'));
   }
 
   private async slotInfo(): Promise<{ confirmed: string | null; plugin: string } | null> {
@@ -241,7 +291,7 @@ export class Capture {
         }
       }
       const cp = lsnToBigInt(created.consistent_point);
-      const tables = this.sourceTables.map((t) => `${t.schema}.${t.table}`);
+      const tables = this.sourceTables.map((t) => formatTableName(t));
       if (!wantSnapshot) {
         await offsets.write({ slot: source.slot, snapshot: 'skipped', consistentPoint: created.consistent_point, tables, at: new Date().toISOString() });
         return cp;
@@ -267,7 +317,7 @@ export class Capture {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
       for (const src of this.sourceTables) {
-        const st = this.tables.get(`${src.schema}.${src.table}`)!;
+        const st = this.tables.get(formatTableName(src))!;
         const cols = st.columns.map((c) => quoteIdent(c.name)).join(', ');
         await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT ${cols} FROM ${quoteTable(src.schema, src.table)}`);
         for (;;) {
@@ -317,7 +367,7 @@ export class Capture {
 
   /** (Re)build and register the table's schemas when its columns change (e.g. ALTER TABLE ADD COLUMN). */
   private async setColumns(src: SourceTable, cols: { name: string; typeOid: number; typeMod: number }[]): Promise<TableState> {
-    const name = `${src.schema}.${src.table}`;
+    const name = formatTableName(src);
     const signature = cols.map((c) => `${c.name}:${c.typeOid}:${c.typeMod}`).join(',');
     const prev = this.tables.get(name);
     if (prev && prev.signature === signature) return prev;
@@ -359,7 +409,7 @@ export class Capture {
     } catch (err) {
       // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
       this.stats.deadLettered++;
-      await this.dlq.send([{ kind: 'invalid', error: err, table: `${st.src.schema}.${st.src.table}`, position: `${e.source.commitLsn}:${e.source.idx}`,
+      await this.dlq.send([{ kind: 'invalid', error: err, table: formatTableName(st.src), position: `${e.source.commitLsn}:${e.source.idx}`,
         key: Buffer.from(jsonOf(key)), value: Buffer.from(jsonOf(e)), attempts: 1 }]);
       return;
     }
@@ -538,7 +588,8 @@ export class Capture {
       acknowledge: { auto: false, timeoutSeconds: 0 },
     });
     this.service = service;
-    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [source.publication] });
+    // Quoted: pgoutput reads the list as identifiers and would fold an unquoted name to lower case.
+    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [quoteIdent(source.publication)] });
     this.done = new Promise<void>((resolve, reject) => {
       this.failure = (err) => reject(err);
       this.stopResolve = resolve;
@@ -647,7 +698,7 @@ export class Capture {
         return;
       }
       case 'relation': {
-        const st = this.tables.get(`${msg.schema}.${msg.name}`);
+        const st = this.tables.get(formatTableName({ schema: msg.schema, table: msg.name }));
         if (!st) return; // not one of ours (publication shared)
         await this.setColumns(st.src, msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typeMod: c.typeMod })));
         return;
@@ -655,7 +706,7 @@ export class Capture {
       case 'insert':
       case 'update':
       case 'delete': {
-        const st = this.tables.get(`${msg.relation.schema}.${msg.relation.name}`);
+        const st = this.tables.get(formatTableName({ schema: msg.relation.schema, table: msg.relation.name }));
         if (!st || !this.tx) return;
         if (this.tx.skip) {
           this.stats.echoSkipped++;
@@ -689,7 +740,7 @@ export class Capture {
       }
       case 'truncate':
         for (const rel of msg.relations) {
-          const st = this.tables.get(`${rel.schema}.${rel.name}`);
+          const st = this.tables.get(formatTableName({ schema: rel.schema, table: rel.name }));
           if (!st || !this.tx || this.tx.skip) continue;
           await this.enqueueTruncate(st, {
             op: 't', before: null, after: null,

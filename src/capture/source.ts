@@ -7,6 +7,7 @@ import type { PgConnection } from '../../connectors/postgres/spec.js';
 import { classifyPgError, fatal } from '../core/errors.js';
 import type { TableConfig } from '../core/config/schema.js';
 import { decideKey } from './table-key.js';
+import { formatTableName, parseTableName } from '../core/names.js';
 
 /** Session settings every syncline connection to PostgreSQL uses (text formats are parsed exactly). */
 export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c IntervalStyle=postgres';
@@ -46,11 +47,8 @@ export interface SourceTable {
   /** Key columns used for Kafka keys and target upserts. */
   key: string[];
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
-}
-
-export function splitName(qualified: string): [string, string] {
-  const dot = qualified.indexOf('.');
-  return [qualified.slice(0, dot), qualified.slice(dot + 1)];
+  /** Column names, in table order (as at start). */
+  columns: string[];
 }
 
 export const quoteIdent = (s: string) => '"' + s.replace(/"/g, '""') + '"';
@@ -63,13 +61,13 @@ export const quoteTable = (schema: string, table: string) => `${quoteIdent(schem
 export async function inspectTables(client: pg.Client, tables: TableConfig[], pipeline: string): Promise<SourceTable[]> {
   const out: SourceTable[] = [];
   for (const t of tables) {
-    const [schema, table] = splitName(t.source);
+    const { schema, table } = parseTableName(t.source);
     const rel = await client.query<{ oid: string; relreplident: string }>(
       `select c.oid::text as oid, c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = $1 and c.relname = $2 and c.relkind in ('r','p')`,
       [schema, table],
     );
-    if (rel.rowCount === 0) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${pipeline}: source table ${t.source} does not exist`);
+    if (rel.rowCount === 0) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${pipeline}: source table ${t.source} does not exist${await spellingHint(client, schema, table)}`);
     const { oid, relreplident } = rel.rows[0]!;
     const cols = await client.query<{ attname: string }>(
       `select attname from pg_attribute where attrelid = $1::oid and attnum > 0 and not attisdropped order by attnum`,
@@ -82,12 +80,27 @@ export async function inspectTables(client: pg.Client, tables: TableConfig[], pi
       [oid],
     );
     const facts = { columns: cols.rows.map((r) => r.attname), primaryKey: pk.rows.map((r) => r.attname), replicaIdentity: relreplident as SourceTable['replicaIdentity'] };
-    const decided = decideKey(pipeline, t.source, t.key, facts);
+    const decided = decideKey(pipeline, t.source, t.key, facts, quoteTable(schema, table));
     if (!decided.ok) throw fatal(decided.code, decided.message);
-    const key = decided.key;
-    out.push({ schema, table, key, replicaIdentity: relreplident as SourceTable['replicaIdentity'] });
+    out.push({ schema, table, key: decided.key, replicaIdentity: relreplident as SourceTable['replicaIdentity'], columns: facts.columns });
   }
   return out;
+}
+
+/**
+ * For a table that does not exist: the tables whose names differ only in case (names in the config
+ * are not folded to lower case, unlike SQL's unquoted names), as a hint for the error message.
+ */
+async function spellingHint(client: pg.Client, schema: string, table: string): Promise<string> {
+  const r = await client
+    .query<{ nspname: string; relname: string }>(
+      `select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where lower(n.nspname) = lower($1) and lower(c.relname) = lower($2) and c.relkind in ('r','p') limit 3`,
+      [schema, table],
+    )
+    .catch(() => null);
+  if (!r || r.rowCount === 0) return '';
+  return ` (did you mean ${r.rows.map((x) => formatTableName({ schema: x.nspname, table: x.relname })).join(' or ')}? Names in the config are taken as written, without folding case)`;
 }
 
 /**
@@ -130,8 +143,8 @@ async function ensureLocked(client: pg.Client, publication: string, tables: Sour
     `select schemaname, tablename from pg_publication_tables where pubname = $1`,
     [publication],
   );
-  const present = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
-  const missing = tables.filter((t) => !present.has(`${t.schema}.${t.table}`));
+  const present = new Set(have.rows.map((r) => formatTableName({ schema: r.schemaname, table: r.tablename })));
+  const missing = tables.filter((t) => !present.has(formatTableName(t)));
   if (missing.length > 0) {
     await client.query(`alter publication ${quoteIdent(publication)} add table ${missing.map((t) => quoteTable(t.schema, t.table)).join(', ')}`);
   }

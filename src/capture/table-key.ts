@@ -19,7 +19,8 @@ export type KeyDecision =
   | { ok: true; key: string[] }
   | { ok: false; code: 'SOURCE_KEY_UNKNOWN' | 'SOURCE_KEY_IDENTITY' | 'SOURCE_NO_KEY'; message: string };
 
-export function decideKey(pipeline: string, source: string, configured: string[] | undefined, f: KeyFacts): KeyDecision {
+/** `sqlName`: the table as SQL spells it in the fix (default: `source` as configured). */
+export function decideKey(pipeline: string, source: string, configured: string[] | undefined, f: KeyFacts, sqlName = source): KeyDecision {
   if (configured) {
     const missing = configured.find((k) => !f.columns.includes(k));
     if (missing !== undefined) return { ok: false, code: 'SOURCE_KEY_UNKNOWN', message: `pipeline ${pipeline}: key column '${missing}' of ${source} does not exist` };
@@ -30,7 +31,7 @@ export function decideKey(pipeline: string, source: string, configured: string[]
         code: 'SOURCE_KEY_IDENTITY',
         message:
           `pipeline ${pipeline}: table ${source} has configured key (${configured.join(', ')}) that is not its primary key; ` +
-          `run ALTER TABLE ${source} REPLICA IDENTITY FULL so updates and deletes carry the key's old values`,
+          `run ALTER TABLE ${sqlName} REPLICA IDENTITY FULL so updates and deletes carry the key's old values`,
       };
     }
     return { ok: true, key: configured };

@@ -23,7 +23,7 @@ import '../../connectors/index.js';
 import { ORIGIN_FUNCTIONS, serverFindings, sourceFindings, targetFindings, type SourceDemand, type TargetDemand } from '../../connectors/postgres/doctor.js';
 import { canExecute, describePublication, describeRole, describeServer, describeTables, type Query, type TableFacts } from '../../connectors/postgres/introspect.js';
 import type { PgConnection, PgSinkConfig, PgSourceConfig } from '../../connectors/postgres/spec.js';
-import { splitName } from '../capture/source.js';
+import { parseTableName } from '../core/names.js';
 import { decideKey } from '../capture/table-key.js';
 import { loadConfig } from '../core/config/load.js';
 import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
@@ -106,7 +106,7 @@ export function plannedTopics(config: SynclineConfig, pipelines: [string, Pipeli
   const add = (topic: string, partitions: number, compact = false) => out.set(topic, { topic, partitions, compact });
   for (const [name, p] of pipelines) {
     for (const t of p.tables) {
-      const [schema, table] = splitName(t.source);
+      const { schema, table } = parseTableName(t.source);
       add(topics.cdc(changeTopicPrefix(config, p), schema, table), config.kafka.partitions);
     }
     add(topics.dlq(config.topicPrefix, name), 1);
@@ -284,7 +284,7 @@ async function postgresChecks(
     servers.set(server, s);
     try {
       const names = p.tables.map((t) => {
-        const [schema, table] = splitName(t.source);
+        const { schema, table } = parseTableName(t.source);
         return { schema, table };
       });
       // One connection: one query at a time.
@@ -322,7 +322,7 @@ async function postgresChecks(
     try {
       const demands = targetDemands(p, sourceFacts.get(pipeline));
       const names = demands.map((d) => {
-        const [schema, table] = splitName(d.table);
+        const { schema, table } = parseTableName(d.table);
         return { schema, table };
       });
       const role = await describeRole(q(probe));
@@ -347,7 +347,7 @@ async function postgresChecks(
  */
 export function targetDemands(p: PipelineConfig, source: TableFacts[] | undefined): TargetDemand[] {
   const at = (t: { source: string }) => {
-    const [schema, table] = splitName(t.source);
+    const { schema, table } = parseTableName(t.source);
     return source?.find((x) => x.schema === schema && x.table === table);
   };
   return p.tables.filter((t) => !source || at(t)).map((t) => {

@@ -9,10 +9,9 @@
  * value goes through yamlValue(), so no name can break the YAML or be read as a `${…}` reference.
  */
 import { parse as parseYaml } from 'yaml';
-import { splitName } from '../capture/source.js';
+import { formatTableName } from '../core/names.js';
 import { fatal } from '../core/errors.js';
 import { decideKey } from '../capture/table-key.js';
-import { tableSpec } from '../core/config/schema.js';
 import { sqlIdent, sqlTable, type TableFacts } from '../../connectors/postgres/introspect.js';
 import { isAvroName } from '../core/avro.js';
 
@@ -115,18 +114,9 @@ const show = (s: string) => (/^[A-Za-z_][A-Za-z0-9_$.]*$/.test(s) ? s : JSON.str
 /** A file name as a shell word inside a comment. */
 const shellWord = (s: string) => (/^[A-Za-z0-9_.\/-]+$/.test(s) ? s : /[\n\r]/.test(s) ? JSON.stringify(s) : `'${s.replace(/'/g, `'\\''`)}'`);
 
-/**
- * How the config names a table, or null when its pattern cannot express it: `schema.table`, else
- * the quoted form `"schema"."table"` (the one SQL uses) when the spec accepts it.
- */
+/** How the config names a table: `schema.table`, each part quoted where it needs it (src/core/names.ts). */
 export function configTableName(schema: string, table: string): string | null {
-  const quote = (s: string) => (/^[A-Za-z_][A-Za-z0-9_$]*$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`);
-  for (const name of [`${schema}.${table}`, `${quote(schema)}.${quote(table)}`]) {
-    if (!tableSpec.shape.source.safeParse(name).success) continue;
-    const [s, t] = splitName(name);
-    if (s === schema && t === table) return name;
-  }
-  return null;
+  return formatTableName({ schema, table });
 }
 
 export interface TablePlan {
@@ -159,7 +149,6 @@ export function planTable(f: TableFacts): TablePlan {
   const keyFrom = f.primaryKey.length > 0 ? 'primary key' : candidate ? `unique index ${show(candidate.index)}` : 'every column: keep the ones that identify a row';
   const out = (included: boolean, addable: boolean, reason: string | undefined, fix: string[], key = sourceKey): TablePlan => ({ facts: f, name, key, keyFrom, included, addable, reason, fix });
   if (name === null) return out(false, false, `the config's table pattern cannot name ${shown} yet (rename it, or capture a view of it under a plain name)`, []);
-  if (!/^[A-Za-z0-9._-]+$/.test(`${f.schema}.${f.table}`)) return out(false, false, `${shown}: its change topic's name would hold characters Kafka refuses (letters, digits, . _ - only)`, []);
   if (f.kind === 'p') return out(false, false, `${shown} is partitioned: its changes are published under its partitions' names; list the partitions instead`, []);
 
   const reasons: string[] = [];

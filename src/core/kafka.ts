@@ -6,11 +6,13 @@ import { kafkajsPatched } from './kafkajs-patch.js'; // first: before kafkajs lo
 import { Kafka, logLevel, CompressionTypes, type Admin, type Producer, type Consumer, type Message, type IHeaders } from 'kafkajs';
 import type { Logger } from 'pino';
 import { classifyNetworkError } from './errors.js';
+import { cdcTopicName } from './names.js';
 
 let warnedUnpatched = false;
 
 export const topics = {
-  cdc: (prefix: string, schema: string, table: string) => `${prefix}.cdc.${schema}.${table}`,
+  /** Schema and table escaped for Kafka (src/core/names.ts topicPart): plain names unchanged. */
+  cdc: cdcTopicName,
   dlq: (prefix: string, pipeline: string) => `${prefix}.dlq.${pipeline}`,
   apply: (prefix: string, pipeline: string) => `${prefix}.apply.${pipeline}`,
   captureOffsets: (prefix: string) => `${prefix}.capture.offsets`,

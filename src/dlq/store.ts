@@ -16,6 +16,7 @@ import { headerString, topics, type KafkaClient } from '../core/kafka.js';
 import { parseTagged } from '../core/tagged-json.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import type { DeadLetterKind } from '../sink/dead-letters.js';
+import { tableMatches } from '../core/names.js';
 
 export const dlqActionsTopic = (prefix: string, pipeline: string) => `${prefix}.dlq-actions.${pipeline}`;
 
@@ -191,7 +192,7 @@ export class DlqStore {
       (e) =>
         (state === 'all' || e.state === state) &&
         (f.kind === undefined || e.kind === f.kind || e.reason === f.kind) &&
-        (f.table === undefined || e.table === f.table || e.table?.endsWith('.' + f.table)) &&
+        (f.table === undefined || (e.table !== undefined && tableMatches(e.table, f.table))) &&
         (f.key === undefined || e.key === f.key || e.key === JSON.stringify([f.key]) || e.key === `[${f.key}]`) &&
         (f.since === undefined || e.time >= f.since) &&
         (f.until === undefined || e.time <= f.until),

@@ -42,6 +42,7 @@ export class TimedSink implements Sink {
   writeGuarded?: (g: GuardedWrite) => Promise<WriteResult>;
   republish?: (table: string, keys: Row[], over: Decided) => Promise<void>;
   republishDelete?: (table: string, rows: { key: Row; guard: Row }[], tsMs: number) => Promise<void>;
+  ensureTable?: (record: SinkRecord) => Promise<void>;
 
   constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {
     if (inner.writeGuarded) {
@@ -64,6 +65,7 @@ export class TimedSink implements Sink {
     }
     if (inner.republish) this.republish = (table, keys, over) => this.inner.republish!(table, keys, over);
     if (inner.republishDelete) this.republishDelete = (table, rows, tsMs) => this.inner.republishDelete!(table, rows, tsMs);
+    if (inner.ensureTable) this.ensureTable = (record) => this.inner.ensureTable!(record);
   }
 
   connect(): Promise<void> {

@@ -341,7 +341,8 @@ export class Metrics {
         if (a.parkedBehind > 0) this.delta(this.changesSkipped, { pipeline, stage: 'sink', kind: 'parked' }, a.parkedBehind);
       }
       for (const [key, n] of h.validation?.stats.failures ?? []) {
-        // key = 'schema.table.field.rule' (names never contain dots; a field list has commas).
+        // key = '<table>.field.rule': field and rule names hold no dots (a field list has commas), so
+        // they are the last two parts and the table (canonical, src/core/names.ts: it may hold dots) the rest.
         const parts = key.split('.');
         if (parts.length < 3) continue;
         const rule = parts.pop()!;

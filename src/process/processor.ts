@@ -28,6 +28,7 @@ import { DECIDED_HEADER, decidedOf, eventPosition, position } from '../core/enve
 import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
 import { CONSUMER_HEARTBEAT_MS, topics } from '../core/kafka.js';
+import { parseTableName } from '../core/names.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 
 /**
@@ -162,7 +163,8 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     const decided = m.headers?.[DECIDED_HEADER];
     if (decided !== undefined) record.decided = decidedOf(String(decided));
     const pending: Pending = { record, raw: { key: m.key, value: m.value } };
-    if (record.op !== 'upsert') return pending;
+    // Upserts and end-of-snapshot markers carry the column types (a target may create or evolve its table from them).
+    if (record.op !== 'upsert' && record.op !== 'sweep') return pending;
     const id = m.value!.readInt32BE(1);
     let ofTopic = renamedTypes.get(topic);
     if (!ofTopic) renamedTypes.set(topic, (ofTopic = new Map()));
@@ -176,10 +178,11 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
       return upsertDone(pending, mapping, out);
     });
   };
-  /** An upsert's column types, then validation (which may coerce values), then its hash. */
+  /** An upsert's column types, then validation (which may coerce values), then its hash; a marker's column types. */
   const upsertDone = (pending: Pending, mapping: TableMapping, types: Readonly<Record<string, string>>): Pending => {
     const record = pending.record;
     record.columnTypes = types;
+    if (record.op !== 'upsert') return pending;
     const rules = validator?.forTable(mapping.source);
     if (rules) validator!.check(rules, record);
     hashRecord(record);
@@ -251,8 +254,8 @@ export function membershipLost(err: unknown): boolean {
 export function topicMappings(prefix: string, tables: TableConfig[]): Map<string, TableMapping> {
   const byTopic = new Map<string, TableMapping>();
   for (const [src, m] of tableMappings(tables)) {
-    const i = src.indexOf('.');
-    byTopic.set(topics.cdc(prefix, src.slice(0, i), src.slice(i + 1)), m);
+    const { schema, table } = parseTableName(src);
+    byTopic.set(topics.cdc(prefix, schema, table), m);
   }
   return byTopic;
 }

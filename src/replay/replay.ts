@@ -27,6 +27,7 @@ import { resolveRetry } from '../runtime.js';
 import type { Pending } from '../sink/applier.js';
 import { buildSinkParts } from '../sink/build.js';
 import type { DeadLetter } from '../sink/dead-letters.js';
+import { tableMatches } from '../core/names.js';
 
 export interface ReplayOptions {
   pipeline: string;
@@ -92,7 +93,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   const matches = (t: { source: string; target?: string }) => {
     if (o.table === undefined) return true;
     const names = [t.source, t.target ?? t.source];
-    return names.some((n) => n === o.table || n.slice(n.indexOf('.') + 1) === o.table);
+    return names.some((n) => tableMatches(n, o.table!));
   };
   const tables = p.tables.filter(matches);
   if (tables.length === 0) throw new ReplayError(`pipeline ${o.pipeline} has no table '${o.table}' (have: ${p.tables.map((t) => t.source).join(', ')})`);

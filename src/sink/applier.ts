@@ -440,6 +440,8 @@ export class Applier {
     const r = p.record;
     // A control record, not a change: counted apart (the deletes it leads to count as applied).
     this.stats.control++;
+    // autoCreate: an empty source table has no row to create its target table from; the marker does.
+    await this.sink.ensureTable?.(r);
     if (!this.o.partitionsOf || !r.keyColumns || r.keyColumns.length === 0) return;
     // Every partition of the change topic delivers the marker; in a split deployment the processor
     // passes each on to every partition of the apply topic (r.copy), and all of those copies count.

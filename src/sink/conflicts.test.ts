@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { conflictDiff, interpretChoice, latestTimestamp, makeResolver, olderThanTarget, type Conflict } from './conflicts.js';
+import { conflictDiff, interpretChoice, latestTimestamp, makeResolver, olderThanTarget, timestampFieldProblem, type Conflict } from './conflicts.js';
 
 const base: Conflict = {
   pipeline: 'p', table: 'public.t', op: 'upsert', key: { id: 1 }, source: { id: 1, v: 'a', updated_at: '2026-01-01T00:00:02.000000Z' },
@@ -45,4 +45,33 @@ test('the diff lists every field where source, target and last-synced differ', (
   const d = conflictDiff(base);
   assert.deepEqual(d.map((x) => x.field).sort(), ['updated_at', 'v']);
   assert.deepEqual(d.find((x) => x.field === 'v'), { field: 'v', source: 'a', target: 'b', lastSynced: 'x' });
+});
+
+test('latest-timestamp needs its column: refused at start when the table lacks it (renames followed)', () => {
+  const lt = { strategy: 'latest-timestamp' as const, field: 'updated_at' };
+  assert.equal(timestampFieldProblem('p', { source: 'public.t' }, lt, ['id', 'updated_at']), null);
+  assert.equal(timestampFieldProblem('p', { source: 'public.t' }, { strategy: 'source-wins', field: 'updated_at' }, ['id']), null);
+  assert.equal(timestampFieldProblem('p', { source: 'public.t', columns: { changed: 'updated_at' } }, lt, ['id', 'changed']), null);
+  const renamedAway = timestampFieldProblem('p', { source: 'public.t', columns: { updated_at: 'modified' } }, lt, ['id', 'updated_at']);
+  assert.match(renamedAway ?? '', /table public\.t has no column updated_at/);
+  const missing = timestampFieldProblem('orders-sync', { source: 'public.notes' }, lt, ['id', 'body']);
+  assert.match(missing ?? '', /^pipeline orders-sync: table public\.notes has no column updated_at, which its conflict strategy latest-timestamp compares/);
+  assert.match(missing ?? '', /Set conflict\.field/);
+  assert.match(missing ?? '', /strategy: source-wins/);
+  // A per-table setting is named as the place to look.
+  const perTable = timestampFieldProblem('p', { source: 'public.t', conflict: { strategy: 'latest-timestamp', field: 'ts' } }, { strategy: 'source-wins', field: 'updated_at' }, ['id']);
+  assert.match(perTable ?? '', /no column ts.*tables\[\]\.conflict of public\.t/);
+});
+
+test('latest-timestamp on a row without its column parks the change instead of deciding by content hash', async () => {
+  const r = makeResolver({ strategy: 'latest-timestamp', field: 'updated_at' });
+  const noColumn = { ...base, source: { id: 1, v: 'a' }, target: { id: 1, v: 'b' } };
+  const choice = await r.resolve(noColumn);
+  assert.equal(choice.kind, 'manual');
+  assert.equal(choice.kind === 'manual' ? choice.error?.code : undefined, 'CONFLICT_FIELD_MISSING');
+  assert.match(choice.kind === 'manual' ? (choice.error?.message ?? '') : '', /target row of public\.t has no column updated_at/);
+  // Null values of an existing column are a tie as before (decided by content hash), not a missing column.
+  const nulls = await r.resolve({ ...base, source: { id: 1, v: 'a', updated_at: null }, target: { id: 1, v: 'b', updated_at: null } });
+  assert.ok(nulls.kind === 'source' || nulls.kind === 'target');
+  assert.equal((await r.resolve({ ...base, op: 'delete', source: null })).kind, 'source'); // a delete is timed by its commit
 });

@@ -5,8 +5,9 @@
  *
  *   source-wins       'source'
  *   target-wins       'target'
- *   latest-timestamp  the later `field` wins; equal (or both missing) → the greater content hash,
- *                     so both pipelines of a two-way pair pick the same row
+ *   latest-timestamp  the later `field` wins; equal (or both null) → the greater content hash,
+ *                     so both pipelines of a two-way pair pick the same row; a row without the
+ *                     column at all → 'manual' (refused at start already: timestampFieldProblem)
  *   manual            'manual' (parked as a `conflict` dead letter for an operator)
  *   custom            the user's resolve(conflict) from `module`; a throw or an answer that is not
  *                     'source' | 'target' | 'manual' | { merged: row } | a row object → 'manual' with
@@ -15,7 +16,7 @@
 import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import type { Row, Value } from '../core/envelope.js';
-import type { ConflictConfig } from '../core/config/schema.js';
+import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
 import { fatal, poison, SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
 
@@ -89,6 +90,27 @@ export function latestTimestamp(c: Conflict, field: string): 'source' | 'target'
   return rowHash(pick(c.target)) > rowHash(c.source) ? 'target' : 'source';
 }
 
+/**
+ * Start-up check of latest-timestamp (capture, where the source columns are known): a table whose
+ * strategy is latest-timestamp must have the column it compares. `field` names a target column, so
+ * the source column is the one the table's renames map to it. Without it every conflict would be a
+ * tie decided by content hash, i.e. a target-side edit overwritten or kept by chance: refused.
+ * Returns the error message, or null when the table is fine (or uses another strategy).
+ */
+export function timestampFieldProblem(pipeline: string, t: Pick<TableConfig, 'source' | 'columns' | 'conflict'>, base: ConflictConfig, sourceColumns: readonly string[]): string | null {
+  const c = t.conflict ?? base;
+  if (c.strategy !== 'latest-timestamp') return null;
+  const renames = t.columns ?? {};
+  if (sourceColumns.some((col) => (renames[col] ?? col) === c.field)) return null;
+  const where = t.conflict ? `tables[].conflict of ${t.source}` : "the pipeline's conflict (or defaults.conflict)";
+  return (
+    `pipeline ${pipeline}: table ${t.source} has no column ${c.field}, which its conflict strategy latest-timestamp compares (${where}: ` +
+    `field defaults to updated_at); without it a target-side edit would be overwritten or kept by chance. Set conflict.field to a timestamp ` +
+    `column of the table (for this table only: tables[].conflict: { strategy: latest-timestamp, field: <column> }), or choose another ` +
+    `strategy: conflict: { strategy: source-wins } (target-side edits are overwritten), target-wins, or manual (conflicts wait for an operator)`
+  );
+}
+
 /** Interpret what a custom resolve() returned. */
 export function interpretChoice(v: unknown, c: Conflict): Choice {
   if (v === 'source' || v === 'target') return { kind: v };
@@ -150,8 +172,13 @@ export function makeResolver(cfg: ConflictConfig, fn?: ResolveFn): Resolver {
           return { kind: 'source' };
         case 'target-wins':
           return { kind: 'target' };
-        case 'latest-timestamp':
+        case 'latest-timestamp': {
+          // Checked at start (timestampFieldProblem); a column dropped since, or a target table
+          // without it, would make the decision a coin toss: parked for an operator instead.
+          const lacking = c.target !== null && !(cfg.field in c.target) ? 'target row' : c.source !== null && !(cfg.field in c.source) ? 'change' : null;
+          if (lacking) return { kind: 'manual', error: poison('CONFLICT_FIELD_MISSING', `latest-timestamp: the ${lacking} of ${c.table} has no column ${cfg.field} to compare; parked instead of deciding by chance (set conflict.field, or another strategy)`) };
           return { kind: latestTimestamp(c, cfg.field) };
+        }
         case 'manual':
           return { kind: 'manual' };
         case 'custom': {

@@ -12,7 +12,7 @@ import type { Decided, Row } from '../core/envelope.js';
 import type { SynclineError } from '../core/errors.js';
 
 export interface SinkRecord {
-  /** Target table, qualified: 'schema.table'. */
+  /** Target table, qualified, in canonical form (src/core/names.ts): 'public.users', '"My Schema".Orders'. */
   table: string;
   /** sweep: end of a table's snapshot; target rows the snapshot did not refresh are deleted (see Applier). */
   op: 'upsert' | 'delete' | 'truncate' | 'sweep';
@@ -39,7 +39,7 @@ export interface SinkRecord {
   decided?: Decided;
   /** Source commit time (ms), for latency and latest-timestamp. */
   sourceTsMs: number;
-  /** SQL types of the record's target columns as the source declares them (for auto-evolving targets). */
+  /** SQL types of the record's target columns as the source declares them (for auto-creating and auto-evolving targets); upserts and end-of-snapshot markers carry them. */
   columnTypes?: Record<string, string>;
   /** Values converted by validation rules with `coerce: true` (already replaced in `values`; the key keeps the source value). */
   coerced?: { field: string; from: string; to: string }[];
@@ -102,6 +102,14 @@ export interface Sink {
    * writes such deletes in the batch like any other.
    */
   republishDelete?(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void>;
+  /**
+   * Optional (targets that create missing tables, e.g. PostgreSQL's autoCreate): make sure the
+   * record's target table exists, created from the record's key columns (`keyColumns`, else its key)
+   * and `columnTypes` when missing. The applier calls it with the end-of-snapshot marker of each table,
+   * which carries no row, so that an empty source table gets its target table too; tables with rows
+   * are created by writeBatch from their first records.
+   */
+  ensureTable?(record: SinkRecord): Promise<void>;
   /** Current target rows for these keys of one table, keyed by keyString(key). One round trip. */
   readRows(table: string, keys: Row[]): Promise<Map<string, Row>>;
   /** Health probe: throws if the target cannot be reached. */

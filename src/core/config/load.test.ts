@@ -273,3 +273,55 @@ ${prefix}    tables: [{ source: public.users }]
     tables: [{ source: public.users }]
 `), 'test.yaml', {});
 });
+
+test('table names: quoted parts are read and kept in canonical form; a malformed one is refused at its line', () => {
+  const config = parseConfig(valid(`      - source: '"Quoted"" . Schema"."Table"'
+        target: '"public"."täble copy"'
+      - source: public.Users
+`), 'test.yaml', {});
+  const tables = config.pipelines['users-sync']!.tables;
+  assert.deepEqual(tables.map((t) => [t.source, t.target]), [['public.users', undefined], ['"Quoted"" . Schema".Table', 'public."täble copy"'], ['public.Users', undefined]]);
+  const { problems } = problemsOf(valid(`      - source: public.my table
+      - source: '"public"."users"'
+`));
+  assert.deepEqual(problems.map((p) => [p.line, p.path]), [[17, 'pipelines.users-sync.tables[1].source'], [18, 'pipelines.users-sync.tables[2].source']]);
+  assert.match(problems[0]!.message, /'my table' must be quoted: it holds " "/);
+  assert.match(problems[1]!.message, /table '"public"."users"' is listed twice in this pipeline \(first at line 15\)/);
+});
+
+test('names: _ and - in pipeline, slot and publication names; slots are PostgreSQL names (- as _) and may not meet there', () => {
+  const ok = parseConfig(valid().replace('users-sync:', 'users_sync-2:').replace('slot: syncline_users', 'slot: sync-users_a').replace('publication: syncline_users', 'publication: pub-users_a'), 'test.yaml', {});
+  const source = ok.pipelines['users_sync-2']!.source as PgSourceConfig;
+  assert.equal(source.slot, 'sync_users_a');
+  assert.equal(source.publication, 'pub-users_a');
+  const { problems } = problemsOf(valid(`  orders-sync:
+    source: { type: postgres, connection: { database: shop }, slot: syncline-users, publication: syncline_orders }
+    target: { type: postgres, connection: { database: shop_copy } }
+    tables: [{ source: public.orders }]
+`));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.path, 'pipelines.orders-sync.source.slot');
+  assert.match(problems[0]!.message, /replication slot 'syncline-users' \(PostgreSQL slot syncline_users\) is already used by pipeline 'users-sync'/);
+  const badName = problemsOf(valid().replace('users-sync:', 'Users.Sync:')).problems;
+  assert.deepEqual(badName.map((p) => p.path), ['pipelines.Users.Sync']);
+  assert.match(badName[0]!.message, /invalid name 'Users\.Sync'/);
+  const badSlot = problemsOf(valid().replace('slot: syncline_users', 'slot: Slot')).problems;
+  assert.deepEqual(badSlot.map((p) => p.path), ['pipelines.users-sync.source.slot']);
+  assert.match(badSlot[0]!.message, /lower-case letters, digits, _ and -/);
+});
+
+test('change topics: names escaped for Kafka; a pair differing only in . versus _ and an over-long name are refused', () => {
+  const { problems } = problemsOf(valid(`      - source: a.b_c
+      - source: a_b.c
+      - source: public."${'x'.repeat(63)}"
+      - source: '"${'é'.repeat(31)}"."${'é'.repeat(31)}"'
+`));
+  assert.deepEqual(problems.map((p) => p.path), ['pipelines.users-sync.tables[2].source', 'pipelines.users-sync.tables[4].source']);
+  assert.match(problems[0]!.message, /change topic syncline\.cdc\.a_b\.c of table a_b\.c differs from syncline\.cdc\.a\.b_c \(table a\.b_c\) only in '\.' versus '_'/);
+  assert.match(problems[1]!.message, /would be 386 characters long \(Kafka allows 249\)/);
+});
+
+test('redis.keyPrefix holds no hash-tag braces', () => {
+  const { problems } = problemsOf(valid().replace('version: 1\n', 'version: 1\nredis: { keyPrefix: "a{b}" }\n'));
+  assert.equal(problems[0]!.path, 'redis.keyPrefix');
+});

@@ -35,6 +35,7 @@ import type { Document, Node as YamlNode } from 'yaml';
 import { SynclineError } from '../errors.js';
 import { configSpec, type SynclineConfig } from './schema.js';
 import { checkTableValidation } from '../../process/validation/compile.js';
+import { canonicalTableName, pgSlotName } from '../names.js';
 
 export interface ConfigProblem {
   file: string;
@@ -592,6 +593,15 @@ function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
 // Semantic checks zod cannot express. They run on the raw data even when the schema refused it
 // (so one run lists every problem), hence the defensive reads.
 
+/** The canonical form of a table name, or the text itself when it is not a valid name (the schema reports that). */
+function canonicalOrSelf(text: string): string {
+  try {
+    return canonicalTableName(text);
+  } catch {
+    return text;
+  }
+}
+
 const asObject = (v: unknown): Record<string, unknown> | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
 
 function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProblem[] {
@@ -607,13 +617,16 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
   for (const field of ['slot', 'publication'] as const) {
     const firstUse = new Map<string, string>();
     for (const [name, p] of pipelines) {
-      const v = asObject(asObject(p)?.source)?.[field];
-      if (typeof v !== 'string') continue;
+      const raw = asObject(asObject(p)?.source)?.[field];
+      if (typeof raw !== 'string') continue;
+      // Slots are compared as PostgreSQL names them (orders-sync and orders_sync are one slot).
+      const v = field === 'slot' ? pgSlotName(raw) : raw;
       const other = firstUse.get(v);
       const what = field === 'slot' ? 'replication slot' : 'publication';
       if (other !== undefined) {
         const first = loc.value(['pipelines', other, 'source', field]);
-        add(['pipelines', name, 'source', field], `${what} '${v}' is already used by pipeline '${other}' (line ${first.line}); each pipeline needs its own`);
+        const same = field === 'slot' && v !== raw ? ` (PostgreSQL slot ${v})` : '';
+        add(['pipelines', name, 'source', field], `${what} '${raw}'${same} is already used by pipeline '${other}' (line ${first.line}); each pipeline needs its own`);
       } else firstUse.set(v, name);
     }
   }
@@ -639,11 +652,11 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
       const tpath: Seg[] = [...base, 'tables', i];
       const source = table?.source;
       if (typeof source === 'string') {
-        const prev = firstRow.get(source);
+        const prev = firstRow.get(canonicalOrSelf(source));
         if (prev !== undefined) {
           const first = loc.value([...base, 'tables', prev, 'source']);
           add([...tpath, 'source'], `table '${source}' is listed twice in this pipeline (first at line ${first.line})`);
-        } else firstRow.set(source, i);
+        } else firstRow.set(canonicalOrSelf(source), i);
       }
       const key = Array.isArray(table?.key) ? (table.key as unknown[]) : [];
       const keySeen = new Set<string>();

@@ -6,11 +6,33 @@
 import { z } from 'zod';
 import { registeredSinks, registeredSources } from '../registry.js';
 import { alertExprError } from '../../observe/alerts/expr.js';
+import { canonicalTableName, cdcTopicName, kafkaCollisionKey, MAX_TOPIC_LENGTH, NAME_RE, NAME_RULE, NameError, parseTableName } from '../names.js';
 
-const qualifiedTable = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$/, "must be 'schema.table'")
-  .describe("Qualified table name 'schema.table'.");
+const TABLE_NAME_RULE =
+  "'schema.table'. Each part is bare (letters, digits, _ and $, not starting with a digit; taken as written, no case folding: public.Users is the table \"Users\") or double-quoted (any characters, a \" written twice: '\"My \"\" Schema\".\"Order Lines\"'); at most 63 bytes per part.";
+
+/**
+ * A table name as written in the config → its canonical form (src/core/names.ts), so that every
+ * later comparison, map key and topic name sees one spelling. Description and examples sit on the
+ * input side, where the docs generator reads them.
+ */
+const qualifiedTable = (description: string, examples?: string[]) =>
+  z
+    .string()
+    .describe(`${description} ${TABLE_NAME_RULE}`)
+    .meta(examples ? { examples } : {})
+    .transform((text, ctx) => {
+      try {
+        return canonicalTableName(text);
+      } catch (err) {
+        if (!(err instanceof NameError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    });
+
+/** Pipeline names: the one rule of syncline names (src/core/names.ts), also used by slots and publications. */
+export const nameSpec = z.string().regex(NAME_RE, NAME_RULE);
 
 export const conflictSpec = z
   .object({
@@ -141,8 +163,8 @@ export const pipelineValidationSpec = z
 
 export const tableSpec = z
   .object({
-    source: qualifiedTable.describe('Source table.').meta({ examples: ['public.users'] }),
-    target: qualifiedTable.optional().describe('Target table; defaults to the source name.'),
+    source: qualifiedTable('Source table:', ['public.users', '"Sales Data"."Order Lines"']),
+    target: qualifiedTable('Target table (default: the source name):').optional(),
     key: z.array(z.string().min(1)).min(1).optional().describe('Key columns; default: the primary key. Required for a table without one (with REPLICA IDENTITY FULL).'),
     columns: z.record(z.string(), z.string()).optional().describe('Column renames source → target.'),
     conflict: conflictSpec.optional().describe('Per-table override of the pipeline conflict settings.'),
@@ -307,7 +329,11 @@ export function configSpec() {
       redis: z
         .object({
           url: z.string().default('redis://127.0.0.1:6379').describe('Redis URL holding per-key version state.'),
-          keyPrefix: z.string().optional().describe('Prefix of every Redis key; defaults to topicPrefix (version state belongs to one deployment).'),
+          keyPrefix: z
+            .string()
+            .regex(/^[^{}]*$/, 'no { or }')
+            .optional()
+            .describe('Prefix of every Redis key; defaults to topicPrefix (version state belongs to one deployment). Keys are <keyPrefix>:{<pipeline>}:…, the braces being the Redis Cluster hash tag, so the prefix holds no { or }.'),
         })
         .strict()
         .prefault({})
@@ -324,23 +350,44 @@ export function configSpec() {
         .strict()
         .prefault({})
         .describe('Pipeline defaults.'),
-      pipelines: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and -'), pipeline).describe('Pipelines by name.'),
+      pipelines: z.record(nameSpec, pipeline).describe(`Pipelines by name (${NAME_RULE}: the rule slot and publication names follow too). The name is part of topic names (<prefix>.dlq.<name>, <prefix>.apply.<name>), consumer groups and Redis keys.`),
     })
     .strict()
     .superRefine((c, ctx) => {
       // A change topic carries one source database's table: pipelines reading other databases must
       // not write the same topic (two-way pairs capture tables of the same names on both sides).
       const claimed = new Map<string, { pipeline: string; source: string }>();
+      // Kafka refuses a topic whose name equals another's once '.' and '_' are made one (a.b_c, a_b.c).
+      const colliding = new Map<string, { topic: string; table: string }>();
       for (const [name, p] of Object.entries(c.pipelines)) {
         const source = sourceIdentity(p.source);
         p.tables.forEach((t, i) => {
-          const topic = `${changeTopicPrefix(c, p)}.cdc.${t.source}`;
+          const at = ['pipelines', name, 'tables', i, 'source'];
+          let parsed;
+          try {
+            parsed = parseTableName(t.source);
+          } catch {
+            return; // reported by the table's own check
+          }
+          const { schema, table } = parsed;
+          const topic = cdcTopicName(changeTopicPrefix(c, p), schema, table);
+          if (topic.length > MAX_TOPIC_LENGTH) {
+            ctx.addIssue({ code: 'custom', path: at, message: `its change topic name ${topic} would be ${topic.length} characters long (Kafka allows ${MAX_TOPIC_LENGTH}): shorten the topic prefix or the names` });
+          }
           const other = claimed.get(topic);
           if (!other) claimed.set(topic, { pipeline: name, source });
           else if (other.source !== source) {
             ctx.addIssue({
-              code: 'custom', path: ['pipelines', name, 'tables', i, 'source'],
+              code: 'custom', path: at,
               message: `change topic ${topic} is already written by pipeline '${other.pipeline}' from another database (${other.source}; here ${source}): set changeTopicPrefix on one of them`,
+            });
+          }
+          const twin = colliding.get(kafkaCollisionKey(topic));
+          if (!twin) colliding.set(kafkaCollisionKey(topic), { topic, table: t.source });
+          else if (twin.topic !== topic) {
+            ctx.addIssue({
+              code: 'custom', path: at,
+              message: `change topic ${topic} of table ${t.source} differs from ${twin.topic} (table ${twin.table}) only in '.' versus '_', which Kafka refuses as a collision: set changeTopicPrefix on one of the pipelines, or rename one of the tables`,
             });
           }
         });
