@@ -4,15 +4,17 @@
  * one table each: every one is its own dead letter with its own stable id, `syncline dlq list` shows
  * every letter in the topic, each names table, key and column, and each can be settled. Letters that
  * an earlier version wrote with colliding ids (every refused snapshot row of a table got one id) are
- * listed and settled one by one too.
+ * listed and settled one by one too. A change the processor cannot decode names table, key and
+ * column as well.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
+import { AvroCodec } from '../src/core/codec.js';
 import { topics } from '../src/core/kafka.js';
 import { deadLetterId } from '../src/sink/dead-letters.js';
-import { holdDatabases, spawnCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { holdDatabases, readTopic, spawnCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const child = spawnCli(args) as ChildProcess & { stderrTail: () => string };
@@ -66,7 +68,7 @@ test('rows refused in a snapshot: one dead letter each, all listed, each named a
       },
     })),
   });
-  await producer.disconnect();
+  t.after(() => producer.disconnect());
 
   // `syncline dlq list` shows every letter in the topic, each under its own id.
   const r = await cli(['dlq', 'list', '-c', env.configFile, '--json']);
@@ -124,4 +126,19 @@ test('rows refused in a snapshot: one dead letter each, all listed, each named a
   const all = (await (await fetch(`${api}?state=all`)).json()) as { count: number; deadLetters: Listed[] };
   assert.equal(all.count, 12);
   assert.deepEqual(all.deadLetters.map((e) => e.state).sort(), [...Array(9).fill('discarded'), ...Array(3).fill('requeued')]);
+
+  // The processor names the column too: a change of key 21 whose value breaks off inside its row
+  // (as another producer might write it) is dead-lettered naming table, key and column.
+  const cdc = topics.cdc(env.prefix, 'public', 'items');
+  const codec = new AvroCodec(env.config.schemaRegistry.url);
+  let of21: Awaited<ReturnType<typeof readTopic>>[number] | undefined;
+  for (const m of await readTopic(cdc)) if (m.key && ((await codec.decode(m.key)) as { id: number }).id === 21) of21 = m;
+  await producer.send({ topic: cdc, messages: [{ partition: of21!.partition, key: of21!.key, value: of21!.value!.subarray(0, of21!.value!.length - 3) }] });
+  await waitFor('the broken change dead-lettered', async () => p.processor!.invalid.count === 4, 30_000);
+  const broken = await waitFor('listed', async () => {
+    const l = (await (await fetch(`${api}?kind=invalid`)).json()) as { deadLetters: Listed[] };
+    return l.deadLetters.length === 1 ? l.deadLetters[0]! : undefined;
+  });
+  assert.deepEqual([broken.errorCode, broken.table, broken.key, broken.column], ['DECODE_FAILED', 'public.items', '[21]', 'note']);
+  assert.match(broken.errorMessage, /^public\.items key \[21\]: cannot decode message with schema id \d+ in column note \(after\): /);
 });

@@ -18,7 +18,7 @@ import type { ChangeEvent, Row } from '../core/envelope.js';
 import type avsc from 'avsc';
 import { columnPgTypes, envelopeFromAvro, envelopeHead } from '../core/avro.js';
 import type { AvroCodec } from '../core/codec.js';
-import { errorKind, poison } from '../core/errors.js';
+import { errorKind, poison, SynclineError } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
@@ -385,8 +385,15 @@ export class ConsumerStage {
       this.invalid.count++;
       const v = err instanceof ValidationError ? err : undefined;
       const d = p ? { table: p.table, key: p.key ?? undefined } : this.o.decode.describe?.(m, topic);
+      let error = err;
+      if (!v && d?.table !== undefined && err instanceof SynclineError) {
+        // A decode error knows the schema, not the change: its reason says which table and key.
+        const named = new SynclineError(err.kind, err.code, `${d.table}${d.key !== undefined ? ` key ${d.key}` : ''}: ${err.message}`, err);
+        named.column = err.column;
+        error = named;
+      }
       invalid.push({
-        kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1,
+        kind: 'invalid', error, key: m.key, value: m.value, attempts: 1,
         table: v?.table ?? d?.table, position: v?.position ?? p?.position, targetKey: v?.key ?? d?.key,
         origin: { topic, partition, offset: m.offset },
       });
