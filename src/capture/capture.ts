@@ -377,8 +377,12 @@ export class Capture {
     }
     if (add.length === 0) return undefined;
     const next = await this.registerSchemas(st.src, st.topic, st.columns, st.signature, new Set([...st.specials, ...add]));
+    // In place as well: whoever holds the state (the snapshot's loop over a table) writes with the new schema.
+    st.specials = next.specials;
+    st.valueId = next.valueId;
+    this.tables.set(`${st.src.schema}.${st.src.table}`, st);
     this.log.info({ table: `${st.src.schema}.${st.src.table}`, columns: add, valueSchemaId: next.valueId }, 'capture.schema.widened: decimal column(s) held NaN/Infinity; their Avro type is now ["null", decimal, "string"]');
-    return next;
+    return st;
   }
 
   // ------------------------------------------------------------------ outbox
