@@ -25,11 +25,12 @@ import { bigIntToLsn, DECIDED_HEADER, eventPosition, lsnToBigInt, type Decided }
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { kafkaPartition } from '../core/kafkajs-patch.js';
-import { errorMessage, fatal, classifyPgError, SynclineError, errorKind, poison, retriable, withDeadline } from '../core/errors.js';
+import { errorMessage, fatal, classifyPgError, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
 import { TypeCatalog, columnType, parsePgText, type ColumnType } from '../core/pgtypes.js';
-import { canHoldSpecials, encodeFailure, envelopeToAvro, isSpecialDecimal, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
+import { canHoldSpecials, envelopeToAvro, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
+import { encodeRefusal, holdsSpecial } from './refusal.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { keyStringOf } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
@@ -436,44 +437,10 @@ export class Capture {
    */
   private async deadLetterChange(st: TableState, key: Row, e: ChangeEvent, err: unknown): Promise<void> {
     const source = `${st.src.schema}.${st.src.table}`;
-    const ks = keyStringOf(Object.values(key));
-    let column = err instanceof SynclineError ? err.column : undefined;
-    let inKey = false;
-    let cause = err;
-    let detail = '';
-    if (column === undefined) {
-      // Which column: the key's, else the rows' (error path: the record is encoded field by field).
-      const keyType = this.opts.codec.knownType(st.keyId);
-      const valueType = this.opts.codec.knownType(st.valueId);
-      const inKeyFailure = keyType ? encodeFailure(keyType, key) : undefined;
-      let f = inKeyFailure;
-      if (!f && valueType) {
-        try {
-          f = encodeFailure(valueType, envelopeToAvro(e));
-        } catch (e2) {
-          f = { path: [], error: e2 };
-        }
-      }
-      if (f) {
-        inKey = f === inKeyFailure && f.path.length > 0;
-        const rowField = f.path[0] === 'before' || f.path[0] === 'after';
-        column = inKey ? f.path[0] : rowField ? f.path[1] : undefined;
-        const rest = f.path.slice(inKey ? 1 : 2).join('');
-        if (rest) detail = ` element ${rest}`;
-        cause = f.error;
-      }
-    }
-    const code = cause instanceof SynclineError ? cause.code : 'AVRO_ENCODE';
-    // rowToAvro's message starts with the table, which this one names already.
-    let why = errorMessage(cause);
-    for (const prefix of [`${source}: `, `column "${column}" `]) if (why.startsWith(prefix)) why = why.slice(prefix.length);
-    const hint = inKey && holdsSpecial(key[column!]) ? ' (a key column cannot carry NaN/Infinity: the key schema has only the decimal)' : '';
-    const opName = { c: 'insert', u: 'update', d: 'delete', r: 'snapshot row', t: 'truncate', m: 'snapshot end' }[e.op];
-    const error = poison(code, `cannot encode the ${opName} of ${source} key ${ks}${column !== undefined ? ` column ${column}${detail}` : ''}: ${why}${hint}`, err);
-    if (column !== undefined) error.column = column;
+    const error = encodeRefusal({ source, key, event: e, err, keyType: this.opts.codec.knownType(st.keyId), valueType: this.opts.codec.knownType(st.valueId) });
     const target = this.opts.tables.find((t) => t.source === source)?.target ?? source;
     this.stats.deadLettered++;
-    await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: ks, key: Buffer.from(stringifyTagged(key)), value: Buffer.from(stringifyTagged(e)), attempts: 1 }]);
+    await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: Buffer.from(stringifyTagged(e)), attempts: 1 }]);
   }
 
   /**
@@ -844,11 +811,6 @@ export class Capture {
       this.stopResolve?.();
     }
   }
-}
-
-/** A NaN/±Infinity of a decimal column, or an array holding one. */
-function holdsSpecial(v: Value | undefined): boolean {
-  return isSpecialDecimal(v) || (Array.isArray(v) && v.some(isSpecialDecimal));
 }
 
 function sameValue(a: Value, b: Value): boolean {
