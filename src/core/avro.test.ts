@@ -641,7 +641,8 @@ test('integration: every column type survives PostgreSQL → Avro (registry) →
   const sample = await client.query<string[]>({ text: 'select (b.*)::text from b where id = 1', rowMode: 'array' } as pg.QueryArrayConfig);
   assert.ok((sample.rows[0] as unknown as string[])[0].includes('9223372036854775807'));
 
-  // NaN in a numeric(p,s) column cannot be an Avro decimal: poison.
+  // NaN in a numeric(p,s) column cannot be a plain Avro decimal: poison (capture then widens the
+  // column to ["null", decimal, "string"], see the unit test above and test/numeric-special.int.test.ts).
   await client.query(`insert into a (id, c_num) values (100, 'NaN')`);
   const nan = await client.query<unknown[]>({ text: 'select * from a where id = 100', rowMode: 'array' } as pg.QueryArrayConfig);
   const nanRow = Object.fromEntries(cols.map((c, i) => [c.name, parsePgText((nan.rows[0] as unknown as (string | null)[])[i], c.type)]));
