@@ -163,7 +163,7 @@ test('unreachable dependencies at start: each exits 1 in bounded time naming the
       { name: `kafka-${mode}`, port, change: (d) => (d.kafka.brokers = [`127.0.0.1:${port}`]), limitMs: 75_000,
         expect: refused ? new RegExp(`^syncline: NET_ECONNREFUSED: .*Kafka at 127\\.0\\.0\\.1:${port}`) : new RegExp(`^syncline: KAFKA_\\w+: Kafka at 127\\.0\\.0\\.1:${port} \\(kafka\\.brokers\\): `) },
       { name: `registry-${mode}`, port, change: (d) => (d.schemaRegistry = { url: registry(port) }), limitMs: 60_000,
-        expect: refused ? new RegExp(`^syncline: REGISTRY_UNAVAILABLE: cannot register schema .* at ${re(registry(port)).source}: .*ECONNREFUSED`) : new RegExp(`^syncline: REGISTRY_TIMEOUT: schema registry at ${re(registry(port)).source} did not answer within 30s`) },
+        expect: refused ? new RegExp(`^syncline: REGISTRY_UNAVAILABLE: cannot (register|read the latest) schema .* at ${re(registry(port)).source}: .*ECONNREFUSED`) : new RegExp(`^syncline: REGISTRY_TIMEOUT: schema registry at ${re(registry(port)).source} did not answer within 30s`) },
       { name: `redis-${mode}`, port, change: (d) => (d.redis = { url: `redis://127.0.0.1:${port}` }), limitMs: 45_000,
         expect: refused ? new RegExp(`^syncline: NET_ECONNREFUSED: cannot connect to Redis at 127\\.0\\.0\\.1:${port} \\(redis\\.url\\)`) : new RegExp(`^syncline: REDIS_TIMEOUT: start did not complete within 15s: Redis at 127\\.0\\.0\\.1:${port} \\(redis\\.url\\) accepted the connection but did not answer`) },
     );

@@ -274,3 +274,17 @@ export async function sinkHarness(env: TestEnv): Promise<{ redis: Redis; build(p
     },
   };
 }
+
+/**
+ * Keep one idle session open on each of the env's databases until the returned function is called.
+ * A concurrent `scripts/test.sh` (another worktree) drops every test database nobody is connected to
+ * when it starts; between a test's own queries its databases can be without a session.
+ */
+export async function holdDatabases(env: TestEnv): Promise<() => Promise<void>> {
+  const clients = [env.sourceDb, env.targetDb].map((database) => new pg.Client({ ...PG, database }));
+  await Promise.all(clients.map((c) => c.connect()));
+  for (const c of clients) c.on('error', () => undefined); // dropped with force by cleanup()
+  return async () => {
+    await Promise.allSettled(clients.map((c) => c.end()));
+  };
+}

@@ -9,7 +9,8 @@
  *
  * Buffers: nothing across calls. Only table metadata (columns with their SQL types, primary key)
  * is cached, loaded once per table from the catalog, reloaded when a record carries a column the
- * cache lacks (and, with autoEvolve, the column is then added).
+ * cache lacks (and, with autoEvolve, the column is then added) and before the next write of a table
+ * one of whose records failed (its definition may be what an operator fixes before a requeue).
  *
  * Crash/replay: every statement is an upsert by key, a delete by key or a truncate, so writing the
  * same batch again (after a crash, or after a retriable error thrown from writeBatch) leaves the
@@ -35,7 +36,8 @@
  * back and re-runs it in one transaction with deferred constraints made immediate, bisecting under
  * SAVEPOINTs, each table's records apart (a table without a bad record is written in one step):
  * good halves commit, a failing half is split again until the single bad records are found; each
- * is returned in `failed` with a poison SynclineError naming table, key and constraint/detail. Retriable errors (connection, deadlock, serialization, shutdown) and fatal
+ * is returned in `failed` with a poison SynclineError naming table, key and constraint/detail, and
+ * the column where PostgreSQL lets it be told (./value-errors.ts). Retriable errors (connection, deadlock, serialization, shutdown) and fatal
  * errors (missing table, unknown column without autoEvolve, permissions) are thrown.
  *
  * Column-type hints for autoEvolve: writeBatch(batch, { columnTypes: Map<table, { column: sqlType }> });
@@ -73,6 +75,7 @@ import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRe
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
 import { createGrant, createTableSql, isQualifiedType, newTableColumns, quoteIdent, quoteTable, targetType, TYPE_HINT_RE } from './ddl.js';
 import { parseTableName } from '../../src/core/names.js';
+import { valueErrorColumn, type PgErrorFields } from './value-errors.js';
 
 /** Optional second argument of PostgresSink.writeBatch. */
 export interface WriteHints {
@@ -121,6 +124,8 @@ interface Stmt {
    */
   expect?: number;
   table?: string;
+  /** Parameter $n is a value of column cols[(n - 1) % cols.length] (rows of parameters, column by column). */
+  cols?: string[];
   /** A prepared statement's name (node-postgres parses it once per connection). */
   name?: string;
 }
@@ -159,6 +164,14 @@ export class PostgresSink implements Sink {
   /** One session per kind of re-published row (its replication origin says which, see republishOrigin). */
   private readonly republishPools = new Map<Decided, pg.Pool>();
   private readonly pipeline: string;
+  /** The statement each recent error came from (error path; see run() and recordError()). */
+  private readonly failedStmts = new WeakMap<object, Stmt>();
+  /**
+   * Tables whose cached metadata is reloaded before their next write: a record of theirs failed, and
+   * what made it fail may be the table's definition, which an operator then changes (a column type
+   * widened before a requeue: the casts must follow).
+   */
+  private readonly staleMeta = new Set<string>();
 
   constructor(
     private readonly cfg: PgSinkConfig,
@@ -397,7 +410,7 @@ export class PostgresSink implements Sink {
   private needsEvolve(records: Prepared[]): boolean {
     for (const p of records) {
       const m = this.meta.get(p.table);
-      if (!m) return true;
+      if (!m || this.staleMeta.has(p.table)) return true;
       const cols = p.row ? p.row.keys() : p.keyCols.values();
       for (const c of cols) if (!m.columns.has(c)) return true;
     }
@@ -435,6 +448,7 @@ export class PostgresSink implements Sink {
   /** Failed records are never silent: one warn line each (the caller dead-letters them). */
   private report(failed: FailedRecord[]): WriteResult {
     for (const f of failed) {
+      if (typeof f.record.table === 'string') this.staleMeta.add(f.record.table);
       this.log.warn({ table: f.record.table, key: safeKeyString(f.record.key), position: f.record.position, code: f.error.code, err: f.error.message }, 'sink.record.failed');
     }
     return { failed };
@@ -479,12 +493,19 @@ export class PostgresSink implements Sink {
     await this.bisect(client, part.slice(mid), failed);
   }
 
+  /** The error of one record that failed alone: names table, key, and the constraint or the column where PostgreSQL lets it be told. */
   private recordError(p: Prepared, err: unknown): SynclineError {
-    const e = err as { constraint?: string; column?: string };
+    const e = err as { constraint?: string } & PgErrorFields;
     const what = p.rec.op === 'truncate' ? `truncate ${p.table}` : `${p.rec.op} ${p.table} key ${keyString(p.rec.key)}`;
-    const extra = [e?.constraint ? `constraint ${e.constraint}` : '', e?.column ? `column ${e.column}` : ''].filter(Boolean).join(', ');
+    const stmt = err !== null && typeof err === 'object' ? this.failedStmts.get(err) : undefined;
+    const meta = this.meta.get(p.table);
+    const written = (p.row ? [...p.row.keys()] : p.keyCols).map((name) => ({ name, type: meta?.columns.get(name)?.type }));
+    const column = p.rec.op === 'truncate' ? undefined : valueErrorColumn(e, (n) => stmt?.cols?.[(n - 1) % stmt.cols.length], written);
+    const extra = [e?.constraint ? `constraint ${e.constraint}` : '', column !== undefined ? `column ${column}` : ''].filter(Boolean).join(', ');
     const c = classifyPgError(err, `${this.where}: ${what}${extra ? ` (${extra})` : ''}`);
-    return c.kind === 'poison' ? c : poison(c.code, c.message, err);
+    const out = c.kind === 'poison' ? c : poison(c.code, c.message, err);
+    if (column !== undefined) out.column = column;
+    return out;
   }
 
   /**
@@ -641,7 +662,7 @@ export class PostgresSink implements Sink {
       else for (const c of p.keyCols) s.add(c);
     }
     const missingOf = (table: string) => [...needed.get(table)!].filter((c) => !this.meta.get(table)?.columns.has(c));
-    const stale = [...needed.keys()].filter((t) => !this.meta.has(t) || missingOf(t).length > 0);
+    const stale = [...needed.keys()].filter((t) => !this.meta.has(t) || this.staleMeta.has(t) || missingOf(t).length > 0);
     if (stale.length === 0) return records;
     const absent = new Set(await this.loadMeta(stale));
     for (const table of [...absent]) {
@@ -857,6 +878,7 @@ export class PostgresSink implements Sink {
       }
       m.primaryKey = (pkPos.get(table) ?? []).sort((a, b) => a[0] - b[0]).map((x) => x[1]);
       this.meta.set(table, m);
+      this.staleMeta.delete(table);
     }
     return missing;
   }
@@ -944,10 +966,16 @@ export class PostgresSink implements Sink {
 
   private async run(client: pg.PoolClient, s: Stmt): Promise<pg.QueryResult> {
     let res: pg.QueryResult;
-    if (s.name === undefined) res = await this.q(client, s.text, s.params);
-    else {
-      this.count(s.text, s.params.length);
-      res = await client.query({ name: s.name, text: s.text, values: s.params });
+    try {
+      if (s.name === undefined) res = await this.q(client, s.text, s.params);
+      else {
+        this.count(s.text, s.params.length);
+        res = await client.query({ name: s.name, text: s.text, values: s.params });
+      }
+    } catch (err) {
+      // Error path: remember which statement an error came from (recordError names the column).
+      if (err !== null && typeof err === 'object') this.failedStmts.set(err, s);
+      throw err;
     }
     if (s.expect !== undefined && res.rowCount !== s.expect) {
       throw new SynclineError('retriable', 'SINK_ROW_APPEARED', `${this.where}: ${s.expect - (res.rowCount ?? 0)} of ${s.expect} rows of ${s.table} were inserted by someone else after the conflict check found no row there; checking again`);
@@ -1025,17 +1053,17 @@ function chunks<T>(rows: T[], width: number): T[][] {
 /** `(c1, c2) IN (($1::t1,$2::t2), ...)` or `c = ANY($1::t[])` for one non-array key column. */
 function keyPredicate(meta: TableMeta, keyCols: string[], keys: unknown[][]): Stmt[] {
   if (keyCols.length === 1 && !meta.columns.get(keyCols[0])!.isArray) {
-    return [{ text: `${quoteIdent(keyCols[0])} = ANY($1::${castOf(meta, keyCols[0])}[])`, params: [columnArrayLiteral(keys, 0)] }];
+    return [{ text: `${quoteIdent(keyCols[0])} = ANY($1::${castOf(meta, keyCols[0])}[])`, params: [columnArrayLiteral(keys, 0)], cols: keyCols }];
   }
   return chunks(keys, keyCols.length).map((part) => {
     const params: unknown[] = [];
     const tuples = part.map((k) => '(' + k.map((v, i) => `$${params.push(v)}::${castOf(meta, keyCols[i])}`).join(',') + ')');
-    return { text: `(${keyCols.map(quoteIdent).join(',')}) IN (${tuples.join(',')})`, params };
+    return { text: `(${keyCols.map(quoteIdent).join(',')}) IN (${tuples.join(',')})`, params, cols: keyCols };
   });
 }
 
 function deleteStatements(meta: TableMeta, keyCols: string[], keys: unknown[][]): Stmt[] {
-  return keyPredicate(meta, keyCols, keys).map((p) => ({ text: `DELETE FROM ${meta.ident} WHERE ${p.text}`, params: p.params }));
+  return keyPredicate(meta, keyCols, keys).map((p) => ({ text: `DELETE FROM ${meta.ident} WHERE ${p.text}`, params: p.params, cols: p.cols }));
 }
 
 function selectStatements(meta: TableMeta, keyCols: string[], keys: unknown[][]): Stmt[] {
@@ -1064,14 +1092,14 @@ function upsertStatements(meta: TableMeta, cols: string[], keyCols: string[], ro
     const out: Stmt[] = [];
     for (let i = 0; i < rows.length; i += UNNEST_ROWS) {
       const part = rows.slice(i, i + UNNEST_ROWS);
-      out.push(check({ text, name, params: cols.map((_, j) => columnArrayLiteral(part, j)) }, part.length));
+      out.push(check({ text, name, params: cols.map((_, j) => columnArrayLiteral(part, j)), cols }, part.length));
     }
     return out;
   }
   return chunks(rows, cols.length).map((part) => {
     const params: unknown[] = [];
     const tuples = part.map((r) => '(' + r.map((v, i) => `$${params.push(v)}::${casts[i]}`).join(',') + ')');
-    return check({ text: `INSERT INTO ${meta.ident} (${cols.map(quoteIdent).join(',')})${overriding} VALUES ${tuples.join(',')} ${conflict}`, params }, part.length);
+    return check({ text: `INSERT INTO ${meta.ident} (${cols.map(quoteIdent).join(',')})${overriding} VALUES ${tuples.join(',')} ${conflict}`, params, cols }, part.length);
   });
 }
 

@@ -29,7 +29,10 @@ import { errorCode, errorMessage, fatal, classifyPgError, SynclineError, errorKi
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
 import { TypeCatalog, columnType, parsePgText, type ColumnType } from '../core/pgtypes.js';
-import { keySchema, valueSchema, envelopeToAvro } from '../core/avro.js';
+import { canHoldSpecials, envelopeToAvro, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
+import { encodeRefusal, holdsSpecial } from './refusal.js';
+import { stringifyTagged } from '../core/tagged-json.js';
+import { keyStringOf } from '../sink/sink.js';
 import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
 import { timestampFieldProblem } from '../sink/conflicts.js';
 import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
@@ -95,6 +98,12 @@ interface TableState {
   topic: string;
   columns: { name: string; type: ColumnType }[];
   signature: string;
+  /**
+   * Decimal columns written as ["null", decimal, "string"] because they have held NaN/±Infinity
+   * (see widenForSpecials). Only grows: kept across column changes, and read back from the registry's
+   * latest value schema at start, so a column never goes back to the plain decimal.
+   */
+  specials: ReadonlySet<string>;
   keyId: number;
   valueId: number;
 }
@@ -377,15 +386,53 @@ export class Capture {
       if (!columns.some((c) => c.name === k)) throw fatal('SOURCE_KEY_UNKNOWN', `key column ${k} of ${name} is gone from the table`);
     }
     const topic = topics.cdc(this.opts.changePrefix, src.schema, src.table);
+    let specials = prev?.specials;
+    if (!specials) {
+      const latest = await this.registryDeadline(this.opts.codec.latestType(`${topic}-value`), `reading the latest schema of ${topic}`);
+      specials = latest ? specialDecimalColumns(latest) : new Set<string>();
+    }
+    const st = await this.registerSchemas(src, topic, columns, signature, specials);
+    if (prev) this.log.info({ table: name, valueSchemaId: st.valueId }, 'capture.schema.changed');
+    return st;
+  }
+
+  /** Register the table's key and value schemas and make them the table's current ones. */
+  private async registerSchemas(src: SourceTable, topic: string, columns: TableState['columns'], signature: string, specials: ReadonlySet<string>): Promise<TableState> {
     const ns = { prefix: this.opts.changePrefix, schema: src.schema, table: src.table };
     const keyCols = src.key.map((k) => columns.find((c) => c.name === k)!);
-    const [keyId, valueId] = await withDeadline(Promise.all([
+    const [keyId, valueId] = await this.registryDeadline(Promise.all([
       this.opts.codec.register(`${topic}-key`, keySchema(ns, keyCols)),
-      this.opts.codec.register(`${topic}-value`, valueSchema(ns, columns)),
-    ]), REGISTRY_DEADLINE_MS, () => retriable('REGISTRY_TIMEOUT', `schema registry at ${this.opts.codec.url} did not answer within ${REGISTRY_DEADLINE_MS / 1000}s (registering the schemas of ${topic})`));
-    const st: TableState = { src, topic, columns, signature, keyId, valueId };
-    this.tables.set(name, st);
-    if (prev) this.log.info({ table: name, valueSchemaId: valueId }, 'capture.schema.changed');
+      this.opts.codec.register(`${topic}-value`, valueSchema(ns, columns, specials)),
+    ]), `registering the schemas of ${topic}`);
+    const st: TableState = { src, topic, columns, signature, specials, keyId, valueId };
+    this.tables.set(formatTableName(src), st);
+    return st;
+  }
+
+  private registryDeadline<T>(p: Promise<T>, what: string): Promise<T> {
+    return withDeadline(p, REGISTRY_DEADLINE_MS, () => retriable('REGISTRY_TIMEOUT', `schema registry at ${this.opts.codec.url} did not answer within ${REGISTRY_DEADLINE_MS / 1000}s (${what})`));
+  }
+
+  /**
+   * Error path of enqueue: the change holds NaN/±Infinity in decimal value columns whose Avro type
+   * cannot carry them yet. Those columns get the string branch (a BACKWARD-compatible version of the
+   * value schema, registered now) and the new state is returned, to encode the change again;
+   * undefined when there is no such column (the change cannot be encoded for another reason). Key
+   * columns are not widened: the key schema stays as it is (a key's bytes choose its partition).
+   */
+  private async widenForSpecials(st: TableState, e: ChangeEvent): Promise<TableState | undefined> {
+    const add: string[] = [];
+    for (const c of st.columns) {
+      if (st.specials.has(c.name) || !canHoldSpecials(c.type) || st.src.key.includes(c.name)) continue;
+      if (holdsSpecial(e.after?.[c.name]) || holdsSpecial(e.before?.[c.name])) add.push(c.name);
+    }
+    if (add.length === 0) return undefined;
+    const next = await this.registerSchemas(st.src, st.topic, st.columns, st.signature, new Set([...st.specials, ...add]));
+    // In place as well: whoever holds the state (the snapshot's loop over a table) writes with the new schema.
+    st.specials = next.specials;
+    st.valueId = next.valueId;
+    this.tables.set(formatTableName(st.src), st);
+    this.log.info({ table: formatTableName(st.src), columns: add, valueSchemaId: next.valueId }, 'capture.schema.widened: decimal column(s) held NaN/Infinity; their Avro type is now ["null", decimal, "string"]');
     return st;
   }
 
@@ -395,30 +442,55 @@ export class Capture {
     const keyRow = e.op === 'd' ? (e.before ?? {}) : (e.after ?? {});
     const key: Record<string, Value> = {};
     for (const k of st.src.key) key[k] = keyRow[k] ?? null;
-    let msg: OutMessage;
+    let msg: OutMessage | null;
     const partitions = this.partitions.get(st.topic) ?? (await this.partitionCount(st.topic));
     try {
-      // Synchronous: the schemas were registered by setColumns, so no await per record.
-      const keyBuf = this.opts.codec.encodeSync(st.keyId, key);
-      // The partition kafkajs's default partitioner would pick, made explicit so duplicates can be recognised.
-      const partition = kafkaPartition(keyBuf, partitions);
-      const pos = eventPosition(e);
-      if (this.alreadyProduced(st.topic, partition, pos)) return;
-      msg = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
-      if (this.tx?.decided) msg.headers = { [DECIDED_HEADER]: this.tx.decided };
+      msg = this.message(st, key, e, partitions);
     } catch (err) {
-      // Not representable in the table's schema: never dropped, dead-lettered with the change as JSON.
-      this.stats.deadLettered++;
-      await this.dlq.send([{ kind: 'invalid', error: err, table: formatTableName(st.src), position: `${e.source.commitLsn}:${e.source.idx}`,
-        key: Buffer.from(jsonOf(key)), value: Buffer.from(jsonOf(e)), attempts: 1 }]);
-      return;
+      // Not representable in the table's schema. NaN/±Infinity in a decimal column widens its type
+      // once (then the change is encoded again); anything else is dead-lettered, never dropped.
+      const wider = await this.widenForSpecials(st, e);
+      try {
+        if (!wider) throw err;
+        msg = this.message(wider, key, e, partitions);
+      } catch (again) {
+        await this.deadLetterChange(wider ?? st, key, e, again);
+        return;
+      }
     }
+    if (msg === null) return;
     this.outbox.push(msg);
     this.enqueued++;
     this.stats.changes++;
     if (this.outbox.length >= this.opts.source.batchSize) void this.kick();
     else this.armLinger();
     if (this.outbox.length >= this.maxBuffered) await this.waitDrained();
+  }
+
+  /** The change topic message of a change (null: Kafka already holds it). Throws when it cannot be encoded. */
+  private message(st: TableState, key: Row, e: ChangeEvent, partitions: number): OutMessage | null {
+    // Synchronous: the schemas were registered by setColumns, so no await per record.
+    const keyBuf = this.opts.codec.encodeSync(st.keyId, key);
+    // The partition kafkajs's default partitioner would pick, made explicit so duplicates can be recognised.
+    const partition = kafkaPartition(keyBuf, partitions);
+    if (this.alreadyProduced(st.topic, partition, eventPosition(e))) return null;
+    const msg: OutMessage = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
+    if (this.tx?.decided) msg.headers = { [DECIDED_HEADER]: this.tx.decided };
+    return msg;
+  }
+
+  /**
+   * A change no schema of its table can carry: dead-lettered as `invalid` naming the table, the key
+   * and the column (and why, in the type's own words), with the key and the change as tagged JSON
+   * (exact: bigints, bytes). Its id is stable and unique: the change's position and key (every row
+   * of a snapshot has the snapshot's one position).
+   */
+  private async deadLetterChange(st: TableState, key: Row, e: ChangeEvent, err: unknown): Promise<void> {
+    const source = formatTableName(st.src);
+    const error = encodeRefusal({ source, key, event: e, err, keyType: this.opts.codec.knownType(st.keyId), valueType: this.opts.codec.knownType(st.valueId) });
+    const target = this.opts.tables.find((t) => t.source === source)?.target ?? source;
+    this.stats.deadLettered++;
+    await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: Buffer.from(stringifyTagged(e)), attempts: 1 }]);
   }
 
   /**

@@ -46,6 +46,7 @@ function details(e: DlqEntry): string {
     `kind:       ${e.kind}${e.reason !== e.kind ? ` (${e.reason})` : ''}`,
     `state:      ${e.state}`,
     `table/key:  ${e.table ?? '-'} ${e.key ?? ''}`,
+    ...(e.column !== undefined ? [`column:     ${e.column}`] : []),
     `position:   ${e.position ?? '-'}`,
     `time:       ${e.time}`,
     `error:      ${e.errorCode}: ${e.errorMessage}`,

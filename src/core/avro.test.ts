@@ -9,6 +9,9 @@ import {
   avroOptions,
   columnPgTypes,
   decimalBytes,
+  decodeFailurePath,
+  encodeFailure,
+  specialDecimalColumns,
   envelopeFromAvro,
   envelopeHead,
   envelopeHeadReader,
@@ -174,6 +177,93 @@ test('decimal: unscaled two’s complement bytes, exact scale digits, NaN is poi
   for (const v of ['NaN', 'Infinity', '-Infinity', '0.000000000000000000000000000001', '123456789012345678901234567890.5']) {
     assert.equal(roundTrip(T('vdecimal'), v), v);
   }
+});
+
+test('decimal columns that held NaN/±Infinity: ["null", decimal, "string"], exact, compatible with the plain decimal', () => {
+  const d32 = T('decimal', { pgType: 'numeric(3,2)', precision: 3, scale: 2 });
+  const d40 = T('decimal', { pgType: 'numeric(4,0)', precision: 4, scale: 0 });
+  const cols: SchemaColumn[] = [
+    { name: 'id', type: T('int', { pgType: 'int4' }) },
+    { name: 'a', type: d32 },
+    { name: 'b', type: d40 },
+    { name: 'arr', type: T('array', { pgType: 'numeric(3,2)[]', items: d32 }) },
+    { name: 'free', type: T('vdecimal', { pgType: 'numeric' }) },
+  ];
+  const specials = new Set(['a', 'arr', 'free', 'nosuch']);
+  const schema = valueSchema(ns, cols, specials) as { fields: { name: string; type: unknown }[] };
+  const fields = ((schema.fields[3]!.type as unknown[])[1] as { fields: { name: string; type: unknown }[] }).fields;
+  const dec32 = { type: 'bytes', logicalType: 'decimal', precision: 3, scale: 2 };
+  assert.deepEqual(fields.map((f) => f.type), [
+    ['null', 'int'],
+    ['null', dec32, 'string'], // null first (the default), the decimal keeps branch index 1
+    ['null', { type: 'bytes', logicalType: 'decimal', precision: 4, scale: 0 }], // not in specials: as before
+    ['null', { type: 'array', items: ['null', dec32, 'string'] }],
+    ['null', { type: 'string', 'connect.name': 'syncline.VariableScaleDecimal' }], // a string already
+  ]);
+  const wide = parseSchema(schema);
+  const plain = parseSchema(valueSchema(ns, cols));
+  assert.deepEqual([...specialDecimalColumns(wide)].sort(), ['a', 'arr']);
+  assert.deepEqual([...specialDecimalColumns(plain)], []);
+
+  const rows: Row[] = [
+    { id: 1, a: 'NaN', b: '12', arr: ['1.50', 'NaN', null, 'Infinity', '-Infinity'], free: 'Infinity' },
+    { id: 2, a: 'Infinity', b: null, arr: [], free: '-Infinity' },
+    { id: 3, a: '-Infinity', b: '-9999', arr: null, free: 'NaN' },
+    { id: 4, a: '-9.99', b: '0', arr: ['0.00'], free: '1e-30' },
+    { id: 5, a: null, b: null, arr: null, free: null },
+  ];
+  for (const after of rows) {
+    const e = event(after);
+    assert.deepStrictEqual(envelopeFromAvro(wide.fromBuffer(wide.toBuffer(envelopeToAvro(e)))), e);
+  }
+  // A finite value is written byte for byte as the plain decimal wrote it: only the schema id differs.
+  const finite = envelopeToAvro(event(rows[3]!));
+  assert.deepEqual(wide.toBuffer(finite), plain.toBuffer(finite));
+  // Schema evolution: the wide schema reads what the plain one wrote (BACKWARD).
+  assert.deepStrictEqual(envelopeFromAvro(wide.fromBuffer(plain.toBuffer(finite), wide.createResolver(plain))).after, rows[3]);
+  // A bad value is refused with the decimal's own reason, not avsc's "invalid [...]".
+  assert.throws(() => wide.toBuffer(envelopeToAvro(event({ ...rows[3]!, a: '12.5' }))), isPoison('AVRO_DECIMAL'));
+  assert.throws(() => wide.toBuffer(envelopeToAvro(event({ ...rows[3]!, a: 'nan' }))), isPoison('AVRO_DECIMAL_NAN')); // not PostgreSQL's spelling
+  // The plain decimal refuses the special values (every key column keeps it).
+  assert.throws(() => plain.toBuffer(envelopeToAvro(event(rows[0]!))), /invalid/);
+  assert.throws(() => roundTrip(d32, 'NaN'), isPoison('AVRO_DECIMAL_NAN'));
+
+  // What a consumer without syncline's types sees (plain avsc; Confluent's Java deserializer alike):
+  // the decimal branch as its bytes (a BigDecimal with logical types on), the special values as strings.
+  const generic = avsc.Type.forSchema(schema as never) as avsc.Type;
+  const seen = (generic.fromBuffer(wide.toBuffer(envelopeToAvro(event(rows[0]!)))) as { after: Record<string, unknown> }).after;
+  assert.equal(seen.a, 'NaN');
+  assert.deepEqual(seen.b, Buffer.from([0x0c]));
+  assert.deepEqual(seen.arr, [Buffer.from([0x00, 0x96]), 'NaN', null, 'Infinity', '-Infinity']);
+
+  // Only that shape of union is taken over: others stay avsc's.
+  const other = parseSchema({ type: 'record', name: 'O', fields: [{ name: 's', type: ['null', 'string', 'int'] }, { name: 'd', type: ['null', dec32] }] });
+  assert.deepEqual({ ...other.fromBuffer(other.toBuffer({ s: 'NaN', d: '1.00' })) }, { s: 'NaN', d: '1.00' });
+});
+
+test('encodeFailure / decodeFailurePath: the column a refused value is in, and why in the type\'s words', () => {
+  const cols: SchemaColumn[] = [
+    { name: 'id', type: T('long') },
+    { name: 'price', type: T('decimal', { precision: 3, scale: 2 }) },
+    { name: 'tags', type: T('array', { items: T('decimal', { precision: 3, scale: 2 }) }) },
+  ];
+  const type = parseSchema(valueSchema(ns, cols));
+  const f = encodeFailure(type, envelopeToAvro(event({ id: 1n, price: '1.234', tags: null })));
+  assert.deepEqual(f?.path, ['after', 'price']);
+  assert.ok(isPoison('AVRO_DECIMAL')(f?.error));
+  assert.match((f!.error as Error).message, /more than 2 fraction digits/);
+  const g = encodeFailure(type, envelopeToAvro(event({ id: 1n, price: '1.00', tags: ['1.00', 'NaN'] })));
+  assert.deepEqual(g?.path, ['after', 'tags', '[1]']);
+  assert.ok(isPoison('AVRO_DECIMAL_NAN')(g?.error));
+  assert.equal(encodeFailure(type, envelopeToAvro(event({ id: 1n, price: '1.00', tags: null }))), undefined);
+  const key = parseSchema(keySchema(ns, cols.slice(0, 2)));
+  assert.deepEqual(encodeFailure(key, { id: 1n, price: 'Infinity' })?.path, ['price']);
+
+  // Decoding: where a body breaks (truncated inside the row).
+  const ok = type.toBuffer(envelopeToAvro(event({ id: 1n, price: '1.00', tags: ['1.00'] })));
+  const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 7]), ok]);
+  assert.deepEqual(decodeFailurePath(type, framed.subarray(0, framed.length - 3), 5), ['after', 'tags']);
+  assert.deepEqual(decodeFailurePath(type, framed, 5), []);
 });
 
 test('decimal bytes of up to 15 digits (no bigint) are those of the bigint path', () => {
@@ -551,7 +641,8 @@ test('integration: every column type survives PostgreSQL → Avro (registry) →
   const sample = await client.query<string[]>({ text: 'select (b.*)::text from b where id = 1', rowMode: 'array' } as pg.QueryArrayConfig);
   assert.ok((sample.rows[0] as unknown as string[])[0].includes('9223372036854775807'));
 
-  // NaN in a numeric(p,s) column cannot be an Avro decimal: poison.
+  // NaN in a numeric(p,s) column cannot be a plain Avro decimal: poison (capture then widens the
+  // column to ["null", decimal, "string"], see the unit test above and test/numeric-special.int.test.ts).
   await client.query(`insert into a (id, c_num) values (100, 'NaN')`);
   const nan = await client.query<unknown[]>({ text: 'select * from a where id = 100', rowMode: 'array' } as pg.QueryArrayConfig);
   const nanRow = Object.fromEntries(cols.map((c, i) => [c.name, parsePgText((nan.rows[0] as unknown as (string | null)[])[i], c.type)]));

@@ -15,10 +15,15 @@
  *    (again PostgreSQL's own convention). Every finite PostgreSQL date (4713 BC … 5874897 AD) fits
  *    strictly between them. BC dates use the proleptic Gregorian calendar (as PostgreSQL does).
  *  - decimal(p,s): unscaled two's-complement big-endian bytes; decoded with exactly s fraction digits.
- *    'NaN' (allowed in numeric(p,s)) has no decimal representation: encoding it is poison
- *    (AVRO_DECIMAL_NAN). A value with more fraction digits than the scale (non-zero) or more digits than
- *    the precision is poison too. Unconstrained numeric is a string ("syncline.VariableScaleDecimal"),
- *    which also carries NaN and ±Infinity.
+ *    'NaN' (the one special value a numeric(p,s) column can hold; 'Infinity' / '-Infinity' are
+ *    accepted too) has no decimal representation. A value column whose table has held one is written
+ *    as ["null", decimal, "string"] from then on (valueSchema's `specials`, DecimalOrSpecialType): finite
+ *    values in the decimal branch (the same bytes as before, branch index 1), the special ones as the
+ *    strings 'NaN', 'Infinity', '-Infinity'; the schema is a BACKWARD-compatible version of the plain one
+ *    (see docs/adr/0010-numeric-special-values.md). A plain decimal (every key column, and value columns
+ *    that never held one) refuses them: poison AVRO_DECIMAL_NAN. A value with more fraction digits than
+ *    the scale (non-zero) or more digits than the precision is poison too. Unconstrained numeric is a
+ *    string ("syncline.VariableScaleDecimal"), which carries NaN and ±Infinity as they are.
  *  - float: the canonical value is already the exact float4 value (pgtypes parses with Math.fround),
  *    so Avro float round-trips it bit for bit.
  *  - arrays: one-dimensional only ({"type":"array","items":["null",T]}). Multi-dimensional PostgreSQL
@@ -71,8 +76,19 @@ export function avroNamespace(ns: SchemaNamespace): string {
   return [...ns.prefix.split('.').filter((p) => p !== ''), ns.schema, ns.table].map(sanitizeName).join('.');
 }
 
-/** Avro schema of one column value (non-nullable). */
-export function avroType(t: ColumnType): AvroSchema {
+/**
+ * The special values of numeric as PostgreSQL prints them, which an Avro decimal cannot carry.
+ * (numeric(p,s) columns hold only NaN; ±Infinity need unconstrained numeric, PostgreSQL 14+.)
+ */
+export function isSpecialDecimal(v: unknown): v is 'NaN' | 'Infinity' | '-Infinity' {
+  return v === 'NaN' || v === 'Infinity' || v === '-Infinity';
+}
+
+/**
+ * Avro schema of one column value (non-nullable). `specials`: a decimal (or an array of decimals)
+ * that must also carry NaN/±Infinity gets the string branch (see nullable()).
+ */
+export function avroType(t: ColumnType, specials = false): AvroSchema {
   switch (t.kind) {
     case 'int':
       return 'int';
@@ -107,8 +123,23 @@ export function avroType(t: ColumnType): AvroSchema {
       return 'bytes';
     case 'array':
       if (!t.items) throw fatal('AVRO_SCHEMA', `array type ${t.pgType} without item type`);
-      return { type: 'array', items: ['null', avroType(t.items)] };
+      return { type: 'array', items: nullable(t.items, specials) };
   }
+}
+
+/**
+ * A nullable value: ["null", T]; for a decimal with `specials`, ["null", decimal, "string"] (null
+ * first: the default; the decimal second: its values keep the branch index, hence the bytes, they
+ * had in ["null", decimal]).
+ */
+function nullable(t: ColumnType, specials: boolean): AvroSchema[] {
+  const base = avroType(t, specials);
+  return specials && t.kind === 'decimal' ? ['null', base, 'string'] : ['null', base];
+}
+
+/** The column can carry NaN/±Infinity once given the string branch (a decimal, or an array of them). */
+export function canHoldSpecials(t: ColumnType): boolean {
+  return t.kind === 'decimal' || (t.kind === 'array' && t.items?.kind === 'decimal');
 }
 
 function checkColumnNames(ns: SchemaNamespace, cols: SchemaColumn[]): void {
@@ -137,10 +168,12 @@ export function keySchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<str
 /**
  * Record `Envelope` {op, source: Source, ts_ms, before, after: ["null", Value], unchanged_toast}.
  * Every column of `Value` is ["null", T] with default null, so adding a column is BACKWARD compatible.
+ * Columns in `specials` (decimals that have held NaN/±Infinity) are ["null", decimal, "string"], which
+ * reads everything ["null", decimal] wrote: BACKWARD compatible too.
  * `op` and `source` come first so a consumer can read a change's position without decoding its rows
  * (envelopeHead); readers resolve fields by name, so the order is free (earlier versions had the rows first).
  */
-export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<string, unknown> {
+export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[], specials?: ReadonlySet<string>): Record<string, unknown> {
   checkColumnNames(ns, cols);
   return {
     type: 'record',
@@ -175,7 +208,7 @@ export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[]): Record<s
           {
             type: 'record',
             name: 'Value',
-            fields: cols.map((c) => ({ name: c.name, type: ['null', avroType(c.type)], default: null, pgType: c.type.pgType })),
+            fields: cols.map((c) => ({ name: c.name, type: nullable(c.type, specials?.has(c.name) === true && canHoldSpecials(c.type)), default: null, pgType: c.type.pgType })),
           },
         ],
         default: null,
@@ -439,6 +472,76 @@ class DecimalType extends CanonicalType {
   }
 }
 
+/**
+ * ["null", decimal, "string"]: a numeric column that also carries NaN/±Infinity. avsc's own unwrapped
+ * union cannot write it (a finite decimal string matches both the string and the decimal branch:
+ * "ambiguous conversion"), so the branch is picked here: null → "null", 'NaN' / 'Infinity' /
+ * '-Infinity' → "string", anything else → the decimal (whose write refuses a bad value with its own
+ * message). Reading is avsc's: the branch index, then the branch. No allocation, one typeof and at
+ * most a few character compares per value. Built by typeHook for exactly this shape of union.
+ */
+const UnwrappedUnion = avsc.types.UnwrappedUnionType as unknown as new (schema: unknown, opts: unknown) => avsc.Type;
+interface UnionInternals {
+  /** avsc's branch index per value bucket ('null', 'string', …); set before the instance is frozen. */
+  _bucketIndices: Record<string, number | undefined>;
+  /** avsc's logical-type branches (here: the decimal). */
+  _dynamicBranches: { index: number; type: avsc.Type }[] | null;
+}
+class DecimalOrSpecialType extends UnwrappedUnion {
+  // avsc freezes the instance in its constructor: no fields of our own, the indices are avsc's.
+  _getIndex(v: unknown): number | undefined {
+    const self = this as unknown as UnionInternals;
+    if (v === null) return self._bucketIndices.null;
+    if (typeof v === 'string' && isSpecialDecimal(v)) return self._bucketIndices.string;
+    return self._dynamicBranches![0]!.index;
+  }
+}
+
+/** A union schema ["null"?, decimal bytes, "string"] (in any order), which DecimalOrSpecialType writes. */
+function isDecimalOrSpecialSchema(schema: unknown): schema is unknown[] {
+  if (!Array.isArray(schema) || schema.length < 2 || schema.length > 3) return false;
+  let nulls = 0;
+  let decimals = 0;
+  let strings = 0;
+  for (const b of schema) {
+    const o = (typeof b === 'object' && b !== null ? b : { type: b }) as { type?: unknown; logicalType?: unknown };
+    if (o.type === 'null') nulls++;
+    else if (o.type === 'string' && o.logicalType === undefined) strings++;
+    else if (o.type === 'bytes' && o.logicalType === 'decimal') decimals++;
+    else return false;
+  }
+  return nulls <= 1 && decimals === 1 && strings === 1;
+}
+
+/** The union type of a ["null", decimal, "string"] schema (undefined: leave it to avsc). */
+function decimalOrSpecialType(schema: unknown[], opts: object): avsc.Type | undefined {
+  const types = schema.map((b) => avsc.Type.forSchema(b as never, opts as never));
+  // An invalid precision/scale makes avsc fall back to plain bytes: then the union is not ours.
+  if (!types.some((t) => t instanceof DecimalType)) return undefined;
+  return new DecimalOrSpecialType(types, opts);
+}
+
+/** The column type (a field's type) carries NaN/±Infinity: ["null", decimal, "string"], or an array of it. */
+function holdsSpecials(type: avsc.Type): boolean {
+  if (type instanceof DecimalOrSpecialType) return true;
+  const t = type as unknown as { types?: avsc.Type[]; itemsType?: avsc.Type };
+  if (t.itemsType) return holdsSpecials(t.itemsType);
+  return t.types?.some((b) => (b as unknown as { itemsType?: avsc.Type }).itemsType !== undefined && holdsSpecials(b)) ?? false;
+}
+
+/**
+ * Columns of a parsed Envelope (or Value record) type written with the string branch for NaN/±Infinity:
+ * capture keeps them so (a column never goes back to the plain decimal; see Capture.setColumns).
+ */
+export function specialDecimalColumns(type: avsc.Type): Set<string> {
+  let rec = recordOf(type);
+  const after = rec?.fields.find((f) => f.name === 'after');
+  if (after && rec?.fields.some((f) => f.name === 'source')) rec = recordOf(after.type);
+  const out = new Set<string>();
+  for (const f of rec?.fields ?? []) if (holdsSpecials(f.type)) out.add(f.name);
+  return out;
+}
+
 /** A decimal's Avro bytes: the unscaled value in two's complement (decimals of up to 15 digits without a bigint). */
 export function decimalBytes(v: string, scale: number, precision: number, fixedSize?: number): Buffer {
   if (fixedSize === undefined) {
@@ -629,6 +732,7 @@ const LOGICAL_TYPES: Record<string, new (schema: never, opts?: never) => avsc.ty
 
 function typeHook(schema: unknown, opts: object): avsc.Type | undefined {
   if (schema === 'long') return BIGINT_LONG;
+  if (Array.isArray(schema)) return isDecimalOrSpecialSchema(schema) ? decimalOrSpecialType(schema, opts) : undefined;
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined;
   const s = schema as { type?: unknown; logicalType?: unknown };
   if (s.type === 'long') {
@@ -758,11 +862,99 @@ export function rowToAvro(row: Row, where = 'row'): Row {
   for (const k in row) {
     const v = row[k];
     if (Array.isArray(v) && hasNestedArray(v)) {
-      throw poison('AVRO_MULTIDIM_ARRAY', `${where}: column "${k}" holds a multi-dimensional array, which the Avro schema (one-dimensional arrays) cannot carry`);
+      const err = poison('AVRO_MULTIDIM_ARRAY', `${where}: column "${k}" holds a multi-dimensional array, which the Avro schema (one-dimensional arrays) cannot carry`);
+      err.column = k;
+      throw err;
     }
   }
   return row;
 }
+
+/**
+ * Error path only (a value that `type` refused): where in `value` the record type `type` (a Key or an
+ * Envelope) fails and why, in the logical type's own words ("decimal value '1.234' has more than 2
+ * fraction digits", not avsc's `invalid ["null","bytes"]`). `path` holds the field names from the
+ * record down, e.g. ['after', 'price'] or ['grid', '[1]'] (an array element); `path` is empty when no
+ * single field fails on its own.
+ */
+export function encodeFailure(type: avsc.Type, value: unknown): { path: string[]; error: unknown } | undefined {
+  return failureOf(type, value, []);
+}
+
+function failureOf(type: avsc.Type, v: unknown, path: string[]): { path: string[]; error: unknown } | undefined {
+  try {
+    type.toBuffer(v as never);
+    return undefined;
+  } catch (error) {
+    const t = type as unknown as { fields?: { name: string; type: avsc.Type }[]; types?: avsc.Type[]; itemsType?: avsc.Type };
+    if (t.fields && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const f of t.fields) {
+        const inner = failureOf(f.type, (v as Record<string, unknown>)[f.name] ?? null, [...path, f.name]);
+        if (inner) return inner;
+      }
+    } else if (t.types && v !== null) {
+      // The branch the value is meant for: ours picks it; a nullable ["null", T] has one.
+      const i = type instanceof DecimalOrSpecialType ? type._getIndex(v) : undefined;
+      const branches = i !== undefined ? [t.types[i]!] : t.types.filter((b) => (b as unknown as { typeName: string }).typeName !== 'null');
+      if (branches.length === 1) return failureOf(branches[0]!, v, path) ?? { path, error };
+    } else if (t.itemsType && Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const inner = failureOf(t.itemsType, v[i] ?? null, [...path, `[${i}]`]);
+        if (inner) return inner;
+      }
+    }
+    return { path, error };
+  }
+}
+
+/**
+ * Error path only (a body the decoder refused): the field path where decoding `buf` from `offset` with
+ * the record type `type` breaks, e.g. ['after', 'price'] (records and unions are followed; an array,
+ * map or leaf that fails ends the path). Empty when the record's own first field fails.
+ */
+export function decodeFailurePath(type: avsc.Type, buf: Buffer, offset: number): string[] {
+  const path: string[] = [];
+  let t = type as unknown as { fields?: { name: string; type: avsc.Type }[]; types?: avsc.Type[] };
+  let pos = offset;
+  for (let depth = 0; depth < 32; depth++) {
+    if (t.types) {
+      // A union: its branch index, then the branch.
+      let index: { value: unknown; offset: number };
+      try {
+        index = UNION_INDEX.decode(buf, pos) as { value: unknown; offset: number };
+      } catch {
+        return path;
+      }
+      const branch = index.offset < 0 ? undefined : t.types[Number(index.value)];
+      if (!branch) return path;
+      t = branch as unknown as typeof t;
+      pos = index.offset;
+      continue;
+    }
+    if (!t.fields) return path;
+    let failed: { name: string; type: avsc.Type } | undefined;
+    for (const f of t.fields) {
+      let r: { offset: number } | undefined;
+      try {
+        r = f.type.decode(buf, pos) as { offset: number };
+      } catch {
+        r = undefined;
+      }
+      if (!r || r.offset < 0) {
+        failed = f;
+        break;
+      }
+      pos = r.offset;
+    }
+    if (!failed) return path;
+    path.push(failed.name);
+    t = failed.type as unknown as typeof t;
+  }
+  return path;
+}
+
+/** A union's branch index (a plain Avro long). */
+const UNION_INDEX = avsc.Type.forSchema('long');
 
 /** Decoded Avro record → plain row object. */
 export function rowFromAvro(rec: unknown): Row {

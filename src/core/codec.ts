@@ -6,8 +6,8 @@
  */
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type avsc from 'avsc';
-import { avroOptions } from './avro.js';
-import { poison, retriable, fatal } from './errors.js';
+import { avroOptions, decodeFailurePath } from './avro.js';
+import { poison, retriable, fatal, type SynclineError } from './errors.js';
 
 export class AvroCodec {
   readonly registry: SchemaRegistry;
@@ -105,8 +105,29 @@ export class AvroCodec {
     try {
       return known.fromBuffer(buf.subarray(5)) as T;
     } catch (err) {
-      throw poison('DECODE_FAILED', `cannot decode message with schema id ${buf.readInt32BE(1)}: ${(err as Error).message}`, err);
+      throw undecodable(known, buf, err);
     }
+  }
+
+  /**
+   * The latest schema registered under `subject`, parsed (undefined: no such subject). Capture reads
+   * it once per table at start to keep what an earlier run widened (see Capture.setColumns).
+   */
+  async latestType(subject: string): Promise<avsc.Type | undefined> {
+    let id: number;
+    try {
+      id = await this.registry.getLatestSchemaId(subject);
+    } catch (err) {
+      const e = err as { status?: number; message?: string };
+      if (e?.status === 404) return undefined;
+      throw retriable('REGISTRY_UNAVAILABLE', `cannot read the latest schema of ${subject} at ${this.url}: ${e?.message ?? String(err)}`, err);
+    }
+    let type = this.types.get(id);
+    if (!type) {
+      type = (await this.registry.getSchema(id)) as unknown as avsc.Type;
+      this.types.set(id, type);
+    }
+    return type;
   }
 
   /** Decode a Confluent-framed message; undecodable input (bad magic byte, unknown id, bad body) is poison. */
@@ -118,8 +139,13 @@ export class AvroCodec {
       const id = b.readInt32BE(1);
       const type = (await this.registry.getSchema(id)) as unknown as avsc.Type;
       if (!this.types.has(id)) this.types.set(id, type);
-      return type.fromBuffer(b.subarray(5)) as T;
+      try {
+        return type.fromBuffer(b.subarray(5)) as T;
+      } catch (err) {
+        throw undecodable(type, b, err);
+      }
     } catch (err) {
+      if ((err as SynclineError).code === 'DECODE_FAILED') throw err;
       const e = err as { status?: number; message?: string; name?: string };
       if (e?.status === 404) throw poison('SCHEMA_UNKNOWN', `schema id ${b.readInt32BE(1)} is not in the registry`, err);
       if (e?.status && e.status >= 500) throw retriable('REGISTRY_UNAVAILABLE', `registry error ${e.status}: ${e.message}`, err);
@@ -127,4 +153,20 @@ export class AvroCodec {
       throw poison('DECODE_FAILED', `cannot decode message with schema id ${b.readInt32BE(1)}: ${e?.message ?? String(err)}`, err);
     }
   }
+}
+
+/**
+ * A body its writer schema cannot decode: poison DECODE_FAILED, naming the column where decoding
+ * broke when there is one (error path only: the body is walked field by field to find it).
+ */
+function undecodable(type: avsc.Type, buf: Buffer, err: unknown): SynclineError {
+  const path = decodeFailurePath(type, buf, 5);
+  // An envelope's columns are those of its before/after rows; a key's are its fields.
+  const envelope = ((type as unknown as { fields?: { name: string }[] }).fields ?? []).some((f) => f.name === 'source');
+  const row = path[0] === 'before' || path[0] === 'after' ? path[0] : undefined;
+  const column = envelope ? (row ? path[1] : undefined) : path[0];
+  const where = column !== undefined ? ` in column ${column}${row ? ` (${row})` : ''}` : path.length > 0 ? ` in field ${path.join('.')}` : '';
+  const e = poison('DECODE_FAILED', `cannot decode message with schema id ${buf.readInt32BE(1)}${where}: ${(err as Error).message}`, err);
+  if (column !== undefined) e.column = column;
+  return e;
 }

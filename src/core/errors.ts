@@ -16,6 +16,11 @@ export class SynclineError extends Error {
   override readonly cause?: unknown;
   /** A server's own word on when to try again (HTTP Retry-After), in ms; the retry policy honours it. */
   retryAfterMs?: number;
+  /**
+   * A value error: the column whose value it is about, where that is known (capture's encoder, the
+   * processor's decoder, a target's type error). Dead letters carry it (header syncline.column).
+   */
+  column?: string;
   constructor(kind: ErrorKind, code: string, message: string, cause?: unknown) {
     super(message);
     this.name = 'SynclineError';

@@ -6,7 +6,8 @@
  *                        the changes parked behind it are released in order (Applier.apply), and
  *                        the key is unparked when none is left
  *   requeue              invalid/failed: the original message goes back to its original topic and
- *                        partition (header syncline.requeued.from) and is processed again;
+ *                        partition (header syncline.requeued.from) and is processed again (a change
+ *                        capture refused has none: refused with what to do instead);
  *                        conflict: its change is run through conflict resolution again (then the
  *                        release as above)
  *   discard              the change is dropped; for a conflict the target keeps its row, then the
@@ -164,7 +165,11 @@ export class DlqService {
   async requeue(id: string, a: { by: string; pipeline?: string }): Promise<ActionResult> {
     const { e, o } = await this.open(id, a.pipeline);
     if (e.kind !== 'conflict') {
-      if (!e.origin) throw new DlqError(422, `dead letter ${id} does not say where it came from (no syncline.original.topic header)`);
+      if (!e.origin) {
+        // Capture's own letters: the change never reached a change topic, so there is nothing to send back.
+        throw new DlqError(422, `dead letter ${id} has no original message to requeue (no syncline.original.topic header: capture refused the change before it reached a change topic). ` +
+          `Fix the cause, re-emit the row from the source (e.g. UPDATE ${e.table ?? 'the table'} SET <column> = <column> WHERE <key> = ${e.key ?? '…'}), then discard this letter`);
+      }
       await this.d.kafka.send([{ topic: e.origin.topic, partition: e.origin.partition, key: e.raw.key, value: e.raw.value, headers: { 'syncline.requeued.from': id } }]);
       return { entry: (await o.store.record({ id, action: 'requeued', by: a.by, note: `sent back to ${e.origin.topic}/${e.origin.partition}` }), o.store.get(id)!), released: 0 };
     }

@@ -5,7 +5,10 @@
  *                                    {"id","action":"resolved"|"requeued"|"discarded","by","at","choice"?,"note"?}
  * The state of a dead letter is its last action (none: open). Both topics survive restarts of
  * syncline, Redis and Kafka; the store is rebuilt by reading them (load()). A dead letter written
- * twice with the same id (a redelivered batch) is listed once.
+ * twice with the same id (a redelivered batch: the same change, table, key, position and origin) is
+ * listed once. Letters that share an id but not the change (written by versions whose ids could
+ * collide: every refused row of a snapshot got one id) are each listed, the later ones under
+ * `<id>-<partition>-<offset>` (stable: the topic is append-only), so every letter can be settled.
  *
  * Per key, the open `conflict` letters in position order form a queue: the first is the one to
  * settle; the others (reason `parked`) are later changes waiting behind it.
@@ -52,6 +55,8 @@ export interface DlqEntry {
   table?: string;
   /** Target key (JSON list of the key values). */
   key?: string;
+  /** The column a value error is about, where known. */
+  column?: string;
   position?: string;
   /** When it was dead-lettered (ISO). */
   time: string;
@@ -83,6 +88,8 @@ export class DlqStore {
   readonly dlqTopic: string;
   readonly actionsTopic: string;
   private readonly byId = new Map<string, DlqEntry>();
+  /** What change each id was first read for (see identity()). */
+  private readonly identities = new Map<string, string>();
   private readonly order: DlqEntry[] = [];
   /** Actions whose dead letter was not read yet (a reload catches up). */
   private readonly orphanActions: ActionRecord[] = [];
@@ -117,8 +124,13 @@ export class DlqStore {
 
   private addLetter(m: KafkaMessage, partition: number): void {
     const h = (n: string) => headerString(m.headers, n);
-    const id = h('syncline.dlq.id') ?? `${partition}-${m.offset}`;
+    let id = h('syncline.dlq.id') ?? `${partition}-${m.offset}`;
+    const identity = identityOf(h, m);
+    const seen = this.identities.get(id);
+    if (seen === identity) return; // the same change dead-lettered again: listed once
+    if (seen !== undefined) id = `${id}-${partition}-${m.offset}`; // another change under a colliding id
     if (this.byId.has(id)) return;
+    this.identities.set(id, identity);
     const kind = (h('syncline.dlq.kind') ?? 'failed') as DeadLetterKind;
     const conflictText = h('syncline.conflict');
     const violations = h('syncline.violations');
@@ -131,6 +143,7 @@ export class DlqStore {
       state: 'open',
       table: h('syncline.table'),
       key: h('syncline.key'),
+      column: h('syncline.column'),
       position: h('syncline.position'),
       time: h('syncline.time') ?? new Date(Number(m.timestamp)).toISOString(),
       errorCode: h('syncline.error.code') ?? 'UNKNOWN',
@@ -216,4 +229,16 @@ export class DlqStore {
     }
     return [...out.values()].map(({ table, key, id }) => ({ table, key, id }));
   }
+}
+
+/**
+ * What makes two dead letters the same one: reason, table, key, position, origin and the original
+ * message key (the only thing that tells apart the letters older versions wrote for the rows of one
+ * snapshot). Not the time, the attempts or the error text, which a redelivery may change.
+ */
+function identityOf(h: (n: string) => string | undefined, m: KafkaMessage): string {
+  return JSON.stringify([
+    h('syncline.dlq.kind'), h('syncline.dlq.reason'), h('syncline.table'), h('syncline.key'), h('syncline.position'),
+    h('syncline.original.topic'), h('syncline.original.partition'), h('syncline.original.offset'), m.key?.toString('base64') ?? null,
+  ]);
 }

@@ -18,7 +18,7 @@ import type { ChangeEvent, Row } from '../core/envelope.js';
 import type avsc from 'avsc';
 import { columnPgTypes, envelopeFromAvro, envelopeHead } from '../core/avro.js';
 import type { AvroCodec } from '../core/codec.js';
-import { errorKind, poison } from '../core/errors.js';
+import { errorKind, poison, SynclineError } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
@@ -54,6 +54,11 @@ export type Decoder = ((m: KafkaMessage, topic: string, partition: number) => Pr
   peekBatch?: (messages: KafkaMessage[], topic: string, partition: number) => Promise<(Peeked | { error: unknown })[]>;
   /** Told of every error a Peeked's finish() threw (metrics; the stage dead-letters or retries it). */
   finishFailed?: (err: unknown, topic: string) => void;
+  /**
+   * Error path: the target table and key of a message that could not be decoded, as far as they can
+   * be told (the key may decode when the value does not), for its dead letter.
+   */
+  describe?: (m: KafkaMessage, topic: string) => { table?: string; key?: string };
 };
 
 /** Position and key of a change, to tell whether it is stale before it is mapped and hashed. */
@@ -216,6 +221,17 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     };
   };
   const decode: Decoder = async (m, topic, partition) => (await peek(m, topic, partition)).finish();
+  decode.describe = (m, topic) => {
+    const mapping = mappings.get(topic);
+    let key: string | undefined;
+    try {
+      const k = m.key ? codec.decodeKnown<Row>(m.key) : undefined;
+      if (k && mapping) key = keyString(renameRow(k, mapping.rename));
+    } catch {
+      /* the key does not decode either */
+    }
+    return { table: mapping?.target, key };
+  };
   decode.peekBatch = async (messages, topic, partition) => {
     const out: (Peeked | { error: unknown })[] = [];
     for (const m of messages) {
@@ -365,11 +381,25 @@ export class ConsumerStage {
   private async decodeChunk(messages: KafkaMessage[], topic: string, partition: number): Promise<Pending[] | undefined> {
     const pending: Pending[] = [];
     const invalid: DeadLetter[] = [];
-    const failed = (err: unknown, m: KafkaMessage) => {
+    // The letter names the table and key: from the decoded change (finish failed), else as far as the
+    // decoder can tell (describe: error path only).
+    const failed = (err: unknown, m: KafkaMessage, p?: Peeked) => {
       if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
       this.invalid.count++;
       const v = err instanceof ValidationError ? err : undefined;
-      invalid.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic, partition, offset: m.offset } });
+      const d = p ? { table: p.table, key: p.key ?? undefined } : this.o.decode.describe?.(m, topic);
+      let error = err;
+      if (!v && d?.table !== undefined && err instanceof SynclineError) {
+        // A decode error knows the schema, not the change: its reason says which table and key.
+        const named = new SynclineError(err.kind, err.code, `${d.table}${d.key !== undefined ? ` key ${d.key}` : ''}: ${err.message}`, err);
+        named.column = err.column;
+        error = named;
+      }
+      invalid.push({
+        kind: 'invalid', error, key: m.key, value: m.value, attempts: 1,
+        table: v?.table ?? d?.table, position: v?.position ?? p?.position, targetKey: v?.key ?? d?.key,
+        origin: { topic, partition, offset: m.offset },
+      });
     };
     const { peekBatch } = this.o.decode;
     const stale = this.o.output.stale?.bind(this.o.output);
@@ -395,7 +425,7 @@ export class ConsumerStage {
           pending.push(done instanceof Promise ? await done : done);
         } catch (err) {
           this.o.decode.finishFailed?.(err, topic);
-          failed(err, m);
+          failed(err, m, p);
         }
       }
     } else {

@@ -14,6 +14,7 @@
  *                            same reason gets the same id; `syncline dlq` and /api/dlq use it)
  *   syncline.dlq.reason      invalid | failed | conflict | parked (a later change waiting behind a conflict)
  *   syncline.key             the target key (JSON list of key values)
+ *   syncline.column          (value errors) the column whose value was refused, where known
  *   syncline.conflict        (conflicts) tagged JSON: {strategy, op, key, source, target, lastSynced, diff}
  *   syncline.parked.behind   (parked) id of the conflict the change waits behind
  * Nothing reaches a dead letter silently: each is logged at warn with the same fields.
@@ -38,6 +39,8 @@ export interface DeadLetter {
   reason?: 'invalid' | 'failed' | 'conflict' | 'parked';
   /** Target key (keyString). */
   targetKey?: string;
+  /** The column a value error is about (default: the error's own `column`). */
+  column?: string;
   /** Conflict details (tagged JSON), for kind conflict. */
   conflict?: string;
   parkedBehind?: string;
@@ -45,7 +48,12 @@ export interface DeadLetter {
   id?: string;
 }
 
-/** Stable id of a dead letter: the same change (origin message), pipeline and reason give the same id. */
+/**
+ * Stable id of a dead letter: the same change, pipeline and reason give the same id (a redelivered
+ * batch dead-letters again under the same id, listed once). A change is its origin message when it
+ * has one; capture's own letters have none, and every row of a snapshot shares the snapshot's
+ * position, so the key (targetKey) is part of the basis: it tells those rows apart.
+ */
 export function deadLetterId(pipeline: string, l: Pick<DeadLetter, 'kind' | 'reason' | 'origin' | 'table' | 'position' | 'targetKey'>): string {
   const o = l.origin;
   const basis = [pipeline, l.reason ?? l.kind, o ? `${o.topic}/${o.partition}@${o.offset}` : '', l.table ?? '', l.position ?? '', l.targetKey ?? ''].join('\u0000');
@@ -83,6 +91,8 @@ export class DeadLetters {
       if (Array.isArray(violations)) headers['syncline.violations'] = JSON.stringify(violations);
       if (l.position) headers['syncline.position'] = l.position;
       if (l.targetKey !== undefined) headers['syncline.key'] = l.targetKey;
+      const column = l.column ?? (l.error as { column?: unknown } | null)?.column;
+      if (typeof column === 'string') headers['syncline.column'] = column;
       if (l.conflict !== undefined) headers['syncline.conflict'] = l.conflict;
       if (l.parkedBehind !== undefined) headers['syncline.parked.behind'] = l.parkedBehind;
       if (l.origin) {
@@ -90,7 +100,7 @@ export class DeadLetters {
         headers['syncline.original.partition'] = String(l.origin.partition);
         headers['syncline.original.offset'] = l.origin.offset;
       }
-      this.log?.warn({ dlq: this.topic, id, kind: l.kind, why: l.reason ?? l.kind, code: headers['syncline.error.code'], reason: headers['syncline.error.message'], table: l.table, origin: l.origin }, 'dlq.parked');
+      this.log?.warn({ dlq: this.topic, id, kind: l.kind, why: l.reason ?? l.kind, code: headers['syncline.error.code'], reason: headers['syncline.error.message'], table: l.table, key: l.targetKey, column: headers['syncline.column'], origin: l.origin }, 'dlq.parked');
       return { topic: this.topic, key: l.key, value: l.value, headers };
     });
     await this.kafka.send(msgs);

@@ -229,7 +229,7 @@ test('PipelineValidator.check: coercions recorded on the record, violations thro
     assert.ok(err instanceof ValidationError);
     assert.equal(err.kind, 'poison');
     assert.equal(err.code, 'VALIDATION_FAILED');
-    assert.equal(err.message, 'public.users: 2 rules violated: age max: must be <= 150; email format: must be a valid email address');
+    assert.equal(err.message, 'public.users key [1]: 2 rules violated: age max: must be <= 150; email format: must be a valid email address');
     assert.deepEqual(err.violations, [
       { field: 'age', rule: 'max', message: 'must be <= 150', value: 200 },
       { field: 'email', rule: 'format', message: 'must be a valid email address', value: '***' },

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { closest, configError, configSource, locateProblem, type ConfigProblem } from '../../core/config/load.js';
 import type { SynclineConfig } from '../../core/config/schema.js';
 import { SynclineError } from '../../core/errors.js';
-import type { SinkRecord } from '../../sink/sink.js';
+import { keyString, type SinkRecord } from '../../sink/sink.js';
 import { compileTable, type TableValidator, type Violation } from './compile.js';
 
 export { compileTable, type Coercion, type TableValidator, type Violation } from './compile.js';
@@ -30,14 +30,20 @@ export class ValidationError extends SynclineError {
   /** Target table. */
   readonly table: string;
   readonly position?: string;
-  constructor(table: string, violations: Violation[], position?: string) {
+  /** Target key (keyString), when known. */
+  readonly key?: string;
+  constructor(table: string, violations: Violation[], position?: string, key?: string) {
     const list = violations.map((v) => `${v.field} ${v.rule}: ${v.message}`).join('; ');
     const n = violations.length;
-    super('poison', 'VALIDATION_FAILED', `${table}: ${n} rule${n === 1 ? '' : 's'} violated: ${list}`);
+    super('poison', 'VALIDATION_FAILED', `${table}${key !== undefined ? ` key ${key}` : ''}: ${n} rule${n === 1 ? '' : 's'} violated: ${list}`);
     this.name = 'ValidationError';
     this.table = table;
     this.violations = violations;
     this.position = position;
+    this.key = key;
+    // One field: the value error is about that column (several: the violations header lists them).
+    const fields = new Set(violations.map((v) => v.field));
+    if (fields.size === 1 && !violations[0]!.field.includes(',')) this.column = violations[0]!.field;
   }
 
   /** Counter keys, one per violation: `table.field.rule` (cross-field rules: the fields they read, comma-separated). */
@@ -88,7 +94,7 @@ export class PipelineValidator {
     if (record.columnTypes && !this.warned.has(v.table)) this.warnUnknownFields(v, record.columnTypes);
     const r = v.validate(record.values, record.columnTypes, record.keep);
     if (r === undefined) return;
-    if (r.violations.length > 0) throw new ValidationError(record.table, r.violations, record.position);
+    if (r.violations.length > 0) throw new ValidationError(record.table, r.violations, record.position, keyString(record.key));
     this.stats.coerced += r.coerced.length;
     record.coerced = r.coerced;
   }
