@@ -96,7 +96,7 @@ test('target: missing table (CREATE TABLE from the source), rights, key constrai
   const good = targetFindings('t', [d], { role, tables: [table({ table: 'orders', owned: true })] }, { autoEvolve: true })[0]!;
   assert.equal(good.ok, true, good.detail); // note is added by autoEvolve: the role owns the table
   const origins = targetFindings('t', [], { role, tables: [], origins: false }, { autoEvolve: true })[0]!;
-  assert.match(origins.fix![0]!, /^GRANT EXECUTE ON FUNCTION pg_replication_origin_create\(text\), pg_replication_origin_session_setup\(text\), pg_replication_origin_oid\(text\) TO "writer";$/);
+  assert.match(origins.fix![0]!, /^GRANT EXECUTE ON FUNCTION pg_replication_origin_create\(text\), pg_replication_origin_session_setup\(text\), pg_replication_origin_oid\(text\), pg_replication_origin_xact_setup\(pg_lsn, timestamptz\) TO "writer";$/);
 });
 
 test('source: a column name Avro cannot carry fails, with the rename', () => {

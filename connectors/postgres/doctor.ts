@@ -40,7 +40,7 @@ const list = (xs: string[]) => xs.join(', ');
 const the = (n: number) => (n === 1 ? 'the table' : `the ${n} tables`);
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 /** What two-way sync's target sessions call (connectors/postgres/sink.ts tagSession). */
-export const ORIGIN_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_session_setup(text)', 'pg_replication_origin_oid(text)'];
+export const ORIGIN_FUNCTIONS = ['pg_replication_origin_create(text)', 'pg_replication_origin_session_setup(text)', 'pg_replication_origin_oid(text)', 'pg_replication_origin_xact_setup(pg_lsn, timestamptz)'];
 const RESTART = 'then restart PostgreSQL (a managed service sets it in its parameter group)';
 
 /**
