@@ -71,6 +71,7 @@ import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toPara
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
+import { pgSinkResources } from './resources.js';
 
 /** Optional second argument of PostgresSink.writeBatch. */
 export interface WriteHints {
@@ -880,6 +881,7 @@ registerSink({
   description: 'PostgreSQL target: batched multi-row upserts and deletes in one transaction per batch, with per-record isolation of bad records.',
   spec: pgSinkSpec,
   create: (cfg, ctx) => new PostgresSink(cfg, ctx),
+  resources: pgSinkResources,
 });
 
 /** Column types carried by the records themselves (from the source schema), per target table. */

@@ -16,6 +16,7 @@ import { errorCode, errorMessage, fatal, networkCode, redisRefusal, retriable, S
 import type { SynclineConfig } from '../core/config/schema.js';
 import { dlqCommands } from './dlq.js';
 import { replayCommand } from './replay.js';
+import { pipelineCommands } from './pipeline-drop.js';
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
@@ -186,6 +187,7 @@ program
 
 dlqCommands(program, DEFAULT_CONFIG);
 replayCommand(program, DEFAULT_CONFIG);
+pipelineCommands(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)
