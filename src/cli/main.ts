@@ -165,10 +165,12 @@ program
 const configCmd = program.command('config').description('config tools');
 configCmd
   .command('validate')
-  .argument('[file]', 'config file', DEFAULT_CONFIG)
+  .argument('[file]', `config file (default ${DEFAULT_CONFIG})`)
+  .option('-c, --config <file>', 'config file, as with every other command (the same as FILE)')
   .description('validate a config file; prints each problem with file and line')
-  .action(async (file: string) => {
-    process.exitCode = await configValidate(file);
+  .action(async (file: string | undefined, opts: { config?: string }, cmd: Command) => {
+    if (file !== undefined && opts.config !== undefined && file !== opts.config) cmd.error(`error: two config files given: ${file} and --config ${opts.config}; give one`, { exitCode: 2 });
+    process.exitCode = await configValidate(file ?? opts.config ?? DEFAULT_CONFIG);
   });
 
 program
