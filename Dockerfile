@@ -25,8 +25,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/configs ./configs
 COPY --from=build /app/schemas ./schemas
-# `syncline` on the PATH, for `docker compose exec syncline syncline <command>`.
-RUN printf '#!/bin/sh\nexec node /app/dist/src/cli/main.js "$@"\n' >/usr/local/bin/syncline \
+# `syncline` on the PATH, for `docker compose exec syncline syncline <command>`, with the node flags
+# of the ENTRYPOINT (src/cli/node-flags.ts).
+RUN printf '#!/bin/sh\nexec node --heap-growing-percent=50 /app/dist/src/cli/main.js "$@"\n' >/usr/local/bin/syncline \
  && chmod 0755 /usr/local/bin/syncline
 # The image's built-in unprivileged user (uid 1000); it owns nothing under /app.
 USER node

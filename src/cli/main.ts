@@ -4,6 +4,7 @@
  * 2 usage error.
  */
 import '../core/kafkajs-patch.js'; // first: before anything loads kafkajs
+import { applyNodeFlags } from './node-flags.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { rootLogger } from '../core/log.js';
@@ -17,6 +18,8 @@ import type { SynclineConfig } from '../core/config/schema.js';
 import { dlqCommands } from './dlq.js';
 import { replayCommand } from './replay.js';
 import { pipelineCommands } from './pipeline-drop.js';
+
+applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/cli/main.js`
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 

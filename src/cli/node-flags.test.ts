@@ -2,20 +2,42 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { SYNCLINE_NODE_FLAGS } from './node-flags.js';
+import { SYNCLINE_NODE_FLAGS, applyNodeFlags, missingNodeFlags } from './node-flags.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (p: string) => readFileSync(new URL(p, root), 'utf8');
 
-test('every way syncline is started passes its node flags: the bin (shebang), npm run syncline, the image', () => {
+test('every way syncline is started passes its node flags: the bin (shebang), npm run syncline, the image and its wrapper', () => {
   const flags = SYNCLINE_NODE_FLAGS.join(' ');
   const shebang = read('src/cli/main.ts').split('\n')[0]!;
   assert.equal(shebang, `#!/usr/bin/env -S node ${flags}`);
   const pkg = JSON.parse(read('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> };
   assert.equal(pkg.bin.syncline, 'dist/src/cli/main.js'); // compiled from main.ts, shebang kept by tsc
-  assert.match(pkg.scripts.syncline!, new RegExp(`^node ${flags} `));
-  assert.match(read('Dockerfile'), new RegExp(`ENTRYPOINT \\["node", ${SYNCLINE_NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, "dist/src/cli/main.js"\\]`));
+  // exec: npm's shell is replaced by node, so the SIGTERM npm forwards reaches syncline (test/signals.int.test.ts).
+  assert.match(pkg.scripts.syncline!, new RegExp(`^exec node ${flags} `));
+  const dockerfile = read('Dockerfile');
+  assert.match(dockerfile, new RegExp(`ENTRYPOINT \\["node", ${SYNCLINE_NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, "dist/src/cli/main.js"\\]`));
+  assert.match(dockerfile, new RegExp(`exec node ${flags} /app/dist/src/cli/main\\.js "\\$@"`)); // /usr/local/bin/syncline
   // The shebang's own command line starts a node that has the flags.
   const argv = execFileSync('/usr/bin/env', ['-S', `node ${flags} -p process.execArgv.join(' ')`], { encoding: 'utf8' }).trim();
   assert.ok(argv.startsWith(flags), argv);
+  // And a start without them (`node dist/src/cli/main.js`) sets them first thing.
+  assert.match(read('src/cli/main.ts'), /\nimport \{ applyNodeFlags \} from '\.\/node-flags\.js';\n[\s\S]*\napplyNodeFlags\(\);/);
+});
+
+test('missing flags: those given neither on the command line nor in NODE_OPTIONS, whatever their value or spelling', () => {
+  assert.deepEqual(missingNodeFlags([]), SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(missingNodeFlags(['--import', 'tsx']), SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(missingNodeFlags(['--heap-growing-percent=50']), []);
+  assert.deepEqual(missingNodeFlags(['--heap_growing_percent=30']), []); // the operator's own value stays
+  assert.deepEqual(missingNodeFlags([], '--max-old-space-size=512 --heap-growing-percent=20'), []);
+  assert.deepEqual(missingNodeFlags([], '--max-old-space-size=512'), SYNCLINE_NODE_FLAGS);
+});
+
+test('applyNodeFlags sets exactly the missing flags', () => {
+  const set: string[] = [];
+  assert.deepEqual(applyNodeFlags(['--import', 'tsx'], '', (f) => set.push(f)), SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(set, SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(applyNodeFlags(SYNCLINE_NODE_FLAGS, '', (f) => set.push(f)), []);
+  assert.equal(set.length, SYNCLINE_NODE_FLAGS.length);
 });
