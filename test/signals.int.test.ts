@@ -34,7 +34,7 @@ test('SIGTERM to the pid of `npm run syncline -- start` drains syncline, exit 0,
   let out = '';
   npm.stdout.on('data', (d: Buffer) => (out += d.toString()));
   npm.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => npm.on('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => npm.on('close', (code, signal) => r({ code, signal }))); // close: after its output is read
   t.after(() => {
     try {
       process.kill(-npm.pid!, 'SIGKILL'); // the group: npm and anything it started (only when the test failed)
