@@ -101,7 +101,12 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   const origins = async () => (await sql('postgres', `select roname from pg_replication_origin where roname like $1 order by 1`, [`syncline:${prefix}:%`])).rows.map((r) => r.roname as string);
   const topicList = async () => (await admin.listTopics()).filter((n) => n.startsWith(`${prefix}.`)).sort();
   const groupList = async () => (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${prefix}.`)).sort();
-  const subjects = async () => ((await (await fetch(`${REGISTRY}/subjects?deleted=true`)).json()) as string[]).filter((s) => s.startsWith(`${prefix}.`)).sort();
+  // Every subject these pipelines can have (GET /subjects lists at most 1,000 on Apicurio), those that exist.
+  const subjects = async () => {
+    const all = ['items', 'tags', 'other', 'pairs'].flatMap((tb) => [`${prefix}.cdc.public.${tb}`, `${prefix}.b.cdc.public.${tb}`]).flatMap((tp) => [`${tp}-key`, `${tp}-value`]);
+    const exist = await Promise.all(all.map(async (s) => (await fetch(`${REGISTRY}/subjects/${encodeURIComponent(s)}/versions?deleted=true`)).status === 200));
+    return all.filter((_, i) => exist[i]).sort();
+  };
   const count = async (db: string, table: string) => Number((await sql(db, `select count(*)::int as n from ${table}`)).rows[0].n);
   /** Slots with a live entry in <prefix>.capture.offsets (the last record of a key decides). */
   const offsetEntries = async () => {
@@ -233,9 +238,24 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   const alone = { ...doc, pipelines: { neighbour: doc.pipelines.neighbour } };
   const aloneFile = env.configFile.replace(/\.yaml$/, '.alone.yaml');
   writeFileSync(aloneFile, JSON.stringify(alone, null, 2));
+  // An application outside the config reads one of its change topics: that topic stays.
+  const other = `${prefix}.cdc.public.other`;
+  const foreign = `elsewhere-${prefix}`;
+  // (A short-lived admin: one that named the topic would fail its later metadata refreshes once the topic is gone.)
+  const once = kafka.admin();
+  await once.connect();
+  await once.setOffsets({ groupId: foreign, topic: other, partitions: [{ partition: 0, offset: '1' }] });
+  await once.disconnect();
   const last = await cli(['pipeline', 'drop', 'neighbour', '--config', aloneFile, '--yes']);
   assert.equal(last.code, 0, last.out + last.err);
   assert.ok(toDrop(last.out).some(([k, n]) => k === 'kafka topic' && n === `${prefix}.capture.offsets`), last.out);
+  assert.match(last.out, new RegExp(`kept \\(1\\):\\n +kafka topic +${other} .*\\(read by consumer group ${foreign}\\)`));
+  assert.deepEqual(await topicList(), [other]);
+  assert.deepEqual(await subjects(), [`${other}-key`, `${other}-value`]);
+  await admin.deleteGroups([foreign]);
+  const rest = await cli(['pipeline', 'drop', 'neighbour', '--config', aloneFile, '--yes']);
+  assert.equal(rest.code, 0, rest.out + rest.err);
+  assert.deepEqual(toDrop(rest.out).map(([k, n]) => `${k} ${n}`), [`kafka topic ${other}`, `schema subject ${other}-key`, `schema subject ${other}-value`]);
   assert.deepEqual(await topicList(), []);
   assert.deepEqual(await groupList(), []);
   assert.deepEqual(await subjects(), []);

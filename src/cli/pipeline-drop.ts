@@ -166,19 +166,26 @@ class PipelineDropper {
     return liveKeys(records);
   }
 
-  /** Subjects (also soft-deleted ones) of the change topics this pipeline alone uses. */
+  /**
+   * Subjects (also soft-deleted ones) of the change topics this pipeline alone uses, asked one by one
+   * (`GET /subjects` is not a complete list everywhere: Apicurio's answers at most 1,000).
+   */
   private async subjectItems(changeTopics: string[]): Promise<PipelineResource[]> {
-    if (changeTopics.length === 0) return [];
-    const url = `${this.registry}/subjects?deleted=true`;
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(15000) });
-    } catch (err) {
-      throw classifyNetworkError(err, `cannot reach the schema registry at ${address(this.registry)} (schemaRegistry.url)`);
+    const out: PipelineResource[] = [];
+    for (const s of changeTopics.flatMap(subjectsOf)) {
+      const url = `${this.registry}/subjects/${encodeURIComponent(s)}/versions?deleted=true`;
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: AbortSignal.timeout(15000) });
+      } catch (err) {
+        throw classifyNetworkError(err, `cannot reach the schema registry at ${address(this.registry)} (schemaRegistry.url)`);
+      }
+      const body = await res.text();
+      if (res.status === 404) continue;
+      if (!res.ok) throw classifyHttpStatus(res.status, `schema registry GET /subjects/${s}/versions: ${body.slice(0, 200)}`);
+      out.push({ kind: KIND.subject, name: s, where: this.where.registry });
     }
-    if (!res.ok) throw classifyHttpStatus(res.status, `schema registry GET /subjects: ${(await res.text()).slice(0, 200)}`);
-    const existing = new Set((await res.json()) as string[]);
-    return changeTopics.flatMap(subjectsOf).filter((s) => existing.has(s)).map((s) => ({ kind: KIND.subject, name: s, where: this.where.registry }));
+    return out;
   }
 
   private async redisItems(): Promise<PipelineResource[]> {
