@@ -14,6 +14,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KafkaClient } from '../src/core/kafka.js';
+import { rootLogger } from '../src/core/log.js';
 import { ROOT, spawnCli, sql, testEnv, waitFor } from './helpers.js';
 
 /** The first ```bash block of README's "Split deployment on one host" section. */
@@ -59,6 +61,12 @@ test("README's split deployment: capture, process and sink as three processes on
   await sql(env.sourceDb, 'create table items (id int primary key, name text)');
   await sql(env.targetDb, 'create table items (id int primary key, name text)');
   await sql(env.sourceDb, `insert into items select g, 'item ' || g from generate_series(1, 100) g`);
+
+  // The topics exist before the processes start: a stage's first start can still fail on a topic
+  // another process is creating at the same moment (issue 18, item 1, fixed apart).
+  const kc = new KafkaClient(env.config.kafka, rootLogger.child({ stage: 'test' }));
+  await kc.ensureTopics([`${env.prefix}.cdc.public.items`, `${env.prefix}.dlq.split`, `${env.prefix}.apply.split`]);
+  await kc.close();
 
   // The README's lines, with this test's config, free ports and report directory.
   const ports = new Map<string, number>();

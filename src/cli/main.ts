@@ -36,11 +36,12 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
   }
   const runtime = new Runtime(config, new Set(stages), opts.pipeline);
   let signals = 0;
+  let stopping: Promise<void> | undefined;
   const onSignal = (sig: string) => {
     signals++;
     if (signals > 1) process.exit(130);
     rootLogger.info({ signal: sig }, 'signal.received: draining');
-    void runtime.stop();
+    stopping = runtime.stop().catch((err: unknown) => rootLogger.error({ err: errorMessage(err) }, 'runtime.stop.failed'));
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
@@ -52,6 +53,8 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
     const { done } = await withDeadline(runtime.start(), startMs, () => startTimeout(runtime, config, stages, startMs));
     rootLogger.info({ pipelines: runtime.pipelines.map((p) => p.name), stages }, 'syncline.started');
     await done;
+    // The stages end before the stop is over (clients closed, the final report written): wait for all of it.
+    await stopping;
     // Drained and closed. Some client libraries keep timers alive after close; do not hang on them.
     setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
   } catch (err) {
