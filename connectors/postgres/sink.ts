@@ -76,6 +76,7 @@ import { pgSinkSpec, type PgSinkConfig } from './spec.js';
 import { createGrant, createTableSql, isQualifiedType, newTableColumns, quoteIdent, quoteTable, targetType, TYPE_HINT_RE } from './ddl.js';
 import { parseTableName } from '../../src/core/names.js';
 import { valueErrorColumn, type PgErrorFields } from './value-errors.js';
+import { pgSinkResources } from './resources.js';
 
 /** Optional second argument of PostgresSink.writeBatch. */
 export interface WriteHints {
@@ -1115,6 +1116,7 @@ registerSink({
   description: 'PostgreSQL target: batched multi-row upserts and deletes in one transaction per batch, with per-record isolation of bad records.',
   spec: pgSinkSpec,
   create: (cfg, ctx) => new PostgresSink(cfg, ctx),
+  resources: pgSinkResources,
 });
 
 /** Column types carried by the records themselves (from the source schema), per target table. */

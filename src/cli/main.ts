@@ -4,6 +4,7 @@
  * 2 usage error.
  */
 import '../core/kafkajs-patch.js'; // first: before anything loads kafkajs
+import { applyNodeFlags } from './node-flags.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { rootLogger } from '../core/log.js';
@@ -18,6 +19,9 @@ import { dlqCommands } from './dlq.js';
 import { replayCommand } from './replay.js';
 import { initCommand } from './init.js';
 import { doctorCommand } from './doctor.js';
+import { pipelineCommands } from './pipeline-drop.js';
+
+applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/cli/main.js`
 
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
@@ -34,11 +38,12 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
   }
   const runtime = new Runtime(config, new Set(stages), opts.pipeline);
   let signals = 0;
+  let stopping: Promise<void> | undefined;
   const onSignal = (sig: string) => {
     signals++;
     if (signals > 1) process.exit(130);
     rootLogger.info({ signal: sig }, 'signal.received: draining');
-    void runtime.stop();
+    stopping = runtime.stop().catch((err: unknown) => rootLogger.error({ err: errorMessage(err) }, 'runtime.stop.failed'));
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
@@ -50,6 +55,8 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
     const { done } = await withDeadline(runtime.start(), startMs, () => startTimeout(runtime, config, stages, startMs));
     rootLogger.info({ pipelines: runtime.pipelines.map((p) => p.name), stages }, 'syncline.started');
     await done;
+    // The stages end before the stop is over (clients closed, the final report written): wait for all of it.
+    await stopping;
     // Drained and closed. Some client libraries keep timers alive after close; do not hang on them.
     setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
   } catch (err) {
@@ -166,10 +173,12 @@ program
 const configCmd = program.command('config').description('config tools');
 configCmd
   .command('validate')
-  .argument('[file]', 'config file', DEFAULT_CONFIG)
+  .argument('[file]', `config file (default ${DEFAULT_CONFIG})`)
+  .option('-c, --config <file>', 'config file, as with every other command (the same as FILE)')
   .description('validate a config file; prints each problem with file and line')
-  .action(async (file: string) => {
-    process.exitCode = await configValidate(file);
+  .action(async (file: string | undefined, opts: { config?: string }, cmd: Command) => {
+    if (file !== undefined && opts.config !== undefined && file !== opts.config) cmd.error(`error: two config files given: ${file} and --config ${opts.config}; give one`, { exitCode: 2 });
+    process.exitCode = await configValidate(file ?? opts.config ?? DEFAULT_CONFIG);
   });
 
 program
@@ -190,6 +199,7 @@ dlqCommands(program, DEFAULT_CONFIG);
 replayCommand(program, DEFAULT_CONFIG);
 initCommand(program);
 doctorCommand(program, DEFAULT_CONFIG);
+pipelineCommands(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)

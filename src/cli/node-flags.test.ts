@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { SYNCLINE_NODE_FLAGS } from './node-flags.js';
+import { SYNCLINE_NODE_FLAGS, applyNodeFlags, missingNodeFlags } from './node-flags.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (p: string) => readFileSync(new URL(p, root), 'utf8');
 
-test('every way syncline is started passes its node flags: the bin (shebang), npm run syncline, the image', () => {
+test('every way syncline is started passes its node flags: the bin (shebang), npm run syncline, the image and its wrapper', () => {
   const flags = SYNCLINE_NODE_FLAGS.join(' ');
   const pkg = JSON.parse(read('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> };
   // The package bin: a launcher that runs the sources (checkout) or dist/ (image), in its own process.
@@ -16,7 +16,8 @@ test('every way syncline is started passes its node flags: the bin (shebang), np
   assert.ok((statSync(new URL(pkg.bin.syncline, root)).mode & 0o111) !== 0, 'the bin is executable (npx runs it directly)');
   // main.ts compiled to dist/ keeps its shebang: started directly it has the flags too.
   assert.equal(read('src/cli/main.ts').split('\n')[0], `#!/usr/bin/env -S node ${flags}`);
-  assert.match(pkg.scripts.syncline!, new RegExp(`^node ${flags} `));
+  // exec: npm's shell is replaced by node, so the SIGTERM npm forwards reaches syncline (test/signals.int.test.ts).
+  assert.match(pkg.scripts.syncline!, new RegExp(`^exec node ${flags} `));
   const dockerfile = read('Dockerfile');
   assert.match(dockerfile, new RegExp(`ENTRYPOINT \\["node", ${SYNCLINE_NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, "dist/src/cli/main.js"\\]`));
   // `syncline` on the image's PATH is the same bin (its shebang has the flags).
@@ -25,4 +26,23 @@ test('every way syncline is started passes its node flags: the bin (shebang), np
   // The shebang's own command line starts a node that has the flags.
   const argv = execFileSync('/usr/bin/env', ['-S', `node ${flags} -p process.execArgv.join(' ')`], { encoding: 'utf8' }).trim();
   assert.ok(argv.startsWith(flags), argv);
+  // And a start without them (`node dist/src/cli/main.js`) sets them first thing.
+  assert.match(read('src/cli/main.ts'), /\nimport \{ applyNodeFlags \} from '\.\/node-flags\.js';\n[\s\S]*\napplyNodeFlags\(\);/);
+});
+
+test('missing flags: those given neither on the command line nor in NODE_OPTIONS, whatever their value or spelling', () => {
+  assert.deepEqual(missingNodeFlags([]), SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(missingNodeFlags(['--import', 'tsx']), SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(missingNodeFlags(['--heap-growing-percent=50']), []);
+  assert.deepEqual(missingNodeFlags(['--heap_growing_percent=30']), []); // the operator's own value stays
+  assert.deepEqual(missingNodeFlags([], '--max-old-space-size=512 --heap-growing-percent=20'), []);
+  assert.deepEqual(missingNodeFlags([], '--max-old-space-size=512'), SYNCLINE_NODE_FLAGS);
+});
+
+test('applyNodeFlags sets exactly the missing flags', () => {
+  const set: string[] = [];
+  assert.deepEqual(applyNodeFlags(['--import', 'tsx'], '', (f) => set.push(f)), SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(set, SYNCLINE_NODE_FLAGS);
+  assert.deepEqual(applyNodeFlags(SYNCLINE_NODE_FLAGS, '', (f) => set.push(f)), []);
+  assert.equal(set.length, SYNCLINE_NODE_FLAGS.length);
 });

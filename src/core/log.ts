@@ -3,7 +3,9 @@ import { pino, type Logger } from 'pino';
 
 export const rootLogger: Logger = pino({
   level: process.env.SYNCLINE_LOG_LEVEL ?? (process.env.NODE_ENV === 'test' ? 'warn' : 'info'),
-  base: { svc: 'syncline' },
+  // SYNCLINE_INSTANCE_ID (also the processor's transactional id, src/runtime.ts) tells apart the lines
+  // of several processes on one host.
+  base: { svc: 'syncline', ...(process.env.SYNCLINE_INSTANCE_ID ? { instance: process.env.SYNCLINE_INSTANCE_ID } : {}) },
   timestamp: pino.stdTimeFunctions.isoTime,
 });
 

@@ -7,6 +7,7 @@
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Sink } from '../sink/sink.js';
+import type { ResourcesFactory } from './resources.js';
 
 export interface ConnectorContext {
   pipeline: string;
@@ -25,12 +26,16 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
   description: string;
   spec: S;
   create(config: z.infer<S>, ctx: ConnectorContext): Sink;
+  /** What the sink created for a pipeline in its target system (`syncline pipeline drop`); optional. */
+  resources?: ResourcesFactory<z.infer<S>>;
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   type: string;
   description: string;
   spec: S;
+  /** What the source created for a pipeline in its system (`syncline pipeline drop`); optional. */
+  resources?: ResourcesFactory<z.infer<S>>;
 }
 
 const sinks = new Map<string, SinkRegistration>();
@@ -49,6 +54,12 @@ export function registerSource<S extends z.ZodObject>(reg: SourceRegistration<S>
 export function sinkRegistration(type: string): SinkRegistration {
   const reg = sinks.get(type);
   if (!reg) throw new Error(`no sink connector '${type}' (known: ${[...sinks.keys()].join(', ')})`);
+  return reg;
+}
+
+export function sourceRegistration(type: string): SourceRegistration {
+  const reg = sources.get(type);
+  if (!reg) throw new Error(`no source connector '${type}' (known: ${[...sources.keys()].join(', ')})`);
   return reg;
 }
 

@@ -47,7 +47,7 @@ export class ObservabilityServer {
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        reject(fatal('OBSERVABILITY_LISTEN', `cannot serve /metrics, /health, /ready on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address in use (set observability.port or --metrics-port)' : err.message}`, err));
+        reject(fatal('OBSERVABILITY_LISTEN', `cannot serve /metrics, /health, /ready on ${host}:${port}: ${err.code === 'EADDRINUSE' ? IN_USE : err.message}`, err));
       });
       server.listen(port, host, () => resolve());
     });
@@ -104,3 +104,11 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
   res.end(text);
 }
+
+/**
+ * Why a port is taken and what to do: several syncline processes on one host (a split deployment:
+ * capture, process, sink) each need their own port, since they all default to 9464.
+ */
+const IN_USE =
+  'the port is in use (another syncline process on this host? each process needs its own port: start it with --metrics-port PORT, ' +
+  'e.g. capture 9464, process 9465, sink 9466, or set observability.port; see "Split deployment on one host" in README.md)';

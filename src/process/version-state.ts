@@ -155,7 +155,7 @@ function parseValue(v: string | null): Parsed | null {
 }
 
 /** Escape Redis glob metacharacters. */
-const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => '\\' + c);
+export const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => '\\' + c);
 
 export class VersionState {
   private readonly base: string;

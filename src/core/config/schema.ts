@@ -181,7 +181,7 @@ export const observabilitySpec = z
   .object({
     enabled: z.boolean().default(true).describe('Serve the endpoints (set false to keep the section but not listen).'),
     host: z.string().min(1).default('127.0.0.1').describe('Address to listen on; 0.0.0.0 for every interface (containers).'),
-    port: z.number().int().min(0).max(65535).default(9464).describe('TCP port (0: any free port, for tests).'),
+    port: z.number().int().min(0).max(65535).default(9464).describe('TCP port (0: any free port, for tests). Several processes on one host (a split deployment: capture, process, sink) need one each: `--metrics-port` sets it per process.'),
     checkTimeoutMs: z.number().int().min(100).max(60000).default(3000).describe('Timeout of each dependency check of /ready and of each scrape-time query (consumer lag, slot lag).'),
   })
   .strict()
