@@ -63,6 +63,8 @@ export interface CaptureOptions {
    * `syncline.peer-decided` header with what they were kept over (see DECIDED_HEADER).
    */
   decidedOrigins?: { prefix: string; over: Decided }[];
+  /** Called once capture is started (its topics, schemas and slot state known; snapshot or stream next). */
+  onRunning?: () => void;
 }
 
 export interface CaptureStats {
@@ -151,6 +153,7 @@ export class Capture {
     const stored = await offsets.read(source.slot);
     const slot = await this.slotInfo();
     const wantSnapshot = source.snapshot === 'initial';
+    this.opts.onRunning?.();
     if (slot && stored?.snapshot === 'done' || slot && !wantSnapshot) {
       this.log.info({ slot: source.slot, confirmed: slot.confirmed }, 'capture.resume');
       this.watermark = lsnToBigInt(slot.confirmed ?? '0/0');

@@ -15,7 +15,7 @@
 import type { Logger } from 'pino';
 import { errorCode, errorMessage, networkCode, SynclineError, errorKind } from './errors.js';
 
-export type DependencyKind = 'kafka' | 'registry' | 'redis' | 'postgres';
+export type DependencyKind = 'kafka' | 'registry' | 'redis' | 'postgres' | 'other';
 
 /** What is awaited: a kind and how the log names it ("Kafka at 127.0.0.1:9092 (kafka.brokers)"). */
 export interface Dependency {
@@ -89,6 +89,8 @@ export function awaitable(err: unknown): boolean {
 export function kafkaLogKind(message: string, error?: string): 'transient' | 'unavailable' | 'other' {
   const text = `${message} ${error ?? ''}`;
   if (/does not host this topic-partition|no leader for this topic-partition|not the leader for that topic-partition|Topic creation errors|topic already exists|rebalanc|leader epoch|high watermark has not caught up|fetch session/i.test(text)) return 'transient';
+  // A batch failing on another dependency ends in a consumer crash logged by kafkajs: not Kafka's.
+  if (/\b(Redis|registry|PostgreSQL)\b|\b(REDIS|REGISTRY|PG)_/.test(text)) return 'other';
   if (/coordinator (is )?(not available|loading)|not the correct coordinator|Connection (error|timeout|closed)|Closed connection|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Failed to connect|Broker not connected|not connected|timed out|disconnected before a response|NumberOfRetriesExceeded|fewer in-sync replicas|not the correct controller|Metadata not loaded/i.test(text)) return 'unavailable';
   return 'other';
 }
@@ -96,12 +98,15 @@ export function kafkaLogKind(message: string, error?: string): 'transient' | 'un
 /**
  * The error that ends a start when the deadline passed: the last error of the dependency, its code
  * and message kept (they name the dependency and address), with the deadline said; or, when no
- * attempt failed (a peer that accepted the connection and never answered), START_TIMEOUT naming
- * what was being started.
+ * attempt failed yet (a peer that accepted the connection and never answered, a client still
+ * retrying inside), START_TIMEOUT naming what was starting and what it was waiting for.
  */
-export function startDeadlineError(last: unknown, timeoutMs: number, what: string): SynclineError {
+export function startDeadlineError(last: unknown, timeoutMs: number, what: string, awaited: string[] = []): SynclineError {
   const s = timeoutMs / 1000;
-  if (last === undefined) return new SynclineError('retriable', 'START_TIMEOUT', `start did not complete within ${s}s (startTimeoutMs): ${what} did not answer`);
+  if (last === undefined) {
+    const why = awaited.length > 0 ? `${what} still waiting for ${awaited.join(', ')}` : `${what} did not answer`;
+    return new SynclineError('retriable', 'START_TIMEOUT', `start did not complete within ${s}s (startTimeoutMs): ${why}`);
+  }
   return new SynclineError('retriable', errorCode(last), `${errorMessage(last)} (still failing at the start deadline, ${s}s after the start: startTimeoutMs)`, last);
 }
 
