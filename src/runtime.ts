@@ -76,12 +76,16 @@ export class Runtime {
   private readonly redisDep: Dependency;
   /** The Redis client's last connection error (its commands fail with less: "max retries per request"). */
   private redisError?: Error;
+  /** Stages (pipeline/stage) that have run; when all launched ones did, the start is done. */
+  private readonly stagesUp = new Set<string>();
+  private launched = false;
   /** Wakes the waits between attempts when the runtime stops. */
   private wake?: () => void;
   private readonly stopped = new Promise<void>((r) => (this.wake = r));
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
     this.startTimeoutMs = startTimeoutOf(config);
+    this.waits.hold(); // until every stage runs (see stageRunning)
     this.addresses = { kafka: config.kafka.brokers, registry: config.schemaRegistry.url, redis: config.redis.url };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }), this.waits);
     this.codec = new AvroCodec(config.schemaRegistry.url);
@@ -129,6 +133,8 @@ export class Runtime {
     if (this.stages.has('process')) this.validators = await validateRules(this.config, undefined, this.selected().map(([n]) => n), this.log);
     if (this.stages.has('sink')) await untilReady(this.waitContext(), this.redisDep.name, () => this.connectRedis());
     for (const [name, p] of this.selected()) this.pipelines.push(await this.startPipeline(name, p));
+    this.launched = true;
+    this.stageRunning();
     if (!this.stopping) this.observe.health.phase = 'running';
     if (!this.stopping) this.observe.startAlerts();
     if (!this.stopping) this.reporter?.start();
@@ -229,7 +235,10 @@ export class Runtime {
    */
   private supervise(pipeline: string, stage: string, ctx: WaitContext, make: (onRunning: () => void) => StageTask): Promise<void> {
     const health = this.observe.health;
-    const run = superviseStage(ctx, `pipeline ${pipeline} ${stage}`, make, {
+    const run = superviseStage(ctx, `pipeline ${pipeline} ${stage}`, (onRunning) => make(() => {
+      onRunning();
+      this.stageRunning(`${pipeline}/${stage}`);
+    }), {
       starting: () => health.taskStarted(pipeline, stage),
       waiting: (err) => {
         health.taskWaiting(pipeline, stage, err);
@@ -237,6 +246,12 @@ export class Runtime {
       },
     });
     return this.guard(pipeline, stage, run);
+  }
+
+  /** A stage runs; once every launched stage ran, the start is done (the waits' ends are said). */
+  private stageRunning(stage?: string): void {
+    if (stage) this.stagesUp.add(stage);
+    if (this.launched && this.stagesUp.size >= this.running.length) this.waits.release();
   }
 
   private guard(pipeline: string, stage: string, p: Promise<void>): Promise<void> {

@@ -82,3 +82,22 @@ test('DependencyWaits: one warning per dependency and outage, one info when it a
   w.waiting(kafka, new Error('Connection error'), 'the Kafka client');
   assert.equal(at(40).length, 3, 'a new outage is said again');
 });
+
+test('DependencyWaits during a start: a dependency that answers one stage and fails the next is one outage, its end said when the start is done', () => {
+  const { log, lines } = collectingLogger();
+  const w = new DependencyWaits(log);
+  const kafka = { kind: 'kafka' as const, key: 'kafka', name: 'Kafka at 127.0.0.1:9092 (kafka.brokers)' };
+  w.hold();
+  w.waiting(kafka, new Error('Connection error: connect ECONNREFUSED'), 'pipeline a capture');
+  w.ready(kafka); // topics created
+  assert.deepEqual(w.awaited(), [], 'answered');
+  w.waiting(kafka, new Error('The group coordinator is not available'), 'the Kafka client'); // the group: not yet
+  assert.deepEqual(w.awaited(), [kafka.name]);
+  w.ready(kafka); // joined
+  assert.equal(lines.filter((l) => l.level === 30).length, 0, 'nothing said before the start is done');
+  w.release();
+  assert.equal(lines.filter((l) => l.level === 40).length, 1, 'one warning');
+  assert.equal(lines.filter((l) => l.level === 30).length, 1, 'one end');
+  w.waiting(kafka, new Error('Connection error'), 'the Kafka client');
+  assert.equal(lines.filter((l) => l.level === 40).length, 2, 'after the start, a new outage is said again');
+});

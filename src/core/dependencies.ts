@@ -117,14 +117,22 @@ interface Outage {
 
 export class DependencyWaits {
   private readonly outages = new Map<string, Outage & { dep: Dependency }>();
+  /**
+   * While a start is under way (hold() … release()), a dependency that answered one stage may not
+   * be ready for the next (Kafka takes topics before its group coordinator is up): its end is said
+   * at release(), and a new failure meanwhile is the same outage, not a second warning.
+   */
+  private holding = false;
+  private readonly answered = new Set<string>();
 
   constructor(private readonly log: Logger, private readonly now: () => number = Date.now) {}
 
   /**
    * `dep` did not answer (err): warn the first time of an outage, naming what is awaited and by
-   * whom (`what`: "pipeline orders-sync capture", "the topics of …"); debug afterwards.
+   * whom (`what`: "pipeline orders-sync capture", "the Kafka client"); debug afterwards.
    */
   waiting(dep: Dependency, err: unknown, what: string): void {
+    this.answered.delete(dep.key);
     const known = this.outages.get(dep.key);
     if (known) {
       this.log.debug({ dependency: dep.kind, err: errorMessage(err), for: what }, `dependency.waiting: still waiting for ${dep.name}`);
@@ -137,14 +145,31 @@ export class DependencyWaits {
     );
   }
 
-  /** `dep` answered: info once if it was awaited. */
+  /** `dep` answered: info once if it was awaited (during a start: at release()). */
   ready(dep: Dependency | string): void {
     const key = typeof dep === 'string' ? dep : dep.key;
     const o = this.outages.get(key);
     if (!o) return;
+    if (this.holding) {
+      this.answered.add(key);
+      return;
+    }
     this.outages.delete(key);
     const s = ((this.now() - o.since) / 1000).toFixed(1);
     this.log.info({ dependency: o.dep.kind, awaited: o.dep.name, waitedS: Number(s) }, `dependency.ready: ${o.dep.name} is there (waited ${s} s)`);
+  }
+
+  /** A start begins: ends of waits are said when it is done (release). */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** The start is done (every stage running): say which dependencies answered. */
+  release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    for (const key of [...this.answered]) this.ready(key);
+    this.answered.clear();
   }
 
   isWaiting(key: string): boolean {
@@ -153,6 +178,6 @@ export class DependencyWaits {
 
   /** What is awaited now, for a start-deadline message. */
   awaited(): string[] {
-    return [...this.outages.values()].map((o) => o.dep.name);
+    return [...this.outages.values()].filter((o) => !this.answered.has(o.dep.key)).map((o) => o.dep.name);
   }
 }
