@@ -6,7 +6,7 @@
  * started and removes the run dir.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,10 +38,20 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** A free port whose next port is free too (Kafka's controller listens there). */
+/**
+ * A free port whose next port is free too (Kafka's controller listens there), below the kernel's
+ * range of ephemeral ports: those are handed to outgoing connections and to listen(0) at any
+ * moment, and a JVM started half a minute later would find its port taken.
+ */
 async function freePorts(taken: Set<number>): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    /* not Linux: the usual default */
+  }
   for (;;) {
-    const p = 20000 + Math.floor(Math.random() * 20000);
+    const p = Math.max(1024, low - 12000) + Math.floor(Math.random() * 11000);
     if (taken.has(p) || taken.has(p + 1) || taken.has(p - 1)) continue;
     if ((await bindable(p)) && (await bindable(p + 1))) {
       taken.add(p);
