@@ -23,7 +23,7 @@ import { sinkRegistration } from './core/registry.js';
 import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
 import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
-import { DependencyWaits, type Dependency, type DependencyAddresses } from './core/dependencies.js';
+import { DependencyWaits, postgresDependency, type Dependency, type DependencyAddresses } from './core/dependencies.js';
 import { startTimeoutOf } from './core/config/schema.js';
 import { superviseStage, untilReady, type StageTask, type WaitContext } from './supervise.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
@@ -215,7 +215,9 @@ export class Runtime {
       }))));
     }
     if (this.stages.has('capture')) {
-      this.running.push(this.supervise(name, 'capture', waits, (onRunning) => (h.capture = new Capture({
+      const source = p.source as PgSourceConfig;
+      const captureWaits = { ...waits, addresses: { ...waits.addresses, postgres: postgresDependency(source.connection, name, 'source') } };
+      this.running.push(this.supervise(name, 'capture', captureWaits, (onRunning) => (h.capture = new Capture({
         pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source: p.source as PgSourceConfig, tables: p.tables,
         kafka: this.kafka, codec: this.codec, log: stageLogger(name, 'capture'),
         // Two-way sync: the peer's writes into our source are not changes to carry back.

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { awaitable, dependencyOf, DependencyWaits, kafkaLogKind, startDeadlineError } from './dependencies.js';
+import { awaitable, dependencyOf, DependencyWaits, kafkaLogKind, postgresDependency, startDeadlineError } from './dependencies.js';
 import { classifyPgError, fatal, poison, retriable } from './errors.js';
 
 const ADDRS = { kafka: ['127.0.0.1:9092'], registry: 'http://127.0.0.1:8081/apis/ccompat/v7', redis: 'redis://:secret@127.0.0.1:6380' };
@@ -100,4 +100,14 @@ test('DependencyWaits during a start: a dependency that answers one stage and fa
   assert.equal(lines.filter((l) => l.level === 30).length, 1, 'one end');
   w.waiting(kafka, new Error('Connection error'), 'the Kafka client');
   assert.equal(lines.filter((l) => l.level === 40).length, 2, 'after the start, a new outage is said again');
+});
+
+test('a PostgreSQL error that names no server is the stage\'s own (capture: its source), one dependency with the others naming it', () => {
+  const source = postgresDependency({ host: '127.0.0.1', port: 15432, database: 'chaos' }, 'chaos-split', 'source');
+  const addrs = { ...ADDRS, postgres: source };
+  const stream = dependencyOf(retriable('PG_CONNECTION', 'pipeline chaos-split: replication stream failed: Connection terminated unexpectedly'), addrs);
+  const connect = dependencyOf(retriable('PG_57P03', 'pipeline chaos-split capture: cannot connect to PostgreSQL postgres@127.0.0.1:15432/chaos: the database system is shutting down'), addrs);
+  assert.equal(stream?.key, connect?.key);
+  assert.equal(stream?.name, 'PostgreSQL at 127.0.0.1:15432/chaos (pipeline chaos-split source)');
+  assert.equal(kafkaLogKind('Failed to send messages: The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing'), 'transient');
 });

@@ -30,6 +30,14 @@ export interface DependencyAddresses {
   kafka: string[];
   registry: string;
   redis: string;
+  /** The PostgreSQL server a stage uses (capture: its source), for errors that do not name it. */
+  postgres?: Dependency;
+}
+
+/** A PostgreSQL server as the log names it: `PostgreSQL at host:port/db (pipeline p source)`. */
+export function postgresDependency(c: { host: string; port: number; database: string }, pipeline: string, role: 'source' | 'target'): Dependency {
+  const at = `${c.host}:${c.port}/${c.database}`;
+  return { kind: 'postgres', key: `postgres ${at}`, name: `PostgreSQL at ${at} (pipeline ${pipeline} ${role})` };
 }
 
 /** `host:port` of a URL, without credentials. */
@@ -58,6 +66,7 @@ export function dependencyOf(err: unknown, addrs: DependencyAddresses): Dependen
   if (code.startsWith('PG_') || /\bPostgreSQL\b/.test(msg)) {
     // "… cannot connect to PostgreSQL user@host:port/db: …", "pipeline p target: …"
     const at = /PostgreSQL (?:[^\s@]+@)?([^\s/:]+:\d+\/[^\s:]+)/.exec(msg)?.[1];
+    if (!at && addrs.postgres) return addrs.postgres;
     const role = /pipeline (\S+) (capture|target|source)/.exec(msg);
     const what = role ? ` (pipeline ${role[1]} ${role[2] === 'target' ? 'target' : 'source'})` : '';
     return { kind: 'postgres', key: `postgres ${at ?? role?.[0] ?? ''}`, name: `PostgreSQL${at ? ` at ${at}` : ''}${what}` };
@@ -88,7 +97,7 @@ export function awaitable(err: unknown): boolean {
  */
 export function kafkaLogKind(message: string, error?: string): 'transient' | 'unavailable' | 'other' {
   const text = `${message} ${error ?? ''}`;
-  if (/does not host this topic-partition|no leader for this topic-partition|not the leader for that topic-partition|Topic creation errors|topic already exists|rebalanc|leader epoch|high watermark has not caught up|fetch session/i.test(text)) return 'transient';
+  if (/does not host this topic-partition|concurrent operation on the same transaction|no leader for this topic-partition|not the leader for that topic-partition|Topic creation errors|topic already exists|rebalanc|leader epoch|high watermark has not caught up|fetch session/i.test(text)) return 'transient';
   // A batch failing on another dependency ends in a consumer crash logged by kafkajs: not Kafka's.
   if (/\b(Redis|registry|PostgreSQL)\b|\b(REDIS|REGISTRY|PG)_/.test(text)) return 'other';
   if (/coordinator (is )?(not available|loading)|not the correct coordinator|Connection (error|timeout|closed)|Closed connection|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Failed to connect|Broker not connected|not connected|timed out|disconnected before a response|NumberOfRetriesExceeded|fewer in-sync replicas|not the correct controller|Metadata not loaded/i.test(text)) return 'unavailable';
