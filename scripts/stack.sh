@@ -2,16 +2,33 @@
 # The local stack without Docker: PostgreSQL (wal_level=logical), Redis, Apache Kafka (KRaft, single
 # node) and Apicurio Registry (Confluent-compatible API), started from packages and Maven Central.
 #
-#   scripts/stack.sh up       idempotent; a healthy running service is reused, not restarted
-#   scripts/stack.sh down     stops what this script started (Kafka, registry); leaves PG/Redis up
-#   scripts/stack.sh status   one line per service; exit 1 if any is down
+#   scripts/stack.sh up [SERVICE...]   idempotent; a healthy running service is reused, not restarted.
+#                                      SERVICE: postgres redis kafka registry (default: all). Returns
+#                                      once each really works: Kafka creates a topic, takes a message
+#                                      and serves it to a consumer group (scripts/stack-probe.mjs); the
+#                                      registry registers a schema and returns it on its ccompat API.
+#   scripts/stack.sh down              stops what this script started in its run dir (Kafka, registry,
+#                                      and a private Redis/PostgreSQL); the system PostgreSQL and the
+#                                      Redis on 6379 are left up
+#   scripts/stack.sh status            one line per service; exit 1 if any is down
 #
 # Everything downloaded or written lives under $SYNCLINE_CACHE (default ~/.cache/syncline), outside
 # the repository, and is reused between runs.
+#
+# A second, private stack on the same machine (tests that start a service late, a cold start): give
+# it a run dir and ports of its own; the jars in the cache are shared.
+#   SYNCLINE_RUN_DIR        state of this stack (default $SYNCLINE_CACHE/run)
+#   SYNCLINE_KAFKA_PORT     broker port (default 9092); its KRaft controller listens on the next port
+#   SYNCLINE_REGISTRY_PORT  registry port (default 8081)
+#   SYNCLINE_REDIS_PORT     Redis port (default 6379); another port: a Redis of the run dir (--save "")
+#   SYNCLINE_PG_PORT        PostgreSQL port (default 5432, the system cluster); another port: a cluster
+#                           made by initdb in the run dir (its defaults: wal_level=replica), then
+#                           configured like the system one (logical replication, trust on loopback)
 set -euo pipefail
 
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${SYNCLINE_CACHE:-$HOME/.cache/syncline}"
-RUN="$CACHE/run"
+RUN="${SYNCLINE_RUN_DIR:-$CACHE/run}"
 KAFKA_VERSION="${SYNCLINE_KAFKA_VERSION:-4.1.1}"
 LOG4J_VERSION="2.24.3"
 # 2.6.x runs on Java 17 and serves the Confluent-compatible API at /apis/ccompat/v7; Maven Central
@@ -19,10 +36,17 @@ LOG4J_VERSION="2.24.3"
 APICURIO_VERSIONS="${SYNCLINE_APICURIO_VERSIONS:-2.6.13.Final}"
 DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
-KAFKA_PORT=9092
-REGISTRY_PORT=8081
+KAFKA_PORT="${SYNCLINE_KAFKA_PORT:-9092}"
+KAFKA_CTRL_PORT=$((KAFKA_PORT + 1))
+REGISTRY_PORT="${SYNCLINE_REGISTRY_PORT:-8081}"
+REDIS_PORT="${SYNCLINE_REDIS_PORT:-6379}"
 PG_HOST=127.0.0.1
-PG_PORT=5432
+PG_PORT="${SYNCLINE_PG_PORT:-5432}"
+# The system cluster (Debian's, pg_ctlcluster) on 5432; a cluster of the run dir on another port.
+PG_PRIVATE=0; [ "$PG_PORT" != 5432 ] && PG_PRIVATE=1
+REDIS_PRIVATE=0; [ "$REDIS_PORT" != 6379 ] && REDIS_PRIVATE=1
+# How long `up` waits for a service to work before it gives up.
+READY_TIMEOUT_S="${SYNCLINE_STACK_READY_TIMEOUT_S:-120}"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -34,6 +58,36 @@ mvn_q() { mvn -B -q -ntp -Dstyle.color=never "$@" </dev/null >&2; }
 # ---------------------------------------------------------------- PostgreSQL
 pg_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
 psql_admin() { psql -X -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -At "$@"; }
+pg_bin() { echo "/usr/lib/postgresql/$(pg_cluster_version)/bin"; }
+PG_DATA="$RUN/pg"
+# initdb and the server refuse to run as root.
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# Control of the cluster: the system one through pg_ctlcluster, one of the run dir through pg_ctl.
+pg_ctl_do() {
+  if [ "$PG_PRIVATE" = 0 ]; then pg_ctlcluster --skip-systemctl-redirect "$(pg_cluster_version)" main "$1"; return; fi
+  case "$1" in
+    start) as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DATA" -l "$RUN/pg.log" -w -t 60 start >/dev/null ;;
+    restart) as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DATA" -l "$RUN/pg.log" -m fast -w -t 60 restart >/dev/null ;;
+    reload) as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DATA" reload >/dev/null ;;
+    stop) as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null ;;
+  esac
+}
+
+# A cluster of the run dir as a fresh install leaves one: initdb's defaults (wal_level=replica).
+pg_private_init() {
+  [ -f "$PG_DATA/PG_VERSION" ] && return 0
+  log "creating a PostgreSQL cluster in $PG_DATA (port $PG_PORT)"
+  mkdir -p "$PG_DATA"; chmod 755 "$RUN"; chmod 700 "$PG_DATA"; touch "$RUN/pg.log"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PG_DATA" "$RUN/pg.log"; fi
+  as_postgres "$(pg_bin)/initdb" -D "$PG_DATA" -U postgres -E UTF8 >"$RUN/pg-initdb.log" 2>&1 \
+    || die "initdb failed: $(tail -n 5 "$RUN/pg-initdb.log")"
+  cat >>"$PG_DATA/postgresql.conf" <<CONF
+port = $PG_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_DATA'
+CONF
+}
 
 pg_up() {
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -42,19 +96,20 @@ pg_up() {
   fi
   local v; v="$(pg_cluster_version)"
   [ -n "$v" ] || die "no PostgreSQL cluster under /etc/postgresql"
+  local hba="/etc/postgresql/$v/main/pg_hba.conf"
+  if [ "$PG_PRIVATE" = 1 ]; then pg_private_init; hba="$PG_DATA/pg_hba.conf"; fi
   if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
-    log "starting PostgreSQL $v"
-    pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+    log "starting PostgreSQL $v on $PG_HOST:$PG_PORT"
+    pg_ctl_do start || true
     for _ in $(seq 1 60); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.5; done
-    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || die "PostgreSQL did not start (see /var/log/postgresql)"
+    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || die "PostgreSQL did not start (see /var/log/postgresql, or $RUN/pg.log)"
   fi
   # On a fresh Debian install, local TCP connections need a password; this stack is for tests.
   if ! psql_admin -c 'select 1' >/dev/null 2>&1; then
-    local hba="/etc/postgresql/$v/main/pg_hba.conf"
     log "allowing trust auth on loopback in $hba"
     sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
     sed -i -E 's/^(local\s+all\s+(all|postgres)\s+)\S+/\1trust/' "$hba"
-    pg_ctlcluster --skip-systemctl-redirect "$v" main reload
+    pg_ctl_do reload
     sleep 1
   fi
   local wal slots senders
@@ -67,7 +122,7 @@ pg_up() {
     psql_admin -c "alter system set max_replication_slots = 64" >/dev/null
     psql_admin -c "alter system set max_wal_senders = 64" >/dev/null
     psql_admin -c "alter system set max_connections = 300" >/dev/null
-    pg_ctlcluster --skip-systemctl-redirect "$v" main restart
+    pg_ctl_do restart
     for _ in $(seq 1 60); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.5; done
     [ "$(psql_admin -c 'show wal_level')" = "logical" ] || die "wal_level is still not logical"
   fi
@@ -81,24 +136,45 @@ pg_status() {
   fi
 }
 
+# Only a cluster of the run dir is stopped: never the system one.
+pg_down() {
+  [ "$PG_PRIVATE" = 1 ] && [ -f "$PG_DATA/PG_VERSION" ] || return 0
+  pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || return 0
+  log "stopping PostgreSQL on port $PG_PORT ($PG_DATA)"
+  pg_ctl_do stop || true
+}
+
 # ---------------------------------------------------------------- Redis
+redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
+
 redis_up() {
   if ! command -v redis-server >/dev/null 2>&1; then
     log "installing Redis from Debian packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
   fi
-  if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" != "PONG" ]; then
-    log "starting Redis"
-    mkdir -p /var/lib/redis
-    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis >/dev/null
-    for _ in $(seq 1 40); do [ "$(redis-cli ping 2>/dev/null)" = "PONG" ] && break; sleep 0.25; done
-    [ "$(redis-cli ping 2>/dev/null)" = "PONG" ] || die "Redis did not start"
+  if ! redis_ping; then
+    log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    local dir=/var/lib/redis extra=()
+    if [ "$REDIS_PRIVATE" = 1 ]; then dir="$RUN/redis"; extra=(--pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log"); fi
+    mkdir -p "$dir"
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$dir" "${extra[@]}" >/dev/null
+    for _ in $(seq 1 40); do redis_ping && break; sleep 0.25; done
+    redis_ping || die "Redis did not start"
   fi
 }
 
 redis_status() {
-  if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; then echo "redis     up    127.0.0.1:6379"
-  else echo "redis     down  127.0.0.1:6379"; return 1; fi
+  if redis_ping; then echo "redis     up    127.0.0.1:$REDIS_PORT"
+  else echo "redis     down  127.0.0.1:$REDIS_PORT"; return 1; fi
+}
+
+# Only a Redis of the run dir is stopped: never the one on 6379.
+redis_down() {
+  [ "$REDIS_PRIVATE" = 1 ] && [ -f "$RUN/redis.pid" ] || return 0
+  log "stopping Redis on port $REDIS_PORT"
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  for _ in $(seq 1 40); do port_open "$REDIS_PORT" || break; sleep 0.25; done
+  rm -f "$RUN/redis.pid"
 }
 
 # ---------------------------------------------------------------- Kafka
@@ -148,20 +224,29 @@ kafka_ready() {
   pid_alive "$RUN/kafka.pid" && grep -q "Kafka Server started" "$RUN/kafka.log" 2>/dev/null && port_open $KAFKA_PORT
 }
 
+# The broker accepts work: a topic created, a message produced and read back by a consumer group.
+kafka_works() {
+  [ -d "$ROOT/node_modules/kafkajs" ] || die "node_modules is missing: run 'npm ci' first (the Kafka readiness probe uses kafkajs)"
+  node "$ROOT/scripts/stack-probe.mjs" "127.0.0.1:$KAFKA_PORT" "$((READY_TIMEOUT_S * 1000))" \
+    || die "Kafka on 127.0.0.1:$KAFKA_PORT is up but does not accept work (log: $RUN/kafka.log)"
+}
+
 kafka_up() {
-  if kafka_ready; then return 0; fi
+  if kafka_ready; then kafka_works; return 0; fi
   if port_open $KAFKA_PORT && ! pid_alive "$RUN/kafka.pid"; then
     log "port $KAFKA_PORT is open but not by this stack's broker: reusing it as Kafka"
+    kafka_works
     return 0
   fi
+
   kafka_fetch
   mkdir -p "$RUN/kafka-data"
   local props="$RUN/kafka.properties"
   cat >"$props" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:9093
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CTRL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -194,12 +279,12 @@ PROPS
   (exec setsid java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" \
      -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$props" >>"$RUN/kafka.log" 2>&1 </dev/null) &
   echo $! >"$RUN/kafka.pid"
-  for _ in $(seq 1 240); do
-    kafka_ready && { log "Kafka is up"; return 0; }
+  for _ in $(seq 1 $((READY_TIMEOUT_S * 2))); do
+    if kafka_ready; then kafka_works; log "Kafka is up and accepts work"; return 0; fi
     pid_alive "$RUN/kafka.pid" || die "Kafka exited during start-up: $(tail -n 20 "$RUN/kafka.log")"
     sleep 0.5
   done
-  die "Kafka did not report 'Kafka Server started' within 120 s (log: $RUN/kafka.log)"
+  die "Kafka did not report 'Kafka Server started' within $READY_TIMEOUT_S s (log: $RUN/kafka.log)"
 }
 
 kafka_status() {
@@ -209,7 +294,16 @@ kafka_status() {
 
 # ---------------------------------------------------------------- Apicurio Registry
 registry_url() { echo "http://127.0.0.1:$REGISTRY_PORT"; }
-registry_ready() { curl -fsS -o /dev/null --max-time 2 "$(registry_url)/health/ready" 2>/dev/null; }
+registry_ready() { curl -fsS -o /dev/null --max-time 2 "$(registry_url)/health/ready" 2>/dev/null && registry_works; }
+# A real request on the Confluent-compatible API syncline uses: register a schema, read it back by id.
+registry_works() {
+  local api id
+  api="$(registry_url)/apis/ccompat/v7"
+  id="$(curl -fsS --max-time 5 -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+        --data '{"schema":"\"string\""}' "$api/subjects/syncline-stack-probe-value/versions" 2>/dev/null \
+        | sed -nE 's/.*"id"[[:space:]]*:[[:space:]]*([0-9]+).*/\1/p')"
+  [ -n "$id" ] && curl -fsS --max-time 5 "$api/schemas/ids/$id" 2>/dev/null | grep -q '"schema"'
+}
 
 registry_fetch() {
   local home
@@ -244,12 +338,12 @@ registry_up() {
   (exec setsid java -Xms128m -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=$REGISTRY_PORT \
      -jar "$(cat "$home/registry.jar.path")" >>"$RUN/registry.log" 2>&1 </dev/null) &
   echo $! >"$RUN/registry.pid"
-  for _ in $(seq 1 240); do
-    registry_ready && { log "registry is up"; return 0; }
+  for _ in $(seq 1 $((READY_TIMEOUT_S * 2))); do
+    registry_ready && { log "registry is up and registers schemas"; return 0; }
     pid_alive "$RUN/registry.pid" || die "registry exited during start-up: $(tail -n 20 "$RUN/registry.log")"
     sleep 0.5
   done
-  die "registry not ready within 120 s (log: $RUN/registry.log)"
+  die "registry not ready within $READY_TIMEOUT_S s (log: $RUN/registry.log)"
 }
 
 registry_status() {
@@ -269,25 +363,33 @@ stop_pid() {
 }
 
 cmd="${1:-status}"
+[ $# -gt 0 ] && shift
+services=("$@"); [ ${#services[@]} -gt 0 ] || services=(postgres redis kafka registry)
+wants() { local x; for x in "${services[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
 mkdir -p "$CACHE" "$RUN"
 case "$cmd" in
   up)
-    pg_up; redis_up
+    for x in "${services[@]}"; do case "$x" in postgres|redis|kafka|registry) ;; *) die "unknown service $x (postgres redis kafka registry)" ;; esac; done
+    if wants postgres; then pg_up; fi
+    if wants redis; then redis_up; fi
     # Kafka and the registry are independent JVMs: start them side by side.
-    kafka_up & kpid=$!
-    registry_up & rpid=$!
-    kst=0; rst=0
-    wait $kpid || kst=$?
-    wait $rpid || rst=$?
+    kst=0; rst=0; kpid=; rpid=
+    if wants kafka; then kafka_up & kpid=$!; fi
+    if wants registry; then registry_up & rpid=$!; fi
+    if [ -n "$kpid" ]; then wait "$kpid" || kst=$?; fi
+    if [ -n "$rpid" ]; then wait "$rpid" || rst=$?; fi
     [ $kst -eq 0 ] && [ $rst -eq 0 ] || die "stack did not come up (kafka=$kst registry=$rst)"
-    pg_status; redis_status; kafka_status; registry_status
+    if wants postgres; then pg_status; fi
+    if wants redis; then redis_status; fi
+    if wants kafka; then kafka_status; fi
+    if wants registry; then registry_status; fi
     ;;
-  down) stop_pid registry; stop_pid kafka ;;
+  down) stop_pid registry; stop_pid kafka; redis_down; pg_down ;;
   status)
     rc=0
     pg_status || rc=1; redis_status || rc=1; kafka_status || rc=1; registry_status || rc=1
     exit $rc
     ;;
   fetch) kafka_fetch; registry_fetch >/dev/null ;;
-  *) die "usage: $0 up|down|status|fetch" ;;
+  *) die "usage: $0 up [postgres|redis|kafka|registry]... | down | status | fetch" ;;
 esac

@@ -3,6 +3,11 @@
  * processor+sink of every enabled pipeline; `syncline capture|process` run one stage. Owns the
  * shared clients (Kafka, registry, Redis) and the clean shutdown on SIGTERM: capture produces and
  * acknowledges what it buffered, processors finish their in-flight batch and commit, then clients close.
+ *
+ * Dependencies that are not ready yet are waited for (src/supervise.ts): the start steps (Redis,
+ * each target, the apply topic) are tried until they succeed, and each stage task is started again
+ * after a retriable error, until the start deadline (config startTimeoutMs) for a start; a fatal
+ * error, or a start deadline passed, stops every stage (`done` rejects).
  */
 import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { Redis } from 'ioredis';
@@ -17,7 +22,10 @@ import { rootLogger, stageLogger } from './core/log.js';
 import { sinkRegistration } from './core/registry.js';
 import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
 import { ApplyTopicWriter } from './sink/apply-topic.js';
-import { fatal } from './core/errors.js';
+import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
+import { DependencyWaits, postgresDependency, type Dependency, type DependencyAddresses } from './core/dependencies.js';
+import { startTimeoutOf } from './core/config/schema.js';
+import { superviseStage, untilReady, type StageTask, type WaitContext } from './supervise.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
 import { batchSizeOf, buildSinkParts, originOf, republishOriginOf } from './sink/build.js';
 import { DECIDED_KINDS } from './core/envelope.js';
@@ -59,12 +67,37 @@ export class Runtime {
   private dlq?: DlqService;
   /** Report files (config `reports`, src/observe/report.ts), written every reports.everyMs and at stop. */
   readonly reporter?: Reporter;
+  /** What this process waits for now (said once per dependency and outage). */
+  readonly waits = new DependencyWaits(this.log);
+  /** The start deadline (startTimeoutMs, or SYNCLINE_START_TIMEOUT_MS). */
+  readonly startTimeoutMs: number;
+  private readonly createdAt = Date.now();
+  private readonly addresses: DependencyAddresses;
+  private readonly redisDep: Dependency;
+  /** The Redis client's last connection error (its commands fail with less: "max retries per request"). */
+  private redisError?: Error;
+  /** Stages (pipeline/stage) that have run; when all launched ones did, the start is done. */
+  private readonly stagesUp = new Set<string>();
+  private launched = false;
+  /** Wakes the waits between attempts when the runtime stops. */
+  private wake?: () => void;
+  private readonly stopped = new Promise<void>((r) => (this.wake = r));
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
-    this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }));
+    this.startTimeoutMs = startTimeoutOf(config);
+    this.waits.hold(); // until every stage runs (see stageRunning)
+    this.addresses = { kafka: config.kafka.brokers, registry: config.schemaRegistry.url, redis: config.redis.url };
+    this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }), this.waits);
     this.codec = new AvroCodec(config.schemaRegistry.url);
     this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true });
-    this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis.error'));
+    this.redisDep = { kind: 'redis', key: 'redis', name: `Redis at ${redisAddress(config.redis.url)} (redis.url)` };
+    // ioredis reconnects by itself and reports every failed attempt: once per outage in the log.
+    this.redis.on('error', (err: Error) => {
+      this.redisError = err;
+      if (redisRefusal(err)) this.log.warn({ err: err.message }, 'redis.error');
+      else this.waits.waiting(this.redisDep, classifyRedisError(err, `Redis at ${redisAddress(config.redis.url)} (redis.url)`), 'the Redis client');
+    });
+    this.redis.on('ready', () => this.waits.ready(this.redisDep));
     this.observe = new Observability({
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
@@ -98,24 +131,54 @@ export class Runtime {
     // Validation rules compile (and custom functions load) before anything connects: a rule that
     // cannot compile stops the start with FILE:LINE:COL.
     if (this.stages.has('process')) this.validators = await validateRules(this.config, undefined, this.selected().map(([n]) => n), this.log);
-    if (this.stages.has('sink')) await this.redis.connect();
+    if (this.stages.has('sink')) await untilReady(this.waitContext(), this.redisDep.name, () => this.connectRedis());
     for (const [name, p] of this.selected()) this.pipelines.push(await this.startPipeline(name, p));
+    this.launched = true;
+    this.stageRunning();
     if (!this.stopping) this.observe.health.phase = 'running';
     if (!this.stopping) this.observe.startAlerts();
     if (!this.stopping) this.reporter?.start();
     return { done: Promise.all(this.running).then(() => undefined) };
   }
 
+  /** How waits for dependencies are made (src/supervise.ts), with a pipeline's retry policy. */
+  private waitContext(retry: RetryConfig = this.config.defaults.retry): WaitContext {
+    return {
+      waits: this.waits, addresses: this.addresses, startTimeoutMs: this.startTimeoutMs, deadline: this.createdAt + this.startTimeoutMs, retry,
+      stopping: () => this.stopping,
+      pause: (ms) => Promise.race([new Promise<void>((r) => setTimeout(r, ms).unref?.()), this.stopped]),
+    };
+  }
+
+  /**
+   * Connect Redis, or wait until the client's reconnection made it (ioredis reconnects by itself
+   * after a first failed connect). A refused password or user is left unclassified: the CLI reports
+   * it as fatal, with the reply ioredis gave in its error event.
+   */
+  private async connectRedis(): Promise<void> {
+    this.redisError = undefined;
+    try {
+      if (this.redis.status === 'wait') await this.redis.connect();
+      else await this.redis.ping();
+    } catch (err) {
+      const cause = this.redisError ?? err;
+      if (redisRefusal(cause) || redisRefusal(err)) throw err;
+      throw classifyRedisError(cause, `cannot connect to Redis at ${redisAddress(this.config.redis.url)} (redis.url)`);
+    }
+  }
+
   private async startPipeline(name: string, p: PipelineConfig): Promise<PipelineHandle> {
     const prefix = this.config.topicPrefix;
     const h: PipelineHandle = { name };
+    const waits = this.waitContext(resolveRetry(name, this.config.defaults.retry, p.retry));
     // Log lines carry the stage that wrote them: the consumer stage (process, or a standalone sink), and sink for the writer.
     const log = stageLogger(name, this.stages.has('process') ? 'process' : 'sink');
     const sinkLog = stageLogger(name, 'sink');
     const dlq = new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, this.stages.has('process') ? 'process' : 'sink');
     if (this.stages.has('sink')) {
       const retry = resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry);
-      const parts = await buildSinkParts({ config: this.config, kafka: this.kafka, redis: this.redis, metrics: this.metrics }, name, p, sinkLog, retry);
+      const connect = (fn: () => Promise<void>) => untilReady(waits, `pipeline ${name} target`, fn);
+      const parts = await buildSinkParts({ config: this.config, kafka: this.kafka, redis: this.redis, metrics: this.metrics, connect }, name, p, sinkLog, retry);
       h.sink = parts.sink;
       h.applier = parts.applier;
     }
@@ -130,27 +193,31 @@ export class Runtime {
         // Split deployment: the apply topic is written in a Kafka transaction together with the
         // processor's offsets, so a crash never leaves a second copy of a batch in it.
         const writer = new ApplyTopicWriter(this.kafka, applyTopic, { transactionalId: `${groups.processor(prefix, name)}.${process.env.SYNCLINE_INSTANCE_ID ?? '0'}` });
-        await writer.ensure();
+        await untilReady(waits, `pipeline ${name} apply topic ${applyTopic}`, () => writer.ensure());
         this.writers.push(writer);
         output = writer;
       }
-      h.processor = new ConsumerStage({
+      const decode = observeDecoder(cdcDecoder(this.codec, byTopic, h.validation), this.metrics, name, 'process', (t) => byTopic.get(t)?.target);
+      const observed = observeOutput(output, this.metrics, name, 'process');
+      this.running.push(this.supervise(name, 'process', waits, (onRunning) => (h.processor = new ConsumerStage({
         groupId: groups.processor(prefix, name), topics: [...byTopic.keys()], kafka: this.kafka,
-        decode: observeDecoder(cdcDecoder(this.codec, byTopic, h.validation), this.metrics, name, 'process', (t) => byTopic.get(t)?.target), output: observeOutput(output, this.metrics, name, 'process'), dlq, log, validation: h.validation,
+        decode, output: observed, dlq, log, validation: h.validation,
         // Into the Applier: a fetch in parts of the target's batch size (what it writes at once anyway).
-        chunk: applier ? batchSizeOf(this.config, p) : undefined,
-      });
-      this.running.push(this.guard(name, 'process', h.processor.run()));
+        chunk: applier ? batchSizeOf(this.config, p) : undefined, onRunning,
+      }))));
     } else if (h.applier) {
-      h.processor = new ConsumerStage({
+      const applier = h.applier;
+      const observed = observeOutput({ apply: (batch, origin) => applier.apply(batch, consumerOf(origin)) }, this.metrics, name, 'sink');
+      this.running.push(this.supervise(name, 'sink', waits, (onRunning) => (h.processor = new ConsumerStage({
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
-        decode: applyTopicDecoder, output: observeOutput({ apply: (batch, origin) => h.applier!.apply(batch, consumerOf(origin)) }, this.metrics, name, 'sink'), dlq, log,
-        chunk: batchSizeOf(this.config, p),
-      });
-      this.running.push(this.guard(name, 'sink', h.processor.run()));
+        decode: applyTopicDecoder, output: observed, dlq, log,
+        chunk: batchSizeOf(this.config, p), onRunning,
+      }))));
     }
     if (this.stages.has('capture')) {
-      const capture = new Capture({
+      const source = p.source as PgSourceConfig;
+      const captureWaits = { ...waits, addresses: { ...waits.addresses, postgres: postgresDependency(source.connection, name, 'source') } };
+      this.running.push(this.supervise(name, 'capture', captureWaits, (onRunning) => (h.capture = new Capture({
         pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source: p.source as PgSourceConfig, tables: p.tables,
         kafka: this.kafka, codec: this.codec, log: stageLogger(name, 'capture'),
         // Two-way sync: the peer's writes into our source are not changes to carry back.
@@ -159,12 +226,37 @@ export class Runtime {
         // latest-timestamp's column is checked at start; a two-way peer that creates tables in our source is waited for.
         conflict: p.conflict ?? this.config.defaults.conflict,
         awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,
-      });
-      h.capture = capture;
-      this.running.push(this.guard(name, 'capture', capture.run()));
+        onRunning,
+      }))));
     }
     this.observe.pipelineStarted(name, p, { capture: this.stages.has('capture'), consumer: this.stages.has('process') ? 'process' : h.applier ? 'sink' : undefined, sink: h.sink });
     return h;
+  }
+
+  /**
+   * A stage task run under the supervisor (src/supervise.ts): started again after a retriable
+   * error (a new task object each time, so the handle's `capture`/`processor` is the current one),
+   * its waits shown in /health; what ends it for good goes to guard().
+   */
+  private supervise(pipeline: string, stage: string, ctx: WaitContext, make: (onRunning: () => void) => StageTask): Promise<void> {
+    const health = this.observe.health;
+    const run = superviseStage(ctx, `pipeline ${pipeline} ${stage}`, (onRunning) => make(() => {
+      onRunning();
+      this.stageRunning(`${pipeline}/${stage}`);
+    }), {
+      starting: () => health.taskStarted(pipeline, stage),
+      waiting: (err) => {
+        health.taskWaiting(pipeline, stage, err);
+        this.metrics.error(pipeline, stage, err);
+      },
+    });
+    return this.guard(pipeline, stage, run);
+  }
+
+  /** A stage runs; once every launched stage ran, the start is done (the waits' ends are said). */
+  private stageRunning(stage?: string): void {
+    if (stage) this.stagesUp.add(stage);
+    if (this.launched && this.stagesUp.size >= this.running.length) this.waits.release();
   }
 
   private guard(pipeline: string, stage: string, p: Promise<void>): Promise<void> {
@@ -182,6 +274,7 @@ export class Runtime {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.wake?.();
     this.observe.health.phase = 'stopping';
     await this.observe.stopAlerts(); // first: stopping stages must not raise alerts
     this.log.info('runtime.stopping');
@@ -200,6 +293,16 @@ export class Runtime {
 }
 
 type RetryOverride = Partial<RetryConfig>;
+
+/** `host:port` of a Redis URL, without credentials. */
+function redisAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return '(unparsable redis.url)';
+  }
+}
 
 /** The Applier's options for a batch of a consumer partition (its write intents are kept per partition). */
 const consumerOf = (origin?: BatchOrigin): ApplyOptions => (origin ? { consumer: `${origin.topic}:${origin.partition}` } : {});

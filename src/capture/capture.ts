@@ -76,6 +76,8 @@ export interface CaptureOptions {
    * start), instead of being fatal: the peer creates it with its first change or snapshot.
    */
   awaitTablesFrom?: string;
+  /** Called once capture is started (its topics, schemas and slot state known; snapshot or stream next). */
+  onRunning?: () => void;
 }
 
 export interface CaptureStats {
@@ -173,6 +175,7 @@ export class Capture {
     const stored = await offsets.read(source.slot);
     const slot = await this.slotInfo();
     const wantSnapshot = source.snapshot === 'initial';
+    this.opts.onRunning?.();
     if (slot && stored?.snapshot === 'done' || slot && !wantSnapshot) {
       this.log.info({ slot: source.slot, confirmed: slot.confirmed }, 'capture.resume');
       this.watermark = lsnToBigInt(slot.confirmed ?? '0/0');

@@ -49,10 +49,12 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
   process.on('SIGINT', () => onSignal('SIGINT'));
   let redisError: Error | undefined;
   runtime.redis.on('error', (err: Error) => (redisError = err));
-  const startMs = Number(process.env.SYNCLINE_START_TIMEOUT_MS) || START_TIMEOUT_MS;
+  const startMs = runtime.startTimeoutMs;
   try {
-    // Bounded: a dependency that accepts connections but never answers must not hold the start forever.
-    const { done } = await withDeadline(runtime.start(), startMs, () => startTimeout(runtime, config, stages, startMs));
+    // Bounded: a dependency that accepts connections but never answers must not hold the start
+    // forever. The runtime's own waits end at the same deadline with the dependency's last error;
+    // this one, a moment later, catches a start step that hangs without one.
+    const { done } = await withDeadline(runtime.start(), startMs + START_GRACE_MS, () => startTimeout(runtime, config, stages, startMs));
     rootLogger.info({ pipelines: runtime.pipelines.map((p) => p.name), stages }, 'syncline.started');
     await done;
     // The stages end before the stop is over (clients closed, the final report written): wait for all of it.
@@ -66,8 +68,8 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
   }
 }
 
-/** How long `start`/`capture`/`process`/`sink` may take to connect everything (SYNCLINE_START_TIMEOUT_MS overrides). */
-const START_TIMEOUT_MS = 90_000;
+/** After the start deadline (config startTimeoutMs), how long before a start that hangs is ended. */
+const START_GRACE_MS = 2_000;
 
 /** `host:port` of a Redis URL, without credentials. */
 function redisAddress(url: string): string {
@@ -94,7 +96,9 @@ function startTimeout(runtime: Runtime, config: SynclineConfig, stages: Stage[],
     const why = redis === 'connect' ? 'accepted the connection but did not answer' : `is not reachable (${redis})`;
     return retriable('REDIS_TIMEOUT', `start did not complete within ${ms / 1000}s: Redis at ${redisAddress(config.redis.url)} (redis.url) ${why}`);
   }
-  return retriable('START_TIMEOUT', `start did not complete within ${ms / 1000}s (PostgreSQL sources/targets, Kafka ${config.kafka.brokers.join(',')}, registry ${config.schemaRegistry.url}: see the warnings above)`);
+  const awaited = runtime.waits.awaited();
+  const what = awaited.length > 0 ? `waiting for ${awaited.join(', ')}` : `PostgreSQL sources/targets, Kafka ${config.kafka.brokers.join(',')}, registry ${config.schemaRegistry.url}: see the warnings above`;
+  return retriable('START_TIMEOUT', `start did not complete within ${ms / 1000}s (${what})`);
 }
 
 /**

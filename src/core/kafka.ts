@@ -7,6 +7,9 @@ import { Kafka, logLevel, CompressionTypes, type Admin, type Producer, type Cons
 import type { Logger } from 'pino';
 import { classifyNetworkError } from './errors.js';
 import { cdcTopicName } from './names.js';
+import { errorMessage, fatal, networkCode, retriable, SynclineError } from './errors.js';
+import { DependencyWaits, kafkaLogKind, type Dependency } from './dependencies.js';
+import { sleep } from './retry.js';
 
 let warnedUnpatched = false;
 
@@ -58,6 +61,9 @@ const MAX_REQUEST_BYTES = 512 * 1024;
 /** max.message.bytes of the topics syncline creates: one change (a row with large values) may be big. */
 const TOPIC_MAX_MESSAGE_BYTES = String(16 * 1024 * 1024);
 
+/** How long ensureTopics waits for a leader of every partition of topics it created or found. */
+const TOPICS_READY_MS = 30_000;
+
 /**
  * Run a kafkajs admin call that reads its metadata cache, again when a concurrent refresh made it
  * throw a TypeError (listTopics: "Cannot destructure property 'topicMetadata'", seen in the chaos
@@ -78,17 +84,34 @@ export class KafkaClient {
   readonly kafka: Kafka;
   private producer?: BatchProducer;
   private admin?: Admin;
+  /** Topics known to exist with a leader for every partition (ensureTopics). */
   private readonly known = new Set<string>();
+  /** One creation in flight per topic: concurrent callers (the stages of a process) share it. */
+  private readonly creating = new Map<string, Promise<void>>();
+  /** Kafka as the dependency-wait log names it. */
+  readonly dependency: Dependency;
+  /** Where "Kafka is not ready" is said once per outage (the Runtime's, shared with the other dependencies). */
+  readonly waits: DependencyWaits;
 
-  constructor(readonly settings: KafkaSettings, private readonly log: Logger) {
+  constructor(readonly settings: KafkaSettings, private readonly log: Logger, waits?: DependencyWaits) {
+    this.dependency = { kind: 'kafka', key: 'kafka', name: `Kafka at ${settings.brokers.join(',')} (kafka.brokers)` };
+    this.waits = waits ?? new DependencyWaits(log);
     this.kafka = new Kafka({
       clientId: settings.clientId,
       brokers: settings.brokers,
       logLevel: logLevel.ERROR,
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+      // kafkajs logs every failed request at ERROR, most of them moments it retries itself: the
+      // expected ones (metadata of a new topic not propagated yet) at debug, an unavailable
+      // Kafka once per outage (DependencyWaits), anything else at warn.
       logCreator: () => ({ namespace, level, log: entry }) => {
+        if (level > logLevel.ERROR) return;
         const { message, ...extra } = entry;
-        if (level <= logLevel.ERROR) this.log.warn({ kafka: namespace, ...extra }, `kafka: ${message}`);
+        const error = typeof extra.error === 'string' ? extra.error : undefined;
+        const kind = kafkaLogKind(message, error);
+        if (kind === 'transient') this.log.debug({ kafka: namespace, ...extra }, `kafka: ${message}`);
+        else if (kind === 'unavailable') this.waits.waiting(this.dependency, new Error(error ? `${message}: ${error}` : message), 'the Kafka client');
+        else this.log.warn({ kafka: namespace, ...extra }, `kafka: ${message}`);
       },
     });
     if (!kafkajsPatched && !warnedUnpatched) {
@@ -108,7 +131,7 @@ export class KafkaClient {
       try {
         await p.connect();
       } catch (err) {
-        throw classifyNetworkError(err, `cannot connect to Kafka at ${this.settings.brokers.join(',')}`);
+        throw this.classify(err, 'cannot connect');
       }
       this.producer = {
         async sendBatch(topicMessages) {
@@ -126,7 +149,7 @@ export class KafkaClient {
       try {
         await a.connect();
       } catch (err) {
-        throw classifyNetworkError(err, `cannot connect to Kafka at ${this.settings.brokers.join(',')}`);
+        throw this.classify(err, 'cannot connect');
       }
       this.admin = a;
     }
@@ -150,13 +173,45 @@ export class KafkaClient {
     });
   }
 
-  /** Create topics that do not exist yet (idempotent). `compact` for state topics, never for DLQs. */
+  /** A kafkajs error as ours, naming Kafka and its address (classifyKafkaError). */
+  classify(err: unknown, context: string): SynclineError {
+    return classifyKafkaError(err, context, this.settings.brokers);
+  }
+
+  /** Kafka answered (a stage joined its group, a send or topic creation succeeded): ends a wait. */
+  markReady(): void {
+    this.waits.ready(this.dependency);
+  }
+
+  /**
+   * Create the topics that do not exist yet and wait until the broker's metadata shows a leader
+   * for every partition of each, so that what follows (produce, subscribe, offsets) finds them.
+   * Idempotent and safe to call concurrently: one creation is in flight per topic in this process
+   * and concurrent callers wait for it; a topic another process created meanwhile
+   * (TOPIC_ALREADY_EXISTS) counts as created. `compact` for state topics, never for DLQs.
+   * Errors: retriable when Kafka is not ready (the caller waits, see DependencyWaits), fatal when
+   * it refuses the request (replication factor, authorization, policy).
+   */
   async ensureTopics(names: string[], opts: { partitions?: number; compact?: boolean } = {}): Promise<void> {
-    const wanted = names.filter((n) => !this.known.has(n));
+    const wanted = [...new Set(names)].filter((n) => !this.known.has(n));
     if (wanted.length === 0) return;
+    const fresh = wanted.filter((n) => !this.creating.has(n));
+    if (fresh.length > 0) {
+      const creation = this.createTopics(fresh, opts);
+      for (const n of fresh) this.creating.set(n, creation);
+      void creation
+        .then(() => fresh.forEach((n) => this.known.add(n)), () => undefined)
+        .finally(() => fresh.forEach((n) => this.creating.get(n) === creation && this.creating.delete(n)));
+    }
+    await Promise.all(wanted.map((n) => this.creating.get(n)));
+  }
+
+  private async createTopics(names: string[], opts: { partitions?: number; compact?: boolean }): Promise<void> {
     const admin = await this.getAdmin();
-    const existing = new Set(await pastMetadataRace(() => admin.listTopics()));
-    const missing = wanted.filter((n) => !existing.has(n));
+    const existing = new Set(await pastMetadataRace(() => admin.listTopics()).catch((err: unknown) => {
+      throw this.classify(err, `cannot list topics (to create ${names.join(', ')})`);
+    }));
+    const missing = names.filter((n) => !existing.has(n));
     if (missing.length > 0) {
       const retentionMs = String(this.settings.retentionDays * 24 * 3600 * 1000);
       const configEntries = [
@@ -165,24 +220,47 @@ export class KafkaClient {
           : [{ name: 'cleanup.policy', value: 'delete' }, { name: 'retention.ms', value: retentionMs }]),
         { name: 'max.message.bytes', value: TOPIC_MAX_MESSAGE_BYTES },
       ];
-      await admin
-        .createTopics({
-        waitForLeaders: true,
-        topics: missing.map((topic) => ({
-          topic,
-          numPartitions: opts.partitions ?? this.settings.partitions,
-          replicationFactor: this.settings.replicationFactor,
-          configEntries,
-        })),
-      })
-        .catch(async (err: unknown) => {
-          // Another client (or stage of this process) may have created them concurrently.
-          const now = new Set(await pastMetadataRace(() => admin.listTopics()));
-          if (missing.some((n) => !now.has(n))) throw classifyNetworkError(err, `cannot create topics ${missing.join(', ')}`);
+      try {
+        // Leaders are awaited below, for every topic: kafkajs's own wait gives up at the first
+        // "does not host this topic-partition" (the broker's metadata lagging its controller).
+        await admin.createTopics({
+          waitForLeaders: false,
+          topics: missing.map((topic) => ({
+            topic,
+            numPartitions: opts.partitions ?? this.settings.partitions,
+            replicationFactor: this.settings.replicationFactor,
+            configEntries,
+          })),
         });
+      } catch (err) {
+        // Created meanwhile by another process: what we wanted.
+        if (!onlyAlreadyExists(err)) throw this.classify(err, `cannot create topics ${missing.join(', ')}`);
+      }
       this.log.info({ topics: missing }, 'topics.ensured');
     }
-    for (const n of wanted) this.known.add(n);
+    await this.awaitLeaders(admin, names);
+    this.markReady();
+  }
+
+  /** Until the metadata shows a leader for every partition of every topic (bounded: TOPICS_READY_MS). */
+  private async awaitLeaders(admin: Admin, names: string[]): Promise<void> {
+    const until = Date.now() + TOPICS_READY_MS;
+    for (let attempt = 0; ; attempt++) {
+      let why: string;
+      try {
+        const md = await admin.fetchTopicMetadata({ topics: names });
+        const unready = leaderless(names, md.topics);
+        if (unready.length === 0) return;
+        why = `no leader yet for a partition of ${unready.join(', ')}`;
+      } catch (err) {
+        if (!(err instanceof TypeError) && !metadataLagging(err)) throw this.classify(err, `cannot read the metadata of ${names.join(', ')}`);
+        why = errorMessage(err);
+      }
+      if (Date.now() > until) {
+        throw retriable('KAFKA_TOPICS_NOT_READY', `Kafka at ${this.settings.brokers.join(',')} (kafka.brokers): topics ${names.join(', ')} exist but the broker's metadata shows no leader for every partition after ${TOPICS_READY_MS / 1000}s: ${why}`);
+      }
+      await sleep(Math.min(1000, 50 * 2 ** attempt));
+    }
   }
 
   /**
@@ -237,6 +315,7 @@ export class KafkaClient {
       bytes = 0;
       try {
         await producer.sendBatch([...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })));
+        if (this.waits.isWaiting(this.dependency.key)) this.markReady();
       } catch (err) {
         await this.resetProducerAfter(err, producer);
         throw err;
@@ -271,6 +350,57 @@ export class KafkaClient {
     this.producer = undefined;
     this.admin = undefined;
   }
+}
+
+/** Topics of `names` whose metadata is missing, has no partition, or a partition without a leader. */
+export function leaderless(names: string[], topics: { name: string; partitions: { leader: number }[] }[]): string[] {
+  const by = new Map(topics.map((t) => [t.name, t]));
+  return names.filter((n) => {
+    const t = by.get(n);
+    return !t || t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0);
+  });
+}
+
+/** kafkajs errors (or what they wrap) by their protocol type, innermost first. */
+function kafkaTypes(err: unknown): string[] {
+  const out: string[] = [];
+  for (let e = err as { type?: unknown; cause?: unknown; errors?: unknown } | undefined, depth = 0; e && depth < 6; e = e.cause as typeof e, depth++) {
+    if (typeof e.type === 'string') out.unshift(e.type);
+    if (Array.isArray(e.errors)) for (const x of e.errors as { type?: unknown }[]) if (typeof x?.type === 'string') out.unshift(x.type);
+  }
+  return out;
+}
+
+/** The broker does not know a topic (or its leader) yet: its metadata lags the controller's. */
+export function metadataLagging(err: unknown): boolean {
+  const types = kafkaTypes(err);
+  return types.length > 0 && types.every((t) => t === 'UNKNOWN_TOPIC_OR_PARTITION' || t === 'LEADER_NOT_AVAILABLE' || t === 'NOT_LEADER_FOR_PARTITION');
+}
+
+/** A createTopics failure only because (some of) the topics exist already. */
+export function onlyAlreadyExists(err: unknown): boolean {
+  const e = err as { type?: unknown; errors?: unknown };
+  if (e?.type === 'TOPIC_ALREADY_EXISTS') return true;
+  return Array.isArray(e?.errors) && e.errors.length > 0 && (e.errors as { type?: unknown }[]).every((x) => x?.type === 'TOPIC_ALREADY_EXISTS');
+}
+
+/**
+ * A kafkajs error as ours: `Kafka at <brokers> (kafka.brokers): <context>: <error>`. Network errors
+ * (NET_…) and what kafkajs itself calls retriable (a connection lost, a request timed out, a
+ * coordinator or leader not available, its retries exhausted on such) are retriable: Kafka is not
+ * ready, the caller waits. A request the broker refuses for good (a replication factor above the
+ * brokers, no authorization, a policy) is fatal. Anything else stays retriable (KAFKA_ERROR).
+ */
+export function classifyKafkaError(err: unknown, context: string, brokers: string[]): SynclineError {
+  if (err instanceof SynclineError) return err;
+  const msg = `Kafka at ${brokers.join(',')} (kafka.brokers): ${context}: ${errorMessage(err)}`;
+  const net = networkCode(err);
+  if (net) return retriable(`NET_${net}`, msg, err);
+  let inner = err as { cause?: unknown; retriable?: unknown; type?: unknown; name?: unknown };
+  for (let depth = 0; inner?.cause && depth < 6; depth++) inner = inner.cause as typeof inner;
+  if (typeof inner?.type === 'string' && inner.retriable === false && inner.type !== 'UNKNOWN') return fatal(`KAFKA_${inner.type}`, msg, err);
+  if (inner?.retriable === true || /Connection|Timeout|NumberOfRetriesExceeded|BrokerNotFound|MetadataNotLoaded|GroupCoordinatorNotFound/.test(String(inner?.name ?? ''))) return retriable('KAFKA_UNAVAILABLE', msg, err);
+  return retriable('KAFKA_ERROR', msg, err);
 }
 
 const PRODUCER_STATE_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);

@@ -9,6 +9,8 @@
  *   {"status":"ok","uptimeS":42.1,"pipelines":[{"name":"orders-sync","stages":["capture","process","sink"],"running":true}]}
  *   {"status":"failed","uptimeS":43.0,"pipelines":[{"name":"orders-sync","stages":[…],"running":false,
  *     "failed":[{"stage":"process","class":"fatal","code":"SINK_TABLE_MISSING","error":"… does not exist …"}]}]}
+ * A stage waiting for a dependency that is not ready yet (it retries until the start deadline) is
+ * not running and not failed: listed under `waiting` with the last error; the process is alive.
  */
 import { errorCode, errorMessage } from '../core/errors.js';
 import { errorClass, type ErrorClass } from './metrics.js';
@@ -31,6 +33,8 @@ export interface PipelineHealth {
   running: boolean;
   /** Present when a stage task failed. */
   failed?: StageFailure[];
+  /** Present when a stage task waits for a dependency (retrying until the start deadline). */
+  waiting?: StageFailure[];
 }
 
 export interface HealthReport {
@@ -39,7 +43,7 @@ export interface HealthReport {
   pipelines: PipelineHealth[];
 }
 
-type TaskState = { state: 'running' | 'stopped' } | { state: 'failed'; failure: StageFailure };
+type TaskState = { state: 'running' | 'stopped' } | { state: 'failed' | 'waiting'; failure: StageFailure };
 
 export class HealthState {
   phase: Phase = 'starting';
@@ -66,6 +70,11 @@ export class HealthState {
     else t.set(task, { state: 'failed', failure: { stage: task, class: errorClass(err), code: errorCode(err), error: errorMessage(err) } });
   }
 
+  /** A task failed with a retriable error and waits to be started again. */
+  taskWaiting(pipeline: string, task: string, err: unknown): void {
+    this.entry(pipeline).tasks.set(task, { state: 'waiting', failure: { stage: task, class: errorClass(err), code: errorCode(err), error: errorMessage(err) } });
+  }
+
   /** Per task: up (running) or not, for syncline_stage_up. */
   taskStates(): { pipeline: string; stage: string; up: boolean }[] {
     const out: { pipeline: string; stage: string; up: boolean }[] = [];
@@ -79,11 +88,13 @@ export class HealthState {
     for (const [name, p] of this.pipelines) {
       const tasks = [...p.tasks.values()];
       const failures = tasks.flatMap((t) => (t.state === 'failed' ? [t.failure] : []));
+      const waiting = tasks.flatMap((t) => (t.state === 'waiting' ? [t.failure] : []));
       const ph: PipelineHealth = { name, stages: [...p.stages], running: tasks.length > 0 && tasks.every((t) => t.state === 'running') };
       if (failures.length > 0) {
         ph.failed = failures;
         failed = true;
       }
+      if (waiting.length > 0) ph.waiting = waiting;
       pipelines.push(ph);
     }
     const status: HealthStatus = failed ? 'failed' : this.phase === 'running' ? 'ok' : this.phase;

@@ -27,7 +27,8 @@ import type { Logger } from 'pino';
 import type { CaptureStats } from '../capture/capture.js';
 import type { ApplyStats } from '../sink/applier.js';
 import { errorKind, errorMessage } from '../core/errors.js';
-import type { KafkaClient } from '../core/kafka.js';
+import { metadataLagging, type KafkaClient } from '../core/kafka.js';
+import { kafkaLogKind } from '../core/dependencies.js';
 
 /** What the collectors read from a running pipeline (a structural view of runtime.ts's PipelineHandle). */
 export interface WatchedPipeline {
@@ -376,8 +377,15 @@ export class Metrics {
         if (state.failing) this.log.info({ metrics: what }, 'metrics.collect.recovered');
         state.failing = false;
       } catch (err) {
-        if (!state.failing) this.log.warn({ metrics: what, err: errorMessage(err) }, 'metrics.collect.failed: series left out until it works again');
-        state.failing = true;
+        const kafka = what === 'lag' ? this.opts.kafka : undefined;
+        // Topics the stages are still creating (a first start): expected, not an outage. Kafka not
+        // ready (a coordinator loading, no connection): said once for Kafka as a whole (DependencyWaits).
+        if (metadataLagging(err)) this.log.debug({ metrics: what, err: errorMessage(err) }, 'metrics.collect.skipped: topics not created yet');
+        else if (kafka && (kafkaLogKind(errorMessage(err)) === 'unavailable' || /no answer within/.test(errorMessage(err)))) kafka.waits.waiting(kafka.dependency, err, 'the consumer-lag metrics');
+        else {
+          if (!state.failing) this.log.warn({ metrics: what, err: errorMessage(err) }, 'metrics.collect.failed: series left out until it works again');
+          state.failing = true;
+        }
       } finally {
         state.at = Date.now();
         state.running = undefined;

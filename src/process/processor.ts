@@ -109,6 +109,8 @@ export interface ConsumerStageOptions {
    * `batch.size` where the output is the Applier); the whole batch at once when absent.
    */
   chunk?: number;
+  /** Called once the stage has joined its group and consumes (the Runtime's stage supervisor). */
+  onRunning?: () => void;
 }
 
 /**
@@ -266,6 +268,18 @@ export function membershipLost(err: unknown): boolean {
   return false;
 }
 
+/**
+ * A consumer's failure as the stage reports it: kafkajs's own errors (a connection, a coordinator,
+ * retries exhausted on those) classified as Kafka's (retriable: the stage is started again, or
+ * fatal: refused for good); ours and anything else (a bug) as they are.
+ */
+function kafkaFailure(kafka: KafkaClient, err: unknown, context: string): unknown {
+  let inner = err as { name?: unknown; cause?: unknown };
+  for (let depth = 0; inner?.cause && depth < 6; depth++) inner = inner.cause as typeof inner;
+  const isKafkas = (e: { name?: unknown }) => typeof e?.name === 'string' && e.name.startsWith('KafkaJS');
+  return isKafkas(err as { name?: unknown }) && isKafkas(inner) ? kafka.classify(err, context) : err;
+}
+
 /** Change topic → table mapping of a pipeline's tables (`<prefix>.cdc.<schema>.<table>`). */
 export function topicMappings(prefix: string, tables: TableConfig[]): Map<string, TableMapping> {
   const byTopic = new Map<string, TableMapping>();
@@ -286,6 +300,11 @@ export class ConsumerStage {
 
   constructor(private readonly o: ConsumerStageOptions) {}
 
+  /**
+   * Run until stop(). Rejects when the stage cannot go on: Kafka not ready (retriable, classified:
+   * topics not created, the group not joined, the consumer crashed on a connection), or a fatal
+   * error of a batch; the consumer is disconnected first.
+   */
   async run(): Promise<void> {
     const { kafka, groupId, log } = this.o;
     await kafka.ensureTopics(this.o.topics);
@@ -300,19 +319,35 @@ export class ConsumerStage {
         consumer.on(consumer.events.CRASH, (e) => {
           if (e.payload.restart) return;
           if (membershipLost(e.payload.error)) resolve('rejoin');
-          else reject(e.payload.error as Error);
+          else reject(kafkaFailure(kafka, e.payload.error, `consumer group ${groupId} stopped`));
         });
       });
-      await consumer.connect();
-      await consumer.subscribe({ topics: this.o.topics, fromBeginning: true });
+      ended.catch(() => undefined); // awaited below; a crash while joining is reported by the join
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: this.o.topics, fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: this.o.concurrency ?? 3,
+          eachBatch: (payload) => this.tracked(this.onBatch(payload)),
+        });
+      } catch (err) {
+        await consumer.disconnect().catch(() => undefined);
+        if (this.stopping) return;
+        throw kafkaFailure(kafka, err, `consumer group ${groupId}: cannot join`);
+      }
       log.info({ groupId, topics: this.o.topics }, 'consumer.start');
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: this.o.concurrency ?? 3,
-        eachBatch: (payload) => this.tracked(this.onBatch(payload)),
-      });
-      if ((await ended) === 'stopped' || this.stopping) return;
+      kafka.markReady();
+      this.o.onRunning?.();
+      let outcome: 'stopped' | 'rejoin';
+      try {
+        outcome = await ended;
+      } catch (err) {
+        await consumer.disconnect().catch(() => undefined);
+        throw err;
+      }
+      if (outcome === 'stopped' || this.stopping) return;
       this.rejoins++;
       log.warn({ groupId, rejoins: this.rejoins, inFlight: this.inFlight.size }, 'consumer.rejoin: the group no longer knew this member (a batch outlasted the session, or the coordinator moved); joining again from the committed offsets');
       await consumer.disconnect().catch(() => undefined);

@@ -35,6 +35,11 @@ export interface SinkDeps {
   kafka: KafkaClient;
   redis: Redis;
   metrics?: Metrics;
+  /**
+   * How the target is connected: the running Runtime waits for a target that is not ready yet
+   * (src/supervise.ts untilReady); the CLI tools connect once.
+   */
+  connect?: (connect: () => Promise<void>) => Promise<void>;
 }
 
 /** Replication origin prefix of a pipeline's writes (two-way sync): syncline:<topicPrefix>:<pipeline>. */
@@ -68,7 +73,7 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
   const reg = sinkRegistration((p.target as { type: string }).type);
   const raw = reg.create(p.target as never, { pipeline: name, log, origin: p.peer ? originOf(prefix, name) : undefined });
   if (p.peer && !raw.republish) throw fatal('SINK_NO_TWO_WAY', `pipeline ${name}: target type ${(p.target as { type: string }).type} cannot take part in two-way sync (peer ${p.peer})`);
-  await raw.connect();
+  await (deps.connect ? deps.connect(() => raw.connect()) : raw.connect());
   const timed = metrics ? new TimedSink(raw, metrics, name) : raw;
   const sink = opts.dryRun ? new DryRunSink(timed) : timed;
   const state = opts.dryRun ? new DryRunVersionState(redis, keyPrefix, name) : metrics ? new TimedVersionState(metrics, redis, keyPrefix, name) : new VersionState(redis, keyPrefix, name);

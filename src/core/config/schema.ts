@@ -338,6 +338,15 @@ export function configSpec() {
         .strict()
         .prefault({})
         .describe('Redis.'),
+      startTimeoutMs: z
+        .number()
+        .int()
+        .min(1000)
+        .max(86_400_000)
+        .default(120_000)
+        .describe(
+          "Start deadline: how long a starting process, and a stage starting again after a retriable error, waits for what it needs (Kafka, the schema registry, Redis, the PostgreSQL sources and targets). A dependency that is not ready yet (connection refused, Kafka metadata not propagated, a group coordinator not available, a registry 5xx, Redis LOADING, PostgreSQL starting up) is waited for, not fatal: tried again with defaults.retry's delays (its retries count does not apply), logged once per dependency at warn (dependency.waiting) and once at info when it answers (dependency.ready). When the deadline passes the process exits 1 with the dependency's last error. SYNCLINE_START_TIMEOUT_MS overrides it.",
+        ),
       observability: observabilitySpec.optional(),
       alerts: alertsSpec.optional(),
       reports: reportsSpec.optional(),
@@ -420,6 +429,12 @@ export type PipelineConfig = SynclineConfig['pipelines'][string];
 export type TableConfig = z.infer<typeof tableSpec>;
 export type ConflictConfig = z.infer<typeof conflictSpec>;
 export type RetryConfig = z.infer<typeof retrySpec>;
+
+/** The start deadline in ms: SYNCLINE_START_TIMEOUT_MS when set, else the config's startTimeoutMs. */
+export function startTimeoutOf(config: { startTimeoutMs: number }, env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.SYNCLINE_START_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? v : config.startTimeoutMs;
+}
 export type ObservabilityConfig = z.infer<typeof observabilitySpec>;
 export type ReportsConfig = z.infer<typeof reportsSpec>;
 export type AlertsConfig = z.infer<typeof alertsSpec>;
