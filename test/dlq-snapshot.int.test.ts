@@ -28,7 +28,7 @@ interface Listed { id: string; kind: string; reason: string; state: string; tabl
 
 test('rows refused in a snapshot: one dead letter each, all listed, each named and settled', async (t) => {
   const env = await testEnv(
-    [{ name: 'items-sync', tables: [{ source: 'public.items', validate: { fields: { note: { pattern: '^ok' } } } }] }],
+    [{ name: 'items-sync', tables: [{ source: 'public.items', validate: { fields: { note: { pattern: '^ok' } } } }], conflict: { strategy: 'source-wins' } }],
     { extra: { observability: { port: 0 } } },
   );
   const release = await holdDatabases(env);

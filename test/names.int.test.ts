@@ -89,8 +89,9 @@ test('awkward quoted names converge end to end; pipeline, slot and publication n
   assert.ok(names.includes(topic), names.join(', '));
   assert.ok(names.includes(topics.cdc(env.prefix, 'public', OTHER)));
   assert.ok(names.includes(`${env.prefix}.dlq.${P}`));
-  const subjects = (await (await fetch(`${env.config.schemaRegistry.url}/subjects`)).json()) as string[];
-  assert.ok(subjects.includes(`${topic}-key`) && subjects.includes(`${topic}-value`), 'registry subjects of the escaped topic');
+  // One at a time: the registry's subject list stops at 1,000 names (a shared registry holds more).
+  const registered = async (subject: string) => (await fetch(`${env.config.schemaRegistry.url}/subjects/${encodeURIComponent(subject)}/versions`)).status === 200;
+  assert.ok((await registered(`${topic}-key`)) && (await registered(`${topic}-value`)), 'registry subjects of the escaped topic');
 
   // The invalid row: a dead letter whose table header is the canonical target name, found by --table filters.
   const letters = await readTopic(topics.dlq(env.prefix, P));

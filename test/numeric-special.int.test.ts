@@ -22,7 +22,7 @@ async function same(sourceDb: string, targetDb: string): Promise<boolean> {
 }
 
 test('numeric NaN and ±Infinity round-trip exactly through snapshot, insert and update', async (t) => {
-  const env = await testEnv([{ name: 'nums-sync', tables: [{ source: 'public.nums' }] }]);
+  const env = await testEnv([{ name: 'nums-sync', tables: [{ source: 'public.nums' }], conflict: { strategy: 'source-wins' } }]);
   const release = await holdDatabases(env);
   t.after(async () => {
     await release();
