@@ -120,6 +120,11 @@ async function main() {
   const metricsText = await runtime.metrics.render();
   const health = runtime.observe.health.report();
   await runtime.stop();
+  // An inactive slot holds WAL for as long as it exists: the demo's are not left behind (the next
+  // run starts with fresh ones; its topics stay until then, for a look at them).
+  for (const slot of slots) {
+    await admin(source.server, `select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active`, [slot]).catch((err) => console.log(`(slot ${slot} not dropped: ${(err as Error).message})`));
+  }
 
   console.log('\nper pipeline');
   console.table(pipelines.map((p) => ({ pipeline: p.pipeline, snapshot: p.capture?.snapshotRows, captured: p.capture?.changes, applied: p.apply?.applied, unchanged: p.apply?.skippedUnchanged, redelivered: p.apply?.skippedStale, conflicts: p.apply?.conflicts, deadLettered: p.apply?.deadLettered })));

@@ -17,7 +17,7 @@ const names = Array.from({ length: TABLES }, (_, i) => `t${String(i).padStart(2,
 const ddl = (t: string) => `create table ${t} (id int primary key, v text not null)`;
 
 test(`first start of a pipeline with ${TABLES} tables (one partition each) on the warm broker converges`, async (t) => {
-  const env = await testEnv([{ name: 'wide-sync', tables: names.map((n) => ({ source: `public.${n}` })) }]);
+  const env = await testEnv([{ name: 'wide-sync', tables: names.map((n) => ({ source: `public.${n}` })), conflict: { strategy: 'source-wins' } }]);
   t.after(() => env.cleanup());
   // One partition per change topic, as in the report (every table's topic is created at start).
   const doc = JSON.parse(JSON.stringify({ ...env.config, kafka: { ...env.config.kafka, partitions: 1 } }));

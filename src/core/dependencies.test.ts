@@ -42,6 +42,8 @@ test('kafkaLogKind: metadata lag is transient, an unreachable Kafka or coordinat
   assert.equal(kafkaLogKind('Response Metadata(key: 3, version: 6)', 'This server does not host this topic-partition'), 'transient');
   assert.equal(kafkaLogKind('Response CreateTopics(key: 19, version: 3)', 'Topic creation errors'), 'transient');
   assert.equal(kafkaLogKind('Response ListOffsets(key: 2, version: 3)', 'This server is not the leader for that topic-partition'), 'transient');
+  // After a crash kafkajs logs the restart on its own line (the crash's cause was classed on its own).
+  assert.equal(kafkaLogKind('Restarting the consumer in 200ms'), 'transient');
   assert.equal(kafkaLogKind('Response GroupCoordinator(key: 10, version: 2)', 'The group coordinator is not available'), 'unavailable');
   assert.equal(kafkaLogKind('Response JoinGroup(key: 11, version: 5)', "The coordinator is loading and hence can't process requests for this group"), 'unavailable');
   assert.equal(kafkaLogKind('Failed to connect to seed broker, trying another broker from the list: Connection error: connect ECONNREFUSED 127.0.0.1:9092'), 'unavailable');

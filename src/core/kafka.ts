@@ -5,9 +5,8 @@
 import { kafkajsPatched } from './kafkajs-patch.js'; // first: before kafkajs loads (see there)
 import { Kafka, logLevel, CompressionTypes, type Admin, type Producer, type Consumer, type Message, type IHeaders } from 'kafkajs';
 import type { Logger } from 'pino';
-import { classifyNetworkError } from './errors.js';
+import { classifyNetworkError, errorMessage, fatal, networkCode, retriable, SynclineError } from './errors.js';
 import { cdcTopicName } from './names.js';
-import { errorMessage, fatal, networkCode, retriable, SynclineError } from './errors.js';
 import { DependencyWaits, kafkaLogKind, type Dependency } from './dependencies.js';
 import { sleep } from './retry.js';
 
