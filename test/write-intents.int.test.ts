@@ -14,7 +14,7 @@ import { hashRecord } from '../src/process/mapper.js';
 import type { Pending } from '../src/sink/applier.js';
 import type { Row } from '../src/core/envelope.js';
 import '../connectors/index.js';
-import { sinkHarness, sql, testEnv } from './helpers.js';
+import { sinkHarness, sleep, sql, testEnv, waitFor } from './helpers.js';
 
 const DDL = (t: string) => `
   create table ${t} (id int primary key, v int not null, updated_at timestamptz not null);
@@ -111,4 +111,46 @@ test('two-way: a row kept by a conflict is re-published after a restart when the
   assert.deepEqual(republished, ['public.lww [{"id":1}] over update']);
   assert.equal(second.applier.stats.skippedStale, 1);
   assert.deepEqual((await sql(env.targetDb, 'select id, v from lww')).rows, [{ id: 1, v: 9 }], "B's row kept");
+});
+
+test('a partition is applied by one apply at a time: a batch fetched again while the first one still commits its state waits, then is stale', async (t) => {
+  const env = await testEnv([{ name: 'one-at-a-time', tables: [{ source: 'public.lww' }] }]);
+  const h = await sinkHarness(env);
+  t.after(() => h.close());
+  await sql(env.targetDb, DDL('lww'));
+  const parts = await h.build('one-at-a-time');
+  const pos = (n: number) => `00000000000c0000:${n.toString(16).padStart(8, '0')}`;
+  const change = (n: number, v: number | null): Pending => ({
+    record: hashRecord({ table: 'public.lww', op: v === null ? 'delete' : 'upsert', update: n > 1 ? true : undefined, key: { id: 1 }, values: v === null ? null : { id: 1, v, updated_at: `2026-12-05T10:00:00.00${n}000Z` }, keep: [], position: pos(n), hash: null, sourceTsMs: Date.parse('2026-12-05T10:00:00Z') + n, origin: { topic: 'cdc', partition: 0, offset: String(n) } }),
+    raw: { key: null, value: null },
+  });
+  const consumer = { consumer: `${env.prefix}.cdc:0` };
+  await parts.applier.apply([change(1, 1)], consumer);
+  // The first apply of [update v2, delete] commits the delete in the target, then waits in its state
+  // commit (Redis restarting, say); meanwhile a restarted consumer brings the update again, alone.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const commitMany = parts.state.commitMany.bind(parts.state);
+  let waiting = false;
+  parts.state.commitMany = async (commits) => {
+    waiting = true;
+    await held;
+    return commitMany(commits);
+  };
+  const first = parts.applier.apply([change(2, 2), change(3, null)], consumer);
+  await waitFor('the first apply waits in its state commit', async () => waiting, 30000);
+  parts.state.commitMany = commitMany;
+  let secondDone = false;
+  const second = parts.applier.apply([change(2, 2)], consumer).then((r) => ((secondDone = true), r));
+  await sleep(1000);
+  assert.equal(secondDone, false, 'the second apply of the partition waits for the first');
+  release();
+  await first;
+  const r = await second;
+  assert.equal(r.skippedStale, 1, 'then its change is stale');
+  assert.deepEqual(await log('lww'), ['1I1', '1D1'], 'the update was not written back after the delete');
+
+  async function log(table: string) {
+    return (await sql(env.targetDb, `select id, op, v from ${table}_log order by seq`)).rows.map((x) => `${x.id}${x.op}${x.v}`);
+  }
 });

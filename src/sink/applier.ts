@@ -274,7 +274,17 @@ export class Applier {
   async apply(batch: Pending[], opts: ApplyOptions = {}): Promise<ApplyResult> {
     const c = opts.consumer;
     if (c === undefined) return this.applyBatch(batch, opts);
+    // One apply per consumer partition at a time: a consumer restarted while a batch of the
+    // partition is still applying (its state commit waiting for Redis, say) fetches it again from
+    // the committed offset; applied concurrently, cut differently and without the first one's state,
+    // the second wrote a change the first had moved past (found by the short chaos run: a row back
+    // after its delete). It waits, and then finds the first one's state: its changes are stale.
+    const before = this.busy.get(c);
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    this.busy.set(c, mine);
     try {
+      if (before) await before;
       if (!this.settled.has(c)) {
         await this.settleIntents(c);
         this.settled.add(c);
@@ -283,8 +293,14 @@ export class Applier {
     } catch (err) {
       this.settled.delete(c); // the batch comes again: its intents may be left
       throw err instanceof StateUnavailable ? err.cause : err;
+    } finally {
+      done();
+      if (this.busy.get(c) === mine) this.busy.delete(c);
     }
   }
+
+  /** The apply in progress (or last queued) per consumer partition ('<topic>:<partition>'). */
+  private readonly busy = new Map<string, Promise<void>>();
 
   /**
    * A process killed between a target commit and the version-state commit after it leaves write
