@@ -82,3 +82,51 @@ test('a fetched batch goes to the output in chunks, then one offset commit; a fa
     await deleteTopics(prefix);
   }
 });
+
+test("a stage that fails on one partition ends only after the other partitions' batches in flight are applied", async () => {
+  const prefix = uid();
+  const kafka = new KafkaClient({ brokers: ['127.0.0.1:9092'], clientId: `t-${prefix}`, partitions: 2, replicationFactor: 1, retentionDays: 1 }, rootLogger.child({ stage: 'kafka' }));
+  const topic = `${prefix}.quiesce.in`;
+  await kafka.ensureTopics([topic], { partitions: 2 });
+  await kafka.send([0, 1].map((partition) => ({ topic, partition, key: Buffer.from(`k${partition}`), value: Buffer.from(String(partition)) })));
+  const events: string[] = [];
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let slowStarted = false;
+  const stage = new ConsumerStage({
+    groupId: `${prefix}.quiesce`, topics: [topic], kafka, dlq: new DeadLetters(kafka, prefix, 'quiesce'), log: rootLogger.child({ stage: 'test' }),
+    decode: async (m: KafkaMessage) => ({ n: Number(m.value!.toString()) }) as unknown as Pending,
+    output: {
+      async apply(_batch: Pending[], origin?: BatchOrigin) {
+        if (origin?.partition === 1) {
+          // Partition 1's batch is applying (its state commit waits for Redis, say) when partition 0 fails.
+          slowStarted = true;
+          await released;
+          events.push('partition 1 applied');
+          return;
+        }
+        await waitFor('partition 1 applying', async () => slowStarted, 30000);
+        throw new SynclineError('fatal', 'TEST_FATAL', 'partition 0 cannot go on');
+      },
+    },
+  });
+  const run = stage.run().then(
+    () => events.push('run resolved'),
+    (err: SynclineError) => events.push(`run rejected ${err.code}`),
+  );
+  try {
+    await waitFor('partition 0 failed', async () => slowStarted, 30000);
+    await new Promise((r) => setTimeout(r, 1500)); // the stage has had time to end, were it not waiting
+    events.push('released');
+    release();
+    await run;
+    // A stage started again after its failure (in this process) fetches from the committed offsets:
+    // it must not meet a batch the failed one is still applying.
+    assert.deepEqual(events, ['released', 'partition 1 applied', 'run rejected TEST_FATAL']);
+  } finally {
+    release();
+    await stage.stop();
+    await kafka.close();
+    await deleteTopics(prefix);
+  }
+});

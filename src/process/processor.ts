@@ -333,7 +333,7 @@ export class ConsumerStage {
           eachBatch: (payload) => this.tracked(this.onBatch(payload)),
         });
       } catch (err) {
-        await consumer.disconnect().catch(() => undefined);
+        await this.quiesce(consumer);
         if (this.stopping) return;
         throw kafkaFailure(kafka, err, `consumer group ${groupId}: cannot join`);
       }
@@ -344,7 +344,7 @@ export class ConsumerStage {
       try {
         outcome = await ended;
       } catch (err) {
-        await consumer.disconnect().catch(() => undefined);
+        await this.quiesce(consumer);
         throw err;
       }
       if (outcome === 'stopped' || this.stopping) return;
@@ -361,6 +361,19 @@ export class ConsumerStage {
   /** Times the group lost this member and the stage joined again with a new consumer. */
   rejoins = 0;
   private readonly inFlight = new Set<Promise<void>>();
+
+  /**
+   * Leave the group and wait for the batches still applying (other partitions of a consumer that
+   * crashed on one): whoever starts a consumer of this group next (a restart of the stage in this
+   * process) fetches from the committed offsets, and a batch applied by two consumers at once is
+   * applied out of order (found by the short chaos run: a batch whose state commit waited for a
+   * restarted Redis while the restarted stage applied it again, cut differently: a row back after
+   * its delete).
+   */
+  private async quiesce(consumer: Consumer): Promise<void> {
+    await consumer.disconnect().catch(() => undefined);
+    await Promise.allSettled([...this.inFlight]);
+  }
 
   private tracked(p: Promise<void>): Promise<void> {
     this.inFlight.add(p);
@@ -496,7 +509,7 @@ export class ConsumerStage {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.consumer?.disconnect().catch(() => undefined);
+    if (this.consumer) await this.quiesce(this.consumer);
     this.stopped?.();
   }
 }
