@@ -463,14 +463,29 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           const unknownSchema = Buffer.alloc(9);
           unknownSchema.writeUInt8(0, 0);
           unknownSchema.writeInt32BE(987654321, 1);
-          const res = await producer.send({
-            topic,
-            messages: [
-              { key: Buffer.from('garbage key'), value: randomBytes(64), partition: 0 },
-              { key: Buffer.from('x'), value: unknownSchema, partition: 1 },
-              { key: null, value: Buffer.from([0, 0, 0, 0, 1, 2, 3]), partition: 2 },
-            ],
-          });
+          const messages = [
+            { key: Buffer.from('garbage key'), value: randomBytes(64), partition: 0 },
+            { key: Buffer.from('x'), value: unknownSchema, partition: 1 },
+            { key: null, value: Buffer.from([0, 0, 0, 0, 1, 2, 3]), partition: 2 },
+          ];
+          // Early in a run the topic may be seconds old, or the broker just restarted by another
+          // fault: the send waits until every partition has a leader ("does not host this
+          // topic-partition" is the harness's problem, not the fault's). One send: a second one
+          // after a partly written first would put more poison in than the verdict counts.
+          const admin = kafka.admin();
+          await admin.connect();
+          try {
+            for (let i = 0; ; i++) {
+              const meta = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => null);
+              const parts = meta?.topics[0]?.partitions ?? [];
+              if (parts.length >= 3 && parts.every((p) => p.leader >= 0)) break;
+              if (i >= 60) throw new Error(`chaos: ${topic} has no leader for every partition after 30 s`);
+              await sleep(500);
+            }
+          } finally {
+            await admin.disconnect();
+          }
+          const res = await producer.send({ topic, messages });
           for (const r of res) poisonSent.push({ topic, partition: r.partition, offset: r.baseOffset ?? '0' });
           await producer.disconnect();
           return;
