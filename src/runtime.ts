@@ -23,7 +23,7 @@ import { sinkRegistration } from './core/registry.js';
 import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
 import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
-import { DependencyWaits, postgresDependency, type Dependency, type DependencyAddresses } from './core/dependencies.js';
+import { DependencyWaits, postgresDependency, redisAddress, type Dependency, type DependencyAddresses } from './core/dependencies.js';
 import { startTimeoutOf } from './core/config/schema.js';
 import { superviseStage, untilReady, type StageTask, type WaitContext } from './supervise.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
@@ -294,15 +294,6 @@ export class Runtime {
 
 type RetryOverride = Partial<RetryConfig>;
 
-/** `host:port` of a Redis URL, without credentials. */
-function redisAddress(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || '6379'}`;
-  } catch {
-    return '(unparsable redis.url)';
-  }
-}
 
 /** The Applier's options for a batch of a consumer partition (its write intents are kept per partition). */
 const consumerOf = (origin?: BatchOrigin): ApplyOptions => (origin ? { consumer: `${origin.topic}:${origin.partition}` } : {});

@@ -331,54 +331,24 @@ export class PostgresSink implements Sink {
   /** Re-emit rows as changes the peer carries back: UPDATE ... SET k = k from a session tagged `republishOrigin(origin, over):<n>`. */
   async republish(table: string, keys: Row[], over: Decided): Promise<void> {
     if (keys.length === 0) return;
-    if (!this.meta.has(table) && (await this.loadMeta([table])).length > 0) return; // no table, no rows to re-publish
-    const meta = this.meta.get(table)!;
+    const meta = await this.metaOf(table);
     const keyCols = Object.keys(keys[0]!);
     const params = keys.map((k) => keyCols.map((c) => toParam(k[c] ?? null)));
-    let pool = this.republishPools.get(over);
-    if (!pool) this.republishPools.set(over, (pool = new pg.Pool(this.poolConfig(1, 'republish'))));
     const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
-    let client: pg.PoolClient | undefined;
-    let open = false;
-    try {
-      client = await pool.connect();
-      await this.tagSession(client, republishOrigin(this.origin!, over));
-      await this.q(client, 'BEGIN');
-      open = true;
-      // A session with a replication origin records its first commit's time as the time of every
-      // later one (the origin timestamp stays set); logical decoding reports that time. Set it.
-      await this.q(client, 'SELECT pg_replication_origin_xact_setup(pg_current_wal_lsn(), clock_timestamp())');
+    await this.inRepublishSession(over, null, `republishing ${keys.length} rows of ${table}`, async (client) => {
       for (const p of keyPredicate(meta, keyCols, params)) await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${p.text}`, p.params);
-      await this.q(client, 'COMMIT');
-      open = false;
-      client.release();
-    } catch (err) {
-      if (open) await client?.query('ROLLBACK').catch(() => undefined);
-      client?.release(true);
-      throw err instanceof SynclineError ? err : classifyPgError(err, `${this.where}: republishing ${keys.length} rows of ${table}`);
-    }
+    });
   }
 
   /**
-   * Two-way: delete rows as a decision the peer carries back (Sink.republishDelete). One transaction
-   * from the session tagged `<origin>/republish:<n>` whose commit is recorded with the delete's
-   * own commit time (pg_replication_origin_xact_setup: logical decoding reports that time as the
-   * transaction's), one statement per row with its guard (a row changed since it was read stays).
+   * Two-way: delete rows as a decision the peer carries back (Sink.republishDelete), from the
+   * session tagged `<origin>/republish:<n>`, in one transaction recorded with the delete's own
+   * commit time; one statement per row with its guard (a row changed since it was read stays).
    */
   async republishDelete(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void> {
     if (rows.length === 0) return;
-    if (!this.meta.has(table)) await this.loadMeta([table]);
-    const meta = this.meta.get(table)!;
-    let pool = this.republishPools.get('delete');
-    if (!pool) this.republishPools.set('delete', (pool = new pg.Pool(this.poolConfig(1, 'republish'))));
-    let client: pg.PoolClient | undefined;
-    let open = false;
-    try {
-      client = await pool.connect();
-      await this.tagSession(client, republishOrigin(this.origin!, 'delete'));
-      await this.q(client, 'BEGIN');
-      open = true;
-      await this.q(client, `SELECT pg_replication_origin_xact_setup(pg_current_wal_lsn(), timestamptz 'epoch' + $1::bigint * interval '1 millisecond')`, [tsMs]);
+    const meta = await this.metaOf(table);
+    await this.inRepublishSession('delete', tsMs, `deleting ${rows.length} rows of ${table} as decided for the peer`, async (client) => {
       for (const { key, guard } of rows) {
         const keyCols = Object.keys(key);
         const params = keyCols.map((c) => toParam(key[c] ?? null));
@@ -397,13 +367,40 @@ export class PostgresSink implements Sink {
         const kept = await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${where.slice(0, keyCols.length).join(' AND ')}`, params.slice(0, keyCols.length));
         if (kept.rowCount) this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
       }
+    });
+  }
+
+  private async metaOf(table: string): Promise<TableMeta> {
+    if (!this.meta.has(table)) await this.loadMeta([table]);
+    return this.meta.get(table)!;
+  }
+
+  /**
+   * One transaction from the session of re-published changes of kind `over` (one pooled connection
+   * per kind, tagged with its replication origin), its commit recorded with `tsMs` (null: the time
+   * of the commit). A session with a replication origin otherwise reports its first commit's time
+   * for every later one (the origin timestamp stays set), and logical decoding reports that time.
+   */
+  private async inRepublishSession(over: Decided, tsMs: number | null, what: string, fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    let pool = this.republishPools.get(over);
+    if (!pool) this.republishPools.set(over, (pool = new pg.Pool(this.poolConfig(1, 'republish'))));
+    let client: pg.PoolClient | undefined;
+    let open = false;
+    try {
+      client = await pool.connect();
+      await this.tagSession(client, republishOrigin(this.origin!, over));
+      await this.q(client, 'BEGIN');
+      open = true;
+      if (tsMs === null) await this.q(client, 'SELECT pg_replication_origin_xact_setup(pg_current_wal_lsn(), clock_timestamp())');
+      else await this.q(client, `SELECT pg_replication_origin_xact_setup(pg_current_wal_lsn(), timestamptz 'epoch' + $1::bigint * interval '1 millisecond')`, [tsMs]);
+      await fn(client);
       await this.q(client, 'COMMIT');
       open = false;
       client.release();
     } catch (err) {
       if (open) await client?.query('ROLLBACK').catch(() => undefined);
       client?.release(true);
-      throw err instanceof SynclineError ? err : classifyPgError(err, `${this.where}: deleting ${rows.length} rows of ${table} as decided for the peer`);
+      throw err instanceof SynclineError ? err : classifyPgError(err, `${this.where}: ${what}`);
     }
   }
 

@@ -35,6 +35,7 @@ import { dlqActionsTopic } from '../dlq/store.js';
 import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type ReadyReport } from '../observe/checks.js';
 import { fail, formatFindings, pass, type Finding } from '../observe/findings.js';
 import type { Sink } from '../sink/sink.js';
+import { redisAddress } from '../core/dependencies.js';
 
 export interface DoctorOptions {
   config: string;
@@ -208,15 +209,6 @@ async function registryCompatibility(subject: string, config: SynclineConfig, pi
 // ---------------------------------------------------------------------------------------------
 // Redis
 
-/** `host:port` of a Redis URL, without credentials. */
-function redisAddress(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || '6379'}`;
-  } catch {
-    return '(unparsable redis.url)';
-  }
-}
 
 const PROBE_SCRIPT = "redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000) redis.call('DEL', KEYS[1]) return 1";
 

@@ -20,6 +20,7 @@ import { replayCommand } from './replay.js';
 import { initCommand } from './init.js';
 import { doctorCommand } from './doctor.js';
 import { pipelineCommands } from './pipeline-drop.js';
+import { redisAddress } from '../core/dependencies.js';
 
 applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/cli/main.js`
 
@@ -71,15 +72,6 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
 /** After the start deadline (config startTimeoutMs), how long before a start that hangs is ended. */
 const START_GRACE_MS = 2_000;
 
-/** `host:port` of a Redis URL, without credentials. */
-function redisAddress(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || '6379'}`;
-  } catch {
-    return '(unparsable redis.url)';
-  }
-}
 
 /** The user of a Redis URL ('default' when it names none, as Redis does). */
 function redisUser(url: string): string {

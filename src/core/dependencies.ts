@@ -190,3 +190,13 @@ export class DependencyWaits {
     return [...this.outages.values()].filter((o) => !this.answered.has(o.dep.key)).map((o) => o.dep.name);
   }
 }
+
+/** `host:port` of a Redis URL, without credentials (for messages naming the dependency). */
+export function redisAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return '(unparsable redis.url)';
+  }
+}
