@@ -1,2 +1,2 @@
-import './postgres/source.js';
+import './postgres/source/index.js';
 import './postgres/sink.js';

@@ -113,7 +113,7 @@ async function main() {
 
   const pipelines = runtime.pipelines.map((h) => ({
     pipeline: h.name,
-    capture: h.capture ? { snapshotRows: h.capture.stats.snapshotRows, changes: h.capture.stats.changes, produced: h.capture.stats.produced, confirmedLsn: h.capture.stats.confirmedLsn } : null,
+    capture: h.capture ? { snapshotRows: h.capture.stats.snapshotRows, changes: h.capture.stats.changes, produced: h.capture.stats.produced, confirmed: h.capture.stats.confirmed } : null,
     apply: h.applier?.stats ?? null,
   }));
   // The report files' current state (src/observe/report.ts), taken while the pipelines still run.

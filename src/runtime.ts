@@ -13,17 +13,16 @@ import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import '../connectors/index.js';
-import type { PgSourceConfig } from '../connectors/postgres/spec.js';
 import { Capture } from './capture/capture.js';
 import { changeTopicPrefix, type PipelineConfig, type RetryConfig, type SynclineConfig } from './core/config/schema.js';
 import { AvroCodec } from './core/codec.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
-import { sinkRegistration } from './core/registry.js';
+import { sinkRegistration, sourceRegistration } from './core/registry.js';
 import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
 import { ApplyTopicWriter } from './sink/apply-topic.js';
 import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
-import { DependencyWaits, postgresDependency, redisAddress, type Dependency, type DependencyAddresses } from './core/dependencies.js';
+import { DependencyWaits, redisAddress, type Dependency, type DependencyAddresses } from './core/dependencies.js';
 import { startTimeoutOf } from './core/config/schema.js';
 import { superviseStage, untilReady, type StageTask, type WaitContext } from './supervise.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
@@ -215,11 +214,14 @@ export class Runtime {
       }))));
     }
     if (this.stages.has('capture')) {
-      const source = p.source as PgSourceConfig;
-      const captureWaits = { ...waits, addresses: { ...waits.addresses, postgres: postgresDependency(source.connection, name, 'source') } };
+      const sourceConfig = p.source as { type: string };
+      const reg = sourceRegistration(sourceConfig.type);
+      const dep = reg.dependency?.(sourceConfig, name);
+      const captureWaits = dep ? { ...waits, addresses: { ...waits.addresses, source: dep } } : waits;
+      const log = stageLogger(name, 'capture');
       this.running.push(this.supervise(name, 'capture', captureWaits, (onRunning) => (h.capture = new Capture({
-        pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source: p.source as PgSourceConfig, tables: p.tables,
-        kafka: this.kafka, codec: this.codec, log: stageLogger(name, 'capture'),
+        pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source: reg.create(sourceConfig, { pipeline: name, log }), tables: p.tables,
+        kafka: this.kafka, codec: this.codec, log,
         // Two-way sync: the peer's writes into our source are not changes to carry back.
         skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
         decidedOrigins: p.peer ? DECIDED_KINDS.map((over) => ({ prefix: republishOriginOf(prefix, p.peer!, over) + ':', over })) : [],

@@ -114,7 +114,7 @@ test('an alert fires once per channel (webhook, Slack, email), is deduplicated, 
   await sql(env.targetDb, `create table items (id int primary key, qty int not null check (qty >= 0), updated_at timestamptz not null)`);
   const { rt } = await startRuntime(env);
   const h = rt.pipelines[0]!;
-  await waitFor('snapshot done', async () => (h.capture?.stats.confirmedLsn ?? '0/0') !== '0/0');
+  await waitFor('snapshot done', async () => (h.capture?.stats.confirmed ?? '') !== '');
   await sql(env.sourceDb, `insert into items (id, qty) select g, g from generate_series(1, 5) g`);
   await waitFor('5 applied', async () => h.applier!.stats.applied === 5);
   await sleep(1000);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { ensurePublication, type SourceTable } from '../src/capture/source.js';
+import { ensurePublication, type PgTable } from '../connectors/postgres/source/prepare.js';
 import { PG, createDb, dropDb, sql, uid } from './helpers.js';
 
 test('concurrent starters create or extend one publication without a duplicate-key error', async (t) => {
@@ -15,7 +15,7 @@ test('concurrent starters create or extend one publication without a duplicate-k
   t.after(() => dropDb(db));
   const names = ['a', 'b', 'c', 'd'];
   for (const n of names) await sql(db, `create table ${n} (id int primary key)`);
-  const table = (n: string): SourceTable => ({ schema: 'public', table: n, key: ['id'], replicaIdentity: 'd', columns: ['id'] });
+  const table = (n: string): PgTable => ({ schema: 'public', table: n, key: ['id'], replicaIdentity: 'd', columns: ['id'] });
   for (let round = 0; round < 5; round++) {
     const publication = `pub_${round}`;
     // Eight starters; each asks for the first table plus one of the others.

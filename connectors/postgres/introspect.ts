@@ -5,7 +5,7 @@
  * The decisions taken from these facts are pure functions elsewhere (src/capture/table-key.ts,
  * ./doctor.ts), unit-tested without a server.
  */
-import { quoteIdent, quoteTable } from '../../src/capture/source.js';
+import { quoteIdent, quoteTable } from './source/prepare.js';
 
 /** Runs one query; rows with pg's default type parsing (PgProbe.query fits). */
 export type Query = (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;

@@ -11,7 +11,7 @@
  * what is already gone.
  */
 import pg from 'pg';
-import { connectSource, pgClientConfig, quoteIdent, rawTypes } from '../../src/capture/source.js';
+import { connectSource, pgClientConfig, quoteIdent, rawTypes } from './source/prepare.js';
 import { classifyPgError, fatal, SynclineError } from '../../src/core/errors.js';
 import type { ConnectorResources, OtherPipeline, PipelineResource, ResourceContext } from '../../src/core/resources.js';
 import type { PgConnection, PgSinkConfig, PgSourceConfig } from './spec.js';

@@ -1,172 +1,87 @@
 /**
- * Source database preparation and checks done once at capture start: connections with the session
- * settings our text parser expects, table/key validation, and the publication.
+ * The capture stage's one source interface. A source connector (connectors/<system>/) implements
+ * `Source` and registers a factory with `registerSource` (src/core/registry.ts); the capture stage
+ * (./capture.ts) owns everything that is the same for every source: Kafka topics, Avro schemas in the
+ * registry, the outbox and its back-pressure, acknowledgement after Kafka has the changes, resume
+ * without duplicates, dead letters of changes no schema can carry.
+ *
+ * The source drives: run(handler) snapshots (if its stored state says so) and streams, calling the
+ * handler in source order. Positions are the source's own, opaque to the stage:
+ *  - `ChangeEvent.source.commitLsn` / `lsn` hold them as two hexadecimal numbers 'X/Y' (PostgreSQL:
+ *    the WAL position; a binlog source: file number / offset), so core/envelope.ts position() gives
+ *    every source the same fixed-width, totally ordered commit position (+ index within the
+ *    transaction) for version state, replay and dead letters;
+ *  - `commit(end)` hands back a token the stage returns, unread, to acknowledge(end) once Kafka holds
+ *    every change up to that commit.
  */
-import pg from 'pg';
-import type { PgConnection } from '../../connectors/postgres/spec.js';
-import { classifyPgError, fatal } from '../core/errors.js';
 import type { TableConfig } from '../core/config/schema.js';
-import { decideKey } from './table-key.js';
-import { formatTableName, parseTableName } from '../core/names.js';
+import type { ChangeEvent } from '../core/envelope.js';
+import type { ColumnType } from '../core/pgtypes.js';
+import type { CaptureOffsets } from './offsets.js';
 
-/** Session settings every syncline connection to PostgreSQL uses (text formats are parsed exactly). */
-export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c IntervalStyle=postgres';
-
-export function pgClientConfig(c: PgConnection, extra: Partial<pg.ClientConfig> = {}): pg.ClientConfig {
-  return {
-    host: c.host,
-    port: c.port,
-    database: c.database,
-    user: c.user,
-    password: c.password,
-    ssl: c.ssl ? { rejectUnauthorized: false } : undefined,
-    options: SESSION_OPTIONS,
-    application_name: 'syncline',
-    connectionTimeoutMillis: 10000,
-    ...extra,
-  };
-}
-
-/** Parsers disabled: every value arrives as PostgreSQL text. */
-export const rawTypes = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
-
-export async function connectSource(c: PgConnection, what: string): Promise<pg.Client> {
-  const client = new pg.Client({ ...pgClientConfig(c), types: rawTypes });
-  try {
-    await client.connect();
-  } catch (err) {
-    throw classifyPgError(err, `${what}: cannot connect to PostgreSQL ${c.user}@${c.host}:${c.port}/${c.database}`);
-  }
-  client.on('error', () => undefined); // surfaced by the next query
-  return client;
-}
-
+/** A captured table as the source describes it (names as in the source, canonical via core/names.ts). */
 export interface SourceTable {
   schema: string;
   table: string;
   /** Key columns used for Kafka keys and target upserts. */
   key: string[];
-  replicaIdentity: 'd' | 'n' | 'f' | 'i';
-  /** Column names, in table order (as at start). */
-  columns: string[];
+  /** Columns in table order with their types (what the Avro schemas are built from). */
+  columns: SourceColumn[];
 }
 
-export const quoteIdent = (s: string) => '"' + s.replace(/"/g, '""') + '"';
-export const quoteTable = (schema: string, table: string) => `${quoteIdent(schema)}.${quoteIdent(table)}`;
-
-/**
- * Check every configured table: it exists, its key is known (primary key, or configured key with
- * REPLICA IDENTITY FULL so deletes and updates carry the key's old values). Fatal errors name the table.
- */
-export async function inspectTables(client: pg.Client, tables: TableConfig[], pipeline: string): Promise<SourceTable[]> {
-  const out: SourceTable[] = [];
-  for (const t of tables) {
-    const { schema, table } = parseTableName(t.source);
-    const rel = await client.query<{ oid: string; relreplident: string }>(
-      `select c.oid::text as oid, c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = $1 and c.relname = $2 and c.relkind in ('r','p')`,
-      [schema, table],
-    );
-    if (rel.rowCount === 0) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${pipeline}: source table ${t.source} does not exist${await spellingHint(client, schema, table)}`);
-    const { oid, relreplident } = rel.rows[0]!;
-    const cols = await client.query<{ attname: string }>(
-      `select attname from pg_attribute where attrelid = $1::oid and attnum > 0 and not attisdropped order by attnum`,
-      [oid],
-    );
-    const pk = await client.query<{ attname: string }>(
-      `select a.attname from pg_index i join lateral unnest(i.indkey) with ordinality k(attnum, ord) on true
-         join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-        where i.indrelid = $1::oid and i.indisprimary order by k.ord`,
-      [oid],
-    );
-    const facts = { columns: cols.rows.map((r) => r.attname), primaryKey: pk.rows.map((r) => r.attname), replicaIdentity: relreplident as SourceTable['replicaIdentity'] };
-    const decided = decideKey(pipeline, t.source, t.key, facts, quoteTable(schema, table));
-    if (!decided.ok) throw fatal(decided.code, decided.message);
-    out.push({ schema, table, key: decided.key, replicaIdentity: relreplident as SourceTable['replicaIdentity'], columns: facts.columns });
-  }
-  return out;
+export interface SourceColumn {
+  name: string;
+  type: ColumnType;
 }
 
-/**
- * For a table that does not exist: the tables whose names differ only in case (names in the config
- * are not folded to lower case, unlike SQL's unquoted names), as a hint for the error message.
- */
-async function spellingHint(client: pg.Client, schema: string, table: string): Promise<string> {
-  const r = await client
-    .query<{ nspname: string; relname: string }>(
-      `select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where lower(n.nspname) = lower($1) and lower(c.relname) = lower($2) and c.relkind in ('r','p') limit 3`,
-      [schema, table],
-    )
-    .catch(() => null);
-  if (!r || r.rowCount === 0) return '';
-  return ` (did you mean ${r.rows.map((x) => formatTableName({ schema: x.nspname, table: x.relname })).join(' or ')}? Names in the config are taken as written, without folding case)`;
+/** What a source calls while it runs, in source order (implemented by the capture stage). */
+export interface CaptureHandler {
+  /** Snapshot state that must outlive the process (`<prefix>.capture.offsets`, key = the source's stream id). */
+  readonly offsets: CaptureOffsets;
+  /** Start steps done: snapshot or stream comes next. */
+  running(): void;
+  /**
+   * Streaming resumes from an acknowledged position that may be behind what Kafka already holds:
+   * the stage reads the last position of each change-topic partition, so repeats are not produced.
+   */
+  resuming(): Promise<void>;
+  /** The table's columns now differ (ALTER TABLE mid-stream): registers a new schema version. */
+  columns(schema: string, table: string, columns: SourceColumn[]): Promise<void>;
+  /** A transaction begins; `origin` names who wrote it, where the source knows (two-way sync skips the peer's writes). */
+  begin(tx: { origin?: string }): void;
+  /** One change, snapshot row ('r'), truncate ('t') or end of a table's snapshot ('m'); resolves when buffered (back-pressure). */
+  change(e: ChangeEvent): Promise<void>;
+  /** The transaction ended at `end` (acknowledged once Kafka holds its changes). */
+  commit(end: string): void;
+  /** Produce everything buffered and wait for Kafka's acknowledgement (end of a snapshot). */
+  flush(): Promise<void>;
+  /** Nothing buffered or in flight: the source may move its acknowledged position to the server's. */
+  idle(): boolean;
+  /** stop() was called: a snapshot loop ends. */
+  readonly stopped: boolean;
 }
 
-/**
- * Create the publication for the configured tables, or add tables missing from an existing one.
- * Without the privileges for that (42501: the user must own the tables and may create in the
- * database) the error says what to run: an administrator's CREATE/ALTER PUBLICATION, or the grants.
- */
-export async function ensurePublication(client: pg.Client, publication: string, tables: SourceTable[], conn?: PgConnection): Promise<void> {
-  const list = tables.map((t) => quoteTable(t.schema, t.table)).join(', ');
-  try {
-    // Several processes may start at once on the same source (a capture and its restart, the
-    // pipelines of one database): the check and the create run under one transaction-scoped
-    // advisory lock on the name, so the second waits and then finds the publication.
-    await client.query('begin');
-    await client.query(`select pg_advisory_xact_lock(hashtext('syncline.publication'), hashtext($1))`, [publication]);
-    await ensureLocked(client, publication, tables, list);
-    await client.query('commit');
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    const where = conn ? ` in database ${conn.database} as user ${conn.user} (${conn.host}:${conn.port})` : '';
-    const e = classifyPgError(err, `cannot create or update publication ${publication}${where}`);
-    if ((err as { code?: string }).code !== '42501') throw e;
-    const user = conn ? quoteIdent(conn.user) : 'the syncline user';
-    e.message +=
-      `. Either an administrator creates it once (syncline then only reads it): CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}; ` +
-      `(or ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE … for tables added later), ` +
-      `or ${user} owns the tables and may create publications: ALTER TABLE … OWNER TO ${user}; GRANT CREATE ON DATABASE ${conn ? quoteIdent(conn.database) : '…'} TO ${user};`;
-    throw e;
-  }
-}
-
-/** The check and the create or add, with the advisory lock held. */
-async function ensureLocked(client: pg.Client, publication: string, tables: SourceTable[], list: string): Promise<void> {
-  const exists = await client.query(`select 1 from pg_publication where pubname = $1`, [publication]);
-  if (exists.rowCount === 0) {
-    await client.query(`create publication ${quoteIdent(publication)} for table ${list}`);
-    return;
-  }
-  const have = await client.query<{ schemaname: string; tablename: string }>(
-    `select schemaname, tablename from pg_publication_tables where pubname = $1`,
-    [publication],
-  );
-  const present = new Set(have.rows.map((r) => formatTableName({ schema: r.schemaname, table: r.tablename })));
-  const missing = tables.filter((t) => !present.has(formatTableName(t)));
-  if (missing.length > 0) {
-    await client.query(`alter publication ${quoteIdent(publication)} add table ${missing.map((t) => quoteTable(t.schema, t.table)).join(', ')}`);
-  }
-}
-
-/** What a role needs for logical replication, for the message of a 42501 on the replication connection. */
-export function replicationGrantHint(conn: PgConnection): string {
-  return `user ${conn.user} needs the REPLICATION attribute: ALTER ROLE ${quoteIdent(conn.user)} REPLICATION; (and SELECT on the captured tables for the snapshot)`;
-}
-
-/**
- * After the replication stream failed: is the slot gone? Polls for up to `withinMs`, since the
- * usual way to drop an active slot is to terminate its walsender (our stream fails at that moment)
- * and drop the slot right after. A query error counts as "not known to be gone".
- */
-export async function slotDropped(client: pg.Client, slot: string, withinMs = 2000): Promise<boolean> {
-  const until = Date.now() + withinMs;
-  for (;;) {
-    const r = await client.query(`select 1 from pg_replication_slots where slot_name = $1`, [slot]).catch(() => null);
-    if (!r) return false;
-    if (r.rowCount === 0) return true;
-    if (Date.now() >= until) return false;
-    await new Promise((res) => setTimeout(res, 100));
-  }
+export interface Source {
+  /** Changes per Kafka produce batch, and how long to wait to fill one (the source's config). */
+  readonly batchSize: number;
+  readonly lingerMs: number;
+  /** Open the connections the source needs to describe tables (once). */
+  connect(): Promise<void>;
+  /**
+   * Check and describe the configured tables: each exists, its key is known. Fatal errors name the
+   * table; a table that does not exist is `SOURCE_TABLE_MISSING` (a two-way peer may create it).
+   */
+  describe(tables: TableConfig[]): Promise<SourceTable[]>;
+  /** Make the source ready to stream these tables (PostgreSQL: the publication). */
+  prepare(tables: SourceTable[]): Promise<void>;
+  /** Snapshot if needed, then stream into `handler` until stop() (resolves) or a failure (rejects, classified). */
+  run(handler: CaptureHandler): Promise<void>;
+  /** Kafka holds every change up to the commit that ended at `end`: the source may let it go. */
+  acknowledge(end: string): void;
+  /** The last acknowledged position, in the source's notation ('' before any). */
+  readonly confirmed: string;
+  /** Stop taking changes from the source (the message being handled finishes). */
+  quiesce(): Promise<void>;
+  /** Acknowledge what was acknowledged last and close every connection. Safe after a failed connect(). */
+  stop(): Promise<void>;
 }

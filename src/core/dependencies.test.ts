@@ -106,7 +106,7 @@ test('DependencyWaits during a start: a dependency that answers one stage and fa
 
 test('a PostgreSQL error that names no server is the stage\'s own (capture: its source), one dependency with the others naming it', () => {
   const source = postgresDependency({ host: '127.0.0.1', port: 15432, database: 'chaos' }, 'chaos-split', 'source');
-  const addrs = { ...ADDRS, postgres: source };
+  const addrs = { ...ADDRS, source };
   const stream = dependencyOf(retriable('PG_CONNECTION', 'pipeline chaos-split: replication stream failed: Connection terminated unexpectedly'), addrs);
   const connect = dependencyOf(retriable('PG_57P03', 'pipeline chaos-split capture: cannot connect to PostgreSQL postgres@127.0.0.1:15432/chaos: the database system is shutting down'), addrs);
   assert.equal(stream?.key, connect?.key);

@@ -30,8 +30,8 @@ export interface DependencyAddresses {
   kafka: string[];
   registry: string;
   redis: string;
-  /** The PostgreSQL server a stage uses (capture: its source), for errors that do not name it. */
-  postgres?: Dependency;
+  /** The system a stage reads (capture: its source, from its connector's registration), for errors that do not name it. */
+  source?: Dependency;
 }
 
 /** A PostgreSQL server as the log names it: `PostgreSQL at host:port/db (pipeline p source)`. */
@@ -66,7 +66,7 @@ export function dependencyOf(err: unknown, addrs: DependencyAddresses): Dependen
   if (code.startsWith('PG_') || /\bPostgreSQL\b/.test(msg)) {
     // "… cannot connect to PostgreSQL user@host:port/db: …", "pipeline p target: …"
     const at = /PostgreSQL (?:[^\s@]+@)?([^\s/:]+:\d+\/[^\s:]+)/.exec(msg)?.[1];
-    if (!at && addrs.postgres) return addrs.postgres;
+    if (!at && addrs.source?.kind === 'postgres') return addrs.source;
     const role = /pipeline (\S+) (capture|target|source)/.exec(msg);
     const what = role ? ` (pipeline ${role[1]} ${role[2] === 'target' ? 'target' : 'source'})` : '';
     return { kind: 'postgres', key: `postgres ${at ?? role?.[0] ?? ''}`, name: `PostgreSQL${at ? ` at ${at}` : ''}${what}` };

@@ -7,6 +7,8 @@
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Sink } from '../sink/sink.js';
+import type { Source } from '../capture/source.js';
+import type { Dependency } from './dependencies.js';
 import type { ResourcesFactory } from './resources.js';
 
 export interface ConnectorContext {
@@ -34,6 +36,10 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   type: string;
   description: string;
   spec: S;
+  /** The pipeline's source, not connected yet (src/capture/source.ts). */
+  create(config: z.infer<S>, ctx: ConnectorContext): Source;
+  /** The system the source reads, for the start's waits (src/supervise.ts) and /health. */
+  dependency?(config: z.infer<S>, pipeline: string): Dependency;
   /** What the source created for a pipeline in its system (`syncline pipeline drop`); optional. */
   resources?: ResourcesFactory<z.infer<S>>;
 }

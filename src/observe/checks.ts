@@ -16,7 +16,7 @@ import pg from 'pg';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PgConnection } from '../../connectors/postgres/spec.js';
-import { pgClientConfig } from '../capture/source.js';
+import { pgClientConfig } from '../../connectors/postgres/source/prepare.js';
 import { errorMessage } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { Sink } from '../sink/sink.js';
