@@ -1,8 +1,9 @@
 /**
- * Capture progress that must outlive the process and Redis: whether the initial snapshot of a slot
- * completed. Stored in the compacted topic `<prefix>.capture.offsets`, key = slot name (the same
- * idea as Kafka Connect's offsets topic). The streaming position itself lives in the replication
- * slot (its confirmed LSN), which PostgreSQL keeps durably.
+ * Capture progress that must outlive the process and Redis: whether the initial snapshot of a
+ * source's stream completed, and, for sources whose server keeps no position for us (a binlog
+ * reader), the last acknowledged position. Stored in the compacted topic `<prefix>.capture.offsets`,
+ * key = the stream's id (PostgreSQL: the slot name; the same idea as Kafka Connect's offsets topic).
+ * PostgreSQL keeps its streaming position in the replication slot (its confirmed LSN) itself.
  *
  * Example record: key 'syncline_users' → {"slot":"syncline_users","snapshot":"done",
  *   "consistentPoint":"0/1A2B3C8","tables":["public.users"],"at":"2026-11-25T10:00:00.000Z"}
@@ -19,6 +20,8 @@ export interface CaptureOffset {
   consistentPoint: string;
   tables: string[];
   at: string;
+  /** The last acknowledged stream position (sources without a server-side slot; the source's notation). */
+  position?: string;
 }
 
 export class CaptureOffsets {
