@@ -3,7 +3,7 @@
  * of a source column, CREATE TABLE, and the grant a refused creation needs.
  *
  * Type mapping (README: Types). The changes carry each column's source SQL type (the "pgType" of its
- * Avro field, src/core/pgtypes.ts sqlTypeName): built-in types print unqualified with their
+ * Avro field, ./pgtypes.ts sqlTypeName): built-in types print unqualified with their
  * modifier (`int8`, `varchar(200)`, `numeric(12,2)`, `timestamptz(3)`, `text[]`, `"char"`) and are
  * used as they are; a type from another schema (enum, domain, composite, extension type such as
  * citext) prints qualified (`public.mood`) and is used only when the target has a type of that name

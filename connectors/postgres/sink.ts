@@ -44,7 +44,7 @@
  * a column missing from the target is added with the hinted type, or `text` without a hint.
  *
  * readRows: one SELECT ... WHERE key IN (...) (chunked only beyond the parameter limit); every value
- * arrives as text and is converted to its canonical Value by core/pgtypes (parsePgText with the
+ * arrives as text and is converted to its canonical Value by ./pgtypes.ts (parsePgText with the
  * column's ColumnType from a TypeCatalog loaded once per sink).
  *
  * Guarded writes (conflict detection, see src/sink/applier.ts): writeGuarded() runs one transaction:
@@ -69,7 +69,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
 import { classifyPgError, fatal, poison, SynclineError } from '../../src/core/errors.js';
-import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from '../../src/core/pgtypes.js';
+import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from './pgtypes.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
@@ -138,7 +138,7 @@ const UNNEST_ROWS = 10_000;
 const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c bytea_output=hex';
 const SAVEPOINT = 'syncline_iso';
 
-/** Every result value arrives as PostgreSQL text; readRows converts it with core/pgtypes parsePgText. */
+/** Every result value arrives as PostgreSQL text; readRows converts it with ./pgtypes.ts parsePgText. */
 const TEXT_TYPES = {
   getTypeParser: (oid: number, format?: string) => (format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : (v: string) => v),
 } as unknown as pg.CustomTypesConfig;

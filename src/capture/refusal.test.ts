@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { keySchema, parseSchema, valueSchema, envelopeToAvro, type SchemaColumn } from '../core/avro.js';
 import type { ChangeEvent, Row } from '../core/envelope.js';
 import { SynclineError } from '../core/errors.js';
-import type { ColumnType } from '../core/pgtypes.js';
+import type { ColumnType } from '../core/types.js';
 import { encodeRefusal, holdsSpecial } from './refusal.js';
 
 const T = (kind: ColumnType['kind'], extra: Partial<ColumnType> = {}): ColumnType => ({ kind, pgType: kind, ...extra });

@@ -16,7 +16,7 @@
  */
 import type { TableConfig } from '../core/config/schema.js';
 import type { ChangeEvent } from '../core/envelope.js';
-import type { ColumnType } from '../core/pgtypes.js';
+import type { ColumnType } from '../core/types.js';
 import type { CaptureOffsets } from './offsets.js';
 
 /** A captured table as the source describes it (names as in the source, canonical via core/names.ts). */

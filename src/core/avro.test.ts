@@ -23,7 +23,7 @@ import {
   valueSchema,
   type SchemaColumn,
 } from './avro.js';
-import { TypeCatalog, columnType, parsePgText, quoteIdent, toPgParam, type ColumnType } from './pgtypes.js';
+import { TypeCatalog, columnType, parsePgText, quoteIdent, toPgParam, type ColumnType } from '../../connectors/postgres/pgtypes.js';
 import type { ChangeEvent, Row } from './envelope.js';
 import { SynclineError } from './errors.js';
 
@@ -545,7 +545,7 @@ test('integration: every column type survives PostgreSQL → Avro (registry) →
   // pgType is SQL that creates the same column type.
   await client.query(`create table c (${cols.map((c) => `${quoteIdent(c.name)} ${c.type.pgType}`).join(', ')})`);
   const formats = await client.query<string[]>({
-    // A result set reports a domain column as its base type (pgoutput's Relation message reports the domain).
+    // A result set reports a domain column as its base type (logical replication's Relation message reports the domain).
     text: `select a.attname,
                   case when t.typtype = 'd' then format_type(t.typbasetype, t.typtypmod) else format_type(a.atttypid, a.atttypmod) end,
                   format_type(c.atttypid, c.atttypmod)
@@ -557,7 +557,7 @@ test('integration: every column type survives PostgreSQL → Avro (registry) →
   assert.equal(formats.rows.length, cols.length);
   for (const [name, fa, fc] of formats.rows as unknown as string[][]) assert.equal(fc, fa, `pgType of ${name}`);
 
-  // With the attribute's own type (as in pgoutput), a domain keeps its name and maps as its base type.
+  // With the attribute's own type (as in a Relation message), a domain keeps its name and maps as its base type.
   const dom = await client.query<string[]>({
     text: `select atttypid::text, atttypmod::text from pg_attribute where attrelid = 'a'::regclass and attname = 'c_price'`,
     rowMode: 'array',

@@ -1,6 +1,6 @@
 /**
  * The type system of the pipeline, Avro side: schemas built from column types, the avsc options that make
- * every canonical value (src/core/pgtypes.ts) survive Avro exactly, and the envelope's field naming.
+ * every canonical value (src/core/types.ts) survive Avro exactly, and the envelope's field naming.
  *
  * Decisions (all exact, none lossy):
  *  - long: every plain Avro "long" decodes to a JS bigint (a BigInt-backed avsc long type); on encode
@@ -24,7 +24,7 @@
  *    that never held one) refuses them: poison AVRO_DECIMAL_NAN. A value with more fraction digits than
  *    the scale (non-zero) or more digits than the precision is poison too. Unconstrained numeric is a
  *    string ("syncline.VariableScaleDecimal"), which carries NaN and ±Infinity as they are.
- *  - float: the canonical value is already the exact float4 value (pgtypes parses with Math.fround),
+ *  - float: the canonical value is already the exact float4 value (connectors/postgres/pgtypes.ts parses with Math.fround),
  *    so Avro float round-trips it bit for bit.
  *  - arrays: one-dimensional only ({"type":"array","items":["null",T]}). Multi-dimensional PostgreSQL
  *    arrays cannot be expressed in a fixed Avro schema: envelopeToAvro throws poison (AVRO_MULTIDIM_ARRAY).
@@ -42,7 +42,7 @@
 import avsc from 'avsc';
 import type { ChangeEvent, Op, Row, Value } from './envelope.js';
 import { fatal, poison } from './errors.js';
-import { dateToDays, daysToDate, microsToTimestamp, timestampToMicros, type ColumnType } from './pgtypes.js';
+import { dateToDays, daysToDate, microsToTimestamp, timestampToMicros, type ColumnType } from './types.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Schemas

@@ -11,7 +11,7 @@
  * idempotency key everywhere downstream (version state, dead letters, replay).
  */
 
-/** A column value in canonical form (see src/core/pgtypes.ts for the mapping from PostgreSQL types). */
+/** A column value in canonical form (see src/core/types.ts; connectors map their types to it). */
 export type Value = null | boolean | number | bigint | string | Buffer | Value[];
 export type Row = Record<string, Value>;
 

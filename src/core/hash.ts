@@ -1,5 +1,5 @@
 /**
- * Content hashes of rows (canonical values, see src/core/pgtypes.ts): same content ⇒ same hash,
+ * Content hashes of rows (canonical values, see src/core/types.ts): same content ⇒ same hash,
  * whatever the key order.
  *
  * canonicalJson is valid JSON. Plain JSON covers null, booleans, finite numbers and strings; the

@@ -1,6 +1,6 @@
 /**
  * pgoutput decoding that keeps every column value in PostgreSQL's text form, so the one exact
- * parser in core/pgtypes.ts turns it into canonical values (the library's default parsers would
+ * parser in ../pgtypes.ts turns it into canonical values (the library's default parsers would
  * turn timestamps into JS Dates and lose microseconds).
  */
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';

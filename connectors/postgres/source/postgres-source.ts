@@ -20,7 +20,7 @@ import type { PgSourceConfig } from '../spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../../../src/core/envelope.js';
 import { bigIntToLsn, lsnToBigInt } from '../../../src/core/envelope.js';
 import { errorMessage, fatal, classifyPgError } from '../../../src/core/errors.js';
-import { TypeCatalog, columnType, parsePgText } from '../../../src/core/pgtypes.js';
+import { TypeCatalog, columnType, parsePgText } from '../pgtypes.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import type { CaptureHandler, Source, SourceColumn, SourceTable } from '../../../src/capture/source.js';
 import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';

@@ -221,7 +221,7 @@ export function renderConfigDocs(): string {
     'setting that fixes it: the source server\'s `wal_level` and free `max_replication_slots` /',
     '`max_wal_senders`; the source user\'s REPLICATION right and SELECT rights; the publication (present',
     'or creatable, publishing inserts, updates, deletes and truncates, covering the tables); each table\'s',
-    'replica identity against its key; an existing slot (a logical pgoutput slot of the database, not',
+    'replica identity against its key; an existing slot (a logical slot of the database with the plugin syncline reads, not',
     'left inactive while holding a WAL segment or more: the bytes it holds are shown); Kafka reachable',
     'and the topics creatable (validated by the broker, nothing created); the compatibility level of',
     'each subject in the registry (BACKWARD, or unset); Redis reachable and writable under the',

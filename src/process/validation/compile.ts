@@ -1,7 +1,7 @@
 /**
  * Compiles one table's `validate` section (src/core/config/schema.ts tableValidateSpec) into a
  * TableValidator: a list of closures, built once at start-up, that check a mapped record (target
- * column names, canonical values of src/core/pgtypes.ts) and return nothing when it is valid.
+ * column names, canonical values of src/core/types.ts) and return nothing when it is valid.
  *
  * Everything that can be decided at start-up is: a bad regular expression, a bound that cannot be
  * read, min > max, coerce without a type, an unparsable cross-field check, a custom function that

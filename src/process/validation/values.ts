@@ -1,5 +1,5 @@
 /**
- * Value helpers of the validation rules, on canonical values (src/core/pgtypes.ts):
+ * Value helpers of the validation rules, on canonical values (src/core/types.ts):
  *  - exact decimals: numeric(p,s) columns arrive as decimal strings ('12.50'), int8 as bigint; min/max,
  *    enum and the arithmetic of cross-field rules compare them exactly (`Dec`: bigint mantissa + scale),
  *    JS numbers (int4, float8) stay numbers on the fast path;
@@ -8,7 +8,7 @@
  *    read as UTC, as the pipeline carries it);
  *  - ISO-8601 durations (`-P1Y`, `P30D`, `-PT12H`) resolved against a given time, calendar-aware in UTC.
  */
-import { civilFromDays as pgCivilFromDays, daysFromCivil } from '../../core/pgtypes.js';
+import { civilFromDays as pgCivilFromDays, daysFromCivil } from '../../core/types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Exact decimals
@@ -211,7 +211,7 @@ export function cleanNumber(s: string): number | undefined {
 
 const DAY_MS = 86_400_000;
 
-/** Calendar arithmetic is core/pgtypes' (the same proleptic Gregorian calendar PostgreSQL uses). */
+/** Calendar arithmetic is core/types' (the same proleptic Gregorian calendar PostgreSQL uses). */
 export { daysFromCivil };
 export function civilFromDays(z: number): { y: number; m: number; d: number } {
   const [y, m, d] = pgCivilFromDays(z);
@@ -239,7 +239,7 @@ const digit = (s: string, i: number) => {
 const num2 = (s: string, i: number) => digit(s, i) * 10 + digit(s, i + 1);
 
 /**
- * The canonical forms of src/core/pgtypes.ts without a regular expression: 'YYYY-MM-DD',
+ * The canonical forms of src/core/types.ts without a regular expression: 'YYYY-MM-DD',
  * 'YYYY-MM-DDTHH:MM:SS.ffffff' and the same with 'Z'. undefined: not one of those (use the regex).
  */
 function parseCanonical(s: string): Temporal | undefined {

@@ -5,26 +5,28 @@ import {
   TypeCatalog,
   arrayLiteral,
   columnArrayLiteral,
-  canonicalTimestamp,
-  civilFromDays,
   columnType,
-  dateToDays,
-  daysFromCivil,
-  daysToDate,
   floatText,
-  microsToTimestamp,
   numericTypmod,
   parseArrayLiteral,
   parsePgText,
-  parseTimestampParts,
-  parseTimestampPartsRe,
-  timestampToMicros,
   toPgParam,
   toPgParamUntyped,
   type ColumnType,
   type PgTypeInfo,
 } from './pgtypes.js';
-import { SynclineError } from './errors.js';
+import {
+  canonicalTimestamp,
+  civilFromDays,
+  dateToDays,
+  daysFromCivil,
+  daysToDate,
+  microsToTimestamp,
+  parseTimestampParts,
+  parseTimestampPartsRe,
+  timestampToMicros,
+} from '../../src/core/types.js';
+import { SynclineError } from '../../src/core/errors.js';
 
 const info = (oid: number, name: string, extra: Partial<PgTypeInfo> = {}): PgTypeInfo => ({
   oid,
