@@ -12,7 +12,8 @@
  */
 import pg from 'pg';
 import { connectSource, pgClientConfig, quoteIdent, rawTypes } from './source/prepare.js';
-import { classifyPgError, fatal, SynclineError } from '../../src/core/errors.js';
+import { fatal, SynclineError } from '../../src/core/errors.js';
+import { classifyPgError } from './errors.js';
 import type { ConnectorResources, OtherPipeline, PipelineResource, ResourceContext } from '../../src/core/resources.js';
 import type { PgConnection, PgSinkConfig, PgSourceConfig } from './spec.js';
 

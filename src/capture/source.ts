@@ -85,3 +85,24 @@ export interface Source {
   /** Acknowledge what was acknowledged last and close every connection. Safe after a failed connect(). */
   stop(): Promise<void>;
 }
+
+/**
+ * Readiness and lag of a pipeline's source, for /ready, `syncline status` and the metrics, over one
+ * lazily opened connection of its own (a broken one is dropped and opened again at the next call).
+ */
+export interface SourceMonitor {
+  /** Resolves when the source answers; rejects with a message naming the server. */
+  ping(): Promise<void>;
+  /**
+   * How far the pipeline's stream is behind the source (bytes of log not yet acknowledged, bytes
+   * the source retains for it, whether a reader is attached); null when there is no stream yet.
+   */
+  lag(): Promise<SourceLag | null>;
+  close(): Promise<void>;
+}
+
+export interface SourceLag {
+  lagBytes: number | null;
+  retainedBytes: number | null;
+  active: boolean;
+}

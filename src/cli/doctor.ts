@@ -32,7 +32,8 @@ import { KafkaClient, topics } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
 import { sinkRegistration } from '../core/registry.js';
 import { dlqActionsTopic } from '../dlq/store.js';
-import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type ReadyReport } from '../observe/checks.js';
+import { dependencyProbes, DependencyChecks, watchRedis, type ReadyReport } from '../observe/checks.js';
+import { PgProbe, pingMonitor } from '../../connectors/postgres/probe.js';
 import { fail, formatFindings, pass, type Finding } from '../observe/findings.js';
 import type { Sink } from '../sink/sink.js';
 import { redisAddress } from '../core/dependencies.js';
@@ -70,7 +71,7 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
   const targetProbes = new Map<string, PgProbe>();
   for (const [pipeline, p] of pipelines) if ((p.target as { type: string }).type === 'postgres') targetProbes.set(pipeline, new PgProbe((p.target as PgSinkConfig).connection, TIMEOUT_MS));
   try {
-    const ready = await new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources, targets }), timeoutMs).run();
+    const ready = await new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources: sources.map((s) => ({ pipeline: s.pipeline, monitor: pingMonitor(s.probe) })), targets }), timeoutMs).run();
     const findings: Finding[] = [];
     const reach = (subject: string, name: string, fix: string[]): boolean => {
       const c = ready.checks[name]!;

@@ -13,7 +13,7 @@ import '../../connectors/index.js';
 import { describeTables, type TableName } from '../../connectors/postgres/introspect.js';
 import { ConfigError, parseConfig } from '../core/config/load.js';
 import { errorMessage, fatal } from '../core/errors.js';
-import { PgProbe } from '../observe/checks.js';
+import { PgProbe } from '../../connectors/postgres/probe.js';
 import { parsePgUrl, parseTableList, pipelineName, renderConfig, showUrl } from './init-config.js';
 
 export interface InitOptions {

@@ -7,14 +7,13 @@
  */
 import { Redis } from 'ioredis';
 import '../../connectors/index.js';
-import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import { loadConfig } from '../core/config/load.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { errorMessage } from '../core/errors.js';
 import { KafkaClient } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
-import { sinkRegistration } from '../core/registry.js';
-import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type CheckResult, type ReadyReport } from '../observe/checks.js';
+import { sinkRegistration, sourceRegistration } from '../core/registry.js';
+import { dependencyProbes, DependencyChecks, watchRedis, type CheckResult, type ReadyReport } from '../observe/checks.js';
 import type { HealthReport } from '../observe/health.js';
 import type { Sink } from '../sink/sink.js';
 
@@ -83,7 +82,10 @@ export async function localChecks(config: SynclineConfig, timeoutMs = config.obs
   const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
   redis.on('error', () => undefined); // reported by the check
   const pipelines = Object.entries(config.pipelines).filter(([, p]) => p.enabled);
-  const sources = pipelines.map(([pipeline, p]) => ({ pipeline, probe: new PgProbe((p.source as PgSourceConfig).connection, timeoutMs) }));
+  const sources = pipelines.map(([pipeline, p]) => {
+    const source = p.source as { type: string };
+    return { pipeline, monitor: sourceRegistration(source.type).monitor(source, timeoutMs) };
+  });
   const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({
     pipeline,
     sink: sinkRegistration((p.target as { type: string }).type).create(p.target as never, { pipeline, log }),
@@ -93,7 +95,7 @@ export async function localChecks(config: SynclineConfig, timeoutMs = config.obs
     return await checks.run();
   } finally {
     redis.disconnect();
-    await Promise.allSettled([kafka.close(), ...sources.map((s) => s.probe.close()), ...targets.map((t) => t.sink.close())]);
+    await Promise.allSettled([kafka.close(), ...sources.map((s) => s.monitor.close()), ...targets.map((t) => t.sink.close())]);
   }
 }
 

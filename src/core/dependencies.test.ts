@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { awaitable, dependencyOf, DependencyWaits, kafkaLogKind, postgresDependency, startDeadlineError } from './dependencies.js';
-import { classifyPgError, fatal, poison, retriable } from './errors.js';
+import { fatal, poison, retriable } from './errors.js';
+import { classifyPgError } from '../../connectors/postgres/errors.js';
 
 const ADDRS = { kafka: ['127.0.0.1:9092'], registry: 'http://127.0.0.1:8081/apis/ccompat/v7', redis: 'redis://:secret@127.0.0.1:6380' };
 

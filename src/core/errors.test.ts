@@ -1,24 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyPgError, classifyRedisError, parseRetryAfter, redisRefusal } from './errors.js';
-
-test('PostgreSQL errors are classified by SQLSTATE class', () => {
-  const kind = (code: string) => classifyPgError(Object.assign(new Error('x'), { code }), 'ctx').kind;
-  assert.equal(kind('40001'), 'retriable'); // serialization failure
-  assert.equal(kind('40P01'), 'retriable'); // deadlock
-  assert.equal(kind('57P01'), 'retriable'); // admin shutdown
-  assert.equal(kind('08006'), 'retriable'); // connection failure
-  assert.equal(kind('ECONNREFUSED'), 'retriable');
-  assert.equal(kind('28P01'), 'fatal'); // bad password
-  assert.equal(kind('42501'), 'fatal'); // insufficient privilege
-  assert.equal(kind('3D000'), 'fatal'); // database does not exist
-  assert.equal(kind('23505'), 'poison'); // unique violation
-  assert.equal(kind('23514'), 'poison'); // check violation
-  assert.equal(kind('22P02'), 'poison'); // invalid text representation
-  const e = classifyPgError(Object.assign(new Error('violates check'), { code: '23514', detail: 'Failing row contains (1)' }), 'upsert t');
-  assert.equal(e.code, 'PG_23514');
-  assert.match(e.message, /^upsert t: violates check — Failing row contains \(1\)$/);
-});
+import { classifyRedisError, parseRetryAfter, redisRefusal } from './errors.js';
 
 test('Retry-After: delay-seconds and HTTP-date', () => {
   const now = Date.parse('2026-11-25T10:00:00Z');

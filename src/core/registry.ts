@@ -7,7 +7,7 @@
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Sink } from '../sink/sink.js';
-import type { Source } from '../capture/source.js';
+import type { Source, SourceMonitor } from '../capture/source.js';
 import type { Dependency } from './dependencies.js';
 import type { ResourcesFactory } from './resources.js';
 
@@ -40,6 +40,8 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   create(config: z.infer<S>, ctx: ConnectorContext): Source;
   /** The system the source reads, for the start's waits (src/supervise.ts) and /health. */
   dependency?(config: z.infer<S>, pipeline: string): Dependency;
+  /** Readiness and stream lag for /ready, `syncline status` and the metrics (its own connection, opened on first use). */
+  monitor(config: z.infer<S>, timeoutMs: number): SourceMonitor;
   /** What the source created for a pipeline in its system (`syncline pipeline drop`); optional. */
   resources?: ResourcesFactory<z.infer<S>>;
 }

@@ -3,7 +3,7 @@
  *   kafka             admin describeCluster
  *   registry          GET <schemaRegistry.url>/subjects
  *   redis             PING                        (when the process runs a sink)
- *   source:<pipeline> select 1 on the source      (when it runs capture)
+ *   source:<pipeline> SourceMonitor.ping()        (when it runs capture; PostgreSQL: select 1)
  *   target:<pipeline> Sink.ping()                 (when it runs a sink)
  * GET /ready, `syncline status` and syncline_dependency_up all use one DependencyChecks. It keeps,
  * per dependency, the result of the last check and the last error ever seen (with its time), so
@@ -12,11 +12,9 @@
  *   {"ready":false,"checks":{"kafka":{"ok":true,"latencyMs":3,"lastError":null,"checkedAt":"…"},
  *     "target:orders-sync":{"ok":false,"latencyMs":12,"lastError":"postgres sink 127.0.0.1:5432/shop: ping: Connection terminated unexpectedly","lastErrorAt":"…","checkedAt":"…"}}}
  */
-import pg from 'pg';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { PgConnection } from '../../connectors/postgres/spec.js';
-import { pgClientConfig } from '../../connectors/postgres/source/prepare.js';
+import type { SourceMonitor } from '../capture/source.js';
 import { errorMessage } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { Sink } from '../sink/sink.js';
@@ -120,60 +118,6 @@ export class DependencyChecks {
   }
 }
 
-/**
- * One lazily opened PostgreSQL connection for probes and metrics queries (select 1, slot lag).
- * A connection that breaks is dropped; the next query opens a new one.
- */
-export class PgProbe {
-  private conn?: { client: pg.Client; ready: Promise<pg.Client> };
-
-  constructor(private readonly cfg: PgConnection, private readonly timeoutMs = 3000) {}
-
-  private get where(): string {
-    return `postgres ${this.cfg.host}:${this.cfg.port}/${this.cfg.database}`;
-  }
-
-  async query(text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
-    const client = await this.connect();
-    try {
-      return (await client.query(text, params)).rows;
-    } catch (err) {
-      // Not an SQLSTATE from the server: the connection itself is in trouble; open a new one next time.
-      if (!/^[0-9A-Z]{5}$/.test((err as { code?: string }).code ?? '')) this.drop(client);
-      throw new Error(`${this.where}: ${errorMessage(err)}`);
-    }
-  }
-
-  private connect(): Promise<pg.Client> {
-    if (!this.conn) {
-      const client = new pg.Client(pgClientConfig(this.cfg, { application_name: 'syncline-probe', connectionTimeoutMillis: this.timeoutMs, query_timeout: this.timeoutMs }));
-      client.on('error', () => this.drop(client));
-      client.on('end', () => this.drop(client));
-      const ready = client.connect().then(
-        () => client,
-        (err: unknown) => {
-          this.drop(client);
-          throw new Error(`${this.where}: cannot connect: ${errorMessage(err)}`);
-        },
-      );
-      this.conn = { client, ready };
-    }
-    return this.conn.ready;
-  }
-
-  private drop(client: pg.Client): void {
-    if (this.conn?.client !== client) return;
-    this.conn = undefined;
-    void client.end().catch(() => undefined);
-  }
-
-  async close(): Promise<void> {
-    const c = this.conn;
-    this.conn = undefined;
-    await c?.client.end().catch(() => undefined);
-  }
-}
-
 /** Remembers a Redis client's last connection error (cleared when it is ready again), for readable probe failures. */
 export function watchRedis(client: Redis): { client: Redis; lastError: () => string | null } {
   let last: string | null = null;
@@ -190,7 +134,7 @@ export interface ProbeSources {
   kafka: KafkaClient;
   registryUrl: string;
   redis?: { client: Redis; lastError: () => string | null };
-  sources: { pipeline: string; probe: PgProbe }[];
+  sources: { pipeline: string; monitor: SourceMonitor }[];
   targets: { pipeline: string; sink: Sink }[];
 }
 
@@ -224,7 +168,7 @@ export function dependencyProbes(s: ProbeSources): Map<string, Probe> {
       }
     });
   }
-  for (const { pipeline, probe } of s.sources) probes.set(`source:${pipeline}`, () => probe.query('select 1'));
+  for (const { pipeline, monitor } of s.sources) probes.set(`source:${pipeline}`, () => monitor.ping());
   for (const { pipeline, sink } of s.targets) probes.set(`target:${pipeline}`, () => sink.ping());
   return probes;
 }

@@ -25,6 +25,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { CaptureStats } from '../capture/capture.js';
+import type { SourceMonitor } from '../capture/source.js';
 import type { ApplyStats } from '../sink/applier.js';
 import { errorKind, errorMessage } from '../core/errors.js';
 import { metadataLagging, type KafkaClient } from '../core/kafka.js';
@@ -47,11 +48,10 @@ export interface WatchedConsumer {
   topics: string[];
 }
 
-/** A replication slot whose lag is reported: `query` runs one statement on the slot's database. */
-export interface WatchedSlot {
+/** A pipeline source whose stream lag is reported (PostgreSQL: its replication slot). */
+export interface WatchedSource {
   pipeline: string;
-  slot: string;
-  query: (text: string, params: unknown[]) => Promise<Record<string, unknown>[]>;
+  monitor: SourceMonitor;
 }
 
 /** Error classes of the taxonomy in core/errors.ts, plus 'unknown' for anything else. */
@@ -112,7 +112,7 @@ export class Metrics {
   readonly dependencyLatency: Gauge<'dependency'>;
 
   private readonly consumers: WatchedConsumer[] = [];
-  private readonly slots: WatchedSlot[] = [];
+  private readonly slots: WatchedSource[] = [];
   private readonly seen = new Map<string, number>();
   private readonly refreshMs: number;
   private readonly timeoutMs: number;
@@ -288,7 +288,7 @@ export class Metrics {
     this.consumers.push(c);
   }
 
-  watchSlot(s: WatchedSlot): void {
+  watchSource(s: WatchedSource): void {
     this.slots.push(s);
   }
 
@@ -431,14 +431,7 @@ export class Metrics {
 
   private async refreshSlots(): Promise<void> {
     if (this.slots.length === 0) return;
-    const results = await Promise.allSettled(this.slots.map((s) => withTimeout(this.timeoutMs, `slot ${s.slot}`, async () => {
-      const rows = await s.query(
-        `select (pg_current_wal_lsn() - confirmed_flush_lsn)::float8 as lag, (pg_current_wal_lsn() - restart_lsn)::float8 as retained, active
-           from pg_replication_slots where slot_name = $1`,
-        [s.slot],
-      );
-      return { s, row: rows[0] };
-    })));
+    const results = await Promise.allSettled(this.slots.map((s) => withTimeout(this.timeoutMs, `source of pipeline ${s.pipeline}`, async () => ({ s, row: await s.monitor.lag() }))));
     this.slotLag.reset();
     this.slotRetained.reset();
     this.slotActive.reset();
@@ -449,9 +442,9 @@ export class Metrics {
         continue;
       }
       const { s, row } = r.value;
-      if (!row) continue; // no slot (yet): no series
-      if (row.lag != null) this.slotLag.set({ pipeline: s.pipeline }, Number(row.lag));
-      if (row.retained != null) this.slotRetained.set({ pipeline: s.pipeline }, Number(row.retained));
+      if (!row) continue; // no stream (yet): no series
+      if (row.lagBytes != null) this.slotLag.set({ pipeline: s.pipeline }, row.lagBytes);
+      if (row.retainedBytes != null) this.slotRetained.set({ pipeline: s.pipeline }, row.retainedBytes);
       this.slotActive.set({ pipeline: s.pipeline }, row.active ? 1 : 0);
     }
     if (failure) throw failure;

@@ -10,12 +10,13 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { PgSourceConfig } from '../../connectors/postgres/spec.js';
 import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
 import { topicMappings } from '../process/processor.js';
 import { groups, topics, type KafkaClient } from '../core/kafka.js';
 import type { Sink } from '../sink/sink.js';
-import { dependencyProbes, DependencyChecks, PgProbe, watchRedis, type ReadyReport } from './checks.js';
+import { dependencyProbes, DependencyChecks, watchRedis, type ReadyReport } from './checks.js';
+import type { SourceMonitor } from '../capture/source.js';
+import { sourceRegistration } from '../core/registry.js';
 import { HealthState } from './health.js';
 import { ObservabilityServer } from './http.js';
 import { Metrics, type WatchedPipeline } from './metrics.js';
@@ -43,7 +44,7 @@ export class Observability {
   readonly metrics: Metrics;
   readonly health = new HealthState();
   private readonly timeoutMs: number;
-  private readonly sources: { pipeline: string; probe: PgProbe }[] = [];
+  private readonly sources: { pipeline: string; monitor: SourceMonitor }[] = [];
   private readonly targets: { pipeline: string; sink: Sink }[] = [];
   private readonly redis?: ReturnType<typeof watchRedis>;
   private checks?: DependencyChecks;
@@ -111,10 +112,10 @@ export class Observability {
       this.metrics.watchConsumer({ pipeline: name, stage: 'sink', groupId: groups.sink(prefix, name), topics: [topics.apply(prefix, name)] });
     }
     if (parts.capture) {
-      const source = p.source as PgSourceConfig;
-      const probe = new PgProbe(source.connection, this.timeoutMs);
-      this.sources.push({ pipeline: name, probe });
-      this.metrics.watchSlot({ pipeline: name, slot: source.slot, query: (text, params) => probe.query(text, params) });
+      const source = p.source as { type: string };
+      const monitor = sourceRegistration(source.type).monitor(source, this.timeoutMs);
+      this.sources.push({ pipeline: name, monitor });
+      this.metrics.watchSource({ pipeline: name, monitor });
     }
     if (parts.sink) this.targets.push({ pipeline: name, sink: parts.sink });
     const conflict = p.conflict ?? this.o.config.defaults.conflict;
@@ -149,6 +150,6 @@ export class Observability {
     await this.stopAlerts();
     await this.server?.close();
     this.server = undefined;
-    await Promise.allSettled(this.sources.map((s) => s.probe.close()));
+    await Promise.allSettled(this.sources.map((s) => s.monitor.close()));
   }
 }

@@ -4,7 +4,8 @@
  */
 import pg from 'pg';
 import type { PgConnection } from '../spec.js';
-import { classifyPgError, fatal } from '../../../src/core/errors.js';
+import { fatal } from '../../../src/core/errors.js';
+import { classifyPgError } from '../errors.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import { decideKey } from '../../../src/capture/table-key.js';
 import { formatTableName, parseTableName } from '../../../src/core/names.js';
