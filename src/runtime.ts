@@ -19,14 +19,14 @@ import { AvroCodec } from './core/codec.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
 import { sinkRegistration, sourceRegistration } from './core/registry.js';
-import { ConsumerStage, cdcDecoder, applyTopicDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
-import { ApplyTopicWriter } from './sink/apply-topic.js';
+import { ConsumerStage, cdcDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
+import { ApplyTopicWriter, applyTopicDecoder } from './sink/apply-topic.js';
 import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
 import { DependencyWaits, redisAddress, type Dependency, type DependencyAddresses } from './core/dependencies.js';
 import { startTimeoutOf } from './core/config/schema.js';
 import { superviseStage, untilReady, type StageTask, type WaitContext } from './supervise.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
-import { batchSizeOf, buildSinkParts, originOf, republishOriginOf } from './sink/build.js';
+import { batchSizeOf, buildSinkParts, originOf, republishOriginOf, resolveRetry } from './sink/build.js';
 import { DECIDED_KINDS } from './core/envelope.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
@@ -175,9 +175,8 @@ export class Runtime {
     const sinkLog = stageLogger(name, 'sink');
     const dlq = new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, this.stages.has('process') ? 'process' : 'sink');
     if (this.stages.has('sink')) {
-      const retry = resolveRetry(name, this.config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry);
       const connect = (fn: () => Promise<void>) => untilReady(waits, `pipeline ${name} target`, fn);
-      const parts = await buildSinkParts({ config: this.config, kafka: this.kafka, redis: this.redis, metrics: this.metrics, connect }, name, p, sinkLog, retry);
+      const parts = await buildSinkParts({ config: this.config, kafka: this.kafka, redis: this.redis, metrics: this.metrics, connect }, name, p, sinkLog);
       h.sink = parts.sink;
       h.applier = parts.applier;
     }
@@ -294,21 +293,8 @@ export class Runtime {
   }
 }
 
-type RetryOverride = Partial<RetryConfig>;
 
 
 /** The Applier's options for a batch of a consumer partition (its write intents are kept per partition). */
 const consumerOf = (origin?: BatchOrigin): ApplyOptions => (origin ? { consumer: `${origin.topic}:${origin.partition}` } : {});
 
-/** Defaults, then the pipeline's overrides, then the target connector's, option by option. */
-export function resolveRetry(pipeline: string, defaults: RetryConfig, ...overrides: (RetryOverride | undefined)[]): RetryConfig {
-  const out: RetryConfig = { ...defaults };
-  for (const o of overrides) {
-    if (!o) continue;
-    for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, number>)[k] = v as number;
-  }
-  if (out.initialDelayMs > out.maxDelayMs) {
-    throw fatal('CONFIG_INVALID', `pipeline ${pipeline}: retry initialDelayMs (${out.initialDelayMs}) exceeds maxDelayMs (${out.maxDelayMs}) once defaults and overrides are combined`);
-  }
-  return out;
-}

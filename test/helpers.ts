@@ -262,7 +262,7 @@ export async function sinkHarness(env: TestEnv): Promise<{ redis: Redis; build(p
   return {
     redis,
     async build(pipeline) {
-      const parts = await buildSinkParts({ config: env.config, kafka, redis }, pipeline, env.config.pipelines[pipeline]!, rootLogger.child({ pipeline, stage: 'sink' }), env.config.defaults.retry);
+      const parts = await buildSinkParts({ config: env.config, kafka, redis }, pipeline, env.config.pipelines[pipeline]!, rootLogger.child({ pipeline, stage: 'sink' }));
       built.push(parts);
       return parts;
     },

@@ -23,11 +23,11 @@ import type { AvroCodec } from '../core/codec.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { errorMessage } from '../core/errors.js';
 import { parseTagged } from '../core/tagged-json.js';
-import { cdcDecoder, applyTopicDecoder, topicMappings, type Decoder } from '../process/processor.js';
+import { cdcDecoder, topicMappings, type Decoder } from '../process/processor.js';
+import { applyTopicDecoder } from '../sink/apply-topic.js';
 import type { Pending } from '../sink/applier.js';
 import { interpretChoice } from '../sink/conflicts.js';
 import { buildSinkParts, type SinkParts } from '../sink/build.js';
-import { resolveRetry } from '../runtime.js';
 import { DlqStore, type DlqEntry, type DlqFilter } from './store.js';
 
 export class DlqError extends Error {
@@ -111,8 +111,7 @@ export class DlqService {
     const o = this.opsOf(pipeline);
     if (!o.parts) {
       const p = this.d.config.pipelines[pipeline]!;
-      const retry = resolveRetry(pipeline, this.d.config.defaults.retry, p.retry, (p.target as { retry?: Record<string, number> }).retry);
-      o.parts = await buildSinkParts({ config: this.d.config, kafka: this.d.kafka, redis: this.d.redis }, pipeline, p, this.d.log.child({ pipeline, stage: 'dlq' }), retry);
+      o.parts = await buildSinkParts({ config: this.d.config, kafka: this.d.kafka, redis: this.d.redis }, pipeline, p, this.d.log.child({ pipeline, stage: 'dlq' }));
       const cdc = cdcDecoder(this.d.codec, topicMappings(changeTopicPrefix(this.d.config, p), p.tables));
       o.decode = (m, topic, partition) => (topic.includes('.apply.') ? applyTopicDecoder(m, topic, partition) : cdc(m, topic, partition));
     }

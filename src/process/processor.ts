@@ -7,7 +7,7 @@
  * Two uses:
  *  - processor (`cdcDecoder`): change topics → decode Avro → map → hash → Applier (all-in-one) or
  *    the apply topic (split deployment);
- *  - sink writer (`applyTopicDecoder`): apply topic → Applier.
+ *  - sink writer (`applyTopicDecoder`, src/sink/apply-topic.ts): apply topic → Applier.
  * Undecodable messages (garbage bytes, unknown schema id, missing key) and records that break their
  * table's validation rules are poison: dead-lettered as 'invalid' with the reason (and every
  * violation); the partition moves on.
@@ -22,7 +22,6 @@ import { errorKind, poison, SynclineError } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
-import { decodePending } from '../sink/apply-topic.js';
 import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
 import { DECIDED_HEADER, decidedOf, eventPosition, position } from '../core/envelope.js';
 import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
@@ -289,8 +288,6 @@ export function topicMappings(prefix: string, tables: TableConfig[]): Map<string
   }
   return byTopic;
 }
-
-export const applyTopicDecoder: Decoder = async (m) => decodePending(m.value);
 
 export class ConsumerStage {
   private consumer?: Consumer;

@@ -23,7 +23,6 @@ import type { KafkaClient } from '../core/kafka.js';
 import { offsetsAtTime, readRanges, topicBounds, type ReadProgress, type ReadRange } from '../core/topic-reader.js';
 import { cdcDecoder, topicMappings } from '../process/processor.js';
 import { ValidationError, validateRules } from '../process/validation/index.js';
-import { resolveRetry } from '../runtime.js';
 import type { Pending } from '../sink/applier.js';
 import { buildSinkParts } from '../sink/build.js';
 import type { DeadLetter } from '../sink/dead-letters.js';
@@ -115,8 +114,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   }
 
   const validators = await validateRules(d.config, undefined, [o.pipeline], d.log);
-  const retry = resolveRetry(o.pipeline, d.config.defaults.retry, p.retry, (p.target as { retry?: Record<string, number> }).retry);
-  const parts = await buildSinkParts({ config: d.config, kafka: d.kafka, redis: d.redis }, o.pipeline, p, d.log, retry, { dryRun: o.dryRun });
+  const parts = await buildSinkParts({ config: d.config, kafka: d.kafka, redis: d.redis }, o.pipeline, p, d.log, { dryRun: o.dryRun });
   const decode = cdcDecoder(d.codec, byTopic, validators.get(o.pipeline));
   let read = 0;
   let invalid = 0;

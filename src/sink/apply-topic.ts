@@ -15,7 +15,7 @@ import type { Row } from '../core/envelope.js';
 import { classifyNetworkError, fatal, poison, retriable } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { Producer } from 'kafkajs';
-import type { BatchOrigin } from '../process/processor.js';
+import type { BatchOrigin, Decoder } from '../process/processor.js';
 import type { Pending } from './applier.js';
 import { keyString } from './sink.js';
 import { parseTagged, stringifyTagged } from '../core/tagged-json.js';
@@ -34,6 +34,9 @@ export interface ApplyMessage {
   /** Set for the copies of a control record; a change goes where its key hashes. */
   partition?: number;
 }
+
+/** The sink writer's decoder (split deployment): an apply-topic message is a decoded Pending already. */
+export const applyTopicDecoder: Decoder = async (m) => decodePending(m.value);
 
 export function decodePending(value: Buffer | null): Pending {
   try {

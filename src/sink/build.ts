@@ -47,6 +47,25 @@ export const originOf = (prefix: string, pipeline: string) => `syncline:${prefix
 /** Replication origin prefix of a pipeline's re-published rows (a sink's republish(), see ConnectorContext.origin). */
 export const republishOriginOf = (prefix: string, pipeline: string, over: Decided) => republishOrigin(originOf(prefix, pipeline), over);
 
+type RetryOverride = Partial<RetryConfig>;
+
+/** Defaults, then the pipeline's overrides, then the target connector's, option by option. */
+export function resolveRetry(pipeline: string, defaults: RetryConfig, ...overrides: (RetryOverride | undefined)[]): RetryConfig {
+  const out: RetryConfig = { ...defaults };
+  for (const o of overrides) {
+    if (!o) continue;
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, number>)[k] = v as number;
+  }
+  if (out.initialDelayMs > out.maxDelayMs) {
+    throw fatal('CONFIG_INVALID', `pipeline ${pipeline}: retry initialDelayMs (${out.initialDelayMs}) exceeds maxDelayMs (${out.maxDelayMs}) once defaults and overrides are combined`);
+  }
+  return out;
+}
+
+/** The retry settings of a pipeline's target: defaults, the pipeline's, the target connector's. */
+export const pipelineRetry = (config: SynclineConfig, name: string, p: PipelineConfig): RetryConfig =>
+  resolveRetry(name, config.defaults.retry, p.retry, (p.target as { retry?: RetryOverride }).retry);
+
 /** `batch.size` of a pipeline: most records written to its target in one transaction. */
 export const batchSizeOf = (config: SynclineConfig, p: PipelineConfig): number => (p.batch ?? config.defaults.batch).size;
 
@@ -65,8 +84,9 @@ export async function conflictPolicy(config: SynclineConfig, name: string, p: Pi
   return { conflictFor: (t) => perTable.get(t) ?? base, resolverFor: (t) => resolvers.get(t) ?? fallback };
 }
 
-export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineConfig, log: Logger, retry: RetryConfig, opts: { dryRun?: boolean } = {}): Promise<SinkParts> {
+export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineConfig, log: Logger, opts: { dryRun?: boolean } = {}): Promise<SinkParts> {
   const { config, kafka, redis, metrics } = deps;
+  const retry = pipelineRetry(config, name, p);
   const prefix = config.topicPrefix;
   const keyPrefix = config.redis.keyPrefix ?? prefix;
   const policy = await conflictPolicy(config, name, p);
