@@ -270,13 +270,16 @@ export function sinkContract(sink: SinkFixture, feed: SourceFixture = postgresSo
         }
       })();
       await waitFor('some rows to arrive', async () => (await env.target.readAll(T.redeliver, ['id'])).length > 100, 60_000, 100);
+      const tStop = Date.now();
       await consumer.stop(); // mid-stream: the writer is still writing
+      const tStopped = Date.now();
       const appliedBeforeStop = stat(consumer, 'applied');
       await sleep(500);
       consumer = await env.start(['process', 'sink']);
       writing = false;
       await writer;
       await waitFor('redeliver converged after the restart', () => sameRows(T.redeliver), 60_000, 300);
+      console.log(`mid-stream stop: ${tStopped - tStop} ms, restart and converge ${Date.now() - tStopped} ms`);
       assert.ok(appliedBeforeStop > 0);
 
       // Everything delivered again: the whole pipeline, every table of the earlier checks too.
