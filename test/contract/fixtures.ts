@@ -5,7 +5,7 @@
  * file (see ./postgres.int.test.ts and ./postgres-fixtures.ts).
  *
  * Values are compared in the canonical forms the processor itself uses (the `Value` of
- * src/core/envelope.ts, documented kind by kind in src/core/pgtypes.ts): int4 → number, int8 →
+ * src/core/envelope.ts, documented kind by kind in src/core/types.ts): int4 → number, int8 →
  * bigint, numeric → string as printed, timestamps → 'YYYY-MM-DDTHH:MM:SS.ffffff[Z]', bytes → Buffer,
  * arrays → Value[], … A fixture's `readAll` converts what its system returns into those forms, so
  * that source state, target state and the declared expectations compare with one equality.

@@ -4,12 +4,12 @@
  * source's slot and publication are `t<id>_<pipeline>` (scripts/test.sh drops inactive leftovers).
  *
  * Rows are read back as text (every type parser off) and converted with the processor's own
- * converter (src/core/pgtypes.ts parsePgText on the column's ColumnType), so "canonical" means
+ * converter (connectors/postgres/pgtypes.ts parsePgText on the column's ColumnType), so "canonical" means
  * exactly what the pipeline would carry.
  */
 import pg from 'pg';
 import type { Row } from '../../src/core/envelope.js';
-import { columnType, quoteIdent, parsePgText, TypeCatalog } from '../../src/core/pgtypes.js';
+import { columnType, quoteIdent, parsePgText, TypeCatalog } from '../../connectors/postgres/pgtypes.js';
 import { keyString } from '../../src/sink/sink.js';
 import { PG, createDb, dropDb, dropSlots, sql } from '../helpers.js';
 import type { BasicTypes, SinkFixture, SinkTarget, SourceDb, SourceFixture, SourceSession, TableDef, TypeCase, WriteOp } from './fixtures.js';
