@@ -40,6 +40,12 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   create(config: z.infer<S>, ctx: ConnectorContext): Source;
   /** The system the source reads, for the start's waits (src/supervise.ts) and /health. */
   dependency?(config: z.infer<S>, pipeline: string): Dependency;
+  /**
+   * What a pipeline's source must own alone, from its raw config (before defaults): two pipelines
+   * with the same `what` and `id` are refused at load, at `field`'s line (PostgreSQL: the slot, as
+   * PostgreSQL names it, and the publication). `note` says how `id` differs from what was written.
+   */
+  exclusive?(raw: Record<string, unknown>): { field: string; what: string; id: string; note?: string }[];
   /** Readiness and stream lag for /ready, `syncline status` and the metrics (its own connection, opened on first use). */
   monitor(config: z.infer<S>, timeoutMs: number): SourceMonitor;
   /** What the source created for a pipeline in its system (`syncline pipeline drop`); optional. */

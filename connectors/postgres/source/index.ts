@@ -10,6 +10,7 @@ import { postgresDependency } from '../../../src/core/dependencies.js';
 import { pgSourceResources } from '../resources.js';
 import { pgSourceSpec } from '../spec.js';
 import { PostgresSource } from './postgres-source.js';
+import { pgSlotName } from '../../../src/core/names.js';
 import { PgSourceMonitor } from '../probe.js';
 
 registerSource({
@@ -19,5 +20,10 @@ registerSource({
   create: (config, ctx) => new PostgresSource(config, ctx.pipeline, ctx.log),
   dependency: (config, pipeline) => postgresDependency(config.connection, pipeline, 'source'),
   monitor: (config, timeoutMs) => new PgSourceMonitor(config, timeoutMs),
+  // Slots compared as PostgreSQL names them: orders-sync and orders_sync are one slot.
+  exclusive: (raw) => [
+    ...(typeof raw.slot === 'string' ? [{ field: 'slot', what: 'replication slot', id: pgSlotName(raw.slot), note: pgSlotName(raw.slot) !== raw.slot ? `PostgreSQL slot ${pgSlotName(raw.slot)}` : undefined }] : []),
+    ...(typeof raw.publication === 'string' ? [{ field: 'publication', what: 'publication', id: raw.publication }] : []),
+  ],
   resources: pgSourceResources,
 });

@@ -19,7 +19,8 @@
  *     are always strings. Quoted or not, since inside a flow collection (`{ port: "${PGPORT}" }`)
  *     `${` must be quoted. A literal "5432" without interpolation stays a string (and is refused).
  *     Top-level keys starting with `x-` are ignored: a place for YAML anchors (`x-pg: &pg {...}`).
- *  4. Semantic checks zod cannot express (unique slots/publications, custom conflict needs module…).
+ *  4. Semantic checks zod cannot express (what a source must own alone, e.g. PostgreSQL slots and
+ *     publications; custom conflict needs module…).
  *
  * Secrets: the value of a field whose spec carries meta `{ secret: true }` (or whose key looks like
  * one: password, token, secret…) is never printed; messages say "(secret, not shown)". YAML syntax
@@ -35,7 +36,8 @@ import type { Document, Node as YamlNode } from 'yaml';
 import { SynclineError } from '../errors.js';
 import { configSpec, type SynclineConfig } from './schema.js';
 import { checkTableValidation } from '../../process/validation/compile.js';
-import { canonicalTableName, pgSlotName } from '../names.js';
+import { canonicalTableName } from '../names.js';
+import { registeredSources } from '../registry.js';
 
 export interface ConfigProblem {
   file: string;
@@ -613,21 +615,18 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
   const root = asObject(data);
   const pipelines = Object.entries(asObject(root?.pipelines) ?? {});
 
-  // Slot and publication names: each pipeline owns its own.
-  for (const field of ['slot', 'publication'] as const) {
-    const firstUse = new Map<string, string>();
-    for (const [name, p] of pipelines) {
-      const raw = asObject(asObject(p)?.source)?.[field];
-      if (typeof raw !== 'string') continue;
-      // Slots are compared as PostgreSQL names them (orders-sync and orders_sync are one slot).
-      const v = field === 'slot' ? pgSlotName(raw) : raw;
-      const other = firstUse.get(v);
-      const what = field === 'slot' ? 'replication slot' : 'publication';
+  // What a pipeline's source must own alone (PostgreSQL: its slot and publication), as its connector says.
+  const firstUse = new Map<string, { pipeline: string; field: string }>();
+  for (const [name, p] of pipelines) {
+    const source = asObject(asObject(p)?.source);
+    const reg = typeof source?.type === 'string' ? registeredSources().find((r) => r.type === source.type) : undefined;
+    for (const c of (source && reg?.exclusive?.(source)) ?? []) {
+      const id = `${reg!.type}\u0000${c.what}\u0000${c.id}`;
+      const other = firstUse.get(id);
       if (other !== undefined) {
-        const first = loc.value(['pipelines', other, 'source', field]);
-        const same = field === 'slot' && v !== raw ? ` (PostgreSQL slot ${v})` : '';
-        add(['pipelines', name, 'source', field], `${what} '${raw}'${same} is already used by pipeline '${other}' (line ${first.line}); each pipeline needs its own`);
-      } else firstUse.set(v, name);
+        const first = loc.value(['pipelines', other.pipeline, 'source', other.field]);
+        add(['pipelines', name, 'source', c.field], `${c.what} '${String(source![c.field])}'${c.note ? ` (${c.note})` : ''} is already used by pipeline '${other.pipeline}' (line ${first.line}); each pipeline needs its own`);
+      } else firstUse.set(id, { pipeline: name, field: c.field });
     }
   }
 
