@@ -18,7 +18,7 @@ import { SynclineError } from '../../src/core/errors.js';
 const ID = randomBytes(4).toString('hex');
 const DB = `syncline_t_${ID}_autocreate`;
 const ROLE = `syncline_t_${ID}_nocreate`;
-const conn = { host: '127.0.0.1', port: 5432, user: 'postgres', ssl: false };
+const conn = { host: '127.0.0.1', port: 5432, user: 'postgres', ssl: false, sslVerify: true };
 const log = pino({ level: 'silent' });
 let admin: pg.Pool;
 const sinks: PostgresSink[] = [];

@@ -1,6 +1,12 @@
 /** PostgreSQL errors onto the one taxonomy (src/core/errors.ts): retriable, fatal or poison. */
 import { fatal, NETWORK_CODES, poison, retriable, SynclineError } from '../../src/core/errors.js';
 
+/** What to set when TLS is refused (connectors/postgres/connection.ts). */
+export const TLS_HINT = '(TLS: set connection.sslCaFile to the CA that signed the server certificate, check host matches its name, or sslVerify: false to encrypt without verifying; ssl: false when the server has no TLS)';
+
+/** Node's TLS verification failures (tls.connect), as node-postgres passes them on. */
+const TLS_CODES = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+
 /**
  * Classify an error raised by PostgreSQL (node-postgres) by SQLSTATE class.
  * https://www.postgresql.org/docs/current/errcodes-appendix.html
@@ -11,6 +17,11 @@ export function classifyPgError(err: unknown, context: string): SynclineError {
   const code = e?.code ?? '';
   const detail = [e?.message ?? String(err), e?.detail].filter(Boolean).join(' — ');
   const msg = `${context}: ${detail}`;
+  // TLS refused: the certificate is not trusted or not for this host, or the server has no TLS.
+  // Waiting does not help: fatal, with what to set (connectors/postgres/connection.ts).
+  if (TLS_CODES.has(code) || /does not support SSL|certificate/i.test(e?.message ?? '')) {
+    return fatal('PG_TLS', `${msg} ${TLS_HINT}`, err);
+  }
   if (NETWORK_CODES.has(code) || /Connection terminated|timeout|ECONNRESET/i.test(e?.message ?? '')) return retriable(`PG_${code || 'CONNECTION'}`, msg, err);
   const cls = code.slice(0, 2);
   switch (cls) {

@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { SourceLag, SourceMonitor } from '../../src/capture/source.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { PgConnection, PgSourceConfig } from './spec.js';
-import { pgClientConfig } from './source/prepare.js';
+import { pgClientConfig } from './connection.js';
 
 /**
  * One lazily opened PostgreSQL connection for probes and metrics queries (select 1, slot lag).

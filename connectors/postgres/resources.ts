@@ -11,7 +11,8 @@
  * what is already gone.
  */
 import pg from 'pg';
-import { connectSource, pgClientConfig, quoteIdent, rawTypes } from './source/prepare.js';
+import { connectSource, quoteIdent } from './source/prepare.js';
+import { pgClientConfig, rawTypes } from './connection.js';
 import { fatal, SynclineError } from '../../src/core/errors.js';
 import { classifyPgError } from './errors.js';
 import type { ConnectorResources, OtherPipeline, PipelineResource, ResourceContext } from '../../src/core/resources.js';

@@ -11,7 +11,7 @@ import type { Row } from '../../src/core/envelope.js';
 import { SynclineError } from '../../src/core/errors.js';
 
 const DB = `syncline_t_sink_${randomBytes(4).toString('hex')}`;
-const conn = { host: '127.0.0.1', port: 5432, user: 'postgres', ssl: false };
+const conn = { host: '127.0.0.1', port: 5432, user: 'postgres', ssl: false, sslVerify: true };
 const log = pino({ level: 'silent' });
 let admin: pg.Pool; // verification and setup in the test database
 let sink: PostgresSink;

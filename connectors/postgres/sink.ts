@@ -68,9 +68,10 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
-import { fatal, poison, SynclineError } from '../../src/core/errors.js';
-import { classifyPgError } from './errors.js';
+import { errorCode, fatal, poison, SynclineError } from '../../src/core/errors.js';
+import { classifyPgError, TLS_HINT } from './errors.js';
 import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from './pgtypes.js';
+import { pgClientConfig, rawTypes, SESSION_OPTIONS } from './connection.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
@@ -136,13 +137,8 @@ interface Stmt {
 const MAX_PARAMS = 65535;
 /** Rows per unnest upsert (each column one array parameter). */
 const UNNEST_ROWS = 10_000;
-const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c bytea_output=hex';
 const SAVEPOINT = 'syncline_iso';
 
-/** Every result value arrives as PostgreSQL text; readRows converts it with ./pgtypes.ts parsePgText. */
-const TEXT_TYPES = {
-  getTypeParser: (oid: number, format?: string) => (format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : (v: string) => v),
-} as unknown as pg.CustomTypesConfig;
 
 /** A canonical table name (src/core/names.ts) → [schema, table]. */
 function splitTable(table: string): [string, string] {
@@ -187,21 +183,17 @@ export class PostgresSink implements Sink {
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'sink.pg.idle_client_error'));
   }
 
+  /** Every result value arrives as PostgreSQL text (rawTypes); readRows converts it with ./pgtypes.ts parsePgText. */
   private poolConfig(max: number, pipeline: string): pg.PoolConfig {
-    const c = this.cfg.connection;
     return {
-      host: c.host,
-      port: c.port,
-      database: c.database,
-      user: c.user,
-      password: c.password,
-      ssl: c.ssl ? true : false,
-      max,
+      ...pgClientConfig(this.cfg.connection, {
+        types: rawTypes,
+        application_name: `syncline-sink-${pipeline}`.slice(0, 63),
+        // A target that accepts the connection but never answers (or a full pool) fails instead of hanging.
+        connectionTimeoutMillis: 15_000,
+      }),
       options: `${SESSION_OPTIONS} -c lock_timeout=${this.cfg.lockTimeoutMs}`,
-      types: TEXT_TYPES,
-      application_name: `syncline-sink-${pipeline}`.slice(0, 63),
-      // A target that accepts the connection but never answers (or a full pool) fails instead of hanging.
-      connectionTimeoutMillis: 15_000,
+      max,
     };
   }
 
@@ -215,7 +207,8 @@ export class PostgresSink implements Sink {
     } catch (err) {
       const c = this.cfg.connection;
       const cause = (err as { cause?: unknown }).cause ?? err;
-      (err as Error).message = `pipeline ${this.pipeline} target: cannot connect to PostgreSQL ${c.user}@${c.host}:${c.port}/${c.database}: ${cause instanceof Error ? cause.message : String(cause)}`;
+      const hint = errorCode(err) === 'PG_TLS' ? ` ${TLS_HINT}` : '';
+      (err as Error).message = `pipeline ${this.pipeline} target: cannot connect to PostgreSQL ${c.user}@${c.host}:${c.port}/${c.database}: ${cause instanceof Error ? cause.message : String(cause)}${hint}`;
       throw err;
     }
   }

@@ -10,7 +10,9 @@ export const pgConnectionSpec = z
     database: z.string().min(1).describe('Database name.').meta({ examples: ['shop'] }),
     user: z.string().min(1).default('postgres').describe('User name.'),
     password: z.string().optional().describe('Password; use ${ENV_VAR} interpolation, never a literal.').meta({ secret: true }),
-    ssl: z.boolean().default(false).describe('Connect with TLS.'),
+    ssl: z.boolean().default(false).describe('Connect with TLS, on every connection syncline opens to this server (capture, snapshot, probe, sink). The server certificate is verified against the system CAs (or sslCaFile) and its name against host, like libpq\'s sslmode=verify-full.'),
+    sslCaFile: z.string().optional().describe('PEM file of the CA certificate(s) that signed the server certificate (a private CA), instead of the system CAs.').meta({ examples: ['/etc/syncline/pg-ca.pem'] }),
+    sslVerify: z.boolean().default(true).describe('false: TLS without verifying the server certificate (libpq\'s sslmode=require): encrypted but not authenticated; a warning says so. For tests, not production.'),
   })
   .strict()
   .describe('PostgreSQL connection.');

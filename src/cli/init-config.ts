@@ -23,6 +23,8 @@ export interface PgUrl {
   /** Only to connect; never written. */
   password?: string;
   ssl: boolean;
+  /** sslmode=require: TLS without verifying the certificate (verify-ca and verify-full verify). */
+  sslVerify: boolean;
 }
 
 /**
@@ -48,7 +50,7 @@ export function parsePgUrl(text: string, what: string): PgUrl {
     if (k !== 'sslmode') throw fatal('INIT_ARGUMENT', `${what}: URL parameter '${k}' is not supported (only sslmode)`);
   }
   if (sslmode !== null && !['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'].includes(sslmode)) throw fatal('INIT_ARGUMENT', `${what}: unknown sslmode '${sslmode}'`);
-  return { host, port, database, user, password: u.password ? decodeURIComponent(u.password) : undefined, ssl: sslmode === 'require' || sslmode === 'verify-ca' || sslmode === 'verify-full' };
+  return { host, port, database, user, password: u.password ? decodeURIComponent(u.password) : undefined, ssl: sslmode === 'require' || sslmode === 'verify-ca' || sslmode === 'verify-full', sslVerify: sslmode !== 'require' };
 }
 
 /** The URL without its password, to show. */
@@ -295,6 +297,7 @@ function connection(c: PgUrl, passwordVar: string | undefined): string[] {
     `        user: ${yamlValue(c.user)}`,
     ...(passwordVar ? [`        password: \${${passwordVar}}`] : []),
     ...(c.ssl ? ['        ssl: true'] : []),
+    ...(c.ssl && !c.sslVerify ? ['        sslVerify: false   # sslmode=require: encrypted, the certificate not verified'] : []),
   ];
 }
 

@@ -41,7 +41,7 @@ export async function init(opts: InitOptions): Promise<number> {
   if (opts.out && existsSync(opts.out) && !opts.force) throw fatal('INIT_ARGUMENT', `${opts.out} exists: choose another --out, or --force to replace it`);
   const asked: TableName[] | 'all' = opts.tables !== undefined ? parseTableList(opts.tables) : 'all';
 
-  const probe = new PgProbe({ host: source.host, port: source.port, database: source.database, user: source.user, password: source.password, ssl: source.ssl }, 30_000);
+  const probe = new PgProbe({ host: source.host, port: source.port, database: source.database, user: source.user, password: source.password, ssl: source.ssl, sslVerify: source.sslVerify }, 30_000);
   let facts;
   try {
     facts = await describeTables((text, params) => probe.query(text, params), asked);

@@ -25,7 +25,8 @@ import { TypeCatalog, columnType, parsePgText } from '../pgtypes.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import type { CaptureHandler, Source, SourceColumn, SourceTable } from '../../../src/capture/source.js';
 import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
-import { connectSource, ensurePublication, inspectTables, pgClientConfig, quoteIdent, quoteTable, rawTypes, replicationGrantHint, slotDropped, type PgTable } from './prepare.js';
+import { pgClientConfig, rawTypes } from '../connection.js';
+import { connectSource, ensurePublication, inspectTables, quoteIdent, quoteTable, replicationGrantHint, slotDropped, type PgTable } from './prepare.js';
 import { sleep } from '../../../src/core/retry.js';
 import { formatTableName } from '../../../src/core/names.js';
 

@@ -4,32 +4,12 @@
  */
 import pg from 'pg';
 import type { PgConnection } from '../spec.js';
+import { pgClientConfig, rawTypes } from '../connection.js';
 import { fatal } from '../../../src/core/errors.js';
 import { classifyPgError } from '../errors.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import { decideKey } from '../../../src/capture/table-key.js';
 import { formatTableName, parseTableName } from '../../../src/core/names.js';
-
-/** Session settings every syncline connection to PostgreSQL uses (text formats are parsed exactly). */
-export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c IntervalStyle=postgres';
-
-export function pgClientConfig(c: PgConnection, extra: Partial<pg.ClientConfig> = {}): pg.ClientConfig {
-  return {
-    host: c.host,
-    port: c.port,
-    database: c.database,
-    user: c.user,
-    password: c.password,
-    ssl: c.ssl ? { rejectUnauthorized: false } : undefined,
-    options: SESSION_OPTIONS,
-    application_name: 'syncline',
-    connectionTimeoutMillis: 10000,
-    ...extra,
-  };
-}
-
-/** Parsers disabled: every value arrives as PostgreSQL text. */
-export const rawTypes = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
 
 export async function connectSource(c: PgConnection, what: string): Promise<pg.Client> {
   const client = new pg.Client({ ...pgClientConfig(c), types: rawTypes });
