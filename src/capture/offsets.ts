@@ -13,18 +13,12 @@
 import { randomUUID } from 'node:crypto';
 import type { KafkaClient } from '../core/kafka.js';
 import { topics } from '../core/kafka.js';
+import type { CaptureOffset, OffsetStore } from './source.js';
 
-export interface CaptureOffset {
-  slot: string;
-  snapshot: 'started' | 'done' | 'skipped';
-  consistentPoint: string;
-  tables: string[];
-  at: string;
-  /** The last acknowledged stream position (sources without a server-side slot; the source's notation). */
-  position?: string;
-}
+export type { CaptureOffset };
 
-export class CaptureOffsets {
+
+export class CaptureOffsets implements OffsetStore {
   private readonly topic: string;
   constructor(private readonly kafka: KafkaClient, prefix: string) {
     this.topic = topics.captureOffsets(prefix);

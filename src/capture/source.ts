@@ -14,10 +14,32 @@
  *  - `commit(end)` hands back a token the stage returns, unread, to acknowledge(end) once Kafka holds
  *    every change up to that commit.
  */
-import type { TableConfig } from '../core/config/schema.js';
 import type { ChangeEvent } from '../core/envelope.js';
 import type { ColumnType } from '../core/types.js';
-import type { CaptureOffsets } from './offsets.js';
+
+/** A configured table as a source needs it: its name (canonical, core/names.ts) and the key the config sets, if any. */
+export interface TableRequest {
+  source: string;
+  key?: string[];
+}
+
+/** A source stream's durable state in `<prefix>.capture.offsets` (./offsets.ts). */
+export interface CaptureOffset {
+  /** The stream's id, the record's key (PostgreSQL: the slot name). */
+  slot: string;
+  snapshot: 'started' | 'done' | 'skipped';
+  /** The position the snapshot was consistent with (the stream starts after it). */
+  consistentPoint: string;
+  tables: string[];
+  at: string;
+  /** The last acknowledged stream position (sources without a server-side slot; the source's notation). */
+  position?: string;
+}
+
+export interface OffsetStore {
+  read(id: string): Promise<CaptureOffset | null>;
+  write(offset: CaptureOffset): Promise<void>;
+}
 
 /** A captured table as the source describes it (names as in the source, canonical via core/names.ts). */
 export interface SourceTable {
@@ -37,7 +59,7 @@ export interface SourceColumn {
 /** What a source calls while it runs, in source order (implemented by the capture stage). */
 export interface CaptureHandler {
   /** Snapshot state that must outlive the process (`<prefix>.capture.offsets`, key = the source's stream id). */
-  readonly offsets: CaptureOffsets;
+  readonly offsets: OffsetStore;
   /** Start steps done: snapshot or stream comes next. */
   running(): void;
   /**
@@ -71,7 +93,7 @@ export interface Source {
    * Check and describe the configured tables: each exists, its key is known. Fatal errors name the
    * table; a table that does not exist is `SOURCE_TABLE_MISSING` (a two-way peer may create it).
    */
-  describe(tables: TableConfig[]): Promise<SourceTable[]>;
+  describe(tables: TableRequest[]): Promise<SourceTable[]>;
   /** Make the source ready to stream these tables (PostgreSQL: the publication). */
   prepare(tables: SourceTable[]): Promise<void>;
   /** Snapshot if needed, then stream into `handler` until stop() (resolves) or a failure (rejects, classified). */

@@ -16,7 +16,7 @@
  *            reader, replay and capture (deleted after use, left by a crash): every group named
  *            `P.NAME.…` (neither P nor NAME holds a dot, so no other pipeline's group starts so)
  *   subjects <change topic>-key, <change topic>-value                         with their topic
- *   Redis    K:{NAME}:…  (one hash tag per pipeline, src/process/version-state.ts)
+ *   Redis    K:{NAME}:…  (one hash tag per pipeline, src/sink/version-state.ts)
  * Not removable: the transactional id of a split deployment's processor (Kafka expires it after
  * transactional.id.expiration.ms, 7 days by default). Never touched: the target's tables and rows.
  */
@@ -24,7 +24,7 @@ import type { PipelineResource } from '../core/resources.js';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
 import { topics } from '../core/kafka.js';
 import { dlqActionsTopic } from '../dlq/store.js';
-import { globEscape } from '../process/version-state.js';
+import { globEscape } from '../sink/version-state.js';
 
 export const KIND = {
   topic: 'kafka topic',

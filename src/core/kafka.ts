@@ -25,22 +25,8 @@ export const groups = {
   sink: (prefix: string, pipeline: string) => `${prefix}.${pipeline}.sink`,
 };
 
-export interface KafkaSettings {
-  brokers: string[];
-  clientId: string;
-  partitions: number;
-  replicationFactor: number;
-  retentionDays: number;
-  /** Client of the producer send() uses (config kafka.producer). */
-  producer?: 'kafkajs' | 'librdkafka';
-}
-
-/** What send() needs of a producer: kafkajs' own, or librdkafka's (src/core/rdkafka.ts). */
-export interface BatchProducer {
-  /** Resolves when every message is acknowledged by all in-sync replicas. */
-  sendBatch(topicMessages: { topic: string; messages: Message[] }[]): Promise<void>;
-  disconnect(): Promise<void>;
-}
+export type { BatchProducer, KafkaSettings } from './kafka-settings.js';
+import type { BatchProducer, KafkaSettings } from './kafka-settings.js';
 
 export interface OutMessage {
   topic: string;

@@ -12,7 +12,7 @@
 import type { Message } from 'kafkajs';
 import type { Logger } from 'pino';
 import { classifyNetworkError, fatal } from './errors.js';
-import type { BatchProducer, KafkaSettings } from './kafka.js';
+import type { BatchProducer, KafkaSettings } from './kafka-settings.js';
 
 export const RDKAFKA_PACKAGE = '@confluentinc/kafka-javascript';
 

@@ -12,7 +12,7 @@
 import { errorCode, errorKind } from '../core/errors.js';
 import type { Decided, Row } from '../core/envelope.js';
 import type { BatchOrigin, Decoder, Output, StaleProbe } from '../process/processor.js';
-import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../process/version-state.js';
+import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../sink/version-state.js';
 import type { ApplyObserver, Pending } from '../sink/applier.js';
 import { DeadLetters, type DeadLetter } from '../sink/dead-letters.js';
 import type { GuardedWrite, Sink, SinkRecord, TargetRows, WriteResult } from '../sink/sink.js';

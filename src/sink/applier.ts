@@ -34,7 +34,7 @@ import { rowHash } from '../core/hash.js';
 import { RecentLists } from '../core/recent-lists.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
 import { stringifyTagged } from '../core/tagged-json.js';
-import type { VersionCommit, VersionEntry, VersionState } from '../process/version-state.js';
+import type { VersionCommit, VersionEntry, VersionState } from './version-state.js';
 import { conflictDiff, olderThanTarget, type Choice, type Conflict, type Resolver } from './conflicts.js';
 import { deadLetterId, type DeadLetter, type DeadLetters } from './dead-letters.js';
 import { keyString, type Sink, type SinkRecord, type TargetRows, type WriteResult } from './sink.js';

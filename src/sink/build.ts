@@ -12,7 +12,7 @@ import type { KafkaClient } from '../core/kafka.js';
 import { sinkRegistration } from '../core/registry.js';
 import type { Metrics } from '../observe/metrics.js';
 import { applyObserver, ObservedDeadLetters, TimedSink, TimedVersionState } from '../observe/instrument.js';
-import { VersionState } from '../process/version-state.js';
+import { VersionState } from './version-state.js';
 import { DlqStore } from '../dlq/store.js';
 import { fatal } from '../core/errors.js';
 import { republishOrigin, type Decided } from '../core/envelope.js';

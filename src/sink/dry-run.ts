@@ -4,7 +4,7 @@
  * have happened is counted by the Applier as usual.
  */
 import type { Decided, Row } from '../core/envelope.js';
-import { VersionState, type VersionCommit } from '../process/version-state.js';
+import { VersionState, type VersionCommit } from './version-state.js';
 import { DeadLetters, type DeadLetter } from './dead-letters.js';
 import type { GuardedWrite, Sink, SinkRecord, TargetRows, WriteResult } from './sink.js';
 

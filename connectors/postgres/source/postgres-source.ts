@@ -22,8 +22,7 @@ import { bigIntToLsn, lsnToBigInt } from '../../../src/core/envelope.js';
 import { errorMessage, fatal } from '../../../src/core/errors.js';
 import { classifyPgError } from '../errors.js';
 import { TypeCatalog, columnType, parsePgText } from '../pgtypes.js';
-import type { TableConfig } from '../../../src/core/config/schema.js';
-import type { CaptureHandler, Source, SourceColumn, SourceTable } from '../../../src/capture/source.js';
+import type { CaptureHandler, Source, SourceColumn, SourceTable, TableRequest } from '../../../src/capture/source.js';
 import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 import { pgClientConfig, rawTypes } from '../connection.js';
 import { connectSource, ensurePublication, inspectTables, quoteIdent, quoteTable, replicationGrantHint, slotDropped, type PgTable } from './prepare.js';
@@ -73,7 +72,7 @@ export class PostgresSource implements Source {
     this.catalog = await TypeCatalog.load(this.meta);
   }
 
-  async describe(tables: TableConfig[]): Promise<SourceTable[]> {
+  async describe(tables: TableRequest[]): Promise<SourceTable[]> {
     const found = await inspectTables(this.meta!, tables, this.pipeline);
     const out: SourceTable[] = [];
     for (const t of found) {

@@ -7,8 +7,8 @@ import type { PgConnection } from '../spec.js';
 import { pgClientConfig, rawTypes } from '../connection.js';
 import { fatal } from '../../../src/core/errors.js';
 import { classifyPgError } from '../errors.js';
-import type { TableConfig } from '../../../src/core/config/schema.js';
 import { decideKey } from '../../../src/capture/table-key.js';
+import type { TableRequest } from '../../../src/capture/source.js';
 import { formatTableName, parseTableName } from '../../../src/core/names.js';
 
 export async function connectSource(c: PgConnection, what: string): Promise<pg.Client> {
@@ -40,7 +40,7 @@ export const quoteTable = (schema: string, table: string) => `${quoteIdent(schem
  * Check every configured table: it exists, its key is known (primary key, or configured key with
  * REPLICA IDENTITY FULL so deletes and updates carry the key's old values). Fatal errors name the table.
  */
-export async function inspectTables(client: pg.Client, tables: TableConfig[], pipeline: string): Promise<PgTable[]> {
+export async function inspectTables(client: pg.Client, tables: TableRequest[], pipeline: string): Promise<PgTable[]> {
   const out: PgTable[] = [];
   for (const t of tables) {
     const { schema, table } = parseTableName(t.source);
