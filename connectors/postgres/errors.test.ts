@@ -5,6 +5,8 @@ import { classifyPgError } from './errors.js';
 test('PostgreSQL errors are classified by SQLSTATE class', () => {
   const kind = (code: string) => classifyPgError(Object.assign(new Error('x'), { code }), 'ctx').kind;
   assert.equal(kind('40001'), 'retriable'); // serialization failure
+  assert.equal(classifyPgError(Object.assign(new Error('x'), { code: '40P01' }), 'ctx').contended, true); // deadlock: retried key by key
+  assert.equal(classifyPgError(Object.assign(new Error('x'), { code: '57P01' }), 'ctx').contended, undefined);
   assert.equal(kind('40P01'), 'retriable'); // deadlock
   assert.equal(kind('57P01'), 'retriable'); // admin shutdown
   assert.equal(kind('08006'), 'retriable'); // connection failure

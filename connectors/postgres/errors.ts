@@ -1,5 +1,5 @@
 /** PostgreSQL errors onto the one taxonomy (src/core/errors.ts): retriable, fatal or poison. */
-import { fatal, NETWORK_CODES, poison, retriable, SynclineError } from '../../src/core/errors.js';
+import { contended, fatal, NETWORK_CODES, poison, retriable, SynclineError } from '../../src/core/errors.js';
 
 /** What to set when TLS is refused (connectors/postgres/connection.ts). */
 export const TLS_HINT = '(TLS: set connection.sslCaFile to the CA that signed the server certificate, check host matches its name, or sslVerify: false to encrypt without verifying; ssl: false when the server has no TLS)';
@@ -25,10 +25,11 @@ export function classifyPgError(err: unknown, context: string): SynclineError {
   if (NETWORK_CODES.has(code) || /Connection terminated|timeout|ECONNRESET/i.test(e?.message ?? '')) return retriable(`PG_${code || 'CONNECTION'}`, msg, err);
   const cls = code.slice(0, 2);
   switch (cls) {
-    case '08': // connection exception
     case '40': // transaction rollback: serialization failure, deadlock
-    case '53': // insufficient resources
     case '55': // object not in prerequisite state (lock not available)
+      return contended(`PG_${code}`, msg, err);
+    case '08': // connection exception
+    case '53': // insufficient resources
     case '57': // operator intervention: admin shutdown, cannot connect now
     case '58': // system error
       return retriable(`PG_${code}`, msg, err);

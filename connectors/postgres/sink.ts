@@ -4,8 +4,9 @@
  *
  * Lifecycle: owned by the sink stage of one pipeline. The constructor creates a pg.Pool (no
  * connection yet); connect() checks the target is reachable; writeBatch()/readRows() many times
- * (writeBatch never concurrently for one instance); close() ends the pool. Every session runs with
- * TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, bytea_output=hex.
+ * (writeBatch concurrently for batches of different Kafka partitions, whose keys never overlap:
+ * each takes its own pooled session); close() ends the pool. Every session is opened by
+ * ./connection.ts (TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, bytea_output=hex, TLS).
  *
  * Buffers: nothing across calls. Only table metadata (columns with their SQL types, primary key)
  * is cached, loaded once per table from the catalog, reloaded when a record carries a column the
@@ -68,7 +69,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
-import { errorCode, fatal, poison, SynclineError } from '../../src/core/errors.js';
+import { contended, errorCode, fatal, poison, SynclineError } from '../../src/core/errors.js';
 import { classifyPgError, TLS_HINT } from './errors.js';
 import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from './pgtypes.js';
 import { pgClientConfig, rawTypes, SESSION_OPTIONS } from './connection.js';
@@ -970,7 +971,7 @@ export class PostgresSink implements Sink {
       throw err;
     }
     if (s.expect !== undefined && res.rowCount !== s.expect) {
-      throw new SynclineError('retriable', 'SINK_ROW_APPEARED', `${this.where}: ${s.expect - (res.rowCount ?? 0)} of ${s.expect} rows of ${s.table} were inserted by someone else after the conflict check found no row there; checking again`);
+      throw contended('SINK_ROW_APPEARED', `${this.where}: ${s.expect - (res.rowCount ?? 0)} of ${s.expect} rows of ${s.table} were inserted by someone else after the conflict check found no row there; checking again`);
     }
     return res;
   }

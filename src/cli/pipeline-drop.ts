@@ -132,10 +132,14 @@ class PipelineDropper {
     out.push(...(await this.subjectItems(candidates.filter((c) => !readers.has(c)))));
 
     // This pipeline's entry of <prefix>.capture.offsets (the topic too when nothing else is in it).
-    const slot = (this.config.pipelines[this.name]!.source as { slot?: string }).slot;
+    const streamOf = (name: string) => {
+      const source = this.config.pipelines[name]!.source as { type: string };
+      return sourceRegistration(source.type).streamId(source, name);
+    };
+    const slot = streamOf(this.name);
     const offsets = topics.captureOffsets(this.prefix);
-    if (slot && existing.has(offsets)) {
-      const sameSlot = Object.entries(this.config.pipelines).filter(([n, p]) => n !== this.name && (p.source as { slot?: string }).slot === slot).map(([n]) => n);
+    if (existing.has(offsets)) {
+      const sameSlot = Object.keys(this.config.pipelines).filter((n) => n !== this.name && streamOf(n) === slot);
       out.push(...captureOffsetItems(offsets, slot, await this.liveOffsetKeys(offsets), sameSlot, where));
     }
     return out;

@@ -21,6 +21,12 @@ export class SynclineError extends Error {
    * processor's decoder, a target's type error). Dead letters carry it (header syncline.column).
    */
   column?: string;
+  /**
+   * A retriable error of concurrency in the target (deadlock, lock wait timeout, serialization
+   * failure, a row that appeared): a batch that keeps failing with it is retried key by key
+   * (src/sink/applier.ts), so one hot key does not hold the rest. Set by the connector's error mapping.
+   */
+  contended?: boolean;
   constructor(kind: ErrorKind, code: string, message: string, cause?: unknown) {
     super(message);
     this.name = 'SynclineError';
@@ -36,6 +42,8 @@ export class SynclineError extends Error {
 export const retriable = (code: string, message: string, cause?: unknown) => new SynclineError('retriable', code, message, cause);
 export const fatal = (code: string, message: string, cause?: unknown) => new SynclineError('fatal', code, message, cause);
 export const poison = (code: string, message: string, cause?: unknown) => new SynclineError('poison', code, message, cause);
+/** A retriable error of concurrency in the target (see SynclineError.contended). */
+export const contended = (code: string, message: string, cause?: unknown) => Object.assign(retriable(code, message, cause), { contended: true });
 
 /** Kind of any thrown value: SynclineError keeps its own; anything else is 'unknown'. */
 export function errorKind(err: unknown): ErrorKind | 'unknown' {

@@ -38,6 +38,8 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   spec: S;
   /** The pipeline's source, not connected yet (src/capture/source.ts). */
   create(config: z.infer<S>, ctx: ConnectorContext): Source;
+  /** The id of the pipeline's stream: its record's key in `<prefix>.capture.offsets` (PostgreSQL: the slot name). */
+  streamId(config: z.infer<S>, pipeline: string): string;
   /** The system the source reads, for the start's waits (src/supervise.ts) and /health. */
   dependency?(config: z.infer<S>, pipeline: string): Dependency;
   /**

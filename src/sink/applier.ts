@@ -141,7 +141,7 @@ const DELETED = 'D';
  * the connection pool long after the target is back).
  */
 function failsByKey(err: unknown): boolean {
-  return errorKind(err) === 'unknown' || /^PG_(40|55)/.test(errorCode(err)) || errorCode(err) === 'SINK_ROW_APPEARED';
+  return errorKind(err) === 'unknown' || (err instanceof SynclineError && err.contended === true);
 }
 
 /**

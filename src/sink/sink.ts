@@ -1,6 +1,7 @@
 /**
  * The sink stage's one interface. A connector implements `Sink` and registers itself with
- * `registerSink(type, spec, factory)` from its own folder under connectors/; nothing central changes.
+ * `registerSink({ type, description, spec, create })` (src/core/registry.ts) from its own folder under
+ * connectors/; nothing central changes.
  *
  * Lifecycle: connect() once; writeBatch() many times (concurrently for batches of different Kafka
  * partitions, whose keys never overlap); close() once.

@@ -18,6 +18,7 @@ registerSource({
   description: 'PostgreSQL logical replication (pgoutput)',
   spec: pgSourceSpec,
   create: (config, ctx) => new PostgresSource(config, ctx.pipeline, ctx.log),
+  streamId: (config) => config.slot,
   dependency: (config, pipeline) => postgresDependency(config.connection, pipeline, 'source'),
   monitor: (config, timeoutMs) => new PgSourceMonitor(config, timeoutMs),
   // Slots compared as PostgreSQL names them: orders-sync and orders_sync are one slot.

@@ -13,6 +13,8 @@ registerSource({
   description: 'Acme change log (binlog-like, positions file/offset)',
   spec: acmeSourceSpec,
   create: (config, ctx) => new AcmeSource(config, ctx.pipeline, ctx.log),
+  // The key of the pipeline's record in <prefix>.capture.offsets (`syncline pipeline drop` removes it).
+  streamId: (config) => config.slot,
   // What the start waits for while it does not answer, and how the log names it.
   dependency: (config, pipeline) => {
     const at = `${config.connection.host}:${config.connection.port}/${config.connection.database}`;

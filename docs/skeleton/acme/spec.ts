@@ -31,8 +31,8 @@ export const acmeSourceSpec = z
   .object({
     type: z.literal('acme'),
     connection: acmeConnectionSpec,
-    // Named `slot` like PostgreSQL's: it is the key of the pipeline's record in <prefix>.capture.offsets
-    // (CaptureOffset.slot), and `syncline pipeline drop` finds that record by `source.slot`.
+    // The stream's id: the key of the pipeline's record in <prefix>.capture.offsets (CaptureOffset.slot),
+    // which the registration's streamId() returns so that `syncline pipeline drop` finds it.
     slot: z
       .string()
       .regex(NAME_RE, NAME_RULE)
