@@ -24,6 +24,7 @@ export function mysqlOptions(c: MariadbConnection): ConnectionOptions {
     supportBigNumbers: true,
     bigNumberStrings: true,
     timezone: 'Z',
+    jsonStrings: true, // MariaDB 10.5+ marks JSON columns in result metadata: mysql2 would parse them
     connectTimeout: 10000,
   };
 }
