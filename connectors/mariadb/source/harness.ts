@@ -14,7 +14,7 @@ import { AvroCodec } from '../../../src/core/codec.js';
 import { envelopeFromAvro } from '../../../src/core/avro.js';
 import type { ChangeEvent } from '../../../src/core/envelope.js';
 import { topics } from '../../../src/core/kafka.js';
-import { createDb, deleteTopics, dropDb, PG, readTopic, uid } from '../../../test/helpers.js';
+import { createDb, deleteTopics, dropDb, PG, readTopic, sql, uid } from '../../../test/helpers.js';
 
 export const MY = { host: '127.0.0.1', port: 3306, user: 'root' };
 
@@ -87,4 +87,13 @@ export async function changes(env: MyEnv, table: string): Promise<ChangeEvent[]>
   const out: ChangeEvent[] = [];
   for (const m of msgs) out.push(envelopeFromAvro(await codec.decode(m.value)));
   return out;
+}
+
+/** The items table (id, n, label[, extra]) equal in MariaDB and the PostgreSQL target, row for row. */
+export async function sameRows(env: MyEnv, extra: boolean): Promise<boolean> {
+  const cols = extra ? `, '|', COALESCE(extra, '-')` : '';
+  const s = await my(env.db, `SELECT CONCAT(id, '|', n, '|', COALESCE(label, '-')${cols}) AS r FROM items ORDER BY id`);
+  const pgCols = extra ? ` || '|' || coalesce(extra::text, '-')` : '';
+  const d = await sql(env.targetDb, `select id || '|' || n || '|' || coalesce(label, '-')${pgCols} as r from items order by id`).catch(() => ({ rows: [] as { r: string }[] }));
+  return s.length > 0 && JSON.stringify(s.map((x) => x.r)) === JSON.stringify(d.rows.map((x) => x.r));
 }

@@ -9,18 +9,10 @@ import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
 import { sleep, sql, startRuntime, waitFor } from '../../../test/helpers.js';
 import { topics } from '../../../src/core/kafka.js';
-import { changes, my, myEnv, MY, type MyEnv } from './harness.js';
+import { changes, my, myEnv, MY, sameRows } from './harness.js';
 
 const DDL = `CREATE TABLE items (id BIGINT PRIMARY KEY, n INT NOT NULL, label VARCHAR(50)) ENGINE=InnoDB;
 CREATE TABLE small (id INT PRIMARY KEY, v VARCHAR(10))`;
-
-export async function sameRows(env: MyEnv, extra: boolean): Promise<boolean> {
-  const cols = extra ? `, '|', COALESCE(extra, '-')` : '';
-  const s = await my(env.db, `SELECT CONCAT(id, '|', n, '|', COALESCE(label, '-')${cols}) AS r FROM items ORDER BY id`);
-  const pgCols = extra ? ` || '|' || coalesce(extra::text, '-')` : '';
-  const d = await sql(env.targetDb, `select id || '|' || n || '|' || coalesce(label, '-')${pgCols} as r from items order by id`).catch(() => ({ rows: [] as { r: string }[] }));
-  return s.length > 0 && JSON.stringify(s.map((x) => x.r)) === JSON.stringify(d.rows.map((x) => x.r));
-}
 
 test('snapshot/stream handoff under concurrent writes, ALTER TABLE mid-stream, key change, TRUNCATE', async (t) => {
   const env = await myEnv(['items', 'small']);
