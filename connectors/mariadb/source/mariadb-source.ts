@@ -56,6 +56,7 @@ interface BinlogEvent {
   schema?: string;
   seqNo?: number | string;
   tableId?: number;
+  numberOfColumns?: number;
   tableMap?: Record<number, { parentSchema: string; tableName: string }>;
   rows?: Record<string, unknown>[] | { before: Record<string, unknown>; after: Record<string, unknown> }[];
 }
@@ -116,6 +117,7 @@ export class MariadbSource implements Source {
   private stopResolve?: () => void;
   private heartbeatTimer?: NodeJS.Timeout;
   private zeroDates = 0;
+  private readonly drifted = new Set<number>();
 
   // The stored record (offsets topic): snapshot state and the acknowledged position.
   private record?: Omit<CaptureOffset, 'at' | 'position'>;
@@ -425,6 +427,12 @@ export class MariadbSource implements Source {
     if (!info) return;
     const t = this.tables.get(formatTableName({ schema: info.parentSchema, table: info.tableName }));
     if (!t) return;
+    if (evt.numberOfColumns !== undefined && evt.numberOfColumns !== t.columns.length && !this.drifted.has(evt.tableId!)) {
+      // Rows written before an ALTER TABLE that information_schema no longer describes (a restart
+      // behind the ALTER): decoded with today's column names (right for columns added at the end).
+      this.drifted.add(evt.tableId!);
+      this.log.warn({ table: formatTableName(t), binlogColumns: evt.numberOfColumns, columns: t.columns.length }, 'capture.schema.drift: binlog rows have another column count than the table has now (written before an ALTER TABLE); decoded by position with the current column names');
+    }
     this.tx ??= { tsMs: evt.timestamp, txId: null, changes: [] };
     const tx = this.tx;
     const row = (r: Record<string, unknown>): Row => {
@@ -490,7 +498,9 @@ export class MariadbSource implements Source {
     const target = alter ?? truncate;
     const t = target ? this.tables.get(formatTableName(ddlTarget(target[1]!, evt.schema ?? this.config.connection.database))) : undefined;
     if (t && alter) {
-      const columns = await readColumns(this.meta!, t.schema, t.table);
+      const columns = await readColumns(this.meta!, t.schema, t.table).catch((err: unknown) => {
+        throw classifyMysqlError(err, this.config.connection, `pipeline ${this.pipeline}: reading the columns of ${formatTableName(t)} after ALTER TABLE`);
+      });
       if (!columns) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${this.pipeline}: source table ${formatTableName(t)} is gone after ${q.slice(0, 200)}`);
       t.columns = columns;
       this.log.info({ table: formatTableName(t), statement: q.slice(0, 200) }, 'capture.ddl.alter: columns read again');
