@@ -1,2 +1,3 @@
 import './postgres/source/index.js';
+import './mariadb/source/index.js';
 import './postgres/sink.js';

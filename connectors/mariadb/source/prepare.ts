@@ -1,0 +1,169 @@
+/**
+ * MariaDB/MySQL connections, error classification, server checks (binlog on, ROW, FULL row image,
+ * replication privileges) and table descriptions (information_schema) for the MariaDB source.
+ */
+import mysql from 'mysql2/promise';
+import type { ConnectionOptions } from 'mysql2';
+import type { MariadbConnection } from './spec.js';
+import type { TableConfig } from '../../../src/core/config/schema.js';
+import { errorMessage, fatal, retriable, SynclineError } from '../../../src/core/errors.js';
+import { formatTableName, parseTableName } from '../../../src/core/names.js';
+import { columnTypeOf, type MariadbColumnInfo, type MariadbColumnType } from './types.js';
+
+/** mysql2 options: values as text where exactness matters (dates, 64-bit integers, decimals), UTC. */
+export function mysqlOptions(c: MariadbConnection): ConnectionOptions {
+  return {
+    host: c.host,
+    port: c.port,
+    user: c.user,
+    password: c.password ?? '',
+    database: c.database,
+    ssl: c.ssl ? {} : undefined,
+    charset: 'UTF8MB4_GENERAL_CI',
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    timezone: 'Z',
+    jsonStrings: true, // MariaDB 10.5+ marks JSON columns in result metadata: mysql2 would parse them
+    connectTimeout: 10000,
+  };
+}
+
+export const where = (c: MariadbConnection): string => `${c.host}:${c.port}/${c.database}`;
+
+export function grantHint(c: MariadbConnection): string {
+  return `run: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '${c.user}'@'%'; (REPLICATION CLIENT is called BINLOG MONITOR since MariaDB 10.5; either works)`;
+}
+
+const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT']);
+
+/** The server's error 1236 (ER_MASTER_FATAL_ERROR_READING_BINLOG): the position asked for is not in the binlog (purged). */
+export const BINLOG_GONE = 1236;
+
+/**
+ * Classify an error of mysql2/zongji: network and lost connections are retriable; refused
+ * credentials (1045), missing privileges (1044, 1142, 1227) and a missing database (1049) are fatal.
+ */
+export function classifyMysqlError(err: unknown, c: MariadbConnection, context: string): SynclineError {
+  if (err instanceof SynclineError) return err;
+  const e = err as { code?: string; errno?: number; fatal?: boolean };
+  const msg = `${context}: ${errorMessage(err)}`;
+  if (NETWORK.has(e?.code ?? '') || /connect ETIMEDOUT|Connection lost|closed state|ECONNRESET/.test(errorMessage(err))) return retriable(`MARIADB_${e?.code ?? 'CONNECTION'}`, msg, err);
+  switch (e?.errno) {
+    case 1045:
+      return fatal('MARIADB_ACCESS_DENIED', `${msg} (check connection.user and connection.password)`, err);
+    case 1044:
+    case 1142:
+    case 1143:
+    case 1227:
+      return fatal('MARIADB_PRIVILEGE', `${msg}; ${grantHint(c)}`, err);
+    case 1049:
+      return fatal('MARIADB_UNKNOWN_DATABASE', msg, err);
+    default:
+      return retriable(`MARIADB_${e?.code ?? e?.errno ?? 'ERROR'}`, msg, err);
+  }
+}
+
+export async function connectMysql(c: MariadbConnection, what: string): Promise<mysql.Connection> {
+  try {
+    const conn = await mysql.createConnection(mysqlOptions(c));
+    conn.on('error', () => undefined); // a lost idle connection fails its next query, classified there
+    return conn;
+  } catch (err) {
+    throw classifyMysqlError(err, c, `${what}: cannot connect to MariaDB ${c.user}@${where(c)}`);
+  }
+}
+
+/**
+ * The binlog must be on, row-based with full row images, and the user must be allowed to read it:
+ * each is fatal, naming the setting or the GRANT to run.
+ */
+export async function checkServer(conn: mysql.Connection, c: MariadbConnection): Promise<void> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT @@global.log_bin AS log_bin, @@global.binlog_format AS format, @@global.binlog_row_image AS image`);
+  const v = rows[0]!;
+  if (String(v.log_bin) !== '1' && String(v.log_bin).toUpperCase() !== 'ON') {
+    throw fatal('MARIADB_BINLOG_OFF', `MariaDB at ${where(c)} runs without a binary log: start it with log_bin (and binlog_format=ROW, binlog_row_image=FULL, a server_id)`);
+  }
+  if (String(v.format).toUpperCase() !== 'ROW') {
+    throw fatal('MARIADB_BINLOG_FORMAT', `MariaDB at ${where(c)} has binlog_format=${v.format}: the source needs binlog_format=ROW (SET GLOBAL binlog_format='ROW' and in the server's configuration)`);
+  }
+  if (String(v.image).toUpperCase() !== 'FULL') {
+    throw fatal('MARIADB_BINLOG_ROW_IMAGE', `MariaDB at ${where(c)} has binlog_row_image=${v.image}: the source needs binlog_row_image=FULL (whole rows before and after each change)`);
+  }
+  const [grants] = await conn.query<mysql.RowDataPacket[]>('SHOW GRANTS');
+  const text = grants.map((g) => String(Object.values(g)[0])).join('\n').toUpperCase();
+  const global = text.split('\n').filter((l) => / ON \*\.\* TO /.test(l)).join('\n');
+  const all = /GRANT ALL PRIVILEGES ON \*\.\*/.test(global);
+  const missing: string[] = [];
+  if (!all && !/REPLICATION SLAVE/.test(global)) missing.push('REPLICATION SLAVE');
+  if (!all && !/REPLICATION CLIENT|BINLOG MONITOR|SUPER/.test(global)) missing.push('REPLICATION CLIENT');
+  if (missing.length > 0) {
+    throw fatal('MARIADB_PRIVILEGE', `MariaDB user ${c.user} at ${where(c)} lacks ${missing.join(' and ')} on *.*, needed to read the binlog; ${grantHint(c)}`);
+  }
+}
+
+export interface MariadbTable {
+  schema: string; // the database
+  table: string;
+  key: string[];
+  columns: { name: string; type: MariadbColumnType }[];
+}
+
+/** Read one table's columns from information_schema (null: the table does not exist). */
+export async function readColumns(conn: mysql.Connection, schema: string, table: string): Promise<{ name: string; type: MariadbColumnType }[] | null> {
+  const [cols] = await conn.query<mysql.RowDataPacket[]>(
+    `SELECT COLUMN_NAME AS name, LOWER(DATA_TYPE) AS dataType, COLUMN_TYPE AS columnType, NUMERIC_PRECISION AS \`precision\`, NUMERIC_SCALE AS scale, CHARACTER_MAXIMUM_LENGTH AS charLength
+       FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
+    [schema, table],
+  );
+  if (cols.length === 0) return null;
+  // MariaDB's JSON is LONGTEXT with CHECK (json_valid(`col`)): the check tells them apart.
+  const [checks] = await conn.query<mysql.RowDataPacket[]>(
+    `SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?`,
+    [schema, table],
+  ).catch(() => [[] as mysql.RowDataPacket[]] as const);
+  const json = new Set<string>();
+  for (const ch of checks) {
+    const m = /^json_valid\(`((?:[^`]|``)+)`\)$/i.exec(String(ch.clause).trim());
+    if (m) json.add(m[1]!.replace(/``/g, '`'));
+  }
+  const name = formatTableName({ schema, table });
+  return cols.map((c) => {
+    const info: MariadbColumnInfo = {
+      name: String(c.name),
+      dataType: String(c.dataType),
+      columnType: String(c.columnType),
+      precision: c.precision === null ? null : Number(c.precision),
+      scale: c.scale === null ? null : Number(c.scale),
+      charLength: c.charLength === null ? null : Number(c.charLength),
+      json: json.has(String(c.name)) || String(c.dataType) === 'json',
+    };
+    return { name: info.name, type: columnTypeOf(name, info) };
+  });
+}
+
+/**
+ * Check every configured table: it exists (SOURCE_TABLE_MISSING otherwise), its key is known (the
+ * primary key, or the configured key, whose columns must exist). Fatal errors name the table.
+ */
+export async function inspectTables(conn: mysql.Connection, tables: TableConfig[], pipeline: string): Promise<MariadbTable[]> {
+  const out: MariadbTable[] = [];
+  for (const t of tables) {
+    const { schema, table } = parseTableName(t.source);
+    const columns = await readColumns(conn, schema, table);
+    if (!columns) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${pipeline}: source table ${t.source} does not exist (MariaDB: database ${schema}, table ${table})`);
+    const [pk] = await conn.query<mysql.RowDataPacket[]>(
+      `SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`,
+      [schema, table],
+    );
+    let key = pk.map((r) => String(r.name));
+    if (t.key) {
+      const unknown = t.key.filter((k) => !columns.some((c) => c.name === k));
+      if (unknown.length > 0) throw fatal('SOURCE_KEY_UNKNOWN', `pipeline ${pipeline}: key column(s) ${unknown.join(', ')} of ${t.source} do not exist`);
+      key = t.key;
+    }
+    if (key.length === 0) throw fatal('SOURCE_KEY_MISSING', `pipeline ${pipeline}: source table ${t.source} has no primary key: add one, or configure its key columns (tables[].key)`);
+    out.push({ schema, table, key, columns });
+  }
+  return out;
+}
