@@ -1,2 +1,3 @@
 import './postgres/source/index.js';
 import './postgres/sink.js';
+import './mariadb/index.js';
