@@ -393,13 +393,20 @@ export class MariadbSink implements Sink {
 
   private async createTable(table: string, key: string[], types: Record<string, string>, written: Iterable<string>): Promise<void> {
     const ddl = createTableSql(table, newTableColumns(key, types, written), key);
-    const { database } = splitTable(table);
+    const n = splitTable(table);
+    let created = false;
     await this.underDdlLock(table, `creating target table ${table} (autoCreate)`, async (c) => {
-      await this.q(c, createDatabaseSql(database));
+      // Who waited for the lock finds the table the holder created: nothing to do, nothing to log.
+      const found = (await this.q(c, `SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteString(n.database)} AND TABLE_NAME = ${quoteString(n.table)}`)) as RawRow[];
+      if (found.length > 0) return;
+      await this.q(c, createDatabaseSql(n.database));
       await this.q(c, ddl);
+      created = true;
     });
-    this.stats.tablesCreated++;
-    this.log.warn({ table, primaryKey: key }, 'sink.create: created the target table (autoCreate)');
+    if (created) {
+      this.stats.tablesCreated++;
+      this.log.warn({ table, primaryKey: key }, 'sink.create: created the target table (autoCreate)');
+    }
     if ((await this.loadMeta([table])).length > 0) throw fatal('SINK_TABLE_MISSING', `${this.where}: target table ${table} is still missing after CREATE TABLE`);
   }
 

@@ -10,7 +10,7 @@ test('source types map to MariaDB types; keys get bounded lengths', () => {
     ['int2', 'SMALLINT'], ['int4', 'INT'], ['int8', 'BIGINT'], ['numeric(38,10)', 'DECIMAL(38,10)'], ['numeric', 'DECIMAL(65,30)'], ['numeric(70,2)', 'DECIMAL(65,30)'],
     ['float4', 'FLOAT'], ['float8', 'DOUBLE'], ['bool', 'BOOLEAN'], ['text', 'LONGTEXT', 'VARCHAR(255)'], ['varchar(20)', 'VARCHAR(20)', 'VARCHAR(20)'],
     ['varchar(1000)', 'LONGTEXT', 'VARCHAR(768)'], ['char(3)', 'VARCHAR(3)'], ['bytea', 'LONGBLOB', 'VARBINARY(255)'], ['date', 'DATE'], ['time(3)', 'TIME(6)'],
-    ['timestamp', 'DATETIME(6)'], ['timestamptz(3)', 'DATETIME(6)'], ['uuid', 'UUID'], ['jsonb', 'JSON', 'VARCHAR(255)'], ['int4[]', 'JSON'],
+    ['timestamp', 'DATETIME(6)'], ['timestamptz(3)', 'DATETIME(6)'], ['uuid', 'CHAR(36) CHARACTER SET ascii'], ['jsonb', 'JSON', 'VARCHAR(255)'], ['int4[]', 'JSON'],
     ['interval', 'LONGTEXT'], ['public.mood', 'LONGTEXT'], ['public.citext', 'LONGTEXT'],
   ];
   for (const [pg, maria, key] of cases) {

@@ -112,7 +112,8 @@ export const TYPE_MAP: Mapping[] = [
   { pg: ['timestamp', 'timestamp without time zone'], kind: same('timestamp'), maria: () => 'DATETIME(6)' },
   // DATETIME, not TIMESTAMP: TIMESTAMP ends in 2038. Written and read in UTC.
   { pg: ['timestamptz', 'timestamp with time zone'], kind: same('timestamptz'), maria: () => 'DATETIME(6)' },
-  { pg: ['uuid'], kind: same('uuid'), maria: () => 'UUID' },
+  // Not MariaDB's UUID type: it refuses UUIDs whose variant bits are not RFC 4122's, PostgreSQL takes any 128 bits.
+  { pg: ['uuid'], kind: same('uuid'), maria: () => 'CHAR(36) CHARACTER SET ascii' },
   { pg: ['json', 'jsonb'], kind: same('json'), maria: (_t, key) => (key ? `VARCHAR(${KEY_VARCHAR})` : 'JSON') },
 ];
 
