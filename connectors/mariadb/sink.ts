@@ -1,5 +1,5 @@
 /**
- * MariaDB (and MySQL) sink: applies a batch of SinkRecords with a few set-based statements in one
+ * MariaDB sink: applies a batch of SinkRecords with a few set-based statements in one
  * transaction (./plan.ts says which).
  *
  * Lifecycle: owned by the sink stage of one pipeline. The constructor creates a mysql2 pool (no

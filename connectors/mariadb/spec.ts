@@ -1,11 +1,11 @@
-/** Config spec of the MariaDB/MySQL sink connector (registered in ./index.ts). */
+/** Config spec of the MariaDB sink connector (registered in ./index.ts). */
 import { z } from 'zod';
 import { retryOverrideSpec } from '../../src/core/config/schema.js';
 
 export const mariadbSinkSpec = z
   .object({
     type: z.literal('mariadb'),
-    host: z.string().default('127.0.0.1').describe('Host name or address of the MariaDB (or MySQL) server.'),
+    host: z.string().default('127.0.0.1').describe('Host name or address of the MariaDB server.'),
     port: z.number().int().min(1).max(65535).default(3306).describe('TCP port.'),
     user: z.string().min(1).default('root').describe('User name.'),
     password: z.string().optional().describe('Password; use ${ENV_VAR} interpolation, never a literal.').meta({ secret: true }),
@@ -35,6 +35,6 @@ export const mariadbSinkSpec = z
     retry: retryOverrideSpec.optional().describe('Retry policy of writes to this target; overrides the pipeline and default policy option by option.'),
   })
   .strict()
-  .describe('MariaDB or MySQL target written with batched multi-row INSERT … ON DUPLICATE KEY UPDATE and deletes, one transaction per batch.');
+  .describe('MariaDB target (10.6 or later) written with batched multi-row INSERT … ON DUPLICATE KEY UPDATE and deletes, one transaction per batch (connectors/mariadb/README.md).');
 
 export type MariadbSinkConfig = z.infer<typeof mariadbSinkSpec>;
