@@ -9,7 +9,7 @@
 #                                      registry registers a schema and returns it on its ccompat API.
 #   scripts/stack.sh down              stops what this script started in its run dir (Kafka, registry,
 #                                      and a private Redis/PostgreSQL); the system PostgreSQL and the
-#                                      Redis on 6379 are left up
+#                                      Redis on 6379 are left up, and MariaDB (always the system one)
 #   scripts/stack.sh status            one line per service; exit 1 if any is down
 #
 # Everything downloaded or written lives under $SYNCLINE_CACHE (default ~/.cache/syncline), outside
