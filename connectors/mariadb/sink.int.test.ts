@@ -103,7 +103,7 @@ const TYPES: Record<string, string> = {
   iv: 'interval',
 };
 
-/** Canonical values (src/core/pgtypes.ts) at the edges of each type. */
+/** Canonical values (src/core/types.ts) at the edges of each type. */
 const FULL: Row = {
   i2: -32768,
   i4: 2147483647,

@@ -47,7 +47,7 @@ test('values MariaDB cannot hold are poison naming the column', () => {
   }
 });
 
-test('values read back become the canonical forms of src/core/pgtypes.ts', () => {
+test('values read back become the canonical forms of src/core/types.ts', () => {
   const b = (s: string) => Buffer.from(s);
   assert.equal(fromMaria(b('-9223372036854775808'), { kind: 'long' }), -9223372036854775808n);
   assert.equal(fromMaria(b('0.10000000149011612'), { kind: 'float' }), Math.fround(0.1));

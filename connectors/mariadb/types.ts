@@ -1,6 +1,6 @@
 /**
  * The MariaDB sink's type system, as pure functions: which MariaDB type a source (PostgreSQL) column
- * type becomes (autoCreate/autoEvolve), how a canonical value (src/core/pgtypes.ts) is written as an
+ * type becomes (autoCreate/autoEvolve), how a canonical value (src/core/types.ts) is written as an
  * SQL literal, and how a value read back is turned into the same canonical value again, so that a row
  * written and read back hashes the same (conflict detection and state rebuilds compare hashes).
  *
@@ -11,7 +11,7 @@
  * (a table the user created) is read by its MariaDB type (inferKind).
  */
 import type { Value } from '../../src/core/envelope.js';
-import { canonicalTimestamp } from '../../src/core/pgtypes.js';
+import { canonicalTimestamp } from '../../src/core/types.js';
 import { poison } from '../../src/core/errors.js';
 
 /** How a column's values are read back into canonical values (the source's ColumnKind, time split out of 'text'). */
