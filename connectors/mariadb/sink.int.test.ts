@@ -367,3 +367,27 @@ test('access denied is fatal: a user without privileges, and a wrong password', 
     }
   });
 });
+
+test('connections killed under the sink: the write fails retriably (nothing half-written), the retry gets a fresh connection and commits', async () => {
+  await inDb(async ({ db, sink, sql }) => {
+    const t = `${db}.k`;
+    const ct = { columnTypes: { id: 'int4', v: 'text' } };
+    await sink.writeBatch([rec(t, 'upsert', { id: 1 }, { v: 'a' }, ct)]);
+    const ids = (await sql(`SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = '${db}' AND ID <> CONNECTION_ID()`)).map((r) => r.id);
+    assert.ok(ids.length > 0);
+    for (const id of ids) await sql(`KILL CONNECTION ${id}`);
+    const batch = Array.from({ length: 50 }, (_, i) => rec(t, 'upsert', { id: i + 2 }, { v: 'b' }, ct));
+    const kinds: string[] = [];
+    for (let attempt = 0; attempt < 6; attempt++) {
+      try {
+        assert.deepEqual((await sink.writeBatch(batch)).failed, []);
+        break;
+      } catch (err) {
+        kinds.push(`${(err as SynclineError).kind}:${(err as SynclineError).code}`);
+        assert.equal((err as SynclineError).kind, 'retriable', String(err));
+        assert.deepEqual(await sql('SELECT COUNT(*) AS n FROM k'), [{ n: '1' }], 'a failed write left nothing');
+      }
+    }
+    assert.deepEqual(await sql('SELECT COUNT(*) AS n FROM k'), [{ n: '51' }], `committed after ${kinds.join(', ') || 'no'} retriable failures`);
+  });
+});
