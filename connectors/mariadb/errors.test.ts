@@ -34,3 +34,12 @@ test('value errors name their column', () => {
   assert.equal(errorColumn('CONSTRAINT `pos` failed for `db`.`t`'), undefined);
   assert.equal(classifyMariaError(e(1045, "Access denied for user 'x'@'localhost'"), 'c').column, undefined);
 });
+
+test('TLS the server cannot meet is fatal, with what to change', () => {
+  const noTls = Object.assign(new Error('Server does not support secure connection'), { code: 'HANDSHAKE_NO_SSL_SUPPORT', fatal: true });
+  const c = classifyMariaError(noTls, 'c');
+  assert.deepEqual([c.kind, c.code], ['fatal', 'MARIADB_HANDSHAKE_NO_SSL_SUPPORT']);
+  assert.match(c.message, /ssl: false/);
+  const cert = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+  assert.deepEqual([classifyMariaError(cert, 'c').kind, classifyMariaError(cert, 'c').code], ['fatal', 'MARIADB_TLS_DEPTH_ZERO_SELF_SIGNED_CERT']);
+});

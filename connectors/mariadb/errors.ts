@@ -13,7 +13,8 @@
  *   fatal      nothing changes until an operator acts: 1044/1045/1698 access denied, 1142/1143 no
  *              privilege on a table/column, 1227 no privilege for an operation, 1049 unknown database,
  *              1146 no such table (without autoCreate), 1054 unknown column (without autoEvolve),
- *              1071 key too long (CREATE TABLE)
+ *              1071 key too long (CREATE TABLE); TLS the server cannot meet (no TLS, a certificate
+ *              Node refuses)
  */
 import { fatal, networkCode, poison, retriable, SynclineError } from '../../src/core/errors.js';
 
@@ -22,6 +23,10 @@ const POISON = new Set([1406, 1264, 1048, 1062, 1451, 1452, 4025, 1366, 1292, 12
 const FATAL = new Set([1044, 1045, 1698, 1142, 1143, 1227, 1049, 1146, 1054, 1071, 1118, 1050]);
 /** mysql2's own codes for a connection that broke or never came. */
 const CLIENT_RETRIABLE = new Set(['PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR', 'ETIMEDOUT']);
+
+/** mysql2's codes for TLS settings the server cannot meet. */
+const CLIENT_FATAL = new Set(['HANDSHAKE_NO_SSL_SUPPORT']);
+const TLS_HINT = '(TLS: set ssl: false when the server has no TLS, sslCaFile to the CA that signed its certificate, check host matches its name, or sslVerify: false to encrypt without verifying)';
 
 interface MariaErrorFields {
   errno?: number;
@@ -51,6 +56,9 @@ export function classifyMariaError(err: unknown, context: string): SynclineError
   const net = networkCode(err);
   if (net) return retriable(`NET_${net}`, msg, err);
   if (typeof e.code === 'string' && CLIENT_RETRIABLE.has(e.code)) return retriable(`MARIADB_${e.code}`, msg, err);
+  if (typeof e.code === 'string' && CLIENT_FATAL.has(e.code)) return fatal(`MARIADB_${e.code}`, `${msg} ${TLS_HINT}`, err);
+  // A certificate Node refuses (unknown CA, wrong name, expired): the TLS settings must change.
+  if (typeof e.code === 'string' && /^(ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/.test(e.code)) return fatal(`MARIADB_TLS_${e.code}`, `${msg} ${TLS_HINT}`, err);
   return retriable(typeof e.code === 'string' ? `MARIADB_${e.code}` : 'MARIADB_UNKNOWN', msg, err);
 }
 

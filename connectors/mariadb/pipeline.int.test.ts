@@ -58,8 +58,8 @@ test('a pipeline PostgreSQL → Kafka → MariaDB converges: snapshot, then conc
   const admin = await mysql.createConnection({ ...MARIA });
   await admin.query(`CREATE DATABASE ${mdb}`);
   const src = new pg.Pool({ ...PG, database: sourceDb, max: 6 });
-  const pgRead = new PostgresSink({ type: 'postgres', connection: { ...PG, database: sourceDb, ssl: false }, autoCreate: false, autoEvolve: false, poolSize: 2, lockTimeoutMs: 10000 }, { pipeline: 'check', log });
-  const mariaRead = new MariadbSink({ type: 'mariadb', ...MARIA, database: mdb, ssl: false, poolSize: 2, autoCreate: false, autoEvolve: false, lockTimeoutS: 10 }, { pipeline: 'check', log });
+  const pgRead = new PostgresSink({ type: 'postgres', connection: { ...PG, database: sourceDb, ssl: false, sslVerify: true }, autoCreate: false, autoEvolve: false, poolSize: 2, lockTimeoutMs: 10000 }, { pipeline: 'check', log });
+  const mariaRead = new MariadbSink({ type: 'mariadb', ...MARIA, database: mdb, ssl: false, sslVerify: true, poolSize: 2, autoCreate: false, autoEvolve: false, lockTimeoutS: 10 }, { pipeline: 'check', log });
   let rt: Runtime | undefined;
   t.after(async () => {
     await rt?.stop().catch(() => undefined);

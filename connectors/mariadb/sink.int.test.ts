@@ -22,6 +22,7 @@ const cfg = (database: string, over: Partial<MariadbSinkConfig> = {}): MariadbSi
   ...base,
   database,
   ssl: false,
+  sslVerify: true,
   poolSize: 4,
   autoCreate: true,
   autoEvolve: true,
@@ -390,4 +391,13 @@ test('connections killed under the sink: the write fails retriably (nothing half
     }
     assert.deepEqual(await sql('SELECT COUNT(*) AS n FROM k'), [{ n: '51' }], `committed after ${kinds.join(', ') || 'no'} retriable failures`);
   });
+});
+
+test('ssl on against a server without TLS is fatal (a config error, not something a retry fixes)', async () => {
+  const sink = new MariadbSink(cfg('mysql', { ssl: true }), { pipeline: 'test', log });
+  try {
+    await assert.rejects(sink.connect(), (e: SynclineError) => e.kind === 'fatal' && e.code === 'MARIADB_HANDSHAKE_NO_SSL_SUPPORT' && /ssl: false/.test(e.message));
+  } finally {
+    await sink.close();
+  }
 });

@@ -42,6 +42,7 @@ import { addColumnsSql, columnOf, createDatabaseSql, createTableSql, lockName, n
 import { classifyMariaError, isRecordError } from './errors.js';
 import { byTable, cut, insertSql, keyIn, plan, prepare, withLiterals, type Prepared, type Stmt, type TableMeta } from './plan.js';
 import type { MariadbSinkConfig } from './spec.js';
+import { mariaTls } from './tls.js';
 import { fromMaria, inferKind, literal, pgTypeOfComment, quoteString, readTypeOf } from './types.js';
 
 const SQL_MODE = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
@@ -78,7 +79,7 @@ export class MariadbSink implements Sink {
       user: cfg.user,
       password: cfg.password,
       database: cfg.database,
-      ssl: cfg.ssl ? {} : undefined,
+      ssl: mariaTls(cfg, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })),
       connectionLimit: cfg.poolSize,
       charset: 'UTF8MB4_GENERAL_CI',
       connectTimeout: 15_000,

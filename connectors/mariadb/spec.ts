@@ -16,7 +16,9 @@ export const mariadbSinkSpec = z
         "Database the connections open (it must exist). Tables are written to the database named by the schema part of their target name: target 'shop.users' is table users of database shop (MariaDB has no schemas inside a database).",
       )
       .meta({ examples: ['shop'] }),
-    ssl: z.boolean().default(false).describe('Connect with TLS (the server certificate is verified).'),
+    ssl: z.boolean().default(false).describe("Connect with TLS. The server certificate is verified against the system CAs (or sslCaFile) and its name against host, as the postgres connector's ssl does."),
+    sslCaFile: z.string().optional().describe('PEM file of the CA certificate(s) that signed the server certificate (a private CA), instead of the system CAs.').meta({ examples: ['/etc/syncline/mariadb-ca.pem'] }),
+    sslVerify: z.boolean().default(true).describe('false: TLS without verifying the server certificate: encrypted but not authenticated; a warning says so. For tests, not production.'),
     poolSize: z.number().int().min(1).max(100).default(4).describe('Connections in the writer pool.'),
     autoCreate: z
       .boolean()
