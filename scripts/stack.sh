@@ -3,13 +3,13 @@
 # node) and Apicurio Registry (Confluent-compatible API), started from packages and Maven Central.
 #
 #   scripts/stack.sh up [SERVICE...]   idempotent; a healthy running service is reused, not restarted.
-#                                      SERVICE: postgres redis kafka registry (default: all). Returns
+#                                      SERVICE: postgres redis kafka registry mariadb (default: all). Returns
 #                                      once each really works: Kafka creates a topic, takes a message
 #                                      and serves it to a consumer group (scripts/stack-probe.mjs); the
 #                                      registry registers a schema and returns it on its ccompat API.
 #   scripts/stack.sh down              stops what this script started in its run dir (Kafka, registry,
 #                                      and a private Redis/PostgreSQL); the system PostgreSQL and the
-#                                      Redis on 6379 are left up
+#                                      Redis on 6379 are left up, and MariaDB (always the system one)
 #   scripts/stack.sh status            one line per service; exit 1 if any is down
 #
 # Everything downloaded or written lives under $SYNCLINE_CACHE (default ~/.cache/syncline), outside
@@ -24,6 +24,11 @@
 #   SYNCLINE_PG_PORT        PostgreSQL port (default 5432, the system cluster); another port: a cluster
 #                           made by initdb in the run dir (its defaults: wal_level=replica), then
 #                           configured like the system one (logical replication, trust on loopback)
+#
+# MariaDB (service `mariadb`) is the system server from Debian's package on 127.0.0.1:3306 (root,
+# empty password). `up` starts it if it is down and makes sure the binlog settings binlog CDC needs
+# are in force (log_bin, binlog_format=ROW, binlog_row_image=FULL, server_id, gtid_strict_mode);
+# only when they are not does it write $MARIADB_CNF and restart the server, once.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -175,6 +180,90 @@ redis_down() {
   redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   for _ in $(seq 1 40); do port_open "$REDIS_PORT" || break; sleep 0.25; done
   rm -f "$RUN/redis.pid"
+}
+
+# ---------------------------------------------------------------- MariaDB
+# Debian's my.cnf here reads no directory; the settings go to a file of their own in the directory
+# Debian's packaging normally includes, and my.cnf gets the include line once.
+MARIADB_CNF_DIR=/etc/mysql/mariadb.conf.d
+MARIADB_CNF="$MARIADB_CNF_DIR/90-syncline.cnf"
+MARIADB_PORT=3306
+# What the binlog source needs, as `name=value` lines SHOW GLOBAL VARIABLES must report.
+MARIADB_WANT="log_bin=ON
+binlog_format=ROW
+binlog_row_image=FULL
+gtid_strict_mode=ON"
+maria() { mariadb -uroot -h127.0.0.1 -P"$MARIADB_PORT" --connect-timeout=3 -N -B "$@"; }
+maria_ping() { maria -e 'select 1' >/dev/null 2>&1; }
+maria_vars() {
+  maria -e "show global variables where variable_name in ('log_bin','binlog_format','binlog_row_image','server_id','gtid_strict_mode')" \
+    | awk '{print $1"="$2}' | sort
+}
+# The settings not in force, one per line (empty: all are); server_id must be set (non-zero).
+maria_missing() {
+  local have; have="$(maria_vars)"
+  printf '%s\n' "$MARIADB_WANT" | while read -r want; do grep -qxF "$want" <<<"$have" || echo "$want"; done
+  grep -qE '^server_id=[1-9]' <<<"$have" || echo "server_id>0"
+}
+
+maria_wait() {
+  for _ in $(seq 1 $((READY_TIMEOUT_S * 2))); do maria_ping && return 0; sleep 0.5; done
+  return 1
+}
+
+# Started as Debian's init script would (mysqld_safe, which restarts the server if it dies), but
+# without the script's debian.cnf maintenance account, which this machine does not have.
+maria_start() {
+  log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  (exec setsid /usr/bin/mysqld_safe >/dev/null 2>&1 </dev/null) &
+  maria_wait || die "MariaDB did not answer within $READY_TIMEOUT_S s (see /var/log/mysql/error.log)"
+}
+
+maria_stop() {
+  local pid; pid="$(cat /run/mysqld/mysqld.pid 2>/dev/null || true)"
+  maria -e 'shutdown' >/dev/null 2>&1 || mariadb-admin -uroot -h127.0.0.1 -P"$MARIADB_PORT" shutdown >/dev/null 2>&1 || true
+  for _ in $(seq 1 120); do
+    if [ -n "$pid" ]; then kill -0 "$pid" 2>/dev/null || return 0; else port_open "$MARIADB_PORT" || return 0; fi
+    sleep 0.5
+  done
+  die "MariaDB (pid ${pid:-?}) did not shut down within 60 s"
+}
+
+maria_up() {
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || {
+    log "installing MariaDB from Debian packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+  }
+  maria_ping || maria_start
+  local missing; missing="$(maria_missing)"
+  [ -z "$missing" ] && return 0
+  log "MariaDB binlog settings not in force: $(echo $missing); writing $MARIADB_CNF and restarting MariaDB"
+  mkdir -p "$MARIADB_CNF_DIR"
+  # server_id: keep the one the server has when it is set (a replica set-up may rely on it).
+  local sid; sid="$(maria_vars | sed -n 's/^server_id=//p')"; [ "${sid:-0}" -gt 0 ] 2>/dev/null || sid=1
+  cat >"$MARIADB_CNF" <<CNF
+# Written by syncline scripts/stack.sh: what binlog CDC (the MariaDB source) needs.
+[mysqld]
+log_bin = mysql-bin
+binlog_format = ROW
+binlog_row_image = FULL
+server_id = $sid
+gtid_strict_mode = ON
+# A test machine: binlogs older than two days are removed.
+binlog_expire_logs_seconds = 172800
+CNF
+  local mycnf=/etc/mysql/my.cnf
+  grep -qE "^!includedir[[:space:]]+$MARIADB_CNF_DIR/?\$" "$mycnf" 2>/dev/null || printf '\n!includedir %s/\n' "$MARIADB_CNF_DIR" >>"$mycnf"
+  maria_stop
+  maria_start
+  missing="$(maria_missing)"
+  [ -z "$missing" ] || die "MariaDB restarted but these settings are still not in force: $(echo $missing) (check $MARIADB_CNF is read: mariadbd --print-defaults)"
+}
+
+maria_status() {
+  if maria_ping; then echo "mariadb   up    127.0.0.1:$MARIADB_PORT $(maria_vars | tr '\n' ' ')"
+  else echo "mariadb   down  127.0.0.1:$MARIADB_PORT"; return 1; fi
 }
 
 # ---------------------------------------------------------------- Kafka
@@ -364,13 +453,14 @@ stop_pid() {
 
 cmd="${1:-status}"
 [ $# -gt 0 ] && shift
-services=("$@"); [ ${#services[@]} -gt 0 ] || services=(postgres redis kafka registry)
+services=("$@"); [ ${#services[@]} -gt 0 ] || services=(postgres redis kafka registry mariadb)
 wants() { local x; for x in "${services[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
 mkdir -p "$CACHE" "$RUN"
 case "$cmd" in
   up)
-    for x in "${services[@]}"; do case "$x" in postgres|redis|kafka|registry) ;; *) die "unknown service $x (postgres redis kafka registry)" ;; esac; done
+    for x in "${services[@]}"; do case "$x" in postgres|redis|kafka|registry|mariadb) ;; *) die "unknown service $x (postgres redis kafka registry mariadb)" ;; esac; done
     if wants postgres; then pg_up; fi
+    if wants mariadb; then maria_up; fi
     if wants redis; then redis_up; fi
     # Kafka and the registry are independent JVMs: start them side by side.
     kst=0; rst=0; kpid=; rpid=
@@ -383,13 +473,14 @@ case "$cmd" in
     if wants redis; then redis_status; fi
     if wants kafka; then kafka_status; fi
     if wants registry; then registry_status; fi
+    if wants mariadb; then maria_status; fi
     ;;
   down) stop_pid registry; stop_pid kafka; redis_down; pg_down ;;
   status)
     rc=0
-    pg_status || rc=1; redis_status || rc=1; kafka_status || rc=1; registry_status || rc=1
+    pg_status || rc=1; redis_status || rc=1; kafka_status || rc=1; registry_status || rc=1; maria_status || rc=1
     exit $rc
     ;;
   fetch) kafka_fetch; registry_fetch >/dev/null ;;
-  *) die "usage: $0 up [postgres|redis|kafka|registry]... | down | status | fetch" ;;
+  *) die "usage: $0 up [postgres|redis|kafka|registry|mariadb]... | down | status | fetch" ;;
 esac

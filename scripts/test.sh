@@ -25,6 +25,15 @@ SQL
 for db in $(psql -X -h 127.0.0.1 -U postgres -d postgres -At -c "select datname from pg_database where datname like 'syncline\_t\_%' and (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '2 hours'"); do
   psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists \"$db\"" >/dev/null || true
 done
+# The same for MariaDB test databases (syncline_t_…): their directory under the datadir is older than two hours.
+if command -v mysql >/dev/null && mysql -uroot -h127.0.0.1 -e 'select 1' >/dev/null 2>&1; then
+  datadir="$(mysql -uroot -h127.0.0.1 -N -e 'select @@datadir')"
+  for db in $(mysql -uroot -h127.0.0.1 -N -e "select schema_name from information_schema.schemata where schema_name like 'syncline\\_t\\_%'"); do
+    if [ -d "$datadir/$db" ] && [ -n "$(find "$datadir/$db" -maxdepth 0 -mmin +120)" ]; then
+      mysql -uroot -h127.0.0.1 -e "drop database if exists \`$db\`" >/dev/null 2>&1 || true
+    fi
+  done
+fi
 npx tsc --noEmit -p tsconfig.json
 npx tsx scripts/gen-config-docs.ts --check
 if [ "$#" -gt 0 ]; then files=("$@"); else

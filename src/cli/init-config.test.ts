@@ -25,9 +25,10 @@ const table = (t: Partial<TableFacts> & { table: string }): TableFacts => ({
 
 test('parsePgUrl: libpq defaults, percent-decoding, sslmode; refuses what it cannot honour', () => {
   assert.deepEqual(parsePgUrl('postgres://app:p%40ss%3Aword@db.example.com:6543/shop?sslmode=require', 'x'), {
-    host: 'db.example.com', port: 6543, database: 'shop', user: 'app', password: 'p@ss:word', ssl: true,
+    host: 'db.example.com', port: 6543, database: 'shop', user: 'app', password: 'p@ss:word', ssl: true, sslVerify: false,
   });
-  assert.deepEqual(parsePgUrl('postgresql://bob@[::1]', 'x'), { host: '::1', port: 5432, database: 'bob', user: 'bob', password: undefined, ssl: false });
+  assert.deepEqual(parsePgUrl('postgresql://bob@[::1]', 'x'), { host: '::1', port: 5432, database: 'bob', user: 'bob', password: undefined, ssl: false, sslVerify: true });
+  assert.equal(parsePgUrl('postgres://bob@db/x?sslmode=verify-full', 'x').sslVerify, true, 'verify-full verifies');
   assert.throws(() => parsePgUrl('mysql://a@b/c', '--source'), /--source: expected a postgres:\/\//);
   assert.throws(() => parsePgUrl('postgres://a@b/c?host=/tmp', '--source'), /parameter 'host' is not supported/);
   assert.throws(() => parsePgUrl('not a url', '--target'), /--target: not a URL/);
@@ -111,7 +112,7 @@ test('renderConfig: validates, holds no password, names the variables, comments 
   assert.deepEqual(p.tables.map((t) => [t.source, t.key]), [['public.users', ['id']], ['public.yes', ['on']]]);
   assert.equal((p.source as { slot: string }).slot, 'syncline_shop_db');
   // Without --target: the source's server, database <source>_target, the same password variable.
-  assert.deepEqual((p.target as { connection: unknown }).connection, { host: 'db.example.com', port: 5432, database: 'shop_target', user: 'app', password: 'x', ssl: false });
+  assert.deepEqual((p.target as { connection: unknown }).connection, { host: 'db.example.com', port: 5432, database: 'shop_target', user: 'app', password: 'x', ssl: false, sslVerify: true });
   assert.equal(p.conflict?.strategy, 'source-wins');
   assert.throws(() => parseConfig(r.text, 'sync.yaml', {}), /environment variable SYNCLINE_SOURCE_PASSWORD is not set/);
 });

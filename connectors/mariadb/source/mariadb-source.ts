@@ -96,6 +96,9 @@ export function ddlTarget(text: string, defaultDb: string): { schema: string; ta
   return parts.length >= 2 ? { schema: parts[0]!, table: parts[1]! } : { schema: defaultDb, table: parts[0]! };
 }
 
+/** The key of a pipeline's record in the capture offsets topic. */
+export const streamIdOf = (pipeline: string): string => `mariadb_${pipeline.replace(/-/g, '_')}`;
+
 export class MariadbSource implements Source {
   readonly batchSize: number;
   readonly lingerMs: number;
@@ -129,7 +132,7 @@ export class MariadbSource implements Source {
   constructor(private readonly config: MariadbSourceConfig, private readonly pipeline: string, private readonly log: Logger) {
     this.batchSize = config.batchSize;
     this.lingerMs = config.lingerMs;
-    this.streamId = `mariadb_${pipeline.replace(/-/g, '_')}`;
+    this.streamId = streamIdOf(pipeline);
     this.serverId = config.serverId ?? defaultServerId(pipeline);
   }
 

@@ -5,6 +5,7 @@
 import mysql from 'mysql2/promise';
 import type { ConnectionOptions } from 'mysql2';
 import type { MariadbConnection } from './spec.js';
+import { mariadbOptions } from '../connection.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import { errorMessage, fatal, retriable, SynclineError } from '../../../src/core/errors.js';
 import { formatTableName, parseTableName } from '../../../src/core/names.js';
@@ -12,21 +13,13 @@ import { columnTypeOf, type MariadbColumnInfo, type MariadbColumnType } from './
 
 /** mysql2 options: values as text where exactness matters (dates, 64-bit integers, decimals), UTC. */
 export function mysqlOptions(c: MariadbConnection): ConnectionOptions {
-  return {
-    host: c.host,
-    port: c.port,
-    user: c.user,
-    password: c.password ?? '',
-    database: c.database,
-    ssl: c.ssl ? {} : undefined,
-    charset: 'UTF8MB4_GENERAL_CI',
+  return mariadbOptions(c, {
     dateStrings: true,
     supportBigNumbers: true,
     bigNumberStrings: true,
     timezone: 'Z',
     jsonStrings: true, // MariaDB 10.5+ marks JSON columns in result metadata: mysql2 would parse them
-    connectTimeout: 10000,
-  };
+  });
 }
 
 export const where = (c: MariadbConnection): string => `${c.host}:${c.port}/${c.database}`;

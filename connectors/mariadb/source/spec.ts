@@ -1,19 +1,8 @@
 /** Config spec of the MariaDB/MySQL source connector (registered in ./index.ts). */
 import { z } from 'zod';
 
-export const mariadbConnectionSpec = z
-  .object({
-    host: z.string().default('127.0.0.1').describe('Host name or address of the MariaDB/MySQL server.'),
-    port: z.number().int().min(1).max(65535).default(3306).describe('TCP port.'),
-    user: z.string().min(1).default('root').describe('User name. Needs SELECT on the captured tables, REPLICATION SLAVE and REPLICATION CLIENT (MariaDB 10.5+: BINLOG MONITOR) on *.*.'),
-    password: z.string().optional().describe('Password; use ${ENV_VAR} interpolation, never a literal.').meta({ secret: true }),
-    database: z.string().min(1).describe('Default database (the one the tables are in; tables are named `database.table` in `tables`).').meta({ examples: ['shop'] }),
-    ssl: z.boolean().default(false).describe('Connect with TLS (server certificate verified).'),
-  })
-  .strict()
-  .describe('MariaDB/MySQL connection.');
-
-export type MariadbConnection = z.infer<typeof mariadbConnectionSpec>;
+export { mariadbConnectionSpec, type MariadbConnection } from '../connection.js';
+import { mariadbConnectionSpec } from '../connection.js';
 
 export const mariadbSourceSpec = z
   .object({

@@ -1,6 +1,6 @@
 /**
  * Every MariaDB column type gives the same canonical value read by the snapshot (mysql2, text
- * protocol) and by the binlog stream (zongji), and that value is the one pgtypes.ts prescribes; the
+ * protocol) and by the binlog stream (zongji), and that value is the one src/core/types.ts prescribes; the
  * rows then arrive in a PostgreSQL target auto-created from the pgTypes. Node runs in a non-UTC
  * time zone and the TIMESTAMP values are written by a session in +05:30, to catch zone bugs.
  */

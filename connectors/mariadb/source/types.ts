@@ -1,5 +1,5 @@
 /**
- * MariaDB/MySQL column types → the pipeline's ColumnType (src/core/pgtypes.ts), and the values the
+ * MariaDB/MySQL column types → the pipeline's ColumnType (src/core/types.ts), and the values the
  * snapshot (mysql2 text protocol) and the binlog reader (@vlasky/zongji) hand over → canonical values.
  * Both paths go through `canonicalValue`, so one row gives the same canonical values whichever way
  * it is read (connectors/mariadb/source/types.int.test.ts checks every type both ways).
@@ -31,8 +31,8 @@
  * become null (as Debezium's MySQL connector does), with a warning of the source.
  * Spatial types are refused at start (MARIADB_TYPE_UNSUPPORTED naming the column).
  */
-import type { ColumnType } from '../../../src/core/pgtypes.js';
-import { canonicalTimestamp } from '../../../src/core/pgtypes.js';
+import type { ColumnType } from '../../../src/core/types.js';
+import { canonicalTimestamp } from '../../../src/core/types.js';
 import type { Value } from '../../../src/core/envelope.js';
 import { fatal } from '../../../src/core/errors.js';
 

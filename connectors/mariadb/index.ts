@@ -1,0 +1,11 @@
+/** Registers the MariaDB sink (imported by connectors/index.ts). */
+import { registerSink } from '../../src/core/registry.js';
+import { MariadbSink } from './sink.js';
+import { mariadbSinkSpec } from './spec.js';
+
+registerSink({
+  type: 'mariadb',
+  description: 'MariaDB target: batched multi-row INSERT … ON DUPLICATE KEY UPDATE and deletes in one transaction per batch, with per-record isolation of bad records.',
+  spec: mariadbSinkSpec,
+  create: (cfg, ctx) => new MariadbSink(cfg, { ...ctx, log: ctx.log.child({ sink: 'mariadb', pipeline: ctx.pipeline }) }),
+});
