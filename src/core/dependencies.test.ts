@@ -114,3 +114,9 @@ test('a PostgreSQL error that names no server is the stage\'s own (capture: its 
   assert.equal(stream?.name, 'PostgreSQL at 127.0.0.1:15432/chaos (pipeline chaos-split source)');
   assert.equal(kafkaLogKind('Failed to send messages: The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing'), 'transient');
 });
+
+test('a source connector\'s own error codes are its dependency (codePrefix), whatever the message says', () => {
+  const maria = { kind: 'other' as const, key: 'mariadb db:3306', name: 'MariaDB at db:3306/shop (pipeline p source)', codePrefix: 'MARIADB_' };
+  assert.equal(dependencyOf(retriable('MARIADB_PROTOCOL_CONNECTION_LOST', 'binlog: Connection lost'), { ...ADDRS, source: maria }), maria);
+  assert.equal(dependencyOf(retriable('MARIADB_PROTOCOL_CONNECTION_LOST', 'binlog: Connection lost'), ADDRS), undefined);
+});

@@ -23,6 +23,8 @@ export interface Dependency {
   /** One line per key: a PostgreSQL server per address, the others per kind. */
   key: string;
   name: string;
+  /** Error codes of this system start with it (a connector's classified errors: `MARIADB_`), so errors that do not name the server are still its. */
+  codePrefix?: string;
 }
 
 /** The addresses of the configured dependencies, for the log lines. */
@@ -72,6 +74,7 @@ export function dependencyOf(err: unknown, addrs: DependencyAddresses): Dependen
     return { kind: 'postgres', key: `postgres ${at ?? role?.[0] ?? ''}`, name: `PostgreSQL${at ? ` at ${at}` : ''}${what}` };
   }
   if (code.startsWith('KAFKA_') || (typeof name === 'string' && name.startsWith('KafkaJS')) || /\bKafka\b/.test(msg)) return kafka();
+  if (addrs.source?.codePrefix && code.startsWith(addrs.source.codePrefix)) return addrs.source;
   return undefined;
 }
 

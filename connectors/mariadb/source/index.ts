@@ -24,6 +24,6 @@ registerSource({
   },
   dependency: (config, pipeline) => {
     const at = `${config.connection.host}:${config.connection.port}/${config.connection.database}`;
-    return { kind: 'other', key: `mariadb ${config.connection.host}:${config.connection.port}`, name: `MariaDB at ${at} (pipeline ${pipeline} source)` };
+    return { kind: 'other', key: `mariadb ${config.connection.host}:${config.connection.port}`, name: `MariaDB at ${at} (pipeline ${pipeline} source)`, codePrefix: 'MARIADB_' };
   },
 });
