@@ -248,7 +248,8 @@ async function main() {
 
   const ok = results.every((r) => r.converged) && !failure;
   // Same writer as a running syncline and `syncline report`; the demo's own results under "demo".
-  const tables = results.map((r) => ({ pipeline: r.pipeline, table: r.table, target: r.target, source: r.source, targetRows: r.targetSide.rows, targetChecksum: r.targetSide.checksum, differing: r.differing, converged: r.converged }));
+  // Per table: source and target as before ({ rows, checksum }), where the target lives, the rows that differ.
+  const tables = results.map((r) => ({ pipeline: r.pipeline, table: r.table, targetTable: r.target, source: r.source, target: r.targetSide, differing: r.differing, converged: r.converged }));
   const demo = { topicPrefix: prefix, durationMs: Date.now() - started, workload: wl, converged: ok, error: failure ? String((failure as Error).message ?? failure) : null, pipelines, tables };
   writeReports(reportsDir, metricsText, health, 'demo', { demo });
   console.log(`\nwrote ${reportsDir}/sync-status.json — ${ok ? 'every table converged' : 'NOT CONVERGED'} in ${((Date.now() - started) / 1000).toFixed(1)} s`);

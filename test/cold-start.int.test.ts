@@ -52,11 +52,11 @@ test('first run on a machine whose stack is not running: `npm run demo` brings i
   assert.match(out, /every table converged/);
   assert.match(out, /enabling logical replication \(wal_level=replica/, "the script switched the fresh cluster to logical replication");
   assert.match(out, /Kafka is up and accepts work/);
-  const status = JSON.parse(readFileSync(join(reports, 'sync-status.json'), 'utf8')) as { demo: { converged: boolean; topicPrefix: string; tables: { converged: boolean; target: string; differing: number }[] } };
+  const status = JSON.parse(readFileSync(join(reports, 'sync-status.json'), 'utf8')) as { demo: { converged: boolean; topicPrefix: string; tables: { converged: boolean; targetTable: string; differing: number }[] } };
   assert.equal(status.demo.converged, true);
   assert.equal(status.demo.tables.length, 5);
   assert.ok(status.demo.tables.every((x) => x.converged && x.differing === 0), 'every table converged');
-  const mariaTables = status.demo.tables.filter((x) => x.target.startsWith('mariadb:')).map((x) => x.target.slice('mariadb:'.length));
+  const mariaTables = status.demo.tables.filter((x) => x.targetTable.startsWith('mariadb:')).map((x) => x.targetTable.slice('mariadb:'.length));
   assert.deepEqual(mariaTables, [`syncline_${status.demo.topicPrefix}.inventory`, `syncline_${status.demo.topicPrefix}.warehouses`], 'the inventory tables were compared across PostgreSQL and MariaDB');
 
   // What a new user reads: no error, no kafkajs request failures, no kafka.unpatched; a dependency
