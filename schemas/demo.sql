@@ -1,6 +1,7 @@
--- Demo shop schema: created in both the source and the target database by `npm run demo`.
--- The target has the same columns in the same order (so checksums of row text compare), and no
--- foreign keys (rows of different tables may arrive in any order across pipelines).
+-- Demo shop schema: created in both the source and the PostgreSQL target database by `npm run demo`
+-- (which then drops, in the target, the tables its config sends to MariaDB: inventory, warehouses).
+-- The target has the same columns in the same order (the tests compare checksums of row text), and
+-- no foreign keys (rows of different tables may arrive in any order across pipelines).
 create table if not exists users (
   id          bigint primary key,
   email       text not null,

@@ -11,8 +11,8 @@ export const DEMO_TABLES = [
   { pipeline: 'users-sync', table: 'public.users', key: 'id' },
   { pipeline: 'orders-sync', table: 'public.orders', key: 'id' },
   { pipeline: 'orders-sync', table: 'public.order_items', key: 'order_id, line_no' },
-  { pipeline: 'inventory-sync', table: 'public.inventory', key: 'sku' },
-  { pipeline: 'inventory-sync', table: 'public.warehouses', key: 'id' },
+  { pipeline: 'inventory-to-mariadb', table: 'public.inventory', key: 'sku' },
+  { pipeline: 'inventory-to-mariadb', table: 'public.warehouses', key: 'id' },
 ] as const;
 
 export async function createDemoSchema(client: pg.ClientBase): Promise<void> {

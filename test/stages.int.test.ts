@@ -84,5 +84,5 @@ test('`syncline config validate` refuses a malformed config with file and line, 
   let okOut = '';
   good.stdout?.on('data', (d: Buffer) => (okOut += d.toString()));
   assert.equal(await exitCode(good), 0);
-  assert.match(okOut, /OK: .*3 pipelines: users-sync, orders-sync, inventory-sync/);
+  assert.match(okOut, /OK: .*3 pipelines: users-sync, orders-sync, inventory-to-mariadb/);
 });

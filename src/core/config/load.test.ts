@@ -42,7 +42,7 @@ function problemsOf(text: string, env: Record<string, string | undefined> = {}, 
 
 test('the example config loads, with defaults and interpolated values', () => {
   const config = loadConfig(EXAMPLE, {});
-  assert.deepEqual(Object.keys(config.pipelines), ['users-sync', 'orders-sync', 'inventory-sync']);
+  assert.deepEqual(Object.keys(config.pipelines), ['users-sync', 'orders-sync', 'inventory-to-mariadb']);
   // source/target are typed by their connector (SynclineConfig only knows the registry's union).
   const source = config.pipelines['users-sync']!.source as PgSourceConfig;
   const target = config.pipelines['users-sync']!.target as PgSinkConfig;
@@ -51,7 +51,12 @@ test('the example config loads, with defaults and interpolated values', () => {
   assert.equal(source.connection.port, 5432); // `${..:-5432}` unquoted → number
   assert.equal(target.connection.database, 'syncline_demo_target');
   assert.deepEqual(config.pipelines['orders-sync']!.tables.map((t) => t.source), ['public.orders', 'public.order_items']);
-  assert.deepEqual(config.pipelines['inventory-sync']!.tables[0]!.key, ['sku']);
+  assert.deepEqual(config.pipelines['inventory-to-mariadb']!.tables[0]!.key, ['sku']);
+  // The cross-system pipeline: its MariaDB database in the connection and in the table names.
+  const maria = config.pipelines['inventory-to-mariadb']!.target as { type: string; connection: { host: string; port: number; database: string } };
+  assert.equal(maria.type, 'mariadb');
+  assert.deepEqual([maria.connection.host, maria.connection.port, maria.connection.database], ['127.0.0.1', 3306, 'syncline_demo_target']);
+  assert.deepEqual(config.pipelines['inventory-to-mariadb']!.tables.map((t) => t.target), ['syncline_demo_target.inventory', 'syncline_demo_target.warehouses']);
   assert.equal(config.defaults.conflict.strategy, 'latest-timestamp');
   assert.equal(config.defaults.conflict.field, 'updated_at');
   assert.equal(config.topicPrefix, 'syncline');
