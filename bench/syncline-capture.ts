@@ -15,7 +15,7 @@ export interface CaptureRun {
   peakMb: number;
 }
 
-export async function runSynclineCapture(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; batchSize?: number; root?: string; producer?: 'kafkajs' | 'librdkafka' } = {}): Promise<CaptureRun> {
+export async function runSynclineCapture(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; batchSize?: number; root?: string; producer?: 'kafkajs' | 'librdkafka'; /** Leave the change topic for a later reader (bench/mariadb.ts runSinkOnly); the caller deletes `<src.prefix><tag>`'s topics. */ keepTopic?: boolean } = {}): Promise<CaptureRun> {
   const prefix = `${src.prefix}${tag}`;
   const config = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, slot, publication: src.publication, table: src.table, snapshot: 'never', batchSize: opts.batchSize, producer: opts.producer });
   const topic = `${prefix}.cdc.public.${src.table}`;
@@ -32,6 +32,6 @@ export async function runSynclineCapture(src: Source, slot: string, w: Workload,
       }
     });
   } finally {
-    await deleteTopics(prefix);
+    if (!opts.keepTopic) await deleteTopics(prefix);
   }
 }
