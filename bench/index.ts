@@ -25,7 +25,7 @@ import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runValidationBench, TARGET_PER_SEC, validationTable, type ValidationBenchResult } from './validation.js';
-import { cpuTable, latencyTable, mariadbTable, MARIADB_BENCHES, memoryTable, PIPELINE_BENCHES, runPipelineBench, targets, targetsTable, throughputTable, type PipelineBench, type PipelineResult } from './pipeline.js';
+import { cpuTable, latencyTable, mariadbCpuTable, mariadbTable, MARIADB_BENCHES, memoryTable, PIPELINE_BENCHES, runPipelineBench, targets, targetsTable, throughputTable, type PipelineBench, type PipelineResult } from './pipeline.js';
 import { fmt } from './common.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -235,6 +235,12 @@ export function mariadbSection(r: PipelineResult, m: Machine, a: BenchArgs): str
     '- Peak RSS: VmHWM of the child process, sampled every 200 ms and just before it stops; max over the repeats.',
     '',
   ];
+  const cpu = mariadbCpuTable(r);
+  if (cpu) {
+    lines.push('### CPU per change', '', 'µs of CPU (utime + stime from /proc/<pid>/stat, bench/cpu.ts) per change, median of the repeats, from the start of the',
+      'syncline child to the end of the measurement (its start-up included). The MariaDB server is one process: its figure holds',
+      'its binlog dump thread or the sink\'s sessions *and* whatever else the machine\'s other users ran on it meanwhile.', '', cpu, '');
+  }
   if (s) lines.push('Checks:', '', ...[...new Set(s.checks.filter((c) => /MariaDB|sink →/.test(c)).map((c) => c.replace(/ r\d+\/\d+:/, ':')))].map((c) => `- ${c}`), '');
   lines.push(
     `Machine: ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`), ${m.cpu}, Node ${m.node}, PostgreSQL 15, MariaDB 10.11 (binlog_format ROW), Kafka 4.1.1 (one broker), Apicurio 2.6 registry, all on the same machine; measured ${m.date}${a.quick ? ' (quick run)' : ''}.`,
@@ -272,6 +278,8 @@ async function main(): Promise<void> {
     const my = mariadbTable(r);
     if (my) {
       console.log('\nMariaDB next to PostgreSQL (same run)\n' + my);
+      const myCpu = mariadbCpuTable(r);
+      if (myCpu) console.log('\n' + myCpu);
       text = updateBenchmarks(text, 'mariadb', mariadbSection(r, m, a));
     }
     // Only the MariaDB parts (and the PostgreSQL baseline they ran themselves): the pipeline section stays.

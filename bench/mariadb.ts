@@ -17,7 +17,7 @@
  *
  * Everything created (MariaDB and PostgreSQL databases, topics, Redis keys) is dropped afterwards.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -26,6 +26,32 @@ import {
   type Workload,
 } from './common.js';
 import { targetDone } from './end-to-end.js';
+import { cpuPerChange, sampleCpu } from './cpu.js';
+
+/** The local MariaDB server's pid (undefined if it is not a process of this machine). */
+export function mariadbdPid(): number | undefined {
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'mariadbd') return Number(d);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  } catch {
+    /* not Linux */
+  }
+  return undefined;
+}
+
+/** CPU roles of a MariaDB run: the syncline child and the whole MariaDB server (its binlog dump thread, its writers, and anyone else's queries). */
+function rolesOf(child: number, role: string): Map<number, string> {
+  const m = new Map([[child, role]]);
+  const my = mariadbdPid();
+  if (my !== undefined) m.set(my, 'MariaDB server (all of it)');
+  return m;
+}
 
 export const MY = { host: '127.0.0.1', port: 3306, user: 'root' };
 
@@ -155,6 +181,8 @@ export interface MariadbCaptureRun {
   perSec: number;
   perSecWithStartup: number;
   peakMb: number;
+  /** µs of CPU per change by process role (bench/cpu.ts; the capture's start-up included). */
+  cpu: Record<string, number>;
 }
 
 /** Repeat r's capture resumes from its registered position and carries the backlog into Kafka. */
@@ -164,10 +192,13 @@ export async function runMariadbCapture(src: MariadbSource, r: number, w: Worklo
     return await withAdmin(async (admin) => {
       const started = Date.now();
       const child = spawnSyncline(src.configOf(r), ['capture']);
+      const roles = rolesOf(child.pid, 'syncline capture');
+      const cpuBefore = sampleCpu(roles, '(no target database)');
       try {
         const t = await timeProgress('MariaDB capture', topicCounter(admin, topic), w.changes, { alive: child.exited });
         if (t.count !== w.changes) throw new Error(`MariaDB capture: ${t.count} messages in ${topic}, ${w.changes} changes written`);
-        return { changes: w.changes, perSec: rateOf(t, w.changes), perSecWithStartup: w.changes / ((t.doneAt - started) / 1000), peakMb: child.peakMb() };
+        const cpu = cpuPerChange(cpuBefore, sampleCpu(roles, '(no target database)'), w.changes);
+        return { changes: w.changes, perSec: rateOf(t, w.changes), perSecWithStartup: w.changes / ((t.doneAt - started) / 1000), peakMb: child.peakMb(), cpu };
       } finally {
         await child.stop();
       }
@@ -184,6 +215,8 @@ export interface SinkRun {
   perSec: number;
   peakMb: number;
   applied: number;
+  /** µs of CPU per change by process role (bench/cpu.ts), from the child's start. */
+  cpu: Record<string, number>;
 }
 
 /**
@@ -226,6 +259,8 @@ export async function runSinkOnly(o: { changePrefix: string; sourceDb: string; t
       }
     : () => targetDone(targetDb, o.table, o.w);
   const child = spawnSyncline(config, ['process', 'sink']);
+  const roles = maria ? rolesOf(child.pid, 'syncline process+sink') : new Map([[child.pid, 'syncline process+sink']]);
+  const cpuBefore = sampleCpu(roles, targetDb);
   try {
     const t = await timeProgress(`sink → ${o.target}`, async () => child.stats.received, o.w.changes, { alive: child.exited });
     for (;;) {
@@ -236,7 +271,8 @@ export async function runSinkOnly(o: { changePrefix: string; sourceDb: string; t
       await sleep(100);
     }
     const timing = { ...t, doneAt: Date.now() };
-    return { target: o.target, perSec: rateOf(timing, o.w.changes), peakMb: child.peakMb(), applied: child.stats.applied };
+    const cpu = cpuPerChange(cpuBefore, sampleCpu(roles, targetDb), o.w.changes);
+    return { target: o.target, perSec: rateOf(timing, o.w.changes), peakMb: child.peakMb(), applied: child.stats.applied, cpu };
   } finally {
     await child.stop();
     await deleteTopics(prefix);

@@ -64,9 +64,11 @@ export interface ShapeResult {
   /** Per-run checks: counts equal to what was written. */
   checks: string[];
   /** mariadb-capture: the same workload written to MariaDB, and its capture → Kafka (paired with `capture`, repeat by repeat). */
-  mariadb?: { workload: Workload; capture?: Figure };
+  mariadb?: { workload: Workload; capture?: Figure; captureWithStartup?: Figure };
   /** mariadb-sink: processor + sink from the filled change topic of (2) into PostgreSQL and into MariaDB. */
   sink?: { postgres: Figure; mariadb: Figure };
+  /** µs of CPU per change by process role, one entry per repeat, of the MariaDB parts and their PostgreSQL peers. */
+  myCpu: { capturePg: Record<string, number>[]; captureMy: Record<string, number>[]; sinkPg: Record<string, number>[]; sinkMy: Record<string, number>[] };
 }
 
 export interface PipelineResult {
@@ -92,7 +94,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
   const doCapture = wants(o, 'capture') || doMyCapture || doSink;
   let my: MariadbSource | undefined;
   const keptTopics: string[] = [];
-  const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [], cpu: { e2e: [], e2eSplit: [] } };
+  const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [], cpu: { e2e: [], e2eSplit: [] }, myCpu: { capturePg: [], captureMy: [], sinkPg: [], sinkMy: [] } };
   try {
     const doSplit = narrow && wants(o, 'e2e-split');
     const slots: Record<string, string[]> = { limit: [], capture: [], captureRd: [], debezium: [], e2e: [], e2eSplit: [] };
@@ -115,7 +117,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
       res.mariadb = { workload: mw };
       o.log(`  ${shape}: MariaDB: ${fmt(mw.inserts)} inserts + ${fmt(mw.updates)} updates written in ${mw.seconds.toFixed(1)} s (${mw.txRows} rows per transaction)`);
     }
-    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], captureRd: [], debezium: [], debeziumS: [], e2e: [], e2eSplit: [], replay: [], myCapture: [], sinkPg: [], sinkMy: [] };
+    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], captureRd: [], debezium: [], debeziumS: [], e2e: [], e2eSplit: [], replay: [], myCapture: [], myCaptureS: [], sinkPg: [], sinkMy: [] };
     const peak = (k: string, mb: number) => (res.peakMb[k] = Math.max(res.peakMb[k] ?? 0, mb));
     const drop = (slot: string) => dropSlots(slot);
     for (let r = 0; r < o.repeat; r++) {
@@ -133,6 +135,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
         await drop(slots.capture![r]!);
         runs.capture!.push(x.perSec);
         runs.captureS!.push(x.perSecWithStartup);
+        if (x.cpu) res.myCpu.capturePg.push(x.cpu);
         peak('syncline capture', x.peakMb);
         res.checks.push(`syncline capture ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(w.changes)} changes written`);
         o.log(`  ${shape} ${tag} syncline capture → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
@@ -140,6 +143,8 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
       if (my && res.mariadb) {
         const x = await runMariadbCapture(my, r, res.mariadb.workload);
         runs.myCapture!.push(x.perSec);
+        runs.myCaptureS!.push(x.perSecWithStartup);
+        res.myCpu.captureMy.push(x.cpu);
         peak('syncline capture, MariaDB source', x.peakMb);
         res.checks.push(`MariaDB capture ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(res.mariadb.workload.changes)} changes written`);
         o.log(`  ${shape} ${tag} syncline capture, MariaDB source (binlog) → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
@@ -150,6 +155,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
         for (const target of order) {
           const x = await runSinkOnly({ changePrefix: `${src.prefix}c${r}`, sourceDb: src.db, table: src.table, w, target, tag: target === 'mariadb' ? `sm${r}` : `sp${r}` });
           (target === 'mariadb' ? runs.sinkMy! : runs.sinkPg!).push(x.perSec);
+          (target === 'mariadb' ? res.myCpu.sinkMy : res.myCpu.sinkPg).push(x.cpu);
           const name = target === 'mariadb' ? 'MariaDB' : 'PostgreSQL';
           peak(`syncline process+sink → ${name} (from a filled topic)`, x.peakMb);
           res.checks.push(`sink → ${name} ${tag}: target holds ${fmt(w.inserts)} rows, ${fmt(w.updates)} updated`);
@@ -211,7 +217,7 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
     if (runs.limit!.length) res.limit = figure(runs.limit!);
     if (runs.e2eSplit!.length) res.e2eSplit = figure(runs.e2eSplit!);
     if (runs.capture!.length) [res.capture, res.captureWithStartup] = [figure(runs.capture!), figure(runs.captureS!)];
-    if (res.mariadb && runs.myCapture!.length) res.mariadb.capture = figure(runs.myCapture!);
+    if (res.mariadb && runs.myCapture!.length) [res.mariadb.capture, res.mariadb.captureWithStartup] = [figure(runs.myCapture!), figure(runs.myCaptureS!)];
     if (runs.sinkPg!.length) res.sink = { postgres: figure(runs.sinkPg!), mariadb: figure(runs.sinkMy!) };
     if (runs.captureRd!.length) res.captureRdkafka = figure(runs.captureRd!);
     if (runs.debezium!.length) [res.debezium, res.debeziumWithStartup] = [figure(runs.debezium!), figure(runs.debeziumS!)];
@@ -372,8 +378,36 @@ export function mariadbTable(r: PipelineResult): string {
   if (s.mariadb?.capture && s.capture) {
     rows.push(`| capture → Kafka (syncline capture stage; PostgreSQL: pgoutput slot, MariaDB: binlog) | ${cell(s.capture)} | ${cell(s.mariadb.capture)} | ${q(s.mariadb.capture, s.capture)} | ${mb('syncline capture')} / ${mb('syncline capture, MariaDB source')} |`);
   }
+  if (s.mariadb?.captureWithStartup && s.captureWithStartup) {
+    rows.push(`| capture → Kafka, start-up included (process start to the last message) | ${cell(s.captureWithStartup)} | ${cell(s.mariadb.captureWithStartup)} | ${q(s.mariadb.captureWithStartup, s.captureWithStartup)} | |`);
+  }
   if (s.sink) {
     rows.push(`| process + sink from a filled change topic → target | ${cell(s.sink.postgres)} | ${cell(s.sink.mariadb)} | ${q(s.sink.mariadb, s.sink.postgres)} | ${mb('syncline process+sink → PostgreSQL (from a filled topic)')} / ${mb('syncline process+sink → MariaDB (from a filled topic)')} |`);
+  }
+  return rows.join('\n');
+}
+
+/**
+ * Where the CPU goes in the MariaDB parts and their PostgreSQL peers: µs of CPU per change by
+ * process (median of the repeats; bench/cpu.ts). The MariaDB server is one process (its binlog
+ * dump thread, the sink's sessions and anyone else's queries); on PostgreSQL the walsender
+ * (capture) and the target database's backends (sink) are counted.
+ */
+export function mariadbCpuTable(r: PipelineResult): string {
+  const s = r.shapes.find((x) => x.shape === 'narrow');
+  if (!s) return '';
+  const c = s.myCpu;
+  const cols: [string, Record<string, number>[]][] = [
+    ['capture, PostgreSQL', c.capturePg], ['capture, MariaDB', c.captureMy], ['sink → PostgreSQL', c.sinkPg], ['sink → MariaDB', c.sinkMy],
+  ].filter(([, x]) => (x as Record<string, number>[]).length > 0) as [string, Record<string, number>[]][];
+  if (cols.length === 0 || cols.every(([, x]) => Object.keys(x[0]!).length === 0)) return '';
+  const roles = ['syncline capture', 'syncline process+sink', 'PostgreSQL walsender (source)', 'PostgreSQL target connections', 'MariaDB server (all of it)', 'Kafka broker', 'schema registry', 'Redis'];
+  const med = (x: Record<string, number>[], role: string) => figure(x.map((y) => y[role] ?? 0)).median;
+  const us = (v: number) => (v === 0 ? '' : v >= 10 ? v.toFixed(0) : v.toFixed(1));
+  const rows = [`| Process | ${cols.map(([n]) => n).join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`];
+  for (const role of roles) {
+    if (cols.every(([, x]) => med(x, role) === 0)) continue;
+    rows.push(`| ${role} | ${cols.map(([, x]) => us(med(x, role))).join(' | ')} |`);
   }
   return rows.join('\n');
 }
