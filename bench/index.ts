@@ -7,7 +7,9 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory   run only these
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink
+ *                                          run only these; the MariaDB parts run their PostgreSQL baseline
+ *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
  *   --wide-changes N (default changes/4)  --latency-seconds S (60)  --latency-rate R (5,000)
  *
@@ -23,7 +25,7 @@ import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runValidationBench, TARGET_PER_SEC, validationTable, type ValidationBenchResult } from './validation.js';
-import { cpuTable, latencyTable, memoryTable, PIPELINE_BENCHES, runPipelineBench, targets, targetsTable, throughputTable, type PipelineBench, type PipelineResult } from './pipeline.js';
+import { cpuTable, latencyTable, mariadbCpuTable, mariadbTable, MARIADB_BENCHES, memoryTable, PIPELINE_BENCHES, runPipelineBench, targets, targetsTable, throughputTable, type PipelineBench, type PipelineResult } from './pipeline.js';
 import { fmt } from './common.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -201,6 +203,52 @@ export function pipelineSection(r: PipelineResult, m: Machine, a: BenchArgs): st
   return lines.filter((l, i, arr) => !(l === '' && arr[i - 1] === '')).join('\n');
 }
 
+export function mariadbSection(r: PipelineResult, m: Machine, a: BenchArgs): string {
+  const s = r.shapes.find((x) => x.shape === 'narrow');
+  const w = s?.workload;
+  const lines = [
+    '## MariaDB next to PostgreSQL',
+    '',
+    `Measured in one run on one machine (shared and noisy), the MariaDB figure and its PostgreSQL peer interleaved repeat by repeat:`,
+    `every figure is the median of ${a.repeat} repeat${a.repeat === 1 ? '' : 's'} with min – max; a ratio is of the medians, with the min – max of the`,
+    'per-repeat ratios (repeat i of MariaDB against repeat i of PostgreSQL). Only the ratios compare across runs.',
+    '',
+    mariadbTable(r),
+    '',
+    `Workload: ${w ? `${fmt(w.inserts)} inserts then ${fmt(w.updates)} updates` : 'none'} of the 5-column table (id bigint key, name text, amount numeric(12,2) /`,
+    'DECIMAL(12,2), updated_at timestamptz / TIMESTAMP(6), v int), 10,000 rows per source transaction, the same on both',
+    'servers (no deletes: the PostgreSQL workload has none). Both produce the same Avro schema.',
+    '',
+    '- **Capture** (`--only mariadb-capture`): the capture stage alone (a child process, compiled, batch 2,000, linger 20 ms,',
+    '  acks=all, 3 partitions) carrying a backlog into Kafka. PostgreSQL: the capture (2) of the pipeline section, from a',
+    '  fresh slot created before the workload. MariaDB: the MariaDB source (row binlog, `@vlasky/zongji`), whose capture for',
+    '  each repeat was started and stopped before the workload so that it resumes from a binlog position just before it.',
+    '  Rate = changes / time from the first to the last message seen in the topic (offsets polled every 100 ms; start-up',
+    '  excluded). The binlog is the whole server\'s: the MariaDB capture also reads (and drops) whatever else was written to',
+    '  the server meanwhile (other tests on this machine); a slot decodes only its database.',
+    '- **Sink** (`--only mariadb-sink`): processor + sink (one child process, `process,sink`, batch 1,000) applying the change',
+    '  topic the PostgreSQL capture filled in the same repeat into a fresh empty target, once PostgreSQL (table created',
+    '  beforehand) and once MariaDB (table created by the sink\'s autoCreate on the first record), each with a fresh consumer',
+    '  group and Redis key prefix, the order alternating by repeat. Rate = changes / time from the first change reaching',
+    '  the sink to the target holding the final state (checked in SQL), as for the end-to-end run (4). Capture is out of',
+    '  the measurement, so the ratio is the target\'s alone: the processor, Redis and Kafka reads are the same work on both.',
+    '- Peak RSS: VmHWM of the child process, sampled every 200 ms and just before it stops; max over the repeats.',
+    '',
+  ];
+  const cpu = mariadbCpuTable(r);
+  if (cpu) {
+    lines.push('### CPU per change', '', 'µs of CPU (utime + stime from /proc/<pid>/stat, bench/cpu.ts) per change, median of the repeats, from the start of the',
+      'syncline child to the end of the measurement (its start-up included). The MariaDB server is one process: its figure holds',
+      'its binlog dump thread or the sink\'s sessions *and* whatever else the machine\'s other users ran on it meanwhile.', '', cpu, '');
+  }
+  if (s) lines.push('Checks:', '', ...[...new Set(s.checks.filter((c) => /MariaDB|sink →/.test(c)).map((c) => c.replace(/ r\d+\/\d+:/, ':')))].map((c) => `- ${c}`), '');
+  lines.push(
+    `Machine: ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`), ${m.cpu}, Node ${m.node}, PostgreSQL 15, MariaDB 10.11 (binlog_format ROW), Kafka 4.1.1 (one broker), Apicurio 2.6 registry, all on the same machine; measured ${m.date}${a.quick ? ' (quick run)' : ''}.`,
+    `Reproduce: \`npm run stack:up && ${a.command}\`.`,
+  );
+  return lines.filter((l, i, arr) => !(l === '' && arr[i - 1] === '')).join('\n');
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const m = machine();
@@ -227,7 +275,15 @@ async function main(): Promise<void> {
     if (r.latency) console.log('\n' + latencyTable(r));
     console.log('\n' + memoryTable(r));
     console.log('\ntargets (printed, never a failure)\n' + targetsTable(targets(r)));
-    text = updateBenchmarks(text, 'pipeline', pipelineSection(r, m, a));
+    const my = mariadbTable(r);
+    if (my) {
+      console.log('\nMariaDB next to PostgreSQL (same run)\n' + my);
+      const myCpu = mariadbCpuTable(r);
+      if (myCpu) console.log('\n' + myCpu);
+      text = updateBenchmarks(text, 'mariadb', mariadbSection(r, m, a));
+    }
+    // Only the MariaDB parts (and the PostgreSQL baseline they ran themselves): the pipeline section stays.
+    if ([...only].some((b) => !(MARIADB_BENCHES as readonly string[]).includes(b))) text = updateBenchmarks(text, 'pipeline', pipelineSection(r, m, a));
   }
 
   if (a.write && text !== undefined) {

@@ -6,9 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runPipelineBench, targets, throughputTable, memoryTable, latencyTable, cpuTable, PIPELINE_BENCHES, type PipelineResult } from './pipeline.js';
+import { runPipelineBench, targets, throughputTable, memoryTable, latencyTable, cpuTable, mariadbTable, MARIADB_BENCHES, PIPELINE_BENCHES, type PipelineBench, type PipelineResult } from './pipeline.js';
 import { clockTicks, cpuPerChange } from './cpu.js';
-import { machine, parseArgs, pipelineSection, updateBenchmarks } from './index.js';
+import { machine, mariadbSection, parseArgs, pipelineSection, updateBenchmarks } from './index.js';
+import { my } from './mariadb.js';
 import { figure, ratio, sql } from './common.js';
 
 test('figures: median, min – max, spread; ratios of medians', () => {
@@ -56,12 +57,15 @@ test('flags: --changes, --only, --repeat, --quick, --skip-debezium, --snapshot-r
   assert.equal(a.write, false);
   assert.equal(parseArgs(['--quick']).write, false);
   assert.throws(() => parseArgs(['--only', 'nope']), /unknown benchmark 'nope'/);
+  assert.deepEqual([...parseArgs(['--only', 'mariadb-capture,mariadb-sink']).only], ['mariadb-capture', 'mariadb-sink']);
+  for (const b of MARIADB_BENCHES) assert.ok(d.only.has(b), `${b} is in the default full run`);
 });
 
 test('the pipeline benchmarks run end to end at tiny sizes and count what was written', { timeout: 600_000 }, async () => {
   const before = await sql('postgres', `select count(*)::int as n from pg_replication_slots where slot_name like 'bench%'`);
   const r = await runPipelineBench({
-    changes: 2000, wideChanges: 500, repeat: 1, only: new Set(PIPELINE_BENCHES), debezium: 'if-built',
+    // The MariaDB parts have their own smoke below.
+    changes: 2000, wideChanges: 500, repeat: 1, only: new Set(PIPELINE_BENCHES.filter((b) => !(MARIADB_BENCHES as readonly string[]).includes(b))), debezium: 'if-built',
     latencyRate: 1000, latencySeconds: 3, snapshotRows: 3000, log: () => undefined,
   });
   const n = r.shapes.find((s) => s.shape === 'narrow')!;
@@ -106,4 +110,27 @@ test('the pipeline benchmarks run end to end at tiny sizes and count what was wr
   // Every slot the harness made is gone (an inactive slot retains WAL).
   const after = await sql('postgres', `select count(*)::int as n from pg_replication_slots where slot_name like 'bench%'`);
   assert.ok(after.rows[0].n <= before.rows[0].n, 'the benchmark dropped its slots');
+});
+
+test('the MariaDB parts run at tiny sizes next to their PostgreSQL baselines and clean up', { timeout: 120_000 }, async () => {
+  const myDbs = async () => (await my(undefined, `SHOW DATABASES LIKE 'syncline\\_bench\\_%'`)).length;
+  const before = await myDbs();
+  const r = await runPipelineBench({
+    changes: 1000, wideChanges: 0, repeat: 1, only: new Set<PipelineBench>(MARIADB_BENCHES), debezium: 'skip',
+    latencyRate: 1000, latencySeconds: 1, snapshotRows: 0, log: () => undefined,
+  });
+  assert.equal(r.shapes.length, 1, 'the narrow workload only');
+  const n = r.shapes[0]!;
+  assert.equal(n.mariadb?.workload.changes, 1500);
+  for (const f of [n.capture, n.mariadb?.capture, n.sink?.postgres, n.sink?.mariadb]) assert.ok(f && f.median > 0, 'a positive rate');
+  assert.ok(n.checks.some((c) => /MariaDB capture .*: 1,500 messages in the topic = 1,500 changes written/.test(c)), n.checks.join('\n'));
+  for (const t of ['PostgreSQL', 'MariaDB']) assert.ok(n.checks.some((c) => new RegExp(`sink → ${t} .*: target holds 1,000 rows, 500 updated`).test(c)), n.checks.join('\n'));
+  assert.ok(n.peakMb['syncline capture, MariaDB source']! > 0 && n.peakMb['syncline process+sink → MariaDB (from a filled topic)']! > 0);
+  const t = mariadbTable(r);
+  assert.match(t, /\| capture → Kafka .* \| \*\*\d+\.\d\d×\*\* \(/);
+  assert.match(t, /\| process \+ sink from a filled change topic → target .* MB \/ \d+ MB \|/);
+  const section = mariadbSection(r, machine(), parseArgs(['--quick', '--only', 'mariadb-capture,mariadb-sink']));
+  assert.match(section, /^## MariaDB next to PostgreSQL/);
+  assert.match(section, /Reproduce: `npm run stack:up && npm run bench -- --quick --only mariadb-capture,mariadb-sink`/);
+  assert.equal(await myDbs(), before, 'the MariaDB databases were dropped');
 });

@@ -4,14 +4,17 @@
  *   4 end to end → PostgreSQL target (one process; and split: capture + process&sink)
  *   5 latency at a fixed load            6 no-op replay
  *   7 memory (peak RSS; snapshot at two table sizes)
+ *   mariadb-capture: the MariaDB source's capture → Kafka next to (2); mariadb-sink: processor + sink
+ *   from a filled change topic into MariaDB vs into PostgreSQL (bench/mariadb.ts)
  * 1–4 and 6 read the same changes: one source database, one slot per tool and repeat created before
  * the workload is written, so each tool decodes exactly the same WAL from a fresh slot. Repeats are
  * interleaved (limit, syncline, Debezium, end to end, replay; then again) so drift in the machine's
  * load hits every tool alike; each slot is dropped as soon as its run ends.
  */
-import { createSource, dropSlots, figure, fmt, ratio, ROOT, sql, writeWorkload, type Figure, type Shape, type Workload } from './common.js';
+import { createSource, deleteTopics, dropSlots, figure, fmt, ratio, ROOT, sql, writeWorkload, type Figure, type Shape, type Workload } from './common.js';
 import { runCaptureLimit } from './capture-limit.js';
 import { runSynclineCapture } from './syncline-capture.js';
+import { createMariadbSource, runMariadbCapture, runSinkOnly, type MariadbSource } from './mariadb.js';
 import { loadRdkafka, RDKAFKA_PACKAGE } from '../src/core/rdkafka.js';
 import { buildDebezium, debeziumBuilt, runDebezium, DEBEZIUM_VERSION } from './debezium.js';
 import { runEndToEnd } from './end-to-end.js';
@@ -20,7 +23,9 @@ import { runNoopReplay } from './noop-replay.js';
 import { runLatency, type LatencyRun } from './latency.js';
 import { MEMORY_TARGET_MB, runSnapshotMemory, type SnapshotMemoryRun } from './memory.js';
 
-export const PIPELINE_BENCHES = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'latency', 'replay', 'memory'] as const;
+export const PIPELINE_BENCHES = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'latency', 'replay', 'memory', 'mariadb-capture', 'mariadb-sink'] as const;
+/** Parts that measure MariaDB next to a PostgreSQL baseline they run themselves (bench/mariadb.ts). */
+export const MARIADB_BENCHES = ['mariadb-capture', 'mariadb-sink'] as const;
 export type PipelineBench = (typeof PIPELINE_BENCHES)[number];
 
 export interface PipelineOptions {
@@ -58,6 +63,12 @@ export interface ShapeResult {
   cpu: { e2e: Record<string, number>[]; e2eSplit: Record<string, number>[] };
   /** Per-run checks: counts equal to what was written. */
   checks: string[];
+  /** mariadb-capture: the same workload written to MariaDB, and its capture → Kafka (paired with `capture`, repeat by repeat). */
+  mariadb?: { workload: Workload; capture?: Figure; captureWithStartup?: Figure };
+  /** mariadb-sink: processor + sink from the filled change topic of (2) into PostgreSQL and into MariaDB. */
+  sink?: { postgres: Figure; mariadb: Figure };
+  /** µs of CPU per change by process role, one entry per repeat, of the MariaDB parts and their PostgreSQL peers. */
+  myCpu: { capturePg: Record<string, number>[]; captureMy: Record<string, number>[]; sinkPg: Record<string, number>[]; sinkMy: Record<string, number>[] };
 }
 
 export interface PipelineResult {
@@ -77,13 +88,19 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
   const narrow = shape === 'narrow';
   const doE2e = narrow && (wants(o, 'e2e') || wants(o, 'replay') || wants(o, 'memory'));
   const doReplay = narrow && wants(o, 'replay');
-  const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [], cpu: { e2e: [], e2eSplit: [] } };
+  const doMyCapture = narrow && wants(o, 'mariadb-capture');
+  const doSink = narrow && wants(o, 'mariadb-sink');
+  // The MariaDB parts' PostgreSQL baseline is the capture (2) (and its topic feeds the sink part).
+  const doCapture = wants(o, 'capture') || doMyCapture || doSink;
+  let my: MariadbSource | undefined;
+  const keptTopics: string[] = [];
+  const res: ShapeResult = { shape, workload: undefined as unknown as Workload, peakMb: {}, checks: [], cpu: { e2e: [], e2eSplit: [] }, myCpu: { capturePg: [], captureMy: [], sinkPg: [], sinkMy: [] } };
   try {
     const doSplit = narrow && wants(o, 'e2e-split');
     const slots: Record<string, string[]> = { limit: [], capture: [], captureRd: [], debezium: [], e2e: [], e2eSplit: [] };
     for (let r = 0; r < o.repeat; r++) {
       if (wants(o, 'limit')) slots.limit!.push(await src.slot(`l${r}`));
-      if (wants(o, 'capture')) slots.capture!.push(await src.slot(`c${r}`));
+      if (doCapture) slots.capture!.push(await src.slot(`c${r}`));
       if (rdkafka) slots.captureRd!.push(await src.slot(`k${r}`));
       if (dbz) slots.debezium!.push(await src.slot(`d${r}`));
       if (doE2e) slots.e2e!.push(await src.slot(`e${r}`));
@@ -93,7 +110,14 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
     res.workload = w;
     const wal = await sql(src.db, `select pg_size_pretty(pg_current_wal_lsn() - $1::pg_lsn) as s`, ['0/0']).catch(() => undefined);
     o.log(`  ${shape}: ${fmt(w.inserts)} inserts + ${fmt(w.updates)} updates written in ${w.seconds.toFixed(1)} s (${w.txRows} rows per transaction)${wal ? '' : ''}`);
-    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], captureRd: [], debezium: [], debeziumS: [], e2e: [], e2eSplit: [], replay: [] };
+    if (doMyCapture) {
+      my = await createMariadbSource();
+      await my.register(o.repeat);
+      const mw = await my.writeWorkload(inserts, Math.floor(inserts / 2), w.txRows);
+      res.mariadb = { workload: mw };
+      o.log(`  ${shape}: MariaDB: ${fmt(mw.inserts)} inserts + ${fmt(mw.updates)} updates written in ${mw.seconds.toFixed(1)} s (${mw.txRows} rows per transaction)`);
+    }
+    const runs: Record<string, number[]> = { limit: [], capture: [], captureS: [], captureRd: [], debezium: [], debeziumS: [], e2e: [], e2eSplit: [], replay: [], myCapture: [], myCaptureS: [], sinkPg: [], sinkMy: [] };
     const peak = (k: string, mb: number) => (res.peakMb[k] = Math.max(res.peakMb[k] ?? 0, mb));
     const drop = (slot: string) => dropSlots(slot);
     for (let r = 0; r < o.repeat; r++) {
@@ -105,14 +129,39 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
         peak('pg_recvlogical', x.peakMb);
         o.log(`  ${shape} ${tag} capture limit (pg_recvlogical): ${fmt(x.perSec)} changes/s`);
       }
-      if (wants(o, 'capture')) {
-        const x = await runSynclineCapture(src, slots.capture![r]!, w, `c${r}`);
+      if (doCapture) {
+        if (doSink) keptTopics.push(`${src.prefix}c${r}`);
+        const x = await runSynclineCapture(src, slots.capture![r]!, w, `c${r}`, { keepTopic: doSink });
         await drop(slots.capture![r]!);
         runs.capture!.push(x.perSec);
         runs.captureS!.push(x.perSecWithStartup);
+        if (x.cpu) res.myCpu.capturePg.push(x.cpu);
         peak('syncline capture', x.peakMb);
         res.checks.push(`syncline capture ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(w.changes)} changes written`);
         o.log(`  ${shape} ${tag} syncline capture → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
+      }
+      if (my && res.mariadb) {
+        const x = await runMariadbCapture(my, r, res.mariadb.workload);
+        runs.myCapture!.push(x.perSec);
+        runs.myCaptureS!.push(x.perSecWithStartup);
+        res.myCpu.captureMy.push(x.cpu);
+        peak('syncline capture, MariaDB source', x.peakMb);
+        res.checks.push(`MariaDB capture ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(res.mariadb.workload.changes)} changes written`);
+        o.log(`  ${shape} ${tag} syncline capture, MariaDB source (binlog) → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
+      }
+      if (doSink) {
+        // The order alternates repeat by repeat, so neither target always runs on the machine the other left.
+        const order = r % 2 === 0 ? (['postgres', 'mariadb'] as const) : (['mariadb', 'postgres'] as const);
+        for (const target of order) {
+          const x = await runSinkOnly({ changePrefix: `${src.prefix}c${r}`, sourceDb: src.db, table: src.table, w, target, tag: target === 'mariadb' ? `sm${r}` : `sp${r}` });
+          (target === 'mariadb' ? runs.sinkMy! : runs.sinkPg!).push(x.perSec);
+          (target === 'mariadb' ? res.myCpu.sinkMy : res.myCpu.sinkPg).push(x.cpu);
+          const name = target === 'mariadb' ? 'MariaDB' : 'PostgreSQL';
+          peak(`syncline process+sink → ${name} (from a filled topic)`, x.peakMb);
+          res.checks.push(`sink → ${name} ${tag}: target holds ${fmt(w.inserts)} rows, ${fmt(w.updates)} updated`);
+          o.log(`  ${shape} ${tag} process+sink from the filled topic → ${name}: ${fmt(x.perSec)} changes/s, peak RSS ${x.peakMb.toFixed(0)} MB`);
+        }
+        await deleteTopics(`${src.prefix}c${r}`);
       }
       if (rdkafka) {
         const x = await runSynclineCapture(src, slots.captureRd![r]!, w, `k${r}`, { producer: 'librdkafka' });
@@ -168,12 +217,16 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
     if (runs.limit!.length) res.limit = figure(runs.limit!);
     if (runs.e2eSplit!.length) res.e2eSplit = figure(runs.e2eSplit!);
     if (runs.capture!.length) [res.capture, res.captureWithStartup] = [figure(runs.capture!), figure(runs.captureS!)];
+    if (res.mariadb && runs.myCapture!.length) [res.mariadb.capture, res.mariadb.captureWithStartup] = [figure(runs.myCapture!), figure(runs.myCaptureS!)];
+    if (runs.sinkPg!.length) res.sink = { postgres: figure(runs.sinkPg!), mariadb: figure(runs.sinkMy!) };
     if (runs.captureRd!.length) res.captureRdkafka = figure(runs.captureRd!);
     if (runs.debezium!.length) [res.debezium, res.debeziumWithStartup] = [figure(runs.debezium!), figure(runs.debeziumS!)];
     if (runs.e2e!.length && wants(o, 'e2e')) res.e2e = figure(runs.e2e!);
     if (runs.replay!.length) res.replay = figure(runs.replay!);
     return res;
   } finally {
+    for (const p of keptTopics) await deleteTopics(p);
+    await my?.cleanup();
     await src.cleanup();
   }
 }
@@ -203,7 +256,7 @@ export async function runPipelineBench(o: PipelineOptions): Promise<PipelineResu
     const why = rd.error?.split(ROOT + '/').join('');
     if (!rdkafka) result.rdkafkaNote = `librdkafka producer not measured: ${RDKAFKA_PACKAGE} is not installed here (${why}; \`bash scripts/install-rdkafka.sh\` builds it)`;
   }
-  const capture = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'replay', 'memory'].some((b) => wants(o, b as PipelineBench));
+  const capture = ['limit', 'capture', 'debezium', 'e2e', 'e2e-split', 'replay', 'memory', ...MARIADB_BENCHES].some((b) => wants(o, b as PipelineBench));
   if (capture) {
     o.log(`\npipeline: narrow rows (5 columns), ${o.repeat} interleaved repeats`);
     result.shapes.push(await runShape(o, 'narrow', o.changes, dbz, rdkafka));
@@ -300,6 +353,61 @@ export function throughputTable(r: PipelineResult): string {
     row('(4) syncline end to end, split: capture + process&sink in two processes', s.e2eSplit);
     row('(6) no-op replay (processor + sink, all skipped)', s.replay);
     if (s.capture && s.debezium) rows.push(`| ${s.shape} | syncline capture ÷ Debezium | ${ratio(s.capture, s.debezium).median.toFixed(2)}× | ${ratio(s.capture, s.debezium).min.toFixed(2)} – ${ratio(s.capture, s.debezium).max.toFixed(2)} | | |`);
+  }
+  return rows.join('\n');
+}
+
+/**
+ * MariaDB next to PostgreSQL, each pair measured in the same repeats: changes/s (median, min – max),
+ * MariaDB ÷ PostgreSQL (ratio of the medians, min – max of the per-repeat ratios) and peak RSS (max
+ * over the repeats). Empty when no MariaDB part ran.
+ */
+export function mariadbTable(r: PipelineResult): string {
+  const s = r.shapes.find((x) => x.shape === 'narrow');
+  if (!s || (!s.mariadb?.capture && !s.sink)) return '';
+  const rows = [
+    '| Measurement | PostgreSQL: changes/s (min – max) | MariaDB: changes/s (min – max) | MariaDB ÷ PostgreSQL (min – max of the repeats) | Peak RSS, PostgreSQL / MariaDB |',
+    '|---|---:|---:|---:|---:|',
+  ];
+  const cell = (f: Figure) => `${fmt(f.median)} (${fmt(f.min)} – ${fmt(f.max)})`;
+  const q = (a: Figure, b: Figure) => {
+    const x = ratio(a, b);
+    return `**${x.median.toFixed(2)}×** (${x.min.toFixed(2)} – ${x.max.toFixed(2)})`;
+  };
+  const mb = (k: string) => (s.peakMb[k] !== undefined ? `${s.peakMb[k]!.toFixed(0)} MB` : 'n/a');
+  if (s.mariadb?.capture && s.capture) {
+    rows.push(`| capture → Kafka (syncline capture stage; PostgreSQL: pgoutput slot, MariaDB: binlog) | ${cell(s.capture)} | ${cell(s.mariadb.capture)} | ${q(s.mariadb.capture, s.capture)} | ${mb('syncline capture')} / ${mb('syncline capture, MariaDB source')} |`);
+  }
+  if (s.mariadb?.captureWithStartup && s.captureWithStartup) {
+    rows.push(`| capture → Kafka, start-up included (process start to the last message) | ${cell(s.captureWithStartup)} | ${cell(s.mariadb.captureWithStartup)} | ${q(s.mariadb.captureWithStartup, s.captureWithStartup)} | |`);
+  }
+  if (s.sink) {
+    rows.push(`| process + sink from a filled change topic → target | ${cell(s.sink.postgres)} | ${cell(s.sink.mariadb)} | ${q(s.sink.mariadb, s.sink.postgres)} | ${mb('syncline process+sink → PostgreSQL (from a filled topic)')} / ${mb('syncline process+sink → MariaDB (from a filled topic)')} |`);
+  }
+  return rows.join('\n');
+}
+
+/**
+ * Where the CPU goes in the MariaDB parts and their PostgreSQL peers: µs of CPU per change by
+ * process (median of the repeats; bench/cpu.ts). The MariaDB server is one process (its binlog
+ * dump thread, the sink's sessions and anyone else's queries); on PostgreSQL the walsender
+ * (capture) and the target database's backends (sink) are counted.
+ */
+export function mariadbCpuTable(r: PipelineResult): string {
+  const s = r.shapes.find((x) => x.shape === 'narrow');
+  if (!s) return '';
+  const c = s.myCpu;
+  const cols: [string, Record<string, number>[]][] = [
+    ['capture, PostgreSQL', c.capturePg], ['capture, MariaDB', c.captureMy], ['sink → PostgreSQL', c.sinkPg], ['sink → MariaDB', c.sinkMy],
+  ].filter(([, x]) => (x as Record<string, number>[]).length > 0) as [string, Record<string, number>[]][];
+  if (cols.length === 0 || cols.every(([, x]) => Object.keys(x[0]!).length === 0)) return '';
+  const roles = ['syncline capture', 'syncline process+sink', 'PostgreSQL walsender (source)', 'PostgreSQL target connections', 'MariaDB server (all of it)', 'Kafka broker', 'schema registry', 'Redis'];
+  const med = (x: Record<string, number>[], role: string) => figure(x.map((y) => y[role] ?? 0)).median;
+  const us = (v: number) => (v === 0 ? '' : v >= 10 ? v.toFixed(0) : v.toFixed(1));
+  const rows = [`| Process | ${cols.map(([n]) => n).join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`];
+  for (const role of roles) {
+    if (cols.every(([, x]) => med(x, role) === 0)) continue;
+    rows.push(`| ${role} | ${cols.map(([, x]) => us(med(x, role))).join(' | ')} |`);
   }
   return rows.join('\n');
 }
