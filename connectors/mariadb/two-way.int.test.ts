@@ -87,7 +87,8 @@ async function pair(t: TestContext, rows: number) {
         conflict,
       },
       'b-to-a': {
-        source: { type: 'mariadb', connection: { ...MARIA, database: B }, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
+        // A replica server id of its own (the default derives from the pipeline name, which other tests share).
+        source: { type: 'mariadb', connection: { ...MARIA, database: B }, serverId: 100000 + parseInt(id.slice(0, 6), 16), snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
         target: { type: 'postgres', connection: { ...PG, database: A } },
         peer: 'a-to-b',
         changeTopicPrefix: `${prefix}.b`,
