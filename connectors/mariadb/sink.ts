@@ -468,24 +468,24 @@ export class MariadbSink implements Sink {
     const meta = await this.metaOf(table);
     if (!meta) return;
     await this.inRepublishSession('delete', `deleting ${rows.length} rows of ${table} as decided for the peer`, async (c) => {
-        for (const { key, guard } of rows) {
-          const { cols, tuples } = this.keyTuples(meta, [key]);
-          if (tuples.length === 0) continue;
-          const keyWhere = keyIn(cols, tuples);
-          const where = [keyWhere];
-          for (const [col, v] of Object.entries(guard)) {
-            const info = meta.columns.get(col);
-            if (info) where.push(`${quoteIdent(col)} <=> ${literal(v ?? null, info)}`);
-          }
-          const res = (await this.q(c, `DELETE /* syncline-ts:${Math.trunc(tsMs)} */ FROM ${meta.ident} WHERE ${where.join(' AND ')}`)) as { affectedRows?: number };
-          if (res.affectedRows !== 0 || Object.keys(guard).length === 0) continue;
-          // Changed on this side after the decision: that change is later than the delete and wins;
-          // re-published here (decided over a delete), the peer writes it where the delete left no row.
-          const sql = this.flipSql(meta, keyWhere);
-          const kept = (await this.q(c, sql)) as { affectedRows?: number };
-          await this.q(c, sql);
-          if (kept.affectedRows) this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+      for (const { key, guard } of rows) {
+        const { cols, tuples } = this.keyTuples(meta, [key]);
+        if (tuples.length === 0) continue;
+        const keyWhere = keyIn(cols, tuples);
+        const where = [keyWhere];
+        for (const [col, v] of Object.entries(guard)) {
+          const info = meta.columns.get(col);
+          if (info) where.push(`${quoteIdent(col)} <=> ${literal(v ?? null, info)}`);
         }
+        const res = (await this.q(c, `DELETE /* syncline-ts:${Math.trunc(tsMs)} */ FROM ${meta.ident} WHERE ${where.join(' AND ')}`)) as { affectedRows?: number };
+        if (res.affectedRows !== 0 || Object.keys(guard).length === 0) continue;
+        // Changed on this side after the decision: that change is later than the delete and wins;
+        // re-published here (decided over a delete), the peer writes it where the delete left no row.
+        const sql = this.flipSql(meta, keyWhere);
+        const kept = (await this.q(c, sql)) as { affectedRows?: number };
+        await this.q(c, sql);
+        if (kept.affectedRows) this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+      }
     }, tsMs);
   }
 
