@@ -29,12 +29,20 @@
  * before DDL) under GET_LOCK on the table's name, so sink processes and concurrent batches that find
  * the same table missing take turns; CREATE TABLE / ADD COLUMN IF NOT EXISTS make the second a no-op.
  *
- * No two-way sync: no republish (a target without it is refused as a two-way peer at start).
+ * Two-way sync (ctx.origin; ./origins.ts): every pooled session runs with `SET SESSION server_id`
+ * = the id registered for `<origin>:0` in `syncline_origins`, so the MariaDB source of the peer
+ * pipeline reads that id on each of these transactions' GTID, finds the name and skips them.
+ * republish() re-emits rows from a session tagged `republishOrigin(origin, over):0`; since MariaDB
+ * logs no row event for an UPDATE that changes nothing, it changes every integer and DATETIME/
+ * TIMESTAMP column (not key, not generated) by one and back in one transaction (the source folds
+ * the two updates of a key in a tagged transaction into one). republishDelete() deletes from the
+ * `…/republish:0` session with `SET TIMESTAMP` = the delete's commit time (the binlog keeps whole
+ * seconds) and the milliseconds in a comment the binlog's annotate event carries to the source.
  */
 import { createHash } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import type { Row } from '../../src/core/envelope.js';
+import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
 import { fatal, poison, retriable, SynclineError } from '../../src/core/errors.js';
 import type { ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
@@ -44,6 +52,7 @@ import { byTable, cut, insertSql, keyIn, plan, prepare, withLiterals, type Prepa
 import type { MariadbSinkConfig } from './spec.js';
 import { mariadbOptions } from './connection.js';
 import { fromMaria, inferKind, literal, pgTypeOfComment, quoteString, readTypeOf } from './types.js';
+import { registerOrigin } from './origins.js';
 
 const SQL_MODE = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
 const SAVEPOINT = 'syncline_iso';
@@ -51,6 +60,7 @@ const SAVEPOINT = 'syncline_iso';
 const DDL_LOCK_S = 60;
 
 type Conn = mysql.PoolConnection;
+const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'bigint']);
 type RawRow = Record<string, Buffer | null>;
 
 /** Every value arrives as raw bytes; ./types.ts fromMaria makes it canonical by the column's read type. */
@@ -67,20 +77,32 @@ export class MariadbSink implements Sink {
   private readonly ready = new WeakSet<object>();
   private readonly log: Logger;
   private closed = false;
+  /** Two-way sync: the pipeline's origin (see ConnectorContext.origin and ./origins.ts). */
+  private readonly origin?: string;
+  /** One single-connection pool per kind of re-published change (its server id says which). */
+  private readonly republishPools = new Map<Decided, mysql.Pool>();
+  /** Server ids of origin names, registered in syncline_origins once per process. */
+  private readonly originIds = new Map<string, Promise<number>>();
 
   constructor(
     private readonly cfg: MariadbSinkConfig,
     ctx: ConnectorContext,
   ) {
     this.log = ctx.log;
-    this.pool = mysql.createPool(mariadbOptions(cfg.connection, {
-      connectionLimit: cfg.poolSize,
+    this.origin = ctx.origin;
+    this.pool = this.newPool(cfg.poolSize);
+  }
+
+  private newPool(size: number): mysql.Pool {
+    const pool = mysql.createPool(mariadbOptions(this.cfg.connection, {
+      connectionLimit: size,
       connectTimeout: 15_000,
       enableKeepAlive: true,
       typeCast: rawBytes as unknown as mysql.PoolOptions['typeCast'],
     }));
     // An idle connection that breaks emits here; the next checkout gets a fresh one.
-    (this.pool as unknown as { on(e: string, f: (err: Error) => void): void }).on('error', (err) => this.log.warn({ err: err.message }, 'sink.mariadb.idle_connection_error'));
+    (pool as unknown as { on(e: string, f: (err: Error) => void): void }).on('error', (err) => this.log.warn({ err: err.message }, 'sink.mariadb.idle_connection_error'));
+    return pool;
   }
 
   private get where(): string {
@@ -106,6 +128,7 @@ export class MariadbSink implements Sink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const pool of this.republishPools.values()) await pool.end().catch(() => undefined);
     await this.pool.end().catch((err: Error) => this.log.warn({ err: err.message }, 'sink.mariadb.close_failed'));
   }
 
@@ -148,7 +171,7 @@ export class MariadbSink implements Sink {
       // A table that does not exist yet (autoCreate) has no rows to read.
       for (const [table, keys] of g.reads) rows.set(table, this.meta.has(table) ? await this.selectRows(c, table, keys, true) : new Map());
       const batch = await g.decide(rows);
-      const prepared = prepare(batch, failed, this.where);
+      const prepared = withoutAbsentDeletes(prepare(batch, failed, this.where), g.reads, rows);
       const unknown = [...new Set(prepared.map((p) => p.table))].filter((t) => !this.meta.has(t));
       if (unknown.length > 0) await this.loadMeta(unknown);
       // DDL would commit this transaction and release the locks: roll back, do it, decide again.
@@ -329,6 +352,144 @@ export class MariadbSink implements Sink {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Two-way sync (./origins.ts)
+
+  /** Tag a fresh session's transactions with the server id of origin `name` (registered on first use). */
+  private async tagSession(c: Conn, name: string): Promise<void> {
+    let id = this.originIds.get(name);
+    if (!id) {
+      id = (async () => {
+        const own = (await this.q(c, 'SELECT @@server_id AS id')) as RawRow[];
+        return registerOrigin((sql) => this.q(c, sql), this.cfg.connection.database, name, Number(own[0]?.id?.toString() ?? 0));
+      })();
+      this.originIds.set(name, id);
+      id.catch(() => this.originIds.delete(name));
+    }
+    const serverId = await id;
+    try {
+      await this.q(c, `SET SESSION server_id = ${serverId}`);
+    } catch (err) {
+      if ((err as { errno?: number }).errno === 1227) {
+        throw fatal('SINK_ORIGIN_DENIED', `${this.where}: two-way sync tags the sink's writes with a session server_id, which needs SUPER or: GRANT BINLOG REPLAY ON *.* TO ${quoteString(this.cfg.connection.user)}`, err);
+      }
+      throw err;
+    }
+  }
+
+  /** One transaction on the session of re-published changes of kind `over` (tagged `republishOrigin(origin, over):0`). */
+  private async inRepublishSession(over: Decided, what: string, fn: (c: Conn) => Promise<void>, tsMs?: number): Promise<void> {
+    let pool = this.republishPools.get(over);
+    if (!pool) this.republishPools.set(over, (pool = this.newPool(1)));
+    await this.withConn(what, async (c) => {
+      // The whole transaction, COMMIT included (its GTID event takes the COMMIT's time), at tsMs.
+      if (tsMs !== undefined) await this.q(c, `SET TIMESTAMP = ${(tsMs / 1000).toFixed(3)}`);
+      try {
+        await this.q(c, 'START TRANSACTION');
+        await fn(c);
+        await this.q(c, 'COMMIT');
+      } finally {
+        if (tsMs !== undefined) await this.q(c, 'ROLLBACK').then(() => this.q(c, 'SET TIMESTAMP = DEFAULT'));
+      }
+    }, pool, republishOrigin(this.origin!, over) + ':0');
+  }
+
+  /**
+   * MariaDB writes no row event for an UPDATE that changes nothing, so re-emitting a row means
+   * changing it and changing it back in the same transaction: every integer column by one (even up,
+   * odd down) and every DATETIME/TIMESTAMP column by one second (even second up, odd down), key and
+   * generated columns excepted; the same statement twice is the identity. Timestamp columns are set
+   * explicitly, so ON UPDATE CURRENT_TIMESTAMP does not fire. The source folds the two updates into
+   * one (before: the row, after: the row).
+   */
+  private flipSql(meta: TableMeta, where: string): string {
+    const set: string[] = [];
+    for (const col of meta.columns.values()) {
+      if (col.generated || meta.primaryKey.includes(col.name)) continue;
+      const c = quoteIdent(col.name);
+      if (INTEGER_TYPES.has(col.dataType)) set.push(`${c} = IF(${c} % 2 = 0, ${c} + 1, ${c} - 1)`);
+      else if (col.dataType === 'datetime' || col.dataType === 'timestamp') set.push(`${c} = IF(SECOND(${c}) % 2 = 0, ${c} + INTERVAL 1 SECOND, ${c} - INTERVAL 1 SECOND)`);
+    }
+    if (set.length === 0) {
+      throw fatal('SINK_REPUBLISH_NO_COLUMN', `${this.where}: two-way sync re-publishes rows of ${meta.table} by changing an integer or DATETIME/TIMESTAMP column and back (MariaDB logs no unchanged row), and it has none besides its key`);
+    }
+    return `UPDATE ${meta.ident} SET ${set.join(', ')} WHERE ${where}`;
+  }
+
+  /** The key columns' literals of each key, as `keyIn` tuples (keys MariaDB cannot hold have no row: left out). */
+  private keyTuples(meta: TableMeta, keys: Row[]): { cols: string[]; tuples: { text: string }[] } {
+    const cols = Object.keys(keys[0]!);
+    const kc = cols.map((k) => {
+      const col = meta.columns.get(k);
+      if (!col) throw fatal('SINK_UNKNOWN_COLUMN', `${this.where}: target table ${meta.table} has no key column ${k}`);
+      return col;
+    });
+    const tuples: { text: string }[] = [];
+    for (const k of keys) {
+      try {
+        const lits = kc.map((col) => literal(k[col.name] ?? null, col));
+        tuples.push({ text: lits.length === 1 ? lits[0]! : '(' + lits.join(',') + ')' });
+      } catch {
+        continue;
+      }
+    }
+    return { cols, tuples };
+  }
+
+  private async metaOf(table: string): Promise<TableMeta | undefined> {
+    if (!this.meta.has(table)) await this.loadMeta([table], true);
+    return this.meta.get(table);
+  }
+
+  /** Two-way: re-emit these rows as changes the peer carries back, tagged as decided over `over` (Sink.republish). */
+  async republish(table: string, keys: Row[], over: Decided): Promise<void> {
+    if (keys.length === 0 || this.origin === undefined) return;
+    const meta = await this.metaOf(table);
+    if (!meta) return; // no table: no row to re-publish
+    const { cols, tuples } = this.keyTuples(meta, keys);
+    if (tuples.length === 0) return;
+    await this.inRepublishSession(over, `re-publishing ${keys.length} rows of ${table}`, async (c) => {
+      for (const part of cut(tuples)) {
+        const sql = this.flipSql(meta, keyIn(cols, part));
+        await this.q(c, sql);
+        await this.q(c, sql);
+      }
+    });
+  }
+
+  /**
+   * Two-way: delete rows as a decision the peer carries back (Sink.republishDelete), from the
+   * `…/republish:0` session, in one transaction whose binlog time is the delete's commit time
+   * (`SET TIMESTAMP`, whole seconds in the event headers; the milliseconds ride in a comment the
+   * annotate event carries). A row whose guard columns changed since they were read stays, and is
+   * re-published in the same transaction instead.
+   */
+  async republishDelete(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void> {
+    if (rows.length === 0 || this.origin === undefined) return;
+    const meta = await this.metaOf(table);
+    if (!meta) return;
+    await this.inRepublishSession('delete', `deleting ${rows.length} rows of ${table} as decided for the peer`, async (c) => {
+      for (const { key, guard } of rows) {
+        const { cols, tuples } = this.keyTuples(meta, [key]);
+        if (tuples.length === 0) continue;
+        const keyWhere = keyIn(cols, tuples);
+        const where = [keyWhere];
+        for (const [col, v] of Object.entries(guard)) {
+          const info = meta.columns.get(col);
+          if (info) where.push(`${quoteIdent(col)} <=> ${literal(v ?? null, info)}`);
+        }
+        const res = (await this.q(c, `DELETE /* syncline-ts:${Math.trunc(tsMs)} */ FROM ${meta.ident} WHERE ${where.join(' AND ')}`)) as { affectedRows?: number };
+        if (res.affectedRows !== 0 || Object.keys(guard).length === 0) continue;
+        // Changed on this side after the decision: that change is later than the delete and wins;
+        // re-published here (decided over a delete), the peer writes it where the delete left no row.
+        const sql = this.flipSql(meta, keyWhere);
+        const kept = (await this.q(c, sql)) as { affectedRows?: number };
+        await this.q(c, sql);
+        if (kept.affectedRows) this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+      }
+    }, tsMs);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Metadata, autoCreate, autoEvolve
 
   /**
@@ -505,10 +666,10 @@ export class MariadbSink implements Sink {
    * (a transaction left open would keep its locks) and destroyed if even that fails; errors leave
    * here classified.
    */
-  private async withConn(what: string, fn: (c: Conn) => Promise<void>): Promise<void> {
+  private async withConn(what: string, fn: (c: Conn) => Promise<void>, pool = this.pool, tag = this.origin !== undefined ? `${this.origin}:0` : undefined): Promise<void> {
     let c: Conn;
     try {
-      c = await this.pool.getConnection();
+      c = await pool.getConnection();
     } catch (err) {
       throw classifyMariaError(err, `${this.where}: connect`);
     }
@@ -518,6 +679,7 @@ export class MariadbSink implements Sink {
         await this.q(c, `SET time_zone = '+00:00', sql_mode = '${SQL_MODE}', innodb_lock_wait_timeout = ${this.cfg.lockTimeoutS}`);
         await this.q(c, 'SET NAMES utf8mb4');
         await this.q(c, 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        if (tag !== undefined) await this.tagSession(c, tag);
         this.ready.add(raw);
       }
       await fn(c);
@@ -530,6 +692,26 @@ export class MariadbSink implements Sink {
     }
     c.release();
   }
+}
+
+/**
+ * A guarded write's deletes of keys its read found without a row (and no earlier record of the batch
+ * wrote): there is nothing to delete, and a row there now was inserted by someone else after the read
+ * (READ COMMITTED locks no missing key). Deleting it would remove a change nobody decided, and the
+ * removal, made by a tagged session, would never reach the other side (two-way: the row stays there).
+ * Left out, such a row flows as the change it is.
+ */
+export function withoutAbsentDeletes(records: Prepared[], reads: Map<string, Row[]>, found: TargetRows): Prepared[] {
+  const asked = new Set<string>();
+  for (const [table, keys] of reads) for (const k of keys) asked.add(table + '\u0000' + keyString(k));
+  const written = new Set<string>();
+  return records.filter((p) => {
+    const ks = p.rec.op === 'truncate' || p.rec.op === 'sweep' ? null : p.table + '\u0000' + keyString(p.rec.key);
+    if (ks === null) return true;
+    const absent = p.rec.op === 'delete' && asked.has(ks) && found.get(p.table)?.has(keyString(p.rec.key)) === false && !written.has(ks);
+    written.add(ks);
+    return !absent;
+  });
 }
 
 /** Column types carried by the records themselves (from the source schema), per target table. */

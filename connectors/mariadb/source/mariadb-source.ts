@@ -46,6 +46,8 @@ import { formatTableName } from '../../../src/core/names.js';
 import { sleep } from '../../../src/core/retry.js';
 import { BINLOG_GONE, checkServer, classifyMysqlError, connectMysql, inspectTables, mysqlOptions, readColumns, where, type MariadbTable } from './prepare.js';
 import { canonicalValue, quoteId, selectExpression } from './types.js';
+import { OriginNames } from '../origins.js';
+import { keyStringOf } from '../../../src/sink/sink.js';
 
 /** What zongji hands over (the fields used). */
 interface BinlogEvent {
@@ -55,6 +57,10 @@ interface BinlogEvent {
   query?: string;
   schema?: string;
   seqNo?: number | string;
+  /** MariaDB GTID event: the server id of the session that wrote the transaction. */
+  serverId?: number;
+  /** Annotate rows event: the statement's text. */
+  statement?: string;
   tableId?: number;
   numberOfColumns?: number;
   tableMap?: Record<number, { parentSchema: string; tableName: string }>;
@@ -71,7 +77,13 @@ interface OpenTx {
   tsMs: number;
   txId: number | null;
   changes: ChangeEvent[];
+  /** Server id of the GTID event (two-way sync: a peer sink's tag, see ../origins.ts). */
+  serverId?: number;
+  /** Commit time in ms a peer sink wrote into the statement (republishDelete: `syncline-ts:<ms>`). */
+  annotatedTsMs?: number;
 }
+
+const ANNOTATED_TS = /^\s*DELETE \/\* syncline-ts:(\d+) \*\//;
 
 /** A binlog position as 'X/Y': file sequence number / offset, hexadecimal. */
 export function binlogLsn(file: string, offset: number): string {
@@ -121,6 +133,9 @@ export class MariadbSource implements Source {
   private heartbeatTimer?: NodeJS.Timeout;
   private zeroDates = 0;
   private readonly drifted = new Set<number>();
+  /** The server's own server_id (transactions with another one may be a two-way peer's). */
+  private ownServerId = 0;
+  private readonly origins = new OriginNames(() => this.meta!, () => [this.config.connection.database, ...[...this.tables.values()].map((t) => t.schema)]);
 
   // The stored record (offsets topic): snapshot state and the acknowledged position.
   private record?: Omit<CaptureOffset, 'at' | 'position'>;
@@ -145,6 +160,8 @@ export class MariadbSource implements Source {
     this.meta = await connectMysql(c, `pipeline ${this.pipeline} capture`);
     try {
       await checkServer(this.meta, c);
+      const [rows] = await this.meta.query<mysql.RowDataPacket[]>('SELECT @@server_id AS id');
+      this.ownServerId = Number(rows[0]?.id ?? 0);
     } catch (err) {
       throw classifyMysqlError(err, c, `pipeline ${this.pipeline} capture: checking MariaDB at ${where(c)}`);
     }
@@ -365,8 +382,10 @@ export class MariadbSource implements Source {
       serverId: this.serverId,
       filename,
       position,
-      includeEvents: ['mariadbgtid', 'gtid', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query'],
+      includeEvents: ['mariadbgtid', 'gtid', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query', 'annotaterows'],
       includeSchema,
+      // Two-way sync: a peer sink's decided deletes carry their commit time in ms in the statement.
+      requestAnnotateRows: true,
     });
     await done;
   }
@@ -402,8 +421,13 @@ export class MariadbSource implements Source {
     switch (name) {
       case 'mariadbgtid':
       case 'gtid':
-        this.tx = { tsMs: evt.timestamp, txId: evt.seqNo === undefined ? null : Number(evt.seqNo), changes: [] };
+        this.tx = { tsMs: evt.timestamp, txId: evt.seqNo === undefined ? null : Number(evt.seqNo), changes: [], ...(typeof evt.serverId === 'number' ? { serverId: evt.serverId } : {}) };
         return;
+      case 'annotaterows': {
+        const m = this.tx ? ANNOTATED_TS.exec(evt.statement ?? '') : null;
+        if (m) this.tx!.annotatedTsMs = Number(m[1]);
+        return;
+      }
       case 'writerows':
       case 'updaterows':
       case 'deleterows':
@@ -478,10 +502,22 @@ export class MariadbSource implements Source {
       }
       return;
     }
-    this.handler.begin({});
+    // Two-way sync: a transaction a peer pipeline's sink tagged with its server id (../origins.ts).
+    const origin = await this.originOf(tx.serverId);
+    let changes = tx.changes;
+    if (origin !== undefined) changes = foldUpdates(changes, (e) => this.tables.get(formatTableName({ schema: e.source.schema, table: e.source.table }))?.key);
+    if (origin !== undefined && tx.annotatedTsMs !== undefined) {
+      for (const e of changes) e.source.tsMs = tx.annotatedTsMs;
+    } else {
+      // The binlog keeps whole seconds: a delete is timed at the end of its second, so that it is never
+      // earlier than a row written before it in that second (latest-timestamp weighs deletes by their
+      // commit time, src/sink/applier.ts); a row written on the other side in the same second loses to it.
+      for (const e of changes) if (e.op === 'd') e.source.tsMs = Math.floor(e.source.tsMs / 1000) * 1000 + 999;
+    }
+    this.handler.begin(origin !== undefined ? { origin } : {});
     let idx = 0;
     const now = Date.now();
-    for (const e of tx.changes) {
+    for (const e of changes) {
       e.source.lsn = end;
       e.source.commitLsn = end;
       e.source.idx = idx++;
@@ -491,8 +527,19 @@ export class MariadbSource implements Source {
     this.handler.commit(end);
   }
 
+  /** The origin name a peer sink registered for this server id (none for the server's own id). */
+  private async originOf(serverId: number | undefined): Promise<string | undefined> {
+    if (serverId === undefined || serverId === this.ownServerId) return undefined;
+    try {
+      return await this.origins.name(serverId);
+    } catch (err) {
+      throw classifyMysqlError(err, this.config.connection, `pipeline ${this.pipeline}: reading syncline_origins`);
+    }
+  }
+
   /** A statement that is its own transaction: ALTER TABLE (new columns), TRUNCATE (op 't'), DROP/RENAME (warned). */
   private async ddl(q: string, evt: BinlogEvent, end: string): Promise<void> {
+    const serverId = this.tx?.serverId;
     this.tx = null;
     const p = lsnToBigInt(end);
     if (p > this.lastServer) this.lastServer = p;
@@ -511,7 +558,8 @@ export class MariadbSource implements Source {
       return;
     }
     if (t && truncate) {
-      this.handler.begin({});
+      const origin = await this.originOf(serverId);
+      this.handler.begin(origin !== undefined ? { origin } : {});
       await this.handler.change({
         op: 't', before: null, after: null,
         source: { db: t.schema, schema: t.schema, table: t.table, lsn: end, commitLsn: end, txId: evt.seqNo === undefined ? null : Number(evt.seqNo), tsMs: evt.timestamp, snapshot: false, idx: 0 },
@@ -551,6 +599,30 @@ export class MariadbSource implements Source {
       this.stopResolve?.();
     }
   }
+}
+
+/**
+ * The changes of a transaction a peer sink wrote, with the updates of one key that follow each other
+ * folded into one (first before, last after): the sink re-publishes a row by changing it and back
+ * (MariaDB logs no unchanged row), which must reach the peer as one update of the row as it is.
+ */
+export function foldUpdates(changes: ChangeEvent[], keyOf: (e: ChangeEvent) => string[] | undefined): ChangeEvent[] {
+  const out: ChangeEvent[] = [];
+  const lastOf = new Map<string, number>();
+  for (const e of changes) {
+    const key = keyOf(e);
+    const row = e.after ?? e.before;
+    const ks = key && row ? `${e.source.schema}\u0000${e.source.table}\u0000${keyStringOf(key.map((k) => row[k] ?? null))}` : null;
+    const at = ks !== null ? lastOf.get(ks) : undefined;
+    const prev = at !== undefined ? out[at] : undefined;
+    if (prev && prev.op === 'u' && e.op === 'u') {
+      prev.after = e.after;
+      continue;
+    }
+    if (ks !== null) lastOf.set(ks, out.length);
+    out.push(e);
+  }
+  return out;
 }
 
 function sameValue(a: Value, b: Value): boolean {
