@@ -108,6 +108,11 @@ export function ddlTarget(text: string, defaultDb: string): { schema: string; ta
   return parts.length >= 2 ? { schema: parts[0]!, table: parts[1]! } : { schema: defaultDb, table: parts[0]! };
 }
 
+/** Rows queued from the binlog before the stream is paused, and below which it is resumed. */
+const QUEUE_HIGH = 4000;
+const QUEUE_LOW = 1000;
+const rowsOf = (evt: { rows?: unknown[] }): number => evt.rows?.length ?? 1;
+
 /** The key of a pipeline's record in the capture offsets topic. */
 export const streamIdOf = (pipeline: string): string => `mariadb_${pipeline.replace(/-/g, '_')}`;
 
@@ -122,6 +127,8 @@ export class MariadbSource implements Source {
 
   private zongji?: ZongJi;
   private queue: Queued[] = [];
+  /** Rows held in `queue` (a row event carries up to a few hundred): the back-pressure counts these, not events. */
+  private queuedRows = 0;
   private pumping = false;
   private paused = false;
   private tx: OpenTx | null = null;
@@ -364,6 +371,7 @@ export class MariadbSource implements Source {
     this.zongji = z;
     z.on('binlog', (evt: BinlogEvent) => {
       this.queue.push({ evt, file: z.options.filename ?? filename });
+      this.queuedRows += rowsOf(evt);
       this.pump();
     });
     z.on('error', (err: Error & { errno?: number }) => {
@@ -391,7 +399,9 @@ export class MariadbSource implements Source {
   }
 
   private pump(): void {
-    if (this.queue.length > 5000 && this.zongji?.connection) {
+    // Paused above QUEUE_HIGH queued rows, resumed below QUEUE_LOW: memory follows the rows held
+    // ahead of Kafka (the stage's outbox holds more behind them), not the backlog of the binlog.
+    if (this.queuedRows > QUEUE_HIGH && !this.paused && this.zongji?.connection) {
       this.zongji.connection.pause();
       this.paused = true;
     }
@@ -401,8 +411,9 @@ export class MariadbSource implements Source {
       try {
         while (this.queue.length > 0 && !this.stopping) {
           const item = this.queue.shift()!;
+          this.queuedRows -= rowsOf(item.evt);
           await this.handle(item);
-          if (this.paused && this.queue.length < 1000) {
+          if (this.paused && this.queuedRows < QUEUE_LOW) {
             this.paused = false;
             this.zongji?.connection?.resume();
           }
