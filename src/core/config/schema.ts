@@ -292,7 +292,7 @@ export function configSpec() {
         .string()
         .optional()
         .describe(
-          "Two-way sync: the pipeline that syncs the other way (its source is this pipeline's target and its target this pipeline's source; it must name this pipeline as its peer). Each writes with a PostgreSQL replication origin (syncline:<topicPrefix>:<pipeline>:<n>; needs superuser or EXECUTE on pg_replication_origin_session_setup/pg_replication_origin_create) and the other's capture skips those transactions, so nothing is echoed back. When a conflict keeps the target row, it is re-published so the peer carries it back: both sides end identical.",
+          "Two-way sync: the pipeline that syncs the other way (its source is this pipeline's target and its target this pipeline's source; it must name this pipeline as its peer). Each tags its writes with an origin the other's capture recognises and skips, so nothing is echoed back: PostgreSQL a replication origin (syncline:<topicPrefix>:<pipeline>:<n>; needs superuser or EXECUTE on pg_replication_origin_session_setup/pg_replication_origin_create), MariaDB a session server_id registered in a syncline_origins table (needs SUPER or BINLOG REPLAY; connectors/mariadb/README.md). When a conflict keeps the target row, it is re-published so the peer carries it back: both sides end identical.",
         )
         .meta({ examples: ['users-b-to-a'] }),
     })
