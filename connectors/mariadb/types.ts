@@ -13,26 +13,10 @@
 import type { Value } from '../../src/core/envelope.js';
 import { canonicalTimestamp } from '../../src/core/types.js';
 import { poison } from '../../src/core/errors.js';
+import type { ColumnKind } from '../../src/core/types.js';
 
 /** How a column's values are read back into canonical values (the source's ColumnKind, time split out of 'text'). */
-export type Kind =
-  | 'int'
-  | 'long'
-  | 'decimal'
-  | 'vdecimal'
-  | 'float'
-  | 'double'
-  | 'string'
-  | 'bool'
-  | 'date'
-  | 'time'
-  | 'timestamp'
-  | 'timestamptz'
-  | 'uuid'
-  | 'json'
-  | 'bytes'
-  | 'array'
-  | 'text';
+export type Kind = Exclude<ColumnKind, 'enum'> | 'time';
 
 export interface ReadType {
   kind: Kind;
