@@ -7,6 +7,12 @@ test('PostgreSQL errors are classified by SQLSTATE class', () => {
   assert.equal(kind('40001'), 'retriable'); // serialization failure
   assert.equal(classifyPgError(Object.assign(new Error('x'), { code: '40P01' }), 'ctx').contended, true); // deadlock: retried key by key
   assert.equal(classifyPgError(Object.assign(new Error('x'), { code: '57P01' }), 'ctx').contended, undefined);
+  // A lock timeout's message says "timeout": still contended by its SQLSTATE, not a connection failure.
+  const lockTimeout = classifyPgError(Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }), 'ctx');
+  assert.equal(lockTimeout.code, 'PG_55P03');
+  assert.equal(lockTimeout.contended, true);
+  assert.equal(classifyPgError(Object.assign(new Error('Connection terminated due to connection timeout'), {}), 'ctx').kind, 'retriable');
+  assert.equal(classifyPgError(Object.assign(new Error('Query read timeout'), {}), 'ctx').contended, undefined);
   assert.equal(kind('40P01'), 'retriable'); // deadlock
   assert.equal(kind('57P01'), 'retriable'); // admin shutdown
   assert.equal(kind('08006'), 'retriable'); // connection failure

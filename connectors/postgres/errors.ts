@@ -22,7 +22,10 @@ export function classifyPgError(err: unknown, context: string): SynclineError {
   if (TLS_CODES.has(code) || /does not support SSL|certificate/i.test(e?.message ?? '')) {
     return fatal('PG_TLS', `${msg} ${TLS_HINT}`, err);
   }
-  if (NETWORK_CODES.has(code) || /Connection terminated|timeout|ECONNRESET/i.test(e?.message ?? '')) return retriable(`PG_${code || 'CONNECTION'}`, msg, err);
+  // A server error has an SQLSTATE and is classified by it below (a lock timeout, 55P03, says "timeout"
+  // but is a contended row, retried key by key); only client-side failures are read from the message.
+  const sqlstate = /^[0-9A-Z]{5}$/.test(code);
+  if (NETWORK_CODES.has(code) || (!sqlstate && /Connection terminated|timeout|ECONNRESET/i.test(e?.message ?? ''))) return retriable(`PG_${code || 'CONNECTION'}`, msg, err);
   const cls = code.slice(0, 2);
   switch (cls) {
     case '40': // transaction rollback: serialization failure, deadlock
