@@ -303,7 +303,9 @@ export class KafkaClient {
         if (this.waits.isWaiting(this.dependency.key)) this.markReady();
       } catch (err) {
         await this.resetProducerAfter(err, producer);
-        throw err;
+        // Ours, naming Kafka: a leader not elected yet for a topic just created, a broker restarting
+        // are retriable (a stage's supervisor waits for them), not a bug that ends the stage.
+        throw this.classify(err, `producing to ${[...byTopic.keys()].join(', ')}`);
       }
     };
     for (const m of messages) {
