@@ -118,8 +118,10 @@ export interface SourceMonitor {
   /**
    * How far the pipeline's stream is behind the source (bytes of log not yet acknowledged, bytes
    * the source retains for it, whether a reader is attached); null when there is no stream yet.
+   * `confirmed` is the capture's acknowledged position when it runs in this process ('' before
+   * any): a source whose server keeps no position for its readers (a binlog) measures from it.
    */
-  lag(): Promise<SourceLag | null>;
+  lag(confirmed?: string): Promise<SourceLag | null>;
   close(): Promise<void>;
 }
 

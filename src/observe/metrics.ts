@@ -431,7 +431,7 @@ export class Metrics {
 
   private async refreshSlots(): Promise<void> {
     if (this.slots.length === 0) return;
-    const results = await Promise.allSettled(this.slots.map((s) => withTimeout(this.timeoutMs, `source of pipeline ${s.pipeline}`, async () => ({ s, row: await s.monitor.lag() }))));
+    const results = await Promise.allSettled(this.slots.map((s) => withTimeout(this.timeoutMs, `source of pipeline ${s.pipeline}`, async () => ({ s, row: await s.monitor.lag(this.opts.pipelines().find((h) => h.name === s.pipeline)?.capture?.stats.confirmed) }))));
     this.slotLag.reset();
     this.slotRetained.reset();
     this.slotActive.reset();
