@@ -18,7 +18,7 @@ test('origin server ids: deterministic, in 2^31..2^32-1, distinct for the three 
 });
 
 const ev = (op: ChangeEvent['op'], before: Row | null, after: Row | null, table = 'items'): ChangeEvent => ({
-  op, before, after, source: { db: 'd', schema: 'd', table, lsn: '', commitLsn: '', txId: null, tsMs: 0, snapshot: false, idx: 0 }, tsMs: 0, unchangedToast: [],
+  op, before, after, source: { db: 'd', schema: 'd', table, pos: '', commitPos: '', txId: null, tsMs: 0, snapshot: false, idx: 0 }, tsMs: 0, unchangedToast: [],
 });
 
 test('foldUpdates: consecutive updates of one key become one (first before, last after); other keys, tables and ops stay', () => {

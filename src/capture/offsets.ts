@@ -3,7 +3,7 @@
  * source's stream completed, and, for sources whose server keeps no position for us (a binlog
  * reader), the last acknowledged position. Stored in the compacted topic `<prefix>.capture.offsets`,
  * key = the stream's id (PostgreSQL: the slot name; the same idea as Kafka Connect's offsets topic).
- * PostgreSQL keeps its streaming position in the replication slot (its confirmed LSN) itself.
+ * PostgreSQL keeps its streaming position in its replication slot itself.
  *
  * Example record: key 'syncline_users' → {"slot":"syncline_users","snapshot":"done",
  *   "consistentPoint":"0/1A2B3C8","tables":["public.users"],"at":"2026-11-25T10:00:00.000Z"}

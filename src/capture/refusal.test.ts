@@ -18,7 +18,7 @@ const keyType = parseSchema(keySchema(ns, cols.slice(0, 1)));
 const valueType = parseSchema(valueSchema(ns, cols));
 const event = (op: ChangeEvent['op'], after: Row): ChangeEvent => ({
   op, before: null, after,
-  source: { db: 'd', schema: 'public', table: 'items', lsn: '0/1', commitLsn: '0/1', txId: 1, tsMs: 0, snapshot: op === 'r', idx: 0 },
+  source: { db: 'd', schema: 'public', table: 'items', pos: '0/1', commitPos: '0/1', txId: 1, tsMs: 0, snapshot: op === 'r', idx: 0 },
   tsMs: 0, unchangedToast: [],
 });
 /** What capture does: encode, and on failure describe the refusal. */

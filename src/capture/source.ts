@@ -7,7 +7,7 @@
  *
  * The source drives: run(handler) snapshots (if its stored state says so) and streams, calling the
  * handler in source order. Positions are the source's own, opaque to the stage:
- *  - `ChangeEvent.source.commitLsn` / `lsn` hold them as two hexadecimal numbers 'X/Y' (PostgreSQL:
+ *  - `ChangeEvent.source.commitPos` / `pos` hold them as two hexadecimal numbers 'X/Y' (PostgreSQL:
  *    the WAL position; a binlog source: file number / offset), so core/envelope.ts position() gives
  *    every source the same fixed-width, totally ordered commit position (+ index within the
  *    transaction) for version state, replay and dead letters;

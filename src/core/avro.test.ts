@@ -40,7 +40,7 @@ function event(after: Row | null, extra: Partial<ChangeEvent> = {}): ChangeEvent
     op: 'c',
     before: null,
     after,
-    source: { db: 'shop', schema: 'public', table: 'orders', lsn: '0/1A2B2F0', commitLsn: '0/1A2B3C8', txId: 5012, tsMs: 1795608000123, snapshot: false, idx: 2 },
+    source: { db: 'shop', schema: 'public', table: 'orders', pos: '0/1A2B2F0', commitPos: '0/1A2B3C8', txId: 5012, tsMs: 1795608000123, snapshot: false, idx: 2 },
     tsMs: 1795608000200,
     unchangedToast: [],
     ...extra,
@@ -387,29 +387,29 @@ test('envelopeHead: op and position from the leading fields, the rows never deco
   const type = parseSchema(valueSchema(ns, cols));
   const e = event({ id: 7n, body: 'x'.repeat(1000) }, { op: 'u' });
   const buf = Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), type.toBuffer(envelopeToAvro(e))]);
-  assert.deepEqual(envelopeHead(type, buf, 5), { op: 'u', commitLsn: '0/1A2B3C8', idx: e.source.idx });
+  assert.deepEqual(envelopeHead(type, buf, 5), { op: 'u', commitPos: '0/1A2B3C8', idx: e.source.idx });
   // The rows replaced by garbage: the head is still read (nothing after source is decoded).
   const fields = (type as unknown as { fields: { type: avsc.Type }[] }).fields;
   const end = fields[1]!.type.decode(buf, fields[0]!.type.decode(buf, 5).offset).offset;
   const garbage = Buffer.concat([buf.subarray(0, end), Buffer.alloc(8, 0xff)]);
-  assert.deepEqual(envelopeHead(type, garbage, 5), { op: 'u', commitLsn: '0/1A2B3C8', idx: e.source.idx });
+  assert.deepEqual(envelopeHead(type, garbage, 5), { op: 'u', commitPos: '0/1A2B3C8', idx: e.source.idx });
   assert.throws(() => type.fromBuffer(garbage.subarray(5)));
   // An envelope of the earlier field order (before, after, op, source, …) is read up to source.
   const schema = valueSchema(ns, cols) as { fields: { name: string }[] };
   const order = ['before', 'after', 'op', 'source', 'ts_ms', 'unchanged_toast'];
   const old = parseSchema({ ...schema, fields: order.map((n) => schema.fields.find((f) => f.name === n)) });
   const oldBuf = Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), old.toBuffer(envelopeToAvro(e))]);
-  assert.deepEqual(envelopeHead(old, oldBuf, 5), { op: 'u', commitLsn: '0/1A2B3C8', idx: e.source.idx });
+  assert.deepEqual(envelopeHead(old, oldBuf, 5), { op: 'u', commitPos: '0/1A2B3C8', idx: e.source.idx });
   assert.throws(() => envelopeHead(type, buf.subarray(0, 12), 5), isPoison('DECODE_FAILED'));
   // This version's layout is read straight from the bytes; it agrees with the generic reader on
   // positions of every size, with and without a transaction id, and on truncated input.
   assert.equal(envelopeHeadReader(type).name, 'readHeadByHand');
   assert.notEqual(envelopeHeadReader(old).name, 'readHeadByHand');
   for (const [lsn, idx, txId] of [['0/0', 0, null], ['FFFFFFFF/FFFFFFFF', 2 ** 31 - 1, 123456789012], ['16/B374D848', 64, 0], ['0/1', 63, -1]] as const) {
-    const ev = event({ id: 1n, body: null }, { op: 'c', source: { ...e.source, commitLsn: lsn, lsn, idx, txId } });
+    const ev = event({ id: 1n, body: null }, { op: 'c', source: { ...e.source, commitPos: lsn, pos: lsn, idx, txId } });
     const b = Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), type.toBuffer(envelopeToAvro(ev))]);
     const ob = Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), old.toBuffer(envelopeToAvro(ev))]);
-    assert.deepEqual(envelopeHead(type, b, 5), { op: 'c', commitLsn: lsn, idx });
+    assert.deepEqual(envelopeHead(type, b, 5), { op: 'c', commitPos: lsn, idx });
     assert.deepEqual(envelopeHead(old, ob, 5), envelopeHead(type, b, 5));
     const srcEnd = fields[1]!.type.decode(b, fields[0]!.type.decode(b, 5).offset).offset;
     for (const cut of [6, 8, 20, srcEnd - 1]) assert.throws(() => envelopeHead(type, b.subarray(0, cut), 5), isPoison('DECODE_FAILED'), `cut at ${cut}`);

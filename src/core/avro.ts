@@ -222,7 +222,7 @@ export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[], specials?
 /** A change's op and commit position, read from the leading fields of its envelope (see envelopeHead). */
 export interface EnvelopeHead {
   op: string;
-  commitLsn: string;
+  commitPos: string;
   idx: number;
 }
 
@@ -289,13 +289,13 @@ function readHeadByHand(b: Buffer, at: number): EnvelopeHead {
   };
   const op = string();
   for (let i = 0; i < 5; i++) skipString(); // connector, db, schema, table, lsn
-  const commitLsn = string();
+  const commitPos = string();
   if (varint() !== 0) varint(); // tx_id: ["null", "long"]
   varint(); // ts_ms
   pos++; // snapshot
   const idx = varint();
   if (pos > b.length) throw poison('DECODE_FAILED', 'envelope truncated in its source');
-  return { op, commitLsn, idx };
+  return { op, commitPos, idx };
 }
 
 function genericHeadReader(fields: { name: string; type: avsc.Type }[], opAt: number, sourceAt: number): (buf: Buffer, offset: number) => EnvelopeHead {
@@ -314,7 +314,7 @@ function genericHeadReader(fields: { name: string; type: avsc.Type }[], opAt: nu
     if (typeof op !== 'string' || typeof source?.commit_lsn !== 'string' || typeof source.idx !== 'number') {
       throw poison('AVRO_ENVELOPE', 'envelope without op or source position');
     }
-    return { op, commitLsn: source.commit_lsn, idx: source.idx };
+    return { op, commitPos: source.commit_lsn, idx: source.idx };
   };
 }
 
@@ -972,8 +972,8 @@ export function envelopeToAvro(e: ChangeEvent, connector = 'syncline'): AvroEnve
       db: e.source.db,
       schema: e.source.schema,
       table: e.source.table,
-      lsn: e.source.lsn,
-      commit_lsn: e.source.commitLsn,
+      lsn: e.source.pos,
+      commit_lsn: e.source.commitPos,
       tx_id: e.source.txId ?? null,
       ts_ms: e.source.tsMs,
       snapshot: e.source.snapshot,
@@ -1008,8 +1008,8 @@ export function envelopeFromAvro(obj: unknown): ChangeEvent {
       db: s.db,
       schema: s.schema,
       table: s.table,
-      lsn: s.lsn,
-      commitLsn: s.commit_lsn,
+      pos: s.lsn,
+      commitPos: s.commit_lsn,
       txId: s.tx_id === null || s.tx_id === undefined ? null : Number(s.tx_id),
       tsMs: Number(s.ts_ms),
       snapshot: s.snapshot,

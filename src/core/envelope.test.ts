@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decidedOf, lsnToBigInt, position, republishOrigin } from './envelope.js';
+import { decidedOf, positionToBigInt, position, republishOrigin } from './envelope.js';
 
 test('position: 16 hex digits of the commit LSN, then 8 of the index, whatever order LSNs come in (the LSN part is cached)', () => {
   const lsns = ['0/0', '0/16B3748', 'A/FFFFFFFF', '0/16B3748', 'FFFFFFFF/1', 'A/FFFFFFFF'];
   for (const [i, lsn] of lsns.entries()) {
     for (const idx of [0, 1, i, 0xffffffff]) {
-      assert.equal(position(lsn, idx), lsnToBigInt(lsn).toString(16).padStart(16, '0') + ':' + idx.toString(16).padStart(8, '0'));
+      assert.equal(position(lsn, idx), positionToBigInt(lsn).toString(16).padStart(16, '0') + ':' + idx.toString(16).padStart(8, '0'));
     }
   }
   assert.equal(position('A/FFFFFFFF', 2), '0000000affffffff:00000002');

@@ -3,11 +3,11 @@
  *
  * Example (an update of public.users id=7, the 3rd change of the transaction that committed at 0/1A2B3C8):
  *   { op: 'u', before: null, after: { id: 7, email: 'a@b.c', updated_at: '2026-11-25T10:00:00.123456Z' },
- *     source: { db: 'shop', schema: 'public', table: 'users', lsn: '0/1A2B2F0', commitLsn: '0/1A2B3C8',
+ *     source: { db: 'shop', schema: 'public', table: 'users', pos: '0/1A2B2F0', commitPos: '0/1A2B3C8',
  *               txId: 5012, tsMs: 1795608000123, snapshot: false, idx: 2 },
  *     tsMs: 1795608000200, unchangedToast: [] }
  *
- * The commit position (commitLsn, idx) is the total order of changes of one source database and the
+ * The commit position (commitPos, idx) is the total order of changes of one source database and the
  * idempotency key everywhere downstream (version state, dead letters, replay).
  */
 
@@ -24,10 +24,14 @@ export interface SourceInfo {
   db: string;
   schema: string;
   table: string;
-  /** LSN of this change's WAL record ('X/Y'); for snapshot rows, the slot's consistent point. */
-  lsn: string;
-  /** LSN of the commit of the transaction holding this change; for snapshot rows, the consistent point. */
-  commitLsn: string;
+  /**
+   * The source's position of this change ('X/Y': two hexadecimal numbers, e.g. a PostgreSQL WAL
+   * position, a binlog file number / offset); for snapshot rows, the snapshot's consistent point.
+   * In Avro: `source.lsn` (the field keeps its first name: a rename would be an incompatible schema).
+   */
+  pos: string;
+  /** The source's position of the commit of this change's transaction ('X/Y'; Avro `source.commit_lsn`); for snapshot rows, the consistent point. */
+  commitPos: string;
   txId: number | null;
   /** Commit time of the transaction in ms since the epoch (snapshot: time the snapshot started). */
   tsMs: number;
@@ -49,35 +53,35 @@ export interface ChangeEvent {
   unchangedToast: string[];
 }
 
-/** Parse 'X/Y' into a bigint (64-bit WAL position). */
-export function lsnToBigInt(lsn: string): bigint {
-  const slash = lsn.indexOf('/');
-  if (slash < 0) throw new Error(`invalid LSN '${lsn}'`);
-  return (BigInt('0x' + lsn.slice(0, slash)) << 32n) | BigInt('0x' + lsn.slice(slash + 1));
+/** Parse a source position 'X/Y' into a 64-bit number (X the high 32 bits, Y the low). */
+export function positionToBigInt(p: string): bigint {
+  const slash = p.indexOf('/');
+  if (slash < 0) throw new Error(`invalid position '${p}' (expected X/Y, two hexadecimal numbers)`);
+  return (BigInt('0x' + p.slice(0, slash)) << 32n) | BigInt('0x' + p.slice(slash + 1));
 }
 
-export function bigIntToLsn(v: bigint): string {
+export function bigIntToPosition(v: bigint): string {
   return `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
 /**
  * A commit position as a fixed-width string that sorts lexicographically in commit order:
- * 16 hex digits of the commit LSN, ':', 8 hex digits of the index within the transaction.
+ * 16 hex digits of the commit's source position, ':', 8 hex digits of the index within the transaction.
  * Lua scripts in Redis compare these with plain string comparison.
  */
-export function position(commitLsn: string, idx: number): string {
-  // Every change of a transaction has the same commit LSN: its 16 hex digits are computed once.
-  if (commitLsn !== lastLsn) {
-    lastLsnHex = lsnToBigInt(commitLsn).toString(16).padStart(16, '0') + ':';
-    lastLsn = commitLsn;
+export function position(commitPos: string, idx: number): string {
+  // Every change of a transaction has the same commit position: its 16 hex digits are computed once.
+  if (commitPos !== lastCommit) {
+    lastHex = positionToBigInt(commitPos).toString(16).padStart(16, '0') + ':';
+    lastCommit = commitPos;
   }
-  return lastLsnHex + idx.toString(16).padStart(8, '0');
+  return lastHex + idx.toString(16).padStart(8, '0');
 }
-let lastLsn = '';
-let lastLsnHex = '';
+let lastCommit = '';
+let lastHex = '';
 
 export function eventPosition(e: ChangeEvent): string {
-  return position(e.source.commitLsn, e.source.idx);
+  return position(e.source.commitPos, e.source.idx);
 }
 
 /**

@@ -212,7 +212,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     return {
       table: mapping.target,
       key: ks,
-      position: position(head.commitLsn, head.idx),
+      position: position(head.commitPos, head.idx),
       finish: () => {
         const mappedKey = renameRow(key, mapping.rename);
         rememberKeyString(mappedKey, ks);

@@ -53,7 +53,7 @@ test('capture killed with SIGKILL mid-stream resumes from the stored binlog posi
 
   await waitFor('target to converge after the kills', () => sameRows(env, false), 120_000, 500);
   const all = await changes(env, 'items');
-  const snapshots = new Set(all.filter((e) => e.op === 'r').map((e) => e.source.commitLsn));
+  const snapshots = new Set(all.filter((e) => e.op === 'r').map((e) => e.source.commitPos));
   assert.equal(snapshots.size, 1, 'one snapshot: the restarts resumed from the stored position');
 
   capture.kill('SIGTERM');

@@ -16,7 +16,7 @@
  *    (b) resume from the acknowledged position stored there (`position`), when the binlog still holds it;
  *    (c) that position was purged (PURGE BINARY LOGS; the server's error 1236 when asked for it):
  *        warn and snapshot again (downstream version state and hash delta skip unchanged rows).
- *  - Positions: 'X/Y' = binlog file sequence number / offset, both hexadecimal; a change's commitLsn is
+ *  - Positions: 'X/Y' = binlog file sequence number / offset, both hexadecimal; a change's commitPos is
  *    the end of its transaction's commit event (XID, or a COMMIT query for non-transactional tables),
  *    idx its index in the transaction. Snapshot rows carry the snapshot's position (idx 0; the end
  *    marker idx 1). Because the commit position is known only at the commit event, the changes of a
@@ -37,7 +37,7 @@ import type { Logger } from 'pino';
 import type { MariadbSourceConfig } from './spec.js';
 import { defaultServerId } from './spec.js';
 import type { ChangeEvent, Row, Value } from '../../../src/core/envelope.js';
-import { bigIntToLsn, lsnToBigInt } from '../../../src/core/envelope.js';
+import { bigIntToPosition, positionToBigInt } from '../../../src/core/envelope.js';
 import { errorMessage, fatal, retriable } from '../../../src/core/errors.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import type { CaptureHandler, Source, SourceTable } from '../../../src/capture/source.js';
@@ -87,7 +87,7 @@ const ANNOTATED_TS = /^\s*DELETE \/\* syncline-ts:(\d+) \*\//;
 
 /** A binlog position as 'X/Y': file sequence number / offset, hexadecimal. */
 export function binlogLsn(file: string, offset: number): string {
-  return bigIntToLsn((BigInt(fileNumber(file)) << 32n) | BigInt(offset));
+  return bigIntToPosition((BigInt(fileNumber(file)) << 32n) | BigInt(offset));
 }
 
 export function fileNumber(file: string): number {
@@ -159,7 +159,7 @@ export class MariadbSource implements Source {
   }
 
   get confirmed(): string {
-    return this.watermark === 0n ? '' : bigIntToLsn(this.watermark);
+    return this.watermark === 0n ? '' : bigIntToPosition(this.watermark);
   }
 
   async connect(): Promise<void> {
@@ -200,7 +200,7 @@ export class MariadbSource implements Source {
       this.storedPosition = pos;
       if (await this.inBinlog(pos)) {
         this.log.info({ stream: this.streamId, position: pos }, 'capture.resume');
-        from = lsnToBigInt(pos);
+        from = positionToBigInt(pos);
         await handler.resuming();
       } else if (wantSnapshot) {
         this.log.warn({ stream: this.streamId, position: pos }, 'capture.binlog.purged: the binlog no longer holds the acknowledged position (PURGE BINARY LOGS, expire_logs_days); re-snapshotting (hash delta skips unchanged rows)');
@@ -228,7 +228,7 @@ export class MariadbSource implements Source {
   }
 
   private async inBinlog(pos: string): Promise<boolean> {
-    const p = lsnToBigInt(pos);
+    const p = positionToBigInt(pos);
     const n = Number(p >> 32n);
     const f = (await this.binlogs()).find((b) => b.n === n);
     return f !== undefined && BigInt(f.size) >= (p & 0xffffffffn);
@@ -247,7 +247,7 @@ export class MariadbSource implements Source {
     const cp = binlogLsn(String(r.File), Number(r.Position));
     this.record = { slot: this.streamId, snapshot: 'skipped', consistentPoint: cp, tables: [...this.tables.keys()] };
     await this.handler.offsets.write({ ...this.record, at: new Date().toISOString(), position: cp });
-    return lsnToBigInt(cp);
+    return positionToBigInt(cp);
   }
 
   /**
@@ -279,7 +279,7 @@ export class MariadbSource implements Source {
       for (const t of this.tables.values()) {
         const sql = `SELECT ${t.columns.map((col) => selectExpression(col.name, col.type)).join(', ')} FROM ${quoteId(t.schema)}.${quoteId(t.table)}`;
         const stream = (conn as unknown as { connection: CoreConnection }).connection.query({ sql, rowsAsArray: true }).stream({ highWaterMark: 1000 });
-        const source = (idx: number) => ({ db: t.schema, schema: t.schema, table: t.table, lsn: cp, commitLsn: cp, txId: null, tsMs: startedMs, snapshot: true, idx });
+        const source = (idx: number) => ({ db: t.schema, schema: t.schema, table: t.table, pos: cp, commitPos: cp, txId: null, tsMs: startedMs, snapshot: true, idx });
         for await (const raw of stream as AsyncIterable<unknown[]>) {
           const after: Row = {};
           for (let i = 0; i < t.columns.length; i++) after[t.columns[i]!.name] = canonicalValue(raw[i], t.columns[i]!.type, this.zeroDate);
@@ -299,7 +299,7 @@ export class MariadbSource implements Source {
       await this.handler.offsets.write({ ...this.record, at: new Date().toISOString(), position: cp });
       this.storedPosition = cp;
       this.log.info({ stream: this.streamId, rows }, 'capture.snapshot.done');
-      return lsnToBigInt(cp);
+      return positionToBigInt(cp);
     } catch (err) {
       throw classifyMysqlError(err, c, `pipeline ${this.pipeline} snapshot`);
     } finally {
@@ -314,7 +314,7 @@ export class MariadbSource implements Source {
   // ------------------------------------------------------------------ acknowledgement
 
   acknowledge(end: string): void {
-    const p = lsnToBigInt(end);
+    const p = positionToBigInt(end);
     if (p <= this.watermark) return;
     this.watermark = p;
     this.scheduleStore();
@@ -478,7 +478,7 @@ export class MariadbSource implements Source {
       for (const col of t.columns) out[col.name] = canonicalValue(r[col.name], col.type, this.zeroDate);
       return out;
     };
-    const source = { db: t.schema, schema: t.schema, table: t.table, lsn: '', commitLsn: '', txId: tx.txId, tsMs: tx.tsMs, snapshot: false, idx: 0 };
+    const source = { db: t.schema, schema: t.schema, table: t.table, pos: '', commitPos: '', txId: tx.txId, tsMs: tx.tsMs, snapshot: false, idx: 0 };
     for (const r of evt.rows ?? []) {
       if (name === 'writerows') {
         tx.changes.push({ op: 'c', before: null, after: row(r as Record<string, unknown>), source: { ...source }, tsMs: 0, unchangedToast: [] });
@@ -503,7 +503,7 @@ export class MariadbSource implements Source {
   private async commit(end: string): Promise<void> {
     const tx = this.tx;
     this.tx = null;
-    const p = lsnToBigInt(end);
+    const p = positionToBigInt(end);
     if (p > this.lastServer) this.lastServer = p;
     if (!tx || tx.changes.length === 0) {
       // Nothing of ours: with nothing in flight the acknowledged position follows the server.
@@ -529,8 +529,8 @@ export class MariadbSource implements Source {
     let idx = 0;
     const now = Date.now();
     for (const e of changes) {
-      e.source.lsn = end;
-      e.source.commitLsn = end;
+      e.source.pos = end;
+      e.source.commitPos = end;
       e.source.idx = idx++;
       e.tsMs = now;
       await this.handler.change(e);
@@ -552,7 +552,7 @@ export class MariadbSource implements Source {
   private async ddl(q: string, evt: BinlogEvent, end: string): Promise<void> {
     const serverId = this.tx?.serverId;
     this.tx = null;
-    const p = lsnToBigInt(end);
+    const p = positionToBigInt(end);
     if (p > this.lastServer) this.lastServer = p;
     const alter = DDL_ALTER.exec(q);
     const truncate = alter ? null : DDL_TRUNCATE.exec(q);
@@ -573,7 +573,7 @@ export class MariadbSource implements Source {
       this.handler.begin(origin !== undefined ? { origin } : {});
       await this.handler.change({
         op: 't', before: null, after: null,
-        source: { db: t.schema, schema: t.schema, table: t.table, lsn: end, commitLsn: end, txId: evt.seqNo === undefined ? null : Number(evt.seqNo), tsMs: evt.timestamp, snapshot: false, idx: 0 },
+        source: { db: t.schema, schema: t.schema, table: t.table, pos: end, commitPos: end, txId: evt.seqNo === undefined ? null : Number(evt.seqNo), tsMs: evt.timestamp, snapshot: false, idx: 0 },
         tsMs: Date.now(), unchangedToast: [],
       });
       this.handler.commit(end);

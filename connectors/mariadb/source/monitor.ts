@@ -11,11 +11,11 @@ import type { SourceLag, SourceMonitor } from '../../../src/capture/source.js';
 import { errorMessage } from '../../../src/core/errors.js';
 import { connectMysql, where } from './prepare.js';
 import { fileNumber } from './mariadb-source.js';
-import { lsnToBigInt } from '../../../src/core/envelope.js';
+import { positionToBigInt } from '../../../src/core/envelope.js';
 
 /** 'X/Y' (binlogLsn) → binlog file sequence number and offset. */
 function splitPosition(p: string): { file: number; offset: number } {
-  const v = lsnToBigInt(p);
+  const v = positionToBigInt(p);
   return { file: Number(v >> 32n), offset: Number(v & 0xffffffffn) };
 }
 import type { MariadbSourceConfig } from './spec.js';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { startRuntime, waitFor } from '../../../test/helpers.js';
-import { lsnToBigInt, type Row } from '../../../src/core/envelope.js';
+import { positionToBigInt, type Row } from '../../../src/core/envelope.js';
 import type { SinkRecord } from '../../../src/sink/sink.js';
 import { MariadbSink } from '../sink.js';
 import { ORIGINS_TABLE, originServerId } from '../origins.js';
@@ -45,7 +45,7 @@ test('a tagged sink write, a re-published row and a decided delete, as the sourc
     return c.length >= 5 ? c : null;
   }, 60_000);
   // The topic's partitions hold the keys apart: binlog order is commit position, then index.
-  all.sort((x, y) => (lsnToBigInt(x.source.commitLsn) < lsnToBigInt(y.source.commitLsn) ? -1 : lsnToBigInt(x.source.commitLsn) > lsnToBigInt(y.source.commitLsn) ? 1 : x.source.idx - y.source.idx));
+  all.sort((x, y) => (positionToBigInt(x.source.commitPos) < positionToBigInt(y.source.commitPos) ? -1 : positionToBigInt(x.source.commitPos) > positionToBigInt(y.source.commitPos) ? 1 : x.source.idx - y.source.idx));
   assert.deepEqual(all.map((e) => `${e.op}${String(e.after?.id ?? e.before?.id)}`), ['c1', 'c2', 'u1', 'd2', 'd1']);
   const [, , republished, decided, userDelete] = all;
   assert.deepEqual(republished!.after, republished!.before, 're-published: one update, the row as it is');

@@ -79,11 +79,11 @@ test('snapshot/stream handoff under concurrent writes, ALTER TABLE mid-stream, k
   assert.deepEqual(missing, [], 'every row captured');
   assert.ok(touched.length > 50, `streamed updates and deletes: ${touched.length}`);
   // No streamed change twice in the change topic (snapshot rows all carry the snapshot's position).
-  const positions = all.filter((e) => !e.source.snapshot && e.op !== 't').map((e) => `${e.source.commitLsn}:${e.source.idx}`);
+  const positions = all.filter((e) => !e.source.snapshot && e.op !== 't').map((e) => `${e.source.commitPos}:${e.source.idx}`);
   assert.equal(new Set(positions).size, positions.length, 'no change produced twice');
   const keyChange = all.filter((e) => (e.op === 'd' && String(e.before?.id) === '2000000') || (e.op === 'c' && String(e.after?.id) === '2000001')).sort((a, b) => a.source.idx - b.source.idx); // two keys: two partitions, read in any order
   assert.deepEqual(keyChange.map((e) => e.op), ['d', 'c'], 'key change: delete of the old key, then the insert');
-  assert.equal(keyChange[0]!.source.commitLsn, keyChange[1]!.source.commitLsn);
+  assert.equal(keyChange[0]!.source.commitPos, keyChange[1]!.source.commitPos);
   assert.ok(all.some((e) => e.op === 'c' && e.after?.extra !== undefined && e.after?.extra !== null), 'the new column arrives');
   const smallOps = (await changes(env, 'small')).filter((e) => e.op !== 'm').map((e) => e.op);
   assert.ok(smallOps.includes('t'), `small: a truncate (ops ${smallOps.join(',')})`);

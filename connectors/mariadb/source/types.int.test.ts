@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRuntime, sql, waitFor } from '../../../test/helpers.js';
-import { lsnToBigInt, type Row } from '../../../src/core/envelope.js';
+import { positionToBigInt, type Row } from '../../../src/core/envelope.js';
 import { changes, my, myEnv } from './harness.js';
 
 process.env.TZ = 'Pacific/Pago_Pago';
@@ -95,9 +95,9 @@ test('every MariaDB type: snapshot and binlog give the same exact canonical valu
   assert.deepEqual(withoutId(upd.before), expected3, 'update: before image');
   assert.deepEqual(withoutId(upd.after), { ...expected3, c_dec: '0.5000000000', c_biu: '18446744073709551614', c_time: '-00:00:00.000001', c_enum: 'ok', c_bit10: Buffer.from([0, 1]) }, 'update: after image');
   // Positions: snapshot rows at the snapshot's binlog position, streamed ones after it, in order.
-  const snapPos = by('r', 1)!.source.commitLsn;
+  const snapPos = by('r', 1)!.source.commitPos;
   assert.ok(all.filter((e) => e.op === 'c').length === 3, 'three streamed inserts');
-  assert.ok(all.filter((e) => e.op !== 'r' && e.op !== 'm').every((e) => lsnToBigInt(e.source.commitLsn) > lsnToBigInt(snapPos)), 'streamed changes commit after the snapshot position');
+  assert.ok(all.filter((e) => e.op !== 'r' && e.op !== 'm').every((e) => positionToBigInt(e.source.commitPos) > positionToBigInt(snapPos)), 'streamed changes commit after the snapshot position');
 
   // The target (auto-created from the pgTypes) holds the values.
   const r = await sql(env.targetDb, `select c_biu::text, c_dec::text, c_iu::text, c_time::text, c_dt::text, c_ts::text, c_json::text, encode(c_bit10, 'hex') bit10, c_vc from every_type where id = 101`);

@@ -18,7 +18,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../../../src/core/envelope.js';
-import { bigIntToLsn, lsnToBigInt } from '../../../src/core/envelope.js';
+import { bigIntToPosition, positionToBigInt } from '../../../src/core/envelope.js';
 import { errorMessage, fatal } from '../../../src/core/errors.js';
 import { classifyPgError } from '../errors.js';
 import { TypeCatalog, columnType, parsePgText } from '../pgtypes.js';
@@ -51,7 +51,7 @@ export class PostgresSource implements Source {
   private queue: Queued[] = [];
   private pumping = false;
   private paused = false;
-  private tx: { commitLsn: string; xid: number; tsMs: number; idx: number } | null = null;
+  private tx: { commitPos: string; xid: number; tsMs: number; idx: number } | null = null;
   private watermark = 0n; // confirmed LSN we may report
   private lastServerLsn = 0n;
   private stopping = false;
@@ -64,7 +64,7 @@ export class PostgresSource implements Source {
   }
 
   get confirmed(): string {
-    return this.watermark === 0n ? '' : bigIntToLsn(this.watermark);
+    return this.watermark === 0n ? '' : bigIntToPosition(this.watermark);
   }
 
   async connect(): Promise<void> {
@@ -96,7 +96,7 @@ export class PostgresSource implements Source {
     handler.running();
     if (slot && stored?.snapshot === 'done' || slot && !wantSnapshot) {
       this.log.info({ slot: slotName, confirmed: slot.confirmed }, 'capture.resume');
-      this.watermark = lsnToBigInt(slot.confirmed ?? '0/0');
+      this.watermark = positionToBigInt(slot.confirmed ?? '0/0');
       await handler.resuming();
     } else {
       if (slot) {
@@ -182,7 +182,7 @@ export class PostgresSource implements Source {
           throw classifyPgError(err, `pipeline ${this.pipeline}: cannot create replication slot ${slot}`);
         }
       }
-      const cp = lsnToBigInt(created.consistent_point);
+      const cp = positionToBigInt(created.consistent_point);
       const tables = [...this.tables.keys()];
       if (!wantSnapshot) {
         await offsets.write({ slot, snapshot: 'skipped', consistentPoint: created.consistent_point, tables, at: new Date().toISOString() });
@@ -223,7 +223,7 @@ export class PostgresSource implements Source {
               op: 'r',
               before: null,
               after,
-              source: { db: connection.database, schema: src.schema, table: src.table, lsn: consistentPoint, commitLsn: consistentPoint, txId: null, tsMs: startedMs, snapshot: true, idx: 0 },
+              source: { db: connection.database, schema: src.schema, table: src.table, pos: consistentPoint, commitPos: consistentPoint, txId: null, tsMs: startedMs, snapshot: true, idx: 0 },
               tsMs: Date.now(),
               unchangedToast: [],
             });
@@ -236,7 +236,7 @@ export class PostgresSource implements Source {
         // target rows the snapshot did not see (deleted at the source while a slot was gone).
         await this.handler.change({
           op: 'm', before: null, after: null,
-          source: { db: connection.database, schema: src.schema, table: src.table, lsn: consistentPoint, commitLsn: consistentPoint, txId: null, tsMs: startedMs, snapshot: true, idx: 1 },
+          source: { db: connection.database, schema: src.schema, table: src.table, pos: consistentPoint, commitPos: consistentPoint, txId: null, tsMs: startedMs, snapshot: true, idx: 1 },
           tsMs: Date.now(), unchangedToast: [...src.key],
         });
       }
@@ -274,7 +274,7 @@ export class PostgresSource implements Source {
   // ------------------------------------------------------------------ acknowledgement
 
   acknowledge(end: string): void {
-    const lsn = lsnToBigInt(end);
+    const lsn = positionToBigInt(end);
     if (lsn <= this.watermark) return;
     this.watermark = lsn;
     this.sendStatus();
@@ -283,7 +283,7 @@ export class PostgresSource implements Source {
   private sendStatus(): void {
     if (!this.service || this.watermark === 0n) return;
     // The library reports lsn+1 as flushed; pass watermark-1 so PostgreSQL receives the watermark.
-    void this.service.acknowledge(bigIntToLsn(this.watermark - 1n)).catch(() => undefined);
+    void this.service.acknowledge(bigIntToPosition(this.watermark - 1n)).catch(() => undefined);
   }
 
   private idle(): boolean {
@@ -322,8 +322,8 @@ export class PostgresSource implements Source {
       void this.streamFailed(err, `pipeline ${this.pipeline}: replication stream failed`);
     });
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
-    this.log.info({ slot, from: bigIntToLsn(this.watermark) }, 'capture.stream.start');
-    service.subscribe(plugin, slot, bigIntToLsn(this.watermark)).catch((err: unknown) => {
+    this.log.info({ slot, from: bigIntToPosition(this.watermark) }, 'capture.stream.start');
+    service.subscribe(plugin, slot, bigIntToPosition(this.watermark)).catch((err: unknown) => {
       if (this.stopping) return;
       const code = (err as { code?: string }).code;
       if (code === '42704') this.failure?.(fatal('SLOT_MISSING', `replication slot ${slot} does not exist (dropped while running); restart to re-snapshot`, err));
@@ -349,7 +349,7 @@ export class PostgresSource implements Source {
         while (this.queue.length > 0 && !this.stopping) {
           const item = this.queue.shift()!;
           if (item.kind === 'keepalive') {
-            const lsn = lsnToBigInt(item.lsn);
+            const lsn = positionToBigInt(item.lsn);
             if (lsn > this.lastServerLsn) this.lastServerLsn = lsn;
             if (this.idle() && lsn > this.watermark) this.watermark = lsn;
             if (item.reply || this.idle()) this.sendStatus();
@@ -383,7 +383,7 @@ export class PostgresSource implements Source {
   private async handle(lsn: string, msg: Pgoutput.Message): Promise<void> {
     switch (msg.tag) {
       case 'begin':
-        this.tx = { commitLsn: msg.commitLsn ?? lsn, xid: msg.xid, tsMs: Number(BigInt(msg.commitTime as bigint) / 1000n), idx: 0 };
+        this.tx = { commitPos: msg.commitLsn ?? lsn, xid: msg.xid, tsMs: Number(BigInt(msg.commitTime as bigint) / 1000n), idx: 0 };
         this.handler.begin({});
         return;
       case 'commit':
@@ -415,7 +415,7 @@ export class PostgresSource implements Source {
           op,
           before,
           after,
-          source: { db: this.config.connection.database, schema: st.src.schema, table: st.src.table, lsn, commitLsn: this.tx.commitLsn, txId: this.tx.xid, tsMs: this.tx.tsMs, snapshot: false, idx: this.tx.idx++ },
+          source: { db: this.config.connection.database, schema: st.src.schema, table: st.src.table, pos: lsn, commitPos: this.tx.commitPos, txId: this.tx.xid, tsMs: this.tx.tsMs, snapshot: false, idx: this.tx.idx++ },
           tsMs: Date.now(),
           unchangedToast,
         };
@@ -437,7 +437,7 @@ export class PostgresSource implements Source {
           if (!st || !this.tx) continue;
           await this.handler.change({
             op: 't', before: null, after: null,
-            source: { db: this.config.connection.database, schema: st.src.schema, table: st.src.table, lsn, commitLsn: this.tx.commitLsn, txId: this.tx.xid, tsMs: this.tx.tsMs, snapshot: false, idx: this.tx.idx++ },
+            source: { db: this.config.connection.database, schema: st.src.schema, table: st.src.table, pos: lsn, commitPos: this.tx.commitPos, txId: this.tx.xid, tsMs: this.tx.tsMs, snapshot: false, idx: this.tx.idx++ },
             tsMs: Date.now(), unchangedToast: [],
           });
         }

@@ -3,9 +3,9 @@
  * (file, offset) in commit order, and hands every change to the capture stage in that order.
  *
  *  - Positions: 'X/Y' = log file / offset in hexadecimal (each below 2^32), so core/envelope.ts
- *    position() sorts them. A change's commitLsn is its transaction's commit record; every change of
+ *    position() sorts them. A change's commitPos is its transaction's commit record; every change of
  *    a transaction has it, with idx 0, 1, 2, … in the order of the transaction.
- *  - Snapshot: a consistent read view at log position P; rows carry commitLsn = P, idx 0, then one
+ *  - Snapshot: a consistent read view at log position P; rows carry commitPos = P, idx 0, then one
  *    end-of-table marker ('m', idx 1). Streaming starts at P, and every transaction read from there
  *    commits after P, so its changes supersede the snapshot rows downstream.
  *  - Acknowledgement: commit(end) hands the stage the position after the commit record; the stage
@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import type { CaptureHandler, CaptureOffset, Source, SourceColumn, SourceLag, SourceMonitor, SourceTable, TableRequest } from '../../../src/capture/source.js';
-import { bigIntToLsn, lsnToBigInt, type ChangeEvent, type Row, type SourceInfo } from '../../../src/core/envelope.js';
+import { bigIntToPosition, positionToBigInt, type ChangeEvent, type Row, type SourceInfo } from '../../../src/core/envelope.js';
 import { errorMessage, fatal, retriable, withDeadline } from '../../../src/core/errors.js';
 import { formatTableName, parseTableName } from '../../../src/core/names.js';
 import { sleep } from '../../../src/core/retry.js';
@@ -26,10 +26,10 @@ import { classifyAcmeError } from './errors.js';
 import type { AcmeSourceConfig } from './spec.js';
 import { canonical, columnType } from './types.js';
 
-/** (file, offset) ↔ the 'X/Y' notation of ChangeEvent.source.lsn / commitLsn. */
-export const positionText = (p: AcmeLogPosition): string => bigIntToLsn((BigInt(p.file) << 32n) | BigInt(p.offset));
+/** (file, offset) ↔ the 'X/Y' notation of ChangeEvent.source.pos / commitPos. */
+export const positionText = (p: AcmeLogPosition): string => bigIntToPosition((BigInt(p.file) << 32n) | BigInt(p.offset));
 export function parsePosition(text: string): AcmeLogPosition {
-  const v = lsnToBigInt(text);
+  const v = positionToBigInt(text);
   return { file: Number(v >> 32n), offset: Number(v & 0xffffffffn) };
 }
 
@@ -44,7 +44,7 @@ export class AcmeSource implements Source {
   private handler?: CaptureHandler;
   private reader?: AcmeLogReader;
   private readonly tables = new Map<string, TableState>(); // canonical table name (core/names.ts) → state
-  private tx: { commitLsn: string; txId: number; tsMs: number; idx: number } | null = null;
+  private tx: { commitPos: string; txId: number; tsMs: number; idx: number } | null = null;
   /** Last acknowledged position (bigint of 'X/Y'), and the record it is saved in. */
   private acked = 0n;
   private stored: CaptureOffset | null = null;
@@ -60,7 +60,7 @@ export class AcmeSource implements Source {
   }
 
   get confirmed(): string {
-    return this.acked === 0n ? '' : bigIntToLsn(this.acked);
+    return this.acked === 0n ? '' : bigIntToPosition(this.acked);
   }
 
   async connect(): Promise<void> {
@@ -102,7 +102,7 @@ export class AcmeSource implements Source {
     if (stored && stored.snapshot !== 'started') {
       // Resume where Kafka was known to hold everything; the stage skips what it holds beyond that.
       from = parsePosition(stored.position ?? stored.consistentPoint);
-      this.acked = lsnToBigInt(positionText(from));
+      this.acked = positionToBigInt(positionText(from));
       this.stored = stored;
       this.log.info({ slot, from: positionText(from) }, 'capture.resume');
       await handler.resuming();
@@ -127,7 +127,7 @@ export class AcmeSource implements Source {
       await handler.offsets.write({ ...record, snapshot: 'started' });
       const startedMs = Date.now();
       for (const { src } of this.tables.values()) {
-        const source = (idx: number): SourceInfo => ({ db: this.config.connection.database, schema: src.schema, table: src.table, lsn: cp, commitLsn: cp, txId: null, tsMs: startedMs, snapshot: true, idx });
+        const source = (idx: number): SourceInfo => ({ db: this.config.connection.database, schema: src.schema, table: src.table, pos: cp, commitPos: cp, txId: null, tsMs: startedMs, snapshot: true, idx });
         for await (const raw of view.rows(src.schema, src.table, src.columns.map((c) => c.name))) {
           await handler.change({ op: 'r', before: null, after: this.row(src, raw), source: source(0), tsMs: Date.now(), unchangedToast: [] });
           if (handler.stopped) throw new Error('stopped during snapshot');
@@ -139,7 +139,7 @@ export class AcmeSource implements Source {
       await handler.flush(); // Kafka holds every snapshot row before 'done' is recorded
       this.stored = { ...record, snapshot: 'done', position: cp, at: new Date().toISOString() };
       await handler.offsets.write(this.stored);
-      this.acked = lsnToBigInt(cp);
+      this.acked = positionToBigInt(cp);
       return view.at;
     } finally {
       await view.close();
@@ -169,7 +169,7 @@ export class AcmeSource implements Source {
     const handler = this.handler!;
     switch (ev.kind) {
       case 'begin':
-        this.tx = { commitLsn: positionText(ev.commitAt), txId: ev.txId, tsMs: ev.tsMs, idx: 0 };
+        this.tx = { commitPos: positionText(ev.commitAt), txId: ev.txId, tsMs: ev.tsMs, idx: 0 };
         handler.begin({ origin: ev.origin }); // two-way sync: the stage skips the peer's own writes by origin
         return;
       case 'commit':
@@ -211,7 +211,7 @@ export class AcmeSource implements Source {
 
   private info(src: SourceTable, at: AcmeLogPosition): SourceInfo {
     const tx = this.tx!;
-    return { db: this.config.connection.database, schema: src.schema, table: src.table, lsn: positionText(at), commitLsn: tx.commitLsn, txId: tx.txId, tsMs: tx.tsMs, snapshot: false, idx: tx.idx++ };
+    return { db: this.config.connection.database, schema: src.schema, table: src.table, pos: positionText(at), commitPos: tx.commitPos, txId: tx.txId, tsMs: tx.tsMs, snapshot: false, idx: tx.idx++ };
   }
 
   private row(src: SourceTable, raw: unknown[]): Row {
@@ -221,7 +221,7 @@ export class AcmeSource implements Source {
   }
 
   acknowledge(end: string): void {
-    const v = lsnToBigInt(end);
+    const v = positionToBigInt(end);
     if (v > this.acked) this.acked = v; // only forwards
   }
 
