@@ -15,6 +15,7 @@
  * upsert take the value an earlier upsert of the key in this batch carried, else they are left out
  * (existing row: unchanged, ON DUPLICATE KEY UPDATE does not name them; new row: NULL/default).
  */
+import { collapseByKey } from '../../src/sink/collapse.js';
 import type { Row, Value } from '../../src/core/envelope.js';
 import { poison, type SynclineError } from '../../src/core/errors.js';
 import { keyString, type FailedRecord, type SinkRecord } from '../../src/sink/sink.js';
@@ -150,22 +151,11 @@ export function plan(records: Prepared[], meta: (table: string) => TableMeta): S
   const stmts: Stmt[] = [];
   for (const [table, all] of byTable(records)) {
     const m = meta(table);
-    let list = all;
-    const lastTruncate = list.map((p) => p.rec.op).lastIndexOf('truncate');
-    if (lastTruncate >= 0) {
-      stmts.push({ kind: 'sql', sql: `DELETE FROM ${m.ident}`, table });
-      list = list.slice(lastTruncate + 1);
-    }
-    const last = new Map<string, { p: Prepared; deleteFirst: boolean }>();
-    for (const p of list) {
-      const prev = last.get(p.nkey);
-      const deleteFirst = p.rec.op === 'upsert' && !!prev && (prev.p.rec.op === 'delete' || prev.deleteFirst);
-      last.delete(p.nkey);
-      last.set(p.nkey, { p, deleteFirst });
-    }
+    const { truncate, last } = collapseByKey(all);
+    if (truncate) stmts.push({ kind: 'sql', sql: `DELETE FROM ${m.ident}`, table });
     const deletes = new Map<string, Prepared[]>();
     const upserts = new Map<string, { cols: string[]; keyCols: string[]; rows: Prepared[]; absent: boolean }>();
-    for (const { p, deleteFirst } of last.values()) {
+    for (const { p, deleteFirst } of last) {
       if (p.rec.op === 'delete' || deleteFirst) {
         const sig = p.keyCols.join('\u0000');
         let g = deletes.get(sig);

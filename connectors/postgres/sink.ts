@@ -73,6 +73,7 @@ import { contended, errorCode, fatal, poison, SynclineError } from '../../src/co
 import { classifyPgError, TLS_HINT } from './errors.js';
 import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from './pgtypes.js';
 import { pgClientConfig, rawTypes, SESSION_OPTIONS } from './connection.js';
+import { collapseByKey } from '../../src/sink/collapse.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
@@ -564,23 +565,8 @@ export class PostgresSink implements Sink {
     const stmts: Stmt[] = [];
     for (const [table, all] of byTable) {
       const meta = this.meta.get(table)!;
-      let list = all;
-      let lastTruncate = -1;
-      list.forEach((p, i) => {
-        if (p.rec.op === 'truncate') lastTruncate = i;
-      });
-      if (lastTruncate >= 0) {
-        stmts.push({ text: `TRUNCATE ${meta.ident}`, params: [] });
-        list = list.slice(lastTruncate + 1);
-      }
-      // Collapse per key to the last record (map order = order of last occurrence).
-      const last = new Map<string, { p: Prepared; deleteFirst: boolean }>();
-      for (const p of list) {
-        const prev = last.get(p.nkey);
-        const deleteFirst = p.rec.op === 'upsert' && !!prev && (prev.p.rec.op === 'delete' || prev.deleteFirst);
-        last.delete(p.nkey);
-        last.set(p.nkey, { p, deleteFirst });
-      }
+      const { truncate, last } = collapseByKey(all);
+      if (truncate) stmts.push({ text: `TRUNCATE ${meta.ident}`, params: [] });
       const deletes = new Map<string, Prepared[]>();
       type Group = { cols: string[]; keyCols: string[]; rows: Prepared[]; absent: boolean };
       const upserts = new Map<string, Group>();
@@ -590,7 +576,7 @@ export class PostgresSink implements Sink {
       let prevGroup: Group | undefined;
       let prevKeyCount = 0;
       let prevCols: string[] = [];
-      for (const { p, deleteFirst } of last.values()) {
+      for (const { p, deleteFirst } of last) {
         if (p.rec.op === 'delete' || deleteFirst) {
           const sig = p.keyCols.join('\u0000');
           let g = deletes.get(sig);
