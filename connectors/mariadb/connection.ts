@@ -6,10 +6,9 @@
  * system CAs (or `sslCaFile`) and its name against `host` (Node's checks, which mysql2 uses);
  * `sslVerify: false` → encrypted but not authenticated, said once per server as a process warning.
  */
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'mysql2';
 import { z } from 'zod';
-import { fatal } from '../../src/core/errors.js';
+import { clientTls } from '../../src/core/tls.js';
 
 export const mariadbConnectionSpec = z
   .object({
@@ -42,23 +41,7 @@ export function mariadbOptions<T extends ConnectionOptions>(c: MariadbConnection
   };
 }
 
-const warned = new Set<string>();
-
-/** mysql2's `ssl` option for a connection's settings (undefined: no TLS). */
-export function mariaTls(c: Pick<MariadbConnection, 'host' | 'port' | 'ssl' | 'sslVerify' | 'sslCaFile'>, warn?: (msg: string) => void): { ca?: string; rejectUnauthorized: boolean } | undefined {
-  if (!c.ssl) return undefined;
-  let ca: string | undefined;
-  if (c.sslCaFile !== undefined) {
-    try {
-      ca = readFileSync(c.sslCaFile, 'utf8');
-    } catch (err) {
-      throw fatal('CONFIG_TLS', `MariaDB ${c.host}:${c.port}: cannot read sslCaFile ${c.sslCaFile}: ${(err as Error).message}`);
-    }
-  }
-  const key = `${c.host}:${c.port}`;
-  if (!c.sslVerify && warn && !warned.has(key)) {
-    warned.add(key);
-    warn(`MariaDB ${key}: TLS without certificate verification (sslVerify: false): encrypted, not authenticated`);
-  }
-  return { rejectUnauthorized: c.sslVerify, ...(ca !== undefined ? { ca } : {}) };
+/** The driver's `ssl` option for a connection's TLS settings (src/core/tls.ts: the same meaning on every connector). */
+export function mariaTls(c: Pick<MariadbConnection, 'host' | 'port' | 'ssl' | 'sslVerify' | 'sslCaFile'>, warn?: (msg: string) => void): { rejectUnauthorized: boolean; ca?: string } | undefined {
+  return clientTls('MariaDB', c, warn);
 }

@@ -10,10 +10,8 @@
  *   with sslVerify false TLS without verifying the certificate (libpq's sslmode=require): the
  *                        connection is encrypted but not authenticated; a warning says so once
  */
-import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { fatal } from '../../src/core/errors.js';
+import { clientTls } from '../../src/core/tls.js';
 import type { PgConnection } from './spec.js';
 
 /** Session settings of every syncline connection to PostgreSQL (text formats are parsed exactly). */
@@ -24,28 +22,9 @@ export const rawTypes = {
   getTypeParser: (oid: number, format?: string) => (format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : (v: string) => v),
 } as unknown as pg.CustomTypesConfig;
 
-const warned = new Set<string>();
-
-/** node-postgres's `ssl` option for a connection's TLS settings (see the table above). */
-export function pgTls(c: PgConnection, warn?: (msg: string) => void): ConnectionOptions | undefined {
-  if (!c.ssl) return undefined;
-  let ca: string | undefined;
-  if (c.sslCaFile !== undefined) {
-    try {
-      ca = readFileSync(c.sslCaFile, 'utf8');
-    } catch (err) {
-      throw fatal('CONFIG_TLS', `PostgreSQL ${c.host}:${c.port}: cannot read sslCaFile ${c.sslCaFile}: ${(err as Error).message}`);
-    }
-  }
-  if (!c.sslVerify) {
-    const key = `${c.host}:${c.port}`;
-    if (warn && !warned.has(key)) {
-      warned.add(key);
-      warn(`PostgreSQL ${key}: TLS without certificate verification (sslVerify: false): encrypted, not authenticated`);
-    }
-    return { rejectUnauthorized: false, ca };
-  }
-  return { rejectUnauthorized: true, ca };
+/** The driver's `ssl` option for a connection's TLS settings (src/core/tls.ts: the same meaning on every connector). */
+export function pgTls(c: PgConnection, warn?: (msg: string) => void): { rejectUnauthorized: boolean; ca?: string } | undefined {
+  return clientTls('PostgreSQL', c, warn);
 }
 
 /** Client options for one connection to `c`; `extra` sets the purpose-specific ones (application_name, timeouts, types, replication). */
