@@ -102,6 +102,13 @@ export interface Source {
   acknowledge(end: string): void;
   /** The last acknowledged position, in the source's notation ('' before any). */
   readonly confirmed: string;
+  /**
+   * The source's end now (PostgreSQL: pg_current_wal_lsn; a binlog: its current file/offset; a
+   * polling source: the position its next complete pass will end at or beyond). A bounded run
+   * (scheduled or manual sync) ends once `confirmed` has reached the position asked at its start.
+   * Compared with core/envelope.ts position(). Optional: a source without it runs only in realtime mode.
+   */
+  position?(): Promise<string>;
   /** Stop taking changes from the source (the message being handled finishes). */
   quiesce(): Promise<void>;
   /** Acknowledge what was acknowledged last and close every connection. Safe after a failed connect(). */
