@@ -10,6 +10,7 @@ import type { Sink } from '../sink/sink.js';
 import type { Source, SourceMonitor } from '../capture/source.js';
 import type { Dependency } from './dependencies.js';
 import type { ResourcesFactory } from './resources.js';
+import type { DoctorContext, DoctorItem, Finding, SourceDoctorReport, TargetDemand } from '../observe/findings.js';
 
 export interface ConnectorContext {
   pipeline: string;
@@ -30,6 +31,14 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
   create(config: z.infer<S>, ctx: ConnectorContext): Sink;
   /** What the sink created for a pipeline in its target system (`syncline pipeline drop`); optional. */
   resources?: ResourcesFactory<z.infer<S>>;
+  /** The target as findings and messages name it (`user@host:port/database`). */
+  where?(config: z.infer<S>): string;
+  /**
+   * `syncline doctor`'s checks of the targets of this type that answered their ping, all at once
+   * (one connection per server): the tables with `demands`' keys and columns, the rights syncline
+   * writes with, what two-way sync needs. Each failure with the exact fix. Optional.
+   */
+  doctor?(items: (DoctorItem<z.infer<S>> & { demands: TargetDemand[] })[], ctx: DoctorContext): Promise<Finding[]>;
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
@@ -52,6 +61,14 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   monitor(config: z.infer<S>, timeoutMs: number): SourceMonitor;
   /** What the source created for a pipeline in its system (`syncline pipeline drop`); optional. */
   resources?: ResourcesFactory<z.infer<S>>;
+  /** The source as findings and messages name it (`user@host:port/database`). */
+  where?(config: z.infer<S>): string;
+  /**
+   * `syncline doctor`'s checks of the sources of this type that answered their ping, all at once
+   * (server-wide settings once per server): settings, rights, tables, keys; each failure with the
+   * exact fix. Returns the tables as found, for the targets' checks. Optional.
+   */
+  doctor?(items: DoctorItem<z.infer<S>>[], ctx: DoctorContext): Promise<SourceDoctorReport>;
 }
 
 const sinks = new Map<string, SinkRegistration>();

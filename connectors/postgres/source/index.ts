@@ -12,6 +12,7 @@ import { pgSourceSpec } from '../spec.js';
 import { PostgresSource } from './postgres-source.js';
 import { pgSlotName } from '../../../src/core/names.js';
 import { PgSourceMonitor } from '../probe.js';
+import { pgSourceDoctor, pgWhere } from '../doctor-checks.js';
 
 registerSource({
   type: 'postgres',
@@ -27,4 +28,6 @@ registerSource({
     ...(typeof raw.publication === 'string' ? [{ field: 'publication', what: 'publication', id: raw.publication }] : []),
   ],
   resources: pgSourceResources,
+  where: (config) => pgWhere(config.connection),
+  doctor: pgSourceDoctor,
 });
