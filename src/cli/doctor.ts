@@ -90,6 +90,15 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
   }
 }
 
+/** What to do about a source or target that did not answer: start it or correct its address, or grant what a refusal names. */
+function unreachableFix(pipeline: string, role: 'source' | 'target', connection: boolean, error: string | null | undefined): string[] {
+  const field = `pipelines.${pipeline}.${role}${connection ? '.connection (host, port, database, user, password)' : ''}`;
+  if (/access denied|permission denied|authentication failed|not permitted|password/i.test(error ?? '')) {
+    return [`correct ${field}, or give the account access to it (as an administrator; the refusal above names what is missing)`];
+  }
+  return [`start the ${role}, or correct ${field}`];
+}
+
 /**
  * Each pipeline's source and target: reachable (the /ready probes), then the checks of its
  * connector (the registrations' `doctor` hooks, called once per connector type with every pipeline
@@ -115,7 +124,7 @@ async function connectorChecks(pipelines: [string, PipelineConfig][], ready: Rea
     const it = item(pipeline, p, 'source', p.source as unknown, reg.where?.(p.source as never) ?? type);
     const c = ready.checks[`source:${pipeline}`]!;
     if (!c.ok) {
-      findings.push(fail(it.subject, 'reachable', c.lastError ?? 'no answer', [`start the source, or correct pipelines.${pipeline}.source${reg.where ? '.connection (host, port, database, user, password)' : ''}`]));
+      findings.push(fail(it.subject, 'reachable', c.lastError ?? 'no answer', unreachableFix(pipeline, 'source', !!reg.where, c.lastError)));
       continue;
     }
     findings.push(pass(it.subject, 'reachable', `answered in ${c.latencyMs} ms`));
@@ -138,7 +147,7 @@ async function connectorChecks(pipelines: [string, PipelineConfig][], ready: Rea
     const it = item(pipeline, p, 'target', p.target as unknown, reg.where?.(p.target as never) ?? type);
     const c = ready.checks[`target:${pipeline}`]!;
     if (!c.ok) {
-      findings.push(fail(it.subject, 'reachable', c.lastError ?? 'no answer', [`start the target, or correct pipelines.${pipeline}.target${reg.where ? '.connection (host, port, database, user, password)' : ''}`]));
+      findings.push(fail(it.subject, 'reachable', c.lastError ?? 'no answer', unreachableFix(pipeline, 'target', !!reg.where, c.lastError)));
       continue;
     }
     findings.push(pass(it.subject, 'reachable', `answered in ${c.latencyMs} ms`));

@@ -9,6 +9,7 @@ import { registerSource } from '../../../src/core/registry.js';
 import { mariadbSourceSpec } from './spec.js';
 import { MariadbSource, streamIdOf } from './mariadb-source.js';
 import { MariadbSourceMonitor } from './monitor.js';
+import { mariadbSourceDoctor, mariadbWhere } from '../doctor.js';
 
 registerSource({
   type: 'mariadb',
@@ -26,4 +27,6 @@ registerSource({
     const at = `${config.connection.host}:${config.connection.port}/${config.connection.database}`;
     return { kind: 'other', key: `mariadb ${config.connection.host}:${config.connection.port}`, name: `MariaDB at ${at} (pipeline ${pipeline} source)`, codePrefix: 'MARIADB_' };
   },
+  where: (config) => mariadbWhere(config.connection),
+  doctor: mariadbSourceDoctor,
 });
