@@ -3,6 +3,7 @@ import { registerSink } from '../../src/core/registry.js';
 import { MariadbSink } from './sink.js';
 import { mariadbSinkSpec } from './spec.js';
 import { mariadbTargetDoctor, mariadbWhere } from './doctor.js';
+import { mariadbInitTarget } from './init.js';
 
 registerSink({
   type: 'mariadb',
@@ -11,4 +12,5 @@ registerSink({
   create: (cfg, ctx) => new MariadbSink(cfg, { ...ctx, log: ctx.log.child({ sink: 'mariadb', pipeline: ctx.pipeline }) }),
   where: (cfg) => mariadbWhere(cfg.connection),
   doctor: mariadbTargetDoctor,
+  init: mariadbInitTarget,
 });

@@ -75,6 +75,7 @@ import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toPara
 import { pgClientConfig, rawTypes, SESSION_OPTIONS } from './connection.js';
 import { collapseByKey } from '../../src/sink/collapse.js';
 import { pgTargetDoctor, pgWhere } from './doctor-checks.js';
+import { pgInitTarget } from './init.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
@@ -1098,6 +1099,7 @@ registerSink({
   resources: pgSinkResources,
   where: (cfg) => pgWhere(cfg.connection),
   doctor: pgTargetDoctor,
+  init: pgInitTarget,
 });
 
 /** Column types carried by the records themselves (from the source schema), per target table. */

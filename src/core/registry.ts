@@ -10,6 +10,7 @@ import type { Sink } from '../sink/sink.js';
 import type { Source, SourceMonitor } from '../capture/source.js';
 import type { Dependency } from './dependencies.js';
 import type { ResourcesFactory } from './resources.js';
+import type { InitSource, InitTarget } from './init-plan.js';
 import type { DoctorContext, DoctorItem, Finding, SourceDoctorReport, TargetDemand } from '../observe/findings.js';
 
 export interface ConnectorContext {
@@ -39,6 +40,8 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
    * writes with, what two-way sync needs. Each failure with the exact fix. Optional.
    */
   doctor?(items: (DoctorItem<z.infer<S>> & { demands: TargetDemand[] })[], ctx: DoctorContext): Promise<Finding[]>;
+  /** `syncline init --target URL`: the URL schemes it takes and the config block it writes (src/core/init-plan.ts). Optional. */
+  init?: InitTarget;
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
@@ -69,6 +72,8 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
    * exact fix. Returns the tables as found, for the targets' checks. Optional.
    */
   doctor?(items: DoctorItem<z.infer<S>>[], ctx: DoctorContext): Promise<SourceDoctorReport>;
+  /** `syncline init --source URL`: the URL schemes it takes, the tables it proposes, its config block (src/core/init-plan.ts). Optional. */
+  init?: InitSource;
 }
 
 const sinks = new Map<string, SinkRegistration>();
@@ -98,3 +103,18 @@ export function sourceRegistration(type: string): SourceRegistration {
 
 export const registeredSinks = (): SinkRegistration[] => [...sinks.values()];
 export const registeredSources = (): SourceRegistration[] => [...sources.values()];
+
+/** The source connector whose `init` takes URLs of this scheme ('postgres:'), if any. */
+export function sourceForScheme(scheme: string): SourceRegistration | undefined {
+  return [...sources.values()].find((r) => r.init?.schemes.includes(scheme));
+}
+
+/** The sink connector whose `init` takes URLs of this scheme, if any. */
+export function sinkForScheme(scheme: string): SinkRegistration | undefined {
+  return [...sinks.values()].find((r) => r.init?.schemes.includes(scheme));
+}
+
+/** Every scheme `syncline init` takes, for messages. */
+export function initSchemes(side: 'source' | 'target'): string[] {
+  return [...(side === 'source' ? sources : sinks).values()].flatMap((r) => r.init?.schemes ?? []);
+}

@@ -10,6 +10,7 @@ import { mariadbSourceSpec } from './spec.js';
 import { MariadbSource, streamIdOf } from './mariadb-source.js';
 import { MariadbSourceMonitor } from './monitor.js';
 import { mariadbSourceDoctor, mariadbWhere } from '../doctor.js';
+import { mariadbInitSource } from '../init.js';
 
 registerSource({
   type: 'mariadb',
@@ -29,4 +30,5 @@ registerSource({
   },
   where: (config) => mariadbWhere(config.connection),
   doctor: mariadbSourceDoctor,
+  init: mariadbInitSource,
 });

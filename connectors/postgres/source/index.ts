@@ -13,6 +13,7 @@ import { PostgresSource } from './postgres-source.js';
 import { pgSlotName } from '../../../src/core/names.js';
 import { PgSourceMonitor } from '../probe.js';
 import { pgSourceDoctor, pgWhere } from '../doctor-checks.js';
+import { pgInitSource } from '../init.js';
 
 registerSource({
   type: 'postgres',
@@ -30,4 +31,5 @@ registerSource({
   resources: pgSourceResources,
   where: (config) => pgWhere(config.connection),
   doctor: pgSourceDoctor,
+  init: pgInitSource,
 });
