@@ -8,7 +8,7 @@
 import mysql from 'mysql2/promise';
 import { fatal } from '../../src/core/errors.js';
 import { isAvroName } from '../../src/core/avro.js';
-import { configTableName, show, yamlValue, type InitEndpoint, type InitSource, type InitTarget, type TableName, type TablePlan } from '../../src/core/init-plan.js';
+import { avroRenames, configTableName, connectionLines, keyCandidate, parseInitUrl, show, yamlValue, type InitEndpoint, type InitSource, type InitTarget, type TableName, type TablePlan } from '../../src/core/init-plan.js';
 import { errorMessage } from '../../src/core/errors.js';
 import { mariadbOptions, type MariadbConnection } from './connection.js';
 import { quoteIdent } from './ddl.js';
@@ -26,15 +26,7 @@ export interface MariadbUrl {
 
 /** `mariadb://user:password@host:port/database[?ssl=true]` (also mysql://): the database is required. */
 export function parseMariadbUrl(text: string, what: string): MariadbUrl {
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    throw fatal('INIT_ARGUMENT', `${what}: not a URL (expected mariadb://user:password@host:port/database)`);
-  }
-  if (u.protocol !== 'mariadb:' && u.protocol !== 'mysql:') throw fatal('INIT_ARGUMENT', `${what}: expected a mariadb:// or mysql:// URL, got ${u.protocol}//…`);
-  const host = decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1');
-  if (!host) throw fatal('INIT_ARGUMENT', `${what}: the URL names no host (expected mariadb://user:password@host:port/database)`);
+  const { url: u, host } = parseInitUrl(text, what, ['mariadb:', 'mysql:'], 'mariadb://user:password@host:port/database');
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
   if (!database) throw fatal('INIT_ARGUMENT', `${what}: the URL names no database (mariadb://user@host:port/<database>)`);
   for (const k of u.searchParams.keys()) if (k !== 'ssl') throw fatal('INIT_ARGUMENT', `${what}: URL parameter '${k}' is not supported (only ssl=true)`);
@@ -58,7 +50,7 @@ export interface MariadbTableFacts {
 export function planMariadbTable(f: MariadbTableFacts): TablePlan {
   const shown = `${show(f.database)}.${show(f.table)}`;
   const sql = `${quoteIdent(f.database)}.${quoteIdent(f.table)}`;
-  const candidate = [...f.uniqueKeys].sort((a, b) => a.columns.length - b.columns.length || a.index.localeCompare(b.index))[0];
+  const candidate = keyCandidate(f.uniqueKeys);
   const key = f.primaryKey.length > 0 ? f.primaryKey : candidate ? candidate.columns : f.columns.map((c) => c.name);
   const keyFrom = f.primaryKey.length > 0 ? 'primary key' : candidate ? `unique index ${show(candidate.index)}` : 'every column: keep the ones that identify a row';
   const columns = { table: shown, columns: f.columns.map((c) => `${show(c.name)} ${c.columnType}${c.notNull ? ' NOT NULL' : ''}`) };
@@ -75,15 +67,8 @@ export function planMariadbTable(f: MariadbTableFacts): TablePlan {
   if (unsupported.length > 0) return { ...base, key, included: false, addable: false, reason: `${shown} has column${unsupported.length === 1 ? '' : 's'} of a type the MariaDB source cannot carry: ${unsupported.join(', ')}`, fix: [] };
   const reasons: string[] = [];
   const fix: string[] = [];
-  const renames = new Map<string, string>();
-  const taken = new Set(f.columns.map((c) => c.name));
-  for (const col of f.columns.map((c) => c.name).filter((c) => !isAvroName(c))) {
-    let to = col.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(?=[0-9]|$)/, '_');
-    while (taken.has(to)) to += '_';
-    taken.add(to);
-    renames.set(col, to);
-    fix.push(`ALTER TABLE ${sql} RENAME COLUMN ${quoteIdent(col)} TO ${quoteIdent(to)};`);
-  }
+  const renames = avroRenames(f.columns.map((c) => c.name), isAvroName);
+  for (const [col, to] of renames) fix.push(`ALTER TABLE ${sql} RENAME COLUMN ${quoteIdent(col)} TO ${quoteIdent(to)};`);
   if (renames.size > 0) reasons.push(`has column${renames.size === 1 ? '' : 's'} ${[...renames.keys()].map(show).join(', ')} that ${renames.size === 1 ? 'is not a valid Avro field name' : 'are not valid Avro field names'} ([A-Za-z_][A-Za-z0-9_]*)`);
   if (f.primaryKey.length === 0 && !candidate) reasons.push('has no primary key and no unique index on NOT NULL columns');
   const renamedKey = key.map((k) => renames.get(k) ?? k);
@@ -151,13 +136,7 @@ function endpoint(u: MariadbUrl, role: 'source' | 'target'): MariadbEndpoint {
     targetTable: (t) => ({ schema: u.database, table: t.table }),
     lines: (passwordVar) => [
       '      type: mariadb',
-      '      connection:',
-      `        host: ${yamlValue(u.host)}`,
-      `        port: ${u.port}`,
-      `        database: ${yamlValue(u.database)}`,
-      `        user: ${yamlValue(u.user)}`,
-      ...(passwordVar ? [`        password: \${${passwordVar}}`] : []),
-      ...(u.ssl ? ['        ssl: true'] : []),
+      ...connectionLines(u, passwordVar),
       ...(role === 'source'
         ? [
             '      # Reads the binlog (log_bin, binlog_format=ROW, binlog_row_image=FULL) as a replica: the account needs',

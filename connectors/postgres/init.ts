@@ -7,7 +7,7 @@
 import { fatal } from '../../src/core/errors.js';
 import { decideKey } from '../../src/capture/table-key.js';
 import { isAvroName } from '../../src/core/avro.js';
-import { configTableName, show, yamlValue, type InitEndpoint, type InitSource, type InitTarget, type TablePlan } from '../../src/core/init-plan.js';
+import { avroRenames, configTableName, connectionLines, keyCandidate, parseInitUrl, show, yamlValue, type InitEndpoint, type InitSource, type InitTarget, type TablePlan } from '../../src/core/init-plan.js';
 import { describeTables, sqlIdent, sqlTable, type TableFacts } from './introspect.js';
 import { PgProbe } from './probe.js';
 
@@ -29,15 +29,7 @@ export interface PgUrl {
  * error for anything else.
  */
 export function parsePgUrl(text: string, what: string): PgUrl {
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    throw fatal('INIT_ARGUMENT', `${what}: not a URL (expected postgres://user:password@host:port/database)`);
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw fatal('INIT_ARGUMENT', `${what}: expected a postgres:// or postgresql:// URL, got ${u.protocol}//…`);
-  const host = decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1');
-  if (!host) throw fatal('INIT_ARGUMENT', `${what}: the URL names no host (expected postgres://user:password@host:port/database)`);
+  const { url: u, host } = parseInitUrl(text, what, ['postgres:', 'postgresql:'], 'postgres://user:password@host:port/database');
   const user = decodeURIComponent(u.username) || 'postgres';
   const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || user;
   const port = u.port ? Number(u.port) : 5432;
@@ -63,7 +55,7 @@ export function showUrl(u: PgUrl): string {
 export function planTable(f: TableFacts): TablePlan {
   const name = configTableName(f.schema, f.table);
   const shown = `${show(f.schema)}.${show(f.table)}`;
-  const candidate = [...f.uniqueKeys].sort((a, b) => a.columns.length - b.columns.length || a.index.localeCompare(b.index))[0];
+  const candidate = keyCandidate(f.uniqueKeys);
   // Generated columns are not published (PostgreSQL 15): neither keys nor schema fields.
   const published = f.columns.filter((c) => !c.generated).map((c) => c.name);
   const sourceKey = f.primaryKey.length > 0 ? f.primaryKey : candidate ? candidate.columns : published;
@@ -77,15 +69,8 @@ export function planTable(f: TableFacts): TablePlan {
   const reasons: string[] = [];
   const fix: string[] = [];
   // Column names become Avro field names, which cannot hold other characters: rename on the source.
-  const renames = new Map<string, string>();
-  const taken = new Set(f.columns.map((c) => c.name));
-  for (const col of published.filter((c) => !isAvroName(c))) {
-    let to = col.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(?=[0-9]|$)/, '_');
-    while (taken.has(to)) to += '_';
-    taken.add(to);
-    renames.set(col, to);
-    fix.push(`ALTER TABLE ${sqlTable(f)} RENAME COLUMN ${sqlIdent(col)} TO ${sqlIdent(to)};`);
-  }
+  const renames = avroRenames(published, isAvroName, f.columns.map((c) => c.name));
+  for (const [col, to] of renames) fix.push(`ALTER TABLE ${sqlTable(f)} RENAME COLUMN ${sqlIdent(col)} TO ${sqlIdent(to)};`);
   if (renames.size > 0) reasons.push(`has column${renames.size === 1 ? '' : 's'} ${[...renames.keys()].map(show).join(', ')} that ${renames.size === 1 ? 'is not a valid Avro field name' : 'are not valid Avro field names'} ([A-Za-z_][A-Za-z0-9_]*)`);
   if (f.primaryKey.length > 0) {
     const identityOk = f.replicaIdentity === 'd' || f.replicaIdentity === 'f' || (f.replicaIdentity === 'i' && sameColumns(f.identityIndex, f.primaryKey));
@@ -106,20 +91,6 @@ export function planTable(f: TableFacts): TablePlan {
 
 const sameColumns = (a: string[], b: string[]) => a.length === b.length && a.every((c) => b.includes(c));
 
-function connection(c: PgUrl, passwordVar: string | undefined): string[] {
-  return [
-    '      connection:',
-    `        host: ${yamlValue(c.host)}`,
-    `        port: ${c.port}`,
-    `        database: ${yamlValue(c.database)}`,
-    `        user: ${yamlValue(c.user)}`,
-    ...(passwordVar ? [`        password: \${${passwordVar}}`] : []),
-    ...(c.ssl ? ['        ssl: true'] : []),
-    ...(c.ssl && !c.sslVerify ? ['        sslVerify: false   # sslmode=require: encrypted, the certificate not verified'] : []),
-  ];
-}
-
-
 type PgEndpoint = InitEndpoint & { url: PgUrl };
 
 function endpoint(u: PgUrl, role: 'source' | 'target'): PgEndpoint {
@@ -133,7 +104,8 @@ function endpoint(u: PgUrl, role: 'source' | 'target'): PgEndpoint {
       const slot = `syncline_${pipeline.replace(/-/g, '_')}`;
       return [
         '      type: postgres',
-        ...connection(u, passwordVar),
+        ...connectionLines(u, passwordVar),
+        ...(u.ssl && !u.sslVerify ? ['        sslVerify: false   # sslmode=require: encrypted, the certificate not verified'] : []),
         ...(role === 'source'
           ? [
               '      # The replication slot and the publication are created at the first start when missing',

@@ -8,6 +8,7 @@
 
 import { parse as parseYaml } from 'yaml';
 import { formatTableName } from './names.js';
+import { fatal } from './errors.js';
 
 /** A table the config names as `schema.table` (MariaDB: database.table). */
 export interface TableName {
@@ -93,3 +94,51 @@ export function configTableName(schema: string, table: string): string | null {
   return formatTableName({ schema, table });
 }
 
+
+/**
+ * A connection URL of one of `protocols` ('postgres:'), with its host: throws INIT_ARGUMENT naming
+ * `what` (--source) and the expected form for anything else.
+ */
+export function parseInitUrl(text: string, what: string, protocols: string[], example: string): { url: URL; host: string } {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw fatal('INIT_ARGUMENT', `${what}: not a URL (expected ${example})`);
+  }
+  if (!protocols.includes(url.protocol)) throw fatal('INIT_ARGUMENT', `${what}: expected a ${protocols.map((p) => `${p}//`).join(' or ')} URL, got ${url.protocol}//…`);
+  const host = decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, '$1');
+  if (!host) throw fatal('INIT_ARGUMENT', `${what}: the URL names no host (expected ${example})`);
+  return { url, host };
+}
+
+/** Column names Avro cannot carry, each with a name free among them and `others` (`order no` → `order_no`), in column order. */
+export function avroRenames(columns: string[], isValid: (name: string) => boolean, others: string[] = []): Map<string, string> {
+  const renames = new Map<string, string>();
+  const taken = new Set([...columns, ...others]);
+  for (const col of columns.filter((c) => !isValid(c))) {
+    let to = col.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(?=[0-9]|$)/, '_');
+    while (taken.has(to)) to += '_';
+    taken.add(to);
+    renames.set(col, to);
+  }
+  return renames;
+}
+
+/** The unique index a table without a primary key is keyed by: the fewest columns, then by name. */
+export function keyCandidate<T extends { index: string; columns: string[] }>(uniqueKeys: T[]): T | undefined {
+  return [...uniqueKeys].sort((a, b) => a.columns.length - b.columns.length || a.index.localeCompare(b.index))[0];
+}
+
+/** The `connection:` block of a config (host, port, database, user, the password as `${passwordVar}`, ssl), indented for a source/target block. */
+export function connectionLines(c: { host: string; port: number; database: string; user: string; ssl: boolean }, passwordVar: string | undefined): string[] {
+  return [
+    '      connection:',
+    `        host: ${yamlValue(c.host)}`,
+    `        port: ${c.port}`,
+    `        database: ${yamlValue(c.database)}`,
+    `        user: ${yamlValue(c.user)}`,
+    ...(passwordVar ? [`        password: \${${passwordVar}}`] : []),
+    ...(c.ssl ? ['        ssl: true'] : []),
+  ];
+}
