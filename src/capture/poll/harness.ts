@@ -25,10 +25,13 @@ export class MemoryOffsets implements OffsetStore {
 
 export class MemoryHandler implements CaptureHandler {
   readonly changes: ChangeEvent[] = [];
+  /** Changes by op (kept or not). */
+  readonly counts: Record<string, number> = {};
   commits: string[] = [];
   stopped = false;
   resumed = false;
-  constructor(readonly offsets: MemoryOffsets, private readonly source: Source) {}
+  /** `keep: false`: count the changes only (a large scan's memory is the source's, not this list's). */
+  constructor(readonly offsets: MemoryOffsets, private readonly source: Source, private readonly keep = true, private readonly onChange?: (e: ChangeEvent) => void) {}
   running(): void {}
   async resuming(): Promise<void> {
     this.resumed = true;
@@ -36,7 +39,9 @@ export class MemoryHandler implements CaptureHandler {
   async columns(_s: string, _t: string, _c: SourceColumn[]): Promise<void> {}
   begin(): void {}
   async change(e: ChangeEvent): Promise<void> {
-    this.changes.push(e);
+    this.counts[e.op] = (this.counts[e.op] ?? 0) + 1;
+    if (this.keep) this.changes.push(e);
+    this.onChange?.(e);
   }
   commit(end: string): void {
     this.commits.push(end);
