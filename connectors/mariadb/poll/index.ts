@@ -1,7 +1,7 @@
 /**
  * Registers `mariadb-poll`: MariaDB/MySQL tables or views polled through plain SQL (SELECT only, no
  * binlog), tracked by timestamp, version or content hash (src/capture/poll/; modes and what each can
- * see: connectors/postgres/poll/README.md). It creates nothing on the server, so it has no `resources`.
+ * see: src/capture/poll/README.md). It creates nothing on the server, so it has no `resources`.
  */
 import { z } from 'zod';
 import type mysql from 'mysql2/promise';
@@ -20,7 +20,7 @@ export const mariadbPollSpec = z
     ...pollSourceFields,
   })
   .strict()
-  .describe('MariaDB/MySQL tables or views polled through plain SQL (SELECT rights only, no binlog), changes found by timestamp, version or content hash (connectors/postgres/poll/README.md).');
+  .describe('MariaDB/MySQL tables or views polled through plain SQL (SELECT rights only, no binlog), changes found by timestamp, version or content hash (src/capture/poll/README.md).');
 
 export const mariadbPollStreamId = (pipeline: string): string => `mariadb_poll_${pipeline.replace(/-/g, '_')}`;
 

@@ -1,7 +1,7 @@
 /**
  * Registers `postgres-poll`: PostgreSQL tables, views or queries polled through plain SQL (no
  * replication rights), tracked by timestamp, version or content hash (src/capture/poll/, modes in
- * its README section: connectors/postgres/poll/README.md). It creates nothing on the server, so it has no `resources`.
+ * src/capture/poll/README.md). It creates nothing on the server, so it has no `resources`.
  */
 import { z } from 'zod';
 import { registerSource } from '../../../src/core/registry.js';
@@ -19,7 +19,7 @@ export const pgPollSpec = z
     ...pollSourceFields,
   })
   .strict()
-  .describe('PostgreSQL tables, views or queries polled through plain SQL (SELECT rights only), changes found by timestamp, version or content hash (connectors/postgres/poll/README.md).');
+  .describe('PostgreSQL tables, views or queries polled through plain SQL (SELECT rights only), changes found by timestamp, version or content hash (src/capture/poll/README.md).');
 
 export type PgPollConfig = z.infer<typeof pgPollSpec>;
 

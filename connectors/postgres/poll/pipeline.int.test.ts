@@ -18,7 +18,8 @@ import '../../index.js';
 import { parseConfig } from '../../../src/core/config/load.js';
 import { Runtime } from '../../../src/runtime.js';
 import { rowHash } from '../../../src/core/hash.js';
-import type { Row } from '../../../src/core/envelope.js';
+import { positionToBigInt, type Row } from '../../../src/core/envelope.js';
+import type { Source } from '../../../src/capture/source.js';
 import { PostgresSink } from '../sink.js';
 import { createDb, deleteTopics, dropDb, PG, uid, waitFor } from '../../../test/helpers.js';
 
@@ -128,6 +129,15 @@ test('a pipeline polling PostgreSQL converges on a PostgreSQL target through con
   assert.equal(capture.snapshotRows, 0, `the restart read no table as a snapshot: ${JSON.stringify(capture)}`);
   assert.ok(ok.si.count > 300 && ok.se.count >= 200, JSON.stringify(ok));
   assert.equal(rt!.pipelines[0]!.applier!.stats.deadLettered, 0);
+  // The real capture stage acknowledges passes that change nothing: confirmed reaches position()
+  // (what a bounded run waits for) twice in a row with no write at all.
+  const source = (rt!.pipelines[0]!.capture as unknown as { source: Source }).source;
+  const produced = rt!.pipelines[0]!.capture!.stats.produced;
+  for (let i = 0; i < 2; i++) {
+    const target = await source.position!();
+    await Promise.race([waitFor(`confirmed to reach ${target}`, async () => source.confirmed !== '' && positionToBigInt(source.confirmed) >= positionToBigInt(target), 30_000, 50), life.ended]);
+  }
+  assert.equal(rt!.pipelines[0]!.capture!.stats.produced, produced, 'idle passes produced nothing');
   await rt!.stop();
   await life.done;
 });
