@@ -74,10 +74,15 @@ test(`hash mode over ${ROWS} rows: flat memory, and a second pass fetches only c
   assert.equal(handler.counts.r, ROWS);
   const rate = Math.round(ROWS / (firstMs / 1000));
 
-  // A few changes spread over the key range: only their chunks are fetched.
+  // A few changes spread over the key range (one transaction): only their chunks are fetched.
+  const [read, checked] = [source.stats.chunksRead, source.stats.chunksChecked];
   await sql(db, `update big set name = name || '!' where id % 50000 = 7; delete from big where id % 100000 = 11; insert into big values (${ROWS + 1}, 'new', 1, now(), 'x')`);
   const secondStart = Date.now();
   await passEnd();
+  // 10 updated rows (ids 7, 50007, …: chunks 0, 10, …, 90), 5 deleted (ids 11, 100011, …: chunks 0, 20, …, 80) and
+  // 1 inserted (the open last chunk): 11 chunks differ; no other chunk is fetched.
+  assert.equal(source.stats.chunksRead - read, 11, 'only the chunks whose digest changed are read');
+  assert.ok(source.stats.chunksChecked - checked >= 101, 'every chunk\'s digest was compared');
   const secondMs = Date.now() - secondStart;
   assert.equal(handler.counts.u, ROWS / 50000, 'updates found');
   assert.equal(handler.counts.d, ROWS / 100000, 'deletes found');

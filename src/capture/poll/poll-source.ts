@@ -120,6 +120,8 @@ export class PollSource implements Source {
   private loop?: Promise<void>;
   private storing: Promise<void> = Promise.resolve();
   private firstPass = '';
+  /** Counters since start: passes acknowledged, hash chunks whose digest was compared, and chunks read because it differed. */
+  readonly stats = { passes: 0, chunksChecked: 0, chunksRead: 0, changes: 0 };
 
   constructor(private readonly dialect: PollDialect, private readonly o: PollOptions) {
     this.batchSize = o.batchSize;
@@ -250,6 +252,8 @@ export class PollSource implements Source {
       return; // not acknowledged (Kafka unavailable while stopping): the pass is read again
     }
     this.state = { pass: n, begun: Math.max(this.state.begun, n), tables: next };
+    this.stats.passes++;
+    this.stats.changes += changes;
     if (!this.firstPass) this.firstPass = end;
     this.inPass = 0;
     await this.store();
@@ -306,8 +310,12 @@ export class PollSource implements Source {
       }
       const chunks: ChunkMeta[] = [];
       for (const c of prev.chunks) {
+        this.stats.chunksChecked++;
         if (await this.chunkUnchanged(t, c)) chunks.push(c);
-        else chunks.push(...(await this.scanRange(t, ctx, c, t.files.read(c.file), true)));
+        else {
+          this.stats.chunksRead++;
+          chunks.push(...(await this.scanRange(t, ctx, c, t.files.read(c.file), true)));
+        }
       }
       return { ...base, chunks };
     }
@@ -320,6 +328,13 @@ export class PollSource implements Source {
       return { ...base, watermark: max === null || max === undefined ? null : stringifyTagged(max) };
     }
     return { ...base, watermark: await this.changedSince(t, ctx, prev.watermark) };
+  }
+
+  /** Key ranges and keyset pages compare keys in SQL, where NULL compares as unknown: a NULL key would end a page early. */
+  private checkKey(t: Tracked, rawKey: unknown[]): void {
+    if (rawKey.some((v) => v === null || v === undefined)) {
+      throw fatal('POLL_KEY_NULL', `pipeline ${this.o.pipeline}: ${t.name} has a row whose key (${t.rel.key.join(', ')}) is NULL: a polled table's key columns must never be NULL (tables[].key)`);
+    }
   }
 
   private colExpr(t: Tracked): string {
@@ -384,6 +399,7 @@ export class PollSource implements Source {
       const rows = await this.dialect.query(sql, params);
       for (const row of rows) {
         const rawKey = t.keyIdx.map((i) => row[i]);
+        this.checkKey(t, rawKey);
         const kt = stringifyTagged(rawKey);
         const h = String(row[hashIdx]);
         if (old) {
@@ -441,7 +457,9 @@ export class PollSource implements Source {
       const sql = `SELECT ${this.selectList(t)} FROM ${t.rel.from} WHERE ${where.join(' AND ')} ORDER BY ${order.map((c) => `${ALIAS}.${this.dialect.id(c.name)}`).join(', ')} LIMIT ${this.o.pageSize}`;
       const rows = await this.dialect.query(sql, params);
       for (const row of rows) {
-        const kt = stringifyTagged(t.keyIdx.map((i) => row[i]));
+        const rawKey = t.keyIdx.map((i) => row[i]);
+        this.checkKey(t, rawKey);
+        const kt = stringifyTagged(rawKey);
         const h = String(row[hashIdx]);
         if (t.seen?.get(kt) !== h) await this.emit(t, ctx, 'u', row);
         if (keepSeen) {
