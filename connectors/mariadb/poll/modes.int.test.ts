@@ -79,7 +79,7 @@ test('MariaDB: timestamp overlap, version under concurrent writers, hash deletes
 
   const r = await start(db, stateDir, {
     [`${db}.ts`]: { mode: 'timestamp', column: 'updated_at', overlapMs: 3000 },
-    [`${db}.vt`]: { mode: 'version', column: 'version' },
+    [`${db}.vt`]: { mode: 'version', column: 'version', overlap: 100 }, // versions are taken before commit, by concurrent writers
     [`${db}.ht`]: { mode: 'hash', chunkSize: 10 },
   });
   await nextPass(r);

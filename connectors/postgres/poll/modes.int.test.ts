@@ -149,7 +149,7 @@ test('version mode under concurrent writers: every row converges; hard deletes a
     create trigger vt_bump before update on vt for each row execute function bump();
     insert into vt (id, v, n) select g, 'v' || g, 0 from generate_series(1, 50) g;`);
   const offsets = new MemoryOffsets();
-  const r = await start(db, offsets, stateDir, { 'public.vt': { mode: 'version', column: 'version', overlap: 0 } });
+  const r = await start(db, offsets, stateDir, { 'public.vt': { mode: 'version', column: 'version', overlap: 100 } });
   let stopWriters = false;
   const writer = async (w: number) => {
     for (let i = 0; !stopWriters; i++) {

@@ -120,6 +120,8 @@ export class PollSource implements Source {
   private loop?: Promise<void>;
   private storing: Promise<void> = Promise.resolve();
   private firstPass = '';
+  private markRestored!: () => void;
+  private readonly restored = new Promise<void>((resolve) => (this.markRestored = resolve));
   /** Counters since start: passes acknowledged, hash chunks whose digest was compared, and chunks read because it differed. */
   readonly stats = { passes: 0, chunksChecked: 0, chunksRead: 0, changes: 0 };
 
@@ -132,8 +134,12 @@ export class PollSource implements Source {
     return this.acked === 0n ? '' : bigIntToPosition(this.acked);
   }
 
-  /** The end of the next complete pass (the one after the running pass, if any). */
+  /**
+   * The end of the next complete pass (the one after the running pass, if any). Asked before run()
+   * has read the stored state, it waits for it: the stored passes' numbers are what it must exceed.
+   */
   async position(): Promise<string> {
+    await this.restored;
     const base = this.inPass > 0 ? this.inPass : Math.max(this.state.pass, this.state.begun);
     return passPosition(base + 1, PASS_END);
   }
@@ -177,6 +183,7 @@ export class PollSource implements Source {
     this.handler = handler;
     const stored = await handler.offsets.read(this.o.streamId);
     this.restore(stored);
+    this.markRestored();
     handler.running();
     if (stored) await handler.resuming();
     this.loop = this.passes();
