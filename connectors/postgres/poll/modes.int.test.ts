@@ -257,7 +257,8 @@ test('a view and a query are polled with a configured key; position() is reached
   await nextPass(r);
   const ofTable = (table: string) => r.handler.changes.filter((e) => e.source.table === table);
   assert.equal(ofTable('visible').filter((e) => e.op === 'd').length, 3, 'rows leaving the view are deletes (hash)');
-  assert.equal(ofTable('q').find((e) => e.op === 'u' && e.after?.id === 10)?.after?.v, 'CHANGED');
+  // The last change of row 10 (the first incremental pass after the snapshot also re-reads its overlap).
+  assert.equal(ofTable('q').filter((e) => e.op === 'u' && e.after?.id === 10).at(-1)?.after?.v, 'CHANGED');
   for (let i = 0; i < 3; i++) {
     const n = r.handler.changes.length;
     await nextPass(r);
