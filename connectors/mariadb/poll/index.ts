@@ -1,13 +1,14 @@
 /**
  * Registers `mariadb-poll`: MariaDB/MySQL tables or views polled through plain SQL (SELECT only, no
  * binlog), tracked by timestamp, version or content hash (src/capture/poll/; modes and what each can
- * see: src/capture/poll/README.md). It creates nothing on the server, so it has no `resources`.
+ * see: src/capture/poll/README.md). It creates nothing on the server; `resources` lists its local state directory.
  */
 import { z } from 'zod';
 import type mysql from 'mysql2/promise';
 import { registerSource } from '../../../src/core/registry.js';
 import { pollSourceFields } from '../../../src/capture/poll/spec.js';
 import { PollSource } from '../../../src/capture/poll/poll-source.js';
+import { pollStateResources } from '../../../src/capture/poll/resources.js';
 import type { SourceMonitor } from '../../../src/capture/source.js';
 import { mariadbConnectionSpec, type MariadbConnection } from '../connection.js';
 import { connectMysql, where } from '../source/prepare.js';
@@ -56,6 +57,8 @@ registerSource({
   spec: mariadbPollSpec,
   create: (config, ctx) => new PollSource(new MariadbPollDialect(config.connection, ctx.pipeline, (m) => ctx.log.warn(m)), { ...config, pipeline: ctx.pipeline, log: ctx.log, streamId: mariadbPollStreamId(ctx.pipeline) }),
   streamId: (_config, pipeline) => mariadbPollStreamId(pipeline),
+  // Hash mode's chunk files on this machine (nothing is created on the server).
+  resources: (config, ctx) => pollStateResources(config.stateDir, mariadbPollStreamId(ctx.pipeline)),
   dependency: (config, pipeline) => {
     const at = `${config.connection.host}:${config.connection.port}/${config.connection.database}`;
     return { kind: 'other', key: `mariadb ${config.connection.host}:${config.connection.port}`, name: `MariaDB at ${at} (pipeline ${pipeline} source)`, codePrefix: 'MARIADB_' };

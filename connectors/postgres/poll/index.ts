@@ -1,13 +1,14 @@
 /**
  * Registers `postgres-poll`: PostgreSQL tables, views or queries polled through plain SQL (no
  * replication rights), tracked by timestamp, version or content hash (src/capture/poll/, modes in
- * src/capture/poll/README.md). It creates nothing on the server, so it has no `resources`.
+ * src/capture/poll/README.md). It creates nothing on the server; `resources` lists its local state directory.
  */
 import { z } from 'zod';
 import { registerSource } from '../../../src/core/registry.js';
 import { postgresDependency } from '../../../src/core/dependencies.js';
 import { pollSourceFields } from '../../../src/capture/poll/spec.js';
 import { PollSource } from '../../../src/capture/poll/poll-source.js';
+import { pollStateResources } from '../../../src/capture/poll/resources.js';
 import { pgConnectionSpec } from '../spec.js';
 import { PgProbe, pingMonitor } from '../probe.js';
 import { PgPollDialect } from './dialect.js';
@@ -31,6 +32,8 @@ registerSource({
   spec: pgPollSpec,
   create: (config, ctx) => new PollSource(new PgPollDialect(config.connection, ctx.pipeline), { ...config, pipeline: ctx.pipeline, log: ctx.log, streamId: pgPollStreamId(ctx.pipeline) }),
   streamId: (_config, pipeline) => pgPollStreamId(pipeline),
+  // Hash mode's chunk files on this machine (nothing is created on the server).
+  resources: (config, ctx) => pollStateResources(config.stateDir, pgPollStreamId(ctx.pipeline)),
   dependency: (config, pipeline) => postgresDependency(config.connection, pipeline, 'source'),
   monitor: (config, timeoutMs) => pingMonitor(new PgProbe(config.connection, timeoutMs)),
 });
