@@ -266,3 +266,43 @@ test('a view and a query are polled with a configured key; position() is reached
   }
   await stop(r);
 });
+
+test('a pass cut short (its changes handed on, the pass never acknowledged) is never numbered again, even with pass numbers ahead of the clock', async (t) => {
+  const { db, pool, stateDir } = await withDb(t);
+  await pool.query(`create table ct (id int primary key, v text); insert into ct select g, 'v' || g from generate_series(1, 10) g`);
+  const offsets = new MemoryOffsets();
+  const tables = { 'public.ct': pollTableSpec.parse({ mode: 'hash', chunkSize: 10 }) };
+  const make = () => new PollSource(new PgPollDialect({ ...PG, database: db, ssl: false, sslVerify: true }, 'poll-test'), {
+    pipeline: 'poll-test', log, streamId: 'crash', intervalMs: 5, pageSize: 100, stateDir, tables, batchSize: 100, lingerMs: 0,
+  });
+  let crash = false;
+  const s1 = make();
+  const h1 = new MemoryHandler(offsets, s1, true, () => {
+    if (crash) throw new Error('killed after the change was handed on');
+  });
+  await s1.connect();
+  await s1.describe([{ source: 'public.ct' }]);
+  const done1 = s1.run(h1);
+  done1.catch(() => undefined);
+  // Passes every few ms: their numbers run ahead of the clock (seconds since the epoch).
+  const passOf = (p: string) => Number(positionToBigInt(p) >> 32n);
+  await waitFor('pass numbers ahead of the clock', async () => s1.confirmed !== '' && passOf(s1.confirmed) > Date.now() / 1000 + 5, 30_000, 20);
+  crash = true;
+  await pool.query(`update ct set v = 'x' where id = 3`);
+  await assert.rejects(done1, /killed after the change/);
+  const cut = passOf(h1.changes.at(-1)!.source.commitPos);
+  assert.ok(cut > passOf(s1.confirmed), 'the cut pass was not acknowledged');
+  await s1.stop();
+
+  const s2 = make();
+  const h2 = new MemoryHandler(offsets, s2);
+  await s2.connect();
+  await s2.describe([{ source: 'public.ct' }]);
+  const done2 = s2.run(h2);
+  await waitFor('the change again', async () => h2.changes.length > 0, 30_000, 20);
+  await s2.quiesce();
+  await s2.stop();
+  await done2;
+  assert.equal(h2.changes[0]!.after?.v, 'x');
+  assert.ok(passOf(h2.changes[0]!.source.commitPos) > cut, `the change is emitted again in a later pass (${passOf(h2.changes[0]!.source.commitPos)} > ${cut}), above what Kafka may hold of the cut pass`);
+});
