@@ -306,3 +306,23 @@ test('a pass cut short (its changes handed on, the pass never acknowledged) is n
   assert.equal(h2.changes[0]!.after?.v, 'x');
   assert.ok(passOf(h2.changes[0]!.source.commitPos) > cut, `the change is emitted again in a later pass (${passOf(h2.changes[0]!.source.commitPos)} > ${cut}), above what Kafka may hold of the cut pass`);
 });
+
+test('ALTER TABLE while polling: the stage is told the new columns and the next pass reads them (hash and timestamp)', async (t) => {
+  const { db, pool, stateDir } = await withDb(t);
+  await pool.query(`create table al (id int primary key, v text, updated_at timestamptz not null default clock_timestamp());
+    insert into al (id, v) select g, 'v' || g from generate_series(1, 12) g;
+    create table al2 (id int primary key, v text); insert into al2 select g, 'w' || g from generate_series(1, 12) g;`);
+  const r = await start(db, new MemoryOffsets(), stateDir, { 'public.al': { mode: 'timestamp', column: 'updated_at' }, 'public.al2': { mode: 'hash', chunkSize: 10 } });
+  await nextPass(r);
+  await pool.query(`alter table al add column extra text default 'd'; alter table al2 add column extra int default 7; update al set v = 'after', updated_at = clock_timestamp() where id = 1`);
+  await nextPass(r);
+  assert.deepEqual(r.handler.columnChanges.sort(), ['public.al2: id, v, extra', 'public.al: id, v, updated_at, extra']);
+  const last = (table: string, id: number) => r.handler.changes.filter((e) => e.source.table === table && e.after?.id === id).at(-1)!.after!;
+  assert.deepEqual(last('al', 1), { ...last('al', 1), v: 'after', extra: 'd' });
+  assert.equal(last('al2', 5).extra, 7, 'hash mode: every row emitted again with the new column');
+  await pool.query(`alter table al2 drop column v`);
+  await nextPass(r);
+  assert.ok(!('v' in last('al2', 5)), 'a dropped column is gone from the next pass');
+  await stop(r);
+  assertConverged(liveRows(applyChanges(r.handler.changes.filter((e) => e.source.table === 'al2'), ['id'])), await tableRows(db, 'public.al2', ['id']));
+});

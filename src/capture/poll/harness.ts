@@ -36,7 +36,11 @@ export class MemoryHandler implements CaptureHandler {
   async resuming(): Promise<void> {
     this.resumed = true;
   }
-  async columns(_s: string, _t: string, _c: SourceColumn[]): Promise<void> {}
+  /** columns() calls: 'schema.table: a, b, c'. */
+  readonly columnChanges: string[] = [];
+  async columns(s: string, t: string, c: SourceColumn[]): Promise<void> {
+    this.columnChanges.push(`${s}.${t}: ${c.map((x) => x.name).join(', ')}`);
+  }
   begin(): void {}
   async change(e: ChangeEvent): Promise<void> {
     this.counts[e.op] = (this.counts[e.op] ?? 0) + 1;

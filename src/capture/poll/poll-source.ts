@@ -82,6 +82,7 @@ export interface PollState {
 
 interface Tracked {
   name: string;
+  req: TableRequest;
   rel: PollRelation;
   cfg: PollTableConfig;
   files: ChunkFiles;
@@ -172,7 +173,7 @@ export class PollSource implements Source {
         throw fatal('POLL_COLUMN_UNKNOWN', `pipeline ${this.o.pipeline}: source.tables.${req.source}.column '${cfg.column}' is not a column of ${req.source} (columns: ${names.join(', ')})`);
       }
       const name = formatTableName(rel);
-      this.tracked.push({ name, rel, cfg, colIdx, keyIdx: rel.key.map((k) => names.indexOf(k)), files: new ChunkFiles(join(this.o.stateDir, this.o.streamId, encodeURIComponent(name))) });
+      this.tracked.push({ name, req, rel, cfg, colIdx, keyIdx: rel.key.map((k) => names.indexOf(k)), files: new ChunkFiles(join(this.o.stateDir, this.o.streamId, encodeURIComponent(name))) });
     }
     return this.tracked.map((t) => ({ schema: t.rel.schema, table: t.rel.table, key: t.rel.key, columns: t.rel.columns }));
   }
@@ -220,7 +221,15 @@ export class PollSource implements Source {
   private async passes(): Promise<void> {
     try {
       while (!this.stopping) {
-        await this.pass();
+        try {
+          await this.pass();
+        } catch (err) {
+          // An ALTER TABLE between a pass's describe and its reads fails the read (a dropped column):
+          // when a table's columns changed meanwhile, the pass is run again with them, else it fails.
+          if (err instanceof Stopped || !(await this.columnsChanged())) throw err;
+          this.o.log.info({ err: errorMessage(err) }, 'poll.pass.retry: a table changed while it was read; the pass runs again');
+          continue;
+        }
         if (this.stopping) break;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.o.intervalMs);
@@ -305,7 +314,34 @@ export class PollSource implements Source {
 
   // ------------------------------------------------------------------ tables
 
+  /**
+   * The table's columns as the database describes them now (a few catalog queries per pass): after an
+   * ALTER TABLE the stage registers the new schema version and this pass reads the new columns.
+   */
+  private async refresh(t: Tracked): Promise<boolean> {
+    const rel = await this.dialect.describe(t.req, t.cfg.query, this.o.pipeline);
+    const sig = (cols: SourceColumn[]) => cols.map((c) => `${c.name}:${c.type.kind}:${c.type.pgType}`).join(',');
+    if (sig(rel.columns) === sig(t.rel.columns)) return false;
+    const names = rel.columns.map((c) => c.name);
+    const colIdx = t.cfg.column === undefined ? -1 : names.indexOf(t.cfg.column);
+    if (t.cfg.mode !== 'hash' && colIdx < 0) throw fatal('POLL_COLUMN_UNKNOWN', `pipeline ${this.o.pipeline}: tracking column '${t.cfg.column}' of ${t.name} is gone (columns now: ${names.join(', ')})`);
+    await this.handler.columns(rel.schema, rel.table, rel.columns);
+    this.o.log.info({ table: t.name, columns: names }, 'poll.columns.changed: the table\'s columns changed; read with the new ones from this pass on');
+    t.rel = rel;
+    t.colIdx = colIdx;
+    t.keyIdx = rel.key.map((k) => names.indexOf(k));
+    t.seen = undefined;
+    return true;
+  }
+
+  private async columnsChanged(): Promise<boolean> {
+    let changed = false;
+    for (const t of this.tracked) if (await this.refresh(t)) changed = true;
+    return changed;
+  }
+
   private async pollTable(t: Tracked, ctx: PassCtx): Promise<PollTableState> {
+    await this.refresh(t);
     const prev = this.state.tables[t.name];
     const base = { mode: t.cfg.mode, ...(t.cfg.column !== undefined ? { column: t.cfg.column } : {}), ...(t.cfg.query !== undefined ? { query: t.cfg.query } : {}) };
     if (t.cfg.mode === 'hash') {
