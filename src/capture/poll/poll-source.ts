@@ -33,6 +33,9 @@
  *    and digest are unchanged is not read. A changed chunk is read in key order by pages and compared
  *    with its file of (key, hash): new keys 'c', changed 'u', missing keys 'd'. A chunk that grows past
  *    chunkSize is split. Memory: one page, one chunk file, never the table.
+ *  - Each pass describes its tables first: after an ALTER TABLE the stage registers the new schema
+ *    version (handler.columns) and the pass reads the new columns; a pass that fails because a table
+ *    changed under it runs again.
  *  - The first pass of a table (no stored state, its mode/column/query changed, or its chunk files are
  *    gone) is a snapshot: every row 'r' in key order, then the table's end marker 'm', so the sink
  *    deletes target rows the snapshot did not see. timestamp/version take the column's max before the
