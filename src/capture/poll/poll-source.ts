@@ -50,6 +50,7 @@ import { errorMessage, fatal } from '../../core/errors.js';
 import { canonicalTableName, formatTableName } from '../../core/names.js';
 import { parseTagged, stringifyTagged } from '../../core/tagged-json.js';
 import { ALIAS, type PollDialect, type PollRelation } from './dialect.js';
+import { digestQuery, keyPageQuery, trackedPageQuery } from './queries.js';
 import { ChunkFiles, digestOf, type ChunkMeta } from './chunks.js';
 import { pollTableSpec, type PollTableConfig } from './spec.js';
 
@@ -387,31 +388,13 @@ export class PollSource implements Source {
     return `${ALIAS}.${this.dialect.id(t.cfg.column!)}`;
   }
 
-  /** `(a, b) op (p1, p2)` over `cols` with the raw values `vals`, appending them to `params`. */
-  private compare(cols: SourceColumn[], op: '>' | '<=', vals: unknown[], params: unknown[]): string {
-    const left = cols.map((c) => `${ALIAS}.${this.dialect.id(c.name)}`);
-    const right = cols.map((c, i) => {
-      params.push(vals[i]);
-      return this.dialect.param(params.length, c);
-    });
-    return cols.length === 1 ? `${left[0]} ${op} ${right[0]}` : `(${left.join(', ')}) ${op} (${right.join(', ')})`;
-  }
-
-  private selectList(t: Tracked): string {
-    return [...t.rel.columns.map((c) => this.dialect.select(c)), this.dialect.rowHash(t.rel.columns)].join(', ');
-  }
-
   private keyCols(t: Tracked): SourceColumn[] {
     return t.keyIdx.map((i) => t.rel.columns[i]!);
   }
 
   private async chunkUnchanged(t: Tracked, c: ChunkMeta): Promise<boolean> {
-    const params: unknown[] = [];
-    const where: string[] = [];
-    if (c.lo !== null) where.push(this.compare(this.keyCols(t), '>', parseTagged(c.lo) as unknown[], params));
-    if (c.hi !== null) where.push(this.compare(this.keyCols(t), '<=', parseTagged(c.hi) as unknown[], params));
-    const sql = `SELECT count(*), ${this.dialect.hashSum(this.dialect.rowHash(t.rel.columns))} FROM ${t.rel.from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`;
-    const [[count, sum]] = (await this.dialect.query(sql, params)) as [[unknown, unknown]];
+    const q = digestQuery(this.dialect, t.rel, this.keyCols(t), c);
+    const [[count, sum]] = (await this.dialect.query(q.sql, q.params)) as [[unknown, unknown]];
     return Number(count) === c.count && String(sum) === c.digest;
   }
 
@@ -436,13 +419,8 @@ export class PollSource implements Source {
     let after: unknown[] | null = null;
     for (;;) {
       if (this.stopping) throw new Stopped();
-      const params: unknown[] = [];
-      const where: string[] = [];
-      if (range.lo !== null) where.push(this.compare(keyCols, '>', parseTagged(range.lo) as unknown[], params));
-      if (range.hi !== null) where.push(this.compare(keyCols, '<=', parseTagged(range.hi) as unknown[], params));
-      if (after) where.push(this.compare(keyCols, '>', after, params));
-      const sql = `SELECT ${this.selectList(t)} FROM ${t.rel.from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyCols.map((c) => `${ALIAS}.${this.dialect.id(c.name)}`).join(', ')} LIMIT ${this.o.pageSize}`;
-      const rows = await this.dialect.query(sql, params);
+      const q = keyPageQuery(this.dialect, t.rel, keyCols, range, after, this.o.pageSize);
+      const rows = await this.dialect.query(q.sql, q.params);
       for (const row of rows) {
         const rawKey = t.keyIdx.map((i) => row[i]);
         this.checkKey(t, rawKey);
@@ -478,7 +456,6 @@ export class PollSource implements Source {
   /** timestamp/version: the rows whose column is above the watermark (minus the overlap); returns the new watermark. */
   private async changedSince(t: Tracked, ctx: PassCtx, watermark: string | null): Promise<string | null> {
     const col = t.rel.columns[t.colIdx]!;
-    const order = [col, ...this.keyCols(t)];
     const hashIdx = t.rel.columns.length;
     const overlap = t.cfg.mode === 'timestamp' ? t.cfg.overlapMs : t.cfg.overlap;
     const seen = new Map<string, string>();
@@ -487,21 +464,8 @@ export class PollSource implements Source {
     let after: unknown[] | null = null;
     for (;;) {
       if (this.stopping) throw new Stopped();
-      const params: unknown[] = [];
-      const where: string[] = [`${this.colExpr(t)} IS NOT NULL`];
-      if (watermark !== null) {
-        params.push(parseTagged(watermark));
-        const wmP = this.dialect.param(params.length, col);
-        let ovP: string | null = null;
-        if (overlap > 0) {
-          params.push(overlap);
-          ovP = this.dialect.param(params.length);
-        }
-        where.push(this.dialect.after(this.colExpr(t), col, t.cfg.mode as 'timestamp' | 'version', wmP, ovP));
-      }
-      if (after) where.push(this.compare(order, '>', after, params));
-      const sql = `SELECT ${this.selectList(t)} FROM ${t.rel.from} WHERE ${where.join(' AND ')} ORDER BY ${order.map((c) => `${ALIAS}.${this.dialect.id(c.name)}`).join(', ')} LIMIT ${this.o.pageSize}`;
-      const rows = await this.dialect.query(sql, params);
+      const q = trackedPageQuery(this.dialect, t.rel, col, this.keyCols(t), t.cfg.mode as 'timestamp' | 'version', watermark === null ? null : parseTagged(watermark), overlap, after, this.o.pageSize);
+      const rows = await this.dialect.query(q.sql, q.params);
       for (const row of rows) {
         const rawKey = t.keyIdx.map((i) => row[i]);
         this.checkKey(t, rawKey);
