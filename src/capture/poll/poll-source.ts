@@ -102,6 +102,8 @@ interface PassCtx {
   startedMs: number;
   files: number;
   begun: boolean;
+  /** Changes handed on in this pass (snapshot rows and markers included). */
+  emitted: number;
 }
 
 /** Rows of a pass whose hashes are kept for the overlap dedup of the next pass. */
@@ -125,6 +127,7 @@ export class PollSource implements Source {
   private loop?: Promise<void>;
   private storing: Promise<void> = Promise.resolve();
   private firstPass = '';
+  private lastStore = 0;
   private markRestored!: () => void;
   private readonly restored = new Promise<void>((resolve) => (this.markRestored = resolve));
   /** Counters since start: passes acknowledged, hash chunks whose digest was compared, and chunks read because it differed. */
@@ -255,15 +258,11 @@ export class PollSource implements Source {
   private async pass(): Promise<void> {
     const n = Math.max(this.state.pass + 1, this.state.begun + 1, Math.floor(Date.now() / 1000));
     this.inPass = n;
-    const ctx: PassCtx = { n, seq: 0, startedMs: Date.now(), files: 0, begun: false };
+    const ctx: PassCtx = { n, seq: 0, startedMs: Date.now(), files: 0, begun: false, emitted: 0 };
     const next: Record<string, PollTableState> = {};
-    let changes = 0;
     this.handler.begin({});
-    for (const t of this.tracked) {
-      const before = ctx.seq;
-      next[t.name] = await this.pollTable(t, ctx);
-      changes += ctx.seq - before;
-    }
+    for (const t of this.tracked) next[t.name] = await this.pollTable(t, ctx);
+    const changes = ctx.emitted;
     const end = passPosition(n, PASS_END);
     this.handler.commit(end);
     await this.handler.flush();
@@ -276,7 +275,9 @@ export class PollSource implements Source {
     this.stats.changes += changes;
     if (!this.firstPass) this.firstPass = end;
     this.inPass = 0;
-    await this.store();
+    // A pass that changed nothing moved only `position`: stored at most once a second (and at stop);
+    // a record a little behind only makes a restart read one more pass.
+    if (changes > 0 || Date.now() - this.lastStore >= 1000) await this.store();
     for (const t of this.tracked) if (next[t.name]!.chunks) t.files.keepOnly(new Set(next[t.name]!.chunks!.map((c) => c.file)));
     this.o.log.debug({ pass: n, changes, ms: Date.now() - ctx.startedMs }, 'poll.pass.done');
   }
@@ -293,6 +294,7 @@ export class PollSource implements Source {
         await this.store();
       }
     }
+    ctx.emitted++;
     const snapshot = op === 'r' || op === 'm';
     const pos = snapshot ? passPosition(ctx.n, 0) : passPosition(ctx.n, ++ctx.seq);
     let after: Row | null = null;
@@ -495,6 +497,7 @@ export class PollSource implements Source {
 
   /** Write the durable record: the acknowledged passes' state, and the highest pass number begun. */
   private store(): Promise<void> {
+    this.lastStore = Date.now();
     const record: CaptureOffset = {
       slot: this.o.streamId,
       snapshot: this.state.pass > 0 ? 'done' : 'started',
@@ -519,7 +522,8 @@ export class PollSource implements Source {
     this.stopping = true;
     this.wake?.();
     try {
-      await Promise.race([this.storing, new Promise((r) => setTimeout(r, 5000))]);
+      const last = this.handler && this.state.pass > 0 ? this.store().catch(() => undefined) : this.storing;
+      await Promise.race([last, new Promise((r) => setTimeout(r, 5000))]);
     } finally {
       await this.dialect.close().catch(() => undefined);
     }
