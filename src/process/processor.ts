@@ -334,6 +334,7 @@ export class ConsumerStage {
         if (this.stopping) return;
         throw kafkaFailure(kafka, err, `consumer group ${groupId}: cannot join`);
       }
+      if (this.paused) consumer.pause(this.o.topics.map((topic) => ({ topic })));
       log.info({ groupId, topics: this.o.topics }, 'consumer.start');
       kafka.markReady();
       this.o.onRunning?.();
@@ -503,6 +504,27 @@ export class ConsumerStage {
   }
 
   private stopping = false;
+  private paused = false;
+
+  /**
+   * Stop fetching (a sync window closed, src/sync/gate.ts): the batch being applied finishes and
+   * commits, the consumer stays in its group (no rebalance), the backlog shows as consumer lag.
+   * Kept across a rejoin (the new consumer starts paused).
+   */
+  pause(): void {
+    this.paused = true;
+    this.consumer?.pause(this.o.topics.map((topic) => ({ topic })));
+  }
+
+  /** Fetch again from where the group is (a sync window opened). */
+  resume(): void {
+    this.paused = false;
+    this.consumer?.resume(this.o.topics.map((topic) => ({ topic })));
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
 
   async stop(): Promise<void> {
     this.stopping = true;
