@@ -119,8 +119,9 @@ export class BoundedRun {
     const up = new Promise<void>((res) => (connected = res));
     const { capture, source } = this.parts.capture(() => connected());
     this.capture = capture;
+    let stopping = false;
     const done = capture.run().then(() => {
-      if (!this.ended) throw new Error('capture stopped before the run reached the source end');
+      if (!stopping && !this.ended) throw new Error('capture stopped before the run reached the source end');
     });
     done.catch(() => undefined);
     await this.guard(Promise.race([up, done]));
@@ -133,6 +134,7 @@ export class BoundedRun {
     while (!(source.confirmed !== '' && position(source.confirmed, 0) >= target)) {
       await this.guard(Promise.race([sleep(POLL_MS), done]));
     }
+    stopping = true;
     await capture.stop();
     await this.guard(done);
   }
@@ -166,8 +168,9 @@ export class BoundedRun {
     this.update(r);
     if (total === 0n) return;
     this.consumer = this.parts.consumer(topics, () => undefined);
+    let stopping = false;
     const done = this.consumer.run().then(() => {
-      if (!this.ended) throw new Error('the consumer stage stopped before the run reached the change topics\' ends');
+      if (!stopping && !this.ended) throw new Error('the consumer stage stopped before the run reached the change topics\' ends');
     });
     done.catch(() => undefined);
     for (;;) {
@@ -177,6 +180,7 @@ export class BoundedRun {
       this.update(r);
       await this.guard(Promise.race([sleep(POLL_MS), done]));
     }
+    stopping = true;
     await this.consumer.stop();
   }
 }

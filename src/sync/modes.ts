@@ -22,6 +22,8 @@ export class SyncModes {
   readonly gates = new Map<string, WindowGate>();
   readonly store: RunStore;
   private readonly building = new Map<string, Partial<BoundedParts>>();
+  /** The clock of schedules and windows (tests set it before Runtime.start()). */
+  now: () => Date = () => new Date();
 
   constructor(private readonly kafka: KafkaClient, prefix: string, private readonly log: Logger) {
     this.store = new RunStore(kafka, prefix);
@@ -52,14 +54,14 @@ export class SyncModes {
       return;
     }
     const parts: BoundedParts = { pipeline: name, capture: b.capture, consumer: b.consumer, applier: o.applier, groupId: o.groupId, topicsByTable: o.topicsByTable, kafka: this.kafka, log: o.log };
-    const c = new SyncController({ pipeline: name, config: p, parts, store: this.store, metrics: SyncMetrics.of(o.registry), log: o.log });
+    const c = new SyncController({ pipeline: name, config: p, parts, store: this.store, metrics: SyncMetrics.of(o.registry), log: o.log, now: () => this.now() });
     this.controllers.set(name, c);
     await c.start();
   }
 
   startWindows(name: string, p: PipelineConfig, o: { stage: () => ConsumerStage | undefined; registry: Registry; log: Logger; consumes: boolean }): void {
     if (!p.windows || !o.consumes) return;
-    const g = new WindowGate({ pipeline: name, windows: p.windows, timezone: p.timezone, stage: o.stage, registry: o.registry, log: o.log });
+    const g = new WindowGate({ pipeline: name, windows: p.windows, timezone: p.timezone, stage: o.stage, registry: o.registry, log: o.log, now: () => this.now() });
     this.gates.set(name, g);
     g.start();
   }
