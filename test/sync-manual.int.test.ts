@@ -1,0 +1,78 @@
+/**
+ * Manual sync runs (src/sync/): nothing runs until asked; a run started through the API
+ * (POST /api/pipelines/:name/runs, GET /api/runs/:id) and through the CLI (`syncline sync run
+ * --wait`, `syncline sync list`) syncs what changed and records its counts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { checksum, ROOT, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import type { SyncRun } from '../src/sync/runs.js';
+
+const DDL = `create table tickets (id bigint primary key, state text not null)`;
+
+function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn' }, timeout: 120_000 }, (err, out, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: stderr });
+    });
+  });
+}
+
+test('manual runs through the API and the CLI, with their recorded counts', async (t) => {
+  const env = await testEnv([{ name: 'tickets-manual', tables: [{ source: 'public.tickets' }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }], { extra: { observability: { port: 0 } } });
+  t.after(() => env.cleanup());
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  await sql(env.sourceDb, `insert into tickets select g, 'open' from generate_series(1, 100) g`);
+  const { rt } = await startRuntime(env);
+  const base = `http://127.0.0.1:${rt.httpPort}`;
+
+  await sleep(2000);
+  assert.equal((await checksum(env.targetDb, 'tickets', 'id')).count, 0, 'manual: nothing is synced until a run is asked for');
+
+  // API
+  const res = await fetch(`${base}/api/pipelines/tickets-manual/runs`, { method: 'POST', headers: { 'x-syncline-user': 'alice' }, body: '{}' });
+  assert.equal(res.status, 202);
+  const started = (await res.json()) as SyncRun;
+  assert.match(started.id, /^r-/);
+  const busy = await fetch(`${base}/api/pipelines/tickets-manual/runs`, { method: 'POST' });
+  assert.equal(busy.status, 409, 'a second run while one goes is refused');
+  const viaApi = await waitFor('the API run to end', async () => {
+    const r = (await (await fetch(`${base}/api/runs/${started.id}`)).json()) as SyncRun;
+    return r.outcome !== 'running' ? r : undefined;
+  }, 120_000, 200);
+  assert.equal(viaApi.outcome, 'succeeded', viaApi.error);
+  assert.equal(viaApi.trigger, 'api');
+  assert.equal(viaApi.by, 'alice');
+  assert.deepEqual(viaApi.counts, { read: 100, applied: 100, unchanged: 0, conflicts: 0, deadLettered: 0 });
+  assert.deepEqual(await checksum(env.targetDb, 'tickets', 'id'), await checksum(env.sourceDb, 'tickets', 'id'));
+  assert.equal((await fetch(`${base}/api/pipelines/nope/runs`, { method: 'POST' })).status, 404);
+
+  // CLI
+  await sql(env.sourceDb, `update tickets set state = 'closed' where id <= 10`);
+  await sql(env.sourceDb, `insert into tickets select g, 'open' from generate_series(101, 105) g`);
+  await sql(env.sourceDb, `delete from tickets where id = 50`);
+  const r = await cli(['sync', 'run', 'tickets-manual', '--wait', '--json', '--config', env.configFile, '--url', base]);
+  assert.equal(r.code, 0, r.err);
+  const viaCli = JSON.parse(r.out) as SyncRun;
+  assert.equal(viaCli.outcome, 'succeeded');
+  assert.equal(viaCli.trigger, 'manual');
+  assert.match(viaCli.by, /@/);
+  assert.equal(viaCli.counts.read, 16);
+  assert.equal(viaCli.counts.applied, 16);
+  assert.deepEqual(await checksum(env.targetDb, 'tickets', 'id'), await checksum(env.sourceDb, 'tickets', 'id'));
+
+  const list = await cli(['sync', 'list', '--json', '--config', env.configFile]);
+  assert.equal(list.code, 0, list.err);
+  const runs = JSON.parse(list.out) as SyncRun[];
+  assert.deepEqual(runs.map((x) => [x.id, x.outcome, x.counts.applied]), [[viaCli.id, 'succeeded', 16], [viaApi.id, 'succeeded', 100]]);
+  const status = await cli(['sync', 'status', viaApi.id, '--config', env.configFile, '--url', base]);
+  assert.equal(status.code, 0, status.err);
+  assert.match(status.out, /outcome:\s+succeeded/);
+  assert.match(status.out, /applied 100/);
+  const full = await cli(['sync', 'run', 'tickets-manual', '--full', '--config', env.configFile, '--url', base]);
+  assert.equal(full.code, 1);
+  assert.match(full.err, /backfill/);
+});
