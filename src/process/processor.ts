@@ -383,6 +383,12 @@ export class ConsumerStage {
   private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
     const messages = batch.messages;
     if (messages.length === 0) return;
+    if (this.paused) {
+      // Fetched before the pause took effect (a window closed, or the stage started paused): not
+      // applied and not resolved, so the fetch goes back to this batch after resume().
+      this.consumer?.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+      return;
+    }
     // A fetched batch (up to 1 MB a partition: ≈ 7,000 narrow changes) is decoded and applied in
     // chunks of `chunk` messages, so that what is alive at once is one chunk's records, not the
     // fetch's; the offset is committed once, after the last chunk.
