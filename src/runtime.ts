@@ -111,7 +111,7 @@ export class Runtime {
       // The dead-letter API needs what the sink stage has (Redis, targets).
       api: async (req, res) => (await syncRoutes(req, res)) || (dlqRoutes !== undefined && (await dlqRoutes(req, res))),
     });
-    if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report() }, rootLogger.child({ stage: 'reports' }));
+    if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report(), extra: () => ({ sync: this.sync.report(this.selected()) }) }, rootLogger.child({ stage: 'reports' }));
   }
 
   get metrics() {
@@ -253,6 +253,7 @@ export class Runtime {
       await this.sync.startBounded(name, p, { stages: this.stages, applier: h.applier, groupId: groups.processor(prefix, name), topicsByTable: tableTopics(changeTopicPrefix(this.config, p), p.tables), registry: this.metrics.registry, log: stageLogger(name, 'sync') });
       this.running.push(this.stopped);
       this.stagesUp.add(`${name}/sync`);
+      this.observe.health.taskStarted(name, 'sync'); // the controller (its runs are recorded, not stage tasks)
     }
     this.observe.pipelineStarted(name, p, { capture: this.stages.has('capture'), consumer: this.stages.has('process') ? 'process' : h.applier ? 'sink' : undefined, sink: h.sink });
     return h;

@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { checksum, ROOT, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import type { SyncRun } from '../src/sync/runs.js';
 
@@ -21,7 +23,8 @@ function cli(args: string[]): Promise<{ code: number; out: string; err: string }
 }
 
 test('manual runs through the API and the CLI, with their recorded counts', async (t) => {
-  const env = await testEnv([{ name: 'tickets-manual', tables: [{ source: 'public.tickets' }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }], { extra: { observability: { port: 0 } } });
+  const reportDir = mkdtempSync(join(tmpdir(), 'syncline-sync-report-'));
+  const env = await testEnv([{ name: 'tickets-manual', tables: [{ source: 'public.tickets' }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }], { extra: { observability: { port: 0 }, reports: { dir: reportDir, everyMs: 60_000 } } });
   t.after(() => env.cleanup());
   await sql(env.sourceDb, DDL);
   await sql(env.targetDb, DDL);
@@ -72,6 +75,14 @@ test('manual runs through the API and the CLI, with their recorded counts', asyn
   assert.equal(status.code, 0, status.err);
   assert.match(status.out, /outcome:\s+succeeded/);
   assert.match(status.out, /applied 100/);
+  // reports/sync-status.json carries the runs.
+  await rt.reporter!.write();
+  const report = JSON.parse(readFileSync(join(reportDir, 'sync-status.json'), 'utf8')) as { sync: Record<string, { mode: string; running: unknown; runs: SyncRun[] }> };
+  const mine = report.sync['tickets-manual']!;
+  assert.equal(mine.mode, 'manual');
+  assert.equal(mine.running, null);
+  assert.deepEqual(mine.runs.map((x) => [x.id, x.trigger, x.counts.applied]), [[viaCli.id, 'manual', 16], [viaApi.id, 'api', 100]]);
+
   const full = await cli(['sync', 'run', 'tickets-manual', '--full', '--config', env.configFile, '--url', base]);
   assert.equal(full.code, 1);
   assert.match(full.err, /backfill/);

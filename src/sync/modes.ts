@@ -70,6 +70,28 @@ export class SyncModes {
     return syncApi(() => this.controllers, () => this.store, pipelines);
   }
 
+  /**
+   * The `sync` section of reports/sync-status.json: per pipeline its mode and, for bounded ones,
+   * the run going, the runs of this process (newest first; `syncline sync list` has all) and the
+   * skipped fires; for realtime ones with windows, whether a window is open.
+   */
+  report(pipelines: [string, PipelineConfig][]): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, p] of pipelines) {
+      const c = this.controllers.get(name);
+      const g = this.gates.get(name);
+      out[name] = {
+        mode: p.mode,
+        ...(p.schedule ? { schedule: p.schedule } : {}),
+        ...(p.windows ? { windows: p.windows, timezone: p.timezone } : {}),
+        ...(g ? { windowOpen: g.isOpen } : {}),
+        ...(c ? { running: c.running ?? null, skipped: c.skipped, runs: [...c.recent].reverse().slice(0, 20) } : {}),
+        ...(p.mode !== 'realtime' && (p.source as { type: string }).type === 'postgres' ? { note: 'between runs nothing of this pipeline runs: its replication slot retains WAL until the next run' } : {}),
+      };
+    }
+    return out;
+  }
+
   async stop(): Promise<void> {
     for (const g of this.gates.values()) g.stop();
     await Promise.allSettled([...this.controllers.values()].map((c) => c.stop()));
