@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checksum, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
-import type { Runtime } from '../src/runtime.js';
+import { Runtime } from '../src/runtime.js';
 
 const DDL = `create table items (id bigint primary key, filler text not null)`;
 const ended = (rt: Runtime, name: string) => (rt.sync.controllers.get(name)?.recent ?? []).filter((r) => r.outcome !== 'running');
@@ -70,4 +70,27 @@ test('maxRunDurationMs ends a run with outcome timed-out', async (t) => {
   const stored = await waitFor('the record', async () => (await rt.sync.store.run(r.id))?.outcome === 'timed-out', 30_000, 300);
   assert.ok(stored);
   assert.equal(c.running, undefined, 'nothing runs after it');
+});
+
+test('scheduled with windows: fires outside every window are skipped and counted, fires inside run', async (t) => {
+  const env = await testEnv([{ name: 'items-win', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' }, sync: { mode: 'scheduled', schedule: '*/2 * * * * *', windows: ['Mon 01:00-02:00'], timezone: 'Europe/Berlin' } }]);
+  t.after(() => env.cleanup());
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  await sql(env.sourceDb, `insert into items select g, 'w' from generate_series(1, 30) g`);
+  // A moving clock: Tuesday 8 December 2026 10:00 Berlin (closed), then Monday 7 December 01:10 Berlin (open).
+  let offset = Date.parse('2026-12-08T09:00:00Z') - Date.now();
+  const rt = new Runtime(env.config, new Set(['capture', 'process', 'sink']));
+  rt.sync.now = () => new Date(Date.now() + offset);
+  env.runtimes.push(rt);
+  (await rt.start()).done.catch(() => undefined);
+  const c = rt.sync.controllers.get('items-win')!;
+  await waitFor('fires outside the window', async () => c.skipped.window >= 2, 30_000, 100);
+  assert.equal(c.recent.length, 0, 'no run outside the window');
+  assert.equal((await checksum(env.targetDb, 'items', 'id')).count, 0);
+  assert.match(await rt.metrics.render(), /syncline_sync_fires_skipped_total\{pipeline="items-win",reason="window"\} [1-9]/);
+  offset = Date.parse('2026-12-07T00:10:00Z') - Date.now();
+  const r = await waitFor('a run inside the window', async () => ended(rt, 'items-win')[0], 120_000, 100);
+  assert.equal(r.outcome, 'succeeded', r.error);
+  assert.deepEqual(await checksum(env.targetDb, 'items', 'id'), await checksum(env.sourceDb, 'items', 'id'));
 });
