@@ -24,10 +24,12 @@ function cli(args: string[]): Promise<{ code: number; out: string; err: string }
 
 test('manual runs through the API and the CLI, with their recorded counts', async (t) => {
   const reportDir = mkdtempSync(join(tmpdir(), 'syncline-sync-report-'));
-  const env = await testEnv([{ name: 'tickets-manual', tables: [{ source: 'public.tickets' }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }], { extra: { observability: { port: 0 }, reports: { dir: reportDir, everyMs: 60_000 } } });
+  const env = await testEnv([{ name: 'tickets-manual', tables: [{ source: 'public.tickets' }, { source: 'public.notes' }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }], { extra: { observability: { port: 0 }, reports: { dir: reportDir, everyMs: 60_000 } } });
   t.after(() => env.cleanup());
-  await sql(env.sourceDb, DDL);
-  await sql(env.targetDb, DDL);
+  for (const db of [env.sourceDb, env.targetDb]) {
+    await sql(db, DDL);
+    await sql(db, `create table notes (id int primary key, body text)`);
+  }
   await sql(env.sourceDb, `insert into tickets select g, 'open' from generate_series(1, 100) g`);
   const { rt } = await startRuntime(env);
   const base = `http://127.0.0.1:${rt.httpPort}`;
@@ -52,6 +54,9 @@ test('manual runs through the API and the CLI, with their recorded counts', asyn
   assert.deepEqual(viaApi.counts, { read: 100, applied: 100, unchanged: 0, conflicts: 0, deadLettered: 0 });
   assert.deepEqual(await checksum(env.targetDb, 'tickets', 'id'), await checksum(env.sourceDb, 'tickets', 'id'));
   assert.equal((await fetch(`${base}/api/pipelines/nope/runs`, { method: 'POST' })).status, 404);
+  const badTable = await fetch(`${base}/api/pipelines/tickets-manual/runs`, { method: 'POST', body: JSON.stringify({ tables: ['public.nope'] }) });
+  assert.equal(badTable.status, 400);
+  assert.match(((await badTable.json()) as { error: string }).error, /has no table public\.nope/);
 
   // CLI
   await sql(env.sourceDb, `update tickets set state = 'closed' where id <= 10`);
@@ -82,6 +87,23 @@ test('manual runs through the API and the CLI, with their recorded counts', asyn
   assert.equal(mine.mode, 'manual');
   assert.equal(mine.running, null);
   assert.deepEqual(mine.runs.map((x) => [x.id, x.trigger, x.counts.applied]), [[viaCli.id, 'manual', 16], [viaApi.id, 'api', 100]]);
+
+  // --table: only that table's changes are applied; the others wait in Kafka for the next run.
+  await sql(env.sourceDb, `insert into notes values (1, 'a'), (2, 'b'), (3, 'c')`);
+  await sql(env.sourceDb, `update tickets set state = 'pending' where id in (1, 2)`);
+  const one = await cli(['sync', 'run', 'tickets-manual', '--table', 'tickets', '--wait', '--json', '--config', env.configFile, '--url', base]);
+  assert.equal(one.code, 0, one.err);
+  const onlyTickets = JSON.parse(one.out) as SyncRun;
+  assert.deepEqual(onlyTickets.tables, ['public.tickets']);
+  assert.equal(onlyTickets.counts.applied, 2);
+  assert.deepEqual(await checksum(env.targetDb, 'tickets', 'id'), await checksum(env.sourceDb, 'tickets', 'id'));
+  assert.equal((await checksum(env.targetDb, 'notes', 'id')).count, 0, 'the other table waits');
+  const all = await fetch(`${base}/api/pipelines/tickets-manual/runs`, { method: 'POST', body: JSON.stringify({ wait: true }) });
+  assert.equal(all.status, 200);
+  const allRun = (await all.json()) as SyncRun;
+  assert.equal(allRun.outcome, 'succeeded');
+  assert.equal(allRun.counts.applied, 3);
+  assert.deepEqual(await checksum(env.targetDb, 'notes', 'id'), await checksum(env.sourceDb, 'notes', 'id'));
 
   const full = await cli(['sync', 'run', 'tickets-manual', '--full', '--config', env.configFile, '--url', base]);
   assert.equal(full.code, 1);

@@ -133,6 +133,8 @@ export class SyncController {
   trigger(trigger: RunTrigger, by: string, tables?: string[]): SyncRun {
     if (this.current) throw new RunBusy(this.current.run.record.id);
     if (this.stopped) throw new Error('the runtime is stopping');
+    const unknown = tables?.filter((t) => !this.o.parts.topicsByTable.has(t)) ?? [];
+    if (unknown.length > 0) throw new Error(`pipeline ${this.o.pipeline} has no table ${unknown.join(', ')} (have: ${[...this.o.parts.topicsByTable.keys()].join(', ')})`);
     return this.begin(trigger, by, tables).record;
   }
 
