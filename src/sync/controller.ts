@@ -72,6 +72,8 @@ export class SyncController {
   private lastPersist = 0;
   /** Fires skipped in this process. */
   skipped = { overlap: 0, window: 0 };
+  /** The next schedule fire the timer is armed for. */
+  nextAt?: Date;
   /** Runs of this process, newest last (the store has all). */
   readonly recent: SyncRun[] = [];
 
@@ -100,6 +102,7 @@ export class SyncController {
   private arm(): void {
     if (this.stopped || !this.cron) return;
     const next = nextFire(this.cron, this.now());
+    this.nextAt = next ?? undefined;
     if (!next) return;
     const wait = Math.min(next.getTime() - this.now().getTime(), 2 ** 31 - 1);
     this.timer = setTimeout(() => {
