@@ -105,6 +105,15 @@ test('manual runs through the API and the CLI, with their recorded counts', asyn
   assert.equal(allRun.counts.applied, 3);
   assert.deepEqual(await checksum(env.targetDb, 'notes', 'id'), await checksum(env.sourceDb, 'notes', 'id'));
 
+  // Between runs the slot retains WAL: sync status says how much.
+  await sql(env.sourceDb, `insert into notes select g, repeat('z', 500) from generate_series(10, 400) g`);
+  const overview = await cli(['sync', 'status', '--json', '--config', env.configFile]);
+  assert.equal(overview.code, 0, overview.err);
+  const [o1] = JSON.parse(overview.out) as { pipeline: string; mode: string; last: SyncRun; retainedBytes: number | null }[];
+  assert.equal(o1!.pipeline, 'tickets-manual');
+  assert.equal(o1!.last.id, allRun.id);
+  assert.ok(o1!.retainedBytes !== null && o1!.retainedBytes > 100_000, `the slot retains the WAL written since the last run: ${o1!.retainedBytes}`);
+
   const full = await cli(['sync', 'run', 'tickets-manual', '--full', '--config', env.configFile, '--url', base]);
   assert.equal(full.code, 1);
   assert.match(full.err, /backfill/);

@@ -14,6 +14,8 @@ import type { Command } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { KafkaClient } from '../core/kafka.js';
+import { sourceRegistration } from '../core/registry.js';
+import '../../connectors/index.js';
 import { rootLogger } from '../core/log.js';
 import { RunStore, type SyncRun } from '../sync/runs.js';
 
@@ -80,6 +82,22 @@ async function withStore<T>(config: SynclineConfig, fn: (s: RunStore) => Promise
     return await fn(new RunStore(kafka, config.topicPrefix));
   } finally {
     await kafka.close();
+  }
+}
+
+/**
+ * What the pipeline's source retains for it now (a PostgreSQL slot's WAL: nothing of a bounded
+ * pipeline runs between runs, so it grows until the next run); null when unknown.
+ */
+async function retained(config: SynclineConfig, pipeline: string): Promise<number | null> {
+  const source = config.pipelines[pipeline]!.source as { type: string };
+  const monitor = sourceRegistration(source.type).monitor(source, 3000);
+  try {
+    return (await monitor.lag())?.retainedBytes ?? null;
+  } catch {
+    return null;
+  } finally {
+    await monitor.close().catch(() => undefined);
   }
 }
 
@@ -179,9 +197,17 @@ export function syncCommands(program: Command, defaultConfig: string): void {
           return;
         }
         const runs = await withStore(config, (s) => s.runs());
-        const latest = Object.keys(config.pipelines).filter((n) => config.pipelines[n]!.mode !== 'realtime').map((n) => ({ pipeline: n, mode: config.pipelines[n]!.mode, last: runs.find((r) => r.pipeline === n) }));
+        const latest = [];
+        for (const n of Object.keys(config.pipelines).filter((x) => config.pipelines[x]!.mode !== 'realtime')) {
+          latest.push({ pipeline: n, mode: config.pipelines[n]!.mode, last: runs.find((r) => r.pipeline === n), retainedBytes: await retained(config, n) });
+        }
         if (o.json) process.stdout.write(JSON.stringify(latest, null, 2) + '\n');
-        else process.stdout.write(latest.length === 0 ? 'no pipeline in mode scheduled or manual\n' : latest.map((l) => `${l.pipeline} (${l.mode}): ${l.last ? runLine(l.last) : 'no run yet'}`).join('\n') + '\n');
+        else {
+          process.stdout.write(latest.length === 0 ? 'no pipeline in mode scheduled or manual\n' : latest.map((l) => [
+            `${l.pipeline} (${l.mode}): ${l.last ? runLine(l.last) : 'no run yet'}`,
+            ...(l.retainedBytes !== null ? [`  between runs the source retains ${l.retainedBytes} bytes of log for it until the next run`] : []),
+          ].join('\n')).join('\n') + '\n');
+        }
       }),
     );
   common(sync.command('list'))
