@@ -50,6 +50,8 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   spec: S;
   /** The pipeline's source, not connected yet (src/capture/source.ts). */
   create(config: z.infer<S>, ctx: ConnectorContext): Source;
+  /** Its Source implements position() (the source's end now): the pipeline may use modes scheduled and manual (src/sync/). */
+  positions?: boolean;
   /** The id of the pipeline's stream: its record's key in `<prefix>.capture.offsets` (PostgreSQL: the slot name). */
   streamId(config: z.infer<S>, pipeline: string): string;
   /** The system the source reads, for the start's waits (src/supervise.ts) and /health. */

@@ -15,6 +15,7 @@ import { mariadbInitSource } from '../init.js';
 registerSource({
   type: 'mariadb',
   description: 'MariaDB/MySQL row-based binlog (replica protocol)',
+  positions: true,
   spec: mariadbSourceSpec,
   create: (config, ctx) => new MariadbSource(config, ctx.pipeline, ctx.log),
   streamId: (_config, pipeline) => streamIdOf(pipeline),

@@ -18,6 +18,7 @@ import { pgInitSource } from '../init.js';
 registerSource({
   type: 'postgres',
   description: 'PostgreSQL logical replication (pgoutput)',
+  positions: true,
   spec: pgSourceSpec,
   create: (config, ctx) => new PostgresSource(config, ctx.pipeline, ctx.log),
   streamId: (config) => config.slot,
