@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type mysql from 'mysql2/promise';
 import { registerSource } from '../../../src/core/registry.js';
+import { mariadbWhere } from '../doctor.js';
 import { pollSourceFields } from '../../../src/capture/poll/spec.js';
 import { PollSource } from '../../../src/capture/poll/poll-source.js';
 import { pollStateResources } from '../../../src/capture/poll/resources.js';
@@ -56,6 +57,9 @@ registerSource({
   description: 'MariaDB/MySQL polled through SQL (timestamp, version or hash tracking)',
   spec: mariadbPollSpec,
   create: (config, ctx) => new PollSource(new MariadbPollDialect(config.connection, ctx.pipeline, (m) => ctx.log.warn(m)), { ...config, pipeline: ctx.pipeline, log: ctx.log, streamId: mariadbPollStreamId(ctx.pipeline) }),
+  // A pass is a bounded read: scheduled and manual runs end once the pass after their start is acknowledged.
+  positions: true,
+  where: (config) => mariadbWhere(config.connection),
   streamId: (_config, pipeline) => mariadbPollStreamId(pipeline),
   // Hash mode's chunk files on this machine (nothing is created on the server).
   resources: (config, ctx) => pollStateResources(config.stateDir, mariadbPollStreamId(ctx.pipeline)),

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { registerSource } from '../../../src/core/registry.js';
+import { pgWhere } from '../doctor-checks.js';
 import { postgresDependency } from '../../../src/core/dependencies.js';
 import { pollSourceFields } from '../../../src/capture/poll/spec.js';
 import { PollSource } from '../../../src/capture/poll/poll-source.js';
@@ -31,6 +32,9 @@ registerSource({
   description: 'PostgreSQL polled through SQL (timestamp, version or hash tracking)',
   spec: pgPollSpec,
   create: (config, ctx) => new PollSource(new PgPollDialect(config.connection, ctx.pipeline), { ...config, pipeline: ctx.pipeline, log: ctx.log, streamId: pgPollStreamId(ctx.pipeline) }),
+  // A pass is a bounded read: scheduled and manual runs end once the pass after their start is acknowledged.
+  positions: true,
+  where: (config) => pgWhere(config.connection),
   streamId: (_config, pipeline) => pgPollStreamId(pipeline),
   // Hash mode's chunk files on this machine (nothing is created on the server).
   resources: (config, ctx) => pollStateResources(config.stateDir, pgPollStreamId(ctx.pipeline)),
