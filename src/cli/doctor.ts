@@ -20,13 +20,13 @@
 import { Redis } from 'ioredis';
 import type { Command } from 'commander';
 import '../../connectors/index.js';
-import { parseTableName } from '../core/names.js';
+import { formatTableName, parseTableName } from '../core/names.js';
 import { loadConfig } from '../core/config/load.js';
 import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
 import { errorMessage, fatal } from '../core/errors.js';
 import { KafkaClient, topics } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
-import { sinkRegistration, sourceRegistration } from '../core/registry.js';
+import { sinkRegistration, sourceRegistration, type SourceRegistration } from '../core/registry.js';
 import { dlqActionsTopic } from '../dlq/store.js';
 import { dependencyProbes, DependencyChecks, watchRedis, type ReadyReport } from '../observe/checks.js';
 import { fail, formatFindings, pass, type DoctorItem, type DoctorTable, type Finding, type TargetDemand } from '../observe/findings.js';
@@ -90,6 +90,26 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
   }
 }
 
+/**
+ * A source type without doctor checks of its own: its start's checks, run as the start runs them
+ * (connect, then describe the configured tables: each exists, its key is known, the connector's
+ * own options name real columns), the first failure reported with its message. The tables it
+ * describes feed the target's checks.
+ */
+async function describeCheck(reg: SourceRegistration, it: DoctorItem<unknown>, p: PipelineConfig): Promise<{ finding: Finding; tables?: DoctorTable[] }> {
+  const source = reg.create(it.config as never, { pipeline: it.pipeline, log: rootLogger.child({ stage: 'doctor', pipeline: it.pipeline }) });
+  try {
+    await source.connect();
+    const described = await source.describe(p.tables);
+    const tables: DoctorTable[] = described.map((d) => ({ source: formatTableName({ schema: d.schema, table: d.table }), key: d.key, columns: d.columns.map((c) => ({ name: c.name, pgType: c.type.pgType, notNull: d.key.includes(c.name) })) }));
+    return { finding: pass(it.subject, 'tables', `${described.length} described as the start does (the ${reg.type} connector has no further doctor checks)`), tables };
+  } catch (err) {
+    return { finding: fail(it.subject, 'tables', errorMessage(err), [`fix what the message names (the ${reg.type} source's start stops on it)`]) };
+  } finally {
+    await source.stop().catch(() => undefined);
+  }
+}
+
 /** What to do about a source or target that did not answer: start it or correct its address, or grant what a refusal names. */
 function unreachableFix(pipeline: string, role: 'source' | 'target', connection: boolean, error: string | null | undefined): string[] {
   const field = `pipelines.${pipeline}.${role}${connection ? '.connection (host, port, database, user, password)' : ''}`;
@@ -129,7 +149,9 @@ async function connectorChecks(pipelines: [string, PipelineConfig][], ready: Rea
     }
     findings.push(pass(it.subject, 'reachable', `answered in ${c.latencyMs} ms`));
     if (!reg.doctor) {
-      findings.push(pass(it.subject, 'checks', `none for source type ${type}`));
+      const r = await describeCheck(reg, it, p);
+      findings.push(r.finding);
+      if (r.tables) sourceTables.set(pipeline, r.tables);
       continue;
     }
     byType.set(type, [...(byType.get(type) ?? []), it]);
