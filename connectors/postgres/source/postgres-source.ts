@@ -78,6 +78,8 @@ export class PostgresSource implements Source {
   }
 
   async connect(): Promise<void> {
+    // Connected before (a restarted stage): the earlier catalog connection is closed, not left open.
+    await this.meta?.end().catch(() => undefined);
     this.meta = await connectSource(this.config.connection, `pipeline ${this.pipeline} capture`);
     this.catalog = await TypeCatalog.load(this.meta);
   }
