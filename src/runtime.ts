@@ -30,6 +30,7 @@ import { batchSizeOf, buildSinkParts, originOf, republishOriginOf, resolveRetry 
 import { DECIDED_KINDS } from './core/envelope.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
+import { backfillApi } from './capture/backfill-api.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
 import type { Sink } from './sink/sink.js';
 import { Observability } from './observe/observability.js';
@@ -100,8 +101,11 @@ export class Runtime {
     this.observe = new Observability({
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
-      // The dead-letter API needs what the sink stage has (Redis, targets).
-      api: stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined,
+      // The dead-letter API needs what the sink stage has (Redis, targets); backfills, the capture.
+      api: anyApi([
+        stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined,
+        stages.has('capture') ? backfillApi((name) => { const h = this.pipelines.find((x) => x.name === name); return { known: h !== undefined, backfiller: h?.capture?.backfiller }; }) : undefined,
+      ]),
     });
     if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report() }, rootLogger.child({ stage: 'reports' }));
   }
@@ -294,6 +298,17 @@ export class Runtime {
 }
 
 
+
+type Api = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => Promise<boolean>;
+/** The /api/… routes of the stages this process runs, tried in turn (undefined: none). */
+function anyApi(apis: (Api | undefined)[]): Api | undefined {
+  const have = apis.filter((a): a is Api => a !== undefined);
+  if (have.length === 0) return undefined;
+  return async (req, res) => {
+    for (const a of have) if (await a(req, res)) return true;
+    return false;
+  };
+}
 
 /** The Applier's options for a batch of a consumer partition (its write intents are kept per partition). */
 const consumerOf = (origin?: BatchOrigin): ApplyOptions => (origin ? { consumer: `${origin.topic}:${origin.partition}` } : {});

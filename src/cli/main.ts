@@ -20,6 +20,7 @@ import { replayCommand } from './replay.js';
 import { initCommand } from './init.js';
 import { doctorCommand } from './doctor.js';
 import { pipelineCommands } from './pipeline-drop.js';
+import { backfillCommand } from './backfill.js';
 import { redisAddress } from '../core/dependencies.js';
 
 applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/cli/main.js`
@@ -196,6 +197,7 @@ replayCommand(program, DEFAULT_CONFIG);
 initCommand(program);
 doctorCommand(program, DEFAULT_CONFIG);
 pipelineCommands(program, DEFAULT_CONFIG);
+backfillCommand(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)
