@@ -36,6 +36,8 @@ import type { Sink } from './sink/sink.js';
 import { Observability } from './observe/observability.js';
 import { applyObserver, ObservedDeadLetters, observeDecoder, observeOutput, TimedSink, TimedVersionState } from './observe/instrument.js';
 import { Reporter } from './observe/report.js';
+import { planReload, ReloadRefused } from './reload.js';
+import { errorMessage } from './core/errors.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -82,6 +84,9 @@ export class Runtime {
   /** Wakes the waits between attempts when the runtime stops. */
   private wake?: () => void;
   private readonly stopped = new Promise<void>((r) => (this.wake = r));
+  /** Reads the config file again (set by the CLI): what SIGHUP and POST /api/reload apply (reload()). */
+  reloadSource?: () => SynclineConfig;
+  private reloading: Promise<unknown> = Promise.resolve();
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
     this.startTimeoutMs = startTimeoutOf(config);
@@ -105,6 +110,7 @@ export class Runtime {
       api: anyApi([
         stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined,
         stages.has('capture') ? backfillApi((name) => { const h = this.pipelines.find((x) => x.name === name); return { known: h !== undefined, backfiller: h?.capture?.backfiller }; }) : undefined,
+        (req, res) => this.reloadApi(req, res),
       ]),
     });
     if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report() }, rootLogger.child({ stage: 'reports' }));
@@ -141,7 +147,69 @@ export class Runtime {
     if (!this.stopping) this.observe.health.phase = 'running';
     if (!this.stopping) this.observe.startAlerts();
     if (!this.stopping) this.reporter?.start();
-    return { done: Promise.all(this.running).then(() => undefined) };
+    return { done: this.allDone() };
+  }
+
+  /** Every stage task ends, also those a reload started later. */
+  private async allDone(): Promise<void> {
+    for (let seen = -1; seen !== this.running.length;) {
+      seen = this.running.length;
+      await Promise.all(this.running);
+    }
+  }
+
+  /**
+   * Apply a config (src/reload.ts): tables added to a pipeline restart that pipeline's stages in
+   * this process with the new tables (capture backfills them); anything else is refused (throws
+   * ReloadRefused) and nothing changes. One reload at a time.
+   */
+  reload(next: SynclineConfig): Promise<{ pipelines: { pipeline: string; added: string[] }[] }> {
+    const run = this.reloading.then(async () => {
+      const plan = planReload(this.config, next);
+      const mine = plan.changes.filter((c) => this.pipelines.some((h) => h.name === c.pipeline));
+      for (const c of mine) {
+        if (this.stopping) break;
+        // Held in `running` while the pipeline restarts: the process does not end in between.
+        let release!: () => void;
+        this.running.push(new Promise<void>((r) => (release = r)));
+        try {
+          this.log.info({ pipeline: c.pipeline, added: c.added.map((t) => t.source) }, 'runtime.reload: restarting the pipeline with its added tables');
+          const i = this.pipelines.findIndex((h) => h.name === c.pipeline);
+          const h = this.pipelines[i]!;
+          await h.capture?.stop();
+          await h.processor?.stop();
+          await h.sink?.close();
+          await this.observe.pipelineStopped(c.pipeline);
+          this.config.pipelines[c.pipeline] = c.next;
+          if (this.stages.has('process')) for (const [n, v] of await validateRules(this.config, undefined, [c.pipeline], this.log)) this.validators.set(n, v);
+          this.pipelines[i] = await this.startPipeline(c.pipeline, c.next);
+        } finally {
+          release();
+        }
+      }
+      return { pipelines: mine.map((c) => ({ pipeline: c.pipeline, added: c.added.map((t) => t.source) })) };
+    });
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  /** POST /api/reload: reads the config file again (reloadSource) and applies it; 422 with the loader's or the reload's refusal. */
+  private async reloadApi(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): Promise<boolean> {
+    if ((req.url ?? '').split('?')[0] !== '/api/reload') return false;
+    const send = (status: number, v: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify(v));
+    };
+    if (req.method !== 'POST') return (send(405, { error: 'use POST /api/reload' }), true);
+    if (!this.reloadSource) return (send(404, { error: 'this process has no config file to reload' }), true);
+    try {
+      const r = await this.reload(this.reloadSource());
+      send(200, { reloaded: true, ...r });
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'runtime.reload.refused: the running config stays');
+      send(err instanceof ReloadRefused || (err as { code?: string }).code !== undefined ? 422 : 500, { reloaded: false, error: errorMessage(err) });
+    }
+    return true;
   }
 
   /** How waits for dependencies are made (src/supervise.ts), with a pipeline's retry policy. */

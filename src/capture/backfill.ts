@@ -77,6 +77,13 @@ export type BackfillSignal =
 export interface BackfillRecord {
   pipeline: string;
   backfills: BackfillState[];
+  /**
+   * The tables the capture had at its last start. A configured table missing here was added to the
+   * config since (a restart or a reload): it is backfilled (when the source's addedTables says so),
+   * since the stream only carries its changes from now on. Absent in a first start: the initial
+   * snapshot covers every table.
+   */
+  tables?: string[];
 }
 
 export const backfillRecordKey = (pipeline: string) => `backfill:${pipeline}`;
@@ -133,6 +140,7 @@ export interface BackfillCounters {
 
 export class Backfiller {
   private backfills: BackfillState[] = [];
+  private known?: string[];
   private window?: Window;
   private wake?: () => void;
   private loop?: Promise<void>;
@@ -143,12 +151,26 @@ export class Backfiller {
 
   constructor(private readonly opts: BackfillerOptions) {}
 
-  /** Load the durable state and go on with any backfill that was running (after a restart). */
+  /**
+   * Load the durable state and go on with any backfill that was running (after a restart); backfill
+   * the tables added to the config since the last start.
+   */
   async start(): Promise<void> {
     const rec = await this.opts.store.readRecord<BackfillRecord>(backfillRecordKey(this.opts.pipeline));
     this.backfills = rec?.backfills ?? [];
     const going = this.backfills.filter((b) => b.status === 'running');
     if (going.length > 0) this.opts.log.info({ backfills: going.map((b) => ({ id: b.id, table: b.table, chunks: b.chunks, rows: b.rows })) }, 'capture.backfill.resume: going on after the last finished chunk');
+    const configured = [...this.opts.tables().keys()];
+    const added = rec?.tables ? configured.filter((t) => !rec.tables!.includes(t)) : [];
+    this.known = configured;
+    if (added.length > 0 && this.opts.support.addedTables) {
+      for (const table of added) {
+        if (this.backfills.some((b) => b.table === table && (b.status === 'running' || b.status === 'paused'))) continue;
+        this.opts.log.info({ table }, 'capture.backfill.added-table: the table was added to the config; its rows are backfilled while its changes stream');
+        await this.request({ table });
+      }
+    }
+    if (!rec || rec.tables?.join(',') !== configured.join(',')) await this.persist();
     this.loop = this.run().catch((err: unknown) => this.opts.log.error({ err: errorMessage(err) }, 'capture.backfill.loop.failed'));
   }
 
@@ -347,7 +369,7 @@ export class Backfiller {
       const finished = this.backfills.filter((b) => b.status === 'done' || b.status === 'cancelled' || b.status === 'failed');
       const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED)));
       this.backfills = this.backfills.filter((b) => !drop.has(b));
-      const rec: BackfillRecord = { pipeline: this.opts.pipeline, backfills: this.backfills };
+      const rec: BackfillRecord = { pipeline: this.opts.pipeline, backfills: this.backfills, tables: this.known };
       await this.opts.store.writeRecord(backfillRecordKey(this.opts.pipeline), rec);
     };
     this.writing = this.writing.then(write, write);

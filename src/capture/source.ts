@@ -114,6 +114,11 @@ export interface BackfillSupport {
   chunk(table: SourceTable, after: string[] | null, limit: number, where?: string): Promise<{ rows: Row[]; last: string[] | null }>;
   /** How many rows the backfill will read (for progress and ETA); may be an estimate. */
   count(table: SourceTable, where?: string): Promise<number>;
+  /**
+   * Tables added to the config after the stream began are backfilled at the next start (or reload)
+   * of the capture (PostgreSQL: unless its snapshot setting is `never`).
+   */
+  readonly addedTables: boolean;
   /** A `where` that the source cannot run is refused here (with the source's error), before any chunk. */
   checkWhere?(table: SourceTable, where: string): Promise<void>;
 }

@@ -292,6 +292,13 @@ export class Metrics {
     this.slots.push(s);
   }
 
+  /** A pipeline restarted by a config reload (src/reload.ts): its consumers and source are watched anew. */
+  unwatch(pipeline: string): void {
+    for (const list of [this.consumers, this.slots] as { pipeline: string }[][]) {
+      for (let i = list.length - 1; i >= 0; i--) if (list[i]!.pipeline === pipeline) list.splice(i, 1);
+    }
+  }
+
   /**
    * Create the series a pipeline's stages will use at 0, so that increase() and alerts see the
    * first event too (a series that appears at 1 has no increase).

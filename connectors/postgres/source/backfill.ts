@@ -34,7 +34,12 @@ export class PgBackfill implements BackfillSupport {
   private client?: Promise<pg.Client>;
   private readonly keyTypes = new Map<string, string[]>();
 
-  constructor(private readonly config: PgSourceConfig, private readonly pipeline: string) {}
+  /** Tables added to the config later are backfilled, unless the pipeline wants no snapshot at all. */
+  readonly addedTables: boolean;
+
+  constructor(private readonly config: PgSourceConfig, private readonly pipeline: string) {
+    this.addedTables = config.snapshot !== 'never';
+  }
 
   private conn(): Promise<pg.Client> {
     this.client ??= connectSource(this.config.connection, `pipeline ${this.pipeline} backfill`);
