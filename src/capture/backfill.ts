@@ -107,6 +107,7 @@ export class BackfillError extends Error {
 
 interface Window {
   table: string;
+  key: string[];
   lowId: string;
   highId: string;
   open: boolean;
@@ -147,6 +148,7 @@ export class Backfiller {
   private stopped = false;
   /** Serialises the state writes (the loop and the control calls both write). */
   private writing: Promise<void> = Promise.resolve();
+  private signals: Promise<void> = Promise.resolve();
   readonly counters: BackfillCounters = { backfillRows: 0, backfillChunks: 0, backfillDropped: 0 };
 
   constructor(private readonly opts: BackfillerOptions) {}
@@ -179,6 +181,7 @@ export class Backfiller {
     this.window?.close();
     this.wake?.();
     await this.loop;
+    await this.signals;
   }
 
   list(): BackfillView[] {
@@ -231,8 +234,16 @@ export class Backfiller {
     return viewOf(b);
   }
 
-  /** A signal the stream carried (BackfillSupport.signal): applied; a bad one is logged, never fatal. */
-  async signal(text: string): Promise<void> {
+  /**
+   * A signal the stream carried (BackfillSupport.signal): applied in order, off the stream's path (a
+   * request counts the table's rows, which must not hold the stream); a bad one is logged, never fatal.
+   */
+  signal(text: string): Promise<void> {
+    this.signals = this.signals.then(() => this.applySignal(text));
+    return Promise.resolve();
+  }
+
+  private async applySignal(text: string): Promise<void> {
     let s: BackfillSignal;
     try {
       s = JSON.parse(text) as BackfillSignal;
@@ -261,11 +272,9 @@ export class Backfiller {
       w.truncated = true;
       return;
     }
-    const st = this.opts.tables().get(w.table);
-    if (!st) return;
     for (const row of [e.before, e.after]) {
       if (!row) continue;
-      w.changed.add(keyStringOf(st.key.map((k) => row[k] ?? null)));
+      w.changed.add(keyStringOf(w.key.map((k) => row[k] ?? null)));
     }
   }
 
@@ -333,7 +342,7 @@ export class Backfiller {
     const n = b.chunks + 1;
     let close!: () => void;
     const closed = new Promise<void>((r) => (close = r));
-    const w: Window = { table: b.table, lowId: `${b.id}:${n}:low:${randomUUID().slice(0, 8)}`, highId: `${b.id}:${n}:high:${randomUUID().slice(0, 8)}`, open: false, changed: new Set(), truncated: false, emitted: 0, close, closed };
+    const w: Window = { table: b.table, key: st.key, lowId: `${b.id}:${n}:low:${randomUUID().slice(0, 8)}`, highId: `${b.id}:${n}:high:${randomUUID().slice(0, 8)}`, open: false, changed: new Set(), truncated: false, emitted: 0, close, closed };
     this.window = w;
     try {
       await this.opts.support.watermark(w.lowId);
