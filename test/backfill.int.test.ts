@@ -38,10 +38,19 @@ async function targetSeqs(db: string): Promise<Map<string, bigint>> {
 }
 
 async function converged(env: { sourceDb: string; targetDb: string }): Promise<void> {
-  await waitFor('target to converge with the source', async () => {
-    const [s, d] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
-    return s.md5 === d.md5 && s.count === d.count;
-  }, 120_000, 500);
+  try {
+    await waitFor('target to converge with the source', async () => {
+      const [s, d] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
+      return s.md5 === d.md5 && s.count === d.count;
+    }, 120_000, 500);
+  } catch (err) {
+    // Which rows differ, for the failure message.
+    const [src, dst] = await Promise.all([targetSeqs(env.sourceDb), targetSeqs(env.targetDb)]);
+    const diff: string[] = [];
+    for (const [id, s] of src) if (dst.get(id) !== s) diff.push(`${id}: source ${s}, target ${dst.get(id) ?? 'missing'}`);
+    for (const [id, s] of dst) if (!src.has(id)) diff.push(`${id}: not at the source, target ${s}`);
+    throw new Error(`${(err as Error).message}; ${diff.length} rows differ: ${diff.slice(0, 20).join('; ')}`);
+  }
 }
 
 test('backfill during a write storm converges, and no chunk row overwrites a newer streamed change', async (t) => {

@@ -8,7 +8,7 @@
  *   2. SELECT the chunk: key > last, ORDER BY key, LIMIT chunkSize (and the `where`, if any);
  *   3. write a high watermark.
  * While the stream is between low and high (the window), every key the stream changes in the table
- * is remembered; at the high watermark the chunk's rows whose key was not changed are emitted as
+ * is remembered (in fact from the chunk's start, before its low watermark: see Window.open); at the high watermark the chunk's rows whose key was not changed are emitted as
  * snapshot reads ('r'), in stream order, at the high watermark's position. A changed key's streamed
  * change is newer than (or as new as) what the SELECT saw, so its chunk row is dropped; every other
  * chunk row is the key's state at the high watermark. Downstream, positions order the rest (a later
@@ -26,7 +26,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row } from '../core/envelope.js';
-import { errorMessage, fatal } from '../core/errors.js';
+import { errorKind, errorMessage, fatal } from '../core/errors.js';
+import { sleep } from '../core/retry.js';
 import { formatTableName, parseTableName } from '../core/names.js';
 import { keyStringOf } from '../sink/sink.js';
 import type { BackfillSupport, SourceTable } from './source.js';
@@ -110,6 +111,14 @@ interface Window {
   key: string[];
   lowId: string;
   highId: string;
+  /**
+   * Keys are recorded from the moment the chunk starts, before its low watermark is even written,
+   * not from the low watermark on as in DBLog: PostgreSQL makes a commit visible to other sessions
+   * a moment after it writes its commit record, so a transaction committed before the low watermark
+   * in the stream can still be invisible to the chunk's SELECT; its keys must leave the chunk too.
+   * Dropping a key a streamed change carried is always safe (that change holds the row as new as
+   * the chunk would), so the wider window costs only a few more dropped rows.
+   */
   open: boolean;
   changed: Set<string>;
   truncated: boolean;
@@ -315,6 +324,7 @@ export class Backfiller {
   }
 
   private async run(): Promise<void> {
+    let retries = 0;
     while (!this.stopped) {
       const b = this.next();
       if (!b) {
@@ -324,8 +334,16 @@ export class Backfiller {
       }
       try {
         await this.chunk(b);
+        retries = 0;
       } catch (err) {
         if (this.stopped) return;
+        if (errorKind(err) === 'retriable' && retries < 30) {
+          // The source is away for a moment: the same chunk again (nothing of it was counted).
+          const delay = Math.min(10_000, 200 * 2 ** retries++);
+          this.opts.log.warn({ id: b.id, table: b.table, err: errorMessage(err), retryInMs: delay }, 'capture.backfill.retry');
+          await sleep(delay);
+          continue;
+        }
         b.status = 'failed';
         b.error = errorMessage(err);
         b.finishedAt = b.updatedAt = new Date().toISOString();
@@ -342,7 +360,7 @@ export class Backfiller {
     const n = b.chunks + 1;
     let close!: () => void;
     const closed = new Promise<void>((r) => (close = r));
-    const w: Window = { table: b.table, key: st.key, lowId: `${b.id}:${n}:low:${randomUUID().slice(0, 8)}`, highId: `${b.id}:${n}:high:${randomUUID().slice(0, 8)}`, open: false, changed: new Set(), truncated: false, emitted: 0, close, closed };
+    const w: Window = { table: b.table, key: st.key, lowId: `${b.id}:${n}:low:${randomUUID().slice(0, 8)}`, highId: `${b.id}:${n}:high:${randomUUID().slice(0, 8)}`, open: true, changed: new Set(), truncated: false, emitted: 0, close, closed };
     this.window = w;
     try {
       await this.opts.support.watermark(w.lowId);

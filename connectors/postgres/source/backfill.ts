@@ -63,6 +63,7 @@ export class PgBackfill implements BackfillSupport {
     try {
       await c.query('select pg_logical_emit_message(true, $1, $2::text)', [prefix, JSON.stringify(body)]);
     } catch (err) {
+      await this.drop();
       throw classifyPgError(err, `pipeline ${this.pipeline}: cannot write a ${prefix} message into the WAL of ${this.config.connection.database}`);
     }
   }
@@ -86,6 +87,7 @@ export class PgBackfill implements BackfillSupport {
       await c.query('commit');
     } catch (err) {
       await c.query('rollback').catch(() => undefined);
+      await this.drop();
       throw classifyPgError(err, `pipeline ${this.pipeline}: backfill chunk of ${table.schema}.${table.table} failed`);
     }
     const rows: Row[] = [];
@@ -132,6 +134,11 @@ export class PgBackfill implements BackfillSupport {
     const types = table.key.map((k) => r.rows.find((x) => x.attname === k)?.type ?? 'text');
     this.keyTypes.set(name, types);
     return types;
+  }
+
+  /** After a failure the connection is opened again at the next call (it may be the one that broke). */
+  private async drop(): Promise<void> {
+    await this.close();
   }
 
   async close(): Promise<void> {
