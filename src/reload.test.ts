@@ -29,3 +29,13 @@ test('anything else is refused, naming it', () => {
   assert.throws(() => planReload(doc([{ source: 'public.a' }]), doc([{ source: 'public.a', target: 'public.z' }])), /public\.a changed/);
   assert.throws(() => planReload(doc([{ source: 'public.a' }]), doc([{ source: 'public.a' }], { topicPrefix: 'other' })), /need a restart: topicPrefix/);
 });
+
+test('tables added to a scheduled pipeline are refused (its runs hold state a restart of its stages would duplicate)', () => {
+  const sched = (tables: unknown[]) => {
+    const c = doc(tables);
+    (c.pipelines.a as { mode?: string }).mode = 'manual';
+    return c;
+  };
+  assert.throws(() => planReload(sched([{ source: 'public.a' }]), sched([{ source: 'public.a' }, { source: 'public.b' }])), /tables added to a manual pipeline/);
+});
+

@@ -58,7 +58,13 @@ export function planReload(old: SynclineConfig, next: SynclineConfig): ReloadPla
       else if (json(same) !== json(t)) refused.push(`pipelines.${name}.tables[${i}] (${t.source} changed)`);
     });
     const added = tb.filter((t) => !ta.some((x) => x.source === t.source));
-    if (added.length > 0) changes.push({ pipeline: name, added, next: b });
+    if (added.length === 0) continue;
+    // Scheduled/manual runs and realtime windows (src/sync/) hold per-pipeline state a restart of its stages would duplicate.
+    if ((b.mode !== undefined && b.mode !== 'realtime') || b.windows !== undefined) {
+      refused.push(`pipelines.${name}.tables (tables added to a ${b.mode !== undefined && b.mode !== 'realtime' ? `${b.mode} pipeline` : 'pipeline with windows'})`);
+      continue;
+    }
+    changes.push({ pipeline: name, added, next: b });
   }
   if (refused.length > 0) {
     throw new ReloadRefused(`reload refused: a reload applies tables added to a pipeline; these changes need a restart: ${refused.join(', ')}. The running config stays as it was`);

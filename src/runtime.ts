@@ -33,11 +33,14 @@ import { dlqApi } from './dlq/api.js';
 import { backfillApi } from './capture/backfill-api.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
 import type { Sink } from './sink/sink.js';
+import type { Source } from './capture/source.js';
 import { Observability } from './observe/observability.js';
 import { applyObserver, ObservedDeadLetters, observeDecoder, observeOutput, TimedSink, TimedVersionState } from './observe/instrument.js';
 import { Reporter } from './observe/report.js';
 import { planReload, ReloadRefused } from './reload.js';
 import { errorMessage } from './core/errors.js';
+import { parseTableName } from './core/names.js';
+import { SyncModes } from './sync/modes.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -87,6 +90,8 @@ export class Runtime {
   /** Reads the config file again (set by the CLI): what SIGHUP and POST /api/reload apply (reload()). */
   reloadSource?: () => SynclineConfig;
   private reloading: Promise<unknown> = Promise.resolve();
+  /** Sync modes (src/sync/): runs of scheduled/manual pipelines, windows of realtime ones. */
+  readonly sync: SyncModes;
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
     this.startTimeoutMs = startTimeoutOf(config);
@@ -103,17 +108,21 @@ export class Runtime {
       else this.waits.waiting(this.redisDep, classifyRedisError(err, `Redis at ${redisAddress(config.redis.url)} (redis.url)`), 'the Redis client');
     });
     this.redis.on('ready', () => this.waits.ready(this.redisDep));
+    this.sync = new SyncModes(this.kafka, config.topicPrefix, this.log);
+    const dlqRoutes = stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined;
+    const syncRoutes = this.sync.api(() => Object.keys(config.pipelines));
     this.observe = new Observability({
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
       // The dead-letter API needs what the sink stage has (Redis, targets); backfills, the capture.
       api: anyApi([
-        stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined,
+        syncRoutes,
+        dlqRoutes,
         stages.has('capture') ? backfillApi((name) => { const h = this.pipelines.find((x) => x.name === name); return { known: h !== undefined, backfiller: h?.capture?.backfiller }; }) : undefined,
         (req, res) => this.reloadApi(req, res),
       ]),
     });
-    if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report() }, rootLogger.child({ stage: 'reports' }));
+    if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report(), extra: () => ({ sync: this.sync.report(this.selected()) }) }, rootLogger.child({ stage: 'reports' }));
   }
 
   get metrics() {
@@ -241,6 +250,8 @@ export class Runtime {
   private async startPipeline(name: string, p: PipelineConfig): Promise<PipelineHandle> {
     const prefix = this.config.topicPrefix;
     const h: PipelineHandle = { name };
+    // Realtime windows: the stage that writes the target applies only inside them (src/sync/gate.ts).
+    if (!this.sync.bounded(p)) this.sync.startWindows(name, p, { stage: () => h.processor, registry: this.metrics.registry, log: stageLogger(name, 'sync'), consumes: this.stages.has('sink') });
     const waits = this.waitContext(resolveRetry(name, this.config.defaults.retry, p.retry));
     // Log lines carry the stage that wrote them: the consumer stage (process, or a standalone sink), and sink for the writer.
     const log = stageLogger(name, this.stages.has('process') ? 'process' : 'sink');
@@ -269,20 +280,22 @@ export class Runtime {
       }
       const decode = observeDecoder(cdcDecoder(this.codec, byTopic, h.validation), this.metrics, name, 'process', (t) => byTopic.get(t)?.target);
       const observed = observeOutput(output, this.metrics, name, 'process');
-      this.running.push(this.supervise(name, 'process', waits, (onRunning) => (h.processor = new ConsumerStage({
-        groupId: groups.processor(prefix, name), topics: [...byTopic.keys()], kafka: this.kafka,
+      const makeProcessor = (topicList: string[], onRunning: () => void) => new ConsumerStage({
+        groupId: groups.processor(prefix, name), topics: topicList, kafka: this.kafka,
         decode, output: observed, dlq, log, validation: h.validation,
         // Into the Applier: a fetch in parts of the target's batch size (what it writes at once anyway).
         chunk: applier ? batchSizeOf(this.config, p) : undefined, onRunning,
-      }))));
+      });
+      if (this.sync.bounded(p)) this.sync.parts(name).consumer = makeProcessor;
+      else this.running.push(this.supervise(name, 'process', waits, (onRunning) => (h.processor = this.sync.gated(name, makeProcessor([...byTopic.keys()], onRunning)))));
     } else if (h.applier) {
       const applier = h.applier;
       const observed = observeOutput({ apply: (batch, origin) => applier.apply(batch, consumerOf(origin)) }, this.metrics, name, 'sink');
-      this.running.push(this.supervise(name, 'sink', waits, (onRunning) => (h.processor = new ConsumerStage({
+      this.running.push(this.supervise(name, 'sink', waits, (onRunning) => (h.processor = this.sync.gated(name, new ConsumerStage({
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
         decode: applyTopicDecoder, output: observed, dlq, log,
         chunk: batchSizeOf(this.config, p), onRunning,
-      }))));
+      })))));
     }
     if (this.stages.has('capture')) {
       const sourceConfig = p.source as { type: string };
@@ -290,8 +303,8 @@ export class Runtime {
       const dep = reg.dependency?.(sourceConfig, name);
       const captureWaits = dep ? { ...waits, addresses: { ...waits.addresses, source: dep } } : waits;
       const log = stageLogger(name, 'capture');
-      this.running.push(this.supervise(name, 'capture', captureWaits, (onRunning) => (h.capture = new Capture({
-        pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source: reg.create(sourceConfig, { pipeline: name, log }), tables: p.tables,
+      const makeCapture = (onRunning: () => void, source: Source) => new Capture({
+        pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source, tables: p.tables,
         kafka: this.kafka, codec: this.codec, log,
         // Two-way sync: the peer's writes into our source are not changes to carry back.
         skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
@@ -300,7 +313,20 @@ export class Runtime {
         conflict: p.conflict ?? this.config.defaults.conflict,
         awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,
         onRunning,
-      }))));
+      });
+      if (this.sync.bounded(p)) {
+        this.sync.parts(name).capture = (onRunning) => {
+          const source = reg.create(sourceConfig, { pipeline: name, log });
+          return { capture: (h.capture = makeCapture(onRunning, source)), source };
+        };
+      } else this.running.push(this.supervise(name, 'capture', captureWaits, (onRunning) => (h.capture = makeCapture(onRunning, reg.create(sourceConfig, { pipeline: name, log })))));
+    }
+    if (this.sync.bounded(p)) {
+      // Nothing of a bounded pipeline runs between its runs: its controller starts them.
+      await this.sync.startBounded(name, p, { stages: this.stages, applier: h.applier, groupId: groups.processor(prefix, name), topicsByTable: tableTopics(changeTopicPrefix(this.config, p), p.tables), registry: this.metrics.registry, log: stageLogger(name, 'sync') });
+      this.running.push(this.stopped);
+      this.stagesUp.add(`${name}/sync`);
+      this.observe.health.taskStarted(name, 'sync'); // the controller (its runs are recorded, not stage tasks)
     }
     this.observe.pipelineStarted(name, p, { capture: this.stages.has('capture'), consumer: this.stages.has('process') ? 'process' : h.applier ? 'sink' : undefined, sink: h.sink });
     return h;
@@ -351,6 +377,7 @@ export class Runtime {
     this.observe.health.phase = 'stopping';
     await this.observe.stopAlerts(); // first: stopping stages must not raise alerts
     this.log.info('runtime.stopping');
+    await this.sync.stop(); // a bounded run going ends as 'stopped' (its stages stop cleanly)
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));
     await Promise.allSettled(this.writers.map((w) => w.close()));
@@ -376,6 +403,16 @@ function anyApi(apis: (Api | undefined)[]): Api | undefined {
     for (const a of have) if (await a(req, res)) return true;
     return false;
   };
+}
+
+/** Change topic of each configured table, by canonical source table name. */
+function tableTopics(changePrefix: string, tables: PipelineConfig['tables']): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const t of tables) {
+    const { schema, table } = parseTableName(t.source);
+    out.set(t.source, topics.cdc(changePrefix, schema, table));
+  }
+  return out;
 }
 
 /** The Applier's options for a batch of a consumer partition (its write intents are kept per partition). */

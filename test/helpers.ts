@@ -110,6 +110,8 @@ export interface TestPipeline {
   retry?: Record<string, unknown>;
   validation?: Record<string, unknown>;
   batch?: { size: number };
+  /** Sync mode settings (mode, schedule, timezone, windows, maxRunDurationMs). */
+  sync?: Record<string, unknown>;
 }
 
 export interface TestEnv {
@@ -153,6 +155,7 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
           ...(p.retry ? { retry: p.retry } : {}),
           ...(p.validation ? { validation: p.validation } : {}),
           ...(p.batch ? { batch: p.batch } : {}),
+          ...(p.sync ?? {}),
         },
       ]),
     ),

@@ -2,10 +2,15 @@
 import { registerSink } from '../../src/core/registry.js';
 import { MariadbSink } from './sink.js';
 import { mariadbSinkSpec } from './spec.js';
+import { mariadbTargetDoctor, mariadbWhere } from './doctor.js';
+import { mariadbInitTarget } from './init.js';
 
 registerSink({
   type: 'mariadb',
   description: 'MariaDB target: batched multi-row INSERT … ON DUPLICATE KEY UPDATE and deletes in one transaction per batch, with per-record isolation of bad records.',
   spec: mariadbSinkSpec,
   create: (cfg, ctx) => new MariadbSink(cfg, { ...ctx, log: ctx.log.child({ sink: 'mariadb', pipeline: ctx.pipeline }) }),
+  where: (cfg) => mariadbWhere(cfg.connection),
+  doctor: mariadbTargetDoctor,
+  init: mariadbInitTarget,
 });

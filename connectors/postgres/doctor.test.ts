@@ -82,9 +82,14 @@ test('slot: missing is fine; foreign, lost or inactive holding a segment of WAL 
 
 test('target: missing table (CREATE TABLE from the source), rights, key constraint, columns', () => {
   const role = { name: 'writer', superuser: false, replication: false, database: 'dst', createInDatabase: false };
-  const d = { source: 'public.orders', table: 'public.orders', key: ['id'], columns: [{ name: 'id', type: 'bigint', notNull: true }, { name: 'note', type: 'character varying(20)', notNull: false }] };
+  const d = { source: 'public.orders', table: 'public.orders', key: ['id'], columns: [{ name: 'id', pgType: 'bigint', notNull: true }, { name: 'note', pgType: 'character varying(20)', notNull: false }] };
   const missing = targetFindings('t', [d], { role, tables: [] }, { autoEvolve: true });
   assert.deepEqual(missing[0]!.fix, ['CREATE TABLE "public"."orders" ("id" bigint NOT NULL, "note" character varying(20), PRIMARY KEY ("id"));']);
+  // autoCreate: a pass where the role may create in the schema, else the GRANT (or the CREATE TABLE).
+  assert.equal(targetFindings('t', [d], { role, tables: [], creatable: new Set(['public']) }, { autoEvolve: true, autoCreate: true })[0]!.ok, true);
+  const refused = targetFindings('t', [d], { role, tables: [], creatable: new Set() }, { autoEvolve: true, autoCreate: true })[0]!;
+  assert.equal(refused.ok, false);
+  assert.match(refused.fix![0]!, /^GRANT CREATE ON SCHEMA "public" TO "writer";/);
   const t = table({ table: 'orders', columns: [{ name: 'id', type: 'bigint', notNull: true, generated: false }], primaryKey: [], owned: false, privileges: { select: true, insert: true, update: false, delete: false, truncate: true } });
   const bad = targetFindings('t', [d], { role, tables: [t] }, { autoEvolve: true })[0]!;
   assert.equal(bad.ok, false);

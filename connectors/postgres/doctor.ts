@@ -9,7 +9,7 @@
 import { parseTableName } from '../../src/core/names.js';
 import { decideKey } from '../../src/capture/table-key.js';
 import { isAvroName } from '../../src/core/avro.js';
-import { bytes, fail, pass, type Finding } from '../../src/observe/findings.js';
+import { bytes, fail, pass, type Finding, type TargetDemand } from '../../src/observe/findings.js';
 import { sqlIdent, sqlTable, type PublicationFacts, type RoleFacts, type ServerFacts, type TableFacts, type TableName } from './introspect.js';
 
 /** What one pipeline asks of its source. */
@@ -184,27 +184,17 @@ function slotFinding(subject: string, d: SourceDemand, f: SourceFacts): Finding 
   return pass(subject, check, `inactive, holding ${shown} (less than one WAL segment)`);
 }
 
-/** What a pipeline's target table must be, from the source table and the config. */
-export interface TargetDemand {
-  /** Source table 'schema.table'. */
-  source: string;
-  /** Target table 'schema.table'. */
-  table: string;
-  /** Target key columns (after renames). */
-  key: string[];
-  /** Target columns the source writes (after renames) with their source SQL types. */
-  columns: { name: string; type: string; notNull: boolean }[];
-}
-
 export interface TargetFacts {
   role: RoleFacts;
   /** Facts of the target tables that exist. */
   tables: TableFacts[];
   /** Two-way pipelines: may the role use replication origins. */
   origins?: boolean;
+  /** Schemas (of missing tables) the role may create tables in (autoCreate). */
+  creatable?: Set<string>;
 }
 
-export function targetFindings(subject: string, demands: TargetDemand[], f: TargetFacts, opts: { autoEvolve: boolean }): Finding[] {
+export function targetFindings(subject: string, demands: TargetDemand[], f: TargetFacts, opts: { autoEvolve: boolean; autoCreate?: boolean }): Finding[] {
   const out: Finding[] = [];
   const role = sqlIdent(f.role.name);
   for (const d of demands) {
@@ -213,9 +203,11 @@ export function targetFindings(subject: string, demands: TargetDemand[], f: Targ
     const key = d.key.map(sqlIdent);
     if (!t) {
       const n = nameOf(d.table);
-      const cols = d.columns.map((c) => `${sqlIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`);
+      const cols = d.columns.map((c) => `${sqlIdent(c.name)} ${c.pgType}${c.notNull ? ' NOT NULL' : ''}`);
       const create = cols.length > 0 && key.length > 0 ? `CREATE TABLE ${sqlTable(n)} (${list(cols)}, PRIMARY KEY (${list(key)}));` : `create it with the columns of ${d.source} and a primary key on its key`;
-      out.push(fail(subject, check, `does not exist in ${f.role.database}`, [create]));
+      if (opts.autoCreate && f.creatable?.has(n.schema)) out.push(pass(subject, check, `missing; created at the first change (autoCreate)`));
+      else if (opts.autoCreate) out.push(fail(subject, check, `does not exist in ${f.role.database}, and ${f.role.name} may not create it (autoCreate needs CREATE on schema ${n.schema})`, [`GRANT CREATE ON SCHEMA ${sqlIdent(n.schema)} TO ${role};   -- or create it:`, create]));
+      else out.push(fail(subject, check, `does not exist in ${f.role.database}`, [create]));
       continue;
     }
     const problems: string[] = [];
@@ -232,7 +224,7 @@ export function targetFindings(subject: string, demands: TargetDemand[], f: Targ
     const absent = d.columns.filter((c) => !t.columns.some((x) => x.name === c.name));
     if (absent.length > 0 && !(opts.autoEvolve && t.owned)) {
       problems.push(`has no column ${list(absent.map((c) => c.name))}${opts.autoEvolve ? ` and ${f.role.name} may not add ${absent.length === 1 ? 'it' : 'them'} (autoEvolve needs the table's owner)` : ' (autoEvolve is off)'}`);
-      fix.push(`ALTER TABLE ${sqlTable(t)} ${list(absent.map((c) => `ADD COLUMN ${sqlIdent(c.name)} ${c.type}`))};`);
+      fix.push(`ALTER TABLE ${sqlTable(t)} ${list(absent.map((c) => `ADD COLUMN ${sqlIdent(c.name)} ${c.pgType}`))};`);
     }
     if (!unique && missingKey.length === 0 && d.key.length > 0) { // no key known: the source could not be read
       problems.push(`has no primary key or unique index on the key (${list(d.key)}): upserts need one`);

@@ -74,6 +74,8 @@ import { classifyPgError, TLS_HINT } from './errors.js';
 import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from './pgtypes.js';
 import { pgClientConfig, rawTypes, SESSION_OPTIONS } from './connection.js';
 import { collapseByKey } from '../../src/sink/collapse.js';
+import { pgTargetDoctor, pgWhere } from './doctor-checks.js';
+import { pgInitTarget } from './init.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
@@ -1095,6 +1097,9 @@ registerSink({
   spec: pgSinkSpec,
   create: (cfg, ctx) => new PostgresSink(cfg, ctx),
   resources: pgSinkResources,
+  where: (cfg) => pgWhere(cfg.connection),
+  doctor: pgTargetDoctor,
+  init: pgInitTarget,
 });
 
 /** Column types carried by the records themselves (from the source schema), per target table. */

@@ -34,6 +34,8 @@ export interface CaptureOffset {
   at: string;
   /** The last acknowledged stream position (sources without a server-side slot; the source's notation). */
   position?: string;
+  /** The source's own durable state beside its position, JSON (a polling source: pass numbers, per-table watermarks and hash chunks). */
+  state?: Record<string, unknown>;
 }
 
 export interface OffsetStore {

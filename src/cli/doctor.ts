@@ -20,21 +20,17 @@
 import { Redis } from 'ioredis';
 import type { Command } from 'commander';
 import '../../connectors/index.js';
-import { ORIGIN_FUNCTIONS, serverFindings, sourceFindings, targetFindings, type SourceDemand, type TargetDemand } from '../../connectors/postgres/doctor.js';
-import { canExecute, describePublication, describeRole, describeServer, describeTables, type Query, type TableFacts } from '../../connectors/postgres/introspect.js';
-import type { PgConnection, PgSinkConfig, PgSourceConfig } from '../../connectors/postgres/spec.js';
 import { parseTableName } from '../core/names.js';
-import { decideKey } from '../capture/table-key.js';
 import { loadConfig } from '../core/config/load.js';
 import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
 import { errorMessage, fatal } from '../core/errors.js';
 import { KafkaClient, topics } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
-import { sinkRegistration } from '../core/registry.js';
+import { sinkRegistration, sourceRegistration } from '../core/registry.js';
 import { dlqActionsTopic } from '../dlq/store.js';
 import { dependencyProbes, DependencyChecks, watchRedis, type ReadyReport } from '../observe/checks.js';
-import { PgProbe, pingMonitor } from '../../connectors/postgres/probe.js';
-import { fail, formatFindings, pass, type Finding } from '../observe/findings.js';
+import { fail, formatFindings, pass, type DoctorItem, type DoctorTable, type Finding, type TargetDemand } from '../observe/findings.js';
+import type { SourceMonitor } from '../capture/source.js';
 import type { Sink } from '../sink/sink.js';
 import { redisAddress } from '../core/dependencies.js';
 
@@ -65,13 +61,11 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
   const kafka = new KafkaClient(config.kafka, log);
   const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
   redis.on('error', () => undefined); // reported by the checks
-  const pgPipelines = pipelines.filter(([, p]) => (p.source as { type: string }).type === 'postgres');
-  const sources = pgPipelines.map(([pipeline, p]) => ({ pipeline, probe: new PgProbe((p.source as PgSourceConfig).connection, TIMEOUT_MS) }));
-  const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({ pipeline, sink: sinkRegistration((p.target as { type: string }).type).create(p.target as never, { pipeline, log }) }));
-  const targetProbes = new Map<string, PgProbe>();
-  for (const [pipeline, p] of pipelines) if ((p.target as { type: string }).type === 'postgres') targetProbes.set(pipeline, new PgProbe((p.target as PgSinkConfig).connection, TIMEOUT_MS));
+  const typeOf = (c: unknown) => (c as { type: string }).type;
+  const sources: { pipeline: string; monitor: SourceMonitor }[] = pipelines.map(([pipeline, p]) => ({ pipeline, monitor: sourceRegistration(typeOf(p.source)).monitor(p.source as never, TIMEOUT_MS) }));
+  const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({ pipeline, sink: sinkRegistration(typeOf(p.target)).create(p.target as never, { pipeline, log }) }));
   try {
-    const ready = await new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources: sources.map((s) => ({ pipeline: s.pipeline, monitor: pingMonitor(s.probe) })), targets }), timeoutMs).run();
+    const ready = await new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources, targets }), timeoutMs).run();
     const findings: Finding[] = [];
     const reach = (subject: string, name: string, fix: string[]): boolean => {
       const c = ready.checks[name]!;
@@ -88,15 +82,80 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
     const redisSubject = `redis ${redisAddress(config.redis.url)}`;
     if (reach(redisSubject, 'redis', ['start Redis, or correct redis.url (host, port, user and password)'])) findings.push(await redisWritable(redisSubject, redis, config, pipelines));
 
-    findings.push(...(await postgresChecks(config, pipelines, ready, sources, targetProbes)));
-    for (const [pipeline, p] of pipelines) {
-      if ((p.source as { type: string }).type !== 'postgres') findings.push(pass(`pipeline ${pipeline}: source`, 'checks', `none for source type ${(p.source as { type: string }).type}`));
-    }
+    findings.push(...(await connectorChecks(pipelines, ready, { timeoutMs: TIMEOUT_MS })));
     return findings;
   } finally {
     redis.disconnect();
-    await Promise.allSettled([kafka.close(), ...sources.map((s) => s.probe.close()), ...targets.map((t) => t.sink.close()), ...[...targetProbes.values()].map((p) => p.close())]);
+    await Promise.allSettled([kafka.close(), ...sources.map((s) => s.monitor.close()), ...targets.map((t) => t.sink.close())]);
   }
+}
+
+/** What to do about a source or target that did not answer: start it or correct its address, or grant what a refusal names. */
+function unreachableFix(pipeline: string, role: 'source' | 'target', connection: boolean, error: string | null | undefined): string[] {
+  const field = `pipelines.${pipeline}.${role}${connection ? '.connection (host, port, database, user, password)' : ''}`;
+  if (/access denied|permission denied|authentication failed|not permitted|password/i.test(error ?? '')) {
+    return [`correct ${field}, or give the account access to it (as an administrator; the refusal above names what is missing)`];
+  }
+  return [`start the ${role}, or correct ${field}`];
+}
+
+/**
+ * Each pipeline's source and target: reachable (the /ready probes), then the checks of its
+ * connector (the registrations' `doctor` hooks, called once per connector type with every pipeline
+ * of that type that answered). The sources' checks come first: the targets' are decided from the
+ * tables the sources found.
+ */
+async function connectorChecks(pipelines: [string, PipelineConfig][], ready: ReadyReport, ctx: { timeoutMs: number }): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const typeOf = (c: unknown) => (c as { type: string }).type;
+  const item = <C>(pipeline: string, p: PipelineConfig, role: 'source' | 'target', config: C, where: string): DoctorItem<C> => ({
+    pipeline,
+    config,
+    tables: p.tables,
+    twoWay: !!p.peer,
+    subject: `pipeline ${pipeline}: ${role} ${where}`,
+  });
+
+  const sourceTables = new Map<string, DoctorTable[]>();
+  const byType = new Map<string, DoctorItem<unknown>[]>();
+  for (const [pipeline, p] of pipelines) {
+    const type = typeOf(p.source);
+    const reg = sourceRegistration(type);
+    const it = item(pipeline, p, 'source', p.source as unknown, reg.where?.(p.source as never) ?? type);
+    const c = ready.checks[`source:${pipeline}`]!;
+    if (!c.ok) {
+      findings.push(fail(it.subject, 'reachable', c.lastError ?? 'no answer', unreachableFix(pipeline, 'source', !!reg.where, c.lastError)));
+      continue;
+    }
+    findings.push(pass(it.subject, 'reachable', `answered in ${c.latencyMs} ms`));
+    if (!reg.doctor) {
+      findings.push(pass(it.subject, 'checks', `none for source type ${type}`));
+      continue;
+    }
+    byType.set(type, [...(byType.get(type) ?? []), it]);
+  }
+  for (const [type, items] of byType) {
+    const report = await sourceRegistration(type).doctor!(items as never, ctx);
+    findings.push(...report.findings);
+    for (const [pipeline, tables] of report.tables) sourceTables.set(pipeline, tables);
+  }
+
+  const targetsByType = new Map<string, (DoctorItem<unknown> & { demands: TargetDemand[] })[]>();
+  for (const [pipeline, p] of pipelines) {
+    const type = typeOf(p.target);
+    const reg = sinkRegistration(type);
+    const it = item(pipeline, p, 'target', p.target as unknown, reg.where?.(p.target as never) ?? type);
+    const c = ready.checks[`target:${pipeline}`]!;
+    if (!c.ok) {
+      findings.push(fail(it.subject, 'reachable', c.lastError ?? 'no answer', unreachableFix(pipeline, 'target', !!reg.where, c.lastError)));
+      continue;
+    }
+    findings.push(pass(it.subject, 'reachable', `answered in ${c.latencyMs} ms`));
+    if (!reg.doctor) continue; // a sink type without checks of its own
+    targetsByType.set(type, [...(targetsByType.get(type) ?? []), { ...it, demands: targetDemands(p, sourceTables.get(pipeline)) }]);
+  }
+  for (const [type, items] of targetsByType) findings.push(...(await sinkRegistration(type).doctor!(items as never, ctx)));
+  return findings;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,117 +301,22 @@ async function redisWritable(subject: string, redis: Redis, config: SynclineConf
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// PostgreSQL
-
-async function postgresChecks(
-  config: SynclineConfig,
-  pipelines: [string, PipelineConfig][],
-  ready: ReadyReport,
-  sources: { pipeline: string; probe: PgProbe }[],
-  targetProbes: Map<string, PgProbe>,
-): Promise<Finding[]> {
-  const findings: Finding[] = [];
-  const q = (probe: PgProbe): Query => (text, params) => probe.query(text, params);
-  const where = (c: PgConnection) => `${c.user}@${c.host}:${c.port}/${c.database}`;
-  const sourceFacts = new Map<string, TableFacts[]>();
-
-  // Server-wide limits once per server, for all its pipelines.
-  const servers = new Map<string, { probe: PgProbe; demands: SourceDemand[] }>();
-  const perPipeline: Finding[] = [];
-  for (const { pipeline, probe } of sources) {
-    const p = config.pipelines[pipeline]!;
-    const src = p.source as PgSourceConfig;
-    const subject = `pipeline ${pipeline}: source ${where(src.connection)}`;
-    const c = ready.checks[`source:${pipeline}`]!;
-    if (!c.ok) {
-      perPipeline.push(fail(subject, 'reachable', c.lastError ?? 'no answer', [`start PostgreSQL, or correct pipelines.${pipeline}.source.connection (host, port, database, user, password)`]));
-      continue;
-    }
-    perPipeline.push(pass(subject, 'reachable', `answered in ${c.latencyMs} ms`));
-    const demand: SourceDemand = { pipeline, slot: src.slot, publication: src.publication, tables: p.tables };
-    const server = `${src.connection.host}:${src.connection.port}`;
-    const s = servers.get(server) ?? { probe, demands: [] };
-    s.demands.push(demand);
-    servers.set(server, s);
-    try {
-      const names = p.tables.map((t) => {
-        const { schema, table } = parseTableName(t.source);
-        return { schema, table };
-      });
-      // One connection: one query at a time.
-      const serverFacts = await describeServer(q(probe));
-      const role = await describeRole(q(probe));
-      const publication = await describePublication(q(probe), src.publication);
-      const tables = await describeTables(q(probe), names);
-      sourceFacts.set(pipeline, tables);
-      perPipeline.push(...sourceFindings(subject, demand, { server: serverFacts, role, publication, tables }, src.connection));
-    } catch (err) {
-      perPipeline.push(fail(subject, 'catalog', `cannot read it: ${errorMessage(err)}`, ['connect as a role that may read the catalog (any role can, unless it was revoked)']));
-    }
-  }
-  for (const [server, s] of servers) {
-    try {
-      findings.push(...serverFindings(`source server ${server}`, await describeServer(q(s.probe)), s.demands));
-    } catch (err) {
-      findings.push(fail(`source server ${server}`, 'settings', `cannot read them: ${errorMessage(err)}`, ['connect as a role that may read pg_settings and pg_replication_slots']));
-    }
-  }
-  findings.push(...perPipeline);
-
-  for (const [pipeline, p] of pipelines) {
-    const target = p.target as { type: string };
-    const conn = target.type === 'postgres' ? (target as PgSinkConfig).connection : undefined;
-    const subject = `pipeline ${pipeline}: target ${conn ? where(conn) : target.type}`;
-    const c = ready.checks[`target:${pipeline}`]!;
-    if (!c.ok) {
-      findings.push(fail(subject, 'reachable', c.lastError ?? 'no answer', [`start the target, or correct pipelines.${pipeline}.target${conn ? '.connection (host, port, database, user, password)' : ''}`]));
-      continue;
-    }
-    findings.push(pass(subject, 'reachable', `answered in ${c.latencyMs} ms`));
-    const probe = targetProbes.get(pipeline);
-    if (!probe) continue; // a sink type without checks of its own
-    try {
-      const demands = targetDemands(p, sourceFacts.get(pipeline));
-      const names = demands.map((d) => {
-        const { schema, table } = parseTableName(d.table);
-        return { schema, table };
-      });
-      const role = await describeRole(q(probe));
-      const tables = await describeTables(q(probe), names);
-      let origins: boolean | undefined;
-      if (p.peer) {
-        origins = true;
-        for (const fn of ORIGIN_FUNCTIONS) origins &&= await canExecute(q(probe), fn);
-      }
-      findings.push(...targetFindings(subject, demands, { role, tables, origins }, { autoEvolve: (p.target as PgSinkConfig).autoEvolve }));
-    } catch (err) {
-      findings.push(fail(subject, 'catalog', `cannot read it: ${errorMessage(err)}`, ['connect as a role that may read the catalog']));
-    }
-  }
-  return findings;
-}
-
 /**
  * Each target table with the key and columns the source gives it (through the column renames).
  * `source`: the source tables' facts, undefined when the source could not be read; a table missing
  * there is reported by the source's checks and not checked again here.
  */
-export function targetDemands(p: PipelineConfig, source: TableFacts[] | undefined): TargetDemand[] {
-  const at = (t: { source: string }) => {
-    const { schema, table } = parseTableName(t.source);
-    return source?.find((x) => x.schema === schema && x.table === table);
-  };
+export function targetDemands(p: PipelineConfig, source: DoctorTable[] | undefined): TargetDemand[] {
+  const at = (t: { source: string }) => source?.find((x) => x.source === t.source);
   return p.tables.filter((t) => !source || at(t)).map((t) => {
     const f = at(t);
     const rename = (c: string) => t.columns?.[c] ?? c;
-    const decided = f ? decideKey('', t.source, t.key, { columns: f.columns.map((c) => c.name), primaryKey: f.primaryKey, replicaIdentity: f.replicaIdentity }) : null;
-    const key = (decided?.ok ? decided.key : t.key ?? f?.primaryKey ?? []).map(rename);
+    const key = (f?.key ?? t.key ?? []).map(rename);
     return {
       source: t.source,
       table: t.target ?? t.source,
       key,
-      columns: (f?.columns ?? []).filter((c) => !c.generated).map((c) => ({ name: rename(c.name), type: c.type, notNull: c.notNull })),
+      columns: (f?.columns ?? []).map((c) => ({ name: rename(c.name), pgType: c.pgType, notNull: c.notNull })),
     };
   });
 }
@@ -360,7 +324,7 @@ export function targetDemands(p: PipelineConfig, source: TableFacts[] | undefine
 export function doctorCommand(program: Command, defaultConfig: string): void {
   program
     .command('doctor')
-    .description('check every prerequisite of every pipeline (PostgreSQL settings, rights, publication, replica identity, slots; Kafka, registry, Redis; target tables) and print the fix of each that fails. Exit 0 only when all pass')
+    .description("check every prerequisite of every pipeline (the source's settings, rights, tables and keys: PostgreSQL's publication, replica identity and slots, MariaDB's binlog; Kafka, registry, Redis; target tables and rights) and print the fix of each that fails. Exit 0 only when all pass")
     .option('-c, --config <file>', 'config file', defaultConfig)
     .option('-p, --pipeline <name>', 'only this pipeline (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .action(async (opts: { config: string; pipeline?: string[] }) => {

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import '../../connectors/index.js';
 import type { TableFacts } from '../../connectors/postgres/introspect.js';
+import { parsePgUrl, pgInitSource, planTable } from '../../connectors/postgres/init.js';
 import { interpolate, parseConfig } from '../core/config/load.js';
-import { configTableName, parsePgUrl, parseTableList, pipelineName, planTable, renderConfig, yamlValue } from './init-config.js';
+import { configTableName, parseTableList, pipelineName, renderConfig, yamlValue } from './init-config.js';
 
 const table = (t: Partial<TableFacts> & { table: string }): TableFacts => ({
   schema: 'public',
@@ -83,18 +84,20 @@ test('planTable: primary key, unique index with FULL, and the fixes of the other
 const pick = (p: ReturnType<typeof planTable>) => ({ included: p.included, key: p.key, fix: p.fix });
 
 test('renderConfig: validates, holds no password, names the variables, comments the left-out tables', () => {
-  const source = parsePgUrl('postgres://app:Sup3r-S3cret@db.example.com/shop', 'x');
+  const source = pgInitSource.parse('postgres://app:Sup3r-S3cret@db.example.com/shop', 'x');
   const r = renderConfig({
     source,
+    target: pgInitSource.defaultTarget(source),
+    targetIsDefault: true,
     pipeline: pipelineName('Shop_DB'),
     createdAt: '2026-01-01T00:00:00Z',
     file: 'sync.yaml',
-    tables: [
+    plans: [
       table({ table: 'users' }),
       table({ table: 'odd', columns: [{ name: 'id', type: 'bigint', notNull: true, generated: false }, { name: '${odd} col', type: 'text', notNull: false, generated: false }] }),
       table({ table: 'logs', primaryKey: [] }),
       table({ table: 'yes', columns: [{ name: 'on', type: 'boolean', notNull: true, generated: false }], primaryKey: ['on'] }),
-    ],
+    ].map(planTable),
   });
   assert.equal(pipelineName('Shop_DB'), 'shop-db');
   assert.ok(!r.text.includes('Sup3r-S3cret'));

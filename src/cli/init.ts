@@ -1,7 +1,8 @@
 /**
- * `syncline init --source postgres://… [--target postgres://…] [--tables a,b] [--pipeline NAME] [--out FILE]`:
+ * `syncline init --source URL [--target URL] [--tables a,b] [--pipeline NAME] [--out FILE]`:
  * reads the source's catalog and writes a commented config for one pipeline (src/cli/init-config.ts
- * says what it holds). The file is checked with the same loader `syncline config validate` uses
+ * says what it holds). The URL's scheme picks the connector (postgres://, mariadb://, … : each
+ * connector's `init` hook, src/core/init-plan.ts). The file is checked with the same loader `syncline config validate` uses
  * before it is written; an existing --out file is kept unless --force. Without --out the config
  * goes to stdout. The summary (what was left out and why, the variables to set) goes to stderr.
  * Returns the exit code: 0 written, 1 nothing to write (every table needs a fix first, or a table
@@ -10,11 +11,27 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import '../../connectors/index.js';
-import { describeTables, type TableName } from '../../connectors/postgres/introspect.js';
 import { ConfigError, parseConfig } from '../core/config/load.js';
 import { errorMessage, fatal } from '../core/errors.js';
-import { PgProbe } from '../../connectors/postgres/probe.js';
-import { parsePgUrl, parseTableList, pipelineName, renderConfig, showUrl } from './init-config.js';
+import type { InitSource, InitTarget, TableName, TablePlan } from '../core/init-plan.js';
+import { initSchemes, sinkForScheme, sourceForScheme } from '../core/registry.js';
+import { parseTableList, pipelineName, renderConfig } from './init-config.js';
+
+function schemeOf(url: string): string {
+  return /^([A-Za-z][A-Za-z0-9+.-]*:)/.exec(url)?.[1]?.toLowerCase() ?? '';
+}
+
+function initSource(url: string): InitSource {
+  const reg = sourceForScheme(schemeOf(url));
+  if (!reg?.init) throw fatal('INIT_ARGUMENT', `--source: expected a URL of ${initSchemes('source').map((s) => `${s}//`).join(', ')}, got ${schemeOf(url) ? `${schemeOf(url)}//…` : `'${url.slice(0, 40)}'`}`);
+  return reg.init;
+}
+
+function initTarget(url: string): InitTarget {
+  const reg = sinkForScheme(schemeOf(url));
+  if (!reg?.init) throw fatal('INIT_ARGUMENT', `--target: expected a URL of ${initSchemes('target').map((s) => `${s}//`).join(', ')}, got ${schemeOf(url) ? `${schemeOf(url)}//…` : `'${url.slice(0, 40)}'`}`);
+  return reg.init;
+}
 
 export interface InitOptions {
   source: string;
@@ -31,45 +48,43 @@ export interface InitOptions {
 export async function init(opts: InitOptions): Promise<number> {
   const stdout = opts.stdout ?? ((t: string) => process.stdout.write(t));
   const stderr = opts.stderr ?? ((t: string) => process.stderr.write(t));
-  const source = parsePgUrl(opts.source, '--source');
-  const target = opts.target !== undefined ? parsePgUrl(opts.target, '--target') : undefined;
-  if (target && target.host === source.host && target.port === source.port && target.database === source.database) {
-    throw fatal('INIT_ARGUMENT', `--target is the source database (${showUrl(source)}): the tables would be written onto themselves`);
+  const hook = initSource(opts.source);
+  const source = hook.parse(opts.source, '--source');
+  const target = opts.target !== undefined ? initTarget(opts.target).parse(opts.target, '--target') : hook.defaultTarget(source);
+  if (opts.target !== undefined && target.at.host === source.at.host && target.at.port === source.at.port && target.at.database === source.at.database) {
+    throw fatal('INIT_ARGUMENT', `--target is the source database (${source.shown}): the tables would be written onto themselves`);
   }
-  const pipeline = opts.pipeline ?? pipelineName(source.database);
+  const pipeline = opts.pipeline ?? pipelineName(source.at.database);
   if (!/^[a-z0-9][a-z0-9-]*$/.test(pipeline)) throw fatal('INIT_ARGUMENT', `--pipeline '${pipeline}': lower-case letters, digits and - only`);
   if (opts.out && existsSync(opts.out) && !opts.force) throw fatal('INIT_ARGUMENT', `${opts.out} exists: choose another --out, or --force to replace it`);
-  const asked: TableName[] | 'all' = opts.tables !== undefined ? parseTableList(opts.tables) : 'all';
+  const asked: TableName[] | 'all' = opts.tables !== undefined ? parseTableList(opts.tables, hook.defaultSchema(source)) : 'all';
 
-  const probe = new PgProbe({ host: source.host, port: source.port, database: source.database, user: source.user, password: source.password, ssl: source.ssl, sslVerify: source.sslVerify }, 30_000);
-  let facts;
+  let plans: TablePlan[];
   try {
-    facts = await describeTables((text, params) => probe.query(text, params), asked);
+    plans = await hook.read(source, asked);
   } catch (err) {
-    throw fatal('INIT_SOURCE', `--source ${showUrl(source)}: ${errorMessage(err)}`);
-  } finally {
-    await probe.close();
+    throw fatal('INIT_SOURCE', `--source ${source.shown}: ${errorMessage(err)}`);
   }
   if (asked !== 'all') {
-    const missing = asked.filter((a) => !facts.some((f) => f.schema === a.schema && f.table === a.table));
+    const missing = asked.filter((a) => !plans.some((f) => f.at.schema === a.schema && f.at.table === a.table));
     if (missing.length > 0) {
-      stderr(`syncline init: no table ${missing.map((m) => `${m.schema}.${m.table}`).join(', ')} in ${showUrl(source)} (or no right to see it)\n`);
+      stderr(`syncline init: no table ${missing.map((m) => `${m.schema}.${m.table}`).join(', ')} in ${source.shown} (or no right to see it)\n`);
       return 1;
     }
   }
-  if (facts.length === 0) {
-    stderr(`syncline init: ${showUrl(source)} has no tables outside the system schemas\n`);
+  if (plans.length === 0) {
+    stderr(`syncline init: ${source.shown} has no tables outside the system schemas\n`);
     return 1;
   }
 
   const shownFile = opts.out ?? 'syncline.yaml';
-  const result = renderConfig({ source, target, pipeline, tables: facts, createdAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), file: shownFile });
+  const result = renderConfig({ source, target, targetIsDefault: opts.target === undefined, pipeline, plans, createdAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), file: shownFile });
   const text = result.text;
   const included = result.plans.filter((p) => p.included);
   const excluded = result.plans.filter((p) => !p.included);
   const left = excluded.map((p) => `  ${p.reason}${!p.addable ? '' : `\n    fix: ${p.fix.length > 0 ? `${p.fix.join(' ')} then add` : 'add'} it with key: [${p.key.join(', ')}]`}`);
   if (included.length === 0) {
-    stderr(`syncline init: no table of ${showUrl(source)} can be captured as it is:\n${left.join('\n')}\n`);
+    stderr(`syncline init: no table of ${source.shown} can be captured as it is:\n${left.join('\n')}\n`);
     return 1;
   }
   // The same check as `syncline config validate` (the variables it names only need to exist).
@@ -92,10 +107,10 @@ export async function init(opts: InitOptions): Promise<number> {
 export function initCommand(program: Command): void {
   program
     .command('init')
-    .description("read a PostgreSQL source's tables and write a commented config for one pipeline: keys, column types, the fix of each table that cannot be captured as it is; passwords as ${ENV} references")
-    .requiredOption('--source <url>', 'source database: postgres://user[:password]@host[:port]/database[?sslmode=require]')
-    .option('--target <url>', "target database, same form (default: the source's server, database <source database>_target)")
-    .option('--tables <list>', 'only these tables: table (schema public) or schema.table, comma-separated; "quote" names holding . , or "')
+    .description("read a source database's tables (PostgreSQL, MariaDB) and write a commented config for one pipeline: keys, column types, the fix of each table that cannot be captured as it is; passwords as ${ENV} references")
+    .requiredOption('--source <url>', 'source database: postgres://user[:password]@host[:port]/database[?sslmode=require] or mariadb://user[:password]@host[:port]/database (also mysql://)')
+    .option('--target <url>', "target database, either form (default: the source's server, database <source database>_target)")
+    .option('--tables <list>', 'only these tables: table (schema public; MariaDB: the URL\'s database) or schema.table, comma-separated; "quote" names holding . , or "')
     .option('-p, --pipeline <name>', 'pipeline name (default: from the source database name)')
     .option('-o, --out <file>', 'write the config here (default: stdout)')
     .option('--force', 'replace --out when it exists')

@@ -10,6 +10,8 @@ import type { Sink } from '../sink/sink.js';
 import type { Source, SourceMonitor } from '../capture/source.js';
 import type { Dependency } from './dependencies.js';
 import type { ResourcesFactory } from './resources.js';
+import type { InitSource, InitTarget } from './init-plan.js';
+import type { DoctorContext, DoctorItem, Finding, SourceDoctorReport, TargetDemand } from '../observe/findings.js';
 
 export interface ConnectorContext {
   pipeline: string;
@@ -30,6 +32,16 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
   create(config: z.infer<S>, ctx: ConnectorContext): Sink;
   /** What the sink created for a pipeline in its target system (`syncline pipeline drop`); optional. */
   resources?: ResourcesFactory<z.infer<S>>;
+  /** The target as findings and messages name it (`user@host:port/database`). */
+  where?(config: z.infer<S>): string;
+  /**
+   * `syncline doctor`'s checks of the targets of this type that answered their ping, all at once
+   * (one connection per server): the tables with `demands`' keys and columns, the rights syncline
+   * writes with, what two-way sync needs. Each failure with the exact fix. Optional.
+   */
+  doctor?(items: (DoctorItem<z.infer<S>> & { demands: TargetDemand[] })[], ctx: DoctorContext): Promise<Finding[]>;
+  /** `syncline init --target URL`: the URL schemes it takes and the config block it writes (src/core/init-plan.ts). Optional. */
+  init?: InitTarget;
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
@@ -38,6 +50,8 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   spec: S;
   /** The pipeline's source, not connected yet (src/capture/source.ts). */
   create(config: z.infer<S>, ctx: ConnectorContext): Source;
+  /** Its Source implements position() (the source's end now): the pipeline may use modes scheduled and manual (src/sync/). */
+  positions?: boolean;
   /** The id of the pipeline's stream: its record's key in `<prefix>.capture.offsets` (PostgreSQL: the slot name). */
   streamId(config: z.infer<S>, pipeline: string): string;
   /** The system the source reads, for the start's waits (src/supervise.ts) and /health. */
@@ -52,6 +66,16 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   monitor(config: z.infer<S>, timeoutMs: number): SourceMonitor;
   /** What the source created for a pipeline in its system (`syncline pipeline drop`); optional. */
   resources?: ResourcesFactory<z.infer<S>>;
+  /** The source as findings and messages name it (`user@host:port/database`). */
+  where?(config: z.infer<S>): string;
+  /**
+   * `syncline doctor`'s checks of the sources of this type that answered their ping, all at once
+   * (server-wide settings once per server): settings, rights, tables, keys; each failure with the
+   * exact fix. Returns the tables as found, for the targets' checks. Optional.
+   */
+  doctor?(items: DoctorItem<z.infer<S>>[], ctx: DoctorContext): Promise<SourceDoctorReport>;
+  /** `syncline init --source URL`: the URL schemes it takes, the tables it proposes, its config block (src/core/init-plan.ts). Optional. */
+  init?: InitSource;
 }
 
 const sinks = new Map<string, SinkRegistration>();
@@ -81,3 +105,18 @@ export function sourceRegistration(type: string): SourceRegistration {
 
 export const registeredSinks = (): SinkRegistration[] => [...sinks.values()];
 export const registeredSources = (): SourceRegistration[] => [...sources.values()];
+
+/** The source connector whose `init` takes URLs of this scheme ('postgres:'), if any. */
+export function sourceForScheme(scheme: string): SourceRegistration | undefined {
+  return [...sources.values()].find((r) => r.init?.schemes.includes(scheme));
+}
+
+/** The sink connector whose `init` takes URLs of this scheme, if any. */
+export function sinkForScheme(scheme: string): SinkRegistration | undefined {
+  return [...sinks.values()].find((r) => r.init?.schemes.includes(scheme));
+}
+
+/** Every scheme `syncline init` takes, for messages. */
+export function initSchemes(side: 'source' | 'target'): string[] {
+  return [...(side === 'source' ? sources : sinks).values()].flatMap((r) => r.init?.schemes ?? []);
+}

@@ -45,3 +45,51 @@ export function bytes(n: number): string {
   while (v >= 1024 && u < units.length - 1) (v /= 1024), u++;
   return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// What connectors' doctor hooks take and give (src/core/registry.ts `doctor`, src/cli/doctor.ts).
+
+/** One pipeline's source or target, for its connector's doctor hook. */
+export interface DoctorItem<C> {
+  pipeline: string;
+  /** The connector's config (pipelines.<name>.source or .target, defaults applied). */
+  config: C;
+  /** The configured tables (source names, target names, keys, renames). */
+  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string> }[];
+  /** Two-way sync: the pipeline writes with an origin its peer skips. */
+  twoWay: boolean;
+  /** The findings' subject: `pipeline <name>: source <where>` / `… target <where>`. */
+  subject: string;
+}
+
+/** A source table as the source's doctor found it, for the target's checks. */
+export interface DoctorTable {
+  /** The configured source name. */
+  source: string;
+  /** The key the source reads it with (null: it has none yet; the source's checks say so). */
+  key: string[] | null;
+  /** Columns written to the target, in table order, with their type as PostgreSQL spells it (ColumnType.pgType). */
+  columns: { name: string; pgType: string; notNull: boolean }[];
+}
+
+/** What a pipeline's target table must be, from the source table and the config (src/cli/doctor.ts targetDemands). */
+export interface TargetDemand {
+  /** Source table 'schema.table'. */
+  source: string;
+  /** Target table 'schema.table'. */
+  table: string;
+  /** Target key columns (after renames). */
+  key: string[];
+  /** Target columns the source writes (after renames) with their type as PostgreSQL spells it. */
+  columns: { name: string; pgType: string; notNull: boolean }[];
+}
+
+export interface DoctorContext {
+  timeoutMs: number;
+}
+
+/** A source connector's checks: findings, and each pipeline's tables as found (absent: the source could not be read). */
+export interface SourceDoctorReport {
+  findings: Finding[];
+  tables: Map<string, DoctorTable[]>;
+}

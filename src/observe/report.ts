@@ -459,6 +459,8 @@ export function renderFromFiles(dir: string, now = new Date()): string[] {
 export interface ReportSource {
   metrics: () => Promise<string>;
   health: () => HealthReport;
+  /** Top-level fields merged into sync-status.json (the runtime's sync runs: `sync`). */
+  extra?: () => Record<string, unknown>;
 }
 
 /** Writes the report files of a running Runtime every `everyMs` and once more at stop. */
@@ -480,7 +482,7 @@ export class Reporter {
     while (this.writing) await this.writing;
     this.writing = (async () => {
       try {
-        const r = writeReports(this.cfg.dir, await this.src.metrics(), this.src.health(), 'runtime');
+        const r = writeReports(this.cfg.dir, await this.src.metrics(), this.src.health(), 'runtime', this.src.extra?.());
         this.log.debug({ dir: r.dir, pipelines: r.status.pipelines.length }, 'reports.written');
       } catch (err) {
         this.log.warn({ dir: this.cfg.dir, err: errorMessage(err) }, 'reports.write.failed');

@@ -334,6 +334,7 @@ export class ConsumerStage {
         if (this.stopping) return;
         throw kafkaFailure(kafka, err, `consumer group ${groupId}: cannot join`);
       }
+      if (this.paused) consumer.pause(this.o.topics.map((topic) => ({ topic })));
       log.info({ groupId, topics: this.o.topics }, 'consumer.start');
       kafka.markReady();
       this.o.onRunning?.();
@@ -382,6 +383,12 @@ export class ConsumerStage {
   private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
     const messages = batch.messages;
     if (messages.length === 0) return;
+    if (this.paused) {
+      // Fetched before the pause took effect (a window closed, or the stage started paused): not
+      // applied and not resolved, so the fetch goes back to this batch after resume().
+      this.consumer?.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+      return;
+    }
     // A fetched batch (up to 1 MB a partition: ≈ 7,000 narrow changes) is decoded and applied in
     // chunks of `chunk` messages, so that what is alive at once is one chunk's records, not the
     // fetch's; the offset is committed once, after the last chunk.
@@ -503,6 +510,27 @@ export class ConsumerStage {
   }
 
   private stopping = false;
+  private paused = false;
+
+  /**
+   * Stop fetching (a sync window closed, src/sync/gate.ts): the batch being applied finishes and
+   * commits, the consumer stays in its group (no rebalance), the backlog shows as consumer lag.
+   * Kept across a rejoin (the new consumer starts paused).
+   */
+  pause(): void {
+    this.paused = true;
+    this.consumer?.pause(this.o.topics.map((topic) => ({ topic })));
+  }
+
+  /** Fetch again from where the group is (a sync window opened). */
+  resume(): void {
+    this.paused = false;
+    this.consumer?.resume(this.o.topics.map((topic) => ({ topic })));
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
 
   async stop(): Promise<void> {
     this.stopping = true;

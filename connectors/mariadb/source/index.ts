@@ -9,10 +9,13 @@ import { registerSource } from '../../../src/core/registry.js';
 import { mariadbSourceSpec } from './spec.js';
 import { MariadbSource, streamIdOf } from './mariadb-source.js';
 import { MariadbSourceMonitor } from './monitor.js';
+import { mariadbSourceDoctor, mariadbWhere } from '../doctor.js';
+import { mariadbInitSource } from '../init.js';
 
 registerSource({
   type: 'mariadb',
   description: 'MariaDB/MySQL row-based binlog (replica protocol)',
+  positions: true,
   spec: mariadbSourceSpec,
   create: (config, ctx) => new MariadbSource(config, ctx.pipeline, ctx.log),
   streamId: (_config, pipeline) => streamIdOf(pipeline),
@@ -26,4 +29,7 @@ registerSource({
     const at = `${config.connection.host}:${config.connection.port}/${config.connection.database}`;
     return { kind: 'other', key: `mariadb ${config.connection.host}:${config.connection.port}`, name: `MariaDB at ${at} (pipeline ${pipeline} source)`, codePrefix: 'MARIADB_' };
   },
+  where: (config) => mariadbWhere(config.connection),
+  doctor: mariadbSourceDoctor,
+  init: mariadbInitSource,
 });

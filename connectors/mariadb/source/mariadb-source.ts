@@ -240,6 +240,14 @@ export class MariadbSource implements Source {
     return f.name;
   }
 
+  /** The binlog's end now (SHOW MASTER STATUS, as 'file number/offset' like every position of this source). */
+  async position(): Promise<string> {
+    const [rows] = await this.meta!.query<mysql.RowDataPacket[]>('SHOW MASTER STATUS');
+    const r = rows[0];
+    if (!r) throw fatal('MARIADB_BINLOG_OFF', `MariaDB at ${where(this.config.connection)} reports no binlog position (SHOW MASTER STATUS is empty): is log_bin on?`);
+    return binlogLsn(String(r.File), Number(r.Position));
+  }
+
   private async skipSnapshot(): Promise<bigint> {
     const [rows] = await this.meta!.query<mysql.RowDataPacket[]>('SHOW MASTER STATUS');
     const r = rows[0];

@@ -67,29 +67,59 @@ export async function connectMysql(c: MariadbConnection, what: string): Promise<
   }
 }
 
+/** The server settings binlog CDC needs, as read by `SELECT @@global.…` (doctor and the source's start). */
+export interface BinlogSettings {
+  logBin: string;
+  format: string;
+  image: string;
+  serverId: number;
+}
+
+export async function readBinlogSettings(conn: mysql.Connection): Promise<BinlogSettings> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT @@global.log_bin AS log_bin, @@global.binlog_format AS format, @@global.binlog_row_image AS image, @@global.server_id AS server_id`);
+  const v = rows[0]!;
+  return { logBin: String(v.log_bin), format: String(v.format), image: String(v.image), serverId: Number(v.server_id) };
+}
+
+/** What is wrong with the settings, each with the code the start fails with and what to set (empty: all good). */
+export function binlogProblems(v: BinlogSettings, at: string): { code: string; setting: string; message: string }[] {
+  const out: { code: string; setting: string; message: string }[] = [];
+  if (v.logBin !== '1' && v.logBin.toUpperCase() !== 'ON') {
+    out.push({ code: 'MARIADB_BINLOG_OFF', setting: 'log_bin', message: `MariaDB at ${at} runs without a binary log: start it with log_bin (and binlog_format=ROW, binlog_row_image=FULL, a server_id)` });
+    return out;
+  }
+  if (v.format.toUpperCase() !== 'ROW') {
+    out.push({ code: 'MARIADB_BINLOG_FORMAT', setting: 'binlog_format', message: `MariaDB at ${at} has binlog_format=${v.format}: the source needs binlog_format=ROW (SET GLOBAL binlog_format='ROW' and in the server's configuration)` });
+  }
+  if (v.image.toUpperCase() !== 'FULL') {
+    out.push({ code: 'MARIADB_BINLOG_ROW_IMAGE', setting: 'binlog_row_image', message: `MariaDB at ${at} has binlog_row_image=${v.image}: the source needs binlog_row_image=FULL (whole rows before and after each change)` });
+  }
+  return out;
+}
+
+/** The global replication privileges the SHOW GRANTS lines lack (REPLICATION SLAVE, REPLICATION CLIENT). */
+export function missingReplicationGrants(grantLines: string[]): string[] {
+  const global = grantLines.map((l) => l.toUpperCase()).filter((l) => / ON \*\.\* TO /.test(l)).join('\n');
+  const all = /GRANT ALL PRIVILEGES ON \*\.\*/.test(global);
+  const missing: string[] = [];
+  if (!all && !/REPLICATION SLAVE/.test(global)) missing.push('REPLICATION SLAVE');
+  if (!all && !/REPLICATION CLIENT|BINLOG MONITOR|SUPER/.test(global)) missing.push('REPLICATION CLIENT');
+  return missing;
+}
+
+export async function showGrants(conn: mysql.Connection): Promise<string[]> {
+  const [grants] = await conn.query<mysql.RowDataPacket[]>('SHOW GRANTS');
+  return grants.map((g) => String(Object.values(g)[0]));
+}
+
 /**
  * The binlog must be on, row-based with full row images, and the user must be allowed to read it:
  * each is fatal, naming the setting or the GRANT to run.
  */
 export async function checkServer(conn: mysql.Connection, c: MariadbConnection): Promise<void> {
-  const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT @@global.log_bin AS log_bin, @@global.binlog_format AS format, @@global.binlog_row_image AS image`);
-  const v = rows[0]!;
-  if (String(v.log_bin) !== '1' && String(v.log_bin).toUpperCase() !== 'ON') {
-    throw fatal('MARIADB_BINLOG_OFF', `MariaDB at ${where(c)} runs without a binary log: start it with log_bin (and binlog_format=ROW, binlog_row_image=FULL, a server_id)`);
-  }
-  if (String(v.format).toUpperCase() !== 'ROW') {
-    throw fatal('MARIADB_BINLOG_FORMAT', `MariaDB at ${where(c)} has binlog_format=${v.format}: the source needs binlog_format=ROW (SET GLOBAL binlog_format='ROW' and in the server's configuration)`);
-  }
-  if (String(v.image).toUpperCase() !== 'FULL') {
-    throw fatal('MARIADB_BINLOG_ROW_IMAGE', `MariaDB at ${where(c)} has binlog_row_image=${v.image}: the source needs binlog_row_image=FULL (whole rows before and after each change)`);
-  }
-  const [grants] = await conn.query<mysql.RowDataPacket[]>('SHOW GRANTS');
-  const text = grants.map((g) => String(Object.values(g)[0])).join('\n').toUpperCase();
-  const global = text.split('\n').filter((l) => / ON \*\.\* TO /.test(l)).join('\n');
-  const all = /GRANT ALL PRIVILEGES ON \*\.\*/.test(global);
-  const missing: string[] = [];
-  if (!all && !/REPLICATION SLAVE/.test(global)) missing.push('REPLICATION SLAVE');
-  if (!all && !/REPLICATION CLIENT|BINLOG MONITOR|SUPER/.test(global)) missing.push('REPLICATION CLIENT');
+  const problem = binlogProblems(await readBinlogSettings(conn), where(c))[0];
+  if (problem) throw fatal(problem.code, problem.message);
+  const missing = missingReplicationGrants(await showGrants(conn));
   if (missing.length > 0) {
     throw fatal('MARIADB_PRIVILEGE', `MariaDB user ${c.user} at ${where(c)} lacks ${missing.join(' and ')} on *.*, needed to read the binlog; ${grantHint(c)}`);
   }
@@ -103,9 +133,9 @@ export interface MariadbTable {
 }
 
 /** Read one table's columns from information_schema (null: the table does not exist). */
-export async function readColumns(conn: mysql.Connection, schema: string, table: string): Promise<{ name: string; type: MariadbColumnType }[] | null> {
+export async function readColumns(conn: mysql.Connection, schema: string, table: string): Promise<{ name: string; type: MariadbColumnType; notNull: boolean }[] | null> {
   const [cols] = await conn.query<mysql.RowDataPacket[]>(
-    `SELECT COLUMN_NAME AS name, LOWER(DATA_TYPE) AS dataType, COLUMN_TYPE AS columnType, NUMERIC_PRECISION AS \`precision\`, NUMERIC_SCALE AS scale, CHARACTER_MAXIMUM_LENGTH AS charLength
+    `SELECT COLUMN_NAME AS name, LOWER(DATA_TYPE) AS dataType, COLUMN_TYPE AS columnType, NUMERIC_PRECISION AS \`precision\`, NUMERIC_SCALE AS scale, CHARACTER_MAXIMUM_LENGTH AS charLength, IS_NULLABLE AS nullable
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [schema, table],
   );
@@ -131,7 +161,7 @@ export async function readColumns(conn: mysql.Connection, schema: string, table:
       charLength: c.charLength === null ? null : Number(c.charLength),
       json: json.has(String(c.name)) || String(c.dataType) === 'json',
     };
-    return { name: info.name, type: columnTypeOf(name, info) };
+    return { name: info.name, type: columnTypeOf(name, info), notNull: String(c.nullable) === 'NO' };
   });
 }
 

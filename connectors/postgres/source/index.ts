@@ -12,10 +12,13 @@ import { pgSourceSpec } from '../spec.js';
 import { PostgresSource } from './postgres-source.js';
 import { pgSlotName } from '../../../src/core/names.js';
 import { PgSourceMonitor } from '../probe.js';
+import { pgSourceDoctor, pgWhere } from '../doctor-checks.js';
+import { pgInitSource } from '../init.js';
 
 registerSource({
   type: 'postgres',
   description: 'PostgreSQL logical replication (pgoutput)',
+  positions: true,
   spec: pgSourceSpec,
   create: (config, ctx) => new PostgresSource(config, ctx.pipeline, ctx.log),
   streamId: (config) => config.slot,
@@ -27,4 +30,7 @@ registerSource({
     ...(typeof raw.publication === 'string' ? [{ field: 'publication', what: 'publication', id: raw.publication }] : []),
   ],
   resources: pgSourceResources,
+  where: (config) => pgWhere(config.connection),
+  doctor: pgSourceDoctor,
+  init: pgInitSource,
 });

@@ -72,6 +72,16 @@ export class PostgresSource implements Source {
     return this.watermark === 0n ? '' : bigIntToPosition(this.watermark);
   }
 
+  /**
+   * The server's WAL end now (pg_current_wal_lsn, 'X/Y'): a bounded run (src/sync/) ends once the
+   * slot's confirmed position reached it — by the run's own commits, or by the keepalives that move an
+   * idle slot to the server's position.
+   */
+  async position(): Promise<string> {
+    const r = await this.meta!.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+    return r.rows[0]!.lsn;
+  }
+
   async connect(): Promise<void> {
     this.meta = await connectSource(this.config.connection, `pipeline ${this.pipeline} capture`);
     this.catalog = await TypeCatalog.load(this.meta);

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { registeredSinks, registeredSources } from '../registry.js';
 import { alertExprError } from '../../observe/alerts/expr.js';
+import { parseWindow, timeZoneProblem, WindowSyntaxError } from '../../sync/windows.js';
+import { cronProblem } from '../../sync/schedule.js';
 import { canonicalTableName, cdcTopicName, kafkaCollisionKey, MAX_TOPIC_LENGTH, NAME_RE, NAME_RULE, NameError, parseTableName } from '../names.js';
 
 const TABLE_NAME_RULE =
@@ -267,6 +269,63 @@ function unionOf(specs: z.ZodObject[], what: string): z.ZodType {
 }
 
 /** Built lazily because connectors register themselves at import time. */
+/** Sync modes (src/sync/): when a pipeline's changes are captured and applied. */
+const syncModeFields = {
+  mode: z
+    .enum(['realtime', 'scheduled', 'manual'])
+    .default('realtime')
+    .describe(
+      "When the pipeline syncs. realtime: capture and apply run continuously (with `windows`: the sink applies only inside them; outside, changes wait in Kafka while capture keeps acknowledging the source). scheduled: a bounded run at every `schedule` fire: capture up to the source's position at the run's start, apply up to the change topics' ends, then stop; nothing of the pipeline runs between runs (a PostgreSQL slot retains WAL meanwhile). manual: bounded runs only when asked (`syncline sync run`, POST /api/pipelines/:name/runs). scheduled and manual need a source that can tell its current position (postgres, mariadb).",
+    ),
+  schedule: z
+    .string()
+    .optional()
+    .describe("mode scheduled: cron pattern, six fields with seconds (or five), in `timezone`. A fire while the previous run still goes is skipped and counted (syncline_sync_runs_skipped_total); fires missed while the process was down give one run at start, not one per fire. DST: a fire time in the spring gap fires once at the end of the gap, one in the autumn repeat fires once, at its first occurrence.")
+    .meta({ examples: ['0 30 2 * * *', '*/10 * * * * *'] }),
+  timezone: z
+    .string()
+    .default('UTC')
+    .describe('IANA time zone of `schedule` and `windows`.')
+    .meta({ examples: ['Europe/Berlin'] }),
+  windows: z
+    .array(z.string())
+    .min(1)
+    .optional()
+    .describe("modes realtime and scheduled: when the pipeline may apply, as '[DAYS ]HH:MM-HH:MM' wall-clock times in `timezone` (DAYS: Mon..Sun, lists and ranges; an end at or before the start crosses midnight). realtime: outside every window the sink is paused (kafkajs consumer pause: it stays in its group, the backlog shows as consumer lag) and resumes when one opens. scheduled: a fire outside every window is skipped (counted). DST: wall-clock time, so a window in the skipped spring hour does not occur and one in the repeated autumn hour is open during both passes.")
+    .meta({ examples: [['Mon-Fri 01:00-05:00', 'Sat,Sun 00:00-24:00']] }),
+  maxRunDurationMs: z
+    .number()
+    .int()
+    .min(1000)
+    .optional()
+    .describe('modes scheduled and manual: a run still going after this long is stopped with outcome timed-out (what it applied stays applied; the next run goes on from there).'),
+};
+
+/** Cross-field rules of the sync mode fields; `bounded`: the source implements position(). */
+function syncModeIssues(p: { mode: string; schedule?: string; timezone: string; windows?: string[]; maxRunDurationMs?: number; source: unknown }, ctx: z.RefinementCtx, bounded: boolean): void {
+  const tzProblem = timeZoneProblem(p.timezone);
+  if (tzProblem) ctx.addIssue({ code: 'custom', path: ['timezone'], message: tzProblem });
+  if (p.mode === 'scheduled' && p.schedule === undefined) ctx.addIssue({ code: 'custom', path: ['schedule'], message: 'mode scheduled needs a schedule (a cron pattern, e.g. "0 30 2 * * *")' });
+  if (p.mode !== 'scheduled' && p.schedule !== undefined) ctx.addIssue({ code: 'custom', path: ['schedule'], message: `a schedule is for mode scheduled (this pipeline's mode is ${p.mode})` });
+  if (p.schedule !== undefined && !tzProblem) {
+    const problem = cronProblem(p.schedule, p.timezone);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['schedule'], message: problem });
+  }
+  if (p.windows && p.mode === 'manual') ctx.addIssue({ code: 'custom', path: ['windows'], message: 'windows are for modes realtime and scheduled (a manual run starts when asked)' });
+  p.windows?.forEach((w, i) => {
+    try {
+      parseWindow(w);
+    } catch (err) {
+      if (!(err instanceof WindowSyntaxError)) throw err;
+      ctx.addIssue({ code: 'custom', path: ['windows', i], message: err.message });
+    }
+  });
+  if (p.maxRunDurationMs !== undefined && p.mode === 'realtime') ctx.addIssue({ code: 'custom', path: ['maxRunDurationMs'], message: 'maxRunDurationMs is for modes scheduled and manual (a realtime pipeline has no runs)' });
+  if (p.mode !== 'realtime' && !bounded) {
+    ctx.addIssue({ code: 'custom', path: ['mode'], message: `mode ${p.mode} needs a source that can tell its current position (Source.position()); source type '${(p.source as { type: string }).type}' cannot: use mode realtime` });
+  }
+}
+
 export function configSpec() {
   const source = unionOf(registeredSources().map((r) => r.spec), 'source');
   const target = unionOf(registeredSinks().map((r) => r.spec), 'sink');
@@ -295,8 +354,10 @@ export function configSpec() {
           "Two-way sync: the pipeline that syncs the other way (its source is this pipeline's target and its target this pipeline's source; it must name this pipeline as its peer). Each tags its writes with an origin the other's capture recognises and skips, so nothing is echoed back: PostgreSQL a replication origin (syncline:<topicPrefix>:<pipeline>:<n>; needs superuser or EXECUTE on pg_replication_origin_session_setup/pg_replication_origin_create), MariaDB a session server_id registered in a syncline_origins table (needs SUPER or BINLOG REPLAY; connectors/mariadb/README.md). When a conflict keeps the target row, it is re-published so the peer carries it back: both sides end identical.",
         )
         .meta({ examples: ['users-b-to-a'] }),
+      ...syncModeFields,
     })
     .strict()
+    .superRefine((p, ctx) => syncModeIssues(p, ctx, registeredSources().find((r) => r.type === (p.source as { type: string }).type)?.positions === true))
     .describe('One pipeline: changes of the listed tables, captured from the source, are written to the target.');
   return z
     .object({
