@@ -7,11 +7,12 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill
  *                                          run only these; the MariaDB parts run their PostgreSQL baseline
  *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
  *   --wide-changes N (default changes/4)  --latency-seconds S (60)  --latency-rate R (5,000)
+ *   --backfill-rows N (default 200,000): the table of the backfill benchmark (bench/backfill.ts)
  *
  * BENCHMARKS.md keeps one section per benchmark between `<!-- bench:NAME:start -->` and
  * `<!-- bench:NAME:end -->`; a run replaces only its own sections, so benchmarks added later keep
@@ -27,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { runValidationBench, TARGET_PER_SEC, validationTable, type ValidationBenchResult } from './validation.js';
 import { cpuTable, latencyTable, mariadbCpuTable, mariadbTable, MARIADB_BENCHES, memoryTable, PIPELINE_BENCHES, runPipelineBench, targets, targetsTable, throughputTable, type PipelineBench, type PipelineResult } from './pipeline.js';
 import { fmt } from './common.js';
+import { backfillSection, backfillTable, runBackfillBench } from './backfill.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCHMARKS_FILE = resolve(ROOT, 'BENCHMARKS.md');
@@ -110,11 +112,13 @@ export interface BenchArgs {
   snapshotRows: number;
   latencySeconds: number;
   latencyRate: number;
+  /** Rows of the backfill benchmark's table (bench/backfill.ts). */
+  backfillRows: number;
   /** The command line as given, for "Reproduce:". */
   command: string;
 }
 
-export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES] as const;
+export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill'] as const;
 
 export function parseArgs(argv: string[]): BenchArgs {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -143,6 +147,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     wideChanges: num('--wide-changes', Math.round(changes / 4)),
     repeat: Math.max(1, num('--repeat', quick ? 1 : 3)),
     skipDebezium: flags.has('--skip-debezium'),
+    backfillRows: num('--backfill-rows', quick ? 20_000 : 200_000),
     snapshotRows: num('--snapshot-rows', quick ? 50_000 : 10_000_000),
     latencySeconds: num('--latency-seconds', quick ? 10 : 60),
     latencyRate: num('--latency-rate', 5_000),
@@ -284,6 +289,13 @@ async function main(): Promise<void> {
     }
     // Only the MariaDB parts (and the PostgreSQL baseline they ran themselves): the pipeline section stays.
     if ([...only].some((b) => !(MARIADB_BENCHES as readonly string[]).includes(b))) text = updateBenchmarks(text, 'pipeline', pipelineSection(r, m, a));
+  }
+
+  if (a.only.has('backfill')) {
+    console.log(`\nbackfill next to the initial snapshot: ${fmt(a.backfillRows)} rows`);
+    const r = await runBackfillBench({ rows: a.backfillRows, repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + backfillTable(r));
+    text = updateBenchmarks(text, 'backfill', backfillSection(r, m, a.command));
   }
 
   if (a.write && text !== undefined) {

@@ -30,12 +30,15 @@ import { batchSizeOf, buildSinkParts, originOf, republishOriginOf, resolveRetry 
 import { DECIDED_KINDS } from './core/envelope.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
+import { backfillApi } from './capture/backfill-api.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
 import type { Sink } from './sink/sink.js';
 import type { Source } from './capture/source.js';
 import { Observability } from './observe/observability.js';
 import { applyObserver, ObservedDeadLetters, observeDecoder, observeOutput, TimedSink, TimedVersionState } from './observe/instrument.js';
 import { Reporter } from './observe/report.js';
+import { planReload, ReloadRefused } from './reload.js';
+import { errorMessage } from './core/errors.js';
 import { parseTableName } from './core/names.js';
 import { SyncModes } from './sync/modes.js';
 
@@ -84,6 +87,9 @@ export class Runtime {
   /** Wakes the waits between attempts when the runtime stops. */
   private wake?: () => void;
   private readonly stopped = new Promise<void>((r) => (this.wake = r));
+  /** Reads the config file again (set by the CLI): what SIGHUP and POST /api/reload apply (reload()). */
+  reloadSource?: () => SynclineConfig;
+  private reloading: Promise<unknown> = Promise.resolve();
   /** Sync modes (src/sync/): runs of scheduled/manual pipelines, windows of realtime ones. */
   readonly sync: SyncModes;
 
@@ -108,8 +114,13 @@ export class Runtime {
     this.observe = new Observability({
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
-      // The dead-letter API needs what the sink stage has (Redis, targets).
-      api: async (req, res) => (await syncRoutes(req, res)) || (dlqRoutes !== undefined && (await dlqRoutes(req, res))),
+      // The dead-letter API needs what the sink stage has (Redis, targets); backfills, the capture.
+      api: anyApi([
+        syncRoutes,
+        dlqRoutes,
+        stages.has('capture') ? backfillApi((name) => { const h = this.pipelines.find((x) => x.name === name); return { known: h !== undefined, backfiller: h?.capture?.backfiller }; }) : undefined,
+        (req, res) => this.reloadApi(req, res),
+      ]),
     });
     if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report(), extra: () => ({ sync: this.sync.report(this.selected()) }) }, rootLogger.child({ stage: 'reports' }));
   }
@@ -145,7 +156,69 @@ export class Runtime {
     if (!this.stopping) this.observe.health.phase = 'running';
     if (!this.stopping) this.observe.startAlerts();
     if (!this.stopping) this.reporter?.start();
-    return { done: Promise.all(this.running).then(() => undefined) };
+    return { done: this.allDone() };
+  }
+
+  /** Every stage task ends, also those a reload started later. */
+  private async allDone(): Promise<void> {
+    for (let seen = -1; seen !== this.running.length;) {
+      seen = this.running.length;
+      await Promise.all(this.running);
+    }
+  }
+
+  /**
+   * Apply a config (src/reload.ts): tables added to a pipeline restart that pipeline's stages in
+   * this process with the new tables (capture backfills them); anything else is refused (throws
+   * ReloadRefused) and nothing changes. One reload at a time.
+   */
+  reload(next: SynclineConfig): Promise<{ pipelines: { pipeline: string; added: string[] }[] }> {
+    const run = this.reloading.then(async () => {
+      const plan = planReload(this.config, next);
+      const mine = plan.changes.filter((c) => this.pipelines.some((h) => h.name === c.pipeline));
+      for (const c of mine) {
+        if (this.stopping) break;
+        // Held in `running` while the pipeline restarts: the process does not end in between.
+        let release!: () => void;
+        this.running.push(new Promise<void>((r) => (release = r)));
+        try {
+          this.log.info({ pipeline: c.pipeline, added: c.added.map((t) => t.source) }, 'runtime.reload: restarting the pipeline with its added tables');
+          const i = this.pipelines.findIndex((h) => h.name === c.pipeline);
+          const h = this.pipelines[i]!;
+          await h.capture?.stop();
+          await h.processor?.stop();
+          await h.sink?.close();
+          await this.observe.pipelineStopped(c.pipeline);
+          this.config.pipelines[c.pipeline] = c.next;
+          if (this.stages.has('process')) for (const [n, v] of await validateRules(this.config, undefined, [c.pipeline], this.log)) this.validators.set(n, v);
+          this.pipelines[i] = await this.startPipeline(c.pipeline, c.next);
+        } finally {
+          release();
+        }
+      }
+      return { pipelines: mine.map((c) => ({ pipeline: c.pipeline, added: c.added.map((t) => t.source) })) };
+    });
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  /** POST /api/reload: reads the config file again (reloadSource) and applies it; 422 with the loader's or the reload's refusal. */
+  private async reloadApi(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): Promise<boolean> {
+    if ((req.url ?? '').split('?')[0] !== '/api/reload') return false;
+    const send = (status: number, v: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify(v));
+    };
+    if (req.method !== 'POST') return (send(405, { error: 'use POST /api/reload' }), true);
+    if (!this.reloadSource) return (send(404, { error: 'this process has no config file to reload' }), true);
+    try {
+      const r = await this.reload(this.reloadSource());
+      send(200, { reloaded: true, ...r });
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'runtime.reload.refused: the running config stays');
+      send(err instanceof ReloadRefused || (err as { code?: string }).code !== undefined ? 422 : 500, { reloaded: false, error: errorMessage(err) });
+    }
+    return true;
   }
 
   /** How waits for dependencies are made (src/supervise.ts), with a pipeline's retry policy. */
@@ -320,6 +393,17 @@ export class Runtime {
 }
 
 
+
+type Api = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => Promise<boolean>;
+/** The /api/… routes of the stages this process runs, tried in turn (undefined: none). */
+function anyApi(apis: (Api | undefined)[]): Api | undefined {
+  const have = apis.filter((a): a is Api => a !== undefined);
+  if (have.length === 0) return undefined;
+  return async (req, res) => {
+    for (const a of have) if (await a(req, res)) return true;
+    return false;
+  };
+}
 
 /** Change topic of each configured table, by canonical source table name. */
 function tableTopics(changePrefix: string, tables: PipelineConfig['tables']): Map<string, string> {

@@ -34,6 +34,7 @@ import type { CaptureHandler, Source, SourceColumn, SourceTable } from './source
 import { DeadLetters } from '../sink/dead-letters.js';
 import { backoffDelay, sleep } from '../core/retry.js';
 import { formatTableName } from '../core/names.js';
+import { Backfiller, type BackfillCounters } from './backfill.js';
 
 /** Capture retries Kafka outages for as long as they last; only the pace is bounded. */
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
@@ -86,6 +87,8 @@ export interface CaptureStats {
   produceRetries: number;
   /** Changes not captured because a peer pipeline wrote them (two-way sync: no echo). */
   echoSkipped: number;
+  /** Backfill rows produced, chunks finished, chunk rows dropped for a newer streamed change (./backfill.ts). */
+  backfill: BackfillCounters;
   /** Changes streamed again after a restart that Kafka already had (not produced twice). */
   duplicatesSkipped: number;
 }
@@ -137,6 +140,8 @@ export class Capture implements CaptureHandler {
   private readonly produced = new Map<string, Map<number, string>>();
   private readonly partitions = new Map<string, number>();
   private tx: { skip?: boolean; decided?: Decided } | null = null;
+  /** Backfills of this pipeline's tables (./backfill.ts), when the source supports them. */
+  backfiller?: Backfiller;
   stopped = false;
   private stopHard = false;
 
@@ -149,7 +154,7 @@ export class Capture implements CaptureHandler {
   }
 
   get stats(): CaptureStats {
-    return { ...this.counters, confirmed: this.source.confirmed };
+    return { ...this.counters, confirmed: this.source.confirmed, backfill: { ...(this.backfiller?.counters ?? { backfillRows: 0, backfillChunks: 0, backfillDropped: 0 }) } };
   }
 
   /** Run until stop() or a fatal error. Resolves when stopped cleanly. */
@@ -165,6 +170,16 @@ export class Capture implements CaptureHandler {
     await this.dlq.ensure();
     for (const t of this.sourceTables) await this.setColumns(t, t.columns);
     if (this.stopped) return;
+    const support = this.source.backfill;
+    if (support) {
+      this.backfiller = new Backfiller({
+        pipeline: this.opts.pipeline, support, store: this.offsets, log: this.log,
+        tables: () => new Map([...this.tables].map(([n, st]) => [n, { ...st.src, columns: st.columns }])),
+        emit: (e) => this.enqueueBackfill(e),
+        produced: () => this.producedAll(),
+      });
+      await this.backfiller.start();
+    }
     await this.source.run(this);
   }
 
@@ -289,6 +304,7 @@ export class Capture implements CaptureHandler {
   async change(e: ChangeEvent): Promise<void> {
     const st = this.tables.get(formatTableName(e.source));
     if (!st) return; // not one of ours (a publication shared with other tables)
+    this.backfiller?.observe(e);
     if (e.op === 'r') {
       await this.enqueue(st, e);
       this.counters.snapshotRows++;
@@ -301,6 +317,31 @@ export class Capture implements CaptureHandler {
     }
     if (e.op === 't') return this.enqueueTruncate(st, e);
     return this.enqueue(st, e);
+  }
+
+  async watermark(id: string, at: { commitPos: string; pos: string; tsMs: number; db: string }): Promise<void> {
+    await this.backfiller?.watermark(id, at);
+  }
+
+  async signal(text: string): Promise<void> {
+    if (this.backfiller) await this.backfiller.signal(text);
+    else this.log.warn({ signal: text.slice(0, 200) }, 'capture.signal.ignored: this source cannot backfill');
+  }
+
+  /** A backfill's snapshot read (./backfill.ts), emitted at its chunk's high watermark. */
+  private async enqueueBackfill(e: ChangeEvent): Promise<void> {
+    const st = this.tables.get(formatTableName(e.source));
+    if (st) await this.enqueue(st, e);
+  }
+
+  /** Resolves once Kafka holds every message enqueued before the call. */
+  private async producedAll(): Promise<void> {
+    const target = this.enqueued;
+    while (this.sent < target) {
+      if (this.stopped) return;
+      void this.kick();
+      await sleep(10);
+    }
   }
 
   commit(end: string): void {
@@ -519,6 +560,7 @@ export class Capture implements CaptureHandler {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.lingerTimer);
+    await this.backfiller?.stop();
     try {
       await this.source.quiesce();
       await Promise.race([this.flush(), sleep(15000)]);

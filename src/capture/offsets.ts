@@ -25,12 +25,17 @@ export class CaptureOffsets implements OffsetStore {
   }
 
   async read(slot: string): Promise<CaptureOffset | null> {
+    return this.readRecord<CaptureOffset>(slot);
+  }
+
+  /** The last record under `key` (null: none, or deleted). Other keys of the topic: backfill state (./backfill.ts). */
+  async readRecord<T>(slot: string): Promise<T | null> {
     await this.kafka.ensureTopics([this.topic], { partitions: 1, compact: true });
     const offsets = await this.kafka.topicOffsets(this.topic);
     const high = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
     if (high === 0) return null;
     const consumer = this.kafka.kafka.consumer({ groupId: `syncline-offsets-reader-${randomUUID()}`, maxWaitTimeInMs: 100 });
-    let found: CaptureOffset | null = null;
+    let found: T | null = null;
     try {
       await consumer.connect();
       await consumer.subscribe({ topic: this.topic, fromBeginning: true });
@@ -44,7 +49,7 @@ export class CaptureOffsets implements OffsetStore {
             autoCommit: false,
             eachMessage: async ({ partition, message }) => {
               if (message.key?.toString() === slot) {
-                found = message.value ? (JSON.parse(message.value.toString()) as CaptureOffset) : null;
+                found = message.value ? (JSON.parse(message.value.toString()) as T) : null;
               }
               if (Number(message.offset) + 1 >= (target.get(partition) ?? 0)) done.add(partition);
               if (done.size >= target.size) {
@@ -62,7 +67,11 @@ export class CaptureOffsets implements OffsetStore {
   }
 
   async write(offset: CaptureOffset): Promise<void> {
+    await this.writeRecord(offset.slot, offset);
+  }
+
+  async writeRecord(key: string, value: unknown): Promise<void> {
     await this.kafka.ensureTopics([this.topic], { partitions: 1, compact: true });
-    await this.kafka.send([{ topic: this.topic, key: Buffer.from(offset.slot), value: Buffer.from(JSON.stringify(offset)) }]);
+    await this.kafka.send([{ topic: this.topic, key: Buffer.from(key), value: Buffer.from(JSON.stringify(value)) }]);
   }
 }

@@ -14,7 +14,7 @@
  *  - `commit(end)` hands back a token the stage returns, unread, to acknowledge(end) once Kafka holds
  *    every change up to that commit.
  */
-import type { ChangeEvent } from '../core/envelope.js';
+import type { ChangeEvent, Row } from '../core/envelope.js';
 import type { ColumnType } from '../core/types.js';
 
 /** A configured table as a source needs it: its name (canonical, core/names.ts) and the key the config sets, if any. */
@@ -83,6 +83,46 @@ export interface CaptureHandler {
   idle(): boolean;
   /** stop() was called: a snapshot loop ends. */
   readonly stopped: boolean;
+  /**
+   * The stream reached a watermark this source wrote with `backfill.watermark(id)` (in stream order,
+   * inside its transaction; `at` is where: the transaction's commit position and the message's own).
+   * The backfill (./backfill.ts) opens or closes a chunk's window there; at a high watermark it
+   * emits the chunk's remaining rows as snapshot reads before this resolves.
+   */
+  watermark?(id: string, at: { db: string; commitPos: string; pos: string; tsMs: number }): Promise<void>;
+  /** The stream reached a control signal written with `backfill.signal(text)` (a backfill request, pause, …). */
+  signal?(text: string): Promise<void>;
+}
+
+/**
+ * What a source provides for backfills (re-reading a table in key order while streaming goes on;
+ * ./backfill.ts). Optional: a source without it cannot backfill (`syncline backfill` says so).
+ *  - PostgreSQL: watermarks and signals are `pg_logical_emit_message(true, 'syncline…', …)`, read
+ *    back through pgoutput (`messages 'true'`): no table to create.
+ *  - A binlog source (MariaDB) would insert a row into a signal table (its own database, in the
+ *    binlog like every change) and recognise those rows in its stream; the chunk query is the same
+ *    idea (`WHERE (k1,k2) > (?,?) ORDER BY k1,k2 LIMIT n`).
+ */
+export interface BackfillSupport {
+  /** Write a watermark into the change stream (the stream calls handler.watermark(id) when it reaches it). Resolves once committed. */
+  watermark(id: string): Promise<void>;
+  /** Write a control signal into the change stream (handler.signal(text) when the stream reaches it). Works from another process. */
+  signal(text: string): Promise<void>;
+  /**
+   * The next chunk of `table` in key order: rows whose key is above `after` (null: from the start),
+   * at most `limit`, restricted by `where` (the source's SQL), with `last` the last row's key in the
+   * source's own notation (opaque to the framework, stored to resume; null when no row came).
+   */
+  chunk(table: SourceTable, after: string[] | null, limit: number, where?: string): Promise<{ rows: Row[]; last: string[] | null }>;
+  /** How many rows the backfill will read (for progress and ETA); may be an estimate. */
+  count(table: SourceTable, where?: string): Promise<number>;
+  /**
+   * Tables added to the config after the stream began are backfilled at the next start (or reload)
+   * of the capture (PostgreSQL: unless its snapshot setting is `never`).
+   */
+  readonly addedTables: boolean;
+  /** A `where` that the source cannot run is refused here (with the source's error), before any chunk. */
+  checkWhere?(table: SourceTable, where: string): Promise<void>;
 }
 
 export interface Source {
@@ -111,6 +151,8 @@ export interface Source {
    * Compared with core/envelope.ts position(). Optional: a source without it runs only in realtime mode.
    */
   position?(): Promise<string>;
+  /** Backfills (./backfill.ts): watermarks, signals and key-ordered chunks. Optional. */
+  readonly backfill?: BackfillSupport;
   /** Stop taking changes from the source (the message being handled finishes). */
   quiesce(): Promise<void>;
   /** Acknowledge what was acknowledged last and close every connection. Safe after a failed connect(). */

@@ -20,6 +20,7 @@ import { replayCommand } from './replay.js';
 import { initCommand } from './init.js';
 import { doctorCommand } from './doctor.js';
 import { pipelineCommands } from './pipeline-drop.js';
+import { backfillCommand } from './backfill.js';
 import { syncCommands } from './sync.js';
 import { redisAddress } from '../core/dependencies.js';
 
@@ -28,16 +29,20 @@ applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/c
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
 async function runStages(stages: Stage[], opts: { config: string; pipeline?: string[]; metricsPort?: number; metricsHost?: string }): Promise<void> {
-  const config = loadConfig(opts.config);
-  if (opts.metricsPort !== undefined || opts.metricsHost !== undefined) {
-    const o = config.observability;
-    config.observability = {
-      enabled: true,
-      checkTimeoutMs: o?.checkTimeoutMs ?? 3000,
-      host: opts.metricsHost ?? o?.host ?? '127.0.0.1',
-      port: opts.metricsPort ?? o?.port ?? 9464,
-    };
-  }
+  const load = () => {
+    const config = loadConfig(opts.config);
+    if (opts.metricsPort !== undefined || opts.metricsHost !== undefined) {
+      const o = config.observability;
+      config.observability = {
+        enabled: true,
+        checkTimeoutMs: o?.checkTimeoutMs ?? 3000,
+        host: opts.metricsHost ?? o?.host ?? '127.0.0.1',
+        port: opts.metricsPort ?? o?.port ?? 9464,
+      };
+    }
+    return config;
+  };
+  const config = load();
   const runtime = new Runtime(config, new Set(stages), opts.pipeline);
   let signals = 0;
   let stopping: Promise<void> | undefined;
@@ -47,6 +52,14 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
     rootLogger.info({ signal: sig }, 'signal.received: draining');
     stopping = runtime.stop().catch((err: unknown) => rootLogger.error({ err: errorMessage(err) }, 'runtime.stop.failed'));
   };
+  // SIGHUP: reload the config file (src/reload.ts); a refused one is logged and the running config stays.
+  runtime.reloadSource = load;
+  process.on('SIGHUP', () => {
+    rootLogger.info({ config: opts.config }, 'signal.received: SIGHUP, reloading the config');
+    Promise.resolve().then(() => runtime.reload(runtime.reloadSource!()))
+      .then((r) => rootLogger.info(r, 'runtime.reloaded'))
+      .catch((err: unknown) => rootLogger.error({ err: errorMessage(err) }, 'runtime.reload.refused: the running config stays'));
+  });
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
   let redisError: Error | undefined;
@@ -197,6 +210,7 @@ replayCommand(program, DEFAULT_CONFIG);
 initCommand(program);
 doctorCommand(program, DEFAULT_CONFIG);
 pipelineCommands(program, DEFAULT_CONFIG);
+backfillCommand(program, DEFAULT_CONFIG);
 syncCommands(program, DEFAULT_CONFIG);
 
 program

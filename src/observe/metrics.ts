@@ -34,7 +34,7 @@ import { kafkaLogKind } from '../core/dependencies.js';
 /** What the collectors read from a running pipeline (a structural view of runtime.ts's PipelineHandle). */
 export interface WatchedPipeline {
   name: string;
-  capture?: { stats: CaptureStats };
+  capture?: { stats: CaptureStats; backfiller?: { list(): { id: string; table: string; status: string; percent: number; total: number; rows: number }[] } };
   applier?: { stats: ApplyStats };
   /** Validation counters (process/validation): dead-lettered violations by `table.field.rule`. */
   validation?: { stats: { failures: Map<string, number> } };
@@ -85,6 +85,10 @@ export class Metrics {
   readonly changesRead: Counter<'pipeline' | 'stage'>;
   readonly changesProduced: Counter<'pipeline' | 'stage'>;
   readonly snapshotRows: Counter<'pipeline'>;
+  readonly backfillRows: Counter<'pipeline'>;
+  readonly backfillChunks: Counter<'pipeline'>;
+  readonly backfillDropped: Counter<'pipeline'>;
+  readonly backfillRemaining: Gauge<'pipeline' | 'table' | 'backfill'>;
   readonly transactions: Counter<'pipeline'>;
   readonly changesApplied: Counter<'pipeline' | 'stage'>;
   readonly changesSkipped: Counter<'pipeline' | 'stage' | 'kind'>;
@@ -141,6 +145,26 @@ export class Metrics {
       name: 'syncline_snapshot_rows_total',
       help: 'Rows read by the initial snapshot (also counted in syncline_changes_read_total{stage="capture"}).',
       labelNames: ['pipeline'], registers, collect: sync,
+    });
+    this.backfillRows = new Counter({
+      name: 'syncline_backfill_rows_total',
+      help: 'Rows produced by backfills (src/capture/backfill.ts), as snapshot reads.',
+      labelNames: ['pipeline'], registers, collect: sync,
+    });
+    this.backfillChunks = new Counter({
+      name: 'syncline_backfill_chunks_total',
+      help: 'Backfill chunks finished (their rows acknowledged by Kafka).',
+      labelNames: ['pipeline'], registers, collect: sync,
+    });
+    this.backfillDropped = new Counter({
+      name: 'syncline_backfill_dropped_rows_total',
+      help: "Backfill chunk rows not produced because the stream changed their key inside the chunk's watermark window (the streamed change is newer).",
+      labelNames: ['pipeline'], registers, collect: sync,
+    });
+    this.backfillRemaining = new Gauge({
+      name: 'syncline_backfill_remaining_rows',
+      help: 'Rows a running or paused backfill has still to read (from the count at its start).',
+      labelNames: ['pipeline', 'table', 'backfill'], registers, collect: sync,
     });
     this.transactions = new Counter({
       name: 'syncline_source_transactions_total',
@@ -292,6 +316,13 @@ export class Metrics {
     this.slots.push(s);
   }
 
+  /** A pipeline restarted by a config reload (src/reload.ts): its consumers and source are watched anew. */
+  unwatch(pipeline: string): void {
+    for (const list of [this.consumers, this.slots] as { pipeline: string }[][]) {
+      for (let i = list.length - 1; i >= 0; i--) if (list[i]!.pipeline === pipeline) list.splice(i, 1);
+    }
+  }
+
   /**
    * Create the series a pipeline's stages will use at 0, so that increase() and alerts see the
    * first event too (a series that appears at 1 has no increase).
@@ -319,13 +350,20 @@ export class Metrics {
 
   /** Feed the counters kept in the stages' stats objects, as deltas since the last scrape. */
   private syncStats(): void {
+    this.backfillRemaining.reset();
     for (const h of this.opts.pipelines()) {
+      for (const b of h.capture?.backfiller?.list() ?? []) {
+        if (b.status === 'running' || b.status === 'paused') this.backfillRemaining.set({ pipeline: h.name, table: b.table, backfill: b.id }, Math.max(0, b.total - b.rows));
+      }
       const pipeline = h.name;
       const c = h.capture?.stats;
       if (c) {
         this.delta(this.changesRead, { pipeline, stage: 'capture' }, c.changes); // snapshot rows included
         this.delta(this.changesProduced, { pipeline, stage: 'capture' }, c.produced);
         this.delta(this.snapshotRows, { pipeline }, c.snapshotRows);
+        this.delta(this.backfillRows, { pipeline }, c.backfill.backfillRows);
+        this.delta(this.backfillChunks, { pipeline }, c.backfill.backfillChunks);
+        this.delta(this.backfillDropped, { pipeline }, c.backfill.backfillDropped);
         this.delta(this.transactions, { pipeline }, c.transactions);
         // Capture dead-letters changes its schema cannot represent (kind invalid, a poison error).
         this.delta(this.deadLetters, { pipeline, stage: 'capture', kind: 'invalid' }, c.deadLettered);

@@ -124,6 +124,17 @@ export class Observability {
     this.checksStale = true; // rebuilt with the new dependencies (results are kept per name)
   }
 
+  /** A pipeline stopped to be started again with a reloaded config (src/reload.ts): what pipelineStarted added is let go. */
+  async pipelineStopped(name: string): Promise<void> {
+    const gone = this.sources.filter((s) => s.pipeline === name);
+    for (const list of [this.sources, this.targets] as { pipeline: string }[][]) {
+      for (let i = list.length - 1; i >= 0; i--) if (list[i]!.pipeline === name) list.splice(i, 1);
+    }
+    this.metrics.unwatch(name);
+    await Promise.allSettled(gone.map((s) => s.monitor.close()));
+    this.checksStale = true;
+  }
+
   /** Check every dependency now. */
   async ready(): Promise<ReadyAnswer> {
     const r = await this.dependencyChecks().run();

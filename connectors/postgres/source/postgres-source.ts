@@ -28,6 +28,7 @@ import { pgClientConfig, rawTypes } from '../connection.js';
 import { connectSource, ensurePublication, inspectTables, quoteIdent, quoteTable, replicationGrantHint, slotDropped, type PgTable } from './prepare.js';
 import { sleep } from '../../../src/core/retry.js';
 import { formatTableName } from '../../../src/core/names.js';
+import { PgBackfill, SIGNAL_PREFIX, WATERMARK_PREFIX, type PgSyncMessage } from './backfill.js';
 
 interface TableState {
   src: PgTable;
@@ -58,9 +59,13 @@ export class PostgresSource implements Source {
   private failure?: (err: Error) => void;
   private stopResolve?: () => void;
 
+  /** Backfills: watermarks and signals as logical messages, key-ordered chunks (./backfill.ts). */
+  readonly backfill: PgBackfill;
+
   constructor(private readonly config: PgSourceConfig, private readonly pipeline: string, private readonly log: Logger) {
     this.batchSize = config.batchSize;
     this.lingerMs = config.lingerMs;
+    this.backfill = new PgBackfill(config, pipeline);
   }
 
   get confirmed(): string {
@@ -316,7 +321,8 @@ export class PostgresSource implements Source {
     });
     this.service = service;
     // Quoted: pgoutput reads the list as identifiers and would fold an unquoted name to lower case.
-    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [quoteIdent(publication)] });
+    // messages: the backfill's watermarks and signals (pg_logical_emit_message, ./backfill.ts).
+    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [quoteIdent(publication)], messages: true });
     const done = new Promise<void>((resolve, reject) => {
       this.failure = (err) => reject(err);
       this.stopResolve = resolve;
@@ -454,8 +460,29 @@ export class PostgresSource implements Source {
           });
         }
         return;
+      case 'message':
+        return this.message(lsn, msg);
       default:
         return;
+    }
+  }
+
+  /** A logical message: a backfill watermark or signal of this slot (./backfill.ts); anything else is not ours. */
+  private async message(lsn: string, msg: Pgoutput.MessageMessage): Promise<void> {
+    if (msg.prefix !== WATERMARK_PREFIX && msg.prefix !== SIGNAL_PREFIX) return;
+    let body: PgSyncMessage;
+    try {
+      body = JSON.parse(Buffer.from(msg.content).toString('utf8')) as PgSyncMessage;
+    } catch {
+      return;
+    }
+    if (body.slot !== this.config.slot) return; // another pipeline's (messages are database-wide)
+    if (msg.prefix === WATERMARK_PREFIX && body.id !== undefined) {
+      const at = { db: this.config.connection.database, commitPos: this.tx?.commitPos ?? lsn, pos: lsn, tsMs: this.tx?.tsMs ?? Date.now() };
+      await this.handler.watermark?.(body.id, at);
+    } else if (msg.prefix === SIGNAL_PREFIX && body.text !== undefined) {
+      this.log.info({ signal: body.text.slice(0, 200) }, 'capture.signal');
+      await this.handler.signal?.(body.text);
     }
   }
 
@@ -490,6 +517,7 @@ export class PostgresSource implements Source {
       await sleep(50);
     } finally {
       await this.service?.stop().catch(() => undefined);
+      await this.backfill.close();
       await this.meta?.end().catch(() => undefined);
       this.stopResolve?.();
     }

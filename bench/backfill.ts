@@ -1,0 +1,141 @@
+/**
+ * Backfill rate next to the initial snapshot's, on the same table (capture only: source → Kafka,
+ * the part the two differ in; the sink applies 'r' rows the same way for both).
+ *
+ *   npm run bench -- --only backfill [--backfill-rows N (default 200,000)] [--repeat K]
+ *   npx tsx bench/backfill.ts [--rows N] [--repeat K]      (prints only)
+ *
+ * One source table of N narrow rows (bench/common.ts). Per repeat: (1) a capture with snapshot:
+ * initial on a fresh slot: its snapshot; (2) a capture with snapshot: never on another fresh slot,
+ * then one backfill per chunk size (src/capture/backfill.ts: watermarks, chunks, while streaming).
+ * Rate: rows in the change topic from its first message to the N-th (timeProgress), start-up
+ * excluded, the same measurement for both. In-process (tsx), capture stage only.
+ */
+import '../src/core/kafkajs-patch.js';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../src/core/config/load.js';
+import { Runtime } from '../src/runtime.js';
+import { topics } from '../src/core/kafka.js';
+import { BROKERS, PG, REGISTRY, createSource, deleteTopics, figure, fmt, fmtFigure, rateOf, sleep, timeProgress, topicCounter, withAdmin, writeWorkload, type Figure } from './common.js';
+
+export const BACKFILL_CHUNKS = [2000, 10000];
+
+export interface BackfillBenchResult {
+  rows: number;
+  repeat: number;
+  snapshot: Figure;
+  /** Per chunk size. */
+  backfill: { chunk: number; rate: Figure; dropped: number }[];
+}
+
+function config(prefix: string, db: string, slot: string, publication: string, snapshot: 'initial' | 'never') {
+  return parseConfig(JSON.stringify({
+    version: 1, topicPrefix: prefix,
+    kafka: { brokers: BROKERS, partitions: 3 }, schemaRegistry: { url: REGISTRY },
+    pipelines: {
+      bench: {
+        source: { type: 'postgres', connection: { ...PG, database: db }, slot, publication, snapshot },
+        target: { type: 'postgres', connection: { ...PG, database: db } },
+        conflict: { strategy: 'source-wins' },
+        tables: [{ source: 'public.bench_rows' }],
+      },
+    },
+  }), 'bench.yaml', {});
+}
+
+export async function runBackfillBench(o: { rows: number; repeat: number; log: (s: string) => void }): Promise<BackfillBenchResult> {
+  const N = o.rows;
+  const src = await createSource('narrow', 'bf');
+  const runtimes: Runtime[] = [];
+  const prefixes: string[] = [];
+  const snaps: number[] = [];
+  const rates = new Map<number, number[]>(BACKFILL_CHUNKS.map((c) => [c, []]));
+  let dropped = 0;
+  try {
+    await writeWorkload(src.db, 'public.bench_rows', 'narrow', N, 0);
+    await withAdmin(async (admin) => {
+      for (let r = 0; r < o.repeat; r++) {
+        // (1) the initial snapshot
+        const snapPrefix = `${src.prefix}s${r}`;
+        prefixes.push(snapPrefix);
+        const rt1 = new Runtime(config(snapPrefix, src.db, `${src.prefix}_snap${r}`, src.publication, 'initial'), new Set(['capture']));
+        runtimes.push(rt1);
+        const t1 = timeProgress('snapshot', topicCounter(admin, topics.cdc(snapPrefix, 'public', 'bench_rows')), N);
+        await rt1.start();
+        const snap = rateOf(await t1, N);
+        await rt1.stop();
+        snaps.push(snap);
+        o.log(`  repeat ${r + 1}: initial snapshot of ${fmt(N)} rows: ${fmt(snap)} rows/s`);
+
+        // (2) backfills while streaming (nothing else writes: the windows are empty)
+        const bfPrefix = `${src.prefix}b${r}`;
+        prefixes.push(bfPrefix);
+        const rt2 = new Runtime(config(bfPrefix, src.db, `${src.prefix}_bf${r}`, src.publication, 'never'), new Set(['capture']));
+        runtimes.push(rt2);
+        await rt2.start();
+        for (let i = 0; i < 600 && !rt2.pipelines[0]?.capture?.backfiller; i++) await sleep(100);
+        const bf = rt2.pipelines[0]!.capture!.backfiller!;
+        await sleep(1000);
+        const count = topicCounter(admin, topics.cdc(bfPrefix, 'public', 'bench_rows'));
+        for (const chunk of BACKFILL_CHUNKS) {
+          const before = await count();
+          const t = timeProgress(`backfill, chunks of ${chunk}`, async () => (await count()) - before, N);
+          const b = await bf.request({ table: 'public.bench_rows', chunkSize: chunk });
+          const rate = rateOf(await t, N);
+          for (let i = 0; i < 100 && bf.get(b.id).status !== 'done'; i++) await sleep(100);
+          rates.get(chunk)!.push(rate);
+          o.log(`  repeat ${r + 1}: backfill of ${fmt(N)} rows, chunks of ${fmt(chunk)}: ${fmt(rate)} rows/s (${bf.get(b.id).chunks} chunks)`);
+        }
+        dropped += rt2.pipelines[0]!.capture!.stats.backfill.backfillDropped;
+        await rt2.stop();
+      }
+    });
+  } finally {
+    await Promise.allSettled(runtimes.map((r) => r.stop()));
+    for (const p of prefixes) await deleteTopics(p).catch(() => undefined);
+    await src.cleanup();
+  }
+  return { rows: N, repeat: o.repeat, snapshot: figure(snaps), backfill: BACKFILL_CHUNKS.map((chunk) => ({ chunk, rate: figure(rates.get(chunk)!), dropped })) };
+}
+
+export function backfillTable(r: BackfillBenchResult): string {
+  const rows = [
+    '| what | rows/s, median (min – max) | of the snapshot\'s |',
+    '| --- | --- | --- |',
+    `| initial snapshot (exported snapshot, one cursor) | ${fmtFigure(r.snapshot)} | 100% |`,
+    ...r.backfill.map((b) => `| backfill, chunks of ${fmt(b.chunk)} (watermarks, while streaming) | ${fmtFigure(b.rate)} | ${fmt((100 * b.rate.median) / r.snapshot.median)}% |`),
+  ];
+  return rows.join('\n');
+}
+
+export function backfillSection(r: BackfillBenchResult, m: { nproc: number; cpu: string; node: string; date: string }, command: string): string {
+  return [
+    '## Backfill next to the initial snapshot',
+    '',
+    `One table of ${fmt(r.rows)} narrow rows (5 columns); capture stage only, in one process (tsx), 3 partitions, acks=all.`,
+    'Rate = rows in the change topic from the first message to the last (offsets polled every 100 ms; start-up excluded),',
+    `median of ${r.repeat} repeat${r.repeat === 1 ? '' : 's'} (min – max). The snapshot reads the slot's exported snapshot through one cursor;`,
+    'a backfill (src/capture/backfill.ts) writes a low and a high watermark into the WAL per chunk, reads the chunk',
+    '(`key > last ORDER BY key LIMIT n`) and emits it when the stream reaches the high watermark, while the stream goes on.',
+    '',
+    backfillTable(r),
+    '',
+    `Machine: ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`), ${m.cpu}, Node ${m.node}, PostgreSQL 15, Kafka (one broker), all on the same machine; measured ${m.date}.`,
+    `Reproduce: \`npm run stack:up && ${command}\`.`,
+  ].join('\n');
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const arg = (name: string, dflt: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1]! : dflt;
+  };
+  runBackfillBench({ rows: Number(arg('rows', '200000')), repeat: Number(arg('repeat', '1')), log: (s) => console.log(s) }).then((r) => {
+    console.log('\n' + backfillTable(r));
+    process.exit(0);
+  }, (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
