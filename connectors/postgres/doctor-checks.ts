@@ -44,7 +44,7 @@ export async function pgSourceDoctor(items: DoctorItem<PgSourceConfig>[], ctx: D
       const src = item.config;
       const probe = new PgProbe(src.connection, ctx.timeoutMs);
       probes.push(probe);
-      const demand: SourceDemand = { pipeline: item.pipeline, slot: src.slot, publication: src.publication, tables: item.tables };
+      const demand: SourceDemand = { pipeline: item.pipeline, slot: src.slot, publication: src.publication, tables: item.tables, mode: item.mode };
       const server = `${src.connection.host}:${src.connection.port}`;
       const s = servers.get(server) ?? { probe, demands: [] };
       s.demands.push(demand);

@@ -75,6 +75,10 @@ test('slot: missing is fine; foreign, lost or inactive holding a segment of WAL 
   assert.equal(held.ok, false);
   assert.match(held.detail, /inactive, holding 50\.0 MiB \(52428800 bytes\) of WAL/);
   assert.deepEqual(held.fix, ['start the pipeline (npx syncline start --pipeline orders) so it catches up', "or, if the pipeline is retired: SELECT pg_drop_replication_slot('syncline_orders');"]);
+  // A scheduled pipeline reads its slot only during runs: holding WAL between them is expected.
+  const between = sourceFindings('s', { ...demand, mode: 'scheduled' }, facts({ server: server({ slots: [slot({ name: 'syncline_orders', retainedBytes: 50 << 20 })] }) }), { user: 'app' }).find((x) => x.check === 'slot syncline_orders')!;
+  assert.equal(between.ok, true);
+  assert.match(between.detail, /inactive between scheduled runs, holding 50\.0 MiB/);
   assert.match(of(slot({ name: 'syncline_orders', plugin: 'test_decoding' })).detail, /plugin test_decoding/);
   assert.match(of(slot({ name: 'syncline_orders', database: 'other' })).detail, /in database other/);
   assert.match(of(slot({ name: 'syncline_orders', walStatus: 'lost' })).detail, /lost/);

@@ -18,6 +18,8 @@ export interface SourceDemand {
   slot: string;
   publication: string;
   tables: { source: string; key?: string[] }[];
+  /** Sync mode (src/sync/): scheduled and manual pipelines read the slot only during runs. */
+  mode?: 'realtime' | 'scheduled' | 'manual';
 }
 
 export interface SourceFacts {
@@ -175,6 +177,7 @@ function slotFinding(subject: string, d: SourceDemand, f: SourceFacts): Finding 
   const held = s.retainedBytes ?? 0;
   const shown = `${bytes(held)} (${held} bytes) of WAL`;
   if (s.active) return pass(subject, check, `active (pid ${s.activePid ?? '?'}), holding ${shown}`);
+  if (d.mode === 'scheduled' || d.mode === 'manual') return pass(subject, check, `inactive between ${d.mode} runs, holding ${shown} until the next run reads it`);
   if (held >= f.server.walSegmentBytes) {
     return fail(subject, check, `inactive, holding ${shown}: the source keeps it all until the slot is read`, [
       `start the pipeline (npx syncline start --pipeline ${d.pipeline}) so it catches up`,

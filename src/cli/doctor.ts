@@ -133,6 +133,7 @@ async function connectorChecks(pipelines: [string, PipelineConfig][], ready: Rea
     config,
     tables: p.tables,
     twoWay: !!p.peer,
+    mode: p.mode ?? 'realtime',
     subject: `pipeline ${pipeline}: ${role} ${where}`,
   });
 

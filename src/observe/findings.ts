@@ -58,6 +58,8 @@ export interface DoctorItem<C> {
   tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string> }[];
   /** Two-way sync: the pipeline writes with an origin its peer skips. */
   twoWay: boolean;
+  /** Sync mode (src/sync/): scheduled and manual pipelines run only during runs. */
+  mode: 'realtime' | 'scheduled' | 'manual';
   /** The findings' subject: `pipeline <name>: source <where>` / `… target <where>`. */
   subject: string;
 }
