@@ -12,30 +12,9 @@
 import type http from 'node:http';
 import { errorMessage } from '../core/errors.js';
 import { BackfillError, type Backfiller } from './backfill.js';
+import { HttpError, jsonBody, sendJson } from '../observe/http.js';
 
-async function body(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 1 << 16) throw new BackfillError(413, 'request body larger than 64 KiB');
-    chunks.push(c as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch (err) {
-    throw new BackfillError(400, `request body must be a JSON object: ${(err as Error).message}`);
-  }
-}
 
-function send(res: http.ServerResponse, status: number, v: unknown): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-  res.end(JSON.stringify(v));
-}
 
 /** Handles /api/pipelines/:name/backfills…; false for other paths. `find` gives the pipeline's running capture's backfiller. */
 export function backfillApi(find: (pipeline: string) => { known: boolean; backfiller?: Backfiller }) {
@@ -49,29 +28,29 @@ export function backfillApi(find: (pipeline: string) => { known: boolean; backfi
       if (!known) throw new BackfillError(404, `no pipeline ${name} with its capture in this process`);
       if (!backfiller) throw new BackfillError(503, `the capture of pipeline ${name} is not running (yet), or its source cannot backfill`);
       if (parts.length === 4) {
-        if (req.method === 'GET') return (send(res, 200, { backfills: backfiller.list() }), true);
+        if (req.method === 'GET') return (sendJson(res, 200, { backfills: backfiller.list() }), true);
         if (req.method !== 'POST') throw new BackfillError(405, `method ${req.method} not allowed on ${url.pathname}`);
-        const b = await body(req);
+        const b = await jsonBody(req, 1 << 16);
         if (typeof b.table !== 'string') throw new BackfillError(400, 'table (a string) is required');
         if (b.where !== undefined && typeof b.where !== 'string') throw new BackfillError(400, 'where must be a string');
         if (b.chunkSize !== undefined && typeof b.chunkSize !== 'number') throw new BackfillError(400, 'chunkSize must be a number');
-        send(res, 202, await backfiller.request({ table: b.table, where: b.where as string | undefined, chunkSize: b.chunkSize as number | undefined }));
+        sendJson(res, 202, await backfiller.request({ table: b.table, where: b.where as string | undefined, chunkSize: b.chunkSize as number | undefined }));
         return true;
       }
       const id = parts[4]!;
       if (parts.length === 5) {
         if (req.method !== 'GET') throw new BackfillError(405, `method ${req.method} not allowed on ${url.pathname}`);
-        send(res, 200, backfiller.get(id));
+        sendJson(res, 200, backfiller.get(id));
         return true;
       }
       const action = parts[5]!;
       if (action !== 'pause' && action !== 'resume' && action !== 'cancel') throw new BackfillError(404, `no such endpoint ${url.pathname} (POST …/backfills/:id/pause|resume|cancel)`);
       if (req.method !== 'POST') throw new BackfillError(405, `use POST for ${url.pathname}`);
-      send(res, 200, await backfiller.control(id, action));
+      sendJson(res, 200, await backfiller.control(id, action));
       return true;
     } catch (err) {
-      if (err instanceof BackfillError) send(res, err.status, { error: err.message });
-      else send(res, 500, { error: errorMessage(err) });
+      if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+      else sendJson(res, 500, { error: errorMessage(err) });
       return true;
     }
   };

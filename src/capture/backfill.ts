@@ -31,6 +31,7 @@ import { sleep } from '../core/retry.js';
 import { formatTableName, parseTableName } from '../core/names.js';
 import { keyStringOf } from '../sink/sink.js';
 import type { BackfillSupport, SourceTable } from './source.js';
+import { HttpError } from '../core/errors.js';
 
 export type BackfillStatus = 'running' | 'paused' | 'cancelled' | 'done' | 'failed';
 
@@ -100,11 +101,7 @@ export function viewOf(b: BackfillState): BackfillView {
   return { ...b, percent, rowsPerSec, etaSeconds };
 }
 
-export class BackfillError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+export class BackfillError extends HttpError {}
 
 interface Window {
   table: string;

@@ -154,3 +154,10 @@ export function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Sync
   });
   return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
+
+/** An HTTP API's refusal with its status (404 unknown, 409 busy, 400 bad request…): src/observe/http.ts answers it as JSON; the APIs' own errors extend it. */
+export class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}

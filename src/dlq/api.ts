@@ -14,6 +14,7 @@ import { errorMessage } from '../core/errors.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { DlqError, type DlqService } from './service.js';
 import type { DlqEntry, DlqState } from './store.js';
+import { HttpError, jsonBody, sendJson } from '../observe/http.js';
 
 /** An entry as JSON: raw bytes as base64, values tagged (see core/tagged-json.ts). */
 export function entryJson(e: DlqEntry): unknown {
@@ -23,29 +24,7 @@ export function entryJson(e: DlqEntry): unknown {
 
 const STATES = ['open', 'resolved', 'requeued', 'discarded', 'all'];
 
-async function body(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 1 << 20) throw new DlqError(413, 'request body larger than 1 MiB');
-    chunks.push(c as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch (err) {
-    throw new DlqError(400, `request body must be a JSON object: ${(err as Error).message}`);
-  }
-}
 
-function send(res: http.ServerResponse, status: number, v: unknown): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-  res.end(JSON.stringify(v));
-}
 
 /** Handles /api/dlq…; returns false for other paths. */
 export function dlqApi(service: () => DlqService) {
@@ -69,19 +48,19 @@ export function dlqApi(service: () => DlqService) {
         }
         const iso = (v: string | null) => (v === null ? undefined : new Date(v).toISOString());
         const list = await service().list({ pipeline, kind: q.get('kind') ?? undefined, table: q.get('table') ?? undefined, key: q.get('key') ?? undefined, state: state as DlqState | 'all', since: iso(q.get('since')), until: iso(q.get('until')), limit: limit === null ? undefined : Number(limit) });
-        send(res, 200, { count: list.length, deadLetters: list.map(entryJson) });
+        sendJson(res, 200, { count: list.length, deadLetters: list.map(entryJson) });
         return true;
       }
       const id = decodeURIComponent(parts[2]!);
       if (parts.length === 3) {
         if (req.method !== 'GET') throw new DlqError(405, `method ${req.method} not allowed on /api/dlq/${id}`);
-        send(res, 200, entryJson(await service().show(id, pipeline)));
+        sendJson(res, 200, entryJson(await service().show(id, pipeline)));
         return true;
       }
       const action = parts[3];
       if (parts.length !== 4 || !['resolve', 'requeue', 'discard'].includes(action!)) throw new DlqError(404, `no such endpoint ${url.pathname} (POST /api/dlq/:id/resolve|requeue|discard)`);
       if (req.method !== 'POST') throw new DlqError(405, `use POST for /api/dlq/${id}/${action}`);
-      const b = await body(req);
+      const b = await jsonBody(req, 1 << 20);
       const note = typeof b.note === 'string' ? b.note : undefined;
       const r =
         action === 'resolve'
@@ -89,11 +68,11 @@ export function dlqApi(service: () => DlqService) {
           : action === 'requeue'
             ? await service().requeue(id, { by, pipeline })
             : await service().discard(id, { by, note, pipeline });
-      send(res, 200, { ...r, entry: entryJson(r.entry) });
+      sendJson(res, 200, { ...r, entry: entryJson(r.entry) });
       return true;
     } catch (err) {
-      if (err instanceof DlqError) send(res, err.status, { error: err.message });
-      else send(res, 500, { error: errorMessage(err) });
+      if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+      else sendJson(res, 500, { error: errorMessage(err) });
       return true;
     }
   };

@@ -29,12 +29,9 @@ import type { Pending } from '../sink/applier.js';
 import { interpretChoice } from '../sink/conflicts.js';
 import { buildSinkParts, type SinkParts } from '../sink/build.js';
 import { DlqStore, type DlqEntry, type DlqFilter } from './store.js';
+import { HttpError } from '../core/errors.js';
 
-export class DlqError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+export class DlqError extends HttpError {}
 
 export interface DlqDeps {
   config: SynclineConfig;

@@ -14,7 +14,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { errorMessage, fatal } from '../core/errors.js';
+import { errorMessage, fatal, HttpError } from '../core/errors.js';
+export { HttpError } from '../core/errors.js';
 import type { ReadyReport } from './checks.js';
 import { healthStatusCode, type HealthReport } from './health.js';
 
@@ -112,3 +113,31 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
 const IN_USE =
   'the port is in use (another syncline process on this host? each process needs its own port: start it with --metrics-port PORT, ' +
   'e.g. capture 9464, process 9465, sink 9466, or set observability.port; see "Split deployment on one host" in README.md)';
+
+// ---------------------------------------------------------------------------------------------
+// The JSON APIs' shared pieces (/api/dlq, /api/pipelines/…/runs and …/backfills, /api/reload).
+
+/** A request's JSON object body ({} when empty); HttpError 413 beyond `limit` bytes, 400 when not a JSON object. */
+export async function jsonBody(req: http.IncomingMessage, limit = 1 << 20): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) throw new HttpError(413, `request body larger than ${limit >= 1 << 20 ? `${limit / (1 << 20)} MiB` : `${limit / 1024} KiB`}`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new HttpError(400, `request body must be a JSON object: ${(err as Error).message}`);
+  }
+}
+
+export function sendJson(res: http.ServerResponse, status: number, v: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(JSON.stringify(v));
+}

@@ -11,21 +11,9 @@ import type http from 'node:http';
 import { errorMessage } from '../core/errors.js';
 import { RunBusy, type SyncController } from './controller.js';
 import type { RunStore, SyncRun } from './runs.js';
+import { HttpError, jsonBody, sendJson } from '../observe/http.js';
 
-function send(res: http.ServerResponse, status: number, v: unknown): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-  res.end(JSON.stringify(v));
-}
 
-async function body(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
-  const v = JSON.parse(text) as unknown;
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('request body must be a JSON object');
-  return v as Record<string, unknown>;
-}
 
 export function syncApi(controllers: () => Map<string, SyncController>, store: () => RunStore, pipelines: () => string[]) {
   return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
@@ -34,26 +22,26 @@ export function syncApi(controllers: () => Map<string, SyncController>, store: (
     const by = String(req.headers['x-syncline-user'] ?? 'api').slice(0, 200);
     try {
       if (parts[0] === 'api' && parts[1] === 'pipelines' && parts.length === 4 && parts[3] === 'runs') {
-        if (req.method !== 'POST') return send(res, 405, { error: 'POST to start a run' }), true;
+        if (req.method !== 'POST') return sendJson(res, 405, { error: 'POST to start a run' }), true;
         const name = decodeURIComponent(parts[2]!);
         const c = controllers().get(name);
         if (!c) {
           const known = pipelines().includes(name);
-          send(res, known ? 409 : 404, { error: known ? `pipeline ${name} is not in mode scheduled or manual in this process (a realtime pipeline has no runs; bounded runs need capture and sink in one process)` : `no pipeline '${name}'` });
+          sendJson(res, known ? 409 : 404, { error: known ? `pipeline ${name} is not in mode scheduled or manual in this process (a realtime pipeline has no runs; bounded runs need capture and sink in one process)` : `no pipeline '${name}'` });
           return true;
         }
-        const b = await body(req);
+        const b = await jsonBody(req, 1 << 20);
         const tables = Array.isArray(b.tables) ? b.tables.map(String) : undefined;
         const trigger = req.headers['x-syncline-trigger'] === 'manual' ? 'manual' : 'api';
         let run: SyncRun;
         try {
           run = c.trigger(trigger, by, tables);
         } catch (err) {
-          if (err instanceof RunBusy) return send(res, 409, { error: err.message, running: err.running }), true;
+          if (err instanceof RunBusy) return sendJson(res, 409, { error: err.message, running: err.running }), true;
           throw err;
         }
         if (b.wait === true) run = await c.wait(run.id)!;
-        send(res, b.wait === true ? 200 : 202, run);
+        sendJson(res, b.wait === true ? 200 : 202, run);
         return true;
       }
       if (parts[0] === 'api' && parts[1] === 'runs') {
@@ -62,19 +50,19 @@ export function syncApi(controllers: () => Map<string, SyncController>, store: (
         if (parts.length === 3) {
           const id = decodeURIComponent(parts[2]!);
           const run = live.get(id) ?? (await store().run(id));
-          send(res, run ? 200 : 404, run ?? { error: `no run '${id}'` });
+          sendJson(res, run ? 200 : 404, run ?? { error: `no run '${id}'` });
           return true;
         }
         const pipeline = url.searchParams.get('pipeline') ?? undefined;
         const stored = await store().runs(pipeline);
         const merged = stored.map((r) => live.get(r.id) ?? r);
         for (const r of live.values()) if (!stored.some((s) => s.id === r.id) && (!pipeline || r.pipeline === pipeline)) merged.unshift(r);
-        send(res, 200, merged);
+        sendJson(res, 200, merged);
         return true;
       }
       return false;
     } catch (err) {
-      send(res, 400, { error: errorMessage(err) });
+      sendJson(res, err instanceof HttpError ? err.status : 400, { error: errorMessage(err) });
       return true;
     }
   };
