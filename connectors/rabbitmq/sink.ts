@@ -68,6 +68,8 @@ export class RabbitmqSink implements Sink {
   /** Batches and messages published (confirmed), messages returned unroutable, connections opened. */
   readonly stats = { batches: 0, published: 0, unroutable: 0, connections: 0 };
   private conn: Promise<Conn> | null = null;
+  /** What `conn` resolved to. */
+  private current: Conn | null = null;
   private closed = false;
   private readonly log: Logger;
 
@@ -111,6 +113,7 @@ export class RabbitmqSink implements Sink {
     this.closed = true;
     const p = this.conn;
     this.conn = null;
+    this.current = null;
     if (!p) return;
     const c = await p.catch(() => null);
     if (c) await c.model.close().catch((err: Error) => this.log.warn({ err: err.message }, 'sink.rabbitmq.close_failed'));
@@ -145,12 +148,20 @@ export class RabbitmqSink implements Sink {
       out.push({ rec, msg });
     }
     if (out.length === 0) return { failed };
-    const conn = await this.connection();
+    let conn = await this.connection();
     let c: Chan;
     try {
       c = await this.checkout(conn);
-    } catch (err) {
-      throw classifyRabbitError(err, `${this.where}: opening a channel`);
+    } catch {
+      // The connection broke and has not said so yet (its close event comes later): a new one, once.
+      this.forget(conn);
+      conn = await this.connection();
+      try {
+        c = await this.checkout(conn);
+      } catch (err) {
+        this.forget(conn);
+        throw classifyRabbitError(err, `${this.where}: opening a channel`);
+      }
     }
     const returned = new Map<string, string>();
     c.returned = returned;
@@ -212,6 +223,7 @@ export class RabbitmqSink implements Sink {
       model.on('close', () => {
         conn.broken = true;
         if (this.conn === p) this.conn = null;
+        if (this.current === conn) this.current = null;
       });
       model.on('blocked', (reason: string) => this.log.warn({ reason }, 'sink.rabbitmq.blocked: the broker blocks publishers (resource alarm)'));
       model.on('unblocked', () => this.log.info('sink.rabbitmq.unblocked'));
@@ -228,10 +240,26 @@ export class RabbitmqSink implements Sink {
       return conn;
     })();
     this.conn = p;
-    p.catch(() => {
-      if (this.conn === p) this.conn = null;
-    });
+    // Registered first, so it runs before any caller awaiting `p` gets the connection.
+    p.then(
+      (c) => {
+        if (this.conn === p && !c.broken) this.current = c;
+      },
+      () => {
+        if (this.conn === p) this.conn = null;
+      },
+    );
     return p;
+  }
+
+  /** Stop using a connection that failed (closed, its channels with it); the next call opens another. */
+  private forget(conn: Conn): void {
+    conn.broken = true;
+    if (this.current === conn) {
+      this.current = null;
+      this.conn = null;
+    }
+    void conn.model.close().catch(() => undefined);
   }
 
   private async checkout(conn: Conn): Promise<Chan> {
