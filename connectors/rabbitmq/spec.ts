@@ -55,7 +55,7 @@ export const rabbitmqSinkSpec = z
       .describe(
         'Publish with the mandatory flag: a change the exchange routes to no queue comes back and is dead-lettered as RABBITMQ_UNROUTABLE (with the exchange and routing key), the rest of the batch flows on. false: the broker drops such a message silently.',
       ),
-    channels: z.number().int().min(1).max(64).default(4).describe('Confirm channels kept open; each batch publishes on one channel of its own (per-key order), so this bounds the batches in flight.'),
+    channels: z.number().int().min(1).max(64).default(4).describe('Idle confirm channels kept open for the next batches. Each batch publishes on a channel of its own (its keys in order), opened when none is idle; batches in flight are bounded by the processor (one per Kafka partition).'),
     confirmTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000).describe("How long a batch waits for the broker's publisher confirms before it fails (retriable) and is published again."),
     maxMessageBytes: z
       .number()
