@@ -137,3 +137,23 @@ test('connection lost mid-batch: retriable; the next batch reconnects and publis
   const got = await f.drain();
   assert.equal(got.at(-1)!.properties.headers?.['syncline-position'], rec(9, 99).position);
 });
+
+test('nack (a queue at its max-length with overflow reject-publish): retriable RABBITMQ_NACK for the batch', async (t) => {
+  const f = await fixture(t);
+  const full = `${f.queue}_full`;
+  await f.ch.assertQueue(full, { durable: true, arguments: { 'x-max-length': 2, 'x-overflow': 'reject-publish' } });
+  t.after(async () => {
+    await f.ch.deleteQueue(full).catch(() => undefined);
+  });
+  await f.ch.bindQueue(full, f.exchange, '#');
+  const sink = new RabbitmqSink(cfgOf({ exchange: f.exchange, declare: false }), { pipeline: 'p', log });
+  t.after(() => sink.close());
+  await assert.rejects(sink.writeBatch([rec(1, 1), rec(2, 2), rec(3, 3), rec(4, 4)]), (e: SynclineError) => e.kind === 'retriable' && e.code === 'RABBITMQ_NACK' && /2 of 4/.test(e.message));
+  // Room again: the same batch goes through (the first two copies are in the other queue twice, same messageIds).
+  await f.ch.purgeQueue(full);
+  await f.ch.unbindQueue(full, f.exchange, '#');
+  assert.deepEqual((await sink.writeBatch([rec(1, 1), rec(2, 2), rec(3, 3), rec(4, 4)])).failed, []);
+  const ids = (await f.drain()).map((m) => String(m.properties.messageId));
+  assert.equal(ids.length, 8);
+  assert.deepEqual(ids.slice(4), ids.slice(0, 4), 'a batch published again carries the same messageIds');
+});
