@@ -32,8 +32,10 @@ async function fixture(t: { after(fn: () => Promise<void>): void }, pattern = '#
   await ch.assertExchange(exchange, type, { durable: true });
   await ch.assertQueue(queue, { durable: true });
   await ch.bindQueue(queue, exchange, pattern);
+  /** More queues of the test, deleted with the rest. */
+  const queues: string[] = [];
   t.after(async () => {
-    await ch.deleteQueue(queue).catch(() => undefined);
+    for (const q of [queue, ...queues]) await ch.deleteQueue(q).catch(() => undefined);
     await ch.deleteExchange(exchange).catch(() => undefined);
     await conn.close().catch(() => undefined);
   });
@@ -42,7 +44,7 @@ async function fixture(t: { after(fn: () => Promise<void>): void }, pattern = '#
     for (let m = await ch.get(queue, { noAck: true }); m; m = await ch.get(queue, { noAck: true })) out.push(m);
     return out;
   };
-  return { id, exchange, queue, ch, drain };
+  return { id, exchange, queue, ch, drain, queues };
 }
 
 test('writeBatch resolves after the confirms: every message is in the queue, in order, in the documented format', async (t) => {
@@ -142,9 +144,7 @@ test('nack (a queue at its max-length with overflow reject-publish): retriable R
   const f = await fixture(t);
   const full = `${f.queue}_full`;
   await f.ch.assertQueue(full, { durable: true, arguments: { 'x-max-length': 2, 'x-overflow': 'reject-publish' } });
-  t.after(async () => {
-    await f.ch.deleteQueue(full).catch(() => undefined);
-  });
+  f.queues.push(full);
   await f.ch.bindQueue(full, f.exchange, '#');
   const sink = new RabbitmqSink(cfgOf({ exchange: f.exchange, declare: false }), { pipeline: 'p', log });
   t.after(() => sink.close());
