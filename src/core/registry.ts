@@ -42,6 +42,12 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
   doctor?(items: (DoctorItem<z.infer<S>> & { demands: TargetDemand[] })[], ctx: DoctorContext): Promise<Finding[]>;
   /** `syncline init --target URL`: the URL schemes it takes and the config block it writes (src/core/init-plan.ts). Optional. */
   init?: InitTarget;
+  /**
+   * The conflict strategies this target can apply (absent: all). A target that cannot read its rows
+   * back (a message broker) lists only 'source-wins'; a pipeline or table with another strategy is
+   * refused at config load, at the field that sets it (src/core/config/schema.ts).
+   */
+  conflictStrategies?: readonly string[];
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {

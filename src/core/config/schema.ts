@@ -462,6 +462,7 @@ export function configSpec() {
           }
         });
       }
+      for (const [name, p] of Object.entries(c.pipelines)) conflictIssues(name, p, c.defaults.conflict, ctx);
       for (const [name, p] of Object.entries(c.pipelines)) {
         const peerName = (p as { peer?: string }).peer;
         if (peerName === undefined) continue;
@@ -472,6 +473,30 @@ export function configSpec() {
         else if (peer.peer !== name) ctx.addIssue({ code: 'custom', path: at, message: `pipeline '${peerName}' must name '${name}' as its peer too (peer: ${name})` });
       }
     });
+}
+
+/**
+ * A pipeline whose target cannot apply its conflict strategy (SinkRegistration.conflictStrategies,
+ * e.g. a message broker that cannot give a row back to compare with): refused at the field that sets
+ * the strategy (the table's, the pipeline's, else the pipeline itself, the strategy coming from
+ * defaults.conflict).
+ */
+function conflictIssues(name: string, p: { target: unknown; conflict?: ConflictConfig; tables: { conflict?: ConflictConfig }[] }, defaults: ConflictConfig, ctx: z.RefinementCtx): void {
+  const type = (p.target as { type: string }).type;
+  const allowed = registeredSinks().find((r) => r.type === type)?.conflictStrategies;
+  if (!allowed) return;
+  const why = (s: string, from: string) =>
+    `target type ${type} cannot apply conflict strategy ${s} (${from}): it cannot read its rows back to compare with; it takes ${allowed.join(', ')} only: set conflict: { strategy: ${allowed[0]} } on pipeline ${name}`;
+  const base = p.conflict ?? defaults;
+  if (!allowed.includes(base.strategy)) {
+    const from = p.conflict ? `pipelines.${name}.conflict.strategy` : 'defaults.conflict.strategy, whose default is latest-timestamp';
+    ctx.addIssue({ code: 'custom', path: p.conflict ? ['pipelines', name, 'conflict', 'strategy'] : ['pipelines', name, 'target', 'type'], message: why(base.strategy, from) });
+  }
+  p.tables.forEach((t, i) => {
+    if (t.conflict && !allowed.includes(t.conflict.strategy)) {
+      ctx.addIssue({ code: 'custom', path: ['pipelines', name, 'tables', i, 'conflict', 'strategy'], message: why(t.conflict.strategy, `pipelines.${name}.tables[${i}].conflict.strategy`) });
+    }
+  });
 }
 
 /** Which database a source reads (connectors with a `connection` of host, port and database). */
