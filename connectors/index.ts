@@ -4,3 +4,4 @@ import './postgres/sink.js';
 import './mariadb/index.js';
 import './postgres/poll/index.js';
 import './mariadb/poll/index.js';
+import './http/index.js';

@@ -42,6 +42,12 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
   doctor?(items: (DoctorItem<z.infer<S>> & { demands: TargetDemand[] })[], ctx: DoctorContext): Promise<Finding[]>;
   /** `syncline init --target URL`: the URL schemes it takes and the config block it writes (src/core/init-plan.ts). Optional. */
   init?: InitTarget;
+  /**
+   * The conflict strategies this target supports (default: all). A pipeline table whose strategy is
+   * another is refused at config load, at the field that sets it (a target that cannot read its rows
+   * back faithfully, such as an HTTP API, supports source-wins only).
+   */
+  conflictStrategies?: string[];
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {

@@ -463,6 +463,21 @@ export function configSpec() {
         });
       }
       for (const [name, p] of Object.entries(c.pipelines)) {
+        const type = (p.target as { type: string }).type;
+        const allowed = registeredSinks().find((r) => r.type === type)?.conflictStrategies;
+        if (!allowed) continue;
+        p.tables.forEach((t, i) => {
+          const [strategy, at, from] = t.conflict
+            ? [t.conflict.strategy, ['pipelines', name, 'tables', i, 'conflict', 'strategy'], '']
+            : p.conflict
+              ? [p.conflict.strategy, ['pipelines', name, 'conflict', 'strategy'], '']
+              : [c.defaults.conflict.strategy, ['pipelines', name, 'conflict', 'strategy'], ' (from defaults.conflict)'];
+          if (!allowed.includes(strategy)) {
+            ctx.addIssue({ code: 'custom', path: at, message: `conflict strategy ${strategy}${from} of table ${t.source} is not supported by target type '${type}' (supported: ${allowed.join(', ')}): use conflict: { strategy: ${allowed[0]} } (a target of this type cannot read its objects back to detect conflicts)` });
+          }
+        });
+      }
+      for (const [name, p] of Object.entries(c.pipelines)) {
         const peerName = (p as { peer?: string }).peer;
         if (peerName === undefined) continue;
         const at = ['pipelines', name, 'peer'];
