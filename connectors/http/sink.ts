@@ -19,8 +19,9 @@
  * carried on the error as retryAfterMs, which the applier's retry policy waits instead of its own
  * backoff); 401/403 fatal (the process stops naming the URL); any other 4xx is poison: the record is
  * returned in `failed` with the status and the first KB of the response body, and the rest goes on.
- * On a retriable or fatal error no new request is started, the ones in flight finish, and the error
- * is thrown: the applier writes the whole batch again, every change with the same idempotency key
+ * On a fatal error or a 429 no lane starts another request; on another retriable error its lane
+ * stops (the key's later changes wait) and the other lanes go on; the ones in flight finish, and the
+ * error is thrown: the applier writes the whole batch again, every change with the same idempotency key
  * (a server that honours the key applies each change once).
  *
  * Crash/replay: requests are by key (PUT/DELETE are idempotent; a POST is made idempotent by the
@@ -72,6 +73,12 @@ export function idempotencyKey(r: SinkRecord): string {
 /** `sha256=<hex>` of the body under the secret. */
 export function sign(secret: string, body: string): string {
   return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
+}
+
+/** How the lanes of one writeBatch stop: the error to throw, and whether every lane stops. */
+interface Stop {
+  err: SynclineError | null;
+  all: boolean;
 }
 
 interface Request {
@@ -141,7 +148,7 @@ export class HttpSink implements Sink {
       const lane = r.op === 'truncate' ? 0 : laneOf(r, n);
       lanes[lane]!.push(r);
     }
-    const stop: { err: SynclineError | null } = { err: null };
+    const stop: Stop = { err: null, all: false };
     const run = this.cfg.batch.enabled ? (l: SinkRecord[]) => this.runBatched(l, failed, stop) : (l: SinkRecord[]) => this.runSingle(l, failed, stop);
     if (batch.some((r) => r.op === 'truncate')) {
       // Truncates go after the lanes' records that precede them (the applier sends a truncate alone).
@@ -155,32 +162,39 @@ export class HttpSink implements Sink {
     return { failed };
   }
 
-  private note(stop: { err: SynclineError | null }, err: SynclineError): void {
+  private note(stop: Stop, err: SynclineError): void {
     // A fatal error outranks a retriable one: the process must stop, not retry.
     if (!stop.err || (err.kind === 'fatal' && stop.err.kind !== 'fatal')) stop.err = err;
+    // Fatal, or the server asks to slow down (429): no lane starts another request. Any other
+    // retriable error stops its own lane only (the key's later changes must wait), the other lanes
+    // go on, so each retry of the batch gets further.
+    if (err.kind === 'fatal' || err.code === 'HTTP_429') stop.all = true;
   }
 
-  private async runSingle(lane: SinkRecord[], failed: FailedRecord[], stop: { err: SynclineError | null }): Promise<void> {
+  private async runSingle(lane: SinkRecord[], failed: FailedRecord[], stop: Stop): Promise<void> {
     for (const r of lane) {
-      if (stop.err) return;
+      if (stop.all) return;
       try {
         await this.send(await this.requestOf(r));
       } catch (err) {
         const e = err instanceof SynclineError ? err : classifyTransport(err, `http sink ${r.table}`);
         if (e.kind === 'poison') failed.push({ record: r, error: e });
-        else this.note(stop, e);
+        else return this.note(stop, e);
       }
     }
   }
 
-  private async runBatched(lane: SinkRecord[], failed: FailedRecord[], stop: { err: SynclineError | null }): Promise<void> {
+  private async runBatched(lane: SinkRecord[], failed: FailedRecord[], stop: Stop): Promise<void> {
     const size = this.cfg.batch.maxRecords;
+    // The last full row of each key in this lane, to fill kept columns of a later change of the key
+    // whose earlier change is not at the server yet (same chunk).
+    const prior = new Map<string, Record<string, unknown> | null>();
     for (let i = 0; i < lane.length; i += size) {
-      if (stop.err) return;
+      if (stop.all) return;
       const chunk: { r: SinkRecord; item: unknown }[] = [];
       for (const r of lane.slice(i, i + size)) {
         try {
-          chunk.push({ r, item: await this.itemOf(r) });
+          chunk.push({ r, item: await this.itemOf(r, prior) });
         } catch (err) {
           const e = err instanceof SynclineError ? err : classifyTransport(err, `http sink ${r.table}`);
           if (e.kind === 'poison') failed.push({ record: r, error: e });
@@ -199,7 +213,7 @@ export class HttpSink implements Sink {
         }
         // Refused as a whole: each change alone, in order, so only the refused ones fail.
         for (const c of chunk) {
-          if (stop.err) return;
+          if (stop.all) return;
           try {
             await this.send(this.batchRequest([c]));
           } catch (err2) {
@@ -218,8 +232,9 @@ export class HttpSink implements Sink {
   }
 
   /** One change as an element of a batched array. */
-  private async itemOf(r: SinkRecord): Promise<unknown> {
-    const values = r.op === 'upsert' ? await this.wholeRow(r) : null;
+  private async itemOf(r: SinkRecord, prior: Map<string, Record<string, unknown> | null>): Promise<unknown> {
+    const values = r.op === 'upsert' ? await this.wholeRow(r, prior.get(r.table + '\0' + keyString(r.key))) : null;
+    if (r.op === 'upsert' || r.op === 'delete') prior.set(r.table + '\0' + keyString(r.key), values);
     const op = r.op === 'upsert' ? (r.update ? 'update' : 'insert') : r.op;
     return { op, table: r.table, key: jsonRow(r.key), values, position: r.position, idempotencyKey: idempotencyKey(r) };
   }
@@ -247,10 +262,14 @@ export class HttpSink implements Sink {
    * The record's full row as JSON: never with a column missing. Kept columns (unchanged TOAST) are
    * filled from the server's current object when `read` is configured, otherwise the record fails.
    */
-  private async wholeRow(r: SinkRecord): Promise<Record<string, unknown>> {
+  private async wholeRow(r: SinkRecord, prior?: Record<string, unknown> | null): Promise<Record<string, unknown>> {
     const row = jsonRow(r.values ?? {});
     if (r.keep.length === 0) return row;
     const what = `${r.table} key ${keyString(r.key)}`;
+    if (prior && r.keep.every((c) => c in prior)) {
+      for (const c of r.keep) row[c] = prior[c];
+      return row;
+    }
     if (!this.cfg.read) {
       throw poison('HTTP_UNCHANGED_COLUMNS', `update of ${what} left columns ${r.keep.join(', ')} unchanged (PostgreSQL TOAST) and carries no value for them; the http target has no read.url to fetch them from, so it is not sent with them missing (set REPLICA IDENTITY FULL on the source table, or configure read.url)`);
     }
