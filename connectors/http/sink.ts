@@ -79,6 +79,7 @@ export function sign(secret: string, body: string): string {
 interface Stop {
   err: SynclineError | null;
   all: boolean;
+  superseded: (r: SinkRecord) => boolean;
 }
 
 interface Request {
@@ -148,7 +149,11 @@ export class HttpSink implements Sink {
       const lane = r.op === 'truncate' ? 0 : laneOf(r, n);
       lanes[lane]!.push(r);
     }
-    const stop: Stop = { err: null, all: false };
+    // Records a later record of the same key in this batch supersedes (see runSingle).
+    const last = new Map<string, SinkRecord>();
+    for (const r of batch) if (r.op === 'upsert' || r.op === 'delete') last.set(r.table + '\0' + keyString(r.key), r);
+    const superseded = (r: SinkRecord) => last.get(r.table + '\0' + keyString(r.key)) !== r;
+    const stop: Stop = { err: null, all: false, superseded };
     const run = this.cfg.batch.enabled ? (l: SinkRecord[]) => this.runBatched(l, failed, stop) : (l: SinkRecord[]) => this.runSingle(l, failed, stop);
     if (batch.some((r) => r.op === 'truncate')) {
       // Truncates go after the lanes' records that precede them (the applier sends a truncate alone).
@@ -178,6 +183,10 @@ export class HttpSink implements Sink {
         await this.send(await this.requestOf(r));
       } catch (err) {
         const e = err instanceof SynclineError ? err : classifyTransport(err, `http sink ${r.table}`);
+        // An update with unchanged columns whose object is gone, followed by a later change of the
+        // key in this batch: that change decides the object (on a retried batch, typically its
+        // delete was already sent), so the update is passed over rather than dead-lettered.
+        if (e.code === 'HTTP_UNCHANGED_COLUMNS' && stop.superseded(r)) continue;
         if (e.kind === 'poison') failed.push({ record: r, error: e });
         else return this.note(stop, e);
       }
@@ -197,6 +206,7 @@ export class HttpSink implements Sink {
           chunk.push({ r, item: await this.itemOf(r, prior) });
         } catch (err) {
           const e = err instanceof SynclineError ? err : classifyTransport(err, `http sink ${r.table}`);
+          if (e.code === 'HTTP_UNCHANGED_COLUMNS' && stop.superseded(r)) continue;
           if (e.kind === 'poison') failed.push({ record: r, error: e });
           else return this.note(stop, e);
         }
