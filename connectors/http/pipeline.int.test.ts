@@ -155,7 +155,15 @@ test('PostgreSQL → HTTP: snapshot and concurrent changes under 429/500/400; th
   assert.deepEqual(api.backwards, []);
   // Deletes arrived as DELETE (and the objects are gone: matches() above).
   assert.ok(deleted.size > 10);
-  for (const d of deleted) assert.ok(api.seen.some((s) => s.method === 'DELETE' && s.path === `/public.items/${d}` && s.status === 200), `DELETE of ${d}`);
+  // (a row deleted before the snapshot's consistent point never reached the server, and has no delete to send)
+  let deletes = 0;
+  for (const d of deleted) {
+    const of = api.seen.filter((s) => s.path === `/public.items/${d}` && s.method !== 'GET');
+    if (of.length === 0) continue;
+    assert.ok(of.some((s) => s.method === 'DELETE' && s.status === 200), `DELETE of ${d}: ${JSON.stringify(of.map((s) => [s.method, s.status]))}`);
+    deletes++;
+  }
+  assert.ok(deletes > 10, `${deletes} deletes sent`);
   // The faults happened, and were retried: 429s waited for Retry-After (1 s).
   assert.ok(retried429.length >= 5, `429s: ${retried429.length}`);
   for (const r of retried429) {
@@ -191,7 +199,7 @@ test('kill -9 of the sink process mid-run, restarted: the HTTP server ends with 
       await src.query(`update items set seq = seq + 1, name = 'u' || $1::int where id % 7 = $1::int % 7 and id <= 200`, [i]);
       await src.query(`delete from items where id = $1`, [next - 3]);
       await src.query('commit');
-      if (i % 5 === 0) await sleep(10);
+      await sleep(100); // a few hundred changes/s: the kills, not a backlog, are what is tested
     }
   })();
   for (let round = 0; round < 3; round++) {
@@ -207,7 +215,7 @@ test('kill -9 of the sink process mid-run, restarted: the HTTP server ends with 
   t.after(async () => {
     sink.kill('SIGKILL');
   });
-  const ok = await waitFor('the HTTP server to hold the source rows after the kills', () => matches(), 120_000, 500).catch(async (err: Error) => {
+  const ok = await waitFor('the HTTP server to hold the source rows after the kills', () => matches(), 180_000, 500).catch(async (err: Error) => {
     throw new Error(`${err.message}\n${await diff()}`);
   });
   assert.ok(ok.rows > 300, JSON.stringify(ok));
