@@ -59,6 +59,10 @@ test('statuses: 400 fails that record with status and body and the rest goes on;
 
   api.fault = ({ path }) => (path === '/public.items/7' ? { status: 429, headers: { 'retry-after': '2' } } : null);
   await assert.rejects(sink.writeBatch([rec('upsert', 7, { id: 7n })]), (e: Error & { kind: string; code: string; retryAfterMs?: number }) => e.kind === 'retriable' && e.code === 'HTTP_429' && e.retryAfterMs === 2000);
+  // a 500 in one lane and a 429 in another: the batch waits for the Retry-After
+  api.fault = ({ path }) => (path === '/public.items/11' ? { status: 500 } : path === '/public.items/12' ? { status: 429, headers: { 'retry-after': '3' } } : null);
+  api.delayMs = 0;
+  await assert.rejects(sink.writeBatch([rec('upsert', 11, { id: 11n }), rec('upsert', 12, { id: 12n })]), (e: Error & { retryAfterMs?: number }) => e.retryAfterMs === 3000);
   api.fault = () => ({ status: 503 });
   await assert.rejects(sink.writeBatch([rec('upsert', 7, { id: 7n })]), (e: Error & { kind: string; code: string }) => e.kind === 'retriable' && e.code === 'HTTP_503');
   api.fault = () => ({ status: 401, body: 'bad token' });

@@ -170,6 +170,8 @@ export class HttpSink implements Sink {
   private note(stop: Stop, err: SynclineError): void {
     // A fatal error outranks a retriable one: the process must stop, not retry.
     if (!stop.err || (err.kind === 'fatal' && stop.err.kind !== 'fatal')) stop.err = err;
+    // The batch is retried as a whole: it waits for the longest Retry-After any request was given.
+    if (err.retryAfterMs !== undefined && stop.err.kind === 'retriable' && (stop.err.retryAfterMs ?? -1) < err.retryAfterMs) stop.err.retryAfterMs = err.retryAfterMs;
     // Fatal, or the server asks to slow down (429): no lane starts another request. Any other
     // retriable error stops its own lane only (the key's later changes must wait), the other lanes
     // go on, so each retry of the batch gets further.
