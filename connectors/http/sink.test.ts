@@ -138,3 +138,15 @@ test('unchanged TOAST columns: never sent missing; filled from read.url, else de
   const r2 = await reading.writeBatch([rec('upsert', 2, { id: 2n, doc: null }, { update: true, keep: ['doc'] })]);
   assert.match(r2.failed[0]!.error.message, /found no object/);
 });
+
+test('an update with unchanged columns whose object is gone: passed over when a later change of its key in the batch decides the object, dead-lettered otherwise', async (t) => {
+  const api = await new TestApi().start();
+  t.after(() => api.stop());
+  const sink = sinkFor(api, { read: { url: `${api.url}/{table}/{key.id}` } });
+  const upd = () => rec('upsert', 3, { id: 3n, doc: null, name: 'x' }, { update: true, keep: ['doc'] });
+  const r = await sink.writeBatch([upd(), rec('delete', 3, null)]);
+  assert.deepEqual(r.failed, []);
+  assert.deepEqual(api.seen.filter((s) => s.method !== 'GET').map((s) => s.method), ['DELETE']);
+  const alone = await sink.writeBatch([upd()]);
+  assert.equal(alone.failed[0]?.error.code, 'HTTP_UNCHANGED_COLUMNS');
+});
