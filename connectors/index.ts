@@ -5,3 +5,4 @@ import './mariadb/index.js';
 import './postgres/poll/index.js';
 import './mariadb/poll/index.js';
 import './rabbitmq/index.js';
+import './http/index.js';
