@@ -98,7 +98,8 @@ test('sync-status.json, history.jsonl and sync-report.md hold the numbers of a s
   assert.match(report, new RegExp(`^\\| ${P} \\| public\\.items \\| note \\| maxLength \\| 1 \\|$`, 'm'), 'top failing rules');
   assert.match(report, new RegExp(`^\\| ${P} \\| public\\.items \\| 1 \\|$`, 'm'), 'conflicts');
   assert.match(report, new RegExp(`^\\| ${P} \\| sink \\| poison \\| ${K} \\|$`, 'm'), 'errors');
-  assert.match(report, new RegExp(`^\\| ${P} \\| public\\.items \\| ${N} \\| [^|]+ \\| [^|]+ \\| \\d+ ms \\| [^|]+ \\|$`, 'm'), 'slowest tables');
+  // The latencies themselves depend on the machine's load (a speed is a benchmark's business, not a test's): formatted durations.
+  assert.match(report, new RegExp(`^\\| ${P} \\| public\\.items \\| ${N} \\| [^|]+ \\| [^|]+ \\| \\d+(\\.\\d+)? (ms|s) \\| [^|]+ \\|$`, 'm'), 'slowest tables');
 
   // `syncline report --url` from the running instance, into its own directory.
   const dir2 = mkdtempSync(join(tmpdir(), 'syncline-reports-cli-'));
