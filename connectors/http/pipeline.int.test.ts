@@ -122,6 +122,10 @@ test('PostgreSQL → HTTP: snapshot and concurrent changes under 429/500/400; th
   };
 
   const rt = await start(['capture', 'process', 'sink']);
+  // The writers start once the slot exists (the snapshot's consistent point): a row they delete is
+  // then in the snapshot or streamed, so its DELETE is sent (before it, on a quiet machine the
+  // writers deleted rows before the slot existed, and no DELETE was ever due for them).
+  await waitFor('the slot (the snapshot\'s consistent point)', async () => (await src.query(`select 1 from pg_replication_slots where slot_name = $1`, [`${prefix}_http`])).rowCount, 60_000, 50);
   // Concurrent writers: updates (seq + 1, doc left alone: unchanged TOAST), inserts, deletes.
   const deleted = new Set<string>();
   let next = 1000;
