@@ -257,18 +257,26 @@ export class KafkaClient {
    */
   async topicOffsets(topic: string): Promise<{ partition: number; offset: string; high: string; low: string }[]> {
     const admin = await this.getAdmin();
-    return pastMetadataRace(() => admin.fetchTopicOffsets(topic));
+    // Classified: a leader not elected yet for a topic just created ("not the leader for that
+    // topic-partition") is retriable, waited for by the stage's supervisor, not the end of a stage.
+    return pastMetadataRace(() => admin.fetchTopicOffsets(topic)).catch((err: unknown) => {
+      throw this.classify(err, `cannot read the offsets of ${topic}`);
+    });
   }
 
   /** Offset of the first message at or after `ms` per partition (-1: none); the same race as topicOffsets. */
   async topicOffsetsAt(topic: string, ms: number): Promise<{ partition: number; offset: string }[]> {
     const admin = await this.getAdmin();
-    return pastMetadataRace(() => admin.fetchTopicOffsetsByTimestamp(topic, ms));
+    return pastMetadataRace(() => admin.fetchTopicOffsetsByTimestamp(topic, ms)).catch((err: unknown) => {
+      throw this.classify(err, `cannot read the offsets of ${topic} at ${new Date(ms).toISOString()}`);
+    });
   }
 
   async partitionCount(topic: string): Promise<number> {
     const admin = await this.getAdmin();
-    const md = await pastMetadataRace(() => admin.fetchTopicMetadata({ topics: [topic] }));
+    const md = await pastMetadataRace(() => admin.fetchTopicMetadata({ topics: [topic] })).catch((err: unknown) => {
+      throw this.classify(err, `cannot read the metadata of ${topic}`);
+    });
     return md.topics[0]?.partitions.length ?? 0;
   }
 

@@ -75,11 +75,17 @@ export async function readRanges(
     failed = true;
     reject(e);
   };
-  consumer.on(consumer.events.CRASH, (e) => fail(e.payload.error));
+  // Kafka's own failures classified (a leader not elected yet for a topic just created is retriable:
+  // the stage's supervisor waits for it); what onBatch throws passes as it is.
+  const what = `reading ${[...new Set(todo.map((r) => r.topic))].join(', ')}`;
+  consumer.on(consumer.events.CRASH, (e) => fail(kafka.classify(e.payload.error, what)));
+  const kafkaStep = <T>(p: Promise<T>): Promise<T> => p.catch((err: unknown) => {
+    throw kafka.classify(err, what);
+  });
   try {
-    await consumer.connect();
-    await consumer.subscribe({ topics: [...new Set(todo.map((r) => r.topic))], fromBeginning: true });
-    await consumer.run({
+    await kafkaStep(consumer.connect());
+    await kafkaStep(consumer.subscribe({ topics: [...new Set(todo.map((r) => r.topic))], fromBeginning: true }));
+    await kafkaStep(consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, heartbeat, pause }) => {
@@ -115,7 +121,7 @@ export async function readRanges(
           if (pending.size === 0) finish();
         }
       },
-    });
+    }));
     for (const r of todo) consumer.seek({ topic: r.topic, partition: r.partition, offset: r.from.toString() });
     await done;
   } finally {
