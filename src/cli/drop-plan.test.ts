@@ -53,6 +53,8 @@ test("capture offsets: this slot's entry is tombstoned; the topic goes only when
   ]);
   assert.deepEqual(captureOffsetItems(t, 'sa', ['sab'], [], 'kafka'), []); // nothing of ours in it, others' entries: untouched
   assert.deepEqual(captureOffsetItems(t, 'sa', [], [], 'kafka'), [{ kind: KIND.topic, name: t, where: 'kafka', detail: 'capture offsets of this pipeline only' }]);
+  // The pipeline's own backfill state does not keep the topic.
+  assert.deepEqual(captureOffsetItems(t, 'sa', ['backfill:a'], [], 'kafka', ['backfill:a']), [{ kind: KIND.topic, name: t, where: 'kafka', detail: 'capture offsets of this pipeline only' }]);
   assert.deepEqual(captureOffsetItems(t, 'sa', ['sa'], ['twin'], 'kafka'), [{ kind: KIND.offset, name: `${t} key sa`, where: 'kafka', keep: 'pipeline twin uses the same slot name (and this entry)' }]);
 });
 

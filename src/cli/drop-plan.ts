@@ -79,12 +79,13 @@ export function liveKeys(records: { key: string | null; value: Buffer | null }[]
  * itself when no other slot's entry is left in it. An entry whose slot name another pipeline of
  * the config uses too (other servers) is kept, and so is the topic then.
  */
-export function captureOffsetItems(topic: string, slot: string, live: string[], sameSlot: string[], where: string): PipelineResource[] {
+export function captureOffsetItems(topic: string, slot: string, live: string[], sameSlot: string[], where: string, own: string[] = []): PipelineResource[] {
   const out: PipelineResource[] = [];
   const mine = live.includes(slot);
   const keep = sameSlot.length > 0 ? `pipeline ${sameSlot.join(', ')} uses the same slot name (and this entry)` : undefined;
   if (mine) out.push({ kind: KIND.offset, name: `${topic} key ${slot}`, where, ...(keep ? { keep } : {}) });
-  const rest = live.filter((k) => k !== slot || keep);
+  // `own`: the pipeline's other entries (its backfill state), tombstoned with the slot's.
+  const rest = live.filter((k) => (k !== slot || keep) && !own.includes(k));
   if (rest.length === 0) out.push({ kind: KIND.topic, name: topic, where, detail: 'capture offsets of this pipeline only' });
   return out;
 }

@@ -140,7 +140,7 @@ class PipelineDropper {
     const offsets = topics.captureOffsets(this.prefix);
     if (existing.has(offsets)) {
       const sameSlot = Object.keys(this.config.pipelines).filter((n) => n !== this.name && streamOf(n) === slot);
-      out.push(...captureOffsetItems(offsets, slot, await this.liveOffsetKeys(offsets), sameSlot, where));
+      out.push(...captureOffsetItems(offsets, slot, await this.liveOffsetKeys(offsets), sameSlot, where, [`backfill:${this.name}`]));
     }
     return out;
   }
@@ -241,7 +241,8 @@ class PipelineDropper {
     const topicNames = todo.filter((i) => i.kind === KIND.topic).map((i) => i.name);
     for (const i of todo.filter((x) => x.kind === KIND.offset)) {
       const [topic, slot] = i.name.split(' key ') as [string, string];
-      if (!topicNames.includes(topic)) await this.kafka.send([{ topic, key: Buffer.from(slot), value: null }]);
+      // With the stream's entry, the pipeline's backfill state in the same topic (src/capture/backfill.ts).
+      if (!topicNames.includes(topic)) await this.kafka.send([{ topic, key: Buffer.from(slot), value: null }, { topic, key: Buffer.from(`backfill:${this.name}`), value: null }]);
     }
     // 4. Topics, waited for until the cluster no longer lists them.
     if (topicNames.length > 0) {
