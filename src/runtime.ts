@@ -312,6 +312,7 @@ export class Runtime {
         // latest-timestamp's column is checked at start; a two-way peer that creates tables in our source is waited for.
         conflict: p.conflict ?? this.config.defaults.conflict,
         awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,
+        wholeRows: sinkRegistration((p.target as { type: string }).type).wholeRows === true,
         onRunning,
       });
       if (this.sync.bounded(p)) {

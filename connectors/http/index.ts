@@ -11,4 +11,5 @@ registerSink({
   where: (cfg) => cfg.url,
   // Target rows cannot be read back with their types: conflict checks would see a change everywhere.
   conflictStrategies: ['source-wins'],
+  wholeRows: true,
 });

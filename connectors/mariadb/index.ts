@@ -13,4 +13,6 @@ registerSink({
   where: (cfg) => mariadbWhere(cfg.connection),
   doctor: mariadbTargetDoctor,
   init: mariadbInitTarget,
+  // An update that left unchanged TOASTed values out would insert NULLs where the row is missing.
+  wholeRows: true,
 });

@@ -12,4 +12,5 @@ registerSink({
   where: (cfg) => `${rabbitWhere(cfg.connection)} exchange ${cfg.exchange}`,
   // The broker gives no row back to compare with: only source-wins can be applied (refused at load otherwise).
   conflictStrategies: ['source-wins'],
+  wholeRows: true,
 });

@@ -30,6 +30,7 @@ import { keyStringOf } from '../sink/sink.js';
 import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
 import { timestampFieldProblem } from '../sink/conflicts.js';
 import { CaptureOffsets } from './offsets.js';
+import { ToastFill, type ToastCounters } from './toast-fill.js';
 import type { CaptureHandler, Source, SourceColumn, SourceTable } from './source.js';
 import { DeadLetters } from '../sink/dead-letters.js';
 import { backoffDelay, sleep } from '../core/retry.js';
@@ -73,6 +74,11 @@ export interface CaptureOptions {
   awaitTablesFrom?: string;
   /** Called once capture is started (its topics, schemas and stored state known; snapshot or stream next). */
   onRunning?: () => void;
+  /**
+   * The pipeline's target needs whole rows (its registration's `wholeRows`): values a change left out
+   * (unchanged TOASTed values) are filled before the change is produced (./toast-fill.ts).
+   */
+  wholeRows?: boolean;
 }
 
 export interface CaptureStats {
@@ -91,6 +97,8 @@ export interface CaptureStats {
   backfill: BackfillCounters;
   /** Changes streamed again after a restart that Kafka already had (not produced twice). */
   duplicatesSkipped: number;
+  /** Whole-row targets: changes whose left-out values were filled (from what capture saw, or re-read at the source) or not (./toast-fill.ts). */
+  toast: ToastCounters;
 }
 
 interface TableState {
@@ -144,6 +152,7 @@ export class Capture implements CaptureHandler {
   backfiller?: Backfiller;
   stopped = false;
   private stopHard = false;
+  private readonly toast?: ToastFill;
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log;
@@ -151,10 +160,11 @@ export class Capture implements CaptureHandler {
     this.maxBuffered = opts.maxBuffered ?? Math.max(this.source.batchSize * 8, 20000);
     this.dlq = new DeadLetters(opts.kafka, opts.prefix, opts.pipeline, opts.log);
     this.offsets = new CaptureOffsets(opts.kafka, opts.prefix);
+    if (opts.wholeRows) this.toast = new ToastFill({ log: opts.log, reselect: this.source.reselect?.bind(this.source) });
   }
 
   get stats(): CaptureStats {
-    return { ...this.counters, confirmed: this.source.confirmed, backfill: { ...(this.backfiller?.counters ?? { backfillRows: 0, backfillChunks: 0, backfillDropped: 0 }) } };
+    return { ...this.counters, confirmed: this.source.confirmed, toast: { ...(this.toast?.counters ?? { cache: 0, reselect: 0, miss: 0 }) }, backfill: { ...(this.backfiller?.counters ?? { backfillRows: 0, backfillChunks: 0, backfillDropped: 0 }) } };
   }
 
   /** Run until stop() or a fatal error. Resolves when stopped cleanly. */
@@ -362,6 +372,7 @@ export class Capture implements CaptureHandler {
     const keyRow = e.op === 'd' ? (e.before ?? {}) : (e.after ?? {});
     const key: Record<string, Value> = {};
     for (const k of st.src.key) key[k] = keyRow[k] ?? null;
+    if (this.toast && e.op !== 't') await this.toast.apply(st.src, `${st.topic}\0${keyStringOf(Object.values(key))}`, key, e);
     let msg: OutMessage | null;
     const partitions = this.partitions.get(st.topic) ?? (await this.partitionCount(st.topic));
     try {

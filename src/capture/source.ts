@@ -153,6 +153,12 @@ export interface Source {
   position?(): Promise<string>;
   /** Backfills (./backfill.ts): watermarks, signals and key-ordered chunks. Optional. */
   readonly backfill?: BackfillSupport;
+  /**
+   * Some columns of one row as they are at the source now (null: no such row), to fill values a
+   * change left out (unchanged TOASTed values) for targets that need whole rows (./toast-fill.ts).
+   * Called from within `handler.change`, between two changes of the stream. Optional.
+   */
+  reselect?(table: SourceTable, key: Row, columns: string[]): Promise<Row | null>;
   /** Stop taking changes from the source (the message being handled finishes). */
   quiesce(): Promise<void>;
   /** Acknowledge what was acknowledged last and close every connection. Safe after a failed connect(). */

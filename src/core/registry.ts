@@ -48,6 +48,12 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
    * refused at config load, at the field that sets it (src/core/config/schema.ts).
    */
   conflictStrategies?: readonly string[];
+  /**
+   * The target cannot keep a column's current value: every upsert must carry the whole row. Capture
+   * then fills the values a change left out (PostgreSQL's unchanged TOASTed values) before producing
+   * it (src/capture/toast-fill.ts); what cannot be filled stays listed in the record's `keep`.
+   */
+  wholeRows?: boolean;
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {

@@ -88,6 +88,7 @@ export class Metrics {
   readonly backfillRows: Counter<'pipeline'>;
   readonly backfillChunks: Counter<'pipeline'>;
   readonly backfillDropped: Counter<'pipeline'>;
+  readonly toastFills: Counter<'pipeline' | 'via'>;
   readonly backfillRemaining: Gauge<'pipeline' | 'table' | 'backfill'>;
   readonly transactions: Counter<'pipeline'>;
   readonly changesApplied: Counter<'pipeline' | 'stage'>;
@@ -160,6 +161,11 @@ export class Metrics {
       name: 'syncline_backfill_dropped_rows_total',
       help: "Backfill chunk rows not produced because the stream changed their key inside the chunk's watermark window (the streamed change is newer).",
       labelNames: ['pipeline'], registers, collect: sync,
+    });
+    this.toastFills = new Counter({
+      name: 'syncline_capture_toast_fills_total',
+      help: 'Whole-row targets: updates that left unchanged TOASTed values out, by how capture filled them: via="cache" (the last value capture saw), "reselect" (re-read at the source), "miss" (not filled: the row is gone or unreadable; src/capture/toast-fill.ts).',
+      labelNames: ['pipeline', 'via'], registers, collect: sync,
     });
     this.backfillRemaining = new Gauge({
       name: 'syncline_backfill_remaining_rows',
@@ -364,6 +370,7 @@ export class Metrics {
         this.delta(this.backfillRows, { pipeline }, c.backfill.backfillRows);
         this.delta(this.backfillChunks, { pipeline }, c.backfill.backfillChunks);
         this.delta(this.backfillDropped, { pipeline }, c.backfill.backfillDropped);
+        for (const via of ['cache', 'reselect', 'miss'] as const) if (c.toast[via] > 0) this.delta(this.toastFills, { pipeline, via }, c.toast[via]);
         this.delta(this.transactions, { pipeline }, c.transactions);
         // Capture dead-letters changes its schema cannot represent (kind invalid, a poison error).
         this.delta(this.deadLetters, { pipeline, stage: 'capture', kind: 'invalid' }, c.deadLettered);

@@ -21,7 +21,7 @@ import type { ChangeEvent, Op, Row, Value } from '../../../src/core/envelope.js'
 import { bigIntToPosition, positionToBigInt } from '../../../src/core/envelope.js';
 import { errorMessage, fatal } from '../../../src/core/errors.js';
 import { classifyPgError } from '../errors.js';
-import { TypeCatalog, columnType, parsePgText } from '../pgtypes.js';
+import { TypeCatalog, columnType, parsePgText, toPgParam } from '../pgtypes.js';
 import type { CaptureHandler, Source, SourceColumn, SourceTable, TableRequest } from '../../../src/capture/source.js';
 import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 import { pgClientConfig, rawTypes } from '../connection.js';
@@ -425,8 +425,9 @@ export class PostgresSource implements Source {
         if (!st || !this.tx) return;
         const op: Op = msg.tag === 'insert' ? 'c' : msg.tag === 'update' ? 'u' : 'd';
         const unchangedToast: string[] = [];
-        const after = msg.tag === 'delete' ? null : this.row(st, msg.new, unchangedToast);
         const oldTuple = msg.tag === 'insert' ? null : (msg.old ?? msg.key);
+        // REPLICA IDENTITY FULL: the old row carries every value, unchanged TOASTed ones included.
+        const after = msg.tag === 'delete' ? null : this.row(st, msg.new, unchangedToast, msg.tag === 'update' ? msg.old : null);
         const before = oldTuple ? this.row(st, oldTuple, null) : null;
         // With the default replica identity an update that does not change the key sends no old tuple.
         const e: ChangeEvent = {
@@ -486,11 +487,12 @@ export class PostgresSource implements Source {
     }
   }
 
-  private row(st: TableState, tuple: Record<string, unknown>, unchangedToast: string[] | null): Row {
+  private row(st: TableState, tuple: Record<string, unknown>, unchangedToast: string[] | null, old?: Record<string, unknown> | null): Row {
     const out: Row = {};
     for (const c of st.columns) {
       if (!(c.name in tuple)) continue;
-      const raw = tuple[c.name];
+      let raw = tuple[c.name];
+      if (raw === undefined && old && old[c.name] !== undefined) raw = old[c.name];
       if (raw === undefined) {
         // 'u' in pgoutput: an unchanged TOASTed value PostgreSQL did not send.
         if (unchangedToast) unchangedToast.push(c.name);
@@ -499,6 +501,25 @@ export class PostgresSource implements Source {
       }
       out[c.name] = parsePgText(raw as string | null, c.type);
     }
+    return out;
+  }
+
+  /** Unchanged TOASTed values for whole-row targets (src/capture/toast-fill.ts): the row as it is now, as text through the types' output functions (as pgoutput sends them). */
+  async reselect(table: SourceTable, key: Row, columns: string[]): Promise<Row | null> {
+    const st = this.tables.get(formatTableName(table));
+    if (!st || !this.meta) return null;
+    const cols = columns.map((n) => st.columns.find((c) => c.name === n)).filter((c) => c !== undefined);
+    const keys = st.src.key.map((k) => st.columns.find((c) => c.name === k)!);
+    if (cols.length === 0 || keys.some((k) => k === undefined)) return null;
+    const r = await this.meta.query<string[]>({
+      text: `select ${cols.map((c) => `${quoteIdent(c.name)}::text`).join(', ')} from ${quoteTable(st.src.schema, st.src.table)} where ${keys.map((k, i) => `${quoteIdent(k.name)} = $${i + 1}`).join(' and ')}`,
+      values: keys.map((k) => toPgParam(key[k.name] ?? null, k.type)),
+      rowMode: 'array',
+    });
+    const found = r.rows[0];
+    if (!found) return null;
+    const out: Row = {};
+    cols.forEach((c, i) => (out[c.name] = parsePgText(found[i] ?? null, c.type)));
     return out;
   }
 
