@@ -11,6 +11,7 @@ import { clockTicks, cpuPerChange } from './cpu.js';
 import { machine, mariadbSection, parseArgs, pipelineSection, updateBenchmarks } from './index.js';
 import { my } from './mariadb.js';
 import { figure, ratio, sql } from './common.js';
+import { runTargetsBench, TARGETS, targetsSection, targetsTable } from './targets.js';
 
 test('figures: median, min – max, spread; ratios of medians', () => {
   const f = figure([10, 30, 20]);
@@ -133,4 +134,13 @@ test('the MariaDB parts run at tiny sizes next to their PostgreSQL baselines and
   assert.match(section, /^## MariaDB next to PostgreSQL/);
   assert.match(section, /Reproduce: `npm run stack:up && npm run bench -- --quick --only mariadb-capture,mariadb-sink`/);
   assert.equal(await myDbs(), before, 'the MariaDB databases were dropped');
+});
+
+test('the targets bench writes to PostgreSQL, RabbitMQ and HTTP at tiny sizes, checks their counts and reports ratios', { timeout: 120_000 }, async () => {
+  const r = await runTargetsBench({ changes: 1000, repeat: 1, log: () => undefined });
+  for (const t of TARGETS) assert.ok(r.rates[t].median > 0, `${t}: a positive rate`);
+  const table = targetsTable(r);
+  assert.match(table, /\| RabbitMQ .* \| \d+\.\d\d \(/);
+  assert.match(table, /\| HTTP, batched .* \| \d+\.\d\d \(/);
+  assert.match(targetsSection(r, machine(), 'npm run bench -- --only targets'), /^## Targets next to PostgreSQL/);
 });
