@@ -282,7 +282,7 @@ export class Runtime {
       const observed = observeOutput(output, this.metrics, name, 'process');
       const makeProcessor = (topicList: string[], onRunning: () => void) => new ConsumerStage({
         groupId: groups.processor(prefix, name), topics: topicList, kafka: this.kafka,
-        decode, output: observed, dlq, log, validation: h.validation,
+        decode, output: observed, dlq, log, validation: h.validation, sessionTimeoutMs: this.config.kafka.sessionTimeoutMs,
         // Into the Applier: a fetch in parts of the target's batch size (what it writes at once anyway).
         chunk: applier ? batchSizeOf(this.config, p) : undefined, onRunning,
       });
@@ -293,7 +293,7 @@ export class Runtime {
       const observed = observeOutput({ apply: (batch, origin) => applier.apply(batch, consumerOf(origin)) }, this.metrics, name, 'sink');
       this.running.push(this.supervise(name, 'sink', waits, (onRunning) => (h.processor = this.sync.gated(name, new ConsumerStage({
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
-        decode: applyTopicDecoder, output: observed, dlq, log,
+        decode: applyTopicDecoder, output: observed, dlq, log, sessionTimeoutMs: this.config.kafka.sessionTimeoutMs,
         chunk: batchSizeOf(this.config, p), onRunning,
       })))));
     }

@@ -99,7 +99,8 @@ test('superviseStage: a stage failing while it starts is started again (a new ta
   const t = tasks([kafkaDown(), kafkaDown()]);
   const events: string[] = [];
   const p = superviseStage(ctx, 'pipeline p process', t.make, { starting: () => events.push('starting'), waiting: () => events.push('waiting') });
-  await new Promise((r) => setTimeout(r, 50));
+  // Until the third task runs (a fixed 50 ms was too short on a loaded machine).
+  for (let i = 0; i < 500 && !(t.made.length === 3 && events.length === 5); i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(t.made.length, 3);
   assert.deepEqual(t.made.map((m) => m.stopped), [true, true, false], 'each failed task was stopped before the next');
   assert.deepEqual(events, ['starting', 'waiting', 'starting', 'waiting', 'starting']);

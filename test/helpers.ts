@@ -128,7 +128,7 @@ export interface TestEnv {
 }
 
 /** Databases, config file and names for one test; the caller creates the tables. */
-export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'initial' | 'never'; retry?: Record<string, unknown>; /** Extra top-level config sections (e.g. observability, reports). */ extra?: Record<string, unknown> } = {}): Promise<TestEnv> {
+export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'initial' | 'never'; retry?: Record<string, unknown>; /** Extra top-level config sections (e.g. observability, reports). */ extra?: Record<string, unknown>; /** Extra kafka options (e.g. sessionTimeoutMs for tests that kill a consumer). */ kafka?: Record<string, unknown> } = {}): Promise<TestEnv> {
   const id = uid();
   const prefix = `t${id}`;
   const sourceDb = `syncline_t_${id}_src`;
@@ -139,7 +139,7 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
   const doc = {
     version: 1,
     topicPrefix: prefix,
-    kafka: { brokers: ['127.0.0.1:9092'], partitions: 3 },
+    kafka: { brokers: ['127.0.0.1:9092'], partitions: 3, ...(opts.kafka ?? {}) },
     defaults: { retry: opts.retry ?? { retries: 2, initialDelayMs: 50, maxDelayMs: 200 }, batch: { size: 500 } },
     pipelines: Object.fromEntries(
       pipelines.map((p) => [

@@ -42,7 +42,8 @@ async function setup(t: { after(fn: () => Promise<void>): void }, pipeline: stri
   const doc = {
     version: 1,
     topicPrefix: prefix,
-    kafka: { brokers: ['127.0.0.1:9092'], partitions: 3 },
+    // A short session: a sink started after a kill -9 gets the dead one's partitions after 10 s, not 30.
+    kafka: { brokers: ['127.0.0.1:9092'], partitions: 3, sessionTimeoutMs: 10_000 },
     defaults: { retry: { retries: 40, initialDelayMs: 20, maxDelayMs: 200 }, batch: { size: 200 } },
     pipelines: {
       [pipeline]: {

@@ -139,7 +139,8 @@ test('PostgreSQL → RabbitMQ: snapshot and concurrent writes; the last message 
 });
 
 test('PostgreSQL → RabbitMQ with the sink process killed (SIGKILL) three times mid-run: nothing lost, copies only with the same messageId', async (t) => {
-  const env = await testEnv([{ name: 'to-rabbit', tables: [{ source: 'public.items' }], target: rabbitTarget(), conflict: { strategy: 'source-wins' } }]);
+  // A short session: the restarted sink gets the dead one's partitions after 10 s, not 30.
+  const env = await testEnv([{ name: 'to-rabbit', tables: [{ source: 'public.items' }], target: rabbitTarget(), conflict: { strategy: 'source-wins' } }], { kafka: { sessionTimeoutMs: 10_000 } });
   t.after(() => env.cleanup());
   const exchange = (env.config.pipelines['to-rabbit']!.target as { exchange: string }).exchange;
   const consumer = await collector(exchange, `syncline_t_${env.id}_q`);

@@ -370,6 +370,13 @@ export function configSpec() {
           partitions: z.number().int().min(1).max(1000).default(3).describe('Partitions of each change topic created by syncline.'),
           replicationFactor: z.number().int().min(1).default(1).describe('Replication factor of topics created by syncline.'),
           retentionDays: z.number().int().min(1).default(90).describe('Retention of change topics (they are the change log for replay).'),
+          sessionTimeoutMs: z
+            .number()
+            .int()
+            .min(6000)
+            .max(300_000)
+            .default(30_000)
+            .describe("How long the consumer group of a pipeline's process and sink stages waits for a silent member before handing its partitions to the others (Kafka's session.timeout.ms). After a crash (kill -9) the partitions of the dead process wait this long; shorter means faster take-over but less tolerance for a stalled process. At least 6,000 (the broker's group.min.session.timeout.ms); heartbeats go every 3 s."),
           producer: z
             .enum(['kafkajs', 'librdkafka'])
             .default('kafkajs')

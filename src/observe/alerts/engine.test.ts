@@ -161,3 +161,34 @@ test('a failing channel is retried (Retry-After honoured), a permanently failing
 test('summary templates', () => {
   assert.equal(renderSummary('{{ $labels.pipeline }} at {{$value}} ({{ $labels.none }})', { pipeline: 'p' }, 3), 'p at 3 ()');
 });
+
+test('one channel in order: a resolved notice waits for its firing notice still being retried', async () => {
+  // The firing notice fails twice (retriable) and its retries wait until released; the resolved one is flushed meanwhile.
+  const got: Notification[] = [];
+  let firingTries = 0;
+  const ch: Channel = {
+    name: 'w', type: 'fake', severities: ['warning'],
+    async send(n) {
+      if (n.status === 'firing' && ++firingTries <= 2) throw retriable('DOWN', 'channel down');
+      got.push(structuredClone(n));
+    },
+  };
+  const w = { ch, got };
+  const registry = new Registry();
+  const down = new Gauge({ name: 'down', help: 'down', labelNames: ['pipeline'], registers: [registry] });
+  const { log } = capture();
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  // The first retry waits until released; later ones at once.
+  let waits = 0;
+  const engine = new AlertEngine({ config: alertsSpec.parse({ evaluateEveryMs: 1000, groupWindowMs: 0, rules: [downRule] }), retry: RETRY, registry, log, channels: [w.ch], wait: () => (waits++ === 0 ? held : Promise.resolve()) });
+  down.set({ pipeline: 'a' }, 1);
+  await engine.tick(0); // fires: the firing notice's first attempt fails, its retry waits
+  down.set({ pipeline: 'a' }, 0);
+  await engine.tick(1000); // resolves: the resolved notice is queued behind it
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(w.got.length, 0, 'nothing delivered while the firing notice waits');
+  release();
+  await engine.idle();
+  assert.deepEqual(w.got.map((n) => n.status), ['firing', 'resolved']);
+});

@@ -17,7 +17,8 @@
  *    inside the window) sends nothing: both notices cancel;
  *  - a resolved notice follows when the condition of an announced alert clears.
  *
- * Sending never blocks evaluations and never throws into the pipeline: each message is sent with
+ * Sending never blocks evaluations and never throws into the pipeline: one channel's messages go out
+ * one after the other, in order (a resolved notice never overtakes its firing notice); each is sent with
  * core/retry.ts (the channel's retry policy, Retry-After honoured); a message that still fails is
  * logged at error with its channel and counted in syncline_alert_notifications_total{outcome="failed"}.
  * On stop(), evaluations end and sends in flight are given a few seconds, then abandoned; resolved
@@ -107,6 +108,8 @@ export class AlertEngine {
   private readonly states = new Map<string, AlertState>();
   private readonly groups = new Map<Severity, Group>();
   private readonly inflight = new Set<Promise<void>>();
+  /** Per channel, the last message queued: the next one is sent after it (in order). */
+  private readonly lanes = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private readonly now: () => number;
   private readonly log: Logger;
@@ -254,8 +257,15 @@ export class AlertEngine {
       const n: Notification = { status: alerts.some((a) => a.status === 'firing') ? 'firing' : 'resolved', severity, alerts };
       for (const c of this.channels) {
         if (!c.channel.severities.includes(severity)) continue;
-        const p = this.send(c.channel, c.retry, n).finally(() => this.inflight.delete(p));
-        this.inflight.add(p);
+        // One channel's messages go out in order: a resolved notice waits for the firing notice still
+        // being retried (under load it overtook it, and the receiver was left with "firing").
+        const p = (this.lanes.get(c.channel.name) ?? Promise.resolve()).then(() => this.send(c.channel, c.retry, n));
+        this.lanes.set(c.channel.name, p);
+        const tracked = p.finally(() => {
+          this.inflight.delete(tracked);
+          if (this.lanes.get(c.channel.name) === p) this.lanes.delete(c.channel.name);
+        });
+        this.inflight.add(tracked);
       }
     }
   }
