@@ -180,4 +180,10 @@ export interface SourceLag {
   lagBytes: number | null;
   retainedBytes: number | null;
   active: boolean;
+  /**
+   * How old the newest complete picture of the source in Kafka is, in seconds (a polling source:
+   * now − the start of its last acknowledged pass, ./poll/lag.ts). Absent for log-based sources,
+   * whose lag is lagBytes.
+   */
+  lagSeconds?: number | null;
 }
