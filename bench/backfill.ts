@@ -3,7 +3,7 @@
  * the part the two differ in; the sink applies 'r' rows the same way for both).
  *
  *   npm run bench -- --only backfill [--backfill-rows N (default 200,000)] [--repeat K]
- *   npx tsx bench/backfill.ts [--rows N] [--repeat K]      (prints only)
+ *   npx tsx bench/backfill.ts [--rows N] [--repeat K] [--source postgres|mariadb]      (prints only)
  *
  * One source table of N narrow rows (bench/common.ts). Per repeat: (1) a capture with snapshot:
  * initial on a fresh slot: its snapshot; (2) a capture with snapshot: never on another fresh slot,
@@ -17,11 +17,15 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/core/config/load.js';
 import { Runtime } from '../src/runtime.js';
 import { topics } from '../src/core/kafka.js';
-import { BROKERS, PG, REGISTRY, createSource, deleteTopics, figure, fmt, fmtFigure, rateOf, sleep, timeProgress, topicCounter, withAdmin, writeWorkload, type Figure } from './common.js';
+import { BROKERS, PG, REGISTRY, createSource, deleteTopics, figure, fmt, fmtFigure, rateOf, sleep, timeProgress, topicCounter, uid, withAdmin, writeWorkload, type Figure } from './common.js';
+import { MARIADB_DDL, MY, my } from './mariadb.js';
 
 export const BACKFILL_CHUNKS = [2000, 10000];
 
+export type BackfillSourceKind = 'postgres' | 'mariadb';
+
 export interface BackfillBenchResult {
+  source: BackfillSourceKind;
   rows: number;
   repeat: number;
   snapshot: Figure;
@@ -44,24 +48,72 @@ function config(prefix: string, db: string, slot: string, publication: string, s
   }), 'bench.yaml', {});
 }
 
-export async function runBackfillBench(o: { rows: number; repeat: number; log: (s: string) => void }): Promise<BackfillBenchResult> {
-  const N = o.rows;
+/** The table to backfill, in PostgreSQL or in MariaDB: a pipeline config per capture run, the table's name and topic. */
+interface BenchSource {
+  prefix: string;
+  table: string;
+  topicSchema: string;
+  config(prefix: string, tag: string, snapshot: 'initial' | 'never'): ReturnType<typeof parseConfig>;
+  cleanup(): Promise<void>;
+}
+
+async function pgBenchSource(n: number): Promise<BenchSource> {
   const src = await createSource('narrow', 'bf');
+  await writeWorkload(src.db, 'public.bench_rows', 'narrow', n, 0);
+  return {
+    prefix: src.prefix, table: 'public.bench_rows', topicSchema: 'public',
+    config: (prefix, tag, snapshot) => config(prefix, src.db, `${src.prefix}_${tag}`, src.publication, snapshot),
+    cleanup: () => src.cleanup(),
+  };
+}
+
+/** The same 5-column rows in MariaDB (bench/mariadb.ts's table); each capture run registers as a replica with its own server id. */
+async function mariadbBenchSource(n: number): Promise<BenchSource> {
+  const id = uid();
+  const db = `syncline_bench_${id}_bfmy`;
+  await my(undefined, `CREATE DATABASE \`${db}\``);
+  await my(db, MARIADB_DDL('bench_rows'));
+  for (let from = 1; from <= n; from += 50_000) {
+    const to = Math.min(n, from + 49_999);
+    await my(db, `INSERT INTO bench_rows (id, name, amount, v) SELECT seq, CONCAT('name ', seq), (seq % 100000) + 0.25, 1 FROM seq_${from}_to_${to}`);
+  }
+  let serverId = 200_000 + parseInt(id.slice(0, 6), 16);
+  return {
+    prefix: `bench${id}`, table: `${db}.bench_rows`, topicSchema: db,
+    config: (prefix, _tag, snapshot) => parseConfig(JSON.stringify({
+      version: 1, topicPrefix: prefix,
+      kafka: { brokers: BROKERS, partitions: 3 }, schemaRegistry: { url: REGISTRY },
+      pipelines: {
+        bench: {
+          source: { type: 'mariadb', connection: { ...MY, database: db }, serverId: serverId++, snapshot },
+          target: { type: 'postgres', connection: { ...PG, database: 'postgres' } },
+          conflict: { strategy: 'source-wins' },
+          tables: [{ source: `${db}.bench_rows`, target: 'public.bench_rows' }],
+        },
+      },
+    }), 'bench.yaml', {}),
+    cleanup: async () => void (await my(undefined, `DROP DATABASE IF EXISTS \`${db}\``)),
+  };
+}
+
+export async function runBackfillBench(o: { rows: number; repeat: number; log: (s: string) => void; source?: BackfillSourceKind }): Promise<BackfillBenchResult> {
+  const N = o.rows;
+  const kind = o.source ?? 'postgres';
+  const src = kind === 'mariadb' ? await mariadbBenchSource(N) : await pgBenchSource(N);
   const runtimes: Runtime[] = [];
   const prefixes: string[] = [];
   const snaps: number[] = [];
   const rates = new Map<number, number[]>(BACKFILL_CHUNKS.map((c) => [c, []]));
   let dropped = 0;
   try {
-    await writeWorkload(src.db, 'public.bench_rows', 'narrow', N, 0);
     await withAdmin(async (admin) => {
       for (let r = 0; r < o.repeat; r++) {
         // (1) the initial snapshot
         const snapPrefix = `${src.prefix}s${r}`;
         prefixes.push(snapPrefix);
-        const rt1 = new Runtime(config(snapPrefix, src.db, `${src.prefix}_snap${r}`, src.publication, 'initial'), new Set(['capture']));
+        const rt1 = new Runtime(src.config(snapPrefix, `snap${r}`, 'initial'), new Set(['capture']));
         runtimes.push(rt1);
-        const t1 = timeProgress('snapshot', topicCounter(admin, topics.cdc(snapPrefix, 'public', 'bench_rows')), N);
+        const t1 = timeProgress('snapshot', topicCounter(admin, topics.cdc(snapPrefix, src.topicSchema, 'bench_rows')), N);
         await rt1.start();
         const snap = rateOf(await t1, N);
         await rt1.stop();
@@ -71,17 +123,17 @@ export async function runBackfillBench(o: { rows: number; repeat: number; log: (
         // (2) backfills while streaming (nothing else writes: the windows are empty)
         const bfPrefix = `${src.prefix}b${r}`;
         prefixes.push(bfPrefix);
-        const rt2 = new Runtime(config(bfPrefix, src.db, `${src.prefix}_bf${r}`, src.publication, 'never'), new Set(['capture']));
+        const rt2 = new Runtime(src.config(bfPrefix, `bf${r}`, 'never'), new Set(['capture']));
         runtimes.push(rt2);
         await rt2.start();
         for (let i = 0; i < 600 && !rt2.pipelines[0]?.capture?.backfiller; i++) await sleep(100);
         const bf = rt2.pipelines[0]!.capture!.backfiller!;
         await sleep(1000);
-        const count = topicCounter(admin, topics.cdc(bfPrefix, 'public', 'bench_rows'));
+        const count = topicCounter(admin, topics.cdc(bfPrefix, src.topicSchema, 'bench_rows'));
         for (const chunk of BACKFILL_CHUNKS) {
           const before = await count();
           const t = timeProgress(`backfill, chunks of ${chunk}`, async () => (await count()) - before, N);
-          const b = await bf.request({ table: 'public.bench_rows', chunkSize: chunk });
+          const b = await bf.request({ table: src.table, chunkSize: chunk });
           const rate = rateOf(await t, N);
           for (let i = 0; i < 100 && bf.get(b.id).status !== 'done'; i++) await sleep(100);
           rates.get(chunk)!.push(rate);
@@ -96,20 +148,22 @@ export async function runBackfillBench(o: { rows: number; repeat: number; log: (
     for (const p of prefixes) await deleteTopics(p).catch(() => undefined);
     await src.cleanup();
   }
-  return { rows: N, repeat: o.repeat, snapshot: figure(snaps), backfill: BACKFILL_CHUNKS.map((chunk) => ({ chunk, rate: figure(rates.get(chunk)!), dropped })) };
+  return { source: kind, rows: N, repeat: o.repeat, snapshot: figure(snaps), backfill: BACKFILL_CHUNKS.map((chunk) => ({ chunk, rate: figure(rates.get(chunk)!), dropped })) };
 }
 
 export function backfillTable(r: BackfillBenchResult): string {
+  const snapshot = r.source === 'mariadb' ? 'initial snapshot (consistent-snapshot transaction, one streamed query)' : 'initial snapshot (exported snapshot, one cursor)';
+  const marks = r.source === 'mariadb' ? 'watermark rows in the binlog' : 'watermarks';
   const rows = [
-    '| what | rows/s, median (min – max) | of the snapshot\'s |',
+    `| ${r.source === 'mariadb' ? 'MariaDB' : 'PostgreSQL'}: what | rows/s, median (min – max) | of the snapshot's |`,
     '| --- | --- | --- |',
-    `| initial snapshot (exported snapshot, one cursor) | ${fmtFigure(r.snapshot)} | 100% |`,
-    ...r.backfill.map((b) => `| backfill, chunks of ${fmt(b.chunk)} (watermarks, while streaming) | ${fmtFigure(b.rate)} | ${fmt((100 * b.rate.median) / r.snapshot.median)}% |`),
+    `| ${snapshot} | ${fmtFigure(r.snapshot)} | 100% |`,
+    ...r.backfill.map((b) => `| backfill, chunks of ${fmt(b.chunk)} (${marks}, while streaming) | ${fmtFigure(b.rate)} | ${fmt((100 * b.rate.median) / r.snapshot.median)}% |`),
   ];
   return rows.join('\n');
 }
 
-export function backfillSection(r: BackfillBenchResult, m: { nproc: number; cpu: string; node: string; date: string }, command: string): string {
+export function backfillSection(r: BackfillBenchResult, m: { nproc: number; cpu: string; node: string; date: string }, command: string, my?: BackfillBenchResult): string {
   return [
     '## Backfill next to the initial snapshot',
     '',
@@ -120,8 +174,16 @@ export function backfillSection(r: BackfillBenchResult, m: { nproc: number; cpu:
     '(`key > last ORDER BY key LIMIT n`) and emits it when the stream reaches the high watermark, while the stream goes on.',
     '',
     backfillTable(r),
+    ...(my ? [
+      '',
+      `MariaDB 10.11, the same rows (${fmt(my.rows)}) and measurement, in the same run: the snapshot is one \`START TRANSACTION WITH CONSISTENT SNAPSHOT\``,
+      'query streamed; a backfill (connectors/mariadb/source/backfill.ts, ADR 0020) inserts and deletes a signal-table row per',
+      'watermark (read back from the binlog) and reads each chunk with `WHERE id > last ORDER BY id LIMIT n`.',
+      '',
+      backfillTable(my),
+    ] : []),
     '',
-    `Machine: ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`), ${m.cpu}, Node ${m.node}, PostgreSQL 15, Kafka (one broker), all on the same machine; measured ${m.date}.`,
+    `Machine: ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`), ${m.cpu}, Node ${m.node}, PostgreSQL 15${my ? ', MariaDB 10.11' : ''}, Kafka (one broker), all on the same machine; measured ${m.date}.`,
     `Reproduce: \`npm run stack:up && ${command}\`.`,
   ].join('\n');
 }
@@ -131,7 +193,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 ? process.argv[i + 1]! : dflt;
   };
-  runBackfillBench({ rows: Number(arg('rows', '200000')), repeat: Number(arg('repeat', '1')), log: (s) => console.log(s) }).then((r) => {
+  runBackfillBench({ rows: Number(arg('rows', '200000')), repeat: Number(arg('repeat', '1')), source: arg('source', 'postgres') as BackfillSourceKind, log: (s) => console.log(s) }).then((r) => {
     console.log('\n' + backfillTable(r));
     process.exit(0);
   }, (err: unknown) => {

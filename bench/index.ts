@@ -300,7 +300,9 @@ async function main(): Promise<void> {
     console.log(`\nbackfill next to the initial snapshot: ${fmt(a.backfillRows)} rows`);
     const r = await runBackfillBench({ rows: a.backfillRows, repeat: a.repeat, log: (s) => console.log(s) });
     console.log('\n' + backfillTable(r));
-    text = updateBenchmarks(text, 'backfill', backfillSection(r, m, a.command));
+    const my = await runBackfillBench({ rows: a.backfillRows, repeat: a.repeat, source: 'mariadb', log: (s) => console.log(s) });
+    console.log('\n' + backfillTable(my));
+    text = updateBenchmarks(text, 'backfill', backfillSection(r, m, a.command, my));
   }
 
   if (a.only.has('targets')) {

@@ -126,12 +126,15 @@ test('doctor on MariaDB: each failing check of source and target fixed by its pr
   const first = Object.fromEntries(rounds[0]!.map((f) => [`${f.subject.split(' ').slice(0, 3).join(' ')} ${f.check}`, f]));
   assert.deepEqual(Object.keys(first).sort(), [
     'pipeline main: source SELECT right',
+    'pipeline main: source backfill signal table',
     'pipeline main: source replication rights',
     `pipeline main: target table ${dst}.items`,
   ], rounds[0]!.map((f) => `${f.subject} ${f.check}: ${f.detail}`).join('\n'));
   assert.deepEqual(first['pipeline main: source replication rights']!.fix, [`GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '${srcUser}'@'%';   -- REPLICATION CLIENT is BINLOG MONITOR since MariaDB 10.5; either works`]);
   assert.deepEqual(first['pipeline main: source SELECT right']!.fix, [`GRANT SELECT ON \`${src}\`.\`nokey\` TO '${srcUser}'@'%';`, `GRANT SELECT ON \`${src}\`.\`gone\` TO '${srcUser}'@'%';`]);
   assert.match(first['pipeline main: source SELECT right']!.detail, /not visible to it, so they may also not exist/);
+  // Backfills (and tables added later, snapshot: initial) write watermarks into the signal table: created by root, then granted.
+  assert.deepEqual(first['pipeline main: source backfill signal table']!.fix.map((f) => f.split(' (')[0]), [`CREATE TABLE IF NOT EXISTS \`${src}\`.syncline_signals`, `GRANT INSERT, DELETE ON \`${src}\`.syncline_signals TO '${srcUser}'@'%';`]);
   assert.deepEqual(first[`pipeline main: target table ${dst}.items`]!.fix, [
     `GRANT UPDATE, DELETE, DROP ON \`${dst}\`.\`items\` TO '${dstUser}'@'%';`,
     `ALTER TABLE \`${dst}\`.\`items\` ADD COLUMN IF NOT EXISTS \`note\` LONGTEXT NULL COMMENT 'pg:text';`,

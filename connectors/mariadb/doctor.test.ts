@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { account, granted, parseGrants, serverFindings, targetFindings } from './doctor.js';
+import { account, granted, parseGrants, serverFindings, signalTableFindings, targetFindings } from './doctor.js';
 
 test('grants: global, database (LIKE wildcards, escaped _), table; column grants and roles do not count', () => {
   const g = parseGrants([
@@ -58,4 +58,23 @@ test('target: missing table with and without CREATE, rights incl. DROP for TRUNC
   const twoWay = targetFindings('t', [], [], rights, "'w'@'%'", { ...opts, twoWay: true })[0]!;
   assert.equal(twoWay.ok, false);
   assert.deepEqual(twoWay.fix, ["GRANT BINLOG REPLAY ON *.* TO 'w'@'%';   -- (SUPER before MariaDB 10.5.2)", "GRANT CREATE, SELECT, INSERT ON `dst`.* TO 'w'@'%';"]);
+});
+
+test('backfill signal table: the table or CREATE, INSERT and DELETE; a fail only when added tables are backfilled (snapshot: initial)', () => {
+  const u = "'u'@'%'";
+  const none = parseGrants(['GRANT SELECT ON `shop`.* TO `u`@`%`']);
+  const [f] = signalTableFindings('s', u, 'shop', false, none, true);
+  assert.equal(f!.ok, false);
+  assert.match(f!.detail, /does not exist and 'u'@'%' may not create it; 'u'@'%' lacks INSERT, DELETE on shop.syncline_signals/);
+  assert.match(f!.fix![0]!, /^CREATE TABLE IF NOT EXISTS `shop`.syncline_signals \(/);
+  assert.equal(f!.fix![1], "GRANT INSERT, DELETE ON `shop`.syncline_signals TO 'u'@'%';");
+  // The table exists and the rights are granted on it, or on the database with CREATE.
+  assert.equal(signalTableFindings('s', u, 'shop', true, parseGrants(['GRANT INSERT, DELETE ON `shop`.`syncline_signals` TO `u`@`%`']), true)[0]!.ok, true);
+  const db = signalTableFindings('s', u, 'shop', false, parseGrants(['GRANT CREATE, INSERT, DELETE ON `shop`.* TO `u`@`%`']), true)[0]!;
+  assert.equal(db.ok, true);
+  assert.match(db.detail, /created by the first backfill/);
+  // snapshot: never: backfills only on request; passes and says what they would need.
+  const never = signalTableFindings('s', u, 'shop', true, none, false)[0]!;
+  assert.equal(never.ok, true);
+  assert.match(never.detail, /not usable .*GRANT INSERT, DELETE ON `shop`.syncline_signals/);
 });

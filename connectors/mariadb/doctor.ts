@@ -6,7 +6,8 @@
  * the tables, their keys, column names Avro can carry. Target, per pipeline: each table (or the
  * right to create it: autoCreate), its key constraint, SELECT/INSERT/UPDATE/DELETE and DROP (TRUNCATE
  * needs it), the columns (or ALTER: autoEvolve), and for two-way sync SUPER or BINLOG REPLAY
- * (`SET SESSION server_id`, ./origins.ts). Rights are read from SHOW GRANTS of the current account
+ * (`SET SESSION server_id`, ./origins.ts); for backfills, INSERT and DELETE on the source's signal
+ * table `syncline_signals` (./source/backfill.ts). Rights are read from SHOW GRANTS of the current account
  * (global, database and table grants; database names with LIKE wildcards as MariaDB matches them);
  * privileges that reach the account only through a role are not followed: grant them to the
  * account or make the role its default (then SHOW GRANTS lists them).
@@ -22,6 +23,7 @@ import { addColumnsSql, columnOf, createTableSql, newTableColumns, quoteIdent } 
 import { ORIGINS_TABLE } from './origins.js';
 import { binlogProblems, missingReplicationGrants, readBinlogSettings, readColumns, showGrants, type BinlogSettings } from './source/prepare.js';
 import type { MariadbSourceConfig } from './source/spec.js';
+import { SIGNAL_TABLE, signalTableSql } from './source/backfill.js';
 import type { MariadbSinkConfig } from './spec.js';
 
 export const mariadbWhere = (c: MariadbConnection): string => `${c.user}@${c.host}:${c.port}/${c.database}`;
@@ -164,6 +166,24 @@ export function sourceFindings(subject: string, pipeline: string, user: string, 
   return { findings, tables: out };
 }
 
+/**
+ * Backfills (source/backfill.ts) write watermarks and signals into `syncline_signals` in the source's
+ * connection database: INSERT and DELETE on it, and the table (or CREATE on the database so the first
+ * backfill creates it). With snapshot: initial a table added to the config later is backfilled, so a
+ * missing right fails; with snapshot: never backfills are on request only, and the check passes
+ * saying what a backfill would need.
+ */
+export function signalTableFindings(subject: string, user: string, db: string, exists: boolean, grants: Grant[], needed: boolean): Finding[] {
+  const write = ['INSERT', 'DELETE'].filter((r) => !granted(grants, r, db, SIGNAL_TABLE));
+  const create = !exists && !granted(grants, 'CREATE', db, SIGNAL_TABLE);
+  const check = 'backfill signal table';
+  if (write.length === 0 && !create) return [pass(subject, check, `${user} may write ${db}.${SIGNAL_TABLE}${exists ? '' : ' (created by the first backfill)'}`)];
+  const why = [create ? `${db}.${SIGNAL_TABLE} does not exist and ${user} may not create it` : '', write.length > 0 ? `${user} lacks ${list(write)} on ${db}.${SIGNAL_TABLE}` : ''].filter(Boolean).join('; ');
+  const fix = [...(create ? [`${signalTableSql(db)};`] : []), ...(write.length > 0 ? [`GRANT ${list(write)} ON ${quoteIdent(db)}.${SIGNAL_TABLE} TO ${user};`] : [])];
+  if (!needed) return [pass(subject, check, `not usable (${why}); backfills (syncline backfill) would need: ${fix.join(' ')}`)];
+  return [fail(subject, check, `${why}: backfills, and the backfill of a table added to the config, write their watermarks there`, fix)];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Target
 
@@ -293,6 +313,8 @@ export async function mariadbSourceDoctor(items: DoctorItem<MariadbSourceConfig>
       }
       const r = sourceFindings(item.subject, item.pipeline, user, grants, facts);
       perPipeline.push(...r.findings);
+      const [sig] = await conn.query<mysql.RowDataPacket[]>('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [c.database, SIGNAL_TABLE]);
+      perPipeline.push(...signalTableFindings(item.subject, user, c.database, sig.length > 0, parsed, item.config.snapshot === 'initial'));
       tables.set(item.pipeline, r.tables);
     } catch (err) {
       perPipeline.push(fail(item.subject, 'catalog', `cannot read it: ${errorMessage(err)}`, ['connect as an account that may read information_schema and SHOW GRANTS']));

@@ -99,9 +99,9 @@ export interface CaptureHandler {
  * ./backfill.ts). Optional: a source without it cannot backfill (`syncline backfill` says so).
  *  - PostgreSQL: watermarks and signals are `pg_logical_emit_message(true, 'syncline…', …)`, read
  *    back through pgoutput (`messages 'true'`): no table to create.
- *  - A binlog source (MariaDB) would insert a row into a signal table (its own database, in the
- *    binlog like every change) and recognise those rows in its stream; the chunk query is the same
- *    idea (`WHERE (k1,k2) > (?,?) ORDER BY k1,k2 LIMIT n`).
+ *  - MariaDB (a binlog): a row inserted into and deleted from the signal table `syncline_signals`
+ *    in one transaction (in the binlog like every change); the reader recognises those rows and
+ *    never forwards them as data (connectors/mariadb/source/backfill.ts, ADR 0020).
  */
 export interface BackfillSupport {
   /** Write a watermark into the change stream (the stream calls handler.watermark(id) when it reaches it). Resolves once committed. */
@@ -186,4 +186,10 @@ export interface SourceLag {
   lagBytes: number | null;
   retainedBytes: number | null;
   active: boolean;
+  /**
+   * How old the newest complete picture of the source in Kafka is, in seconds (a polling source:
+   * now − the start of its last acknowledged pass, ./poll/lag.ts). Absent for log-based sources,
+   * whose lag is lagBytes.
+   */
+  lagSeconds?: number | null;
 }

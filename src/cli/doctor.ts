@@ -62,7 +62,7 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
   const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
   redis.on('error', () => undefined); // reported by the checks
   const typeOf = (c: unknown) => (c as { type: string }).type;
-  const sources: { pipeline: string; monitor: SourceMonitor }[] = pipelines.map(([pipeline, p]) => ({ pipeline, monitor: sourceRegistration(typeOf(p.source)).monitor(p.source as never, TIMEOUT_MS) }));
+  const sources: { pipeline: string; monitor: SourceMonitor }[] = pipelines.map(([pipeline, p]) => ({ pipeline, monitor: sourceRegistration(typeOf(p.source)).monitor(p.source as never, TIMEOUT_MS, pipeline) }));
   const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({ pipeline, sink: sinkRegistration(typeOf(p.target)).create(p.target as never, { pipeline, log }) }));
   try {
     const ready = await new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources, targets }), timeoutMs).run();

@@ -84,7 +84,7 @@ export async function localChecks(config: SynclineConfig, timeoutMs = config.obs
   const pipelines = Object.entries(config.pipelines).filter(([, p]) => p.enabled);
   const sources = pipelines.map(([pipeline, p]) => {
     const source = p.source as { type: string };
-    return { pipeline, monitor: sourceRegistration(source.type).monitor(source, timeoutMs) };
+    return { pipeline, monitor: sourceRegistration(source.type).monitor(source, timeoutMs, pipeline) };
   });
   const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({
     pipeline,

@@ -91,7 +91,7 @@ async function withStore<T>(config: SynclineConfig, fn: (s: RunStore) => Promise
  */
 async function retained(config: SynclineConfig, pipeline: string): Promise<number | null> {
   const source = config.pipelines[pipeline]!.source as { type: string };
-  const monitor = sourceRegistration(source.type).monitor(source, 3000);
+  const monitor = sourceRegistration(source.type).monitor(source, 3000, pipeline);
   try {
     return (await monitor.lag())?.retainedBytes ?? null;
   } catch {

@@ -75,7 +75,7 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
    */
   exclusive?(raw: Record<string, unknown>): { field: string; what: string; id: string; note?: string }[];
   /** Readiness and stream lag for /ready, `syncline status` and the metrics (its own connection, opened on first use). */
-  monitor(config: z.infer<S>, timeoutMs: number): SourceMonitor;
+  monitor(config: z.infer<S>, timeoutMs: number, pipeline: string): SourceMonitor;
   /** What the source created for a pipeline in its system (`syncline pipeline drop`); optional. */
   resources?: ResourcesFactory<z.infer<S>>;
   /** The source as findings and messages name it (`user@host:port/database`). */

@@ -112,6 +112,7 @@ export class Metrics {
   readonly slotLag: Gauge<'pipeline'>;
   readonly slotRetained: Gauge<'pipeline'>;
   readonly slotActive: Gauge<'pipeline'>;
+  readonly sourceLagSeconds: Gauge<'pipeline'>;
   readonly stageUp: Gauge<'pipeline' | 'stage'>;
   readonly dependencyUp: Gauge<'dependency'>;
   readonly dependencyLatency: Gauge<'dependency'>;
@@ -272,6 +273,14 @@ export class Metrics {
     this.slotActive = new Gauge({
       name: 'syncline_replication_slot_active',
       help: 'Whether a process is streaming from the replication slot (1) or not (0).',
+      labelNames: ['pipeline'], registers,
+      async collect() {
+        await self.refresh('slots', () => self.refreshSlots());
+      },
+    });
+    this.sourceLagSeconds = new Gauge({
+      name: 'syncline_source_lag_seconds',
+      help: "Polling sources: seconds since the start of the last pass Kafka holds whole (every change committed before it has been read; src/capture/poll/lag.ts). Served by the process that runs the capture. Log-based sources report syncline_replication_slot_lag_bytes instead.",
       labelNames: ['pipeline'], registers,
       async collect() {
         await self.refresh('slots', () => self.refreshSlots());
@@ -480,6 +489,7 @@ export class Metrics {
     this.slotLag.reset();
     this.slotRetained.reset();
     this.slotActive.reset();
+    this.sourceLagSeconds.reset();
     let failure: unknown;
     for (const r of results) {
       if (r.status === 'rejected') {
@@ -491,6 +501,7 @@ export class Metrics {
       if (row.lagBytes != null) this.slotLag.set({ pipeline: s.pipeline }, row.lagBytes);
       if (row.retainedBytes != null) this.slotRetained.set({ pipeline: s.pipeline }, row.retainedBytes);
       this.slotActive.set({ pipeline: s.pipeline }, row.active ? 1 : 0);
+      if (row.lagSeconds != null) this.sourceLagSeconds.set({ pipeline: s.pipeline }, row.lagSeconds);
     }
     if (failure) throw failure;
   }

@@ -113,7 +113,7 @@ export class Observability {
     }
     if (parts.capture) {
       const source = p.source as { type: string };
-      const monitor = sourceRegistration(source.type).monitor(source, this.timeoutMs);
+      const monitor = sourceRegistration(source.type).monitor(source, this.timeoutMs, name);
       this.sources.push({ pipeline: name, monitor });
       this.metrics.watchSource({ pipeline: name, monitor });
     }

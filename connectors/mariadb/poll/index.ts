@@ -10,6 +10,7 @@ import { mariadbWhere } from '../doctor.js';
 import { pollSourceFields } from '../../../src/capture/poll/spec.js';
 import { PollSource } from '../../../src/capture/poll/poll-source.js';
 import { pollStateResources } from '../../../src/capture/poll/resources.js';
+import { pollMonitor } from '../../../src/capture/poll/lag.js';
 import type { SourceMonitor } from '../../../src/capture/source.js';
 import { mariadbConnectionSpec, type MariadbConnection } from '../connection.js';
 import { connectMysql, where } from '../source/prepare.js';
@@ -26,7 +27,7 @@ export const mariadbPollSpec = z
 
 export const mariadbPollStreamId = (pipeline: string): string => `mariadb_poll_${pipeline.replace(/-/g, '_')}`;
 
-/** Readiness only: a polling source has no log to lag behind (its lag is the pass interval). */
+/** Readiness (the lag is the pass clock's: pollMonitor). */
 class PingMonitor implements SourceMonitor {
   private conn?: Promise<mysql.Connection>;
   constructor(private readonly c: MariadbConnection, private readonly timeoutMs: number) {}
@@ -67,5 +68,6 @@ registerSource({
     const at = `${config.connection.host}:${config.connection.port}/${config.connection.database}`;
     return { kind: 'other', key: `mariadb ${config.connection.host}:${config.connection.port}`, name: `MariaDB at ${at} (pipeline ${pipeline} source)`, codePrefix: 'MARIADB_' };
   },
-  monitor: (config, timeoutMs) => new PingMonitor(config.connection, timeoutMs),
+  // Lag: seconds since the start of the last acknowledged pass (src/capture/poll/lag.ts).
+  monitor: (config, timeoutMs, pipeline) => pollMonitor(new PingMonitor(config.connection, timeoutMs), mariadbPollStreamId(pipeline)),
 });

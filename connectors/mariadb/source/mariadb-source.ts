@@ -29,6 +29,9 @@
  *    binlog, so a restart far behind several ALTERs of one table decodes the older rows with the
  *    newest column list (no schema history topic yet).
  *  - Back-pressure: binlog events wait in `queue`; above 5,000 the binlog connection is paused.
+ *  - Backfills (./backfill.ts, ADR 0020): inserts into `syncline_signals` (the connection database)
+ *    carrying this stream's id are watermarks and signals, handed to the capture at their commit in
+ *    binlog order and never forwarded as data.
  */
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
@@ -48,6 +51,7 @@ import { BINLOG_GONE, checkServer, classifyMysqlError, connectMysql, inspectTabl
 import { canonicalValue, quoteId, selectExpression } from './types.js';
 import { OriginNames } from '../origins.js';
 import { keyStringOf } from '../../../src/sink/sink.js';
+import { MariadbBackfill, SIGNAL_TABLE, signalOf, type SignalKind } from './backfill.js';
 
 /** What zongji hands over (the fields used). */
 interface BinlogEvent {
@@ -81,6 +85,8 @@ interface OpenTx {
   serverId?: number;
   /** Commit time in ms a peer sink wrote into the statement (republishDelete: `syncline-ts:<ms>`). */
   annotatedTsMs?: number;
+  /** Backfill watermarks and signals of this stream (rows inserted into the signal table, ./backfill.ts). */
+  signals?: { kind: SignalKind; body: string }[];
 }
 
 const ANNOTATED_TS = /^\s*DELETE \/\* syncline-ts:(\d+) \*\//;
@@ -151,11 +157,15 @@ export class MariadbSource implements Source {
   private lastStore = 0;
   private storing: Promise<void> = Promise.resolve();
 
+  /** Backfills: watermarks and signals as rows of the signal table, key-ordered chunks (./backfill.ts). */
+  readonly backfill: MariadbBackfill;
+
   constructor(private readonly config: MariadbSourceConfig, private readonly pipeline: string, private readonly log: Logger) {
     this.batchSize = config.batchSize;
     this.lingerMs = config.lingerMs;
     this.streamId = streamIdOf(pipeline);
     this.serverId = config.serverId ?? defaultServerId(pipeline);
+    this.backfill = new MariadbBackfill(config, pipeline, this.streamId, this.zeroDate);
   }
 
   get confirmed(): string {
@@ -392,6 +402,8 @@ export class MariadbSource implements Source {
     });
     const includeSchema: Record<string, string[]> = {};
     for (const t of this.tables.values()) (includeSchema[t.schema] ??= []).push(t.table);
+    // The backfill's watermarks and signals (./backfill.ts).
+    (includeSchema[c.database] ??= []).push(SIGNAL_TABLE);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.log.info({ stream: this.streamId, file: filename, position, serverId: this.serverId }, 'capture.stream.start');
     z.start({
@@ -471,6 +483,7 @@ export class MariadbSource implements Source {
   private async rows(name: string, evt: BinlogEvent): Promise<void> {
     const info = evt.tableMap?.[evt.tableId!];
     if (!info) return;
+    if (info.tableName === SIGNAL_TABLE && info.parentSchema === this.config.connection.database) return this.signalRows(name, evt);
     const t = this.tables.get(formatTableName({ schema: info.parentSchema, table: info.tableName }));
     if (!t) return;
     if (evt.numberOfColumns !== undefined && evt.numberOfColumns !== t.columns.length && !this.drifted.has(evt.tableId!)) {
@@ -507,12 +520,34 @@ export class MariadbSource implements Source {
     }
   }
 
+  /**
+   * Rows of the signal table: inserts of this stream are watermarks or signals, kept with the
+   * transaction and handed to the capture at its commit (never forwarded as data); the delete that
+   * follows each insert, and other streams' rows, are ignored.
+   */
+  private signalRows(name: string, evt: BinlogEvent): void {
+    if (name !== 'writerows') return;
+    for (const r of evt.rows ?? []) {
+      const s = signalOf(r as Record<string, unknown>);
+      if (!s || s.stream !== this.streamId) continue;
+      this.tx ??= { tsMs: evt.timestamp, txId: null, changes: [] };
+      (this.tx.signals ??= []).push({ kind: s.kind, body: s.body });
+    }
+  }
+
   /** The transaction ended at `end`: its changes get their commit position and go to the stage. */
   private async commit(end: string): Promise<void> {
     const tx = this.tx;
     this.tx = null;
     const p = positionToBigInt(end);
     if (p > this.lastServer) this.lastServer = p;
+    if (tx?.signals && tx.changes.length === 0) {
+      // A backfill's watermark or signal (its own transaction): in binlog order with the changes.
+      this.handler.begin({});
+      await this.signalsAt(tx, end);
+      this.handler.commit(end);
+      return;
+    }
     if (!tx || tx.changes.length === 0) {
       // Nothing of ours: with nothing in flight the acknowledged position follows the server.
       if (this.queue.length === 0 && this.handler.idle() && p > this.watermark) {
@@ -543,7 +578,19 @@ export class MariadbSource implements Source {
       e.tsMs = now;
       await this.handler.change(e);
     }
+    if (tx.signals) await this.signalsAt(tx, end);
     this.handler.commit(end);
+  }
+
+  private async signalsAt(tx: OpenTx, end: string): Promise<void> {
+    for (const s of tx.signals ?? []) {
+      if (s.kind === 'watermark') {
+        await this.handler.watermark?.(s.body, { db: this.config.connection.database, commitPos: end, pos: end, tsMs: tx.tsMs });
+      } else {
+        this.log.info({ signal: s.body.slice(0, 200) }, 'capture.signal');
+        await this.handler.signal?.(s.body);
+      }
+    }
   }
 
   /** The origin name a peer sink registered for this server id (none for the server's own id). */
@@ -615,6 +662,7 @@ export class MariadbSource implements Source {
         });
       }
       await this.meta?.end().catch(() => undefined);
+      await this.backfill.close();
       this.stopResolve?.();
     }
   }

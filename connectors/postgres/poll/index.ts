@@ -10,6 +10,7 @@ import { postgresDependency } from '../../../src/core/dependencies.js';
 import { pollSourceFields } from '../../../src/capture/poll/spec.js';
 import { PollSource } from '../../../src/capture/poll/poll-source.js';
 import { pollStateResources } from '../../../src/capture/poll/resources.js';
+import { pollMonitor } from '../../../src/capture/poll/lag.js';
 import { pgConnectionSpec } from '../spec.js';
 import { PgProbe, pingMonitor } from '../probe.js';
 import { PgPollDialect } from './dialect.js';
@@ -39,5 +40,6 @@ registerSource({
   // Hash mode's chunk files on this machine (nothing is created on the server).
   resources: (config, ctx) => pollStateResources(config.stateDir, pgPollStreamId(ctx.pipeline)),
   dependency: (config, pipeline) => postgresDependency(config.connection, pipeline, 'source'),
-  monitor: (config, timeoutMs) => pingMonitor(new PgProbe(config.connection, timeoutMs)),
+  // Lag: seconds since the start of the last acknowledged pass (src/capture/poll/lag.ts).
+  monitor: (config, timeoutMs, pipeline) => pollMonitor(pingMonitor(new PgProbe(config.connection, timeoutMs)), pgPollStreamId(pipeline)),
 });

@@ -45,6 +45,7 @@ import type { Logger } from 'pino';
 import { join } from 'node:path';
 import type { CaptureHandler, CaptureOffset, Source, SourceColumn, SourceTable, TableRequest } from '../source.js';
 import type { ChangeEvent, Op, Row } from '../../core/envelope.js';
+import { passAcknowledged, pollStopped } from './lag.js';
 import { bigIntToPosition, positionToBigInt } from '../../core/envelope.js';
 import { errorMessage, fatal } from '../../core/errors.js';
 import { canonicalTableName, formatTableName } from '../../core/names.js';
@@ -271,6 +272,7 @@ export class PollSource implements Source {
       return; // not acknowledged (Kafka unavailable while stopping): the pass is read again
     }
     this.state = { pass: n, begun: Math.max(this.state.begun, n), tables: next };
+    passAcknowledged(this.o.streamId, ctx.startedMs);
     this.stats.passes++;
     this.stats.changes += changes;
     if (!this.firstPass) this.firstPass = end;
@@ -525,6 +527,7 @@ export class PollSource implements Source {
       const last = this.handler && this.state.pass > 0 ? this.store().catch(() => undefined) : this.storing;
       await Promise.race([last, new Promise((r) => setTimeout(r, 5000))]);
     } finally {
+      if (this.stats.passes > 0) pollStopped(this.o.streamId); // this instance's clock (./lag.ts)
       await this.dialect.close().catch(() => undefined);
     }
   }
