@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { checksum, sleep, spawnCli, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
+import { checksum, sleep, spawnCli, startRuntime, testEnv, waitFor, withClient, soak } from './helpers.js';
 
 const DDL = `create table items (id bigint primary key, n int not null, label text, updated_at timestamptz not null default clock_timestamp())`;
 
@@ -33,7 +33,7 @@ test('capture killed with SIGKILL mid-stream and restarted loses nothing', async
     }
   });
 
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < soak(1, 3); round++) {
     await waitFor('capture to produce some changes', async () => (await checksum(env.targetDb, 'items', 'id')).count > 200 * (round + 1), 60_000);
     capture.kill('SIGKILL');
     await once(capture, 'exit');

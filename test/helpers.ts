@@ -72,6 +72,12 @@ export async function deleteTopics(prefix: string): Promise<void> {
   }
 }
 
+/**
+ * Long variants of crash tests (more kill rounds) run in `npm run chaos` (which sets SYNCLINE_SOAK=1);
+ * `npm test` runs the short one. `soak(short, long)` picks.
+ */
+export const soak = <T>(short: T, long: T): T => (process.env.SYNCLINE_SOAK === '1' ? long : short);
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | false | undefined | null>, timeoutMs = 90000, everyMs = 250): Promise<T> {

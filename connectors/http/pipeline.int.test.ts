@@ -15,7 +15,7 @@ import '../index.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { topics } from '../../src/core/kafka.js';
 import { Runtime } from '../../src/runtime.js';
-import { createDb, deleteTopics, dropDb, dropSlots, PG, readTopic, sleep, spawnCli, uid, waitFor } from '../../test/helpers.js';
+import { createDb, deleteTopics, dropDb, dropSlots, PG, readTopic, sleep, soak, spawnCli, uid, waitFor } from '../../test/helpers.js';
 import { TestApi } from './test-server.js';
 
 const DDL = `create table items (id bigint primary key, seq int not null default 0, name text not null, doc text)`;
@@ -210,7 +210,7 @@ test('kill -9 of the sink process mid-run, restarted: the HTTP server ends with 
       await sleep(100); // a few hundred changes/s: the kills, not a backlog, are what is tested
     }
   })();
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < soak(1, 3); round++) {
     const before = api.seen.length;
     await waitFor('the sink to send requests', async () => api.seen.length > before + 150, 90_000, 50);
     sink.kill('SIGKILL');

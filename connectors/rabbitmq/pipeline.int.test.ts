@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import amqp from 'amqplib';
 import '../index.js';
 import { parseTagged } from '../../src/core/tagged-json.js';
-import { sleep, spawnCli, uid, sql, startRuntime, testEnv, waitFor, withClient, type TestEnv } from '../../test/helpers.js';
+import { sleep, soak, spawnCli, uid, sql, startRuntime, testEnv, waitFor, withClient, type TestEnv } from '../../test/helpers.js';
 
 const RABBIT = { host: '127.0.0.1', port: 5672, user: 'guest', password: 'guest' };
 const DDL = `create sequence seq; create table items (id int primary key, seq bigint not null, label text)`;
@@ -138,7 +138,8 @@ test('PostgreSQL → RabbitMQ: snapshot and concurrent writes; the last message 
   t.diagnostic(`messages ${consumer.seen.length}, keys ${keys}, copies ${copies}, applied ${stats.applied}`);
 });
 
-test('PostgreSQL → RabbitMQ with the sink process killed (SIGKILL) three times mid-run: nothing lost, copies only with the same messageId', async (t) => {
+const KILLS = soak(1, 3);
+test(`PostgreSQL → RabbitMQ with the sink process killed (SIGKILL) ${KILLS === 1 ? 'once' : `${KILLS} times`} mid-run: nothing lost, copies only with the same messageId`, async (t) => {
   // A short session: the restarted sink gets the dead one's partitions after 10 s, not 30.
   const env = await testEnv([{ name: 'to-rabbit', tables: [{ source: 'public.items' }], target: rabbitTarget(), conflict: { strategy: 'source-wins' } }], { kafka: { sessionTimeoutMs: 10_000 } });
   t.after(() => env.cleanup());
@@ -156,7 +157,7 @@ test('PostgreSQL → RabbitMQ with the sink process killed (SIGKILL) three times
   });
   let writing = true;
   const writers = Promise.all([0, 1, 2, 3].map((w) => writer(env, w, 100_000, () => writing)));
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < KILLS; round++) {
     const before = consumer.seen.length;
     await waitFor('the sink to publish some changes', async () => consumer.seen.length > before + 300, 90_000, 50);
     sink.kill('SIGKILL');

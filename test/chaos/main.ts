@@ -3,10 +3,26 @@
  * writes reports/chaos-<time>.json, exits 1 when anything was lost, applied twice with a visible
  * effect, or dead-lettered unexpectedly.
  *
- *   npm run chaos                              10 minutes, every fault, 30 s outages, 100,000-row transactions
+ *   npm run chaos                              10 minutes, every fault, 30 s outages, 100,000-row transactions;
+ *                                              then the long variants of the crash tests (below)
  *   npm run chaos -- --duration 120 --faults kill-sink,redis-restart --outage 10
+ *   npm run chaos -- --soak-tests only         only the long crash tests; `skip`: only the fault suite
+ *
+ * The long variants: the crash tests of `npm test` kill their process once; here (SYNCLINE_SOAK=1,
+ * test/helpers.ts soak()) they kill it three times (SOAK_TESTS).
  */
+import { spawnSync } from 'node:child_process';
 import { FAULTS, reportText, runChaos, type Fault } from './harness.js';
+
+export const SOAK_TESTS = [
+  'test/capture-crash.int.test.ts',
+  'test/contract/postgres.int.test.ts',
+  'connectors/mariadb/source/crash.int.test.ts',
+  'connectors/mariadb/source/contract.int.test.ts',
+  'connectors/mariadb/poll/pipeline.int.test.ts',
+  'connectors/http/pipeline.int.test.ts',
+  'connectors/rabbitmq/pipeline.int.test.ts',
+];
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -20,6 +36,23 @@ for (const f of faults) {
     process.exit(2);
   }
 }
+const soakTests = opt('soak-tests', 'after');
+if (!['after', 'only', 'skip'].includes(soakTests)) {
+  process.stderr.write(`chaos: --soak-tests takes after, only or skip, not '${soakTests}'\n`);
+  process.exit(2);
+}
+
+/** The long crash tests with Node's test runner, as scripts/test.sh runs the suite; true when they pass. */
+function runSoakTests(): boolean {
+  process.stdout.write(`\nlong crash tests (SYNCLINE_SOAK=1): ${SOAK_TESTS.join(' ')}\n`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './src/core/kafkajs-patch.ts', '--test', '--test-concurrency=1', '--test-force-exit', '--test-timeout=1200000', ...SOAK_TESTS], {
+    stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', SYNCLINE_SOAK: '1' },
+  });
+  return r.status === 0;
+}
+
+if (soakTests === 'only') process.exit(runSoakTests() ? 0 : 1);
+
 const report = await runChaos({
   durationMs: Number(opt('duration', '600')) * 1000,
   faults,
@@ -31,4 +64,5 @@ const report = await runChaos({
   reportDir: opt('report-dir', 'reports'),
 });
 process.stdout.write(reportText(report) + '\n');
-process.exit(report.ok ? 0 : 1);
+const soaked = soakTests === 'skip' ? true : runSoakTests();
+process.exit(report.ok && soaked ? 0 : 1);

@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import type { Row } from '../../src/core/envelope.js';
 import type { Runtime } from '../../src/runtime.js';
-import { sleep, waitFor } from '../helpers.js';
+import { sleep, soak, waitFor } from '../helpers.js';
 import type { SinkFixture, SourceFixture, SourceSession, TableDef, WriteOp } from './fixtures.js';
 import { canon, changeEvents, contractEnv, kill9, type ContractEnv, type TopicEvent } from './env.js';
 import { postgresSink } from './postgres-fixtures.js';
@@ -278,7 +278,8 @@ export function sourceContract(source: SourceFixture, sink: SinkFixture = postgr
     // Catches: a source that, killed without warning, acknowledged positions it had not handed on
     // (a gap after the restart), or resumes from the wrong place (changes emitted in another order
     // or with other positions than before the kill).
-    it('kill -9 of capture mid-stream, restarted three times: resumes without a gap', async () => {
+    const kills = soak(1, 3);
+    it(`kill -9 of capture mid-stream, restarted ${kills === 1 ? 'once' : `${kills} times`}: resumes without a gap`, async () => {
       let writing = true;
       const writers = Array.from({ length: 2 }, async (_, w) => {
         const s = await env.source.session();
@@ -293,7 +294,7 @@ export function sourceContract(source: SourceFixture, sink: SinkFixture = postgr
           await s.close();
         }
       });
-      for (let round = 1; round <= 3; round++) {
+      for (let round = 1; round <= kills; round++) {
         // Progress: the sum of v over the target's rows grows with every change applied (the row count does not).
         const progress = async () => (await env.target.readAll(T.kill, ['id'])).reduce((n, r) => n + Number(r.v), 0);
         const n = await progress();

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { sleep, waitFor } from '../../../test/helpers.js';
+import { sleep, soak, waitFor } from '../../../test/helpers.js';
 import { canon, contractEnv, deadLetters, kill9, stat } from '../../../test/contract/env.js';
 import { rowDiff } from '../../../test/contract/sink-contract.js';
 import { mariadbSink, readMariadbTarget } from '../contract-fixtures.js';
@@ -43,7 +43,8 @@ function itemValues(id: number, gen: number): unknown[] {
   ];
 }
 
-test('a pipeline polling MariaDB converges on a MariaDB target through concurrent writes and two kill -9 of capture', async (t) => {
+const KILLS = soak(1, 2);
+test(`a pipeline polling MariaDB converges on a MariaDB target through concurrent writes and ${KILLS === 1 ? 'a kill -9' : `${KILLS} kill -9`} of capture`, async (t) => {
   const stateDir = mkdtempSync(join(tmpdir(), 'syncline-poll-state-'));
   let db = '';
   const env = await contractEnv({
@@ -101,7 +102,7 @@ test('a pipeline polling MariaDB converges on a MariaDB target through concurren
     }
   });
   await waitFor('the snapshot to reach the target', async () => (await readMariadbTarget(env.target.database, 'items', ['id'])).length >= 900, 90_000, 300);
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < KILLS; round++) {
     await sleep(1500);
     await kill9(capture);
     await sleep(300);

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import mysql from 'mysql2/promise';
-import { sleep, spawnCli, sql, startRuntime, waitFor } from '../../../test/helpers.js';
+import { sleep, soak, spawnCli, sql, startRuntime, waitFor } from '../../../test/helpers.js';
 import { changes, my, myEnv, MY, sameRows } from './harness.js';
 
 test('capture killed with SIGKILL mid-stream resumes from the stored binlog position and loses nothing', async (t) => {
@@ -36,7 +36,7 @@ test('capture killed with SIGKILL mid-stream resumes from the stored binlog posi
 
   const count = async () => (await sql(env.targetDb, 'select count(*)::int n from items').catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n as number;
   let floor = 500;
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < soak(1, 3); round++) {
     // Each capture process gets to stream (the target grows past what it held when the last one was killed).
     await waitFor('capture to produce some changes', async () => (await count()) > floor + 300, 60_000);
     floor = await count();
