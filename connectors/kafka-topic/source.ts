@@ -122,7 +122,7 @@ export class KafkaTopicSource implements Source {
   async prepare(): Promise<void> {}
 
   async run(handler: CaptureHandler): Promise<void> {
-    const consumer = this.kafka!.consumer(this.group);
+    const consumer = this.kafka!.consumer(this.group, { sessionTimeoutMs: this.config.sessionTimeoutMs });
     this.consumer = consumer;
     try {
       await consumer.connect();
