@@ -135,6 +135,12 @@ export class KafkaTopicSource implements Source {
       this.stopResolve = resolve;
       this.failure = reject;
     });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart && !this.stopping) {
+        this.stopping = true;
+        this.failure?.(this.kafka!.classify(payload.error, `pipeline ${this.pipeline} source: consumer group ${this.group}`));
+      }
+    });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -142,6 +148,8 @@ export class KafkaTopicSource implements Source {
       eachBatch: (payload) => {
         const p = this.batch(handler, payload).catch((err: unknown) => {
           if (this.stopping) return;
+          // Nothing after the failed record may be handed over (its offset would be committed past it).
+          this.stopping = true;
           this.failure?.(err instanceof Error ? err : new Error(String(err)));
         });
         this.inBatch = p;
@@ -159,8 +167,6 @@ export class KafkaTopicSource implements Source {
       if (this.stopping || !isRunning() || isStale()) return;
       const origin = { topic: batch.topic, partition: batch.partition, offset: m.offset };
       const pos = recordPosition(batch.partition, m.offset);
-      const seq = ++this.seq;
-      this.pending.push({ seq, ...origin });
       let decoded;
       try {
         const key = await this.parse(m.key, 'key');
@@ -168,9 +174,10 @@ export class KafkaTopicSource implements Source {
         decoded = decodeRecord(st.shape, key.data, value.data, value.hints, Number(m.timestamp));
       } catch (err) {
         if (errorKind(err) === 'retriable') throw err; // the registry is down: stop, restart from the committed offsets
-        await handler.reject!({ table: formatTableName(st.table), error: withWhere(err, origin), key: m.key ?? null, value: m.value ?? null, origin });
+        if (!handler.reject) throw fatal('KAFKA_TOPIC_NO_DLQ', `pipeline ${this.pipeline}: this capture stage cannot dead-letter a bad record (${errorMessage(err)})`);
+        await handler.reject({ table: formatTableName(st.table), error: withWhere(err, origin), key: m.key ?? null, value: m.value ?? null, origin });
         handler.begin({});
-        handler.commit(String(seq));
+        this.handedOver(handler, origin);
         resolveOffset(m.offset);
         continue;
       }
@@ -186,13 +193,23 @@ export class KafkaTopicSource implements Source {
           unchangedToast: [],
         });
       }
-      handler.commit(String(seq));
+      this.handedOver(handler, origin);
       resolveOffset(m.offset);
       if (Date.now() - beat > 1000) {
         await heartbeat();
         beat = Date.now();
       }
     }
+  }
+
+  /**
+   * The record's transaction ends: only now does it enter `pending`, so acknowledge() never covers
+   * a record that was not handed over (one that failed stops the source before any later one).
+   */
+  private handedOver(handler: CaptureHandler, origin: { topic: string; partition: number; offset: string }): void {
+    const seq = ++this.seq;
+    this.pending.push({ seq, ...origin });
+    handler.commit(String(seq));
   }
 
   /** A key or value: JSON parsed (with its Connect schema's hints), or Avro decoded through the registry (with its writer schema's hints). */
