@@ -24,6 +24,8 @@ import { AvroCodec } from '../../src/core/codec.js';
 import { eventPosition } from '../../src/core/envelope.js';
 import { envelopeFromAvro } from '../../src/core/avro.js';
 import { topics } from '../../src/core/kafka.js';
+import { KafkaTopicSourceMonitor } from './monitor.js';
+import type { KafkaTopicSourceConfig } from './spec.js';
 import { createDb, deleteTopics, dropDb, dropSlots, PG, readTopic, sleep, spawnCli, sql, uid, waitFor } from '../../test/helpers.js';
 
 const BROKERS = ['127.0.0.1:9092'];
@@ -239,6 +241,16 @@ test('plain JSON rows and Avro rows through the registry (written by the test): 
   assert.equal(dlq.length, 2, codes.join(' '));
   assert.ok(codes.some((c) => c.startsWith('RECORD_VALUE@')) && codes.some((c) => c.startsWith('RECORD_KEY_MISSING@')), codes.join(' '));
   assert.match(dlq.find((d) => d.headers['syncline.error.code'] === 'RECORD_VALUE')!.headers['syncline.error.message']!, /column qty \(int4\)/);
+
+  // The monitor: the topic answers, and every record (the bad ones too) is committed by the group in the end.
+  const sourceConfig = json.config.pipelines['from-topic']!.source as unknown as KafkaTopicSourceConfig;
+  const monitor = new KafkaTopicSourceMonitor(sourceConfig, sourceConfig.group, 5000);
+  t.after(() => monitor.close());
+  await monitor.ping();
+  await waitFor('the group to commit every record', async () => (await monitor.lag())?.lagBytes === 0, 30_000);
+  const missing = new KafkaTopicSourceMonitor({ ...sourceConfig, topics: [{ ...sourceConfig.topics[0]!, topic: `${json.prefix}.nope` }] }, sourceConfig.group, 5000);
+  t.after(() => missing.close());
+  await assert.rejects(missing.ping(), /has no topic t[0-9a-f]+\.nope/);
 
   // Avro rows (Confluent wire format, schema registered in the registry), keys as Avro records.
   const avro = await env({ format: 'avro', envelope: 'row', registryUrl: CCOMPAT }, { partitions: 2 });
