@@ -25,6 +25,7 @@ import { eventPosition } from '../../src/core/envelope.js';
 import { envelopeFromAvro } from '../../src/core/avro.js';
 import { topics } from '../../src/core/kafka.js';
 import { KafkaTopicSourceMonitor } from './monitor.js';
+import { kafkaTopicResources } from './resources.js';
 import type { KafkaTopicSourceConfig } from './spec.js';
 import { createDb, deleteTopics, dropDb, dropSlots, PG, readTopic, sleep, spawnCli, sql, uid, waitFor } from '../../test/helpers.js';
 
@@ -150,7 +151,8 @@ function writer(db: string, first: number): { stop(): Promise<number> } {
 
 test('Debezium (JSON, no schemas) → topic → kafka-topic source → PostgreSQL under a concurrent writer, capture killed with SIGKILL twice: rows equal, no version written twice', { timeout: 25 * 60_000 }, async (t) => {
   buildDebezium((s) => console.error(s));
-  const e = await env({});
+  // Offsets committed every 3 s: each kill lands with records in the change topic that the group has not committed.
+  const e = await env({ commitIntervalMs: 3000 });
   t.after(() => e.cleanup());
   await sql(e.srcDb, `insert into items (id, name, qty, price, seen) select g, 'pre' || g, g % 10, g * 1.5, '2025-06-30 23:59:59.5' from generate_series(1, 300) g`);
   await debezium(e, { format: 'json', decimal: 'string' });
@@ -180,6 +182,7 @@ test('Debezium (JSON, no schemas) → topic → kafka-topic source → PostgreSQ
   const positions = new Set<string>();
   for (const m of change) positions.add(eventPosition(envelopeFromAvro(await codec.decode(m.value))));
   console.error(`kafka-topic kill test: ${change.length} change-topic messages, ${change.length - positions.size} repeats after the kills, ${await count()} target writes`);
+  assert.ok(change.length > positions.size, 'the kills made records be read and produced again (and none was applied twice)');
   capture.kill('SIGTERM');
   const [code] = await once(capture, 'exit');
   assert.equal(code, 0, 'capture exits 0 on SIGTERM');
@@ -251,6 +254,15 @@ test('plain JSON rows and Avro rows through the registry (written by the test): 
   const missing = new KafkaTopicSourceMonitor({ ...sourceConfig, topics: [{ ...sourceConfig.topics[0]!, topic: `${json.prefix}.nope` }] }, sourceConfig.group, 5000);
   t.after(() => missing.close());
   await assert.rejects(missing.ping(), /has no topic t[0-9a-f]+\.nope/);
+
+  // pipeline drop: the group is listed (in use while capture runs), then deleted.
+  const res = kafkaTopicResources(sourceConfig, { pipeline: 'from-topic', topicPrefix: json.prefix, tables: ['public.items'], origin: '', others: [] });
+  t.after(() => res.close());
+  assert.match((await res.list())[0]?.inUse ?? '', /member/);
+  await Promise.all(json.runtimes.map((r) => r.stop()));
+  const idle = await waitFor('the group without members', async () => { const l = await res.list(); return l.length === 1 && !l[0]!.inUse ? l : null; }, 30_000);
+  await res.drop(idle);
+  assert.deepEqual(await res.list(), []);
 
   // Avro rows (Confluent wire format, schema registered in the registry), keys as Avro records.
   const avro = await env({ format: 'avro', envelope: 'row', registryUrl: CCOMPAT }, { partitions: 2 });

@@ -9,12 +9,12 @@
  *    (kafkajs' fetch) plus what the stage's outbox holds; nothing else is buffered.
  *  - Position: a record's commit position is its partition and offset, 'X/Y' =
  *    (partition << 48 | offset) as two hexadecimal 32-bit halves, idx 0. Example: partition 2,
- *    offset 1234 → '20000/4D2' → position() '0002000000000004d2:00000000'. Within one partition it
+ *    offset 1234 → '20000/4D2' → position() '00020000000004d2:00000000'. Within one partition it
  *    increases with the offset; a key stays on one partition as long as the writer keys its records
  *    (Debezium does), so the applier's per-key version check orders and deduplicates correctly.
  *  - Acknowledgement: the stage calls acknowledge(seq) once Kafka holds every change up to that
- *    record; only then is offset+1 of each record up to it committed for the group (at most every
- *    200 ms, and at stop). A poison record is dead-lettered (with topic, partition and offset) before
+ *    record; only then is offset+1 of each record up to it committed for the group (every
+ *    commitIntervalMs, default 200 ms, and at stop). A poison record is dead-lettered (with topic, partition and offset) before
  *    its empty transaction is committed, so its offset moves only once the dead letter is durable.
  *  - Crash (kill -9): the group resumes from its committed offsets; records after them are read
  *    again and produced again to the change topic. The stage's resume de-duplication (resuming()) is
@@ -50,8 +50,6 @@ interface Pending {
   partition: number;
   offset: string;
 }
-
-const COMMIT_EVERY_MS = 200;
 
 export class KafkaTopicSource implements Source {
   readonly batchSize: number;
@@ -156,7 +154,7 @@ export class KafkaTopicSource implements Source {
         return p;
       },
     });
-    this.commitTimer = setInterval(() => void this.commit(), COMMIT_EVERY_MS);
+    this.commitTimer = setInterval(() => void this.commit(), this.config.commitIntervalMs);
     return done;
   }
 

@@ -23,6 +23,7 @@ export const kafkaTopicSourceSpec = z
     registryUrl: z.string().url().optional().describe('Confluent-compatible schema registry the Avro records\' schema ids are read from (format avro). Default: the pipeline config\'s schemaRegistry.url is not known to a source, so set it (e.g. http://127.0.0.1:8081/apis/ccompat/v7).'),
     startFrom: z.enum(['earliest', 'latest']).default('earliest').describe('Where a new consumer group starts on each partition (a group with committed offsets resumes from them).'),
     numericTimestamps: z.enum(['micros', 'millis']).default('micros').describe('Unit of a number in a timestamp/timestamptz column when the record carries no schema saying it (Debezium\'s default for PostgreSQL timestamp(6) is microseconds, io.debezium.time.MicroTimestamp).'),
+    commitIntervalMs: z.number().int().min(10).max(60000).default(200).describe('How often the acknowledged offsets are committed for the group (and at stop). A crash redelivers at most this long of records, which the version state makes no-ops.'),
     sessionTimeoutMs: z.number().int().min(6000).max(300000).default(30000).describe('Consumer group session timeout: after a crash, how long the group waits for the dead member before the restarted source gets the partitions (at least the broker\'s group.min.session.timeout.ms, 6000 by default).'),
     topics: z.array(topicTableSpec).min(1).describe('The topics read, each the changes of one pipeline table.'),
     batchSize: z.number().int().min(1).max(100000).default(2000).describe('Changes per Kafka produce batch.'),
