@@ -52,7 +52,7 @@ interface Env {
 }
 
 /** Databases, the foreign topic (3 partitions), the target table with its write log, and a config kafka-topic → PostgreSQL. */
-async function env(source: Record<string, unknown>, opts: { partitions?: number } = {}): Promise<Env> {
+async function env(source: Record<string, unknown>, opts: { partitions?: number; pipeline?: Record<string, unknown> } = {}): Promise<Env> {
   const id = uid();
   const prefix = `t${id}`;
   const srcDb = `syncline_t_${id}_src`;
@@ -83,6 +83,7 @@ async function env(source: Record<string, unknown>, opts: { partitions?: number 
         target: { type: 'postgres', connection: { ...PG, database: dstDb } },
         conflict: { strategy: 'source-wins' },
         tables: [{ source: 'public.items' }],
+        ...(opts.pipeline ?? {}),
       },
     },
   };
@@ -191,7 +192,9 @@ test('Debezium (JSON, no schemas) → topic → kafka-topic source → PostgreSQ
 for (const format of ['json-schemas', 'avro'] as const) {
   test(`Debezium ${format === 'avro' ? 'Avro through the registry (Apicurio converter)' : 'JSON with embedded schemas'}: precise decimals, MicroTimestamps and deletes arrive exact; a poison record is dead-lettered with its offset and the rest flows on`, { timeout: 20 * 60_000 }, async (t) => {
     buildDebezium((s) => console.error(s));
-    const e = await env(format === 'avro' ? { format: 'avro', registryUrl: CCOMPAT } : {}, { partitions: 1 });
+    // The sink side as for any source: validation (qty >= 0) and latest-timestamp conflicts on updated_at.
+    const pipeline = { conflict: { strategy: 'latest-timestamp', field: 'updated_at' }, tables: [{ source: 'public.items', validate: { fields: { qty: { min: 0 } } } }] };
+    const e = await env(format === 'avro' ? { format: 'avro', registryUrl: CCOMPAT } : {}, { partitions: 1, pipeline });
     t.after(() => e.cleanup());
     await sql(e.srcDb, `insert into items (id, name, qty, price, seen) select g, 'pre' || g, g, g * 1.25, '2024-02-29 12:00:00.000001' from generate_series(1, 50) g`);
     await debezium(e, format === 'avro' ? { format: 'avro', registry: APICURIO_V2 } : { format: 'json-schemas' });
@@ -216,6 +219,17 @@ for (const format of ['json-schemas', 'avro'] as const) {
     assert.equal(h['syncline.error.code'], format === 'avro' ? 'SCHEMA_UNKNOWN' : 'RECORD_NOT_JSON');
     assert.match(h['syncline.error.message']!, new RegExp(`${e.topic} partition 0 offset ${meta!.baseOffset}: `));
     assert.deepEqual(await twice(e), []);
+
+    // An invalid change is dead-lettered by validation; a change older than the target's row loses (latest-timestamp).
+    await sql(e.dstDb, `update items set name = 'edited at the target', updated_at = now() + interval '1 hour' where id = 21`);
+    await sql(e.srcDb, `update items set qty = -5, v = v + 1 where id = 20; update items set name = 'edited at the source', v = v + 1 where id = 21; update items set name = 'last', v = v + 1 where id = 22`);
+    await waitFor('the last change in the target', async () => (await sql(e.dstDb, 'select name from items where id = 22')).rows[0]?.name === 'last', 60_000);
+    const kept = (await sql(e.dstDb, 'select id, qty, name from items where id in (20, 21) order by id')).rows;
+    assert.deepEqual(kept, [{ id: '20', qty: 20, name: 'pre20' }, { id: '21', qty: 21, name: 'edited at the target' }]);
+    const letters = await waitFor('the validation dead letter', async () => { const d = await readTopic(topics.dlq(e.prefix, 'from-topic')); return d.length >= 2 ? d : null; }, 30_000);
+    const invalid = letters.find((l) => l.headers['syncline.violations'] !== undefined);
+    assert.ok(invalid, letters.map((l) => l.headers['syncline.error.code']).join(' '));
+    assert.match(invalid.headers['syncline.violations']!, /"field":"qty","rule":"min"/);
   });
 }
 
