@@ -22,6 +22,7 @@ export const SOAK_TESTS = [
   'connectors/mariadb/poll/pipeline.int.test.ts',
   'connectors/http/pipeline.int.test.ts',
   'connectors/rabbitmq/pipeline.int.test.ts',
+  'connectors/kafka-topic/kafka-topic.int.test.ts',
 ];
 
 const args = process.argv.slice(2);
