@@ -143,14 +143,13 @@ export function syncCommands(program: Command, defaultConfig: string): void {
   common(sync.command('run'))
     .argument('<pipeline>', 'a pipeline in mode scheduled or manual')
     .option('-t, --table <table>', 'only this source table (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--full', 'a full re-read of the tables (a backfill): not done by sync runs')
+    .option('--full', 'a full re-read of the tables: they are backfilled inside the run (sources with backfills: PostgreSQL, MariaDB)')
     .option('--wait', 'follow the run until it ends (a progress bar on a terminal); exit 1 unless it succeeded')
     .option('--url <url>', 'the running syncline (default: from the config observability host and port)')
     .option('--by <who>', 'who asks (default: user@host)')
     .description('start a bounded sync run of the pipeline in the running syncline; prints its id')
     .action((pipeline: string, o) =>
       guard(async () => {
-        if (o.full) throw new CliError(1, '--full is a full re-read of the tables, which is a backfill; sync runs only carry what changed since the last run (not available in this version of sync run)');
         const config = loadConfig(o.config);
         const p = config.pipelines[pipeline];
         if (!p) throw new CliError(3, `no pipeline '${pipeline}' in the config (have: ${Object.keys(config.pipelines).join(', ')})`);
@@ -163,7 +162,7 @@ export function syncCommands(program: Command, defaultConfig: string): void {
         const base = serviceUrl(config, o.url);
         const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(pipeline)}/runs`, {
           method: 'POST', headers: { 'content-type': 'application/json', 'x-syncline-user': o.by ?? who(), 'x-syncline-trigger': 'manual' },
-          body: JSON.stringify(tables ? { tables } : {}),
+          body: JSON.stringify({ ...(tables ? { tables } : {}), ...(o.full ? { full: true } : {}) }),
         });
         if (status !== 202) throw new CliError(status === 404 ? 3 : status === 409 ? 4 : 1, (body as { error?: string }).error ?? `HTTP ${status}`);
         const run = body as SyncRun;

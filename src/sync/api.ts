@@ -1,7 +1,7 @@
 /**
  * HTTP API of sync runs, served by a running syncline next to /metrics (processes running capture
  * and sink of bounded pipelines):
- *   POST /api/pipelines/:name/runs   {"tables":["public.orders"],"wait":false} → 202 {run}; 409 while a run goes
+ *   POST /api/pipelines/:name/runs   {"tables":["public.orders"],"full":false,"wait":false} → 202 {run}; 409 while a run goes
  *   GET  /api/runs?pipeline=          runs, newest first (the record topic, plus what this process runs)
  *   GET  /api/runs/:id                one run (progress while it goes)
  * Who asked comes from the X-Syncline-User header (default "api"); the trigger is "manual" when the
@@ -35,7 +35,7 @@ export function syncApi(controllers: () => Map<string, SyncController>, store: (
         const trigger = req.headers['x-syncline-trigger'] === 'manual' ? 'manual' : 'api';
         let run: SyncRun;
         try {
-          run = c.trigger(trigger, by, tables);
+          run = c.trigger(trigger, by, tables, b.full === true);
         } catch (err) {
           if (err instanceof RunBusy) return sendJson(res, 409, { error: err.message, running: err.running }), true;
           throw err;

@@ -10,6 +10,9 @@
  *     every change up to it) reaches that end, compared as core/envelope.ts position(); then it stops
  *     (flushing and acknowledging what it buffered). An idle source reaches the end through its
  *     heartbeats (keepalives move the acknowledged position to the server's).
+ *     A full run (`--full`) first backfills its tables (src/capture/backfill.ts: key-ordered chunks
+ *     with watermarks, while the stream goes on) and asks the source's end once every backfill is
+ *     done, so the run carries every row of the tables; a source without backfills refuses it.
  *  2. apply: the change topics' end offsets are read; the consumer stage (processor + sink, the
  *     pipeline's processor group) runs until the group has committed up to them; then it stops.
  *
@@ -126,6 +129,7 @@ export class BoundedRun {
     done.catch(() => undefined);
     await this.guard(Promise.race([up, done]));
     if (!source.position) throw new Error(`pipeline ${this.parts.pipeline}: its source cannot tell its position (mode realtime only)`);
+    if (r.full) await this.backfillPhase(capture, done);
     const end = await this.guard(source.position());
     r.sourceEnd = end;
     this.update(r);
@@ -137,6 +141,28 @@ export class BoundedRun {
     stopping = true;
     await capture.stop();
     await this.guard(done);
+  }
+
+  /** A full run: backfill each of the run's tables (one after the other, in the capture's queue) and wait for them. */
+  private async backfillPhase(capture: Capture, done: Promise<void>): Promise<void> {
+    const r = this.record;
+    const backfiller = capture.backfiller;
+    if (!backfiller) throw new Error(`pipeline ${this.parts.pipeline}: its source cannot re-read its tables (no backfill), so a full run is not possible; run without --full`);
+    const tables = r.tables ?? [...this.parts.topicsByTable.keys()];
+    const ids: string[] = [];
+    for (const table of tables) ids.push((await this.guard(backfiller.request({ table }))).id);
+    r.backfills = ids;
+    this.update(r);
+    this.parts.log.info({ run: r.id, backfills: ids, tables }, 'sync.run.backfill');
+    for (;;) {
+      const views = ids.map((id) => backfiller.get(id));
+      const bad = views.find((v) => v.status === 'failed' || v.status === 'cancelled');
+      if (bad) throw new Error(`the backfill ${bad.id} of ${bad.table} is ${bad.status}${bad.error ? `: ${bad.error}` : ''}`);
+      r.progress = { done: views.reduce((a, v) => a + v.rows, 0), total: views.reduce((a, v) => a + v.total, 0) };
+      if (views.every((v) => v.status === 'done')) break;
+      this.update(r);
+      await this.guard(Promise.race([sleep(POLL_MS), done]));
+    }
   }
 
   private async applyPhase(): Promise<void> {

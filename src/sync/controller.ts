@@ -133,12 +133,12 @@ export class SyncController {
   }
 
   /** Start a run now (manual/api); throws RunBusy when one goes. Returns the run's record (outcome running). */
-  trigger(trigger: RunTrigger, by: string, tables?: string[]): SyncRun {
+  trigger(trigger: RunTrigger, by: string, tables?: string[], full = false): SyncRun {
     if (this.current) throw new RunBusy(this.current.run.record.id);
     if (this.stopped) throw new Error('the runtime is stopping');
     const unknown = tables?.filter((t) => !this.o.parts.topicsByTable.has(t)) ?? [];
     if (unknown.length > 0) throw new Error(`pipeline ${this.o.pipeline} has no table ${unknown.join(', ')} (have: ${[...this.o.parts.topicsByTable.keys()].join(', ')})`);
-    return this.begin(trigger, by, tables).record;
+    return this.begin(trigger, by, tables, full ? { full: true } : {}).record;
   }
 
   /** Resolves with the run's final record. */

@@ -39,6 +39,10 @@ export interface SyncRun {
   by: string;
   /** Only these tables (manual runs with --table); all when absent. */
   tables?: string[];
+  /** A full re-read: the tables are backfilled (src/capture/backfill.ts) inside the run, then it goes on as any run. */
+  full?: boolean;
+  /** The backfills of a full run (their ids, in the capture's backfill list). */
+  backfills?: string[];
   /** Schedule: the fire time this run is for; `missed` fires it stands for after downtime (>1). */
   fire?: string;
   missed?: number;
