@@ -12,3 +12,4 @@ registerSink({
   // Target rows cannot be read back with their types: conflict checks would see a change everywhere.
   conflictStrategies: ['source-wins'],
 });
+import './source/index.js';

@@ -413,6 +413,14 @@ export class Capture implements CaptureHandler {
     await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: Buffer.from(stringifyTagged(e)), attempts: 1 }]);
   }
 
+  /** A record the source could not make a change of (CaptureHandler.reject): dead-lettered as `invalid`, never dropped. */
+  async reject(r: { schema: string; table: string; position: string; key: string; value: string; error: unknown }): Promise<void> {
+    const source = formatTableName(r);
+    const target = this.opts.tables.find((t) => t.source === source)?.target ?? source;
+    this.counters.deadLettered++;
+    await this.dlq.send([{ kind: 'invalid', error: r.error, table: target, position: r.position, targetKey: r.key, key: Buffer.from(r.key), value: Buffer.from(r.value), attempts: 1 }]);
+  }
+
   /**
    * After a restart the source streams again from its acknowledged position, which may be behind
    * what Kafka already holds (acknowledged by Kafka, not yet to the source). Each partition of a

@@ -75,6 +75,14 @@ export interface CaptureHandler {
   begin(tx: { origin?: string }): void;
   /** One change, snapshot row ('r'), truncate ('t') or end of a table's snapshot ('m'); resolves when buffered (back-pressure). */
   change(e: ChangeEvent): Promise<void>;
+  /**
+   * A record the source read but cannot turn into a change (no key, a value its column's type does
+   * not take): dead-lettered as `invalid` with `error` (whose message says where the record was read:
+   * URL and page, file and line), the record as the source had it in `value`, `key` its key as far as
+   * known (or where it was read). The rest flows on. Optional: sources that cannot meet such records
+   * do not call it.
+   */
+  reject?(r: { schema: string; table: string; position: string; key: string; value: string; error: unknown }): Promise<void>;
   /** The transaction ended at `end` (acknowledged once Kafka holds its changes). */
   commit(end: string): void;
   /** Produce everything buffered and wait for Kafka's acknowledgement (end of a snapshot). */
