@@ -56,7 +56,9 @@ const paginationSpec = z
       .strict(),
     z.object({ type: z.literal('link').describe("The response's `Link: <url>; rel=\"next\"` header names the next page (RFC 8288); the listing ends without one.") }).strict(),
   ])
-  .describe('How the pages of a listing follow each other.');
+  .describe(
+    "How the pages of a listing follow each other, by `type`: none (one request); cursor {param: 'cursor', path: '$.next_cursor'} (the next page is the request with param = the value at path in the body; a missing, null or empty value ends); page {param: 'page', start: 1, sizeParam?, size?} (numbered pages; a page shorter than size, or empty, ends); offset {param: 'offset', limitParam: 'limit', limit: 100} (a page shorter than limit ends); link (the Link header's rel=\"next\" URL; none ends). Offset and page numbers shift when records are inserted or deleted during a listing: a record can be listed twice (emitted once) or missed for a pass (hash mode may then delete it and insert it again at the next pass); prefer cursor or link pagination where the API has it.",
+  );
 
 export type Pagination = z.infer<typeof paginationSpec>;
 
