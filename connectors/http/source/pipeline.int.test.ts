@@ -6,8 +6,8 @@
  * inserts, updates, deletes), and events in timestamp mode (`updated_since`, updated_at in whole
  * seconds so many records share a timestamp across page boundaries). The API answers a few requests
  * with 429 (Retry-After: 1) and 500, wants a bearer token from the environment, and records every
- * request so the rate limit is checked on the server's side. Two records that do not fit are
- * dead-lettered once each per table, naming URL, page and index.
+ * request so the rate limit is checked on the server's side. Two records that do not fit (a price
+ * that is no number, no id) are dead-lettered once each per table, naming URL, page and index.
  *  - Busy phase: writers run, capture is killed twice mid-listing → the target equals the dataset.
  *  - Quiet phase: capture killed mid-listing again and restarted → no target row is written again
  *    (xmin unchanged, the applier's `applied` unchanged: records read again are skipped by position
@@ -109,7 +109,7 @@ test('HTTP API → PostgreSQL: four pagination kinds and timestamp mode under co
     for (const table of [...KINDS.map((k) => `${k}_items`), 'events']) {
       let diff: string[] = [];
       await waitFor(`${what}: ${table} on the target as in the API`, async () => {
-        const [want, have] = [expected(table), await env.target.readAll(`public.${table}`, ['id'])];
+        const [want, have] = [expected(table), await env.target.readAll(table, ['id'])];
         diff = rowDiff(want, have);
         return canon(want) === canon(have);
       }, 120_000, 500).catch((err: Error) => assert.fail(`${err.message}\n${diff.slice(0, 20).join('\n')}`));
@@ -134,7 +134,11 @@ test('HTTP API → PostgreSQL: four pagination kinds and timestamp mode under co
       await sleep(15);
     }
   })();
-  await waitFor('the snapshot to reach the target', async () => (await env.target.readAll('public.link_items', ['id'])).length >= 250, 120_000, 300);
+  await waitFor('the snapshot to reach the target', async () => {
+    const n = (await env.target.readAll('link_items', ['id'])).length;
+    if (process.env.SYNCLINE_TEST_DEBUG) console.log(`link_items ${n}, requests ${api.requests.length}, capture ${capture.exitCode ?? capture.signalCode ?? 'running'}`);
+    return n >= 250;
+  }, 120_000, 300);
   const mark = () => api.requests.length;
   for (let round = 0; round < 2; round++) {
     const from = mark();
@@ -155,17 +159,18 @@ test('HTTP API → PostgreSQL: four pagination kinds and timestamp mode under co
   for (const l of letters) byTable.set(l.table ?? '', [...(byTable.get(l.table ?? '') ?? []), `${l.errorCode} ${l.errorMessage}`]);
   for (const k of KINDS) {
     const got = byTable.get(`public.${k}_items`) ?? [];
-    assert.equal(got.length, 2, `${k}: ${JSON.stringify(got)}`);
+    // The keyset cursor (id > cursor) never lists the record without an id.
+    assert.equal(got.length, k === 'cursor' ? 1 : 2, `${k}: ${JSON.stringify(got)}`);
     assert.ok(got.some((m) => m.startsWith('HTTP_VALUE_TYPE') && /column price \(decimal\): "twelve"/.test(m) && /record \d+ of page \d+ \(GET http:\/\/127\.0\.0\.1:\d+\/\w+/.test(m)), JSON.stringify(got));
-    assert.ok(got.some((m) => m.startsWith('HTTP_KEY_MISSING')), JSON.stringify(got));
+    if (k !== 'cursor') assert.ok(got.some((m) => m.startsWith('HTTP_KEY_MISSING') && /record \d+ of page \d+/.test(m)), JSON.stringify(got));
   }
-  assert.equal(letters.length, 8, JSON.stringify(letters.map((l) => `${l.table} ${l.errorMessage}`)));
+  assert.equal(letters.length, 7, JSON.stringify(letters.map((l) => `${l.table} ${l.errorMessage}`)));
   assert.equal(stat(rt, 'deadLettered'), 0, 'nothing failed at the target');
 
   // Quiet phase: nothing changes at the API; capture killed mid-listing and restarted writes nothing again.
   await sleep(1000);
   const marks = new Map<string, Map<string, string>>();
-  for (const table of [...KINDS.map((k) => `${k}_items`), 'events']) marks.set(table, await env.target.writeMarks!(`public.${table}`, ['id']));
+  for (const table of [...KINDS.map((k) => `${k}_items`), 'events']) marks.set(table, await env.target.writeMarks!(table, ['id']));
   const applied = stat(rt, 'applied');
   const received = stat(rt, 'received');
   let from = mark();
@@ -177,7 +182,7 @@ test('HTTP API → PostgreSQL: four pagination kinds and timestamp mode under co
   await waitFor('a whole pass after the restart', async () => api.requests.slice(from).filter((r) => r.path === '/events' && !r.query.has('cursor') && r.status === 200).length >= 2, 60_000, 50);
   await sleep(1000);
   for (const [table, before] of marks) {
-    const after = await env.target.writeMarks!(`public.${table}`, ['id']);
+    const after = await env.target.writeMarks!(table, ['id']);
     const rewritten = [...after].filter(([k, x]) => before.get(k) !== x).map(([k]) => k);
     assert.deepEqual(rewritten, [], `${table}: rows written again after the restart`);
   }
