@@ -5,6 +5,7 @@
  *   GET /page     {results: […]}                       ?page=1.. &per_page=
  *   GET /offset   {results: […]}                       ?offset= &limit=
  *   GET /link     […] + Link: <…>; rel="next"          ?p= (page number, 25 a page)
+ *   GET /versions {items, next}                         ?since_version= (version ≥ it), ?after=<version>, 10 a page
  *   GET /events   {data: {items: […]}, next_cursor}    ?updated_since=<ISO> (updated_at ≥ it), ordered
  *                                                       by (updated_at, id), cursor "<updated_at>|<id>"
  * Items are ordered by id. Every request is recorded (time, path, query, headers); `fault` can answer
@@ -63,6 +64,14 @@ export class TestApi {
           const page = items.slice(p * 25, p * 25 + 25);
           const headers: Record<string, string> = page.length === 25 ? { link: `</link?p=${p + 1}>; rel="next", </link?p=0>; rel="first"` } : {};
           return send(200, page, headers);
+        }
+        case '/versions': {
+          // Items with a `version` field: ?since_version= (version ≥ it), ordered by version, ?after=<version> keyset.
+          const since = q.has('since_version') ? Number(q.get('since_version')) : -Infinity;
+          const after = q.has('after') ? Number(q.get('after')) : -Infinity;
+          const all = items.filter((i) => (i.version as number) >= since && (i.version as number) > after).sort((a, b) => (a.version as number) - (b.version as number));
+          const page = all.slice(0, 10);
+          return send(200, { items: page, next: page.length === 10 ? page[9]!.version : null });
         }
         case '/events': {
           const limit = Number(q.get('limit') ?? 25);
