@@ -43,7 +43,7 @@ import type { ChangeEvent, Op, Row } from '../../../src/core/envelope.js';
 import { bigIntToPosition, position as eventPosition, positionToBigInt } from '../../../src/core/envelope.js';
 import { errorMessage, fatal, poison, SynclineError } from '../../../src/core/errors.js';
 import { rowHash } from '../../../src/core/hash.js';
-import { canonicalTableName, formatTableName, parseTableName } from '../../../src/core/names.js';
+import { canonicalTableName, parseTableName } from '../../../src/core/names.js';
 import { parseTagged, stringifyTagged } from '../../../src/core/tagged-json.js';
 import { ChunkFiles } from '../../../src/capture/poll/chunks.js';
 import { passPosition } from '../../../src/capture/poll/poll-source.js';

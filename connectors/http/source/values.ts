@@ -40,7 +40,7 @@ export function canonicalValue(col: string, t: HttpColumnType, v: unknown): Valu
       throw wrong(col, t, v);
     case 'int':
       if (typeof v === 'number' && Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) return v;
-      if (typeof v === 'string' && INTEGER.test(v) && Math.abs(Number(v)) <= 2147483648 && Number(v) >= -2147483648 && Number(v) <= 2147483647) return Number(v);
+      if (typeof v === 'string' && INTEGER.test(v) && Number(v) >= -2147483648 && Number(v) <= 2147483647) return Number(v);
       throw wrong(col, t, v);
     case 'long': {
       let b: bigint | undefined;
