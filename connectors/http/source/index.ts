@@ -35,5 +35,10 @@ registerSource({
   where: (config) => hosts(config).map((u) => u.origin).join(', '),
   streamId: (_config, pipeline) => httpStreamId(pipeline),
   resources: (config, ctx) => pollStateResources(config.stateDir, httpStreamId(ctx.pipeline)),
+  // The start waits while the API does not answer (retriable HTTP_ errors are attributed to it).
+  dependency: (config, pipeline) => {
+    const at = hosts(config).map((u) => u.origin).join(', ');
+    return { kind: 'other', key: `http ${at}`, name: `HTTP API ${at} (pipeline ${pipeline} source)`, codePrefix: 'HTTP_' };
+  },
   monitor: (config, timeoutMs) => ({ ping: () => ping(config, timeoutMs), lag: async () => null, close: async () => {} }),
 });
