@@ -13,3 +13,4 @@ registerSink({
   conflictStrategies: ['source-wins'],
   wholeRows: true,
 });
+import './source/index.js';

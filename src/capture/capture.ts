@@ -31,7 +31,7 @@ import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
 import { timestampFieldProblem } from '../sink/conflicts.js';
 import { CaptureOffsets } from './offsets.js';
 import { ToastFill, type ToastCounters } from './toast-fill.js';
-import type { CaptureHandler, Source, SourceColumn, SourceTable } from './source.js';
+import type { CaptureHandler, RejectedRecord, Source, SourceColumn, SourceTable } from './source.js';
 import { DeadLetters } from '../sink/dead-letters.js';
 import { backoffDelay, sleep } from '../core/retry.js';
 import { formatTableName } from '../core/names.js';
@@ -362,10 +362,17 @@ export class Capture implements CaptureHandler {
     else this.armLinger();
   }
 
-  async reject(r: { table: string; error: unknown; key: Buffer | null; value: Buffer | null; origin: { topic: string; partition: number; offset: string } }): Promise<void> {
+  /** A record the source could not make a change of (CaptureHandler.reject): dead-lettered as `invalid`, never dropped. */
+  async reject(r: RejectedRecord): Promise<void> {
     const target = this.opts.tables.find((t) => t.source === r.table)?.target ?? r.table;
+    const bytes = (v: Buffer | string | null) => (v === null || Buffer.isBuffer(v) ? v : Buffer.from(v));
     this.counters.deadLettered++;
-    await this.dlq.send([{ kind: 'invalid', error: r.error, table: target, key: r.key, value: r.value, origin: r.origin, attempts: 1 }]);
+    await this.dlq.send([{
+      kind: 'invalid', error: r.error, table: target, key: bytes(r.key), value: bytes(r.value), attempts: 1,
+      ...(r.position !== undefined ? { position: r.position } : {}),
+      ...(typeof r.key === 'string' ? { targetKey: r.key } : {}),
+      ...(r.origin ? { origin: r.origin } : {}),
+    }]);
   }
 
   idle(): boolean {
@@ -429,6 +436,7 @@ export class Capture implements CaptureHandler {
     this.counters.deadLettered++;
     await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: Buffer.from(stringifyTagged(e)), attempts: 1 }]);
   }
+
 
   /**
    * After a restart the source streams again from its acknowledged position, which may be behind

@@ -59,6 +59,16 @@ export interface SourceColumn {
 }
 
 /** What a source calls while it runs, in source order (implemented by the capture stage). */
+/** A record a source cannot turn into a change (CaptureHandler.reject). */
+export interface RejectedRecord {
+  table: string;
+  error: unknown;
+  key: Buffer | string | null;
+  value: Buffer | string | null;
+  position?: string;
+  origin?: { topic: string; partition: number; offset: string };
+}
+
 export interface CaptureHandler {
   /** Snapshot state that must outlive the process (`<prefix>.capture.offsets`, key = the source's stream id). */
   readonly offsets: OffsetStore;
@@ -78,12 +88,17 @@ export interface CaptureHandler {
   /** The transaction ended at `end` (acknowledged once Kafka holds its changes). */
   commit(end: string): void;
   /**
-   * A record the source read but cannot turn into a change (not JSON, no key, a value of the wrong
-   * type: a foreign topic's poison): dead-lettered as `invalid` with the error, the record's bytes
-   * and where it was read (`origin`: topic, partition, offset). Resolves once the dead-letter topic
-   * holds it; the source may then let the record go (commit a transaction around it, or none).
+   * A record the source read but cannot turn into a change (not JSON, no key, a value its column's
+   * type does not take): dead-lettered as `invalid` and never dropped. `table`: the source table's
+   * canonical name; `error`: a classified error whose message says where the record was read (URL and
+   * page, file and line, topic partition and offset); `key`: the record's key as far as known
+   * (a string also becomes the letter's key header); `value`: the record as the source had it;
+   * `position` (a source position, part of the letter's id) and/or `origin` (a foreign topic's
+   * partition and offset). Resolves once the dead-letter topic holds it; the source may then let the
+   * record go (commit a transaction around it, or none). Optional: sources that cannot meet such
+   * records do not call it.
    */
-  reject?(r: { table: string; error: unknown; key: Buffer | null; value: Buffer | null; origin: { topic: string; partition: number; offset: string } }): Promise<void>;
+  reject?(r: RejectedRecord): Promise<void>;
   /** Produce everything buffered and wait for Kafka's acknowledgement (end of a snapshot). */
   flush(): Promise<void>;
   /** Nothing buffered or in flight: the source may move its acknowledged position to the server's. */
