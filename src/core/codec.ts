@@ -60,6 +60,53 @@ export class AvroCodec {
   }
 
   /**
+   * The registry's verdict on `schema` as the next version of `subject` under the subject's
+   * compatibility rule (BACKWARD): POST /compatibility/subjects/{subject}/versions/latest (Apicurio's
+   * ccompat API answers it). A subject with no version yet is compatible.
+   */
+  async compatible(subject: string, schema: object): Promise<{ compatible: boolean; reason?: string }> {
+    const url = `${this.url.replace(/\/+$/, '')}/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`;
+    let res: Response;
+    try {
+      res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ schema: JSON.stringify(schema) }) });
+    } catch (err) {
+      throw retriable('REGISTRY_UNAVAILABLE', `cannot check the compatibility of ${subject} at ${this.url}: ${(err as Error).message}`, err);
+    }
+    const text = await res.text();
+    if (res.status === 404) return { compatible: true };
+    if (!res.ok) throw retriable('REGISTRY_UNAVAILABLE', `registry answered ${res.status} to the compatibility check of ${subject}: ${text.slice(0, 300)}`);
+    const body = JSON.parse(text) as { is_compatible?: boolean; reason?: string | null; messages?: string[] };
+    const reason = body.reason ?? body.messages?.join('; ') ?? undefined;
+    return body.is_compatible === false ? { compatible: false, ...(reason ? { reason } : {}) } : { compatible: true };
+  }
+
+  /**
+   * Register a schema the subject's BACKWARD rule refuses (a breaking change an operator will
+   * decide on: the changes must still reach Kafka, nothing is lost): the subject's rule is set to
+   * NONE for this one registration and back to BACKWARD after it.
+   */
+  async registerBreaking(subject: string, schema: object): Promise<number> {
+    const config = (level: string) => fetch(`${this.url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, {
+      method: 'PUT', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ compatibility: level }),
+    }).then(async (r) => {
+      if (!r.ok) throw retriable('REGISTRY_UNAVAILABLE', `registry answered ${r.status} setting the compatibility of ${subject} to ${level}: ${(await r.text()).slice(0, 300)}`);
+    }, (err: unknown) => {
+      throw retriable('REGISTRY_UNAVAILABLE', `cannot set the compatibility of ${subject} at ${this.url}: ${(err as Error).message}`, err);
+    });
+    await config('NONE');
+    try {
+      const r = await this.registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject } as never);
+      if (!this.types.has(r.id)) this.types.set(r.id, (await this.registry.getSchema(r.id)) as unknown as avsc.Type);
+      this.ids.set(subject + '\u0000' + JSON.stringify(schema), Promise.resolve(r.id));
+      return r.id;
+    } catch (err) {
+      throw retriable('REGISTRY_UNAVAILABLE', `cannot register schema for ${subject} at ${this.url}: ${(err as Error).message}`, err);
+    } finally {
+      await config('BACKWARD');
+    }
+  }
+
+  /**
    * Encode synchronously with a schema registered by this codec (the capture hot path): the Avro
    * body is written after the 5-byte Confluent header in a reused buffer, then copied out once.
    */
