@@ -23,7 +23,7 @@ import { kafkaPartition } from '../core/kafkajs-patch.js';
 import { errorCode, errorMessage, fatal, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
-import { canHoldSpecials, envelopeToAvro, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
+import { canHoldSpecials, columnPgTypes, envelopeToAvro, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
 import { encodeRefusal, holdsSpecial } from './refusal.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { keyStringOf } from '../sink/sink.js';
@@ -275,7 +275,7 @@ export class Capture implements CaptureHandler {
     ]), `registering the schemas of ${topic}`);
     const change: SchemaChange = {
       id: '', pipeline: this.opts.pipeline, table: name, topic, at: '',
-      fromSchemaId: st.valueId, toSchemaId: valueId, fromKeySchemaId: st.keyId, toKeySchemaId: keyId,
+      fromSchemaId: st.valueId, toSchemaId: valueId, ...(st.keyId >= 0 ? { fromKeySchemaId: st.keyId } : {}), toKeySchemaId: keyId,
       breaking, changes: diff.changes,
       registry: registry.compatible ? keyCheck : registry,
       status: breaking ? 'pending' : 'applied', detectedAt: new Date().toISOString(),
@@ -287,7 +287,7 @@ export class Capture implements CaptureHandler {
     else this.unplaced.set(name, change); // recorded before the table's next change is produced
     const what = describeChanges(diff.changes);
     if (breaking) {
-      this.log.warn({ table: name, valueSchemaId: valueId, changes: what, registry }, `capture.schema.breaking: ${name}: ${what}; its changes go on to Kafka, their apply waits for an operator (syncline schema pending; syncline schema approve|reject ID)`);
+      this.log.warn({ table: name, change: change.id || '(recorded at its next change)', valueSchemaId: valueId, changes: what, registry: change.registry }, `capture.schema.breaking: ${name}: ${what}; its changes go on to Kafka, their apply waits for an operator (syncline schema pending; syncline schema approve|reject ID)`);
     } else this.log.info({ table: name, valueSchemaId: valueId, changes: what }, 'capture.schema.changed');
   }
 
@@ -312,8 +312,18 @@ export class Capture implements CaptureHandler {
     const topic = topics.cdc(this.opts.changePrefix, src.schema, src.table);
     let specials = prev?.specials;
     if (!specials) {
-      const latest = await this.registryDeadline(this.opts.codec.latestType(`${topic}-value`), `reading the latest schema of ${topic}`);
-      specials = latest ? specialDecimalColumns(latest) : new Set<string>();
+      const latest = await this.registryDeadline(this.opts.codec.latest(`${topic}-value`), `reading the latest schema of ${topic}`);
+      specials = latest ? specialDecimalColumns(latest.type) : new Set<string>();
+      // The table changed while capture was not running (or the change was not produced before a
+      // restart): the change from the schema Kafka's consumers know goes through columns(), like one seen mid-stream.
+      const known = latest ? columnPgTypes(latest.type) : new Map<string, string>();
+      const changed = known.size > 0 && (known.size !== columns.length || columns.some((c) => known.get(c.name) !== c.type.pgType));
+      if (latest && changed) {
+        const before: SourceColumn[] = [...known].map(([name, pgType]) => ({ name, type: { kind: columns.find((c) => c.name === name)?.type.kind ?? 'text', pgType } }));
+        this.tables.set(name, { src, topic, columns: before, signature: signatureOf(before), specials, keyId: -1, valueId: latest.id });
+        await this.columns(src.schema, src.table, columns);
+        return this.tables.get(name)!;
+      }
     }
     const st = await this.registerSchemas(src, topic, columns, signature, specials);
     if (prev) this.log.info({ table: name, valueSchemaId: st.valueId }, 'capture.schema.changed');

@@ -73,7 +73,7 @@ export function diffColumns(before: SourceColumn[], after: SourceColumn[], opts:
   for (const c of after) {
     const o = old.get(c.name);
     if (!o) changes.push({ kind: 'add', column: c.name, to: c.type.pgType });
-    else if (o.type.pgType !== c.type.pgType || o.type.kind !== c.type.kind) {
+    else if (o.type.pgType !== c.type.pgType) {
       changes.push({ kind: isWidening(o.type.pgType, c.type.pgType) ? 'widen' : 'retype', column: c.name, from: o.type.pgType, to: c.type.pgType });
     }
   }

@@ -80,7 +80,7 @@ export class SchemaGuard {
   held(change: SchemaChange): void {
     if (this.shown.has(change.id)) return;
     this.shown.add(change.id);
-    this.o.logger.warn({ pipeline: change.pipeline, table: change.table, change: change.id, at: change.at, changes: describeChanges(change.changes), registry: change.registry },
+    this.o.logger.warn({ table: change.table, change: change.id, at: change.at, changes: describeChanges(change.changes), registry: change.registry },
       `schema.held: ${change.table}: breaking schema change ${change.id} (${describeChanges(change.changes)}); its changes wait in Kafka, other tables flow on. Decide: syncline schema approve ${change.id} | syncline schema reject ${change.id}`);
   }
 
