@@ -510,7 +510,7 @@ export class ConsumerStage {
       const guard = this.o.schema;
       if (guard) {
         // A schema id not seen before: read the change log to its end first (capture recorded the change before producing under it).
-        if (this.unseenSchemas(messages)) await this.guarded(() => guard.sync());
+        if ((await this.guarded(() => this.schemasKnown(messages, guard))) === undefined) return undefined;
         for (let i = 0; i < peeked.length; i++) {
           const p = peeked[i]!;
           if ('error' in p) continue;
@@ -568,23 +568,33 @@ export class ConsumerStage {
     return { pending, hold };
   }
 
-  /** Key and value schema ids of the chunk's messages not seen before by this stage (remembered now). */
-  private unseenSchemas(messages: KafkaMessage[]): boolean {
-    let unseen = false;
+  /**
+   * Resolves once the schema change log has been read past every change recorded before the chunk's
+   * key and value schemas were first used: a schema id new to this stage reads the log to its end
+   * (once: chunks of other partitions with the same id wait for the same read). True when done.
+   */
+  private async schemasKnown(messages: KafkaMessage[], guard: SchemaGuard): Promise<true> {
+    let read: Promise<void> | undefined;
+    const waits = new Set<Promise<void>>();
     for (const m of messages) {
       for (const b of [m.key, m.value]) {
         if (!b || b.length < 5 || b[0] !== 0) continue;
         const id = b.readInt32BE(1);
-        if (!this.seenSchemas.has(id)) {
-          this.seenSchemas.add(id);
-          unseen = true;
+        let p = this.seenSchemas.get(id);
+        if (!p) {
+          read ??= guard.sync();
+          p = read;
+          this.seenSchemas.set(id, p);
+          p.catch(() => this.seenSchemas.delete(id)); // read again next time
         }
+        waits.add(p);
       }
     }
-    return unseen;
+    await Promise.all(waits);
+    return true;
   }
 
-  private readonly seenSchemas = new Set<number>();
+  private readonly seenSchemas = new Map<number, Promise<void>>();
   private schemaStarted = false;
   /** Topics held for a pending breaking schema change: the change and the position of the first held message. */
   private readonly held = new Map<string, { change: SchemaChange; position: string }>();
