@@ -19,6 +19,7 @@ import { AvroCodec } from './core/codec.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
 import { sinkRegistration, sourceRegistration } from './core/registry.js';
+import { SchemaGuard } from './process/schema-guard.js';
 import { ConsumerStage, cdcDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
 import { ApplyTopicWriter, applyTopicDecoder } from './sink/apply-topic.js';
 import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
@@ -31,6 +32,8 @@ import { DECIDED_KINDS } from './core/envelope.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
 import { backfillApi } from './capture/backfill-api.js';
+import { schemaApi } from './capture/schema-api.js';
+import { SchemaAdmin } from './capture/schema-admin.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
 import type { Sink } from './sink/sink.js';
 import type { Source } from './capture/source.js';
@@ -119,6 +122,8 @@ export class Runtime {
         syncRoutes,
         dlqRoutes,
         stages.has('capture') ? backfillApi((name) => { const h = this.pipelines.find((x) => x.name === name); return { known: h !== undefined, backfiller: h?.capture?.backfiller }; }) : undefined,
+        // Schema changes: read and decided in Kafka (the processor holding a table reads the decision there).
+        schemaApi(() => new SchemaAdmin(this.kafka, this.config)),
         (req, res) => this.reloadApi(req, res),
       ]),
     });
@@ -285,6 +290,8 @@ export class Runtime {
         decode, output: observed, dlq, log, validation: h.validation, sessionTimeoutMs: this.config.kafka.sessionTimeoutMs,
         // Into the Applier: a fetch in parts of the target's batch size (what it writes at once anyway).
         chunk: applier ? batchSizeOf(this.config, p) : undefined, onRunning,
+        // Breaking schema changes hold their table's apply until an operator decides (src/process/schema-guard.ts).
+        schema: new SchemaGuard({ pipeline: name, changePrefix: changeTopicPrefix(this.config, p), kafka: this.kafka, registry: this.metrics.registry, logger: log }),
       });
       if (this.sync.bounded(p)) this.sync.parts(name).consumer = makeProcessor;
       else this.running.push(this.supervise(name, 'process', waits, (onRunning) => (h.processor = this.sync.gated(name, makeProcessor([...byTopic.keys()], onRunning)))));

@@ -228,7 +228,8 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   }
   assert.deepEqual(await slots(), [slotOf('neighbour')]);
   assert.deepEqual(await publications(B), []);
-  assert.deepEqual(await topicList(), [`${prefix}.capture.offsets`, `${prefix}.cdc.public.items`, `${prefix}.cdc.public.other`, ...(await topicList()).filter((n) => n.includes('.neighbour'))].sort());
+  // The schema-change log of the prefix stays with neighbour (the pair's own prefix `.b` went with it).
+  assert.deepEqual(await topicList(), [`${prefix}.capture.offsets`, `${prefix}.cdc.public.items`, `${prefix}.cdc.public.other`, `${prefix}.schema.changes`, ...(await topicList()).filter((n) => n.includes('.neighbour'))].sort());
   assert.deepEqual(await offsetEntries(), ['backfill:neighbour', slotOf('neighbour')]);
   await sql(A, `insert into other values (22, 'o')`);
   await waitFor('the neighbour converges after the pair was dropped', async () => (await count(B, 'other')) === 22);

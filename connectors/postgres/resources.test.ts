@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isPipelineOrigin, publicationVerdict, slotVerdict, type SlotRow } from './resources.js';
+import { ddlTriggerVerdict, isPipelineOrigin, publicationVerdict, slotVerdict, type SlotRow } from './resources.js';
 import type { PgSourceConfig } from './spec.js';
 
 const source = (database: string, slot: string, port = 5432): PgSourceConfig => ({
@@ -33,4 +33,11 @@ test("a pipeline's replication origins: <origin>:<n> and the republish ones, not
   for (const n of ['syncline:p:a:0', 'syncline:p:a:17', 'syncline:p:a/republish:3', 'syncline:p:a/republish-update:0']) assert.ok(isPipelineOrigin(o, n), n);
   for (const n of ['syncline:p:a-b:0', 'syncline:p:a:', 'syncline:p:a:x', 'syncline:p:ab:0', 'syncline:p:a/other:0', 'xsyncline:p:a:0', 'syncline:p:a:0:1']) assert.ok(!isPipelineOrigin(o, n), n);
   assert.ok(!isPipelineOrigin('syncline:p.x:a', 'syncline:pyx:a:0')); // the prefix is matched literally
+});
+
+test('the DDL event trigger goes with the last pipeline of its database', () => {
+  assert.deepEqual(ddlTriggerVerdict(source('shop', 's1'), [], []), {});
+  assert.deepEqual(ddlTriggerVerdict(source('shop', 's1'), [], [{ name: 'b', config: source('shop', 's2') }]), { keep: 'pipeline b also captures database shop' });
+  assert.deepEqual(ddlTriggerVerdict(source('shop', 's1'), [], [{ name: 'b', config: source('crm', 's2') }, { name: 'c', config: source('shop', 's3', 5433) }]), {});
+  assert.deepEqual(ddlTriggerVerdict(source('shop', 's1'), ['other_slot'], []), { keep: 'database shop has other logical slots (other_slot) whose pipelines may use it' });
 });

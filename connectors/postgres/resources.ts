@@ -12,6 +12,7 @@
  */
 import pg from 'pg';
 import { connectSource, quoteIdent } from './source/prepare.js';
+import { DDL_TRIGGER, dropDdlTrigger } from './source/ddl-trigger.js';
 import { pgClientConfig, rawTypes } from './connection.js';
 import { fatal, SynclineError } from '../../src/core/errors.js';
 import { classifyPgError } from './errors.js';
@@ -67,6 +68,19 @@ export function publicationVerdict(
   return {};
 }
 
+const DDL_TRIGGER_KIND = 'event trigger';
+
+/**
+ * The DDL event trigger (source/ddl-trigger.ts) is one per database: dropped with the last pipeline
+ * capturing from it (no other pipeline of the config on the same database, no other logical slot in it).
+ */
+export function ddlTriggerVerdict(cfg: PgSourceConfig, otherSlots: string[], others: OtherPipeline[]): Pick<PipelineResource, 'keep'> {
+  const sharing = pgOthers(others).filter((o) => server(o.connection) === server(cfg.connection) && o.connection.database === cfg.connection.database).map((o) => o.name);
+  if (sharing.length > 0) return { keep: `pipeline ${sharing.join(', ')} also captures database ${cfg.connection.database}` };
+  if (otherSlots.length > 0) return { keep: `database ${cfg.connection.database} has other logical slots (${otherSlots.join(', ')}) whose pipelines may use it` };
+  return {};
+}
+
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The replication origins a pipeline's sink creates: `<origin>:<n>`, `<origin>/republish:<n>`, `<origin>/republish-update:<n>`. */
@@ -116,13 +130,27 @@ export function pgSourceResources(cfg: PgSourceConfig, ctx: ResourceContext): Co
         const tables = JSON.parse(p.tables) as string[];
         out.push({ kind: PUBLICATION, name: cfg.publication, where, detail: `${tables.length} table${tables.length === 1 ? '' : 's'}`, ...publicationVerdict(cfg, { allTables: p.puballtables === 'true', tables }, ctx) });
       }
+      const trig = await c.query<{ slots: string }>(
+        `select coalesce((select json_agg(slot_name order by slot_name) from pg_replication_slots
+                           where database = current_database() and slot_type = 'logical' and slot_name <> $1), '[]')::text as slots
+           from pg_event_trigger where evtname = $2`,
+        [cfg.slot, DDL_TRIGGER],
+      ).catch((err: unknown) => {
+        throw classifyPgError(err, `pipeline ${ctx.pipeline}: reading pg_event_trigger on ${where}`);
+      });
+      const t = trig.rows[0];
+      if (t) out.push({ kind: DDL_TRIGGER_KIND, name: DDL_TRIGGER, where, ...ddlTriggerVerdict(cfg, JSON.parse(t.slots) as string[], ctx.others) });
       return out;
     },
     async drop(resources) {
       if (resources.length === 0) return;
       const c = await open();
       for (const r of resources) {
-        if (r.kind === SLOT) {
+        if (r.kind === DDL_TRIGGER_KIND) {
+          await dropDdlTrigger(c).catch((err: unknown) => {
+            throw classifyPgError(err, `pipeline ${ctx.pipeline}: dropping event trigger ${r.name} on ${where} (needs a superuser)`);
+          });
+        } else if (r.kind === SLOT) {
           await c.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1`, [r.name]).catch((err: { code?: string }) => {
             if (err?.code === '55006') throw fatal('PIPELINE_RUNNING', `pipeline ${ctx.pipeline}: replication slot ${r.name} on ${where} became active (a capture started meanwhile); stop it and run drop again`, err);
             throw classifyPgError(err, `pipeline ${ctx.pipeline}: dropping replication slot ${r.name} on ${where}`);

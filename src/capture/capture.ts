@@ -16,14 +16,14 @@
  */
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row, Value } from '../core/envelope.js';
-import { DECIDED_HEADER, eventPosition, type Decided } from '../core/envelope.js';
+import { DECIDED_HEADER, eventPosition, position, type Decided } from '../core/envelope.js';
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { kafkaPartition } from '../core/kafkajs-patch.js';
 import { errorCode, errorMessage, fatal, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
-import { canHoldSpecials, envelopeToAvro, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
+import { canHoldSpecials, columnPgTypes, envelopeToAvro, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
 import { encodeRefusal, holdsSpecial } from './refusal.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { keyStringOf } from '../sink/sink.js';
@@ -31,11 +31,13 @@ import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
 import { timestampFieldProblem } from '../sink/conflicts.js';
 import { CaptureOffsets } from './offsets.js';
 import { ToastFill, type ToastCounters } from './toast-fill.js';
-import type { CaptureHandler, RejectedRecord, Source, SourceColumn, SourceTable } from './source.js';
+import type { CaptureHandler, RejectedRecord, SchemaChangeInfo, Source, SourceColumn, SourceTable } from './source.js';
 import { DeadLetters } from '../sink/dead-letters.js';
 import { backoffDelay, sleep } from '../core/retry.js';
-import { formatTableName } from '../core/names.js';
+import { formatTableName, parseTableName } from '../core/names.js';
 import { Backfiller, type BackfillCounters } from './backfill.js';
+import { describeChanges, diffColumns } from './schema-diff.js';
+import { SchemaChangeLog, schemaChangeId, type SchemaChange } from './schema-changes.js';
 
 /** Capture retries Kafka outages for as long as they last; only the pace is bounded. */
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
@@ -114,6 +116,8 @@ interface TableState {
   specials: ReadonlySet<string>;
   keyId: number;
   valueId: number;
+  /** The table's name in the source since a rename (its changes keep its configured name and topic until the config changes). */
+  renamedTo?: string;
 }
 
 interface TxMark {
@@ -161,7 +165,11 @@ export class Capture implements CaptureHandler {
     this.dlq = new DeadLetters(opts.kafka, opts.prefix, opts.pipeline, opts.log);
     this.offsets = new CaptureOffsets(opts.kafka, opts.prefix);
     if (opts.wholeRows) this.toast = new ToastFill({ log: opts.log, reselect: this.source.reselect?.bind(this.source) });
+    this.schemaLog = new SchemaChangeLog(opts.kafka, opts.changePrefix);
   }
+
+  /** Where schema changes are recorded (./schema-changes.ts). */
+  private readonly schemaLog: SchemaChangeLog;
 
   get stats(): CaptureStats {
     return { ...this.counters, confirmed: this.source.confirmed, toast: { ...(this.toast?.counters ?? { cache: 0, reselect: 0, miss: 0 }) }, backfill: { ...(this.backfiller?.counters ?? { backfillRows: 0, backfillChunks: 0, backfillDropped: 0 }) } };
@@ -178,6 +186,7 @@ export class Capture implements CaptureHandler {
     await this.source.prepare(this.sourceTables);
     await kafka.ensureTopics(this.sourceTables.map((t) => topics.cdc(changePrefix, t.schema, t.table)));
     await this.dlq.ensure();
+    await this.schemaLog.ensure();
     for (const t of this.sourceTables) await this.setColumns(t, t.columns);
     if (this.stopped) return;
     const support = this.source.backfill;
@@ -236,9 +245,69 @@ export class Capture implements CaptureHandler {
 
   // ------------------------------------------------------------------ schemas
 
-  async columns(schema: string, table: string, columns: SourceColumn[]): Promise<void> {
-    const st = this.tables.get(formatTableName({ schema, table }));
-    if (st) await this.setColumns(st.src, columns);
+  /**
+   * A table's columns, key or name changed mid-stream. The change is classified (./schema-diff.ts)
+   * and checked against the registry's rule for the table's value subject (BACKWARD): safe (added
+   * columns, widening, and the registry agrees) is applied at once; anything else is breaking. Either
+   * way the new schemas are registered and the change recorded in `<changePrefix>.schema.changes`
+   * (./schema-changes.ts) before any change under them is produced, and capture goes on producing:
+   * nothing is lost. A breaking change is recorded `pending`: the processor holds the table's apply
+   * from its position until an operator approves or rejects it (src/process/schema-guard.ts).
+   * A key column gone with no new key reported stays fatal (SOURCE_KEY_UNKNOWN): no key, no Kafka key.
+   */
+  async columns(schema: string, table: string, columns: SourceColumn[], info: SchemaChangeInfo = {}): Promise<void> {
+    const name = formatTableName({ schema, table });
+    const st = this.tables.get(name);
+    if (!st) return;
+    const configuredKey = this.opts.tables.find((t) => t.source === name)?.key;
+    const keyAfter = info.key && info.key.length > 0 && !configuredKey ? info.key : st.src.key;
+    const renamedTo = info.renamedTo ? formatTableName(info.renamedTo) : undefined;
+    const diff = diffColumns(st.columns, columns, { keyBefore: st.src.key, keyAfter, renamedFrom: st.renamedTo ?? name, renamedTo: renamedTo !== (st.renamedTo ?? name) ? renamedTo : undefined });
+    if (diff.changes.length === 0) return;
+    for (const k of keyAfter) {
+      if (!columns.some((c) => c.name === k)) throw fatal('SOURCE_KEY_UNKNOWN', `key column ${k} of ${name} is gone from the table`);
+    }
+    const topic = st.topic;
+    const src: SourceTable = { ...st.src, key: keyAfter };
+    const ns = { prefix: this.opts.changePrefix, schema: st.src.schema, table: st.src.table };
+    // A renamed table's value schema is named after its new name: a new schema id tells the processor to look for the change.
+    const valueNs = renamedTo !== undefined || st.renamedTo !== undefined ? { ...ns, ...parseTableName(renamedTo ?? st.renamedTo!) } : ns;
+    const value = valueSchema(valueNs, columns, st.specials);
+    const key = keySchema(ns, keyAfter.map((k) => columns.find((c) => c.name === k)!));
+    const registry = await this.registryDeadline(this.opts.codec.compatible(`${topic}-value`, value), `checking the compatibility of ${topic}-value`);
+    const keyChanged = diff.changes.some((c) => c.kind === 'key');
+    const keyCheck = keyChanged ? await this.registryDeadline(this.opts.codec.compatible(`${topic}-key`, key), `checking the compatibility of ${topic}-key`) : { compatible: true };
+    const breaking = diff.breaking || !registry.compatible || !keyCheck.compatible;
+    const register = (subject: string, schema: object, ok: boolean) => ok ? this.opts.codec.register(subject, schema) : this.opts.codec.registerBreaking(subject, schema);
+    const [keyId, valueId] = await this.registryDeadline(Promise.all([
+      register(`${topic}-key`, key, keyCheck.compatible),
+      register(`${topic}-value`, value, registry.compatible),
+    ]), `registering the schemas of ${topic}`);
+    const change: SchemaChange = {
+      id: '', pipeline: this.opts.pipeline, table: name, topic, at: '',
+      fromSchemaId: st.valueId, toSchemaId: valueId, ...(st.keyId >= 0 ? { fromKeySchemaId: st.keyId } : {}), toKeySchemaId: keyId,
+      breaking, changes: diff.changes,
+      registry: registry.compatible ? keyCheck : registry,
+      status: breaking ? 'pending' : 'applied', detectedAt: new Date().toISOString(),
+      ...(info.ddl ? { ddl: info.ddl } : {}),
+    };
+    const next: TableState = { ...st, src, columns, signature: signatureOf(columns), keyId, valueId, renamedTo: renamedTo ?? st.renamedTo };
+    this.tables.set(name, next);
+    if (info.at) await this.recordChange(change, position(info.at.commitPos, info.at.idx));
+    else this.unplaced.set(name, change); // recorded before the table's next change is produced
+    const what = describeChanges(diff.changes);
+    if (breaking) {
+      this.log.warn({ table: name, change: change.id || '(recorded at its next change)', valueSchemaId: valueId, changes: what, registry: change.registry }, `capture.schema.breaking: ${name}: ${what}; its changes go on to Kafka, their apply waits for an operator (syncline schema pending; syncline schema approve|reject ID)`);
+    } else this.log.info({ table: name, valueSchemaId: valueId, changes: what }, 'capture.schema.changed');
+  }
+
+  /** Changes detected with no position (the source did not say where): recorded at the table's next change. */
+  private readonly unplaced = new Map<string, SchemaChange>();
+
+  private async recordChange(change: SchemaChange, at: string): Promise<void> {
+    change.at = at;
+    change.id = schemaChangeId(change.pipeline, change.table, at);
+    await this.schemaLog.record(change);
   }
 
   /** (Re)build and register the table's schemas when its columns change (e.g. ALTER TABLE ADD COLUMN). */
@@ -253,8 +322,18 @@ export class Capture implements CaptureHandler {
     const topic = topics.cdc(this.opts.changePrefix, src.schema, src.table);
     let specials = prev?.specials;
     if (!specials) {
-      const latest = await this.registryDeadline(this.opts.codec.latestType(`${topic}-value`), `reading the latest schema of ${topic}`);
-      specials = latest ? specialDecimalColumns(latest) : new Set<string>();
+      const latest = await this.registryDeadline(this.opts.codec.latest(`${topic}-value`), `reading the latest schema of ${topic}`);
+      specials = latest ? specialDecimalColumns(latest.type) : new Set<string>();
+      // The table changed while capture was not running (or the change was not produced before a
+      // restart): the change from the schema Kafka's consumers know goes through columns(), like one seen mid-stream.
+      const known = latest ? columnPgTypes(latest.type) : new Map<string, string>();
+      const changed = known.size > 0 && (known.size !== columns.length || columns.some((c) => known.get(c.name) !== c.type.pgType));
+      if (latest && changed) {
+        const before: SourceColumn[] = [...known].map(([name, pgType]) => ({ name, type: { kind: columns.find((c) => c.name === name)?.type.kind ?? 'text', pgType } }));
+        this.tables.set(name, { src, topic, columns: before, signature: signatureOf(before), specials, keyId: -1, valueId: latest.id });
+        await this.columns(src.schema, src.table, columns);
+        return this.tables.get(name)!;
+      }
     }
     const st = await this.registerSchemas(src, topic, columns, signature, specials);
     if (prev) this.log.info({ table: name, valueSchemaId: st.valueId }, 'capture.schema.changed');
@@ -312,8 +391,14 @@ export class Capture implements CaptureHandler {
   }
 
   async change(e: ChangeEvent): Promise<void> {
-    const st = this.tables.get(formatTableName(e.source));
+    const name = formatTableName(e.source);
+    const st = this.tables.get(name);
     if (!st) return; // not one of ours (a publication shared with other tables)
+    const unplaced = this.unplaced.get(name);
+    if (unplaced && e.op !== 'r') {
+      this.unplaced.delete(name);
+      await this.recordChange(unplaced, eventPosition(e));
+    }
     this.backfiller?.observe(e);
     if (e.op === 'r') {
       await this.enqueue(st, e);

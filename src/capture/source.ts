@@ -53,6 +53,18 @@ export interface SourceTable {
   columns: SourceColumn[];
 }
 
+/** What a source knows of a schema change besides the new columns. */
+export interface SchemaChangeInfo {
+  /** Where the change takes effect: the commit position and index the next change of the table will have (absent: at its next change). */
+  at?: { commitPos: string; idx: number };
+  /** The table's key columns now, when the source reports them (PostgreSQL: the relation's replica identity columns). */
+  key?: string[];
+  /** The table's new name (the source keeps capturing it under its configured name and topic). */
+  renamedTo?: { schema: string; table: string };
+  /** The DDL statement, when the source knows it. */
+  ddl?: string;
+}
+
 export interface SourceColumn {
   name: string;
   type: ColumnType;
@@ -79,8 +91,12 @@ export interface CaptureHandler {
    * the stage reads the last position of each change-topic partition, so repeats are not produced.
    */
   resuming(): Promise<void>;
-  /** The table's columns now differ (ALTER TABLE mid-stream): registers a new schema version. */
-  columns(schema: string, table: string, columns: SourceColumn[]): Promise<void>;
+  /**
+   * The table's columns, key or name changed (ALTER TABLE mid-stream): the stage classifies the
+   * change (src/capture/schema-diff.ts), registers a new schema version and records the change
+   * (src/capture/schema-changes.ts); a breaking one holds the table's apply until an operator decides.
+   */
+  columns(schema: string, table: string, columns: SourceColumn[], info?: SchemaChangeInfo): Promise<void>;
   /** A transaction begins; `origin` names who wrote it, where the source knows (two-way sync skips the peer's writes). */
   begin(tx: { origin?: string }): void;
   /** One change, snapshot row ('r'), truncate ('t') or end of a table's snapshot ('m'); resolves when buffered (back-pressure). */

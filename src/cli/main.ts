@@ -21,6 +21,7 @@ import { initCommand } from './init.js';
 import { doctorCommand } from './doctor.js';
 import { pipelineCommands } from './pipeline-drop.js';
 import { backfillCommand } from './backfill.js';
+import { schemaCommands } from './schema.js';
 import { syncCommands } from './sync.js';
 import { redisAddress } from '../core/dependencies.js';
 
@@ -212,13 +213,14 @@ doctorCommand(program, DEFAULT_CONFIG);
 pipelineCommands(program, DEFAULT_CONFIG);
 backfillCommand(program, DEFAULT_CONFIG);
 syncCommands(program, DEFAULT_CONFIG);
+schemaCommands(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)
   .then(() => {
     // One-shot commands: client libraries may keep timers alive after close; do not hang on them.
     const cmd = process.argv[2];
-    if (cmd === 'dlq' || cmd === 'replay' || cmd === 'sync') process.stdout.write('', () => process.exit(process.exitCode ?? 0));
+    if (cmd === 'dlq' || cmd === 'replay' || cmd === 'sync' || cmd === 'schema') process.stdout.write('', () => process.exit(process.exitCode ?? 0));
   })
   .catch((err: unknown) => {
   process.stderr.write(`syncline: ${errorCode(err)}: ${errorMessage(err)}\n`);

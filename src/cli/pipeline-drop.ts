@@ -21,12 +21,13 @@ import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import '../../connectors/index.js';
 import { loadConfig } from '../core/config/load.js';
-import type { SynclineConfig } from '../core/config/schema.js';
+import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
 import { classifyHttpStatus, classifyNetworkError, classifyRedisError, errorCode, errorMessage, fatal } from '../core/errors.js';
 import { KafkaClient, topics } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
 import { sinkRegistration, sourceRegistration } from '../core/registry.js';
 import type { ConnectorResources, PipelineResource, ResourceContext } from '../core/resources.js';
+import { schemaChangesTopic } from '../capture/schema-changes.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { originOf } from '../sink/build.js';
 import { captureOffsetItems, KIND, liveKeys, ownsGroup, pipelineTopics, redisPattern, renderPlan, runningMessage, subjectsOf } from './drop-plan.js';
@@ -141,6 +142,15 @@ class PipelineDropper {
     if (existing.has(offsets)) {
       const sameSlot = Object.keys(this.config.pipelines).filter((n) => n !== this.name && streamOf(n) === slot);
       out.push(...captureOffsetItems(offsets, slot, await this.liveOffsetKeys(offsets), sameSlot, where, [`backfill:${this.name}`]));
+    }
+    // The schema-change log of the pipeline's change topic prefix (src/capture/schema-changes.ts): with
+    // the last pipeline of the config that writes change topics under that prefix (kept otherwise,
+    // its records name their pipeline).
+    const changePrefix = changeTopicPrefix(this.config, this.config.pipelines[this.name]!);
+    const schemaLog = schemaChangesTopic(changePrefix);
+    if (existing.has(schemaLog)) {
+      const sharing = Object.keys(this.config.pipelines).filter((n) => n !== this.name && changeTopicPrefix(this.config, this.config.pipelines[n]!) === changePrefix);
+      out.push({ kind: KIND.topic, name: schemaLog, where, detail: await describe(schemaLog), ...(sharing.length > 0 ? { keep: `also the schema-change log of pipeline ${sharing.join(', ')}` } : {}) });
     }
     return out;
   }

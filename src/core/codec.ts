@@ -60,6 +60,59 @@ export class AvroCodec {
   }
 
   /**
+   * The registry's verdict on `schema` as the next version of `subject` under the subject's
+   * compatibility rule (BACKWARD): POST /compatibility/subjects/{subject}/versions/latest (Apicurio's
+   * ccompat API answers it). A subject with no version yet is compatible.
+   */
+  async compatible(subject: string, schema: object): Promise<{ compatible: boolean; reason?: string }> {
+    const url = `${this.url.replace(/\/+$/, '')}/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`;
+    let res: Response;
+    try {
+      res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ schema: JSON.stringify(schema) }) });
+    } catch (err) {
+      throw retriable('REGISTRY_UNAVAILABLE', `cannot check the compatibility of ${subject} at ${this.url}: ${(err as Error).message}`, err);
+    }
+    const text = await res.text();
+    if (res.status === 404) return { compatible: true };
+    if (!res.ok) throw retriable('REGISTRY_UNAVAILABLE', `registry answered ${res.status} to the compatibility check of ${subject}: ${text.slice(0, 300)}`);
+    const body = JSON.parse(text) as { is_compatible?: boolean; reason?: string | null; messages?: string[] };
+    const reason = body.reason ?? body.messages?.join('; ') ?? undefined;
+    return body.is_compatible === false ? { compatible: false, ...(reason ? { reason } : {}) } : { compatible: true };
+  }
+
+  /**
+   * Register a schema the subject's BACKWARD rule refuses (a breaking change an operator will
+   * decide on: the changes must still reach Kafka, nothing is lost): the subject's rule is set to
+   * NONE for this one registration and back to BACKWARD after it.
+   */
+  async registerBreaking(subject: string, schema: object): Promise<number> {
+    const config = (level: string) => fetch(`${this.url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, {
+      method: 'PUT', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ compatibility: level }),
+    }).then(async (r) => {
+      if (!r.ok) throw retriable('REGISTRY_UNAVAILABLE', `registry answered ${r.status} setting the compatibility of ${subject} to ${level}: ${(await r.text()).slice(0, 300)}`);
+    }, (err: unknown) => {
+      throw retriable('REGISTRY_UNAVAILABLE', `cannot set the compatibility of ${subject} at ${this.url}: ${(err as Error).message}`, err);
+    });
+    await config('NONE');
+    try {
+      // Straight to the REST API: the client's register() refuses a subject whose level is not the one it asks for.
+      const res = await fetch(`${this.url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions`, {
+        method: 'POST', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ schema: JSON.stringify(schema) }),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`registry answered ${res.status}: ${text.slice(0, 300)}`);
+      const r = JSON.parse(text) as { id: number };
+      if (!this.types.has(r.id)) this.types.set(r.id, (await this.registry.getSchema(r.id)) as unknown as avsc.Type);
+      this.ids.set(subject + '\u0000' + JSON.stringify(schema), Promise.resolve(r.id));
+      return r.id;
+    } catch (err) {
+      throw retriable('REGISTRY_UNAVAILABLE', `cannot register schema for ${subject} at ${this.url}: ${(err as Error).message}`, err);
+    } finally {
+      await config('BACKWARD');
+    }
+  }
+
+  /**
    * Encode synchronously with a schema registered by this codec (the capture hot path): the Avro
    * body is written after the 5-byte Confluent header in a reused buffer, then copied out once.
    */
@@ -114,6 +167,11 @@ export class AvroCodec {
    * it once per table at start to keep what an earlier run widened (see Capture.setColumns).
    */
   async latestType(subject: string): Promise<avsc.Type | undefined> {
+    return (await this.latest(subject))?.type;
+  }
+
+  /** The latest schema registered under `subject`: its id and parsed type (undefined: no such subject). */
+  async latest(subject: string): Promise<{ id: number; type: avsc.Type } | undefined> {
     let id: number;
     try {
       id = await this.registry.getLatestSchemaId(subject);
@@ -127,7 +185,7 @@ export class AvroCodec {
       type = (await this.registry.getSchema(id)) as unknown as avsc.Type;
       this.types.set(id, type);
     }
-    return type;
+    return { id, type };
   }
 
   /** Decode a Confluent-framed message; undecodable input (bad magic byte, unknown id, bad body) is poison. */

@@ -19,6 +19,7 @@ import type avsc from 'avsc';
 import { columnPgTypes, envelopeFromAvro, envelopeHead } from '../core/avro.js';
 import type { AvroCodec } from '../core/codec.js';
 import { errorKind, poison, SynclineError } from '../core/errors.js';
+import { describeChanges } from '../capture/schema-diff.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
@@ -29,6 +30,8 @@ import type { TableConfig } from '../core/config/schema.js';
 import { CONSUMER_HEARTBEAT_MS, topics } from '../core/kafka.js';
 import { parseTableName } from '../core/names.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
+import type { SchemaGuard } from './schema-guard.js';
+import type { SchemaChange } from '../capture/schema-changes.js';
 
 /**
  * A change decoded only as far as version state needs it: target table, key string and position.
@@ -110,6 +113,12 @@ export interface ConsumerStageOptions {
   chunk?: number;
   /** Called once the stage has joined its group and consumes (the Runtime's stage supervisor). */
   onRunning?: () => void;
+  /**
+   * The pipeline's schema changes (change topics only: the processor): a table under a pending
+   * breaking change is held at that change (its topic paused), one under a rejected change has its
+   * messages dead-lettered. Started and stopped with the stage.
+   */
+  schema?: SchemaGuard;
 }
 
 /**
@@ -303,9 +312,22 @@ export class ConsumerStage {
    * error of a batch; the consumer is disconnected first.
    */
   async run(): Promise<void> {
+    try {
+      await this.consume();
+    } finally {
+      if (this.schemaStarted) await this.o.schema!.stop();
+    }
+  }
+
+  private async consume(): Promise<void> {
     const { kafka, groupId, log } = this.o;
     await kafka.ensureTopics(this.o.topics);
     await this.o.dlq.ensure();
+    if (this.o.schema && !this.schemaStarted) {
+      this.schemaStarted = true;
+      await this.o.schema.start();
+      this.o.schema.onChange(() => this.releaseDecided());
+    }
     while (!this.stopping) {
       const consumer = kafka.consumer(groupId, { sessionTimeoutMs: this.o.sessionTimeoutMs });
       this.consumer = consumer;
@@ -335,6 +357,7 @@ export class ConsumerStage {
         throw kafkaFailure(kafka, err, `consumer group ${groupId}: cannot join`);
       }
       if (this.paused) consumer.pause(this.o.topics.map((topic) => ({ topic })));
+      else if (this.held.size > 0) consumer.pause([...this.held.keys()].map((topic) => ({ topic })));
       log.info({ groupId, topics: this.o.topics }, 'consumer.start');
       kafka.markReady();
       this.o.onRunning?.();
@@ -389,6 +412,11 @@ export class ConsumerStage {
       this.consumer?.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
       return;
     }
+    if (this.held.has(batch.topic)) {
+      // Fetched before its table was held for a schema change: the same (not applied, not resolved).
+      this.consumer?.pause([{ topic: batch.topic }]);
+      return;
+    }
     // A fetched batch (up to 1 MB a partition: ≈ 7,000 narrow changes) is decoded and applied in
     // chunks of `chunk` messages, so that what is alive at once is one chunk's records, not the
     // fetch's; the offset is committed once, after the last chunk.
@@ -407,10 +435,25 @@ export class ConsumerStage {
     try {
       for (let from = 0; from < messages.length; from += size) {
         const part = size >= messages.length ? messages : messages.slice(from, from + size);
-        const pending = await this.decodeChunk(part, batch.topic, batch.partition);
-        if (pending === undefined) return;
+        const decoded = await this.decodeChunk(part, batch.topic, batch.partition);
+        if (decoded === undefined) return;
+        const { pending, hold } = decoded;
         await heartbeat();
         if (!isRunning() || isStale()) return;
+        if (hold) {
+          // A breaking schema change pending from part[hold.index] on: what came before it is applied
+          // and committed, that message and the rest wait (unresolved) while the table is held.
+          if (hold.index > 0) {
+            next = part[hold.index]!.offset;
+            outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
+          }
+          this.hold(batch.topic, hold.change, hold.position);
+          if (next !== '') {
+            resolveOffset((BigInt(next) - 1n).toString());
+            if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+          }
+          return;
+        }
         next = (BigInt(part[part.length - 1]!.offset) + 1n).toString();
         outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
       }
@@ -433,8 +476,9 @@ export class ConsumerStage {
    * Decode messages into pending records; undecodable and invalid ones are dead-lettered here.
    * Undefined: a fatal error stopped the stage. Retriable errors are thrown (the batch comes again).
    */
-  private async decodeChunk(messages: KafkaMessage[], topic: string, partition: number): Promise<Pending[] | undefined> {
+  private async decodeChunk(messages: KafkaMessage[], topic: string, partition: number): Promise<{ pending: Pending[]; hold?: { index: number; change: SchemaChange; position: string } } | undefined> {
     const pending: Pending[] = [];
+    let hold: { index: number; change: SchemaChange; position: string } | undefined;
     const invalid: DeadLetter[] = [];
     // The letter names the table and key: from the decoded change (finish failed), else as far as the
     // decoder can tell (describe: error path only).
@@ -461,9 +505,29 @@ export class ConsumerStage {
     if (peekBatch && stale) {
       // Two phases: position and key first, then one version-state read for the batch; only changes
       // newer than their key's stored position are mapped, validated and hashed (replays skip the rest).
-      const peeked = await peekBatch(messages, topic, partition);
+      let peeked = await peekBatch(messages, topic, partition);
+      const rejected = new Set<number>();
+      const guard = this.o.schema;
+      if (guard) {
+        // A schema id not seen before: read the change log to its end first (capture recorded the change before producing under it).
+        if ((await this.guarded(() => this.schemasKnown(messages, guard))) === undefined) return undefined;
+        for (let i = 0; i < peeked.length; i++) {
+          const p = peeked[i]!;
+          if ('error' in p) continue;
+          const v = guard.verdict(topic, p.position);
+          if (v.action === 'hold') {
+            hold = { index: i, change: v.change, position: p.position };
+            peeked = peeked.slice(0, i);
+            break;
+          }
+          if (v.action === 'reject') rejected.add(i);
+        }
+      }
       const probes: StaleProbe[] = [];
-      for (const p of peeked) if (!('error' in p) && p.key !== null) probes.push({ table: p.table, key: p.key, position: p.position });
+      for (let i = 0; i < peeked.length; i++) {
+        const p = peeked[i]!;
+        if (!('error' in p) && p.key !== null && !rejected.has(i)) probes.push({ table: p.table, key: p.key, position: p.position });
+      }
       const isStale = probes.length > 0 ? await this.guarded(() => stale(probes)) : [];
       if (isStale === undefined) return undefined;
       let j = 0;
@@ -472,6 +536,11 @@ export class ConsumerStage {
         const m = messages[i]!;
         if ('error' in p) {
           failed(p.error, m);
+          continue;
+        }
+        if (rejected.has(i)) {
+          const c = guard!.verdict(topic, p.position) as { change: SchemaChange };
+          failed(poison('SCHEMA_CHANGE_REJECTED', `the breaking schema change ${c.change.id} of ${c.change.table} (${describeChanges(c.change.changes)}) was rejected${c.change.decidedBy ? ` by ${c.change.decidedBy}` : ''}: its changes are dead-lettered; fix the target, then requeue them`), m, p);
           continue;
         }
         if (p.key !== null && isStale[j++]) continue;
@@ -496,7 +565,63 @@ export class ConsumerStage {
       await this.o.dlq.send(invalid);
       for (const l of invalid) if (l.error instanceof ValidationError) this.o.validation?.countInvalid(l.error);
     }
-    return pending;
+    return { pending, hold };
+  }
+
+  /**
+   * Resolves once the schema change log has been read past every change recorded before the chunk's
+   * key and value schemas were first used: a schema id new to this stage reads the log to its end
+   * (once: chunks of other partitions with the same id wait for the same read). True when done.
+   */
+  private async schemasKnown(messages: KafkaMessage[], guard: SchemaGuard): Promise<true> {
+    let read: Promise<void> | undefined;
+    const waits = new Set<Promise<void>>();
+    for (const m of messages) {
+      for (const b of [m.key, m.value]) {
+        if (!b || b.length < 5 || b[0] !== 0) continue;
+        const id = b.readInt32BE(1);
+        let p = this.seenSchemas.get(id);
+        if (!p) {
+          read ??= guard.sync();
+          p = read;
+          this.seenSchemas.set(id, p);
+          p.catch(() => this.seenSchemas.delete(id)); // read again next time
+        }
+        waits.add(p);
+      }
+    }
+    await Promise.all(waits);
+    return true;
+  }
+
+  private readonly seenSchemas = new Map<number, Promise<void>>();
+  private schemaStarted = false;
+  /** Topics held for a pending breaking schema change: the change and the position of the first held message. */
+  private readonly held = new Map<string, { change: SchemaChange; position: string }>();
+
+  private hold(topic: string, change: SchemaChange, position: string): void {
+    if (!this.held.has(topic)) this.held.set(topic, { change, position });
+    this.o.schema?.held(change);
+    this.consumer?.pause([{ topic }]);
+    // Decided meanwhile (between the verdict and the pause): released at once.
+    this.releaseDecided();
+  }
+
+  /** Resume the held topics whose change was decided (unless a sync window keeps the whole stage paused). */
+  private releaseDecided(): void {
+    const guard = this.o.schema;
+    if (!guard) return;
+    for (const [topic, h] of this.held) {
+      if (guard.verdict(topic, h.position).action === 'hold') continue;
+      this.held.delete(topic);
+      this.o.log.info({ topic, change: h.change.id }, 'schema.released: the change was decided; the table applies again');
+      if (!this.paused) this.consumer?.resume([{ topic }]);
+    }
+  }
+
+  /** Topics held for a schema change now (tests, status). */
+  get heldTopics(): string[] {
+    return [...this.held.keys()];
   }
 
   /** Run `fn`; a fatal error stops the stage (undefined), any other is thrown (kafkajs retries the batch). */
@@ -528,7 +653,9 @@ export class ConsumerStage {
   /** Fetch again from where the group is (a sync window opened). */
   resume(): void {
     this.paused = false;
-    this.consumer?.resume(this.o.topics.map((topic) => ({ topic })));
+    // A table held for a schema change stays paused: only its decision resumes it.
+    const topics = this.o.topics.filter((t) => !this.held.has(t));
+    if (topics.length > 0) this.consumer?.resume(topics.map((topic) => ({ topic })));
   }
 
   get isPaused(): boolean {

@@ -620,7 +620,8 @@ export class MariadbSource implements Source {
       if (!columns) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${this.pipeline}: source table ${formatTableName(t)} is gone after ${q.slice(0, 200)}`);
       t.columns = columns;
       this.log.info({ table: formatTableName(t), statement: q.slice(0, 200) }, 'capture.ddl.alter: columns read again');
-      await this.handler.columns(t.schema, t.table, columns);
+      // Classified, checked and (when breaking) held from here by the capture stage (src/capture/capture.ts columns()).
+      await this.handler.columns(t.schema, t.table, columns, { at: { commitPos: end, idx: 0 }, ddl: q.slice(0, 2000) });
       return;
     }
     if (t && truncate) {

@@ -27,13 +27,19 @@ import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 import { pgClientConfig, rawTypes } from '../connection.js';
 import { connectSource, ensurePublication, inspectTables, quoteIdent, quoteTable, replicationGrantHint, slotDropped, type PgTable } from './prepare.js';
 import { sleep } from '../../../src/core/retry.js';
-import { formatTableName } from '../../../src/core/names.js';
+import { formatTableName, parseTableName } from '../../../src/core/names.js';
+import { DDL_PREFIX, DDL_TRIGGER, ensureDdlTrigger, parseDdlMessage } from './ddl-trigger.js';
 import { PgBackfill, SIGNAL_PREFIX, WATERMARK_PREFIX, type PgSyncMessage } from './backfill.js';
 
 interface TableState {
+  /** The table as configured: its changes carry this name (and go to its topic) even after a rename. */
   src: PgTable;
   columns: SourceColumn[];
   signature: string;
+  /** pg_class OID: a rename keeps it (the Relation message and the DDL message show the new name). */
+  oid: number;
+  /** Its name in the database now (canonical). */
+  current: string;
 }
 
 type Queued = { kind: 'data'; lsn: string; msg: Pgoutput.Message } | { kind: 'keepalive'; lsn: string; reply: boolean };
@@ -43,7 +49,8 @@ export class PostgresSource implements Source {
   readonly lingerMs: number;
   private meta?: pg.Client;
   private catalog!: TypeCatalog;
-  private tables = new Map<string, TableState>(); // canonical table name (core/names.ts) → state
+  private tables = new Map<string, TableState>(); // canonical table name (core/names.ts) → state; a renamed table under both names
+  private readonly byOid = new Map<number, TableState>();
   private service?: LogicalReplicationService;
   private handler!: CaptureHandler;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -102,6 +109,14 @@ export class PostgresSource implements Source {
   async prepare(tables: SourceTable[]): Promise<void> {
     const pgTables = tables.map((t) => this.tables.get(formatTableName(t))!.src);
     await ensurePublication(this.meta!, this.config.publication, pgTables, this.config.connection);
+    // DDL seen when it happens (./ddl-trigger.ts); without a superuser, through Relation messages.
+    try {
+      const r = await ensureDdlTrigger(this.meta!);
+      if (r.state === 'installed') this.log.info({ trigger: DDL_TRIGGER }, 'capture.ddl.trigger.installed: ALTER TABLE is emitted into the change stream');
+      else if (r.state === 'denied') this.log.warn({ trigger: DDL_TRIGGER, err: r.message }, `capture.ddl.trigger.unavailable: creating an event trigger needs a superuser (${r.message}); schema changes are seen through pgoutput's Relation messages instead (at the table's next row change; a table rename is not seen). A superuser can install it: run the pipeline once as one, or see connectors/postgres/README.md`);
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'capture.ddl.trigger.unavailable: could not install the DDL event trigger; schema changes are seen through Relation messages');
+    }
   }
 
   async run(handler: CaptureHandler): Promise<void> {
@@ -267,24 +282,34 @@ export class PostgresSource implements Source {
   // ------------------------------------------------------------------ columns
 
   private async loadTableFromCatalog(src: PgTable): Promise<TableState> {
-    const r = await this.meta!.query<{ attname: string; atttypid: string; atttypmod: number }>(
-      `select a.attname, a.atttypid::int::text as atttypid, a.atttypmod from pg_attribute a
+    const r = await this.meta!.query<{ attname: string; atttypid: string; atttypmod: number; oid: string }>(
+      `select a.attname, a.atttypid::int::text as atttypid, a.atttypmod, a.attrelid::int8::text as oid from pg_attribute a
         where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum`,
       [quoteTable(src.schema, src.table)],
     );
-    return this.setColumns(src, r.rows.map((c) => ({ name: c.attname, typeOid: Number(c.atttypid), typeMod: Number(c.atttypmod) })));
+    const oid = Number(r.rows[0]?.oid ?? 0);
+    return this.setColumns(src, r.rows.map((c) => ({ name: c.attname, typeOid: Number(c.atttypid), typeMod: Number(c.atttypmod) })), { oid });
   }
 
   /** The table's columns as typed values; a change of them (relation message mid-stream) is handed to the stage. */
-  private async setColumns(src: PgTable, cols: { name: string; typeOid: number; typeMod: number }[]): Promise<TableState> {
+  private async setColumns(src: PgTable, cols: { name: string; typeOid: number; typeMod: number }[], seen: { oid?: number; current?: string; key?: string[]; ddl?: string } = {}): Promise<TableState> {
     const name = formatTableName(src);
     const signature = cols.map((c) => `${c.name}:${c.typeOid}:${c.typeMod}`).join(',');
     const prev = this.tables.get(name);
-    if (prev && prev.signature === signature) return prev;
+    const current = seen.current ?? prev?.current ?? name;
+    const keyNow = seen.key && seen.key.length > 0 ? seen.key : undefined;
+    const keyChanged = keyNow !== undefined && keyNow.join('\u0000') !== src.key.join('\u0000');
+    if (prev && prev.signature === signature && prev.current === current && !keyChanged) return prev;
     if (cols.some((c) => !this.catalog.get(c.typeOid))) await this.catalog.ensure(this.meta!, cols.map((c) => c.typeOid));
-    const st: TableState = { src, columns: cols.map((c) => ({ name: c.name, type: columnType(c.typeOid, c.typeMod, this.catalog) })), signature };
+    const st: TableState = { src: keyChanged ? { ...src, key: keyNow } : src, columns: cols.map((c) => ({ name: c.name, type: columnType(c.typeOid, c.typeMod, this.catalog) })), signature, oid: seen.oid ?? prev?.oid ?? 0, current };
     this.tables.set(name, st);
-    if (prev) await this.handler.columns(src.schema, src.table, st.columns);
+    if (current !== name) this.tables.set(current, st);
+    if (st.oid) this.byOid.set(st.oid, st);
+    if (prev) {
+      const renamedTo = current !== name ? parseTableName(current) : undefined;
+      const at = this.tx ? { commitPos: this.tx.commitPos, idx: this.tx.idx } : undefined;
+      await this.handler.columns(src.schema, src.table, st.columns, { key: keyNow, renamedTo, at, ddl: seen.ddl });
+    }
     return st;
   }
 
@@ -413,9 +438,13 @@ export class PostgresSource implements Source {
         if (this.tx) this.handler.begin({ origin: (msg as { originName?: string }).originName ?? '' });
         return;
       case 'relation': {
-        const st = this.tables.get(formatTableName({ schema: msg.schema, table: msg.name }));
+        const current = formatTableName({ schema: msg.schema, table: msg.name });
+        // By OID: a renamed table (without the DDL trigger, its first Relation message is where the rename shows).
+        const st = this.byOid.get(msg.relationOid) ?? this.tables.get(current);
         if (!st) return; // not one of ours (publication shared)
-        await this.setColumns(st.src, msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typeMod: c.typeMod })));
+        // Key columns from the relation only with the default replica identity (the primary key's).
+        const key = msg.replicaIdentity === 'default' ? msg.columns.filter((c) => (c.flags & 1) === 1).map((c) => c.name) : undefined;
+        await this.setColumns(st.src, msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typeMod: c.typeMod })), { current, key });
         return;
       }
       case 'insert':
@@ -470,6 +499,14 @@ export class PostgresSource implements Source {
 
   /** A logical message: a backfill watermark or signal of this slot (./backfill.ts); anything else is not ours. */
   private async message(lsn: string, msg: Pgoutput.MessageMessage): Promise<void> {
+    if (msg.prefix === DDL_PREFIX) {
+      // An ALTER TABLE (./ddl-trigger.ts), in its transaction: one of ours by OID.
+      const ddl = parseDdlMessage(msg.content);
+      const st = ddl ? this.byOid.get(ddl.oid) : undefined;
+      if (!ddl || !st) return;
+      await this.setColumns(st.src, ddl.columns, { current: formatTableName({ schema: ddl.schema, table: ddl.table }), key: ddl.key, ddl: ddl.query });
+      return;
+    }
     if (msg.prefix !== WATERMARK_PREFIX && msg.prefix !== SIGNAL_PREFIX) return;
     let body: PgSyncMessage;
     try {
