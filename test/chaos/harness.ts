@@ -479,7 +479,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
               const meta = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => null);
               const parts = meta?.topics[0]?.partitions ?? [];
               if (parts.length >= 3 && parts.every((p) => p.leader >= 0)) break;
-              if (i >= 60) throw new Error(`chaos: ${topic} has no leader for every partition after 30 s`);
+              if (i >= 240) throw new Error(`chaos: ${topic} has no leader for every partition after 120 s`);
               await sleep(500);
             }
           } finally {

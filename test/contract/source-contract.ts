@@ -198,7 +198,8 @@ export function sourceContract(source: SourceFixture, sink: SinkFixture = postgr
           await s.close();
         }
       });
-      await sleep(300); // writers running before capture starts
+      // Writers running before capture starts (until some transactions committed: a fixed 300 ms saw none on a loaded machine).
+      await waitFor('the writers to commit before the start', async () => txs >= 10, 60_000, 20);
       const before = txs;
       capture = env.spawnCapture();
       await waitFor('the snapshot to arrive', async () => (await env.target.readAll(T.handoff, ['id'])).length > 500, 60_000, 200);
