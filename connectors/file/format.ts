@@ -77,7 +77,7 @@ export const isoTime = (ms: number) => new Date(ms).toISOString();
 /** One JSON Lines line (with its \n): metadata columns first, then the values in row order. */
 export function jsonLine(r: FileRow, m: MetaNames): string {
   let s = '{' + JSON.stringify(m.op) + ':"' + r.op + '",' + JSON.stringify(m.position) + ':' + JSON.stringify(r.position) + ',' + JSON.stringify(m.key) + ':' + JSON.stringify(r.key) + ',' + JSON.stringify(m.ts) + ':"' + isoTime(r.tsMs) + '"';
-  for (const c in r.values) s += ',' + JSON.stringify(c) + ':' + jsonValue(r.values[c]!);
+  for (const c of Object.keys(r.values)) s += ',' + JSON.stringify(c) + ':' + jsonValue(r.values[c]!);
   return s + '}\n';
 }
 
@@ -91,7 +91,7 @@ export function csvField(t: string | null): string {
 /** The columns of a file: metadata first, then every data column in the order first seen. */
 export function fileColumns(rows: FileRow[]): string[] {
   const seen = new Set<string>();
-  for (const r of rows) for (const c in r.values) seen.add(c);
+  for (const r of rows) for (const c of Object.keys(r.values)) seen.add(c);
   return [...seen];
 }
 
@@ -283,7 +283,7 @@ export const idOf = (key: string, position: string) => position + '\u0000' + key
 /** A rough size of a row in bytes (what rollBytes counts). */
 export function rowSize(r: FileRow): number {
   let n = 40 + r.key.length + r.position.length;
-  for (const c in r.values) {
+  for (const c of Object.keys(r.values)) {
     const v = r.values[c]!;
     n += c.length + 2;
     if (typeof v === 'string') n += v.length;

@@ -209,14 +209,14 @@ export class FileSink implements Sink {
       }
     } else values = rec.op === 'delete' ? rec.key : {};
     for (const m of [this.meta.op, this.meta.position, this.meta.key, this.meta.ts]) {
-      if (m in values) return `the table has a column named '${m}', which the target uses for its own metadata: set opColumn, positionColumn, keyColumn or timeColumn to another name`;
+      if (Object.hasOwn(values, m)) return `the table has a column named '${m}', which the target uses for its own metadata: set opColumn, positionColumn, keyColumn or timeColumn to another name`;
     }
     return { op, position: rec.position, key: rec.op === 'truncate' ? '[]' : keyString(rec.key), tsMs: rec.sourceTsMs, values };
   }
 
   /** Parquet: why a value does not fit its column's type (the file's, else the record's declared type), or null. */
   private kindsFit(f: OpenFile | null, rec: SinkRecord, r: FileRow): string | null {
-    for (const c in r.values) {
+    for (const c of Object.keys(r.values)) {
       const declared = rec.columnTypes?.[c];
       const kind = f?.kinds.get(c) ?? (declared !== undefined ? parquetKind(declared) : null);
       if (!kind) continue;
@@ -227,7 +227,7 @@ export class FileSink implements Sink {
   }
 
   private addKinds(f: OpenFile, rec: SinkRecord, r: FileRow): void {
-    for (const c in r.values) {
+    for (const c of Object.keys(r.values)) {
       if (f.kinds.has(c)) continue;
       const declared = rec.columnTypes?.[c];
       if (declared !== undefined) f.kinds.set(c, parquetKind(declared));
