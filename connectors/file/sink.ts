@@ -144,6 +144,7 @@ export class FileSink implements Sink {
     if (this.closed) throw retriable('FILE_CLOSED', `${this.where}: the sink is closed`);
     const failed: FailedRecord[] = [];
     const waits = new Set<Promise<void>>();
+    let copies = 0;
     for (const rec of batch) {
       if (rec.op === 'sweep') continue; // the Applier turns a sweep into deletes
       const made = this.row(rec);
@@ -157,6 +158,7 @@ export class FileSink implements Sink {
       const off = Number(rec.origin.offset);
       if (await this.finished(dir, tp, off, id)) {
         this.stats.duplicatesSkipped++;
+        copies++;
         continue;
       }
       const part = this.cfg.partitionBy === 'none' ? '' : 'date=' + new Date(rec.sourceTsMs).toISOString().slice(0, 10);
@@ -189,6 +191,7 @@ export class FileSink implements Sink {
       if (f.bytes >= this.cfg.rollBytes) this.finishNow(f);
       else f.timer ??= setTimeout(() => this.finishNow(f), this.cfg.rollMs);
     }
+    if (copies > 0) this.log.warn({ copies, batch: batch.length }, 'sink.file.duplicates_skipped: redelivered changes already in finished files (a crash or a retry after their file was committed); not written again');
     const results = await Promise.allSettled([...waits]);
     const bad = results.find((r) => r.status === 'rejected');
     if (bad) throw (bad as PromiseRejectedResult).reason;
