@@ -10,8 +10,8 @@
  * acknowledged and come again.
  *
  * Buffers: the rows of the open file of each (table, date folder), in memory, until it is finished:
- * when its rows reach rollBytes, or rollMs after its first row, or at close(). Batches of different
- * Kafka partitions share the open file (group commit).
+ * when its rows reach rollBytes, lingerMs after the last batch added rows, rollMs after its first
+ * row, or at close(). Batches of different Kafka partitions share the open file (group commit).
  *
  * Guarantee: writeBatch resolves only when every row it was given is in a finished file, i.e.
  * written under a temporary name, fsynced, renamed, its directory fsynced, and its manifest line
@@ -84,7 +84,10 @@ interface OpenFile {
   bytes: number;
   origins: Map<string, [number, number]>;
   kinds: Map<string, ParquetKind>;
+  /** rollMs after the first row. */
   timer: NodeJS.Timeout | null;
+  /** lingerMs after the last batch that added rows. */
+  linger: NodeJS.Timeout | null;
   done: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -145,6 +148,7 @@ export class FileSink implements Sink {
     const failed: FailedRecord[] = [];
     const waits = new Set<Promise<void>>();
     let copies = 0;
+    const added = new Set<OpenFile>();
     for (const rec of batch) {
       if (rec.op === 'sweep') continue; // the Applier turns a sweep into deletes
       const made = this.row(rec);
@@ -189,7 +193,14 @@ export class FileSink implements Sink {
       }
       waits.add(f.done);
       if (f.bytes >= this.cfg.rollBytes) this.finishNow(f);
-      else f.timer ??= setTimeout(() => this.finishNow(f), this.cfg.rollMs);
+      else {
+        f.timer ??= setTimeout(() => this.finishNow(f), this.cfg.rollMs);
+        added.add(f);
+      }
+    }
+    for (const f of added) {
+      if (f.linger) clearTimeout(f.linger);
+      f.linger = setTimeout(() => this.finishNow(f), this.cfg.lingerMs);
     }
     if (copies > 0) this.log.warn({ copies, batch: batch.length }, 'sink.file.duplicates_skipped: redelivered changes already in finished files (a crash or a retry after their file was committed); not written again');
     const results = await Promise.allSettled([...waits]);
@@ -243,7 +254,7 @@ export class FileSink implements Sink {
     let reject!: (err: unknown) => void;
     const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
     done.catch(() => undefined); // every batch that added rows awaits it; none may be left to reject unheard
-    return { dir, part, rows: [], ids: new Set(), bytes: 0, origins: new Map(), kinds: new Map(), timer: null, done, resolve, reject };
+    return { dir, part, rows: [], ids: new Set(), bytes: 0, origins: new Map(), kinds: new Map(), timer: null, linger: null, done, resolve, reject };
   }
 
   /** Close the file to new rows and finish it in the background (its batches await `done`). */
@@ -252,6 +263,7 @@ export class FileSink implements Sink {
     if (this.open.get(k) !== f) return;
     this.open.delete(k);
     if (f.timer) clearTimeout(f.timer);
+    if (f.linger) clearTimeout(f.linger);
     const p = this.finish(f).then(f.resolve, f.reject);
     this.finishing.add(p);
     void p.finally(() => this.finishing.delete(p));

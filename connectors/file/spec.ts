@@ -27,9 +27,18 @@ export const fileSinkSpec = z
       .int()
       .min(10)
       .max(60_000)
-      .default(1000)
+      .default(5000)
       .describe(
-        'A file is finished at the latest this long after its first row. A batch counts as applied (and its Kafka offsets are committed) only once every file holding its rows is finished and in the manifest, so this is also how long a batch may wait: larger files, higher latency. Keep it well below the consumer session timeout.',
+        'A file is finished at the latest this long after its first row. A batch counts as applied (and its Kafka offsets are committed) only once every file holding its rows is finished and in the manifest, so this is also the longest a batch waits. Keep it well below the consumer session timeout.',
+      ),
+    lingerMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(20)
+      .describe(
+        'A file is finished once no batch has added rows to it for this long (group commit: batches of other partitions arriving meanwhile share the file). Larger: fewer, larger files while changes flow; each partition waits this long per batch. rollMs caps it.',
       ),
     opColumn: z.string().min(1).default('op').describe('Column holding the operation: c (insert or snapshot row), u (update), d (delete: the key columns only), t (truncate: no key).'),
     positionColumn: z.string().min(1).default('_position').describe("Column holding the change's commit position (source order; unique per key with the key)."),
