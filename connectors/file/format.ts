@@ -226,28 +226,25 @@ function parquetValue(kind: ParquetKind, v: Value | undefined): unknown {
   }
 }
 
-interface ParquetWriterModule {
-  parquetWriteBuffer(o: { columnData: { name: string; data: unknown[]; type: string; nullable?: boolean }[]; kvMetadata?: { key: string; value?: string }[] }): ArrayBuffer;
-}
+type ParquetWriterModule = typeof import('hyparquet-writer');
 let writerModule: Promise<ParquetWriterModule> | null = null;
 /** hyparquet-writer, loaded on first use (a pipeline writing JSON Lines or CSV never loads it). */
 export function parquetWriter(): Promise<ParquetWriterModule> {
-  const name = 'hyparquet-writer';
-  return (writerModule ??= import(name) as Promise<ParquetWriterModule>);
+  return (writerModule ??= import('hyparquet-writer'));
 }
 
 /** A Parquet file of these rows; `kinds` gives each data column's kind (fileColumns order decides the column order). */
 export async function parquetBuffer(rows: FileRow[], kinds: Map<string, ParquetKind>, m: MetaNames): Promise<Buffer> {
   const w = await parquetWriter();
   const cols = fileColumns(rows);
-  const columnData = [
+  const columnData: import('hyparquet-writer').ColumnSource[] = [
     { name: m.op, data: rows.map((r) => r.op), type: 'STRING', nullable: false },
     { name: m.position, data: rows.map((r) => r.position), type: 'STRING', nullable: false },
     { name: m.key, data: rows.map((r) => r.key), type: 'STRING', nullable: false },
     { name: m.ts, data: rows.map((r) => new Date(r.tsMs)), type: 'TIMESTAMP', nullable: false },
     ...cols.map((c) => {
       const kind = kinds.get(c) ?? 'STRING';
-      return { name: c, data: rows.map((r) => parquetValue(kind, r.values[c])), type: kind };
+      return { name: c, data: rows.map((r) => parquetValue(kind, r.values[c])) as import('hyparquet').DecodedArray, type: kind };
     }),
   ];
   return Buffer.from(w.parquetWriteBuffer({ columnData, kvMetadata: [{ key: 'writer', value: 'syncline file target' }] }));
@@ -269,8 +266,7 @@ export async function idsOf(format: Format, bytes: Buffer, m: MetaNames): Promis
     const p = head.indexOf(m.position);
     for (const r of rows.slice(1)) ids.add(idOf(String(r[k]), String(r[p])));
   } else {
-    const name = 'hyparquet';
-    const hp = (await import(name)) as { parquetReadObjects(o: { file: ArrayBuffer; columns: string[] }): Promise<Record<string, unknown>[]> };
+    const hp = await import('hyparquet');
     const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     for (const o of await hp.parquetReadObjects({ file: ab, columns: [m.key, m.position] })) ids.add(idOf(String(o[m.key]), String(o[m.position])));
   }

@@ -66,8 +66,7 @@ async function readFileRows(format: string, path: string): Promise<Rec[]> {
   const buf = readFileSync(path);
   if (format === 'jsonl') return buf.toString('utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Rec);
   if (format === 'csv') return readCsv(buf.toString('utf8'));
-  const name = 'hyparquet';
-  const hp = (await import(name)) as { parquetReadObjects(o: { file: ArrayBuffer }): Promise<Rec[]> };
+  const hp = await import('hyparquet');
   return hp.parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer });
 }
 

@@ -142,3 +142,27 @@ test('an unwritable directory is fatal, naming it', async () => {
   const s = sink(join(dir, 'ro', 'out'));
   await assert.rejects(s.connect(), (e: Error & { kind?: string }) => e.kind === 'fatal' && e.message.includes(join(dir, 'ro', 'out')));
 });
+
+test('parquet: a batch written again after a restart adds nothing (ids read back with hyparquet); the file reads back with the declared types', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'syncline-fs-'));
+  const a = sink(dir, { format: 'parquet' });
+  const batch = [...Array.from({ length: 20 }, (_, i) => rec(i, i)), rec(3, 20, { op: 'delete', values: null })];
+  await a.writeBatch(batch);
+  await a.close();
+  const b = sink(dir, { format: 'parquet' });
+  await b.writeBatch(batch);
+  assert.equal(b.stats.duplicatesSkipped, 21);
+  assert.equal(manifest(dir).length, 1);
+  // A value that does not fit its declared column type fails alone.
+  const bad = rec(30, 30, { values: { id: 30, label: 'x', n: 'not a number' } });
+  const r = await b.writeBatch([rec(31, 31), bad]);
+  assert.equal(r.failed.length, 1);
+  assert.equal(r.failed[0]!.record, bad);
+  await b.close();
+  const { parquetReadObjects } = await import('hyparquet');
+  const buf = readFileSync(join(dir, 'public.items', manifest(dir)[0]!.file));
+  const rows = await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer });
+  assert.equal(rows.length, 21);
+  assert.deepEqual({ ...rows[1] }, { op: 'c', _position: '00000000000000a0:00000001', _key: '[1]', _ts: new Date(DAY), id: 1, label: 'item 1', n: 10n });
+  assert.deepEqual([rows[20]!.op, rows[20]!.id, rows[20]!.label], ['d', 3, null]);
+});
