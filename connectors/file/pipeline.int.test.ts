@@ -67,7 +67,7 @@ async function readFileRows(format: string, path: string): Promise<Rec[]> {
   if (format === 'jsonl') return buf.toString('utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Rec);
   if (format === 'csv') return readCsv(buf.toString('utf8'));
   const hp = await import('hyparquet');
-  return hp.parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer });
+  return hp.parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer, utf8: false }); // BYTE_ARRAY without UTF8 annotation stays bytes
 }
 
 interface Entry { file: string; rows: number; bytes: number; sha256: string }
@@ -168,6 +168,7 @@ function sameRow(format: string, file: Rec, want: Rec): boolean {
   for (const k of keys) {
     let v: unknown = file[k];
     if (format === 'jsonl' && k === 'tags' && v !== null) v = JSON.stringify(v);
+    if (v instanceof Uint8Array) v = Buffer.from(v).toString('base64'); // Parquet BYTE_ARRAY
     if (str(v) !== str(want[k])) return false;
   }
   return str(file.id) === str(want.id) && file.op !== 'd';
@@ -204,9 +205,11 @@ for (const format of ['jsonl', 'csv', 'parquet'] as const) {
     const { src, dir, start } = await setup(t, { format, ...roll });
     for (const s of CHANGES) await src.query(s);
     await start(['capture', 'process', 'sink']);
-    await waitFor('the snapshot in the files', async () => (await matches(format, dir, src)) === null, 90_000, 300);
-    for (const s of LATER) await src.query(s);
     let why: string | null = 'not checked';
+    await waitFor('the snapshot in the files', async () => (why = await matches(format, dir, src)) === null, 90_000, 300).catch((e: Error) => {
+      throw new Error(`${e.message}: ${why}`);
+    });
+    for (const s of LATER) await src.query(s);
     await waitFor('every change in the files', async () => (why = await matches(format, dir, src)) === null, 90_000, 300).catch((e: Error) => {
       throw new Error(`${e.message}: ${why}`);
     });
