@@ -149,6 +149,8 @@ export class FileSink implements Sink {
     const waits = new Set<Promise<void>>();
     let copies = 0;
     const added = new Set<OpenFile>();
+    let dir: TableDir | undefined;
+    let dirOf: string | undefined;
     for (const rec of batch) {
       if (rec.op === 'sweep') continue; // the Applier turns a sweep into deletes
       const made = this.row(rec);
@@ -156,17 +158,22 @@ export class FileSink implements Sink {
         failed.push({ record: rec, error: poison('FILE_VALUE', `${this.where}: ${describe(rec)}: ${made}`) });
         continue;
       }
-      const dir = await this.tableDir(rec.table);
+      if (rec.table !== dirOf) {
+        dir = await this.tableDir(rec.table);
+        dirOf = rec.table;
+      }
       const id = idOf(made.key, made.position);
       const tp = rec.origin.topic + ':' + rec.origin.partition;
       const off = Number(rec.origin.offset);
-      if (await this.finished(dir, tp, off, id)) {
+      // Beyond every finished file's offsets of its partition (the normal case): new, no await.
+      const max = dir!.maxHi.get(tp);
+      if (max !== undefined && off <= max && (await this.finished(dir!, tp, off, id))) {
         this.stats.duplicatesSkipped++;
         copies++;
         continue;
       }
       const part = this.cfg.partitionBy === 'none' ? '' : 'date=' + new Date(rec.sourceTsMs).toISOString().slice(0, 10);
-      const k = dir.path + '\u0000' + part;
+      const k = dir!.path + '\u0000' + part;
       let f = this.open.get(k);
       if (f?.ids.has(id)) {
         // Already added by an earlier attempt of this batch: wait for that file, do not add it twice.
@@ -180,7 +187,7 @@ export class FileSink implements Sink {
           continue;
         }
       }
-      if (!f) this.open.set(k, (f = this.newFile(dir, part)));
+      if (!f) this.open.set(k, (f = this.newFile(dir!, part)));
       if (this.cfg.format === 'parquet') this.addKinds(f, rec, made);
       f.rows.push(made);
       f.ids.add(id);
