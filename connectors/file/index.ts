@@ -11,4 +11,6 @@ registerSink({
   where: (cfg) => `${cfg.dir} (${cfg.format})`,
   // Files are a log, not rows to compare with: only source-wins can be applied (refused at load otherwise).
   conflictStrategies: ['source-wins'],
+  // A file row is the whole row: capture fills unchanged TOASTed values (what it cannot fill stays in `keep` and is left out of the row).
+  wholeRows: true,
 });
