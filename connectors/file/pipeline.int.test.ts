@@ -236,9 +236,11 @@ test('PostgreSQL → files with the sink process killed (SIGKILL) three times mi
   const met: Record<string, number> = {};
   const spawnSink = () => {
     const c = spawnCli(['sink', '--config', file]);
-    c.stderr?.on('data', (d: Buffer) => {
+    const count = (d: Buffer) => {
       for (const ev of ['sink.file.duplicates_skipped', 'sink.file.orphan_removed', 'sink.file.manifest_torn', 'sink.intents.settled']) met[ev] = (met[ev] ?? 0) + (d.toString().split(ev).length - 1);
-    });
+    };
+    c.stdout?.on('data', count);
+    c.stderr?.on('data', count);
     return c;
   };
   let sink = spawnSink();
