@@ -265,7 +265,7 @@ test('PostgreSQL → files with the sink process killed (SIGKILL) three times mi
     try {
       for (let i = 0; writing; i++) {
         const id = 4 * ((i * 7 + w) % 120) + w + 1;
-        const r = (i * 13 + w) % 10;
+        const r = (i * 13 + w + Math.floor(i / 120)) % 10; // the shift: a key is deleted, re-inserted, updated over the rounds
         if (r < 5) await c.query(`insert into items (id, seq, label) values ($1, nextval('seq'), $2) on conflict (id) do update set seq = nextval('seq'), label = excluded.label`, [id, `w${w}-${i}`]);
         else if (r < 8) await c.query(`update items set seq = nextval('seq'), label = $2 where id = $1`, [id, `u${w}-${i}`]);
         else await c.query(`delete from items where id = $1`, [id]);
