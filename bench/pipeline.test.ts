@@ -136,11 +136,12 @@ test('the MariaDB parts run at tiny sizes next to their PostgreSQL baselines and
   assert.equal(await myDbs(), before, 'the MariaDB databases were dropped');
 });
 
-test('the targets bench writes to PostgreSQL, RabbitMQ and HTTP at tiny sizes, checks their counts and reports ratios', { timeout: 120_000 }, async () => {
+test('the targets bench writes to PostgreSQL, RabbitMQ, HTTP and files at tiny sizes, checks their counts and reports ratios', { timeout: 120_000 }, async () => {
   const r = await runTargetsBench({ changes: 1000, repeat: 1, log: () => undefined });
   for (const t of TARGETS) assert.ok(r.rates[t].median > 0, `${t}: a positive rate`);
   const table = targetsTable(r);
   assert.match(table, /\| RabbitMQ .* \| \d+\.\d\d \(/);
   assert.match(table, /\| HTTP, batched .* \| \d+\.\d\d \(/);
+  assert.match(table, /\| Files, Parquet .* \| \d+\.\d\d \(/);
   assert.match(targetsSection(r, machine(), 'npm run bench -- --only targets'), /^## Targets next to PostgreSQL/);
 });

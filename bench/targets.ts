@@ -11,10 +11,15 @@
  *  - rabbitmq: a fresh durable topic exchange with one durable queue bound (persistent messages,
  *    publisher confirms: a confirm means the queue has it on disk);
  *  - http (one request per change, 8 lanes) and http batched (JSON arrays of 100): a local HTTP
- *    server in its own process (bench/http-server.mjs) that reads each body and answers 200.
+ *    server in its own process (bench/http-server.mjs) that reads each body and answers 200;
+ *  - file (JSON Lines, CSV, Parquet): a fresh temp directory, the spec's defaults (a file finished
+ *    once no batch added rows for lingerMs 20: about one round of the partitions' batches per file),
+ *    each writeBatch returning once its rows are in a committed file (ADR 0022).
  * Everything created (database, exchange, queue, server) is gone afterwards.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +32,8 @@ import { RabbitmqSink } from '../connectors/rabbitmq/sink.js';
 import { rabbitmqSinkSpec } from '../connectors/rabbitmq/spec.js';
 import { HttpSink } from '../connectors/http/sink.js';
 import { httpSinkSpec } from '../connectors/http/spec.js';
+import { FileSink } from '../connectors/file/sink.js';
+import { fileSinkSpec } from '../connectors/file/spec.js';
 import type { Sink, SinkRecord } from '../src/sink/sink.js';
 import { PG, ROOT, createDb, dropDb, figure, fmt, fmtFigure, ratio, sql, tableDdl, uid, type Figure } from './common.js';
 
@@ -79,7 +86,7 @@ async function httpServer(): Promise<{ url: string; count(): Promise<number>; st
   };
 }
 
-export const TARGETS = ['postgres', 'rabbitmq', 'http', 'http-batched'] as const;
+export const TARGETS = ['postgres', 'rabbitmq', 'http', 'http-batched', 'file-jsonl', 'file-csv', 'file-parquet'] as const;
 type Target = (typeof TARGETS)[number];
 
 export interface TargetsResult {
@@ -96,7 +103,13 @@ export async function runTargetsBench(o: { changes: number; repeat: number; log:
   const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
   const ch = await conn.createChannel();
   const api = await httpServer();
-  const runs: Record<Target, number[]> = { postgres: [], rabbitmq: [], http: [], 'http-batched': [] };
+  const runs: Record<Target, number[]> = { postgres: [], rabbitmq: [], http: [], 'http-batched': [], 'file-jsonl': [], 'file-csv': [], 'file-parquet': [] };
+  const dirs: string[] = [];
+  const fileSink = (format: 'jsonl' | 'csv' | 'parquet') => {
+    const dir = mkdtempSync(join(tmpdir(), 'syncline-bench-files-'));
+    dirs.push(dir);
+    return new FileSink(fileSinkSpec.parse({ type: 'file', dir, format }), { pipeline: 'bench', log });
+  };
   try {
     for (let r = 0; r < o.repeat; r++) {
       const table = `bench_rows_${r}`;
@@ -111,13 +124,21 @@ export async function runTargetsBench(o: { changes: number; repeat: number; log:
         rabbitmq: () => new RabbitmqSink(rabbitmqSinkSpec.parse({ type: 'rabbitmq', exchange, declare: false }), { pipeline: 'bench', log }),
         http: () => new HttpSink(httpSinkSpec.parse({ type: 'http', url: `${api.url}/{table}/{key.id}`, health: { url: `${api.url}/count` } }), { pipeline: 'bench', log }),
         'http-batched': () => new HttpSink(httpSinkSpec.parse({ type: 'http', url: `${api.url}/{table}/{key.id}`, batch: { enabled: true, url: `${api.url}/batch` }, health: { url: `${api.url}/count` } }), { pipeline: 'bench', log }),
+        'file-jsonl': () => fileSink('jsonl'),
+        'file-csv': () => fileSink('csv'),
+        'file-parquet': () => fileSink('parquet'),
       };
       const order = r % 2 === 0 ? [...TARGETS] : [...TARGETS].reverse();
       const line: string[] = [];
       for (const t of order) {
         const before = t.startsWith('http') ? await api.count() : 0;
-        runs[t].push(await timeSink(sinks[t](), records(`public.${table}`, n)));
+        const sink = sinks[t]();
+        runs[t].push(await timeSink(sink, records(`public.${table}`, n)));
         line.push(`${t} ${fmt(runs[t][r]!)}/s`);
+        if (sink instanceof FileSink) {
+          if (sink.stats.rows !== n + n / 2) throw new Error(`${t}: ${sink.stats.rows} rows in finished files, ${n + n / 2} written`);
+          rmSync(dirs.pop()!, { recursive: true, force: true });
+        }
         if (t.startsWith('http') && (await api.count()) - before !== n + n / 2) throw new Error(`${t}: the server got ${(await api.count()) - before} changes, ${n + n / 2} sent`);
       }
       const q = await ch.checkQueue(queue);
@@ -129,6 +150,7 @@ export async function runTargetsBench(o: { changes: number; repeat: number; log:
       o.log(`repeat ${r + 1}: ${line.join(', ')}`);
     }
   } finally {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
     api.stop();
     await conn.close().catch(() => undefined);
     await dropDb(db);
@@ -141,6 +163,9 @@ const LABEL: Record<Target, string> = {
   rabbitmq: 'RabbitMQ (persistent messages, publisher confirms)',
   http: 'HTTP, one request per change (8 lanes, keep-alive)',
   'http-batched': 'HTTP, batched (JSON arrays of 100)',
+  'file-jsonl': 'Files, JSON Lines (group commit: fsync, rename, manifest line per file)',
+  'file-csv': 'Files, CSV',
+  'file-parquet': 'Files, Parquet (hyparquet-writer, snappy)',
 };
 
 export function targetsTable(r: TargetsResult): string {
