@@ -18,7 +18,7 @@ import pg from 'pg';
 import '../index.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { Runtime } from '../../src/runtime.js';
-import { createDb, deleteTopics, dropDb, dropSlots, PG, sleep, spawnCli, uid, waitFor } from '../../test/helpers.js';
+import { createDb, deleteTopics, dropDb, dropSlots, PG, sleep, soak, spawnCli, uid, waitFor } from '../../test/helpers.js';
 
 const DDL = `create sequence seq;
 create table items (id int primary key, seq bigint not null, label text, amount numeric(12,2), flag boolean, at timestamptz, data bytea, tags text[]);
@@ -133,7 +133,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }, target: Record
   const doc = {
     version: 1,
     topicPrefix: prefix,
-    kafka: { brokers: ['127.0.0.1:9092'], partitions: 3 },
+    kafka: { brokers: ['127.0.0.1:9092'], partitions: 3, sessionTimeoutMs: 10_000 }, // a sink after a kill -9 takes over in 10 s
     defaults: { retry: { retries: 20, initialDelayMs: 20, maxDelayMs: 200 }, batch: { size: 300 } },
     pipelines: {
       'to-files': {
@@ -227,7 +227,8 @@ for (const format of ['jsonl', 'csv', 'parquet'] as const) {
   });
 }
 
-test('PostgreSQL → files with the sink process killed (SIGKILL) three times mid-run: every change exactly once, readers never see a partial file', async (t) => {
+const KILLS = soak(1, 3);
+test(`PostgreSQL → files with the sink process killed (SIGKILL) ${KILLS === 1 ? 'once' : `${KILLS} times`} mid-run: every change exactly once, readers never see a partial file`, async (t) => {
   const format = 'jsonl';
   const { src, dir, file, start } = await setup(t, { format, rollBytes: 64 * 1024 });
   await src.query(`insert into items select g, nextval('seq'), 'snap ' || g from generate_series(1, 400) g`);
@@ -275,7 +276,7 @@ test('PostgreSQL → files with the sink process killed (SIGKILL) three times mi
     }
   };
   const writers = Promise.all([0, 1, 2, 3].map(writer));
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < KILLS; round++) {
     const before = await rowsNow();
     await waitFor('the sink to write some changes', async () => (await rowsNow()) > before + 200, 90_000, 50);
     sink.kill('SIGKILL');

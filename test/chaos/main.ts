@@ -23,6 +23,7 @@ export const SOAK_TESTS = [
   'connectors/http/pipeline.int.test.ts',
   'connectors/rabbitmq/pipeline.int.test.ts',
   'connectors/kafka-topic/kafka-topic.int.test.ts',
+  'connectors/file/pipeline.int.test.ts',
 ];
 
 const args = process.argv.slice(2);
