@@ -29,6 +29,12 @@ function sourceHash(): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** The java arguments that run the built harness (class path and main class); its key=value options follow. */
+export function debeziumCommand(): string[] {
+  const dir = cacheDir();
+  return ['-Dorg.slf4j.simpleLogger.defaultLogLevel=warn', '-cp', `${join(dir, 'target/classes')}:${join(dir, 'target/lib')}/*`, 'syncline.bench.DebeziumBench'];
+}
+
 export function debeziumBuilt(): boolean {
   const dir = cacheDir();
   return existsSync(join(dir, '.built')) && readFileSync(join(dir, '.built'), 'utf8') === sourceHash();

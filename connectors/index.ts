@@ -6,3 +6,4 @@ import './postgres/poll/index.js';
 import './mariadb/poll/index.js';
 import './rabbitmq/index.js';
 import './http/index.js';
+import './kafka-topic/index.js';

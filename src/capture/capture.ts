@@ -362,6 +362,12 @@ export class Capture implements CaptureHandler {
     else this.armLinger();
   }
 
+  async reject(r: { table: string; error: unknown; key: Buffer | null; value: Buffer | null; origin: { topic: string; partition: number; offset: string } }): Promise<void> {
+    const target = this.opts.tables.find((t) => t.source === r.table)?.target ?? r.table;
+    this.counters.deadLettered++;
+    await this.dlq.send([{ kind: 'invalid', error: r.error, table: target, key: r.key, value: r.value, origin: r.origin, attempts: 1 }]);
+  }
+
   idle(): boolean {
     return this.tx === null && this.outbox.length === 0 && !this.flushing && this.sent === this.enqueued;
   }

@@ -77,6 +77,13 @@ export interface CaptureHandler {
   change(e: ChangeEvent): Promise<void>;
   /** The transaction ended at `end` (acknowledged once Kafka holds its changes). */
   commit(end: string): void;
+  /**
+   * A record the source read but cannot turn into a change (not JSON, no key, a value of the wrong
+   * type: a foreign topic's poison): dead-lettered as `invalid` with the error, the record's bytes
+   * and where it was read (`origin`: topic, partition, offset). Resolves once the dead-letter topic
+   * holds it; the source may then let the record go (commit a transaction around it, or none).
+   */
+  reject?(r: { table: string; error: unknown; key: Buffer | null; value: Buffer | null; origin: { topic: string; partition: number; offset: string } }): Promise<void>;
   /** Produce everything buffered and wait for Kafka's acknowledgement (end of a snapshot). */
   flush(): Promise<void>;
   /** Nothing buffered or in flight: the source may move its acknowledged position to the server's. */
