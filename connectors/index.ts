@@ -7,3 +7,4 @@ import './mariadb/poll/index.js';
 import './rabbitmq/index.js';
 import './http/index.js';
 import './kafka-topic/index.js';
+import './rabbitmq/source/index.js';
