@@ -215,3 +215,35 @@ test('PostgreSQL → RabbitMQ → RabbitMQ source → PostgreSQL under concurren
   assert.equal(code, 0, 'capture exits 0 on SIGTERM');
   assert.equal((await queueDepth(e.queue)).messageCount, 0, 'nothing requeued');
 });
+
+test('format row: plain JSON rows written by others, deletes by AMQP type, a poison row dead-lettered; after a restart the sequence goes on (later changes win)', { timeout: 10 * 60_000 }, async (t) => {
+  const e = await env({ format: 'row' }, false);
+  t.after(() => e.cleanup());
+  const first = [];
+  for (let i = 1; i <= 50; i++) first.push({ body: JSON.stringify({ id: i, seq: String(i), label: `a${i}`, other: true }) });
+  first.push({ body: JSON.stringify({ seq: 1, label: 'no key' }), props: { messageId: 'row-poison' } });
+  await publish(e.queue, first);
+  const rt = await start(e, ['capture', 'process', 'sink'], ['from-rabbit']);
+  await waitFor('the first rows', async () => Number((await sql(e.dstDb, 'select count(*)::int n from items')).rows[0].n) === 50, 60_000);
+
+  const config = e.config.pipelines['from-rabbit']!.source as unknown as RabbitmqSourceConfig;
+  const monitor = new RabbitmqSourceMonitor(config, 5000);
+  t.after(() => monitor.close());
+  await monitor.ping();
+  await waitFor('the queue drained, with a consumer', async () => { const l = await monitor.lag(); return l?.lagBytes === 0 && l.active; }, 30_000);
+  await rt.stop();
+
+  // Another process run: updates of rows written before (they must win: positions after the restart are higher) and deletes.
+  const second = [];
+  for (let i = 1; i <= 10; i++) second.push({ body: JSON.stringify({ id: i, seq: 100 + i, label: `b${i}` }) });
+  for (let i = 11; i <= 15; i++) second.push({ body: JSON.stringify({ id: i }), props: { type: 'delete' } });
+  await publish(e.queue, second);
+  await start(e, ['capture', 'process', 'sink'], ['from-rabbit']);
+  const want = JSON.stringify([...Array(50).keys()].map((k) => k + 1).filter((i) => i < 11 || i > 15).map((i) => ({ id: i, seq: String(i <= 10 ? 100 + i : i), label: i <= 10 ? `b${i}` : `a${i}` })));
+  await waitFor('the updates and deletes after the restart', async () => (await rows(e.dstDb)) === want, 60_000);
+  const dlq = await waitFor('the dead letter', async () => { const d = await readTopic(topics.dlq(e.prefix, 'from-rabbit')); return d.length > 0 ? d : null; }, 30_000);
+  assert.deepEqual(dlq.map((d) => d.headers['syncline.error.code']), ['RECORD_KEY_MISSING']);
+  assert.match(dlq[0]!.headers['syncline.error.message']!, /message row-poison: the row has no value for key column id/);
+  await waitFor('the queue drained', async () => (await queueDepth(e.queue)).messageCount === 0, 30_000);
+  await assert.rejects(new RabbitmqSourceMonitor({ ...config, queue: `${e.queue}_nope` }, 5000).ping(), /queue .*_nope/);
+});
