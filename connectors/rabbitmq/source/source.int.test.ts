@@ -8,11 +8,13 @@
  *
  * "Nothing applied twice" is seen by the target itself: a trigger logs every row version (id, seq)
  * written; every source write takes a new seq, so a version logged twice is a change applied twice.
- * Then plain JSON rows (format row), with a restart: the sequence continues after the reserved block.
+ * Then plain JSON rows (format row), with a restart: the sequence continues after the reserved block;
+ * and the connection cut at a TCP proxy while messages flow: the source connects again.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -246,4 +248,50 @@ test('format row: plain JSON rows written by others, deletes by AMQP type, a poi
   assert.match(dlq[0]!.headers['syncline.error.message']!, /message row-poison: the row has no value for key column id/);
   await waitFor('the queue drained', async () => (await queueDepth(e.queue)).messageCount === 0, 30_000);
   await assert.rejects(new RabbitmqSourceMonitor({ ...config, queue: `${e.queue}_nope` }, 5000).ping(), /queue .*_nope/);
+});
+
+/** A TCP proxy to RabbitMQ whose connections the test can cut (a real connection loss, both ways). */
+async function proxy(): Promise<{ port: number; cut(): number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const up = tcpConnect(RABBIT.port, RABBIT.host);
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(up).pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const cut = () => {
+    const n = sockets.size;
+    for (const s of sockets) s.destroy();
+    return n;
+  };
+  return { port: (server.address() as { port: number }).port, cut, close: async () => { cut(); server.close(); } };
+}
+
+test('connection lost (cut at a TCP proxy) while messages flow: the source connects again, unacked messages come back as no-ops, nothing lost', { timeout: 10 * 60_000 }, async (t) => {
+  const p = await proxy();
+  t.after(() => p.close());
+  const e = await env({ connection: { ...RABBIT, port: p.port, heartbeatS: 5 }, prefetch: 50 }, false);
+  t.after(() => e.cleanup());
+  // Messages as the RabbitMQ target writes them: 40 keys, each updated many times, positions growing.
+  const msg = (i: number) => ({ body: JSON.stringify({ format: 1, op: 'upsert', table: 'public.items', key: { id: i % 40 }, values: { id: i % 40, seq: i, label: `m${i}` }, keep: [], position: `${i.toString(16).padStart(16, '0')}:00000000`, sourceTsMs: 1_700_000_000_000 + i }), props: { messageId: `m${i}` } });
+  await publish(e.queue, [...Array(200).keys()].map((i) => msg(i + 1)));
+  await start(e, ['capture', 'process', 'sink'], ['from-rabbit']);
+  await waitFor('some changes applied', async () => (await applies(e)) > 20, 60_000, 20);
+  const cut1 = p.cut();
+  await publish(e.queue, [...Array(200).keys()].map((i) => msg(i + 201)));
+  await waitFor('more changes applied after the cut', async () => (await sql(e.dstDb, 'select max(seq)::int m from items')).rows[0].m > 300, 120_000, 50);
+  const cut2 = p.cut();
+  await publish(e.queue, [...Array(100).keys()].map((i) => msg(i + 401)));
+  const last = (id: number) => [...Array(500).keys()].map((i) => i + 1).filter((i) => i % 40 === id).pop()!;
+  const want = JSON.stringify([...Array(40).keys()].map((id) => ({ id, seq: String(last(id)), label: `m${last(id)}` })));
+  await waitFor('every key at its last message', async () => (await rows(e.dstDb)) === want, 120_000, 200);
+  await waitFor('the queue drained', async () => (await queueDepth(e.queue)).messageCount === 0, 60_000);
+  assert.deepEqual(await twice(e), [], 'no row version written twice');
+  t.diagnostic(`connections cut: ${cut1} and ${cut2} sockets; ${await applies(e)} target writes for 500 messages`);
+  assert.ok(cut1 > 0 && cut2 > 0, 'the source was connected through the proxy both times');
 });

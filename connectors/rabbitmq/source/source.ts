@@ -132,7 +132,7 @@ export class RabbitmqSource implements Source {
     try {
       const ch = await conn.createChannel();
       ch.on('error', () => undefined);
-      ch.on('close', () => fail(classifyRabbitError(new Error('channel closed'), `pipeline ${this.pipeline} source: ${this.where}`)));
+      ch.on('close', () => fail(classifyRabbitError(new Error('channel closed (by the broker, or its connection was lost)'), `pipeline ${this.pipeline} source: ${this.where}`)));
       if (this.config.declare) await ch.assertQueue(this.config.queue, { durable: true });
       else await ch.checkQueue(this.config.queue);
       await ch.prefetch(this.config.prefetch);
