@@ -9,7 +9,8 @@
  * "Nothing applied twice" is seen by the target itself: a trigger logs every row version (id, seq)
  * written; every source write takes a new seq, so a version logged twice is a change applied twice.
  * Then plain JSON rows (format row), with a restart: the sequence continues after the reserved block;
- * and the connection cut at a TCP proxy while messages flow: the source connects again.
+ * and the connection cut at a TCP proxy while messages flow: the source connects again; copies of
+ * applied messages (a redelivery, deterministically) are no-ops by their position.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -292,6 +293,12 @@ test('connection lost (cut at a TCP proxy) while messages flow: the source conne
   await waitFor('every key at its last message', async () => (await rows(e.dstDb)) === want, 120_000, 200);
   await waitFor('the queue drained', async () => (await queueDepth(e.queue)).messageCount === 0, 60_000);
   assert.deepEqual(await twice(e), [], 'no row version written twice');
+  // Copies of messages already applied (what a redelivery is): no-ops by their position; a new message after them still applies.
+  const before = await applies(e);
+  await publish(e.queue, [...[...Array(100).keys()].map((i) => msg(i + 401)), msg(501)]);
+  await waitFor('the message after the copies', async () => (await sql(e.dstDb, 'select seq::int s from items where id = 21')).rows[0].s === 501, 60_000, 50);
+  assert.equal(await applies(e), before + 1, 'only the new message was written');
+  assert.deepEqual(await twice(e), []);
   t.diagnostic(`connections cut: ${cut1} and ${cut2} sockets; ${await applies(e)} target writes for 500 messages`);
   assert.ok(cut1 > 0 && cut2 > 0, 'the source was connected through the proxy both times');
 });
