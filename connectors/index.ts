@@ -8,3 +8,4 @@ import './rabbitmq/index.js';
 import './http/index.js';
 import './kafka-topic/index.js';
 import './file/index.js';
+import './rabbitmq/source/index.js';
