@@ -8,9 +8,14 @@
  * One source table of N narrow rows (bench/common.ts). Per repeat: (1) a capture with snapshot:
  * initial on a fresh slot: its snapshot; (2) a capture with snapshot: never on another fresh slot,
  * then one backfill per chunk size (src/capture/backfill.ts: watermarks, chunks, while streaming).
+ * PostgreSQL also (3): a postgres-poll capture in hash mode (src/capture/poll/, ADR 0015) on the same
+ * table, its first pass (chunk digests, then every chunk's rows in keyset pages).
  * Rate: rows in the change topic from its first message to the N-th (timeProgress), start-up
- * excluded, the same measurement for both. In-process (tsx), capture stage only.
+ * excluded, the same measurement for all. In-process (tsx), capture stage only.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import '../src/core/kafkajs-patch.js';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +36,11 @@ export interface BackfillBenchResult {
   snapshot: Figure;
   /** Per chunk size. */
   backfill: { chunk: number; rate: Figure; dropped: number }[];
+  /** PostgreSQL: the first pass of a hash-tracked poll source over the same table. */
+  hashScan?: Figure;
 }
+
+export const HASH_CHUNK = 5000;
 
 function config(prefix: string, db: string, slot: string, publication: string, snapshot: 'initial' | 'never') {
   return parseConfig(JSON.stringify({
@@ -50,6 +59,8 @@ function config(prefix: string, db: string, slot: string, publication: string, s
 
 /** The table to backfill, in PostgreSQL or in MariaDB: a pipeline config per capture run, the table's name and topic. */
 interface BenchSource {
+  /** A hash-tracked postgres-poll pipeline over the table (PostgreSQL only). */
+  pollConfig?(prefix: string, stateDir: string): ReturnType<typeof parseConfig>;
   prefix: string;
   table: string;
   topicSchema: string;
@@ -63,6 +74,18 @@ async function pgBenchSource(n: number): Promise<BenchSource> {
   return {
     prefix: src.prefix, table: 'public.bench_rows', topicSchema: 'public',
     config: (prefix, tag, snapshot) => config(prefix, src.db, `${src.prefix}_${tag}`, src.publication, snapshot),
+    pollConfig: (prefix, stateDir) => parseConfig(JSON.stringify({
+      version: 1, topicPrefix: prefix,
+      kafka: { brokers: BROKERS, partitions: 3 }, schemaRegistry: { url: REGISTRY },
+      pipelines: {
+        bench: {
+          source: { type: 'postgres-poll', connection: { ...PG, database: src.db }, intervalMs: 60_000, pageSize: HASH_CHUNK, stateDir, tables: { 'public.bench_rows': { mode: 'hash', chunkSize: HASH_CHUNK } } },
+          target: { type: 'postgres', connection: { ...PG, database: src.db } },
+          conflict: { strategy: 'source-wins' },
+          tables: [{ source: 'public.bench_rows' }],
+        },
+      },
+    }), 'bench.yaml', {}),
     cleanup: () => src.cleanup(),
   };
 }
@@ -104,6 +127,7 @@ export async function runBackfillBench(o: { rows: number; repeat: number; log: (
   const prefixes: string[] = [];
   const snaps: number[] = [];
   const rates = new Map<number, number[]>(BACKFILL_CHUNKS.map((c) => [c, []]));
+  const scans: number[] = [];
   let dropped = 0;
   try {
     await withAdmin(async (admin) => {
@@ -141,6 +165,25 @@ export async function runBackfillBench(o: { rows: number; repeat: number; log: (
         }
         dropped += rt2.pipelines[0]!.capture!.stats.backfill.backfillDropped;
         await rt2.stop();
+
+        // (3) PostgreSQL: a hash-tracked poll source's first pass over the same table
+        if (src.pollConfig) {
+          const pollPrefix = `${src.prefix}h${r}`;
+          prefixes.push(pollPrefix);
+          const stateDir = mkdtempSync(join(tmpdir(), 'syncline-bench-hash-'));
+          try {
+            const rt3 = new Runtime(src.pollConfig(pollPrefix, stateDir), new Set(['capture']));
+            runtimes.push(rt3);
+            const t3 = timeProgress('hash scan', topicCounter(admin, topics.cdc(pollPrefix, src.topicSchema, 'bench_rows')), N);
+            await rt3.start();
+            const scan = rateOf(await t3, N);
+            await rt3.stop();
+            scans.push(scan);
+            o.log(`  repeat ${r + 1}: hash-tracked poll, first pass over ${fmt(N)} rows: ${fmt(scan)} rows/s`);
+          } finally {
+            rmSync(stateDir, { recursive: true, force: true });
+          }
+        }
       }
     });
   } finally {
@@ -148,7 +191,7 @@ export async function runBackfillBench(o: { rows: number; repeat: number; log: (
     for (const p of prefixes) await deleteTopics(p).catch(() => undefined);
     await src.cleanup();
   }
-  return { source: kind, rows: N, repeat: o.repeat, snapshot: figure(snaps), backfill: BACKFILL_CHUNKS.map((chunk) => ({ chunk, rate: figure(rates.get(chunk)!), dropped })) };
+  return { source: kind, rows: N, repeat: o.repeat, snapshot: figure(snaps), backfill: BACKFILL_CHUNKS.map((chunk) => ({ chunk, rate: figure(rates.get(chunk)!), dropped })), ...(scans.length > 0 ? { hashScan: figure(scans) } : {}) };
 }
 
 export function backfillTable(r: BackfillBenchResult): string {
@@ -159,6 +202,7 @@ export function backfillTable(r: BackfillBenchResult): string {
     '| --- | --- | --- |',
     `| ${snapshot} | ${fmtFigure(r.snapshot)} | 100% |`,
     ...r.backfill.map((b) => `| backfill, chunks of ${fmt(b.chunk)} (${marks}, while streaming) | ${fmtFigure(b.rate)} | ${fmt((100 * b.rate.median) / r.snapshot.median)}% |`),
+    ...(r.hashScan ? [`| hash-tracked poll (postgres-poll), first pass: chunk digests, then rows in pages of ${fmt(HASH_CHUNK)} | ${fmtFigure(r.hashScan)} | ${fmt((100 * r.hashScan.median) / r.snapshot.median)}% |`] : []),
   ];
   return rows.join('\n');
 }
@@ -172,6 +216,7 @@ export function backfillSection(r: BackfillBenchResult, m: { nproc: number; cpu:
     `median of ${r.repeat} repeat${r.repeat === 1 ? '' : 's'} (min – max). The snapshot reads the slot's exported snapshot through one cursor;`,
     'a backfill (src/capture/backfill.ts) writes a low and a high watermark into the WAL per chunk, reads the chunk',
     '(`key > last ORDER BY key LIMIT n`) and emits it when the stream reaches the high watermark, while the stream goes on.',
+    ...(r.hashScan ? ['The hash-tracked poll source (src/capture/poll/, ADR 0015) reads one digest per key-range chunk, then the rows of every', 'chunk it has not seen (its first pass: all of them) in keyset pages, keeping per-key hashes on disk; no slot, no WAL.'] : []),
     '',
     backfillTable(r),
     ...(my ? [

@@ -24,6 +24,7 @@ export const SOAK_TESTS = [
   'connectors/rabbitmq/pipeline.int.test.ts',
   'connectors/kafka-topic/kafka-topic.int.test.ts',
   'connectors/file/pipeline.int.test.ts',
+  'connectors/postgres/poll/large.int.test.ts',
 ];
 
 const args = process.argv.slice(2);

@@ -13,14 +13,15 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { pino } from 'pino';
-import { createDb, dropDb, PG, sql, uid, waitFor } from '../../../test/helpers.js';
+import { createDb, dropDb, PG, soak, sql, uid, waitFor } from '../../../test/helpers.js';
 import { PollSource } from '../../../src/capture/poll/poll-source.js';
 import { pollTableSpec } from '../../../src/capture/poll/spec.js';
 import { MemoryHandler, MemoryOffsets } from '../../../src/capture/poll/harness.js';
 import { positionToBigInt } from '../../../src/core/envelope.js';
 import { PgPollDialect } from './dialect.js';
 
-const ROWS = 500_000;
+// 1,000,000 rows in `npm run chaos` (the long variants), 500,000 in `npm test`.
+const ROWS = soak(500_000, 1_000_000);
 const MB = 1024 * 1024;
 // A collector to call whatever flags node was started with (scripts/test.sh passes none).
 v8.setFlagsFromString('--expose-gc');
