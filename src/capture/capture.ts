@@ -260,7 +260,12 @@ export class Capture implements CaptureHandler {
     const st = this.tables.get(name);
     if (!st) return;
     const configuredKey = this.opts.tables.find((t) => t.source === name)?.key;
-    const keyAfter = info.key && info.key.length > 0 && !configuredKey ? info.key : st.src.key;
+    const reported = info.key && info.key.length > 0 && !configuredKey ? info.key : undefined;
+    // A source may report its key in column order (pgoutput's relation flags, not the primary key's
+    // order): the same columns are the same key, kept in the order the stage uses. Only another set
+    // of columns is a key change (a composite key (b, a) was taken for a change to (a, b)).
+    const sameColumns = reported !== undefined && reported.length === st.src.key.length && reported.every((k) => st.src.key.includes(k));
+    const keyAfter = reported && !sameColumns ? reported : st.src.key;
     const renamedTo = info.renamedTo ? formatTableName(info.renamedTo) : undefined;
     const diff = diffColumns(st.columns, columns, { keyBefore: st.src.key, keyAfter, renamedFrom: st.renamedTo ?? name, renamedTo: renamedTo !== (st.renamedTo ?? name) ? renamedTo : undefined });
     if (diff.changes.length === 0) return;
