@@ -153,18 +153,27 @@ test('HTTP API → PostgreSQL: four pagination kinds and timestamp mode under co
   assert.ok(writes > 100, `${writes} writes`);
   await converge('busy phase');
 
-  // The records that do not fit: dead-lettered once per table (not once per pass), naming where they were read.
+  // The records that do not fit: dead-lettered once per table while a capture runs (not once per pass),
+  // naming where they were read. A capture killed before its pass was acknowledged reads them again and
+  // dead-letters them again (the once-per-content memory is the process's): at least once, at most once
+  // more per kill (CI saw the record without an id dead-lettered 3 times across the 2 kills).
   const letters = await deadLetters(env);
   const byTable = new Map<string, string[]>();
   for (const l of letters) byTable.set(l.table ?? '', [...(byTable.get(l.table ?? '') ?? []), `${l.errorCode} ${l.errorMessage}`]);
+  let kinds = 0;
   for (const k of KINDS) {
     const got = byTable.get(`public.${k}_items`) ?? [];
     // The keyset cursor (id > cursor) never lists the record without an id.
-    assert.equal(got.length, k === 'cursor' ? 1 : 2, `${k}: ${JSON.stringify(got)}`);
+    const codes = [...new Set(got.map((m) => m.split(' ')[0]))].sort();
+    assert.deepEqual(codes, k === 'cursor' ? ['HTTP_VALUE_TYPE'] : ['HTTP_KEY_MISSING', 'HTTP_VALUE_TYPE'], `${k}: ${JSON.stringify(got)}`);
+    assert.ok(got.length <= codes.length * 3, `${k}: at most once more per kill: ${JSON.stringify(got)}`);
+    kinds += codes.length;
     assert.ok(got.some((m) => m.startsWith('HTTP_VALUE_TYPE') && /column price \(decimal\): "twelve"/.test(m) && /record \d+ of page \d+ \(GET http:\/\/127\.0\.0\.1:\d+\/\w+/.test(m)), JSON.stringify(got));
     if (k !== 'cursor') assert.ok(got.some((m) => m.startsWith('HTTP_KEY_MISSING') && /record \d+ of page \d+/.test(m)), JSON.stringify(got));
   }
-  assert.equal(letters.length, 7, JSON.stringify(letters.map((l) => `${l.table} ${l.errorMessage}`)));
+  assert.equal(kinds, 7, JSON.stringify(letters.map((l) => `${l.table} ${l.errorMessage}`)));
+  const eventLetters = letters.filter((l) => !KINDS.some((k) => l.table === `public.${k}_items`));
+  assert.deepEqual(eventLetters, [], 'nothing of the events table dead-lettered');
   assert.equal(stat(rt, 'deadLettered'), 0, 'nothing failed at the target');
 
   // Quiet phase: nothing changes at the API; capture killed mid-listing and restarted writes nothing again.
