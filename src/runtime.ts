@@ -391,6 +391,10 @@ export class Runtime {
     await Promise.allSettled(this.writers.map((w) => w.close()));
     await Promise.allSettled(this.pipelines.map((h) => h.sink?.close()));
     await this.dlq?.close();
+    // The stages' tasks end (health says stopped) once their run loops return, after stop() resolved:
+    // the final report waits for them (bounded), else it could still show a stage running.
+    const tasks = this.running.filter((p) => p !== this.stopped);
+    await Promise.race([Promise.allSettled(tasks), new Promise<void>((r) => setTimeout(r, 5000).unref?.())]);
     await this.reporter?.stop(); // the final state, while the lag queries still work
     await this.observe.close(); // before the clients its checks and lag queries use
     this.observe.health.phase = 'stopped';
