@@ -48,8 +48,12 @@ export class DependencyChecks {
   private running?: Promise<ReadyReport>;
   private readonly pending = new Map<string, Promise<unknown>>();
 
-  /** `previous`: checks this one replaces (its results are carried over by name). */
-  constructor(private readonly probes: Map<string, Probe>, private readonly timeoutMs: number, private readonly log?: Logger, previous?: DependencyChecks) {
+  /**
+   * `previous`: checks this one replaces (its results are carried over by name). `stopping`: true
+   * once the process stops: a round still under way then meets clients being closed, not a
+   * dependency that went down (said at debug).
+   */
+  constructor(private readonly probes: Map<string, Probe>, private readonly timeoutMs: number, private readonly log?: Logger, previous?: DependencyChecks, private readonly stopping: () => boolean = () => false) {
     for (const name of probes.keys()) {
       this.results.set(name, previous?.results.get(name) ?? { ok: false, latencyMs: null, lastError: null, lastErrorAt: null, checkedAt: null });
     }
@@ -107,7 +111,10 @@ export class DependencyChecks {
     };
     this.results.set(name, next);
     const wasUp = prev.checkedAt === null ? true : prev.ok;
-    if (wasUp && !next.ok) this.log?.warn({ dependency: name, err: error }, 'ready.dependency.down');
+    if (wasUp && !next.ok) {
+      if (this.stopping()) this.log?.debug({ dependency: name, err: error }, 'ready.dependency.down (while stopping)');
+      else this.log?.warn({ dependency: name, err: error }, 'ready.dependency.down');
+    }
     else if (!wasUp && next.ok) this.log?.info({ dependency: name, latencyMs: next.latencyMs }, 'ready.dependency.up');
   }
 

@@ -61,7 +61,7 @@ export class Observability {
       kafka: o.kafka,
       log: o.log,
       queryTimeoutMs: this.timeoutMs,
-      dependencies: async () => (await this.dependencyChecks().run()).checks,
+      dependencies: async () => (await this.checkDependencies()).checks,
     });
     this.metrics.stageStates = () => this.health.taskStates();
     const alerts = o.config.alerts;
@@ -137,9 +137,19 @@ export class Observability {
 
   /** Check every dependency now. */
   async ready(): Promise<ReadyAnswer> {
-    const r = await this.dependencyChecks().run();
+    const r = await this.checkDependencies();
     const phase = this.health.phase;
     return { ready: r.ready && phase === 'running', phase, checks: r.checks };
+  }
+
+  /**
+   * Check every dependency now; while the process stops, the last results (its clients are being
+   * closed: a probe would find a closed pool and say the dependency went down).
+   */
+  private checkDependencies(): Promise<ReadyReport> {
+    const phase = this.health.phase;
+    if (phase === 'stopping' || phase === 'stopped') return Promise.resolve(this.dependencyChecks().last());
+    return this.dependencyChecks().run();
   }
 
   private dependencyChecks(): DependencyChecks {
@@ -151,7 +161,7 @@ export class Observability {
         sources: this.sources,
         targets: this.targets,
       });
-      this.checks = new DependencyChecks(probes, this.timeoutMs, this.o.log, this.checks);
+      this.checks = new DependencyChecks(probes, this.timeoutMs, this.o.log, this.checks, () => this.health.phase === 'stopping' || this.health.phase === 'stopped');
       this.checksStale = false;
     }
     return this.checks;
