@@ -18,7 +18,7 @@ const change = (op: 'u' | 'd' | 't', id: bigint): ChangeEvent => ({
   source: { db: 'd', schema: 'public', table: 't', pos: '0/1', commitPos: '0/1', txId: 1, tsMs: 0, snapshot: false, idx: 0 }, tsMs: 0, unchangedToast: [],
 });
 
-function harness(rows: Row[]) {
+function harness(rows: Row[], log = pino({ level: 'silent' })) {
   const marks: string[] = [];
   let notify: (() => void) | undefined;
   const store = new Map<string, unknown>();
@@ -40,7 +40,7 @@ function harness(rows: Row[]) {
     },
   };
   const bf = new Backfiller({
-    pipeline: 'p', support, log: pino({ level: 'silent' }),
+    pipeline: 'p', support, log,
     tables: () => new Map([['public.t', table]]),
     store: { async readRecord<T>(k: string) { return (store.get(k) as T) ?? null; }, async writeRecord(k, v) { store.set(k, structuredClone(v)); } },
     emit: async (e) => void out.push(e),
@@ -123,4 +123,23 @@ test('progress: percent and ETA from rows, total and time spent reading', () => 
   assert.equal(v.rowsPerSec, 500);
   assert.equal(v.etaSeconds, 3);
   assert.equal(viewOf({ ...v, elapsedMs: 0 }).etaSeconds, null);
+});
+
+test('a pause/cancel signal of a backfill that has ended (read again by a restarted capture) is ignored at info, not refused', async () => {
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const h = harness(rows(2), log);
+  await h.bf.start();
+  const b = await h.bf.request({ table: 'public.t', chunkSize: 10 });
+  await h.bf.control(b.id, 'cancel');
+  await h.bf.signal(JSON.stringify({ pipeline: 'p', op: 'cancel', id: b.id }));
+  await h.bf.signal(JSON.stringify({ pipeline: 'p', op: 'pause', id: 'gone' }));
+  await h.bf.signal(JSON.stringify({ pipeline: 'p', op: 'backfill', table: 'public.nope' })); // a bad request is still refused
+  await h.bf.signal('{}'); // the chain ran the three above
+  await new Promise((r) => setTimeout(r, 50));
+  const ignored = lines.filter((l) => l.msg.startsWith('capture.backfill.signal.ignored'));
+  assert.equal(ignored.length, 2);
+  assert.ok(ignored.every((l) => l.level === 30));
+  assert.deepEqual(lines.filter((l) => l.msg === 'capture.backfill.signal.refused').length, 1);
+  await h.bf.stop();
 });

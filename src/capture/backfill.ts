@@ -263,6 +263,12 @@ export class Backfiller {
       else if (s.op === 'pause' || s.op === 'resume' || s.op === 'cancel') await this.control(s.id, s.op);
       else this.opts.log.warn({ signal: text.slice(0, 200) }, 'capture.backfill.signal.invalid: unknown op; ignored');
     } catch (err) {
+      // A pause/resume/cancel of a backfill that has ended (or is forgotten) is what a restarted
+      // capture reads again from the unacknowledged part of the stream: nothing to do, not a warning.
+      if (s.op !== 'backfill' && err instanceof BackfillError && (err.status === 409 || err.status === 404)) {
+        this.opts.log.info({ signal: text.slice(0, 200), reason: errorMessage(err) }, 'capture.backfill.signal.ignored: the backfill has ended (a signal read again after a restart, or sent too late)');
+        return;
+      }
       this.opts.log.warn({ signal: text.slice(0, 200), err: errorMessage(err) }, 'capture.backfill.signal.refused');
     }
   }

@@ -22,7 +22,11 @@ async function textClient(database: string): Promise<pg.Client> {
   return c;
 }
 
-const q = (table: string) => `public.${quoteIdent(table)}`;
+/** A table of the fixtures' database: `name` in public, or a qualified `schema.name`. */
+const q = (table: string) => {
+  const dot = table.indexOf('.');
+  return dot < 0 ? `public.${quoteIdent(table)}` : `${quoteIdent(table.slice(0, dot))}.${quoteIdent(table.slice(dot + 1))}`;
+};
 
 function ddl(t: TableDef): string {
   const cols = t.columns.map(([n, ty]) => `${quoteIdent(n)} ${ty}`);
