@@ -43,4 +43,15 @@ fi
 export NODE_ENV=test
 # The kafkajs produce path is replaced before kafkajs loads (src/core/kafkajs-patch.ts): preloaded
 # here so the stages tests run in-process take the path production takes, whatever a test file imports first.
-exec node --import tsx --import ./src/core/kafkajs-patch.ts --test --test-concurrency=1 --test-force-exit --test-timeout=600000 "${files[@]}"
+# Each file's time goes to reports/test-times.txt (scripts/test-times.mjs); the slowest are printed at the end.
+mkdir -p reports
+reporter=tap; [ -t 1 ] && reporter=spec
+code=0
+node --import tsx --import ./src/core/kafkajs-patch.ts --test --test-concurrency=1 --test-force-exit --test-timeout=600000 \
+  --test-reporter="$reporter" --test-reporter-destination=stdout \
+  --test-reporter=./scripts/test-times.mjs --test-reporter-destination=/dev/null "${files[@]}" || code=$?
+if [ "${#files[@]}" -gt 20 ] && [ -s reports/test-times.txt ]; then
+  echo "# slowest test files (all in reports/test-times.txt):"
+  head -16 reports/test-times.txt | sed 's/^/#   /'
+fi
+exit "$code"
