@@ -828,11 +828,17 @@ export class Applier {
         continue;
       }
 
+      // Two-way: a delete the peer decided (r.decided 'delete') is this side's own delete coming home
+      // (the peer removed its row with it). A row here that differs from what this pipeline last wrote
+      // was written on this side after that delete (the delete had removed the row): it is later and
+      // stays, re-published over the delete so the peer has it too. Its time cannot say so: a MariaDB
+      // delete is timed at the end of its second, later than a row re-inserted in the same second.
+      const homecoming = conflict && this.o.republish === true && r.op === 'delete' && r.decided === 'delete' && k.target !== null && cfg.strategy === 'latest-timestamp';
       const c: Conflict = {
         pipeline: this.o.pipeline, table: r.table, op: r.op as 'upsert' | 'delete', key: r.key, source: r.values, target: k.target,
         lastSynced: k.st.last, position: r.position, sourceTsMs: r.sourceTsMs,
       };
-      const choice: Choice = older || deferred ? { kind: 'target' } : await this.o.resolverFor(r.table).resolve(c);
+      const choice: Choice = older || deferred || homecoming ? { kind: 'target' } : await this.o.resolverFor(r.table).resolve(c);
       switch (choice.kind) {
         case 'source':
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'source_won' });
