@@ -5,7 +5,8 @@
  *
  * Per table the state holds, per file read: its size, mtime, content hash (sha256) and the name of a
  * file of key → row hash (under <stateDir>/<stream id>/<table>/, src/capture/poll/chunks.ts). A pass:
- *  - a file whose size and mtime are as stored: nothing read;
+ *  - a file whose size, mtime and inode are as stored: nothing read (stableMs also covers the
+ *    file system's coarse mtime: a file read was untouched for stableMs, so a later write moves it);
  *  - a file modified less than stableMs ago: left for a later pass (still being written);
  *  - otherwise its content hash (a streamed read of the size found): as stored → nothing to do;
  *  - otherwise its records are streamed and compared by key with the file's previous version: a new
@@ -44,6 +45,8 @@ import type { FileSourceConfig, FileTable } from './spec.js';
 export interface FileVersion {
   size: number;
   mtimeMs: number;
+  /** The inode: a file replaced by a rename is another file even with the same size and mtime. */
+  ino?: number;
   /** sha256 of the content read. */
   hash: string;
   /** The file of key → row hash under the table's state folder. */
@@ -238,7 +241,7 @@ export class FileSource implements Source {
         continue;
       }
       const was = old[rel];
-      if (was && was.size === st.size && was.mtimeMs === st.mtimeMs) {
+      if (was && was.size === st.size && was.mtimeMs === st.mtimeMs && (was.ino ?? st.ino) === st.ino) {
         files[rel] = was;
         continue;
       }
@@ -251,7 +254,7 @@ export class FileSource implements Source {
       const size = st.size;
       const hash = await hashFile(path, size);
       if (was && was.hash === hash) {
-        files[rel] = { ...was, size, mtimeMs: st.mtimeMs };
+        files[rel] = { ...was, size, mtimeMs: st.mtimeMs, ino: st.ino };
         continue;
       }
       this.stats.filesRead++;
@@ -270,7 +273,7 @@ export class FileSource implements Source {
         }
         if (missing.length) {
           for (const kt of oldRows?.keys() ?? []) if (!kt.startsWith('!')) gone.add(kt);
-          files[rel] = this.writeRows(t, ctx, ++i, now, { size, mtimeMs: st.mtimeMs, hash });
+          files[rel] = this.writeRows(t, ctx, ++i, now, { size, mtimeMs: st.mtimeMs, ino: st.ino, hash });
           continue;
         }
       }
@@ -291,7 +294,7 @@ export class FileSource implements Source {
         produced.add(c.kt);
       }
       for (const kt of oldRows?.keys() ?? []) if (!kt.startsWith('!')) gone.add(kt);
-      files[rel] = this.writeRows(t, ctx, ++i, now, { size, mtimeMs: st.mtimeMs, hash });
+      files[rel] = this.writeRows(t, ctx, ++i, now, { size, mtimeMs: st.mtimeMs, ino: st.ino, hash });
     }
     if (this.loop.stopping) return { sig: t.sig, files: { ...old, ...files } };
     // Files deleted (or no longer matched): their keys are gone.

@@ -38,10 +38,10 @@ export const fileSourceSpec = z
     stableMs: z
       .number()
       .int()
-      .min(0)
+      .min(20)
       .max(86_400_000)
       .default(2000)
-      .describe('A file modified less than this long ago is still being written: it is left for a later pass (and read only up to the size it had when found stable).'),
+      .describe('A file modified less than this long ago is still being written: it is left for a later pass (and read only up to the size it had when found stable). At least 20 ms: file systems set mtime from a coarse clock, and a file is known unchanged by its size, mtime and inode.'),
     intervalMs: z.number().int().min(10).max(86_400_000).default(5000).describe('Realtime mode: the wait between the end of one pass over the files and the start of the next.'),
     stateDir: z
       .string()
