@@ -9,3 +9,4 @@ import './http/index.js';
 import './kafka-topic/index.js';
 import './file/index.js';
 import './rabbitmq/source/index.js';
+import './file/source/index.js';

@@ -38,22 +38,21 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { CaptureHandler, CaptureOffset, Source, SourceColumn, SourceTable, TableRequest } from '../../../src/capture/source.js';
+import type { CaptureHandler, Source, SourceColumn, SourceTable, TableRequest } from '../../../src/capture/source.js';
 import type { ChangeEvent, Op, Row } from '../../../src/core/envelope.js';
-import { bigIntToPosition, position as eventPosition, positionToBigInt } from '../../../src/core/envelope.js';
+import { position as eventPosition } from '../../../src/core/envelope.js';
 import { errorMessage, fatal, poison, SynclineError } from '../../../src/core/errors.js';
 import { rowHash } from '../../../src/core/hash.js';
 import { canonicalTableName, formatTableName, parseTableName } from '../../../src/core/names.js';
 import { parseTagged, stringifyTagged } from '../../../src/core/tagged-json.js';
 import { ChunkFiles } from '../../../src/capture/poll/chunks.js';
-import { passPosition } from '../../../src/capture/poll/poll-source.js';
+import { PassLoop, PassStopped, passFailed, type PassCtx, type PassState } from '../../../src/capture/poll/pass-loop.js';
 import { HttpSourceClient } from './client.js';
 import { compilePath } from './jsonpath.js';
 import { firstPage, pager, type NextPage, type PageRequest } from './pages.js';
 import type { HttpEndpoint, HttpSourceConfig } from './spec.js';
 import { below, canonicalValue, columnType, sinceValue, type HttpColumnType } from './values.js';
 
-const PASS_END = 0xffffffff;
 /** Records of a pass whose hashes are kept for the overlap dedup of the next pass (timestamp/version). */
 const SEEN_MAX = 100_000;
 
@@ -68,11 +67,7 @@ export interface EndpointState {
   count?: number;
 }
 
-export interface HttpPollState {
-  pass: number;
-  begun: number;
-  tables: Record<string, EndpointState>;
-}
+export type HttpPollState = PassState<EndpointState>;
 
 interface Endpoint {
   name: string;
@@ -93,17 +88,7 @@ interface Endpoint {
   seen?: Map<string, string>;
 }
 
-interface PassCtx {
-  n: number;
-  seq: number;
-  startedMs: number;
-  begun: boolean;
-  emitted: number;
-}
-
 type Converted = { ok: true; row: Row; kt: string; hash: string } | { ok: false; kt: string; mark: string; error: SynclineError };
-
-class Stopped extends Error {}
 
 export class HttpSource implements Source {
   readonly batchSize: number;
@@ -111,34 +96,43 @@ export class HttpSource implements Source {
   readonly client: HttpSourceClient;
   private handler!: CaptureHandler;
   private endpoints: Endpoint[] = [];
-  private state: HttpPollState = { pass: 0, begun: 0, tables: {} };
-  private acked = 0n;
-  private inPass = 0;
-  private stopping = false;
-  private wake?: () => void;
-  private loop?: Promise<void>;
-  private storing: Promise<void> = Promise.resolve();
-  private firstPass = '';
-  private lastStore = 0;
-  private markRestored!: () => void;
-  private readonly restored = new Promise<void>((resolve) => (this.markRestored = resolve));
-  /** Since start: passes acknowledged, changes handed on, records dead-lettered, pages read. */
-  readonly stats = { passes: 0, changes: 0, rejected: 0, pages: 0 };
+  /** The pass loop: pass numbers, begun, positions, acknowledgement, the stored state (src/capture/poll/pass-loop.ts). */
+  private readonly loop: PassLoop<EndpointState>;
+  /** Since start: records dead-lettered, pages read (passes and changes: loop.stats). */
+  readonly stats = { rejected: 0, pages: 0 };
 
   constructor(private readonly c: HttpSourceConfig, private readonly o: { pipeline: string; log: Logger; streamId: string }) {
     this.batchSize = c.batchSize;
     this.lingerMs = c.lingerMs;
     this.client = new HttpSourceClient(c, o.pipeline, o.log);
+    this.loop = new PassLoop<EndpointState>({
+      streamId: o.streamId,
+      intervalMs: c.intervalMs,
+      log: o.log,
+      tables: () => this.endpoints.map((e) => e.name),
+      restore: (s) => this.restore(s),
+      pass: async (ctx) => {
+        const next: Record<string, EndpointState> = {};
+        for (const e of this.endpoints) next[e.name] = await this.pollEndpoint(e, ctx);
+        return next;
+      },
+      acknowledged: (s) => {
+        for (const e of this.endpoints) if (s.tables[e.name]?.file) e.files.keepOnly(new Set([s.tables[e.name]!.file!]));
+      },
+      failed: passFailed('HTTP_SOURCE_FAILED', `pipeline ${o.pipeline}: HTTP source`),
+    });
   }
 
   get confirmed(): string {
-    return this.acked === 0n ? '' : bigIntToPosition(this.acked);
+    return this.loop.confirmed;
   }
 
-  async position(): Promise<string> {
-    await this.restored;
-    const base = this.inPass > 0 ? this.inPass : Math.max(this.state.pass, this.state.begun);
-    return passPosition(base + 1, PASS_END);
+  position(): Promise<string> {
+    return this.loop.position();
+  }
+
+  private get stopping(): boolean {
+    return this.loop.stopping;
   }
 
   async connect(): Promise<void> {}
@@ -185,23 +179,13 @@ export class HttpSource implements Source {
 
   async run(handler: CaptureHandler): Promise<void> {
     this.handler = handler;
-    const stored = await handler.offsets.read(this.o.streamId);
-    this.restore(stored);
-    this.markRestored();
-    handler.running();
-    if (stored) await handler.resuming();
-    this.loop = this.passes();
-    await this.loop;
+    await this.loop.run(handler);
   }
 
-  private restore(stored: CaptureOffset | null): void {
-    const s = (stored?.state ?? null) as HttpPollState | null;
-    if (stored?.position) this.acked = positionToBigInt(stored.position);
-    this.firstPass = stored?.consistentPoint ?? '';
-    if (!s) return;
-    this.state = { pass: s.pass ?? 0, begun: s.begun ?? 0, tables: {} };
+  private restore(s: HttpPollState): HttpPollState {
+    const tables: Record<string, EndpointState> = {};
     for (const e of this.endpoints) {
-      const prev = s.tables?.[e.name];
+      const prev = s.tables[e.name];
       if (!prev) continue;
       if (prev.sig !== e.sig) {
         this.o.log.warn({ table: e.name }, 'poll.settings.changed: the endpoint\'s settings changed; it is read again as a snapshot');
@@ -214,76 +198,18 @@ export class HttpSource implements Source {
         }
         e.files.keepOnly(new Set([prev.file]));
       }
-      this.state.tables[e.name] = prev;
+      tables[e.name] = prev;
     }
-    this.o.log.info({ stream: this.o.streamId, pass: this.state.pass, position: this.confirmed }, 'capture.resume');
-  }
-
-  private async passes(): Promise<void> {
-    try {
-      while (!this.stopping) {
-        await this.pass();
-        if (this.stopping) break;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.c.intervalMs);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.wake = undefined;
-      }
-    } catch (err) {
-      if (err instanceof Stopped) return;
-      if (err instanceof SynclineError) throw err;
-      throw fatal('HTTP_SOURCE_FAILED', `pipeline ${this.o.pipeline}: HTTP source: ${errorMessage(err)}`, err);
-    } finally {
-      this.inPass = 0;
-    }
-  }
-
-  private async pass(): Promise<void> {
-    const n = Math.max(this.state.pass + 1, this.state.begun + 1, Math.floor(Date.now() / 1000));
-    this.inPass = n;
-    const ctx: PassCtx = { n, seq: 0, startedMs: Date.now(), begun: false, emitted: 0 };
-    const next: Record<string, EndpointState> = {};
-    this.handler.begin({});
-    for (const e of this.endpoints) next[e.name] = await this.pollEndpoint(e, ctx);
-    const end = passPosition(n, PASS_END);
-    this.handler.commit(end);
-    await this.handler.flush();
-    if (this.acked < positionToBigInt(end)) {
-      if (this.stopping) throw new Stopped();
-      return; // not acknowledged: the pass is read again
-    }
-    this.state = { pass: n, begun: Math.max(this.state.begun, n), tables: next };
-    this.stats.passes++;
-    this.stats.changes += ctx.emitted;
-    if (!this.firstPass) this.firstPass = end;
-    this.inPass = 0;
-    if (ctx.emitted > 0 || Date.now() - this.lastStore >= 1000) await this.store();
-    for (const e of this.endpoints) if (next[e.name]!.file) e.files.keepOnly(new Set([next[e.name]!.file!]));
-    this.o.log.debug({ pass: n, changes: ctx.emitted, ms: Date.now() - ctx.startedMs }, 'poll.pass.done');
+    return { pass: s.pass, begun: s.begun, tables };
   }
 
   // ------------------------------------------------------------------ records
 
-  /** Before the pass's first change or dead letter reaches Kafka, its number is recorded as used. */
-  private async markBegun(ctx: PassCtx): Promise<void> {
-    if (this.stopping) throw new Stopped();
-    if (ctx.begun) return;
-    ctx.begun = true;
-    if (ctx.n > this.state.begun) {
-      this.state.begun = ctx.n;
-      await this.store();
-    }
-  }
-
   private async emit(e: Endpoint, ctx: PassCtx, op: Op, row: Row | null): Promise<void> {
-    await this.markBegun(ctx);
+    await this.loop.begin(ctx);
     ctx.emitted++;
     const snapshot = op === 'r' || op === 'm';
-    const pos = snapshot ? passPosition(ctx.n, 0) : passPosition(ctx.n, ++ctx.seq);
+    const pos = this.loop.next(ctx, snapshot);
     const ev: ChangeEvent = {
       op,
       before: op === 'd' ? row : null,
@@ -296,9 +222,9 @@ export class HttpSource implements Source {
   }
 
   private async reject(e: Endpoint, ctx: PassCtx, raw: unknown, c: Extract<Converted, { ok: false }>): Promise<void> {
-    await this.markBegun(ctx);
+    await this.loop.begin(ctx);
     this.stats.rejected++;
-    const position = passPosition(ctx.n, ++ctx.seq);
+    const position = this.loop.next(ctx, false);
     let value: string;
     try {
       value = JSON.stringify(raw) ?? 'undefined';
@@ -344,7 +270,7 @@ export class HttpSource implements Source {
   private async list(e: Endpoint, extra: Record<string, string>, each: (raw: unknown, req: PageRequest, index: number) => Promise<void>): Promise<void> {
     let req: PageRequest | null = firstPage(e.cfg.url, { ...e.cfg.params, ...extra }, e.cfg.pagination);
     while (req) {
-      if (this.stopping) throw new Stopped();
+      if (this.stopping) throw new PassStopped();
       const page = await this.client.get(req.url, `${e.name} page ${req.page}`);
       this.stats.pages++;
       const arr = e.records(page.body);
@@ -365,7 +291,7 @@ export class HttpSource implements Source {
   }
 
   private async pollEndpoint(e: Endpoint, ctx: PassCtx): Promise<EndpointState> {
-    const prev = this.state.tables[e.name];
+    const prev = this.loop.state.tables[e.name];
     const base = { sig: e.sig, mode: e.cfg.mode };
     if (e.cfg.mode === 'hash') return { ...base, ...(await this.hashPass(e, ctx, prev?.file ? e.files.read(prev.file) : null)) };
     return { ...base, watermark: await this.trackedPass(e, ctx, prev?.watermark) };
@@ -445,37 +371,15 @@ export class HttpSource implements Source {
   // ------------------------------------------------------------------ acknowledgement and state
 
   acknowledge(end: string): void {
-    const p = positionToBigInt(end);
-    if (p > this.acked) this.acked = p;
+    this.loop.acknowledge(end);
   }
 
-  private store(): Promise<void> {
-    this.lastStore = Date.now();
-    const record: CaptureOffset = {
-      slot: this.o.streamId,
-      snapshot: this.state.pass > 0 ? 'done' : 'started',
-      consistentPoint: this.firstPass,
-      tables: this.endpoints.map((e) => e.name),
-      at: new Date().toISOString(),
-      position: this.confirmed,
-      state: JSON.parse(JSON.stringify(this.state)) as Record<string, unknown>,
-    };
-    const write = this.storing.then(() => this.handler.offsets.write(record));
-    this.storing = write.catch(() => undefined);
-    return write;
+  quiesce(): Promise<void> {
+    return this.loop.quiesce();
   }
 
-  async quiesce(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
-    if (this.loop) await Promise.race([this.loop.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
-    const last = this.handler && this.state.pass > 0 ? this.store().catch(() => undefined) : this.storing;
-    await Promise.race([last, new Promise((r) => setTimeout(r, 5000))]);
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 }
 

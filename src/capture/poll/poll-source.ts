@@ -53,6 +53,7 @@ import { parseTagged, stringifyTagged } from '../../core/tagged-json.js';
 import { ALIAS, type PollDialect, type PollRelation } from './dialect.js';
 import { digestQuery, keyPageQuery, trackedPageQuery } from './queries.js';
 import { ChunkFiles, digestOf, type ChunkMeta } from './chunks.js';
+import { PASS_END, passPosition } from './pass-loop.js';
 import { pollTableSpec, type PollTableConfig } from './spec.js';
 
 export interface PollOptions {
@@ -109,11 +110,10 @@ interface PassCtx {
 
 /** Rows of a pass whose hashes are kept for the overlap dedup of the next pass. */
 const SEEN_MAX = 100_000;
-const PASS_END = 0xffffffff;
 
 class Stopped extends Error {}
 
-export const passPosition = (pass: number, seq: number): string => bigIntToPosition((BigInt(pass) << 32n) | BigInt(seq));
+export { passPosition };
 
 export class PollSource implements Source {
   readonly batchSize: number;
