@@ -23,6 +23,7 @@ import { pipelineCommands } from './pipeline-drop.js';
 import { backfillCommand } from './backfill.js';
 import { schemaCommands } from './schema.js';
 import { syncCommands } from './sync.js';
+import { auditCommands } from './audit.js';
 import { redisAddress } from '../core/dependencies.js';
 
 applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/cli/main.js`
@@ -214,13 +215,14 @@ pipelineCommands(program, DEFAULT_CONFIG);
 backfillCommand(program, DEFAULT_CONFIG);
 syncCommands(program, DEFAULT_CONFIG);
 schemaCommands(program, DEFAULT_CONFIG);
+auditCommands(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)
   .then(() => {
     // One-shot commands: client libraries may keep timers alive after close; do not hang on them.
     const cmd = process.argv[2];
-    if (cmd === 'dlq' || cmd === 'replay' || cmd === 'sync' || cmd === 'schema') process.stdout.write('', () => process.exit(process.exitCode ?? 0));
+    if (cmd === 'dlq' || cmd === 'replay' || cmd === 'sync' || cmd === 'schema' || cmd === 'audit') process.stdout.write('', () => process.exit(process.exitCode ?? 0));
   })
   .catch((err: unknown) => {
   process.stderr.write(`syncline: ${errorCode(err)}: ${errorMessage(err)}\n`);
