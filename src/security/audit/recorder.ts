@@ -45,6 +45,13 @@ export interface Principal {
 }
 
 const principals = new AsyncLocalStorage<Principal>();
+/** Who acts when no request is being served: the process (system@host), or the user of a CLI command (setProcessActor). */
+let processActor: Principal | undefined;
+
+/** The actor of everything this process records outside a request (a CLI command: user@host). */
+export function setProcessActor(p: Principal | undefined): void {
+  processActor = p;
+}
 
 /** Run `fn` with `p` as the actor of what it records (the HTTP server wraps each request). */
 export function withPrincipal<T>(p: Principal, fn: () => T): T {
@@ -125,7 +132,7 @@ export class Auditor {
   record(a: AuditAction): void {
     if (this.closed) return;
     try {
-      const p = principals.getStore();
+      const p = principals.getStore() ?? processActor;
       this.pending.push({
         id: randomUUID(), at: new Date().toISOString(),
         actor: (a.actor ?? p?.actor ?? SYSTEM_ACTOR).slice(0, 200),
