@@ -11,7 +11,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { createDb, dropDb, PG, ROOT, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import type { SyncRun } from '../src/sync/runs.js';
-import type { AuditEntry } from '../src/security/audit/index.js';
+import { recordDenied, type AuditEntry } from '../src/security/audit/index.js';
 
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -55,6 +55,12 @@ test('a runtime records its start, a sync run and a DLQ action; audit list finds
   }, 60_000);
   const discard = await fetch(`${base}/api/dlq/${letters[0]!.id}/discard`, { method: 'POST', headers: { 'x-syncline-user': 'erin' }, body: JSON.stringify({ note: 'qty -5 is a test row' }) });
   assert.equal(discard.status, 200);
+  // Reloads, refused (a table added to a manual pipeline) and applied (nothing to change), and a denied request.
+  const next = structuredClone(env.config);
+  next.pipelines.items!.tables.push({ ...next.pipelines.items!.tables[0]!, source: 'public.more' });
+  await assert.rejects(rt.reload(next, 'ops'), /reload refused/);
+  await rt.reload(structuredClone(env.config), 'ops');
+  recordDenied({ actor: 'eve', role: 'viewer', method: 'POST', path: '/api/dlq/x/discard?pipeline=items', status: 403, reason: 'role operator needed' });
   await rt.stop(); // flushes the buffer and signs a last checkpoint
 
   const cliEnv = { [keyVar]: key };
@@ -66,6 +72,9 @@ test('a runtime records its start, a sync run and a DLQ action; audit list finds
   assert.ok(actions.includes('sync.run.end by alice'), actions.join('; '));
   assert.ok(actions.includes('dlq.discard by erin'), actions.join('; '));
   assert.equal(entries[0]!.action, 'process.start');
+  assert.deepEqual(entries.filter((e) => e.action === 'config.reload').map((e) => [e.actor, e.details.outcome]), [['ops', 'refused'], ['ops', 'ok']]);
+  const denied = entries.find((e) => e.action === 'api.denied')!;
+  assert.deepEqual([denied.actor, denied.role, denied.object, denied.details.status], ['eve', 'viewer', 'POST /api/dlq/x/discard', 403]);
   assert.equal(entries.at(-1)!.action, 'process.stop');
   assert.ok(actions.some((a) => a.startsWith('schema.registered')), 'the capture registered the table\'s schema');
   const d = entries.find((e) => e.action === 'dlq.discard')!;
