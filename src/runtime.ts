@@ -44,6 +44,7 @@ import { planReload, ReloadRefused } from './reload.js';
 import { errorMessage } from './core/errors.js';
 import { parseTableName } from './core/names.js';
 import { SyncModes } from './sync/modes.js';
+import { audit } from './security/audit/recorder.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -95,9 +96,15 @@ export class Runtime {
   private reloading: Promise<unknown> = Promise.resolve();
   /** Sync modes (src/sync/): runs of scheduled/manual pipelines, windows of realtime ones. */
   readonly sync: SyncModes;
+  /** The config file this process runs and its SHA-256 (set by the CLI; recorded in the audit trail at start and reload). */
+  configFile?: () => { path: string; sha256: string } | undefined;
+  /** This runtime holds the process's audit trail (config `audit`, src/security/audit). */
+  private readonly auditing: boolean;
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
     this.startTimeoutMs = startTimeoutOf(config);
+    // First: what follows (start, stop, reloads, API actions) is recorded; a bad signing key stops the start here.
+    this.auditing = audit.configure(config.audit, rootLogger.child({ stage: 'audit' }));
     this.waits.hold(); // until every stage runs (see stageRunning)
     this.addresses = { kafka: config.kafka.brokers, registry: config.schemaRegistry.url, redis: config.redis.url };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }), this.waits);
@@ -127,6 +134,7 @@ export class Runtime {
         (req, res) => this.reloadApi(req, res),
       ]),
     });
+    if (this.auditing) audit.auditor?.attachMetrics(this.metrics.registry);
     if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report(), extra: () => ({ sync: this.sync.report(this.selected()) }) }, rootLogger.child({ stage: 'reports' }));
   }
 
@@ -150,6 +158,9 @@ export class Runtime {
 
   /** Start every selected pipeline; returns a promise that settles when all stop (rejects on a fatal error). */
   async start(): Promise<{ done: Promise<void> }> {
+    const file = this.configFile?.();
+    audit.record({ action: 'process.start', object: `process:${process.pid}`, details: { stages: [...this.stages], pipelines: this.selected().map(([n]) => n), pid: process.pid, configSha256: file?.sha256 ?? null } });
+    if (file) audit.record({ action: 'config.loaded', object: `config:${file.path}`, details: { file: file.path, sha256: file.sha256 } });
     await this.observe.listen();
     // Validation rules compile (and custom functions load) before anything connects: a rule that
     // cannot compile stops the start with FILE:LINE:COL.
@@ -177,9 +188,17 @@ export class Runtime {
    * this process with the new tables (capture backfills them); anything else is refused (throws
    * ReloadRefused) and nothing changes. One reload at a time.
    */
-  reload(next: SynclineConfig): Promise<{ pipelines: { pipeline: string; added: string[] }[] }> {
+  reload(next: SynclineConfig, actor?: string): Promise<{ pipelines: { pipeline: string; added: string[] }[] }> {
+    const file = this.configFile?.();
+    const object = file ? `config:${file.path}` : 'config';
     const run = this.reloading.then(async () => {
-      const plan = planReload(this.config, next);
+      let plan;
+      try {
+        plan = planReload(this.config, next);
+      } catch (err) {
+        audit.record({ actor, action: 'config.reload', object, details: { outcome: 'refused', sha256: file?.sha256 ?? null, code: (err as { code?: string }).code ?? null } });
+        throw err;
+      }
       const mine = plan.changes.filter((c) => this.pipelines.some((h) => h.name === c.pipeline));
       for (const c of mine) {
         if (this.stopping) break;
@@ -201,10 +220,23 @@ export class Runtime {
           release();
         }
       }
-      return { pipelines: mine.map((c) => ({ pipeline: c.pipeline, added: c.added.map((t) => t.source) })) };
+      const r = { pipelines: mine.map((c) => ({ pipeline: c.pipeline, added: c.added.map((t) => t.source) })) };
+      audit.record({ actor, action: 'config.reload', object, details: { outcome: 'ok', sha256: file?.sha256 ?? null, pipelines: r.pipelines } });
+      return r;
     });
     this.reloading = run.catch(() => undefined);
     return run;
+  }
+
+  /** The config file read again for a reload (reloadSource); a file the loader refuses is a refused reload, recorded in the audit trail. */
+  readConfigForReload(actor?: string): SynclineConfig {
+    try {
+      return this.reloadSource!();
+    } catch (err) {
+      const file = this.configFile?.();
+      audit.record({ actor, action: 'config.reload', object: file ? `config:${file.path}` : 'config', details: { outcome: 'refused', sha256: file?.sha256 ?? null, code: (err as { code?: string }).code ?? null } });
+      throw err;
+    }
   }
 
   /** POST /api/reload: reads the config file again (reloadSource) and applies it; 422 with the loader's or the reload's refusal. */
@@ -217,7 +249,7 @@ export class Runtime {
     if (req.method !== 'POST') return (send(405, { error: 'use POST /api/reload' }), true);
     if (!this.reloadSource) return (send(404, { error: 'this process has no config file to reload' }), true);
     try {
-      const r = await this.reload(this.reloadSource());
+      const r = await this.reload(this.readConfigForReload());
       send(200, { reloaded: true, ...r });
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, 'runtime.reload.refused: the running config stays');
@@ -385,6 +417,7 @@ export class Runtime {
     this.observe.health.phase = 'stopping';
     await this.observe.stopAlerts(); // first: stopping stages must not raise alerts
     this.log.info('runtime.stopping');
+    audit.record({ action: 'process.stop', object: `process:${process.pid}`, details: { pid: process.pid, uptimeS: Math.round((Date.now() - this.createdAt) / 1000) } });
     await this.sync.stop(); // a bounded run going ends as 'stopped' (its stages stop cleanly)
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));
@@ -400,6 +433,7 @@ export class Runtime {
     this.observe.health.phase = 'stopped';
     await this.kafka.close();
     this.redis.disconnect();
+    if (this.auditing) await audit.release(); // flushed (bounded), a last checkpoint signed
     this.log.info('runtime.stopped');
   }
 }

@@ -23,6 +23,7 @@
  * stream by BackfillSupport.signal (from `syncline backfill` in any process, ../cli/backfill.ts), or
  * as direct calls from the HTTP API of the process that runs the capture (./backfill-api.ts).
  */
+import { audit } from '../security/audit/recorder.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row } from '../core/envelope.js';
@@ -222,6 +223,7 @@ export class Backfiller {
     this.backfills.push(b);
     await this.persist();
     this.opts.log.info({ id: b.id, table: name, where, chunkSize, total }, 'capture.backfill.requested');
+    audit.record({ action: 'backfill.start', object: `backfill:${this.opts.pipeline}/${b.id}`, details: { pipeline: this.opts.pipeline, table: name, where, chunkSize, total } });
     this.wake?.();
     return viewOf(b);
   }
@@ -236,6 +238,7 @@ export class Backfiller {
     b.updatedAt = new Date().toISOString();
     await this.persist();
     this.opts.log.info({ id, table: b.table, from, to: b.status, chunks: b.chunks, rows: b.rows }, `capture.backfill.${op}`);
+    audit.record({ action: `backfill.${op}`, object: `backfill:${this.opts.pipeline}/${id}`, details: { pipeline: this.opts.pipeline, table: b.table, from, to: b.status, chunks: b.chunks, rows: b.rows } });
     this.wake?.();
     return viewOf(b);
   }
@@ -351,6 +354,7 @@ export class Backfiller {
         b.error = errorMessage(err);
         b.finishedAt = b.updatedAt = new Date().toISOString();
         this.opts.log.error({ id: b.id, table: b.table, err: b.error }, 'capture.backfill.failed');
+        audit.record({ action: 'backfill.end', object: `backfill:${this.opts.pipeline}/${b.id}`, details: { pipeline: this.opts.pipeline, table: b.table, status: 'failed', chunks: b.chunks, rows: b.rows } });
         await this.persist().catch(() => undefined);
       }
     }
@@ -387,6 +391,7 @@ export class Backfiller {
         b.finishedAt = b.updatedAt;
         if (b.total < b.rows) b.total = b.rows;
         this.opts.log.info({ id: b.id, table: b.table, chunks: b.chunks, rows: b.rows, dropped: this.counters.backfillDropped, rowsPerSec: viewOf(b).rowsPerSec }, 'capture.backfill.done');
+        audit.record({ action: 'backfill.end', object: `backfill:${this.opts.pipeline}/${b.id}`, details: { pipeline: this.opts.pipeline, table: b.table, status: 'done', chunks: b.chunks, rows: b.rows } });
       }
       await this.persist();
     } finally {

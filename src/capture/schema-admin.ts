@@ -6,6 +6,7 @@
  * held changes apply with the new schema; reject: they are dead-lettered, SCHEMA_CHANGE_REJECTED).
  * Works against Kafka directly: no running syncline needed.
  */
+import { audit } from '../security/audit/recorder.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
 import { fatal } from '../core/errors.js';
@@ -45,7 +46,11 @@ export class SchemaAdmin {
   async decide(id: string, status: 'approved' | 'rejected', by: string, note?: string): Promise<SchemaChange> {
     for (const { log, pipelines } of await this.logs()) {
       const c = log.get(id);
-      if (c && pipelines.includes(c.pipeline)) return log.decide(id, status, by, note);
+      if (c && pipelines.includes(c.pipeline)) {
+        const d = await log.decide(id, status, by, note);
+        audit.record({ actor: by, action: status === 'approved' ? 'schema.change.approve' : 'schema.change.reject', object: `schema-change:${id}`, details: { pipeline: d.pipeline, table: d.table, fromSchemaId: d.fromSchemaId ?? null, toSchemaId: d.toSchemaId, note } });
+        return d;
+      }
     }
     throw fatal('SCHEMA_CHANGE_UNKNOWN', `no schema change ${id} in the pipelines of this config (syncline schema list shows them)`);
   }

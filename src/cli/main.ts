@@ -5,6 +5,8 @@
  */
 import '../core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { applyNodeFlags } from './node-flags.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { rootLogger } from '../core/log.js';
@@ -23,6 +25,7 @@ import { pipelineCommands } from './pipeline-drop.js';
 import { backfillCommand } from './backfill.js';
 import { schemaCommands } from './schema.js';
 import { syncCommands } from './sync.js';
+import { auditCommands } from './audit.js';
 import { redisAddress } from '../core/dependencies.js';
 
 applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/cli/main.js`
@@ -30,7 +33,9 @@ applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/c
 const DEFAULT_CONFIG = process.env.SYNCLINE_CONFIG ?? 'configs/data-sync-config.yaml';
 
 async function runStages(stages: Stage[], opts: { config: string; pipeline?: string[]; metricsPort?: number; metricsHost?: string }): Promise<void> {
+  let digest: { path: string; sha256: string } | undefined;
   const load = () => {
+    digest = configDigest(opts.config);
     const config = loadConfig(opts.config);
     if (opts.metricsPort !== undefined || opts.metricsHost !== undefined) {
       const o = config.observability;
@@ -45,6 +50,7 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
   };
   const config = load();
   const runtime = new Runtime(config, new Set(stages), opts.pipeline);
+  runtime.configFile = () => digest;
   let signals = 0;
   let stopping: Promise<void> | undefined;
   const onSignal = (sig: string) => {
@@ -57,7 +63,7 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
   runtime.reloadSource = load;
   process.on('SIGHUP', () => {
     rootLogger.info({ config: opts.config }, 'signal.received: SIGHUP, reloading the config');
-    Promise.resolve().then(() => runtime.reload(runtime.reloadSource!()))
+    Promise.resolve().then(() => runtime.reload(runtime.readConfigForReload('signal:SIGHUP'), 'signal:SIGHUP'))
       .then((r) => rootLogger.info(r, 'runtime.reloaded'))
       .catch((err: unknown) => rootLogger.error({ err: errorMessage(err) }, 'runtime.reload.refused: the running config stays'));
   });
@@ -81,6 +87,15 @@ async function runStages(stages: Stage[], opts: { config: string; pipeline?: str
     const described = attribute(err, config, runtime, redisError); // before stop() changes the clients' state
     await Promise.race([runtime.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000).unref())]);
     throw described;
+  }
+}
+
+/** The config file and the SHA-256 of its bytes (recorded in the audit trail: `sha256sum FILE` gives the same). */
+function configDigest(path: string): { path: string; sha256: string } | undefined {
+  try {
+    return { path, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') };
+  } catch {
+    return undefined; // loadConfig says why it cannot read it
   }
 }
 
@@ -214,13 +229,14 @@ pipelineCommands(program, DEFAULT_CONFIG);
 backfillCommand(program, DEFAULT_CONFIG);
 syncCommands(program, DEFAULT_CONFIG);
 schemaCommands(program, DEFAULT_CONFIG);
+auditCommands(program, DEFAULT_CONFIG);
 
 program
   .parseAsync(process.argv)
   .then(() => {
     // One-shot commands: client libraries may keep timers alive after close; do not hang on them.
     const cmd = process.argv[2];
-    if (cmd === 'dlq' || cmd === 'replay' || cmd === 'sync' || cmd === 'schema') process.stdout.write('', () => process.exit(process.exitCode ?? 0));
+    if (cmd === 'dlq' || cmd === 'replay' || cmd === 'sync' || cmd === 'schema' || cmd === 'audit') process.stdout.write('', () => process.exit(process.exitCode ?? 0));
   })
   .catch((err: unknown) => {
   process.stderr.write(`syncline: ${errorCode(err)}: ${errorMessage(err)}\n`);

@@ -7,6 +7,7 @@
  *   syncline schema approve ID         the held table applies its changes with the new schema
  *   syncline schema reject ID          its changes under that schema are dead-lettered (SCHEMA_CHANGE_REJECTED), the table flows on
  */
+import { audit } from '../security/audit/recorder.js';
 import { userInfo, hostname } from 'node:os';
 import type { Command } from 'commander';
 import '../../connectors/index.js';
@@ -27,10 +28,12 @@ const who = () => {
 async function withAdmin<T>(configFile: string, fn: (a: SchemaAdmin) => Promise<T>): Promise<T> {
   const config = loadConfig(configFile);
   const kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }));
+  const auditing = audit.configure(config.audit, rootLogger.child({ stage: 'audit' })); // decisions are audited
   try {
     return await fn(new SchemaAdmin(kafka, config));
   } finally {
     await kafka.close();
+    if (auditing) await audit.release();
   }
 }
 

@@ -4,6 +4,7 @@
  * `<topic>-value`, with BACKWARD compatibility. Registration is cached by schema text, so a schema
  * is registered once per process; decoding caches writer schemas by id.
  */
+import { audit } from '../security/audit/recorder.js';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type avsc from 'avsc';
 import { avroOptions, decodeFailurePath } from './avro.js';
@@ -43,6 +44,7 @@ export class AvroCodec {
           return register();
         })
         .then(async (r) => {
+          audit.record({ action: 'schema.registered', object: `subject:${subject}`, details: { subject, schemaId: r.id } });
           if (!this.types.has(r.id)) this.types.set(r.id, (await this.registry.getSchema(r.id)) as unknown as avsc.Type);
           return r.id;
         })

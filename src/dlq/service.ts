@@ -30,6 +30,7 @@ import { interpretChoice } from '../sink/conflicts.js';
 import { buildSinkParts, type SinkParts } from '../sink/build.js';
 import { DlqStore, type DlqEntry, type DlqFilter } from './store.js';
 import { HttpError } from '../core/errors.js';
+import { audit } from '../security/audit/recorder.js';
 
 export class DlqError extends HttpError {}
 
@@ -127,6 +128,31 @@ export class DlqService {
   }
 
   async resolve(id: string, a: { choice: 'source' | 'target' | 'merged'; merged?: unknown; by: string; note?: string; pipeline?: string }): Promise<ActionResult> {
+    return this.audited('dlq.resolve', id, a, { choice: a.choice, note: a.note }, () => this.doResolve(id, a));
+  }
+
+  async requeue(id: string, a: { by: string; pipeline?: string }): Promise<ActionResult> {
+    return this.audited('dlq.requeue', id, a, {}, () => this.doRequeue(id, a));
+  }
+
+  async discard(id: string, a: { by: string; note?: string; pipeline?: string }): Promise<ActionResult> {
+    return this.audited('dlq.discard', id, a, { note: a.note }, () => this.doDiscard(id, a));
+  }
+
+  /** An action in the audit trail (src/security/audit): ids, kind, table and counts; the note as a hash; a refusal with its status. */
+  private async audited(action: string, id: string, a: { by: string; pipeline?: string }, details: Record<string, unknown>, fn: () => Promise<ActionResult>): Promise<ActionResult> {
+    try {
+      const r = await fn();
+      const e = r.entry;
+      audit.record({ actor: a.by, action, object: `dlq:${e.pipeline}/${id}`, details: { ...details, outcome: 'ok', pipeline: e.pipeline, kind: e.kind, table: e.table ?? null, state: e.state, released: r.released, parkedBehind: r.parkedBehind ?? null } });
+      return r;
+    } catch (err) {
+      audit.record({ actor: a.by, action, object: `dlq:${a.pipeline ?? '?'}/${id}`, details: { ...details, outcome: 'failed', status: err instanceof HttpError ? err.status : null, code: (err as { code?: string }).code ?? null } });
+      throw err;
+    }
+  }
+
+  private async doResolve(id: string, a: { choice: 'source' | 'target' | 'merged'; merged?: unknown; by: string; note?: string; pipeline?: string }): Promise<ActionResult> {
     if (!['source', 'target', 'merged'].includes(a.choice)) throw new DlqError(400, `choice must be source, target or merged (got '${String(a.choice)}')`);
     const { e, o } = await this.open(id, a.pipeline);
     if (e.kind !== 'conflict') throw new DlqError(409, `dead letter ${id} is ${e.kind}, not a conflict: requeue or discard it`);
@@ -158,7 +184,7 @@ export class DlqService {
     return this.release(e, ops, a.by);
   }
 
-  async requeue(id: string, a: { by: string; pipeline?: string }): Promise<ActionResult> {
+  private async doRequeue(id: string, a: { by: string; pipeline?: string }): Promise<ActionResult> {
     const { e, o } = await this.open(id, a.pipeline);
     if (e.kind !== 'conflict') {
       if (!e.origin) {
@@ -176,7 +202,7 @@ export class DlqService {
     return this.release(e, ops, a.by, true);
   }
 
-  async discard(id: string, a: { by: string; note?: string; pipeline?: string }): Promise<ActionResult> {
+  private async doDiscard(id: string, a: { by: string; note?: string; pipeline?: string }): Promise<ActionResult> {
     const { e, o } = await this.open(id, a.pipeline);
     if (e.kind === 'conflict' && e.reason === 'conflict') {
       this.firstOfKey(e, o);

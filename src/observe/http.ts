@@ -18,6 +18,7 @@ import { errorMessage, fatal, HttpError } from '../core/errors.js';
 export { HttpError } from '../core/errors.js';
 import type { ReadyReport } from './checks.js';
 import { healthStatusCode, type HealthReport } from './health.js';
+import { requestPrincipal, withPrincipal } from '../security/audit/recorder.js';
 
 export interface EndpointSources {
   metrics: () => Promise<string>;
@@ -71,7 +72,9 @@ export class ObservabilityServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    if (path?.startsWith('/api/') && this.src.api && (await this.src.api(req, res))) return;
+    // What an /api/ request records in the audit trail is done by its principal (src/security/audit).
+    const api = this.src.api;
+    if (path?.startsWith('/api/') && api && (await withPrincipal(requestPrincipal(req), () => api(req, res)))) return;
     const known = path === '/metrics' || path === '/health' || path === '/ready' || (path === '/alerts' && this.src.alerts !== undefined);
     try {
       if (!known) return json(res, 404, { error: `no such endpoint ${path} (have /metrics, /health, /ready)` });

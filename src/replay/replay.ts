@@ -14,6 +14,7 @@
  *  - --dry-run: target and state are read, nothing is written anywhere (sink/dry-run.ts); the
  *    summary says what would happen.
  */
+import { audit } from '../security/audit/recorder.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
@@ -114,6 +115,8 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   }
 
   const validators = await validateRules(d.config, undefined, [o.pipeline], d.log);
+  const object = `pipeline:${o.pipeline}`;
+  audit.record({ action: 'replay.start', object, details: { pipeline: o.pipeline, from: o.from, to: o.to ?? null, table: o.table ?? null, dryRun: o.dryRun === true, partitions: ranges.length } });
   const parts = await buildSinkParts({ config: d.config, kafka: d.kafka, redis: d.redis }, o.pipeline, p, d.log, { dryRun: o.dryRun });
   const decode = cdcDecoder(d.codec, byTopic, validators.get(o.pipeline));
   let read = 0;
@@ -146,11 +149,13 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
       { groupPrefix: `${d.config.topicPrefix}.${o.pipeline}.replay`, onProgress: o.onProgress },
     );
   } catch (err) {
+    audit.record({ action: 'replay.end', object, details: { pipeline: o.pipeline, outcome: 'failed', read, dryRun: o.dryRun === true } });
     throw new ReplayError(`replay of ${o.pipeline} stopped: ${errorMessage(err)} (nothing after the last applied batch was changed; run it again to continue)`);
   } finally {
     await parts.sink.close().catch(() => undefined);
   }
   const s = parts.applier.stats;
+  audit.record({ action: 'replay.end', object, details: { pipeline: o.pipeline, outcome: 'ok', dryRun: o.dryRun === true, read, applied: s.applied, conflicts: s.conflicts, deadLettered: s.deadLettered + invalid } });
   return {
     pipeline: o.pipeline, dryRun: o.dryRun ?? false, topics: [...byTopic.keys()], read, applied: s.applied, repaired: s.repaired,
     skippedUnchanged: s.skippedUnchanged, skippedStale: s.skippedStale, conflicts: s.conflicts, parked: s.parked + s.parkedBehind,

@@ -18,6 +18,7 @@ import type { Cron } from 'croner';
 import { BoundedRun, type BoundedParts } from './bounded.js';
 import { cronOf, missedFire, nextFire } from './schedule.js';
 import { inWindows, parseWindow, type SyncWindow } from './windows.js';
+import { audit } from '../security/audit/recorder.js';
 import { emptyCounts, newRunId, type RunStore, type RunTrigger, type SyncRun } from './runs.js';
 
 export interface SyncModeConfig {
@@ -151,6 +152,7 @@ export class SyncController {
     const record: SyncRun = { id: newRunId(started), pipeline: this.o.pipeline, trigger, by, ...(tables ? { tables } : {}), ...extra, startedAt: started.toISOString(), counts: emptyCounts(), outcome: 'running' };
     const run = new BoundedRun(this.o.parts, record, (r) => this.persist(r), this.o.config.maxRunDurationMs);
     this.o.log.info({ run: record.id, trigger, by }, 'sync.run.start');
+    audit.record({ actor: by, action: 'sync.run.start', object: `run:${record.id}`, details: { pipeline: this.o.pipeline, trigger, tables: tables ?? null, ...extra } });
     this.recent.push(record);
     if (this.recent.length > 50) this.recent.shift();
     const done = run.run().then(async (r) => {
@@ -159,6 +161,7 @@ export class SyncController {
       this.o.metrics.duration.observe({ pipeline: this.o.pipeline }, (Date.parse(r.endedAt!) - Date.parse(r.startedAt)) / 1000);
       await this.o.store.writeRun(r).catch((err: Error) => this.o.log.warn({ err: err.message }, 'sync.run.record-failed'));
       this.o.log.info({ run: r.id, outcome: r.outcome, counts: r.counts }, 'sync.run.end');
+      audit.record({ actor: by, action: 'sync.run.end', object: `run:${r.id}`, details: { pipeline: this.o.pipeline, trigger, outcome: r.outcome, counts: r.counts as unknown as Record<string, unknown> } });
       return r;
     });
     this.current = { run, done };

@@ -225,6 +225,46 @@ export const alertChannelSpec = z
   .strict()
   .describe('One notification channel.');
 
+/** The audit trail (src/security/audit/): where it is stored, how it is signed and kept. */
+export const auditSpec = z
+  .object({
+    enabled: z.boolean().default(true).describe('Record the audit trail (set false to keep the section but record nothing).'),
+    url: z
+      .string()
+      .min(1)
+      .describe("PostgreSQL URL of the metadata database holding the audit trail (the table is created when missing). Use ${ENV_VAR} interpolation for the password.")
+      .meta({ secret: true, examples: ['postgres://syncline:${SYNCLINE_AUDIT_PASSWORD}@127.0.0.1:5432/syncline_meta'] }),
+    table: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,40}$/, 'lower-case letters, digits and _ (at most 41 characters), not starting with a digit')
+      .default('syncline_audit')
+      .describe('Table of the entries (in the search_path schema); its checkpoints go to <table>_checkpoints.'),
+    retentionDays: z.number().int().min(1).max(36500).default(365).describe('Entries older than this are pruned (only up to a signed checkpoint, so the rest stays verifiable).'),
+    signingKey: z
+      .object({
+        file: z.string().min(1).optional().describe('File of the Ed25519 private key (PKCS#8 PEM), relative to the working directory; `syncline audit keygen` writes one.').meta({ examples: ['secrets/audit-ed25519.pem'] }),
+        env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional().describe('Environment variable holding the private key (PKCS#8 PEM, or its base64 DER).').meta({ examples: ['SYNCLINE_AUDIT_SIGNING_KEY'] }),
+      })
+      .strict()
+      .refine((k) => (k.file === undefined) !== (k.env === undefined), { message: 'give exactly one of file and env' })
+      .optional()
+      .describe('Ed25519 key that signs the checkpoints. Without it no checkpoint is written (logged at start) and `audit verify` cannot detect a rewrite of the whole chain.'),
+    publicKey: z
+      .object({
+        file: z.string().min(1).optional().describe('File of the Ed25519 public key (SPKI PEM).').meta({ examples: ['secrets/audit-ed25519.pub.pem'] }),
+        env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional().describe('Environment variable holding the public key (SPKI PEM, or its base64 DER).'),
+      })
+      .strict()
+      .refine((k) => (k.file === undefined) !== (k.env === undefined), { message: 'give exactly one of file and env' })
+      .optional()
+      .describe('Public key `audit verify` checks the checkpoint signatures with; default: derived from signingKey. Give it where verification runs without the private key.'),
+    checkpointEvery: z.number().int().min(1).max(1_000_000).default(1000).describe('A signed checkpoint after this many entries appended by a process (and every checkpointEveryMs, and when the process stops).'),
+    checkpointEveryMs: z.number().int().min(1000).max(86_400_000).default(3_600_000).describe('A signed checkpoint at least this often while new entries come. `audit verify` reports entries older than twice this that no checkpoint covers (deleted checkpoints).'),
+    bufferMax: z.number().int().min(100).max(10_000_000).default(100_000).describe('Most entries held in memory while the audit database cannot be written (then the oldest are dropped, logged and counted in syncline_audit_errors_total{kind="dropped"}).'),
+  })
+  .strict()
+  .describe('Audit trail: every operator and system action (start/stop, config loads and reloads, schema registrations and decisions, dead-letter actions, sync runs, backfills, replays, denied requests) appended to a hash-chained, append-only PostgreSQL table with Ed25519-signed checkpoints; `syncline audit list|export|verify`. Without this section nothing is recorded.');
+
 export const alertRuleSpec = z
   .object({
     name: z.string().regex(alertNameRe, 'letters, digits and _ (a Prometheus alert name)').describe('Alert name (also the Prometheus alert name).').meta({ examples: ['SynclineConsumerLagHigh'] }),
@@ -418,6 +458,7 @@ export function configSpec() {
       observability: observabilitySpec.optional(),
       alerts: alertsSpec.optional(),
       reports: reportsSpec.optional(),
+      audit: auditSpec.optional(),
       defaults: z
         .object({
           conflict: conflictSpec.prefault({}),
@@ -530,6 +571,7 @@ export function startTimeoutOf(config: { startTimeoutMs: number }, env: NodeJS.P
 }
 export type ObservabilityConfig = z.infer<typeof observabilitySpec>;
 export type ReportsConfig = z.infer<typeof reportsSpec>;
+export type AuditConfig = z.infer<typeof auditSpec>;
 export type AlertsConfig = z.infer<typeof alertsSpec>;
 export type AlertRuleConfig = z.infer<typeof alertRuleSpec>;
 export type AlertChannelConfig = z.infer<typeof alertChannelSpec>;
