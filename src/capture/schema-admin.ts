@@ -42,12 +42,12 @@ export class SchemaAdmin {
     return all.sort((a, b) => a.detectedAt.localeCompare(b.detectedAt));
   }
 
-  async decide(id: string, status: 'approved' | 'rejected', by: string, note?: string): Promise<SchemaChange> {
+  async decide(id: string, status: 'approved' | 'rejected', by: string, note?: string, pipeline?: string): Promise<SchemaChange> {
     for (const { log, pipelines } of await this.logs()) {
       const c = log.get(id);
-      if (c && pipelines.includes(c.pipeline)) return log.decide(id, status, by, note);
+      if (c && pipelines.includes(c.pipeline) && (pipeline === undefined || c.pipeline === pipeline)) return log.decide(id, status, by, note);
     }
-    throw fatal('SCHEMA_CHANGE_UNKNOWN', `no schema change ${id} in the pipelines of this config (syncline schema list shows them)`);
+    throw fatal('SCHEMA_CHANGE_UNKNOWN', `no schema change ${id} in ${pipeline !== undefined ? `pipeline ${pipeline}` : 'the pipelines of this config'} (syncline schema list shows them)`);
   }
 }
 
