@@ -14,9 +14,10 @@
  */
 import type http from 'node:http';
 import type { Logger } from 'pino';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { ApiConfig, ApiRole } from '../../core/config/schema.js';
 import { API_ROLES } from '../../core/config/schema.js';
-import { errorMessage, fatal } from '../../core/errors.js';
+import { errorMessage } from '../../core/errors.js';
 import { ROLE_RANK, type RouteSpec } from './routes.js';
 import { findToken, looksLikeToken } from './tokens.js';
 
@@ -42,18 +43,10 @@ export interface Denial {
 /** What authorize() answers: the principal, or the refusal to send. */
 export type Decision = { ok: true; principal: Principal } | { ok: false; status: 401 | 403; error: string; headers: Record<string, string> };
 
-/** The part of `jose` used here (loaded on demand: only OIDC needs it). */
-export interface JoseLike {
-  createRemoteJWKSet(url: URL, options?: Record<string, unknown>): unknown;
-  jwtVerify(jwt: string, key: unknown, options: Record<string, unknown>): Promise<{ payload: Record<string, unknown> }>;
-}
-
 export interface AccessOptions {
   log: Logger;
   /** Called for every 401 and 403 (the audit trail records them). Errors it throws are logged, not raised. */
   onDenied?: (d: Denial) => void;
-  /** How `jose` is loaded (default: import('jose')). */
-  loadJose?: () => Promise<JoseLike>;
 }
 
 const principals = new WeakMap<http.IncomingMessage, Principal>();
@@ -81,8 +74,7 @@ export class ApiAccess {
   /** True when auth is none because nothing was configured (not said explicitly). */
   readonly implicit: boolean;
   private readonly cfg: ApiConfig;
-  private jose?: JoseLike;
-  private jwks?: unknown;
+  private jwks?: ReturnType<typeof createRemoteJWKSet>;
 
   constructor(cfg: ApiConfig | undefined, private readonly o: AccessOptions) {
     this.cfg = cfg ?? { tokens: [], open: ['health', 'ready', 'metrics'] };
@@ -91,7 +83,7 @@ export class ApiAccess {
     this.implicit = this.cfg.auth === undefined && !configured;
   }
 
-  /** Loads jose when OIDC is configured (a fatal error when it is missing) and says at start how the API is protected. */
+  /** Says at start how the API is protected (warn / error for auth none), and sets up the JWKS of OIDC. */
   async prepare(host: string, port: number): Promise<void> {
     const where = `${host}:${port}`;
     if (this.mode === 'none') {
@@ -102,14 +94,8 @@ export class ApiAccess {
       else this.o.log.error({ host, port }, `api.auth.none: ${msg}. IT LISTENS BEYOND THE LOOPBACK ADDRESS`);
       return;
     }
-    if (this.cfg.oidc && !this.jose) {
-      try {
-        this.jose = await (this.o.loadJose ?? defaultJose)();
-      } catch (err) {
-        throw fatal('API_OIDC_UNAVAILABLE', `api.oidc is set but the jose package cannot be loaded (${errorMessage(err)}): install it (npm install jose) or remove api.oidc`, err);
-      }
-      this.jwks = this.jose.createRemoteJWKSet(new URL(this.cfg.oidc.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
-    }
+    // jose fetches the key set at the first JWT and again for a key id it does not know (at most every 30 s).
+    if (this.cfg.oidc && !this.jwks) this.jwks = createRemoteJWKSet(new URL(this.cfg.oidc.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
     this.o.log.info({ host, port, tokens: this.cfg.tokens.length, oidc: this.cfg.oidc?.issuer ?? null, open: this.cfg.open }, 'api.auth.required');
   }
 
@@ -182,10 +168,10 @@ export class ApiAccess {
   /** The principal of a JWT, or why it is refused. */
   private async verifyJwt(jwt: string): Promise<Principal | string> {
     const o = this.cfg.oidc!;
-    if (!this.jose) return 'OIDC is not ready (the server did not prepare it)';
+    if (!this.jwks) return 'OIDC is not ready (the server did not prepare it)';
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await this.jose.jwtVerify(jwt, this.jwks, { issuer: o.issuer, audience: o.audience, algorithms: o.algorithms, clockTolerance: o.clockToleranceS }));
+      ({ payload } = await jwtVerify(jwt, this.jwks, { issuer: o.issuer, audience: o.audience, algorithms: o.algorithms, clockTolerance: o.clockToleranceS }));
     } catch (err) {
       return `invalid JWT: ${(err as { code?: string }).code ?? 'ERR'} ${errorMessage(err)}`;
     }
@@ -197,9 +183,4 @@ export class ApiAccess {
     const user = String(payload[o.userClaim] ?? payload.sub ?? 'unknown').slice(0, 200);
     return { actor: `oidc:${user}`, role: role ?? ('none' as ApiRole), pipelines, via: 'oidc' };
   }
-}
-
-async function defaultJose(): Promise<JoseLike> {
-  const name = 'jose'; // not a static import: only OIDC needs it, and it may be absent
-  return (await import(name)) as JoseLike;
 }

@@ -3,33 +3,18 @@
  * and access control: a valid token's role and pipelines count and its subject is the actor; an
  * expired one, another audience, another issuer, another key, an unsigned one and one without a
  * role are refused (401, or 403 for the missing role). API tokens keep working next to OIDC.
- * Needs the `jose` package: from node_modules once installed, else from SYNCLINE_TEST_JOSE (the
- * path of jose's dist/webapi/index.js, for a trial install outside the repo); skipped without it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pathToFileURL } from 'node:url';
+import * as jose from 'jose';
 import { pino } from 'pino';
 import { ObservabilityServer } from '../../observe/http.js';
-import { ApiAccess, actorOf, type JoseLike } from './access.js';
+import { ApiAccess, actorOf } from './access.js';
 import { newToken, tokenHash } from './tokens.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-async function loadJose(): Promise<any | undefined> {
-  const name = 'jose';
-  try {
-    return await import(name);
-  } catch {
-    const p = process.env.SYNCLINE_TEST_JOSE;
-    return p ? await import(pathToFileURL(p).href) : undefined;
-  }
-}
-
 test('OIDC JWTs verified against a real JWKS: role and pipelines from claims, every bad token refused', async (t) => {
-  const jose = await loadJose();
-  if (!jose) return t.skip('jose is not installed (npm request: /work/briefs/npm-request-auth.txt); set SYNCLINE_TEST_JOSE to try it');
   const log = pino({ level: 'silent' });
   const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
   const other = await jose.generateKeyPair('ES256', { extractable: true });
@@ -49,7 +34,7 @@ test('OIDC JWTs verified against a real JWKS: role and pipelines from claims, ev
   const apiToken = newToken();
   const access = new ApiAccess(
     { tokens: [{ name: 'ci', role: 'viewer', hash: tokenHash(apiToken) }], open: [], oidc: { issuer, audience: 'syncline', jwksUrl, roleClaim: 'roles', pipelinesClaim: 'pipelines', userClaim: 'preferred_username', clockToleranceS: 5, algorithms: ['ES256'] } },
-    { log, loadJose: async () => jose as JoseLike },
+    { log },
   );
   const server = new ObservabilityServer({
     metrics: async () => '', metricsContentType: 'text/plain', health: () => ({}) as never, ready: async () => ({ ready: true, checks: [] }) as never,
@@ -63,7 +48,7 @@ test('OIDC JWTs verified against a real JWKS: role and pipelines from claims, ev
   const port = await server.start(0, '127.0.0.1');
   t.after(() => server.close());
 
-  const sign = (claims: Record<string, unknown>, o: { key?: unknown; kid?: string; iss?: string; aud?: string; exp?: string | number } = {}) =>
+  const sign = (claims: Record<string, unknown>, o: { key?: CryptoKey; kid?: string; iss?: string; aud?: string; exp?: string | number } = {}) =>
     new jose.SignJWT({ preferred_username: 'alice', ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: o.kid ?? 'k1' })
       .setIssuer(o.iss ?? issuer)
@@ -71,7 +56,7 @@ test('OIDC JWTs verified against a real JWKS: role and pipelines from claims, ev
       .setSubject('u-1')
       .setIssuedAt()
       .setExpirationTime(o.exp ?? '5m')
-      .sign(o.key ?? privateKey) as Promise<string>;
+      .sign((o.key ?? privateKey) as CryptoKey);
   const call = async (path: string, bearer: string, method = 'POST') => {
     const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { authorization: `Bearer ${bearer}`, 'x-syncline-user': 'mallory' }, body: method === 'POST' ? '{}' : undefined });
     return { status: res.status, body: (await res.json()) as { actor?: string; error?: string }, www: res.headers.get('www-authenticate') };
