@@ -19,7 +19,8 @@ import { ROUTES, matchRoute, type RouteSpec } from '../src/security/access/route
 import { newToken, tokenHash } from '../src/security/access/tokens.js';
 import { ApiAccess, actorOf, type Denial } from '../src/security/access/access.js';
 import { ObservabilityServer } from '../src/observe/http.js';
-import { startRuntime, sql, testEnv, waitFor, withClient } from './helpers.js';
+import { once } from 'node:events';
+import { spawnCli, startRuntime, sql, testEnv, waitFor, withClient } from './helpers.js';
 
 type Who = 'none' | 'wrong' | 'malformed' | 'viewer' | 'operator' | 'admin' | 'scopedOut' | 'scopedIn';
 const RANK = { viewer: 1, operator: 2, admin: 3 } as const;
@@ -171,4 +172,21 @@ test('a real runtime: every declared route reaches its real handler; 401/403 at 
   const viewerReload = await fetch(`${base}/api/reload`, { method: 'POST', headers: auth.viewer });
   assert.equal(viewerReload.status, 403);
   assert.ok(denials.some((d) => d.actor === 'token:view' && d.path === '/api/reload' && d.status === 403));
+
+  // The CLI sends SYNCLINE_TOKEN (or --token); without one it says what to do.
+  const cli = async (args: string[], env: Record<string, string>) => {
+    const child = spawnCli(args, env);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    return { code, out, err: (child as unknown as { stderrTail: () => string }).stderrTail() };
+  };
+  const bare = await cli(['sync', 'run', 'a', '--config', env.configFile, '--url', base], { SYNCLINE_TOKEN: '' });
+  assert.equal(bare.code, 1);
+  assert.match(bare.err, /wants an API token .*set SYNCLINE_TOKEN or pass --token/);
+  const viewerRun = await cli(['sync', 'run', 'a', '--config', env.configFile, '--url', base, '--token', tokens.viewer], {});
+  assert.match(viewerRun.err, /refused the token: POST \/api\/pipelines\/:name\/runs needs role operator/);
+  const ok = await cli(['sync', 'run', 'a', '--config', env.configFile, '--url', base, '--wait', '--json'], { SYNCLINE_TOKEN: tokens.operator });
+  assert.equal(ok.code, 0, ok.err);
+  assert.equal((JSON.parse(ok.out) as { by: string }).by, 'token:op');
 });
