@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import '../../../connectors/index.js';
 import { parseConfig } from '../../core/config/load.js';
@@ -179,4 +180,14 @@ test('syncline auth token create: prints the token once and a hash that matches 
   assert.equal(hash, tokenHash(token!));
   assert.match(out, /hash: \$\{SYNCLINE_TOKEN_HASH_OPS_1\}/);
   assert.match(out, /pipelines: \[orders\]/);
+});
+
+test('docs/security.md lists every route of the table with its role and scope', () => {
+  const doc = readFileSync(new URL('../../../docs/security.md', import.meta.url), 'utf8');
+  for (const r of ROUTES) {
+    const row = `| ${r.method} | \`${r.path}\` | ${r.role} | ${r.scope}`;
+    assert.ok(doc.includes(row), `docs/security.md lacks the row ${row}`);
+  }
+  const rows = doc.split('\n').filter((l) => /^\| (GET|POST) \| `/.test(l));
+  assert.equal(rows.length, ROUTES.length, 'no route in the docs that the table does not have');
 });
