@@ -210,7 +210,7 @@ export const apiSpec = z
     auth: z
       .enum(['required', 'none'])
       .optional()
-      .describe('required: every endpoint (but those in `open`) needs a bearer token of `tokens` or an OIDC JWT; none: no authentication (logged at warn at start; the X-Syncline-User header names the actor). Missing: required when tokens or oidc are set, else none with a warning (an error-level warning when the server listens beyond the loopback address).'),
+      .describe('required: every endpoint (but those in `open`) needs a bearer token of `tokens` or an OIDC JWT; none: no authentication (a warning at every start, an error beyond the loopback address; the X-Syncline-User header names the actor). Missing: required when tokens or oidc are set, else none, said at start at info on a loopback address and at error beyond it.'),
     tokens: z.array(apiTokenSpec).default([]).describe('API tokens (create one with `syncline auth token create --name N --role R`).'),
     oidc: z
       .object({

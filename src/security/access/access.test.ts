@@ -138,6 +138,21 @@ test('ApiAccess: auth none lets everything through and takes the actor from X-Sy
   assert.equal(new ApiAccess({ tokens: [{ name: 'x', hash: tokenHash(newToken()), role: 'admin' }], open: [] }, { log }).mode, 'required');
 });
 
+test('ApiAccess: how auth none is said at start: info (nothing configured, loopback), warn (explicit none), error (beyond loopback)', async () => {
+  const lines: { level: number; msg: string }[] = [];
+  const capture = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const levelOf = async (cfg: ConstructorParameters<typeof ApiAccess>[0], host: string) => {
+    lines.length = 0;
+    await new ApiAccess(cfg, { log: capture }).prepare(host, 9464);
+    return lines.find((l) => l.msg.startsWith('api.auth'))?.level;
+  };
+  assert.equal(await levelOf(undefined, '127.0.0.1'), 30);
+  assert.equal(await levelOf({ auth: 'none', tokens: [], open: [] }, '127.0.0.1'), 40);
+  assert.equal(await levelOf(undefined, '0.0.0.0'), 50);
+  assert.equal(await levelOf({ auth: 'none', tokens: [], open: [] }, '10.1.2.3'), 50);
+  assert.equal(await levelOf({ tokens: [{ name: 'x', hash: tokenHash(newToken()), role: 'admin' }], open: [] }, '0.0.0.0'), 30); // api.auth.required
+});
+
 const base = `version: 1
 topicPrefix: t
 kafka: { brokers: ['127.0.0.1:9092'] }

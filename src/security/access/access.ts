@@ -88,10 +88,14 @@ export class ApiAccess {
     const where = `${host}:${port}`;
     if (this.mode === 'none') {
       const msg = this.implicit
-        ? `api.auth: no api section, so the HTTP API on ${where} takes no credentials: anyone who reaches it can resolve, requeue or discard dead letters, start runs and reload the config (set api.tokens, or api.auth: none to say it is wanted)`
+        ? `api.auth: no api.tokens and no api.oidc in the config, so the HTTP API on ${where} takes no credentials: anyone who reaches it can resolve, requeue or discard dead letters, start runs and reload the config (set api.tokens, or api.auth: none to say it is wanted)`
         : `api.auth is none: the HTTP API on ${where} takes no credentials; the actor recorded is the unchecked X-Syncline-User header`;
-      if (isLoopback(host)) this.o.log.warn({ host, port }, `api.auth.none: ${msg}`);
-      else this.o.log.error({ host, port }, `api.auth.none: ${msg}. IT LISTENS BEYOND THE LOOPBACK ADDRESS`);
+      // Beyond loopback: an error line whichever way. On loopback: a warning for an explicit `none`
+      // (a choice to be reminded of), an info line when nothing was configured (a first run, the
+      // demo, the tests: only this host reaches it, and it was so before access control existed).
+      if (!isLoopback(host)) this.o.log.error({ host, port }, `api.auth.none: ${msg}. IT LISTENS BEYOND THE LOOPBACK ADDRESS`);
+      else if (this.implicit) this.o.log.info({ host, port }, `api.auth.none: ${msg}`);
+      else this.o.log.warn({ host, port }, `api.auth.none: ${msg}`);
       return;
     }
     // jose fetches the key set at the first JWT and again for a key id it does not know (at most every 30 s).
