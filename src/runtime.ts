@@ -44,7 +44,8 @@ import { planReload, ReloadRefused } from './reload.js';
 import { errorMessage } from './core/errors.js';
 import { parseTableName } from './core/names.js';
 import { SyncModes } from './sync/modes.js';
-import { audit } from './security/audit/recorder.js';
+import { audit, recordDenied } from './security/audit/recorder.js';
+import { ApiAccess, type Denial } from './security/access/access.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -93,6 +94,8 @@ export class Runtime {
   private readonly stopped = new Promise<void>((r) => (this.wake = r));
   /** Reads the config file again (set by the CLI): what SIGHUP and POST /api/reload apply (reload()). */
   reloadSource?: () => SynclineConfig;
+  /** Called for every request the HTTP API refuses (401/403): the audit trail records them. */
+  accessDenied?: (d: Denial) => void;
   private reloading: Promise<unknown> = Promise.resolve();
   /** Sync modes (src/sync/): runs of scheduled/manual pipelines, windows of realtime ones. */
   readonly sync: SyncModes;
@@ -121,10 +124,16 @@ export class Runtime {
     this.sync = new SyncModes(this.kafka, config.topicPrefix, this.log);
     const dlqRoutes = stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined;
     const syncRoutes = this.sync.api(() => Object.keys(config.pipelines));
+    // Who may call the HTTP API (config `api`); denials go to accessDenied (the audit trail's hook).
+    const access = new ApiAccess(config.api, { log: rootLogger.child({ stage: 'api' }), onDenied: (d) => {
+      recordDenied(d);
+      this.accessDenied?.(d);
+    } });
     this.observe = new Observability({
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
       // The dead-letter API needs what the sink stage has (Redis, targets); backfills, the capture.
+      access,
       api: anyApi([
         syncRoutes,
         dlqRoutes,

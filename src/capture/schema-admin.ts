@@ -43,16 +43,16 @@ export class SchemaAdmin {
     return all.sort((a, b) => a.detectedAt.localeCompare(b.detectedAt));
   }
 
-  async decide(id: string, status: 'approved' | 'rejected', by: string, note?: string): Promise<SchemaChange> {
+  async decide(id: string, status: 'approved' | 'rejected', by: string, note?: string, pipeline?: string): Promise<SchemaChange> {
     for (const { log, pipelines } of await this.logs()) {
       const c = log.get(id);
-      if (c && pipelines.includes(c.pipeline)) {
+      if (c && pipelines.includes(c.pipeline) && (pipeline === undefined || c.pipeline === pipeline)) {
         const d = await log.decide(id, status, by, note);
         audit.record({ actor: by, action: status === 'approved' ? 'schema.change.approve' : 'schema.change.reject', object: `schema-change:${id}`, details: { pipeline: d.pipeline, table: d.table, fromSchemaId: d.fromSchemaId ?? null, toSchemaId: d.toSchemaId, note } });
         return d;
       }
     }
-    throw fatal('SCHEMA_CHANGE_UNKNOWN', `no schema change ${id} in the pipelines of this config (syncline schema list shows them)`);
+    throw fatal('SCHEMA_CHANGE_UNKNOWN', `no schema change ${id} in ${pipeline !== undefined ? `pipeline ${pipeline}` : 'the pipelines of this config'} (syncline schema list shows them)`);
   }
 }
 

@@ -3,11 +3,13 @@
  *   GET  /api/schema/changes?pipeline=&status=     changes, oldest first (status=pending: what waits)
  *   POST /api/schema/changes/:id/approve           {"note": "…"} → 200 the decided change
  *   POST /api/schema/changes/:id/reject            {"note": "…"} → 200; 404 unknown id, 409 not pending
- * Who decided comes from the X-Syncline-User header (default "api"), as for the other APIs.
+ * Who decided is the authenticated principal (actorOf; with api.auth none the X-Syncline-User header,
+ * default "api"), as for the other APIs. ?pipeline= on approve|reject: only a change of that pipeline.
  */
 import type http from 'node:http';
 import { errorCode, errorMessage } from '../core/errors.js';
 import { HttpError, jsonBody, sendJson } from '../observe/http.js';
+import { actorOf } from '../security/access/access.js';
 import type { SchemaAdmin } from './schema-admin.js';
 import type { SchemaChangeStatus } from './schema-changes.js';
 
@@ -29,8 +31,8 @@ export function schemaApi(admin: () => SchemaAdmin) {
       if (parts.length === 5 && (parts[4] === 'approve' || parts[4] === 'reject')) {
         if (req.method !== 'POST') return sendJson(res, 405, { error: `POST to ${parts[4]}` }), true;
         const b = await jsonBody(req, 64 * 1024);
-        const by = String(req.headers['x-syncline-user'] ?? 'api').slice(0, 200);
-        const c = await admin().decide(decodeURIComponent(parts[3]!), parts[4] === 'approve' ? 'approved' : 'rejected', by, typeof b.note === 'string' ? b.note.slice(0, 2000) : undefined);
+        const by = actorOf(req);
+        const c = await admin().decide(decodeURIComponent(parts[3]!), parts[4] === 'approve' ? 'approved' : 'rejected', by, typeof b.note === 'string' ? b.note.slice(0, 2000) : undefined, url.searchParams.get('pipeline') ?? undefined);
         sendJson(res, 200, c);
         return true;
       }

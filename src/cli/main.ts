@@ -26,6 +26,7 @@ import { backfillCommand } from './backfill.js';
 import { schemaCommands } from './schema.js';
 import { syncCommands } from './sync.js';
 import { auditCommands } from './audit.js';
+import { authCommands, tokenOption } from './auth.js';
 import { redisAddress } from '../core/dependencies.js';
 
 applyNodeFlags(); // the bin's node flags, also when started as `node dist/src/cli/main.js`
@@ -179,7 +180,8 @@ program
   .description("a running syncline's readiness (every dependency) and health; without one, checks the config's dependencies from here. Exit 0 when ready, 1 when not")
   .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
   .option('--url <url>', 'base URL of the running instance (default: from the config\'s observability section, else http://127.0.0.1:9464)')
-  .action(async (opts: { config: string; url?: string }) => {
+  .addOption(tokenOption())
+  .action(async (opts: { config: string; url?: string; token?: string }) => {
     const code = await status(opts);
     // Clients of unreachable services may keep retrying in the background: do not wait for them.
     process.stdout.write('', () => process.exit(code));
@@ -191,7 +193,8 @@ program
   .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
   .option('--url <url>', 'base URL of the running instance (default: from the config\'s observability section, else http://127.0.0.1:9464)')
   .option('--dir <dir>', 'report directory (default: the config\'s reports.dir, else reports)')
-  .action(async (opts: { config: string; url?: string; dir?: string }) => {
+  .addOption(tokenOption())
+  .action(async (opts: { config: string; url?: string; dir?: string; token?: string }) => {
     const code = await report(opts);
     process.stdout.write('', () => process.exit(code));
   });
@@ -230,6 +233,7 @@ backfillCommand(program, DEFAULT_CONFIG);
 syncCommands(program, DEFAULT_CONFIG);
 schemaCommands(program, DEFAULT_CONFIG);
 auditCommands(program, DEFAULT_CONFIG);
+authCommands(program);
 
 program
   .parseAsync(process.argv)

@@ -12,11 +12,14 @@ import { errorMessage } from '../core/errors.js';
 import type { HealthReport } from '../observe/health.js';
 import { renderFromFiles, writeReports } from '../observe/report.js';
 import { defaultUrl } from './status.js';
+import { authHeaders, authHint } from './auth.js';
 
 export interface ReportOptions {
   config: string;
   url?: string;
   dir?: string;
+  /** API token (default SYNCLINE_TOKEN), for an instance whose /metrics is protected (api.open without metrics). */
+  token?: string;
   out?: (text: string) => void;
 }
 
@@ -31,7 +34,7 @@ export async function report(opts: ReportOptions): Promise<number> {
   }
   const dir = opts.dir ?? config?.reports?.dir ?? 'reports';
   const url = (opts.url ?? defaultUrl(config)).replace(/\/+$/, '');
-  const remote = await fetchMetrics(url);
+  const remote = await fetchMetrics(url, opts.token);
   if (remote) {
     const r = writeReports(dir, remote.metrics, remote.health, url);
     out(`syncline at ${url}: ${r.status.pipelines.length} pipeline(s), status ${r.status.status}\nwrote ${r.files.join(', ')}\n`);
@@ -42,14 +45,14 @@ export async function report(opts: ReportOptions): Promise<number> {
   return 0;
 }
 
-async function fetchMetrics(url: string): Promise<{ metrics: string; health?: HealthReport } | null> {
+async function fetchMetrics(url: string, token?: string): Promise<{ metrics: string; health?: HealthReport } | null> {
   try {
-    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(30_000) });
-    if (res.status !== 200) throw new Error(`GET ${url}/metrics: HTTP ${res.status}`);
+    const res = await fetch(`${url}/metrics`, { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) });
+    if (res.status !== 200) throw new Error(`GET ${url}/metrics: ${authHint(res.status) ?? `HTTP ${res.status}`}`);
     const metrics = await res.text();
     let health: HealthReport | undefined;
     try {
-      health = (await (await fetch(`${url}/health`, { signal: AbortSignal.timeout(30_000) })).json()) as HealthReport;
+      health = (await (await fetch(`${url}/health`, { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) })).json()) as HealthReport;
     } catch {
       health = undefined; // counters without the stage states
     }

@@ -16,10 +16,13 @@ import { sinkRegistration, sourceRegistration } from '../core/registry.js';
 import { dependencyProbes, DependencyChecks, watchRedis, type CheckResult, type ReadyReport } from '../observe/checks.js';
 import type { HealthReport } from '../observe/health.js';
 import type { Sink } from '../sink/sink.js';
+import { authHeaders, authHint } from './auth.js';
 
 export interface StatusOptions {
   config: string;
   url?: string;
+  /** API token (default SYNCLINE_TOKEN), for an instance whose API requires one (/ready and /health may be open: api.open). */
+  token?: string;
   /** Where the report goes (tests pass their own). */
   out?: (text: string) => void;
 }
@@ -35,7 +38,7 @@ export async function status(opts: StatusOptions): Promise<number> {
     configError = err;
   }
   const url = (opts.url ?? defaultUrl(config)).replace(/\/+$/, '');
-  const remote = await fetchRemote(url);
+  const remote = await fetchRemote(url, opts.token);
   if (remote) {
     out(formatStatus(`syncline at ${url}`, remote.ready, remote.health));
     return remote.ready.ready ? 0 : 1;
@@ -55,10 +58,12 @@ export function defaultUrl(config?: SynclineConfig): string {
 }
 
 /** /ready and /health of a running instance, or null when nothing listens there. */
-async function fetchRemote(url: string): Promise<{ ready: ReadyReport & { phase?: string }; health: HealthReport } | null> {
+async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyReport & { phase?: string }; health: HealthReport } | null> {
   const get = async (path: string) => {
-    const res = await fetch(url + path, { signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(url + path, { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) });
     const text = await res.text();
+    const hint = authHint(res.status, text);
+    if (hint) throw new Error(`GET ${url}${path}: ${hint}`);
     try {
       return JSON.parse(text) as unknown;
     } catch {

@@ -12,6 +12,7 @@
 import { userInfo, hostname } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../core/config/load.js';
+import { authHeaders, authHint, tokenOption } from './auth.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { KafkaClient } from '../core/kafka.js';
 import { sourceRegistration } from '../core/registry.js';
@@ -41,14 +42,17 @@ function serviceUrl(config: SynclineConfig, url?: string): string {
   return `http://${o.host === '0.0.0.0' ? '127.0.0.1' : o.host}:${o.port}`;
 }
 
-async function call(base: string, path: string, init?: RequestInit): Promise<{ status: number; body: unknown }> {
+async function call(base: string, path: string, token: string | undefined, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
   let res: Response;
   try {
-    res = await fetch(base + path, init);
+    res = await fetch(base + path, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders(token) } });
   } catch (err) {
     throw new CliError(1, `cannot reach the running syncline at ${base} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}): is it running with this config?`);
   }
-  return { status: res.status, body: await res.json().catch(() => ({})) };
+  const body: unknown = await res.json().catch(() => ({}));
+  const hint = authHint(res.status, (body as { error?: string }).error);
+  if (hint) throw new CliError(1, hint);
+  return { status: res.status, body };
 }
 
 const bar = (done: number, total: number, width = 30) => {
@@ -102,11 +106,11 @@ async function retained(config: SynclineConfig, pipeline: string): Promise<numbe
 }
 
 /** Follow a run until it ends: a progress bar on a terminal, a line per phase otherwise. */
-async function follow(base: string, id: string, json: boolean): Promise<SyncRun> {
+async function follow(base: string, id: string, json: boolean, token: string | undefined): Promise<SyncRun> {
   const tty = process.stderr.isTTY === true && !json;
   let lastPhase = '';
   for (;;) {
-    const { status, body } = await call(base, `/api/runs/${encodeURIComponent(id)}`);
+    const { status, body } = await call(base, `/api/runs/${encodeURIComponent(id)}`, token);
     if (status !== 200) throw new CliError(status === 404 ? 3 : 1, (body as { error?: string }).error ?? `HTTP ${status}`);
     const r = body as SyncRun;
     if (tty) {
@@ -146,7 +150,8 @@ export function syncCommands(program: Command, defaultConfig: string): void {
     .option('--full', 'a full re-read of the tables: they are backfilled inside the run (sources with backfills: PostgreSQL, MariaDB)')
     .option('--wait', 'follow the run until it ends (a progress bar on a terminal); exit 1 unless it succeeded')
     .option('--url <url>', 'the running syncline (default: from the config observability host and port)')
-    .option('--by <who>', 'who asks (default: user@host)')
+    .option('--by <who>', 'who asks (default: user@host; only where the API takes no token, api.auth none)')
+    .addOption(tokenOption())
     .description('start a bounded sync run of the pipeline in the running syncline; prints its id')
     .action((pipeline: string, o) =>
       guard(async () => {
@@ -160,7 +165,8 @@ export function syncCommands(program: Command, defaultConfig: string): void {
           return found.source;
         });
         const base = serviceUrl(config, o.url);
-        const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(pipeline)}/runs`, {
+        const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(pipeline)}/runs`, o.token, {
+          // x-syncline-user counts only where the API takes no credentials (api.auth none); else the token names the actor.
           method: 'POST', headers: { 'content-type': 'application/json', 'x-syncline-user': o.by ?? who(), 'x-syncline-trigger': 'manual' },
           body: JSON.stringify({ ...(tables ? { tables } : {}), ...(o.full ? { full: true } : {}) }),
         });
@@ -170,13 +176,14 @@ export function syncCommands(program: Command, defaultConfig: string): void {
           process.stdout.write(o.json ? JSON.stringify(run, null, 2) + '\n' : `${run.id}\n`);
           return;
         }
-        done(await follow(base, run.id, o.json === true), o.json === true);
+        done(await follow(base, run.id, o.json === true, o.token), o.json === true);
       }),
     );
   common(sync.command('status'))
     .argument('[run]', 'a run id (default: the latest run of each bounded pipeline)')
     .option('--wait', 'follow the run until it ends')
     .option('--url <url>', 'the running syncline (default: from the config)')
+    .addOption(tokenOption())
     .description('a run\'s progress and outcome (from the running syncline, else from the record topic)')
     .action((id: string | undefined, o) =>
       guard(async () => {
@@ -188,8 +195,8 @@ export function syncCommands(program: Command, defaultConfig: string): void {
           } catch {
             base = undefined;
           }
-          if (base && o.wait) return done(await follow(base, id, o.json === true), o.json === true);
-          const live = base ? await call(base, `/api/runs/${encodeURIComponent(id)}`).catch(() => undefined) : undefined;
+          if (base && o.wait) return done(await follow(base, id, o.json === true, o.token), o.json === true);
+          const live = base ? await call(base, `/api/runs/${encodeURIComponent(id)}`, o.token).catch(() => undefined) : undefined;
           const r = live?.status === 200 ? (live.body as SyncRun) : await withStore(config, (s) => s.run(id));
           if (!r) throw new CliError(3, `no run '${id}'`);
           process.stdout.write((o.json ? JSON.stringify(r, null, 2) : details(r)) + '\n');

@@ -5,7 +5,9 @@
  *   POST /api/dlq/:id/resolve   {"choice":"source"|"target"|"merged","merged":{...},"note":"..."}
  *   POST /api/dlq/:id/requeue
  *   POST /api/dlq/:id/discard   {"note":"..."}
- * Who acted is taken from the X-Syncline-User header (default "api") and stored with the action.
+ * Who acted is the authenticated principal (src/security/access/access.ts actorOf: token:<name>,
+ * oidc:<user>), stored with the action; with api.auth none, the unchecked X-Syncline-User header
+ * (default "api"). Roles and pipeline scope are checked by the router (src/security/access/routes.ts).
  * Answers are JSON; errors are {"error": "..."} with 400 (bad request), 404 (unknown id or
  * pipeline), 409 (not open, or waiting behind another conflict of its key), 422, 502.
  */
@@ -15,6 +17,7 @@ import { stringifyTagged } from '../core/tagged-json.js';
 import { DlqError, type DlqService } from './service.js';
 import type { DlqEntry, DlqState } from './store.js';
 import { HttpError, jsonBody, sendJson } from '../observe/http.js';
+import { actorOf } from '../security/access/access.js';
 
 /** An entry as JSON: raw bytes as base64, values tagged (see core/tagged-json.ts). */
 export function entryJson(e: DlqEntry): unknown {
@@ -32,7 +35,7 @@ export function dlqApi(service: () => DlqService) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const parts = url.pathname.split('/').filter(Boolean); // api, dlq, id?, action?
     if (parts[0] !== 'api' || parts[1] !== 'dlq') return false;
-    const by = String(req.headers['x-syncline-user'] ?? 'api').slice(0, 200);
+    const by = actorOf(req);
     try {
       const q = url.searchParams;
       const pipeline = q.get('pipeline') ?? undefined;

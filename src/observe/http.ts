@@ -5,7 +5,11 @@
  *   GET /ready    every dependency checked now, 200 when all answer, else 503, see ./checks.ts
  *   GET /alerts   pending and firing alerts (JSON), see ./alerts/engine.ts
  *   /api/dlq…     the dead-letter workflow (processes running the sink stage), see src/dlq/api.ts
- * Anything else: 404 (405 for another method on a known path), JSON bodies.
+ *   /api/…        sync runs, backfills, schema changes, reload (src/sync/api.ts, src/capture/*-api.ts, runtime)
+ * Every route is declared, with the role it needs, in src/security/access/routes.ts: the router
+ * matches a request there first (undeclared: 404; another method: 405), then asks the access
+ * control (src/security/access/access.ts) — 401 without valid credentials, 403 for a missing role
+ * or a pipeline out of scope — and only then hands it to its handler. JSON bodies.
  *
  * Owner: the Runtime starts one server when the config has an `observability` section (enabled) and
  * closes it last in stop(). Port 0 binds any free port; `port` tells which. Failing to listen
@@ -18,7 +22,9 @@ import { errorMessage, fatal, HttpError } from '../core/errors.js';
 export { HttpError } from '../core/errors.js';
 import type { ReadyReport } from './checks.js';
 import { healthStatusCode, type HealthReport } from './health.js';
-import { requestPrincipal, withPrincipal } from '../security/audit/recorder.js';
+import { withPrincipal } from '../security/audit/recorder.js';
+import { actorOf, ApiAccess, principalOf } from '../security/access/access.js';
+import { matchRoute } from '../security/access/routes.js';
 
 export interface EndpointSources {
   metrics: () => Promise<string>;
@@ -29,11 +35,15 @@ export interface EndpointSources {
   alerts?: () => unknown;
   /** Further routes (the dead-letter API, /api/…): returns false when the path is not its own. */
   api?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
+  /** Access control (config `api`); missing: auth none. */
+  access?: ApiAccess;
 }
 
 export class ObservabilityServer {
   private server?: http.Server;
   private bound = 0;
+  /** Auth none, when no access control was given (tests of the bare server). */
+  private open?: ApiAccess;
 
   constructor(private readonly src: EndpointSources, private readonly log: Logger) {}
 
@@ -43,6 +53,7 @@ export class ObservabilityServer {
   }
 
   async start(port: number, host: string): Promise<number> {
+    await this.src.access?.prepare(host, port);
     const server = http.createServer((req, res) => {
       void this.handle(req, res);
     });
@@ -71,17 +82,33 @@ export class ObservabilityServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    // What an /api/ request records in the audit trail is done by its principal (src/security/audit).
-    const api = this.src.api;
-    if (path?.startsWith('/api/') && api && (await withPrincipal(requestPrincipal(req), () => api(req, res)))) return;
-    const known = path === '/metrics' || path === '/health' || path === '/ready' || (path === '/alerts' && this.src.alerts !== undefined);
+    let url: URL;
     try {
-      if (!known) return json(res, 404, { error: `no such endpoint ${path} (have /metrics, /health, /ready)` });
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.setHeader('Allow', 'GET, HEAD');
-        return json(res, 405, { error: `method ${req.method} not allowed` });
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return json(res, 400, { error: `bad request target ${String(req.url).slice(0, 200)}` });
+    }
+    const path = url.pathname;
+    try {
+      const m = matchRoute(req.method, path);
+      if (m.kind === 'none') return json(res, 404, { error: `no such endpoint ${path} (have /metrics, /health, /ready, /alerts and /api/…: see docs/security.md)` });
+      if (m.kind === 'method') {
+        res.setHeader('Allow', m.allow.join(', '));
+        return json(res, 405, { error: `method ${req.method} not allowed on ${path} (use ${m.allow.join(' or ')})` });
       }
+      const access = this.src.access ?? (this.open ??= new ApiAccess(undefined, { log: this.log }));
+      const d = await access.authorize(req, m.route, m.params, url);
+      if (!d.ok) {
+        for (const [k, v] of Object.entries(d.headers)) res.setHeader(k, v);
+        return json(res, d.status, { error: d.error });
+      }
+      if (path.startsWith('/api/')) {
+        // What the request records in the audit trail is done by its authenticated principal (src/security/audit).
+        const api = this.src.api;
+        if (api && (await withPrincipal({ actor: actorOf(req), ...(principalOf(req)?.via !== 'none' && principalOf(req) ? { role: principalOf(req)!.role } : {}) }, () => api(req, res)))) return;
+        return json(res, 404, { error: `${m.route.method} ${m.route.path} is not served by this process (it runs other stages)` });
+      }
+      if (path === '/alerts' && this.src.alerts === undefined) return json(res, 404, { error: 'no alerts in this process' });
       if (path === '/metrics') {
         const text = await this.src.metrics();
         res.writeHead(200, { 'Content-Type': this.src.metricsContentType, 'Cache-Control': 'no-store' });

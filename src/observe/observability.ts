@@ -21,6 +21,7 @@ import { HealthState } from './health.js';
 import { ObservabilityServer } from './http.js';
 import { Metrics, type WatchedPipeline } from './metrics.js';
 import { AlertEngine } from './alerts/engine.js';
+import type { ApiAccess } from '../security/access/access.js';
 
 export interface ObservabilityOptions {
   config: SynclineConfig;
@@ -33,6 +34,8 @@ export interface ObservabilityOptions {
   log: Logger;
   /** Further HTTP routes (the dead-letter API). */
   api?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => Promise<boolean>;
+  /** Access control of every route (config `api`); missing: auth none. */
+  access?: ApiAccess;
 }
 
 /** /ready's answer: the dependency checks, and not ready while the process is starting or stopping. */
@@ -96,6 +99,7 @@ export class Observability {
       ready: () => this.ready(),
       alerts: () => ({ alerts: this.alerts?.active() ?? [] }),
       api: this.o.api,
+      access: this.o.access,
     }, this.o.log);
     await server.start(cfg.port, cfg.host);
     this.server = server;

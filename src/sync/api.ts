@@ -4,7 +4,8 @@
  *   POST /api/pipelines/:name/runs   {"tables":["public.orders"],"full":false,"wait":false} → 202 {run}; 409 while a run goes
  *   GET  /api/runs?pipeline=          runs, newest first (the record topic, plus what this process runs)
  *   GET  /api/runs/:id                one run (progress while it goes)
- * Who asked comes from the X-Syncline-User header (default "api"); the trigger is "manual" when the
+ * Who asked is the authenticated principal (actorOf; with api.auth none the X-Syncline-User header,
+ * default "api"); the trigger is "manual" when the
  * X-Syncline-Trigger header says so (the CLI), else "api".
  */
 import type http from 'node:http';
@@ -12,6 +13,7 @@ import { errorMessage } from '../core/errors.js';
 import { RunBusy, type SyncController } from './controller.js';
 import type { RunStore, SyncRun } from './runs.js';
 import { HttpError, jsonBody, sendJson } from '../observe/http.js';
+import { actorOf } from '../security/access/access.js';
 
 
 
@@ -19,7 +21,7 @@ export function syncApi(controllers: () => Map<string, SyncController>, store: (
   return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const parts = url.pathname.split('/').filter(Boolean);
-    const by = String(req.headers['x-syncline-user'] ?? 'api').slice(0, 200);
+    const by = actorOf(req);
     try {
       if (parts[0] === 'api' && parts[1] === 'pipelines' && parts.length === 4 && parts[3] === 'runs') {
         if (req.method !== 'POST') return sendJson(res, 405, { error: 'POST to start a run' }), true;
@@ -49,8 +51,11 @@ export function syncApi(controllers: () => Map<string, SyncController>, store: (
         for (const c of controllers().values()) for (const r of c.recent) live.set(r.id, r);
         if (parts.length === 3) {
           const id = decodeURIComponent(parts[2]!);
-          const run = live.get(id) ?? (await store().run(id));
-          sendJson(res, run ? 200 : 404, run ?? { error: `no run '${id}'` });
+          const found = live.get(id) ?? (await store().run(id));
+          // ?pipeline= narrows the answer to that pipeline (a pipeline-scoped token must name it).
+          const want = url.searchParams.get('pipeline');
+          const run = found && (want === null || found.pipeline === want) ? found : undefined;
+          sendJson(res, run ? 200 : 404, run ?? { error: `no run '${id}'${want !== null ? ` in pipeline ${want}` : ''}` });
           return true;
         }
         const pipeline = url.searchParams.get('pipeline') ?? undefined;

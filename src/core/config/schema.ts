@@ -189,6 +189,51 @@ export const observabilitySpec = z
   .strict()
   .describe('HTTP endpoints of a running syncline process: GET /metrics (Prometheus text format, names syncline_*), GET /health (liveness), GET /ready (every dependency checked, with latency and last error). Without this section nothing listens.');
 
+export const API_ROLES = ['viewer', 'operator', 'admin'] as const;
+export const OPENABLE_ENDPOINTS = ['health', 'ready', 'metrics'] as const;
+
+export const apiTokenSpec = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'letters, digits and _ . @ - (at most 64)').describe('Who holds the token: recorded as the actor (token:<name>) of every action taken with it (DLQ, sync runs, schema decisions).').meta({ examples: ['ops'] }),
+    hash: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/, "the hash line printed by `syncline auth token create` (sha256: and 64 hex digits), never the token itself")
+      .describe('SHA-256 of the token, as printed by `syncline auth token create` (the token itself is never stored). Keep it in the environment: ${SYNCLINE_TOKEN_HASH_OPS}.')
+      .meta({ secret: true, examples: ['${SYNCLINE_TOKEN_HASH_OPS}'] }),
+    role: z.enum(API_ROLES).describe('viewer: status, metrics, lists, masked details; operator: viewer plus resolve/requeue/discard, sync runs, backfills; admin: operator plus reload, schema decisions and every admin action.'),
+    pipelines: z.array(z.string().min(1)).min(1).optional().describe('Pipelines the token may act on; missing: all. A scoped token names its pipeline on routes that span pipelines (?pipeline=) and cannot use process-wide actions (reload).').meta({ examples: [['orders']] }),
+  })
+  .strict();
+
+export const apiSpec = z
+  .object({
+    auth: z
+      .enum(['required', 'none'])
+      .optional()
+      .describe('required: every endpoint (but those in `open`) needs a bearer token of `tokens` or an OIDC JWT; none: no authentication (a warning at every start, an error beyond the loopback address; the X-Syncline-User header names the actor). Missing: required when tokens or oidc are set, else none, said at start at info on a loopback address and at error beyond it.'),
+    tokens: z.array(apiTokenSpec).default([]).describe('API tokens (create one with `syncline auth token create --name N --role R`).'),
+    oidc: z
+      .object({
+        issuer: z.string().min(1).describe('Expected `iss` of the JWTs.').meta({ examples: ['https://login.example.com/realms/ops'] }),
+        audience: z.string().min(1).describe('Expected `aud` of the JWTs.').meta({ examples: ['syncline'] }),
+        jwksUrl: z.string().url().describe('URL of the issuer\'s JSON Web Key Set (fetched and cached by `jose`; a key id not in the cache refetches it).').meta({ examples: ['https://login.example.com/realms/ops/protocol/openid-connect/certs'] }),
+        roleClaim: z.string().min(1).default('syncline_role').describe('Claim holding the role (a string, or a list whose highest known role counts).'),
+        pipelinesClaim: z.string().min(1).default('syncline_pipelines').describe('Claim holding the pipelines the holder may act on (a list); missing in a token: all pipelines.'),
+        userClaim: z.string().min(1).default('sub').describe('Claim naming the user (recorded as oidc:<value>).'),
+        clockToleranceS: z.number().int().min(0).max(300).default(30).describe('Clock skew allowed on exp/nbf, in seconds.'),
+        algorithms: z.array(z.string().min(1)).min(1).default(['RS256', 'ES256', 'EdDSA']).describe('Signature algorithms accepted.'),
+      })
+      .strict()
+      .optional()
+      .describe('OpenID Connect bearer JWTs, verified against the issuer\'s JWKS (needs the `jose` package).'),
+    open: z
+      .array(z.enum(OPENABLE_ENDPOINTS))
+      .default([...OPENABLE_ENDPOINTS])
+      .describe('Endpoints answered without credentials even when auth is required (probes and Prometheus); [] protects them too (viewer).'),
+  })
+  .strict()
+  .describe('Access control of the HTTP API (served by the `observability` server): who may call which route. See docs/security.md for the route × role table.');
+
 export const reportsSpec = z
   .object({
     enabled: z.boolean().default(true).describe('Write the report files (set false to keep the section but write nothing).'),
@@ -456,6 +501,7 @@ export function configSpec() {
           "Start deadline: how long a starting process, and a stage starting again after a retriable error, waits for what it needs (Kafka, the schema registry, Redis, the PostgreSQL sources and targets). A dependency that is not ready yet (connection refused, Kafka metadata not propagated, a group coordinator not available, a registry 5xx, Redis LOADING, PostgreSQL starting up) is waited for, not fatal: tried again with defaults.retry's delays (its retries count does not apply), logged once per dependency at warn (dependency.waiting) and once at info when it answers (dependency.ready). When the deadline passes the process exits 1 with the dependency's last error. SYNCLINE_START_TIMEOUT_MS overrides it.",
         ),
       observability: observabilitySpec.optional(),
+      api: apiSpec.optional(),
       alerts: alertsSpec.optional(),
       reports: reportsSpec.optional(),
       audit: auditSpec.optional(),
@@ -511,6 +557,16 @@ export function configSpec() {
         });
       }
       for (const [name, p] of Object.entries(c.pipelines)) conflictIssues(name, p, c.defaults.conflict, ctx);
+      c.api?.tokens.forEach((t, i) => {
+        t.pipelines?.forEach((p, j) => {
+          if (!c.pipelines[p]) ctx.addIssue({ code: 'custom', path: ['api', 'tokens', i, 'pipelines', j], message: `no pipeline '${p}' (have: ${Object.keys(c.pipelines).join(', ')})` });
+        });
+        const twin = c.api!.tokens.findIndex((x) => x.name === t.name);
+        if (twin !== i) ctx.addIssue({ code: 'custom', path: ['api', 'tokens', i, 'name'], message: `token name '${t.name}' is already used by api.tokens[${twin}]` });
+      });
+      if (c.api?.auth === 'required' && c.api.tokens.length === 0 && !c.api.oidc) {
+        ctx.addIssue({ code: 'custom', path: ['api', 'auth'], message: 'auth: required, but no api.tokens and no api.oidc: nobody could call the API (create a token with `syncline auth token create`, or set auth: none)' });
+      }
       for (const [name, p] of Object.entries(c.pipelines)) {
         const peerName = (p as { peer?: string }).peer;
         if (peerName === undefined) continue;
@@ -570,6 +626,8 @@ export function startTimeoutOf(config: { startTimeoutMs: number }, env: NodeJS.P
   return Number.isFinite(v) && v > 0 ? v : config.startTimeoutMs;
 }
 export type ObservabilityConfig = z.infer<typeof observabilitySpec>;
+export type ApiConfig = z.infer<typeof apiSpec>;
+export type ApiRole = (typeof API_ROLES)[number];
 export type ReportsConfig = z.infer<typeof reportsSpec>;
 export type AuditConfig = z.infer<typeof auditSpec>;
 export type AlertsConfig = z.infer<typeof alertsSpec>;
