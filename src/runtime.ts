@@ -44,6 +44,7 @@ import { planReload, ReloadRefused } from './reload.js';
 import { errorMessage } from './core/errors.js';
 import { parseTableName } from './core/names.js';
 import { SyncModes } from './sync/modes.js';
+import { redisSecurity } from './core/tls.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -101,8 +102,8 @@ export class Runtime {
     this.waits.hold(); // until every stage runs (see stageRunning)
     this.addresses = { kafka: config.kafka.brokers, registry: config.schemaRegistry.url, redis: config.redis.url };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }), this.waits);
-    this.codec = new AvroCodec(config.schemaRegistry.url);
-    this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    this.codec = new AvroCodec(config.schemaRegistry);
+    this.redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true });
     this.redisDep = { kind: 'redis', key: 'redis', name: `Redis at ${redisAddress(config.redis.url)} (redis.url)` };
     // ioredis reconnects by itself and reports every failed attempt: once per outage in the log.
     this.redis.on('error', (err: Error) => {

@@ -97,7 +97,7 @@ export class Observability {
       alerts: () => ({ alerts: this.alerts?.active() ?? [] }),
       api: this.o.api,
     }, this.o.log);
-    await server.start(cfg.port, cfg.host);
+    await server.start(cfg.port, cfg.host, cfg.tls);
     this.server = server;
   }
 
@@ -156,7 +156,7 @@ export class Observability {
     if (!this.checks || this.checksStale) {
       const probes = dependencyProbes({
         kafka: this.o.kafka,
-        registryUrl: this.o.config.schemaRegistry.url,
+        registry: this.o.config.schemaRegistry,
         redis: this.redis,
         sources: this.sources,
         targets: this.targets,
