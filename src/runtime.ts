@@ -108,8 +108,10 @@ export class Runtime {
     // ioredis reconnects by itself and reports every failed attempt: once per outage in the log.
     this.redis.on('error', (err: Error) => {
       this.redisError = err;
-      if (redisRefusal(err)) this.log.warn({ err: err.message }, 'redis.error');
-      else this.waits.waiting(this.redisDep, classifyRedisError(err, `Redis at ${redisAddress(config.redis.url)} (redis.url)`), 'the Redis client');
+      const e = classifyRedisError(err, `Redis at ${redisAddress(config.redis.url)} (redis.url)`);
+      // Refused credentials, a certificate that does not verify: fatal (connectRedis stops the start with it), not waited for.
+      if (redisRefusal(err) || e.kind === 'fatal') this.log.warn({ err: e.message }, 'redis.error');
+      else this.waits.waiting(this.redisDep, e, 'the Redis client');
     });
     this.redis.on('ready', () => this.waits.ready(this.redisDep));
     this.sync = new SyncModes(this.kafka, config.topicPrefix, this.log);

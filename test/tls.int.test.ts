@@ -210,7 +210,8 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
     const text = JSON.stringify(doc, null, 2);
     writeFileSync(file, text);
     // The passwords come from the environment, as in production.
-    const config = parseConfig(text, file, { KAFKA_USER: sasl.username, KAFKA_PASSWORD: sasl.password, REDIS_USER: tls.redisUser(), REDIS_PASSWORD: tls.redisPassword() });
+    const penv = { KAFKA_USER: sasl.username, KAFKA_PASSWORD: sasl.password, REDIS_USER: tls.redisUser(), REDIS_PASSWORD: tls.redisPassword() };
+    const config = parseConfig(text, file, penv);
     const rt = new Runtime(config, new Set(['capture', 'process', 'sink']));
     try {
       const t0 = Date.now();
@@ -232,6 +233,18 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
       // Every connection syncline holds to PostgreSQL is TLS (plaintext TCP is refused by pg_hba anyway).
       const plain = await pgq(s, 'postgres', `select count(*)::int as n from pg_stat_activity a join pg_stat_ssl l using (pid) where a.client_addr is not null and not l.ssl`);
       assert.equal(plain.rows[0].n, 0, 'no plaintext PostgreSQL connection');
+      await rt.stop();
+
+      // The whole process with a wrong Redis CA: the start ends at once with a fatal error naming Redis, no wait until the deadline.
+      const wrongText = JSON.stringify({ ...doc, redis: { ...doc.redis, caFile: tls.otherCaFile } }, null, 2);
+      const wrong = new Runtime(parseConfig(wrongText, file, penv), new Set(['sink']));
+      const t1 = Date.now();
+      const err = await rejection(wrong.start().then((r) => r.done));
+      await wrong.stop().catch(() => undefined);
+      t.diagnostic(`runtime with a wrong Redis CA stopped after ${Date.now() - t1} ms: ${err.message}`);
+      assert.equal(errorKind(err), 'fatal');
+      assert.match(err.message, /Redis at 127\.0\.0\.1:\d+ \(redis\.url\).*TLS certificate verification failed/);
+      assert.ok(Date.now() - t1 < 20_000, 'fatal at once, not after the start deadline');
     } finally {
       await rt.stop();
       await sleep(200);
