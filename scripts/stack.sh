@@ -31,6 +31,8 @@
 # (a client certificate of the CA), other-ca.crt (a CA that signed nothing here: a "wrong CA"), and
 # the credentials kafka.user/kafka.password and redis.user/redis.password (random unless
 # SYNCLINE_STACK_KAFKA_PASSWORD / SYNCLINE_STACK_REDIS_PASSWORD are set). Then:
+#   MariaDB   (a server of the run dir: SYNCLINE_MARIADB_PORT other than 3306) the server
+#             certificate and require_secure_transport
 #   Kafka     a SASL_SSL listener (SCRAM-SHA-512, the user made at storage format) on
 #             SYNCLINE_KAFKA_TLS_PORT (default broker port + 2), besides the plaintext one the
 #             broker uses itself and the readiness probe uses
@@ -39,6 +41,9 @@
 #             the cluster's creation
 #   registry  HTTPS only on SYNCLINE_REGISTRY_PORT (Quarkus quarkus.http.ssl.certificate.*); no basic
 #             auth: Apicurio 2.6's basic auth needs Keycloak (see docs/security.md)
+#
+# SYNCLINE_MARIADB_PORT (default 3306, the system server): another port starts a MariaDB of the run
+# dir (mariadb-install-db, root without password, the binlog settings below on its command line).
 #
 # MariaDB (service `mariadb`) is the system server from Debian's package on 127.0.0.1:3306 (root,
 # empty password). `up` starts it if it is down and makes sure the binlog settings binlog CDC needs
@@ -268,13 +273,18 @@ redis_down() {
 # Debian's packaging normally includes, and my.cnf gets the include line once.
 MARIADB_CNF_DIR=/etc/mysql/mariadb.conf.d
 MARIADB_CNF="$MARIADB_CNF_DIR/90-syncline.cnf"
-MARIADB_PORT=3306
+MARIADB_PORT="${SYNCLINE_MARIADB_PORT:-3306}"
+# Another port: a server of the run dir (mariadb-install-db into $RUN/mariadb, its own socket), for
+# tests that need settings the shared one cannot take without a restart (TLS).
+MARIA_PRIVATE=0; [ "$MARIADB_PORT" != 3306 ] && MARIA_PRIVATE=1
+MARIA_DATA="$RUN/mariadb"
 # What the binlog source needs, as `name=value` lines SHOW GLOBAL VARIABLES must report.
 MARIADB_WANT="log_bin=ON
 binlog_format=ROW
 binlog_row_image=FULL
 gtid_strict_mode=ON"
-maria() { mariadb -uroot -h127.0.0.1 -P"$MARIADB_PORT" --connect-timeout=3 -N -B "$@"; }
+maria_tls=(); [ "$STACK_TLS" = 1 ] && [ "$MARIA_PRIVATE" = 1 ] && maria_tls=(--ssl-ca="$TLS_DIR/ca.crt" --ssl-verify-server-cert)
+maria() { mariadb -uroot -h127.0.0.1 -P"$MARIADB_PORT" "${maria_tls[@]}" --connect-timeout=3 -N -B "$@"; }
 maria_ping() { maria -e 'select 1' >/dev/null 2>&1; }
 maria_vars() {
   maria -e "show global variables where variable_name in ('log_bin','binlog_format','binlog_row_image','server_id','gtid_strict_mode')" \
@@ -311,7 +321,45 @@ maria_stop() {
   die "MariaDB (pid ${pid:-?}) did not shut down within 60 s"
 }
 
+# A server of the run dir: the binlog settings on its command line; with TLS the stack's server
+# certificate and require_secure_transport (plaintext connections refused).
+maria_private_up() {
+  maria_ping && return 0
+  if [ ! -d "$MARIA_DATA/mysql" ]; then
+    log "creating a MariaDB datadir in $MARIA_DATA (port $MARIADB_PORT)"
+    mkdir -p "$MARIA_DATA"; chmod 755 "$RUN"
+    if [ "$(id -u)" = 0 ]; then chown mysql:mysql "$MARIA_DATA"; fi
+    mariadb-install-db --no-defaults --user=mysql --datadir="$MARIA_DATA" --auth-root-authentication-method=normal --skip-test-db >"$RUN/mariadb-install.log" 2>&1 \
+      || die "mariadb-install-db failed: $(tail -n 5 "$RUN/mariadb-install.log")"
+  fi
+  local tls=()
+  if [ "$STACK_TLS" = 1 ]; then
+    tls=(--ssl-cert="$TLS_DIR/server.crt" --ssl-key="$TLS_DIR/server.key" --ssl-ca="$TLS_DIR/ca.crt" --require-secure-transport=ON)
+  fi
+  # The server runs as mysql: it must reach its datadir and the certificates inside the run dir.
+  chmod 755 "$RUN"
+  log "starting MariaDB on 127.0.0.1:$MARIADB_PORT ($MARIA_DATA)$([ "$STACK_TLS" = 1 ] && echo ", TLS only")"
+  (exec setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$MARIA_DATA" --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
+     --socket="$MARIA_DATA/mariadb.sock" --pid-file="$MARIA_DATA/mariadb.pid" --log-error="$MARIA_DATA/mariadb.log" \
+     --log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL --server-id=1 --gtid-strict-mode=ON "${tls[@]}" >/dev/null 2>&1 </dev/null) &
+  echo $! >"$RUN/mariadb.pid"
+  for _ in $(seq 1 $((READY_TIMEOUT_S * 2))); do
+    maria_ping && return 0
+    pid_alive "$RUN/mariadb.pid" || die "MariaDB exited during start-up: $(tail -n 20 "$MARIA_DATA/mariadb.log" 2>/dev/null)"
+    sleep 0.5
+  done
+  die "MariaDB did not answer within $READY_TIMEOUT_S s (see $MARIA_DATA/mariadb.log)"
+}
+
+maria_private_down() {
+  [ "$MARIA_PRIVATE" = 1 ] && pid_alive "$RUN/mariadb.pid" || return 0
+  log "stopping MariaDB on port $MARIADB_PORT"
+  stop_pid mariadb
+}
+
 maria_up() {
+  if [ "$MARIA_PRIVATE" = 1 ]; then maria_private_up; return; fi
+  [ "$STACK_TLS" = 1 ] && die "SYNCLINE_STACK_TLS=1 with mariadb needs SYNCLINE_MARIADB_PORT (a server of the run dir): the shared MariaDB is never reconfigured"
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || {
     log "installing MariaDB from Debian packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
@@ -582,7 +630,7 @@ case "$cmd" in
     if wants registry; then registry_status; fi
     if wants mariadb; then maria_status; fi
     ;;
-  down) stop_pid registry; stop_pid kafka; redis_down; pg_down ;;
+  down) stop_pid registry; stop_pid kafka; redis_down; pg_down; maria_private_down ;;
   status)
     rc=0
     pg_status || rc=1; redis_status || rc=1; kafka_status || rc=1; registry_status || rc=1; maria_status || rc=1

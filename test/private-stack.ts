@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
 
-export type Service = 'postgres' | 'redis' | 'kafka' | 'registry';
+export type Service = 'postgres' | 'redis' | 'kafka' | 'registry' | 'mariadb';
 
 export interface PrivateStack {
   dir: string;
@@ -90,14 +90,17 @@ export interface StackTls {
   redisPassword(): string;
 }
 
-/** `tls`: SYNCLINE_STACK_TLS=1 (Kafka SASL_SSL on a port of its own, Redis TLS-only with an ACL user, PostgreSQL ssl with plaintext refused, the registry HTTPS-only). */
+/** `tls`: SYNCLINE_STACK_TLS=1 (Kafka SASL_SSL on a port of its own, Redis TLS-only with an ACL user, PostgreSQL ssl with plaintext refused, the registry HTTPS-only, a MariaDB of the run dir TLS-only). */
 export async function privateStack(opts: { tls?: boolean } = {}): Promise<PrivateStack> {
   const dir = mkdtempSync(join(tmpdir(), 'syncline-stack-'));
   const taken = new Set<number>();
   const ports = { kafka: await freePorts(taken), registry: await freePorts(taken), redis: await freePorts(taken), postgres: await freePorts(taken) };
   const kafkaTlsPort = opts.tls ? await freePorts(taken) : 0;
+  // MariaDB of the run dir only with TLS (the shared one on 3306 cannot take certificates without a restart).
+  const mariadbPort = opts.tls ? await freePorts(taken) : 3306;
+  const allPorts = { ...ports, mariadb: mariadbPort };
   const stackEnv: Record<string, string> = {
-    ...(opts.tls ? { SYNCLINE_STACK_TLS: '1', SYNCLINE_KAFKA_TLS_PORT: String(kafkaTlsPort) } : {}),
+    ...(opts.tls ? { SYNCLINE_STACK_TLS: '1', SYNCLINE_KAFKA_TLS_PORT: String(kafkaTlsPort), SYNCLINE_MARIADB_PORT: String(mariadbPort) } : {}),
     SYNCLINE_RUN_DIR: dir,
     SYNCLINE_KAFKA_PORT: String(ports.kafka),
     SYNCLINE_REGISTRY_PORT: String(ports.registry),
@@ -119,7 +122,7 @@ export async function privateStack(opts: { tls?: boolean } = {}): Promise<Privat
     : undefined;
   const stack = (...args: string[]) => run('bash', [join(ROOT, 'scripts/stack.sh'), ...args], stackEnv);
   return {
-    dir, ports, stackEnv, brokers, registryUrl, redisUrl, ...(tls ? { tls } : {}),
+    dir, ports: allPorts, stackEnv, brokers, registryUrl, redisUrl, ...(tls ? { tls } : {}),
     configEnv: {
       SYNCLINE_KAFKA_BROKERS: brokers, SYNCLINE_SCHEMA_REGISTRY_URL: registryUrl, SYNCLINE_REDIS_URL: redisUrl,
       SYNCLINE_SOURCE_PORT: String(ports.postgres), SYNCLINE_TARGET_PORT: String(ports.postgres),

@@ -8,7 +8,8 @@
  * - a wrong CA is refused with a fatal error naming the peer (Kafka, Redis, registry);
  * - a wrong SASL password and a wrong Redis password are fatal and name the user;
  * - the HTTP API over HTTPS, with and without required client certificates;
- * - a PostgreSQL → Kafka → PostgreSQL pipeline with every hop on TLS converges.
+ * - PostgreSQL → Kafka → PostgreSQL and PostgreSQL → Kafka → MariaDB pipelines with every hop on
+ *   TLS (Kafka SASL_SSL, Redis TLS + ACL user, registry HTTPS, databases verify-full) converge.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import mysql from 'mysql2/promise';
 import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { privateStack, type PrivateStack, type StackTls } from './private-stack.js';
@@ -77,7 +79,7 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
   const s = await privateStack({ tls: true });
   t.after(() => s.down());
   const started = Date.now();
-  await s.up('postgres', 'redis', 'kafka', 'registry');
+  await s.up('postgres', 'redis', 'kafka', 'registry', 'mariadb');
   t.diagnostic(`private TLS stack up in ${Math.round((Date.now() - started) / 1000)} s`);
   const tls: StackTls = s.tls!;
   const sasl = { mechanism: 'scram-sha-512' as const, username: tls.kafkaUser(), password: tls.kafkaPassword() };
@@ -179,7 +181,7 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
     }
   });
 
-  await t.test('a PostgreSQL → Kafka → PostgreSQL pipeline with every hop on TLS converges', async () => {
+  await t.test('PostgreSQL → Kafka → PostgreSQL and → MariaDB pipelines with every hop on TLS converge', async () => {
     const id = uid();
     const prefix = `tls${id}`;
     const src = `syncline_tls_${id}_src`;
@@ -190,6 +192,13 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
     await pgq(s, src, ddl);
     await pgq(s, dst, ddl);
     await pgq(s, src, `insert into public.accounts select g, 'owner ' || g, g * 1.5, now() from generate_series(1, 200) g`);
+    // MariaDB of the run dir, TLS only (require_secure_transport): plaintext refused, verify-full accepted.
+    const mdb = `syncline_tls_${id}`;
+    const maria = (ssl: boolean) => mysql.createConnection({ host: '127.0.0.1', port: s.ports.mariadb, user: 'root', ...(ssl ? { ssl: { ca: ca, rejectUnauthorized: true } } : {}) });
+    const plainMaria = await rejection(maria(false).then((c) => c.query('select 1').finally(() => c.end())));
+    t.diagnostic(`plaintext to the TLS-only MariaDB: ${plainMaria.message}`);
+    const m = await maria(true);
+    await m.query(`create database ${mdb}`);
     const conn = (database: string) => ({ host: '127.0.0.1', port: s.ports.postgres, user: 'postgres', database, ssl: true, sslCaFile: tls.caFile, sslVerify: true });
     const doc = {
       version: 1,
@@ -203,6 +212,12 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
           source: { type: 'postgres', connection: conn(src), slot: `${prefix}_accounts`, publication: `${prefix}_accounts`, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
           target: { type: 'postgres', connection: conn(dst) },
           tables: [{ source: 'public.accounts' }],
+        },
+        'accounts-maria': {
+          source: { type: 'postgres', connection: conn(src), slot: `${prefix}_maria`, publication: `${prefix}_maria`, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
+          target: { type: 'mariadb', connection: { host: '127.0.0.1', port: s.ports.mariadb, user: 'root', database: mdb, ssl: true, sslCaFile: tls.caFile, sslVerify: true }, poolSize: 2 },
+          changeTopicPrefix: `${prefix}.m`,
+          tables: [{ source: 'public.accounts', target: `${mdb}.accounts` }],
         },
       },
     };
@@ -223,9 +238,12 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
       const sum = (db: string) => pgq(s, db, `select count(*)::int as n, coalesce(md5(string_agg(md5(a::text), '' order by id)), '') as h from public.accounts a`).then((r) => r.rows[0] as { n: number; h: string });
       // A stage that stops (a fatal error) fails the test at once, with its error.
       await Promise.race([
-        waitFor('the target to converge over TLS', async () => {
+        waitFor('the targets to converge over TLS', async () => {
           const [a, b] = await Promise.all([sum(src), sum(dst)]);
-          return a.n === b.n && a.h === b.h;
+          if (a.n !== b.n || a.h !== b.h) return false;
+          const want = (await pgq(s, src, `select count(*)::int as n, sum(balance)::text as total from public.accounts`)).rows[0] as { n: number; total: string };
+          const [rows] = (await m.query(`select count(*) as n, cast(sum(balance) as char) as total from ${mdb}.accounts`).catch(() => [[{ n: -1, total: '' }]])) as unknown as [{ n: number; total: string }[]];
+          return Number(rows[0]!.n) === want.n && Number(rows[0]!.total) === Number(want.total);
         }, 120_000, 500),
         done.then(() => assert.fail('the runtime stopped before the target converged')),
       ]);
@@ -249,6 +267,7 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
       await rt.stop();
       await sleep(200);
       for (const db of [src, dst]) await pgq(s, 'postgres', `drop database if exists ${db} with (force)`).catch(() => undefined);
+      await m.end().catch(() => undefined);
     }
   });
 });
