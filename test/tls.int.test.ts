@@ -154,6 +154,45 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
     assert.match(err.message, /schema registry at https:\/\/127\.0\.0\.1:\d+\/apis\/ccompat\/v7.*TLS certificate verification failed/);
   });
 
+  await t.test('registry basic auth: credentials sent by the registry client and by syncline\'s own calls; a wrong password is fatal', async () => {
+    // Apicurio 2.6 has basic auth only through Keycloak: an HTTPS proxy that checks basic auth (as a
+    // reverse proxy in front of a registry would) forwards to the real registry.
+    const expected = `Basic ${Buffer.from('registry-user:registry-pw').toString('base64')}`;
+    const upstream = new URL(s.registryUrl);
+    const seen: string[] = [];
+    const proxy = https.createServer({ cert: readFileSync(tls.serverCert), key: readFileSync(tls.serverKey) }, (req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization === expected ? 'auth-ok' : 'auth-bad'}`);
+      if (req.headers.authorization !== expected) {
+        res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="registry"', 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ error_code: 401, message: 'Unauthorized' }));
+        return;
+      }
+      const fwd = https.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { ...req.headers, host: upstream.host }, ca }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      fwd.on('error', (err) => res.destroy(err));
+      req.pipe(fwd);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    const url = `https://127.0.0.1:${(proxy.address() as { port: number }).port}/apis/ccompat/v7`;
+    try {
+      const subject = `tls-auth-${uid()}-value`;
+      const good = new AvroCodec({ url, caFile: tls.caFile, verify: true, username: 'registry-user', password: 'registry-pw' });
+      const id = await good.register(subject, { type: 'record', name: 'A', fields: [{ name: 'a', type: 'int' }] });
+      assert.ok(id > 0);
+      assert.deepEqual(await good.compatible(subject, { type: 'record', name: 'A', fields: [{ name: 'a', type: 'int' }, { name: 'b', type: ['null', 'int'], default: null }] }), { compatible: true });
+      assert.ok(seen.length >= 3 && seen.every((l) => l.endsWith('auth-ok')), `every request carried the credentials: ${seen.join('; ')}`);
+      const bad = new AvroCodec({ url, caFile: tls.caFile, verify: true, username: 'registry-user', password: 'wrong' });
+      const err = await rejection(bad.register(`tls-auth-${uid()}-value`, { type: 'record', name: 'B', fields: [{ name: 'b', type: 'int' }] }));
+      t.diagnostic(`registry, wrong password: ${err.message}`);
+      assert.equal(errorKind(err), 'fatal');
+      assert.equal((err as SynclineError).code, 'REGISTRY_AUTH');
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  });
+
   await t.test('HTTP API over HTTPS, with and without required client certificates', async () => {
     const sources = {
       metrics: async () => 'syncline_up 1\n', metricsContentType: 'text/plain; version=0.0.4',
