@@ -301,7 +301,7 @@ async function redisWritable(subject: string, redis: Redis, config: SynclineConf
   const keyPrefix = config.redis.keyPrefix ?? config.topicPrefix;
   let user = 'default';
   try {
-    user = decodeURIComponent(new URL(config.redis.url).username) || 'default';
+    user = config.redis.username ?? (decodeURIComponent(new URL(config.redis.url).username) || 'default');
   } catch {
     // reported by the reachability check
   }
