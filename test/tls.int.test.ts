@@ -101,11 +101,13 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
     assert.ok((await admin.listTopics()).includes(topic), 'a topic created over SASL_SSL');
     await good.close();
 
+    const t0 = Date.now();
     const [wrongCa, wrongPassword] = await Promise.all([
       rejection(new KafkaClient(kafkaSettings(tls.brokers, { ssl: { caFile: tls.otherCaFile, verify: true }, sasl }), log).getAdmin()),
       rejection(new KafkaClient(kafkaSettings(tls.brokers, { ssl: { caFile: tls.caFile, verify: true }, sasl: { ...sasl, password: 'not-the-password' } }), log).getAdmin()),
     ]);
     t.diagnostic(`wrong CA: ${wrongCa.message}`);
+    assert.ok(Date.now() - t0 < 5000, `a wrong CA and a wrong password are fatal at once, not after kafkajs' retries (${Date.now() - t0} ms)`);
     t.diagnostic(`wrong password: ${wrongPassword.message}`);
     assert.equal(errorKind(wrongCa), 'fatal');
     assert.equal((wrongCa as SynclineError).code, 'KAFKA_TLS');

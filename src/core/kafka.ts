@@ -10,6 +10,8 @@ import { cdcTopicName } from './names.js';
 import { DependencyWaits, kafkaLogKind, type Dependency } from './dependencies.js';
 import { sleep } from './retry.js';
 import { tlsFailure, tlsOptions } from './tls.js';
+import net from 'node:net';
+import tls from 'node:tls';
 
 let warnedUnpatched = false;
 
@@ -76,6 +78,8 @@ export class KafkaClient {
   private readonly creating = new Map<string, Promise<void>>();
   /** Kafka as the dependency-wait log names it. */
   readonly dependency: Dependency;
+  /** kafka.ssl: the first broker's certificate verified once (checkTls). */
+  private tlsChecked = false;
   /** Where "Kafka is not ready" is said once per outage (the Runtime's, shared with the other dependencies). */
   readonly waits: DependencyWaits;
 
@@ -116,6 +120,7 @@ export class KafkaClient {
       }
       const p: Producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       try {
+        await this.checkTls();
         await p.connect();
       } catch (err) {
         throw this.classify(err, 'cannot connect');
@@ -134,6 +139,7 @@ export class KafkaClient {
     if (!this.admin) {
       const a = this.kafka.admin();
       try {
+        await this.checkTls();
         await a.connect();
       } catch (err) {
         throw this.classify(err, 'cannot connect');
@@ -158,6 +164,26 @@ export class KafkaClient {
       maxWaitTimeInMs: 100,
       retry: { retries: 10 },
     });
+  }
+
+  /**
+   * With kafka.ssl: one TLS handshake with the first broker before kafkajs connects, so a
+   * certificate that does not verify is fatal at once (kafkajs retries it like a lost connection,
+   * ~10 s). Any other outcome (refused, timeout) is left to kafkajs; a success is remembered.
+   */
+  private async checkTls(): Promise<void> {
+    if (!this.settings.ssl || this.tlsChecked) return;
+    const [host = '', port = '9093'] = (this.settings.brokers[0] ?? '').split(/:(?=\d+$)/);
+    const options = kafkaSecurity(this.settings).ssl as tls.ConnectionOptions;
+    let sock: tls.TLSSocket | undefined;
+    const verdict = await new Promise<Error | 'ok' | 'unknown'>((resolve) => {
+      sock = tls.connect({ host, port: Number(port), ...(net.isIP(host) ? {} : { servername: host }), ...options }, () => resolve('ok'));
+      sock.setTimeout(5000, () => resolve('unknown'));
+      sock.once('error', (err) => resolve(tlsFailure(err) ? err : 'unknown'));
+      sock.once('close', () => resolve('unknown'));
+    }).finally(() => sock?.destroy());
+    if (verdict instanceof Error) throw verdict;
+    if (verdict === 'ok') this.tlsChecked = true;
   }
 
   /** A kafkajs error as ours, naming Kafka and its address (classifyKafkaError). */
