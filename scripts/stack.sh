@@ -25,6 +25,26 @@
 #                           made by initdb in the run dir (its defaults: wal_level=replica), then
 #                           configured like the system one (logical replication, trust on loopback)
 #
+# TLS (SYNCLINE_STACK_TLS=1, a private stack only: its Redis and PostgreSQL ports are not the shared
+# ones). `up` makes a CA and certificates (openssl) in $RUN/tls once: ca.crt/ca.key, server.crt/key
+# (CN localhost, SAN IP:127.0.0.1 and DNS:localhost), server.p12 (Kafka's keystore), client.crt/key
+# (a client certificate of the CA), other-ca.crt (a CA that signed nothing here: a "wrong CA"), and
+# the credentials kafka.user/kafka.password and redis.user/redis.password (random unless
+# SYNCLINE_STACK_KAFKA_PASSWORD / SYNCLINE_STACK_REDIS_PASSWORD are set). Then:
+#   MariaDB   (a server of the run dir: SYNCLINE_MARIADB_PORT other than 3306) the server
+#             certificate and require_secure_transport
+#   Kafka     a SASL_SSL listener (SCRAM-SHA-512, the user made at storage format) on
+#             SYNCLINE_KAFKA_TLS_PORT (default broker port + 2), besides the plaintext one the
+#             broker uses itself and the readiness probe uses
+#   Redis     TLS only on SYNCLINE_REDIS_PORT (no plaintext port), user `default` off, the ACL user
+#   PostgreSQL  ssl=on with the server certificate, plaintext TCP refused (hostnossl reject); set at
+#             the cluster's creation
+#   registry  HTTPS only on SYNCLINE_REGISTRY_PORT (Quarkus quarkus.http.ssl.certificate.*); no basic
+#             auth: Apicurio 2.6's basic auth needs Keycloak (see docs/security.md)
+#
+# SYNCLINE_MARIADB_PORT (default 3306, the system server): another port starts a MariaDB of the run
+# dir (mariadb-install-db, root without password, the binlog settings below on its command line).
+#
 # MariaDB (service `mariadb`) is the system server from Debian's package on 127.0.0.1:3306 (root,
 # empty password). `up` starts it if it is down and makes sure the binlog settings binlog CDC needs
 # are in force (log_bin, binlog_format=ROW, binlog_row_image=FULL, server_id, gtid_strict_mode);
@@ -50,6 +70,12 @@ PG_PORT="${SYNCLINE_PG_PORT:-5432}"
 # The system cluster (Debian's, pg_ctlcluster) on 5432; a cluster of the run dir on another port.
 PG_PRIVATE=0; [ "$PG_PORT" != 5432 ] && PG_PRIVATE=1
 REDIS_PRIVATE=0; [ "$REDIS_PORT" != 6379 ] && REDIS_PRIVATE=1
+STACK_TLS="${SYNCLINE_STACK_TLS:-0}"
+TLS_DIR="$RUN/tls"
+KAFKA_TLS_PORT="${SYNCLINE_KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}"
+if [ "$STACK_TLS" = 1 ] && { [ "$PG_PRIVATE" = 0 ] || [ "$REDIS_PRIVATE" = 0 ]; }; then
+  printf '[stack] error: SYNCLINE_STACK_TLS=1 needs a private stack (SYNCLINE_PG_PORT and SYNCLINE_REDIS_PORT other than 5432 and 6379): the shared servers are never reconfigured\n' >&2; exit 1
+fi
 # How long `up` waits for a service to work before it gives up.
 READY_TIMEOUT_S="${SYNCLINE_STACK_READY_TIMEOUT_S:-120}"
 
@@ -60,9 +86,41 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 mvn_q() { mvn -B -q -ntp -Dstyle.color=never "$@" </dev/null >&2; }
 
+# ---------------------------------------------------------------- TLS material
+# A CA, a server certificate for 127.0.0.1/localhost, a client certificate, a second CA that signed
+# nothing (tests of a wrong CA) and the SASL / ACL passwords; made once per run dir.
+tls_make() {
+  [ "$STACK_TLS" = 1 ] || return 0
+  [ -f "$TLS_DIR/.complete" ] && return 0
+  command -v openssl >/dev/null 2>&1 || die "SYNCLINE_STACK_TLS=1 needs openssl"
+  log "making a CA and certificates in $TLS_DIR"
+  rm -rf "$TLS_DIR"; mkdir -p "$TLS_DIR"; chmod 755 "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    o() { openssl "$@" >>openssl.log 2>&1 || die "openssl $1 failed: $(tail -n 5 openssl.log)"; }
+    o req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=syncline test CA"
+    o req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 30 -subj "/CN=syncline other CA"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+    o req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    o x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 30 -extfile server.ext
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    o req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=syncline-client"
+    o x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 30 -extfile client.ext
+    o pkcs12 -export -in server.crt -inkey server.key -certfile ca.crt -name server -out server.p12 -passout pass:changeit
+    echo syncline >kafka.user
+    echo "${SYNCLINE_STACK_KAFKA_PASSWORD:-$(openssl rand -hex 12)}" >kafka.password
+    echo syncline >redis.user
+    echo "${SYNCLINE_STACK_REDIS_PASSWORD:-$(openssl rand -hex 12)}" >redis.password
+    chmod 644 ./*.crt ./*.key ./*.p12 ./*.user ./*.password
+  )
+  touch "$TLS_DIR/.complete"
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 pg_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
 psql_admin() { psql -X -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -At "$@"; }
+# With TLS plaintext TCP is refused: pg_isready and psql need sslmode=require (they verify nothing).
+[ "$STACK_TLS" = 1 ] && export PGSSLMODE=require
 pg_bin() { echo "/usr/lib/postgresql/$(pg_cluster_version)/bin"; }
 PG_DATA="$RUN/pg"
 # initdb and the server refuse to run as root.
@@ -92,6 +150,21 @@ port = $PG_PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_DATA'
 CONF
+  if [ "$STACK_TLS" = 1 ]; then
+    cp "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$TLS_DIR/ca.crt" "$PG_DATA/"
+    chmod 600 "$PG_DATA/server.key"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PG_DATA/server.crt" "$PG_DATA/server.key" "$PG_DATA/ca.crt"; fi
+    cat >>"$PG_DATA/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_ca_file = 'ca.crt'
+CONF
+    # Plaintext TCP refused before any other line: every TCP connection is TLS.
+    { printf 'hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\nhostnossl replication all 0.0.0.0/0 reject\n'; cat "$PG_DATA/pg_hba.conf"; } >"$PG_DATA/pg_hba.conf.new"
+    mv "$PG_DATA/pg_hba.conf.new" "$PG_DATA/pg_hba.conf"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PG_DATA/pg_hba.conf"; fi
+  fi
 }
 
 pg_up() {
@@ -150,7 +223,12 @@ pg_down() {
 }
 
 # ---------------------------------------------------------------- Redis
-redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
+redis_cli() {
+  if [ "$STACK_TLS" = 1 ]; then
+    REDISCLI_AUTH="$(cat "$TLS_DIR/redis.password")" redis-cli --tls --cacert "$TLS_DIR/ca.crt" --user "$(cat "$TLS_DIR/redis.user")" -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+  else redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; fi
+}
+redis_ping() { [ "$(redis_cli ping 2>/dev/null)" = "PONG" ]; }
 
 redis_up() {
   if ! command -v redis-server >/dev/null 2>&1; then
@@ -162,7 +240,15 @@ redis_up() {
     local dir=/var/lib/redis extra=()
     if [ "$REDIS_PRIVATE" = 1 ]; then dir="$RUN/redis"; extra=(--pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log"); fi
     mkdir -p "$dir"
-    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$dir" "${extra[@]}" >/dev/null
+    local conf=() listen=(--port "$REDIS_PORT")
+    if [ "$STACK_TLS" = 1 ]; then
+      # TLS only, and only the ACL user: `default` is off. ACL lines hold spaces: a config file.
+      printf 'user default off\nuser %s on >%s ~* &* +@all\n' "$(cat "$TLS_DIR/redis.user")" "$(cat "$TLS_DIR/redis.password")" >"$RUN/redis-acl.conf"
+      chmod 600 "$RUN/redis-acl.conf"
+      conf=("$RUN/redis-acl.conf")
+      listen=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$TLS_DIR/server.crt" --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.crt" --tls-auth-clients no)
+    fi
+    redis-server "${conf[@]}" --daemonize yes --bind 127.0.0.1 -::1 "${listen[@]}" --save "" --appendonly no --dir "$dir" "${extra[@]}" >/dev/null
     for _ in $(seq 1 40); do redis_ping && break; sleep 0.25; done
     redis_ping || die "Redis did not start"
   fi
@@ -177,7 +263,7 @@ redis_status() {
 redis_down() {
   [ "$REDIS_PRIVATE" = 1 ] && [ -f "$RUN/redis.pid" ] || return 0
   log "stopping Redis on port $REDIS_PORT"
-  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  redis_cli shutdown nosave >/dev/null 2>&1 || true
   for _ in $(seq 1 40); do port_open "$REDIS_PORT" || break; sleep 0.25; done
   rm -f "$RUN/redis.pid"
 }
@@ -187,13 +273,18 @@ redis_down() {
 # Debian's packaging normally includes, and my.cnf gets the include line once.
 MARIADB_CNF_DIR=/etc/mysql/mariadb.conf.d
 MARIADB_CNF="$MARIADB_CNF_DIR/90-syncline.cnf"
-MARIADB_PORT=3306
+MARIADB_PORT="${SYNCLINE_MARIADB_PORT:-3306}"
+# Another port: a server of the run dir (mariadb-install-db into $RUN/mariadb, its own socket), for
+# tests that need settings the shared one cannot take without a restart (TLS).
+MARIA_PRIVATE=0; [ "$MARIADB_PORT" != 3306 ] && MARIA_PRIVATE=1
+MARIA_DATA="$RUN/mariadb"
 # What the binlog source needs, as `name=value` lines SHOW GLOBAL VARIABLES must report.
 MARIADB_WANT="log_bin=ON
 binlog_format=ROW
 binlog_row_image=FULL
 gtid_strict_mode=ON"
-maria() { mariadb -uroot -h127.0.0.1 -P"$MARIADB_PORT" --connect-timeout=3 -N -B "$@"; }
+maria_tls=(); [ "$STACK_TLS" = 1 ] && [ "$MARIA_PRIVATE" = 1 ] && maria_tls=(--ssl-ca="$TLS_DIR/ca.crt" --ssl-verify-server-cert)
+maria() { mariadb -uroot -h127.0.0.1 -P"$MARIADB_PORT" "${maria_tls[@]}" --connect-timeout=3 -N -B "$@"; }
 maria_ping() { maria -e 'select 1' >/dev/null 2>&1; }
 maria_vars() {
   maria -e "show global variables where variable_name in ('log_bin','binlog_format','binlog_row_image','server_id','gtid_strict_mode')" \
@@ -230,7 +321,45 @@ maria_stop() {
   die "MariaDB (pid ${pid:-?}) did not shut down within 60 s"
 }
 
+# A server of the run dir: the binlog settings on its command line; with TLS the stack's server
+# certificate and require_secure_transport (plaintext connections refused).
+maria_private_up() {
+  maria_ping && return 0
+  if [ ! -d "$MARIA_DATA/mysql" ]; then
+    log "creating a MariaDB datadir in $MARIA_DATA (port $MARIADB_PORT)"
+    mkdir -p "$MARIA_DATA"; chmod 755 "$RUN"
+    if [ "$(id -u)" = 0 ]; then chown mysql:mysql "$MARIA_DATA"; fi
+    mariadb-install-db --no-defaults --user=mysql --datadir="$MARIA_DATA" --auth-root-authentication-method=normal --skip-test-db >"$RUN/mariadb-install.log" 2>&1 \
+      || die "mariadb-install-db failed: $(tail -n 5 "$RUN/mariadb-install.log")"
+  fi
+  local tls=()
+  if [ "$STACK_TLS" = 1 ]; then
+    tls=(--ssl-cert="$TLS_DIR/server.crt" --ssl-key="$TLS_DIR/server.key" --ssl-ca="$TLS_DIR/ca.crt" --require-secure-transport=ON)
+  fi
+  # The server runs as mysql: it must reach its datadir and the certificates inside the run dir.
+  chmod 755 "$RUN"
+  log "starting MariaDB on 127.0.0.1:$MARIADB_PORT ($MARIA_DATA)$([ "$STACK_TLS" = 1 ] && echo ", TLS only")"
+  (exec setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$MARIA_DATA" --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
+     --socket="$MARIA_DATA/mariadb.sock" --pid-file="$MARIA_DATA/mariadb.pid" --log-error="$MARIA_DATA/mariadb.log" \
+     --log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL --server-id=1 --gtid-strict-mode=ON "${tls[@]}" >/dev/null 2>&1 </dev/null) &
+  echo $! >"$RUN/mariadb.pid"
+  for _ in $(seq 1 $((READY_TIMEOUT_S * 2))); do
+    maria_ping && return 0
+    pid_alive "$RUN/mariadb.pid" || die "MariaDB exited during start-up: $(tail -n 20 "$MARIA_DATA/mariadb.log" 2>/dev/null)"
+    sleep 0.5
+  done
+  die "MariaDB did not answer within $READY_TIMEOUT_S s (see $MARIA_DATA/mariadb.log)"
+}
+
+maria_private_down() {
+  [ "$MARIA_PRIVATE" = 1 ] && pid_alive "$RUN/mariadb.pid" || return 0
+  log "stopping MariaDB on port $MARIADB_PORT"
+  stop_pid mariadb
+}
+
 maria_up() {
+  if [ "$MARIA_PRIVATE" = 1 ]; then maria_private_up; return; fi
+  [ "$STACK_TLS" = 1 ] && die "SYNCLINE_STACK_TLS=1 with mariadb needs SYNCLINE_MARIADB_PORT (a server of the run dir): the shared MariaDB is never reconfigured"
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || {
     log "installing MariaDB from Debian packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
@@ -331,14 +460,18 @@ kafka_up() {
   kafka_fetch
   mkdir -p "$RUN/kafka-data"
   local props="$RUN/kafka.properties"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" protomap="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [ "$STACK_TLS" = 1 ]; then
+    listeners="$listeners,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT"; protomap="$protomap,SASL_SSL:SASL_SSL"
+  fi
   cat >"$props" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CTRL_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protomap
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$RUN/kafka-data
 num.partitions=3
@@ -356,12 +489,25 @@ log.cleaner.dedupe.buffer.size=2097152
 log.retention.hours=2160
 log.segment.bytes=67108864
 PROPS
+  local scram=()
+  if [ "$STACK_TLS" = 1 ]; then
+    cat >>"$props" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/server.p12
+ssl.keystore.password=changeit
+ssl.key.password=changeit
+ssl.client.auth=none
+PROPS
+    scram=(--add-scram "SCRAM-SHA-512=[name=$(cat "$TLS_DIR/kafka.user"),password=$(cat "$TLS_DIR/kafka.password")]")
+  fi
   if [ ! -f "$RUN/kafka-data/meta.properties" ]; then
     local cid; cid="$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
-    kafka_java kafka.tools.StorageTool format -t "$cid" -c "$props" --ignore-formatted >"$RUN/kafka-format.log" 2>&1 \
+    kafka_java kafka.tools.StorageTool format -t "$cid" -c "$props" --ignore-formatted "${scram[@]}" >"$RUN/kafka-format.log" 2>&1 \
       || die "kafka storage format failed: $(tail -n 5 "$RUN/kafka-format.log")"
   fi
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT$([ "$STACK_TLS" = 1 ] && echo " (SASL_SSL on $KAFKA_TLS_PORT)")"
   : >"$RUN/kafka.log"
   # setsid + exec: the broker gets a session of its own (it outlives the shell or job that started
   # it, e.g. an interrupted `npm test`) and the recorded pid is the JVM's, so `down` reaches it.
@@ -382,16 +528,18 @@ kafka_status() {
 }
 
 # ---------------------------------------------------------------- Apicurio Registry
-registry_url() { echo "http://127.0.0.1:$REGISTRY_PORT"; }
-registry_ready() { curl -fsS -o /dev/null --max-time 2 "$(registry_url)/health/ready" 2>/dev/null && registry_works; }
+registry_url() { if [ "$STACK_TLS" = 1 ]; then echo "https://127.0.0.1:$REGISTRY_PORT"; else echo "http://127.0.0.1:$REGISTRY_PORT"; fi; }
+# curl trusting this stack's CA with TLS.
+rcurl() { if [ "$STACK_TLS" = 1 ]; then curl --cacert "$TLS_DIR/ca.crt" "$@"; else curl "$@"; fi; }
+registry_ready() { rcurl -fsS -o /dev/null --max-time 2 "$(registry_url)/health/ready" 2>/dev/null && registry_works; }
 # A real request on the Confluent-compatible API syncline uses: register a schema, read it back by id.
 registry_works() {
   local api id
   api="$(registry_url)/apis/ccompat/v7"
-  id="$(curl -fsS --max-time 5 -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+  id="$(rcurl -fsS --max-time 5 -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
         --data '{"schema":"\"string\""}' "$api/subjects/syncline-stack-probe-value/versions" 2>/dev/null \
         | sed -nE 's/.*"id"[[:space:]]*:[[:space:]]*([0-9]+).*/\1/p')"
-  [ -n "$id" ] && curl -fsS --max-time 5 "$api/schemas/ids/$id" 2>/dev/null | grep -q '"schema"'
+  [ -n "$id" ] && rcurl -fsS --max-time 5 "$api/schemas/ids/$id" 2>/dev/null | grep -q '"schema"'
 }
 
 registry_fetch() {
@@ -424,7 +572,13 @@ registry_up() {
   mkdir -p "$RUN"
   log "starting Apicurio Registry on $(registry_url)"
   : >"$RUN/registry.log"
-  (exec setsid java -Xms128m -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=$REGISTRY_PORT \
+  local http=(-Dquarkus.http.port=$REGISTRY_PORT)
+  if [ "$STACK_TLS" = 1 ]; then
+    # HTTPS only: the plain port on one nobody uses (0: any), plaintext requests refused.
+    http=(-Dquarkus.http.port=0 -Dquarkus.http.ssl-port=$REGISTRY_PORT -Dquarkus.http.insecure-requests=disabled
+          -Dquarkus.http.ssl.certificate.files="$TLS_DIR/server.crt" -Dquarkus.http.ssl.certificate.key-files="$TLS_DIR/server.key")
+  fi
+  (exec setsid java -Xms128m -Xmx512m -Dquarkus.http.host=127.0.0.1 "${http[@]}" \
      -jar "$(cat "$home/registry.jar.path")" >>"$RUN/registry.log" 2>&1 </dev/null) &
   echo $! >"$RUN/registry.pid"
   for _ in $(seq 1 $((READY_TIMEOUT_S * 2))); do
@@ -459,6 +613,7 @@ mkdir -p "$CACHE" "$RUN"
 case "$cmd" in
   up)
     for x in "${services[@]}"; do case "$x" in postgres|redis|kafka|registry|mariadb) ;; *) die "unknown service $x (postgres redis kafka registry mariadb)" ;; esac; done
+    tls_make
     if wants postgres; then pg_up; fi
     if wants mariadb; then maria_up; fi
     if wants redis; then redis_up; fi
@@ -475,7 +630,7 @@ case "$cmd" in
     if wants registry; then registry_status; fi
     if wants mariadb; then maria_status; fi
     ;;
-  down) stop_pid registry; stop_pid kafka; redis_down; pg_down ;;
+  down) stop_pid registry; stop_pid kafka; redis_down; pg_down; maria_private_down ;;
   status)
     rc=0
     pg_status || rc=1; redis_status || rc=1; kafka_status || rc=1; registry_status || rc=1; maria_status || rc=1

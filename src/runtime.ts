@@ -46,6 +46,7 @@ import { parseTableName } from './core/names.js';
 import { SyncModes } from './sync/modes.js';
 import { audit, recordDenied } from './security/audit/recorder.js';
 import { ApiAccess, type Denial } from './security/access/access.js';
+import { redisSecurity } from './core/tls.js';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -111,14 +112,16 @@ export class Runtime {
     this.waits.hold(); // until every stage runs (see stageRunning)
     this.addresses = { kafka: config.kafka.brokers, registry: config.schemaRegistry.url, redis: config.redis.url };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }), this.waits);
-    this.codec = new AvroCodec(config.schemaRegistry.url);
-    this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    this.codec = new AvroCodec(config.schemaRegistry);
+    this.redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true });
     this.redisDep = { kind: 'redis', key: 'redis', name: `Redis at ${redisAddress(config.redis.url)} (redis.url)` };
     // ioredis reconnects by itself and reports every failed attempt: once per outage in the log.
     this.redis.on('error', (err: Error) => {
       this.redisError = err;
-      if (redisRefusal(err)) this.log.warn({ err: err.message }, 'redis.error');
-      else this.waits.waiting(this.redisDep, classifyRedisError(err, `Redis at ${redisAddress(config.redis.url)} (redis.url)`), 'the Redis client');
+      const e = classifyRedisError(err, `Redis at ${redisAddress(config.redis.url)} (redis.url)`);
+      // Refused credentials, a certificate that does not verify: fatal (connectRedis stops the start with it), not waited for.
+      if (redisRefusal(err) || e.kind === 'fatal') this.log.warn({ err: e.message }, 'redis.error');
+      else this.waits.waiting(this.redisDep, e, 'the Redis client');
     });
     this.redis.on('ready', () => this.waits.ready(this.redisDep));
     this.sync = new SyncModes(this.kafka, config.topicPrefix, this.log);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
 
-export type Service = 'postgres' | 'redis' | 'kafka' | 'registry';
+export type Service = 'postgres' | 'redis' | 'kafka' | 'registry' | 'mariadb';
 
 export interface PrivateStack {
   dir: string;
@@ -24,6 +24,8 @@ export interface PrivateStack {
   brokers: string;
   registryUrl: string;
   redisUrl: string;
+  /** With `tls`: the SASL_SSL listener, the CA and certificates, the credentials (scripts/stack.sh, SYNCLINE_STACK_TLS). */
+  tls?: StackTls;
   /** `scripts/stack.sh up SERVICE...`; resolves with its output. */
   up(...services: Service[]): Promise<string>;
   down(): Promise<void>;
@@ -70,11 +72,35 @@ export function run(cmd: string, args: string[], env: Record<string, string>, ti
   });
 }
 
-export async function privateStack(): Promise<PrivateStack> {
+export interface StackTls {
+  /** host:port of Kafka's SASL_SSL listener (SCRAM-SHA-512). */
+  brokers: string;
+  kafkaPort: number;
+  /** PEM files under the run dir's tls/. */
+  caFile: string;
+  otherCaFile: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  /** Read after `up` (the stack makes them). */
+  kafkaUser(): string;
+  kafkaPassword(): string;
+  redisUser(): string;
+  redisPassword(): string;
+}
+
+/** `tls`: SYNCLINE_STACK_TLS=1 (Kafka SASL_SSL on a port of its own, Redis TLS-only with an ACL user, PostgreSQL ssl with plaintext refused, the registry HTTPS-only, a MariaDB of the run dir TLS-only). */
+export async function privateStack(opts: { tls?: boolean } = {}): Promise<PrivateStack> {
   const dir = mkdtempSync(join(tmpdir(), 'syncline-stack-'));
   const taken = new Set<number>();
   const ports = { kafka: await freePorts(taken), registry: await freePorts(taken), redis: await freePorts(taken), postgres: await freePorts(taken) };
-  const stackEnv = {
+  const kafkaTlsPort = opts.tls ? await freePorts(taken) : 0;
+  // MariaDB of the run dir only with TLS (the shared one on 3306 cannot take certificates without a restart).
+  const mariadbPort = opts.tls ? await freePorts(taken) : 3306;
+  const allPorts = { ...ports, mariadb: mariadbPort };
+  const stackEnv: Record<string, string> = {
+    ...(opts.tls ? { SYNCLINE_STACK_TLS: '1', SYNCLINE_KAFKA_TLS_PORT: String(kafkaTlsPort), SYNCLINE_MARIADB_PORT: String(mariadbPort) } : {}),
     SYNCLINE_RUN_DIR: dir,
     SYNCLINE_KAFKA_PORT: String(ports.kafka),
     SYNCLINE_REGISTRY_PORT: String(ports.registry),
@@ -82,11 +108,21 @@ export async function privateStack(): Promise<PrivateStack> {
     SYNCLINE_PG_PORT: String(ports.postgres),
   };
   const brokers = `127.0.0.1:${ports.kafka}`;
-  const registryUrl = `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`;
-  const redisUrl = `redis://127.0.0.1:${ports.redis}`;
+  const registryUrl = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${ports.registry}/apis/ccompat/v7`;
+  const redisUrl = `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${ports.redis}`;
+  const t = join(dir, 'tls');
+  const read = (f: string) => () => readFileSync(join(t, f), 'utf8').trim();
+  const tls: StackTls | undefined = opts.tls
+    ? {
+        brokers: `127.0.0.1:${kafkaTlsPort}`, kafkaPort: kafkaTlsPort,
+        caFile: join(t, 'ca.crt'), otherCaFile: join(t, 'other-ca.crt'), serverCert: join(t, 'server.crt'), serverKey: join(t, 'server.key'),
+        clientCert: join(t, 'client.crt'), clientKey: join(t, 'client.key'),
+        kafkaUser: read('kafka.user'), kafkaPassword: read('kafka.password'), redisUser: read('redis.user'), redisPassword: read('redis.password'),
+      }
+    : undefined;
   const stack = (...args: string[]) => run('bash', [join(ROOT, 'scripts/stack.sh'), ...args], stackEnv);
   return {
-    dir, ports, stackEnv, brokers, registryUrl, redisUrl,
+    dir, ports: allPorts, stackEnv, brokers, registryUrl, redisUrl, ...(tls ? { tls } : {}),
     configEnv: {
       SYNCLINE_KAFKA_BROKERS: brokers, SYNCLINE_SCHEMA_REGISTRY_URL: registryUrl, SYNCLINE_REDIS_URL: redisUrl,
       SYNCLINE_SOURCE_PORT: String(ports.postgres), SYNCLINE_TARGET_PORT: String(ports.postgres),

@@ -7,12 +7,13 @@ import { KafkaClient } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
 import { audit, setProcessActor } from '../security/audit/recorder.js';
 import { cliUser } from './who.js';
+import { redisSecurity } from '../core/tls.js';
 
 export async function openClients(config: SynclineConfig) {
   const log = rootLogger.child({ stage: 'cli' });
   const kafka = new KafkaClient(config.kafka, log.child({ stage: 'kafka' }));
-  const codec = new AvroCodec(config.schemaRegistry.url);
-  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  const codec = new AvroCodec(config.schemaRegistry);
+  const redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 3 });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis.error'));
   await redis.connect();
   // What the command does is recorded in the audit trail, done by the user running it.

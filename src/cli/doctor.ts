@@ -33,6 +33,8 @@ import { fail, formatFindings, pass, type DoctorItem, type DoctorTable, type Fin
 import type { SourceMonitor } from '../capture/source.js';
 import type { Sink } from '../sink/sink.js';
 import { redisAddress } from '../core/dependencies.js';
+import { redisSecurity } from '../core/tls.js';
+import { registryAccess } from '../core/registry-http.js';
 
 export interface DoctorOptions {
   config: string;
@@ -59,13 +61,13 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
   const log = rootLogger.child({ stage: 'doctor' });
   const timeoutMs = Math.max(config.observability?.checkTimeoutMs ?? 3000, 5000);
   const kafka = new KafkaClient(config.kafka, log);
-  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
+  const redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
   redis.on('error', () => undefined); // reported by the checks
   const typeOf = (c: unknown) => (c as { type: string }).type;
   const sources: { pipeline: string; monitor: SourceMonitor }[] = pipelines.map(([pipeline, p]) => ({ pipeline, monitor: sourceRegistration(typeOf(p.source)).monitor(p.source as never, TIMEOUT_MS, pipeline) }));
   const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({ pipeline, sink: sinkRegistration(typeOf(p.target)).create(p.target as never, { pipeline, log }) }));
   try {
-    const ready = await new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources, targets }), timeoutMs).run();
+    const ready = await new DependencyChecks(dependencyProbes({ kafka, registry: config.schemaRegistry, redis: watchRedis(redis), sources, targets }), timeoutMs).run();
     const findings: Finding[] = [];
     const reach = (subject: string, name: string, fix: string[]): boolean => {
       const c = ready.checks[name]!;
@@ -268,7 +270,7 @@ export function compatibilityFinding(subject: string, url: string, levels: { sub
 async function registryCompatibility(subject: string, config: SynclineConfig, pipelines: [string, PipelineConfig][], timeoutMs: number): Promise<Finding> {
   const base = config.schemaRegistry.url.replace(/\/+$/, '');
   const level = async (path: string): Promise<string | null> => {
-    const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await registryAccess(config.schemaRegistry).fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
     if (res.status === 404) return null;
     if (!res.ok) throw new Error(`GET ${base}${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
@@ -299,7 +301,7 @@ async function redisWritable(subject: string, redis: Redis, config: SynclineConf
   const keyPrefix = config.redis.keyPrefix ?? config.topicPrefix;
   let user = 'default';
   try {
-    user = decodeURIComponent(new URL(config.redis.url).username) || 'default';
+    user = config.redis.username ?? (decodeURIComponent(new URL(config.redis.url).username) || 'default');
   } catch {
     // reported by the reachability check
   }

@@ -138,7 +138,7 @@ function attribute(err: unknown, config: SynclineConfig, runtime: Runtime, redis
   const fromRedis = err.name === 'MaxRetriesPerRequestError' || /[\\/]ioredis[\\/]/.test(err.stack ?? '');
   // Refused credentials or rights: no retry makes them right (ioredis reports "Connection is closed." and the reply as an error event).
   const auth = fromRedis ? redisRefusal(redisError ?? err) : null;
-  if (auth) return fatal(`REDIS_${auth[0]}`, `cannot authenticate to Redis at ${redisAddress(config.redis.url)} as ${redisUser(config.redis.url)} (redis.url): ${auth[1]}`, err);
+  if (auth) return fatal(`REDIS_${auth[0]}`, `cannot authenticate to Redis at ${redisAddress(config.redis.url)} as ${config.redis.username ?? redisUser(config.redis.url)} (${config.redis.username !== undefined ? 'redis.username' : 'redis.url'}): ${auth[1]}`, err);
   if (fromRedis && runtime.redis.status !== 'ready') {
     const why = redisError && redisError.message !== err.message ? `${err.message} (${redisError.message})` : err.message;
     const code = networkCode(redisError) ?? net;

@@ -31,6 +31,8 @@ import { schemaChangesTopic } from '../capture/schema-changes.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { originOf } from '../sink/build.js';
 import { captureOffsetItems, KIND, liveKeys, ownsGroup, pipelineTopics, redisPattern, renderPlan, runningMessage, subjectsOf } from './drop-plan.js';
+import { redisSecurity } from '../core/tls.js';
+import { registryAccess } from '../core/registry-http.js';
 
 export interface DropOptions {
   config: string;
@@ -66,7 +68,7 @@ class PipelineDropper {
     this.registry = config.schemaRegistry.url.replace(/\/+$/, '');
     this.where = { kafka: `kafka ${config.kafka.brokers.join(',')}`, redis: `redis ${address(config.redis.url)}`, registry: `registry ${address(this.registry)}` };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }));
-    this.redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+    this.redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 3 });
     this.redis.on('error', () => undefined); // surfaced by the next command
     const others = Object.entries(config.pipelines).filter(([n]) => n !== name);
     const ctx = (side: 'source' | 'target'): ResourceContext => ({
@@ -190,7 +192,7 @@ class PipelineDropper {
       const url = `${this.registry}/subjects/${encodeURIComponent(s)}/versions?deleted=true`;
       let res: Response;
       try {
-        res = await fetch(url, { signal: AbortSignal.timeout(15000) });
+        res = await registryAccess(this.config.schemaRegistry).fetch(url, { signal: AbortSignal.timeout(15000) });
       } catch (err) {
         throw classifyNetworkError(err, `cannot reach the schema registry at ${address(this.registry)} (schemaRegistry.url)`);
       }
@@ -269,7 +271,7 @@ class PipelineDropper {
     // 5. Registry subjects: soft delete, then permanent (a 404 means already gone).
     for (const s of todo.filter((i) => i.kind === KIND.subject)) {
       for (const q of ['', '?permanent=true']) {
-        const res = await fetch(`${this.registry}/subjects/${encodeURIComponent(s.name)}${q}`, { method: 'DELETE', signal: AbortSignal.timeout(15000) }).catch((err: unknown) => {
+        const res = await registryAccess(this.config.schemaRegistry).fetch(`${this.registry}/subjects/${encodeURIComponent(s.name)}${q}`, { method: 'DELETE', signal: AbortSignal.timeout(15000) }).catch((err: unknown) => {
           throw classifyNetworkError(err, `schema registry DELETE subject ${s.name}`);
         });
         if (!res.ok && res.status !== 404) throw classifyHttpStatus(res.status, `schema registry DELETE subject ${s.name}${q}: ${(await res.text()).slice(0, 200)}`);

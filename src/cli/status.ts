@@ -17,6 +17,7 @@ import { dependencyProbes, DependencyChecks, watchRedis, type CheckResult, type 
 import type { HealthReport } from '../observe/health.js';
 import type { Sink } from '../sink/sink.js';
 import { authHeaders, authHint } from './auth.js';
+import { redisSecurity } from '../core/tls.js';
 
 export interface StatusOptions {
   config: string;
@@ -84,7 +85,7 @@ async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyR
 export async function localChecks(config: SynclineConfig, timeoutMs = config.observability?.checkTimeoutMs ?? 3000): Promise<ReadyReport> {
   const log = rootLogger.child({ stage: 'status' });
   const kafka = new KafkaClient(config.kafka, log);
-  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
+  const redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
   redis.on('error', () => undefined); // reported by the check
   const pipelines = Object.entries(config.pipelines).filter(([, p]) => p.enabled);
   const sources = pipelines.map(([pipeline, p]) => {
@@ -96,7 +97,7 @@ export async function localChecks(config: SynclineConfig, timeoutMs = config.obs
     sink: sinkRegistration((p.target as { type: string }).type).create(p.target as never, { pipeline, log }),
   }));
   try {
-    const checks = new DependencyChecks(dependencyProbes({ kafka, registryUrl: config.schemaRegistry.url, redis: watchRedis(redis), sources, targets }), timeoutMs);
+    const checks = new DependencyChecks(dependencyProbes({ kafka, registry: config.schemaRegistry, redis: watchRedis(redis), sources, targets }), timeoutMs);
     return await checks.run();
   } finally {
     redis.disconnect();

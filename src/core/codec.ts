@@ -9,6 +9,8 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type avsc from 'avsc';
 import { avroOptions, decodeFailurePath } from './avro.js';
 import { poison, retriable, fatal, type SynclineError } from './errors.js';
+import { tlsFailure } from './tls.js';
+import { registryAccess, type FetchLike, type RegistryConnection } from './registry-http.js';
 
 export class AvroCodec {
   readonly registry: SchemaRegistry;
@@ -21,8 +23,19 @@ export class AvroCodec {
   /** Reused encode buffer (grows to the largest message); each message is copied out of it once. */
   private scratch = Buffer.allocUnsafe(64 * 1024);
 
-  constructor(readonly url: string) {
-    this.registry = new SchemaRegistry({ host: url, retry: { retries: 5, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 3 } }, { forSchemaOptions: avroOptions } as never);
+  readonly url: string;
+  /** fetch() with the registry's TLS and credentials (./registry-http.ts). */
+  private readonly fetch: FetchLike;
+
+  /** `registry`: the config's schemaRegistry section (https CA, basic auth), or only its URL. */
+  constructor(registry: string | RegistryConnection) {
+    const access = registryAccess(registry, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' }));
+    this.url = access.url;
+    this.fetch = access.fetch;
+    this.registry = new SchemaRegistry(
+      { host: access.url, retry: { retries: 5, initialRetryTimeInSecs: 0.2, maxRetryTimeInSecs: 3 }, ...(access.agent ? { agent: access.agent } : {}), ...(access.auth ? { auth: access.auth } : {}) },
+      { forSchemaOptions: avroOptions } as never,
+    );
   }
 
   /** Register (or look up) a schema under a subject; returns its global id. */
@@ -54,6 +67,9 @@ export class AvroCodec {
           if (e?.status === 409 || /compatib/i.test(e?.message ?? '')) {
             throw fatal('SCHEMA_INCOMPATIBLE', `schema for subject ${subject} is not BACKWARD compatible with the registered one: ${e?.message}`, err);
           }
+          const tls = tlsFailure(err);
+          if (tls) throw fatal('REGISTRY_TLS', `schema registry at ${this.url} (schemaRegistry.url): cannot register schema for ${subject}: ${tls} (schemaRegistry.caFile)`, err);
+          if (e?.status === 401 || e?.status === 403) throw fatal('REGISTRY_AUTH', `schema registry at ${this.url} (schemaRegistry.url) refused the credentials (schemaRegistry.username/password): ${e.status} ${e?.message ?? ''}`, err);
           throw retriable('REGISTRY_UNAVAILABLE', `cannot register schema for ${subject} at ${this.url}: ${e?.message ?? String(err)}`, err);
         });
       this.ids.set(cacheKey, id);
@@ -70,8 +86,10 @@ export class AvroCodec {
     const url = `${this.url.replace(/\/+$/, '')}/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`;
     let res: Response;
     try {
-      res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ schema: JSON.stringify(schema) }) });
+      res = await this.fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ schema: JSON.stringify(schema) }) });
     } catch (err) {
+      const tls = tlsFailure(err);
+      if (tls) throw fatal('REGISTRY_TLS', `schema registry at ${this.url} (schemaRegistry.url): cannot check the compatibility of ${subject}: ${tls} (schemaRegistry.caFile)`, err);
       throw retriable('REGISTRY_UNAVAILABLE', `cannot check the compatibility of ${subject} at ${this.url}: ${(err as Error).message}`, err);
     }
     const text = await res.text();
@@ -88,7 +106,7 @@ export class AvroCodec {
    * NONE for this one registration and back to BACKWARD after it.
    */
   async registerBreaking(subject: string, schema: object): Promise<number> {
-    const config = (level: string) => fetch(`${this.url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, {
+    const config = (level: string) => this.fetch(`${this.url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, {
       method: 'PUT', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ compatibility: level }),
     }).then(async (r) => {
       if (!r.ok) throw retriable('REGISTRY_UNAVAILABLE', `registry answered ${r.status} setting the compatibility of ${subject} to ${level}: ${(await r.text()).slice(0, 300)}`);
@@ -98,7 +116,7 @@ export class AvroCodec {
     await config('NONE');
     try {
       // Straight to the REST API: the client's register() refuses a subject whose level is not the one it asks for.
-      const res = await fetch(`${this.url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions`, {
+      const res = await this.fetch(`${this.url.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}/versions`, {
         method: 'POST', headers: { 'Content-Type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ schema: JSON.stringify(schema) }),
       });
       const text = await res.text();

@@ -103,6 +103,8 @@ export function kafkaLogKind(message: string, error?: string): 'transient' | 'un
   if (/does not host this topic-partition|concurrent operation on the same transaction|no leader for this topic-partition|not the leader for that topic-partition|Topic creation errors|topic already exists|rebalanc|leader epoch|high watermark has not caught up|fetch session|Restarting the consumer/i.test(text)) return 'transient';
   // A batch failing on another dependency ends in a consumer crash logged by kafkajs: not Kafka's.
   if (/\b(Redis|registry|PostgreSQL)\b|\b(REDIS|REGISTRY|PG)_/.test(text)) return 'other';
+  // A certificate that does not verify is no outage: said as it is (the error that follows is fatal).
+  if (/certificate|wrong version number|SASL .*authentication failed/i.test(text)) return 'other';
   if (/coordinator (is )?(not available|loading)|not the correct coordinator|Connection (error|timeout|closed)|Closed connection|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Failed to connect|Broker not connected|not connected|timed out|disconnected before a response|NumberOfRetriesExceeded|fewer in-sync replicas|not the correct controller|Metadata not loaded/i.test(text)) return 'unavailable';
   return 'other';
 }

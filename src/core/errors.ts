@@ -8,6 +8,8 @@
  *    Dead-lettered at once, the pipeline moves on.
  * An error that is not a SynclineError is 'unknown': retried a few times, then dead-lettered.
  */
+import { tlsFailure } from './tls.js';
+
 export type ErrorKind = 'retriable' | 'fatal' | 'poison';
 
 export class SynclineError extends Error {
@@ -90,6 +92,8 @@ export function classifyRedisError(err: unknown, context: string): SynclineError
   if (err instanceof SynclineError) return err;
   const refused = redisRefusal(err);
   if (refused) return fatal(`REDIS_${refused[0]}`, `${context}: Redis refused the credentials or rights of redis.url: ${refused[0]} ${refused[1]}`, err);
+  const tls = tlsFailure(err);
+  if (tls) return fatal('REDIS_TLS', `${context}: ${tls} (redis.caFile, redis.url rediss://)`, err);
   const e = classifyNetworkError(err, context);
   return e.code.startsWith('NET_') || e.code.startsWith('REDIS_') ? e : new SynclineError('retriable', `REDIS_${e.code}`, e.message, err);
 }

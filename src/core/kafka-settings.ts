@@ -9,6 +9,10 @@ export interface KafkaSettings {
   retentionDays: number;
   /** Client of the producer send() uses (config kafka.producer). */
   producer?: 'kafkajs' | 'librdkafka';
+  /** TLS to the brokers (config kafka.ssl); absent: plaintext. */
+  ssl?: { caFile?: string; verify: boolean };
+  /** SASL (config kafka.sasl). */
+  sasl?: { mechanism: 'scram-sha-512' | 'scram-sha-256' | 'plain'; username: string; password: string };
 }
 
 /** What send() needs of a producer: kafkajs' own, or librdkafka's (src/core/rdkafka.ts). */

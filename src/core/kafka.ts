@@ -3,12 +3,15 @@
  * swapped in where the benchmark shows kafkajs is the limit. Also the topic naming rules.
  */
 import { kafkajsPatched } from './kafkajs-patch.js'; // first: before kafkajs loads (see there)
-import { Kafka, logLevel, CompressionTypes, type Admin, type Producer, type Consumer, type Message, type IHeaders } from 'kafkajs';
+import { Kafka, logLevel, CompressionTypes, type KafkaConfig, type SASLOptions, type Admin, type Producer, type Consumer, type Message, type IHeaders } from 'kafkajs';
 import type { Logger } from 'pino';
 import { classifyNetworkError, errorMessage, fatal, networkCode, retriable, SynclineError } from './errors.js';
 import { cdcTopicName } from './names.js';
 import { DependencyWaits, kafkaLogKind, type Dependency } from './dependencies.js';
 import { sleep } from './retry.js';
+import { tlsFailure, tlsOptions } from './tls.js';
+import net from 'node:net';
+import tls from 'node:tls';
 
 let warnedUnpatched = false;
 
@@ -75,6 +78,8 @@ export class KafkaClient {
   private readonly creating = new Map<string, Promise<void>>();
   /** Kafka as the dependency-wait log names it. */
   readonly dependency: Dependency;
+  /** kafka.ssl: the first broker's certificate verified once (checkTls). */
+  private tlsChecked = false;
   /** Where "Kafka is not ready" is said once per outage (the Runtime's, shared with the other dependencies). */
   readonly waits: DependencyWaits;
 
@@ -84,6 +89,7 @@ export class KafkaClient {
     this.kafka = new Kafka({
       clientId: settings.clientId,
       brokers: settings.brokers,
+      ...kafkaSecurity(settings, (msg) => this.log.warn(msg)),
       logLevel: logLevel.ERROR,
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
       // kafkajs logs every failed request at ERROR, most of them moments it retries itself: the
@@ -114,6 +120,7 @@ export class KafkaClient {
       }
       const p: Producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       try {
+        await this.checkTls();
         await p.connect();
       } catch (err) {
         throw this.classify(err, 'cannot connect');
@@ -132,6 +139,7 @@ export class KafkaClient {
     if (!this.admin) {
       const a = this.kafka.admin();
       try {
+        await this.checkTls();
         await a.connect();
       } catch (err) {
         throw this.classify(err, 'cannot connect');
@@ -158,9 +166,29 @@ export class KafkaClient {
     });
   }
 
+  /**
+   * With kafka.ssl: one TLS handshake with the first broker before kafkajs connects, so a
+   * certificate that does not verify is fatal at once (kafkajs retries it like a lost connection,
+   * ~10 s). Any other outcome (refused, timeout) is left to kafkajs; a success is remembered.
+   */
+  private async checkTls(): Promise<void> {
+    if (!this.settings.ssl || this.tlsChecked) return;
+    const [host = '', port = '9093'] = (this.settings.brokers[0] ?? '').split(/:(?=\d+$)/);
+    const options = kafkaSecurity(this.settings).ssl as tls.ConnectionOptions;
+    let sock: tls.TLSSocket | undefined;
+    const verdict = await new Promise<Error | 'ok' | 'unknown'>((resolve) => {
+      sock = tls.connect({ host, port: Number(port), ...(net.isIP(host) ? {} : { servername: host }), ...options }, () => resolve('ok'));
+      sock.setTimeout(5000, () => resolve('unknown'));
+      sock.once('error', (err) => resolve(tlsFailure(err) ? err : 'unknown'));
+      sock.once('close', () => resolve('unknown'));
+    }).finally(() => sock?.destroy());
+    if (verdict instanceof Error) throw verdict;
+    if (verdict === 'ok') this.tlsChecked = true;
+  }
+
   /** A kafkajs error as ours, naming Kafka and its address (classifyKafkaError). */
   classify(err: unknown, context: string): SynclineError {
-    return classifyKafkaError(err, context, this.settings.brokers);
+    return classifyKafkaError(err, context, this.settings.brokers, this.settings);
   }
 
   /** Kafka answered (a stage joined its group, a send or topic creation succeeded): ends a wait. */
@@ -386,9 +414,19 @@ export function onlyAlreadyExists(err: unknown): boolean {
  * ready, the caller waits. A request the broker refuses for good (a replication factor above the
  * brokers, no authorization, a policy) is fatal. Anything else stays retriable (KAFKA_ERROR).
  */
-export function classifyKafkaError(err: unknown, context: string, brokers: string[]): SynclineError {
+export function classifyKafkaError(err: unknown, context: string, brokers: string[], security: Pick<KafkaSettings, 'ssl' | 'sasl'> = {}): SynclineError {
   if (err instanceof SynclineError) return err;
-  const msg = `Kafka at ${brokers.join(',')} (kafka.brokers): ${context}: ${errorMessage(err)}`;
+  const at = `Kafka at ${brokers.join(',')} (kafka.brokers)`;
+  // A certificate that does not verify, TLS spoken to a plaintext listener, a refused SASL login:
+  // fatal, named (kafkajs retries them like a lost connection; another attempt cannot succeed).
+  const tls = tlsFailure(err);
+  if (tls) {
+    const hint = security.ssl ? `kafka.ssl.caFile ${security.ssl.caFile ?? '(unset: the system CAs)'}` : 'kafka.ssl is not set: is this a TLS listener?';
+    return fatal('KAFKA_TLS', `${at}: ${context}: ${tls} (${hint})`, err);
+  }
+  const sasl = saslFailure(err);
+  if (sasl) return fatal('KAFKA_SASL_AUTHENTICATION', `${at}: ${context}: SASL authentication failed for user ${security.sasl?.username ?? '(none: kafka.sasl is not set)'} (kafka.sasl, mechanism ${security.sasl?.mechanism ?? '-'}): ${sasl}`, err);
+  const msg = `${at}: ${context}: ${errorMessage(err)}`;
   const net = networkCode(err);
   if (net) return retriable(`NET_${net}`, msg, err);
   let inner = err as { cause?: unknown; retriable?: unknown; type?: unknown; name?: unknown };
@@ -413,4 +451,21 @@ export function headerString(headers: IHeaders | undefined, name: string): strin
   if (v === undefined) return undefined;
   const one = Array.isArray(v) ? v[0] : v;
   return one === undefined ? undefined : Buffer.isBuffer(one) ? one.toString('utf8') : String(one);
+}
+
+/** kafkajs' ssl and sasl options from the config (kafka.ssl, kafka.sasl). */
+export function kafkaSecurity(settings: Pick<KafkaSettings, 'brokers' | 'ssl' | 'sasl'>, warn?: (msg: string) => void): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  const out: Pick<KafkaConfig, 'ssl' | 'sasl'> = {};
+  if (settings.ssl) out.ssl = tlsOptions(`Kafka at ${settings.brokers.join(',')}`, 'kafka.ssl', settings.ssl, warn);
+  if (settings.sasl) out.sasl = { mechanism: settings.sasl.mechanism, username: settings.sasl.username, password: settings.sasl.password } as SASLOptions;
+  return out;
+}
+
+/** The broker's refusal of a SASL login behind a kafkajs error (KafkaJSSASLAuthenticationError), or undefined. */
+export function saslFailure(err: unknown): string | undefined {
+  for (let e = err as { name?: unknown; message?: unknown; cause?: unknown; originalError?: unknown } | undefined, depth = 0; e && depth < 6; depth++) {
+    if (e.name === 'KafkaJSSASLAuthenticationError' || (typeof e.message === 'string' && /SASL .*authentication failed|Authentication failed during authentication due to invalid credentials/i.test(e.message))) return String(e.message);
+    e = (e.cause ?? e.originalError) as typeof e;
+  }
+  return undefined;
 }

@@ -51,7 +51,12 @@ export async function rdkafkaProducer(settings: KafkaSettings, log: Logger): Pro
     'linger.ms': 5,
     // One change may be large (the topics take 16 MB messages).
     'message.max.bytes': 16 * 1024 * 1024 + 1024 * 1024,
-  });
+    // kafka.ssl / kafka.sasl as librdkafka's properties (the same meaning as kafkajs' in ./kafka.ts).
+    ...(settings.ssl || settings.sasl ? { 'security.protocol': settings.ssl ? (settings.sasl ? 'sasl_ssl' : 'ssl') : 'sasl_plaintext' } : {}),
+    ...(settings.ssl?.caFile ? { 'ssl.ca.location': settings.ssl.caFile } : {}),
+    ...(settings.ssl ? { 'enable.ssl.certificate.verification': settings.ssl.verify, 'ssl.endpoint.identification.algorithm': settings.ssl.verify ? 'https' : 'none' } : {}),
+    ...(settings.sasl ? { 'sasl.mechanisms': settings.sasl.mechanism.toUpperCase(), 'sasl.username': settings.sasl.username, 'sasl.password': settings.sasl.password } : {}),
+  } as never);
   try {
     await producer.connect();
   } catch (err) {

@@ -19,6 +19,7 @@ import { errorMessage } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { Sink } from '../sink/sink.js';
 import { withTimeout } from './metrics.js';
+import { registryAccess, type RegistryConnection } from '../core/registry-http.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -139,7 +140,8 @@ export function watchRedis(client: Redis): { client: Redis; lastError: () => str
 
 export interface ProbeSources {
   kafka: KafkaClient;
-  registryUrl: string;
+  /** The config's schemaRegistry section (https CA, basic auth: ../core/registry-http.ts), or its URL. */
+  registry: string | RegistryConnection;
   redis?: { client: Redis; lastError: () => string | null };
   sources: { pipeline: string; monitor: SourceMonitor }[];
   targets: { pipeline: string; sink: Sink }[];
@@ -152,11 +154,12 @@ export function dependencyProbes(s: ProbeSources): Map<string, Probe> {
     const admin = await s.kafka.getAdmin();
     await admin.describeCluster();
   });
+  const registry = registryAccess(s.registry);
   probes.set('registry', async (timeoutMs) => {
-    const url = `${s.registryUrl.replace(/\/+$/, '')}/subjects`;
+    const url = `${registry.url.replace(/\/+$/, '')}/subjects`;
     let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      res = await registry.fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause;
       throw new Error(`GET ${url}: ${errorMessage(err)}${cause ? ` (${errorMessage(cause)})` : ''}`);

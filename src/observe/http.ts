@@ -16,9 +16,11 @@
  * (address in use) stops the start with a fatal error naming the address.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { errorMessage, fatal, HttpError } from '../core/errors.js';
+import { readPem } from '../core/tls.js';
 export { HttpError } from '../core/errors.js';
 import type { ReadyReport } from './checks.js';
 import { healthStatusCode, type HealthReport } from './health.js';
@@ -40,7 +42,7 @@ export interface EndpointSources {
 }
 
 export class ObservabilityServer {
-  private server?: http.Server;
+  private server?: http.Server | https.Server;
   private bound = 0;
   /** Auth none, when no access control was given (tests of the bare server). */
   private open?: ApiAccess;
@@ -52,11 +54,20 @@ export class ObservabilityServer {
     return this.bound;
   }
 
-  async start(port: number, host: string): Promise<number> {
+  /**
+   * `tls` (observability.tls): HTTPS with this certificate and key; with `clientCaFile` every client
+   * must present a certificate of that CA (refused in the handshake otherwise).
+   */
+  async start(port: number, host: string, tls?: { certFile: string; keyFile: string; clientCaFile?: string }): Promise<number> {
     await this.src.access?.prepare(host, port);
-    const server = http.createServer((req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       void this.handle(req, res);
-    });
+    };
+    const server = tls
+      ? httpsServer(tls, handler)
+      : http.createServer(handler);
+    // A refused client certificate (or none) ends in the handshake: said at debug, not an error of ours.
+    server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'http.tls.refused'));
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -67,7 +78,7 @@ export class ObservabilityServer {
     server.on('error', (err) => this.log.error({ err: err.message }, 'http.error'));
     this.server = server;
     this.bound = (server.address() as AddressInfo).port;
-    this.log.info({ host, port: this.bound, paths: ['/metrics', '/health', '/ready'] }, 'http.listening');
+    this.log.info({ host, port: this.bound, https: tls !== undefined, clientCertificates: tls?.clientCaFile !== undefined, paths: ['/metrics', '/health', '/ready'] }, 'http.listening');
     return this.bound;
   }
 
@@ -127,6 +138,20 @@ export class ObservabilityServer {
       if (!res.headersSent) json(res, 500, { error: errorMessage(err) });
       else res.destroy();
     }
+  }
+}
+
+/** The HTTPS server of observability.tls; a certificate or key that does not load is a fatal config error naming the files. */
+function httpsServer(tls: { certFile: string; keyFile: string; clientCaFile?: string }, handler: http.RequestListener): https.Server {
+  const options: https.ServerOptions = {
+    cert: readPem(tls.certFile, 'observability.tls.certFile'),
+    key: readPem(tls.keyFile, 'observability.tls.keyFile'),
+    ...(tls.clientCaFile !== undefined ? { ca: readPem(tls.clientCaFile, 'observability.tls.clientCaFile'), requestCert: true, rejectUnauthorized: true } : {}),
+  };
+  try {
+    return https.createServer(options, handler);
+  } catch (err) {
+    throw fatal('CONFIG_TLS', `observability.tls: cannot use certFile ${tls.certFile} / keyFile ${tls.keyFile}${tls.clientCaFile ? ` / clientCaFile ${tls.clientCaFile}` : ''}: ${errorMessage(err)}`, err);
   }
 }
 

@@ -101,7 +101,7 @@ export class Observability {
       api: this.o.api,
       access: this.o.access,
     }, this.o.log);
-    await server.start(cfg.port, cfg.host);
+    await server.start(cfg.port, cfg.host, cfg.tls);
     this.server = server;
   }
 
@@ -160,7 +160,7 @@ export class Observability {
     if (!this.checks || this.checksStale) {
       const probes = dependencyProbes({
         kafka: this.o.kafka,
-        registryUrl: this.o.config.schemaRegistry.url,
+        registry: this.o.config.schemaRegistry,
         redis: this.redis,
         sources: this.sources,
         targets: this.targets,

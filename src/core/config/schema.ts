@@ -185,6 +185,15 @@ export const observabilitySpec = z
     host: z.string().min(1).default('127.0.0.1').describe('Address to listen on; 0.0.0.0 for every interface (containers).'),
     port: z.number().int().min(0).max(65535).default(9464).describe('TCP port (0: any free port, for tests). Several processes on one host (a split deployment: capture, process, sink) need one each: `--metrics-port` sets it per process.'),
     checkTimeoutMs: z.number().int().min(100).max(60000).default(3000).describe('Timeout of each dependency check of /ready and of each scrape-time query (consumer lag, slot lag).'),
+    tls: z
+      .object({
+        certFile: z.string().min(1).describe('PEM file of the server certificate (and its chain).').meta({ examples: ['/etc/syncline/tls/server.crt'] }),
+        keyFile: z.string().min(1).describe('PEM file of its private key.').meta({ examples: ['/etc/syncline/tls/server.key'] }),
+        clientCaFile: z.string().min(1).optional().describe('PEM file of the CA(s) whose client certificates are accepted: set, every client must present one (mutual TLS); a client without one is refused in the TLS handshake.'),
+      })
+      .strict()
+      .optional()
+      .describe('Serve HTTPS instead of HTTP (the same endpoints and API). Unreadable files stop the start with an error naming the file.'),
   })
   .strict()
   .describe('HTTP endpoints of a running syncline process: GET /metrics (Prometheus text format, names syncline_*), GET /health (liveness), GET /ready (every dependency checked, with latency and last error). Without this section nothing listens.');
@@ -468,20 +477,45 @@ export function configSpec() {
             .describe(
               "Client that writes change topics and dead letters (idempotent, acks=all, per-partition order either way). kafkajs: pure JavaScript, installed with syncline. librdkafka: the C client through the optional package @confluentinc/kafka-javascript (`npm install @confluentinc/kafka-javascript`; it needs a prebuilt binary or a C toolchain), faster when the producer is the limit; consumers and the transactional apply-topic writer stay on kafkajs.",
             ),
+          ssl: z
+            .object({
+              caFile: z.string().min(1).optional().describe('PEM file of the CA certificate(s) that signed the brokers\' certificates (a private CA), instead of the system CAs.').meta({ examples: ['/etc/syncline/tls/kafka-ca.pem'] }),
+              verify: z.boolean().default(true).describe('false: TLS without verifying the brokers\' certificates (encrypted, not authenticated; a warning says so). For tests, not production.'),
+            })
+            .strict()
+            .optional()
+            .describe('Speak TLS to the brokers (security.protocol SSL, or SASL_SSL with `sasl`). Certificates are verified against the system CAs or caFile, and their names against the broker host. A certificate that does not verify stops the process with an error naming the broker and caFile (never retried).'),
+          sasl: z
+            .object({
+              mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']).default('scram-sha-512').describe('SASL mechanism; plain sends the password as is, so only with `ssl`.'),
+              username: z.string().min(1).describe('SASL user.'),
+              password: z.string().min(1).describe('SASL password; from the environment: ${SYNCLINE_KAFKA_PASSWORD}.').meta({ secret: true }),
+            })
+            .strict()
+            .optional()
+            .describe('SASL authentication to the brokers. A refused user or password stops the process with an error naming the broker and user (never retried).'),
         })
         .strict()
         .prefault({})
         .describe('Kafka cluster.'),
       schemaRegistry: z
         .object({
-          url: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7').describe('Base URL of a Confluent-compatible schema registry API.'),
+          url: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7').describe('Base URL of a Confluent-compatible schema registry API; https://… for TLS.'),
+          caFile: z.string().min(1).optional().describe('https: PEM file of the CA certificate(s) that signed the registry\'s certificate (a private CA), instead of the system CAs.'),
+          verify: z.boolean().default(true).describe('https: false skips the verification of the registry\'s certificate (encrypted, not authenticated; a warning says so). For tests, not production.'),
+          username: z.string().min(1).optional().describe('HTTP basic authentication user (with password).'),
+          password: z.string().min(1).optional().describe('HTTP basic authentication password; from the environment: ${SYNCLINE_REGISTRY_PASSWORD}.').meta({ secret: true }),
         })
         .strict()
         .prefault({})
         .describe('Schema registry (Confluent API: Confluent, Apicurio ccompat, Redpanda, Karapace).'),
       redis: z
         .object({
-          url: z.string().default('redis://127.0.0.1:6379').describe('Redis URL holding per-key version state.'),
+          url: z.string().default('redis://127.0.0.1:6379').describe('Redis URL holding per-key version state; rediss://… for TLS (the certificate verified against the system CAs or caFile, its name against the host). A user and password in the URL work too; `username`/`password` keep the password out of it.'),
+          caFile: z.string().min(1).optional().describe('rediss: PEM file of the CA certificate(s) that signed the Redis server\'s certificate (a private CA), instead of the system CAs.'),
+          verify: z.boolean().default(true).describe('rediss: false skips the verification of the server certificate (encrypted, not authenticated; a warning says so). For tests, not production.'),
+          username: z.string().min(1).optional().describe('Redis ACL user (AUTH username password); default: the URL\'s, else `default`.'),
+          password: z.string().min(1).optional().describe('Password of the ACL user; from the environment: ${SYNCLINE_REDIS_PASSWORD}.').meta({ secret: true }),
           keyPrefix: z
             .string()
             .regex(/^[^{}]*$/, 'no { or }')
