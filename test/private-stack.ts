@@ -16,7 +16,8 @@ export type Service = 'postgres' | 'redis' | 'kafka' | 'registry' | 'mariadb';
 
 export interface PrivateStack {
   dir: string;
-  ports: Record<Service, number>;
+  /** The ports of the services it starts (MariaDB only with tls: else the machine's own on 3306 is used). */
+  ports: Record<Exclude<Service, 'mariadb'>, number> & { mariadb?: number };
   /** The variables that point scripts/stack.sh at this stack. */
   stackEnv: Record<string, string>;
   /** The variables that point syncline's example config (and the demo) at this stack. */
@@ -98,7 +99,7 @@ export async function privateStack(opts: { tls?: boolean } = {}): Promise<Privat
   const kafkaTlsPort = opts.tls ? await freePorts(taken) : 0;
   // MariaDB of the run dir only with TLS (the shared one on 3306 cannot take certificates without a restart).
   const mariadbPort = opts.tls ? await freePorts(taken) : 3306;
-  const allPorts = { ...ports, mariadb: mariadbPort };
+  const allPorts = opts.tls ? { ...ports, mariadb: mariadbPort } : ports;
   const stackEnv: Record<string, string> = {
     ...(opts.tls ? { SYNCLINE_STACK_TLS: '1', SYNCLINE_KAFKA_TLS_PORT: String(kafkaTlsPort), SYNCLINE_MARIADB_PORT: String(mariadbPort) } : {}),
     SYNCLINE_RUN_DIR: dir,

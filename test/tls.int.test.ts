@@ -235,7 +235,7 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
     await pgq(s, src, `insert into public.accounts select g, 'owner ' || g, g * 1.5, now() from generate_series(1, 200) g`);
     // MariaDB of the run dir, TLS only (require_secure_transport): plaintext refused, verify-full accepted.
     const mdb = `syncline_tls_${id}`;
-    const maria = (ssl: boolean) => mysql.createConnection({ host: '127.0.0.1', port: s.ports.mariadb, user: 'root', ...(ssl ? { ssl: { ca: ca, rejectUnauthorized: true } } : {}) });
+    const maria = (ssl: boolean) => mysql.createConnection({ host: '127.0.0.1', port: s.ports.mariadb!, user: 'root', ...(ssl ? { ssl: { ca: ca, rejectUnauthorized: true } } : {}) });
     const plainMaria = await rejection(maria(false).then((c) => c.query('select 1').finally(() => c.end())));
     t.diagnostic(`plaintext to the TLS-only MariaDB: ${plainMaria.message}`);
     const m = await maria(true);
@@ -256,7 +256,7 @@ test('TLS everywhere: TLS-only listeners refuse plaintext, a wrong CA or passwor
         },
         'accounts-maria': {
           source: { type: 'postgres', connection: conn(src), slot: `${prefix}_maria`, publication: `${prefix}_maria`, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
-          target: { type: 'mariadb', connection: { host: '127.0.0.1', port: s.ports.mariadb, user: 'root', database: mdb, ssl: true, sslCaFile: tls.caFile, sslVerify: true }, poolSize: 2 },
+          target: { type: 'mariadb', connection: { host: '127.0.0.1', port: s.ports.mariadb!, user: 'root', database: mdb, ssl: true, sslCaFile: tls.caFile, sslVerify: true }, poolSize: 2 },
           changeTopicPrefix: `${prefix}.m`,
           tables: [{ source: 'public.accounts', target: `${mdb}.accounts` }],
         },
