@@ -195,8 +195,25 @@ export class MariadbSource implements Source {
     return found.map((t) => ({ schema: t.schema, table: t.table, key: t.key, columns: t.columns }));
   }
 
-  /** Nothing to create on the server: a binlog reader needs no slot or publication. */
-  async prepare(): Promise<void> {}
+  /**
+   * Nothing to create on the server: a binlog reader needs no slot or publication. Called again
+   * while streaming (tables added by a reload): the running reader's table filter takes them.
+   */
+  async prepare(): Promise<void> {
+    const z = this.zongji as (ZongJi & { filters?: Record<string, unknown>; _filters?: (f: Record<string, unknown>) => void }) | undefined;
+    if (z?._filters && z.filters) z._filters({ ...z.filters, includeSchema: this.includeSchema() });
+  }
+
+  /** The binlog filter: the captured tables and the signal table (the backfill's watermarks and signals, ./backfill.ts). */
+  private includeSchema(): Record<string, string[]> {
+    const includeSchema: Record<string, string[]> = {};
+    for (const t of new Set(this.tables.values())) (includeSchema[t.schema] ??= []).push(t.table);
+    (includeSchema[this.config.connection.database] ??= []).push(SIGNAL_TABLE);
+    return includeSchema;
+  }
+
+  /** describe() and prepare() while streaming take tables added by a reload (prepare updates the filter). */
+  readonly addsTablesWhileRunning = true;
 
   async run(handler: CaptureHandler): Promise<void> {
     this.handler = handler;
@@ -400,10 +417,7 @@ export class MariadbSource implements Source {
       }
       this.failure?.(classifyMysqlError(err, c, `pipeline ${this.pipeline}: binlog stream from MariaDB at ${where(c)}`));
     });
-    const includeSchema: Record<string, string[]> = {};
-    for (const t of this.tables.values()) (includeSchema[t.schema] ??= []).push(t.table);
-    // The backfill's watermarks and signals (./backfill.ts).
-    (includeSchema[c.database] ??= []).push(SIGNAL_TABLE);
+    const includeSchema = this.includeSchema();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.log.info({ stream: this.streamId, file: filename, position, serverId: this.serverId }, 'capture.stream.start');
     z.start({
