@@ -659,6 +659,11 @@ export class ConsumerStage {
     return [...this.held.keys()];
   }
 
+  /** What holds each held topic: its table and the pending change's id (a bounded run's outcome, src/sync/bounded.ts). */
+  get heldChanges(): { topic: string; table: string; change: string }[] {
+    return [...this.held].map(([topic, h]) => ({ topic, table: h.change.table, change: h.change.id }));
+  }
+
   /** Run `fn`; a fatal error stops the stage (undefined), any other is thrown (kafkajs retries the batch). */
   private async guarded<T>(fn: () => Promise<T>): Promise<T | undefined> {
     try {
