@@ -344,9 +344,10 @@ export class ConsumerStage {
         });
       });
       ended.catch(() => undefined); // awaited below; a crash while joining is reported by the join
+      const subscribedTo = this.o.topics;
       try {
         await consumer.connect();
-        await consumer.subscribe({ topics: this.o.topics, fromBeginning: true });
+        await consumer.subscribe({ topics: subscribedTo, fromBeginning: true });
         await consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
@@ -365,7 +366,9 @@ export class ConsumerStage {
       this.joined = true;
       kafka.markReady();
       this.o.onRunning?.();
-      for (const w of this.subscribed.splice(0)) w();
+      // Topics added while this consumer joined: replaced again at once; the waiters wait for that one.
+      if (this.o.topics !== subscribedTo) this.resubscribe?.();
+      else for (const w of this.subscribed.splice(0)) w();
       let outcome: 'stopped' | 'rejoin' | 'resubscribe';
       try {
         outcome = await ended;
