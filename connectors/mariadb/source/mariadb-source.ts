@@ -212,16 +212,44 @@ export class MariadbSource implements Source {
   }
 
   /**
-   * The binlog filter: every table of the databases of the captured tables (and of the signal
-   * table: the backfill's watermarks and signals, ./backfill.ts); rows of tables not captured are
-   * dropped by rows(). Whole databases, not the tables' names: zongji filters when it parses an event,
-   * ahead of the statements this source handles, so a row written right after a RENAME TABLE would
-   * be filtered out under the new name before the rename is seen (found by the schema-change test).
+   * The binlog filter: the captured tables by name (a renamed one under both names), the names they
+   * are being renamed to (renamesAhead), and the signal table (the backfill's watermarks and
+   * signals, ./backfill.ts).
    */
-  private includeSchema(): Record<string, true> {
-    const includeSchema: Record<string, true> = { [this.config.connection.database]: true };
-    for (const name of this.tables.keys()) includeSchema[parseTableName(name).schema] = true;
+  private includeSchema(): Record<string, string[]> {
+    const includeSchema: Record<string, string[]> = {};
+    for (const name of new Set([...this.tables.keys(), ...this.renamesAhead])) {
+      const t = parseTableName(name);
+      (includeSchema[t.schema] ??= []).push(t.table);
+    }
+    (includeSchema[this.config.connection.database] ??= []).push(SIGNAL_TABLE);
     return includeSchema;
+  }
+
+  /** New names of captured tables seen in a RENAME as zongji parsed it (before ddl() handles it). */
+  private readonly renamesAhead = new Set<string>();
+
+  /**
+   * Called as zongji parses each event, before it parses the next: zongji filters rows when it
+   * parses their table map, ahead of the statements this source handles in order, so the rows
+   * written right after a RENAME of a captured table would be filtered out under the new name
+   * before ddl() sees the rename (found by the schema-change test). The new name joins the filter here.
+   */
+  private renameAhead(evt: BinlogEvent): void {
+    const q = evt.query;
+    if (!q || !/\bRENAME\b/i.test(q)) return;
+    const db = evt.schema ?? this.config.connection.database;
+    const names: string[] = [];
+    const alter = DDL_ALTER.exec(q);
+    if (alter && this.tables.has(formatTableName(ddlTarget(alter[1]!, db)))) {
+      const to = ALTER_RENAME.exec(q.slice(alter[0].length));
+      if (to) names.push(formatTableName(ddlTarget(to[1]!, db)));
+    } else if (DDL_RENAME_TABLE.test(q)) {
+      for (const m of q.matchAll(RENAME_PAIR)) if (this.tables.has(formatTableName(ddlTarget(m[1]!, db)))) names.push(formatTableName(ddlTarget(m[2]!, db)));
+    }
+    if (names.length === 0) return;
+    for (const n of names) this.renamesAhead.add(n);
+    void this.prepare();
   }
 
   /** describe() and prepare() while streaming take tables added by a reload (prepare updates the filter). */
@@ -417,6 +445,7 @@ export class MariadbSource implements Source {
     const z = new ZongJi(mysqlOptions(c) as never);
     this.zongji = z;
     z.on('binlog', (evt: BinlogEvent) => {
+      if (evt.query !== undefined) this.renameAhead(evt);
       this.queue.push({ evt, file: z.options.filename ?? filename });
       this.queuedRows += rowsOf(evt);
       this.pump();
