@@ -2,11 +2,13 @@
  * Config reload (SIGHUP, or POST /api/reload, of a running `syncline start|capture|process|sink`):
  * what a new config changes, and whether the running process can take it.
  *
- * What a reload applies: tables added to a pipeline's `tables`. The Runtime then restarts that
- * pipeline's stages inside the running process (the others run on untouched): capture resumes from
- * its slot, adds the table to the publication, and backfills it (src/capture/backfill.ts, the start
- * of a capture backfills tables added since its last start) while its changes stream; the consumer
- * subscribes to the new change topic from its beginning. Anything else that differs (a removed or
+ * What a reload applies: tables added to a pipeline's `tables`. The Runtime adds them to the running
+ * stages (Runtime.addTablesLive, no stage stops): the capture adds the table to its source (the
+ * publication) while it streams and backfills it (src/capture/backfill.ts); the processor's consumer
+ * takes the new change topic from its beginning (ConsumerStage.addTopics: one rejoin of its group).
+ * When the source cannot take tables while streaming, or an added table has validation rules, the
+ * Runtime restarts that pipeline's stages inside the process instead (the others run on untouched;
+ * the start of a capture backfills tables added since its last start). Anything else that differs (a removed or
  * changed table, another source or target, a new pipeline, other sections) is refused, naming what
  * differs: it needs a restart. A config the loader refuses is refused with the loader's error. A
  * refused reload changes nothing: the old config keeps running.

@@ -14,13 +14,14 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import '../connectors/index.js';
 import { Capture } from './capture/capture.js';
-import { changeTopicPrefix, type PipelineConfig, type RetryConfig, type SynclineConfig } from './core/config/schema.js';
+import { changeTopicPrefix, type PipelineConfig, type RetryConfig, type SynclineConfig, type TableConfig } from './core/config/schema.js';
 import { AvroCodec } from './core/codec.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
 import { sinkRegistration, sourceRegistration } from './core/registry.js';
 import { SchemaGuard } from './process/schema-guard.js';
 import { ConsumerStage, cdcDecoder, topicMappings, type BatchOrigin, type Output } from './process/processor.js';
+import type { TableMapping } from './process/mapper.js';
 import { ApplyTopicWriter, applyTopicDecoder } from './sink/apply-topic.js';
 import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
 import { DependencyWaits, redisAddress, type Dependency, type DependencyAddresses } from './core/dependencies.js';
@@ -60,6 +61,10 @@ export interface PipelineHandle {
   /** The pipeline's compiled validation rules and their counters (processor stage, tables with `validate`). */
   validation?: PipelineValidator;
   sink?: Sink;
+  /** Change topic → table mapping the processor decodes with (grows when a reload adds tables). */
+  byTopic?: Map<string, TableMapping>;
+  /** The target's conflict settings take tables a reload added (src/sink/build.ts). */
+  addSinkTables?: (tables: TableConfig[]) => Promise<void>;
 }
 
 export class Runtime {
@@ -214,13 +219,17 @@ export class Runtime {
       const mine = plan.changes.filter((c) => this.pipelines.some((h) => h.name === c.pipeline));
       for (const c of mine) {
         if (this.stopping) break;
+        const h = this.pipelines.find((x) => x.name === c.pipeline)!;
+        if (this.liveAdd(h, c.added)) {
+          await this.addTablesLive(h, c.added);
+          continue;
+        }
         // Held in `running` while the pipeline restarts: the process does not end in between.
         let release!: () => void;
         this.running.push(new Promise<void>((r) => (release = r)));
         try {
           this.log.info({ pipeline: c.pipeline, added: c.added.map((t) => t.source) }, 'runtime.reload: restarting the pipeline with its added tables');
-          const i = this.pipelines.findIndex((h) => h.name === c.pipeline);
-          const h = this.pipelines[i]!;
+          const i = this.pipelines.indexOf(h);
           await h.capture?.stop();
           await h.processor?.stop();
           await h.sink?.close();
@@ -249,6 +258,35 @@ export class Runtime {
       audit.record({ actor, action: 'config.reload', object: file ? `config:${file.path}` : 'config', details: { outcome: 'refused', sha256: file?.sha256 ?? null, code: (err as { code?: string }).code ?? null } });
       throw err;
     }
+  }
+
+  /**
+   * Whether a reload's tables can join the running stages: the capture (if this process runs it)
+   * streams and its source takes tables while streaming, and no added table has validation rules
+   * (the processor's compiled rules are the pipeline's, made at its start).
+   */
+  private liveAdd(h: PipelineHandle, added: TableConfig[]): boolean {
+    if (added.some((t) => t.validate !== undefined)) return false;
+    if (this.stages.has('capture') && !h.capture?.addsTablesWhileRunning) return false;
+    if (this.stages.has('process') && (!h.processor || !h.byTopic)) return false;
+    return true;
+  }
+
+  /**
+   * Tables added by a reload join the running stages (no stage stops): the pipeline's config takes
+   * them (a later restart of a stage by its supervisor makes it with them), the target's conflict
+   * settings know them, the capture adds them to its source and backfills them while it streams, and
+   * the processor's consumer takes their topics (one rejoin of its group, ConsumerStage.addTopics).
+   */
+  private async addTablesLive(h: PipelineHandle, added: TableConfig[]): Promise<void> {
+    const p = this.config.pipelines[h.name]!;
+    this.log.info({ pipeline: h.name, added: added.map((t) => t.source) }, 'runtime.reload: adding the tables to the running pipeline (no restart)');
+    p.tables = [...p.tables, ...added];
+    await h.addSinkTables?.(added);
+    const fresh = h.byTopic ? topicMappings(changeTopicPrefix(this.config, p), added) : new Map<string, TableMapping>();
+    for (const [t, m] of fresh) h.byTopic!.set(t, m);
+    await h.capture?.addTables(added);
+    await h.processor?.addTopics([...fresh.keys()]);
   }
 
   /** POST /api/reload: reads the config file again (reloadSource) and applies it; 422 with the loader's or the reload's refusal. */
@@ -311,11 +349,12 @@ export class Runtime {
       const parts = await buildSinkParts({ config: this.config, kafka: this.kafka, redis: this.redis, metrics: this.metrics, connect }, name, p, sinkLog);
       h.sink = parts.sink;
       h.applier = parts.applier;
+      h.addSinkTables = parts.addTables;
     }
     const applyTopic = topics.apply(prefix, name);
     if (this.stages.has('process')) {
       h.validation = this.validators.get(name);
-      const byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables);
+      const byTopic = (h.byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables));
       let output: Output;
       const applier = h.applier;
       if (applier) output = { apply: (batch, origin) => applier.apply(batch, consumerOf(origin)), stale: (probes) => applier.stale(probes) };

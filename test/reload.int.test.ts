@@ -1,7 +1,9 @@
 /**
  * Config reload of a running `syncline start` (a real child process): a table added to the
  * pipeline's config (SIGHUP) is added to the publication, backfilled while written to, and then
- * streamed; a broken config (SIGHUP, POST /api/reload) and a change a reload cannot apply are
+ * streamed, while the other table is written to all along and its stages never stop (the slot's
+ * walsender is the same, capture never starts again, the processor's consumer rejoins once to take
+ * the new topic); a broken config (SIGHUP, POST /api/reload) and a change a reload cannot apply are
  * refused with the loader's (or the reload's) error while the old config keeps running.
  */
 import { test } from 'node:test';
@@ -27,7 +29,7 @@ async function same(env: { sourceDb: string; targetDb: string }, table: string):
   return s.md5 === d.md5 && s.count === d.count;
 }
 
-test('a table added by a reload (SIGHUP) is backfilled and streamed; a broken reload is refused and the old config keeps running', async (t) => {
+test('a table added by a reload (SIGHUP) joins the running stages: backfilled and streamed, the other table never stopped; a broken reload is refused and the old config keeps running', async (t) => {
   const env = await testEnv([{ name: 'rl', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' } }]);
   t.after(() => env.cleanup());
   for (const db of [env.sourceDb, env.targetDb]) await withClient(db, async (c) => { await c.query(ITEMS); await c.query(EXTRA); });
@@ -47,9 +49,24 @@ test('a table added by a reload (SIGHUP) is backfilled and streamed; a broken re
   await waitFor('items to be snapshotted', () => same(env, 'items'), 120_000, 500);
   assert.equal((await checksum(env.targetDb, 'extra', 'id')).count, 0, 'extra is not in the config yet');
 
-  // Writes on extra all along: before, during and after its backfill.
+  // The capture's walsender before the reload: a restarted capture would reconnect (another pid).
+  const walsender = async () => (await sql(env.sourceDb, `select active_pid from pg_replication_slots where slot_name = $1`, [env.slot('rl')])).rows[0]?.active_pid as number | null;
+  const pidBefore = await walsender();
+  assert.ok(pidBefore, 'the slot is streamed');
+  const count = (re: RegExp) => logs.split('\n').filter((l) => re.test(l)).length;
+  const starts = { capture: count(/"capture\.(resume|snapshot)/), consumer: count(/consumer\.start"/) };
+
+  // Writes on extra all along: before, during and after its backfill; and on items (the table already streamed).
   let writing = true;
   let writes = 0;
+  let itemWrites = 0;
+  const itemWriter = withClient(env.sourceDb, async (c) => {
+    for (let i = 1; writing; i++) {
+      await c.query(`update items set n = n + 1 where id = $1`, [1 + (i * 17) % 1000]);
+      itemWrites++;
+      await sleep(2);
+    }
+  });
   const writer = withClient(env.sourceDb, async (c) => {
     for (let i = 1; writing; i++) {
       await c.query(`update extra set seq = seq + 1, label = 'upd' where id = any($1::bigint[])`, [[1 + (i * 37) % 8000, 1 + (i * 101) % 8000, 1 + (i * 7) % 8000]]);
@@ -71,8 +88,20 @@ test('a table added by a reload (SIGHUP) is backfilled and streamed; a broken re
   await sleep(1000);
   writing = false;
   await writer;
+  await itemWriter;
   await waitFor('extra to converge (backfilled and streamed)', () => same(env, 'extra'), 120_000, 500);
+  await waitFor('items to converge (written all along)', () => same(env, 'items'), 60_000, 250);
   assert.ok(writes > 300, `${writes} writes on extra during the reload`);
+  assert.ok(itemWrites > 100, `${itemWrites} writes on items during the reload`);
+  // No restart: the same walsender streams, capture did not start again, the consumer rejoined once (no new stage).
+  assert.equal(await walsender(), pidBefore, 'the capture kept its replication connection');
+  assert.match(logs, /runtime\.reload: adding the tables to the running pipeline \(no restart\)/);
+  assert.doesNotMatch(logs, /restarting the pipeline/);
+  assert.equal(count(/"capture\.(resume|snapshot)/), starts.capture, 'capture did not start again');
+  assert.equal(count(/consumer\.start"/), starts.consumer, 'the consumer stage did not start again');
+  assert.equal(count(/consumer\.resubscribed/), 1, 'the consumer took the new topic once');
+  const at = (re: RegExp) => Date.parse((JSON.parse(logs.split("\n").find((l) => re.test(l))!) as { time: string }).time);
+  console.log(`items writes during the reload: ${itemWrites}; consumer resubscribe took ${at(/consumer\.resubscribed/) - at(/consumer\.resubscribe:/)} ms`);
   // Streamed from now on.
   await sql(env.sourceDb, `insert into extra select g, 0, 'after' from generate_series(100001, 100100) g`);
   await sql(env.sourceDb, `update extra set label = 'after too' where id <= 50`);

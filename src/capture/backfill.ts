@@ -183,6 +183,21 @@ export class Backfiller {
     this.loop = this.run().catch((err: unknown) => this.opts.log.error({ err: errorMessage(err) }, 'capture.backfill.loop.failed'));
   }
 
+  /**
+   * Tables added to the running capture (a reload, Capture.addTables): backfilled like tables added
+   * since the last start (when the source's addedTables says so), and remembered as known.
+   */
+  async added(tables: string[]): Promise<void> {
+    const fresh = tables.filter((t) => !this.known?.includes(t));
+    this.known = [...(this.known ?? []), ...fresh];
+    for (const table of this.opts.support.addedTables ? fresh : []) {
+      if (this.backfills.some((b) => b.table === table && (b.status === 'running' || b.status === 'paused'))) continue;
+      this.opts.log.info({ table }, 'capture.backfill.added-table: the table was added to the config; its rows are backfilled while its changes stream');
+      await this.request({ table });
+    }
+    await this.persist();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.window?.close();

@@ -199,12 +199,41 @@ export class Capture implements CaptureHandler {
       });
       await this.backfiller.start();
     }
+    this.started = true;
     await this.source.run(this);
   }
 
   running(): void {
     this.opts.onRunning?.();
   }
+
+  /** Whether addTables() can take tables while this capture streams (the source says so; its start steps are done). */
+  get addsTablesWhileRunning(): boolean {
+    return this.source.addsTablesWhileRunning === true && this.started && !this.stopped;
+  }
+
+  /**
+   * Tables added by a config reload, taken while the stream goes on (no stop, no reconnect): the
+   * source describes them, their topics and schemas are made, the source starts streaming them
+   * (PostgreSQL: ALTER PUBLICATION … ADD TABLE), then the backfill reads them in key order under its
+   * watermarks (./backfill.ts), so a change streamed meanwhile is never overwritten by an older read.
+   * Changes of a table between the publication's change and the backfill's first chunk are streamed;
+   * what came before is what the backfill reads.
+   */
+  async addTables(added: TableConfig[]): Promise<void> {
+    if (!this.addsTablesWhileRunning) throw fatal('RELOAD_NOT_LIVE', `pipeline ${this.opts.pipeline}: this capture cannot take tables while it streams`);
+    const described = await this.source.describe(added);
+    await this.opts.kafka.ensureTopics(described.map((t) => topics.cdc(this.opts.changePrefix, t.schema, t.table)));
+    for (const t of described) await this.setColumns(t, t.columns);
+    this.opts.tables = [...this.opts.tables, ...added];
+    this.sourceTables = [...this.sourceTables, ...described];
+    await this.source.prepare(described);
+    this.log.info({ tables: described.map(formatTableName) }, 'capture.tables.added: streaming the added tables (no restart)');
+    await this.backfiller?.added(described.map(formatTableName));
+  }
+
+  /** The start steps are done (describe, topics, schemas, backfills loaded): the source runs. */
+  private started = false;
 
   /**
    * source.describe(); with awaitTablesFrom, a missing source table is waited for (the peer creates it),

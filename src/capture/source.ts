@@ -176,6 +176,13 @@ export interface Source {
   describe(tables: TableRequest[]): Promise<SourceTable[]>;
   /** Make the source ready to stream these tables (PostgreSQL: the publication). */
   prepare(tables: SourceTable[]): Promise<void>;
+  /**
+   * describe() and prepare() may be called again while run() streams, with tables a config reload
+   * added (Capture.addTables): the source streams those too from then on (PostgreSQL: ALTER
+   * PUBLICATION … ADD TABLE, seen by the running walsender; MariaDB: the binlog filter). Without it a
+   * reload that adds tables restarts the pipeline's stages in the process instead.
+   */
+  readonly addsTablesWhileRunning?: boolean;
   /** Snapshot if needed, then stream into `handler` until stop() (resolves) or a failure (rejects, classified). */
   run(handler: CaptureHandler): Promise<void>;
   /** Kafka holds every change up to the commit that ended at `end`: the source may let it go. */

@@ -77,6 +77,7 @@ function details(r: SyncRun): string {
     `source end:   ${r.sourceEnd ?? '-'}`,
     `counts:       read ${r.counts.read}, applied ${r.counts.applied}, unchanged ${r.counts.unchanged}, conflicts ${r.counts.conflicts}, dead-lettered ${r.counts.deadLettered}`,
     `outcome:      ${r.outcome}${r.error ? ` — ${r.error}` : ''}`,
+    ...(r.held?.length ? [`held:         ${r.held.map((h) => `${h.table} (schema change ${h.change}: syncline schema approve|reject ${h.change})`).join(', ')}`] : []),
   ].join('\n');
 }
 

@@ -315,6 +315,7 @@ export class ConsumerStage {
     try {
       await this.consume();
     } finally {
+      for (const w of this.subscribed.splice(0)) w(); // a stage that ended takes no topics (the next one is made with them)
       if (this.schemaStarted) await this.o.schema!.stop();
     }
   }
@@ -332,9 +333,10 @@ export class ConsumerStage {
       const consumer = kafka.consumer(groupId, { sessionTimeoutMs: this.o.sessionTimeoutMs });
       this.consumer = consumer;
       // 'rejoin': the group lost this member (kafkajs gives up on that); a new consumer joins again.
-      const ended = new Promise<'stopped' | 'rejoin'>((resolve, reject) => {
+      const ended = new Promise<'stopped' | 'rejoin' | 'resubscribe'>((resolve, reject) => {
         this.crashed = reject;
         this.stopped = () => resolve('stopped');
+        this.resubscribe = () => resolve('resubscribe');
         consumer.on(consumer.events.CRASH, (e) => {
           if (e.payload.restart) return;
           if (membershipLost(e.payload.error)) resolve('rejoin');
@@ -342,9 +344,10 @@ export class ConsumerStage {
         });
       });
       ended.catch(() => undefined); // awaited below; a crash while joining is reported by the join
+      const subscribedTo = this.o.topics;
       try {
         await consumer.connect();
-        await consumer.subscribe({ topics: this.o.topics, fromBeginning: true });
+        await consumer.subscribe({ topics: subscribedTo, fromBeginning: true });
         await consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
@@ -358,10 +361,15 @@ export class ConsumerStage {
       }
       if (this.paused) consumer.pause(this.o.topics.map((topic) => ({ topic })));
       else if (this.held.size > 0) consumer.pause([...this.held.keys()].map((topic) => ({ topic })));
-      log.info({ groupId, topics: this.o.topics }, 'consumer.start');
+      if (this.joined) log.info({ groupId, topics: this.o.topics }, 'consumer.resubscribed: the group is consumed with the added topics');
+      else log.info({ groupId, topics: this.o.topics }, 'consumer.start');
+      this.joined = true;
       kafka.markReady();
       this.o.onRunning?.();
-      let outcome: 'stopped' | 'rejoin';
+      // Topics added while this consumer joined: replaced again at once; the waiters wait for that one.
+      if (this.o.topics !== subscribedTo) this.resubscribe?.();
+      else for (const w of this.subscribed.splice(0)) w();
+      let outcome: 'stopped' | 'rejoin' | 'resubscribe';
       try {
         outcome = await ended;
       } catch (err) {
@@ -369,6 +377,11 @@ export class ConsumerStage {
         throw err;
       }
       if (outcome === 'stopped' || this.stopping) return;
+      if (outcome === 'resubscribe') {
+        // The batches in flight finish and commit; the next consumer fetches from the committed offsets.
+        await this.quiesce(consumer);
+        continue;
+      }
       this.rejoins++;
       log.warn({ groupId, rejoins: this.rejoins, inFlight: this.inFlight.size }, 'consumer.rejoin: the group no longer knew this member (a batch outlasted the session, or the coordinator moved); joining again from the committed offsets');
       await consumer.disconnect().catch(() => undefined);
@@ -381,6 +394,31 @@ export class ConsumerStage {
 
   /** Times the group lost this member and the stage joined again with a new consumer. */
   rejoins = 0;
+  /** Times the consumer was replaced to take added topics (addTopics). */
+  resubscribes = 0;
+  private joined = false;
+  private resubscribe?: () => void;
+  private readonly subscribed: (() => void)[] = [];
+
+  /**
+   * Topics of tables a config reload added: the stage goes on, its consumer is replaced by one
+   * subscribed to every topic (a consumer subscribes only before it runs; kafkajs resolves a RegExp
+   * subscription once, at subscribe time). Batches in flight finish and commit first, so nothing is
+   * read twice; the group rejoins once (its partitions pause for that moment: a second or less with
+   * one member). The new topics are read from their beginning. Resolves once the new consumer runs.
+   */
+  async addTopics(added: string[]): Promise<void> {
+    const fresh = added.filter((t) => !this.o.topics.includes(t));
+    if (fresh.length === 0) return;
+    await this.o.kafka.ensureTopics(fresh);
+    this.o.topics = [...this.o.topics, ...fresh];
+    if (!this.joined || this.stopping) return; // not running yet: the first subscribe takes them
+    const done = new Promise<void>((r) => this.subscribed.push(r));
+    this.resubscribes++;
+    this.o.log.info({ groupId: this.o.groupId, added: fresh }, 'consumer.resubscribe: taking the added topics');
+    this.resubscribe?.();
+    await done;
+  }
   private readonly inFlight = new Set<Promise<void>>();
 
   /**
@@ -622,6 +660,11 @@ export class ConsumerStage {
   /** Topics held for a schema change now (tests, status). */
   get heldTopics(): string[] {
     return [...this.held.keys()];
+  }
+
+  /** What holds each held topic: its table and the pending change's id (a bounded run's outcome, src/sync/bounded.ts). */
+  get heldChanges(): { topic: string; table: string; change: string }[] {
+    return [...this.held].map(([topic, h]) => ({ topic, table: h.change.table, change: h.change.id }));
   }
 
   /** Run `fn`; a fatal error stops the stage (undefined), any other is thrown (kafkajs retries the batch). */

@@ -6,7 +6,7 @@
 import { dirname, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { ConflictConfig, PipelineConfig, RetryConfig, SynclineConfig } from '../core/config/schema.js';
+import type { ConflictConfig, PipelineConfig, RetryConfig, SynclineConfig, TableConfig } from '../core/config/schema.js';
 import { configSource } from '../core/config/load.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { sinkRegistration } from '../core/registry.js';
@@ -28,6 +28,8 @@ export interface SinkParts {
   dlq: DeadLetters;
   applier: Applier;
   conflictFor: (table: string) => ConflictConfig;
+  /** Tables a config reload added to the running pipeline: their conflict settings (and custom resolvers) from now on. */
+  addTables: (tables: TableConfig[]) => Promise<void>;
 }
 
 export interface SinkDeps {
@@ -70,7 +72,7 @@ export const pipelineRetry = (config: SynclineConfig, name: string, p: PipelineC
 export const batchSizeOf = (config: SynclineConfig, p: PipelineConfig): number => (p.batch ?? config.defaults.batch).size;
 
 /** The conflict settings of each target table of a pipeline, and the resolvers (custom modules loaded). */
-export async function conflictPolicy(config: SynclineConfig, name: string, p: PipelineConfig): Promise<{ conflictFor: (t: string) => ConflictConfig; resolverFor: (t: string) => Resolver }> {
+export async function conflictPolicy(config: SynclineConfig, name: string, p: PipelineConfig): Promise<{ conflictFor: (t: string) => ConflictConfig; resolverFor: (t: string) => Resolver; addTables: (tables: TableConfig[]) => Promise<void> }> {
   const base = p.conflict ?? config.defaults.conflict;
   const perTable = new Map(p.tables.map((t) => [t.target ?? t.source, t.conflict ?? base]));
   const baseDir = dirname(configSource(config)?.file ?? resolve('config.yaml'));
@@ -81,7 +83,15 @@ export async function conflictPolicy(config: SynclineConfig, name: string, p: Pi
   };
   for (const [table, c] of perTable) resolvers.set(table, await make(table, c));
   const fallback = await make('*', base);
-  return { conflictFor: (t) => perTable.get(t) ?? base, resolverFor: (t) => resolvers.get(t) ?? fallback };
+  const addTables = async (tables: TableConfig[]) => {
+    for (const t of tables) {
+      const table = t.target ?? t.source;
+      const c = t.conflict ?? base;
+      resolvers.set(table, await make(table, c));
+      perTable.set(table, c);
+    }
+  };
+  return { conflictFor: (t) => perTable.get(t) ?? base, resolverFor: (t) => resolvers.get(t) ?? fallback, addTables };
 }
 
 export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineConfig, log: Logger, opts: { dryRun?: boolean } = {}): Promise<SinkParts> {
@@ -107,5 +117,5 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
     parkedKeys: async () => (await store.load()).parkedKeys(),
   });
   if (metrics) applier.observer = applyObserver(metrics, name);
-  return { sink, state, dlq, applier, conflictFor: policy.conflictFor };
+  return { sink, state, dlq, applier, conflictFor: policy.conflictFor, addTables: policy.addTables };
 }

@@ -16,6 +16,10 @@
  *  2. apply: the change topics' end offsets are read; the consumer stage (processor + sink, the
  *     pipeline's processor group) runs until the group has committed up to them; then it stops.
  *
+ *     A table held for a breaking schema change (src/process/schema-guard.ts, ADR 0019) does not keep
+ *     the run going: the run ends once every other table is applied, with outcome `partial` and the
+ *     held tables in `held`; the held changes stay in Kafka (the group's offsets stay before them).
+ *
  * Crash mid-run: what was acknowledged and committed stays; the next run goes on from there (the
  * slot / offsets / committed group offsets are the watermark; nothing else is kept). A retriable
  * error fails the run (no restart inside a run); the next run tries again. `maxRunDurationMs`
@@ -80,8 +84,9 @@ export class BoundedRun {
     try {
       await this.capturePhase();
       await this.applyPhase();
-      r.outcome = 'succeeded';
+      r.outcome = r.held && r.held.length > 0 ? 'partial' : 'succeeded';
       r.phase = 'done';
+      if (r.held?.length) this.parts.log.warn({ run: r.id, held: r.held }, `sync.run.partial: every table applied but ${r.held.map((h) => h.table).join(', ')}, held for a breaking schema change (syncline schema pending; approve or reject, then run again)`);
     } catch (err) {
       r.outcome = err instanceof RunTimedOut ? 'timed-out' : err instanceof RunStopped ? 'stopped' : 'failed';
       r.error = errorMessage(err);
@@ -180,9 +185,13 @@ export class BoundedRun {
       }
       return out;
     };
-    const remaining = (c: Map<string, bigint>) => {
+    // A table held for a breaking schema change (its topic paused by the consumer stage) does not
+    // keep the run going: its changes from the change on stay in Kafka for a run after the decision.
+    const held = () => new Set(this.consumer?.heldTopics ?? []);
+    const remaining = (c: Map<string, bigint>, skip: Set<string> = new Set()) => {
       let left = 0n;
       for (const [k, end] of ends) {
+        if (skip.has(k.slice(0, k.lastIndexOf(':')))) continue;
         const at = c.get(k) ?? -1n;
         if (at < end) left += end - (at < 0n ? 0n : at);
       }
@@ -200,9 +209,14 @@ export class BoundedRun {
     });
     done.catch(() => undefined);
     for (;;) {
-      const left = remaining(await this.guard(committed()));
-      r.progress = { done: Number(total - left), total: Number(total) };
-      if (left === 0n) break;
+      const c = await this.guard(committed());
+      const skip = held();
+      const left = remaining(c, skip);
+      r.progress = { done: Number(total - remaining(c)), total: Number(total) };
+      if (left === 0n) {
+        if (skip.size > 0) r.held = this.consumer.heldChanges.map(({ table, change }) => ({ table, change }));
+        break;
+      }
       this.update(r);
       await this.guard(Promise.race([sleep(POLL_MS), done]));
     }

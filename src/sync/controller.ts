@@ -42,7 +42,7 @@ export class SyncMetrics {
   readonly duration: Histogram<'pipeline'>;
   private static readonly byRegistry = new WeakMap<Registry, SyncMetrics>();
   private constructor(registry: Registry) {
-    this.runs = new Counter({ name: 'syncline_sync_runs_total', help: 'Bounded sync runs ended, by trigger (schedule, manual, api) and outcome (succeeded, failed, timed-out, stopped).', labelNames: ['pipeline', 'trigger', 'outcome'], registers: [registry] });
+    this.runs = new Counter({ name: 'syncline_sync_runs_total', help: 'Bounded sync runs ended, by trigger (schedule, manual, api) and outcome (succeeded, partial, failed, timed-out, stopped).', labelNames: ['pipeline', 'trigger', 'outcome'], registers: [registry] });
     this.skipped = new Counter({ name: 'syncline_sync_fires_skipped_total', help: 'Schedule fires not run: reason overlap (the previous run still went) or window (outside every window).', labelNames: ['pipeline', 'reason'], registers: [registry] });
     this.duration = new Histogram({ name: 'syncline_sync_run_seconds', help: 'Duration of bounded sync runs.', labelNames: ['pipeline'], buckets: [1, 5, 15, 60, 300, 900, 3600, 14400], registers: [registry] });
   }

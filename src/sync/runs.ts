@@ -18,7 +18,8 @@ import type { KafkaClient } from '../core/kafka.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 
 export type RunTrigger = 'schedule' | 'manual' | 'api';
-export type RunOutcome = 'running' | 'succeeded' | 'failed' | 'timed-out' | 'stopped';
+/** `partial`: every table was applied up to the run's end except those held for a breaking schema change (`held`). */
+export type RunOutcome = 'running' | 'succeeded' | 'partial' | 'failed' | 'timed-out' | 'stopped';
 
 export interface RunCounts {
   /** Changes the sink stage received. */
@@ -54,6 +55,12 @@ export interface SyncRun {
   /** Apply progress: messages of the change topics consumed of those to consume (for a progress bar). */
   progress?: { done: number; total: number };
   counts: RunCounts;
+  /**
+   * Tables whose apply a pending breaking schema change holds (src/process/schema-guard.ts): the run
+   * ended without them (outcome partial); their changes from the schema change on wait in Kafka (the
+   * group's offsets stay before them) and a run after `syncline schema approve|reject` takes them.
+   */
+  held?: { table: string; change: string }[];
   outcome: RunOutcome;
   error?: string;
 }

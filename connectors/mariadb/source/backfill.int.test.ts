@@ -246,8 +246,12 @@ test('MariaDB backfill: a refused --where, --where with pause and resume, cancel
   const raw = JSON.parse(readFileSync(env.configFile, 'utf8')) as { pipelines: Record<string, { tables: { source: string; target: string }[] }> };
   raw.pipelines[env.pipeline]!.tables.push({ source: `${env.db}.extra`, target: 'public.extra' });
   const next = parseConfig(JSON.stringify(raw), env.configFile, {});
+  const stagesBefore = { capture: rt.pipelines[0]!.capture, processor: rt.pipelines[0]!.processor };
   const plan = await rt.reload(next);
   assert.deepEqual(plan.pipelines.map((x) => x.added), [[`${env.db}.extra`]]);
+  // No restart: the same capture (its binlog reader's filter took the table) and the same consumer stage.
+  assert.equal(rt.pipelines[0]!.capture, stagesBefore.capture, 'capture kept running');
+  assert.equal(rt.pipelines[0]!.processor, stagesBefore.processor, 'the processor stage kept running');
   const same = async () => {
     const src = (await my(env.db, `SELECT CONCAT(id, '|', seq, '|', label) AS r FROM extra ORDER BY id`)).map((x) => x.r);
     const d = (await sql(env.targetDb, `select id || '|' || seq || '|' || label as r from extra order by id`)).rows.map((x: { r: string }) => x.r);

@@ -41,7 +41,7 @@ export interface MyEnv {
   cleanup(): Promise<void>;
 }
 
-export async function myEnv(tables: string[], opts: { snapshot?: 'initial' | 'never'; source?: Record<string, unknown> } = {}): Promise<MyEnv> {
+export async function myEnv(tables: string[], opts: { snapshot?: 'initial' | 'never'; source?: Record<string, unknown>; target?: Record<string, unknown> } = {}): Promise<MyEnv> {
   const id = uid();
   const prefix = `t${id}`;
   const db = `syncline_t_${id}_my`;
@@ -57,7 +57,7 @@ export async function myEnv(tables: string[], opts: { snapshot?: 'initial' | 'ne
     pipelines: {
       [pipeline]: {
         source: { type: 'mariadb', connection: { ...MY, database: db }, serverId: 100000 + parseInt(id.slice(0, 6), 16), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 500, lingerMs: 5, ...(opts.source ?? {}) },
-        target: { type: 'postgres', connection: { ...PG, database: targetDb }, autoCreate: true },
+        target: { type: 'postgres', connection: { ...PG, database: targetDb }, autoCreate: true, ...(opts.target ?? {}) },
         conflict: { strategy: 'source-wins' },
         tables: tables.map((t) => ({ source: `${db}.${t}`, target: `public.${t}` })),
       },

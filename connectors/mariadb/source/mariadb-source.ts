@@ -45,9 +45,9 @@ import { errorMessage, fatal, retriable } from '../../../src/core/errors.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import type { CaptureHandler, Source, SourceTable } from '../../../src/capture/source.js';
 import type { CaptureOffset } from '../../../src/capture/offsets.js';
-import { formatTableName } from '../../../src/core/names.js';
+import { formatTableName, parseTableName } from '../../../src/core/names.js';
 import { sleep } from '../../../src/core/retry.js';
-import { BINLOG_GONE, checkServer, classifyMysqlError, connectMysql, inspectTables, mysqlOptions, readColumns, where, type MariadbTable } from './prepare.js';
+import { BINLOG_GONE, checkServer, classifyMysqlError, connectMysql, inspectTables, mysqlOptions, readColumns, readPrimaryKey, where, type MariadbTable } from './prepare.js';
 import { canonicalValue, quoteId, selectExpression } from './types.js';
 import { OriginNames } from '../origins.js';
 import { keyStringOf } from '../../../src/sink/sink.js';
@@ -105,6 +105,12 @@ export function fileNumber(file: string): number {
 const DDL_ALTER = /^\s*ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?((?:`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(?:`(?:[^`]|``)+`|[\w$]+))?)/i;
 const DDL_TRUNCATE = /^\s*TRUNCATE\s+(?:TABLE\s+)?((?:`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(?:`(?:[^`]|``)+`|[\w$]+))?)/i;
 const DDL_DROP_RENAME = /^\s*(?:DROP\s+TABLE|RENAME\s+TABLE)\b/i;
+const NAME = '(?:`(?:[^`]|``)+`|[\\w$]+)(?:\\s*\\.\\s*(?:`(?:[^`]|``)+`|[\\w$]+))?';
+/** RENAME TABLE a TO b[, c TO d]… (each pair). */
+const DDL_RENAME_TABLE = /^\s*RENAME\s+TABLES?\s+/i;
+const RENAME_PAIR = new RegExp(`(${NAME})\\s+TO\\s+(${NAME})`, 'gi');
+/** ALTER TABLE a … RENAME [TO|AS] b (not RENAME COLUMN/INDEX/KEY). */
+const ALTER_RENAME = new RegExp(`\\bRENAME\\s+(?:TO\\s+|AS\\s+)?(?!(?:COLUMN|INDEX|KEY|CONSTRAINT)\\b)(${NAME})`, 'i');
 
 /** `db`.`t`, db.t or t (in `defaultDb`) as {schema, table}. */
 export function ddlTarget(text: string, defaultDb: string): { schema: string; table: string } {
@@ -192,11 +198,62 @@ export class MariadbSource implements Source {
       throw classifyMysqlError(err, this.config.connection, `pipeline ${this.pipeline} capture: describing the source tables`);
     }
     for (const t of found) this.tables.set(formatTableName(t), t);
+    for (const t of tables) if (t.key) this.configuredKeys.add(formatTableName(parseTableName(t.source)));
     return found.map((t) => ({ schema: t.schema, table: t.table, key: t.key, columns: t.columns }));
   }
 
-  /** Nothing to create on the server: a binlog reader needs no slot or publication. */
-  async prepare(): Promise<void> {}
+  /**
+   * Nothing to create on the server: a binlog reader needs no slot or publication. Called again
+   * while streaming (tables added by a reload): the running reader's table filter takes them.
+   */
+  async prepare(): Promise<void> {
+    const z = this.zongji as (ZongJi & { filters?: Record<string, unknown>; _filters?: (f: Record<string, unknown>) => void }) | undefined;
+    if (z?._filters && z.filters) z._filters({ ...z.filters, includeSchema: this.includeSchema() });
+  }
+
+  /**
+   * The binlog filter: the captured tables by name (a renamed one under both names), the names they
+   * are being renamed to (renamesAhead), and the signal table (the backfill's watermarks and
+   * signals, ./backfill.ts).
+   */
+  private includeSchema(): Record<string, string[]> {
+    const includeSchema: Record<string, string[]> = {};
+    for (const name of new Set([...this.tables.keys(), ...this.renamesAhead])) {
+      const t = parseTableName(name);
+      (includeSchema[t.schema] ??= []).push(t.table);
+    }
+    (includeSchema[this.config.connection.database] ??= []).push(SIGNAL_TABLE);
+    return includeSchema;
+  }
+
+  /** New names of captured tables seen in a RENAME as zongji parsed it (before ddl() handles it). */
+  private readonly renamesAhead = new Set<string>();
+
+  /**
+   * Called as zongji parses each event, before it parses the next: zongji filters rows when it
+   * parses their table map, ahead of the statements this source handles in order, so the rows
+   * written right after a RENAME of a captured table would be filtered out under the new name
+   * before ddl() sees the rename (found by the schema-change test). The new name joins the filter here.
+   */
+  private renameAhead(evt: BinlogEvent): void {
+    const q = evt.query;
+    if (!q || !/\bRENAME\b/i.test(q)) return;
+    const db = evt.schema ?? this.config.connection.database;
+    const names: string[] = [];
+    const alter = DDL_ALTER.exec(q);
+    if (alter && this.tables.has(formatTableName(ddlTarget(alter[1]!, db)))) {
+      const to = ALTER_RENAME.exec(q.slice(alter[0].length));
+      if (to) names.push(formatTableName(ddlTarget(to[1]!, db)));
+    } else if (DDL_RENAME_TABLE.test(q)) {
+      for (const m of q.matchAll(RENAME_PAIR)) if (this.tables.has(formatTableName(ddlTarget(m[1]!, db)))) names.push(formatTableName(ddlTarget(m[2]!, db)));
+    }
+    if (names.length === 0) return;
+    for (const n of names) this.renamesAhead.add(n);
+    void this.prepare();
+  }
+
+  /** describe() and prepare() while streaming take tables added by a reload (prepare updates the filter). */
+  readonly addsTablesWhileRunning = true;
 
   async run(handler: CaptureHandler): Promise<void> {
     this.handler = handler;
@@ -388,6 +445,7 @@ export class MariadbSource implements Source {
     const z = new ZongJi(mysqlOptions(c) as never);
     this.zongji = z;
     z.on('binlog', (evt: BinlogEvent) => {
+      if (evt.query !== undefined) this.renameAhead(evt);
       this.queue.push({ evt, file: z.options.filename ?? filename });
       this.queuedRows += rowsOf(evt);
       this.pump();
@@ -400,10 +458,7 @@ export class MariadbSource implements Source {
       }
       this.failure?.(classifyMysqlError(err, c, `pipeline ${this.pipeline}: binlog stream from MariaDB at ${where(c)}`));
     });
-    const includeSchema: Record<string, string[]> = {};
-    for (const t of this.tables.values()) (includeSchema[t.schema] ??= []).push(t.table);
-    // The backfill's watermarks and signals (./backfill.ts).
-    (includeSchema[c.database] ??= []).push(SIGNAL_TABLE);
+    const includeSchema = this.includeSchema();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.log.info({ stream: this.streamId, file: filename, position, serverId: this.serverId }, 'capture.stream.start');
     z.start({
@@ -603,6 +658,24 @@ export class MariadbSource implements Source {
     }
   }
 
+  /** Tables renamed since they were described: configured name → the name in the source now. */
+  private readonly current = new Map<string, { schema: string; table: string }>();
+  /** Tables whose key the config sets (a primary key changed in the source does not change it). */
+  private readonly configuredKeys = new Set<string>();
+
+  /**
+   * A captured table was renamed: its rows are read under the new name from here on and still
+   * produced under its configured name and topic (the capture records the rename, a breaking change
+   * held for an operator, ADR 0019); the binlog filter takes the new name.
+   */
+  private renamed(t: MariadbTable, to: { schema: string; table: string }): void {
+    const name = formatTableName(to);
+    this.current.set(formatTableName(t), to);
+    this.tables.set(name, t);
+    this.log.warn({ table: formatTableName(t), renamedTo: name }, 'capture.ddl.rename: the table is read under its new name');
+    void this.prepare();
+  }
+
   /** A statement that is its own transaction: ALTER TABLE (new columns), TRUNCATE (op 't'), DROP/RENAME (warned). */
   private async ddl(q: string, evt: BinlogEvent, end: string): Promise<void> {
     const serverId = this.tx?.serverId;
@@ -612,16 +685,38 @@ export class MariadbSource implements Source {
     const alter = DDL_ALTER.exec(q);
     const truncate = alter ? null : DDL_TRUNCATE.exec(q);
     const target = alter ?? truncate;
-    const t = target ? this.tables.get(formatTableName(ddlTarget(target[1]!, evt.schema ?? this.config.connection.database))) : undefined;
+    const db = evt.schema ?? this.config.connection.database;
+    const t = target ? this.tables.get(formatTableName(ddlTarget(target[1]!, db))) : undefined;
     if (t && alter) {
-      const columns = await readColumns(this.meta!, t.schema, t.table).catch((err: unknown) => {
-        throw classifyMysqlError(err, this.config.connection, `pipeline ${this.pipeline}: reading the columns of ${formatTableName(t)} after ALTER TABLE`);
+      // ALTER TABLE … RENAME TO: the table goes on under its new name (below, its columns are read there).
+      const to = ALTER_RENAME.exec(q.slice(alter[0].length));
+      if (to) this.renamed(t, ddlTarget(to[1]!, db));
+      const now = this.current.get(formatTableName(t)) ?? t;
+      const at = `${formatTableName(now)} after ALTER TABLE`;
+      const [columns, pk] = await Promise.all([readColumns(this.meta!, now.schema, now.table), readPrimaryKey(this.meta!, now.schema, now.table)]).catch((err: unknown) => {
+        throw classifyMysqlError(err, this.config.connection, `pipeline ${this.pipeline}: reading the columns of ${at}`);
       });
-      if (!columns) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${this.pipeline}: source table ${formatTableName(t)} is gone after ${q.slice(0, 200)}`);
+      if (!columns) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${this.pipeline}: source table ${formatTableName(now)} is gone after ${q.slice(0, 200)}`);
       t.columns = columns;
+      // The primary key now: another set of columns is a key change (the configured key, if any, stays the key).
+      if (pk.length > 0 && !this.configuredKeys.has(formatTableName(t))) t.key = pk;
       this.log.info({ table: formatTableName(t), statement: q.slice(0, 200) }, 'capture.ddl.alter: columns read again');
       // Classified, checked and (when breaking) held from here by the capture stage (src/capture/capture.ts columns()).
-      await this.handler.columns(t.schema, t.table, columns, { at: { commitPos: end, idx: 0 }, ddl: q.slice(0, 2000) });
+      await this.handler.columns(t.schema, t.table, columns, { at: { commitPos: end, idx: 0 }, ddl: q.slice(0, 2000), ...(pk.length > 0 ? { key: pk } : {}), ...(now !== t ? { renamedTo: now } : {}) });
+      return;
+    }
+    if (DDL_RENAME_TABLE.test(q)) {
+      for (const m of q.matchAll(RENAME_PAIR)) {
+        const from = this.tables.get(formatTableName(ddlTarget(m[1]!, db)));
+        if (!from) continue;
+        const to = ddlTarget(m[2]!, db);
+        this.renamed(from, to);
+        const columns = await readColumns(this.meta!, to.schema, to.table).catch((err: unknown) => {
+          throw classifyMysqlError(err, this.config.connection, `pipeline ${this.pipeline}: reading the columns of ${formatTableName(to)} after RENAME TABLE`);
+        });
+        if (columns) from.columns = columns;
+        await this.handler.columns(from.schema, from.table, from.columns, { at: { commitPos: end, idx: 0 }, ddl: q.slice(0, 2000), renamedTo: to });
+      }
       return;
     }
     if (t && truncate) {

@@ -165,6 +165,15 @@ export async function readColumns(conn: mysql.Connection, schema: string, table:
   });
 }
 
+/** A table's primary key columns in key order (empty: none). */
+export async function readPrimaryKey(conn: mysql.Connection, schema: string, table: string): Promise<string[]> {
+  const [pk] = await conn.query<mysql.RowDataPacket[]>(
+    `SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`,
+    [schema, table],
+  );
+  return pk.map((r) => String(r.name));
+}
+
 /**
  * Check every configured table: it exists (SOURCE_TABLE_MISSING otherwise), its key is known (the
  * primary key, or the configured key, whose columns must exist). Fatal errors name the table.
@@ -175,10 +184,7 @@ export async function inspectTables(conn: mysql.Connection, tables: TableConfig[
     const { schema, table } = parseTableName(t.source);
     const columns = await readColumns(conn, schema, table);
     if (!columns) throw fatal('SOURCE_TABLE_MISSING', `pipeline ${pipeline}: source table ${t.source} does not exist (MariaDB: database ${schema}, table ${table})`);
-    const [pk] = await conn.query<mysql.RowDataPacket[]>(
-      `SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`,
-      [schema, table],
-    );
+    const pk = (await readPrimaryKey(conn, schema, table)).map((name) => ({ name }));
     let key = pk.map((r) => String(r.name));
     if (t.key) {
       const unknown = t.key.filter((k) => !columns.some((c) => c.name === k));

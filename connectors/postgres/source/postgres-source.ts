@@ -106,6 +106,9 @@ export class PostgresSource implements Source {
     return out;
   }
 
+  /** describe() and prepare() while streaming take tables added by a reload: the running walsender decodes a table from the ALTER PUBLICATION's commit on. */
+  readonly addsTablesWhileRunning = true;
+
   async prepare(tables: SourceTable[]): Promise<void> {
     const pgTables = tables.map((t) => this.tables.get(formatTableName(t))!.src);
     await ensurePublication(this.meta!, this.config.publication, pgTables, this.config.connection);
