@@ -9,6 +9,7 @@
  * after a retriable error, until the start deadline (config startTimeoutMs) for a start; a fatal
  * error, or a start deadline passed, stops every stage (`done` rejects).
  */
+import { pipelineCrypto } from './security/crypto/pipeline.js';
 import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -271,7 +272,7 @@ export class Runtime {
     const applyTopic = topics.apply(prefix, name);
     if (this.stages.has('process')) {
       h.validation = this.validators.get(name);
-      const byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables);
+      const byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables, pipelineCrypto(this.config, name));
       let output: Output;
       const applier = h.applier;
       if (applier) output = { apply: (batch, origin) => applier.apply(batch, consumerOf(origin)), stale: (probes) => applier.stale(probes) };
@@ -320,6 +321,7 @@ export class Runtime {
         conflict: p.conflict ?? this.config.defaults.conflict,
         awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,
         wholeRows: sinkRegistration((p.target as { type: string }).type).wholeRows === true,
+        crypto: pipelineCrypto(this.config, name),
         onRunning,
       });
       if (this.sync.bounded(p)) {

@@ -170,6 +170,15 @@ export const tableSpec = z
     key: z.array(z.string().min(1)).min(1).optional().describe('Key columns; default: the primary key. Required for a table without one (with REPLICA IDENTITY FULL).'),
     columns: z.record(z.string(), z.string()).optional().describe('Column renames source → target.'),
     conflict: conflictSpec.optional().describe('Per-table override of the pipeline conflict settings.'),
+    encrypt: z
+      .array(z.string().min(1))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'a column is listed twice')
+      .optional()
+      .describe(
+        "Field encryption (AES-256-GCM): source columns whose values are encrypted where they enter syncline (capture, every source, snapshot and backfill rows included), so no change topic, dead letter, replay, log line, metric, report or API answer holds them in clear. They are decrypted only by a target with `decrypt: true`; any other target gets the ciphertext (text: `sl1:<key id>:<base64url>`; autoCreate makes such a column text). Key columns cannot be encrypted. Needs the top-level `encryption` section. See docs/security.md.",
+      )
+      .meta({ examples: [['email', 'phone', 'salary']] }),
     validate: tableValidateSpec
       .optional()
       .describe(
@@ -178,6 +187,25 @@ export const tableSpec = z
   })
   .strict()
   .describe('One captured table and how it maps to the target.');
+
+/** Field encryption keys (tables[].encrypt): where the keyring comes from and which key writes. */
+export const encryptionSpec = z
+  .object({
+    activeKey: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, '1-32 letters, digits, _ or -').describe('Id of the key that encrypts new values. Every other key of the keyring still decrypts (rotation: add the new key, make it active, keep the old one as long as messages written under it are kept: the change topics\' retention).').meta({ examples: ['k2026b'] }),
+    hashKey: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, '1-32 letters, digits, _ or -').optional().describe("Id of the key from which the row-hash HMAC keys are derived (HKDF per pipeline, table and column); default activeKey. Keep it when rotating activeKey: a new hash key makes every row with an encrypted column look changed once."),
+    keysEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('SYNCLINE_ENCRYPTION_KEYS').describe('Environment variable holding the keyring: entries <id>=<key> separated by commas or new lines, each key 64 hex digits or base64 of 32 bytes.'),
+    keysFile: z.string().min(1).optional().describe('File holding keyring entries (same form as keysEnv, one per line, # comments); read at start, merged with the variable. Keep it readable by syncline only.').meta({ examples: ['/run/secrets/syncline-keys'] }),
+  })
+  .strict()
+  .describe('Field encryption (tables[].encrypt, target decrypt). The keys themselves never sit in the config file: they come from the environment or a file. A missing or wrong key is a fatal error naming its id. See docs/security.md.');
+
+const decryptSpec = z
+  .boolean()
+  .default(false)
+  .describe("Field encryption: write the plaintext of encrypted columns (tables[].encrypt) to this target, decrypted inside the write at the last moment (a record that fails and is dead-lettered keeps its ciphertext). Needs the keyring. false: the target gets the ciphertext text.");
+
+/** A target connector's spec with the options every target has (decrypt). */
+export const targetSpec = (spec: z.ZodObject): z.ZodObject => spec.extend({ decrypt: decryptSpec });
 
 export const observabilitySpec = z
   .object({
@@ -328,7 +356,7 @@ function syncModeIssues(p: { mode: string; schedule?: string; timezone: string; 
 
 export function configSpec() {
   const source = unionOf(registeredSources().map((r) => r.spec), 'source');
-  const target = unionOf(registeredSinks().map((r) => r.spec), 'sink');
+  const target = unionOf(registeredSinks().map((r) => targetSpec(r.spec)), 'sink');
   const pipeline = z
     .object({
       enabled: z.boolean().default(true).describe('Run this pipeline.'),
@@ -416,6 +444,7 @@ export function configSpec() {
           "Start deadline: how long a starting process, and a stage starting again after a retriable error, waits for what it needs (Kafka, the schema registry, Redis, the PostgreSQL sources and targets). A dependency that is not ready yet (connection refused, Kafka metadata not propagated, a group coordinator not available, a registry 5xx, Redis LOADING, PostgreSQL starting up) is waited for, not fatal: tried again with defaults.retry's delays (its retries count does not apply), logged once per dependency at warn (dependency.waiting) and once at info when it answers (dependency.ready). When the deadline passes the process exits 1 with the dependency's last error. SYNCLINE_START_TIMEOUT_MS overrides it.",
         ),
       observability: observabilitySpec.optional(),
+      encryption: encryptionSpec.optional(),
       alerts: alertsSpec.optional(),
       reports: reportsSpec.optional(),
       defaults: z
@@ -470,6 +499,7 @@ export function configSpec() {
         });
       }
       for (const [name, p] of Object.entries(c.pipelines)) conflictIssues(name, p, c.defaults.conflict, ctx);
+      for (const [name, p] of Object.entries(c.pipelines)) encryptIssues(name, p, c.defaults.conflict, c.encryption !== undefined, ctx);
       for (const [name, p] of Object.entries(c.pipelines)) {
         const peerName = (p as { peer?: string }).peer;
         if (peerName === undefined) continue;
@@ -506,6 +536,24 @@ function conflictIssues(name: string, p: { target: unknown; conflict?: ConflictC
   });
 }
 
+/**
+ * Field encryption settings that cannot work: encrypt without the encryption section, an encrypted
+ * key column, an encrypted latest-timestamp field (its order is not in the ciphertext).
+ */
+function encryptIssues(name: string, p: { tables: { key?: string[]; encrypt?: string[]; conflict?: ConflictConfig }[]; conflict?: ConflictConfig }, defaults: ConflictConfig, hasKeys: boolean, ctx: z.RefinementCtx): void {
+  p.tables.forEach((t, i) => {
+    if (!t.encrypt) return;
+    const at = ['pipelines', name, 'tables', i, 'encrypt'];
+    if (!hasKeys) ctx.addIssue({ code: 'custom', path: at, message: 'encrypt needs the top-level encryption section (encryption: { activeKey: <key id> }, keys in SYNCLINE_ENCRYPTION_KEYS or encryption.keysFile)' });
+    const keyCol = t.encrypt.find((c) => t.key?.includes(c));
+    if (keyCol !== undefined) ctx.addIssue({ code: 'custom', path: at, message: `key column ${keyCol} cannot be encrypted (it is the Kafka key and binds each ciphertext to its row)` });
+    const conflict = t.conflict ?? p.conflict ?? defaults;
+    if (conflict.strategy === 'latest-timestamp' && t.encrypt.includes(conflict.field)) {
+      ctx.addIssue({ code: 'custom', path: at, message: `column ${conflict.field} is the latest-timestamp field of this table and cannot be encrypted (its order would be lost): choose another conflict.field or leave it in clear` });
+    }
+  });
+}
+
 /** Which database a source reads (connectors with a `connection` of host, port and database). */
 function sourceIdentity(source: unknown): string {
   const s = source as { type: string; connection?: { host?: string; port?: number; database?: string } };
@@ -529,6 +577,7 @@ export function startTimeoutOf(config: { startTimeoutMs: number }, env: NodeJS.P
   return Number.isFinite(v) && v > 0 ? v : config.startTimeoutMs;
 }
 export type ObservabilityConfig = z.infer<typeof observabilitySpec>;
+export type EncryptionConfig = z.infer<typeof encryptionSpec>;
 export type ReportsConfig = z.infer<typeof reportsSpec>;
 export type AlertsConfig = z.infer<typeof alertsSpec>;
 export type AlertRuleConfig = z.infer<typeof alertRuleSpec>;
