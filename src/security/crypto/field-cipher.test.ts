@@ -10,7 +10,7 @@ import type { ChangeEvent } from '../../core/envelope.js';
 const k1 = crypto.randomBytes(32);
 const k2 = crypto.randomBytes(32);
 const ring = (active = 'k1', keys: [string, Buffer][] = [['k1', k1], ['k2', k2]]) => new Keyring(new Map(keys), active, 'k1');
-const ctx: FieldContext = { pipeline: 'p', table: 'public.users', column: 'email', key: { id: 7 } };
+const ctx: FieldContext = { scope: 'p', table: 'public.users', column: 'email', key: { id: 7 } };
 
 test('round trip keeps the type of every canonical value; two encryptions differ', () => {
   const r = ring();
@@ -25,7 +25,7 @@ test('round trip keeps the type of every canonical value; two encryptions differ
 test('a ciphertext moved to another row, column, table or pipeline is poison naming where, never the value', () => {
   const r = ring();
   const c = encryptValue(r, ctx, 'secret@example.com');
-  for (const other of [{ ...ctx, key: { id: 8 } }, { ...ctx, column: 'phone' }, { ...ctx, table: 'public.other' }, { ...ctx, pipeline: 'q' }]) {
+  for (const other of [{ ...ctx, key: { id: 8 } }, { ...ctx, column: 'phone' }, { ...ctx, table: 'public.other' }, { ...ctx, scope: 'q' }]) {
     assert.throws(() => decryptValue(r, other, c), (e: Error & { kind?: string; code?: string }) => {
       assert.equal(e.kind, 'poison');
       assert.equal(e.code, 'DECRYPT_FAILED');
@@ -70,7 +70,7 @@ test('HMAC: per column, equal for equal plaintext, stable across active-key rota
 });
 
 test('pipeline: sealed rows hash equal across nonces and equal to the plaintext row a decrypting target holds', () => {
-  const pc = new PipelineCrypto('p', ring(), [{ source: 'public.users', target: 'public.people', columns: { email: 'mail' }, encrypt: ['email', 'n'] }], { decrypt: true });
+  const pc = new PipelineCrypto('p', 'p', ring(), [{ source: 'public.users', target: 'public.people', columns: { email: 'mail' }, encrypt: ['email', 'n'] }], { decrypt: true });
   const e: ChangeEvent = { op: 'c', before: null, after: { id: 7, email: 'a@b.c', n: 5n, other: 'o' }, source: { db: 'd', schema: 'public', table: 'users', pos: '0/1', commitPos: '0/1', txId: 1, tsMs: 0, snapshot: false, idx: 0 }, tsMs: 0, unchangedToast: [] };
   const s1 = pc.sealEvent('public.users', { id: 7 }, e);
   const s2 = pc.sealEvent('public.users', { id: 7 }, e);

@@ -13,9 +13,9 @@
  *               so bigints, bytes, NaN/±Infinity, arrays and every other canonical value come back
  *               with their type.
  *   tag         the 128-bit GCM tag.
- *   AAD         'sl1' NUL pipeline NUL schema.table NUL column NUL key id NUL canonicalJson(key row)
- *               (the source's names): a ciphertext copied to another row, column, table or pipeline,
- *               or relabelled with another key id, fails its tag.
+ *   AAD         'sl1' NUL scope (change-topic prefix) NUL schema.table NUL column NUL key id NUL canonicalJson(key row)
+ *               (the source's names): a ciphertext copied to another row, column, table or source
+ *               database's topics, or relabelled with another key id, fails its tag.
  *
  * The prefix makes later versions possible (sl2: …): decryptors dispatch on it.
  */
@@ -33,7 +33,12 @@ const CHECK = 4;
 
 /** Where a value belongs: what the AAD binds it to. */
 export interface FieldContext {
-  pipeline: string;
+  /**
+   * The change-topic namespace the value was captured into: the pipeline's changeTopicPrefix (else
+   * topicPrefix), one per source database. Not the pipeline name: pipelines reading one database
+   * share its change topics, and each must decrypt what the other captured.
+   */
+  scope: string;
   /** Source table, canonical 'schema.table'. */
   table: string;
   /** Source column name. */
@@ -45,12 +50,12 @@ export interface FieldContext {
 export const isCiphertext = (v: unknown): v is string => typeof v === 'string' && v.startsWith(CIPHER_PREFIX);
 
 function aad(ctx: FieldContext, keyId: string): Buffer {
-  return Buffer.from(`sl1\0${ctx.pipeline}\0${ctx.table}\0${ctx.column}\0${keyId}\0${canonicalJson(ctx.key)}`, 'utf8');
+  return Buffer.from(`sl1\0${ctx.scope}\0${ctx.table}\0${ctx.column}\0${keyId}\0${canonicalJson(ctx.key)}`, 'utf8');
 }
 
 /** Where a failure is about, without the value: table, column and key. */
 export function describeField(ctx: FieldContext): string {
-  return `pipeline ${ctx.pipeline}, table ${ctx.table}, column ${ctx.column}, key ${canonicalJson(ctx.key)}`;
+  return `topics ${ctx.scope}, table ${ctx.table}, column ${ctx.column}, key ${canonicalJson(ctx.key)}`;
 }
 
 /** Encrypt one non-null value under the keyring's active key. */

@@ -22,6 +22,7 @@ import { loadKeyring, type Keyring, type KeyringSource } from './keyring.js';
 
 /** The config this module reads (a SynclineConfig has it). */
 export interface EncryptionConfigView {
+  topicPrefix: string;
   encryption?: KeyringSource;
   pipelines: Record<string, { tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; encrypt?: string[]; conflict?: { strategy: string; field: string } }[]; target: unknown }>;
 }
@@ -50,7 +51,8 @@ export class PipelineCrypto {
   private readonly hasher: ValueHasher;
   readonly decrypt: boolean;
 
-  constructor(readonly pipeline: string, readonly ring: Keyring, tables: EncryptionConfigView['pipelines'][string]['tables'], target: unknown) {
+  /** `scope`: the pipeline's change-topic prefix (the AAD's first part, see FieldContext). */
+  constructor(readonly pipeline: string, readonly scope: string, readonly ring: Keyring, tables: EncryptionConfigView['pipelines'][string]['tables'], target: unknown) {
     this.hasher = new ValueHasher(ring);
     this.decrypt = (target as { decrypt?: boolean }).decrypt === true;
     for (const t of tables) {
@@ -99,7 +101,7 @@ export class PipelineCrypto {
         const v = row[c];
         if (v === undefined || v === null) continue;
         out ??= { ...row };
-        out[c] = encryptValue(this.ring, { pipeline: this.pipeline, table: sourceTable, column: c, key }, v);
+        out[c] = encryptValue(this.ring, { scope: this.scope, table: sourceTable, column: c, key }, v);
       }
       return out ?? row;
     };
@@ -110,7 +112,7 @@ export class PipelineCrypto {
   private contextOf(t: TargetTable, key: Row, column: string): FieldContext {
     const k: Row = {};
     for (const c of Object.keys(key)) k[t.toSource(c)] = key[c] ?? null;
-    return { pipeline: this.pipeline, table: t.source, column, key: k };
+    return { scope: this.scope, table: t.source, column, key: k };
   }
 
   /**
@@ -182,7 +184,7 @@ export function pipelineCrypto(config: EncryptionConfigView, name: string, env: 
     return undefined;
   }
   if (!config.encryption) throw fatal('ENCRYPTION_NOT_CONFIGURED', `pipeline ${name}: tables encrypt columns but the config has no encryption section (encryption: { activeKey: <id> }, keys in SYNCLINE_ENCRYPTION_KEYS)`);
-  const pc = new PipelineCrypto(name, keyringOf(config), p.tables, p.target);
+  const pc = new PipelineCrypto(name, (p as { changeTopicPrefix?: string }).changeTopicPrefix ?? config.topicPrefix, keyringOf(config), p.tables, p.target);
   m.set(name, pc);
   return pc;
 }
