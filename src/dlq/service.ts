@@ -16,6 +16,7 @@
  * returns, so the state survives restarts. Errors are DlqError with an HTTP status.
  */
 import { pipelineCrypto } from '../security/crypto/pipeline.js';
+import { maskPolicy, type MaskPolicy } from '../security/masking/policy.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Row } from '../core/envelope.js';
@@ -58,8 +59,12 @@ export interface ActionResult {
 
 export class DlqService {
   private readonly ops = new Map<string, PipelineOps>();
+  /** What people may see of a dead letter's values (src/security/masking/policy.ts): the CLI and the API show entries through it. */
+  readonly masking: MaskPolicy;
 
-  constructor(private readonly d: DlqDeps) {}
+  constructor(private readonly d: DlqDeps) {
+    this.masking = maskPolicy(d.config);
+  }
 
   private pipelineNames(only?: string): string[] {
     const all = Object.keys(this.d.config.pipelines);

@@ -179,6 +179,12 @@ export const tableSpec = z
         "Field encryption (AES-256-GCM): source columns whose values are encrypted where they enter syncline (capture, every source, snapshot and backfill rows included), so no change topic, dead letter, replay, log line, metric, report or API answer holds them in clear. They are decrypted only by a target with `decrypt: true`; any other target gets the ciphertext (text: `sl1:<key id>:<base64url>`; autoCreate makes such a column text). Key columns cannot be encrypted. Needs the top-level `encryption` section. See docs/security.md.",
       )
       .meta({ examples: [['email', 'phone', 'salary']] }),
+    mask: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe("Masking: columns (source or target names) whose values are shown as '***' wherever syncline shows row values to people: dead letters in `syncline dlq list|show` and GET /api/dlq (conflict versions and diff, violations, values quoted in error messages; the raw Kafka bytes withheld). Encrypted columns are masked too. See docs/security.md.")
+      .meta({ examples: [['phone', 'birth_date']] }),
     validate: tableValidateSpec
       .optional()
       .describe(
@@ -445,6 +451,27 @@ export function configSpec() {
         ),
       observability: observabilitySpec.optional(),
       encryption: encryptionSpec.optional(),
+      masking: z
+        .object({
+          patterns: z
+            .array(
+              z.string().refine((p) => {
+                try {
+                  new RegExp(p, 'i');
+                  return true;
+                } catch {
+                  return false;
+                }
+              }, 'a valid regular expression'),
+            )
+            .optional()
+            .describe('Column-name patterns (regular expressions, case-insensitive) masked in every table, besides the tables\' `mask` lists.')
+            .meta({ examples: [['(^|_)email$', 'phone']] }),
+          defaults: z.boolean().default(true).describe("Also mask the built-in patterns: passw(or)?d, secret, token, ssn, card_?(number|no), iban."),
+        })
+        .strict()
+        .optional()
+        .describe('Masking policy for row values shown to people (tables[].mask, these patterns, encrypted columns). Revealing a dead letter unmasked is a separate, admin-only function (docs/security.md).'),
       alerts: alertsSpec.optional(),
       reports: reportsSpec.optional(),
       defaults: z

@@ -58,10 +58,23 @@ export function describeField(ctx: FieldContext): string {
   return `topics ${ctx.scope}, table ${ctx.table}, column ${ctx.column}, key ${canonicalJson(ctx.key)}`;
 }
 
+/** Random nonces drawn from a pool refilled by the CSPRNG (one randomFillSync per 4 KiB, not one call per value). */
+const pool = Buffer.alloc(NONCE * 341);
+let poolAt = pool.length;
+function nextNonce(): Buffer {
+  if (poolAt + NONCE > pool.length) {
+    crypto.randomFillSync(pool);
+    poolAt = 0;
+  }
+  const n = Buffer.from(pool.subarray(poolAt, poolAt + NONCE));
+  poolAt += NONCE;
+  return n;
+}
+
 /** Encrypt one non-null value under the keyring's active key. */
 export function encryptValue(ring: Keyring, ctx: FieldContext, value: Value): string {
   const id = ring.activeId;
-  const nonce = crypto.randomBytes(NONCE);
+  const nonce = nextNonce();
   const c = crypto.createCipheriv('aes-256-gcm', ring.key(id), nonce);
   c.setAAD(aad(ctx, id));
   const body = Buffer.concat([c.update(stringifyTagged(value), 'utf8'), c.final()]);
