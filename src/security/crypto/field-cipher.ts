@@ -47,6 +47,16 @@ export interface FieldContext {
   key: Row;
 }
 
+/** stringifyTagged(v), without the replacer's cost for the common scalars (same text). */
+function plainJson(v: Value): string {
+  return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) ? JSON.stringify(v) : stringifyTagged(v);
+}
+
+/** parseTagged(text), without the reviver's cost when the text holds no tag. */
+function fromPlainJson(text: string): Value {
+  return (text.includes('"$') ? parseTagged(text) : JSON.parse(text)) as Value;
+}
+
 export const isCiphertext = (v: unknown): v is string => typeof v === 'string' && v.startsWith(CIPHER_PREFIX);
 
 function aad(ctx: FieldContext, keyId: string): Buffer {
@@ -77,7 +87,7 @@ export function encryptValue(ring: Keyring, ctx: FieldContext, value: Value): st
   const nonce = nextNonce();
   const c = crypto.createCipheriv('aes-256-gcm', ring.key(id), nonce);
   c.setAAD(aad(ctx, id));
-  const body = Buffer.concat([c.update(stringifyTagged(value), 'utf8'), c.final()]);
+  const body = Buffer.concat([c.update(plainJson(value), 'utf8'), c.final()]);
   return CIPHER_PREFIX + id + ':' + Buffer.concat([ring.check(id), nonce, body, c.getAuthTag()]).toString('base64url');
 }
 
@@ -109,7 +119,7 @@ export function decryptValue(ring: Keyring, ctx: FieldContext, token: string): V
   } catch (err) {
     throw withColumn(poison('DECRYPT_FAILED', `ciphertext does not belong here: it fails authentication for ${describeField(ctx)} (moved from another row, column or table, or altered)`, err), ctx);
   }
-  return parseTagged(text) as Value;
+  return fromPlainJson(text);
 }
 
 function withColumn(err: SynclineError, ctx: FieldContext): SynclineError {
@@ -138,6 +148,6 @@ export class ValueHasher {
 
   /** 'h1:' + base64url HMAC-SHA256 of the value's tagged JSON. */
   hmac(pipeline: string, table: string, column: string, value: Value): string {
-    return 'h1:' + crypto.createHmac('sha256', this.keyFor(pipeline, table, column)).update(stringifyTagged(value)).digest('base64url');
+    return 'h1:' + crypto.createHmac('sha256', this.keyFor(pipeline, table, column)).update(plainJson(value)).digest('base64url');
   }
 }
