@@ -490,6 +490,7 @@ export function configSpec() {
       // A change topic carries one source database's table: pipelines reading other databases must
       // not write the same topic (two-way pairs capture tables of the same names on both sides).
       const claimed = new Map<string, { pipeline: string; source: string }>();
+      const encryptedBy = new Map<string, { pipeline: string; enc: string }>();
       // Kafka refuses a topic whose name equals another's once '.' and '_' are made one (a.b_c, a_b.c).
       const colliding = new Map<string, { topic: string; table: string }>();
       for (const [name, p] of Object.entries(c.pipelines)) {
@@ -506,6 +507,13 @@ export function configSpec() {
           const topic = cdcTopicName(changeTopicPrefix(c, p), schema, table);
           if (topic.length > MAX_TOPIC_LENGTH) {
             ctx.addIssue({ code: 'custom', path: at, message: `its change topic name ${topic} would be ${topic.length} characters long (Kafka allows ${MAX_TOPIC_LENGTH}): shorten the topic prefix or the names` });
+          }
+          // Field encryption happens in capture: pipelines sharing a change topic share its ciphertexts and schema.
+          const enc = JSON.stringify([...((t as { encrypt?: string[] }).encrypt ?? [])].sort());
+          const sealed = encryptedBy.get(topic);
+          if (!sealed) encryptedBy.set(topic, { pipeline: name, enc });
+          else if (sealed.enc !== enc) {
+            ctx.addIssue({ code: 'custom', path: [...at.slice(0, -1), 'encrypt'], message: `change topic ${topic} is shared with pipeline '${sealed.pipeline}', which encrypts ${sealed.enc === '[]' ? 'no columns' : sealed.enc} of ${t.source} (here ${enc === '[]' ? 'none' : enc}): pipelines sharing a change topic must encrypt the same columns (or set changeTopicPrefix on one of them)` });
           }
           const other = claimed.get(topic);
           if (!other) claimed.set(topic, { pipeline: name, source });
