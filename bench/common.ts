@@ -353,6 +353,8 @@ export interface PipelineSpec {
   sinkBatch?: number;
   /** kafka.producer (default kafkajs). */
   producer?: 'kafkajs' | 'librdkafka';
+  /** Field encryption: these columns encrypted, the target decrypting (keys in SYNCLINE_ENCRYPTION_KEYS, active key k1). */
+  encrypt?: string[];
 }
 
 /** A syncline config (JSON is YAML) for one pipeline of one table. */
@@ -370,10 +372,11 @@ export function writeConfig(s: PipelineSpec): string {
           type: 'postgres', connection: { ...PG, database: s.sourceDb }, slot: s.slot, publication: s.publication,
           snapshot: s.snapshot, heartbeatMs: 1000, batchSize: s.batchSize ?? 2000, lingerMs: s.lingerMs ?? 20,
         },
-        target: { type: 'postgres', connection: { ...PG, database: s.targetDb ?? s.sourceDb } },
-        tables: [{ source: `public.${s.table}` }],
+        target: { type: 'postgres', connection: { ...PG, database: s.targetDb ?? s.sourceDb }, ...(s.encrypt ? { decrypt: true } : {}) },
+        tables: [{ source: `public.${s.table}`, ...(s.encrypt ? { encrypt: s.encrypt } : {}) }],
       },
     },
+    ...(s.encrypt ? { encryption: { activeKey: 'k1' } } : {}),
   };
   const dir = mkdtempSync(join(tmpdir(), 'syncline-bench-'));
   const file = join(dir, 'config.yaml');

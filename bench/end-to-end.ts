@@ -8,6 +8,7 @@
  * `syncline capture` in one, `syncline process` + `sink` (processor and sink writer together, no
  * apply topic) in the other.
  */
+import { randomBytes } from 'node:crypto';
 import { cpuPerChange, sampleCpu } from './cpu.js';
 import { createDb, dropDb, rateOf, spawnSyncline, sql, sleep, timeProgress, writeConfig, deleteTopics, deleteRedisKeys, tableDdl, type Source, type Workload } from './common.js';
 
@@ -49,10 +50,10 @@ export async function targetDone(db: string, table: string, w: Workload): Promis
   return r.rows[0].n === w.inserts && r.rows[0].u === w.updates;
 }
 
-export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; root?: string; split?: boolean } = {}): Promise<E2eRun> {
+export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; root?: string; split?: boolean; /** Field encryption of these columns (decrypting target; key generated here). */ encrypt?: string[] } = {}): Promise<E2eRun> {
   const prefix = `${src.prefix}${tag}`;
   const targetDb = await createTarget(src, tag);
-  const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never' });
+  const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never', ...(opts.encrypt ? { encrypt: opts.encrypt } : {}) });
   const ctx: E2eContext = {
     prefix, pipeline: 'bench', configFile, targetDb, table: src.table, workload: w,
     async cleanup() {
@@ -62,7 +63,7 @@ export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: s
     },
   };
   const started = Date.now();
-  const spawnOpts = { nodeArgs: opts.nodeArgs, root: opts.root };
+  const spawnOpts = { nodeArgs: opts.nodeArgs, root: opts.root, ...(opts.encrypt ? { env: { SYNCLINE_ENCRYPTION_KEYS: `k1=${randomBytes(32).toString('hex')}` } } : {}) };
   const capture = opts.split ? spawnSyncline(configFile, ['capture'], spawnOpts) : undefined;
   const child = spawnSyncline(configFile, opts.split ? ['process', 'sink'] : ['capture', 'process', 'sink'], spawnOpts);
   const exited = () => child.exited() ?? (capture?.exited() ? `capture: ${capture.exited()}` : undefined);

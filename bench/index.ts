@@ -7,13 +7,14 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption
  *                                          run only these; the MariaDB parts run their PostgreSQL baseline
  *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
  *   --wide-changes N (default changes/4)  --latency-seconds S (60)  --latency-rate R (5,000)
  *   --backfill-rows N (default 200,000): the table of the backfill benchmark (bench/backfill.ts)
  *   --target-changes N (default changes/10): inserts written to each target by bench/targets.ts (+ N/2 updates)
+ *   --encryption-changes N (default changes/10): changes of bench/encryption.ts (plain and with 3 encrypted columns)
  *
  * BENCHMARKS.md keeps one section per benchmark between `<!-- bench:NAME:start -->` and
  * `<!-- bench:NAME:end -->`; a run replaces only its own sections, so benchmarks added later keep
@@ -31,6 +32,7 @@ import { cpuTable, latencyTable, mariadbCpuTable, mariadbTable, MARIADB_BENCHES,
 import { fmt } from './common.js';
 import { backfillSection, backfillTable, runBackfillBench } from './backfill.js';
 import { runTargetsBench, targetsSection, targetsTable as targetRatesTable } from './targets.js';
+import { encryptionSection, encryptionTable, runEncryptionBench } from './encryption.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCHMARKS_FILE = resolve(ROOT, 'BENCHMARKS.md');
@@ -118,11 +120,13 @@ export interface BenchArgs {
   backfillRows: number;
   /** Inserts written to each target by bench/targets.ts (+ half as many updates). */
   targetChanges: number;
+  /** Changes of the field encryption benchmark (bench/encryption.ts), each way. */
+  encryptionChanges: number;
   /** The command line as given, for "Reproduce:". */
   command: string;
 }
 
-export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets'] as const;
+export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption'] as const;
 
 export function parseArgs(argv: string[]): BenchArgs {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -153,6 +157,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     skipDebezium: flags.has('--skip-debezium'),
     backfillRows: num('--backfill-rows', quick ? 20_000 : 200_000),
     targetChanges: num('--target-changes', Math.max(1000, Math.round(changes / 10))),
+    encryptionChanges: num('--encryption-changes', Math.max(1000, Math.round(changes / 10))),
     snapshotRows: num('--snapshot-rows', quick ? 50_000 : 10_000_000),
     latencySeconds: num('--latency-seconds', quick ? 10 : 60),
     latencyRate: num('--latency-rate', 5_000),
@@ -310,6 +315,13 @@ async function main(): Promise<void> {
     const r = await runTargetsBench({ changes: a.targetChanges, repeat: a.repeat, log: (s) => console.log(s) });
     console.log('\n' + targetRatesTable(r));
     text = updateBenchmarks(text, 'targets', targetsSection(r, m, a.command));
+  }
+
+  if (a.only.has('encryption')) {
+    console.log(`\nfield encryption: ${fmt(a.encryptionChanges)} changes, plain and with 3 encrypted columns`);
+    const r = await runEncryptionBench({ changes: a.encryptionChanges, repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + encryptionTable(r));
+    text = updateBenchmarks(text, 'encryption', encryptionSection(r, m, a.command));
   }
 
   if (a.write && text !== undefined) {

@@ -9,6 +9,7 @@
  * after a retriable error, until the start deadline (config startTimeoutMs) for a start; a fatal
  * error, or a start deadline passed, stops every stage (`done` rejects).
  */
+import { pipelineCrypto } from './security/crypto/pipeline.js';
 import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -262,11 +263,13 @@ export class Runtime {
 
   /**
    * Whether a reload's tables can join the running stages: the capture (if this process runs it)
-   * streams and its source takes tables while streaming, and no added table has validation rules
-   * (the processor's compiled rules are the pipeline's, made at its start).
+   * streams and its source takes tables while streaming, and no added table has validation rules or
+   * encrypted columns (the processor's compiled rules and the pipeline's crypto are made at its start).
    */
   private liveAdd(h: PipelineHandle, added: TableConfig[]): boolean {
     if (added.some((t) => t.validate !== undefined)) return false;
+    // Encrypted columns: the pipeline's crypto (capture, processor, sink) is made at its start from its tables.
+    if (added.some((t) => (t.encrypt?.length ?? 0) > 0)) return false;
     if (this.stages.has('capture') && !h.capture?.addsTablesWhileRunning) return false;
     if (this.stages.has('process') && (!h.processor || !h.byTopic)) return false;
     return true;
@@ -283,7 +286,7 @@ export class Runtime {
     this.log.info({ pipeline: h.name, added: added.map((t) => t.source) }, 'runtime.reload: adding the tables to the running pipeline (no restart)');
     p.tables = [...p.tables, ...added];
     await h.addSinkTables?.(added);
-    const fresh = h.byTopic ? topicMappings(changeTopicPrefix(this.config, p), added) : new Map<string, TableMapping>();
+    const fresh = h.byTopic ? topicMappings(changeTopicPrefix(this.config, p), added, pipelineCrypto(this.config, h.name)) : new Map<string, TableMapping>();
     for (const [t, m] of fresh) h.byTopic!.set(t, m);
     await h.capture?.addTables(added);
     await h.processor?.addTopics([...fresh.keys()]);
@@ -354,7 +357,7 @@ export class Runtime {
     const applyTopic = topics.apply(prefix, name);
     if (this.stages.has('process')) {
       h.validation = this.validators.get(name);
-      const byTopic = (h.byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables));
+      const byTopic = (h.byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables, pipelineCrypto(this.config, name)));
       let output: Output;
       const applier = h.applier;
       if (applier) output = { apply: (batch, origin) => applier.apply(batch, consumerOf(origin)), stale: (probes) => applier.stale(probes) };
@@ -403,6 +406,7 @@ export class Runtime {
         conflict: p.conflict ?? this.config.defaults.conflict,
         awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,
         wholeRows: sinkRegistration((p.target as { type: string }).type).wholeRows === true,
+        crypto: pipelineCrypto(this.config, name),
         onRunning,
       });
       if (this.sync.bounded(p)) {

@@ -38,6 +38,7 @@ import { formatTableName, parseTableName } from '../core/names.js';
 import { Backfiller, type BackfillCounters } from './backfill.js';
 import { describeChanges, diffColumns } from './schema-diff.js';
 import { SchemaChangeLog, schemaChangeId, type SchemaChange } from './schema-changes.js';
+import { unsealColumns, type PipelineCrypto } from '../security/crypto/pipeline.js';
 
 /** Capture retries Kafka outages for as long as they last; only the pace is bounded. */
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
@@ -81,6 +82,11 @@ export interface CaptureOptions {
    * (unchanged TOASTed values) are filled before the change is produced (./toast-fill.ts).
    */
   wholeRows?: boolean;
+  /**
+   * Field encryption (tables[].encrypt): the encrypted columns' values are sealed into ciphertexts
+   * before a change is encoded, and their schema type is text (src/security/crypto/pipeline.ts).
+   */
+  crypto?: PipelineCrypto;
 }
 
 export interface CaptureStats {
@@ -193,7 +199,7 @@ export class Capture implements CaptureHandler {
     if (support) {
       this.backfiller = new Backfiller({
         pipeline: this.opts.pipeline, support, store: this.offsets, log: this.log,
-        tables: () => new Map([...this.tables].map(([n, st]) => [n, { ...st.src, columns: st.columns }])),
+        tables: () => new Map([...this.tables].map(([n, st]) => [n, { ...st.src, columns: unsealColumns(st.columns) }])),
         emit: (e) => this.enqueueBackfill(e),
         produced: () => this.producedAll(),
       });
@@ -286,6 +292,7 @@ export class Capture implements CaptureHandler {
    */
   async columns(schema: string, table: string, columns: SourceColumn[], info: SchemaChangeInfo = {}): Promise<void> {
     const name = formatTableName({ schema, table });
+    if (this.opts.crypto) columns = this.opts.crypto.sealColumns(name, columns);
     const st = this.tables.get(name);
     if (!st) return;
     const configuredKey = this.opts.tables.find((t) => t.source === name)?.key;
@@ -347,6 +354,10 @@ export class Capture implements CaptureHandler {
   /** (Re)build and register the table's schemas when its columns change (e.g. ALTER TABLE ADD COLUMN). */
   private async setColumns(src: SourceTable, columns: SourceColumn[]): Promise<TableState> {
     const name = formatTableName(src);
+    if (this.opts.crypto) {
+      this.opts.crypto.checkTable(name, columns.map((c) => c.name), src.key);
+      columns = this.opts.crypto.sealColumns(name, columns);
+    }
     const signature = signatureOf(columns);
     const prev = this.tables.get(name);
     if (prev && prev.signature === signature) return prev;
@@ -505,6 +516,8 @@ export class Capture implements CaptureHandler {
     const key: Record<string, Value> = {};
     for (const k of st.src.key) key[k] = keyRow[k] ?? null;
     if (this.toast && e.op !== 't') await this.toast.apply(st.src, `${st.topic}\0${keyStringOf(Object.values(key))}`, key, e);
+    // Field encryption: from here on (Kafka, dead letters, logs) the encrypted values are ciphertexts.
+    if (this.opts.crypto && e.op !== 't') e = this.opts.crypto.sealEvent(formatTableName(st.src), key, e);
     let msg: OutMessage | null;
     const partitions = this.partitions.get(st.topic) ?? (await this.partitionCount(st.topic));
     try {

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { entryJson } from '../dlq/api.js';
+import { maskEntry } from '../security/masking/policy.js';
 import { DlqError, DlqService, type ActionResult } from '../dlq/service.js';
 import type { DlqEntry, DlqState } from '../dlq/store.js';
 import { openClients } from './clients.js';
@@ -103,8 +104,8 @@ export function dlqCommands(program: Command, defaultConfig: string): void {
         if (!['open', 'resolved', 'requeued', 'discarded', 'all'].includes(o.state)) throw new DlqError(400, `--state must be open, resolved, requeued, discarded or all`);
         for (const t of ['since', 'until'] as const) if (o[t] !== undefined && Number.isNaN(Date.parse(o[t]))) throw new DlqError(400, `--${t} must be an ISO time (got '${o[t]}')`);
         const iso = (v?: string) => (v === undefined ? undefined : new Date(v).toISOString());
-        const list = await withService(o.config, (s) => s.list({ pipeline: o.pipeline, kind: o.kind, table: o.table, key: o.key, state: o.state as DlqState, since: iso(o.since), until: iso(o.until), limit: o.limit }));
-        if (o.json) process.stdout.write(JSON.stringify(list.map(entryJson), null, 2) + '\n');
+        const list = await withService(o.config, async (s) => (await s.list({ pipeline: o.pipeline, kind: o.kind, table: o.table, key: o.key, state: o.state as DlqState, since: iso(o.since), until: iso(o.until), limit: o.limit })).map((e) => maskEntry(e, s.masking)));
+        if (o.json) process.stdout.write(JSON.stringify(list.map((e) => entryJson(e)), null, 2) + '\n');
         else process.stdout.write(list.length === 0 ? 'no dead letters\n' : list.map(line).join('\n') + `\n${list.length} dead letter(s)\n`);
       }),
     );
@@ -114,7 +115,7 @@ export function dlqCommands(program: Command, defaultConfig: string): void {
     .description('one dead letter: reason, origin, violations, conflict versions with a field diff, history')
     .action((id: string, o) =>
       run(async () => {
-        const e = await withService(o.config, (s) => s.show(id, o.pipeline));
+        const e = await withService(o.config, async (s) => maskEntry(await s.show(id, o.pipeline), s.masking));
         process.stdout.write((o.json ? JSON.stringify(entryJson(e), null, 2) : details(e)) + '\n');
       }),
     );

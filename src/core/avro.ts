@@ -208,7 +208,14 @@ export function valueSchema(ns: SchemaNamespace, cols: SchemaColumn[], specials?
           {
             type: 'record',
             name: 'Value',
-            fields: cols.map((c) => ({ name: c.name, type: nullable(c.type, specials?.has(c.name) === true && canHoldSpecials(c.type)), default: null, pgType: c.type.pgType })),
+            fields: cols.map((c) => ({
+              name: c.name,
+              type: nullable(c.type, specials?.has(c.name) === true && canHoldSpecials(c.type)),
+              default: null,
+              pgType: c.type.pgType,
+              // Field encryption: the value is an sl1 ciphertext (src/security/crypto/field-cipher.ts) of a value of this source type.
+              ...(c.type.encrypted ? { encrypted: { format: 'sl1', pgType: c.type.encrypted.pgType } } : {}),
+            })),
           },
         ],
         default: null,

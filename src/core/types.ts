@@ -54,6 +54,11 @@ export type ColumnType = {
   precision?: number;
   scale?: number;
   items?: ColumnType;
+  /**
+   * Set on a column whose values field encryption replaced by ciphertexts (src/security/crypto/):
+   * the column is then text in the change topics; `pgType` here is the source's own type.
+   */
+  encrypted?: { pgType: string; plain: ColumnType };
 };
 
 // ---------------------------------------------------------------------------------------------------

@@ -16,16 +16,29 @@ import { errorMessage } from '../core/errors.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { DlqError, type DlqService } from './service.js';
 import type { DlqEntry, DlqState } from './store.js';
+import { maskEntry, type MaskPolicy } from '../security/masking/policy.js';
 import { HttpError, jsonBody, sendJson } from '../observe/http.js';
 import { actorOf } from '../security/access/access.js';
 
-/** An entry as JSON: raw bytes as base64, values tagged (see core/tagged-json.ts). */
-export function entryJson(e: DlqEntry): unknown {
-  const { raw, ...rest } = e;
+/**
+ * An entry as JSON: raw bytes as base64, values tagged (see core/tagged-json.ts). With a policy, as
+ * people may see it: sensitive values masked, raw bytes withheld (src/security/masking/policy.ts).
+ */
+export function entryJson(e: DlqEntry, policy?: MaskPolicy): unknown {
+  const { raw, ...rest } = policy ? maskEntry(e, policy) : e;
   return JSON.parse(stringifyTagged({ ...rest, raw: { key: raw.key?.toString('base64') ?? null, value: raw.value?.toString('base64') ?? null } }));
 }
 
 const STATES = ['open', 'resolved', 'requeued', 'discarded', 'all'];
+
+/**
+ * A dead letter unmasked, raw Kafka bytes included: the "reveal" of the masking policy. Admin only:
+ * the route that serves it must check the admin role and append an audit entry (who, which id, why)
+ * before calling it; no existing route or command calls it.
+ */
+export function revealEntry(e: DlqEntry): unknown {
+  return entryJson(e);
+}
 
 
 
@@ -51,13 +64,13 @@ export function dlqApi(service: () => DlqService) {
         }
         const iso = (v: string | null) => (v === null ? undefined : new Date(v).toISOString());
         const list = await service().list({ pipeline, kind: q.get('kind') ?? undefined, table: q.get('table') ?? undefined, key: q.get('key') ?? undefined, state: state as DlqState | 'all', since: iso(q.get('since')), until: iso(q.get('until')), limit: limit === null ? undefined : Number(limit) });
-        sendJson(res, 200, { count: list.length, deadLetters: list.map(entryJson) });
+        sendJson(res, 200, { count: list.length, deadLetters: list.map((e) => entryJson(e, service().masking)) });
         return true;
       }
       const id = decodeURIComponent(parts[2]!);
       if (parts.length === 3) {
         if (req.method !== 'GET') throw new DlqError(405, `method ${req.method} not allowed on /api/dlq/${id}`);
-        sendJson(res, 200, entryJson(await service().show(id, pipeline)));
+        sendJson(res, 200, entryJson(await service().show(id, pipeline), service().masking));
         return true;
       }
       const action = parts[3];
@@ -71,7 +84,7 @@ export function dlqApi(service: () => DlqService) {
           : action === 'requeue'
             ? await service().requeue(id, { by, pipeline })
             : await service().discard(id, { by, note, pipeline });
-      sendJson(res, 200, { ...r, entry: entryJson(r.entry) });
+      sendJson(res, 200, { ...r, entry: entryJson(r.entry, service().masking) });
       return true;
     } catch (err) {
       if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });

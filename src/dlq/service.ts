@@ -15,6 +15,8 @@
  * Every action is appended to `<prefix>.dlq-actions.<pipeline>` with who and when before the call
  * returns, so the state survives restarts. Errors are DlqError with an HTTP status.
  */
+import { pipelineCrypto } from '../security/crypto/pipeline.js';
+import { maskPolicy, type MaskPolicy } from '../security/masking/policy.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Row } from '../core/envelope.js';
@@ -58,8 +60,12 @@ export interface ActionResult {
 
 export class DlqService {
   private readonly ops = new Map<string, PipelineOps>();
+  /** What people may see of a dead letter's values (src/security/masking/policy.ts): the CLI and the API show entries through it. */
+  readonly masking: MaskPolicy;
 
-  constructor(private readonly d: DlqDeps) {}
+  constructor(private readonly d: DlqDeps) {
+    this.masking = maskPolicy(d.config);
+  }
 
   private pipelineNames(only?: string): string[] {
     const all = Object.keys(this.d.config.pipelines);
@@ -110,7 +116,7 @@ export class DlqService {
     if (!o.parts) {
       const p = this.d.config.pipelines[pipeline]!;
       o.parts = await buildSinkParts({ config: this.d.config, kafka: this.d.kafka, redis: this.d.redis }, pipeline, p, this.d.log.child({ pipeline, stage: 'dlq' }));
-      const cdc = cdcDecoder(this.d.codec, topicMappings(changeTopicPrefix(this.d.config, p), p.tables));
+      const cdc = cdcDecoder(this.d.codec, topicMappings(changeTopicPrefix(this.d.config, p), p.tables, pipelineCrypto(this.d.config, pipeline)));
       o.decode = (m, topic, partition) => (topic.includes('.apply.') ? applyTopicDecoder(m, topic, partition) : cdc(m, topic, partition));
     }
     return o as Required<PipelineOps>;

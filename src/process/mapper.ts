@@ -12,16 +12,30 @@ export interface TableMapping {
   source: string;
   target: string;
   rename: (col: string) => string;
+  /**
+   * Field encryption (src/security/crypto/pipeline.ts): the row hash of this table's records, with
+   * each encrypted value replaced by the keyed HMAC of its plaintext. Absent: rowHash.
+   */
+  hash?: (values: Row, key: Row) => string;
 }
 
 /** The rename of a table without column renames: renameRow() returns the row itself. */
 const sameName = (c: string) => c;
 
-export function tableMappings(tables: TableConfig[]): Map<string, TableMapping> {
+/** What tableMappings needs of a pipeline's field encryption (PipelineCrypto has it). */
+export interface RowHashers {
+  hasherFor(targetTable: string, strict: boolean): ((row: Row, key: Row) => string) | undefined;
+}
+
+export function tableMappings(tables: TableConfig[], crypto?: RowHashers): Map<string, TableMapping> {
   const out = new Map<string, TableMapping>();
   for (const t of tables) {
     const cols = t.columns ?? {};
-    out.set(t.source, { source: t.source, target: t.target ?? t.source, rename: Object.keys(cols).length === 0 ? sameName : (c) => cols[c] ?? c });
+    const target = t.target ?? t.source;
+    const m: TableMapping = { source: t.source, target, rename: Object.keys(cols).length === 0 ? sameName : (c) => cols[c] ?? c };
+    const h = crypto?.hasherFor(target, true);
+    if (h) m.hash = h;
+    out.set(t.source, m);
   }
   return out;
 }
@@ -55,11 +69,11 @@ export function toSinkRecord(e: ChangeEvent, keyRow: Row, m: TableMapping, origi
   for (const k of keep) delete values[k];
   const record: SinkRecord = { table, op: 'upsert', key, values, keep, position, hash: null, sourceTsMs, origin };
   if (e.op === 'u') record.update = true;
-  return opts.hash === false ? record : hashRecord(record);
+  return opts.hash === false ? record : hashRecord(record, m);
 }
 
 /** Sets the content hash of an upsert (none when some values were not sent: `keep`). */
-export function hashRecord(record: SinkRecord): SinkRecord {
-  record.hash = record.op === 'upsert' && record.values !== null && record.keep.length === 0 ? rowHash(record.values) : null;
+export function hashRecord(record: SinkRecord, m?: TableMapping): SinkRecord {
+  record.hash = record.op === 'upsert' && record.values !== null && record.keep.length === 0 ? (m?.hash ? m.hash(record.values, record.key) : rowHash(record.values)) : null;
   return record;
 }

@@ -23,7 +23,7 @@ import { describeChanges } from '../capture/schema-diff.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
-import { hashRecord, renameRow, tableMappings, toSinkRecord, type TableMapping } from './mapper.js';
+import { hashRecord, renameRow, tableMappings, toSinkRecord, type RowHashers, type TableMapping } from './mapper.js';
 import { DECIDED_HEADER, decidedOf, eventPosition, position } from '../core/envelope.js';
 import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
@@ -200,7 +200,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     if (record.op !== 'upsert') return pending;
     const rules = validator?.forTable(mapping.source);
     if (rules) validator!.check(rules, record);
-    hashRecord(record);
+    hashRecord(record, mapping);
     return pending;
   };
   /**
@@ -289,9 +289,9 @@ function kafkaFailure(kafka: KafkaClient, err: unknown, context: string): unknow
 }
 
 /** Change topic → table mapping of a pipeline's tables (`<prefix>.cdc.<schema>.<table>`). */
-export function topicMappings(prefix: string, tables: TableConfig[]): Map<string, TableMapping> {
+export function topicMappings(prefix: string, tables: TableConfig[], crypto?: RowHashers): Map<string, TableMapping> {
   const byTopic = new Map<string, TableMapping>();
-  for (const [src, m] of tableMappings(tables)) {
+  for (const [src, m] of tableMappings(tables, crypto)) {
     const { schema, table } = parseTableName(src);
     byTopic.set(topics.cdc(prefix, schema, table), m);
   }

@@ -15,6 +15,7 @@
  *    summary says what would happen.
  */
 import { audit } from '../security/audit/recorder.js';
+import { pipelineCrypto } from '../security/crypto/pipeline.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
@@ -97,7 +98,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   };
   const tables = p.tables.filter(matches);
   if (tables.length === 0) throw new ReplayError(`pipeline ${o.pipeline} has no table '${o.table}' (have: ${p.tables.map((t) => t.source).join(', ')})`);
-  const byTopic = topicMappings(changeTopicPrefix(d.config, p), tables);
+  const byTopic = topicMappings(changeTopicPrefix(d.config, p), tables, pipelineCrypto(d.config, o.pipeline));
 
   // The range of each partition, fixed now.
   const ranges: ReadRange[] = [];

@@ -129,6 +129,11 @@ export interface ApplierOptions {
   batchSize?: number;
   /** Rebuild the parking index after a Redis flush (open conflicts from the dead-letter topic). */
   parkedKeys?: () => Promise<{ table: string; key: string; id: string }[]>;
+  /**
+   * Field encryption (src/security/crypto/pipeline.ts): the row hash of a target table's row, `key`
+   * its key row, with encrypted values hashed as keyed HMACs of their plaintext. Absent: rowHash.
+   */
+  rowHash?: (table: string, row: Row, key: Row) => string;
 }
 
 const DELETED = 'D';
@@ -261,6 +266,11 @@ export class Applier {
     this.log = o.log;
   }
 
+  /** The row hash of a target table's row (see ApplierOptions.rowHash). */
+  private hashOf(table: string, row: Row, key: Row): string {
+    return this.o.rowHash ? this.o.rowHash(table, row, key) : rowHash(row);
+  }
+
   private readsTarget(table: string): boolean {
     return this.o.conflictFor(table).strategy !== 'source-wins';
   }
@@ -337,7 +347,7 @@ export class Applier {
         else if (target !== null && c.hash.includes(':')) {
           const sig = c.hash.slice(0, c.hash.indexOf(':'));
           const names = sigs.get(sig) ?? (await this.state.columnsOf(sig));
-          holds = names !== null && c.hash === columnSig(names) + ':' + rowHash(pick(target, names));
+          holds = names !== null && c.hash === columnSig(names) + ':' + this.hashOf(table, pick(target, names), c.keyRow!);
         }
         if (!holds) {
           dropped++;
@@ -737,7 +747,7 @@ export class Applier {
         if (!columns) return null;
         const sig = columnSig(columns);
         if (k.hashSig !== sig) {
-          k.hash = sig + ':' + rowHash(pick(k.target, columns));
+          k.hash = sig + ':' + this.hashOf(r.table, pick(k.target, columns), r.key);
           k.hashSig = sig;
         }
         return k.hash;
@@ -754,7 +764,7 @@ export class Applier {
       if (verify.has(p)) {
         // Compare what the record carries (TOASTed values it does not carry are the target's own).
         const carried = r.values ? Object.keys(r.values) : null;
-        const want = r.op === 'delete' ? DELETED : columnSig(carried!) + ':' + (r.keep.length === 0 && r.hash ? r.hash : rowHash(r.values!));
+        const want = r.op === 'delete' ? DELETED : columnSig(carried!) + ':' + (r.keep.length === 0 && r.hash ? r.hash : this.hashOf(r.table, r.values!, r.key));
         const seen = r.op === 'delete' ? (k.target === null ? DELETED : 'present') : targetHashOver(carried);
         if (seen === want) {
           plan.unchanged++;
@@ -866,7 +876,7 @@ export class Applier {
         }
         case 'merged': {
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'merged' });
-          const merged: SinkRecord = { ...r, op: 'upsert', values: choice.row, keep: [], hash: rowHash(choice.row) };
+          const merged: SinkRecord = { ...r, op: 'upsert', values: choice.row, keep: [], hash: this.hashOf(r.table, choice.row, r.key) };
           const mp: Pending = { record: merged, raw: p.raw };
           toWrite(mp);
           commit(stateHash(merged), choice.row);
@@ -908,14 +918,14 @@ export class Applier {
     if (choice === 'target') {
       const target = (await this.sink.readRows(r.table, [r.key])).get(ks) ?? null;
       const cols = r.values ? Object.keys(r.values) : target ? Object.keys(target) : [];
-      const hash = target === null ? DELETED : columnSig(cols) + ':' + rowHash(pick(target, cols));
+      const hash = target === null ? DELETED : columnSig(cols) + ':' + this.hashOf(r.table, pick(target, cols), r.key);
       if (target !== null && cols.length > 0) await this.state.registerColumns(columnSig(cols), cols);
       await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? target : undefined }]);
       if (this.o.republish && this.sink.republish && target !== null) await this.sink.republish(r.table, [r.key], keptOver(r.op));
       return true;
     }
     const rec: SinkRecord = choice === 'merged' ? { ...r, op: 'upsert', values: { ...merged!, ...r.key }, keep: [], hash: null } : r;
-    if (choice === 'merged') rec.hash = rowHash(rec.values!);
+    if (choice === 'merged') rec.hash = this.hashOf(r.table, rec.values!, r.key);
     const mp: Pending = { record: rec, raw: p.raw };
     const failed = await this.write([mp], new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined);
     if (failed.length > 0) return false;

@@ -15,12 +15,13 @@ import { applyObserver, ObservedDeadLetters, TimedSink, TimedVersionState } from
 import { VersionState } from './version-state.js';
 import { DlqStore } from '../dlq/store.js';
 import { fatal } from '../core/errors.js';
-import { republishOrigin, type Decided } from '../core/envelope.js';
+import { republishOrigin, type Decided, type Row } from '../core/envelope.js';
 import { Applier } from './applier.js';
 import { loadResolveFn, makeResolver, type Resolver } from './conflicts.js';
 import { DeadLetters } from './dead-letters.js';
 import type { Sink } from './sink.js';
 import { DryRunDeadLetters, DryRunSink, DryRunVersionState } from './dry-run.js';
+import { DecryptingSink, pipelineCrypto } from '../security/crypto/pipeline.js';
 
 export interface SinkParts {
   sink: Sink;
@@ -104,7 +105,10 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
   const raw = reg.create(p.target as never, { pipeline: name, log, origin: p.peer ? originOf(prefix, name) : undefined });
   if (p.peer && !raw.republish) throw fatal('SINK_NO_TWO_WAY', `pipeline ${name}: target type ${(p.target as { type: string }).type} cannot take part in two-way sync (peer ${p.peer})`);
   await (deps.connect ? deps.connect(() => raw.connect()) : raw.connect());
-  const timed = metrics ? new TimedSink(raw, metrics, name) : raw;
+  // Field encryption: a decrypt: true target gets the plaintext, decrypted inside the write.
+  const crypto = pipelineCrypto(config, name);
+  const opened = crypto?.decrypt ? new DecryptingSink(raw, crypto, log) : raw;
+  const timed = metrics ? new TimedSink(opened, metrics, name) : opened;
   const sink = opts.dryRun ? new DryRunSink(timed) : timed;
   const state = opts.dryRun ? new DryRunVersionState(redis, keyPrefix, name) : metrics ? new TimedVersionState(metrics, redis, keyPrefix, name) : new VersionState(redis, keyPrefix, name);
   const dlq = opts.dryRun ? new DryRunDeadLetters(kafka, prefix, name, log) : metrics ? new ObservedDeadLetters(kafka, prefix, name, log).observe(metrics, 'sink') : new DeadLetters(kafka, prefix, name, log);
@@ -115,6 +119,7 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
     partitionsOf: (topic) => kafka.partitionCount(topic),
     batchSize: batchSizeOf(config, p),
     parkedKeys: async () => (await store.load()).parkedKeys(),
+    ...(crypto ? { rowHash: (table: string, row: Row, key: Row) => crypto.rowHash(table, row, key) } : {}),
   });
   if (metrics) applier.observer = applyObserver(metrics, name);
   return { sink, state, dlq, applier, conflictFor: policy.conflictFor, addTables: policy.addTables };

@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 import { registeredSinks, registeredSources } from '../registry.js';
-import { configSpec } from './schema.js';
+import { configSpec, targetSpec } from './schema.js';
 
 /** The subset of JSON Schema that z.toJSONSchema emits for our specs. */
 interface JsonSchema {
@@ -270,7 +270,7 @@ export function renderConfigDocs(): string {
     }
   };
   connectorSections('source', 'Source connectors', sources);
-  connectorSections('target', 'Target connectors', sinks);
+  connectorSections('target', 'Target connectors', sinks.map((r) => ({ ...r, spec: targetSpec(r.spec) })));
 
   return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
 }

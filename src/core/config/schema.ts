@@ -170,6 +170,21 @@ export const tableSpec = z
     key: z.array(z.string().min(1)).min(1).optional().describe('Key columns; default: the primary key. Required for a table without one (with REPLICA IDENTITY FULL).'),
     columns: z.record(z.string(), z.string()).optional().describe('Column renames source → target.'),
     conflict: conflictSpec.optional().describe('Per-table override of the pipeline conflict settings.'),
+    encrypt: z
+      .array(z.string().min(1))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'a column is listed twice')
+      .optional()
+      .describe(
+        "Field encryption (AES-256-GCM): source columns whose values are encrypted where they enter syncline (capture, every source, snapshot and backfill rows included), so no change topic, dead letter, replay, log line, metric, report or API answer holds them in clear. They are decrypted only by a target with `decrypt: true`; any other target gets the ciphertext (text: `sl1:<key id>:<base64url>`; autoCreate makes such a column text). Key columns cannot be encrypted. Needs the top-level `encryption` section. See docs/security.md.",
+      )
+      .meta({ examples: [['email', 'phone', 'salary']] }),
+    mask: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe("Masking: columns (source or target names) whose values are shown as '***' wherever syncline shows row values to people: dead letters in `syncline dlq list|show` and GET /api/dlq (conflict versions and diff, violations, values quoted in error messages; the raw Kafka bytes withheld). Encrypted columns are masked too. See docs/security.md.")
+      .meta({ examples: [['phone', 'birth_date']] }),
     validate: tableValidateSpec
       .optional()
       .describe(
@@ -178,6 +193,25 @@ export const tableSpec = z
   })
   .strict()
   .describe('One captured table and how it maps to the target.');
+
+/** Field encryption keys (tables[].encrypt): where the keyring comes from and which key writes. */
+export const encryptionSpec = z
+  .object({
+    activeKey: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, '1-32 letters, digits, _ or -').describe('Id of the key that encrypts new values. Every other key of the keyring still decrypts (rotation: add the new key, make it active, keep the old one as long as messages written under it are kept: the change topics\' retention).').meta({ examples: ['k2026b'] }),
+    hashKey: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, '1-32 letters, digits, _ or -').optional().describe("Id of the key from which the row-hash HMAC keys are derived (HKDF per pipeline, table and column); default activeKey. Keep it when rotating activeKey: a new hash key makes every row with an encrypted column look changed once."),
+    keysEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('SYNCLINE_ENCRYPTION_KEYS').describe('Environment variable holding the keyring: entries <id>=<key> separated by commas or new lines, each key 64 hex digits or base64 of 32 bytes.'),
+    keysFile: z.string().min(1).optional().describe('File holding keyring entries (same form as keysEnv, one per line, # comments); read at start, merged with the variable. Keep it readable by syncline only.').meta({ examples: ['/run/secrets/syncline-keys'] }),
+  })
+  .strict()
+  .describe('Field encryption (tables[].encrypt, target decrypt). The keys themselves never sit in the config file: they come from the environment or a file. A missing or wrong key is a fatal error naming its id. See docs/security.md.');
+
+const decryptSpec = z
+  .boolean()
+  .default(false)
+  .describe("Field encryption: write the plaintext of encrypted columns (tables[].encrypt) to this target, decrypted inside the write at the last moment (a record that fails and is dead-lettered keeps its ciphertext). Needs the keyring. false: the target gets the ciphertext text.");
+
+/** A target connector's spec with the options every target has (decrypt). */
+export const targetSpec = (spec: z.ZodObject): z.ZodObject => spec.extend({ decrypt: decryptSpec });
 
 export const observabilitySpec = z
   .object({
@@ -422,7 +456,7 @@ function syncModeIssues(p: { mode: string; schedule?: string; timezone: string; 
 
 export function configSpec() {
   const source = unionOf(registeredSources().map((r) => r.spec), 'source');
-  const target = unionOf(registeredSinks().map((r) => r.spec), 'sink');
+  const target = unionOf(registeredSinks().map((r) => targetSpec(r.spec)), 'sink');
   const pipeline = z
     .object({
       enabled: z.boolean().default(true).describe('Run this pipeline.'),
@@ -536,6 +570,28 @@ export function configSpec() {
         ),
       observability: observabilitySpec.optional(),
       api: apiSpec.optional(),
+      encryption: encryptionSpec.optional(),
+      masking: z
+        .object({
+          patterns: z
+            .array(
+              z.string().refine((p) => {
+                try {
+                  new RegExp(p, 'i');
+                  return true;
+                } catch {
+                  return false;
+                }
+              }, 'a valid regular expression'),
+            )
+            .optional()
+            .describe('Column-name patterns (regular expressions, case-insensitive) masked in every table, besides the tables\' `mask` lists.')
+            .meta({ examples: [['(^|_)email$', 'phone']] }),
+          defaults: z.boolean().default(true).describe("Also mask the built-in patterns: passw(or)?d, secret, token, ssn, card_?(number|no), iban."),
+        })
+        .strict()
+        .optional()
+        .describe('Masking policy for row values shown to people (tables[].mask, these patterns, encrypted columns). Revealing a dead letter unmasked is a separate, admin-only function (docs/security.md).'),
       alerts: alertsSpec.optional(),
       reports: reportsSpec.optional(),
       audit: auditSpec.optional(),
@@ -555,6 +611,7 @@ export function configSpec() {
       // A change topic carries one source database's table: pipelines reading other databases must
       // not write the same topic (two-way pairs capture tables of the same names on both sides).
       const claimed = new Map<string, { pipeline: string; source: string }>();
+      const encryptedBy = new Map<string, { pipeline: string; enc: string }>();
       // Kafka refuses a topic whose name equals another's once '.' and '_' are made one (a.b_c, a_b.c).
       const colliding = new Map<string, { topic: string; table: string }>();
       for (const [name, p] of Object.entries(c.pipelines)) {
@@ -571,6 +628,13 @@ export function configSpec() {
           const topic = cdcTopicName(changeTopicPrefix(c, p), schema, table);
           if (topic.length > MAX_TOPIC_LENGTH) {
             ctx.addIssue({ code: 'custom', path: at, message: `its change topic name ${topic} would be ${topic.length} characters long (Kafka allows ${MAX_TOPIC_LENGTH}): shorten the topic prefix or the names` });
+          }
+          // Field encryption happens in capture: pipelines sharing a change topic share its ciphertexts and schema.
+          const enc = JSON.stringify([...((t as { encrypt?: string[] }).encrypt ?? [])].sort());
+          const sealed = encryptedBy.get(topic);
+          if (!sealed) encryptedBy.set(topic, { pipeline: name, enc });
+          else if (sealed.enc !== enc) {
+            ctx.addIssue({ code: 'custom', path: [...at.slice(0, -1), 'encrypt'], message: `change topic ${topic} is shared with pipeline '${sealed.pipeline}', which encrypts ${sealed.enc === '[]' ? 'no columns' : sealed.enc} of ${t.source} (here ${enc === '[]' ? 'none' : enc}): pipelines sharing a change topic must encrypt the same columns (or set changeTopicPrefix on one of them)` });
           }
           const other = claimed.get(topic);
           if (!other) claimed.set(topic, { pipeline: name, source });
@@ -601,6 +665,7 @@ export function configSpec() {
       if (c.api?.auth === 'required' && c.api.tokens.length === 0 && !c.api.oidc) {
         ctx.addIssue({ code: 'custom', path: ['api', 'auth'], message: 'auth: required, but no api.tokens and no api.oidc: nobody could call the API (create a token with `syncline auth token create`, or set auth: none)' });
       }
+      for (const [name, p] of Object.entries(c.pipelines)) encryptIssues(name, p, c.defaults.conflict, c.encryption !== undefined, ctx);
       for (const [name, p] of Object.entries(c.pipelines)) {
         const peerName = (p as { peer?: string }).peer;
         if (peerName === undefined) continue;
@@ -637,6 +702,24 @@ function conflictIssues(name: string, p: { target: unknown; conflict?: ConflictC
   });
 }
 
+/**
+ * Field encryption settings that cannot work: encrypt without the encryption section, an encrypted
+ * key column, an encrypted latest-timestamp field (its order is not in the ciphertext).
+ */
+function encryptIssues(name: string, p: { tables: { key?: string[]; encrypt?: string[]; conflict?: ConflictConfig }[]; conflict?: ConflictConfig }, defaults: ConflictConfig, hasKeys: boolean, ctx: z.RefinementCtx): void {
+  p.tables.forEach((t, i) => {
+    if (!t.encrypt) return;
+    const at = ['pipelines', name, 'tables', i, 'encrypt'];
+    if (!hasKeys) ctx.addIssue({ code: 'custom', path: at, message: 'encrypt needs the top-level encryption section (encryption: { activeKey: <key id> }, keys in SYNCLINE_ENCRYPTION_KEYS or encryption.keysFile)' });
+    const keyCol = t.encrypt.find((c) => t.key?.includes(c));
+    if (keyCol !== undefined) ctx.addIssue({ code: 'custom', path: at, message: `key column ${keyCol} cannot be encrypted (it is the Kafka key and binds each ciphertext to its row)` });
+    const conflict = t.conflict ?? p.conflict ?? defaults;
+    if (conflict.strategy === 'latest-timestamp' && t.encrypt.includes(conflict.field)) {
+      ctx.addIssue({ code: 'custom', path: at, message: `column ${conflict.field} is the latest-timestamp field of this table and cannot be encrypted (its order would be lost): choose another conflict.field or leave it in clear` });
+    }
+  });
+}
+
 /** Which database a source reads (connectors with a `connection` of host, port and database). */
 function sourceIdentity(source: unknown): string {
   const s = source as { type: string; connection?: { host?: string; port?: number; database?: string } };
@@ -662,6 +745,7 @@ export function startTimeoutOf(config: { startTimeoutMs: number }, env: NodeJS.P
 export type ObservabilityConfig = z.infer<typeof observabilitySpec>;
 export type ApiConfig = z.infer<typeof apiSpec>;
 export type ApiRole = (typeof API_ROLES)[number];
+export type EncryptionConfig = z.infer<typeof encryptionSpec>;
 export type ReportsConfig = z.infer<typeof reportsSpec>;
 export type AuditConfig = z.infer<typeof auditSpec>;
 export type AlertsConfig = z.infer<typeof alertsSpec>;
