@@ -28,7 +28,7 @@ test('a runtime records its start, a sync run and a DLQ action; audit list finds
   const meta = `syncline_t_${Math.random().toString(16).slice(2, 10)}_meta`;
   await createDb(meta);
   const env = await testEnv(
-    [{ name: 'items', tables: [{ source: 'public.items', validate: { fields: { qty: { min: 0 } } } }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }],
+    [{ name: 'items', tables: [{ source: 'public.items', validate: { fields: { qty: { min: 0 } } }, mask: ['qty'] }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }],
     { extra: { observability: { port: 0 }, audit: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${meta}`, signingKey: { env: keyVar }, checkpointEvery: 5 } } },
   );
   t.after(async () => {
@@ -53,6 +53,16 @@ test('a runtime records its start, a sync run and a DLQ action; audit list finds
     const l = (await (await fetch(`${base}/api/dlq?kind=invalid`)).json()) as { deadLetters: { id: string }[] };
     return l.deadLetters.length > 0 ? l.deadLetters : undefined;
   }, 60_000);
+  // qty is masked (tables[].mask) wherever the dead letter is shown; an admin reveals it, with a reason, audited.
+  const shown = await (await fetch(`${base}/api/dlq/${letters[0]!.id}`)).text();
+  assert.doesNotMatch(shown, /"(qty|value)":\s*-5\b/, 'the masked column is not shown');
+  assert.match(shown, /\*\*\*/);
+  const noReason = await fetch(`${base}/api/dlq/${letters[0]!.id}/reveal`, { method: 'POST', headers: { 'x-syncline-user': 'frank' }, body: '{}' });
+  assert.equal(noReason.status, 400);
+  assert.match(((await noReason.json()) as { error: string }).error, /needs a reason/);
+  const revealed = await fetch(`${base}/api/dlq/${letters[0]!.id}/reveal`, { method: 'POST', headers: { 'x-syncline-user': 'frank' }, body: JSON.stringify({ reason: 'ticket 42: which qty broke the rule' }) });
+  assert.equal(revealed.status, 200);
+  assert.match(await revealed.text(), /"field":"qty","rule":"min","message":"must be >= 0","value":-5\b/, 'revealed: the value as captured');
   const discard = await fetch(`${base}/api/dlq/${letters[0]!.id}/discard`, { method: 'POST', headers: { 'x-syncline-user': 'erin' }, body: JSON.stringify({ note: 'qty -5 is a test row' }) });
   assert.equal(discard.status, 200);
   // Reloads, refused (a table added to a manual pipeline) and applied (nothing to change), and a denied request.
@@ -71,6 +81,8 @@ test('a runtime records its start, a sync run and a DLQ action; audit list finds
   assert.ok(actions.includes('sync.run.start by alice'), actions.join('; '));
   assert.ok(actions.includes('sync.run.end by alice'), actions.join('; '));
   assert.ok(actions.includes('dlq.discard by erin'), actions.join('; '));
+  const reveal = entries.find((e) => e.action === 'dlq.reveal')!;
+  assert.deepEqual([reveal?.actor, reveal?.object, reveal?.details.reason], ['frank', `dlq:${letters[0]!.id}`, 'ticket 42: which qty broke the rule']);
   assert.equal(entries[0]!.action, 'process.start');
   assert.deepEqual(entries.filter((e) => e.action === 'config.reload').map((e) => [e.actor, e.details.outcome]), [['ops', 'refused'], ['ops', 'ok']]);
   const denied = entries.find((e) => e.action === 'api.denied')!;

@@ -103,7 +103,7 @@ export async function checksum(database: string, table: string, orderBy: string)
 
 export interface TestPipeline {
   name: string;
-  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; validate?: Record<string, unknown>; conflict?: Record<string, unknown>; encrypt?: string[] }[];
+  tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; validate?: Record<string, unknown>; conflict?: Record<string, unknown>; encrypt?: string[]; mask?: string[] }[];
   /** Two-way sync: this pipeline reads the env's target database and writes its source database. */
   reverse?: boolean;
   peer?: string;

@@ -19,6 +19,7 @@ import type { DlqEntry, DlqState } from './store.js';
 import { maskEntry, type MaskPolicy } from '../security/masking/policy.js';
 import { HttpError, jsonBody, sendJson } from '../observe/http.js';
 import { actorOf } from '../security/access/access.js';
+import { audit } from '../security/audit/recorder.js';
 
 /**
  * An entry as JSON: raw bytes as base64, values tagged (see core/tagged-json.ts). With a policy, as
@@ -74,9 +75,18 @@ export function dlqApi(service: () => DlqService) {
         return true;
       }
       const action = parts[3];
-      if (parts.length !== 4 || !['resolve', 'requeue', 'discard'].includes(action!)) throw new DlqError(404, `no such endpoint ${url.pathname} (POST /api/dlq/:id/resolve|requeue|discard)`);
+      if (parts.length !== 4 || !['resolve', 'requeue', 'discard', 'reveal'].includes(action!)) throw new DlqError(404, `no such endpoint ${url.pathname} (POST /api/dlq/:id/resolve|requeue|discard|reveal)`);
       if (req.method !== 'POST') throw new DlqError(405, `use POST for /api/dlq/${id}/${action}`);
       const b = await jsonBody(req, 1 << 20);
+      if (action === 'reveal') {
+        // Admin only (src/security/access/routes.ts); recorded before the values leave.
+        const reason = typeof b.reason === 'string' ? b.reason.trim() : '';
+        if (reason === '') throw new DlqError(400, 'revealing a dead letter needs a reason: {"reason": "…"} (it is recorded in the audit trail)');
+        const e = await service().show(id, pipeline);
+        audit.record({ actor: by, action: 'dlq.reveal', object: `dlq:${id}`, details: { pipeline: e.pipeline, table: e.table ?? null, kind: e.kind, reason: reason.slice(0, 300) } });
+        sendJson(res, 200, revealEntry(e));
+        return true;
+      }
       const note = typeof b.note === 'string' ? b.note : undefined;
       const r =
         action === 'resolve'

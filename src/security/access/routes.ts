@@ -36,6 +36,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/api/dlq/:id/resolve', role: 'operator', scope: 'query', summary: 'resolve a conflict' },
   { method: 'POST', path: '/api/dlq/:id/requeue', role: 'operator', scope: 'query', summary: 'requeue a dead letter' },
   { method: 'POST', path: '/api/dlq/:id/discard', role: 'operator', scope: 'query', summary: 'discard a dead letter' },
+  { method: 'POST', path: '/api/dlq/:id/reveal', role: 'admin', scope: 'query', summary: 'a dead letter unmasked (audited)' },
   { method: 'POST', path: '/api/pipelines/:name/runs', role: 'operator', scope: 'path', summary: 'start a sync run' },
   { method: 'GET', path: '/api/runs', role: 'viewer', scope: 'query', summary: 'list sync runs' },
   { method: 'GET', path: '/api/runs/:id', role: 'viewer', scope: 'query', summary: 'one sync run' },
