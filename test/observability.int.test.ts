@@ -240,6 +240,8 @@ test('/ready turns red when the target or Redis is unreachable and green again; 
   assert.match(cli.out, /: READY/);
   assert.match(cli.out, new RegExp(`target:${P}\\s+ok`));
   assert.match(cli.out, new RegExp(`${P}\\s+yes\\s+capture, process, sink`));
+  assert.match(cli.out, /PIPELINE\s+RUNNING\s+STAGES\s+SOURCE LAG\s+KAFKA LAG/);
+  assert.match(cli.out, new RegExp(`${P}\\s+yes\\s+capture, process, sink\\s+[\\d.]+ (B|KiB|MiB) WAL`), 'the slot\'s lag from /metrics');
 
   // The target goes away.
   pgProxy.block();

@@ -1,6 +1,7 @@
 /**
  * `syncline status [--config FILE] [--url http://host:port]`: asks a running syncline for /ready
- * and /health and prints them as a table; exit 0 when ready, 1 when not.
+ * and /health (and /metrics, for each pipeline's source and Kafka lag) and prints them as tables;
+ * exit 0 when ready, 1 when not.
  * When nothing answers at the URL (default: the config's observability host and port, else
  * http://127.0.0.1:9464), it runs the same dependency checks itself from the config (Kafka, registry,
  * Redis, every enabled pipeline's source and target) and prints those.
@@ -41,7 +42,7 @@ export async function status(opts: StatusOptions): Promise<number> {
   const url = (opts.url ?? defaultUrl(config)).replace(/\/+$/, '');
   const remote = await fetchRemote(url, opts.token);
   if (remote) {
-    out(formatStatus(`syncline at ${url}`, remote.ready, remote.health));
+    out(formatStatus(`syncline at ${url}`, remote.ready, remote.health, remote.lags));
     return remote.ready.ready ? 0 : 1;
   }
   if (!config) throw configError;
@@ -59,7 +60,7 @@ export function defaultUrl(config?: SynclineConfig): string {
 }
 
 /** /ready and /health of a running instance, or null when nothing listens there. */
-async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyReport & { phase?: string }; health: HealthReport } | null> {
+async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyReport & { phase?: string }; health: HealthReport; lags?: Map<string, PipelineLag> } | null> {
   const get = async (path: string) => {
     const res = await fetch(url + path, { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) });
     const text = await res.text();
@@ -71,9 +72,18 @@ async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyR
       throw new Error(`GET ${url}${path}: HTTP ${res.status}, not JSON: ${text.slice(0, 200)}`);
     }
   };
+  // The lags come from /metrics (Prometheus text); a process that cannot serve them still has a status.
+  const metrics = async (): Promise<string | undefined> => {
+    try {
+      const res = await fetch(url + '/metrics', { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) });
+      return res.ok ? await res.text() : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   try {
-    const [ready, health] = await Promise.all([get('/ready'), get('/health')]);
-    return { ready: ready as ReadyReport, health: health as HealthReport };
+    const [ready, health, text] = await Promise.all([get('/ready'), get('/health'), metrics()]);
+    return { ready: ready as ReadyReport, health: health as HealthReport, ...(text !== undefined ? { lags: lagsOf(text) } : {}) };
   } catch (err) {
     const code = (err as { cause?: { code?: string } }).cause?.code;
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH') return null;
@@ -105,8 +115,49 @@ export async function localChecks(config: SynclineConfig, timeoutMs = config.obs
   }
 }
 
-/** A readable table of the checks (and the pipelines, when /health is there). */
-export function formatStatus(title: string, ready: ReadyReport & { phase?: string }, health?: HealthReport): string {
+/** How far a pipeline is behind, from the metrics of the process that serves it (absent: not served there). */
+export interface PipelineLag {
+  /** Log-based sources: WAL bytes the slot holds back (syncline_replication_slot_lag_bytes). */
+  slotBytes?: number;
+  /** Polling sources: seconds since the last pass Kafka holds whole (syncline_source_lag_seconds). */
+  sourceSeconds?: number;
+  /** Messages in Kafka not yet committed by the pipeline's consumer groups (syncline_consumer_lag_messages, summed). */
+  kafkaMessages?: number;
+}
+
+/** The lags per pipeline in a Prometheus text exposition. */
+export function lagsOf(text: string): Map<string, PipelineLag> {
+  const out = new Map<string, PipelineLag>();
+  const at = (p: string) => out.get(p) ?? (out.set(p, {}), out.get(p)!);
+  for (const line of text.split('\n')) {
+    const m = /^(syncline_replication_slot_lag_bytes|syncline_source_lag_seconds|syncline_consumer_lag_messages)\{([^}]*)\}\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const pipeline = /(?:^|,)pipeline="((?:[^"\\]|\\.)*)"/.exec(m[2]!)?.[1];
+    const v = Number(m[3]);
+    if (pipeline === undefined || !Number.isFinite(v)) continue;
+    const l = at(pipeline);
+    if (m[1] === 'syncline_replication_slot_lag_bytes') l.slotBytes = v;
+    else if (m[1] === 'syncline_source_lag_seconds') l.sourceSeconds = v;
+    else l.kafkaMessages = (l.kafkaMessages ?? 0) + v;
+  }
+  return out;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function sourceLag(l?: PipelineLag): string {
+  if (!l) return '-';
+  const parts = [l.slotBytes !== undefined ? `${formatBytes(l.slotBytes)} WAL` : '', l.sourceSeconds !== undefined ? `${l.sourceSeconds.toFixed(1)} s` : ''].filter(Boolean);
+  return parts.length > 0 ? parts.join(', ') : '-';
+}
+
+/** A readable table of the checks (and the pipelines, when /health is there, with their lags from /metrics). */
+export function formatStatus(title: string, ready: ReadyReport & { phase?: string }, health?: HealthReport, lags?: Map<string, PipelineLag>): string {
   const lines: string[] = [];
   const state = ready.ready ? 'READY' : 'NOT READY';
   const extra = [ready.phase && ready.phase !== 'running' ? `phase ${ready.phase}` : '', health ? `health ${health.status}, up ${formatUptime(health.uptimeS)}` : '']
@@ -118,11 +169,12 @@ export function formatStatus(title: string, ready: ReadyReport & { phase?: strin
   lines.push(...table(rows, [false, false, true, false, false]));
   if (health && health.pipelines.length > 0) {
     lines.push('');
-    const prow: string[][] = [['PIPELINE', 'RUNNING', 'STAGES', 'FAILED']];
+    const prow: string[][] = [['PIPELINE', 'RUNNING', 'STAGES', 'SOURCE LAG', 'KAFKA LAG', 'FAILED']];
     for (const p of health.pipelines) {
-      prow.push([p.name, p.running ? 'yes' : 'no', p.stages.join(', '), (p.failed ?? []).map((f) => `${f.stage}: ${f.code}: ${f.error}`).join('; ')]);
+      const l = lags?.get(p.name);
+      prow.push([p.name, p.running ? 'yes' : 'no', p.stages.join(', '), sourceLag(l), l?.kafkaMessages !== undefined ? `${l.kafkaMessages} msgs` : '-', (p.failed ?? []).map((f) => `${f.stage}: ${f.code}: ${f.error}`).join('; ')]);
     }
-    lines.push(...table(prow, [false, false, false, false]));
+    lines.push(...table(prow, [false, false, false, true, true, false]));
   }
   return lines.join('\n') + '\n';
 }
