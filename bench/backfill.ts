@@ -17,12 +17,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../src/core/kafkajs-patch.js';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/core/config/load.js';
 import { Runtime } from '../src/runtime.js';
 import { topics } from '../src/core/kafka.js';
-import { BROKERS, PG, REGISTRY, createSource, deleteTopics, figure, fmt, fmtFigure, rateOf, sleep, timeProgress, topicCounter, uid, withAdmin, writeWorkload, type Figure } from './common.js';
+import { BROKERS, PG, REGISTRY, createSource, deleteTopics, figure, fmt, fmtFigure, rateOf, sleep, timeProgress, topicCounter, uid, withAdmin, writeWorkload, type Figure, runBenchCli } from './common.js';
 import { MARIADB_DDL, MY, my } from './mariadb.js';
 
 export const BACKFILL_CHUNKS = [2000, 10000];
@@ -233,16 +231,4 @@ export function backfillSection(r: BackfillBenchResult, m: { nproc: number; cpu:
   ].join('\n');
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const arg = (name: string, dflt: string) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1]! : dflt;
-  };
-  runBackfillBench({ rows: Number(arg('rows', '200000')), repeat: Number(arg('repeat', '1')), source: arg('source', 'postgres') as BackfillSourceKind, log: (s) => console.log(s) }).then((r) => {
-    console.log('\n' + backfillTable(r));
-    process.exit(0);
-  }, (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBenchCli(import.meta.url, (arg) => runBackfillBench({ rows: Number(arg('rows', '200000')), repeat: Number(arg('repeat', '1')), source: arg('source', 'postgres') as BackfillSourceKind, log: (s) => console.log(s) }), backfillTable);

@@ -481,3 +481,27 @@ export function watchChild(proc: ChildProcess): Child {
 export function hasFlag(args: string[], name: string): boolean {
   return args.includes(name);
 }
+
+/**
+ * A bench file run directly (`npx tsx bench/targets.ts --changes 50000`): when `moduleUrl` (its
+ * import.meta.url) is the script node was started with, runs `run` with a reader of `--name value`
+ * options, prints the table it makes and exits (1, with the error, when it throws). Imported by
+ * bench/index.ts instead, it does nothing.
+ */
+export function runBenchCli<R>(moduleUrl: string, run: (arg: (name: string, dflt: string) => string) => Promise<R>, table: (r: R) => string): void {
+  if (!process.argv[1] || resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
+  const arg = (name: string, dflt: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1]! : dflt;
+  };
+  run(arg).then(
+    (r) => {
+      console.log('\n' + table(r));
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

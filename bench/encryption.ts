@@ -8,10 +8,8 @@
  * decrypted by the target (decrypt: true), i.e. every step that encryption adds. Rate = changes / time
  * from the first change at the sink to the target holding the final state (checked in SQL).
  */
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runEndToEnd } from './end-to-end.js';
-import { createSource, figure, fmt, fmtFigure, ratio, writeWorkload, type Figure } from './common.js';
+import { createSource, figure, fmt, fmtFigure, ratio, writeWorkload, type Figure, runBenchCli } from './common.js';
 
 export const ENCRYPTED = ['name', 'amount', 'v'];
 
@@ -81,16 +79,4 @@ export function encryptionSection(r: EncryptionResult, m: { nproc: number; cpu: 
   ].join('\n');
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const arg = (name: string, dflt: string) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1]! : dflt;
-  };
-  runEncryptionBench({ changes: Number(arg('changes', '100000')), repeat: Number(arg('repeat', '1')), log: (s) => console.log(s) }).then((r) => {
-    console.log('\n' + encryptionTable(r));
-    process.exit(0);
-  }, (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBenchCli(import.meta.url, (arg) => runEncryptionBench({ changes: Number(arg('changes', '100000')), repeat: Number(arg('repeat', '1')), log: (s) => console.log(s) }), encryptionTable);

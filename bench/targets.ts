@@ -21,8 +21,6 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { pino } from 'pino';
 import '../connectors/index.js';
@@ -35,7 +33,7 @@ import { httpSinkSpec } from '../connectors/http/spec.js';
 import { FileSink } from '../connectors/file/sink.js';
 import { fileSinkSpec } from '../connectors/file/spec.js';
 import type { Sink, SinkRecord } from '../src/sink/sink.js';
-import { PG, ROOT, createDb, dropDb, figure, fmt, fmtFigure, ratio, sql, tableDdl, uid, type Figure } from './common.js';
+import { PG, ROOT, createDb, dropDb, figure, fmt, fmtFigure, ratio, sql, tableDdl, uid, type Figure, runBenchCli } from './common.js';
 
 const BATCH = 1000;
 const PARTITIONS = 3;
@@ -192,16 +190,4 @@ export function targetsSection(r: TargetsResult, m: { nproc: number; cpu: string
   ].join('\n');
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const arg = (name: string, dflt: string) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1]! : dflt;
-  };
-  runTargetsBench({ changes: Number(arg('changes', '100000')), repeat: Number(arg('repeat', '3')), log: (s) => console.log(s) }).then((r) => {
-    console.log('\n' + targetsTable(r));
-    process.exit(0);
-  }, (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBenchCli(import.meta.url, (arg) => runTargetsBench({ changes: Number(arg('changes', '100000')), repeat: Number(arg('repeat', '3')), log: (s) => console.log(s) }), targetsTable);
