@@ -1,5 +1,6 @@
 /** Config spec of the Kafka topic source connector (registered in ./index.ts; ADR 0021). */
 import { z } from 'zod';
+import { declaredTableIssues } from '../../src/capture/declared-tables.js';
 
 export const topicTableSpec = z
   .object({
@@ -32,15 +33,7 @@ export const kafkaTopicSourceSpec = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.format === 'avro' && !c.registryUrl) ctx.addIssue({ code: 'custom', path: ['registryUrl'], message: 'format avro needs registryUrl (the registry the records\' schema ids are in)' });
-    const seen = new Set<string>();
-    c.topics.forEach((t, i) => {
-      if (seen.has(t.topic)) ctx.addIssue({ code: 'custom', path: ['topics', i, 'topic'], message: `topic ${t.topic} is listed twice` });
-      seen.add(t.topic);
-      const cols = Object.keys(t.columns);
-      t.key.forEach((k, j) => {
-        if (!cols.includes(k)) ctx.addIssue({ code: 'custom', path: ['topics', i, 'key', j], message: `key column ${k} is not in columns (${cols.join(', ')})` });
-      });
-    });
+    declaredTableIssues(c.topics, 'topics', 'topic', ctx);
   })
   .describe('An existing Kafka topic written by someone else: Debezium change events (JSON or Avro) or plain rows, applied with syncline\'s validation, conflicts, dead letters and replay. Position: the topic partition and offset (ADR 0021).');
 

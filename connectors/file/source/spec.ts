@@ -1,5 +1,6 @@
 /** Config spec of the file source (`type: file` under a pipeline's `source`), registered in ./index.ts (ADR 0025). */
 import { z } from 'zod';
+import { declaredTableIssues } from '../../../src/capture/declared-tables.js';
 
 export const fileTableSpec = z
   .object({
@@ -23,10 +24,6 @@ export const fileTableSpec = z
   })
   .strict()
   .superRefine((t, ctx) => {
-    const cols = Object.keys(t.columns);
-    t.key.forEach((k, j) => {
-      if (!cols.includes(k)) ctx.addIssue({ code: 'custom', path: ['key', j], message: `key column ${k} is not in columns (${cols.join(', ')})` });
-    });
     if (t.delimiter === '"' || t.delimiter === '\n' || t.delimiter === '\r') ctx.addIssue({ code: 'custom', path: ['delimiter'], message: 'the delimiter cannot be a quote or a line break' });
   });
 
@@ -53,11 +50,7 @@ export const fileSourceSpec = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    const seen = new Set<string>();
-    c.tables.forEach((t, i) => {
-      if (seen.has(t.table)) ctx.addIssue({ code: 'custom', path: ['tables', i, 'table'], message: `table ${t.table} is listed twice` });
-      seen.add(t.table);
-    });
+    declaredTableIssues(c.tables, 'tables', 'table', ctx);
   })
   .describe('A directory of JSON Lines, CSV or Parquet files polled each pass: new and changed files found by size, time and content hash, their rows compared by key with the file\'s previous version (inserts, updates, deletes; a deleted file deletes its rows); bad lines dead-lettered with file:line (connectors/file/README.md, ADR 0025).');
 

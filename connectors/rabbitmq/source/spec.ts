@@ -1,5 +1,6 @@
 /** Config spec of the RabbitMQ source (registered in ./index.ts; ADR 0024). */
 import { z } from 'zod';
+import { declaredTableIssues } from '../../../src/capture/declared-tables.js';
 import { rabbitmqConnectionSpec } from '../spec.js';
 
 export const queueTableSpec = z
@@ -30,15 +31,7 @@ export const rabbitmqSourceSpec = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    const seen = new Set<string>();
-    c.tables.forEach((t, i) => {
-      if (seen.has(t.table)) ctx.addIssue({ code: 'custom', path: ['tables', i, 'table'], message: `table ${t.table} is listed twice` });
-      seen.add(t.table);
-      const cols = Object.keys(t.columns);
-      t.key.forEach((k, j) => {
-        if (!cols.includes(k)) ctx.addIssue({ code: 'custom', path: ['tables', i, 'key', j], message: `key column ${k} is not in columns (${cols.join(', ')})` });
-      });
-    });
+    declaredTableIssues(c.tables, 'tables', 'table', ctx);
   })
   .describe('A RabbitMQ queue of JSON changes (what the RabbitMQ target publishes, or plain rows), acknowledged once Kafka holds each change; poison messages dead-lettered and never requeued (ADR 0024).');
 
