@@ -123,6 +123,8 @@ export class PollSource implements Source {
   private state: PollState = { pass: 0, begun: 0, tables: {} };
   private acked = 0n;
   private inPass = 0;
+  /** The pass a bounded run waits for (position()): passes follow each other without the interval until it is done. */
+  private wanted = 0;
   private stopping = false;
   private wake?: () => void;
   private loop?: Promise<void>;
@@ -150,6 +152,9 @@ export class PollSource implements Source {
   async position(): Promise<string> {
     await this.restored;
     const base = this.inPass > 0 ? this.inPass : Math.max(this.state.pass, this.state.begun);
+    // A bounded run waits for that pass: it starts as soon as the running one ends (or now), not after intervalMs.
+    if (base + 1 > this.wanted) this.wanted = base + 1;
+    this.wake?.();
     return passPosition(base + 1, PASS_END);
   }
 
@@ -239,6 +244,7 @@ export class PollSource implements Source {
           continue;
         }
         if (this.stopping) break;
+        if (this.wanted > this.state.pass) continue; // a run asked for a later pass (position())
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.o.intervalMs);
           this.wake = () => {
