@@ -9,7 +9,7 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type avsc from 'avsc';
 import { avroOptions, decodeFailurePath } from './avro.js';
 import { poison, retriable, fatal, type SynclineError } from './errors.js';
-import { tlsFailure } from './tls.js';
+import { tlsFailure } from './errors.js';
 import { registryAccess, type FetchLike, type RegistryConnection } from './registry-http.js';
 
 export class AvroCodec {

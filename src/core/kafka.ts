@@ -9,7 +9,8 @@ import { classifyNetworkError, errorMessage, fatal, networkCode, retriable, Sync
 import { cdcTopicName } from './names.js';
 import { DependencyWaits, kafkaLogKind, type Dependency } from './dependencies.js';
 import { sleep } from './retry.js';
-import { tlsFailure, tlsOptions } from './tls.js';
+import { tlsOptions } from './tls.js';
+import { tlsFailure } from './errors.js';
 import net from 'node:net';
 import tls from 'node:tls';
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { redisSecurity, readPem, tlsFailure } from './tls.js';
+import { redisSecurity, readPem } from './tls.js';
+import { tlsFailure } from './errors.js';
 import { classifyKafkaError } from './kafka.js';
 import { classifyRedisError, errorKind } from './errors.js';
 import '../../connectors/index.js';

@@ -36,41 +36,6 @@ export function clientTls(system: string, c: TlsSettings, warn?: (msg: string) =
   return { rejectUnauthorized: c.sslVerify, ...(ca !== undefined ? { ca } : {}) };
 }
 
-/**
- * Node's codes of a TLS handshake that failed on the certificate or the protocol: no retry makes
- * them right (a wrong CA, a name that does not match, TLS spoken to a plaintext port).
- */
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED',
-  'CERT_REJECTED', 'INVALID_CA', 'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH', 'ERR_SSL_WRONG_VERSION_NUMBER',
-  'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
-  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
-]);
-
-/**
- * The TLS failure behind a client library's error (its own `code`, or that of the error it wraps:
- * kafkajs `cause`/`originalError`, ioredis, fetch's `cause`), as "TLS certificate verification
- * failed (CODE: message)" or "TLS handshake failed (…)"; undefined when it is not one.
- */
-export function tlsFailure(err: unknown, depth = 0): string | undefined {
-  if (!err || typeof err !== 'object' || depth > 6) return undefined;
-  const e = err as { code?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown; message?: unknown };
-  if (typeof e.code === 'string' && TLS_CODES.has(e.code)) {
-    const what = e.code.startsWith('ERR_SSL_') ? 'TLS handshake failed' : 'TLS certificate verification failed';
-    return `${what} (${e.code}: ${String(e.message ?? '')})`;
-  }
-  for (const inner of [e.cause, e.originalError, ...(Array.isArray(e.errors) ? e.errors : [])]) {
-    const found = tlsFailure(inner, depth + 1);
-    if (found) return found;
-  }
-  // kafkajs keeps only the message of the socket's error ("Connection error: self-signed certificate …").
-  if (typeof e.message === 'string' && /self[- ]signed certificate|unable to verify the first certificate|unable to get (local )?issuer certificate|certificate has expired|Hostname\/IP does not match certificate|wrong version number|tlsv1 alert unknown ca|certificate required/i.test(e.message)) {
-    return `TLS certificate verification failed (${e.message})`;
-  }
-  return undefined;
-}
-
 /** A PEM file of the config, read; an unreadable one is a fatal config error naming the field and file. */
 export function readPem(file: string, field: string): string {
   try {
