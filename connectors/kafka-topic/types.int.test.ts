@@ -2,7 +2,8 @@
  * Every type of the contract (test/contract/fixtures.ts, the PostgreSQL source fixture's cases: edge
  * values, NULLs, emoji, bytes, arrays, microsecond timestamps) through the kafka-topic source into the
  * PostgreSQL sink, in two shapes: plain JSON rows (envelope row) and Debezium JSON change events
- * without an embedded schema (envelope debezium, op c). PostgreSQL is the truth (the contract's
+ * without an embedded schema (envelope debezium, op c; integers as JSON numbers, as Debezium's
+ * JsonConverter writes them: int8's extremes are beyond a double's exact integers). PostgreSQL is the truth (the contract's
  * literals inserted there); each row is exported as a producer writes JSON (numbers, dates and times
  * as text, booleans and arrays as JSON, bytea as base64, jsonb as its text: test/contract/file-fixtures.ts),
  * written to a topic, and each target table read back equal to the declared values.
@@ -46,6 +47,11 @@ test('kafka-topic source: every contract type round-trips into PostgreSQL, as JS
   assert.deepEqual(rowDiff(rows.expected, await src.readAll('cp_types', ['id'])), [], 'the source reads back as declared');
   const r = await sql(src.database, `select id::text as id, json_build_object(${columns.map(([n, ty]) => `'${n}', ${valueExpr(n, ty)}`).join(', ')})::text as j from cp_types order by id`);
   const records = r.rows as { id: string; j: string }[];
+  // Debezium's JsonConverter writes int16/32/64 as JSON numbers (int8's extremes are beyond a double's exact integers).
+  const dbzExpr = (n: string, ty: string) => (ty === 'bigint' || ty === 'integer' || ty === 'smallint' ? `"${n}"` : valueExpr(n, ty));
+  const d = await sql(src.database, `select json_build_object(${columns.map(([n, ty]) => `'${n}', ${dbzExpr(n, ty)}`).join(', ')})::text as j from cp_types order by id`);
+  const dbzRows = d.rows as { j: string }[];
+  assert.match(dbzRows[1]!.j, /"c_big" : 9223372036854775807\b/);
 
   const topic = { row: `${prefix}.foreign.rows`, debezium: `${prefix}.foreign.dbz` };
   await producer.connect();
@@ -54,7 +60,7 @@ test('kafka-topic source: every contract type round-trips into PostgreSQL, as JS
     topic: topic.debezium,
     messages: records.map((x, i) => ({
       key: JSON.stringify({ id: x.id }),
-      value: `{"before":null,"after":${x.j},"source":{"connector":"postgresql","db":"shop","schema":"public","table":"cp_types","lsn":${1000 + i}},"op":"c","ts_ms":1795608000123}`,
+      value: `{"before":null,"after":${dbzRows[i]!.j},"source":{"connector":"postgresql","db":"shop","schema":"public","table":"cp_types","lsn":${1000 + i}},"op":"c","ts_ms":1795608000123}`,
     })),
   });
 
