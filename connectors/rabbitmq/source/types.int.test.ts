@@ -1,12 +1,13 @@
 /**
  * Every type of the contract (test/contract/fixtures.ts, the PostgreSQL source fixture's cases: edge
- * values, NULLs, emoji, bytes, arrays, microsecond timestamps) through the RabbitMQ source's plain
- * JSON rows (format row) into the PostgreSQL sink: PostgreSQL is the truth (the contract's literals
+ * values, NULLs, emoji, bytes, arrays, microsecond timestamps) through the RabbitMQ source into the
+ * PostgreSQL sink, in both formats: syncline (format 1, the tagged JSON the RabbitMQ target
+ * publishes, made from the canonical rows read from PostgreSQL) and plain JSON rows (format row): PostgreSQL is the truth (the contract's literals
  * inserted there), each row exported as a producer writes JSON (numbers, dates and times as text,
  * booleans and arrays as JSON, bytea as base64, jsonb as its text: test/contract/file-fixtures.ts),
  * published to a queue, and the target read back equal to the declared values.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import amqp from 'amqplib';
 import '../../index.js';
 import { parseConfig } from '../../../src/core/config/load.js';
 import { Runtime } from '../../../src/runtime.js';
+import { stringifyTagged } from '../../../src/core/tagged-json.js';
 import { quoteIdent } from '../../postgres/pgtypes.js';
 import { deleteTopics, sql, uid, waitFor } from '../../../test/helpers.js';
 import { postgresSink, postgresSource } from '../../../test/contract/postgres-fixtures.js';
@@ -24,10 +26,10 @@ import { rowDiff, typeRows } from '../../../test/contract/sink-contract.js';
 const RABBIT = { host: '127.0.0.1', port: 5672, user: 'guest', password: 'guest' };
 const URL = `amqp://${RABBIT.user}:${RABBIT.password}@${RABBIT.host}:${RABBIT.port}`;
 
-test('RabbitMQ source, format row: every contract type round-trips into PostgreSQL', { timeout: 120_000 }, async (t) => {
+async function roundTrip(t: TestContext, format: 'row' | 'syncline'): Promise<void> {
   const id = uid();
   const prefix = `t${id}`;
-  const queue = `syncline_t_${id}_types`;
+  const queue = `syncline_t_${id}_types_${format}`;
   const types = postgresSource.types;
   const columns: [string, string][] = [['id', 'bigint'], ...types.map((c): [string, string] => [c.column, c.sourceType])];
   const src = await postgresSource.createSource(id);
@@ -46,12 +48,20 @@ test('RabbitMQ source, format row: every contract type round-trips into PostgreS
   const rows = typeRows(types, 1);
   await src.insertLiterals('cp_types', rows.literals);
   assert.deepEqual(rowDiff(rows.expected, await src.readAll('cp_types', ['id'])), [], 'the source reads back as declared');
+  const truth = await src.readAll('cp_types', ['id']);
   const r = await sql(src.database, `select json_build_object(${columns.map(([n, ty]) => `'${n}', ${valueExpr(n, ty)}`).join(', ')})::text as j from ${quoteIdent('cp_types')} order by id`);
 
   const conn = await amqp.connect(URL);
   const ch = await conn.createConfirmChannel();
   await ch.assertQueue(queue, { durable: true });
-  for (const x of r.rows as { j: string }[]) ch.sendToQueue(queue, Buffer.from(x.j), { persistent: true });
+  if (format === 'row') for (const x of r.rows as { j: string }[]) ch.sendToQueue(queue, Buffer.from(x.j), { persistent: true });
+  else {
+    // What the RabbitMQ target publishes (../message.ts, format 1): tagged JSON of the canonical row.
+    truth.forEach((row, i) => {
+      const body = { format: 1, op: 'upsert', table: 'public.cp_types', key: { id: row.id }, values: row, keep: [], position: `${(0x16b3748 + i).toString(16).padStart(16, '0')}:00000000`, sourceTsMs: 1795608000123 };
+      ch.sendToQueue(queue, Buffer.from(stringifyTagged(body)), { persistent: true });
+    });
+  }
   await ch.waitForConfirms();
   await conn.close();
 
@@ -63,7 +73,7 @@ test('RabbitMQ source, format row: every contract type round-trips into PostgreS
     defaults: { retry: { retries: 2, initialDelayMs: 50, maxDelayMs: 200 } },
     pipelines: {
       types: {
-        source: { type: 'rabbitmq', connection: RABBIT, queue, format: 'row', lingerMs: 5, tables: [{ table: 'public.cp_types', key: ['id'], columns: Object.fromEntries(columns) }] },
+        source: { type: 'rabbitmq', connection: RABBIT, queue, format, lingerMs: 5, tables: [{ table: 'public.cp_types', key: ['id'], columns: Object.fromEntries(columns) }] },
         target: dst.config(),
         conflict: { strategy: 'source-wins' },
         tables: [{ source: 'public.cp_types', target: dst.qualified('cp_types') }],
@@ -80,4 +90,7 @@ test('RabbitMQ source, format row: every contract type round-trips into PostgreS
     last = rowDiff(rows.expected, await dst.readAll('cp_types', ['id']));
     return last.length === 0;
   }, 60_000, 300).catch((err: Error) => assert.fail(`${err.message}\n${last.slice(0, 30).join('\n')}`));
-});
+}
+
+test('RabbitMQ source, format row (plain JSON rows): every contract type round-trips into PostgreSQL', { timeout: 120_000 }, (t) => roundTrip(t, 'row'));
+test('RabbitMQ source, format syncline (format 1, tagged JSON): every contract type round-trips into PostgreSQL', { timeout: 120_000 }, (t) => roundTrip(t, 'syncline'));
