@@ -2,10 +2,11 @@
  * Every type of the contract (test/contract/fixtures.ts, the PostgreSQL source fixture's cases: edge
  * values, NULLs, emoji, bytes, arrays, microsecond timestamps) through the RabbitMQ source into the
  * PostgreSQL sink, in both formats: syncline (format 1, the tagged JSON the RabbitMQ target
- * publishes, made from the canonical rows read from PostgreSQL) and plain JSON rows (format row): PostgreSQL is the truth (the contract's literals
- * inserted there), each row exported as a producer writes JSON (numbers, dates and times as text,
- * booleans and arrays as JSON, bytea as base64, jsonb as its text: test/contract/file-fixtures.ts),
- * published to a queue, and the target read back equal to the declared values.
+ * publishes, made from the canonical rows read from PostgreSQL) and plain JSON rows (format row).
+ * PostgreSQL is the truth (the contract's literals inserted there); for format row each row is
+ * exported as a producer writes JSON (numbers, dates and times as text, booleans and arrays as JSON,
+ * bytea as base64, jsonb as its text: test/contract/file-fixtures.ts); the messages are published to
+ * a queue, and the target read back equal to the declared values.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
