@@ -13,6 +13,7 @@
  * JSON schema or the Avro writer schema when there is one (`hintsFrom*`); otherwise a number in a
  * timestamp column is in `numericTimestamps` units and a number in a date column is days since 1970.
  */
+import { stringifyJsonExact } from './json.js';
 import type { Row, Value } from '../../src/core/envelope.js';
 import { poison, type SynclineError } from '../../src/core/errors.js';
 import { canonicalTimestamp, daysToDate, microsToTimestamp, type ColumnType } from '../../src/core/types.js';
@@ -225,6 +226,7 @@ function toValue(v: unknown, t: ColumnType, hint: Hint | undefined, unit: 'micro
     case 'float':
     case 'double': {
       if (typeof v === 'number') return t.kind === 'float' ? Math.fround(v) : v;
+      if (typeof v === 'bigint') return t.kind === 'float' ? Math.fround(Number(v)) : Number(v);
       if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return Number(v);
       if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return t.kind === 'float' ? Math.fround(Number(v)) : Number(v);
       throw new Error(`${describe(v)} is not a number`);
@@ -239,13 +241,13 @@ function toValue(v: unknown, t: ColumnType, hint: Hint | undefined, unit: 'micro
       if (t.kind === 'uuid' && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) throw new Error(`${describe(v)} is not a UUID`);
       return t.kind === 'uuid' ? v.toLowerCase() : v;
     case 'text':
-      return typeof v === 'string' ? v : JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+      return typeof v === 'string' ? v : stringifyJsonExact(v);
     case 'json':
       if (typeof v === 'string') {
         JSON.parse(v); // throws "… is not valid JSON"
         return v;
       }
-      return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+      return stringifyJsonExact(v);
     case 'bytes':
       if (Buffer.isBuffer(v)) return v;
       if (typeof v === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(v)) return Buffer.from(v, 'base64');

@@ -22,6 +22,7 @@
  *    have — so the repeats reach the applier, whose version state (same key, position not newer)
  *    makes each a no-op. Nothing is lost, nothing is applied twice.
  */
+import { parseJsonExact } from './json.js';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import type { Logger } from 'pino';
 import { bigIntToPosition } from '../../src/core/envelope.js';
@@ -219,7 +220,7 @@ export class KafkaTopicSource implements Source {
     }
     let data: unknown;
     try {
-      data = JSON.parse(buf.toString('utf8'));
+      data = parseJsonExact(buf.toString('utf8'));
     } catch (err) {
       throw poison('RECORD_NOT_JSON', `the record ${what} is not JSON: ${(err as Error).message}`);
     }

@@ -13,7 +13,7 @@ import { sql } from '../helpers.js';
 import type { SourceFixture, SourceSession, TableDef, WriteOp } from './fixtures.js';
 import { postgresSource } from './postgres-fixtures.js';
 
-function valueExpr(col: string, type: string): string {
+export function valueExpr(col: string, type: string): string {
   const c = quoteIdent(col);
   const t = type.trim().toLowerCase();
   if (t.endsWith('[]')) return `to_jsonb(${c})`;
