@@ -244,6 +244,11 @@ export class PostgresSource implements Source {
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+      // The snapshot's rows are ordered just before the consistent point: a transaction whose commit
+      // record is at the consistent point itself is streamed, not in the snapshot, and its changes
+      // (position consistentPoint:0…) must come after the rows (a snapshot row at the same position
+      // was taken for the same change, and the streamed update dropped as a repeat).
+      const snapshotPos = bigIntToPosition(positionToBigInt(consistentPoint) - 1n);
       for (const st of this.tables.values()) {
         const { src } = st;
         const cols = st.columns.map((c) => quoteIdent(c.name)).join(', ');
@@ -258,7 +263,7 @@ export class PostgresSource implements Source {
               op: 'r',
               before: null,
               after,
-              source: { db: connection.database, schema: src.schema, table: src.table, pos: consistentPoint, commitPos: consistentPoint, txId: null, tsMs: startedMs, snapshot: true, idx: 0 },
+              source: { db: connection.database, schema: src.schema, table: src.table, pos: consistentPoint, commitPos: snapshotPos, txId: null, tsMs: startedMs, snapshot: true, idx: 0 },
               tsMs: Date.now(),
               unchangedToast: [],
             });
@@ -271,7 +276,7 @@ export class PostgresSource implements Source {
         // target rows the snapshot did not see (deleted at the source while a slot was gone).
         await this.handler.change({
           op: 'm', before: null, after: null,
-          source: { db: connection.database, schema: src.schema, table: src.table, pos: consistentPoint, commitPos: consistentPoint, txId: null, tsMs: startedMs, snapshot: true, idx: 1 },
+          source: { db: connection.database, schema: src.schema, table: src.table, pos: consistentPoint, commitPos: snapshotPos, txId: null, tsMs: startedMs, snapshot: true, idx: 1 },
           tsMs: Date.now(), unchangedToast: [...src.key],
         });
       }
