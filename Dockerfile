@@ -25,11 +25,17 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/configs ./configs
 COPY --from=build /app/schemas ./schemas
+# The console's stylesheet (src/console/console.ts reads it beside the sources when running dist/).
+COPY --from=build /app/src/console/assets ./src/console/assets
 # `syncline` on the PATH, for `docker compose exec syncline syncline <command>`: the package's bin,
 # which runs dist/ here (no sources, no tsx) with the node flags of its shebang.
 COPY bin ./bin
 RUN ln -s /app/bin/syncline.js /usr/local/bin/syncline
-# The image's built-in unprivileged user (uid 1000); it owns nothing under /app.
+# The audit trail's local spool (config audit.spoolDir, default audit-spool in the working
+# directory): the one place under /app the process writes. Mount a volume there to keep entries
+# across a container's replacement while the audit database is down.
+RUN mkdir -p /app/audit-spool && chown node:node /app/audit-spool
+# The image's built-in unprivileged user (uid 1000); it owns nothing else under /app.
 USER node
 # Prometheus metrics.
 EXPOSE 9464

@@ -355,6 +355,10 @@ export interface PipelineSpec {
   producer?: 'kafkajs' | 'librdkafka';
   /** Field encryption: these columns encrypted, the target decrypting (keys in SYNCLINE_ENCRYPTION_KEYS, active key k1). */
   encrypt?: string[];
+  /** Transform steps of the table (bench/transforms.ts). */
+  transform?: unknown[];
+  /** Change history of the pipeline kept in this PostgreSQL database (bench/history.ts). */
+  historyUrl?: string;
 }
 
 /** A syncline config (JSON is YAML) for one pipeline of one table. */
@@ -373,10 +377,12 @@ export function writeConfig(s: PipelineSpec): string {
           snapshot: s.snapshot, heartbeatMs: 1000, batchSize: s.batchSize ?? 2000, lingerMs: s.lingerMs ?? 20,
         },
         target: { type: 'postgres', connection: { ...PG, database: s.targetDb ?? s.sourceDb }, ...(s.encrypt ? { decrypt: true } : {}) },
-        tables: [{ source: `public.${s.table}`, ...(s.encrypt ? { encrypt: s.encrypt } : {}) }],
+        tables: [{ source: `public.${s.table}`, ...(s.encrypt ? { encrypt: s.encrypt } : {}), ...(s.transform ? { transform: s.transform } : {}) }],
+        ...(s.historyUrl ? { history: {} } : {}),
       },
     },
     ...(s.encrypt ? { encryption: { activeKey: 'k1' } } : {}),
+    ...(s.historyUrl ? { history: { url: s.historyUrl } } : {}),
   };
   const dir = mkdtempSync(join(tmpdir(), 'syncline-bench-'));
   const file = join(dir, 'config.yaml');
@@ -504,4 +510,17 @@ export function runBenchCli<R>(moduleUrl: string, run: (arg: (name: string, dflt
       process.exit(1);
     },
   );
+}
+
+/**
+ * The closing lines of an end-to-end section of BENCHMARKS.md (bench/encryption.ts, transforms.ts,
+ * history.ts): the machine is shared, which one it was, and how to reproduce the figures.
+ */
+export function e2eSectionFooter(m: { nproc: number; cpu: string; node: string; date: string }, command: string, compare: string): string[] {
+  return [
+    `The machine is shared with other work: compare ${compare} of one run, not runs of different days.`,
+    '',
+    `Machine: ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`), ${m.cpu}, Node ${m.node}, PostgreSQL 15, Kafka, Redis on the same machine; measured ${m.date}.`,
+    `Reproduce: \`npm run stack:up && ${command}\`.`,
+  ];
 }

@@ -9,7 +9,7 @@
  * from the first change at the sink to the target holding the final state (checked in SQL).
  */
 import { runEndToEnd } from './end-to-end.js';
-import { createSource, figure, fmt, fmtFigure, ratio, writeWorkload, type Figure, runBenchCli } from './common.js';
+import { createSource, figure, fmt, fmtFigure, ratio, writeWorkload, type Figure, runBenchCli, e2eSectionFooter } from './common.js';
 
 export const ENCRYPTED = ['name', 'amount', 'v'];
 
@@ -72,10 +72,7 @@ export function encryptionSection(r: EncryptionResult, m: { nproc: number; cpu: 
     'set-up in capture, one decrypt and one HMAC in the processor (the row hash), one decrypt in the decrypting',
     "sink; OpenSSL's per-call cipher set-up (`createCipheriv`/`createDecipheriv`) is the largest part, then HMAC set-up.",
     'An earlier version that always went through the tagged-JSON reviver ran at 0.24× on the same machine.',
-    'The machine is shared with other work: compare the two rows of one run, not runs of different days.',
-    '',
-    `Machine: ${m.nproc} CPU${m.nproc === 1 ? '' : 's'} (\`nproc\`), ${m.cpu}, Node ${m.node}, PostgreSQL 15, Kafka, Redis on the same machine; measured ${m.date}.`,
-    `Reproduce: \`npm run stack:up && ${command}\`.`,
+    ...e2eSectionFooter(m, command, 'the two rows'),
   ].join('\n');
 }
 

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { cpuPerChange, sampleCpu } from './cpu.js';
-import { createDb, dropDb, rateOf, spawnSyncline, sql, sleep, timeProgress, writeConfig, deleteTopics, deleteRedisKeys, tableDdl, type Source, type Workload } from './common.js';
+import { createDb, dropDb, PG, rateOf, spawnSyncline, sql, sleep, timeProgress, writeConfig, deleteTopics, deleteRedisKeys, tableDdl, type Source, type Workload } from './common.js';
 
 export interface E2eRun {
   changes: number;
@@ -50,16 +50,20 @@ export async function targetDone(db: string, table: string, w: Workload): Promis
   return r.rows[0].n === w.inserts && r.rows[0].u === w.updates;
 }
 
-export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; root?: string; split?: boolean; /** Field encryption of these columns (decrypting target; key generated here). */ encrypt?: string[] } = {}): Promise<E2eRun> {
+export async function runEndToEnd(src: Source, slot: string, w: Workload, tag: string, opts: { nodeArgs?: string[]; root?: string; split?: boolean; /** Field encryption of these columns (decrypting target; key generated here). */ encrypt?: string[]; /** Transform steps of the table. */ transform?: unknown[]; /** Change history: kept in the target's database (written in the target write's transaction) or in a database of its own. */ history?: 'target-db' | 'own-db' } = {}): Promise<E2eRun> {
   const prefix = `${src.prefix}${tag}`;
   const targetDb = await createTarget(src, tag);
-  const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never', ...(opts.encrypt ? { encrypt: opts.encrypt } : {}) });
+  const historyDb = opts.history === 'own-db' ? `${targetDb}_history` : opts.history === 'target-db' ? targetDb : undefined;
+  if (opts.history === 'own-db') await createDb(historyDb!);
+  const historyUrl = historyDb ? `postgres://${PG.user}@${PG.host}:${PG.port}/${historyDb}` : undefined;
+  const configFile = writeConfig({ prefix, pipeline: 'bench', sourceDb: src.db, targetDb, slot, publication: src.publication, table: src.table, snapshot: 'never', ...(opts.encrypt ? { encrypt: opts.encrypt } : {}), ...(opts.transform ? { transform: opts.transform } : {}), ...(historyUrl ? { historyUrl } : {}) });
   const ctx: E2eContext = {
     prefix, pipeline: 'bench', configFile, targetDb, table: src.table, workload: w,
     async cleanup() {
       await deleteTopics(prefix);
       await deleteRedisKeys(prefix);
       await dropDb(targetDb);
+      if (opts.history === 'own-db') await dropDb(historyDb!);
     },
   };
   const started = Date.now();

@@ -7,7 +7,7 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify
  *                                          run only these; the MariaDB parts run their PostgreSQL baseline
  *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
@@ -15,6 +15,9 @@
  *   --backfill-rows N (default 200,000): the table of the backfill benchmark (bench/backfill.ts)
  *   --target-changes N (default changes/10): inserts written to each target by bench/targets.ts (+ N/2 updates)
  *   --encryption-changes N (default changes/10): changes of bench/encryption.ts (plain and with 3 encrypted columns)
+ *   --transform-changes N (default changes/10): changes of bench/transforms.ts (plain and with a 5-step transform chain)
+ *   --history-changes N (default changes/10): changes of bench/history.ts (without and with the change history, two stores)
+ *   --verify-rows N (default 1,000,000): rows of each table of bench/verify.ts (syncline verify vs md5(string_agg))
  *
  * BENCHMARKS.md keeps one section per benchmark between `<!-- bench:NAME:start -->` and
  * `<!-- bench:NAME:end -->`; a run replaces only its own sections, so benchmarks added later keep
@@ -33,6 +36,9 @@ import { fmt } from './common.js';
 import { backfillSection, backfillTable, runBackfillBench } from './backfill.js';
 import { runTargetsBench, targetsSection, targetsTable as targetRatesTable } from './targets.js';
 import { encryptionSection, encryptionTable, runEncryptionBench } from './encryption.js';
+import { runTransformsBench, transformsSection, transformsTable } from './transforms.js';
+import { historySection, historyTable, runHistoryBench } from './history.js';
+import { runVerifyBench, verifyBenchSection, verifyBenchTable } from './verify.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCHMARKS_FILE = resolve(ROOT, 'BENCHMARKS.md');
@@ -122,11 +128,17 @@ export interface BenchArgs {
   targetChanges: number;
   /** Changes of the field encryption benchmark (bench/encryption.ts), each way. */
   encryptionChanges: number;
+  /** Changes of the transform chain benchmark (bench/transforms.ts), each way. */
+  transformChanges: number;
+  /** Changes of the change history benchmark (bench/history.ts), each way. */
+  historyChanges: number;
+  /** Rows of each table of the verify benchmark (bench/verify.ts). */
+  verifyRows: number;
   /** The command line as given, for "Reproduce:". */
   command: string;
 }
 
-export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption'] as const;
+export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify'] as const;
 
 export function parseArgs(argv: string[]): BenchArgs {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -158,6 +170,9 @@ export function parseArgs(argv: string[]): BenchArgs {
     backfillRows: num('--backfill-rows', quick ? 20_000 : 200_000),
     targetChanges: num('--target-changes', Math.max(1000, Math.round(changes / 10))),
     encryptionChanges: num('--encryption-changes', Math.max(1000, Math.round(changes / 10))),
+    transformChanges: num('--transform-changes', Math.max(1000, Math.round(changes / 10))),
+    historyChanges: num('--history-changes', Math.max(1000, Math.round(changes / 10))),
+    verifyRows: num('--verify-rows', quick ? 20_000 : 1_000_000),
     snapshotRows: num('--snapshot-rows', quick ? 50_000 : 10_000_000),
     latencySeconds: num('--latency-seconds', quick ? 10 : 60),
     latencyRate: num('--latency-rate', 5_000),
@@ -322,6 +337,25 @@ async function main(): Promise<void> {
     const r = await runEncryptionBench({ changes: a.encryptionChanges, repeat: a.repeat, log: (s) => console.log(s) });
     console.log('\n' + encryptionTable(r));
     text = updateBenchmarks(text, 'encryption', encryptionSection(r, m, a.command));
+  }
+
+  if (a.only.has('transforms')) {
+    console.log(`\ntransform chain: ${fmt(a.transformChanges)} changes, plain and with a 5-step chain`);
+    const r = await runTransformsBench({ changes: a.transformChanges, repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + transformsTable(r));
+    text = updateBenchmarks(text, 'transforms', transformsSection(r, m, a.command));
+  }
+  if (a.only.has('history')) {
+    console.log(`\nchange history: ${fmt(a.historyChanges)} changes, without history and with it in two stores`);
+    const r = await runHistoryBench({ changes: a.historyChanges, repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + historyTable(r));
+    text = updateBenchmarks(text, 'history', historySection(r, m, a.command));
+  }
+  if (a.only.has('verify')) {
+    console.log(`\nverify next to md5(string_agg): two tables of ${fmt(a.verifyRows)} rows`);
+    const r = await runVerifyBench({ rows: a.verifyRows, repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + verifyBenchTable(r));
+    text = updateBenchmarks(text, 'verify', verifyBenchSection(r, m, a.command));
   }
 
   if (a.write && text !== undefined) {

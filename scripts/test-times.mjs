@@ -19,3 +19,19 @@ export default async function* testTimes(source) {
     writeFileSync(out, `${(total / 60000).toFixed(1)} min in ${rows.length} files\n` + rows.map(([f, ms]) => `${(ms / 1000).toFixed(1).padStart(7)} s  ${f}\n`).join(''));
   }
 }
+
+/**
+ * `node scripts/test-times.mjs --merge OUT PART... WALL_SECONDS` (scripts/test.sh): one list of the
+ * files of several runs, slowest first, under a line with the wall time and the summed file time
+ * (files run two at a time, so the sum exceeds the wall time).
+ */
+if (process.argv[2] === '--merge') {
+  const { readFileSync, existsSync } = await import('node:fs');
+  const [out, ...rest] = process.argv.slice(3);
+  const wall = Number(rest.pop());
+  const rows = rest.filter((p) => existsSync(p)).flatMap((p) => readFileSync(p, 'utf8').split('\n').slice(1).filter(Boolean))
+    .map((l) => { const m = /^\s*([\d.]+) s {2}(.*)$/.exec(l); return m ? [m[2], Number(m[1])] : null; }).filter(Boolean)
+    .sort((a, b) => b[1] - a[1]);
+  const sum = rows.reduce((n, [, s]) => n + s, 0);
+  writeFileSync(out, `${(wall / 60).toFixed(1)} min wall for ${rows.length} files (${(sum / 60).toFixed(1)} min summed)\n` + rows.map(([f, s]) => `${s.toFixed(1).padStart(7)} s  ${f}\n`).join(''));
+}

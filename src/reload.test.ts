@@ -39,3 +39,17 @@ test('tables added to a scheduled pipeline are refused (its runs hold state a re
   assert.throws(() => planReload(sched([{ source: 'public.a' }]), sched([{ source: 'public.a' }, { source: 'public.b' }])), /tables added to a manual pipeline/);
 });
 
+
+test('changed API tokens are applied by a reload; turning authentication on or off, or other api changes, are refused', () => {
+  const h = (c: string) => `sha256:${c.repeat(64)}`;
+  const api = (tokens: { name: string; role: string; hash: string }[], more: Record<string, unknown> = {}) => ({ api: { tokens, ...more } });
+  const a = doc([{ source: 'public.a' }], api([{ name: 'ops', role: 'admin', hash: h('a') }, { name: 'viewer', role: 'viewer', hash: h('b') }]));
+  const b = doc([{ source: 'public.a' }], api([{ name: 'viewer', role: 'operator', hash: h('b') }, { name: 'new', role: 'viewer', hash: h('c') }]));
+  const plan = planReload(a, b);
+  assert.deepEqual(plan.changes, []);
+  assert.deepEqual({ ...plan.tokens, next: plan.tokens?.next.map((t) => t.name) }, { next: ['viewer', 'new'], added: ['new'], removed: ['ops'], changed: ['viewer'] });
+  assert.equal(planReload(a, a).tokens, undefined);
+  assert.throws(() => planReload(a, doc([{ source: 'public.a' }], api([]))), /api\.auth \(the token change turns authentication off\)/);
+  assert.throws(() => planReload(doc([{ source: 'public.a' }]), b), /api/);
+  assert.throws(() => planReload(a, doc([{ source: 'public.a' }], api([{ name: 'ops', role: 'admin', hash: h('a') }, { name: 'viewer', role: 'viewer', hash: h('b') }], { open: [] }))), /need a restart: api\.open/);
+});

@@ -2,7 +2,8 @@
  * Config reload (SIGHUP, or POST /api/reload, of a running `syncline start|capture|process|sink`):
  * what a new config changes, and whether the running process can take it.
  *
- * What a reload applies: tables added to a pipeline's `tables`. The Runtime adds them to the running
+ * What a reload applies: API tokens (api.tokens: added, revoked, another role or pipelines; the
+ * access control takes the new list at once, ApiAccess.setTokens) and tables added to a pipeline's `tables`. The Runtime adds them to the running
  * stages (Runtime.addTablesLive, no stage stops): the capture adds the table to its source (the
  * publication) while it streams and backfills it (src/capture/backfill.ts); the processor's consumer
  * takes the new change topic from its beginning (ConsumerStage.addTopics: one rejoin of its group).
@@ -13,11 +14,35 @@
  * differs: it needs a restart. A config the loader refuses is refused with the loader's error. A
  * refused reload changes nothing: the old config keeps running.
  */
-import type { PipelineConfig, SynclineConfig, TableConfig } from './core/config/schema.js';
+import type { ApiConfig, PipelineConfig, SynclineConfig, TableConfig } from './core/config/schema.js';
 
 export interface ReloadPlan {
   /** Pipelines (running in this process) that gain tables. */
   changes: { pipeline: string; added: TableConfig[]; next: PipelineConfig }[];
+  /** API tokens that differ (api.tokens): the new list, and which names were added, removed or changed (role, pipelines, hash). */
+  tokens?: { next: ApiConfig['tokens']; added: string[]; removed: string[]; changed: string[] };
+}
+
+/** Whether the API asks for credentials under this config (as src/security/access/access.ts decides it). */
+function authRequired(api: ApiConfig | undefined): boolean {
+  if (!api) return false;
+  return (api.auth ?? (api.tokens.length > 0 || api.oidc !== undefined ? 'required' : 'none')) === 'required';
+}
+
+/** The token changes between two configs' `api.tokens` (undefined: the same). */
+function tokenChanges(old: ApiConfig | undefined, next: ApiConfig | undefined): ReloadPlan['tokens'] {
+  const a = old?.tokens ?? [];
+  const b = next?.tokens ?? [];
+  if (json(a) === json(b)) return undefined;
+  const names = (l: typeof a) => new Map(l.map((t) => [t.name, t]));
+  const ma = names(a);
+  const mb = names(b);
+  return {
+    next: b,
+    added: [...mb.keys()].filter((n) => !ma.has(n)),
+    removed: [...ma.keys()].filter((n) => !mb.has(n)),
+    changed: [...mb.keys()].filter((n) => ma.has(n) && json(ma.get(n)) !== json(mb.get(n))),
+  };
 }
 
 export class ReloadRefused extends Error {
@@ -42,7 +67,11 @@ export function planReload(old: SynclineConfig, next: SynclineConfig): ReloadPla
   const refused: string[] = [];
   const { pipelines: oldPipes, ...oldRest } = old;
   const { pipelines: nextPipes, ...nextRest } = next;
-  differences(oldRest, nextRest, '', refused);
+  // API tokens (revoked, added, another role or pipelines) apply at once; whether auth is required at all needs a restart.
+  const tokens = tokenChanges(old.api, next.api);
+  if (tokens && authRequired(old.api) !== authRequired(next.api)) refused.push(`api.auth (the token change turns authentication ${authRequired(next.api) ? 'on' : 'off'})`);
+  const strip = (c: typeof oldRest) => (c.api ? { ...c, api: { ...c.api, tokens: [] } } : c);
+  differences(strip(oldRest), strip(nextRest), '', refused);
   const changes: ReloadPlan['changes'] = [];
   for (const name of new Set([...Object.keys(oldPipes), ...Object.keys(nextPipes)])) {
     const a = oldPipes[name];
@@ -69,7 +98,7 @@ export function planReload(old: SynclineConfig, next: SynclineConfig): ReloadPla
     changes.push({ pipeline: name, added, next: b });
   }
   if (refused.length > 0) {
-    throw new ReloadRefused(`reload refused: a reload applies tables added to a pipeline; these changes need a restart: ${refused.join(', ')}. The running config stays as it was`);
+    throw new ReloadRefused(`reload refused: a reload applies tables added to a pipeline and changed API tokens (api.tokens); these changes need a restart: ${refused.join(', ')}. The running config stays as it was`);
   }
-  return { changes };
+  return { changes, ...(tokens ? { tokens } : {}) };
 }

@@ -9,9 +9,9 @@
  * after a retriable error, until the start deadline (config startTimeoutMs) for a start; a fatal
  * error, or a start deadline passed, stops every stage (`done` rejects).
  */
-import { pipelineCrypto } from './security/crypto/pipeline.js';
+import { encryptionAudit, pipelineCrypto } from './security/crypto/pipeline.js';
+import { installMasking } from './security/masking/text.js';
 import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import '../connectors/index.js';
 import { Capture } from './capture/capture.js';
@@ -25,7 +25,8 @@ import { ConsumerStage, cdcDecoder, topicMappings, type BatchOrigin, type Output
 import type { TableMapping } from './process/mapper.js';
 import { ApplyTopicWriter, applyTopicDecoder } from './sink/apply-topic.js';
 import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
-import { DependencyWaits, redisAddress, type Dependency, type DependencyAddresses } from './core/dependencies.js';
+import { DependencyWaits, type Dependency, type DependencyAddresses } from './core/dependencies.js';
+import { checkRedisMode, createRedis, isCluster, redisWhere, type RedisClient } from './core/redis.js';
 import { startTimeoutOf } from './core/config/schema.js';
 import { superviseStage, untilReady, type StageTask, type WaitContext } from './supervise.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
@@ -34,7 +35,11 @@ import { DECIDED_KINDS } from './core/envelope.js';
 import { DlqService } from './dlq/service.js';
 import { dlqApi } from './dlq/api.js';
 import { backfillApi } from './capture/backfill-api.js';
+import { VerifyService } from './verify/service.js';
 import { schemaApi } from './capture/schema-api.js';
+import { historyApi } from './history/api.js';
+import { rollbackApi, type RollbackPipeline } from './history/rollback-api.js';
+import { attachHistoryMetrics, historyStoreOf, HistoryPruner, openStore, retentionOf } from './history/recorder.js';
 import { SchemaAdmin } from './capture/schema-admin.js';
 import { validateRules, type PipelineValidator } from './process/validation/index.js';
 import type { Sink } from './sink/sink.js';
@@ -43,12 +48,17 @@ import { Observability } from './observe/observability.js';
 import { applyObserver, ObservedDeadLetters, observeDecoder, observeOutput, TimedSink, TimedVersionState } from './observe/instrument.js';
 import { Reporter } from './observe/report.js';
 import { planReload, ReloadRefused } from './reload.js';
-import { errorMessage } from './core/errors.js';
+import { errorMessage, HttpError } from './core/errors.js';
 import { parseTableName } from './core/names.js';
 import { SyncModes } from './sync/modes.js';
+import { pauseApi, type PauseState } from './sync/pause.js';
+import { ReplayJobs } from './replay/api.js';
+import { auditApi } from './security/audit/api.js';
 import { audit, recordDenied } from './security/audit/recorder.js';
 import { ApiAccess, type Denial } from './security/access/access.js';
-import { redisSecurity } from './core/tls.js';
+import { configDigest } from './core/config/load.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 /** capture: PostgreSQL → Kafka; process: change topics → decode/map/hash; sink: version state, conflicts, target writes. */
 export type Stage = 'capture' | 'process' | 'sink';
@@ -71,7 +81,7 @@ export interface PipelineHandle {
 export class Runtime {
   readonly kafka: KafkaClient;
   readonly codec: AvroCodec;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly pipelines: PipelineHandle[] = [];
   private readonly running: Promise<void>[] = [];
   private stopping = false;
@@ -82,6 +92,10 @@ export class Runtime {
   readonly observe: Observability;
   /** Dead-letter operations behind /api/dlq (created on first use). */
   private dlq?: DlqService;
+  /** Replays started through the API or the console (src/replay/api.ts; processes with the sink stage). */
+  replays?: ReplayJobs;
+  /** Scheduled and API verifications of the pipelines whose capture runs here (src/verify/service.ts). */
+  verifier?: VerifyService;
   /** Report files (config `reports`, src/observe/report.ts), written every reports.everyMs and at stop. */
   readonly reporter?: Reporter;
   /** What this process waits for now (said once per dependency and outage). */
@@ -106,38 +120,52 @@ export class Runtime {
   private reloading: Promise<unknown> = Promise.resolve();
   /** Sync modes (src/sync/): runs of scheduled/manual pipelines, windows of realtime ones. */
   readonly sync: SyncModes;
-  /** The config file this process runs and its SHA-256 (set by the CLI; recorded in the audit trail at start and reload). */
-  configFile?: () => { path: string; sha256: string } | undefined;
+  /** Stops the change history's pruning (set at start when a sink keeps history). */
+  private historyPruning?: () => Promise<void>;
+  /** The config this process runs: its file and SHA-256 (src/core/config/load.ts configDigest; recorded as config.loaded at start, at every applied reload and with each bounded run). */
+  private digest: { path: string; sha256: string };
+  /** Who may call the HTTP API; a reload gives it new tokens. */
+  private readonly access: ApiAccess;
   /** This runtime holds the process's audit trail (config `audit`, src/security/audit). */
   private readonly auditing: boolean;
 
   constructor(readonly config: SynclineConfig, private readonly stages: Set<Stage>, private readonly only?: string[]) {
     this.startTimeoutMs = startTimeoutOf(config);
+    // The masking policy of every text people see (logs, dead-letter headers, /health, reports, alerts).
+    installMasking(config);
+    this.digest = configDigest(config);
     // First: what follows (start, stop, reloads, API actions) is recorded; a bad signing key stops the start here.
     this.auditing = audit.configure(config.audit, rootLogger.child({ stage: 'audit' }));
     this.waits.hold(); // until every stage runs (see stageRunning)
-    this.addresses = { kafka: config.kafka.brokers, registry: config.schemaRegistry.url, redis: config.redis.url };
+    this.addresses = { kafka: config.kafka.brokers, registry: config.schemaRegistry.url, redis: config.redis.url, redisName: redisWhere(config.redis) };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }), this.waits);
     this.codec = new AvroCodec(config.schemaRegistry);
-    this.redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true });
-    this.redisDep = { kind: 'redis', key: 'redis', name: `Redis at ${redisAddress(config.redis.url)} (redis.url)` };
+    this.redis = createRedis(config.redis, { maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    this.redisDep = { kind: 'redis', key: 'redis', name: redisWhere(config.redis) };
     // ioredis reconnects by itself and reports every failed attempt: once per outage in the log.
     this.redis.on('error', (err: Error) => {
       this.redisError = err;
-      const e = classifyRedisError(err, `Redis at ${redisAddress(config.redis.url)} (redis.url)`);
+      const e = classifyRedisError(err, redisWhere(config.redis));
       // Refused credentials, a certificate that does not verify: fatal (connectRedis stops the start with it), not waited for.
       if (redisRefusal(err) || e.kind === 'fatal') this.log.warn({ err: e.message }, 'redis.error');
       else this.waits.waiting(this.redisDep, e, 'the Redis client');
     });
     this.redis.on('ready', () => this.waits.ready(this.redisDep));
+    // A cluster reports a node's failure (a refused password, a node down) as 'node error', its own (no slots) as 'error'.
+    if (isCluster(this.redis)) this.redis.on('node error', (err: Error) => (this.redisError = err));
     this.sync = new SyncModes(this.kafka, config.topicPrefix, this.log);
-    const dlqRoutes = stages.has('sink') ? dlqApi(() => (this.dlq ??= new DlqService({ config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }))) : undefined;
+    const dlqService = () => this.dlqService();
+    const dlqRoutes = stages.has('sink') ? dlqApi(dlqService) : undefined;
+    // Replays through the API and the console (the same service as `syncline replay`), where the sink stage runs.
+    const replays = stages.has('sink') ? (this.replays = new ReplayJobs(() => ({ config: this.config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'replay' }) }))) : undefined;
+    const backfillerOf = (name: string) => this.pipelines.find((x) => x.name === name)?.capture?.backfiller;
+    this.sync.configDigest = () => this.digest;
     const syncRoutes = this.sync.api(() => Object.keys(config.pipelines));
     // Who may call the HTTP API (config `api`); denials go to accessDenied (the audit trail's hook).
-    const access = new ApiAccess(config.api, { log: rootLogger.child({ stage: 'api' }), onDenied: (d) => {
+    const access = (this.access = new ApiAccess(config.api, { log: rootLogger.child({ stage: 'api' }), onDenied: (d) => {
       recordDenied(d);
       this.accessDenied?.(d);
-    } });
+    } }));
     this.observe = new Observability({
       config, kafka: this.kafka, redis: stages.has('sink') ? this.redis : undefined, log: rootLogger.child({ stage: 'observe' }),
       stages: (['capture', 'process', 'sink'] as const).filter((s) => stages.has(s)), pipelines: () => this.pipelines,
@@ -146,14 +174,64 @@ export class Runtime {
       api: anyApi([
         syncRoutes,
         dlqRoutes,
-        stages.has('capture') ? backfillApi((name) => { const h = this.pipelines.find((x) => x.name === name); return { known: h !== undefined, backfiller: h?.capture?.backfiller }; }) : undefined,
+        stages.has('capture') ? backfillApi((name) => ({ known: this.pipelines.some((x) => x.name === name), backfiller: backfillerOf(name) })) : undefined,
         // Schema changes: read and decided in Kafka (the processor holding a table reads the decision there).
         schemaApi(() => new SchemaAdmin(this.kafka, this.config)),
+        // Change history of a key (read from the history store; any stage may serve it).
+        historyApi(() => this.config),
+        // Rollback (admin): in the process that runs the pipeline's sink, through its Applier.
+        stages.has('sink') ? rollbackApi({ config: () => this.config, pipeline: (name) => this.rollbackPipeline(name) }) : undefined,
+        (req, res) => (this.verifier ? this.verifier.api()(req, res) : Promise.resolve(false)),
         (req, res) => this.reloadApi(req, res),
+        replays?.api(),
+        // The audit trail's entries (read from its database, as `syncline audit list`).
+        auditApi(() => this.config),
+        // Pause/resume a realtime pipeline's consumption (src/sync/pause.ts).
+        pauseApi({ pause: (n, by) => this.pausePipeline(n, by), resume: (n, by) => this.resumePipeline(n, by) }),
       ]),
+      // The web console (src/console): the same services the API routes above call.
+      console: {
+        config: () => this.config,
+        sync: () => this.sync.report(this.selected()),
+        controllers: () => this.sync.controllers,
+        pauses: { pause: (n, by) => this.pausePipeline(n, by), resume: (n, by) => this.resumePipeline(n, by), state: (n) => this.pauseState(n) },
+        ...(stages.has('capture') ? { backfiller: backfillerOf } : {}),
+        ...(stages.has('sink') ? { dlq: dlqService } : {}),
+        ...(replays ? { replays } : {}),
+        ...(stages.has('sink') ? { rollback: (name: string) => this.rollbackPipeline(name) } : {}),
+        verify: (name) => this.verifier?.get(name),
+      },
     });
+    if (stages.has('capture')) this.verifier = new VerifyService({ config, pipelines: () => this.selected().map(([n]) => n), kafka: this.kafka, redis: this.redis, gauge: this.metrics.verifyMismatches, log: rootLogger.child({ stage: 'verify' }) });
     if (this.auditing) audit.auditor?.attachMetrics(this.metrics.registry);
+    if (historyStoreOf(config)) attachHistoryMetrics(this.metrics.registry);
     if (config.reports?.enabled) this.reporter = new Reporter(config.reports, { metrics: () => this.metrics.render(), health: () => this.observe.health.report(), extra: () => ({ sync: this.sync.report(this.selected()) }) }, rootLogger.child({ stage: 'reports' }));
+  }
+
+  /** What a rollback of `name` needs here (src/history/rollback-api.ts); undefined when its sink does not run in this process. */
+  private rollbackPipeline(name: string): RollbackPipeline | undefined {
+    const h = this.pipelines.find((x) => x.name === name);
+    const p = this.config.pipelines[name];
+    if (!h?.applier || !h.sink || !p) return undefined;
+    const sink = h.sink;
+    return {
+      applier: h.applier,
+      readRows: (table, keys) => sink.readRows(table, keys),
+      ...(this.sync.bounded(p) ? {} : {
+        // The pipeline's pause (POST …/pause: kept across stage restarts and sync windows), then the
+        // batches its consumer stage had fetched finish before the rollback reads and writes.
+        hold: async (by) => {
+          this.pausePipeline(name, by ?? 'rollback');
+          await h.processor?.settled();
+          this.log.warn({ pipeline: name }, 'pipeline.paused by rollback --pause: changes wait in Kafka until POST /api/pipelines/:name/resume (syncline pipeline resume)');
+        },
+      }),
+    };
+  }
+
+  /** The config file (or `(in memory)`) this process runs now and its SHA-256. */
+  get configFile(): { path: string; sha256: string } {
+    return this.digest;
   }
 
   get metrics() {
@@ -165,6 +243,38 @@ export class Runtime {
     return this.observe.port;
   }
 
+  /**
+   * Pause a realtime pipeline's processing in this process: its consumer stage stops fetching (the
+   * batch in flight finishes and commits; nothing is lost, the changes wait in Kafka), and stays
+   * paused across stage restarts and sync windows until resumePipeline. Audited (pipeline.pause).
+   * HttpError 404: no such pipeline here; 409: a bounded pipeline, or no consumer stage here.
+   * Reusable by other callers (e.g. a rollback that must hold the sink while it writes).
+   */
+  pausePipeline(name: string, by: string): PauseState {
+    this.pausable(name);
+    return this.sync.pauses.pause(name, by, this.pipelines.find((x) => x.name === name)?.processor);
+  }
+
+  /** Undo pausePipeline (a closed sync window still keeps the stage paused until it opens). Audited (pipeline.resume). */
+  resumePipeline(name: string, by: string): PauseState {
+    this.pausable(name);
+    const g = this.sync.gates.get(name);
+    return this.sync.pauses.resume(name, by, this.pipelines.find((x) => x.name === name)?.processor, g ? !g.isOpen : false);
+  }
+
+  pauseState(name: string): PauseState | undefined {
+    const p = this.config.pipelines[name];
+    if (!p || this.sync.bounded(p) || !this.selected().some(([n]) => n === name) || !(this.stages.has('process') || this.stages.has('sink'))) return undefined;
+    return this.sync.pauses.state(name);
+  }
+
+  private pausable(name: string): void {
+    const p = this.config.pipelines[name];
+    if (!p || !this.selected().some(([n]) => n === name)) throw new HttpError(404, `no pipeline '${name}' runs in this process (have: ${this.selected().map(([n]) => n).join(', ')})`);
+    if (this.sync.bounded(p)) throw new HttpError(409, `pipeline ${name} is ${p.mode}: nothing of it runs between its runs, so there is nothing to pause`);
+    if (!(this.stages.has('process') || this.stages.has('sink'))) throw new HttpError(409, `this process does not consume pipeline ${name} (stages: ${[...this.stages].join(', ')}): pause it on the process running its process or sink stage`);
+  }
+
   selected(): [string, PipelineConfig][] {
     const all = Object.entries(this.config.pipelines);
     if (this.only && this.only.length > 0) {
@@ -174,22 +284,42 @@ export class Runtime {
     return all.filter(([, p]) => p.enabled);
   }
 
+  private dlqService(): DlqService {
+    return (this.dlq ??= new DlqService({ config: this.config, kafka: this.kafka, codec: this.codec, redis: this.redis, log: rootLogger.child({ stage: 'dlq' }) }));
+  }
+
   /** Start every selected pipeline; returns a promise that settles when all stop (rejects on a fatal error). */
   async start(): Promise<{ done: Promise<void> }> {
-    const file = this.configFile?.();
-    audit.record({ action: 'process.start', object: `process:${process.pid}`, details: { stages: [...this.stages], pipelines: this.selected().map(([n]) => n), pid: process.pid, configSha256: file?.sha256 ?? null } });
-    if (file) audit.record({ action: 'config.loaded', object: `config:${file.path}`, details: { file: file.path, sha256: file.sha256 } });
+    const file = this.digest;
+    audit.record({ action: 'process.start', object: `process:${process.pid}`, details: { stages: [...this.stages], pipelines: this.selected().map(([n]) => n), pid: process.pid, configSha256: file.sha256 } });
+    audit.record({ action: 'config.loaded', object: `config:${file.path}`, details: { file: file.path, sha256: file.sha256, at: 'start', stages: [...this.stages], encryption: encryptionAudit(this.config) ?? null } });
     await this.observe.listen();
+    // Change history retention: the sink stage prunes on a schedule (history.pruneEveryMs).
+    const hs = historyStoreOf(this.config);
+    if (hs && this.stages.has('sink') && retentionOf(this.config).size > 0) {
+      const { store, release } = openStore(hs.url, hs.schema);
+      const pruner = new HistoryPruner(store, () => retentionOf(this.config), this.log.child({ stage: 'history' }));
+      pruner.start(hs.pruneEveryMs);
+      this.historyPruning = async () => {
+        pruner.stop();
+        await release();
+      };
+    }
     // Validation rules compile (and custom functions load) before anything connects: a rule that
     // cannot compile stops the start with FILE:LINE:COL.
     if (this.stages.has('process')) this.validators = await validateRules(this.config, undefined, this.selected().map(([n]) => n), this.log);
     if (this.stages.has('sink')) await untilReady(this.waitContext(), this.redisDep.name, () => this.connectRedis());
     for (const [name, p] of this.selected()) this.pipelines.push(await this.startPipeline(name, p));
     this.launched = true;
+    // The console's dead-letter index: the topics are read now, in the background, not by the first
+    // page that needs them (ADR 0037); after the pipelines started (Kafka reached, its admin client
+    // made). A failure is logged; the first request then reads again.
+    if (this.stages.has('sink') && this.config.observability?.enabled && !this.stopping) void this.dlqService().warm();
     this.stageRunning();
     if (!this.stopping) this.observe.health.phase = 'running';
     if (!this.stopping) this.observe.startAlerts();
     if (!this.stopping) this.reporter?.start();
+    if (!this.stopping) this.verifier?.start();
     return { done: this.allDone() };
   }
 
@@ -206,16 +336,22 @@ export class Runtime {
    * this process with the new tables (capture backfills them); anything else is refused (throws
    * ReloadRefused) and nothing changes. One reload at a time.
    */
-  reload(next: SynclineConfig, actor?: string): Promise<{ pipelines: { pipeline: string; added: string[] }[] }> {
-    const file = this.configFile?.();
-    const object = file ? `config:${file.path}` : 'config';
+  reload(next: SynclineConfig, actor?: string): Promise<{ pipelines: { pipeline: string; added: string[] }[]; tokens?: { added: string[]; removed: string[]; changed: string[] } }> {
+    const file = configDigest(next);
+    const object = `config:${file.path}`;
     const run = this.reloading.then(async () => {
       let plan;
       try {
         plan = planReload(this.config, next);
       } catch (err) {
-        audit.record({ actor, action: 'config.reload', object, details: { outcome: 'refused', sha256: file?.sha256 ?? null, code: (err as { code?: string }).code ?? null } });
+        audit.record({ actor, action: 'config.reload', object, details: { outcome: 'refused', sha256: file.sha256, running: this.digest.sha256, code: (err as { code?: string }).code ?? null } });
         throw err;
+      }
+      // Tokens first: a revoked token is refused from the next request on, whatever else the reload does.
+      if (plan.tokens) {
+        this.access.setTokens(plan.tokens.next);
+        if (this.config.api) this.config.api.tokens = plan.tokens.next;
+        this.log.info({ added: plan.tokens.added, removed: plan.tokens.removed, changed: plan.tokens.changed }, 'runtime.reload: API tokens replaced');
       }
       const mine = plan.changes.filter((c) => this.pipelines.some((h) => h.name === c.pipeline));
       for (const c of mine) {
@@ -236,14 +372,18 @@ export class Runtime {
           await h.sink?.close();
           await this.observe.pipelineStopped(c.pipeline);
           this.config.pipelines[c.pipeline] = c.next;
+          installMasking(this.config);
           if (this.stages.has('process')) for (const [n, v] of await validateRules(this.config, undefined, [c.pipeline], this.log)) this.validators.set(n, v);
           this.pipelines[i] = await this.startPipeline(c.pipeline, c.next);
         } finally {
           release();
         }
       }
-      const r = { pipelines: mine.map((c) => ({ pipeline: c.pipeline, added: c.added.map((t) => t.source) })) };
-      audit.record({ actor, action: 'config.reload', object, details: { outcome: 'ok', sha256: file?.sha256 ?? null, pipelines: r.pipelines } });
+      const tokens = plan.tokens ? { added: plan.tokens.added, removed: plan.tokens.removed, changed: plan.tokens.changed } : undefined;
+      const r = { pipelines: mine.map((c) => ({ pipeline: c.pipeline, added: c.added.map((t) => t.source) })), ...(tokens ? { tokens } : {}) };
+      this.digest = file;
+      audit.record({ actor, action: 'config.reload', object, details: { outcome: 'ok', sha256: file.sha256, pipelines: r.pipelines, tokens: tokens ?? null } });
+      audit.record({ actor, action: 'config.loaded', object, details: { file: file.path, sha256: file.sha256, at: 'reload', encryption: encryptionAudit(this.config) ?? null } });
       return r;
     });
     this.reloading = run.catch(() => undefined);
@@ -255,8 +395,14 @@ export class Runtime {
     try {
       return this.reloadSource!();
     } catch (err) {
-      const file = this.configFile?.();
-      audit.record({ actor, action: 'config.reload', object: file ? `config:${file.path}` : 'config', details: { outcome: 'refused', sha256: file?.sha256 ?? null, code: (err as { code?: string }).code ?? null } });
+      const file = this.digest;
+      let sha256: string | null = null;
+      try {
+        sha256 = createHash('sha256').update(readFileSync(file.path)).digest('hex');
+      } catch {
+        sha256 = null; // unreadable: the loader's error says why
+      }
+      audit.record({ actor, action: 'config.reload', object: `config:${file.path}`, details: { outcome: 'refused', sha256, running: file.sha256, code: (err as { code?: string }).code ?? null } });
       throw err;
     }
   }
@@ -333,8 +479,9 @@ export class Runtime {
     } catch (err) {
       const cause = this.redisError ?? err;
       if (redisRefusal(cause) || redisRefusal(err)) throw err;
-      throw classifyRedisError(cause, `cannot connect to Redis at ${redisAddress(this.config.redis.url)} (redis.url)`);
+      throw classifyRedisError(cause, `cannot connect to ${redisWhere(this.config.redis)}`);
     }
+    await checkRedisMode(this.redis, this.config.redis);
   }
 
   private async startPipeline(name: string, p: PipelineConfig): Promise<PipelineHandle> {
@@ -358,6 +505,8 @@ export class Runtime {
     if (this.stages.has('process')) {
       h.validation = this.validators.get(name);
       const byTopic = (h.byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables, pipelineCrypto(this.config, name)));
+      // Custom transform modules are loaded once, now (each in its worker): one that cannot load stops the start.
+      await Promise.all([...byTopic.values()].map((m) => m.transform?.ready()));
       let output: Output;
       const applier = h.applier;
       if (applier) output = { apply: (batch, origin) => applier.apply(batch, consumerOf(origin)), stale: (probes) => applier.stale(probes) };
@@ -408,6 +557,15 @@ export class Runtime {
         wholeRows: sinkRegistration((p.target as { type: string }).type).wholeRows === true,
         crypto: pipelineCrypto(this.config, name),
         onRunning,
+        // Standby capture (ADR 0034): shown in /health (healthy, standing by) and syncline_capture_leader.
+        onStandby: (holder) => {
+          this.metrics.captureLeader.set({ pipeline: name }, 0);
+          this.observe.health.taskStandby(name, 'capture', holder);
+        },
+        onLeader: (leading) => {
+          this.metrics.captureLeader.set({ pipeline: name }, leading ? 1 : 0);
+          this.observe.health.taskStandby(name, 'capture', null);
+        },
       });
       if (this.sync.bounded(p)) {
         this.sync.parts(name).capture = (onRunning) => {
@@ -471,14 +629,17 @@ export class Runtime {
     this.wake?.();
     this.observe.health.phase = 'stopping';
     await this.observe.stopAlerts(); // first: stopping stages must not raise alerts
+    this.verifier?.stop();
     this.log.info('runtime.stopping');
     audit.record({ action: 'process.stop', object: `process:${process.pid}`, details: { pid: process.pid, uptimeS: Math.round((Date.now() - this.createdAt) / 1000) } });
     await this.sync.stop(); // a bounded run going ends as 'stopped' (its stages stop cleanly)
     await Promise.allSettled(this.pipelines.map((h) => h.capture?.stop()));
     await Promise.allSettled(this.pipelines.map((h) => h.processor?.stop()));
+    await Promise.allSettled(this.pipelines.flatMap((h) => [...(h.byTopic?.values() ?? [])].map((m) => m.transform?.close())));
     await Promise.allSettled(this.writers.map((w) => w.close()));
     await Promise.allSettled(this.pipelines.map((h) => h.sink?.close()));
     await this.dlq?.close();
+    await this.historyPruning?.();
     // The stages' tasks end (health says stopped) once their run loops return, after stop() resolved:
     // the final report waits for them (bounded), else it could still show a stage running.
     const tasks = this.running.filter((p) => p !== this.stopped);

@@ -29,12 +29,15 @@ const RANK = { viewer: 1, operator: 2, admin: 3 } as const;
  * The policy of issue 22, written here independently of the route table (so lowering a role or a
  * scope in the table fails this test): reads are for viewers; every POST is an operator's action
  * (resolve/requeue/discard, sync runs, backfills) except these, which are an admin's (reload, schema
- * decisions, revealing a masked dead letter).
+ * decisions, revealing a masked dead letter, rollback); one read is an operator's, over the whole
+ * process: the audit trail (who did what in every pipeline; ADR 0033 addendum).
  */
-const ADMIN_ACTIONS = new Set(['POST /api/reload', 'POST /api/schema/changes/:id/approve', 'POST /api/schema/changes/:id/reject', 'POST /api/dlq/:id/reveal']);
-const policyRole = (r: RouteSpec): keyof typeof RANK => (r.method === 'GET' ? 'viewer' : ADMIN_ACTIONS.has(`${r.method} ${r.path}`) ? 'admin' : 'operator');
+const ADMIN_ACTIONS = new Set(['POST /api/reload', 'POST /api/schema/changes/:id/approve', 'POST /api/schema/changes/:id/reject', 'POST /api/dlq/:id/reveal', 'POST /api/pipelines/:name/rollback']);
+const OPERATOR_READS = new Set(['GET /api/audit']);
+const policyRole = (r: RouteSpec): keyof typeof RANK => (OPERATOR_READS.has(`${r.method} ${r.path}`) ? 'operator' : r.method === 'GET' ? 'viewer' : ADMIN_ACTIONS.has(`${r.method} ${r.path}`) ? 'admin' : 'operator');
 /** Which pipeline a route concerns: its :name, else (an /api route over pipelines) ?pipeline=, else the whole process. */
-const policyScope = (r: RouteSpec) => (r.path.includes('/pipelines/:name') ? 'path' : r.path.startsWith('/api/') && r.path !== '/api/reload' ? 'query' : 'process');
+const PROCESS_WIDE = new Set(['/api/reload', '/api/audit']);
+const policyScope = (r: RouteSpec) => (r.path.includes('/pipelines/:name') ? 'path' : r.path.startsWith('/api/') && !PROCESS_WIDE.has(r.path) ? 'query' : 'process');
 
 /** What the route must answer the caller: 401, 403, or 'pass' (its handler answered). */
 function expected(r: RouteSpec, who: Who, open: string[]): 401 | 403 | 'pass' {

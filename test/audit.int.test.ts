@@ -7,15 +7,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createDb, dropDb, PG, ROOT, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { cliArgs, createDb, dropDb, PG, ROOT, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import type { SyncRun } from '../src/sync/runs.js';
 import { recordDenied, type AuditEntry } from '../src/security/audit/index.js';
 
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn', ...env }, timeout: 120_000 }, (err, out, stderr) => {
+    execFile(process.execPath, cliArgs([...args]), { cwd: ROOT, env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn', ...env }, timeout: 120_000 }, (err, out, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: stderr });
     });
   });
@@ -25,17 +26,21 @@ test('a runtime records its start, a sync run and a DLQ action; audit list finds
   const keyVar = `SYNCLINE_AUDIT_TEST_KEY_${process.pid}`;
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   process.env[keyVar] = key;
+  // Field encryption (one table encrypts a column): config.loaded names the key ids, never a key.
+  const encVar = `SYNCLINE_AUDIT_TEST_ENC_${process.pid}`;
+  const encKeys = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex')];
+  process.env[encVar] = `k1=${encKeys[0]},k2=${encKeys[1]}`;
   const meta = `syncline_t_${Math.random().toString(16).slice(2, 10)}_meta`;
   await createDb(meta);
   const env = await testEnv(
-    [{ name: 'items', tables: [{ source: 'public.items', validate: { fields: { qty: { min: 0 } } }, mask: ['qty'] }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }],
-    { extra: { observability: { port: 0 }, audit: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${meta}`, signingKey: { env: keyVar }, checkpointEvery: 5 } } },
+    [{ name: 'items', tables: [{ source: 'public.items', validate: { fields: { qty: { min: 0 } } }, mask: ['qty'] }, { source: 'public.notes', encrypt: ['body'] }], conflict: { strategy: 'source-wins' }, sync: { mode: 'manual' } }],
+    { extra: { observability: { port: 0 }, encryption: { activeKey: 'k2', hashKey: 'k1', keysEnv: encVar }, audit: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${meta}`, signingKey: { env: keyVar }, checkpointEvery: 5 } } },
   );
   t.after(async () => {
     await env.cleanup();
     await dropDb(meta);
   });
-  for (const db of [env.sourceDb, env.targetDb]) await sql(db, `create table items (id int primary key, qty int not null)`);
+  for (const db of [env.sourceDb, env.targetDb]) await sql(db, `create table items (id int primary key, qty int not null); create table notes (id int primary key, body text)`);
   await sql(env.sourceDb, `insert into items select g, g from generate_series(1, 20) g`);
   await sql(env.sourceDb, `insert into items values (21, -5)`);
   const { rt } = await startRuntime(env);
@@ -84,6 +89,14 @@ test('a runtime records its start, a sync run and a DLQ action; audit list finds
   const reveal = entries.find((e) => e.action === 'dlq.reveal')!;
   assert.deepEqual([reveal?.actor, reveal?.object, reveal?.details.reason], ['frank', `dlq:${letters[0]!.id}`, 'ticket 42: which qty broke the rule']);
   assert.equal(entries[0]!.action, 'process.start');
+  // config.loaded with the file's SHA-256 at the start of a Runtime made in code, and with the bounded run.
+  const fileSha = createHash('sha256').update(readFileSync(env.configFile)).digest('hex');
+  const loaded = entries.filter((e) => e.action === 'config.loaded').map((e) => [e.details.at, e.details.sha256, e.details.run ?? null]);
+  assert.deepEqual(loaded.slice(0, 2), [['start', fileSha, null], ['sync.run', fileSha, run.id]]);
+  // Which keys encrypt and hash (a rotation shows as another activeKey): ids only.
+  const startLoaded = entries.find((e) => e.action === 'config.loaded' && e.details.at === 'start')!;
+  assert.deepEqual(startLoaded.details.encryption, { activeKey: 'k2', hashKey: 'k1', keyIds: ['k1', 'k2'] });
+  assert.ok(!JSON.stringify(entries).includes(encKeys[0]!) && !JSON.stringify(entries).includes(encKeys[1]!), 'no key in the trail');
   assert.deepEqual(entries.filter((e) => e.action === 'config.reload').map((e) => [e.actor, e.details.outcome]), [['ops', 'refused'], ['ops', 'ok']]);
   const denied = entries.find((e) => e.action === 'api.denied')!;
   assert.deepEqual([denied.actor, denied.role, denied.object, denied.details.status], ['eve', 'viewer', 'POST /api/dlq/x/discard', 403]);

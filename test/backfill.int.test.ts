@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
-import { checksum, sleep, spawnCli, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
+import { checksum, runCli, sleep, soak, spawnCli, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
 import { readBackfills } from '../src/cli/backfill.js';
 import type { BackfillView } from '../src/capture/backfill.js';
 import { KafkaClient, topics } from '../src/core/kafka.js';
@@ -17,15 +17,6 @@ import { rootLogger } from '../src/core/log.js';
 const DDL = `create table items (id bigint primary key, seq bigint not null, label text, pad text)`;
 
 /** Runs a CLI command to its end: exit code, stdout, stderr. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawnCli(args);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number];
-  return { code, out, err };
-}
 
 async function fill(db: string, n: number): Promise<void> {
   await sql(db, `insert into items (id, seq, label, pad) select g, 0, 'row ' || g, repeat('x', 50) from generate_series(1, $1::int) g`, [n]);
@@ -100,7 +91,7 @@ test('backfill during a write storm converges, and no chunk row overwrites a new
     }
   })();
 
-  const r = await cli(['backfill', 'bf', '--config', env.configFile, '--table', 'public.items', '--chunk-size', '500', '--wait', '--json', '--timeout', '300']);
+  const r = await runCli(['backfill', 'bf', '--config', env.configFile, '--table', 'public.items', '--chunk-size', '500', '--wait', '--json', '--timeout', '300']);
   assert.equal(r.code, 0, `backfill --wait: ${r.err}`);
   const view = JSON.parse(r.out) as BackfillView;
   assert.equal(view.status, 'done');
@@ -141,8 +132,8 @@ test('a backfill goes on after kill -9 of the capture from its last finished chu
   t.after(() => env.cleanup());
   await withClient(env.sourceDb, (c) => c.query(DDL));
   await withClient(env.targetDb, (c) => c.query(DDL));
-  const N = 30_000;
-  const CHUNK = 1000;
+  const N = soak(10_000, 30_000); // `npm run chaos` reads the longer table
+  const CHUNK = soak(500, 1000);
   await fill(env.sourceDb, N);
   await startRuntime(env, ['process', 'sink']);
   let capture: ChildProcess = spawnCli(['capture', '--config', env.configFile]);
@@ -150,7 +141,7 @@ test('a backfill goes on after kill -9 of the capture from its last finished chu
   const topic = topics.cdc(env.prefix, 'public', 'items');
   await waitFor('the change topic', async () => (await sql(env.sourceDb, `select 1 from pg_replication_slots where slot_name = $1 and active`, [env.slot('bf')])).rowCount === 1, 60_000);
 
-  const r = await cli(['backfill', 'bf', '--config', env.configFile, '--table', 'items', '--chunk-size', String(CHUNK)]);
+  const r = await runCli(['backfill', 'bf', '--config', env.configFile, '--table', 'items', '--chunk-size', String(CHUNK)]);
   assert.equal(r.code, 0, r.err);
   const id = r.out.trim();
   const before = await waitFor('5 finished chunks', async () => {
@@ -199,7 +190,7 @@ test('pause, resume, cancel, --where and the HTTP API', async (t) => {
   const bad = await call('POST', '', { table: 'public.items', where: 'nosuchcol > 1' });
   assert.equal(bad.status, 400);
   assert.match(bad.body.error!, /nosuchcol/);
-  const badCli = await cli(['backfill', 'bf', '--config', env.configFile, '--table', 'public.items', '--where', 'nosuchcol > 1']);
+  const badCli = await runCli(['backfill', 'bf', '--config', env.configFile, '--table', 'public.items', '--where', 'nosuchcol > 1']);
   assert.equal(badCli.code, 1);
   assert.match(badCli.err, /BACKFILL_WHERE.*nosuchcol/);
   assert.equal((await call('POST', '', { table: 'public.nope' })).status, 400);
@@ -236,14 +227,14 @@ test('pause, resume, cancel, --where and the HTTP API', async (t) => {
   assert.equal((await call('GET', '/nope')).status, 404);
 
   // Cancel from the CLI (a signal through the source), while it runs.
-  const r = await cli(['backfill', 'bf', '--config', env.configFile, '--table', 'public.items', '--chunk-size', '100']);
+  const r = await runCli(['backfill', 'bf', '--config', env.configFile, '--table', 'public.items', '--chunk-size', '100']);
   assert.equal(r.code, 0, r.err);
   const id2 = r.out.trim();
   await waitFor('the second backfill to run', async () => {
     const x = await call('GET', `/${id2}`);
     return x.status === 200 && x.body.rows > 0;
   }, 60_000, 50);
-  const c = await cli(['backfill', 'bf', '--config', env.configFile, '--cancel', id2, '--wait', '--timeout', '60']);
+  const c = await runCli(['backfill', 'bf', '--config', env.configFile, '--cancel', id2, '--wait', '--timeout', '60']);
   assert.equal(c.code, 0, c.err);
   const c1 = (await call('GET', `/${id2}`)).body;
   assert.equal(c1.status, 'cancelled');
@@ -252,7 +243,7 @@ test('pause, resume, cancel, --where and the HTTP API', async (t) => {
   assert.equal(c2.rows, c1.rows, 'no chunk after the cancel');
   assert.ok(c2.rows < N, `cancelled at ${c2.rows} of ${N}`);
   // The CLI's status reads the same state from Kafka.
-  const st = await cli(['backfill', 'bf', '--config', env.configFile, '--status', '--json']);
+  const st = await runCli(['backfill', 'bf', '--config', env.configFile, '--status', '--json']);
   assert.equal(st.code, 0, st.err);
   const all = JSON.parse(st.out) as BackfillView[];
   assert.deepEqual(all.map((b) => [b.id, b.status]), [[id, 'done'], [id2, 'cancelled']]);

@@ -1,4 +1,5 @@
 /**
+ * npm test: alone (starts a private Kafka and registry from cold).
  * The first run on a brand-new machine converges: `npm run demo`, exactly as the README's quick
  * start says, against a stack that is not running. The shared stack cannot be stopped (everyone's
  * tests use it), so the demo gets a private one from scripts/stack.sh (test/private-stack.ts): an

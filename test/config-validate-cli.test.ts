@@ -8,11 +8,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './helpers.js';
+import { cliArgs, ROOT } from './helpers.js';
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env } }, (err, out, stderr) => {
+    execFile(process.execPath, cliArgs([...args]), { cwd: ROOT, env: { ...process.env, ...env } }, (err, out, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out, err: stderr });
     });
   });

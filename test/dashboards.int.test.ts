@@ -1,7 +1,8 @@
 /**
  * The Grafana dashboards against a real Prometheus: Prometheus (Debian's package, our own process)
  * scrapes a Runtime every second while a scripted workload makes every panel's series exist
- * (applied rows, no-op updates, rows the target rejects, a conflict, a validation failure); then
+ * (applied rows, no-op updates, rows the target rejects, a conflict, a validation failure, a
+ * verification); then
  * every panel query of every dashboard in grafana/dashboards, as written in the JSON (with
  * $pipeline, $__rate_interval and $__range substituted the way Grafana would), must return a
  * non-empty result with at least one number in it, and the $pipeline variable must list the pipeline.
@@ -101,9 +102,19 @@ test('every dashboard query returns data from a real Prometheus scraping a runni
     const s = h.applier!.stats;
     return s.skippedUnchanged === 3 && s.deadLettered === 2 && s.conflicts === 1 && h.processor!.invalid.count === 1;
   });
+  // A verification (the verify service the schedule and the API use): sets syncline_verify_mismatches.
+  const verified = await rt.verifier!.run(P, { pipeline: P }, 'api');
+  assert.equal(verified.status, 'done', verified.error);
   // A few scrapes after the last event, so every rate window holds it.
   await waitFor('prometheus saw the last events', async () => (await p.query(`syncline_validation_failures_total{pipeline="${P}"}`)).length > 0
-    && (await p.query(`syncline_conflicts_total{pipeline="${P}"} > 0`)).length > 0, 30_000, 500);
+    && (await p.query(`syncline_conflicts_total{pipeline="${P}"} > 0`)).length > 0
+    && (await p.query(`syncline_verify_mismatches{pipeline="${P}"}`)).length > 0, 30_000, 500);
+  // A last applied row right before the queries: the rate windows ([1m]) must hold an apply (on a
+  // loaded machine the workload and the verification above can take longer than a minute).
+  const appliedSeen = async () => Number((await p.query(`sum(syncline_commit_to_apply_seconds_count{pipeline="${P}"})`))[0]?.value[1] ?? 0);
+  const seenBefore = await appliedSeen();
+  await sql(env.sourceDb, `insert into items values (9200, 1, 'last', '2026-01-01T00:00:00Z')`);
+  await waitFor('prometheus saw the last apply', async () => (await appliedSeen()) > seenBefore, 30_000, 500);
   await sleep(3000);
 
   // The $pipeline variable's values.

@@ -1,4 +1,5 @@
 /**
+ * npm test: alone (starts private services late, on a timeline).
  * A dependency that is not ready yet is waited for, not fatal: `syncline start` started while Kafka,
  * the schema registry or Redis is down waits for it (one `dependency.waiting` warning naming it, no
  * error, the process stays up), and once it is started converges; SIGTERM then exits 0 and the
@@ -9,7 +10,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checksum, ROOT, sql, testEnv, waitFor } from './helpers.js';
+import { checksum, cliArgs, ROOT, sql, testEnv, waitFor } from './helpers.js';
 import { logLines, privateStack, spawnGroup, type PrivateStack, type Service } from './private-stack.js';
 
 const DDL = `create table items (id int primary key, v text not null, updated_at timestamptz not null default clock_timestamp())`;
@@ -32,7 +33,7 @@ async function startsBeforeItsDependency(t: TestContext, service: Service, point
   writeFileSync(file, JSON.stringify(doc, null, 2));
 
   // A start deadline long enough for a JVM started on a busy machine; the default is 120 s.
-  const c = spawnGroup(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'start', '-c', file], { SYNCLINE_LOG_LEVEL: 'info', SYNCLINE_START_TIMEOUT_MS: '400000' });
+  const c = spawnGroup(process.execPath, cliArgs(['start', '-c', file]), { SYNCLINE_LOG_LEVEL: 'info', SYNCLINE_START_TIMEOUT_MS: '400000' });
   t.after(() => c.kill());
   const waiting = () => logLines(c.out()).filter((l) => l.level === 40 && String(l.msg).startsWith('dependency.waiting') && awaited.test(String(l.awaited)));
   await waitFor(`syncline to say it waits for ${service}`, async () => {

@@ -9,20 +9,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
 import { AvroCodec } from '../src/core/codec.js';
 import { topics } from '../src/core/kafka.js';
 import { deadLetterId } from '../src/sink/dead-letters.js';
-import { holdDatabases, readTopic, spawnCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { holdDatabases, readTopic, runCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawnCli(args) as ChildProcess & { stderrTail: () => string };
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
-  return { code, out, err: child.stderrTail() };
-}
 
 interface Listed { id: string; kind: string; reason: string; state: string; table?: string; key?: string; column?: string; errorCode: string; errorMessage: string }
 
@@ -71,7 +63,7 @@ test('rows refused in a snapshot: one dead letter each, all listed, each named a
   t.after(() => producer.disconnect());
 
   // `syncline dlq list` shows every letter in the topic, each under its own id.
-  const r = await cli(['dlq', 'list', '-c', env.configFile, '--json']);
+  const r = await runCli(['dlq', 'list', '-c', env.configFile, '--json']);
   assert.equal(r.code, 0, r.err);
   const listed = JSON.parse(r.out) as Listed[];
   assert.equal(listed.length, 12, listed.map((e) => `${e.id} ${e.table} ${e.key}`).join('\n'));
@@ -96,7 +88,7 @@ test('rows refused in a snapshot: one dead letter each, all listed, each named a
   assert.equal(legacy.filter((e) => e.id === legacyId).length, 1);
   assert.equal(legacy.filter((e) => e.id.startsWith(`${legacyId}-0-`)).length, 2);
   // `dlq show` finds each of them.
-  const shown = await cli(['dlq', 'show', ofKey(11).id, '-c', env.configFile]);
+  const shown = await runCli(['dlq', 'show', ofKey(11).id, '-c', env.configFile]);
   assert.equal(shown.code, 0, shown.err);
   assert.match(shown.out, /table\/key:\s+public\.items \[11\]\ncolumn:\s+grid/);
 
@@ -111,7 +103,7 @@ test('rows refused in a snapshot: one dead letter each, all listed, each named a
   assert.match(requeueCapture.body.error!, /capture refused the change before it reached a change topic.*re-emit the row from the source/);
   for (const k of [10, 11, 12]) assert.equal((await act(ofKey(k).id, 'discard')).body.entry?.state, 'discarded');
   // Invalid rows: discarded (one through the CLI).
-  const d = await cli(['dlq', 'discard', ofKey(20).id, '-c', env.configFile, '--by', 'carol']);
+  const d = await runCli(['dlq', 'discard', ofKey(20).id, '-c', env.configFile, '--by', 'carol']);
   assert.equal(d.code, 0, d.err);
   for (const k of [21, 22]) assert.equal((await act(ofKey(k).id, 'discard')).body.entry?.state, 'discarded');
   // The target's column is widened, then its three letters are requeued and applied.
@@ -121,7 +113,7 @@ test('rows refused in a snapshot: one dead letter each, all listed, each named a
   // The legacy letters, each under its own id.
   for (const e of legacy) assert.equal((await act(e.id, 'discard')).body.entry?.state, 'discarded', e.id);
 
-  const open = await cli(['dlq', 'list', '-c', env.configFile, '--json']);
+  const open = await runCli(['dlq', 'list', '-c', env.configFile, '--json']);
   assert.deepEqual(JSON.parse(open.out), [], 'nothing open');
   const all = (await (await fetch(`${api}?state=all`)).json()) as { count: number; deadLetters: Listed[] };
   assert.equal(all.count, 12);

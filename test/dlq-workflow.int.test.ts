@@ -7,17 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { spawnCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { runCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawnCli(args) as ChildProcess & { stderrTail: () => string };
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
-  return { code, out, err: child.stderrTail() };
-}
 
 const DDL = `create table tickets (id int primary key, title text not null, status text not null, updated_at timestamptz not null default '2026-01-01T00:00:00Z')`;
 
@@ -44,27 +36,27 @@ test('manual conflicts: parked with versions and diff, later changes wait, settl
 
   // CLI: list and show.
   const cfg = ['-c', env.configFile];
-  let r = await cli(['dlq', 'list', ...cfg, '--json']);
+  let r = await runCli(['dlq', 'list', ...cfg, '--json']);
   assert.equal(r.code, 0, r.err);
   const listed = JSON.parse(r.out) as { id: string; reason: string; state: string; key: string }[];
   assert.deepEqual(listed.map((e) => [e.reason, e.state, e.key]), [['conflict', 'open', '[1]'], ['parked', 'open', '[1]'], ['parked', 'open', '[1]']]);
   const conflictId = listed[0]!.id;
-  r = await cli(['dlq', 'show', conflictId, ...cfg, '--json']);
+  r = await runCli(['dlq', 'show', conflictId, ...cfg, '--json']);
   assert.equal(r.code, 0, r.err);
   const shown = JSON.parse(r.out);
   assert.equal(shown.conflict.source.title, 'renamed S1');
   assert.equal(shown.conflict.target.status, 'closed on target');
   assert.deepEqual([shown.conflict.lastSynced.title, shown.conflict.lastSynced.status], ['ticket 1', 'open']);
   assert.deepEqual(shown.conflict.diff.map((d: { field: string }) => d.field).sort(), ['status', 'title']);
-  r = await cli(['dlq', 'show', conflictId, ...cfg]);
+  r = await runCli(['dlq', 'show', conflictId, ...cfg]);
   assert.match(r.out, /status\s+open\s+closed on target\s+open/);
   // Settling a parked change before its conflict is refused, with the reason.
-  r = await cli(['dlq', 'resolve', listed[1]!.id, '--choice', 'source', ...cfg]);
+  r = await runCli(['dlq', 'resolve', listed[1]!.id, '--choice', 'source', ...cfg]);
   assert.equal(r.code, 4);
   assert.match(r.err, new RegExp(`waits behind ${conflictId}`));
 
   // CLI resolve: keep the target; the parked changes are then applied in order.
-  r = await cli(['dlq', 'resolve', conflictId, '--choice', 'target', '--by', 'alice', '--note', 'target is right', ...cfg]);
+  r = await runCli(['dlq', 'resolve', conflictId, '--choice', 'target', '--by', 'alice', '--note', 'target is right', ...cfg]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /resolved; 2 later change\(s\) of the key released/);
   assert.deepEqual(await row(1), { title: 'renamed S3', status: 'pending' }, 'S2 then S3 applied on top of the kept target row');
@@ -120,7 +112,7 @@ test('manual conflicts: parked with versions and diff, later changes wait, settl
   await sql(env.sourceDb, `update tickets set title = 'source 5 again' where id = 5`);
   await waitFor('later change of key 5 parked', async () => rt.pipelines[0]!.applier!.stats.parkedBehind === 1);
   assert.equal((await row(5)).title, 'ticket 5');
-  r = await cli(['dlq', 'discard', state.get([...state.keys()].find((k) => state.get(k)!.state === 'open')!)!.id, '--by', 'carol', ...cfg]);
+  r = await runCli(['dlq', 'discard', state.get([...state.keys()].find((k) => state.get(k)!.state === 'open')!)!.id, '--by', 'carol', ...cfg]);
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(await row(5), { title: 'source 5 again', status: 'open' }, 'the discarded change dropped, the later (full-row) change applied');
 });
@@ -155,7 +147,7 @@ test('failed and invalid dead letters: filtered listing, requeue after the targe
 
   // The operator fixes the target, then requeues through the CLI: the record goes back to its topic and applies.
   await sql(env.targetDb, `alter table stock drop constraint stock_qty_check`);
-  const r = await cli(['dlq', 'requeue', failed[0]!.id, '-c', env.configFile, '--by', 'dave']);
+  const r = await runCli(['dlq', 'requeue', failed[0]!.id, '-c', env.configFile, '--by', 'dave']);
   assert.equal(r.code, 0, r.err);
   await waitFor('requeued record applied', async () => (await sql(env.targetDb, `select qty from stock where id = 6`)).rows[0]?.qty === 500);
   // The invalid one is discarded through the API; a second action on it is refused.

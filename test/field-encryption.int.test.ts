@@ -20,7 +20,7 @@ import type { ChildProcess } from 'node:child_process';
 import avsc from 'avsc';
 import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
-import { readTopic, spawnCli, sql, testEnv, waitFor, withClient } from './helpers.js';
+import { deleteGroups, readTopic, spawnCli, sql, testEnv, waitFor, withClient } from './helpers.js';
 import { groups, topics } from '../src/core/kafka.js';
 
 const OFF = process.env.SYNCLINE_TEST_NO_ENCRYPTION === '1';
@@ -166,10 +166,7 @@ test('field encryption: plaintext only at the decrypting target; none in topics,
 
   // Rotation: k2 active, k1 kept; the processors replay the change topic from the earliest offset.
   await stop(p);
-  const admin = new Kafka({ brokers: ['127.0.0.1:9092'], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  for (const n of ['enc-plain', 'enc-cipher']) await admin.resetOffsets({ groupId: groups.processor(env.prefix, n), topic: cdc, earliest: true });
-  await admin.disconnect();
+  await deleteGroups(['enc-plain', 'enc-cipher'].map((n) => groups.processor(env.prefix, n)));
   // Version state gone too (Redis is a cache of truth): each replayed k1 change is decrypted, hashed
   // and compared with the target row (ciphertext or plaintext), not skipped on its position alone.
   const redis = new Redis('redis://127.0.0.1:6379');

@@ -69,3 +69,18 @@ test(`librdkafka producer (${RDKAFKA_PACKAGE}): the same, or a fatal error sayin
   });
   await client.close();
 });
+
+test('the admin client: concurrent first callers share one connection; close() also closes one still connecting', async () => {
+  const log = pino({ level: 'silent' });
+  const client = new KafkaClient(settings('kafkajs'), log);
+  const admins = await Promise.all([client.getAdmin(), client.getAdmin(), client.getAdmin()]);
+  assert.ok(admins[1] === admins[0] && admins[2] === admins[0], 'one admin client for the three callers (each made its own before, and two leaked)');
+  assert.equal(await client.getAdmin(), admins[0]);
+  await client.close();
+  // Closed while connecting: the client connected meanwhile is closed too, nothing left behind.
+  const other = new KafkaClient(settings('kafkajs'), log);
+  const connecting = other.getAdmin();
+  await other.close();
+  const late = await connecting;
+  await assert.rejects(late.listTopics(), /disconnected|closed|not connected|Connection/i);
+});

@@ -14,13 +14,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
 import { parseConfig } from '../src/core/config/load.js';
 import { topics } from '../src/core/kafka.js';
 import type { Runtime } from '../src/runtime.js';
-import { sleep, spawnCli, sql, startRuntime, testEnv, waitFor, type TestEnv } from './helpers.js';
+import { freePort, sleep, spawnCli, sql, startRuntime, testEnv, type TestEnv, waitFor } from './helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 interface Sample {
@@ -172,7 +171,10 @@ test('metrics move exactly as a scripted scenario says: applied, unchanged, reje
   // /health while all is well.
   const res = await fetch(`http://127.0.0.1:${rt.httpPort}/health`);
   assert.equal(res.status, 200);
-  assert.deepEqual(((await res.json()) as { pipelines: unknown }).pipelines, [{ name: P, stages: ['capture', 'process', 'sink'], running: true }]);
+  const pipes = ((await res.json()) as { pipelines: { lastDeadLetter?: { code: string; stage: string } }[] }).pipelines;
+  assert.deepEqual(pipes.map(({ lastDeadLetter: _, ...p }) => p), [{ name: P, stages: ['capture', 'process', 'sink'], running: true }]);
+  // The scenario's last dead letter (the invalid record), as /health tells it (masked text, src/core/redact.ts).
+  assert.deepEqual([pipes[0]!.lastDeadLetter?.code, pipes[0]!.lastDeadLetter?.stage], ['VALIDATION_FAILED', 'process']);
 });
 
 type Ready = { ready: boolean; checks: Record<string, { ok: boolean; latencyMs: number | null; lastError: string | null; checkedAt: string | null }> };
@@ -183,13 +185,6 @@ async function ready(rt: Runtime): Promise<{ status: number; body: Ready }> {
 }
 
 /** A port nothing listens on. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Run `syncline status …`; its exit code and what it printed. */
 async function statusCli(args: string[]): Promise<{ code: number | string; out: string }> {

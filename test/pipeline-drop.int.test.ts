@@ -10,7 +10,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
@@ -18,15 +17,8 @@ import pg from 'pg';
 import { parseConfig } from '../src/core/config/load.js';
 import { KafkaClient } from '../src/core/kafka.js';
 import { rootLogger } from '../src/core/log.js';
-import { readTopic, spawnCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { readTopic, runCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawnCli(args) as ChildProcess & { stderrTail: () => string };
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
-  return { code, out, err: child.stderrTail() };
-}
 
 const REGISTRY = 'http://127.0.0.1:8081/apis/ccompat/v7';
 
@@ -148,7 +140,7 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   // Running: refused, nothing removed.
   const slot = slotOf('solo');
   const publication = env.slot('solo'); // testEnv names publications as it named slots
-  const refused = await cli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--yes']);
+  const refused = await runCli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--yes']);
   assert.equal(refused.code, 1, refused.out + refused.err);
   assert.match(refused.err, new RegExp(`refused: pipeline solo is running: replication slot ${slot} active \\(walsender pid \\d+\\)`));
   assert.match(refused.err, new RegExp(`consumer group ${prefix.replace('.', '\\.')}\\.solo\\.processor has 1 member`));
@@ -163,7 +155,7 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   assert.ok(before.solo >= 50 + tagKeys.length, `solo's keys: ${before.solo}`);
 
   // Dry run: lists, removes nothing.
-  const dry = await cli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--dry-run']);
+  const dry = await runCli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--dry-run']);
   assert.equal(dry.code, 0, dry.out + dry.err);
   const plan = toDrop(dry.out);
   const planned = new Set(plan.map(([k, n]) => `${k}|${n}`));
@@ -183,12 +175,12 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   );
 
   // Without a terminal and without --yes: refused.
-  const unconfirmed = await cli(['pipeline', 'drop', 'solo', '--config', env.configFile]);
+  const unconfirmed = await runCli(['pipeline', 'drop', 'solo', '--config', env.configFile]);
   assert.equal(unconfirmed.code, 2);
   assert.match(unconfirmed.err, /pass --yes/);
 
   // The drop: everything listed is gone, nothing else.
-  const dropped = await cli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--yes']);
+  const dropped = await runCli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--yes']);
   assert.equal(dropped.code, 0, dropped.out + dropped.err);
   assert.match(dropped.out, new RegExp(`dropped ${plan.length}: `));
   assert.deepEqual(await slots(), before.slots.filter((s) => s !== slot));
@@ -206,7 +198,7 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   assert.deepEqual(await origins(), before.origins);
 
   // Idempotent: a second run finds nothing.
-  const again = await cli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--yes']);
+  const again = await runCli(['pipeline', 'drop', 'solo', '--config', env.configFile, '--yes']);
   assert.equal(again.code, 0, again.out + again.err);
   assert.match(again.out, /nothing to drop: pipeline solo has nothing left/);
   assert.deepEqual(toDrop(again.out), []);
@@ -221,7 +213,7 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   assert.ok(pairOrigins.some((o) => o.startsWith(`syncline:${prefix}:a-to-b:`)) && pairOrigins.some((o) => o.startsWith(`syncline:${prefix}:b-to-a:`)), pairOrigins.join(', '));
   await pair.rt.stop();
   for (const name of ['a-to-b', 'b-to-a']) {
-    const r = await cli(['pipeline', 'drop', name, '--config', env.configFile, '--yes']);
+    const r = await runCli(['pipeline', 'drop', name, '--config', env.configFile, '--yes']);
     assert.equal(r.code, 0, r.out + r.err);
     for (const o of pairOrigins.filter((x) => x.startsWith(`syncline:${prefix}:${name}:`))) assert.ok(toDrop(r.out).some(([k, n]) => k === 'replication origin' && n === o), `${o} listed:\n${r.out}`);
     assert.ok(!(await origins()).some((o) => o.startsWith(`syncline:${prefix}:${name}`)), `origins of ${name} left: ${(await origins()).join(', ')}`);
@@ -248,14 +240,14 @@ test('pipeline drop: refused while running, dry run, exactly one pipeline remove
   await once.connect();
   await once.setOffsets({ groupId: foreign, topic: other, partitions: [{ partition: 0, offset: '1' }] });
   await once.disconnect();
-  const last = await cli(['pipeline', 'drop', 'neighbour', '--config', aloneFile, '--yes']);
+  const last = await runCli(['pipeline', 'drop', 'neighbour', '--config', aloneFile, '--yes']);
   assert.equal(last.code, 0, last.out + last.err);
   assert.ok(toDrop(last.out).some(([k, n]) => k === 'kafka topic' && n === `${prefix}.capture.offsets`), last.out);
   assert.match(last.out, new RegExp(`kept \\(1\\):\\n +kafka topic +${other} .*\\(read by consumer group ${foreign}\\)`));
   assert.deepEqual(await topicList(), [other]);
   assert.deepEqual(await subjects(), [`${other}-key`, `${other}-value`]);
   await admin.deleteGroups([foreign]);
-  const rest = await cli(['pipeline', 'drop', 'neighbour', '--config', aloneFile, '--yes']);
+  const rest = await runCli(['pipeline', 'drop', 'neighbour', '--config', aloneFile, '--yes']);
   assert.equal(rest.code, 0, rest.out + rest.err);
   assert.deepEqual(toDrop(rest.out).map(([k, n]) => `${k} ${n}`), [`kafka topic ${other}`, `schema subject ${other}-key`, `schema subject ${other}-value`]);
   assert.deepEqual(await topicList(), []);
@@ -283,7 +275,7 @@ test('pipeline drop after its databases were dropped: what it left in Kafka and 
   await kc.ensureTopics([dlq]);
   const key = `${prefix}:{gone}:v:public.items:["x"]`;
   await redis.set(key, '1');
-  const r = await cli(['pipeline', 'drop', 'gone', '--config', env.configFile, '--yes']);
+  const r = await runCli(['pipeline', 'drop', 'gone', '--config', env.configFile, '--yes']);
   assert.equal(r.code, 0, r.out + r.err);
   assert.deepEqual(toDrop(r.out).map(([k, n]) => `${k} ${n}`), [`kafka topic ${dlq}`, `redis keys ${prefix}:{gone}:*`]);
   assert.equal(await redis.exists(key), 0);

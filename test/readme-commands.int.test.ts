@@ -1,10 +1,12 @@
 /**
  * Every `npx syncline …` command README.md shows works as written right after `npm ci`, on a fresh
- * clone of this repository's HEAD (no dist/, nothing built): each documented form answers `--help`
- * with its own usage, and every option the README gives it is one the command has. The forms are
- * read from README.md, so a newly documented command is swept without touching this test. Then the
- * same clone, built and without its dev dependencies (what the image holds), answers through dist/.
- * Needs the npm registry (npm ci).
+ * clone of this repository's HEAD (no dist/, nothing built): each documented form's help (read in
+ * one process from the command definitions the bin runs, src/cli/program.ts) is that command's own
+ * usage, and every option the README gives it is one the command has; the bin itself answers
+ * through `npx syncline` (the top-level help, a subcommand's help, a config validated). The forms
+ * are read from README.md, so a newly documented command is swept without touching this test. Then
+ * the same clone, built and without its dev dependencies (what the image holds), answers through
+ * dist/. Needs the npm registry (npm ci).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,10 +99,9 @@ const run = (cwd: string, cmd: string, args: string[], timeout = 120_000) => {
   return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}`, error: r.error };
 };
 
-/** Asserts that `npx syncline <path> --help` is that command's help and lists the options. */
-function checkHelp(dir: string, path: string[], options: string[], where: string): void {
-  const r = run(dir, 'npx', ['syncline', ...path, '--help']);
-  assert.equal(r.code, 0, `${where}: npx syncline ${path.join(' ')} --help exited ${r.code}:\n${r.out}${r.error ? `\n${r.error.message}` : ''}`);
+/** Asserts that `help` (of `syncline <path>`) is that command's help and lists the options. */
+function checkHelpText(help: string, path: string[], options: string[], where: string): void {
+  const r = { out: help };
   const usage = /^Usage: syncline(.*)$/m.exec(r.out);
   assert.ok(usage, `${where}: no usage line in:\n${r.out}`);
   const words: string[] = [];
@@ -110,6 +111,33 @@ function checkHelp(dir: string, path: string[], options: string[], where: string
   }
   assert.deepEqual(words, path, `${where}: the help answered is that of 'syncline ${words.join(' ')}', not of the documented 'syncline ${path.join(' ')}'`);
   for (const o of options) assert.match(r.out, new RegExp(`(?<![\\w-])${o}(?![\\w-])`), `${where}: 'syncline ${path.join(' ')}' has no option ${o}:\n${r.out}`);
+}
+
+/** Asserts that `npx syncline <path> --help` (through the bin) is that command's help and lists the options. */
+function checkHelp(dir: string, path: string[], options: string[], where: string): void {
+  const r = run(dir, 'npx', ['syncline', ...path, '--help']);
+  assert.equal(r.code, 0, `${where}: npx syncline ${path.join(' ')} --help exited ${r.code}:\n${r.out}${r.error ? `\n${r.error.message}` : ''}`);
+  checkHelpText(r.out, path, options, where);
+}
+
+/**
+ * The help of each command path, read in one process of the clone from the definitions the bin runs
+ * (src/cli/program.ts; spawning the bin once per form cost ~2 s each, minutes on a loaded machine).
+ * A path with no such command answers the help of its deepest existing ancestor, as commander does.
+ */
+function helpTexts(dir: string, paths: string[][]): Map<string, string> {
+  const script = `const { program } = await import('./src/cli/program.ts');
+    const out = {};
+    for (const p of JSON.parse(process.env.SYNCLINE_HELP_PATHS)) {
+      let c = program;
+      for (const w of p) { const n = c.commands.find((x) => x.name() === w || x.aliases().includes(w)); if (!n) break; c = n; }
+      out[p.join(' ')] = c.helpInformation();
+    }
+    process.stdout.write(JSON.stringify(out));
+    process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, NODE_ENV: '', SYNCLINE_LOG_LEVEL: 'warn', SYNCLINE_HELP_PATHS: JSON.stringify(paths) } });
+  assert.equal(r.status, 0, `reading the commands' help: ${r.stderr}${r.error ? `\n${r.error.message}` : ''}`);
+  return new Map(Object.entries(JSON.parse(r.stdout) as Record<string, string>));
 }
 
 test('every documented `npx syncline …` form answers --help right after npm ci on a fresh clone, and dist/ serves the image', { timeout: 1_200_000 }, (t) => {
@@ -134,7 +162,11 @@ test('every documented `npx syncline …` form answers --help right after npm ci
   const ci = run(dir, 'npm', ['ci', '--no-audit', '--no-fund'], 900_000);
   assert.equal(ci.code, 0, `npm ci failed:\n${ci.out.slice(-4000)}`);
 
-  for (const { path, options, lines } of byPath.values()) checkHelp(dir, path, [...options], lines[0]!);
+  // The bin answers: the top-level help and a subcommand's.
+  checkHelp(dir, [], [], 'npx syncline --help');
+  checkHelp(dir, ['dlq', 'list'], ['--pipeline', '--json'], 'npx syncline dlq list --help');
+  const helps = helpTexts(dir, [...byPath.values()].map((e) => e.path));
+  for (const { path, options, lines } of byPath.values()) checkHelpText(helps.get(path.join(' ')) ?? '', path, [...options], lines[0]!);
   // One form run for real (it needs no service): the example config validates through the bin.
   const validate = run(dir, 'npx', ['syncline', 'config', 'validate', 'configs/data-sync-config.yaml']);
   assert.equal(validate.code, 0, validate.out);

@@ -9,20 +9,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { checksum, sleep, spawnCli, sql, testEnv, waitFor, withClient } from './helpers.js';
+import { checksum, freePort, PG, sleep, spawnCli, sql, testEnv, waitFor, withClient } from './helpers.js';
 
 const ITEMS = `create table items (id bigint primary key, n int not null)`;
 const EXTRA = `create table extra (id bigint primary key, seq bigint not null, label text)`;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function same(env: { sourceDb: string; targetDb: string }, table: string): Promise<boolean> {
   const [s, d] = await Promise.all([checksum(env.sourceDb, table, 'id'), checksum(env.targetDb, table, 'id')]);
@@ -30,7 +22,10 @@ async function same(env: { sourceDb: string; targetDb: string }, table: string):
 }
 
 test('a table added by a reload (SIGHUP) joins the running stages: backfilled and streamed, the other table never stopped; a broken reload is refused and the old config keeps running', async (t) => {
-  const env = await testEnv([{ name: 'rl', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' } }]);
+  // The pipeline keeps a change history (in the target's database): an added table's changes go into it too.
+  const env = await testEnv([{ name: 'rl', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' }, history: {} }], {
+    extra: ({ targetDb }) => ({ history: { url: `postgres://${PG.user}@${PG.host}:${PG.port}/${targetDb}`, schema: 'hist' } }),
+  });
   t.after(() => env.cleanup());
   for (const db of [env.sourceDb, env.targetDb]) await withClient(db, async (c) => { await c.query(ITEMS); await c.query(EXTRA); });
   await sql(env.sourceDb, `insert into items select g, 0 from generate_series(1, 1000) g`);
@@ -107,6 +102,11 @@ test('a table added by a reload (SIGHUP) joins the running stages: backfilled an
   await sql(env.sourceDb, `update extra set label = 'after too' where id <= 50`);
   await waitFor('changes of extra after its backfill to stream', () => same(env, 'extra'), 60_000, 250);
   assert.match(logs, /capture\.backfill\.added-table/);
+  // The added table is in the history: a baseline (coverage) taken when the sink took it, and its changes.
+  const hist = await sql(env.targetDb, `select (select count(*) from hist.changes where tbl = 'public.extra')::int as n,
+      (select count(*) from hist.coverage where tbl = 'public.extra')::int as covered`);
+  assert.ok(hist.rows[0].n >= 8000, `the added table's changes are in the history: ${hist.rows[0].n}`);
+  assert.equal(hist.rows[0].covered, 1, 'the added table has a history baseline');
 
   // A broken config: refused with the loader's error; the old config keeps running.
   const broken = structuredClone(added) as unknown as { pipelines: Record<string, { tables: unknown }> };

@@ -93,7 +93,7 @@ test('target permanently unreachable: dead-lettered after exactly the configured
   const letters = await waitFor('the dead letter', async () => {
     const m = await readTopic(topics.dlq(env.prefix, 'jobs-sync')).catch(() => []);
     return m.length > 0 ? m : false;
-  }, 60_000, 500);
+  }, 120_000, 500);
   assert.equal(letters.length, 1);
   assert.equal(letters[0]!.headers['syncline.dlq.kind'], 'failed');
   assert.equal(letters[0]!.headers['syncline.attempts'], '3', 'retries: 2 → 3 attempts (connector policy, not the pipeline default of 0 retries)');

@@ -12,12 +12,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT, readTopic, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { cliArgs, readTopic, ROOT, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import type { SchemaChange } from '../src/capture/schema-changes.js';
 
 function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn' }, timeout: 120_000 }, (err, out, stderr) => {
+    execFile(process.execPath, cliArgs([...args]), { cwd: ROOT, env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn' }, timeout: 120_000 }, (err, out, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: stderr });
     });
   });

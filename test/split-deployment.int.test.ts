@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KafkaClient } from '../src/core/kafka.js';
 import { rootLogger } from '../src/core/log.js';
-import { ROOT, spawnCli, sql, testEnv, waitFor } from './helpers.js';
+import { freePort, ROOT, spawnCli, sql, testEnv, waitFor } from './helpers.js';
 
 /** The first ```bash block of README's "Split deployment on one host" section. */
 function readmeExample(): string[] {
@@ -28,13 +28,6 @@ function readmeExample(): string[] {
   return block.trim().split('\n');
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Sum of a counter's samples of one pipeline in a Prometheus text body. */
 function counter(body: string, name: string, pipeline: string): number {

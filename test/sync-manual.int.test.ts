@@ -9,14 +9,14 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { checksum, ROOT, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { checksum, cliArgs, ROOT, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import type { SyncRun } from '../src/sync/runs.js';
 
 const DDL = `create table tickets (id bigint primary key, state text not null)`;
 
 function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn' }, timeout: 120_000 }, (err, out, stderr) => {
+    execFile(process.execPath, cliArgs([...args]), { cwd: ROOT, env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn' }, timeout: 120_000 }, (err, out, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: stderr });
     });
   });

@@ -1,4 +1,5 @@
 /**
+ * npm test: alone (a private TLS stack: Kafka, registry, Redis, MariaDB).
  * TLS everywhere (issue 22), against real servers of a private stack started with
  * SYNCLINE_STACK_TLS=1 (scripts/stack.sh): Kafka with a SASL_SSL listener (SCRAM-SHA-512), Redis
  * TLS-only with an ACL user, PostgreSQL with ssl on and plaintext TCP refused, the registry

@@ -41,11 +41,22 @@ async function twoWay(t: TestContext, rows: number) {
     return a.md5 === b.md5 && a.count === b.count;
   };
   await waitFor('B has the snapshot of A', same);
-  return { A, B, h, same };
+  // Identical is not converged: in the delete cases the sides pass through a moment where both hold
+  // the row (a→b wrote A's insert into B, b→a has not carried B's delete yet). Settled: identical,
+  // and nothing captured, received or re-published by either pipeline for 2 s.
+  const activity = () => rt.pipelines.reduce((n, p) => n + (p.capture?.stats.changes ?? 0) + (p.applier?.stats.received ?? 0) + (p.applier?.stats.republished ?? 0), 0);
+  let moved = { n: -1, at: 0 };
+  const settled = async () => {
+    if (!(await same())) return false;
+    const n = activity();
+    if (n !== moved.n) moved = { n, at: Date.now() };
+    return Date.now() - moved.at >= 2000;
+  };
+  return { A, B, h, same, settled };
 }
 
 test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong', async (t) => {
-  const { A, B, h, same } = await twoWay(t, 200);
+  const { A, B, h, same, settled } = await twoWay(t, 200);
 
   // Four clients per side for 8 s: updates of random keys (hot keys 1-10 on both sides at once),
   // a few inserts on each side (disjoint ids) and deletes.
@@ -75,7 +86,7 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
   await Promise.all([0, 1, 2, 3].flatMap((n) => [client(A, 'A', n), client(B, 'B', n)]));
 
   // Converged: identical row sets on both sides, and it stays so.
-  await waitFor('A and B identical', same, 120000).catch(async (err) => {
+  await waitFor("A and B identical and settled", settled, 120000).catch(async (err) => {
     throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
   });
   const applied = () => h('a-to-b').applier!.stats.applied + h('b-to-a').applier!.stats.applied;
@@ -108,7 +119,7 @@ test('A ⇄ B: simultaneous edits on both sides converge, no echo, no ping-pong'
 });
 
 test('A deletes rows while B updates them: both sides agree on the later change (deleted or kept)', async (t) => {
-  const { A, B, h, same } = await twoWay(t, 60);
+  const { A, B, h, same, settled } = await twoWay(t, 60);
 
   // B's transaction holds the rows while A's delete commits, so neither side has the other's change
   // when it writes its own, and each pipeline meets the other's version:
@@ -125,7 +136,7 @@ test('A deletes rows while B updates them: both sides agree on the later change 
     await b.query('commit');
   }));
 
-  await waitFor('A and B identical', same, 60000).catch(async (err) => {
+  await waitFor("A and B identical and settled", settled, 60000).catch(async (err) => {
     throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
   });
   const ids = async (db: string) => (await sql(db, 'select id from items order by id')).rows.map((r) => r.id as number);
@@ -145,7 +156,7 @@ test('A deletes rows while B updates them: both sides agree on the later change 
 });
 
 test('a row kept over an update is not written back where that side deleted it later: the later delete wins on both', async (t) => {
-  const { A, B, h, same } = await twoWay(t, 10);
+  const { A, B, h, settled } = await twoWay(t, 10);
   const X = 5;
   const at = async (db: string) => (await sql(db, `select id from items where id = $1`, [X])).rowCount;
   // Locks set the order: b→a meets B's update while A's newer one is committed (it keeps A's row
@@ -165,8 +176,8 @@ test('a row kept over an update is not written back where that side deleted it l
     await b.query(`delete from items where id = $1`, [X]);
     await b.query('commit');
   }));
-  await waitFor('A and B identical', same, 60000).catch(async (err) => {
-    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
+  await waitFor("B's delete, the latest change, gone through on both and A and B settled", async () => (await at(A)) === 0 && (await at(B)) === 0 && (await settled()), 60000).catch(async (err) => {
+    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}; row ${X} on A: ${await at(A)}, on B: ${await at(B)}`);
   });
   assert.equal(await at(A), 0, "A: B's delete, the latest change, removed the row");
   assert.equal(await at(B), 0, 'B: the row was not written back over its delete');
@@ -188,7 +199,7 @@ test('a row kept over an update is not written back where that side deleted it l
  */
 for (const [first, second] of [['A', 'B'], ['B', 'A']] as const) {
   test(`insert on ${first}, delete on ${first}, re-insert on ${second}, delete on ${first}: the row is gone on both`, async (t) => {
-    const { A, B, same } = await twoWay(t, 10);
+    const { A, B, settled } = await twoWay(t, 10);
     const db = { A, B };
     const X = 2001;
     const has = async (side: 'A' | 'B') => (await sql(db[side], `select 1 from items where id = $1`, [X])).rowCount === 1;
@@ -203,12 +214,12 @@ for (const [first, second] of [['A', 'B'], ['B', 'A']] as const) {
     await arrived(`the second delete on ${first} reached ${second}`, async () => !(await has(second))).catch(async (err) => {
       throw new Error(`${(err as Error).message}; ${second} still holds ${JSON.stringify((await sql(db[second], `select * from items where id = $1`, [X])).rows)}`);
     });
-    await waitFor('A and B identical', same, 30000);
+    await waitFor("A and B identical and settled", settled, 30000);
   });
 }
 
 test('an insert that reaches a side after that side deleted the key later: the delete wins on both', async (t) => {
-  const { A, B, h, same } = await twoWay(t, 10);
+  const { A, B, h, settled } = await twoWay(t, 10);
   const X = 3001;
   const has = async (db: string) => (await sql(db, `select 1 from items where id = $1`, [X])).rowCount === 1;
   // Table locks set the order: b→a cannot apply B's insert (older) until A inserted the key itself
@@ -230,15 +241,15 @@ test('an insert that reaches a side after that side deleted the key later: the d
     await b.query(`delete from items where id = $1`, [X]);
     await b.query('commit');
   }));
-  await waitFor('A and B identical', same, 60000).catch(async (err) => {
-    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
+  await waitFor("B's delete, the latest change, gone through on both and A and B settled", async () => !(await has(A)) && !(await has(B)) && (await settled()), 60000).catch(async (err) => {
+    throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}; row ${X} on A: ${await has(A)}, on B: ${await has(B)}`);
   });
   assert.equal(await has(A), false, "A: B's delete, the latest change, removed A's row");
   assert.equal(await has(B), false, "B: A's older insert did not outlive B's delete");
 });
 
 test('an insert the target made between the conflict read and the write is not overwritten: the newer row wins on both', async (t) => {
-  const { A, B, h, same } = await twoWay(t, 10);
+  const { A, B, h, settled } = await twoWay(t, 10);
   const X = 4001;
   // a→b's write of X into B pauses in a trigger after its conflict read found no row; meanwhile B
   // inserts X itself (newer) and commits. The paused upsert then meets B's row.
@@ -252,7 +263,7 @@ test('an insert the target made between the conflict read and the write is not o
   const name = async (db: string) => (await sql(db, `select name from items where id = $1`, [X])).rows[0]?.name;
   await sleep(2500); // the paused write goes on
   assert.equal(await name(B), 'B newer', "the paused upsert did not take B's row as if it had been checked");
-  await waitFor('A and B identical', same, 60000).catch(async (err) => {
+  await waitFor('A and B identical and settled', settled, 60000).catch(async (err) => {
     throw new Error(`${(err as Error).message}; rows that differ: ${await differences(A, B)}`);
   });
   const sAB = h('a-to-b').applier!.stats;

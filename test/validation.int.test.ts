@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { checksum, readTopic, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { checksum, readTopic, runCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import { topics } from '../src/core/kafka.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/validators.mjs', import.meta.url));
@@ -149,6 +149,22 @@ test('invalid records go to the DLQ with every violation (masked), valid ones ar
   assert.equal(rt.pipelines[0]!.processor!.invalid.count, 5);
   assert.ok(stats.coerced >= expected.length + 1, `coerced ${stats.coerced}`); // every applied insert + row 22's first version
   assert.equal(rt.pipelines[0]!.applier!.stats.deadLettered, 0, 'nothing invalid reached the sink');
+
+  // The CLI shows a dead letter, and the result of an action on it, through the masking policy
+  // (the masked column's value is in the letter's bytes, never in what people see).
+  const withSsn = inOrder.find((l) => l.value!.includes('SSN-SECRET-1'));
+  assert.ok(withSsn, 'a letter holds the masked value');
+  const id = withSsn.headers['syncline.dlq.id']!;
+  for (const args of [['show', id, '--json'], ['discard', id, '--by', 'tester', '--json']]) {
+    const r = await runCli(['dlq', ...args, '-c', env.configFile]);
+    assert.equal(r.code, 0, r.err);
+    assert.ok(r.out.includes(id), r.out);
+    assert.ok(!r.out.includes('SSN-SECRET-1'), `dlq ${args[0]} shows the masked value: ${r.out}`);
+    // The raw bytes hold the value: withheld (only an admin's audited reveal shows them).
+    const shown = JSON.parse(r.out) as { raw?: { value: unknown }; rawWithheld?: boolean; entry?: { raw: { value: unknown }; rawWithheld?: boolean } };
+    const entry = shown.entry ?? shown;
+    assert.deepEqual([entry.raw?.value, entry.rawWithheld], [null, true], `dlq ${args[0]}: raw value withheld`);
+  }
 });
 
 test('a rule that cannot compile (custom function missing from the module) stops the start with its line', async (t) => {

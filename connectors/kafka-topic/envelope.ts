@@ -13,7 +13,7 @@
  * JSON schema or the Avro writer schema when there is one (`hintsFrom*`); otherwise a number in a
  * timestamp column is in `numericTimestamps` units and a number in a date column is days since 1970.
  */
-import { stringifyJsonExact } from './json.js';
+import { stringifyJsonExact } from '../../src/core/json-exact.js';
 import type { Row, Value } from '../../src/core/envelope.js';
 import { poison, type SynclineError } from '../../src/core/errors.js';
 import { canonicalTimestamp, daysToDate, microsToTimestamp, type ColumnType } from '../../src/core/types.js';

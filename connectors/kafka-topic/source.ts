@@ -22,7 +22,7 @@
  *    have — so the repeats reach the applier, whose version state (same key, position not newer)
  *    makes each a no-op. Nothing is lost, nothing is applied twice.
  */
-import { parseJsonExact } from './json.js';
+import { parseJsonExact } from '../../src/core/json-exact.js';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import type { Logger } from 'pino';
 import { bigIntToPosition } from '../../src/core/envelope.js';

@@ -4,6 +4,7 @@ import { MariadbSink } from './sink.js';
 import { mariadbSinkSpec } from './spec.js';
 import { mariadbTargetDoctor, mariadbWhere } from './doctor.js';
 import { mariadbInitTarget } from './init.js';
+import { MariaVerifySide } from './verify.js';
 
 registerSink({
   type: 'mariadb',
@@ -15,4 +16,5 @@ registerSink({
   init: mariadbInitTarget,
   // An update that left unchanged TOASTed values out would insert NULLs where the row is missing.
   wholeRows: true,
+  verify: (cfg, pipeline) => new MariaVerifySide(cfg.connection, `pipeline ${pipeline} verify (target)`),
 });

@@ -463,10 +463,11 @@ export class MariadbSink implements Sink {
    * annotate event carries). A row whose guard columns changed since they were read stays, and is
    * re-published in the same transaction instead.
    */
-  async republishDelete(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void> {
-    if (rows.length === 0 || this.origin === undefined) return;
+  async republishDelete(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<Row[]> {
+    const keptKeys: Row[] = [];
+    if (rows.length === 0 || this.origin === undefined) return keptKeys;
     const meta = await this.metaOf(table);
-    if (!meta) return;
+    if (!meta) return keptKeys;
     await this.inRepublishSession('delete', `deleting ${rows.length} rows of ${table} as decided for the peer`, async (c) => {
       for (const { key, guard } of rows) {
         const { cols, tuples } = this.keyTuples(meta, [key]);
@@ -484,9 +485,13 @@ export class MariadbSink implements Sink {
         const sql = this.flipSql(meta, keyWhere);
         const kept = (await this.q(c, sql)) as { affectedRows?: number };
         await this.q(c, sql);
-        if (kept.affectedRows) this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+        if (kept.affectedRows) {
+          keptKeys.push(key);
+          this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+        }
       }
     }, tsMs);
+    return keptKeys;
   }
 
   // ---------------------------------------------------------------------------------------------

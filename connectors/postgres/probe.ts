@@ -85,6 +85,11 @@ export class PgSourceMonitor implements SourceMonitor {
     return { lagBytes: row.lag == null ? null : Number(row.lag), retainedBytes: row.retained == null ? null : Number(row.retained), active: row.active === true };
   }
 
+  async acknowledged(): Promise<string | null> {
+    const rows = await this.probe.query(`select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1`, [this.config.slot]);
+    return (rows[0]?.lsn as string | null | undefined) ?? null;
+  }
+
   close(): Promise<void> {
     return this.probe.close();
   }

@@ -5,7 +5,7 @@ import type { PgSourceConfig } from './spec.js';
 
 const source = (database: string, slot: string, port = 5432): PgSourceConfig => ({
   type: 'postgres', connection: { host: '127.0.0.1', port, database, user: 'postgres', ssl: false, sslVerify: true },
-  slot, publication: slot, snapshot: 'initial', heartbeatMs: 10000, batchSize: 2000, lingerMs: 20,
+  slot, publication: slot, snapshot: 'initial', heartbeatMs: 10000, batchSize: 2000, lingerMs: 20, standbyPollMs: 1000,
 });
 const row = (o: Partial<SlotRow> = {}): SlotRow => ({ database: 'shop', plugin: 'pgoutput', active: false, activePid: null, retained: '16 kB', ...o });
 

@@ -77,7 +77,9 @@ import { collapseByKey } from '../../src/sink/collapse.js';
 import { pgTargetDoctor, pgWhere } from './doctor-checks.js';
 import { pgInitTarget } from './init.js';
 import { registerSink, type ConnectorContext } from '../../src/core/registry.js';
-import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
+import { PgVerifySide } from './verify.js';
+import { keyString, type FailedRecord, type GuardedWrite, type HistoryTx, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
+import { entriesOf } from '../../src/history/history.js';
 import { pgSinkSpec, type PgSinkConfig } from './spec.js';
 import { createGrant, createTableSql, isQualifiedType, newTableColumns, quoteIdent, quoteTable, targetType, TYPE_HINT_RE } from './ddl.js';
 import { parseTableName } from '../../src/core/names.js';
@@ -166,6 +168,8 @@ export class PostgresSink implements Sink {
   /** One session per kind of re-published row (its replication origin says which, see republishOrigin). */
   private readonly republishPools = new Map<Decided, pg.Pool>();
   private readonly pipeline: string;
+  /** The change history store, when it lives in this target's database (historyInTx): written in each write's transaction. */
+  private history?: HistoryTx;
   /** The statement each recent error came from (error path; see run() and recordError()). */
   private readonly failedStmts = new WeakMap<object, Stmt>();
   /**
@@ -242,11 +246,19 @@ export class PostgresSink implements Sink {
     const prepared = await this.ensureTables(all, hints);
     if (prepared.length === 0) return this.report(failed);
     this.stats.batches++;
+    const history = this.history && batch.some((r) => r.history !== undefined) ? this.history : undefined;
+    if (history) await history.ready();
     try {
       await this.withClient(async (client) => {
         const stmts = this.plan(prepared);
         try {
-          if (stmts.length === 1) {
+          if (history) {
+            await this.q(client, 'BEGIN');
+            const before = await this.historyBefore(client, prepared);
+            for (const s of stmts) await this.run(client, s);
+            await this.historyWrite(client, prepared, before, failed);
+            await this.q(client, 'COMMIT');
+          } else if (stmts.length === 1) {
             await this.run(client, stmts[0]);
           } else {
             await this.q(client, 'BEGIN');
@@ -257,7 +269,7 @@ export class PostgresSink implements Sink {
         } catch (err) {
           const e = classifyPgError(err, `${this.where}: batch of ${prepared.length} records`);
           if (!isolatable(e)) throw err;
-          if (stmts.length > 1) await this.q(client, 'ROLLBACK');
+          if (stmts.length > 1 || history) await this.q(client, 'ROLLBACK');
           if (prepared.length === 1) {
             failed.push({ record: prepared[0].rec, error: this.recordError(prepared[0], err) });
             return;
@@ -267,7 +279,9 @@ export class PostgresSink implements Sink {
         this.stats.isolations++;
         this.log.warn({ records: prepared.length }, 'sink.isolate: batch hit a bad record; isolating');
         await this.q(client, 'BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
+        const before = history ? await this.historyBefore(client, prepared) : undefined;
         await this.isolate(client, prepared, failed);
+        if (before) await this.historyWrite(client, prepared, before, failed);
         await this.q(client, 'COMMIT');
       });
     } catch (err) {
@@ -281,6 +295,7 @@ export class PostgresSink implements Sink {
   /** Read (FOR UPDATE), decide and write in one transaction; see GuardedWrite. */
   async writeGuarded(g: GuardedWrite): Promise<WriteResult> {
     const failed: FailedRecord[] = [];
+    if (this.history) await this.history.ready();
     for (const table of g.reads.keys()) if (!this.meta.has(table)) await this.loadMeta([table]);
     let written = 0;
     try {
@@ -292,6 +307,8 @@ export class PostgresSink implements Sink {
         const batch = await g.decide(rows);
         const prepared = await this.dropAbsent(this.prepare(batch, failed));
         written = prepared.length;
+        const history = this.history && batch.some((r) => r.history !== undefined) ? this.history : undefined;
+        const before = history ? await this.historyBefore(client, prepared, rows, g.reads) : undefined;
         if (prepared.length > 0) {
           // Columns to add: ALTER TABLE would wait for our own row locks, so it runs before them in a retry.
           if (this.needsEvolve(prepared)) throw new SynclineError('retriable', 'SINK_EVOLVE_FIRST', `${this.where}: target columns to add first`);
@@ -307,6 +324,7 @@ export class PostgresSink implements Sink {
             await this.isolate(client, prepared, failed);
           }
         }
+        if (before) await this.historyWrite(client, prepared, before, failed);
         await this.q(client, 'COMMIT');
       });
     } catch (err) {
@@ -326,6 +344,91 @@ export class PostgresSink implements Sink {
     return this.report(failed);
   }
 
+  /** The history store is taken into this sink's transactions when it is in the same database (same host, port and database). */
+  historyInTx(h: HistoryTx): boolean {
+    let u: URL;
+    try {
+      u = new URL(h.url);
+    } catch {
+      return false;
+    }
+    const c = this.cfg.connection;
+    const local = (x: string) => (x === 'localhost' || x === '127.0.0.1' || x === '::1' || x === '[::1]' ? 'localhost' : x.toLowerCase());
+    const same = local(u.hostname) === local(c.host) && Number(u.port || 5432) === c.port && decodeURIComponent(u.pathname.slice(1)) === c.database;
+    if (same) this.history = h;
+    return same;
+  }
+
+  /**
+   * The target rows (locked) of the keys of the records to record in the history, before the write.
+   * Keys a guarded write already read (`read`: table → keys asked) come from `known` (its answer).
+   */
+  private async historyBefore(client: pg.PoolClient, prepared: Prepared[], known?: TargetRows, read?: Map<string, Row[]>): Promise<TargetRows> {
+    const asked = new Map<string, Set<string>>();
+    for (const [table, keys] of read ?? []) asked.set(table, new Set(keys.map((k) => keyString(k))));
+    const keys = new Map<string, Map<string, Row>>();
+    const out: TargetRows = new Map();
+    for (const p of prepared) {
+      if (!p.rec.history || p.rec.op === 'truncate') continue;
+      const ks = keyString(p.rec.key);
+      let o = out.get(p.table);
+      if (!o) out.set(p.table, (o = new Map()));
+      if (asked.get(p.table)?.has(ks)) {
+        const row = known?.get(p.table)?.get(ks);
+        if (row) o.set(ks, row);
+        continue;
+      }
+      let m = keys.get(p.table);
+      if (!m) keys.set(p.table, (m = new Map()));
+      m.set(ks, p.rec.key);
+    }
+    for (const [table, m] of keys) {
+      if (!this.meta.has(table)) continue;
+      for (const [ks, row] of await this.selectRows(client, table, [...m.values()], true)) out.get(table)!.set(ks, row);
+    }
+    return out;
+  }
+
+  /** The history entries of the records written (not those that failed), stored in the write's transaction. */
+  private async historyWrite(client: pg.PoolClient, prepared: Prepared[], before: TargetRows, failed: FailedRecord[]): Promise<void> {
+    const bad = new Set(failed.map((f) => f.record));
+    const entries = entriesOf(this.pipeline, prepared.filter((p) => !bad.has(p.rec)).map((p) => p.rec), before);
+    if (entries.length === 0) return;
+    const s = this.history!.insertSql(entries);
+    await this.q(client, s.text, s.params);
+  }
+
+  /** See Sink.historyBaseline. */
+  async historyBaseline(table: string, keyColumns: string[] | undefined, statements: (rows: { key: Row; row: Row }[], since: Date) => { text: string; params: unknown[] }[]): Promise<void> {
+    if (!this.meta.has(table)) await this.loadMeta([table], true);
+    try {
+      await this.withClient(async (client) => {
+        await this.q(client, 'BEGIN');
+        const rows: { key: Row; row: Row }[] = [];
+        const meta = this.meta.get(table);
+        if (meta) {
+          // Writers wait until the copy and its instant are committed; no write falls between them.
+          await this.q(client, `LOCK TABLE ${meta.ident} IN SHARE MODE`);
+          const res = await this.q(client, `SELECT * FROM ${meta.ident}`);
+          const catalog = await this.typeCatalog(client);
+          await catalog.ensure(this.counted(client), res.fields.map((f) => f.dataTypeID));
+          const types = res.fields.map((f) => columnType(f.dataTypeID, f.dataTypeModifier, catalog));
+          const keyCols = keyColumns ?? meta.primaryKey;
+          for (const raw of res.rows as Record<string, string | null>[]) {
+            const row: Row = {};
+            res.fields.forEach((f, i) => (row[f.name] = parsePgText(raw[f.name] ?? null, types[i])));
+            rows.push({ key: Object.fromEntries(keyCols.map((c) => [c, row[c] ?? null])), row });
+          }
+        }
+        const now = await this.q(client, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS t`);
+        for (const s of statements(rows, new Date(now.rows[0].t as string))) await this.q(client, s.text, s.params);
+        await this.q(client, 'COMMIT');
+      });
+    } catch (err) {
+      throw classifyPgError(err, `${this.where}: history baseline of ${table}`);
+    }
+  }
+
   /** Re-emit rows as changes the peer carries back: UPDATE ... SET k = k from a session tagged `republishOrigin(origin, over):<n>`. */
   async republish(table: string, keys: Row[], over: Decided): Promise<void> {
     if (keys.length === 0) return;
@@ -343,8 +446,9 @@ export class PostgresSink implements Sink {
    * session tagged `<origin>/republish:<n>`, in one transaction recorded with the delete's own
    * commit time; one statement per row with its guard (a row changed since it was read stays).
    */
-  async republishDelete(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void> {
-    if (rows.length === 0) return;
+  async republishDelete(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<Row[]> {
+    const keptKeys: Row[] = [];
+    if (rows.length === 0) return keptKeys;
     const meta = await this.metaOf(table);
     await this.inRepublishSession('delete', tsMs, `deleting ${rows.length} rows of ${table} as decided for the peer`, async (client) => {
       for (const { key, guard } of rows) {
@@ -363,9 +467,13 @@ export class PostgresSink implements Sink {
         // delete), the peer writes it where the delete left no row.
         const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
         const kept = await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${where.slice(0, keyCols.length).join(' AND ')}`, params.slice(0, keyCols.length));
-        if (kept.rowCount) this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+        if (kept.rowCount) {
+          keptKeys.push(key);
+          this.log.info({ table, key: keyString(key) }, 'sink.republish_delete.changed: the row changed after the delete was decided; re-published instead');
+        }
       }
     });
+    return keptKeys;
   }
 
   private async metaOf(table: string): Promise<TableMeta> {
@@ -1100,6 +1208,7 @@ registerSink({
   where: (cfg) => pgWhere(cfg.connection),
   doctor: pgTargetDoctor,
   init: pgInitTarget,
+  verify: (cfg, pipeline) => new PgVerifySide(cfg.connection, `pipeline ${pipeline} verify (target)`),
 });
 
 /** Column types carried by the records themselves (from the source schema), per target table. */

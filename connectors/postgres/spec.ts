@@ -34,6 +34,7 @@ export const pgSourceSpec = z
     heartbeatMs: z.number().int().min(100).default(10000).describe('How often an idle slot\'s confirmed position is advanced so it does not retain WAL.'),
     batchSize: z.number().int().min(1).max(100000).default(2000).describe('Changes per Kafka produce batch.'),
     lingerMs: z.number().int().min(0).max(10000).default(20).describe('How long capture waits to fill a batch before producing it.'),
+    standbyPollMs: z.number().int().min(100).max(60000).default(1000).describe('Standby capture (several capture processes for one pipeline): the one holding the pipeline\'s advisory lock on the source database captures; the others try to take it this often (ms), and the one holding it checks its lock connection this often. A killed holder\'s lock is free at once, so a standby takes over within about this interval plus its start.'),
   })
   .strict()
   .describe('PostgreSQL source read through logical replication (pgoutput).');

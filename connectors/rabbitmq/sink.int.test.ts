@@ -128,11 +128,13 @@ test('connection lost mid-batch: retriable; the next batch reconnects and publis
   const sink = new RabbitmqSink(cfgOf({ exchange: f.exchange }), { pipeline: 'p', log });
   t.after(() => sink.close());
   await sink.writeBatch([rec(1, 1)]);
-  // Cut the TCP connection under the sink (a broker or network fault, as the client sees it).
-  const conn = await (sink as unknown as { conn: Promise<{ model: { connection: { stream: { destroy(): void } } } }> }).conn;
+  // Cut the TCP connection under the sink (a broker or network fault, as the client sees it: the
+  // socket errors with a reset; a bare destroy() emits neither 'error' nor 'end', so only the heartbeat,
+  // a minute later, would notice).
+  const conn = await (sink as unknown as { conn: Promise<{ model: { connection: { stream: { destroy(err?: Error): void } } } }> }).conn;
   const batch = Array.from({ length: 2000 }, (_, i) => rec(i, i + 10, { values: { id: BigInt(i), pad: 'p'.repeat(500) } }));
   const writing = sink.writeBatch(batch);
-  setImmediate(() => conn.model.connection.stream.destroy());
+  setImmediate(() => conn.model.connection.stream.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })));
   await assert.rejects(writing, (e: SynclineError) => e.kind === 'retriable');
   assert.deepEqual((await sink.writeBatch([rec(9, 99)])).failed, []);
   assert.equal(sink.stats.connections, 2);

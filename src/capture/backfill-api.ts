@@ -12,7 +12,7 @@
 import type http from 'node:http';
 import { errorMessage } from '../core/errors.js';
 import { BackfillError, type Backfiller } from './backfill.js';
-import { HttpError, jsonBody, sendJson } from '../observe/http.js';
+import { HttpError, jsonBody, sendJson } from '../observe/http-json.js';
 
 
 

@@ -55,6 +55,12 @@ export interface BackfillState {
   /** Time spent reading (pauses excluded), for the rate and the ETA. */
   elapsedMs: number;
   error?: string;
+  /**
+   * A repair backfill (`syncline verify --repair`, src/verify/): exactly these keys (text, in the
+   * source's key order) in one chunk; a key the chunk does not find (and the stream did not change
+   * inside the window) is emitted as a delete. Dropped from the state once done.
+   */
+  keys?: string[][];
 }
 
 /** What `GET …/backfills/:id` and `syncline backfill --status` show: the state plus derived progress. */
@@ -70,7 +76,12 @@ export interface BackfillRequest {
   chunkSize?: number;
   /** Chosen by the requester (the CLI prints it before the capture reads the signal); made here when absent. */
   id?: string;
+  /** A repair: exactly these keys (see BackfillState.keys); not with `where`. At most MAX_REPAIR_KEYS. */
+  keys?: string[][];
 }
+
+/** Keys of one repair backfill (one chunk; the requester splits longer lists). */
+export const MAX_REPAIR_KEYS = 1000;
 
 /** A signal written into the change stream (BackfillSupport.signal), JSON. */
 export type BackfillSignal =
@@ -121,6 +132,8 @@ interface Window {
   changed: Set<string>;
   truncated: boolean;
   rows?: Row[];
+  /** A repair's keys: those the chunk lacks become deletes. */
+  keys?: string[][];
   emitted: number;
   close: () => void;
   closed: Promise<void>;
@@ -221,24 +234,35 @@ export class Backfiller {
     const name = canonical(req.table);
     const st = this.opts.tables().get(name);
     if (!st) throw new BackfillError(400, `pipeline ${this.opts.pipeline} does not capture table ${req.table} (captures: ${[...this.opts.tables().keys()].join(', ')})`);
-    const chunkSize = req.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 100_000) throw new BackfillError(400, `chunkSize must be an integer 1-100000 (got ${req.chunkSize})`);
     if (req.id !== undefined && this.backfills.some((b) => b.id === req.id)) return this.get(req.id); // the same signal read again after a restart
-    const where = req.where?.trim() || undefined;
-    if (where !== undefined) {
+    let keys: string[][] | undefined;
+    if (req.keys !== undefined) {
+      const support = this.opts.support;
+      if (!support.keysWhere || !support.keyRow) throw new BackfillError(400, `the source of pipeline ${this.opts.pipeline} cannot backfill a list of keys (repair)`);
+      if (req.where !== undefined) throw new BackfillError(400, 'a backfill takes keys or where, not both');
+      if (!Array.isArray(req.keys) || req.keys.length === 0 || req.keys.length > MAX_REPAIR_KEYS) throw new BackfillError(400, `keys must be a list of 1-${MAX_REPAIR_KEYS} keys`);
+      for (const k of req.keys) {
+        if (!Array.isArray(k) || k.length !== st.key.length || k.some((v) => typeof v !== 'string')) throw new BackfillError(400, `each key must be a list of ${st.key.length} string(s) (${st.key.join(', ')}); got ${JSON.stringify(k).slice(0, 100)}`);
+      }
+      keys = req.keys;
+    }
+    const chunkSize = keys ? keys.length + 1 : (req.chunkSize ?? DEFAULT_CHUNK_SIZE);
+    if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 100_000) throw new BackfillError(400, `chunkSize must be an integer 1-100000 (got ${req.chunkSize})`);
+    const where = keys ? this.opts.support.keysWhere!(st, keys) : req.where?.trim() || undefined;
+    if (where !== undefined && !keys) {
       try {
         await this.opts.support.checkWhere?.(st, where);
       } catch (err) {
         throw new BackfillError(400, `--where of the backfill of ${name} is refused by the source: ${errorMessage(err)}`);
       }
     }
-    const total = await this.opts.support.count(st, where);
+    const total = keys ? keys.length : await this.opts.support.count(st, where);
     const now = new Date().toISOString();
-    const b: BackfillState = { id: req.id ?? randomUUID().slice(0, 8), table: name, where, chunkSize, status: 'running', last: null, chunks: 0, rows: 0, total, requestedAt: now, updatedAt: now, elapsedMs: 0 };
+    const b: BackfillState = { id: req.id ?? randomUUID().slice(0, 8), table: name, where, chunkSize, status: 'running', last: null, chunks: 0, rows: 0, total, requestedAt: now, updatedAt: now, elapsedMs: 0, ...(keys ? { keys } : {}) };
     this.backfills.push(b);
     await this.persist();
     this.opts.log.info({ id: b.id, table: name, where, chunkSize, total }, 'capture.backfill.requested');
-    audit.record({ action: 'backfill.start', object: `backfill:${this.opts.pipeline}/${b.id}`, details: { pipeline: this.opts.pipeline, table: name, where, chunkSize, total } });
+    audit.record({ action: 'backfill.start', object: `backfill:${this.opts.pipeline}/${b.id}`, details: { pipeline: this.opts.pipeline, table: name, ...(keys ? { repairKeys: keys.length } : { where }), chunkSize, total } });
     this.wake?.();
     return viewOf(b);
   }
@@ -334,6 +358,25 @@ export class Backfiller {
         });
         w.emitted++;
       }
+      if (w.keys && this.opts.support.keyRow) {
+        // A repair: the keys the source no longer has are deleted (unless the stream changed them in the window).
+        const present = new Set(rows.map((r) => keyStringOf(st.key.map((k) => r[k] ?? null))));
+        for (const text of w.keys) {
+          const before = this.opts.support.keyRow(st, text);
+          const ks = keyStringOf(st.key.map((k) => before[k] ?? null));
+          if (present.has(ks)) continue;
+          if (w.changed.has(ks)) {
+            this.counters.backfillDropped++;
+            continue;
+          }
+          await this.opts.emit({
+            op: 'd', before, after: null,
+            source: { db: at.db, schema, table, pos: at.pos, commitPos: at.commitPos, txId: null, tsMs: at.tsMs, snapshot: true, idx: idx++ },
+            tsMs: Date.now(), unchangedToast: [],
+          });
+          w.emitted++;
+        }
+      }
     } else if (w.truncated) this.counters.backfillDropped += rows.length;
     w.close();
   }
@@ -382,7 +425,7 @@ export class Backfiller {
     const n = b.chunks + 1;
     let close!: () => void;
     const closed = new Promise<void>((r) => (close = r));
-    const w: Window = { table: b.table, key: st.key, lowId: `${b.id}:${n}:low:${randomUUID().slice(0, 8)}`, highId: `${b.id}:${n}:high:${randomUUID().slice(0, 8)}`, open: true, changed: new Set(), truncated: false, emitted: 0, close, closed };
+    const w: Window = { table: b.table, key: st.key, keys: b.keys, lowId: `${b.id}:${n}:low:${randomUUID().slice(0, 8)}`, highId: `${b.id}:${n}:high:${randomUUID().slice(0, 8)}`, open: true, changed: new Set(), truncated: false, emitted: 0, close, closed };
     this.window = w;
     try {
       await this.opts.support.watermark(w.lowId);
@@ -403,6 +446,7 @@ export class Backfiller {
       // A cancel or pause that came during the chunk stands (control() set it).
       if (rows.length < b.chunkSize && b.status === 'running') {
         b.status = 'done';
+        delete b.keys;
         b.finishedAt = b.updatedAt;
         if (b.total < b.rows) b.total = b.rows;
         this.opts.log.info({ id: b.id, table: b.table, chunks: b.chunks, rows: b.rows, dropped: this.counters.backfillDropped, rowsPerSec: viewOf(b).rowsPerSec }, 'capture.backfill.done');

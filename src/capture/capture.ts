@@ -39,6 +39,7 @@ import { Backfiller, type BackfillCounters } from './backfill.js';
 import { describeChanges, diffColumns } from './schema-diff.js';
 import { SchemaChangeLog, schemaChangeId, type SchemaChange } from './schema-changes.js';
 import { unsealColumns, type PipelineCrypto } from '../security/crypto/pipeline.js';
+import { acquireLeadership, type LeaderLock } from './leadership.js';
 
 /** Capture retries Kafka outages for as long as they last; only the pace is bounded. */
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
@@ -87,6 +88,13 @@ export interface CaptureOptions {
    * before a change is encoded, and their schema type is text (src/security/crypto/pipeline.ts).
    */
   crypto?: PipelineCrypto;
+  /**
+   * Standby capture (./leadership.ts, ADR 0034): this capture waits for the source's capture lock,
+   * held by another process (`holder` as the source says), or holds it now (leader true), or no
+   * longer (false: stopped or lost). A standby counts as running for the supervisor.
+   */
+  onStandby?: (holder: Record<string, unknown> | undefined) => void;
+  onLeader?: (leading: boolean) => void;
 }
 
 export interface CaptureStats {
@@ -181,8 +189,42 @@ export class Capture implements CaptureHandler {
     return { ...this.counters, confirmed: this.source.confirmed, toast: { ...(this.toast?.counters ?? { cache: 0, reselect: 0, miss: 0 }) }, backfill: { ...(this.backfiller?.counters ?? { backfillRows: 0, backfillChunks: 0, backfillDropped: 0 }) } };
   }
 
-  /** Run until stop() or a fatal error. Resolves when stopped cleanly. */
+  /** The source's capture lock (./leadership.ts), when it has one; `lockLost` once its connection dropped while held. */
+  private lock?: LeaderLock;
+  private lockLost?: Error;
+
+  /**
+   * Run until stop() or a fatal error. Resolves when stopped cleanly. With a source that has a
+   * capture lock, nothing is read or written before it is held (a standby waits for it here), and a
+   * lost lock ends the run at once (retriable: the supervisor starts a new capture, which leads or
+   * stands by); nothing is produced after it was lost.
+   */
   async run(): Promise<void> {
+    const lock = this.source.leaderLock?.();
+    if (!lock) return this.lead();
+    this.lock = lock;
+    const lost = new Promise<never>((_, reject) => lock.onLost((err) => {
+      this.lockLost = err;
+      this.opts.onLeader?.(false);
+      this.log.error({ lock: lock.name, err: err.message }, 'capture.leader.lost: the capture lock\'s connection dropped; producing stops now');
+      reject(err);
+    }));
+    lost.catch(() => undefined);
+    const got = await acquireLeadership(lock, {
+      log: this.log,
+      stopped: () => this.stopped,
+      standby: (holder) => {
+        this.opts.onRunning?.(); // standing by is this stage's steady state, not a start that hangs
+        this.opts.onStandby?.(holder);
+      },
+      leader: () => this.opts.onLeader?.(true),
+    });
+    if (!got) return;
+    await Promise.race([this.lead(), lost]);
+  }
+
+  /** The capture proper: connect, describe, prepare, snapshot or resume, stream. */
+  private async lead(): Promise<void> {
     const { changePrefix, kafka } = this.opts;
     await this.source.connect();
     const described = await this.describe();
@@ -670,12 +712,13 @@ export class Capture implements CaptureHandler {
 
   /** Produce everything buffered so far and wait for it. */
   async flush(): Promise<void> {
-    while (this.outbox.length > 0 || this.flushing) await this.kick();
+    while ((this.outbox.length > 0 && !this.lockLost) || this.flushing) await this.kick();
   }
 
   private async flushLoop(): Promise<void> {
     let failures = 0;
     while (this.outbox.length > 0) {
+      if (this.lockLost) return; // another capture may lead now: not one more message from this one
       const batch = this.outbox.slice(0, this.source.batchSize);
       try {
         await this.opts.kafka.send(batch);
@@ -720,11 +763,15 @@ export class Capture implements CaptureHandler {
     await this.backfiller?.stop();
     try {
       await this.source.quiesce();
-      await Promise.race([this.flush(), sleep(15000)]);
+      if (!this.lockLost) await Promise.race([this.flush(), sleep(15000)]);
       this.advanceWatermark();
     } finally {
       this.stopHard = true;
       await this.source.stop();
+      if (this.lock) {
+        await this.lock.release();
+        this.opts.onLeader?.(false);
+      }
     }
   }
 }

@@ -8,7 +8,7 @@
  */
 import type http from 'node:http';
 import { errorCode, errorMessage } from '../core/errors.js';
-import { HttpError, jsonBody, sendJson } from '../observe/http.js';
+import { HttpError, jsonBody, sendJson } from '../observe/http-json.js';
 import { actorOf } from '../security/access/access.js';
 import type { SchemaAdmin } from './schema-admin.js';
 import type { SchemaChangeStatus } from './schema-changes.js';

@@ -16,6 +16,7 @@
  */
 import type { ChangeEvent, Row } from '../core/envelope.js';
 import type { ColumnType } from '../core/types.js';
+import type { LeaderLock } from './leadership.js';
 
 /** A configured table as a source needs it: its name (canonical, core/names.ts) and the key the config sets, if any. */
 export interface TableRequest {
@@ -161,12 +162,24 @@ export interface BackfillSupport {
   readonly addedTables: boolean;
   /** A `where` that the source cannot run is refused here (with the source's error), before any chunk. */
   checkWhere?(table: SourceTable, where: string): Promise<void>;
+  /**
+   * A backfill of exactly these keys (`syncline verify --repair`): the source's condition selecting
+   * them (keys as text, one per key column, in `table.key` order). With keyRow, keys the chunk does
+   * not find become deletes. Optional: a source without it cannot repair.
+   */
+  keysWhere?(table: SourceTable, keys: string[][]): string;
+  /** The key row (every column present, non-key ones null) of a key given as text, typed as the stream types it. */
+  keyRow?(table: SourceTable, key: string[]): Row;
 }
-
 export interface Source {
   /** Changes per Kafka produce batch, and how long to wait to fill one (the source's config). */
   readonly batchSize: number;
   readonly lingerMs: number;
+  /**
+   * The lock that makes one capture process of a pipeline the leader (./leadership.ts; ADR 0034),
+   * taken before connect(). A source without one runs every capture process it is given.
+   */
+  leaderLock?(): LeaderLock;
   /** Open the connections the source needs to describe tables (once). */
   connect(): Promise<void>;
   /**
@@ -224,6 +237,12 @@ export interface SourceMonitor {
    * any): a source whose server keeps no position for its readers (a binlog) measures from it.
    */
   lag(confirmed?: string): Promise<SourceLag | null>;
+  /**
+   * The position the pipeline's capture has acknowledged (Kafka holds every change below it), as
+   * the source keeps it (PostgreSQL: the slot's confirmed_flush_lsn), in the notation of
+   * Source.position(); null when unknown. `syncline verify` waits for it. Optional.
+   */
+  acknowledged?(): Promise<string | null>;
   close(): Promise<void>;
 }
 

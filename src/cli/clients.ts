@@ -1,5 +1,4 @@
 /** Kafka, registry and Redis clients for one-shot CLI commands (dlq, replay), closed by close(). */
-import { Redis } from 'ioredis';
 import '../../connectors/index.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { AvroCodec } from '../core/codec.js';
@@ -7,13 +6,13 @@ import { KafkaClient } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
 import { audit, setProcessActor } from '../security/audit/recorder.js';
 import { cliUser } from './who.js';
-import { redisSecurity } from '../core/tls.js';
+import { createRedis } from '../core/redis.js';
 
 export async function openClients(config: SynclineConfig) {
   const log = rootLogger.child({ stage: 'cli' });
   const kafka = new KafkaClient(config.kafka, log.child({ stage: 'kafka' }));
   const codec = new AvroCodec(config.schemaRegistry);
-  const redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 3 });
+  const redis = createRedis(config.redis, { maxRetriesPerRequest: 3 });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis.error'));
   await redis.connect();
   // What the command does is recorded in the audit trail, done by the user running it.

@@ -65,6 +65,9 @@ function details(e: DlqEntry): string {
   return out.join('\n');
 }
 
+/** An action's result as people may see it: its entry through the masking policy, like list and show. */
+const masked = (r: ActionResult, s: DlqService): ActionResult => ({ ...r, entry: maskEntry(r.entry, s.masking) });
+
 function printResult(r: ActionResult, json: boolean): void {
   if (json) {
     process.stdout.write(JSON.stringify({ ...r, entry: entryJson(r.entry) }, null, 2) + '\n');
@@ -131,7 +134,7 @@ export function dlqCommands(program: Command, defaultConfig: string): void {
     .action((id: string, o) =>
       run(async () => {
         const merged = o.mergedFile ? readFileSync(o.mergedFile, 'utf8') : o.merged;
-        const r = await withService(o.config, (s) => s.resolve(id, { choice: o.choice, merged, by: o.by ?? who(), note: o.note, pipeline: o.pipeline }));
+        const r = await withService(o.config, async (s) => masked(await s.resolve(id, { choice: o.choice, merged, by: o.by ?? who(), note: o.note, pipeline: o.pipeline }), s));
         printResult(r, o.json);
       }),
     );
@@ -147,7 +150,7 @@ export function dlqCommands(program: Command, defaultConfig: string): void {
       .description(desc)
       .action((id: string, o) =>
         run(async () => {
-          const r = await withService(o.config, (s) => (name === 'requeue' ? s.requeue(id, { by: o.by ?? who(), pipeline: o.pipeline }) : s.discard(id, { by: o.by ?? who(), note: o.note, pipeline: o.pipeline })));
+          const r = await withService(o.config, async (s) => masked(await (name === 'requeue' ? s.requeue(id, { by: o.by ?? who(), pipeline: o.pipeline }) : s.discard(id, { by: o.by ?? who(), note: o.note, pipeline: o.pipeline })), s));
           printResult(r, o.json);
         }),
       );

@@ -17,12 +17,11 @@
  * A dependency that is not reachable is one failure; the checks that need it are then not run.
  * Read-only except the Redis probe key (deleted at once, expiring in 60 s in any case).
  */
-import { Redis } from 'ioredis';
 import type { Command } from 'commander';
 import '../../connectors/index.js';
 import { formatTableName, parseTableName } from '../core/names.js';
 import { loadConfig } from '../core/config/load.js';
-import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
+import { changeTopicPrefix, targetTablesOf, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
 import { errorMessage, fatal } from '../core/errors.js';
 import { KafkaClient, topics } from '../core/kafka.js';
 import { rootLogger } from '../core/log.js';
@@ -32,8 +31,7 @@ import { dependencyProbes, DependencyChecks, watchRedis, type ReadyReport } from
 import { fail, formatFindings, pass, type DoctorItem, type DoctorTable, type Finding, type TargetDemand } from '../observe/findings.js';
 import type { SourceMonitor } from '../capture/source.js';
 import type { Sink } from '../sink/sink.js';
-import { redisAddress } from '../core/dependencies.js';
-import { redisSecurity } from '../core/tls.js';
+import { checkRedisMode, clusterHealth, createRedis, isCluster, redisConfigPath, redisUrlAddress, type RedisClient } from '../core/redis.js';
 import { registryAccess } from '../core/registry-http.js';
 
 export interface DoctorOptions {
@@ -61,8 +59,9 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
   const log = rootLogger.child({ stage: 'doctor' });
   const timeoutMs = Math.max(config.observability?.checkTimeoutMs ?? 3000, 5000);
   const kafka = new KafkaClient(config.kafka, log);
-  const redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
+  const redis = createRedis(config.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: true, once: true });
   redis.on('error', () => undefined); // reported by the checks
+  if (isCluster(redis)) redis.on('node error', () => undefined);
   const typeOf = (c: unknown) => (c as { type: string }).type;
   const sources: { pipeline: string; monitor: SourceMonitor }[] = pipelines.map(([pipeline, p]) => ({ pipeline, monitor: sourceRegistration(typeOf(p.source)).monitor(p.source as never, TIMEOUT_MS, pipeline) }));
   const targets: { pipeline: string; sink: Sink }[] = pipelines.map(([pipeline, p]) => ({ pipeline, sink: sinkRegistration(typeOf(p.target)).create(p.target as never, { pipeline, log }) }));
@@ -81,8 +80,11 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
     const registrySubject = `registry ${config.schemaRegistry.url}`;
     if (reach(registrySubject, 'registry', ['start the registry, or correct schemaRegistry.url'])) findings.push(await registryCompatibility(registrySubject, config, pipelines, timeoutMs));
 
-    const redisSubject = `redis ${redisAddress(config.redis.url)}`;
-    if (reach(redisSubject, 'redis', ['start Redis, or correct redis.url (host, port, user and password)'])) findings.push(await redisWritable(redisSubject, redis, config, pipelines));
+    const redisSubject = config.redis.cluster ? `redis cluster ${config.redis.cluster.nodes.join(',')}` : `redis ${redisUrlAddress(config.redis.url)}`;
+    const redisFix = config.redis.cluster
+      ? ['start the cluster (scripts/redis-cluster.sh up for a local one), or correct redis.cluster.nodes (host:port of cluster-mode nodes) and redis.url (scheme, user and password)']
+      : ['start Redis, or correct redis.url (host, port, user and password)'];
+    if (reach(redisSubject, 'redis', redisFix)) findings.push(await redisWritable(redisSubject, redis, config, pipelines));
 
     findings.push(...(await connectorChecks(pipelines, ready, { timeoutMs: TIMEOUT_MS })));
     return findings;
@@ -297,7 +299,7 @@ async function registryCompatibility(subject: string, config: SynclineConfig, pi
 
 const PROBE_SCRIPT = "redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000) redis.call('DEL', KEYS[1]) return 1";
 
-async function redisWritable(subject: string, redis: Redis, config: SynclineConfig, pipelines: [string, PipelineConfig][]): Promise<Finding> {
+async function redisWritable(subject: string, redis: RedisClient, config: SynclineConfig, pipelines: [string, PipelineConfig][]): Promise<Finding> {
   const keyPrefix = config.redis.keyPrefix ?? config.topicPrefix;
   let user = 'default';
   try {
@@ -306,6 +308,7 @@ async function redisWritable(subject: string, redis: Redis, config: SynclineConf
     // reported by the reachability check
   }
   try {
+    await checkRedisMode(redis, config.redis);
     for (const [name] of pipelines) {
       // The version state's key space and commands: Lua (compare-and-set), MULTI, hashes, expiry.
       const key = `${keyPrefix}:{${name}}:doctor`;
@@ -314,15 +317,17 @@ async function redisWritable(subject: string, redis: Redis, config: SynclineConf
       const failed = replies?.find(([e]) => e);
       if (failed) throw failed[0];
     }
-    return pass(subject, 'writable', `scripts and transactions under ${keyPrefix}:{<pipeline>}:… work`);
+    const cluster = isCluster(redis) ? `; ${(await clusterHealth(redis)).detail}` : '';
+    return pass(subject, 'writable', `scripts and transactions under ${keyPrefix}:{<pipeline>}:… work${cluster}`);
   } catch (err) {
     const msg = errorMessage(err);
     if (/NOPERM|NOAUTH|WRONGPASS/.test(msg)) {
-      return fail(subject, 'writable', `refused: ${msg}`, [`ACL SETUSER ${user} ~${keyPrefix}:* +@read +@write +@scripting +@transaction +ping +info   (redis-cli, as an admin)`]);
+      return fail(subject, 'writable', `refused: ${msg}`, [`ACL SETUSER ${user} ~${keyPrefix}:* +@read +@write +@scripting +@transaction +ping +info${isCluster(redis) ? ' +cluster|slots +cluster|info' : ''}   (redis-cli, as an admin${isCluster(redis) ? ', on every node' : ''})`]);
     }
     if (/READONLY/.test(msg)) return fail(subject, 'writable', `refused: ${msg}`, ['point redis.url at the primary, not a read-only replica']);
     if (/OOM/.test(msg)) return fail(subject, 'writable', `refused: ${msg}`, ["CONFIG SET maxmemory <more> (or free memory): Redis is at its maxmemory and refuses writes"]);
-    return fail(subject, 'writable', msg, ['check redis.url and that the server accepts writes']);
+    if (/^(MOVED|ASK) /.test(msg) || (err as { code?: string }).code === 'REDIS_CLUSTER_MODE') return fail(subject, 'writable', `refused: ${msg}`, ['redis.url points at a node of a Redis Cluster: list its nodes in redis.cluster.nodes instead']);
+    return fail(subject, 'writable', msg, [`check ${redisConfigPath(config.redis)} and that the server accepts writes`]);
   }
 }
 
@@ -333,16 +338,17 @@ async function redisWritable(subject: string, redis: Redis, config: SynclineConf
  */
 export function targetDemands(p: PipelineConfig, source: DoctorTable[] | undefined): TargetDemand[] {
   const at = (t: { source: string }) => source?.find((x) => x.source === t.source);
-  return p.tables.filter((t) => !source || at(t)).map((t) => {
+  // A routed table (tables[].route) demands each of its route tables.
+  return p.tables.filter((t) => !source || at(t)).flatMap((t) => {
     const f = at(t);
     const rename = (c: string) => t.columns?.[c] ?? c;
     const key = (f?.key ?? t.key ?? []).map(rename);
-    return {
+    return targetTablesOf(t).map((table) => ({
       source: t.source,
-      table: t.target ?? t.source,
+      table,
       key,
       columns: (f?.columns ?? []).map((c) => ({ name: rename(c.name), pgType: c.pgType, notNull: c.notNull })),
-    };
+    }));
   });
 }
 

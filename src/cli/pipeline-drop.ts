@@ -18,7 +18,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
+import { pauseCommands } from './pipeline-pause.js';
 import '../../connectors/index.js';
 import { loadConfig } from '../core/config/load.js';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
@@ -31,7 +31,7 @@ import { schemaChangesTopic } from '../capture/schema-changes.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { originOf } from '../sink/build.js';
 import { captureOffsetItems, KIND, liveKeys, ownsGroup, pipelineTopics, redisPattern, renderPlan, runningMessage, subjectsOf } from './drop-plan.js';
-import { redisSecurity } from '../core/tls.js';
+import { createRedis, redisWhere, scanKeys, unlinkKeys, type RedisClient } from '../core/redis.js';
 import { registryAccess } from '../core/registry-http.js';
 
 export interface DropOptions {
@@ -53,7 +53,7 @@ function address(url: string): string {
 /** Everything one drop run talks to, and what it found. */
 class PipelineDropper {
   private readonly kafka: KafkaClient;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly connectors: ConnectorResources[] = [];
   private readonly byConnector = new Map<PipelineResource, ConnectorResources>();
   private readonly prefix: string;
@@ -66,9 +66,9 @@ class PipelineDropper {
     this.prefix = config.topicPrefix;
     this.keyPrefix = config.redis.keyPrefix ?? config.topicPrefix;
     this.registry = config.schemaRegistry.url.replace(/\/+$/, '');
-    this.where = { kafka: `kafka ${config.kafka.brokers.join(',')}`, redis: `redis ${address(config.redis.url)}`, registry: `registry ${address(this.registry)}` };
+    this.where = { kafka: `kafka ${config.kafka.brokers.join(',')}`, redis: config.redis.cluster ? `redis cluster ${config.redis.cluster.nodes.join(',')}` : `redis ${address(config.redis.url)}`, registry: `registry ${address(this.registry)}` };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }));
-    this.redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 3 });
+    this.redis = createRedis(config.redis, { maxRetriesPerRequest: 3 });
     this.redis.on('error', () => undefined); // surfaced by the next command
     const others = Object.entries(config.pipelines).filter(([n]) => n !== name);
     const ctx = (side: 'source' | 'target'): ResourceContext => ({
@@ -220,14 +220,9 @@ class PipelineDropper {
   private async scan(pattern: string, each: (keys: string[]) => Promise<void>): Promise<void> {
     try {
       if (this.redis.status === 'wait') await this.redis.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await each(keys);
-      } while (cursor !== '0');
+      await scanKeys(this.redis, pattern, each);
     } catch (err) {
-      throw classifyRedisError(err, `Redis at ${address(this.config.redis.url)} (redis.url): SCAN ${pattern}`);
+      throw classifyRedisError(err, `${redisWhere(this.config.redis)}: SCAN ${pattern}`);
     }
   }
 
@@ -280,7 +275,7 @@ class PipelineDropper {
     // 6. Redis keys, in the batches SCAN returns.
     if (todo.some((i) => i.kind === KIND.redis)) {
       await this.scan(redisPattern(this.keyPrefix, this.name), async (keys) => {
-        await this.redis.unlink(...keys);
+        await unlinkKeys(this.redis, keys);
       });
     }
   }
@@ -353,9 +348,9 @@ export async function pipelineDrop(name: string, o: DropOptions, out = process.s
 }
 
 export function pipelineCommands(program: Command, defaultConfig: string): void {
-  program
-    .command('pipeline')
-    .description('pipeline administration')
+  const pipeline = program.command('pipeline').description('pipeline administration: drop, pause, resume');
+  pauseCommands(pipeline, defaultConfig);
+  pipeline
     .command('drop')
     .argument('<name>', 'pipeline (as named in the config)')
     .option('-c, --config <file>', 'config file', defaultConfig)

@@ -12,9 +12,10 @@ import { errorMessage } from '../core/errors.js';
 import type { HealthReport } from '../observe/health.js';
 import { renderFromFiles, writeReports } from '../observe/report.js';
 import { defaultUrl } from './status.js';
-import { authHeaders, authHint } from './auth.js';
+import { authHint } from './auth.js';
+import { apiClient, ApiUnreachable, type ApiClient, type ApiClientOptions } from './api-client.js';
 
-export interface ReportOptions {
+export interface ReportOptions extends ApiClientOptions {
   config: string;
   url?: string;
   dir?: string;
@@ -34,7 +35,7 @@ export async function report(opts: ReportOptions): Promise<number> {
   }
   const dir = opts.dir ?? config?.reports?.dir ?? 'reports';
   const url = (opts.url ?? defaultUrl(config)).replace(/\/+$/, '');
-  const remote = await fetchMetrics(url, opts.token);
+  const remote = await fetchMetrics(apiClient(url, opts));
   if (remote) {
     const r = writeReports(dir, remote.metrics, remote.health, url);
     out(`syncline at ${url}: ${r.status.pipelines.length} pipeline(s), status ${r.status.status}\nwrote ${r.files.join(', ')}\n`);
@@ -45,21 +46,23 @@ export async function report(opts: ReportOptions): Promise<number> {
   return 0;
 }
 
-async function fetchMetrics(url: string, token?: string): Promise<{ metrics: string; health?: HealthReport } | null> {
+async function fetchMetrics(api: ApiClient): Promise<{ metrics: string; health?: HealthReport } | null> {
+  const url = api.base;
   try {
-    const res = await fetch(`${url}/metrics`, { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) });
+    const res = await api.fetch('/metrics', { signal: AbortSignal.timeout(30_000) });
     if (res.status !== 200) throw new Error(`GET ${url}/metrics: ${authHint(res.status) ?? `HTTP ${res.status}`}`);
     const metrics = await res.text();
     let health: HealthReport | undefined;
     try {
-      health = (await (await fetch(`${url}/health`, { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) })).json()) as HealthReport;
+      health = (await (await api.fetch('/health', { signal: AbortSignal.timeout(30_000) })).json()) as HealthReport;
     } catch {
       health = undefined; // counters without the stage states
     }
     return { metrics, health };
   } catch (err) {
-    const code = (err as { cause?: { code?: string } }).cause?.code;
+    const code = (err as { code?: string }).code;
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH') return null;
+    if (err instanceof ApiUnreachable) throw err; // names the peer and the cause
     throw new Error(`cannot read the metrics at ${url}: ${errorMessage(err)}`);
   }
 }

@@ -37,3 +37,8 @@ test('the pipeline table shows them, "-" where the process serves none', () => {
   assert.match(out, /polled\s+yes\s+capture\s+12\.5 s\s+0 msgs/);
   assert.match(out, /elsewhere\s+yes\s+sink\s+-\s+-/);
 });
+
+test('a capture standing by shows as standby in the RUNNING column', () => {
+  const health = { status: 'ok', uptimeS: 3, pipelines: [{ name: 'orders', running: true, stages: ['capture'], standby: [{ stage: 'capture', holder: { pid: 7 } }] }] } as never;
+  assert.match(formatStatus('syncline at x', { ready: true, checks: {} }, health, new Map()), /orders\s+standby \(capture\)\s+capture/);
+});

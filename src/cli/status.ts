@@ -6,7 +6,6 @@
  * http://127.0.0.1:9464), it runs the same dependency checks itself from the config (Kafka, registry,
  * Redis, every enabled pipeline's source and target) and prints those.
  */
-import { Redis } from 'ioredis';
 import '../../connectors/index.js';
 import { loadConfig } from '../core/config/load.js';
 import type { SynclineConfig } from '../core/config/schema.js';
@@ -17,10 +16,11 @@ import { sinkRegistration, sourceRegistration } from '../core/registry.js';
 import { dependencyProbes, DependencyChecks, watchRedis, type CheckResult, type ReadyReport } from '../observe/checks.js';
 import type { HealthReport } from '../observe/health.js';
 import type { Sink } from '../sink/sink.js';
-import { authHeaders, authHint } from './auth.js';
-import { redisSecurity } from '../core/tls.js';
+import { authHint } from './auth.js';
+import { apiClient, configUrl, ApiUnreachable, type ApiClient, type ApiClientOptions } from './api-client.js';
+import { createRedis, isCluster } from '../core/redis.js';
 
-export interface StatusOptions {
+export interface StatusOptions extends ApiClientOptions {
   config: string;
   url?: string;
   /** API token (default SYNCLINE_TOKEN), for an instance whose API requires one (/ready and /health may be open: api.open). */
@@ -40,7 +40,7 @@ export async function status(opts: StatusOptions): Promise<number> {
     configError = err;
   }
   const url = (opts.url ?? defaultUrl(config)).replace(/\/+$/, '');
-  const remote = await fetchRemote(url, opts.token);
+  const remote = await fetchRemote(apiClient(url, opts));
   if (remote) {
     out(formatStatus(`syncline at ${url}`, remote.ready, remote.health, remote.lags));
     return remote.ready.ready ? 0 : 1;
@@ -52,17 +52,14 @@ export async function status(opts: StatusOptions): Promise<number> {
   return ready.ready ? 0 : 1;
 }
 
-/** The URL of the config's observability endpoints (127.0.0.1 for a wildcard host), else http://127.0.0.1:9464. */
-export function defaultUrl(config?: SynclineConfig): string {
-  const o = config?.observability;
-  const host = !o || o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${o?.port ?? 9464}`;
-}
+/** The URL of the config's observability endpoints (https with observability.tls; 127.0.0.1 for a wildcard host), else http://127.0.0.1:9464. */
+export const defaultUrl = configUrl;
 
 /** /ready and /health of a running instance, or null when nothing listens there. */
-async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyReport & { phase?: string }; health: HealthReport; lags?: Map<string, PipelineLag> } | null> {
+async function fetchRemote(api: ApiClient): Promise<{ ready: ReadyReport & { phase?: string }; health: HealthReport; lags?: Map<string, PipelineLag> } | null> {
   const get = async (path: string) => {
-    const res = await fetch(url + path, { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) });
+    const url = api.base;
+    const res = await api.fetch(path, { signal: AbortSignal.timeout(30_000) });
     const text = await res.text();
     const hint = authHint(res.status, text);
     if (hint) throw new Error(`GET ${url}${path}: ${hint}`);
@@ -75,7 +72,7 @@ async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyR
   // The lags come from /metrics (Prometheus text); a process that cannot serve them still has a status.
   const metrics = async (): Promise<string | undefined> => {
     try {
-      const res = await fetch(url + '/metrics', { headers: authHeaders(token), signal: AbortSignal.timeout(30_000) });
+      const res = await api.fetch('/metrics', { signal: AbortSignal.timeout(30_000) });
       return res.ok ? await res.text() : undefined;
     } catch {
       return undefined;
@@ -85,9 +82,10 @@ async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyR
     const [ready, health, text] = await Promise.all([get('/ready'), get('/health'), metrics()]);
     return { ready: ready as ReadyReport, health: health as HealthReport, ...(text !== undefined ? { lags: lagsOf(text) } : {}) };
   } catch (err) {
-    const code = (err as { cause?: { code?: string } }).cause?.code;
+    const code = (err as { code?: string }).code;
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH') return null;
-    throw new Error(`cannot read the status at ${url}: ${errorMessage(err)}`);
+    if (err instanceof ApiUnreachable) throw err; // names the peer and the cause
+    throw new Error(`cannot read the status at ${api.base}: ${errorMessage(err)}`);
   }
 }
 
@@ -95,8 +93,9 @@ async function fetchRemote(url: string, token?: string): Promise<{ ready: ReadyR
 export async function localChecks(config: SynclineConfig, timeoutMs = config.observability?.checkTimeoutMs ?? 3000): Promise<ReadyReport> {
   const log = rootLogger.child({ stage: 'status' });
   const kafka = new KafkaClient(config.kafka, log);
-  const redis = new Redis(config.redis.url, { ...redisSecurity(config.redis, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: () => null });
+  const redis = createRedis(config.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: true, once: true });
   redis.on('error', () => undefined); // reported by the check
+  if (isCluster(redis)) redis.on('node error', () => undefined);
   const pipelines = Object.entries(config.pipelines).filter(([, p]) => p.enabled);
   const sources = pipelines.map(([pipeline, p]) => {
     const source = p.source as { type: string };
@@ -172,7 +171,7 @@ export function formatStatus(title: string, ready: ReadyReport & { phase?: strin
     const prow: string[][] = [['PIPELINE', 'RUNNING', 'STAGES', 'SOURCE LAG', 'KAFKA LAG', 'FAILED']];
     for (const p of health.pipelines) {
       const l = lags?.get(p.name);
-      prow.push([p.name, p.running ? 'yes' : 'no', p.stages.join(', '), sourceLag(l), l?.kafkaMessages !== undefined ? `${l.kafkaMessages} msgs` : '-', (p.failed ?? []).map((f) => `${f.stage}: ${f.code}: ${f.error}`).join('; ')]);
+      prow.push([p.name, p.running ? (p.standby?.length ? `standby (${p.standby.map((x) => x.stage).join(', ')})` : 'yes') : 'no', p.stages.join(', '), sourceLag(l), l?.kafkaMessages !== undefined ? `${l.kafkaMessages} msgs` : '-', (p.failed ?? []).map((f) => `${f.stage}: ${f.code}: ${f.error}`).join('; ')]);
     }
     lines.push(...table(prow, [false, false, false, true, true, false]));
   }

@@ -12,7 +12,8 @@
 import { userInfo, hostname } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../core/config/load.js';
-import { authHeaders, authHint, tokenOption } from './auth.js';
+import { authHint } from './auth.js';
+import { apiClient, withApiOptions, type ApiClientOptions } from './api-client.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { KafkaClient } from '../core/kafka.js';
 import { sourceRegistration } from '../core/registry.js';
@@ -28,26 +29,28 @@ const who = () => {
   }
 };
 
-class CliError extends Error {
+export class CliError extends Error {
   constructor(readonly exit: number, message: string) {
     super(message);
   }
 }
 
-function serviceUrl(config: SynclineConfig, url?: string): string {
+export function serviceUrl(config: SynclineConfig, url?: string): string {
   if (url) return url.replace(/\/$/, '');
   const o = config.observability;
   if (!o || !o.enabled) throw new CliError(1, 'the config has no observability section: the running syncline serves no API (set observability, or pass --url)');
   if (o.port === 0) throw new CliError(1, 'observability.port is 0 (any free port): pass --url http://HOST:PORT');
-  return `http://${o.host === '0.0.0.0' ? '127.0.0.1' : o.host}:${o.port}`;
+  const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
+  return `${o.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${o.port}`;
 }
 
-async function call(base: string, path: string, token: string | undefined, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
+export async function call(base: string, path: string, o: ApiClientOptions, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
   let res: Response;
   try {
-    res = await fetch(base + path, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...authHeaders(token) } });
+    res = await apiClient(base, o).fetch(path, init);
   } catch (err) {
-    throw new CliError(1, `cannot reach the running syncline at ${base} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}): is it running with this config?`);
+    const refused = (err as { code?: string }).code === 'ECONNREFUSED';
+    throw new CliError(1, `${(err as Error).message}${refused ? ': is it running with this config?' : ''}`);
   }
   const body: unknown = await res.json().catch(() => ({}));
   const hint = authHint(res.status, (body as { error?: string }).error);
@@ -107,11 +110,11 @@ async function retained(config: SynclineConfig, pipeline: string): Promise<numbe
 }
 
 /** Follow a run until it ends: a progress bar on a terminal, a line per phase otherwise. */
-async function follow(base: string, id: string, json: boolean, token: string | undefined): Promise<SyncRun> {
+async function follow(base: string, id: string, json: boolean, api: ApiClientOptions): Promise<SyncRun> {
   const tty = process.stderr.isTTY === true && !json;
   let lastPhase = '';
   for (;;) {
-    const { status, body } = await call(base, `/api/runs/${encodeURIComponent(id)}`, token);
+    const { status, body } = await call(base, `/api/runs/${encodeURIComponent(id)}`, api);
     if (status !== 200) throw new CliError(status === 404 ? 3 : 1, (body as { error?: string }).error ?? `HTTP ${status}`);
     const r = body as SyncRun;
     if (tty) {
@@ -145,14 +148,13 @@ async function guard(fn: () => Promise<void>): Promise<void> {
 export function syncCommands(program: Command, defaultConfig: string): void {
   const sync = program.command('sync').description('runs of scheduled and manual pipelines: run, status, list');
   const common = (c: Command) => c.option('-c, --config <file>', 'config file', defaultConfig).option('--json', 'JSON output');
-  common(sync.command('run'))
+  withApiOptions(common(sync.command('run')))
     .argument('<pipeline>', 'a pipeline in mode scheduled or manual')
     .option('-t, --table <table>', 'only this source table (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--full', 'a full re-read of the tables: they are backfilled inside the run (sources with backfills: PostgreSQL, MariaDB)')
     .option('--wait', 'follow the run until it ends (a progress bar on a terminal); exit 1 unless it succeeded')
     .option('--url <url>', 'the running syncline (default: from the config observability host and port)')
     .option('--by <who>', 'who asks (default: user@host; only where the API takes no token, api.auth none)')
-    .addOption(tokenOption())
     .description('start a bounded sync run of the pipeline in the running syncline; prints its id')
     .action((pipeline: string, o) =>
       guard(async () => {
@@ -166,7 +168,7 @@ export function syncCommands(program: Command, defaultConfig: string): void {
           return found.source;
         });
         const base = serviceUrl(config, o.url);
-        const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(pipeline)}/runs`, o.token, {
+        const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(pipeline)}/runs`, o, {
           // x-syncline-user counts only where the API takes no credentials (api.auth none); else the token names the actor.
           method: 'POST', headers: { 'content-type': 'application/json', 'x-syncline-user': o.by ?? who(), 'x-syncline-trigger': 'manual' },
           body: JSON.stringify({ ...(tables ? { tables } : {}), ...(o.full ? { full: true } : {}) }),
@@ -177,14 +179,13 @@ export function syncCommands(program: Command, defaultConfig: string): void {
           process.stdout.write(o.json ? JSON.stringify(run, null, 2) + '\n' : `${run.id}\n`);
           return;
         }
-        done(await follow(base, run.id, o.json === true, o.token), o.json === true);
+        done(await follow(base, run.id, o.json === true, o), o.json === true);
       }),
     );
-  common(sync.command('status'))
+  withApiOptions(common(sync.command('status')))
     .argument('[run]', 'a run id (default: the latest run of each bounded pipeline)')
     .option('--wait', 'follow the run until it ends')
     .option('--url <url>', 'the running syncline (default: from the config)')
-    .addOption(tokenOption())
     .description('a run\'s progress and outcome (from the running syncline, else from the record topic)')
     .action((id: string | undefined, o) =>
       guard(async () => {
@@ -196,8 +197,8 @@ export function syncCommands(program: Command, defaultConfig: string): void {
           } catch {
             base = undefined;
           }
-          if (base && o.wait) return done(await follow(base, id, o.json === true, o.token), o.json === true);
-          const live = base ? await call(base, `/api/runs/${encodeURIComponent(id)}`, o.token).catch(() => undefined) : undefined;
+          if (base && o.wait) return done(await follow(base, id, o.json === true, o), o.json === true);
+          const live = base ? await call(base, `/api/runs/${encodeURIComponent(id)}`, o).catch(() => undefined) : undefined;
           const r = live?.status === 200 ? (live.body as SyncRun) : await withStore(config, (s) => s.run(id));
           if (!r) throw new CliError(3, `no run '${id}'`);
           process.stdout.write((o.json ? JSON.stringify(r, null, 2) : details(r)) + '\n');

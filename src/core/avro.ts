@@ -711,11 +711,13 @@ class TimestampMicrosType extends CanonicalType {
 // --- pgType attribute retention ------------------------------------------------------------------
 
 const FIELD_PG_TYPES = new WeakMap<object, string>();
+/** Field encryption: the source's own SQL type of an encrypted field (its "encrypted": {pgType} attribute). */
+const FIELD_PLAIN_PG_TYPES = new WeakMap<object, string>();
 const RECORDS_IN_PROGRESS = new WeakSet<object>();
 
 interface RawRecordSchema {
   type: 'record' | 'error';
-  fields: { name: string; pgType?: unknown }[];
+  fields: { name: string; pgType?: unknown; encrypted?: { pgType?: unknown } }[];
   logicalType?: unknown;
 }
 
@@ -760,6 +762,7 @@ function typeHook(schema: unknown, opts: object): avsc.Type | undefined {
     for (const f of fields) {
       const raw = schema.fields.find((r) => r && r.name === f.name);
       if (raw && typeof raw.pgType === 'string') FIELD_PG_TYPES.set(f, raw.pgType);
+      if (raw && typeof raw.encrypted?.pgType === 'string') FIELD_PLAIN_PG_TYPES.set(f, raw.encrypted.pgType);
     }
     return type;
   }
@@ -810,6 +813,22 @@ export function columnPgTypes(type: avsc.Type): Map<string, string> {
   const out = new Map<string, string>();
   for (const f of rec?.fields ?? []) {
     const p = pgTypeOfField(f);
+    if (p !== undefined) out.set(f.name, p);
+  }
+  return out;
+}
+
+/**
+ * Field encryption: column → the source's own SQL type, for the encrypted columns of a parsed
+ * Envelope type (their "pgType" is text: they carry ciphertexts). Empty when none is encrypted.
+ */
+export function encryptedColumnPgTypes(type: avsc.Type): Map<string, string> {
+  let rec = recordOf(type);
+  const after = rec?.fields.find((f) => f.name === 'after');
+  if (after && rec?.fields.some((f) => f.name === 'source')) rec = recordOf(after.type);
+  const out = new Map<string, string>();
+  for (const f of rec?.fields ?? []) {
+    const p = FIELD_PLAIN_PG_TYPES.get(f);
     if (p !== undefined) out.set(f.name, p);
   }
   return out;

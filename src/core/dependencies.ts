@@ -32,6 +32,8 @@ export interface DependencyAddresses {
   kafka: string[];
   registry: string;
   redis: string;
+  /** How messages name the Redis (core/redis.ts redisWhere: a single server or a cluster); default from `redis`. */
+  redisName?: string;
   /** The system a stage reads (capture: its source, from its connector's registration), for errors that do not name it. */
   source?: Dependency;
 }
@@ -63,7 +65,7 @@ export function dependencyOf(err: unknown, addrs: DependencyAddresses): Dependen
   const kafka = (): Dependency => ({ kind: 'kafka', key: 'kafka', name: `Kafka at ${addrs.kafka.join(',')} (kafka.brokers)` });
   if (code.startsWith('REGISTRY_')) return { kind: 'registry', key: 'registry', name: `schema registry at ${addrs.registry} (schemaRegistry.url)` };
   if (code.startsWith('REDIS_') || /\bRedis\b/.test(msg) || name === 'MaxRetriesPerRequestError') {
-    return { kind: 'redis', key: 'redis', name: `Redis at ${urlAddress(addrs.redis, '6379')} (redis.url)` };
+    return { kind: 'redis', key: 'redis', name: addrs.redisName ?? `Redis at ${urlAddress(addrs.redis, '6379')} (redis.url)` };
   }
   if (code.startsWith('PG_') || /\bPostgreSQL\b/.test(msg)) {
     // "… cannot connect to PostgreSQL user@host:port/db: …", "pipeline p target: …"
@@ -193,15 +195,5 @@ export class DependencyWaits {
   /** What is awaited now, for a start-deadline message. */
   awaited(): string[] {
     return [...this.outages.values()].filter((o) => !this.answered.has(o.dep.key)).map((o) => o.dep.name);
-  }
-}
-
-/** `host:port` of a Redis URL, without credentials (for messages naming the dependency). */
-export function redisAddress(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || '6379'}`;
-  } catch {
-    return '(unparsable redis.url)';
   }
 }

@@ -89,10 +89,21 @@ export function redisRefusal(err: unknown): [string, string] | null {
  */
 export function classifyRedisError(err: unknown, context: string): SynclineError {
   if (err instanceof SynclineError) return err;
+  // ioredis Cluster: "Failed to refresh slots cache." carries what the last node answered (a refusal, "cluster support disabled").
+  const lastNode = (err as { lastNodeError?: unknown } | null)?.lastNodeError;
+  if (lastNode instanceof Error) {
+    const inner = classifyRedisError(lastNode, context);
+    return new SynclineError(inner.kind, inner.code, `${inner.message} (no node of the cluster answered the slots query: ${errorMessage(err)})`, err);
+  }
   const refused = redisRefusal(err);
   if (refused) return fatal(`REDIS_${refused[0]}`, `${context}: Redis refused the credentials or rights of redis.url: ${refused[0]} ${refused[1]}`, err);
   const tls = tlsFailure(err);
   if (tls) return fatal('REDIS_TLS', `${context}: ${tls} (redis.caFile, redis.url rediss://)`, err);
+  // Cluster misconfiguration: no retry makes a single-node client follow MOVED, nor a cluster client use a non-cluster server.
+  const msg = errorMessage(err);
+  if (/^(MOVED|ASK) \d+ /.test(msg)) return fatal('REDIS_CLUSTER_MODE', `${context}: the server is a Redis Cluster node (it answered ${msg}): list the cluster's nodes in redis.cluster.nodes instead of redis.url`, err);
+  if (/^CROSSSLOT /.test(msg)) return fatal('REDIS_CROSSSLOT', `${context}: ${msg} (a command of syncline touched keys of different Redis Cluster slots: every key of a pipeline must carry its hash tag {<pipeline>}; a bug, please report it)`, err);
+  if (/cluster support disabled/i.test(msg)) return fatal('REDIS_NOT_CLUSTER', `${context}: redis.cluster.nodes name a Redis that is not in cluster mode (${msg}): remove redis.cluster and use redis.url, or point redis.cluster.nodes at cluster nodes`, err);
   const e = classifyNetworkError(err, context);
   return e.code.startsWith('NET_') || e.code.startsWith('REDIS_') ? e : new SynclineError('retriable', `REDIS_${e.code}`, e.message, err);
 }

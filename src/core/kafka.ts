@@ -73,6 +73,7 @@ export class KafkaClient {
   readonly kafka: Kafka;
   private producer?: BatchProducer;
   private admin?: Admin;
+  private adminConnecting?: Promise<Admin>;
   /** Topics known to exist with a leader for every partition (ensureTopics). */
   private readonly known = new Set<string>();
   /** One creation in flight per topic: concurrent callers (the stages of a process) share it. */
@@ -136,18 +137,24 @@ export class KafkaClient {
     return this.producer;
   }
 
-  async getAdmin(): Promise<Admin> {
-    if (!this.admin) {
+  /** The admin client, connected once: concurrent first callers share one connect (each used to make a client, and all but one leaked). */
+  getAdmin(): Promise<Admin> {
+    if (this.admin) return Promise.resolve(this.admin);
+    this.adminConnecting ??= (async () => {
       const a = this.kafka.admin();
       try {
         await this.checkTls();
         await a.connect();
       } catch (err) {
+        await a.disconnect().catch(() => undefined);
         throw this.classify(err, 'cannot connect');
       }
       this.admin = a;
-    }
-    return this.admin;
+      return a;
+    })().finally(() => {
+      this.adminConnecting = undefined;
+    });
+    return this.adminConnecting;
   }
 
   /** `sessionTimeoutMs`: how long the group waits for a silent member (30 s; a test makes it short). */
@@ -370,7 +377,8 @@ export class KafkaClient {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect()]);
+    // An admin client still connecting is closed once it is (it sets this.admin first).
+    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect(), this.adminConnecting?.then((a) => a.disconnect())]);
     this.producer = undefined;
     this.admin = undefined;
   }

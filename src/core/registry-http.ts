@@ -50,7 +50,7 @@ export function registryAccess(r: RegistryConnection | string, warn?: (msg: stri
 }
 
 /** fetch() over node:https with an agent of ours (its CA): a string body, an AbortSignal, a Response back. */
-function agentFetch(agent: https.Agent, url: string, init: RequestInit): Promise<Response> {
+export function agentFetch(agent: https.Agent, url: string, init: RequestInit): Promise<Response> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const headers: Record<string, string> = {};

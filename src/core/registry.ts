@@ -11,6 +11,7 @@ import type { Source, SourceMonitor } from '../capture/source.js';
 import type { Dependency } from './dependencies.js';
 import type { ResourcesFactory } from './resources.js';
 import type { InitSource, InitTarget } from './init-plan.js';
+import type { VerifySide } from '../verify/side.js';
 import type { DoctorContext, DoctorItem, Finding, SourceDoctorReport, TargetDemand } from '../observe/findings.js';
 
 export interface ConnectorContext {
@@ -54,6 +55,8 @@ export interface SinkRegistration<S extends z.ZodObject = z.ZodObject> {
    * it (src/capture/toast-fill.ts); what cannot be filled stays listed in the record's `keep`.
    */
   wholeRows?: boolean;
+  /** `syncline verify`: range digests and canonical rows of the target's tables, in its own SQL (src/verify/side.ts). Optional. */
+  verify?(config: z.infer<S>, pipeline: string): VerifySide;
 }
 
 export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
@@ -88,6 +91,8 @@ export interface SourceRegistration<S extends z.ZodObject = z.ZodObject> {
   doctor?(items: DoctorItem<z.infer<S>>[], ctx: DoctorContext): Promise<SourceDoctorReport>;
   /** `syncline init --source URL`: the URL schemes it takes, the tables it proposes, its config block (src/core/init-plan.ts). Optional. */
   init?: InitSource;
+  /** `syncline verify`: range digests and canonical rows of the source's tables, in its own SQL (src/verify/side.ts). Optional. */
+  verify?(config: z.infer<S>, pipeline: string): VerifySide;
 }
 
 const sinks = new Map<string, SinkRegistration>();

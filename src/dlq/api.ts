@@ -14,10 +14,10 @@
 import type http from 'node:http';
 import { errorMessage } from '../core/errors.js';
 import { stringifyTagged } from '../core/tagged-json.js';
-import { DlqError, type DlqService } from './service.js';
+import { DlqError, type ActionResult, type DlqService } from './service.js';
 import type { DlqEntry, DlqState } from './store.js';
 import { maskEntry, type MaskPolicy } from '../security/masking/policy.js';
-import { HttpError, jsonBody, sendJson } from '../observe/http.js';
+import { HttpError, jsonBody, sendJson } from '../observe/http-json.js';
 import { actorOf } from '../security/access/access.js';
 import { audit } from '../security/audit/recorder.js';
 
@@ -42,6 +42,33 @@ export function revealEntry(e: DlqEntry): unknown {
 }
 
 
+
+/**
+ * The reveal of POST /api/dlq/:id/reveal and the console's Reveal button (both admin only, checked
+ * by the router from src/security/access/routes.ts): a reason is required, and the audit entry
+ * (who, which id, why) is recorded before the values leave.
+ */
+export async function revealDeadLetter(service: DlqService, id: string, reason: unknown, by: string, pipeline?: string): Promise<unknown> {
+  const why = typeof reason === 'string' ? reason.trim() : '';
+  if (why === '') throw new DlqError(400, 'revealing a dead letter needs a reason: {"reason": "…"} (it is recorded in the audit trail)');
+  const e = await service.show(id, pipeline);
+  audit.record({ actor: by, action: 'dlq.reveal', object: `dlq:${id}`, details: { pipeline: e.pipeline, table: e.table ?? null, kind: e.kind, reason: why.slice(0, 300) } });
+  return revealEntry(e);
+}
+
+export type DlqActionName = 'resolve' | 'requeue' | 'discard';
+
+/**
+ * One action on a dead letter, from a request body ({"choice","merged","note"}): what POST
+ * /api/dlq/:id/resolve|requeue|discard and the console's forms (src/console) both call, so both
+ * take the same checks and the same service path (and its audit entry).
+ */
+export function dlqAction(service: DlqService, id: string, action: DlqActionName, b: Record<string, unknown>, by: string, pipeline?: string): Promise<ActionResult> {
+  const note = typeof b.note === 'string' ? b.note : undefined;
+  if (action === 'resolve') return service.resolve(id, { choice: b.choice as 'source', merged: b.merged, by, note, pipeline });
+  if (action === 'requeue') return service.requeue(id, { by, pipeline });
+  return service.discard(id, { by, note, pipeline });
+}
 
 /** Handles /api/dlq…; returns false for other paths. */
 export function dlqApi(service: () => DlqService) {
@@ -79,21 +106,10 @@ export function dlqApi(service: () => DlqService) {
       if (req.method !== 'POST') throw new DlqError(405, `use POST for /api/dlq/${id}/${action}`);
       const b = await jsonBody(req, 1 << 20);
       if (action === 'reveal') {
-        // Admin only (src/security/access/routes.ts); recorded before the values leave.
-        const reason = typeof b.reason === 'string' ? b.reason.trim() : '';
-        if (reason === '') throw new DlqError(400, 'revealing a dead letter needs a reason: {"reason": "…"} (it is recorded in the audit trail)');
-        const e = await service().show(id, pipeline);
-        audit.record({ actor: by, action: 'dlq.reveal', object: `dlq:${id}`, details: { pipeline: e.pipeline, table: e.table ?? null, kind: e.kind, reason: reason.slice(0, 300) } });
-        sendJson(res, 200, revealEntry(e));
+        sendJson(res, 200, await revealDeadLetter(service(), id, b.reason, by, pipeline));
         return true;
       }
-      const note = typeof b.note === 'string' ? b.note : undefined;
-      const r =
-        action === 'resolve'
-          ? await service().resolve(id, { choice: b.choice as 'source', merged: b.merged, by, note, pipeline })
-          : action === 'requeue'
-            ? await service().requeue(id, { by, pipeline })
-            : await service().discard(id, { by, note, pipeline });
+      const r = await dlqAction(service(), id, action as DlqActionName, b, by, pipeline);
       sendJson(res, 200, { ...r, entry: entryJson(r.entry, service().masking) });
       return true;
     } catch (err) {

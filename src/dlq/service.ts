@@ -17,7 +17,7 @@
  */
 import { pipelineCrypto } from '../security/crypto/pipeline.js';
 import { maskPolicy, type MaskPolicy } from '../security/masking/policy.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redis.js';
 import type { Logger } from 'pino';
 import type { Row } from '../core/envelope.js';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
@@ -40,7 +40,7 @@ export interface DlqDeps {
   config: SynclineConfig;
   kafka: KafkaClient;
   codec: AvroCodec;
-  redis: Redis;
+  redis: RedisClient;
   log: Logger;
 }
 
@@ -80,11 +80,55 @@ export class DlqService {
     return o;
   }
 
-  async list(f: DlqFilter & { pipeline?: string }): Promise<DlqEntry[]> {
+  /**
+   * Start reading every pipeline's dead letters in the background (the runtime calls it at start
+   * where the console is served, ADR 0037), so the first page does not wait for the whole topic.
+   * A failure is logged; the next request reads again.
+   */
+  warm(only?: string): Promise<void> {
+    return Promise.all(this.pipelineNames(only).map((name) => this.opsOf(name).store.load().then(
+      () => undefined,
+      (err: unknown) => this.d.log.warn({ pipeline: name, err: errorMessage(err) }, 'dlq.index.load_failed'),
+    ))).then(() => undefined);
+  }
+
+  /** Read what was added to these pipelines' dead-letter topics (as list() does first); rejects with the first failure. */
+  refresh(only?: string): Promise<void> {
+    return Promise.all(this.pipelineNames(only).map((name) => this.opsOf(name).store.load())).then(() => undefined);
+  }
+
+  /**
+   * How far the reading of these pipelines' dead letters is: `ready` once every first load finished;
+   * `reading` while a load runs; read/total: dead letters read of those to read by the loads running.
+   */
+  loading(only?: string): { ready: boolean; reading: boolean; read: number; total: number } {
+    let ready = true;
+    let reading = false;
+    let read = 0;
+    let total = 0;
+    for (const name of this.pipelineNames(only)) {
+      const st = this.opsOf(name).store;
+      ready &&= st.ready;
+      if (st.reading || !st.ready) {
+        reading ||= st.reading;
+        read += st.progress.read;
+        total += st.progress.total;
+      }
+    }
+    return { ready, reading, read, total };
+  }
+
+  /** list() from what is read already (no read of the topics first): the console, which says when a read runs. */
+  indexed(f: DlqFilter & { pipeline?: string }): DlqEntry[] {
     const out: DlqEntry[] = [];
-    for (const name of this.pipelineNames(f.pipeline)) out.push(...(await this.opsOf(name).store.load()).list({ ...f, limit: undefined }));
+    for (const name of this.pipelineNames(f.pipeline)) out.push(...this.opsOf(name).store.list({ ...f, limit: undefined }));
     out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
     return f.limit !== undefined ? out.slice(0, f.limit) : out;
+  }
+
+  async list(f: DlqFilter & { pipeline?: string }): Promise<DlqEntry[]> {
+    await this.refresh(f.pipeline);
+    return this.indexed(f);
   }
 
   async show(id: string, pipeline?: string): Promise<DlqEntry> {
@@ -126,8 +170,10 @@ export class DlqService {
     if (!e.origin) throw new DlqError(422, `dead letter ${e.id} does not say where it came from (no syncline.original.topic header)`);
     const msg = { key: e.raw.key, value: e.raw.value, offset: e.origin.offset, timestamp: '0', attributes: 0, headers: {} } as never;
     try {
-      const p = await o.decode(msg, e.origin.topic, e.origin.partition);
-      return p;
+      const d = await o.decode(msg, e.origin.topic, e.origin.partition);
+      if (!Array.isArray(d)) return d;
+      if (d.length === 1) return d[0]!;
+      throw new Error(d.length === 0 ? "the table's transforms drop this change now" : `the table's transforms make ${d.length} changes of it`);
     } catch (err) {
       throw new DlqError(422, `dead letter ${e.id} cannot be decoded: ${errorMessage(err)}`);
     }
@@ -180,11 +226,13 @@ export class DlqService {
         const c = interpretChoice({ merged: m }, { pipeline: e.pipeline, table: e.table!, op: 'upsert', key: pending.record.key, source: pending.record.values, target: null, lastSynced: null, position: e.position ?? '', sourceTsMs: 0 });
         if (c.kind !== 'merged') throw new Error('not a row');
         merged = { ...(pending.record.values ?? e.conflict?.target ?? {}), ...c.row };
+        // Encrypted columns the operator gave in plaintext are sealed before the row is written or kept in the actions topic.
+        merged = pipelineCrypto(this.d.config, e.pipeline)?.sealRow(e.table!, merged, pending.record.key) ?? merged;
       } catch (err) {
         throw new DlqError(400, `merged record: ${errorMessage(err)}`);
       }
     }
-    const ok = await ops.parts.applier.settle(pending, a.choice, merged);
+    const ok = await ops.parts.applier.settle(pending, a.choice, merged, a.by);
     if (!ok) throw new DlqError(502, `writing the ${a.choice} version of ${e.table} ${e.key} failed; it is dead-lettered as failed (see syncline dlq list --kind failed)`);
     await o.store.record({ id, action: 'resolved', by: a.by, choice: a.choice, merged: a.choice === 'merged' ? JSON.parse(JSON.stringify(merged, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) : undefined, note: a.note });
     return this.release(e, ops, a.by);
@@ -214,7 +262,7 @@ export class DlqService {
       this.firstOfKey(e, o);
       const ops = await this.parts(e.pipeline);
       // The change is dropped: the target keeps its row, which becomes the key's synced state.
-      await ops.parts.applier.settle(await this.pendingOf(e, ops), 'target');
+      await ops.parts.applier.settle(await this.pendingOf(e, ops), 'target', undefined, a.by);
       await o.store.record({ id, action: 'discarded', by: a.by, note: a.note });
       return this.release(e, ops, a.by);
     }

@@ -2,7 +2,7 @@
  * Readiness: every dependency a process needs, checked in parallel, each with a timeout.
  *   kafka             admin describeCluster
  *   registry          GET <schemaRegistry.url>/subjects
- *   redis             PING                        (when the process runs a sink)
+ *   redis             PING (a cluster: and CLUSTER INFO: state ok, all 16384 slots served) (when the process runs a sink)
  *   source:<pipeline> SourceMonitor.ping()        (when it runs capture; PostgreSQL: select 1)
  *   target:<pipeline> Sink.ping()                 (when it runs a sink)
  * GET /ready, `syncline status` and syncline_dependency_up all use one DependencyChecks. It keeps,
@@ -12,7 +12,7 @@
  *   {"ready":false,"checks":{"kafka":{"ok":true,"latencyMs":3,"lastError":null,"checkedAt":"…"},
  *     "target:orders-sync":{"ok":false,"latencyMs":12,"lastError":"postgres sink 127.0.0.1:5432/shop: ping: Connection terminated unexpectedly","lastErrorAt":"…","checkedAt":"…"}}}
  */
-import type { Redis } from 'ioredis';
+import { clusterHealth, isCluster, type RedisClient } from '../core/redis.js';
 import type { Logger } from 'pino';
 import type { SourceMonitor } from '../capture/source.js';
 import { errorMessage } from '../core/errors.js';
@@ -127,11 +127,13 @@ export class DependencyChecks {
 }
 
 /** Remembers a Redis client's last connection error (cleared when it is ready again), for readable probe failures. */
-export function watchRedis(client: Redis): { client: Redis; lastError: () => string | null } {
+export function watchRedis(client: RedisClient): { client: RedisClient; lastError: () => string | null } {
   let last: string | null = null;
-  client.on('error', (err: Error) => {
+  const remember = (err: Error) => {
     last = err.message || (err as { code?: string }).code || String(err);
-  });
+  };
+  client.on('error', remember);
+  if (isCluster(client)) client.on('node error', remember);
   client.on('ready', () => {
     last = null;
   });
@@ -142,7 +144,7 @@ export interface ProbeSources {
   kafka: KafkaClient;
   /** The config's schemaRegistry section (https CA, basic auth: ../core/registry-http.ts), or its URL. */
   registry: string | RegistryConnection;
-  redis?: { client: Redis; lastError: () => string | null };
+  redis?: { client: RedisClient; lastError: () => string | null };
   sources: { pipeline: string; monitor: SourceMonitor }[];
   targets: { pipeline: string; sink: Sink }[];
 }
@@ -172,6 +174,11 @@ export function dependencyProbes(s: ProbeSources): Map<string, Probe> {
     probes.set('redis', async (timeoutMs) => {
       try {
         await withTimeout(timeoutMs, 'PING', () => client.ping());
+        if (isCluster(client)) {
+          // A cluster answers PING on one node while slots are uncovered (a master down, its failover pending).
+          const h = await withTimeout(timeoutMs, 'CLUSTER INFO', () => clusterHealth(client));
+          if (!h.ok) throw new Error(`Redis Cluster not ok: ${h.detail}`);
+        }
       } catch (err) {
         const conn = lastError();
         throw new Error(`redis: ${errorMessage(err)}${conn ? ` (connection: ${conn})` : ''}`);

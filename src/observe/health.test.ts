@@ -20,3 +20,21 @@ test('a stage waiting for a dependency is not running and not failed: listed und
   assert.equal(h.report().pipelines[0]!.waiting, undefined);
   assert.equal(h.report().pipelines[0]!.running, true);
 });
+
+test('a standby capture is running and healthy, listed under standby with the lock holder, until it leads', () => {
+  const h = new HealthState();
+  h.pipeline('orders-sync', ['capture']);
+  h.taskStarted('orders-sync', 'capture');
+  h.taskStandby('orders-sync', 'capture', { pid: 4242, applicationName: 'syncline capture orders-sync (host-a pid 17)' });
+  h.phase = 'running';
+  const r = h.report();
+  assert.equal(r.status, 'ok');
+  assert.equal(healthStatusCode(r), 200);
+  assert.equal(r.pipelines[0]!.running, true);
+  assert.deepEqual(r.pipelines[0]!.standby, [{ stage: 'capture', holder: { pid: 4242, applicationName: 'syncline capture orders-sync (host-a pid 17)' } }]);
+  h.taskStandby('orders-sync', 'capture', null); // took the lock over
+  assert.equal(h.report().pipelines[0]!.standby, undefined);
+  h.taskStandby('orders-sync', 'capture', undefined);
+  h.taskStarted('orders-sync', 'capture'); // a new task (restarted stage) starts without the mark
+  assert.equal(h.report().pipelines[0]!.standby, undefined);
+});

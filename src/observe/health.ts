@@ -11,8 +11,12 @@
  *     "failed":[{"stage":"process","class":"fatal","code":"SINK_TABLE_MISSING","error":"… does not exist …"}]}]}
  * A stage waiting for a dependency that is not ready yet (it retries until the start deadline) is
  * not running and not failed: listed under `waiting` with the last error; the process is alive.
+ * `lastDeadLetter`: the newest dead letter's stage, class, code, reason and time (what reports and
+ * alert texts quote as a pipeline's last error when no stage failed). Every error text here is
+ * masked (src/core/redact.ts).
  */
 import { errorCode, errorMessage } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 import { errorClass, type ErrorClass } from './metrics.js';
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -33,8 +37,15 @@ export interface PipelineHealth {
   running: boolean;
   /** Present when a stage task failed. */
   failed?: StageFailure[];
+  /**
+   * Present when the pipeline's capture stands by (ADR 0034): another process holds the source's
+   * capture lock; this one takes over when it goes. Healthy: the process is alive and ready.
+   */
+  standby?: { stage: string; holder?: Record<string, unknown> }[];
   /** Present when a stage task waits for a dependency (retrying until the start deadline). */
   waiting?: StageFailure[];
+  /** The newest dead letter of this process for the pipeline (its reason masked). */
+  lastDeadLetter?: StageFailure & { at: string };
 }
 
 export interface HealthReport {
@@ -43,12 +54,12 @@ export interface HealthReport {
   pipelines: PipelineHealth[];
 }
 
-type TaskState = { state: 'running' | 'stopped' } | { state: 'failed' | 'waiting'; failure: StageFailure };
+type TaskState = { state: 'running' | 'stopped'; standby?: { holder?: Record<string, unknown> } } | { state: 'failed' | 'waiting'; failure: StageFailure };
 
 export class HealthState {
   phase: Phase = 'starting';
   private readonly startedAt: number;
-  private readonly pipelines = new Map<string, { stages: string[]; tasks: Map<string, TaskState> }>();
+  private readonly pipelines = new Map<string, { stages: string[]; tasks: Map<string, TaskState>; lastDeadLetter?: StageFailure & { at: string } }>();
 
   constructor(private readonly now: () => number = Date.now) {
     this.startedAt = now();
@@ -67,12 +78,25 @@ export class HealthState {
   taskEnded(pipeline: string, task: string, err?: unknown): void {
     const t = this.entry(pipeline).tasks;
     if (err === undefined) t.set(task, { state: 'stopped' });
-    else t.set(task, { state: 'failed', failure: { stage: task, class: errorClass(err), code: errorCode(err), error: errorMessage(err) } });
+    else t.set(task, { state: 'failed', failure: { stage: task, class: errorClass(err), code: errorCode(err), error: redact(errorMessage(err)) } });
+  }
+
+  /** A running task stands by (standby capture: another process holds the lock), or no longer (holder null). */
+  taskStandby(pipeline: string, task: string, holder: Record<string, unknown> | undefined | null): void {
+    const t = this.entry(pipeline).tasks.get(task);
+    if (!t || t.state !== 'running') return;
+    if (holder === null) delete t.standby;
+    else t.standby = holder === undefined ? {} : { holder };
   }
 
   /** A task failed with a retriable error and waits to be started again. */
   taskWaiting(pipeline: string, task: string, err: unknown): void {
-    this.entry(pipeline).tasks.set(task, { state: 'waiting', failure: { stage: task, class: errorClass(err), code: errorCode(err), error: errorMessage(err) } });
+    this.entry(pipeline).tasks.set(task, { state: 'waiting', failure: { stage: task, class: errorClass(err), code: errorCode(err), error: redact(errorMessage(err)) } });
+  }
+
+  /** A change was dead-lettered: `error` its reason as shown (already masked by the dead-letter writer). */
+  deadLettered(pipeline: string, stage: string, err: unknown, error: string): void {
+    this.entry(pipeline).lastDeadLetter = { stage, class: errorClass(err), code: errorCode(err), error: redact(error), at: new Date(this.now()).toISOString() };
   }
 
   /** Per task: up (running) or not, for syncline_stage_up. */
@@ -95,6 +119,9 @@ export class HealthState {
         failed = true;
       }
       if (waiting.length > 0) ph.waiting = waiting;
+      const standby = [...p.tasks].flatMap(([stage, t]) => (t.state === 'running' && t.standby ? [{ stage, ...t.standby }] : []));
+      if (standby.length > 0) ph.standby = standby;
+      if (p.lastDeadLetter) ph.lastDeadLetter = p.lastDeadLetter;
       pipelines.push(ph);
     }
     const status: HealthStatus = failed ? 'failed' : this.phase === 'running' ? 'ok' : this.phase;

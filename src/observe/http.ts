@@ -19,14 +19,14 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { errorMessage, fatal, HttpError } from '../core/errors.js';
+import { errorMessage, fatal } from '../core/errors.js';
 import { readPem } from '../core/tls.js';
-export { HttpError } from '../core/errors.js';
 import type { ReadyReport } from './checks.js';
 import { healthStatusCode, type HealthReport } from './health.js';
 import { withPrincipal } from '../security/audit/recorder.js';
 import { actorOf, ApiAccess, principalOf } from '../security/access/access.js';
 import { matchRoute } from '../security/access/routes.js';
+import { WebConsole, type ConsoleSources } from '../console/console.js';
 
 export interface EndpointSources {
   metrics: () => Promise<string>;
@@ -39,6 +39,8 @@ export interface EndpointSources {
   api?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
   /** Access control (config `api`); missing: auth none. */
   access?: ApiAccess;
+  /** What the web console at /console shows and does (src/console); missing: no console. */
+  console?: ConsoleSources;
 }
 
 export class ObservabilityServer {
@@ -46,6 +48,8 @@ export class ObservabilityServer {
   private bound = 0;
   /** Auth none, when no access control was given (tests of the bare server). */
   private open?: ApiAccess;
+  /** The web console (/console), made at start() when console sources are given. */
+  private console?: WebConsole;
 
   constructor(private readonly src: EndpointSources, private readonly log: Logger) {}
 
@@ -60,6 +64,7 @@ export class ObservabilityServer {
    */
   async start(port: number, host: string, tls?: { certFile: string; keyFile: string; clientCaFile?: string }): Promise<number> {
     await this.src.access?.prepare(host, port);
+    if (this.src.console) this.console = new WebConsole(this.src.console, this.access(), this.log.child({ stage: 'console' }), tls !== undefined);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       void this.handle(req, res);
     };
@@ -78,7 +83,7 @@ export class ObservabilityServer {
     server.on('error', (err) => this.log.error({ err: err.message }, 'http.error'));
     this.server = server;
     this.bound = (server.address() as AddressInfo).port;
-    this.log.info({ host, port: this.bound, https: tls !== undefined, clientCertificates: tls?.clientCaFile !== undefined, paths: ['/metrics', '/health', '/ready'] }, 'http.listening');
+    this.log.info({ host, port: this.bound, https: tls !== undefined, clientCertificates: tls?.clientCaFile !== undefined, paths: ['/metrics', '/health', '/ready', ...(this.console ? ['/console'] : [])] }, 'http.listening');
     return this.bound;
   }
 
@@ -92,6 +97,10 @@ export class ObservabilityServer {
     });
   }
 
+  private access(): ApiAccess {
+    return this.src.access ?? (this.open ??= new ApiAccess(undefined, { log: this.log }));
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let url: URL;
     try {
@@ -101,13 +110,15 @@ export class ObservabilityServer {
     }
     const path = url.pathname;
     try {
+      // The console: its own session login and route table (src/console), the same role checks.
+      if (this.console && (path === '/console' || path.startsWith('/console/'))) return await this.console.handle(req, res, url);
       const m = matchRoute(req.method, path);
       if (m.kind === 'none') return json(res, 404, { error: `no such endpoint ${path} (have /metrics, /health, /ready, /alerts and /api/…: see docs/security.md)` });
       if (m.kind === 'method') {
         res.setHeader('Allow', m.allow.join(', '));
         return json(res, 405, { error: `method ${req.method} not allowed on ${path} (use ${m.allow.join(' or ')})` });
       }
-      const access = this.src.access ?? (this.open ??= new ApiAccess(undefined, { log: this.log }));
+      const access = this.access();
       const d = await access.authorize(req, m.route, m.params, url);
       if (!d.ok) {
         for (const [k, v] of Object.entries(d.headers)) res.setHeader(k, v);
@@ -168,31 +179,3 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
 const IN_USE =
   'the port is in use (another syncline process on this host? each process needs its own port: start it with --metrics-port PORT, ' +
   'e.g. capture 9464, process 9465, sink 9466, or set observability.port; see "Split deployment on one host" in README.md)';
-
-// ---------------------------------------------------------------------------------------------
-// The JSON APIs' shared pieces (/api/dlq, /api/pipelines/…/runs and …/backfills, /api/reload).
-
-/** A request's JSON object body ({} when empty); HttpError 413 beyond `limit` bytes, 400 when not a JSON object. */
-export async function jsonBody(req: http.IncomingMessage, limit = 1 << 20): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw new HttpError(413, `request body larger than ${limit >= 1 << 20 ? `${limit / (1 << 20)} MiB` : `${limit / 1024} KiB`}`);
-    chunks.push(c as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
-  } catch (err) {
-    throw new HttpError(400, `request body must be a JSON object: ${(err as Error).message}`);
-  }
-}
-
-export function sendJson(res: http.ServerResponse, status: number, v: unknown): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-  res.end(JSON.stringify(v));
-}

@@ -41,8 +41,10 @@ export class TimedSink implements Sink {
   /** Present exactly when the inner sink has them: the applier and two-way sync test for them. */
   writeGuarded?: (g: GuardedWrite) => Promise<WriteResult>;
   republish?: (table: string, keys: Row[], over: Decided) => Promise<void>;
-  republishDelete?: (table: string, rows: { key: Row; guard: Row }[], tsMs: number) => Promise<void>;
+  republishDelete?: (table: string, rows: { key: Row; guard: Row }[], tsMs: number) => Promise<Row[]>;
   ensureTable?: (record: SinkRecord) => Promise<void>;
+  historyInTx?: Sink['historyInTx'];
+  historyBaseline?: Sink['historyBaseline'];
 
   constructor(readonly inner: Sink, private readonly metrics: Metrics, private readonly pipeline: string) {
     if (inner.writeGuarded) {
@@ -66,6 +68,8 @@ export class TimedSink implements Sink {
     if (inner.republish) this.republish = (table, keys, over) => this.inner.republish!(table, keys, over);
     if (inner.republishDelete) this.republishDelete = (table, rows, tsMs) => this.inner.republishDelete!(table, rows, tsMs);
     if (inner.ensureTable) this.ensureTable = (record) => this.inner.ensureTable!(record);
+    if (inner.historyInTx) this.historyInTx = (h) => this.inner.historyInTx!(h);
+    if (inner.historyBaseline) this.historyBaseline = (table, keyColumns, statements) => this.inner.historyBaseline!(table, keyColumns, statements);
   }
 
   connect(): Promise<void> {
@@ -137,6 +141,7 @@ export class ObservedDeadLetters extends DeadLetters {
     for (const l of letters) {
       m.deadLetters.inc({ pipeline: this.pipeline, stage: this.stage, kind: l.kind });
       m.error(this.pipeline, this.stage, l.error);
+      m.deadLettered?.(this.pipeline, this.stage, l.error, this.messageOf(l));
     }
   }
 }
@@ -157,7 +162,7 @@ export function observeDecoder(decode: Decoder, metrics: Metrics, pipeline: stri
   const observed: Decoder = async (m, topic, partition) => {
     try {
       const p = await decode(m, topic, partition);
-      if (p.record.op !== 'sweep') metrics.changesRead.inc(labels); // a control record is not a change
+      if (Array.isArray(p) || p.record.op !== 'sweep') metrics.changesRead.inc(labels); // a control record is not a change
       return p;
     } catch (err) {
       metrics.changesRead.inc(labels);

@@ -90,6 +90,7 @@ export class Metrics {
   readonly backfillDropped: Counter<'pipeline'>;
   readonly toastFills: Counter<'pipeline' | 'via'>;
   readonly backfillRemaining: Gauge<'pipeline' | 'table' | 'backfill'>;
+  readonly verifyMismatches: Gauge<'pipeline' | 'table'>;
   readonly transactions: Counter<'pipeline'>;
   readonly changesApplied: Counter<'pipeline' | 'stage'>;
   readonly changesSkipped: Counter<'pipeline' | 'stage' | 'kind'>;
@@ -114,6 +115,8 @@ export class Metrics {
   readonly slotActive: Gauge<'pipeline'>;
   readonly sourceLagSeconds: Gauge<'pipeline'>;
   readonly stageUp: Gauge<'pipeline' | 'stage'>;
+  /** Standby capture (ADR 0034): 1 while this process's capture holds the pipeline's capture lock, 0 while it stands by or stopped. */
+  readonly captureLeader: Gauge<'pipeline'>;
   readonly dependencyUp: Gauge<'dependency'>;
   readonly dependencyLatency: Gauge<'dependency'>;
 
@@ -172,6 +175,11 @@ export class Metrics {
       name: 'syncline_backfill_remaining_rows',
       help: 'Rows a running or paused backfill has still to read (from the count at its start).',
       labelNames: ['pipeline', 'table', 'backfill'], registers, collect: sync,
+    });
+    this.verifyMismatches = new Gauge({
+      name: 'syncline_verify_mismatches',
+      help: 'Differences the last verification of a table found between source and target (missing, extra and different rows, after the re-check; `syncline verify`, the verify schedule, POST /api/pipelines/:name/verify). Set again by every verification of the table; a repair does not clear it, the next verification does.',
+      labelNames: ['pipeline', 'table'], registers,
     });
     this.transactions = new Counter({
       name: 'syncline_source_transactions_total',
@@ -286,6 +294,11 @@ export class Metrics {
         await self.refresh('slots', () => self.refreshSlots());
       },
     });
+    this.captureLeader = new Gauge({
+      name: 'syncline_capture_leader',
+      help: "Standby capture: whether this process's capture of the pipeline holds the source's capture lock and captures (1), or stands by / is stopped (0). Sources without a capture lock report nothing.",
+      labelNames: ['pipeline'], registers,
+    });
     this.stageUp = new Gauge({
       name: 'syncline_stage_up',
       help: 'Whether a stage of a pipeline is running (1) or stopped or failed (0).',
@@ -357,6 +370,9 @@ export class Metrics {
   }
 
   /** One error of a stage, by class. */
+  /** Told of every dead letter counted here, with its reason as shown (masked): the Observability's health keeps the last. */
+  deadLettered?: (pipeline: string, stage: string, err: unknown, shown: string) => void;
+
   error(pipeline: string, stage: string, err: unknown): void {
     this.errors.inc({ pipeline, stage, class: errorClass(err) });
   }

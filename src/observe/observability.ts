@@ -8,26 +8,27 @@
  * What it holds open: the HTTP server and one small PostgreSQL connection per captured source
  * (opened at the first check or scrape). It buffers nothing of the data path.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redis.js';
 import type { Logger } from 'pino';
-import { changeTopicPrefix, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
+import { changeTopicPrefix, targetTablesOf, type PipelineConfig, type SynclineConfig } from '../core/config/schema.js';
 import { topicMappings } from '../process/processor.js';
 import { groups, topics, type KafkaClient } from '../core/kafka.js';
 import type { Sink } from '../sink/sink.js';
 import { dependencyProbes, DependencyChecks, watchRedis, type ReadyReport } from './checks.js';
 import type { SourceMonitor } from '../capture/source.js';
 import { sourceRegistration } from '../core/registry.js';
-import { HealthState } from './health.js';
+import { HealthState, type HealthReport } from './health.js';
 import { ObservabilityServer } from './http.js';
 import { Metrics, type WatchedPipeline } from './metrics.js';
 import { AlertEngine } from './alerts/engine.js';
 import type { ApiAccess } from '../security/access/access.js';
+import type { ConsoleSources } from '../console/console.js';
 
 export interface ObservabilityOptions {
   config: SynclineConfig;
   kafka: KafkaClient;
   /** The Redis client, when this process runs a sink (it is then a dependency). */
-  redis?: Redis;
+  redis?: RedisClient;
   /** The stages this process runs, in display order. */
   stages: string[];
   pipelines: () => readonly WatchedPipeline[];
@@ -36,6 +37,8 @@ export interface ObservabilityOptions {
   api?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => Promise<boolean>;
   /** Access control of every route (config `api`); missing: auth none. */
   access?: ApiAccess;
+  /** What the web console (/console) needs beyond the metrics and health this class has. */
+  console?: Omit<ConsoleSources, 'metrics' | 'health' | 'alerts'>;
 }
 
 /** /ready's answer: the dependency checks, and not ready while the process is starting or stopping. */
@@ -67,9 +70,10 @@ export class Observability {
       dependencies: async () => (await this.checkDependencies()).checks,
     });
     this.metrics.stageStates = () => this.health.taskStates();
+    this.metrics.deadLettered = (pipeline, stage, err, shown) => this.health.deadLettered(pipeline, stage, err, shown);
     const alerts = o.config.alerts;
     if (alerts && alerts.rules.length > 0) {
-      this.alerts = new AlertEngine({ config: alerts, retry: o.config.defaults.retry, registry: this.metrics.registry, log: o.log });
+      this.alerts = new AlertEngine({ config: alerts, retry: o.config.defaults.retry, registry: this.metrics.registry, log: o.log, lastError: (pipeline) => lastErrorOf(this.health.report(), pipeline) });
     }
   }
 
@@ -100,6 +104,7 @@ export class Observability {
       alerts: () => ({ alerts: this.alerts?.active() ?? [] }),
       api: this.o.api,
       access: this.o.access,
+      ...(this.o.console ? { console: { ...this.o.console, metrics: () => this.metrics.render(), health: () => this.health.report(), alerts: () => (this.alerts ? { rules: this.o.config.alerts?.rules.length ?? 0, alerts: this.alerts.active() } : undefined) } } : {}),
     }, this.o.log);
     await server.start(cfg.port, cfg.host, cfg.tls);
     this.server = server;
@@ -123,7 +128,7 @@ export class Observability {
     }
     if (parts.sink) this.targets.push({ pipeline: name, sink: parts.sink });
     const conflict = p.conflict ?? this.o.config.defaults.conflict;
-    const sinkTables = parts.sink ? p.tables.map((t) => ({ table: t.target ?? t.source, strategy: (t.conflict ?? conflict).strategy })) : undefined;
+    const sinkTables = parts.sink ? p.tables.flatMap((t) => targetTablesOf(t).map((table) => ({ table, strategy: (t.conflict ?? conflict).strategy }))) : undefined;
     this.metrics.initSeries(name, parts.capture, parts.consumer, sinkTables);
     this.checksStale = true; // rebuilt with the new dependencies (results are kept per name)
   }
@@ -177,4 +182,14 @@ export class Observability {
     this.server = undefined;
     await Promise.allSettled(this.sources.map((s) => s.monitor.close()));
   }
+}
+
+/**
+ * A pipeline's last error as reports and alert texts quote it (`{{ $lastError }}`): its newest stage
+ * failure, else its newest dead letter, as `CODE: reason` (masked); '' when none.
+ */
+export function lastErrorOf(health: HealthReport, pipeline: string | undefined): string {
+  const p = health.pipelines.find((x) => x.name === pipeline);
+  const f = p?.failed?.at(-1) ?? p?.lastDeadLetter;
+  return f ? `${f.code}: ${f.error}` : '';
 }

@@ -4,7 +4,8 @@
  *   sync-status.json  the current state of every pipeline (overwritten at every write): stages
  *                     running, counts (read, produced, applied, skipped, conflicts, dead-lettered by
  *                     kind, validation failures by rule, errors by class, retries), consumer and slot
- *                     lag, commit-to-apply latency per table, last stage failure, health.
+ *                     lag, commit-to-apply latency per table, last stage failure, newest dead
+ *                     letter (its reason masked), health.
  *   history.jsonl     one JSON line per write: the cumulative counters of every pipeline, stamped with
  *                     the time and the instance (process start) they come from. Durable input of the
  *                     daily report; never rewritten, only appended.
@@ -23,6 +24,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeF
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 import type { HealthReport, StageFailure } from './health.js';
 
 export interface Sample {
@@ -100,6 +102,8 @@ export interface PipelineStatus {
   latency: Record<string, { count: number; p50: number | null; p95: number | null; p99: number | null }>;
   /** The last stage failure (from /health), or null. */
   lastError: StageFailure | null;
+  /** The newest dead letter of the instance (from /health): stage, code, reason (masked) and time, or null. */
+  lastDeadLetter: (StageFailure & { at: string }) | null;
 }
 
 export interface SyncStatus {
@@ -219,7 +223,11 @@ export function buildStatus(samples: Sample[], health: HealthReport | undefined,
       : Object.keys(stages).length > 0 ? (Object.values(stages).every((s) => s === 'running') ? 'ok' : 'stopped') : 'unknown';
     const latency: PipelineStatus['latency'] = {};
     for (const [table, h] of Object.entries(t.latency)) latency[table] = { count: h.count, p50: round(quantile(0.5, h)), p95: round(quantile(0.95, h)), p99: round(quantile(0.99, h)) };
-    const lastFailure = ph?.failed?.[ph.failed.length - 1] ?? null;
+    // Error texts are masked where they were recorded (/health); again here for an instance that did not.
+    const failure = ph?.failed?.[ph.failed.length - 1];
+    const lastFailure: StageFailure | null = failure ? { ...failure, error: redact(failure.error) } : null;
+    const letter = ph?.lastDeadLetter;
+    const lastDeadLetter = letter ? { ...letter, error: redact(letter.error) } : null;
     pipelines.push({
       name,
       health: health_,
@@ -245,6 +253,7 @@ export function buildStatus(samples: Sample[], health: HealthReport | undefined,
       },
       latency,
       lastError: lastFailure,
+      lastDeadLetter,
     });
   }
   return {
@@ -350,7 +359,9 @@ export function renderReport(lines: HistoryLine[], now = new Date(), status?: Sy
     out.push(...mdTable(['pipeline', 'health', 'stages', 'consumer lag', 'slot lag', 'last error'], status.pipelines.map((p) => [
       p.name, p.health, Object.entries(p.stages).map(([s, st]) => `${s} ${st}`).join(', ') || '-',
       p.lag.consumerMessages === null ? '-' : fmtN(p.lag.consumerMessages), p.lag.slotBytes === null ? '-' : `${fmtN(p.lag.slotBytes)} B`,
-      p.lastError ? `${p.lastError.stage}: ${p.lastError.code}: ${p.lastError.error}`.replace(/\s+/g, ' ').slice(0, 200) : '',
+      // The last stage failure, else the newest dead letter's reason.
+      p.lastError ? redact(`${p.lastError.stage}: ${p.lastError.code}: ${p.lastError.error}`).replace(/\s+/g, ' ').slice(0, 200)
+        : p.lastDeadLetter ? redact(`dead letter (${p.lastDeadLetter.stage}): ${p.lastDeadLetter.code}: ${p.lastDeadLetter.error}`).replace(/\s+/g, ' ').slice(0, 200) : '',
     ])), '');
   }
   if (days.size === 0) out.push('No snapshots yet.', '');

@@ -2,11 +2,14 @@
  * Maps a decoded change (source names) to a SinkRecord (target table and column names) and
  * computes the canonical content hash used for delta detection.
  */
-import type { ChangeEvent, Row } from '../core/envelope.js';
+import type { ChangeEvent, Row, Value } from '../core/envelope.js';
 import { eventPosition } from '../core/envelope.js';
 import { rowHash } from '../core/hash.js';
+import { SynclineError } from '../core/errors.js';
 import type { TableConfig } from '../core/config/schema.js';
 import type { SinkRecord } from '../sink/sink.js';
+import { compileTransforms, type TableTransform } from './transform/compile.js';
+import { compileRoute, type CompiledRoute } from './transform/route.js';
 
 export interface TableMapping {
   source: string;
@@ -17,6 +20,16 @@ export interface TableMapping {
    * each encrypted value replaced by the keyed HMAC of its plaintext. Absent: rowHash.
    */
   hash?: (values: Row, key: Row) => string;
+  /** The table's transform chain (tables[].transform), compiled; absent without one (a routed table always has one, maybe empty). */
+  transform?: TableTransform;
+  /** Content-based routing (tables[].route): each change's target table; `target` is then the source name (dead letters). */
+  route?: CompiledRoute;
+  /**
+   * Field encryption: the table's encrypted columns (target names), a transient copy of a row with
+   * them decrypted (validation reads the plaintext), and the ciphertext of a value coerced by
+   * validation. Absent: the table has no encrypted column.
+   */
+  encrypted?: { columns: ReadonlySet<string>; open: (values: Row, key: Row) => Row; seal: (column: string, value: Value, key: Row) => Value };
 }
 
 /** The rename of a table without column renames: renameRow() returns the row itself. */
@@ -25,6 +38,9 @@ const sameName = (c: string) => c;
 /** What tableMappings needs of a pipeline's field encryption (PipelineCrypto has it). */
 export interface RowHashers {
   hasherFor(targetTable: string, strict: boolean): ((row: Row, key: Row) => string) | undefined;
+  encryptedColumns?(targetTable: string): ReadonlySet<string> | undefined;
+  openRow?(targetTable: string, row: Row, key: Row, columns?: Iterable<string>): Row;
+  sealValue?(targetTable: string, column: string, value: Value, key: Row): Value;
 }
 
 export function tableMappings(tables: TableConfig[], crypto?: RowHashers): Map<string, TableMapping> {
@@ -35,6 +51,22 @@ export function tableMappings(tables: TableConfig[], crypto?: RowHashers): Map<s
     const m: TableMapping = { source: t.source, target, rename: Object.keys(cols).length === 0 ? sameName : (c) => cols[c] ?? c };
     const h = crypto?.hasherFor(target, true);
     if (h) m.hash = h;
+    if ((t.transform && t.transform.length > 0) || t.route) {
+      // Checked at load (checkTableTransforms): a problem here is a config built without the loader.
+      const r = compileTransforms(t.transform ?? [], { table: target, key: t.key?.map(m.rename), keepBefore: t.route !== undefined });
+      if (!r.transform) throw new SynclineError('fatal', 'CONFIG_INVALID', r.problems.map((p) => p.message).join('; '));
+      m.transform = r.transform;
+    }
+    if (t.route) {
+      const r = compileRoute(t.route, { table: t.source });
+      if (!r.route) throw new SynclineError('fatal', 'CONFIG_INVALID', r.problems.map((p) => p.message).join('; '));
+      m.route = r.route;
+    }
+    const enc = crypto?.encryptedColumns?.(target);
+    if (enc && enc.size > 0 && crypto?.openRow && crypto.sealValue) {
+      const c = crypto as Required<RowHashers>;
+      m.encrypted = { columns: enc, open: (values, key) => c.openRow(target, values, key), seal: (column, value, key) => c.sealValue(target, column, value, key) };
+    }
     out.set(t.source, m);
   }
   return out;

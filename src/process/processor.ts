@@ -16,9 +16,9 @@ import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row } from '../core/envelope.js';
 import type avsc from 'avsc';
-import { columnPgTypes, envelopeFromAvro, envelopeHead } from '../core/avro.js';
+import { columnPgTypes, encryptedColumnPgTypes, envelopeFromAvro, envelopeHead } from '../core/avro.js';
 import type { AvroCodec } from '../core/codec.js';
-import { errorKind, poison, SynclineError } from '../core/errors.js';
+import { errorCode, errorKind, poison, SynclineError } from '../core/errors.js';
 import { describeChanges } from '../capture/schema-diff.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
@@ -32,6 +32,8 @@ import { parseTableName } from '../core/names.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 import type { SchemaGuard } from './schema-guard.js';
 import type { SchemaChange } from '../capture/schema-changes.js';
+import type { SinkRecord } from '../sink/sink.js';
+import type { Change, ChangeOp } from './transform/compile.js';
 
 /**
  * A change decoded only as far as version state needs it: target table, key string and position.
@@ -44,11 +46,26 @@ export interface Peeked {
   position: string;
   /** A control record (end of a table's snapshot), not a change. */
   control?: boolean;
-  /** Synchronous when the value schema's column types are known (the usual case: no promise per change). */
-  finish(): Pending | Promise<Pending>;
+  /**
+   * A routed table's change (tables[].route): its target table is known only after finish(), so it
+   * is never stale-checked early (the Applier checks each routed record against its route table).
+   */
+  routed?: boolean;
+  /**
+   * Synchronous when the value schema's column types are known (the usual case: no promise per change).
+   * A list for a table with transforms: the change became 0..n changes (a filter dropped it, a custom
+   * transform split it).
+   */
+  finish(): Decoded | Promise<Decoded>;
 }
 
-export type Decoder = ((m: KafkaMessage, topic: string, partition: number) => Promise<Pending>) & {
+/** What decoding a message gives: one pending record, or (a table with transforms) 0..n of them. */
+export type Decoded = Pending | Pending[];
+
+/** The pending records of a decoded message. */
+export const decodedList = (d: Decoded): Pending[] => (Array.isArray(d) ? d : [d]);
+
+export type Decoder = ((m: KafkaMessage, topic: string, partition: number) => Promise<Decoded>) & {
   /**
    * Two-phase decode of a partition batch (cdcDecoder): one entry per message, the Peeked change or
    * the error its decode threw (treated as the one-phase decoder's error would be).
@@ -121,24 +138,31 @@ export interface ConsumerStageOptions {
   schema?: SchemaGuard;
 }
 
+/** A value schema's column types (target names); `plain` with encrypted columns' own types, when it has any. */
+interface ColumnTypesOf {
+  types: Readonly<Record<string, string>>;
+  plain?: Readonly<Record<string, string>>;
+}
+
 /**
  * `validator`: the pipeline's compiled rules. An upsert is validated after mapping (target names) and
  * before hashing, so coerced values are what the target receives and what the hash covers; an invalid
  * one throws ValidationError (poison) and is dead-lettered by ConsumerStage.
  */
 export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>, validator?: PipelineValidator): Decoder {
-  // Source SQL types of each value schema's columns (the "pgType" field attributes), by schema id.
-  const typesById = new Map<number, Promise<Map<string, string>>>();
+  // Source SQL types of each value schema's columns (the "pgType" field attributes), by schema id;
+  // `plain`: an encrypted column's own type (its pgType is text), for validation of its plaintext.
+  const typesById = new Map<number, Promise<{ types: Map<string, string>; plain: Map<string, string> }>>();
   const columnTypes = (id: number) => {
     let t = typesById.get(id);
     if (!t) {
-      t = codec.registry.getSchema(id).then((s) => columnPgTypes(s as unknown as avsc.Type));
+      t = codec.registry.getSchema(id).then((s) => ({ types: columnPgTypes(s as unknown as avsc.Type), plain: encryptedColumnPgTypes(s as unknown as avsc.Type) }));
       typesById.set(id, t);
     }
     return t;
   };
   // The same, renamed to target columns, by topic and schema id: one shared (frozen) object per schema.
-  const renamedTypes = new Map<string, Map<number, Readonly<Record<string, string>>>>();
+  const renamedTypes = new Map<string, Map<number, ColumnTypesOf>>();
   // Key and value of a message: synchronously when their schemas are known (the usual case).
   const decodeKnown = (m: KafkaMessage): [Row | null, Record<string, unknown>] | undefined => {
     const key = m.key ? codec.decodeKnown<Row>(m.key) : null;
@@ -170,38 +194,103 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
       key: mappedKey ? keyString(mappedKey) : null,
       position,
       control: e.op === 'm',
+      ...(mapping.route ? { routed: true } : {}),
       finish: () => finish(m, topic, partition, e, mapping, key, mappedKey, position),
     };
   };
-  const finish = (m: KafkaMessage, topic: string, partition: number, e: ChangeEvent, mapping: TableMapping, key: Row | null, mappedKey: Row | undefined, position: string): Pending | Promise<Pending> => {
+  const finish = (m: KafkaMessage, topic: string, partition: number, e: ChangeEvent, mapping: TableMapping, key: Row | null, mappedKey: Row | undefined, position: string): Decoded | Promise<Decoded> => {
     const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false, mappedKey, position });
     const decided = m.headers?.[DECIDED_HEADER];
     if (decided !== undefined) record.decided = decidedOf(String(decided));
     const pending: Pending = { record, raw: { key: m.key, value: m.value } };
+    // A routed table's truncate empties every route table.
+    if (record.op === 'truncate' && mapping.route) return everyRoute(pending, mapping);
+    // A delete through the table's transforms (a filter may drop it); a routed table's with the column
+    // types (below), so that its old row routes as the upserts did (numeric columns as decimals).
+    if (record.op === 'delete' && mapping.transform && !mapping.route) return transformed(pending, mapping, e, undefined);
     // Upserts and end-of-snapshot markers carry the column types (a target may create or evolve its table from them).
-    if (record.op !== 'upsert' && record.op !== 'sweep') return pending;
+    if (record.op !== 'upsert' && record.op !== 'sweep' && !(record.op === 'delete' && mapping.route)) return pending;
     const id = m.value!.readInt32BE(1);
     let ofTopic = renamedTypes.get(topic);
     if (!ofTopic) renamedTypes.set(topic, (ofTopic = new Map()));
     const known = ofTopic.get(id);
-    if (known) return upsertDone(pending, mapping, known);
-    return columnTypes(id).then((types) => {
+    if (known) return upsertDone(pending, mapping, known, e);
+    return columnTypes(id).then(({ types, plain }) => {
       const o: Record<string, string> = {};
       for (const [col, t] of types) o[mapping.rename(col)] = t;
-      const out = Object.freeze(o);
+      const p: Record<string, string> = { ...o };
+      for (const [col, t] of plain) p[mapping.rename(col)] = t;
+      const out: ColumnTypesOf = { types: Object.freeze(o), plain: plain.size > 0 ? Object.freeze(p) : undefined };
       ofTopic.set(id, out);
-      return upsertDone(pending, mapping, out);
+      return upsertDone(pending, mapping, out, e);
     });
   };
-  /** An upsert's column types, then validation (which may coerce values), then its hash; a marker's column types. */
-  const upsertDone = (pending: Pending, mapping: TableMapping, types: Readonly<Record<string, string>>): Pending => {
+  /**
+   * An upsert's column types, then its transforms (tables[].transform: 0..n changes), then validation
+   * (which may coerce values), then its hash; a marker's column types (as the transforms leave them).
+   */
+  const upsertDone = (pending: Pending, mapping: TableMapping, types: ColumnTypesOf, e: ChangeEvent): Decoded | Promise<Decoded> => {
     const record = pending.record;
-    record.columnTypes = types;
+    if (mapping.transform) {
+      if (record.op === 'upsert' || record.op === 'delete') return transformed(pending, mapping, e, types);
+      record.columnTypes = mapping.transform.types(types.types);
+      // A routed table's end of snapshot: each route table sweeps the keys the snapshot did not write there.
+      return mapping.route ? everyRoute(pending, mapping) : pending;
+    }
+    record.columnTypes = types.types;
     if (record.op !== 'upsert') return pending;
+    return checked(pending, mapping, types);
+  };
+  const checked = (pending: Pending, mapping: TableMapping, types: ColumnTypesOf): Pending => {
+    const record = pending.record;
     const rules = validator?.forTable(mapping.source);
-    if (rules) validator!.check(rules, record);
+    if (rules) {
+      const enc = mapping.encrypted;
+      if (enc && record.values && rules.fields.some((f) => enc.columns.has(f))) {
+        // Rules read encrypted columns: they see a transient decrypted copy (never put into the record,
+        // and their violations show these columns masked); a coerced value is encrypted again.
+        const values = record.values;
+        const key = record.key;
+        validator!.check(rules, record, {
+          values: enc.open(values, key),
+          columnTypes: types.plain ?? types.types,
+          write: (field, v) => {
+            values[field] = enc.columns.has(field) ? enc.seal(field, v, key) : v;
+          },
+        });
+      } else validator!.check(rules, record);
+    }
     hashRecord(record, mapping);
     return pending;
+  };
+  /** A control record (truncate, end of snapshot) of a routed table: one copy per route table. */
+  const everyRoute = (pending: Pending, mapping: TableMapping): Pending[] => mapping.route!.tables.map((table) => ({ record: { ...pending.record, table }, raw: pending.raw }));
+  /**
+   * Runs the table's transform chain on an upsert or delete, then its route (tables[].route: each
+   * change's target table, and the deletes of a row that moved); each resulting upsert is validated and hashed.
+   */
+  const transformed = (pending: Pending, mapping: TableMapping, e: ChangeEvent, typesOf: ColumnTypesOf | undefined): Pending[] | Promise<Pending[]> => {
+    const types = typesOf?.types;
+    const t = mapping.transform!;
+    const record = pending.record;
+    const op: ChangeOp = e.op === 'c' ? 'insert' : e.op === 'u' ? 'update' : e.op === 'r' ? 'snapshot' : 'delete';
+    const before = e.before ? renameRow(e.before, mapping.rename) : null;
+    const change: Change = { op, key: record.key, before: before === e.before && before ? { ...before } : before, after: record.values, keep: record.keep };
+    const outTypes = types ? t.types(types) : undefined;
+    const route = mapping.route;
+    const done = (changes: Change[]): Pending[] =>
+      (route ? route.route(changes, { columnTypes: outTypes }) : changes.map((c) => ({ table: record.table, change: c }))).map(({ table, change: c }) => {
+        const out: SinkRecord = { ...record, table, op: c.after ? 'upsert' : 'delete', key: c.key, values: c.after, keep: c.after ? c.keep : [], hash: null };
+        if (c.op === 'update' && c.after) out.update = true;
+        else delete out.update;
+        if (c.after && outTypes) out.columnTypes = outTypes;
+        else delete out.columnTypes;
+        const p: Pending = { record: out, raw: pending.raw };
+        // Validation after the transforms: their column types (an encrypted column's plain type kept, as transforms do not read it).
+        return out.op === 'upsert' ? checked(p, mapping, { types: outTypes ?? {}, plain: typesOf?.plain }) : p;
+      });
+    const r = t.run(change, { columnTypes: types });
+    return r instanceof Promise ? r.then(done) : done(r);
   };
   /**
    * A keyed change whose key and value schemas are known: the key and the value's leading fields
@@ -222,6 +311,7 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
       table: mapping.target,
       key: ks,
       position: position(head.commitPos, head.idx),
+      ...(mapping.route ? { routed: true } : {}),
       finish: () => {
         const mappedKey = renameRow(key, mapping.rename);
         rememberKeyString(mappedKey, ks);
@@ -445,7 +535,7 @@ export class ConsumerStage {
     const messages = batch.messages;
     if (messages.length === 0) return;
     if (this.paused) {
-      // Fetched before the pause took effect (a window closed, or the stage started paused): not
+      // Fetched before the pause took effect (a window closed, an operator's pause, or the stage started paused): not
       // applied and not resolved, so the fetch goes back to this batch after resume().
       this.consumer?.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
       return;
@@ -522,6 +612,9 @@ export class ConsumerStage {
     // decoder can tell (describe: error path only).
     const failed = (err: unknown, m: KafkaMessage, p?: Peeked) => {
       if (errorKind(err) === 'retriable') throw err; // registry down: kafkajs retries from the uncommitted offset
+      // A missing or wrong encryption key (decrypting for validation or the row hash) is no fault of
+      // the message: the stage stops with the error naming the key id (onBatch), nothing is dead-lettered.
+      if (errorKind(err) === 'fatal' && /^ENCRYPTION_KEY_/.test(errorCode(err))) throw err;
       this.invalid.count++;
       const v = err instanceof ValidationError ? err : undefined;
       const d = p ? { table: p.table, key: p.key ?? undefined } : this.o.decode.describe?.(m, topic);
@@ -564,7 +657,7 @@ export class ConsumerStage {
       const probes: StaleProbe[] = [];
       for (let i = 0; i < peeked.length; i++) {
         const p = peeked[i]!;
-        if (!('error' in p) && p.key !== null && !rejected.has(i)) probes.push({ table: p.table, key: p.key, position: p.position });
+        if (!('error' in p) && p.key !== null && !p.routed && !rejected.has(i)) probes.push({ table: p.table, key: p.key, position: p.position });
       }
       const isStale = probes.length > 0 ? await this.guarded(() => stale(probes)) : [];
       if (isStale === undefined) return undefined;
@@ -581,10 +674,12 @@ export class ConsumerStage {
           failed(poison('SCHEMA_CHANGE_REJECTED', `the breaking schema change ${c.change.id} of ${c.change.table} (${describeChanges(c.change.changes)}) was rejected${c.change.decidedBy ? ` by ${c.change.decidedBy}` : ''}: its changes are dead-lettered; fix the target, then requeue them`), m, p);
           continue;
         }
-        if (p.key !== null && isStale[j++]) continue;
+        if (p.key !== null && !p.routed && isStale[j++]) continue;
         try {
           const done = p.finish();
-          pending.push(done instanceof Promise ? await done : done);
+          const d = done instanceof Promise ? await done : done;
+          if (Array.isArray(d)) pending.push(...d);
+          else pending.push(d);
         } catch (err) {
           this.o.decode.finishFailed?.(err, topic);
           failed(err, m, p);
@@ -593,7 +688,7 @@ export class ConsumerStage {
     } else {
       for (const m of messages) {
         try {
-          pending.push(await this.o.decode(m, topic, partition));
+          pending.push(...decodedList(await this.o.decode(m, topic, partition)));
         } catch (err) {
           failed(err, m);
         }
@@ -693,7 +788,7 @@ export class ConsumerStage {
     this.consumer?.pause(this.o.topics.map((topic) => ({ topic })));
   }
 
-  /** Fetch again from where the group is (a sync window opened). */
+  /** Fetch again from where the group is (a sync window opened, an operator resumed). */
   resume(): void {
     this.paused = false;
     // A table held for a schema change stays paused: only its decision resumes it.
@@ -703,6 +798,15 @@ export class ConsumerStage {
 
   get isPaused(): boolean {
     return this.paused;
+  }
+
+  /**
+   * Resolves when no batch fetched so far is still being applied (each is applied, or handed back
+   * unapplied when the stage is paused): a rollback with pause (src/history/rollback.ts) waits for
+   * this after pause(), so no batch fetched before the pause writes over it.
+   */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
   }
 
   async stop(): Promise<void> {

@@ -16,14 +16,14 @@
  */
 import { audit } from '../security/audit/recorder.js';
 import { pipelineCrypto } from '../security/crypto/pipeline.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redis.js';
 import type { Logger } from 'pino';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
 import type { AvroCodec } from '../core/codec.js';
 import { errorKind, errorMessage } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { offsetsAtTime, readRanges, topicBounds, type ReadProgress, type ReadRange } from '../core/topic-reader.js';
-import { cdcDecoder, topicMappings } from '../process/processor.js';
+import { cdcDecoder, decodedList, topicMappings, type Decoded } from '../process/processor.js';
 import { ValidationError, validateRules } from '../process/validation/index.js';
 import type { Pending } from '../sink/applier.js';
 import { buildSinkParts } from '../sink/build.js';
@@ -64,7 +64,7 @@ export interface ReplayDeps {
   config: SynclineConfig;
   kafka: KafkaClient;
   codec: AvroCodec;
-  redis: Redis;
+  redis: RedisClient;
   log: Logger;
 }
 
@@ -119,6 +119,8 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   const object = `pipeline:${o.pipeline}`;
   audit.record({ action: 'replay.start', object, details: { pipeline: o.pipeline, from: o.from, to: o.to ?? null, table: o.table ?? null, dryRun: o.dryRun === true, partitions: ranges.length } });
   const parts = await buildSinkParts({ config: d.config, kafka: d.kafka, redis: d.redis }, o.pipeline, p, d.log, { dryRun: o.dryRun });
+  // Transforms in force now (the config loaded), not those of when the changes were captured (ADR 0032).
+  await Promise.all([...byTopic.values()].map((m) => m.transform?.ready()));
   const decode = cdcDecoder(d.codec, byTopic, validators.get(o.pipeline));
   let read = 0;
   let invalid = 0;
@@ -131,7 +133,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
         const letters: DeadLetter[] = [];
         for (const m of messages) {
           read++;
-          let p: Pending;
+          let p: Decoded;
           try {
             p = await decode(m, topic, partition);
           } catch (err) {
@@ -141,7 +143,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
             letters.push({ kind: 'invalid', error: err, key: m.key, value: m.value, attempts: 1, table: v?.table, position: v?.position, origin: { topic, partition, offset: m.offset } });
             continue;
           }
-          pending.push(p); // a truncate the table's watermark covers is skipped by the Applier
+          pending.push(...decodedList(p)); // a truncate the table's watermark covers is skipped by the Applier
         }
         // Same ids as when the live pipeline dead-lettered them: listed once.
         await parts.dlq.send(letters);
@@ -154,6 +156,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
     throw new ReplayError(`replay of ${o.pipeline} stopped: ${errorMessage(err)} (nothing after the last applied batch was changed; run it again to continue)`);
   } finally {
     await parts.sink.close().catch(() => undefined);
+    await Promise.allSettled([...byTopic.values()].map((m) => m.transform?.close()));
   }
   const s = parts.applier.stats;
   audit.record({ action: 'replay.end', object, details: { pipeline: o.pipeline, outcome: 'ok', dryRun: o.dryRun === true, read, applied: s.applied, conflicts: s.conflicts, deadLettered: s.deadLettered + invalid } });

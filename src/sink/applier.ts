@@ -31,6 +31,7 @@ import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
 import { keptOver, type Decided, type Row } from '../core/envelope.js';
 import { errorCode, errorKind, errorMessage, poison, SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
+import { redact, redacting } from '../core/redact.js';
 import { RecentLists } from '../core/recent-lists.js';
 import { RetryExhausted, withRetry } from '../core/retry.js';
 import { stringifyTagged } from '../core/tagged-json.js';
@@ -39,6 +40,8 @@ import { conflictDiff, olderThanTarget, type Choice, type Conflict, type Resolve
 import { deadLetterId, type DeadLetter, type DeadLetters } from './dead-letters.js';
 import { keyString, type Sink, type SinkRecord, type TargetRows, type WriteResult } from './sink.js';
 import { TableGates } from './table-gates.js';
+import { entriesOf, unchangedEntry, type HistoryEntry, type HistoryNote } from '../history/history.js';
+import type { PipelineHistory } from '../history/recorder.js';
 
 export interface Pending {
   record: SinkRecord;
@@ -72,6 +75,8 @@ export interface ApplyStats {
   republished: number;
   /** Control records handled (end-of-snapshot markers); not counted in `received`. */
   control: number;
+  /** Rows written back by a rollback (src/history/rollback.ts); also counted in `applied`. */
+  rolledBack: number;
 }
 
 /**
@@ -92,7 +97,7 @@ export interface ApplyObserver {
   retry(err: unknown): void;
 }
 
-export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0, swept: 0, republished: 0, control: 0 });
+export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0, swept: 0, republished: 0, control: 0, rolledBack: 0 });
 
 export interface ApplyOptions {
   /** Replay: a record at exactly the key's stored position is checked against the target and written again if the target lost it. */
@@ -134,6 +139,30 @@ export interface ApplierOptions {
    * its key row, with encrypted values hashed as keyed HMACs of their plaintext. Absent: rowHash.
    */
   rowHash?: (table: string, row: Row, key: Row) => string;
+  /** Change history (src/history/): which tables keep it, and where entries go when the target does not write them in its transaction. */
+  history?: PipelineHistory;
+  /**
+   * Field encryption: a copy of a row of a target table with `field` decrypted (`key` its key row),
+   * in memory only, for the latest-timestamp comparison of an encrypted timestamp column; the copy
+   * goes to the comparison and nowhere else (conflict dead letters keep the ciphertexts). Absent:
+   * rows are compared as they are.
+   */
+  openField?: (table: string, row: Row, key: Row, field: string) => Row;
+  /**
+   * Field encryption: a copy of a row of a target table with every encrypted value decrypted, in
+   * memory only, for the manual-conflict field diff (compared by plaintext; the dead letter keeps the
+   * ciphertexts). Lenient: a value that does not decrypt stays as it is (it then differs); a missing
+   * or wrong key throws (fatal). Absent: rows are compared as they are.
+   */
+  openRow?: (table: string, row: Row, key: Row) => Row;
+  /**
+   * Field encryption with a `decrypt: true` target: a copy of a row read from the target with the
+   * plaintext of its encrypted columns sealed again, before it goes into a conflict dead letter or the
+   * last-synced row in Redis (which hold only ciphertexts). Absent: rows are kept as read.
+   */
+  sealRow?: (table: string, row: Row, key: Row) => Row;
+  /** Field encryption: the target is `decrypt: true` (it stores the plaintext of what it is given). */
+  decrypts?: boolean;
 }
 
 const DELETED = 'D';
@@ -234,9 +263,13 @@ interface Plan {
   repaired: Set<Pending>;
   /** Column sets of the hashes committed (signature → names), registered before the commit. */
   sigs: Map<string, string[]>;
+  /** Change history: decisions that wrote nothing (target won, parked). */
+  history: HistoryEntry[];
+  /** The target rows the plan was decided on (tables read), for the before images of history written after the commit. */
+  rows?: TargetRows;
 }
 
-const emptyPlan = (): Plan => ({ write: [], commits: new Map(), letters: [], park: new Map(), republish: new Map(), decidedDeletes: new Map(), conflicts: [], unchanged: 0, repaired: new Set(), sigs: new Map() });
+const emptyPlan = (): Plan => ({ write: [], commits: new Map(), letters: [], park: new Map(), republish: new Map(), decidedDeletes: new Map(), conflicts: [], unchanged: 0, repaired: new Set(), sigs: new Map(), history: [] });
 
 /** What one apply() call did (the same counters as ApplyStats, for this call only). */
 export type ApplyResult = Pick<ApplyStats, 'applied' | 'skippedStale' | 'skippedUnchanged' | 'conflicts' | 'parked' | 'parkedBehind' | 'deadLettered'>;
@@ -266,6 +299,27 @@ export class Applier {
     this.log = o.log;
   }
 
+  /**
+   * The change's row and the target row as latest-timestamp compares them: with an encrypted `field`
+   * decrypted (ApplierOptions.openField), else as they are. A poison decrypt error is returned (the
+   * change is parked with it); a missing or wrong key (fatal) is thrown and stops the stage.
+   */
+  private openTimes(r: SinkRecord, target: Row | null, field: string): { source: Row | null; target: Row | null } | SynclineError {
+    const open = this.o.openField;
+    if (!open) return { source: r.values, target };
+    try {
+      return { source: r.values && open(r.table, r.values, r.key, field), target: target && open(r.table, target, r.key, field) };
+    } catch (err) {
+      if (err instanceof SynclineError && err.kind === 'poison') return err;
+      throw err;
+    }
+  }
+
+  /** A row as it may be kept outside the target (ApplierOptions.sealRow): encrypted columns as ciphertexts. */
+  private sealed<R extends Row | null | undefined>(table: string, row: R, key: Row): R {
+    return row && this.o.sealRow ? (this.o.sealRow(table, row, key) as R) : row;
+  }
+
   /** The row hash of a target table's row (see ApplierOptions.rowHash). */
   private hashOf(table: string, row: Row, key: Row): string {
     return this.o.rowHash ? this.o.rowHash(table, row, key) : rowHash(row);
@@ -282,6 +336,49 @@ export class Applier {
   }
 
   async apply(batch: Pending[], opts: ApplyOptions = {}): Promise<ApplyResult> {
+    // A rollback (exclusively()) runs alone: batches wait for it to end.
+    while (this.exclusive) await this.exclusive;
+    this.active++;
+    try {
+      return await this.applyShared(batch, opts);
+    } finally {
+      if (--this.active === 0) this.idle?.();
+    }
+  }
+
+  /** apply() calls in progress, and what a rollback waiting for them to end is woken by. */
+  private active = 0;
+  private idle?: () => void;
+  /** A rollback in progress (see exclusively()). */
+  private exclusive?: Promise<void>;
+  /** Moves on with every rollback: stale() keeps what it read only if no rollback changed the state meanwhile. */
+  private generation = 0;
+
+  /**
+   * Run `fn` with no batch being applied (a rollback, src/history/rollback.ts): waits for the
+   * apply() calls in progress to end and holds new ones back until `fn` is done. One at a time.
+   * A batch waiting here keeps its consumer's partition in flight (its offsets uncommitted); the
+   * consumer stage heartbeats meanwhile.
+   */
+  async exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusive) await this.exclusive;
+    let done!: () => void;
+    this.exclusive = new Promise<void>((r) => (done = r));
+    this.generation++;
+    try {
+      while (this.active > 0) await new Promise<void>((r) => (this.idle = r));
+      this.idle = undefined;
+      this.prefetched.clear();
+      return await fn();
+    } finally {
+      this.prefetched.clear();
+      this.generation++;
+      this.exclusive = undefined;
+      done();
+    }
+  }
+
+  private async applyShared(batch: Pending[], opts: ApplyOptions): Promise<ApplyResult> {
     const c = opts.consumer;
     if (c === undefined) return this.applyBatch(batch, opts);
     // One apply per consumer partition at a time: a consumer restarted while a batch of the
@@ -353,7 +450,7 @@ export class Applier {
           dropped++;
           continue;
         }
-        commits.push({ table, key: c.key, pos: c.pos, hash: c.hash, ...(c.row !== undefined ? { row: target } : {}) });
+        commits.push({ table, key: c.key, pos: c.pos, hash: c.hash, ...(c.row !== undefined ? { row: this.sealed(table, target, c.keyRow!) } : {}) });
         if (c.republish && target !== null) {
           const rk = c.republish + '\u0000' + table;
           let l = republish.get(rk);
@@ -400,14 +497,17 @@ export class Applier {
    */
   async stale(probes: { table: string; key: string; position: string }[]): Promise<boolean[]> {
     if (probes.length === 0) return [];
+    const generation = this.generation;
     const stored = await this.state.getMany(probes);
+    // A rollback began or ended meanwhile: what was read may be older than the state it leaves.
+    const keep = generation === this.generation && !this.exclusive;
     let n = 0;
     if (this.prefetched.size > 100_000) this.prefetched.clear(); // left by batches that never came to apply()
     const out = probes.map((p, i) => {
       const s = stored[i];
       const isStale = s !== null && s !== undefined && p.position <= s.pos;
       if (isStale) n++;
-      else this.prefetched.set(p.table + '\u0000' + p.key, s ?? null);
+      else if (keep) this.prefetched.set(p.table + '\u0000' + p.key, s ?? null);
       return isStale;
     });
     this.stats.received += n;
@@ -447,8 +547,10 @@ export class Applier {
       this.stats.skippedStale++;
       return;
     }
+    if (this.o.history?.keeps(r.table)) r.history = { decision: 'applied' };
     const failed = await this.write([p], new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined);
     if (failed.length > 0) return;
+    await this.historyOf([r]);
     await this.state.truncateTable(r.table, r.position);
     this.truncatedHere.set(r.table, r.position);
     this.stats.applied++;
@@ -636,7 +738,10 @@ export class Applier {
     // state; a redelivered batch would then find no state for its keys and could write changes the
     // target has already moved past (a row back after its delete). Dead letters first, then the
     // parking entries: a crash in between re-parks on redelivery with the same ids.
+    const history = this.historyAfter(plans, failedKeys);
     await this.afterCommit(async () => {
+      // Change history not written in the target's transaction: before the state says the batch is done.
+      if (history.length > 0) await this.o.history!.record(history);
       if (letters.length > 0) await this.dlq.send(letters);
       for (const pl of plans) for (const k of pl.park.values()) await this.state.park(k.table, k.key, k.id);
       for (const pl of plans) for (const [sig, names] of pl.sigs) await this.state.registerColumns(sig, names);
@@ -647,11 +752,39 @@ export class Applier {
         for (const pl of plans) for (const { table, keys, over } of pl.republish.values()) await this.sink.republish(table, keys, over);
       }
       if (this.sink.republishDelete) {
-        for (const pl of plans) for (const d of pl.decidedDeletes.values()) await this.sink.republishDelete(d.table, d.rows, d.tsMs);
+        // The change history gets the deletes made (a row changed after the decision stayed and was
+        // re-published), in one write for the batch.
+        const made: HistoryEntry[] = [];
+        for (const pl of plans) {
+          for (const d of pl.decidedDeletes.values()) {
+            const kept = new Set((await this.sink.republishDelete(d.table, d.rows, d.tsMs)).map(keyString));
+            const deleted = d.records.filter((r) => r.history !== undefined && !kept.has(keyString(r.key)));
+            if (deleted.length > 0) made.push(...entriesOf(this.o.pipeline, deleted, pl.rows));
+          }
+        }
+        if (made.length > 0 && this.o.history) await this.o.history.record(made);
       }
       await this.state.commitMany(commits);
       if (opts.consumer) await this.state.clearIntents(opts.consumer);
     });
+  }
+
+  /**
+   * History entries to store after the commit: the decisions that wrote nothing, and, when the
+   * target does not write history in its own transaction, the changes written (before images from
+   * the rows read, where they were). Counts those the target wrote itself.
+   */
+  private historyAfter(plans: Plan[], failedKeys: Set<string>): HistoryEntry[] {
+    const h = this.o.history;
+    if (!h) return [];
+    const out: HistoryEntry[] = [];
+    for (const pl of plans) {
+      out.push(...pl.history);
+      const written = pl.write.filter((p) => p.record.history !== undefined && !(failedKeys.size > 0 && failedKeys.has(recordKey(p)))).map((p) => p.record);
+      if (h.inTx) h.counted(written.length);
+      else out.push(...entriesOf(this.o.pipeline, written, pl.rows));
+    }
+    return out;
   }
 
   /** Idempotent steps after a target commit, retried (retriable errors) with the pipeline's retry settings. */
@@ -688,6 +821,7 @@ export class Applier {
    */
   private async plan(records: Pending[], rows: TargetRows, initial: Map<string, KeyState>, cols: Map<string, string[] | null>, verify: Set<Pending>, opts: ApplyOptions): Promise<Plan> {
     const plan = emptyPlan();
+    plan.rows = rows;
     // Per key: its state as the batch goes, the target row as it will be, and how many of the
     // batch's records are still to come (the last one need not carry its effect forward).
     const keys = new Map<string, PlanKey>();
@@ -716,7 +850,8 @@ export class Applier {
       const last = --k.left === 0;
       const cfg = this.o.conflictFor(r.table);
       const recHash = stateHash(r);
-      const commit = (hash: string, row: Row | null | undefined, columns?: string[] | null, republish?: Decided) => {
+      const commit = (hash: string, plainRow: Row | null | undefined, columns?: string[] | null, republish?: Decided) => {
+        const row = this.parks(r.table) ? this.sealed(r.table, plainRow, r.key) : plainRow;
         const sig = hash.includes(':') ? hash.slice(0, hash.indexOf(':')) : null;
         const names = columns ?? (row ? Object.keys(row) : null);
         if (sig && names && !cols.has(sig)) plan.sigs.set(sig, names);
@@ -726,7 +861,8 @@ export class Applier {
         if (!last) k.st = { ...k.st, pos: r.position, known: hash, last: row ?? null };
       };
       /** Into the batch's write; an upsert at a key the read found without a row must not meet one (SinkRecord.absent). */
-      const toWrite = (q: Pending) => {
+      const toWrite = (q: Pending, note: HistoryNote = { decision: 'applied' }) => {
+        if (this.o.history?.keeps(r.table)) q.record.history = note;
         if (q.record.op === 'upsert') {
           if (k.absent) q.record.absent = true;
           else delete q.record.absent;
@@ -812,16 +948,25 @@ export class Applier {
       const deferred = conflict && deletedThere && cfg.strategy === 'latest-timestamp';
       // latest-timestamp compares every change with the target row, conflict or not: a change older
       // than the target's row never takes it back (a redelivery after Redis lost the state, say).
-      const older = !conflict && cfg.strategy === 'latest-timestamp' && k.read && olderThanTarget({ op: r.op as 'upsert', source: r.values, target: k.target, sourceTsMs: r.sourceTsMs }, cfg.field);
+      // An encrypted timestamp is compared as its plaintext (a transient copy); a target value that
+      // does not decrypt (a ciphertext of another row) cannot be compared: the change is parked.
+      const times = cfg.strategy === 'latest-timestamp' && k.read ? this.openTimes(r, k.target, cfg.field) : undefined;
+      if (times instanceof SynclineError) conflict = true;
+      const older = !conflict && times !== undefined && !(times instanceof SynclineError) && olderThanTarget({ op: r.op as 'upsert', source: times.source, target: times.target, sourceTsMs: r.sourceTsMs }, cfg.field);
       // Two-way: a delete that removes a row the target holds is made after the commit as a decision
       // the peer carries back with the delete's own commit time (Sink.republishDelete): the row may
       // be this side's own (an insert the other side has not applied yet, or has applied after its
       // delete, which no one else can tell). The last change of the key in the batch only (a later
       // one writes over the row anyway), never one that is itself a peer's decision (no ping-pong).
-      const decideDelete = () => {
+      const decideDelete = (note: HistoryNote = { decision: 'applied' }) => {
         if (r.op !== 'delete' || !last || !k.read || k.target === null || r.decided !== undefined || !this.o.republish || !this.sink.republishDelete) return false;
+        // In the change history once made (after the commit: Applier.apply).
+        if (this.o.history?.keeps(r.table)) r.history = note;
         const field = cfg.strategy === 'latest-timestamp' ? cfg.field : null;
-        const guard: Row = field !== null && field in k.target ? { [field]: k.target[field] ?? null } : {};
+        // The guard holds the field as the target stores it: a row planned in this batch carries the
+        // change's ciphertext, which a decrypting target stores as its plaintext (a row read is as stored).
+        const stored = field !== null && k.planned && this.o.decrypts && this.o.openField ? this.o.openField(r.table, k.target, r.key, field) : k.target;
+        const guard: Row = field !== null && field in stored ? { [field]: stored[field] ?? null } : {};
         const dk = r.table + '\u0000' + r.sourceTsMs;
         let d = plan.decidedDeletes.get(dk);
         if (!d) plan.decidedDeletes.set(dk, (d = { table: r.table, tsMs: r.sourceTsMs, rows: [], records: [] }));
@@ -848,17 +993,18 @@ export class Applier {
         pipeline: this.o.pipeline, table: r.table, op: r.op as 'upsert' | 'delete', key: r.key, source: r.values, target: k.target,
         lastSynced: k.st.last, position: r.position, sourceTsMs: r.sourceTsMs,
       };
-      const choice: Choice = older || deferred || homecoming ? { kind: 'target' } : await this.o.resolverFor(r.table).resolve(c);
+      const choice: Choice = older || deferred || homecoming ? { kind: 'target' } : times instanceof SynclineError ? { kind: 'manual', error: times } : await this.o.resolverFor(r.table).resolve(times && this.o.openField ? { ...c, source: times.source, target: times.target } : c);
       switch (choice.kind) {
         case 'source':
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'source_won' });
-          if (decideDelete()) break;
-          toWrite(p);
+          if (decideDelete({ decision: 'conflict_source_won', strategy: cfg.strategy })) break;
+          toWrite(p, { decision: 'conflict_source_won', strategy: cfg.strategy });
           commit(recHash, r.op === 'delete' ? null : r.values);
           setTarget(r.op === 'delete' ? null : { ...(k.target ?? {}), ...r.values });
           break;
         case 'target': {
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: deferred ? 'deferred_to_peer' : 'target_won' });
+          if (this.o.history?.keeps(r.table)) plan.history.push(unchangedEntry(this.o.pipeline, r, k.target, k.read, { decision: 'conflict_target_won', strategy: cfg.strategy }));
           // The target keeps its row, which becomes the baseline for the next change of the key.
           const baseCols = recCols ?? (known && known !== DELETED ? (cols.get(known.slice(0, known.indexOf(':'))) ?? null) : null);
           const baseline = k.target === null ? DELETED : (targetHashOver(baseCols) ?? '');
@@ -878,15 +1024,18 @@ export class Applier {
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'merged' });
           const merged: SinkRecord = { ...r, op: 'upsert', values: choice.row, keep: [], hash: this.hashOf(r.table, choice.row, r.key) };
           const mp: Pending = { record: merged, raw: p.raw };
-          toWrite(mp);
+          toWrite(mp, { decision: 'conflict_merged', strategy: cfg.strategy });
           commit(stateHash(merged), choice.row);
           setTarget({ ...(k.target ?? {}), ...choice.row });
           break;
         }
         case 'manual': {
           plan.conflicts.push({ table: r.table, strategy: cfg.strategy, outcome: 'parked' });
+          if (this.o.history?.keeps(r.table)) plan.history.push(unchangedEntry(this.o.pipeline, r, k.target, k.read, { decision: 'conflict_parked', strategy: cfg.strategy }));
           const err = choice.error ?? poison('CONFLICT_MANUAL', `conflict on ${r.table} key ${ks}: the target row was modified since syncline last wrote it (strategy ${cfg.strategy}); settle it with syncline dlq resolve`);
-          const details = stringifyTagged({ strategy: cfg.strategy, op: r.op, key: r.key, source: c.source, target: c.target, lastSynced: c.lastSynced, diff: conflictDiff(c) });
+          // Only ciphertexts of encrypted columns in the dead letter: a decrypting target's row is sealed; the diff compares plaintexts.
+          const shown = { source: c.source, target: this.sealed(r.table, c.target, r.key), lastSynced: c.lastSynced };
+          const details = stringifyTagged({ strategy: cfg.strategy, op: r.op, key: r.key, ...shown, diff: conflictDiff(shown, this.o.openRow && ((row: Row) => this.o.openRow!(r.table, row, r.key))) });
           const letter = this.letter(p, 'conflict', err, { conflict: details }, opts.idSalt);
           plan.letters.push(letter);
           plan.park.set(ck, { table: r.table, key: ks, id: letter.id! });
@@ -898,9 +1047,18 @@ export class Applier {
     return plan;
   }
 
+  /** History of records written outside a plan (truncate, an operator's settlement): stored here unless the target wrote it. */
+  private async historyOf(records: SinkRecord[]): Promise<void> {
+    const h = this.o.history;
+    const noted = records.filter((r) => r.history !== undefined);
+    if (!h || noted.length === 0) return;
+    if (h.inTx) h.counted(noted.length);
+    else await this.afterCommit(() => h.record(entriesOf(this.o.pipeline, noted, undefined)));
+  }
+
   private letter(p: Pending, reason: 'conflict' | 'parked', error: SynclineError, extra: Partial<DeadLetter>, salt?: string): DeadLetter {
     const r = p.record;
-    const l: DeadLetter = { kind: 'conflict', reason, error, key: p.raw.key, value: p.raw.value, attempts: 1, table: r.table, position: r.position, origin: r.origin, targetKey: keyString(r.key), ...extra };
+    const l: DeadLetter = { kind: 'conflict', reason, error, key: p.raw.key, value: p.raw.value, attempts: 1, table: r.table, position: r.position, origin: r.origin, targetKey: keyString(r.key), row: r.values, ...extra };
     l.id = deadLetterId(this.o.pipeline, salt ? { ...l, position: `${r.position}|${salt}` } : l);
     return l;
   }
@@ -911,30 +1069,90 @@ export class Applier {
    * operator decided). The key's state moves to the change's position. Returns false when the write
    * failed and was dead-lettered.
    */
-  async settle(p: Pending, choice: 'source' | 'target' | 'merged', merged?: Row): Promise<boolean> {
+  async settle(p: Pending, choice: 'source' | 'target' | 'merged', merged?: Row, by?: string): Promise<boolean> {
     const r = p.record;
     const ks = keyString(r.key);
     const keeps = this.parks(r.table);
     if (choice === 'target') {
       const target = (await this.sink.readRows(r.table, [r.key])).get(ks) ?? null;
+      if (this.o.history?.keeps(r.table)) await this.o.history.record([unchangedEntry(this.o.pipeline, r, target, true, { decision: 'resolved_target', ...(by ? { by } : {}) })]);
       const cols = r.values ? Object.keys(r.values) : target ? Object.keys(target) : [];
       const hash = target === null ? DELETED : columnSig(cols) + ':' + this.hashOf(r.table, pick(target, cols), r.key);
       if (target !== null && cols.length > 0) await this.state.registerColumns(columnSig(cols), cols);
-      await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? target : undefined }]);
+      await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? this.sealed(r.table, target, r.key) : undefined }]);
       if (this.o.republish && this.sink.republish && target !== null) await this.sink.republish(r.table, [r.key], keptOver(r.op));
       return true;
     }
-    const rec: SinkRecord = choice === 'merged' ? { ...r, op: 'upsert', values: { ...merged!, ...r.key }, keep: [], hash: null } : r;
+    // A merged row's values of encrypted columns (an operator's plaintext) are sealed like captured ones.
+    const rec: SinkRecord = choice === 'merged' ? { ...r, op: 'upsert', values: this.sealed(r.table, { ...merged!, ...r.key }, r.key), keep: [], hash: null } : r;
     if (choice === 'merged') rec.hash = this.hashOf(r.table, rec.values!, r.key);
+    if (this.o.history?.keeps(r.table)) rec.history = { decision: choice === 'merged' ? 'resolved_merged' : 'resolved_source', ...(by ? { by } : {}) };
     const mp: Pending = { record: rec, raw: p.raw };
     const failed = await this.write([mp], new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined);
     if (failed.length > 0) return false;
+    await this.historyOf([rec]);
     this.stats.applied++;
     this.observer?.applied(rec);
     const hash = stateHash(rec);
     if (hash.includes(':')) await this.state.registerColumns(hash.slice(0, hash.indexOf(':')), Object.keys(rec.values!));
     await this.state.commitMany([{ table: r.table, key: ks, pos: r.position, hash, row: keeps ? (rec.op === 'delete' ? null : rec.values) : undefined }]);
     return true;
+  }
+
+  /**
+   * A rollback's writes (src/history/rollback.ts), inside exclusively(): each row of `table` is
+   * written back as given (values: the whole row to upsert; null: delete the key), without a
+   * conflict check (an admin decided), through the sink like any change: history entries with
+   * decision `rolled_back` (by `by`), counted in stats.applied and stats.rolledBack. Each key's
+   * version state moves to rollbackPosition(its stored position), just after it, with the hash of
+   * what was written: the key's next source change is newer and applies as usual. Keys parked
+   * behind an open conflict are left alone (`parked`); a key whose write failed is dead-lettered
+   * like any write (`failed`) and keeps its state; one whose position cannot move on is `failed` too.
+   */
+  async rollbackWrite(table: string, rows: { key: Row; values: Row | null }[], by?: string): Promise<{ written: number; parked: string[]; failed: string[] }> {
+    const res = { written: 0, parked: [] as string[], failed: [] as string[] };
+    if (rows.length === 0) return res;
+    const list = rows.map((r) => ({ table, key: keyString(r.key) }));
+    const states = await this.readState(list, list.map((l) => table + '\u0000' + l.key));
+    const pending: Pending[] = [];
+    const now = Date.now();
+    rows.forEach((r, i) => {
+      const st = states[i]!;
+      const ks = list[i]!.key;
+      if (st.parked !== null) return void res.parked.push(ks);
+      const position = rollbackPosition(st.pos);
+      if (position === null) return void res.failed.push(ks);
+      const values = r.values === null ? null : { ...r.values, ...r.key };
+      const record: SinkRecord = {
+        table, op: values === null ? 'delete' : 'upsert', key: r.key, values, keep: [], position,
+        hash: values === null ? null : this.hashOf(table, values, r.key), sourceTsMs: now,
+        origin: { topic: 'rollback', partition: -1, offset: '-1' },
+      };
+      if (this.o.history?.keeps(table)) record.history = { decision: 'rolled_back', ...(by ? { by } : {}) };
+      pending.push({ record, raw: { key: null, value: null } });
+    });
+    const release = await this.gates.write(new Set([table]));
+    try {
+      const failed = new Set((await this.write(pending, new Map(), async (recs) => ({ ...emptyPlan(), write: recs }), () => undefined)).map(recordKey));
+      const done = pending.filter((p) => !failed.has(recordKey(p)));
+      for (const p of pending) if (failed.has(recordKey(p))) res.failed.push(keyString(p.record.key));
+      await this.historyOf(done.map((p) => p.record));
+      const keeps = this.parks(table);
+      const commits: VersionCommit[] = [];
+      for (const { record: r } of done) {
+        const hash = stateHash(r);
+        if (hash.includes(':')) await this.state.registerColumns(hash.slice(0, hash.indexOf(':')), Object.keys(r.values!));
+        commits.push({ table, key: keyString(r.key), pos: r.position, hash, row: keeps ? r.values : undefined });
+        this.stats.applied++;
+        this.stats.rolledBack++;
+        this.observer?.applied(r);
+      }
+      await this.afterCommit(() => this.state.commitMany(commits));
+      res.written = done.length;
+    } finally {
+      release();
+    }
+    return res;
   }
 
   /**
@@ -987,7 +1205,7 @@ export class Applier {
         {
           onRetry: (err, attempt, delayMs) => {
             last = err;
-            this.onRetry(records.length)(err, attempt, delayMs);
+            this.onRetry(records)(err, attempt, delayMs);
           },
           firstAttempt,
         },
@@ -1009,6 +1227,14 @@ export class Applier {
         await this.deadLetter(records.map((p) => ({ p, error: err, attempts: firstAttempt })));
         return records;
       }
+      // A fatal error stops the stage: its text reaches the log, /health and reports; mask what it quotes of these records.
+      if (err instanceof SynclineError && redacting()) {
+        const masked = retryText(err, records);
+        if (masked !== err.message) {
+          if (err.stack) err.stack = err.stack.split(err.message).join(masked);
+          err.message = masked;
+        }
+      }
       throw err;
     }
   }
@@ -1017,11 +1243,12 @@ export class Applier {
     return this.o.retry;
   }
 
-  private onRetry(records: number) {
+  private onRetry(records: Pending[]) {
     return (err: unknown, attempt: number, delayMs: number) => {
       this.stats.retries++;
       this.observer?.retry(err);
-      this.log.warn({ err: errorMessage(err), code: errorCode(err), attempt, delayMs, records }, 'sink.retry');
+      const tables = new Set(records.map((p) => p.record.table));
+      this.log.warn({ err: retryText(err, records), code: errorCode(err), attempt, delayMs, records: records.length, ...(tables.size === 1 ? { table: [...tables][0] } : {}) }, 'sink.retry');
     };
   }
 
@@ -1038,9 +1265,41 @@ export class Applier {
         position: p.record.position,
         origin: p.record.origin,
         targetKey: p.record.op === 'truncate' ? undefined : keyString(p.record.key),
+        row: p.record.values,
       })),
     );
   }
+}
+
+/**
+ * The position a rollback writes a key at: just after its stored one `S` = '<commit>:<index>', in
+ * the same commit, past every index a real transaction reaches: '<commit>:ffff0000' (then
+ * ffff0001, … for later rollbacks at the same stored commit). The key's next source change is of a
+ * later commit, so newer; a change of the same source transaction not yet applied is older (and
+ * skipped as stale). No stored position: '0000000000000000:ffff0000'. Null when the indexes are
+ * used up (65,536 rollbacks of a key without a source change in between).
+ */
+export function rollbackPosition(stored: string | null): string | null {
+  const FLOOR = 0xffff0000;
+  if (stored === null) return '0000000000000000:ffff0000';
+  const colon = stored.indexOf(':');
+  const idx = parseInt(stored.slice(colon + 1), 16);
+  const next = idx >= FLOOR ? idx + 1 : FLOOR;
+  if (next > 0xffffffff) return null;
+  return stored.slice(0, colon + 1) + next.toString(16).padStart(8, '0');
+}
+
+/**
+ * The error text of a failed write attempt as a log line may show it: masked (src/core/redact.ts)
+ * with the values of every record of the attempt, so a value the target quotes in free text (an HTTP
+ * target's plain-text body echoing the record) is masked like in the dead letter the record may end
+ * in, not only the shapes the masking policy recognises without the record.
+ */
+export function retryText(err: unknown, records: Pending[]): string {
+  let text = errorMessage(err);
+  if (!redacting()) return text;
+  for (const p of records) if (p.record.values) text = redact(text, p.record.table, p.record.values);
+  return text;
 }
 
 /** The subset of `reads` that concerns these records' keys. */

@@ -4,9 +4,10 @@
  * (src/dlq/service.ts) and replay (src/replay/replay.ts).
  */
 import { dirname, resolve } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/redis.js';
 import type { Logger } from 'pino';
 import type { ConflictConfig, PipelineConfig, RetryConfig, SynclineConfig, TableConfig } from '../core/config/schema.js';
+import { targetTablesOf } from '../core/config/schema.js';
 import { configSource } from '../core/config/load.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { sinkRegistration } from '../core/registry.js';
@@ -22,12 +23,16 @@ import { DeadLetters } from './dead-letters.js';
 import type { Sink } from './sink.js';
 import { DryRunDeadLetters, DryRunSink, DryRunVersionState } from './dry-run.js';
 import { DecryptingSink, pipelineCrypto } from '../security/crypto/pipeline.js';
+import { pipelineRetention } from '../history/history.js';
+import { historyStoreOf, openStore, PipelineHistory } from '../history/recorder.js';
 
 export interface SinkParts {
   sink: Sink;
   state: VersionState;
   dlq: DeadLetters;
   applier: Applier;
+  /** The pipeline's change history, when any of its tables keeps one. */
+  history?: PipelineHistory;
   conflictFor: (table: string) => ConflictConfig;
   /** Tables a config reload added to the running pipeline: their conflict settings (and custom resolvers) from now on. */
   addTables: (tables: TableConfig[]) => Promise<void>;
@@ -36,7 +41,7 @@ export interface SinkParts {
 export interface SinkDeps {
   config: SynclineConfig;
   kafka: KafkaClient;
-  redis: Redis;
+  redis: RedisClient;
   metrics?: Metrics;
   /**
    * How the target is connected: the running Runtime waits for a target that is not ready yet
@@ -75,7 +80,7 @@ export const batchSizeOf = (config: SynclineConfig, p: PipelineConfig): number =
 /** The conflict settings of each target table of a pipeline, and the resolvers (custom modules loaded). */
 export async function conflictPolicy(config: SynclineConfig, name: string, p: PipelineConfig): Promise<{ conflictFor: (t: string) => ConflictConfig; resolverFor: (t: string) => Resolver; addTables: (tables: TableConfig[]) => Promise<void> }> {
   const base = p.conflict ?? config.defaults.conflict;
-  const perTable = new Map(p.tables.map((t) => [t.target ?? t.source, t.conflict ?? base]));
+  const perTable = new Map(p.tables.flatMap((t) => targetTablesOf(t).map((table) => [table, t.conflict ?? base] as const)));
   const baseDir = dirname(configSource(config)?.file ?? resolve('config.yaml'));
   const resolvers = new Map<string, Resolver>();
   const make = async (table: string, c: ConflictConfig) => {
@@ -86,10 +91,11 @@ export async function conflictPolicy(config: SynclineConfig, name: string, p: Pi
   const fallback = await make('*', base);
   const addTables = async (tables: TableConfig[]) => {
     for (const t of tables) {
-      const table = t.target ?? t.source;
       const c = t.conflict ?? base;
-      resolvers.set(table, await make(table, c));
-      perTable.set(table, c);
+      for (const table of targetTablesOf(t)) {
+        resolvers.set(table, await make(table, c));
+        perTable.set(table, c);
+      }
     }
   };
   return { conflictFor: (t) => perTable.get(t) ?? base, resolverFor: (t) => resolvers.get(t) ?? fallback, addTables };
@@ -113,14 +119,42 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
   const state = opts.dryRun ? new DryRunVersionState(redis, keyPrefix, name) : metrics ? new TimedVersionState(metrics, redis, keyPrefix, name) : new VersionState(redis, keyPrefix, name);
   const dlq = opts.dryRun ? new DryRunDeadLetters(kafka, prefix, name, log) : metrics ? new ObservedDeadLetters(kafka, prefix, name, log).observe(metrics, 'sink') : new DeadLetters(kafka, prefix, name, log);
   const store = new DlqStore(kafka, prefix, name);
+  // Change history (ADR 0031): its store, taken into the target's transactions where it can be, and each table's baseline.
+  const retention = opts.dryRun ? new Map() : pipelineRetention(p);
+  const where = historyStoreOf(config);
+  let history: PipelineHistory | undefined;
+  const keyColumnsOf = (table: string) => {
+    const t = p.tables.find((x) => targetTablesOf(x).includes(table));
+    return t?.key?.map((c) => t.columns?.[c] ?? c);
+  };
+  if (retention.size > 0 && where) {
+    const { store: hs, release } = openStore(where.url, where.schema);
+    history = new PipelineHistory(name, hs, retention, log.child({ stage: 'history' }));
+    const close = sink.close.bind(sink);
+    sink.close = async () => {
+      try {
+        await close();
+      } finally {
+        await release();
+      }
+    };
+    await history.attach(sink, keyColumnsOf);
+  }
   const applier = new Applier(sink, state, dlq, {
     pipeline: name, conflictFor: policy.conflictFor, resolverFor: policy.resolverFor, retry, log,
     republish: p.peer !== undefined,
     partitionsOf: (topic) => kafka.partitionCount(topic),
     batchSize: batchSizeOf(config, p),
     parkedKeys: async () => (await store.load()).parkedKeys(),
-    ...(crypto ? { rowHash: (table: string, row: Row, key: Row) => crypto.rowHash(table, row, key) } : {}),
+    ...(crypto ? { rowHash: (table: string, row: Row, key: Row) => crypto.rowHash(table, row, key), openField: (table: string, row: Row, key: Row, field: string) => crypto.openRow(table, row, key, [field]), openRow: (table: string, row: Row, key: Row) => crypto.openRowLenient(table, row, key), sealRow: (table: string, row: Row, key: Row) => crypto.sealRow(table, row, key), decrypts: crypto.decrypt } : {}),
+    ...(history ? { history } : {}),
   });
   if (metrics) applier.observer = applyObserver(metrics, name);
-  return { sink, state, dlq, applier, conflictFor: policy.conflictFor, addTables: policy.addTables };
+  // Tables a reload adds (p.tables holds them already): their conflict policy, and their history when
+  // the pipeline keeps one (a pipeline that kept none at start starts keeping it at its next start).
+  const addTables = async (tables: TableConfig[]) => {
+    await policy.addTables(tables);
+    if (history) await history.addTables(pipelineRetention(p), sink, keyColumnsOf);
+  };
+  return { sink, state, dlq, applier, history, conflictFor: policy.conflictFor, addTables };
 }

@@ -47,6 +47,14 @@ test('the diff lists every field where source, target and last-synced differ', (
   assert.deepEqual(d.find((x) => x.field === 'v'), { field: 'v', source: 'a', target: 'b', lastSynced: 'x' });
 });
 
+test('the diff compares through `open` (encrypted columns by plaintext) but lists the values as they are', () => {
+  const c = { source: { id: 1, s: 'enc:1:p', v: 'a' }, target: { id: 1, s: 'p', v: 'b' }, lastSynced: { id: 1, s: 'enc:2:p', v: 'a' } };
+  assert.deepEqual(conflictDiff(c).map((x) => x.field), ['s', 'v'], 'as they are: three spellings of p differ');
+  const open = (r: Record<string, unknown>) => ({ ...r, s: String(r.s).replace(/^enc:\d+:/, '') }) as typeof r;
+  const d = conflictDiff(c, open as never);
+  assert.deepEqual(d, [{ field: 'v', source: 'a', target: 'b', lastSynced: 'a' }]);
+});
+
 test('latest-timestamp needs its column: refused at start when the table lacks it (renames followed)', () => {
   const lt = { strategy: 'latest-timestamp' as const, field: 'updated_at' };
   assert.equal(timestampFieldProblem('p', { source: 'public.t' }, lt, ['id', 'updated_at']), null);

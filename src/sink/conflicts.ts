@@ -195,16 +195,23 @@ export function makeResolver(cfg: ConflictConfig, fn?: ResolveFn): Resolver {
   };
 }
 
-/** Field-by-field diff of a conflict: every column where source, target and last-synced are not all equal. */
-export function conflictDiff(c: Pick<Conflict, 'source' | 'target' | 'lastSynced'>): { field: string; source: Value; target: Value; lastSynced: Value }[] {
+/**
+ * Field-by-field diff of a conflict: every column where source, target and last-synced are not all
+ * equal. `open` (field encryption): a copy of a row with its encrypted values decrypted, used for the
+ * comparison only — an encrypted column is compared by its plaintext (its ciphertexts differ at every
+ * encryption, random nonce), and the diff still lists the values as they are (ciphertexts).
+ */
+export function conflictDiff(c: Pick<Conflict, 'source' | 'target' | 'lastSynced'>, open?: (row: Row) => Row): { field: string; source: Value; target: Value; lastSynced: Value }[] {
   const cols = new Set<string>([...Object.keys(c.source ?? {}), ...Object.keys(c.target ?? {}), ...Object.keys(c.lastSynced ?? {})]);
   const out: { field: string; source: Value; target: Value; lastSynced: Value }[] = [];
   const same = (a: Value, b: Value) => rowHash({ v: a }) === rowHash({ v: b });
+  const o = (r: Row | null) => (r && open ? open(r) : r);
+  const [os, ot, ol] = [o(c.source), o(c.target), o(c.lastSynced)];
   for (const f of cols) {
-    const s = c.source?.[f] ?? null;
-    const t = c.target?.[f] ?? null;
-    const l = c.lastSynced?.[f] ?? null;
-    if (!same(s, t) || !same(s, l)) out.push({ field: f, source: s, target: t, lastSynced: l });
+    const s = os?.[f] ?? null;
+    const t = ot?.[f] ?? null;
+    const l = ol?.[f] ?? null;
+    if (!same(s, t) || !same(s, l)) out.push({ field: f, source: c.source?.[f] ?? null, target: c.target?.[f] ?? null, lastSynced: c.lastSynced?.[f] ?? null });
   }
   return out;
 }

@@ -3,7 +3,7 @@
  * original message bytes (so it can be inspected and requeued unchanged) and says why in headers:
  *   syncline.dlq.kind        invalid | failed | conflict
  *   syncline.error.code      e.g. PG_23514, DECODE_FAILED
- *   syncline.error.message   readable reason
+ *   syncline.error.message   readable reason (masked: src/core/redact.ts)
  *   syncline.original.topic / .partition / .offset
  *   syncline.attempts        how many times it was tried
  *   syncline.time            ISO time of dead-lettering
@@ -21,7 +21,9 @@
  */
 import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
+import type { Row } from '../core/envelope.js';
 import { errorCode, errorMessage } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 
 export type DeadLetterKind = 'invalid' | 'failed' | 'conflict';
@@ -46,6 +48,11 @@ export interface DeadLetter {
   parkedBehind?: string;
   /** Precomputed id (deadLetterId); computed here when missing. */
   id?: string;
+  /**
+   * The record's values (target names), when known: only for masking, values of its sensitive
+   * columns quoted in the error text are masked (src/core/redact.ts). Not written.
+   */
+  row?: Row | null;
 }
 
 /**
@@ -70,6 +77,11 @@ export class DeadLetters {
     await this.kafka.ensureTopics([this.topic], { partitions: 1 });
   }
 
+  /** The letter's error text as it is shown (header, log, /health): masked by the masking policy. */
+  messageOf(l: DeadLetter): string {
+    return redact(errorMessage(l.error), l.table, l.row).slice(0, 4000);
+  }
+
   async send(letters: DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
     await this.ensure();
@@ -82,7 +94,7 @@ export class DeadLetters {
         'syncline.dlq.reason': l.reason ?? l.kind,
         'syncline.pipeline': this.pipeline,
         'syncline.error.code': errorCode(l.error),
-        'syncline.error.message': errorMessage(l.error).slice(0, 4000),
+        'syncline.error.message': this.messageOf(l),
         'syncline.attempts': String(l.attempts),
         'syncline.time': now,
       };

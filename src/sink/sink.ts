@@ -12,6 +12,26 @@
 import type { Decided, Row } from '../core/envelope.js';
 import type { SynclineError } from '../core/errors.js';
 
+/** How the applier decided a record, for the change history (src/history/history.ts lists the meanings). */
+export type Decision =
+  | 'applied'
+  | 'conflict_source_won'
+  | 'conflict_merged'
+  | 'conflict_target_won'
+  | 'conflict_parked'
+  | 'resolved_source'
+  | 'resolved_merged'
+  | 'resolved_target'
+  | 'baseline'
+  | 'rolled_back';
+
+/** Set on a SinkRecord by the applier: the record is to be recorded in the history, decided so. */
+export interface HistoryNote {
+  decision: Decision;
+  strategy?: string;
+  by?: string;
+}
+
 export interface SinkRecord {
   /** Target table, qualified, in canonical form (src/core/names.ts): 'public.users', '"My Schema".Orders'. */
   table: string;
@@ -54,6 +74,24 @@ export interface SinkRecord {
    * consumer meets it after the records that came before it (see ApplyTopicWriter).
    */
   copy?: { partition: number; of: number };
+  /** Set by the applier when the record's table keeps a change history: how it was decided (src/history/). */
+  history?: HistoryNote;
+}
+
+/**
+ * A history store a sink may write in its own transaction (ADR 0031): when the store lives in the
+ * target's database, the sink accepts it (Sink.historyInTx) and, in the transaction that writes the
+ * target, reads the before images of the noted records' keys, writes, then runs `insert(entries)`
+ * with the same session, so target and history commit together. The entries are src/history's
+ * HistoryEntry (opaque here: the sink hands them on).
+ */
+export interface HistoryTx {
+  /** PostgreSQL URL of the store's database (the sink compares server and database with its own). */
+  readonly url: string;
+  /** The statement that stores these entries (applied_at = the clock at that moment, in the write's transaction). */
+  insertSql(entries: readonly unknown[]): { text: string; params: unknown[] };
+  /** Make sure the day partitions the next writes need exist (outside any transaction). */
+  ready(): Promise<void>;
 }
 
 export interface FailedRecord {
@@ -99,10 +137,11 @@ export interface Sink {
    * — from a session tagged `republishOrigin(ctx.origin, 'delete')`, in one transaction recorded with
    * the commit time `tsMs` of the delete it carries out (the peer's capture reads that time, so the
    * peer weighs the delete exactly as this side did). A row whose `guard` columns no longer hold the
-   * given values (changed since it was read) is left alone. Idempotent. Without it the applier
-   * writes such deletes in the batch like any other.
+   * given values (changed since it was read) is left alone and re-published instead; those keys are
+   * returned (the change history records the others as deleted). Idempotent: a row already gone
+   * counts as deleted. Without it the applier writes such deletes in the batch like any other.
    */
-  republishDelete?(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<void>;
+  republishDelete?(table: string, rows: { key: Row; guard: Row }[], tsMs: number): Promise<Row[]>;
   /**
    * Optional (targets that create missing tables, e.g. PostgreSQL's autoCreate): make sure the
    * record's target table exists, created from the record's key columns (`keyColumns`, else its key)
@@ -111,6 +150,15 @@ export interface Sink {
    * are created by writeBatch from their first records.
    */
   ensureTable?(record: SinkRecord): Promise<void>;
+  /** Optional: take a history store into the write's transaction (see HistoryTx); true when the sink will. */
+  historyInTx?(h: HistoryTx): boolean;
+  /**
+   * Optional, with historyInTx: the history baseline of `table` — in one transaction that holds off
+   * the table's writers (PostgreSQL: LOCK ... IN SHARE MODE), every current row (key columns
+   * `keyColumns`, default the primary key) and the instant, given to `statements`, whose statements
+   * (the baseline entries and the table's coverage) run in that transaction. A missing table has no rows.
+   */
+  historyBaseline?(table: string, keyColumns: string[] | undefined, statements: (rows: { key: Row; row: Row }[], since: Date) => { text: string; params: unknown[] }[]): Promise<void>;
   /** Current target rows for these keys of one table, keyed by keyString(key). One round trip. */
   readRows(table: string, keys: Row[]): Promise<Map<string, Row>>;
   /** Health probe: throws if the target cannot be reached. */

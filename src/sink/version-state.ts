@@ -12,7 +12,7 @@
  * reading the target.
  *
  * Keys (all keys of a pipeline share one hash tag, hence one Redis Cluster slot, so the multi-key
- * Lua script and MGET stay legal in a cluster):
+ * Lua scripts, MULTI and MGET stay legal in a cluster; see docs/adr/0035-redis-cluster.md):
  *   <keyPrefix>:{<pipeline>}:v:<table>:<keyString>   per key    e.g. syncline:{orders}:v:public.users:[7]
  *   <keyPrefix>:{<pipeline>}:t:<table>               table truncate watermark
  *   <keyPrefix>:{<pipeline>}:r:<table>:<keyString>   last-synced row (tagged JSON, see sink/apply-topic.ts),
@@ -28,7 +28,7 @@
  * deleted row and last so it may contain anything).
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { scanKeys, type RedisClient } from '../core/redis.js';
 import type { Decided, Row } from '../core/envelope.js';
 import { classifyRedisError, fatal, SynclineError } from '../core/errors.js';
 import { parseTagged, stringifyTagged } from '../core/tagged-json.js';
@@ -140,6 +140,21 @@ return written
 `;
 const COMMIT_PLAIN_SHA = createHash('sha1').update(COMMIT_PLAIN_SCRIPT).digest('hex');
 
+/** KEYS: version keys; 'pos|ts|hash' becomes 'pos|ts|' (the hash unknown). Returns how many were changed. */
+const FORGET_SCRIPT = `
+local n = 0
+for i = 1, #KEYS do
+  local cur = redis.call('GET', KEYS[i])
+  if cur then
+    local a = string.find(cur, '|', 1, true)
+    local b = a and string.find(cur, '|', a + 1, true)
+    if b then redis.call('SET', KEYS[i], string.sub(cur, 1, b)) else redis.call('SET', KEYS[i], cur .. '|0|') end
+    n = n + 1
+  end
+end
+return n
+`;
+
 interface Parsed {
   pos: string;
   ts: number;
@@ -162,7 +177,7 @@ export class VersionState {
   private readonly colCache = new Map<string, string[]>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     keyPrefix: string,
     readonly pipeline: string,
   ) {
@@ -433,34 +448,45 @@ export class VersionState {
   async keysBefore(table: string, cutoff: string): Promise<string[]> {
     const prefix = `${this.base}v:${table}:`;
     const out: string[] = [];
-    let cursor = '0';
     try {
-      do {
-        const [next, keys] = await this.redis.scan(cursor, 'MATCH', globEscape(prefix) + '*', 'COUNT', 1000);
-        cursor = next;
-        if (keys.length === 0) continue;
+      await scanKeys(this.redis, globEscape(prefix) + '*', async (keys) => {
         const values = await this.redis.mget(keys);
         keys.forEach((k, i) => {
           const v = parseValue(values[i] ?? null);
           if (v && v.pos < cutoff && v.hash !== DELETED) out.push(k.slice(prefix.length));
         });
-      } while (cursor !== '0');
+      });
     } catch (err) {
       throw this.wrap(err, `version state: keys of ${table}`);
     }
     return out;
   }
 
+  /**
+   * Forget what the target is known to hold for these keys (`syncline verify --repair`): the stored
+   * hash becomes '' (unknown) and the position stays, so the next change of the key is written
+   * whatever its content (a repair row equal to what syncline last wrote would otherwise be skipped
+   * as unchanged) and an older redelivery is still stale. Keys without state are left alone.
+   * Returns how many were forgotten.
+   */
+  async forget(table: string, keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    try {
+      const n = await this.redis.eval(FORGET_SCRIPT, keys.length, ...keys.map((k) => this.keyOf(table, k)));
+      return Number(n);
+    } catch (err) {
+      throw this.wrap(err, `version state: forget ${keys.length} keys of ${table}`);
+    }
+  }
+
   /** Delete every key of this pipeline (SCAN + UNLINK). For tests and resets. */
   async clear(): Promise<number> {
-    let cursor = '0';
     let n = 0;
     try {
-      do {
-        const [next, keys] = await this.redis.scan(cursor, 'MATCH', globEscape(this.base) + '*', 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) n += await this.redis.unlink(...keys);
-      } while (cursor !== '0');
+      // All keys of the pipeline share its hash tag: one slot, so one UNLINK per batch even on a cluster.
+      await scanKeys(this.redis, globEscape(this.base) + '*', async (keys) => {
+        n += await this.redis.unlink(...keys);
+      });
     } catch (err) {
       throw this.wrap(err, `version state: clear of pipeline ${this.pipeline}`);
     }

@@ -12,10 +12,32 @@ import type http from 'node:http';
 import { errorMessage } from '../core/errors.js';
 import { RunBusy, type SyncController } from './controller.js';
 import type { RunStore, SyncRun } from './runs.js';
-import { HttpError, jsonBody, sendJson } from '../observe/http.js';
+import { HttpError, jsonBody, sendJson } from '../observe/http-json.js';
 import { actorOf } from '../security/access/access.js';
 
 
+
+/**
+ * Start a run of a bounded pipeline: what POST /api/pipelines/:name/runs and the console's "sync
+ * now" button both call. 202 with the run (200 and the finished run with `wait`), 404 for an unknown
+ * pipeline, 409 for a realtime one or while a run goes.
+ */
+export async function startRun(controllers: Map<string, SyncController>, pipelines: string[], name: string, o: { trigger: 'manual' | 'api'; by: string; tables?: string[]; full?: boolean; wait?: boolean }): Promise<{ status: number; body: unknown }> {
+  const c = controllers.get(name);
+  if (!c) {
+    const known = pipelines.includes(name);
+    return { status: known ? 409 : 404, body: { error: known ? `pipeline ${name} is not in mode scheduled or manual in this process (a realtime pipeline has no runs; bounded runs need capture and sink in one process)` : `no pipeline '${name}'` } };
+  }
+  let run: SyncRun;
+  try {
+    run = c.trigger(o.trigger, o.by, o.tables, o.full === true);
+  } catch (err) {
+    if (err instanceof RunBusy) return { status: 409, body: { error: err.message, running: err.running } };
+    throw err;
+  }
+  if (o.wait) run = await c.wait(run.id)!;
+  return { status: o.wait ? 200 : 202, body: run };
+}
 
 export function syncApi(controllers: () => Map<string, SyncController>, store: () => RunStore, pipelines: () => string[]) {
   return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
@@ -26,24 +48,11 @@ export function syncApi(controllers: () => Map<string, SyncController>, store: (
       if (parts[0] === 'api' && parts[1] === 'pipelines' && parts.length === 4 && parts[3] === 'runs') {
         if (req.method !== 'POST') return sendJson(res, 405, { error: 'POST to start a run' }), true;
         const name = decodeURIComponent(parts[2]!);
-        const c = controllers().get(name);
-        if (!c) {
-          const known = pipelines().includes(name);
-          sendJson(res, known ? 409 : 404, { error: known ? `pipeline ${name} is not in mode scheduled or manual in this process (a realtime pipeline has no runs; bounded runs need capture and sink in one process)` : `no pipeline '${name}'` });
-          return true;
-        }
         const b = await jsonBody(req, 1 << 20);
         const tables = Array.isArray(b.tables) ? b.tables.map(String) : undefined;
         const trigger = req.headers['x-syncline-trigger'] === 'manual' ? 'manual' : 'api';
-        let run: SyncRun;
-        try {
-          run = c.trigger(trigger, by, tables, b.full === true);
-        } catch (err) {
-          if (err instanceof RunBusy) return sendJson(res, 409, { error: err.message, running: err.running }), true;
-          throw err;
-        }
-        if (b.wait === true) run = await c.wait(run.id)!;
-        sendJson(res, b.wait === true ? 200 : 202, run);
+        const r = await startRun(controllers(), pipelines(), name, { trigger, by, tables, full: b.full === true, wait: b.wait === true });
+        sendJson(res, r.status, r.body);
         return true;
       }
       if (parts[0] === 'api' && parts[1] === 'runs') {

@@ -31,6 +31,9 @@ test('sync mode defaults to realtime; scheduled with cron, windows and time zone
   const p = parseConfig(config(`    mode: scheduled\n    schedule: "0 30 2 * * *"\n    timezone: Europe/Berlin\n    windows: ["Mon-Fri 01:00-05:00"]\n    maxRunDurationMs: 60000\n`), 'test.yaml', {}).pipelines.orders!;
   assert.equal(p.mode, 'scheduled');
   assert.equal(p.timezone, 'Europe/Berlin');
+  // Scheduled verification (src/verify/service.ts): a cron in the pipeline's time zone.
+  const v = parseConfig(config(`    timezone: Europe/Berlin\n    verify: { cron: "0 0 3 * * *" }\n`), 'test.yaml', {}).pipelines.orders!.verify;
+  assert.deepEqual(v, { cron: '0 0 3 * * *', repair: false, rangeRows: 10_000 });
 });
 
 test('bad sync settings are refused naming the field', () => {
@@ -42,6 +45,8 @@ test('bad sync settings are refused naming the field', () => {
     ['    timezone: Mars/Olympus\n', 'pipelines.orders.timezone', /unknown time zone/],
     ['    mode: manual\n    windows: ["01:00-05:00"]\n', 'pipelines.orders.windows', /windows are for modes realtime and scheduled/],
     ['    maxRunDurationMs: 60000\n', 'pipelines.orders.maxRunDurationMs', /for modes scheduled and manual/],
+    ['    verify: { cron: "61 * * * * *" }\n', 'pipelines.orders.verify.cron', /second: 61/],
+    ['    verify: { cron: "0 0 3 * * *", every: 5 }\n', 'pipelines.orders.verify.every', /unknown key 'every'/],
   ];
   for (const [extra, path, message] of cases) {
     const ps = problems(config(extra));

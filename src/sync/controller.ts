@@ -61,6 +61,8 @@ export interface ControllerOptions {
   metrics: SyncMetrics;
   log: Logger;
   now?: () => Date;
+  /** The config in force (file and SHA-256), recorded as config.loaded with each run it starts. */
+  configDigest?: () => { path: string; sha256: string };
 }
 
 export class SyncController {
@@ -152,7 +154,10 @@ export class SyncController {
     const record: SyncRun = { id: newRunId(started), pipeline: this.o.pipeline, trigger, by, ...(tables ? { tables } : {}), ...extra, startedAt: started.toISOString(), counts: emptyCounts(), outcome: 'running' };
     const run = new BoundedRun(this.o.parts, record, (r) => this.persist(r), this.o.config.maxRunDurationMs);
     this.o.log.info({ run: record.id, trigger, by }, 'sync.run.start');
-    audit.record({ actor: by, action: 'sync.run.start', object: `run:${record.id}`, details: { pipeline: this.o.pipeline, trigger, tables: tables ?? null, ...extra } });
+    const cfg = this.o.configDigest?.();
+    audit.record({ actor: by, action: 'sync.run.start', object: `run:${record.id}`, details: { pipeline: this.o.pipeline, trigger, tables: tables ?? null, ...extra, configSha256: cfg?.sha256 ?? null } });
+    // A bounded run is a start of the pipeline's stages: the config it runs with is on record next to it.
+    if (cfg) audit.record({ actor: by, action: 'config.loaded', object: `config:${cfg.path}`, details: { file: cfg.path, sha256: cfg.sha256, at: 'sync.run', run: record.id, pipeline: this.o.pipeline } });
     this.recent.push(record);
     if (this.recent.length > 50) this.recent.shift();
     const done = run.run().then(async (r) => {

@@ -31,7 +31,7 @@ export class WindowGate {
   private open?: boolean;
   private readonly gauge: Gauge<'pipeline'>;
 
-  constructor(private readonly o: { pipeline: string; windows: string[]; timezone: string; stage: () => ConsumerStage | undefined; registry: Registry; log: Logger; now?: () => Date; everyMs?: number }) {
+  constructor(private readonly o: { pipeline: string; /** An operator paused the pipeline (./pause.ts): an opening window does not resume it. */ held?: () => boolean; windows: string[]; timezone: string; stage: () => ConsumerStage | undefined; registry: Registry; log: Logger; now?: () => Date; everyMs?: number }) {
     this.windows = o.windows.map(parseWindow);
     this.gauge = openGauge(o.registry);
   }
@@ -51,8 +51,9 @@ export class WindowGate {
   check(): void {
     const open = this.isOpen;
     const stage = this.o.stage();
-    if (stage && stage.isPaused === open) {
-      if (open) stage.resume();
+    const apply = open && this.o.held?.() !== true;
+    if (stage && stage.isPaused === apply) {
+      if (apply) stage.resume();
       else stage.pause();
     }
     if (open !== this.open) {

@@ -13,6 +13,7 @@ import { syncApi } from './api.js';
 import type { BoundedParts } from './bounded.js';
 import { SyncController, SyncMetrics } from './controller.js';
 import { WindowGate } from './gate.js';
+import { PipelinePauses } from './pause.js';
 import { RunStore } from './runs.js';
 
 type Partial<T> = { -readonly [K in keyof T]?: T[K] };
@@ -21,9 +22,13 @@ export class SyncModes {
   readonly controllers = new Map<string, SyncController>();
   readonly gates = new Map<string, WindowGate>();
   readonly store: RunStore;
+  /** Operators' pauses of realtime pipelines (./pause.ts). */
+  readonly pauses = new PipelinePauses();
   private readonly building = new Map<string, Partial<BoundedParts>>();
   /** The clock of schedules and windows (tests set it before Runtime.start()). */
   now: () => Date = () => new Date();
+  /** The config the process runs (file and SHA-256): each bounded run records it as config.loaded (the runtime sets it). */
+  configDigest?: () => { path: string; sha256: string };
 
   constructor(private readonly kafka: KafkaClient, prefix: string, private readonly log: Logger) {
     this.store = new RunStore(kafka, prefix);
@@ -40,10 +45,10 @@ export class SyncModes {
     return b;
   }
 
-  /** A realtime pipeline's consumer stage, paused from the start when its windows are closed now. */
+  /** A realtime pipeline's consumer stage, paused from the start when its windows are closed now or an operator paused it. */
   gated(name: string, stage: ConsumerStage): ConsumerStage {
     const g = this.gates.get(name);
-    if (g && !g.isOpen) stage.pause();
+    if ((g && !g.isOpen) || this.pauses.isPaused(name)) stage.pause();
     return stage;
   }
 
@@ -54,14 +59,14 @@ export class SyncModes {
       return;
     }
     const parts: BoundedParts = { pipeline: name, capture: b.capture, consumer: b.consumer, applier: o.applier, groupId: o.groupId, topicsByTable: o.topicsByTable, kafka: this.kafka, log: o.log };
-    const c = new SyncController({ pipeline: name, config: p, parts, store: this.store, metrics: SyncMetrics.of(o.registry), log: o.log, now: () => this.now() });
+    const c = new SyncController({ pipeline: name, config: p, parts, store: this.store, metrics: SyncMetrics.of(o.registry), log: o.log, now: () => this.now(), ...(this.configDigest ? { configDigest: this.configDigest } : {}) });
     this.controllers.set(name, c);
     await c.start();
   }
 
   startWindows(name: string, p: PipelineConfig, o: { stage: () => ConsumerStage | undefined; registry: Registry; log: Logger; consumes: boolean }): void {
     if (!p.windows || !o.consumes) return;
-    const g = new WindowGate({ pipeline: name, windows: p.windows, timezone: p.timezone, stage: o.stage, registry: o.registry, log: o.log, now: () => this.now() });
+    const g = new WindowGate({ pipeline: name, held: () => this.pauses.isPaused(name), windows: p.windows, timezone: p.timezone, stage: o.stage, registry: o.registry, log: o.log, now: () => this.now(), ...(this.configDigest ? { configDigest: this.configDigest } : {}) });
     this.gates.set(name, g);
     g.start();
   }
@@ -85,7 +90,8 @@ export class SyncModes {
         ...(p.schedule ? { schedule: p.schedule } : {}),
         ...(p.windows ? { windows: p.windows, timezone: p.timezone } : {}),
         ...(g ? { windowOpen: g.isOpen } : {}),
-        ...(c ? { running: c.running ?? null, skipped: c.skipped, runs: [...c.recent].reverse().slice(0, 20) } : {}),
+        ...(this.pauses.isPaused(name) ? { paused: this.pauses.state(name) } : {}),
+        ...(c ? { running: c.running ?? null, nextAt: c.nextAt?.toISOString() ?? null, skipped: c.skipped, runs: [...c.recent].reverse().slice(0, 20) } : {}),
         ...(p.mode !== 'realtime' && (p.source as { type: string }).type === 'postgres' ? { note: 'between runs nothing of this pipeline runs: its replication slot retains WAL until the next run' } : {}),
       };
     }

@@ -39,6 +39,7 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { TcpProxy } from '../tcp-proxy.js';
 import { SYNCLINE_NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { cliArgs } from '../helpers.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -215,7 +216,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const cfgFile = join(dir, 'chaos.yaml');
     writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
     const spawnProc = (p: Proc) => {
-      const child = spawn(process.execPath, [...SYNCLINE_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...p.args, '-c', cfgFile], {
+      const child = spawn(process.execPath, [...SYNCLINE_NODE_FLAGS, ...cliArgs([...p.args, '-c', cfgFile])], {
         cwd: ROOT,
         env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn' },
         stdio: ['ignore', 'pipe', 'pipe'],

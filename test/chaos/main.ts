@@ -9,7 +9,8 @@
  *   npm run chaos -- --soak-tests only         only the long crash tests; `skip`: only the fault suite
  *
  * The long variants: the crash tests of `npm test` kill their process once; here (SYNCLINE_SOAK=1,
- * test/helpers.ts soak()) they kill it three times (SOAK_TESTS).
+ * test/helpers.ts soak()) they kill it three times (SOAK_TESTS); other long cases (silent dependencies
+ * at start, bigger tables) run only here too.
  */
 import { spawnSync } from 'node:child_process';
 import { FAULTS, reportText, runChaos, type Fault } from './harness.js';
@@ -25,6 +26,9 @@ export const SOAK_TESTS = [
   'connectors/kafka-topic/kafka-topic.int.test.ts',
   'connectors/file/pipeline.int.test.ts',
   'connectors/postgres/poll/large.int.test.ts',
+  'test/bad-input.int.test.ts',
+  'test/backfill.int.test.ts',
+  'connectors/mariadb/source/backfill.int.test.ts',
 ];
 
 const args = process.argv.slice(2);

@@ -36,7 +36,7 @@ export function httpType(pgType: string): string {
 function valueExpr(col: string, type: string): string {
   const c = quoteIdent(col);
   const t = type.trim().toLowerCase();
-  if (t === 'smallint' || t === 'integer' || t === 'boolean' || t === 'double precision' || t === 'jsonb') return c;
+  if (t === 'smallint' || t === 'integer' || t === 'bigint' || t === 'boolean' || t === 'double precision' || t === 'jsonb') return c;
   if (t === 'real') return `${c}::float8`;
   return `${c}::text`;
 }

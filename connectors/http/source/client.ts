@@ -12,6 +12,7 @@
 import type { Logger } from 'pino';
 import { errorMessage, fatal, retriable, SynclineError } from '../../../src/core/errors.js';
 import { RetryExhausted, withRetry } from '../../../src/core/retry.js';
+import { parseJsonExact } from '../../../src/core/json-exact.js';
 import { classifyResponse, classifyTransport } from '../errors.js';
 import type { HttpSourceConfig } from './spec.js';
 
@@ -113,7 +114,7 @@ export class HttpSourceClient {
       throw e;
     }
     try {
-      return { body: text === '' ? null : JSON.parse(text), link: res.headers.get('link') };
+      return { body: text === '' ? null : parseJsonExact(text), link: res.headers.get('link') };
     } catch (err) {
       throw retriable('HTTP_BAD_JSON', `${context}: HTTP ${res.status} with a body that is not JSON (${errorMessage(err)}): ${text.slice(0, 1024)}`);
     }

@@ -6,6 +6,7 @@ import { firstPage, nextLink, pager } from './pages.js';
 import { canonicalValue, sinceValue } from './values.js';
 import { authHeaders, TokenBucket } from './client.js';
 import { httpSourceSpec } from './spec.js';
+import { parseJsonExact } from '../../../src/core/json-exact.js';
 
 test('JSONPath subset: members, quoted members, indexes, [*] as the last step; errors name the place', () => {
   const doc = { data: { items: [{ id: 1 }, { id: 2 }], 'odd key': 'x' }, results: [3, 4] };
@@ -125,4 +126,14 @@ test('spec: strict, clear errors for the tracking settings and the paths', () =>
   assert.match(issues({ ...ok, auth: { bearer: { env: 'A' }, header: { name: 'x', env: 'B' } } }).join(), /give one of bearer, basic, header/);
   assert.match(issues({ ...ok, auth: { bearer: { token: 'x' } } }).join(), /auth.bearer/);
   assert.match(issues({ ...ok, extra: 1 }).join(), /extra/);
+});
+
+test('an integer beyond 2^53 in an API answer keeps every digit (parsed exactly, not through a double)', () => {
+  const body = parseJsonExact('{"items":[{"id":9223372036854775807,"n":-9007199254740993,"doc":{"big":12345678901234567890}}]}') as { items: Record<string, unknown>[] };
+  const rec = body.items[0]!;
+  assert.equal(canonicalValue('id', 'long', rec.id), 9223372036854775807n);
+  assert.equal(canonicalValue('n', 'decimal', rec.n), '-9007199254740993');
+  assert.equal(canonicalValue('n', 'string', rec.n), '-9007199254740993');
+  assert.equal(canonicalValue('doc', 'json', rec.doc), '{"big":12345678901234567890}');
+  assert.throws(() => canonicalValue('id', 'int', rec.id), /column id \(int\): .* is not an integer value/);
 });

@@ -7,6 +7,7 @@ import type { Value } from '../../../src/core/envelope.js';
 import { errorMessage, poison } from '../../../src/core/errors.js';
 import { canonicalTimestamp, type ColumnType } from '../../../src/core/types.js';
 import type { HTTP_COLUMN_TYPES } from './spec.js';
+import { stringifyJsonExact } from '../../../src/core/json-exact.js';
 
 export type HttpColumnType = (typeof HTTP_COLUMN_TYPES)[number];
 
@@ -28,7 +29,7 @@ const DECIMAL = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/;
 const INTEGER = /^-?\d+$/;
 
 const wrong = (col: string, t: HttpColumnType, v: unknown, why = ''): Error =>
-  poison('HTTP_VALUE_TYPE', `column ${col} (${t}): ${JSON.stringify(v)?.slice(0, 100) ?? String(v)} is not ${t === 'int' || t === 'long' ? 'an integer' : `a ${t}`} value${why ? ` (${why})` : ''}`);
+  poison('HTTP_VALUE_TYPE', `column ${col} (${t}): ${stringifyJsonExact(v)?.slice(0, 100) ?? String(v)} is not ${t === 'int' || t === 'long' ? 'an integer' : `a ${t}`} value${why ? ` (${why})` : ''}`);
 
 /** A record's value (undefined: missing) → the canonical value of a column of type `t`. */
 export function canonicalValue(col: string, t: HttpColumnType, v: unknown): Value {
@@ -36,7 +37,7 @@ export function canonicalValue(col: string, t: HttpColumnType, v: unknown): Valu
   switch (t) {
     case 'string':
       if (typeof v === 'string') return v;
-      if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+      if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
       throw wrong(col, t, v);
     case 'int':
       if (typeof v === 'number' && Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) return v;
@@ -45,16 +46,19 @@ export function canonicalValue(col: string, t: HttpColumnType, v: unknown): Valu
     case 'long': {
       let b: bigint | undefined;
       if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
+      else if (typeof v === 'bigint') b = v;
       else if (typeof v === 'string' && INTEGER.test(v)) b = BigInt(v);
       if (b === undefined || b < -(2n ** 63n) || b >= 2n ** 63n) throw wrong(col, t, v);
       return b;
     }
     case 'double':
       if (typeof v === 'number') return v;
+      if (typeof v === 'bigint') return Number(v);
       if (typeof v === 'string' && DECIMAL.test(v)) return Number(v);
       throw wrong(col, t, v);
     case 'decimal':
       if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+      if (typeof v === 'bigint') return String(v);
       if (typeof v === 'string' && DECIMAL.test(v)) return v;
       throw wrong(col, t, v);
     case 'bool':
@@ -71,7 +75,7 @@ export function canonicalValue(col: string, t: HttpColumnType, v: unknown): Valu
       if (typeof v === 'string' && /^\d{4}-\d\d-\d\d$/.test(v) && !Number.isNaN(Date.parse(v + 'T00:00:00Z')) && new Date(v + 'T00:00:00Z').toISOString().startsWith(v)) return v;
       throw wrong(col, t, v);
     case 'json':
-      return JSON.stringify(v);
+      return stringifyJsonExact(v);
   }
 }
 

@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import mysql from 'mysql2/promise';
-import { sleep, spawnCli, sql, startRuntime, waitFor } from '../../../test/helpers.js';
+import { runCli, sleep, soak, spawnCli, sql, startRuntime, waitFor } from '../../../test/helpers.js';
 import { readBackfills } from '../../../src/cli/backfill.js';
 import type { BackfillView } from '../../../src/capture/backfill.js';
 import { parseConfig } from '../../../src/core/config/load.js';
@@ -24,15 +24,6 @@ import { SIGNAL_TABLE } from './backfill.js';
 const MY_DDL = `CREATE TABLE items (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, label VARCHAR(50), pad VARCHAR(60)) ENGINE=InnoDB`;
 const PG_DDL = `create table items (id bigint primary key, seq bigint not null, label text, pad text)`;
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawnCli(args);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number];
-  return { code, out, err };
-}
 
 /** Rows written with sql_log_bin = 0: the binlog never carries them, so only a backfill brings them to the target. */
 const fillUnlogged = (env: MyEnv, n: number) =>
@@ -121,7 +112,7 @@ test('MariaDB backfill during a write storm converges, and no chunk row overwrit
     }
   })();
 
-  const r = await cli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--chunk-size', '300', '--wait', '--json', '--timeout', '300']);
+  const r = await runCli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--chunk-size', '300', '--wait', '--json', '--timeout', '300']);
   assert.equal(r.code, 0, `backfill --wait: ${r.err}`);
   const view = JSON.parse(r.out) as BackfillView;
   assert.equal(view.status, 'done');
@@ -143,7 +134,7 @@ test('MariaDB backfill during a write storm converges, and no chunk row overwrit
 });
 
 test('a MariaDB backfill goes on after kill -9 of the capture from its last finished chunk', async (t) => {
-  const N = 100_000;
+  const N = soak(20_000, 100_000); // `npm run chaos` reads the longer table
   const CHUNK = 500;
   const env = await setup(N, 'never');
   t.after(() => env.cleanup());
@@ -158,7 +149,7 @@ test('a MariaDB backfill goes on after kill -9 of the capture from its last fini
   }, 120_000, 1000);
   assert.equal((await dstSeqs(env)).size, 1, 'only the row streamed: the others never were in the binlog');
 
-  const r = await cli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--chunk-size', String(CHUNK)]);
+  const r = await runCli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--chunk-size', String(CHUNK)]);
   assert.equal(r.code, 0, r.err);
   const id = r.out.trim();
   const before = await waitFor('3 finished chunks', async () => {
@@ -194,17 +185,23 @@ test('MariaDB backfill: a refused --where, --where with pause and resume, cancel
   await my(env.db, MY_DDL);
   await sql(env.targetDb, PG_DDL);
   const { rt } = await startRuntime(env as never);
-  await waitFor('capture to stream', async () => rt.pipelines[0]?.capture?.backfiller !== undefined);
+  // The snapshot (of the empty table) must be over before the unlogged rows are written, or it reads
+  // them (CI under load: the backfiller exists before the snapshot runs). A streamed row reaching the
+  // target proves it: streaming starts after the snapshot. The marker is deleted again (streamed too).
+  await my(env.db, `INSERT INTO items VALUES (-1, 0, 'marker', '')`);
+  await waitFor('the capture to stream (a marker row in the target)', async () => (await dstSeqs(env)).has('-1'), 120_000, 200);
+  await my(env.db, 'DELETE FROM items WHERE id = -1');
+  await waitFor('the marker row deleted in the target', async () => !(await dstSeqs(env)).has('-1'), 60_000, 200);
   await fillUnlogged(env, N);
   const bf = () => rt.pipelines[0]!.capture!.backfiller!;
 
   // A where MariaDB refuses: refused by the CLI with MariaDB's words.
-  const bad = await cli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--where', 'nosuchcol > 1']);
+  const bad = await runCli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--where', 'nosuchcol > 1']);
   assert.equal(bad.code, 1);
   assert.match(bad.err, /BACKFILL_WHERE.*nosuchcol/);
 
   // --where (a signal through the signal table), paused and resumed.
-  const r = await cli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--where', 'id % 2 = 0', '--chunk-size', '100']);
+  const r = await runCli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--where', 'id % 2 = 0', '--chunk-size', '100']);
   assert.equal(r.code, 0, r.err);
   const id = r.out.trim();
   await waitFor('a chunk or two', async () => ((await backfillOf(env, id))?.rows ?? 0) > 0, 60_000, 50);
@@ -224,15 +221,17 @@ test('MariaDB backfill: a refused --where, --where with pause and resume, cancel
   }, 120_000, 200);
   assert.equal(done.total, N / 2);
   assert.equal(done.rows, N / 2);
-  await waitFor('the even rows in the target', async () => (await dstSeqs(env)).size === N / 2, 60_000, 200);
+  let inTarget = 0;
+  await waitFor('the even rows in the target', async () => (inTarget = (await dstSeqs(env)).size) === N / 2, 60_000, 200)
+    .catch((err: Error) => { throw new Error(`${err.message}: ${inTarget} rows in the target for ${N / 2}`); });
   assert.equal((await sql(env.targetDb, 'select count(*)::int as n from items where id % 2 = 1')).rows[0].n, 0, '--where: only matching rows were read');
 
   // Cancel from the CLI while it runs.
-  const r2 = await cli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--chunk-size', '20']);
+  const r2 = await runCli(['backfill', env.pipeline, '--config', env.configFile, '--table', `${env.db}.items`, '--chunk-size', '20']);
   assert.equal(r2.code, 0, r2.err);
   const id2 = r2.out.trim();
   await waitFor('the second backfill to run', async () => ((await backfillOf(env, id2))?.rows ?? 0) > 0, 60_000, 50);
-  const c = await cli(['backfill', env.pipeline, '--config', env.configFile, '--cancel', id2, '--wait', '--timeout', '60']);
+  const c = await runCli(['backfill', env.pipeline, '--config', env.configFile, '--cancel', id2, '--wait', '--timeout', '60']);
   assert.equal(c.code, 0, c.err);
   const c1 = bf().get(id2);
   assert.equal(c1.status, 'cancelled');

@@ -51,6 +51,7 @@ import { BINLOG_GONE, checkServer, classifyMysqlError, connectMysql, inspectTabl
 import { canonicalValue, quoteId, selectExpression } from './types.js';
 import { OriginNames } from '../origins.js';
 import { keyStringOf } from '../../../src/sink/sink.js';
+import { MariadbLeaderLock } from './leader-lock.js';
 import { MariadbBackfill, SIGNAL_TABLE, signalOf, type SignalKind } from './backfill.js';
 
 /** What zongji hands over (the fields used). */
@@ -176,6 +177,11 @@ export class MariadbSource implements Source {
 
   get confirmed(): string {
     return this.watermark === 0n ? '' : bigIntToPosition(this.watermark);
+  }
+
+  /** The capture lock: GET_LOCK on a connection of its own, named after the database and stream (./leader-lock.ts). */
+  leaderLock(): MariadbLeaderLock {
+    return new MariadbLeaderLock(this.config.connection, this.streamId, this.pipeline, this.config.standbyPollMs);
   }
 
   async connect(): Promise<void> {

@@ -1,4 +1,5 @@
 /**
+ * npm test: alone (the binlog is the server's: a neighbour's writes would move the end it checks).
  * The MariaDB source's monitor against the real server: ping, and lag measured from an acknowledged
  * binlog position (what syncline_slot_lag_bytes / _retained_bytes show for a MariaDB pipeline).
  */

@@ -7,7 +7,7 @@ import type { ConnectionOptions } from 'mysql2';
 import type { MariadbConnection } from './spec.js';
 import { mariadbOptions } from '../connection.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
-import { errorMessage, fatal, retriable, SynclineError } from '../../../src/core/errors.js';
+import { errorMessage, fatal, retriable, SynclineError, tlsFailure } from '../../../src/core/errors.js';
 import { formatTableName, parseTableName } from '../../../src/core/names.js';
 import { columnTypeOf, type MariadbColumnInfo, type MariadbColumnType } from './types.js';
 
@@ -41,6 +41,12 @@ export function classifyMysqlError(err: unknown, c: MariadbConnection, context: 
   if (err instanceof SynclineError) return err;
   const e = err as { code?: string; errno?: number; fatal?: boolean };
   const msg = `${context}: ${errorMessage(err)}`;
+  // A certificate that does not verify, or TLS the server cannot do: no retry makes it right (the
+  // snapshot connections and the binlog reader share these settings).
+  const tls = tlsFailure(err);
+  if (tls || e?.code === 'HANDSHAKE_NO_SSL_SUPPORT') {
+    return fatal('MARIADB_TLS', `${msg}: ${tls ?? 'the server does not offer TLS'} (MariaDB at ${c.host}:${c.port}; check connection.ssl, sslCaFile: the CA that signed the server certificate, and that host matches its name)`, err);
+  }
   if (NETWORK.has(e?.code ?? '') || /connect ETIMEDOUT|Connection lost|closed state|ECONNRESET/.test(errorMessage(err))) return retriable(`MARIADB_${e?.code ?? 'CONNECTION'}`, msg, err);
   switch (e?.errno) {
     case 1045:

@@ -1,4 +1,5 @@
 /**
+ * npm test: alone (it purges the server's old binlog files, which a neighbour's capture may still be reading).
  * The binlog no longer holds the stored position (PURGE BINARY LOGS while the pipeline was down):
  * the source detects it, warns and snapshots again, and the target converges, including rows
  * deleted and updated while it was down (the snapshot's end marker deletes what the snapshot did not see).

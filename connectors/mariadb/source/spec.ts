@@ -19,6 +19,7 @@ export const mariadbSourceSpec = z
     heartbeatMs: z.number().int().min(100).default(10000).describe('How often an idle stream\'s acknowledged position is advanced to what the server has sent (transactions of other tables), and stored.'),
     batchSize: z.number().int().min(1).max(100000).default(2000).describe('Changes per Kafka produce batch.'),
     lingerMs: z.number().int().min(0).max(10000).default(20).describe('How long capture waits to fill a batch before producing it.'),
+    standbyPollMs: z.number().int().min(100).max(60000).default(1000).describe('Standby capture (several capture processes for one pipeline): the one holding the pipeline\'s user lock (GET_LOCK) on the source server captures; the others try to take it this often (ms), and the one holding it checks its lock connection this often. A killed holder\'s lock is free once the server sees its connection gone.'),
   })
   .strict()
   .describe('MariaDB/MySQL source read from the row-based binary log (binlog_format=ROW, binlog_row_image=FULL).');

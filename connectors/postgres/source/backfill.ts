@@ -102,6 +102,22 @@ export class PgBackfill implements BackfillSupport {
     return { rows, last };
   }
 
+  /** `(t."k1", t."k2") in (('1'::int8, 'a'::text), …)`: literals, so the condition can travel in a signal and sit in the backfill's state. */
+  keysWhere(table: SourceTable, keys: string[][]): string {
+    const types = table.key.map((k) => table.columns.find((c) => c.name === k)?.type.pgType ?? 'text');
+    const lit = (v: string, i: number) => `'${v.replace(/'/g, "''")}'::${types[i]}`;
+    return `(${table.key.map((k) => `t.${quoteIdent(k)}`).join(', ')}) in (${keys.map((k) => `(${k.map(lit).join(', ')})`).join(', ')})`;
+  }
+
+  keyRow(table: SourceTable, key: string[]): Row {
+    const row: Row = {};
+    for (const c of table.columns) {
+      const i = table.key.indexOf(c.name);
+      row[c.name] = i < 0 ? null : parsePgText(key[i] ?? null, c.type);
+    }
+    return row;
+  }
+
   async count(table: SourceTable, where?: string): Promise<number> {
     const c = await this.conn();
     try {

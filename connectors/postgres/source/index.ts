@@ -14,6 +14,7 @@ import { pgSlotName } from '../../../src/core/names.js';
 import { PgSourceMonitor } from '../probe.js';
 import { pgSourceDoctor, pgWhere } from '../doctor-checks.js';
 import { pgInitSource } from '../init.js';
+import { PgVerifySide } from '../verify.js';
 
 registerSource({
   type: 'postgres',
@@ -33,4 +34,5 @@ registerSource({
   where: (config) => pgWhere(config.connection),
   doctor: pgSourceDoctor,
   init: pgInitSource,
+  verify: (config, pipeline) => new PgVerifySide(config.connection, `pipeline ${pipeline} verify (source)`),
 });

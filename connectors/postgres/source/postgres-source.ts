@@ -29,6 +29,7 @@ import { connectSource, ensurePublication, inspectTables, quoteIdent, quoteTable
 import { sleep } from '../../../src/core/retry.js';
 import { formatTableName, parseTableName } from '../../../src/core/names.js';
 import { DDL_PREFIX, DDL_TRIGGER, ensureDdlTrigger, parseDdlMessage } from './ddl-trigger.js';
+import { PgLeaderLock } from './leader-lock.js';
 import { PgBackfill, SIGNAL_PREFIX, WATERMARK_PREFIX, type PgSyncMessage } from './backfill.js';
 
 interface TableState {
@@ -87,6 +88,11 @@ export class PostgresSource implements Source {
   async position(): Promise<string> {
     const r = await this.meta!.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
     return r.rows[0]!.lsn;
+  }
+
+  /** The capture lock: a session advisory lock on the source database, keyed by the slot (./leader-lock.ts). */
+  leaderLock(): PgLeaderLock {
+    return new PgLeaderLock(this.config.connection, this.config.slot, this.pipeline, this.config.standbyPollMs);
   }
 
   async connect(): Promise<void> {

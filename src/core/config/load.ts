@@ -29,13 +29,18 @@
  * Connectors must be registered before loading (import connectors/index.js), since the source and
  * target sections come from the registry.
  */
-import { readFileSync } from 'node:fs';
+import { installMasking } from '../../security/masking/text.js';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { SynclineError } from '../errors.js';
 import { configSpec, type SynclineConfig } from './schema.js';
 import { checkTableValidation } from '../../process/validation/compile.js';
+import { checkTableTransforms } from '../../process/transform/compile.js';
+import { checkTableRoute } from '../../process/transform/route.js';
 import { canonicalTableName } from '../names.js';
 import { registeredSources } from '../registry.js';
 
@@ -71,15 +76,20 @@ export function formatProblem(p: ConfigProblem): string {
 export type Env = Record<string, string | undefined>;
 
 export function loadConfig(file: string, env: Env = process.env): SynclineConfig {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     const code = (err as { code?: string }).code;
     const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(err)})`;
     throw new ConfigError(file, [{ file, line: 0, col: 0, path: '', message: why }]);
   }
-  return parseConfig(text, file, env);
+  const config = parseConfig(bytes.toString('utf8'), file, env);
+  // The digest of the bytes on disk (what `sha256sum FILE` prints), also for a file that is not clean UTF-8.
+  sources.get(config)!.sha256 = createHash('sha256').update(bytes).digest('hex');
+  // Every command that loads a config (syncline start, report, dlq, …) masks what it shows and logs by its policy.
+  installMasking(config);
+  return config;
 }
 
 export function parseConfig(text: string, file: string, env: Env = process.env): SynclineConfig {
@@ -138,7 +148,11 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   // 4. Semantics (also when the schema failed, so that one run lists every problem).
   problems.push(...semanticProblems(data, file, locator));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, sortProblems(problems));
-  sources.set(result.data, { file, text });
+  sources.set(result.data, { file, text, sha256: createHash('sha256').update(text, 'utf8').digest('hex') });
+  // Custom transform modules are relative to the config file: made absolute once, here.
+  for (const p of Object.values(result.data.pipelines)) {
+    for (const t of p.tables) for (const step of t.transform ?? []) if (step.custom) step.custom.module = resolve(dirname(file), step.custom.module);
+  }
   return result.data;
 }
 
@@ -146,11 +160,22 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
 // Locating problems found after loading (checks that need the file's modules, at start-up)
 
 /** The file and text each loaded config came from (for checks that run later, e.g. validateRules). */
-const sources = new WeakMap<object, { file: string; text: string }>();
+const sources = new WeakMap<object, { file: string; text: string; sha256: string }>();
 
 /** Where `config` was loaded from (undefined for a config built in code). */
-export function configSource(config: SynclineConfig): { file: string; text: string } | undefined {
+export function configSource(config: SynclineConfig): { file: string; text: string; sha256: string } | undefined {
   return sources.get(config);
+}
+
+/**
+ * What the audit trail records as `config.loaded`: the file and the SHA-256 of its bytes (as
+ * `sha256sum FILE` prints it); for a config built in code, `(in memory)` and the SHA-256 of its JSON.
+ */
+export function configDigest(config: SynclineConfig): { path: string; sha256: string } {
+  const s = sources.get(config);
+  if (s) return { path: s.file, sha256: s.sha256 };
+  const json = JSON.stringify(config, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  return { path: '(in memory)', sha256: createHash('sha256').update(json, 'utf8').digest('hex') };
 }
 
 /** Line and column of the option at `path` (of its key with `atKey`) in a config file's text, as the loader reports them. */
@@ -679,6 +704,29 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
             problems.push({ file, line: pos.line, col: pos.col, path: formatPath(path), message: pr.message });
           }
         }
+      }
+      if (table?.route !== undefined) {
+        // Routing (ADR 0038): the route picks the target table; its expressions compile here.
+        const columns = (asObject(table.columns) ?? {}) as Record<string, string>;
+        const name = typeof source === 'string' ? source : '?';
+        if (table.target !== undefined) add([...tpath, 'target'], `table ${name}: a routed table has no single target: the route picks it (use route.default for rows no route matches)`);
+        if (pipeline?.peer !== undefined) add([...tpath, 'route'], `table ${name}: a two-way pipeline (peer) cannot route: the other side would carry each route table back as a table of its own`);
+        if (table.encrypt !== undefined) add([...tpath, 'encrypt'], `table ${name}: field encryption of a routed table is not supported yet (its keys are per target table)`);
+        const key = Array.isArray(table.key) ? table.key.filter((k): k is string => typeof k === 'string').map((k) => columns[k] ?? k) : undefined;
+        for (const pr of checkTableRoute(table.route, table.transform, { table: name, key })) add([...tpath, 'route', ...pr.path], pr.message);
+      }
+      if (Array.isArray(table?.transform)) {
+        const columns = (asObject(table.columns) ?? {}) as Record<string, string>;
+        const target = typeof table.target === 'string' ? table.target : typeof source === 'string' ? source : '?';
+        const key = Array.isArray(table.key) ? table.key.filter((k): k is string => typeof k === 'string').map((k) => columns[k] ?? k) : undefined;
+        const encrypted = Array.isArray(table.encrypt) ? table.encrypt.filter((k): k is string => typeof k === 'string').map((k) => columns[k] ?? k) : undefined;
+        for (const pr of checkTableTransforms(table.transform, { table: target, key, encrypted })) add([...tpath, 'transform', ...pr.path], pr.message);
+        (table.transform as unknown[]).forEach((step, j) => {
+          const module = asObject(asObject(step)?.custom)?.module;
+          if (typeof module !== 'string' || module === '') return;
+          const path = resolve(dirname(file), module);
+          if (!existsSync(path)) add([...tpath, 'transform', j, 'custom', 'module'], `table ${target}, step ${j + 1} (custom): module file not found: ${path}`);
+        });
       }
     });
   }

@@ -163,13 +163,152 @@ export const pipelineValidationSpec = z
   .strict()
   .describe('Validation settings of the pipeline (the rules themselves are per table: tables[].validate).');
 
+/** Change history of a pipeline or one table (src/history/): whether it is kept and for how long. */
+export const historyRetentionSpec = z
+  .object({
+    enabled: z.boolean().default(true).describe('Keep the change history (a table inherits its pipeline\'s setting; `enabled: false` on a table turns it off there).'),
+    days: z.number().int().min(1).max(36500).default(90).describe('Days a history entry is kept (by apply time). Whole day partitions are dropped once every table in them is past its retention; tables with fewer days than the longest have their older rows deleted.'),
+    maxPerKey: z.number().int().min(1).max(100_000_000).default(10_000).describe('Most history entries kept per record key (the newest); older ones are trimmed by the pruning run. `history asof` refuses an instant older than what a trimmed key still reaches back to.'),
+  })
+  .strict();
+
+/** A table's override: any field left out comes from the pipeline's history (or its defaults). */
+export const tableHistorySpec = z
+  .object({
+    enabled: z.boolean().optional().describe('Keep this table\'s history (default: true when this section is given, else the pipeline\'s setting).'),
+    days: z.number().int().min(1).max(36500).optional().describe('Days kept (default: the pipeline\'s, else 90).'),
+    maxPerKey: z.number().int().min(1).max(100_000_000).optional().describe('Entries kept per key (default: the pipeline\'s, else 10,000).'),
+  })
+  .strict();
+
+
+/** Scalar constants of `set` and `map` steps. */
+const constantSpec = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+/** The kinds of transform step (exactly one per step); checked by transformStepIssues. */
+export const TRANSFORM_KINDS = ['where', 'include', 'exclude', 'compute', 'set', 'cast', 'extract', 'map', 'timezone', 'custom'] as const;
+
+/** One step of a table's `transform` chain (src/process/transform/). */
+export const transformStepSpec = z
+  .object({
+    where: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Row filter: a condition in the language of validation checks (fields, 'text', numbers, = != < <= > >=, and/or/not, is [not] null, coalesce(a, b), …) over the row and `_op` ('insert', 'update', 'delete', 'snapshot'). A row passes only when it is true (null/unknown does not pass). An insert or snapshot row that does not pass is dropped; an update that passes is upserted (so a row moving into the filter appears); an update that does not pass left the filter (see onLeave). A delete is dropped only when the condition is false for the old row (REPLICA IDENTITY FULL; with onLeave keep only the key counts) or for `_op`; otherwise it is applied (deleting a row the target does not have changes nothing).",
+      )
+      .meta({ examples: ["status != 'draft' and region = 'eu'"] }),
+    onLeave: z
+      .enum(['delete', 'keep'])
+      .optional()
+      .describe("With `where`: what an update that does not pass does on the target. delete (default): the row is deleted there (with REPLICA IDENTITY DEFAULT there is no old row to tell whether it was in before: the delete is sent anyway, a no-op for a row the target does not have). keep: the update is dropped, the target keeps the last version that passed."),
+    include: z.array(z.string().min(1)).min(1).optional().describe('Keep only these columns (target names); key columns are always kept.').meta({ examples: [['id', 'status', 'total']] }),
+    exclude: z.array(z.string().min(1)).min(1).optional().describe('Drop these columns (target names); a key column cannot be dropped.').meta({ examples: [['internal_notes']] }),
+    compute: z
+      .record(z.string().min(1), z.string().min(1))
+      .optional()
+      .describe('Computed columns: column → expression (the language of validation checks: fields, + - * / %, abs(), len(), coalesce(), comparisons give true/false). Null operands give null.')
+      .meta({ examples: [{ total_with_tax: 'total * 1.2' }] }),
+    set: z.record(z.string().min(1), constantSpec).optional().describe('Constant columns: column → value.').meta({ examples: [{ origin: 'eu-shop' }] }),
+    cast: z
+      .record(z.string().min(1), z.enum(['string', 'number', 'integer', 'boolean']))
+      .optional()
+      .describe("Type casts with the validation coercions (lossless only: '42' → 42, 'yes' → true, 7 → '7'); a value that does not convert sends the change to the dead-letter topic. Null stays null.")
+      .meta({ examples: [{ age: 'integer' }] }),
+    extract: z
+      .record(z.string().min(1), z.string().min(1))
+      .optional()
+      .describe("JSON field extraction: column → path into a json/jsonb column, PostgreSQL style: `payload->'a'->0->>'sku'` (->> gives text, -> JSON text). A missing path gives null.")
+      .meta({ examples: [{ sku: "payload->>'sku'" }] }),
+    map: z
+      .record(
+        z.string().min(1),
+        z
+          .object({
+            values: z.record(z.string(), constantSpec).describe('Value (as text: 1 and "1" are the same) → new value.'),
+            otherwise: z.enum(['keep', 'null', 'invalid']).default('keep').describe('A value not in the table: keep it, make it null, or send the change to the dead-letter topic (invalid).'),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe('Value mapping tables: column → { values, otherwise }.')
+      .meta({ examples: [{ status: { values: { '1': 'active', '2': 'closed' }, otherwise: 'invalid' } }] }),
+    timezone: z
+      .object({
+        columns: z.array(z.string().min(1)).min(1).describe('Timestamp columns to convert.'),
+        from: z.string().default('UTC').describe('Zone of values without an offset (timestamp without time zone); values with one (timestamptz) are instants.'),
+        to: z.string().describe('Zone whose wall-clock time the column gets, as a timestamp without time zone (YYYY-MM-DDTHH:MM:SS.ffffff).'),
+      })
+      .strict()
+      .optional()
+      .describe('Time zone conversion of timestamp columns (IANA zone names).')
+      .meta({ examples: [{ columns: ['ordered_at'], to: 'Europe/Berlin' }] }),
+    custom: z
+      .object({
+        module: z.string().min(1).describe("ES module (a path relative to this config file's directory), loaded once at start in a worker thread.").meta({ examples: ['./transforms.mjs'] }),
+        function: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'a function name').default('transform').describe('Exported function: (change) → change | change[] | null, or a promise of one. change = { table, op, key, before, after }.'),
+        timeoutMs: z.number().int().min(1).max(60_000).default(1000).describe('Longest a call may take; a call that takes longer (a loop, a promise that never settles) is stopped (the worker is replaced) and the change is dead-lettered.'),
+      })
+      .strict()
+      .optional()
+      .describe('A custom transform function. A throw, a timeout or a bad result sends the change to the dead-letter topic (invalid) with the error; the pipeline goes on.'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const kinds = TRANSFORM_KINDS.filter((k) => s[k] !== undefined);
+    if (kinds.length !== 1) ctx.addIssue({ code: 'custom', message: kinds.length === 0 ? `a step needs one of: ${TRANSFORM_KINDS.join(', ')}` : `a step does one thing; this one has ${kinds.join(' and ')}: write them as separate steps` });
+    if (s.onLeave !== undefined && s.where === undefined) ctx.addIssue({ code: 'custom', path: ['onLeave'], message: 'onLeave goes with where' });
+  })
+  .describe('One transform step: exactly one of where, include, exclude, compute, set, cast, extract, map, timezone, custom.');
+
+/** Content-based routing of a table (tables[].route, src/process/transform/route.ts, ADR 0038). */
+export const routeSpec = z
+  .object({
+    by: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Expression (the language of `where` and validation checks) whose value, as text, picks the table in `to`: 'eu' → to.eu. Null or a value not in `to` matches nothing (see default). Reads target columns after `columns` and the transform steps.")
+      .meta({ examples: ['region'] }),
+    to: z
+      .record(z.string(), qualifiedTable('Target table of rows whose `by` value is this key.'))
+      .optional()
+      .describe('With `by`: value (as text: 1 and "1" are the same) → target table.')
+      .meta({ examples: [{ eu: 'public.orders_eu', us: 'public.orders_us' }] }),
+    cases: z
+      .array(
+        z
+          .object({
+            when: z.string().min(1).describe('Condition (the language of `where`); the first case whose condition is true wins (null does not match).'),
+            table: qualifiedTable('Target table of rows this case matches.'),
+          })
+          .strict(),
+      )
+      .min(1)
+      .optional()
+      .describe('Instead of by/to: conditions tried in order; the first true one picks its table.')
+      .meta({ examples: [[{ when: "total >= 1000", table: 'public.orders_big' }, { when: "region = 'eu'", table: 'public.orders_eu' }]] }),
+    default: qualifiedTable('Target table of rows no route matches. Without it such a row is dead-lettered as invalid (ROUTE_UNMATCHED) and nothing is written.').optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.by === undefined) === (r.cases === undefined)) ctx.addIssue({ code: 'custom', message: r.by === undefined ? 'a route needs `by` (with `to`) or `cases`' : 'a route has `by` or `cases`, not both' });
+    if (r.by !== undefined && (r.to === undefined || Object.keys(r.to).length === 0)) ctx.addIssue({ code: 'custom', path: ['to'], message: '`by` needs `to`: value → target table' });
+    if (r.to !== undefined && r.by === undefined) ctx.addIssue({ code: 'custom', path: ['to'], message: '`to` goes with `by`' });
+  })
+  .describe(
+    "Content-based routing: picks each row's target table from the row (instead of `target`). Evaluated after the transform steps and before validation. An update that moves a row to another route deletes it from the old route's table (the old route is read from the old row under REPLICA IDENTITY FULL; without it the delete goes to every other route table, a no-op where the row is not); a delete goes to the route of the old row, or to every route table when it cannot be told. Version state and conflicts are per target table. See docs/routing.md.",
+  );
+
 export const tableSpec = z
   .object({
     source: qualifiedTable('Source table:', ['public.users', '"Sales Data"."Order Lines"']),
-    target: qualifiedTable('Target table (default: the source name):').optional(),
+    target: qualifiedTable('Target table (default: the source name; a routed table has none: see `route`):').optional(),
     key: z.array(z.string().min(1)).min(1).optional().describe('Key columns; default: the primary key. Required for a table without one (with REPLICA IDENTITY FULL).'),
     columns: z.record(z.string(), z.string()).optional().describe('Column renames source → target.'),
     conflict: conflictSpec.optional().describe('Per-table override of the pipeline conflict settings.'),
+    history: tableHistorySpec.optional().describe('Change history of this table: overrides the pipeline\'s `history` (an empty section turns it on with the defaults). Off unless enabled here or on the pipeline.'),
     encrypt: z
       .array(z.string().min(1))
       .min(1)
@@ -185,6 +324,14 @@ export const tableSpec = z
       .optional()
       .describe("Masking: columns (source or target names) whose values are shown as '***' wherever syncline shows row values to people: dead letters in `syncline dlq list|show` and GET /api/dlq (conflict versions and diff, violations, values quoted in error messages; the raw Kafka bytes withheld). Encrypted columns are masked too. See docs/security.md.")
       .meta({ examples: [['phone', 'birth_date']] }),
+    transform: z
+      .array(transformStepSpec)
+      .optional()
+      .describe(
+        'Transformations of this table\'s changes, in order, after the column renames (`columns`; steps name target columns) and before validation: filter rows, keep/drop/compute/cast columns and so on. Checked at load. A change a step cannot transform goes to the dead-letter topic as `invalid` with the reason; the pipeline goes on. See docs/transforms.md.',
+      )
+      .meta({ examples: [[{ where: "status != 'draft'" }, { exclude: ['notes'] }, { set: { origin: 'shop' } }]] }),
+    route: routeSpec.optional(),
     validate: tableValidateSpec
       .optional()
       .describe(
@@ -313,6 +460,25 @@ export const alertChannelSpec = z
   .strict()
   .describe('One notification channel.');
 
+/** Where the change history is stored and how often it is pruned. */
+export const historyStoreSpec = z
+  .object({
+    url: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('PostgreSQL URL of the metadata database holding the change history; default: audit.url. When it names the same server and database as a PostgreSQL target, history rows are written in the target write\'s own transaction.')
+      .meta({ secret: true, examples: ['postgres://syncline:${SYNCLINE_META_PASSWORD}@127.0.0.1:5432/syncline_meta'] }),
+    schema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,40}$/, 'lower-case letters, digits and _ (at most 41 characters), not starting with a digit')
+      .default('syncline_history')
+      .describe('Schema of the history tables (created when missing): changes (partitioned by day of apply time), coverage, trimmed.'),
+    pruneEveryMs: z.number().int().min(1000).max(86_400_000).default(3_600_000).describe('How often a running sink prunes the history (drops day partitions past retention, trims keys beyond maxPerKey).'),
+  })
+  .strict()
+  .describe('Change history store (ADR 0031): every change a sink applies, with before/after images, position, times and how it was decided; `syncline history show|asof`. Which tables keep history is said per pipeline or table (`history:`).');
+
 /** The audit trail (src/security/audit/): where it is stored, how it is signed and kept. */
 export const auditSpec = z
   .object({
@@ -348,7 +514,8 @@ export const auditSpec = z
       .describe('Public key `audit verify` checks the checkpoint signatures with; default: derived from signingKey. Give it where verification runs without the private key.'),
     checkpointEvery: z.number().int().min(1).max(1_000_000).default(1000).describe('A signed checkpoint after this many entries appended by a process (and every checkpointEveryMs, and when the process stops).'),
     checkpointEveryMs: z.number().int().min(1000).max(86_400_000).default(3_600_000).describe('A signed checkpoint at least this often while new entries come. `audit verify` reports entries older than twice this that no checkpoint covers (deleted checkpoints).'),
-    bufferMax: z.number().int().min(100).max(10_000_000).default(100_000).describe('Most entries held in memory while the audit database cannot be written (then the oldest are dropped, logged and counted in syncline_audit_errors_total{kind="dropped"}).'),
+    spoolDir: z.string().min(1).default('audit-spool').describe('Directory of the local spool (relative to the working directory): each entry is written and fsynced there before the action it records is acknowledged, and removed once the audit database has it. After a crash, or a stop while the database was down, the next syncline process of this trail on the host appends what is left there, in order, before its own entries. Put it on persistent storage (a volume in a container).').meta({ examples: ['/var/lib/syncline/audit-spool'] }),
+    bufferMax: z.number().int().min(100).max(10_000_000).default(100_000).describe('Entries waiting for the audit database above which an error is logged (once per outage). Nothing is dropped: they wait in the spool file (and in memory) until the database takes them.'),
   })
   .strict()
   .describe('Audit trail: every operator and system action (start/stop, config loads and reloads, schema registrations and decisions, dead-letter actions, sync runs, backfills, replays, denied requests) appended to a hash-chained, append-only PostgreSQL table with Ed25519-signed checkpoints; `syncline audit list|export|verify`. Without this section nothing is recorded.');
@@ -363,7 +530,7 @@ export const alertRuleSpec = z
       .meta({ examples: ['sum by (pipeline) (syncline_consumer_lag_messages) > 10000'] }),
     for: z.string().regex(/^(?:\d+(?:ms|s|m|h|d|w|y))+$/, 'a duration like 30s, 2m, 1h30m').optional().describe('How long the condition must hold before the alert fires (pending until then); missing: at the first evaluation.').meta({ examples: ['2m'] }),
     severity: z.enum(severities).describe('Severity: routes the alert to the channels that take it.'),
-    summary: z.string().min(1).describe('One-line description; {{ $value }} and {{ $labels.NAME }} are replaced (same syntax as Prometheus annotations).').meta({ examples: ['consumer lag of {{ $labels.pipeline }} is {{ $value }}'] }),
+    summary: z.string().min(1).describe("One-line description; {{ $value }} and {{ $labels.NAME }} are replaced (same syntax as Prometheus annotations), and {{ $lastError }} by the last error of the alert's pipeline (label pipeline: its newest stage failure, else its newest dead letter, as CODE: reason). The text is masked by the masking policy before it is sent (docs/security.md).").meta({ examples: ['consumer lag of {{ $labels.pipeline }} is {{ $value }}'] }),
     labels: z.record(z.string().regex(alertNameRe, 'a label name'), z.string()).optional().describe('Extra labels of the alert (severity is always set).'),
   })
   .strict()
@@ -397,6 +564,16 @@ function unionOf(specs: z.ZodObject[], what: string): z.ZodType {
 }
 
 /** Built lazily because connectors register themselves at import time. */
+/** Scheduled verification of a pipeline (src/verify/). */
+export const verifySpec = z
+  .object({
+    cron: z.string().min(1).describe("Cron pattern (six fields with seconds, or five) in the pipeline's `timezone`: when the pipeline is verified (the same scheduler as mode scheduled). A fire while a verification of the pipeline still runs is skipped.").meta({ examples: ['0 0 3 * * *'] }),
+    repair: z.boolean().default(false).describe('Re-sync the differences found through the pipeline (as `syncline verify --repair`); false: only report and count them.'),
+    rangeRows: z.number().int().min(10).max(10_000_000).default(10_000).describe('Rows per checksummed key range (a range that differs is bisected).'),
+  })
+  .strict()
+  .describe('Scheduled verification (src/verify/, ADR 0036).');
+
 /** Sync modes (src/sync/): when a pipeline's changes are captured and applied. */
 const syncModeFields = {
   mode: z
@@ -464,6 +641,7 @@ export function configSpec() {
       target,
       tables: z.array(tableSpec).min(1).describe('Tables captured and how they map to the target.'),
       conflict: conflictSpec.optional().describe('Defaults to defaults.conflict.'),
+      history: historyRetentionSpec.optional().describe('Change history of every table of this pipeline (`history: {}` turns it on: 90 days, 10,000 entries per key); tables may override. Off when missing. Needs a history store: the top-level `history.url` or `audit.url`.'),
       retry: retryOverrideSpec.optional().describe('Overrides of defaults.retry for this pipeline (a target connector can override again).'),
       batch: batchSpec.optional().describe('Defaults to defaults.batch.'),
       validation: pipelineValidationSpec.optional().describe('Custom rule functions and always-masked columns for the validation rules of this pipeline\'s tables.'),
@@ -482,9 +660,16 @@ export function configSpec() {
           "Two-way sync: the pipeline that syncs the other way (its source is this pipeline's target and its target this pipeline's source; it must name this pipeline as its peer). Each tags its writes with an origin the other's capture recognises and skips, so nothing is echoed back: PostgreSQL a replication origin (syncline:<topicPrefix>:<pipeline>:<n>; needs superuser or EXECUTE on pg_replication_origin_session_setup/pg_replication_origin_create), MariaDB a session server_id registered in a syncline_origins table (needs SUPER or BINLOG REPLAY; connectors/mariadb/README.md). When a conflict keeps the target row, it is re-published so the peer carries it back: both sides end identical.",
         )
         .meta({ examples: ['users-b-to-a'] }),
+      verify: verifySpec.optional().describe('Scheduled verification of this pipeline (`syncline verify` on a cron schedule, in the process that runs its capture): source and target compared, differences counted in syncline_verify_mismatches{pipeline,table}, the last result at GET /api/pipelines/:name/verify.'),
       ...syncModeFields,
     })
     .strict()
+    .superRefine((p, ctx) => {
+      if (p.verify) {
+        const problem = cronProblem(p.verify.cron, p.timezone);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['verify', 'cron'], message: problem });
+      }
+    })
     .superRefine((p, ctx) => syncModeIssues(p, ctx, registeredSources().find((r) => r.type === (p.source as { type: string }).type)?.positions === true))
     .describe('One pipeline: changes of the listed tables, captured from the source, are written to the target.');
   return z
@@ -555,6 +740,16 @@ export function configSpec() {
             .regex(/^[^{}]*$/, 'no { or }')
             .optional()
             .describe('Prefix of every Redis key; defaults to topicPrefix (version state belongs to one deployment). Keys are <keyPrefix>:{<pipeline>}:…, the braces being the Redis Cluster hash tag, so the prefix holds no { or }.'),
+          cluster: z
+            .object({
+              nodes: z
+                .array(z.string().regex(/^(\[[^\]\s]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port, e.g. 10.0.0.5:7000'))
+                .min(1)
+                .describe('Seed nodes of the cluster, host:port (one is enough, list several so a start survives one being down); the client discovers the others and follows failovers (MOVED/ASK, CLUSTERDOWN, TRYAGAIN). Example: [\'10.0.0.5:7000\', \'10.0.0.6:7000\', \'10.0.0.7:7000\'].'),
+            })
+            .strict()
+            .optional()
+            .describe('Run the version state on a Redis Cluster (docs/adr/0035-redis-cluster.md). redis.url then gives only the scheme (rediss: TLS on every node), user and password; its host and port are not used. Every key of a pipeline is in one slot (hash tag {<pipeline>}), so pipelines spread over the masters. Local cluster: scripts/redis-cluster.sh up.'),
         })
         .strict()
         .prefault({})
@@ -595,6 +790,7 @@ export function configSpec() {
       alerts: alertsSpec.optional(),
       reports: reportsSpec.optional(),
       audit: auditSpec.optional(),
+      history: historyStoreSpec.optional(),
       defaults: z
         .object({
           conflict: conflictSpec.prefault({}),
@@ -665,7 +861,13 @@ export function configSpec() {
       if (c.api?.auth === 'required' && c.api.tokens.length === 0 && !c.api.oidc) {
         ctx.addIssue({ code: 'custom', path: ['api', 'auth'], message: 'auth: required, but no api.tokens and no api.oidc: nobody could call the API (create a token with `syncline auth token create`, or set auth: none)' });
       }
-      for (const [name, p] of Object.entries(c.pipelines)) encryptIssues(name, p, c.defaults.conflict, c.encryption !== undefined, ctx);
+      for (const [name, p] of Object.entries(c.pipelines)) {
+        const on = (p.history?.enabled ?? false) || p.tables.some((t) => t.history !== undefined && t.history.enabled !== false);
+        if (on && !c.history?.url && !c.audit?.url) {
+          ctx.addIssue({ code: 'custom', path: ['pipelines', name, p.history ? 'history' : 'tables'], message: `pipeline ${name} keeps a change history, but there is no history store: set history.url (or audit.url) to a PostgreSQL metadata database` });
+        }
+      }
+      for (const [name, p] of Object.entries(c.pipelines)) encryptIssues(name, p, c.encryption !== undefined, ctx);
       for (const [name, p] of Object.entries(c.pipelines)) {
         const peerName = (p as { peer?: string }).peer;
         if (peerName === undefined) continue;
@@ -704,19 +906,16 @@ function conflictIssues(name: string, p: { target: unknown; conflict?: ConflictC
 
 /**
  * Field encryption settings that cannot work: encrypt without the encryption section, an encrypted
- * key column, an encrypted latest-timestamp field (its order is not in the ciphertext).
+ * key column. (An encrypted latest-timestamp field is compared as its plaintext, decrypted in memory
+ * by the applier; validation rules read encrypted columns' plaintext the same way.)
  */
-function encryptIssues(name: string, p: { tables: { key?: string[]; encrypt?: string[]; conflict?: ConflictConfig }[]; conflict?: ConflictConfig }, defaults: ConflictConfig, hasKeys: boolean, ctx: z.RefinementCtx): void {
+function encryptIssues(name: string, p: { tables: { key?: string[]; encrypt?: string[] }[] }, hasKeys: boolean, ctx: z.RefinementCtx): void {
   p.tables.forEach((t, i) => {
     if (!t.encrypt) return;
     const at = ['pipelines', name, 'tables', i, 'encrypt'];
     if (!hasKeys) ctx.addIssue({ code: 'custom', path: at, message: 'encrypt needs the top-level encryption section (encryption: { activeKey: <key id> }, keys in SYNCLINE_ENCRYPTION_KEYS or encryption.keysFile)' });
     const keyCol = t.encrypt.find((c) => t.key?.includes(c));
     if (keyCol !== undefined) ctx.addIssue({ code: 'custom', path: at, message: `key column ${keyCol} cannot be encrypted (it is the Kafka key and binds each ciphertext to its row)` });
-    const conflict = t.conflict ?? p.conflict ?? defaults;
-    if (conflict.strategy === 'latest-timestamp' && t.encrypt.includes(conflict.field)) {
-      ctx.addIssue({ code: 'custom', path: at, message: `column ${conflict.field} is the latest-timestamp field of this table and cannot be encrypted (its order would be lost): choose another conflict.field or leave it in clear` });
-    }
   });
 }
 
@@ -734,6 +933,14 @@ export function changeTopicPrefix(config: { topicPrefix: string }, p: { changeTo
 export type SynclineConfig = z.infer<ReturnType<typeof configSpec>>;
 export type PipelineConfig = SynclineConfig['pipelines'][string];
 export type TableConfig = z.infer<typeof tableSpec>;
+
+/** Target tables a table's rows are written to: its route tables (tables[].route), else `target` (default: the source name). */
+export function targetTablesOf(t: Pick<TableConfig, 'source' | 'target' | 'route'>): string[] {
+  if (!t.route) return [t.target ?? t.source];
+  const out = [...Object.values(t.route.to ?? {}), ...(t.route.cases ?? []).map((c) => c.table)];
+  if (t.route.default !== undefined) out.push(t.route.default);
+  return [...new Set(out)];
+}
 export type ConflictConfig = z.infer<typeof conflictSpec>;
 export type RetryConfig = z.infer<typeof retrySpec>;
 
@@ -748,6 +955,10 @@ export type ApiRole = (typeof API_ROLES)[number];
 export type EncryptionConfig = z.infer<typeof encryptionSpec>;
 export type ReportsConfig = z.infer<typeof reportsSpec>;
 export type AuditConfig = z.infer<typeof auditSpec>;
+export type HistoryStoreConfig = z.infer<typeof historyStoreSpec>;
+export type HistoryRetention = z.infer<typeof historyRetentionSpec>;
 export type AlertsConfig = z.infer<typeof alertsSpec>;
 export type AlertRuleConfig = z.infer<typeof alertRuleSpec>;
 export type AlertChannelConfig = z.infer<typeof alertChannelSpec>;
+export type TransformStep = z.infer<typeof transformStepSpec>;
+export type RouteConfig = z.infer<typeof routeSpec>;

@@ -28,6 +28,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { AlertsConfig, RetryConfig } from '../../core/config/schema.js';
 import { errorMessage, fatal } from '../../core/errors.js';
+import { redact } from '../../core/redact.js';
 import { withRetry, RetryExhausted } from '../../core/retry.js';
 import { makeChannel, type AlertNotice, type Channel, type Notification, type Severity } from './channels.js';
 import { evaluateCondition, parseCondition, parseDuration, referencedMetrics, signature, type Condition, type Labels } from './expr.js';
@@ -83,11 +84,21 @@ export interface AlertEngineOptions {
   channels?: Channel[];
   /** Waits between retries (tests). */
   wait?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** `{{ $lastError }}` of a summary: the last error of the alert's pipeline (its `pipeline` label), masked; '' when none. */
+  lastError?: (pipeline: string | undefined) => string;
 }
 
-/** `{{ $value }}` and `{{ $labels.NAME }}`, as in Prometheus annotations. */
-export function renderSummary(text: string, labels: Labels, value: number): string {
-  return text.replace(/\{\{\s*\$value\s*\}\}/g, String(value)).replace(/\{\{\s*\$labels\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (_, l: string) => labels[l] ?? '');
+/**
+ * `{{ $value }}` and `{{ $labels.NAME }}`, as in Prometheus annotations, and `{{ $lastError }}` (the
+ * last error of the alert's pipeline: a stage failure or the newest dead letter's reason). The text
+ * is masked (src/core/redact.ts): a value quoted in an error text never reaches a channel.
+ */
+export function renderSummary(text: string, labels: Labels, value: number, lastError?: (pipeline: string | undefined) => string): string {
+  const out = text
+    .replace(/\{\{\s*\$value\s*\}\}/g, String(value))
+    .replace(/\{\{\s*\$labels\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (_, l: string) => labels[l] ?? '')
+    .replace(/\{\{\s*\$lastError\s*\}\}/g, () => lastError?.(labels.pipeline) ?? '');
+  return redact(out);
 }
 
 const abortableSleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
@@ -227,7 +238,7 @@ export class AlertEngine {
 
   private notice(st: AlertState, status: 'firing' | 'resolved', endsAt?: number): AlertNotice {
     return {
-      status, name: st.rule.name, severity: st.rule.severity, summary: renderSummary(st.rule.summary, st.labels, st.value),
+      status, name: st.rule.name, severity: st.rule.severity, summary: renderSummary(st.rule.summary, st.labels, st.value, this.o.lastError),
       labels: st.labels, value: st.value, startsAt: new Date(st.firedAt ?? st.activeAt).toISOString(),
       ...(endsAt !== undefined ? { endsAt: new Date(endsAt).toISOString() } : {}),
     };
@@ -295,7 +306,7 @@ export class AlertEngine {
   /** Pending and firing alerts (GET /alerts). */
   active(): ActiveAlert[] {
     return [...this.states.values()].map((s) => ({
-      name: s.rule.name, state: s.state, severity: s.rule.severity, summary: renderSummary(s.rule.summary, s.labels, s.value),
+      name: s.rule.name, state: s.state, severity: s.rule.severity, summary: renderSummary(s.rule.summary, s.labels, s.value, this.o.lastError),
       labels: s.labels, value: s.value, activeAt: new Date(s.activeAt).toISOString(),
       ...(s.firedAt !== undefined ? { firedAt: new Date(s.firedAt).toISOString() } : {}),
     }));

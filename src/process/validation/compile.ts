@@ -183,8 +183,8 @@ function kindOf(v: Value): string {
 // ---------------------------------------------------------------------------------------------
 // Types and coercion
 
-const NO = Symbol('no');
-type Coerced = Value | typeof NO;
+export const NO = Symbol('no');
+export type Coerced = Value | typeof NO;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -233,7 +233,7 @@ const TRUE_WORDS = new Set(['true', 't', 'yes', 'y', 'on', '1']);
 const FALSE_WORDS = new Set(['false', 'f', 'no', 'n', 'off', '0']);
 
 /** Clean conversions only; anything lossy or ambiguous stays a violation. */
-const COERCE: Partial<Record<FieldType, (v: Value) => Coerced>> = {
+export const COERCE: Partial<Record<FieldType, (v: Value) => Coerced>> = {
   string: (v) => (typeof v === 'number' ? (Object.is(v, -0) ? '0' : String(v)) : typeof v === 'bigint' || typeof v === 'boolean' ? String(v) : NO),
   number: (v) => {
     if (typeof v !== 'string') return NO;

@@ -631,3 +631,17 @@ export function compileCheck(text: string, numericFields: ReadonlySet<string> = 
   const fn = compileNode(ast, numericFields);
   return { test: (row, ctx) => truth(fn(row, ctx), 'a check'), refs: fieldRefs(ast) };
 }
+
+export interface CompiledExpression {
+  /** The value of the expression (a condition gives true/false/null; arithmetic an exact number). */
+  value: Evaluator;
+  /** Fields the expression reads. */
+  refs: string[];
+}
+
+/** Parse and compile an expression giving a value (computed columns of transforms). Throws ExprError. */
+export function compileExpression(text: string, numericFields: ReadonlySet<string> = new Set()): CompiledExpression {
+  const ast = parseExpression(text);
+  checkShapes(ast);
+  return { value: compileNode(ast, numericFields), refs: fieldRefs(ast) };
+}

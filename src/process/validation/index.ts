@@ -20,6 +20,7 @@ import { closest, configError, configSource, locateProblem, type ConfigProblem }
 import type { SynclineConfig } from '../../core/config/schema.js';
 import { SynclineError } from '../../core/errors.js';
 import { keyString, type SinkRecord } from '../../sink/sink.js';
+import type { Row, Value } from '../../core/envelope.js';
 import { compileTable, type TableValidator, type Violation } from './compile.js';
 
 export { compileTable, type Coercion, type TableValidator, type Violation } from './compile.js';
@@ -50,6 +51,17 @@ export class ValidationError extends SynclineError {
   counterKeys(): string[] {
     return this.violations.map((v) => `${this.table}.${v.field}.${v.rule}`);
   }
+}
+
+/**
+ * Field encryption: what the rules see instead of the record's values: a transient copy with the
+ * encrypted columns decrypted (`columnTypes` with their own SQL types); `write` puts a coerced value
+ * back into the record (encrypted again where the column is).
+ */
+export interface OpenedValues {
+  values: Row;
+  columnTypes?: Record<string, string>;
+  write: (field: string, value: Value) => void;
 }
 
 /** Counters of one pipeline's validation. `failures` counts dead-lettered violations by `table.field.rule`. */
@@ -88,15 +100,18 @@ export class PipelineValidator {
    * Validates an upsert in place: coerces values (recorded in record.coerced) or throws
    * ValidationError. Deletes and truncates have no row and pass untouched.
    */
-  check(v: TableValidator, record: SinkRecord): void {
+  check(v: TableValidator, record: SinkRecord, open?: OpenedValues): void {
     if (record.op !== 'upsert' || record.values === null) return;
     this.stats.validated++;
-    if (record.columnTypes && !this.warned.has(v.table)) this.warnUnknownFields(v, record.columnTypes);
-    const r = v.validate(record.values, record.columnTypes, record.keep);
+    const columnTypes = open?.columnTypes ?? record.columnTypes;
+    if (columnTypes && !this.warned.has(v.table)) this.warnUnknownFields(v, columnTypes);
+    const values = open?.values ?? record.values;
+    const r = v.validate(values, columnTypes, record.keep);
     if (r === undefined) return;
     if (r.violations.length > 0) throw new ValidationError(record.table, r.violations, record.position, keyString(record.key));
     this.stats.coerced += r.coerced.length;
     record.coerced = r.coerced;
+    if (open) for (const c of r.coerced) open.write(c.field, values[c.field] ?? null);
   }
 
   /** After the dead letter is written: count it per rule. */
@@ -149,7 +164,8 @@ export async function validateRules(config: SynclineConfig, file?: string, only?
       if (!t.validate) return;
       const r = compileTable(t.validate, {
         table: t.target ?? t.source,
-        mask: p.validation?.mask,
+        // Encrypted columns: rules read their plaintext (decrypted in memory), violations never show it.
+        mask: [...(p.validation?.mask ?? []), ...(t.encrypt ?? []).map((c) => t.columns?.[c] ?? c)],
         columns: t.columns,
         hasModule: moduleSpec !== undefined,
         functions,

@@ -5,7 +5,7 @@
  * handlers read the acting user with actorOf(req).
  *
  * Owner: the Runtime builds one per process from config `api` and hands it to the observability
- * server. It holds the configured hashes and, with OIDC, jose's cached JWKS (refetched on an unknown
+ * server. It holds the configured hashes (replaced by a reload: setTokens) and, with OIDC, jose's cached JWKS (refetched on an unknown
  * key id). Nothing is persisted. Denials (401/403) are logged (`api.denied`, warn) and passed to the
  * optional onDenied callback (the audit trail's hook).
  *
@@ -28,6 +28,8 @@ export interface Principal {
   /** Pipelines it may act on; undefined: all. */
   pipelines?: string[];
   via: 'token' | 'oidc' | 'none';
+  /** When the credential stops being valid (a JWT's exp, epoch ms): a console session ends then too. */
+  expiresAt?: number;
 }
 
 /** A refused request, as given to onDenied. */
@@ -73,7 +75,7 @@ export class ApiAccess {
   readonly mode: 'required' | 'none';
   /** True when auth is none because nothing was configured (not said explicitly). */
   readonly implicit: boolean;
-  private readonly cfg: ApiConfig;
+  private cfg: ApiConfig;
   private jwks?: ReturnType<typeof createRemoteJWKSet>;
 
   constructor(cfg: ApiConfig | undefined, private readonly o: AccessOptions) {
@@ -81,6 +83,15 @@ export class ApiAccess {
     const configured = this.cfg.tokens.length > 0 || this.cfg.oidc !== undefined;
     this.mode = this.cfg.auth ?? (configured ? 'required' : 'none');
     this.implicit = this.cfg.auth === undefined && !configured;
+  }
+
+  /**
+   * A reload's API tokens (src/reload.ts: only when auth stays required): from the next request on,
+   * a removed token is refused (401) and a changed one has its new role and pipelines. A request
+   * already authorized goes on with what it was given.
+   */
+  setTokens(tokens: ApiConfig['tokens']): void {
+    this.cfg = { ...this.cfg, tokens };
   }
 
   /** Says at start how the API is protected (warn / error for auth none), and sets up the JWKS of OIDC. */
@@ -115,43 +126,61 @@ export class ApiAccess {
       principals.set(req, p);
       return { ok: true, principal: p };
     }
-    const deny = (status: 401 | 403, error: string, p?: Principal, invalid = false): Decision => {
-      const d: Denial = { actor: p?.actor, role: p?.role, method: req.method ?? 'GET', path: url.pathname, status, reason: error };
-      this.o.log.warn(d, 'api.denied');
-      try {
-        this.o.onDenied?.(d);
-      } catch (err) {
-        this.o.log.error({ err: errorMessage(err) }, 'api.denied.hook.failed');
-      }
-      const headers: Record<string, string> = status === 401 ? { 'WWW-Authenticate': invalid ? `${REALM}, error="invalid_token"` : REALM } : {};
-      return { ok: false, status, error, headers };
-    };
     const header = req.headers.authorization;
-    if (!header) return deny(401, 'authentication required: send Authorization: Bearer <token> (syncline CLI: SYNCLINE_TOKEN or --token)');
+    if (!header) return this.deny(req, url, 401, 'authentication required: send Authorization: Bearer <token> (syncline CLI: SYNCLINE_TOKEN or --token)');
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) return deny(401, 'the Authorization header must be "Bearer <token>"', undefined, true);
-    const presented = m[1]!;
-    let p: Principal;
+    if (!m) return this.deny(req, url, 401, 'the Authorization header must be "Bearer <token>"', undefined, true);
+    const who = await this.identify(m[1]!);
+    if (!('actor' in who)) return this.deny(req, url, who.status, who.error, who.principal, who.status === 401);
+    return this.authorizeAs(req, who, route, params, url);
+  }
+
+  /**
+   * Who a presented credential (an API token or an OIDC JWT) is: its principal, or why it is refused.
+   * The router calls it with the bearer of a request; the console (src/console) with the token typed
+   * into its login form.
+   */
+  async identify(presented: string): Promise<Principal | { status: 401 | 403; error: string; principal?: Principal }> {
     if (looksLikeToken(presented)) {
       const i = findToken(presented, this.cfg.tokens.map((t) => t.hash));
-      if (i < 0) return deny(401, 'unknown or revoked API token', undefined, true);
+      if (i < 0) return { status: 401, error: 'unknown or revoked API token' };
       const t = this.cfg.tokens[i]!;
-      p = { actor: `token:${t.name}`, role: t.role, pipelines: t.pipelines, via: 'token' };
-    } else if (this.cfg.oidc && presented.split('.').length === 3) {
-      const r = await this.verifyJwt(presented);
-      if (typeof r === 'string') return deny(401, r, undefined, true);
-      p = r;
-      if (!API_ROLES.includes(p.role)) return deny(403, `the JWT has no syncline role in claim ${this.cfg.oidc.roleClaim} (want one of ${API_ROLES.join(', ')})`, p);
-    } else {
-      return deny(401, this.cfg.oidc ? 'the bearer is neither an API token nor a JWT' : 'unknown API token (tokens start with slt_)', undefined, true);
+      return { actor: `token:${t.name}`, role: t.role, pipelines: t.pipelines, via: 'token' };
     }
-    if (ROLE_RANK[p.role] < ROLE_RANK[route.role]) {
-      return deny(403, `${route.method} ${route.path} needs role ${route.role}; ${p.actor} has ${p.role}`, p);
+    if (this.cfg.oidc && presented.split('.').length === 3) {
+      const r = await this.verifyJwt(presented);
+      if (typeof r === 'string') return { status: 401, error: r };
+      if (!API_ROLES.includes(r.role)) return { status: 403, error: `the JWT has no syncline role in claim ${this.cfg.oidc.roleClaim} (want one of ${API_ROLES.join(', ')})`, principal: r };
+      return r;
+    }
+    return { status: 401, error: this.cfg.oidc ? 'the bearer is neither an API token nor a JWT' : 'unknown API token (tokens start with slt_)' };
+  }
+
+  /**
+   * May this (already authenticated) principal use this route: its role and pipeline scope. Records
+   * the principal for actorOf() when it may; a refusal is logged and passed to onDenied.
+   */
+  authorizeAs(req: http.IncomingMessage, p: Principal, route: RouteSpec, params: Record<string, string>, url: URL): Decision {
+    if (p.via !== 'none' && ROLE_RANK[p.role] < ROLE_RANK[route.role]) {
+      return this.deny(req, url, 403, `${route.method} ${route.path} needs role ${route.role}; ${p.actor} has ${p.role}`, p);
     }
     const scope = this.scopeProblem(p, route, params, url);
-    if (scope) return deny(403, scope, p);
+    if (scope) return this.deny(req, url, 403, scope, p);
     principals.set(req, p);
     return { ok: true, principal: p };
+  }
+
+  /** A refusal: logged (api.denied), given to onDenied, with the WWW-Authenticate header of a 401. */
+  deny(req: http.IncomingMessage, url: URL, status: 401 | 403, error: string, p?: Principal, invalid = false): Decision & { ok: false } {
+    const d: Denial = { actor: p?.actor, role: p?.role, method: req.method ?? 'GET', path: url.pathname, status, reason: error };
+    this.o.log.warn(d, 'api.denied');
+    try {
+      this.o.onDenied?.(d);
+    } catch (err) {
+      this.o.log.error({ err: errorMessage(err) }, 'api.denied.hook.failed');
+    }
+    const headers: Record<string, string> = status === 401 ? { 'WWW-Authenticate': invalid ? `${REALM}, error="invalid_token"` : REALM } : {};
+    return { ok: false, status, error, headers };
   }
 
   private scopeProblem(p: Principal, route: RouteSpec, params: Record<string, string>, url: URL): string | undefined {
@@ -185,6 +214,6 @@ export class ApiAccess {
     const pl = payload[o.pipelinesClaim];
     const pipelines = Array.isArray(pl) ? pl.map(String) : typeof pl === 'string' ? [pl] : undefined;
     const user = String(payload[o.userClaim] ?? payload.sub ?? 'unknown').slice(0, 200);
-    return { actor: `oidc:${user}`, role: role ?? ('none' as ApiRole), pipelines, via: 'oidc' };
+    return { actor: `oidc:${user}`, role: role ?? ('none' as ApiRole), pipelines, via: 'oidc', ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}) };
   }
 }

@@ -7,9 +7,12 @@
  * flushes, writes a checkpoint and closes). record() is synchronous and never throws: the entry is
  * masked (maskDetails), timestamped, given an id, and buffered; a flush appends the buffer in order
  * (store.ts) right after, retried with backoff while the audit database is down (metric
- * syncline_audit_pending shows what waits, syncline_audit_errors_total{kind} the failures). On crash
- * the buffer is lost (at most what the database refused meanwhile); on a clean stop it is flushed
- * (bounded wait). Unconfigured (no `audit` section): record() does nothing.
+ * syncline_audit_pending shows what waits, syncline_audit_errors_total{kind} the failures). Before
+ * record() returns, the entry is also written and fsynced to a local spool file (spool.ts,
+ * audit.spoolDir): a crash, or a stop while the database is down, loses nothing; the next process
+ * of the trail on this host appends what is left, in order, before its own entries. On a clean stop
+ * the buffer is flushed (bounded wait); what the database did not take stays in the spool.
+ * Unconfigured (no `audit` section): record() does nothing.
  *
  * Actor: given by the caller, else the principal of the request being served (withPrincipal, set
  * by the HTTP server around each /api/ request; today from X-Syncline-User, later the authenticated
@@ -26,6 +29,7 @@ import { errorMessage } from '../../core/errors.js';
 import { canonicalJson, type Json } from './chain.js';
 import { loadAuditKeys, type AuditKeys } from './keys.js';
 import { AuditStore, type PendingEntry } from './store.js';
+import { AuditSpool } from './spool.js';
 
 export interface AuditAction {
   /** Who: a user name, user@host, a token's principal; default: the request's principal, else system@host. */
@@ -110,11 +114,17 @@ export class Auditor {
   private sinceCheckpoint = 0;
   private lastCheckpointAt = Date.now();
   private closed = false;
-  readonly counts = { appended: 0, errors: { append: 0, checkpoint: 0, prune: 0, dropped: 0 } };
+  private backlogSaid = false;
+  /** Entries are durable here before record() returns (spool.ts). */
+  readonly spool: AuditSpool;
+  readonly counts = { appended: 0, errors: { append: 0, checkpoint: 0, prune: 0, spool: 0 } };
 
   constructor(readonly config: AuditConfig, private readonly log: Logger, env: NodeJS.ProcessEnv = process.env) {
     this.keys = loadAuditKeys(config, env);
     this.store = new AuditStore(config.url, config.table);
+    this.spool = new AuditSpool(config.spoolDir, config.url, config.table, log);
+    // What a crashed process of this trail left: first in line.
+    this.pending.push(...this.spool.adopt());
     if (!this.keys.privateKey) log.warn({ table: config.table }, 'audit.unsigned: no audit.signingKey, so no checkpoint is signed (a rewrite of the whole chain would go unnoticed)');
     const every = setInterval(() => {
       if (this.sinceCheckpoint > 0 && Date.now() - this.lastCheckpointAt >= config.checkpointEveryMs) void this.checkpoint();
@@ -133,16 +143,22 @@ export class Auditor {
     if (this.closed) return;
     try {
       const p = principals.getStore() ?? processActor;
-      this.pending.push({
+      const e: PendingEntry = {
         id: randomUUID(), at: new Date().toISOString(),
         actor: (a.actor ?? p?.actor ?? SYSTEM_ACTOR).slice(0, 200),
         role: a.role ?? (a.actor === undefined || a.actor === p?.actor ? p?.role : undefined) ?? (a.actor === undefined && !p ? 'system' : null),
         action: a.action, object: a.object ?? null, details: maskDetails(a.details),
-      });
-      if (this.pending.length > this.config.bufferMax) {
-        const dropped = this.pending.splice(0, this.pending.length - this.config.bufferMax);
-        this.counts.errors.dropped += dropped.length;
-        this.log.error({ dropped: dropped.length, first: dropped[0]?.action, at: dropped[0]?.at }, 'audit.dropped: the audit database has refused appends for too long (audit.bufferMax); the oldest entries are lost');
+      };
+      try {
+        this.spool.write(e); // durable before the caller acknowledges its action
+      } catch (err) {
+        this.counts.errors.spool++;
+        this.log.error({ action: a.action, file: this.spool.file, err: errorMessage(err) }, 'audit.spool.failed: the entry is held in memory only until the audit database takes it');
+      }
+      this.pending.push(e);
+      if (this.pending.length > this.config.bufferMax && !this.backlogSaid) {
+        this.backlogSaid = true;
+        this.log.error({ pending: this.pending.length, spool: this.spool.file }, 'audit.backlog: the audit database has refused appends for long (audit.bufferMax); entries wait in the spool file and in memory');
       }
       if (!this.retryTimer) void this.flush();
     } catch (err) {
@@ -166,6 +182,15 @@ export class Auditor {
         this.pending = this.pending.filter((e) => !ids.has(e.id));
         this.counts.appended += appended.length;
         this.sinceCheckpoint += appended.length;
+        // Synchronously after the check: no record() can come in between.
+        if (this.pending.length === 0) {
+          this.backlogSaid = false;
+          try {
+            this.spool.clear();
+          } catch (err) {
+            this.log.warn({ err: errorMessage(err) }, 'audit.spool.clear.failed: appended entries stay in the spool (appended again once, skipped by id)');
+          }
+        }
         if (this.failures > 0) this.log.info({ pending: this.pending.length }, 'audit.store.ready: appending again');
         this.failures = 0;
       } catch (err) {
@@ -221,7 +246,7 @@ export class Auditor {
     const self = this;
     new Gauge({ name: 'syncline_audit_pending', help: 'Audit entries recorded but not yet appended to the audit database (it is down or slow).', registers: [registry], collect() { this.set(self.pending.length); } });
     new Counter({
-      name: 'syncline_audit_errors_total', help: 'Audit trail failures by kind: append (retried), checkpoint, prune, dropped (entries lost past audit.bufferMax).', labelNames: ['kind'], registers: [registry],
+      name: 'syncline_audit_errors_total', help: 'Audit trail failures by kind: append (retried), checkpoint, prune, spool (an entry not written to the local spool file: held in memory only).', labelNames: ['kind'], registers: [registry],
       collect() { this.reset(); for (const [kind, n] of Object.entries(self.counts.errors)) this.inc({ kind }, n); },
     });
     new Counter({ name: 'syncline_audit_appended_total', help: 'Audit entries appended to the audit database by this process.', registers: [registry], collect() { this.reset(); this.inc(self.counts.appended); } });
@@ -240,8 +265,9 @@ export class Auditor {
       if (this.pending.length > 0) await new Promise((r) => setTimeout(r, 200));
     }
     this.closed = true;
-    if (this.pending.length > 0) this.log.error({ lost: this.pending.length }, 'audit.close: the audit database did not take these entries before the stop; they are lost');
+    if (this.pending.length > 0) this.log.error({ pending: this.pending.length, spool: this.spool.file }, 'audit.close: the audit database did not take these entries before the stop; they stay in the spool file and the next start appends them');
     else if (this.sinceCheckpoint > 0) await this.checkpoint();
+    this.spool.close(this.pending.length === 0);
     await this.store.close();
   }
 }

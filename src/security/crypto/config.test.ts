@@ -32,7 +32,8 @@ test('config: encrypt and decrypt accepted; mistakes refused with file, line and
   assert.equal((c.pipelines.p!.target as { decrypt?: boolean }).decrypt, true);
   assert.match(problems(config('        encrypt: [email]\n', '')), /enc\.yaml:\d+:\d+: .*encrypt needs the top-level encryption section/);
   assert.match(problems(config('        key: [id]\n        encrypt: [id]\n')), /key column id cannot be encrypted/);
-  assert.match(problems(config('        encrypt: [updated_at]\n')), /column updated_at is the latest-timestamp field/);
+  // latest-timestamp on an encrypted field: accepted (the applier compares the decrypted values).
+  assert.deepEqual(parseConfig(config('        encrypt: [updated_at]\n'), 'enc.yaml', {}).pipelines.p!.tables[0]!.encrypt, ['updated_at']);
   assert.match(problems(config('        encrypt: [a, a]\n')), /listed twice/);
   assert.match(problems(config('', 'encryption: { activeKey: "bad id" }\n')), /activeKey/);
   // Two pipelines on one database share the change topic: the same columns encrypted, or refused.
@@ -65,4 +66,22 @@ test('DecryptingSink: a moved ciphertext fails its record only (poison naming ta
   assert.match(res.failed[0]!.error.message, /table public\.users, column email, key \{"id":2\}/);
   assert.ok(!res.failed[0]!.error.message.includes('b@x.io'));
   assert.ok(String(ok.values!.email).startsWith('sl1:k1:'), 'the record itself keeps its ciphertext');
+});
+
+test('openRow / sealValue: a transient plaintext copy (the row itself untouched), and a value sealed again for its row', () => {
+  const ring = new Keyring(new Map([['k1', crypto.randomBytes(32)]]), 'k1', 'k1');
+  const pc = new PipelineCrypto('p', 'pfx', ring, [{ source: 'public.users', target: 'public.u2', columns: { email: 'mail' }, encrypt: ['email', 'ts'] }], {});
+  const after = pc.sealEvent('public.users', { id: 1 }, { op: 'c', before: null, after: { id: 1, email: 'a@x.io', ts: '2026-01-01T00:00:00.000000Z' }, source: { db: 'd', schema: 'public', table: 'users', pos: '0/1', commitPos: '0/1', txId: 1, tsMs: 0, snapshot: false, idx: 0 }, tsMs: 0, unchangedToast: [] }).after!;
+  const row = { id: 1, mail: after.email!, ts: after.ts! };
+  assert.deepEqual([...pc.encryptedColumns('public.u2')!].sort(), ['mail', 'ts']);
+  assert.deepEqual(pc.openRow('public.u2', row, { id: 1 }), { id: 1, mail: 'a@x.io', ts: '2026-01-01T00:00:00.000000Z' });
+  assert.deepEqual(pc.openRow('public.u2', row, { id: 1 }, ['ts']), { id: 1, mail: after.email, ts: '2026-01-01T00:00:00.000000Z' });
+  assert.ok(String(row.mail).startsWith('sl1:'), 'the row keeps its ciphertexts');
+  assert.deepEqual(pc.openRow('public.u2', { id: 1, ts: 'plain' }, { id: 1 }), { id: 1, ts: 'plain' }, 'a decrypting target row is taken as it is');
+  assert.throws(() => pc.openRow('public.u2', row, { id: 2 }), (e: Error & { code?: string }) => e.code === 'DECRYPT_FAILED' && !e.message.includes('a@x.io'));
+  const sealed = pc.sealValue('public.u2', 'mail', 'b@x.io', { id: 1 });
+  assert.match(String(sealed), /^sl1:k1:/);
+  assert.equal(pc.openRow('public.u2', { mail: sealed }, { id: 1 }).mail, 'b@x.io');
+  const other = new PipelineCrypto('p', 'pfx', new Keyring(new Map([['k9', crypto.randomBytes(32)]]), 'k9', 'k9'), [{ source: 'public.users', target: 'public.u2', columns: { email: 'mail' }, encrypt: ['email', 'ts'] }], {});
+  assert.throws(() => other.openRow('public.u2', row, { id: 1 }), (e: Error & { code?: string; kind?: string }) => e.code === 'ENCRYPTION_KEY_MISSING' && e.kind === 'fatal' && /key 'k1'/.test(e.message));
 });

@@ -146,6 +146,84 @@ export class PipelineCrypto {
     };
   }
 
+  /** Encrypted columns of a target table (target names); undefined: none. */
+  encryptedColumns(targetTable: string): ReadonlySet<string> | undefined {
+    const t = this.byTarget.get(targetTable);
+    return t ? new Set(t.encrypted.keys()) : undefined;
+  }
+
+  /**
+   * A copy of a target table's row with the encrypted values among `columns` (all encrypted ones when
+   * absent) decrypted: in memory only, for a decision that needs the plaintext (validation rules,
+   * the latest-timestamp comparison), never to be put into a record, message, log line or error.
+   * `key`: the row's key (target names). A value that is not a ciphertext (a decrypting target's
+   * row) is taken as it is. Errors are decryptValue's (never with the value): a missing or wrong key
+   * fatal (naming its id), a moved or altered ciphertext poison (naming table, column and key).
+   */
+  openRow(targetTable: string, row: Row, key: Row, columns?: Iterable<string>): Row {
+    const t = this.byTarget.get(targetTable);
+    if (!t) return row;
+    let out: Row | null = null;
+    for (const col of columns ?? t.encrypted.keys()) {
+      const src = t.encrypted.get(col);
+      const v = row[col];
+      if (src === undefined || !isCiphertext(v)) continue;
+      out ??= { ...row };
+      out[col] = decryptValue(this.ring, this.contextOf(t, key, src), v);
+    }
+    return out ?? row;
+  }
+
+  /**
+   * openRow for a comparison that must not fail on a foreign value (the manual-conflict diff): every
+   * encrypted value decrypted; one that does not decrypt (poison: a ciphertext of another row) stays
+   * as it is. A missing or wrong key still throws (fatal, naming its id).
+   */
+  openRowLenient(targetTable: string, row: Row, key: Row): Row {
+    const t = this.byTarget.get(targetTable);
+    if (!t) return row;
+    let out: Row | null = null;
+    for (const [col, src] of t.encrypted) {
+      const v = row[col];
+      if (!isCiphertext(v)) continue;
+      try {
+        const plain = decryptValue(this.ring, this.contextOf(t, key, src), v);
+        out ??= { ...row };
+        out[col] = plain;
+      } catch (err) {
+        if ((err as SynclineError).kind === 'fatal') throw err;
+      }
+    }
+    return out ?? row;
+  }
+
+  /**
+   * A copy of a target table's row with the plaintext values of its encrypted columns sealed (under
+   * the active key, for its row); ciphertexts and nulls stay. For rows read back from a `decrypt:
+   * true` target before they go where only ciphertexts may be: a conflict dead letter, the
+   * last-synced row in Redis, the merged row of a resolve in the actions topic.
+   */
+  sealRow(targetTable: string, row: Row, key: Row): Row {
+    const t = this.byTarget.get(targetTable);
+    if (!t) return row;
+    let out: Row | null = null;
+    for (const [col, src] of t.encrypted) {
+      const v = row[col];
+      if (v === undefined || v === null || isCiphertext(v)) continue;
+      out ??= { ...row };
+      out[col] = encryptValue(this.ring, this.contextOf(t, key, src), v);
+    }
+    return out ?? row;
+  }
+
+  /** A value of an encrypted target column encrypted again (under the active key) for its row: a value validation coerced. */
+  sealValue(targetTable: string, column: string, value: Value, key: Row): Value {
+    const t = this.byTarget.get(targetTable);
+    const src = t?.encrypted.get(column);
+    if (!t || src === undefined || value === null) return value;
+    return encryptValue(this.ring, this.contextOf(t, key, src), value);
+  }
+
   /** Row hash (lenient) for the applier: any target table; `key` the row's key (target names). */
   rowHash(targetTable: string, row: Row, key: Row): string {
     const h = this.hasherFor(targetTable, false);
@@ -189,6 +267,20 @@ export function pipelineCrypto(config: EncryptionConfigView, name: string, env: 
   return pc;
 }
 
+/**
+ * What the audit trail records of a config's field encryption with every `config.loaded` (ids only,
+ * never a key): the active and hash key ids and, when a pipeline encrypts columns (the keyring is
+ * loaded then anyway), the ids in the keyring. A key rotation shows as a new `activeKey` (or a new id
+ * in `keyIds`) between two entries. undefined: no encryption section.
+ */
+export function encryptionAudit(config: EncryptionConfigView): { activeKey: string; hashKey: string; keyIds: string[] | null } | undefined {
+  const e = config.encryption as (KeyringSource & { activeKey?: string; hashKey?: string }) | undefined;
+  if (!e) return undefined;
+  const used = Object.values(config.pipelines).some((p) => p.tables.some((t) => (t.encrypt?.length ?? 0) > 0));
+  const ring = used ? keyringOf(config) : undefined;
+  return { activeKey: ring?.activeId ?? String(e.activeKey), hashKey: ring?.hashId ?? String(e.hashKey ?? e.activeKey), keyIds: ring ? [...ring.ids].sort() : null };
+}
+
 const rings = new WeakMap<object, Keyring>();
 function keyringOf(config: EncryptionConfigView): Keyring {
   let r = rings.get(config);
@@ -204,8 +296,10 @@ function keyringOf(config: EncryptionConfigView): Keyring {
 export class DecryptingSink implements Sink {
   writeGuarded?: (g: GuardedWrite) => Promise<WriteResult>;
   republish?: (table: string, keys: Row[], over: Decided) => Promise<void>;
-  republishDelete?: (table: string, rows: { key: Row; guard: Row }[], tsMs: number) => Promise<void>;
+  republishDelete?: (table: string, rows: { key: Row; guard: Row }[], tsMs: number) => Promise<Row[]>;
   ensureTable?: (record: SinkRecord) => Promise<void>;
+  historyInTx?: Sink['historyInTx'];
+  historyBaseline?: Sink['historyBaseline'];
 
   constructor(readonly inner: Sink, private readonly crypto: PipelineCrypto, private readonly log?: Logger) {
     if (inner.writeGuarded) {
@@ -225,6 +319,8 @@ export class DecryptingSink implements Sink {
     if (inner.republish) this.republish = (table, keys, over) => this.inner.republish!(table, keys, over);
     if (inner.republishDelete) this.republishDelete = (table, rows, tsMs) => this.inner.republishDelete!(table, rows, tsMs);
     if (inner.ensureTable) this.ensureTable = (record) => this.inner.ensureTable!(record);
+    if (inner.historyInTx) this.historyInTx = (h) => this.inner.historyInTx!(h);
+    if (inner.historyBaseline) this.historyBaseline = (table, keyColumns, statements) => this.inner.historyBaseline!(table, keyColumns, statements);
   }
 
   /** Decrypted copies; `back` maps each copy to the record it was made from (the applier knows those). */

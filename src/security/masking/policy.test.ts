@@ -56,3 +56,12 @@ test('a dead letter shown by the CLI/API holds no sensitive value; revealEntry g
   const revealed = JSON.stringify(revealEntry(entry()));
   assert.ok(revealed.includes('alice@example.com') && revealed.includes(Buffer.from('alice@example.com').toString('base64')));
 });
+
+test('the merged row of a resolve kept in the history is masked like the versions', () => {
+  const p = maskPolicy(config);
+  const e = { ...entry(), state: 'resolved' as const, history: [{ id: 'x', action: 'resolved' as const, by: 'ann', at: 't', choice: 'merged' as const, merged: { id: 7, name: 'Al', mail: 'new@example.com', salary: 'sl1:k1:BBBB' } }] };
+  const shown = JSON.stringify(entryJson(e, p));
+  for (const secret of ['new@example.com', 'sl1:k1:BBBB']) assert.ok(!shown.includes(secret), `${secret} in ${shown}`);
+  assert.deepEqual(maskEntry(e, p).history[0]!.merged, { id: 7, name: 'Al', mail: MASK, salary: MASK });
+  assert.ok(JSON.stringify(revealEntry(e)).includes('new@example.com'), 'revealed whole');
+});

@@ -37,6 +37,18 @@ export class MaskPolicy {
     return this.patterns.some((p) => p.test(column));
   }
 
+  /** Sensitive in some table (or everywhere, or by a pattern): for text whose table is not known. */
+  sensitiveAnywhere(column: string): boolean {
+    if (this.everywhere.has(column)) return true;
+    for (const cols of this.tables.values()) if (cols.has(column)) return true;
+    return this.patterns.some((p) => p.test(column));
+  }
+
+  /** Whether any table lists sensitive columns (or validation.mask names some). */
+  anyListed(): boolean {
+    return this.everywhere.size > 0 || this.tables.size > 0;
+  }
+
   /** A copy of the row with sensitive values replaced by '***' (null stays null). */
   maskRow(row: Row | null, table?: string): Row | null {
     if (!row) return row;
@@ -91,8 +103,8 @@ export function maskPolicy(config: MaskingConfigView): MaskPolicy {
 }
 
 /**
- * A dead letter as people may see it (CLI, API): sensitive values of its conflict versions and diff
- * masked, violation values of sensitive fields masked, sensitive values quoted in its error message
+ * A dead letter as people may see it (CLI, API, console): sensitive values of its conflict versions,
+ * diff and of the merged row of a resolve in its history masked, violation values of sensitive fields masked, sensitive values quoted in its error message
  * masked, and the raw Kafka bytes (whole rows) withheld when its table has sensitive columns (listed,
  * or matched by a pattern among the columns the entry shows)
  * (`rawWithheld: true`; revealEntry() in src/dlq/api.ts gives them).
@@ -102,6 +114,7 @@ export function maskEntry<E extends MaskableEntry>(e: E, policy: MaskPolicy): E 
   const fields = [
     ...[e.conflict?.source, e.conflict?.target, e.conflict?.lastSynced].flatMap((r) => Object.keys(r ?? {})),
     ...(e.violations ?? []).map((v) => (v as { field?: unknown })?.field).filter((f): f is string => typeof f === 'string'),
+    ...(e.history ?? []).flatMap((h) => (isRow(h.merged) ? Object.keys(h.merged) : [])),
   ];
   if (!policy.hasSensitive(table) && !fields.some((f) => policy.sensitive(f, table))) return e;
   const out: E & { rawWithheld?: true } = { ...e };
@@ -127,6 +140,14 @@ export function maskEntry<E extends MaskableEntry>(e: E, policy: MaskPolicy): E 
       return v;
     });
   }
+  if (e.history?.some((h) => isRow(h.merged))) {
+    // The merged row an operator resolved with (kept in the actions topic like the DLQ's own rows).
+    out.history = e.history.map((h) => {
+      if (!isRow(h.merged)) return h;
+      for (const [k, v] of Object.entries(h.merged)) if (policy.sensitive(k, table)) quoted.push(v as Value);
+      return { ...h, merged: policy.maskRow(h.merged as Row, table) };
+    });
+  }
   out.errorMessage = policy.maskText(e.errorMessage, quoted);
   out.reason = policy.maskText(e.reason, quoted);
   if (e.raw.value !== null || e.raw.key !== null) {
@@ -136,8 +157,12 @@ export function maskEntry<E extends MaskableEntry>(e: E, policy: MaskPolicy): E 
   return out;
 }
 
+const isRow = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
 /** What maskEntry needs of a dead letter (src/dlq/store.ts DlqEntry has it). */
 export interface MaskableEntry {
+  /** Operator actions; a resolve with a merged row keeps the row (`merged`). */
+  history?: { merged?: unknown }[];
   table?: string;
   reason: string;
   errorMessage: string;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseJsonExact, stringifyJsonExact } from './json.js';
+import { parseJsonExact, stringifyJsonExact } from './json-exact.js';
 
 test('parseJsonExact: integers beyond 2^53 as exact bigints, the rest as JSON.parse', () => {
   assert.deepEqual(parseJsonExact('{"a":9223372036854775807,"b":-9223372036854775808,"c":9007199254740991,"d":1.5e300,"e":"12345678901234567890","f":[12345678901234567890.5,-0,1E2]}'), {

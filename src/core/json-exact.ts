@@ -3,6 +3,8 @@
  * JSON numbers; JSON.parse turns those beyond 2^53 into the nearest double (9223372036854775807 →
  * 9223372036854775808), which an int8 column then refuses (or a numeric gets wrong). Here integer
  * literals that a double cannot hold exactly are read as bigints; everything else is JSON.parse's.
+ * Used by the sources that read JSON: the Kafka-topic source (Debezium's JsonConverter writes int64 as
+ * JSON numbers) and the HTTP source (an API's ids beyond 2^53).
  */
 
 const MARK = '\u0000syncline-int:';
