@@ -137,7 +137,7 @@ test('web console: login, pipelines, pause/resume, conflicts settled in the brow
 
   await page.getByRole('link', { name: 'Dead letters' }).click();
   await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
-  await page.getByText('1–4 of 4').waitFor();
+  await page.getByText('1–4 of 4').waitFor().catch(async (e: Error) => assert.fail(`${e.message}\nthe page says:\n${(await page.locator('body').innerText()).slice(0, 2000)}`));
   await page.screenshot({ path: join(SHOTS, 'dlq.png'), fullPage: true });
   const dlq = (await (await fetch(`${base}/api/dlq?state=all`, { headers: { authorization: `Bearer ${tok.operator}` } })).json()) as { deadLetters: { id: string; key: string; reason: string }[] };
   const conflictOf = (key: number) => dlq.deadLetters.find((e) => e.key === `[${key}]` && e.reason === 'conflict')!.id;

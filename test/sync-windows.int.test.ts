@@ -39,8 +39,10 @@ test('a realtime window pauses the sink outside it and resumes it when it opens;
   assert.equal((await checksum(env.targetDb, 'events', 'id')).count, 0, 'outside the window nothing is applied (not even the snapshot)');
   const metrics = await rt.metrics.render();
   assert.match(metrics, /syncline_sync_window_open\{pipeline="events-window"\} 0/);
-  const lag = [...metrics.matchAll(/syncline_consumer_lag_messages\{[^}]*pipeline="events-window"[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-  assert.ok(lag >= 120, `the backlog is visible as consumer lag: ${lag}`);
+  // The lag gauge is sampled periodically: wait for a sample taken after the writes.
+  const lagOf = (m: string) => [...m.matchAll(/syncline_consumer_lag_messages\{[^}]*pipeline="events-window"[^}]*\} (\d+)/g)].reduce((n, x) => n + Number(x[1]), 0);
+  let lag = 0;
+  await waitFor('the backlog to show as consumer lag (>= 120)', async () => (lag = lagOf(await rt.metrics.render())) >= 120, 30_000, 250).catch((e: Error) => assert.fail(`${e.message}; last lag ${lag}`));
 
   // 01:30 Berlin: inside the window.
   now = new Date('2026-12-07T00:30:00Z');
@@ -52,7 +54,8 @@ test('a realtime window pauses the sink outside it and resumes it when it opens;
 
   // Closed again (05:00 Berlin): later changes wait again.
   now = new Date('2026-12-07T04:00:00Z');
-  await sleep(1500);
+  // The gate checks the clock every second (slower on a loaded machine): the sink is paused once the gauge says so.
+  await waitFor('the window to close', async () => /syncline_sync_window_open\{pipeline="events-window"\} 0/.test(await rt.metrics.render()), 30_000, 100);
   await sql(env.sourceDb, `delete from events where id > 100`);
   await sleep(3000);
   assert.equal((await checksum(env.targetDb, 'events', 'id')).count, 120, 'after the window closed the deletes wait');

@@ -135,8 +135,7 @@ export class SchemaChangeLog {
     this.consumer = undefined;
     if (!c) return;
     await c.disconnect().catch(() => undefined);
-    const admin = await this.kafka.getAdmin().catch(() => undefined);
-    await admin?.deleteGroups([this.groupId!]).catch(() => undefined);
+    await this.kafka.deleteGroup(this.groupId!, 3000); // at shutdown: not long
   }
 
   /** Every change known, oldest first (by detection time). */

@@ -133,9 +133,10 @@ test('dead-letter page while the dead letters are read: the progress at once, as
   let ready = false;
   let reading = true;
   let listed = 0;
+  let counts = { read: 4000, total: 10000 };
   const dlq = {
     masking: undefined,
-    loading: () => ({ ready, reading, read: 4000, total: 10000 }),
+    loading: () => ({ ready, reading, ...counts }),
     refresh: () => (reading ? new Promise<void>(() => undefined) : Promise.resolve()),
     indexed: () => {
       listed++;
@@ -157,6 +158,11 @@ test('dead-letter page while the dead letters are read: the progress at once, as
   assert.match(body, /role="status">Reading 10,000 new dead letters from Kafka: 4,000 of 10,000 so far \(listed below as they are read\)/);
   assert.match(body, /No dead letters match/);
   assert.equal(listed, 1);
+  // A later read whose bounds are not known yet (a loaded machine: nothing counted so far): still asks again.
+  counts = { read: 0, total: 0 };
+  body = await (await get(`${base}/console/dlq?kind=invalid`, cookie)).text();
+  assert.match(body, /role="status">Reading new dead letters from Kafka \(listed below as they are read\)/);
+  assert.match(body, /hx-get="\/console\/dlq\?kind=invalid" hx-trigger="load delay:1s"/, 'asks again although nothing is counted yet');
   // Nothing being read: the list alone.
   reading = false;
   body = await (await get(`${base}/console/dlq?kind=invalid`, cookie)).text();

@@ -583,7 +583,8 @@ ${actions.length > 0 ? html`<h2>Actions</h2><div class="cards">${actions}</div>`
       const done = await Promise.race([read.then(() => true), sleep(DLQ_LOAD_WAIT_MS).then(() => false)]);
       const st = svc.loading(pipeline);
       if (!st.ready) return page(this.ctx(s, 'Dead letters', 'dlq'), dlqLoading(url, st));
-      if (!done && st.total > st.read) more = dlqLoading(url, st, true);
+      // Not done yet (its bounds perhaps not even known: a loaded machine): the list read so far, and the page asks again.
+      if (!done) more = dlqLoading(url, st, true);
     }
     const all = this.src.dlq ? this.dlq().indexed(f) : [];
     // Newest first; one page of them.

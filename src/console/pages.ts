@@ -27,7 +27,7 @@ export function dlqLoading(url: URL, st: { read: number; total: number }, more =
   const so = st.total > 0 ? `: ${n(st.read)} of ${n(st.total)} so far` : '';
   return html`${more ? '' : html`<h1>Dead letters</h1>`}
 <div id="dlq-loading" hx-get="${again}" hx-trigger="load delay:1s" hx-select="#main" hx-target="#main" hx-swap="outerHTML">
-<p class="banner" role="status">${more ? `Reading ${n(st.total)} new dead letters from Kafka${so} (listed below as they are read). This page updates when the reading is done.` : `Reading the dead letters from Kafka${so}. This page shows them when the reading is done.`}</p>
+<p class="banner" role="status">${more ? `Reading ${st.total > 0 ? `${n(st.total)} ` : ''}new dead letters from Kafka${so} (listed below as they are read). This page updates when the reading is done.` : `Reading the dead letters from Kafka${so}. This page shows them when the reading is done.`}</p>
 <p><a href="${again}">Refresh</a></p>
 </div>`;
 }

@@ -308,6 +308,31 @@ export class KafkaClient {
     });
   }
 
+  /**
+   * Delete a throw-away consumer group (replay, dead-letter reads, schema-change reads) once its
+   * consumer has left. On a loaded broker the leave may not have taken effect yet (NON_EMPTY_GROUP)
+   * or the coordinator may be moving: tried again for up to `withinMs`, then a warning names the
+   * group left behind (nothing else depends on it: it holds no committed offsets).
+   */
+  async deleteGroup(groupId: string, withinMs = 15_000): Promise<boolean> {
+    const until = Date.now() + withinMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const admin = await this.getAdmin();
+        await admin.deleteGroups([groupId]);
+        return true;
+      } catch (err) {
+        const type = (err as { groups?: { error?: { type?: string } }[] }).groups?.[0]?.error?.type;
+        if (type === 'GROUP_ID_NOT_FOUND') return true;
+        if (Date.now() >= until) {
+          this.log.warn({ group: groupId, err: errorMessage(err) }, `kafka.group_left_behind: consumer group ${groupId} could not be deleted (${type ?? errorMessage(err)}); it holds no offsets and can be deleted by hand`);
+          return false;
+        }
+        await sleep(Math.min(250 * attempt, 2000));
+      }
+    }
+  }
+
   async partitionCount(topic: string): Promise<number> {
     const admin = await this.getAdmin();
     const md = await pastMetadataRace(() => admin.fetchTopicMetadata({ topics: [topic] })).catch((err: unknown) => {

@@ -126,7 +126,6 @@ export async function readRanges(
     await done;
   } finally {
     await consumer.disconnect().catch(() => undefined);
-    const admin = await kafka.getAdmin().catch(() => undefined);
-    await admin?.deleteGroups([groupId]).catch(() => undefined);
+    await kafka.deleteGroup(groupId);
   }
 }
