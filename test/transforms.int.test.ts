@@ -34,7 +34,7 @@ test('transforms: filters in and out (DEFAULT and FULL identity), column steps, 
         { source: 'public.orders', transform: ORDERS_STEPS },
         { source: 'public.tickets', transform: [{ where: "state = 'open'" }] },
         { source: 'public.kept', transform: [{ where: "state = 'open'", onLeave: 'keep' }] },
-        { source: 'public.customs', transform: [{ custom: { module: FIXTURE, timeoutMs: 1000 } }] },
+        { source: 'public.customs', transform: [{ custom: { module: FIXTURE, timeoutMs: 2000 } }] },
       ],
       conflict: { strategy: 'source-wins' },
     },
@@ -113,6 +113,6 @@ test('transforms: filters in and out (DEFAULT and FULL identity), column steps, 
   const shown = letters.map((l) => `${l.headers['syncline.dlq.kind']} ${l.headers['syncline.table']} ${l.headers['syncline.error.code']}: ${l.headers['syncline.error.message']}`).sort();
   assert.equal(shown.length, 3);
   assert.match(shown[0]!, /^invalid public\.customs TRANSFORM_FAILED: public\.customs key \["2"\]: public\.customs step 1 \(custom\) .*transforms\.mjs#transform threw: Error: refused note$/);
-  assert.match(shown[1]!, /^invalid public\.customs TRANSFORM_TIMEOUT: public\.customs key \["3"\]: public\.customs step 1 \(custom\) .*#transform took longer than 1000 ms/);
+  assert.match(shown[1]!, /^invalid public\.customs TRANSFORM_TIMEOUT: public\.customs key \["3"\]: public\.customs step 1 \(custom\) .*#transform took longer than 2000 ms/);
   assert.match(shown[2]!, /^invalid public\.orders TRANSFORM_FAILED: public\.orders key \["4"\]: public\.orders step 7 \(map\): column code: number 9 is not in the value map$/);
 });

@@ -51,7 +51,7 @@ export class CustomTransformRunner {
   private worker?: Worker;
   private loaded?: Promise<void>;
   private readonly queue: Call[] = [];
-  private running?: { id: number; call: Call; timer: NodeJS.Timeout };
+  private running?: { id: number; call: Call; timer?: NodeJS.Timeout };
   private nextId = 1;
   /** Workers started (the first, and one after each timeout or crash). */
   starts = 0;
@@ -88,7 +88,11 @@ export class CustomTransformRunner {
         reject(new SynclineError('fatal', 'TRANSFORM_LOAD', `${this.label}: transform module ${this.modulePath} failed: ${err.message}`));
         this.lost(w, `the worker failed: ${err.message}`);
       });
-      w.on('exit', () => this.lost(w, 'the worker exited'));
+      w.on('exit', (code) => {
+        // Exited while loading (process.exit in the module): the load fails (nothing if it had loaded).
+        reject(new SynclineError('fatal', 'TRANSFORM_LOAD', `${this.label}: transform module ${this.modulePath} exited (code ${code}) while loading`));
+        this.lost(w, 'the worker exited');
+      });
     });
     this.loaded.catch(() => undefined);
     return this.loaded;
@@ -105,11 +109,16 @@ export class CustomTransformRunner {
   private pump(): void {
     if (this.running || this.queue.length === 0 || this.closed) return;
     const call = this.queue.shift()!;
+    // Taken at once, before the worker is ready: a second pump meanwhile must wait for this call
+    // (two calls sent together would share one timer: the first, if it hung, would never settle).
+    const id = this.nextId++;
+    this.running = { id, call };
     this.ready().then(
       () => {
-        const id = this.nextId++;
-        const timer = setTimeout(() => this.timedOut(id), this.timeoutMs);
-        this.running = { id, call, timer };
+        if (this.running?.id !== id) return; // closed meanwhile
+        // The verdict waits one turn of the event loop: when the loop was busy past the deadline, an
+        // answer that arrived in time is still waiting behind the timer (timers run before I/O).
+        this.running.timer = setTimeout(() => setImmediate(() => this.timedOut(id)), this.timeoutMs);
         try {
           this.worker!.postMessage({ id, change: call.change });
         } catch (err) {
@@ -118,8 +127,8 @@ export class CustomTransformRunner {
         }
       },
       (err) => {
+        this.finish(id);
         call.reject(err);
-        this.pump();
       },
     );
   }
@@ -154,7 +163,8 @@ export class CustomTransformRunner {
     this.worker = undefined;
     this.loaded = undefined;
     const r = this.running;
-    if (r) {
+    // A call still waiting for the worker to load fails with the load's own error (ready()).
+    if (r?.timer) {
       this.finish(r.id);
       r.call.reject(poison('TRANSFORM_FAILED', `${this.label}: ${why} during the call`));
     }
@@ -169,7 +179,10 @@ export class CustomTransformRunner {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const c of this.queue.splice(0)) c.reject(new SynclineError('retriable', 'TRANSFORM_CLOSED', `${this.label}: the transform runner was closed`));
+    const closed = () => new SynclineError('retriable', 'TRANSFORM_CLOSED', `${this.label}: the transform runner was closed`);
+    const r = this.running;
+    if (r) this.finish(r.id)?.reject(closed());
+    for (const c of this.queue.splice(0)) c.reject(closed());
     const w = this.worker;
     this.worker = undefined;
     if (w) await w.terminate();
