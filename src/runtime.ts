@@ -28,6 +28,7 @@ import { classifyRedisError, fatal, redisRefusal } from './core/errors.js';
 import { DependencyWaits, type Dependency, type DependencyAddresses } from './core/dependencies.js';
 import { checkRedisMode, createRedis, isCluster, redisWhere, type RedisClient } from './core/redis.js';
 import { startTimeoutOf } from './core/config/schema.js';
+import { currentVersion, hasTransforms, recordVersion } from './process/transform/versions.js';
 import { superviseStage, untilReady, type StageTask, type WaitContext } from './supervise.js';
 import { Applier, type ApplyOptions } from './sink/applier.js';
 import { batchSizeOf, buildSinkParts, originOf, republishOriginOf, resolveRetry } from './sink/build.js';
@@ -507,6 +508,12 @@ export class Runtime {
       const byTopic = (h.byTopic = topicMappings(changeTopicPrefix(this.config, p), p.tables, pipelineCrypto(this.config, name)));
       // Custom transform modules are loaded once, now (each in its worker): one that cannot load stops the start.
       await Promise.all([...byTopic.values()].map((m) => m.transform?.ready()));
+      // This version of the transforms, kept for a replay with --transforms-as-of (process/transform/versions.ts).
+      if (hasTransforms(p)) {
+        const v = currentVersion(name, p);
+        await untilReady(waits, `pipeline ${name} transforms version`, () => recordVersion(this.kafka, prefix, v));
+        log.info({ pipeline: name, transforms: v.hash }, `transforms.version ${v.hash} (syncline replay --transforms-as-of ${v.hash} runs these)`);
+      }
       let output: Output;
       const applier = h.applier;
       if (applier) output = { apply: (batch, origin) => applier.apply(batch, consumerOf(origin)), stale: (probes) => applier.stale(probes) };

@@ -19,7 +19,7 @@ pipelines:
 
 test('a pipeline owns its apply, dead-letter and actions topics; a change topic is shared with the pipelines of the config that capture the same table under the same prefix', () => {
   assert.deepEqual(pipelineTopics(config, 'a'), {
-    own: ['p.apply.a', 'p.dlq.a', 'p.dlq-actions.a'],
+    own: ['p.apply.a', 'p.dlq.a', 'p.dlq-actions.a', 'p.transforms.a'],
     change: [
       { topic: 'p.cdc.public.users', sharedWith: [] }, // `other` captures public.users too, but under its own prefix crm
       { topic: 'p.cdc.public.orders', sharedWith: ['a-b'] },

@@ -4,7 +4,7 @@
  * pipeline's, which of them another pipeline shares (kept, with the reason), and how the plan reads.
  *
  * What a pipeline NAME of a config with topicPrefix P (Redis keyPrefix K, default P) creates:
- *   topics   P.apply.NAME, P.dlq.NAME, P.dlq-actions.NAME                   its own
+ *   topics   P.apply.NAME, P.dlq.NAME, P.dlq-actions.NAME, P.transforms.NAME its own
  *            C.cdc.<schema>.<table> per table (C: changeTopicPrefix, else P)  shared by every pipeline
  *                                                                           of the config capturing the
  *                                                                           same table with the same C
@@ -24,6 +24,7 @@ import type { PipelineResource } from '../core/resources.js';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
 import { topics } from '../core/kafka.js';
 import { dlqActionsTopic } from '../dlq/store.js';
+import { transformsTopic } from '../process/transform/versions.js';
 import { globEscape } from '../sink/version-state.js';
 
 export const KIND = {
@@ -35,7 +36,7 @@ export const KIND = {
 } as const;
 
 export interface PipelineTopics {
-  /** Topics only this pipeline writes: apply, dead letters, dead-letter actions. */
+  /** Topics only this pipeline writes: apply, dead letters, dead-letter actions, transforms versions. */
   own: string[];
   /** Its change topics, each with the other pipelines of the config that use it too. */
   change: { topic: string; sharedWith: string[] }[];
@@ -49,7 +50,7 @@ export function pipelineTopics(config: SynclineConfig, name: string): PipelineTo
   };
   const others = Object.keys(config.pipelines).filter((n) => n !== name).map((n) => ({ n, topics: changeOf(n) }));
   return {
-    own: [topics.apply(prefix, name), topics.dlq(prefix, name), dlqActionsTopic(prefix, name)],
+    own: [topics.apply(prefix, name), topics.dlq(prefix, name), dlqActionsTopic(prefix, name), transformsTopic(prefix, name)],
     change: [...changeOf(name)].map((topic) => ({ topic, sharedWith: others.filter((o) => o.topics.has(topic)).map((o) => o.n) })),
   };
 }

@@ -29,6 +29,7 @@ export function summaryText(s: ReplaySummary): string {
   const n = (x: number) => x.toLocaleString('en-US');
   return [
     `replay of ${s.pipeline}${s.dryRun ? ' (dry run: nothing was written)' : ''} in ${(s.durationMs / 1000).toFixed(1)} s`,
+    ...(s.transforms.hash ? [`  transforms             ${s.transforms.asOf ? `as of version ${s.transforms.hash} (last run ${s.transforms.recordedAt})` : `in force now (version ${s.transforms.hash})`}`] : []),
     `  read                   ${n(s.read)}`,
     `  applied${s.dryRun ? ' (would be)  ' : '              '} ${n(s.applied)}${s.repaired ? ` (${n(s.repaired)} the target had lost, written again)` : ''}`,
     `  skipped, unchanged     ${n(s.skippedUnchanged)}`,
@@ -49,11 +50,12 @@ export function replayCommand(program: Command, defaultConfig: string): void {
     .option('--to <to>', 'ISO time or offset, inclusive (default: the current end)')
     .option('--table <table>', 'only this table (source or target name)')
     .option('--dry-run', 'read only: say what would happen, write nothing')
+    .option('--transforms-as-of <hash>', 'run the transforms of this recorded version (its hash) instead of those in force now (the default)')
     .option('--json', 'print the summary as JSON')
     .action(async (o) => {
       const c = await openClients(loadConfig(o.config));
       try {
-        const s = await replay(c, { pipeline: o.pipeline, from: o.from, to: o.to, table: o.table, dryRun: o.dryRun === true, onProgress: progressBar() });
+        const s = await replay(c, { pipeline: o.pipeline, from: o.from, to: o.to, table: o.table, dryRun: o.dryRun === true, transformsAsOf: o.transformsAsOf, onProgress: progressBar() });
         process.stdout.write((o.json ? JSON.stringify(s, null, 2) : summaryText(s)) + '\n');
       } catch (err) {
         if (!(err instanceof ReplayError)) throw err;

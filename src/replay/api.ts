@@ -1,7 +1,7 @@
 /**
  * Replays started through the HTTP API and the web console (the same service `syncline replay`
  * calls, ./replay.ts), run in the process that serves them, with their progress kept in memory:
- *   POST /api/pipelines/:name/replays  {"from","to"?,"table"?,"dryRun"?}  → 202 the job (operator)
+ *   POST /api/pipelines/:name/replays  {"from","to"?,"table"?,"dryRun"?,"transformsAsOf"?}  → 202 the job (operator)
  *   GET  /api/pipelines/:name/replays/:id                                 → 200 the job (viewer)
  *     job: { id, pipeline, from, to, table, dryRun, by, status: running|done|failed,
  *            progress: {read,total}, startedAt, endedAt?, summary?, error? }
@@ -37,6 +37,8 @@ export interface ReplayRequest {
   to?: string;
   table?: string;
   dryRun?: boolean;
+  /** A recorded transforms version (`syncline replay --transforms-as-of`); an unknown one fails the job, saying what is recorded. */
+  transformsAsOf?: string;
 }
 
 export class ReplayJobs {
@@ -63,7 +65,7 @@ export class ReplayJobs {
     };
     this.jobs.unshift(job);
     if (this.jobs.length > 20) this.jobs.length = 20;
-    replay(d, { pipeline, from: r.from, to: r.to, table: r.table, dryRun: r.dryRun === true, onProgress: (p) => (job.progress = { read: p.read, total: p.total }) }).then(
+    replay(d, { pipeline, from: r.from, to: r.to, table: r.table, dryRun: r.dryRun === true, transformsAsOf: r.transformsAsOf, onProgress: (p) => (job.progress = { read: p.read, total: p.total }) }).then(
       (s) => Object.assign(job, { status: 'done', summary: s, endedAt: new Date().toISOString() }),
       (err) => Object.assign(job, { status: 'failed', error: err instanceof ReplayError ? err.message : errorMessage(err), endedAt: new Date().toISOString() }),
     );
@@ -94,7 +96,7 @@ export class ReplayJobs {
         }
         if (req.method !== 'POST') throw new HttpError(405, `use POST for ${url.pathname}`);
         const b = await jsonBody(req, 1 << 16);
-        for (const k of ['from', 'to', 'table'] as const) if (b[k] !== undefined && typeof b[k] !== 'string') throw new HttpError(400, `${k} must be a string`);
+        for (const k of ['from', 'to', 'table', 'transformsAsOf'] as const) if (b[k] !== undefined && typeof b[k] !== 'string') throw new HttpError(400, `${k} must be a string`);
         if (b.dryRun !== undefined && typeof b.dryRun !== 'boolean') throw new HttpError(400, 'dryRun must be true or false');
         sendJson(res, 202, this.start(name, b as unknown as ReplayRequest, principalOf(req)?.actor ?? 'api'));
       } catch (err) {

@@ -23,6 +23,7 @@ import type { AvroCodec } from '../core/codec.js';
 import { errorKind, errorMessage } from '../core/errors.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { offsetsAtTime, readRanges, topicBounds, type ReadProgress, type ReadRange } from '../core/topic-reader.js';
+import { currentVersion, hasTransforms, readVersions, tablesAsOf, type TransformVersion } from '../process/transform/versions.js';
 import { cdcDecoder, decodedList, topicMappings, type Decoded } from '../process/processor.js';
 import { ValidationError, validateRules } from '../process/validation/index.js';
 import type { Pending } from '../sink/applier.js';
@@ -39,6 +40,8 @@ export interface ReplayOptions {
   /** Only this table (source or target name, with or without schema). */
   table?: string;
   dryRun?: boolean;
+  /** Run the transforms of this recorded version (its hash, or a prefix of at least 6 digits) instead of those in force now. */
+  transformsAsOf?: string;
   onProgress?: (p: ReadProgress) => void;
 }
 
@@ -58,6 +61,8 @@ export interface ReplaySummary {
   /** Control records read (end-of-snapshot markers), not changes. */
   control: number;
   durationMs: number;
+  /** The transforms run: their version hash (none for a pipeline without transforms) and whether an earlier one was asked for. */
+  transforms: { hash: string | null; asOf: boolean; recordedAt?: string };
 }
 
 export interface ReplayDeps {
@@ -96,8 +101,22 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
     const names = [t.source, t.target ?? t.source];
     return names.some((n) => tableMatches(n, o.table!));
   };
-  const tables = p.tables.filter(matches);
+  let tables = p.tables.filter(matches);
   if (tables.length === 0) throw new ReplayError(`pipeline ${o.pipeline} has no table '${o.table}' (have: ${p.tables.map((t) => t.source).join(', ')})`);
+  // The transforms in force now (ADR 0032), or a recorded earlier version (--transforms-as-of).
+  let transforms: ReplaySummary['transforms'] = { hash: hasTransforms(p) ? currentVersion(o.pipeline, p).hash : null, asOf: false };
+  let pUsed = p;
+  if (o.transformsAsOf !== undefined) {
+    const v = await transformsVersion(d, o.pipeline, o.transformsAsOf);
+    try {
+      tables = tablesAsOf(tables, v);
+    } catch (err) {
+      throw new ReplayError(`--transforms-as-of ${o.transformsAsOf}: ${errorMessage(err)}`);
+    }
+    const bySource = new Map(tables.map((t) => [t.source, t]));
+    pUsed = { ...p, tables: p.tables.map((t) => bySource.get(t.source) ?? t) };
+    transforms = { hash: v.hash, asOf: true, recordedAt: v.recordedAt };
+  }
   const byTopic = topicMappings(changeTopicPrefix(d.config, p), tables, pipelineCrypto(d.config, o.pipeline));
 
   // The range of each partition, fixed now.
@@ -117,9 +136,9 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
 
   const validators = await validateRules(d.config, undefined, [o.pipeline], d.log);
   const object = `pipeline:${o.pipeline}`;
-  audit.record({ action: 'replay.start', object, details: { pipeline: o.pipeline, from: o.from, to: o.to ?? null, table: o.table ?? null, dryRun: o.dryRun === true, partitions: ranges.length } });
-  const parts = await buildSinkParts({ config: d.config, kafka: d.kafka, redis: d.redis }, o.pipeline, p, d.log, { dryRun: o.dryRun });
-  // Transforms in force now (the config loaded), not those of when the changes were captured (ADR 0032).
+  audit.record({ action: 'replay.start', object, details: { pipeline: o.pipeline, from: o.from, to: o.to ?? null, table: o.table ?? null, dryRun: o.dryRun === true, partitions: ranges.length, transforms: transforms.hash, transformsAsOf: transforms.asOf } });
+  const parts = await buildSinkParts({ config: d.config, kafka: d.kafka, redis: d.redis }, o.pipeline, pUsed, d.log, { dryRun: o.dryRun });
+  // Custom transform modules loaded once, now (each in its worker).
   await Promise.all([...byTopic.values()].map((m) => m.transform?.ready()));
   const decode = cdcDecoder(d.codec, byTopic, validators.get(o.pipeline));
   let read = 0;
@@ -163,6 +182,17 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   return {
     pipeline: o.pipeline, dryRun: o.dryRun ?? false, topics: [...byTopic.keys()], read, applied: s.applied, repaired: s.repaired,
     skippedUnchanged: s.skippedUnchanged, skippedStale: s.skippedStale, conflicts: s.conflicts, parked: s.parked + s.parkedBehind,
-    deadLettered: s.deadLettered + invalid, invalid, control: s.control, durationMs: Date.now() - started,
+    deadLettered: s.deadLettered + invalid, invalid, control: s.control, durationMs: Date.now() - started, transforms,
   };
+}
+
+/** A recorded transforms version of the pipeline by its hash (or a prefix of 6+ digits); unknown: the error lists what is recorded. */
+async function transformsVersion(d: ReplayDeps, pipeline: string, asked: string): Promise<TransformVersion> {
+  if (!/^[0-9a-f]{6,12}$/.test(asked)) throw new ReplayError(`--transforms-as-of must be a transforms version hash (6 to 12 hex digits, as \`syncline replay\` and the start log print it; got '${asked}')`);
+  const versions = [...(await readVersions(d.kafka, d.config.topicPrefix, pipeline)).values()].sort((a, b) => b.recordedAt.localeCompare(a.recordedAt));
+  const found = versions.filter((v) => v.hash.startsWith(asked));
+  if (found.length === 1) return found[0]!;
+  const known = versions.length === 0 ? 'none is recorded (a pipeline records its transforms when its processor starts)' : `recorded: ${versions.map((v) => `${v.hash} (last run ${v.recordedAt})`).join(', ')}`;
+  if (found.length > 1) throw new ReplayError(`--transforms-as-of ${asked} matches ${found.length} versions of pipeline ${pipeline}: give more digits; ${known}`);
+  throw new ReplayError(`--transforms-as-of ${asked}: no such transforms version of pipeline ${pipeline}; ${known}`);
 }
