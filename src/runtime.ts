@@ -495,9 +495,13 @@ export class Runtime {
     const log = stageLogger(name, this.stages.has('process') ? 'process' : 'sink');
     const sinkLog = stageLogger(name, 'sink');
     const dlq = new ObservedDeadLetters(this.kafka, prefix, name, log).observe(this.metrics, this.stages.has('process') ? 'process' : 'sink');
+    // The version of the pipeline's transforms (process/transform/versions.ts): recorded below, and on every dead letter.
+    const transformsVersion = hasTransforms(p) ? currentVersion(name, p) : undefined;
+    dlq.transformsVersion = transformsVersion?.hash;
     if (this.stages.has('sink')) {
       const connect = (fn: () => Promise<void>) => untilReady(waits, `pipeline ${name} target`, fn);
       const parts = await buildSinkParts({ config: this.config, kafka: this.kafka, redis: this.redis, metrics: this.metrics, connect }, name, p, sinkLog);
+      parts.dlq.transformsVersion = transformsVersion?.hash;
       h.sink = parts.sink;
       h.applier = parts.applier;
       h.addSinkTables = parts.addTables;
@@ -509,8 +513,8 @@ export class Runtime {
       // Custom transform modules are loaded once, now (each in its worker): one that cannot load stops the start.
       await Promise.all([...byTopic.values()].map((m) => m.transform?.ready()));
       // This version of the transforms, kept for a replay with --transforms-as-of (process/transform/versions.ts).
-      if (hasTransforms(p)) {
-        const v = currentVersion(name, p);
+      const v = transformsVersion;
+      if (v) {
         await untilReady(waits, `pipeline ${name} transforms version`, () => recordVersion(this.kafka, prefix, v));
         log.info({ pipeline: name, transforms: v.hash }, `transforms.version ${v.hash} (syncline replay --transforms-as-of ${v.hash} runs these)`);
       }

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readTopic, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import { topics } from '../src/core/kafka.js';
+import { currentVersion } from '../src/process/transform/versions.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/transforms.mjs', import.meta.url));
 
@@ -110,6 +111,8 @@ test('transforms: filters in and out (DEFAULT and FULL identity), column steps, 
     return m.length >= 3 ? m : false;
   });
   assert.equal(letters.length, 3);
+  const version = currentVersion('orders-sync', env.config.pipelines['orders-sync']!).hash;
+  assert.deepEqual(letters.map((l) => l.headers['syncline.transforms']), [version, version, version], 'each letter names the transforms version that ran');
   const shown = letters.map((l) => `${l.headers['syncline.dlq.kind']} ${l.headers['syncline.table']} ${l.headers['syncline.error.code']}: ${l.headers['syncline.error.message']}`).sort();
   assert.equal(shown.length, 3);
   assert.match(shown[0]!, /^invalid public\.customs TRANSFORM_FAILED: public\.customs key \["2"\]: public\.customs step 1 \(custom\) .*transforms\.mjs#transform threw: Error: refused note$/);

@@ -138,6 +138,7 @@ export async function replay(d: ReplayDeps, o: ReplayOptions): Promise<ReplaySum
   const object = `pipeline:${o.pipeline}`;
   audit.record({ action: 'replay.start', object, details: { pipeline: o.pipeline, from: o.from, to: o.to ?? null, table: o.table ?? null, dryRun: o.dryRun === true, partitions: ranges.length, transforms: transforms.hash, transformsAsOf: transforms.asOf } });
   const parts = await buildSinkParts({ config: d.config, kafka: d.kafka, redis: d.redis }, o.pipeline, pUsed, d.log, { dryRun: o.dryRun });
+  if (transforms.hash) parts.dlq.transformsVersion = transforms.hash;
   // Custom transform modules loaded once, now (each in its worker).
   await Promise.all([...byTopic.values()].map((m) => m.transform?.ready()));
   const decode = cdcDecoder(d.codec, byTopic, validators.get(o.pipeline));

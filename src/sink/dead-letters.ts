@@ -17,6 +17,8 @@
  *   syncline.column          (value errors) the column whose value was refused, where known
  *   syncline.conflict        (conflicts) tagged JSON: {strategy, op, key, source, target, lastSynced, diff}
  *   syncline.parked.behind   (parked) id of the conflict the change waits behind
+ *   syncline.transforms      the version of the pipeline's transforms that ran (src/process/transform/versions.ts;
+ *                            pipelines with transforms only)
  * Nothing reaches a dead letter silently: each is logged at warn with the same fields.
  */
 import type { Logger } from 'pino';
@@ -69,6 +71,8 @@ export function deadLetterId(pipeline: string, l: Pick<DeadLetter, 'kind' | 'rea
 
 export class DeadLetters {
   readonly topic: string;
+  /** The transforms version in force (set by whoever runs them), written on each letter. */
+  transformsVersion?: string;
   constructor(private readonly kafka: KafkaClient, prefix: string, readonly pipeline: string, private readonly log?: Logger) {
     this.topic = topics.dlq(prefix, pipeline);
   }
@@ -107,6 +111,7 @@ export class DeadLetters {
       if (typeof column === 'string') headers['syncline.column'] = column;
       if (l.conflict !== undefined) headers['syncline.conflict'] = l.conflict;
       if (l.parkedBehind !== undefined) headers['syncline.parked.behind'] = l.parkedBehind;
+      if (this.transformsVersion) headers['syncline.transforms'] = this.transformsVersion;
       if (l.origin) {
         headers['syncline.original.topic'] = l.origin.topic;
         headers['syncline.original.partition'] = String(l.origin.partition);
