@@ -304,4 +304,15 @@ test('history: a two-way delete, made after the commit as a decision for the pee
   assert.equal((del.before as Record<string, unknown> | null)?.name, 'n2', 'the before image is the row deleted on A');
   assert.equal(del.after, null);
   assert.ok(rt.pipelines.find((p) => p.name === 'b-to-a')!.applier!.stats.republished >= 1, 'the delete went through the peer');
+
+  // An update and the delete of the same key in one transaction (one batch): the delete's before
+  // image is the updated row, not the row as it was read before the batch.
+  await sql(B, `begin; update items set name = 'renamed', updated_at = clock_timestamp() where id = 3; delete from items where id = 3; commit`);
+  await waitFor("B's delete of 3 reached A", async () => (await count(A)) === 1);
+  const steps3 = await waitFor("b→a's delete of 3 in its history", async () => {
+    const tl = await store.timeline('b-to-a', 'public.items', ['["3"]']);
+    return tl.some((e) => e.op === 'delete') ? tl : undefined;
+  }, 30_000);
+  const del3 = steps3.find((e) => e.op === 'delete')!;
+  assert.equal((del3.before as Record<string, unknown> | null)?.name, 'renamed', `the before image is the row the update left: ${JSON.stringify(steps3)}`);
 });

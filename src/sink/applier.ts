@@ -257,7 +257,7 @@ interface Plan {
   /** Rows kept by a conflict, to re-publish: by table and what they were kept over. */
   republish: Map<string, { table: string; over: Decided; keys: Row[] }>;
   /** Two-way: deletes written after the commit as decisions the peer carries (see Sink.republishDelete), by table and commit time. */
-  decidedDeletes: Map<string, { table: string; tsMs: number; rows: { key: Row; guard: Row }[]; records: SinkRecord[] }>;
+  decidedDeletes: Map<string, { table: string; tsMs: number; rows: { key: Row; guard: Row }[]; records: SinkRecord[]; /** The rows as the batch left them before each delete (history's before images). */ before: Map<string, Row> }>;
   conflicts: { table: string; strategy: string; outcome: ConflictOutcome }[];
   unchanged: number;
   repaired: Set<Pending>;
@@ -759,7 +759,7 @@ export class Applier {
           for (const d of pl.decidedDeletes.values()) {
             const kept = new Set((await this.sink.republishDelete(d.table, d.rows, d.tsMs)).map(keyString));
             const deleted = d.records.filter((r) => r.history !== undefined && !kept.has(keyString(r.key)));
-            if (deleted.length > 0) made.push(...entriesOf(this.o.pipeline, deleted, pl.rows));
+            if (deleted.length > 0) made.push(...entriesOf(this.o.pipeline, deleted, new Map([[d.table, d.before]])));
           }
         }
         if (made.length > 0 && this.o.history) await this.o.history.record(made);
@@ -969,9 +969,10 @@ export class Applier {
         const guard: Row = field !== null && field in stored ? { [field]: stored[field] ?? null } : {};
         const dk = r.table + '\u0000' + r.sourceTsMs;
         let d = plan.decidedDeletes.get(dk);
-        if (!d) plan.decidedDeletes.set(dk, (d = { table: r.table, tsMs: r.sourceTsMs, rows: [], records: [] }));
+        if (!d) plan.decidedDeletes.set(dk, (d = { table: r.table, tsMs: r.sourceTsMs, rows: [], records: [], before: new Map() }));
         d.rows.push({ key: r.key, guard });
         d.records.push(r);
+        d.before.set(keyString(r.key), k.target); // an earlier change of the batch may have written it
         commit(DELETED, null);
         return true;
       };
