@@ -26,6 +26,7 @@ import type { KafkaClient } from '../core/kafka.js';
 import { errorMessage } from '../core/errors.js';
 import { parseTagged } from '../core/tagged-json.js';
 import { cdcDecoder, topicMappings, type Decoder } from '../process/processor.js';
+import type { TableMapping } from '../process/mapper.js';
 import { applyTopicDecoder } from '../sink/apply-topic.js';
 import type { Pending } from '../sink/applier.js';
 import { interpretChoice } from '../sink/conflicts.js';
@@ -48,6 +49,8 @@ interface PipelineOps {
   store: DlqStore;
   parts?: SinkParts;
   decode?: Decoder;
+  /** The tables' mappings the decoder runs (their custom transform workers are closed with the service). */
+  mappings?: Map<string, TableMapping>;
 }
 
 export interface ActionResult {
@@ -160,7 +163,8 @@ export class DlqService {
     if (!o.parts) {
       const p = this.d.config.pipelines[pipeline]!;
       o.parts = await buildSinkParts({ config: this.d.config, kafka: this.d.kafka, redis: this.d.redis }, pipeline, p, this.d.log.child({ pipeline, stage: 'dlq' }));
-      const cdc = cdcDecoder(this.d.codec, topicMappings(changeTopicPrefix(this.d.config, p), p.tables, pipelineCrypto(this.d.config, pipeline)));
+      o.mappings = topicMappings(changeTopicPrefix(this.d.config, p), p.tables, pipelineCrypto(this.d.config, pipeline));
+      const cdc = cdcDecoder(this.d.codec, o.mappings);
       o.decode = (m, topic, partition) => (topic.includes('.apply.') ? applyTopicDecoder(m, topic, partition) : cdc(m, topic, partition));
     }
     return o as Required<PipelineOps>;
@@ -317,6 +321,9 @@ export class DlqService {
   }
 
   async close(): Promise<void> {
-    for (const o of this.ops.values()) await o.parts?.sink.close().catch(() => undefined);
+    for (const o of this.ops.values()) {
+      await o.parts?.sink.close().catch(() => undefined);
+      await Promise.allSettled([...(o.mappings?.values() ?? [])].map((m) => m.transform?.close()));
+    }
   }
 }
