@@ -15,7 +15,7 @@ import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import type { Logger } from 'pino';
 import '../connectors/index.js';
 import { Capture } from './capture/capture.js';
-import { changeTopicPrefix, type PipelineConfig, type RetryConfig, type SynclineConfig, type TableConfig } from './core/config/schema.js';
+import { changeTopicPrefix, followersOf, type PipelineConfig, type RetryConfig, type SynclineConfig, type TableConfig } from './core/config/schema.js';
 import { AvroCodec } from './core/codec.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
@@ -175,7 +175,7 @@ export class Runtime {
       api: anyApi([
         syncRoutes,
         dlqRoutes,
-        stages.has('capture') ? backfillApi((name) => ({ known: this.pipelines.some((x) => x.name === name), backfiller: backfillerOf(name) })) : undefined,
+        stages.has('capture') ? backfillApi((name) => ({ known: this.pipelines.some((x) => x.name === name), backfiller: backfillerOf(name), follows: this.config.pipelines[name]?.follows })) : undefined,
         // Schema changes: read and decided in Kafka (the processor holding a table reads the decision there).
         schemaApi(() => new SchemaAdmin(this.kafka, this.config)),
         // Change history of a key (read from the history store; any stage may serve it).
@@ -488,6 +488,11 @@ export class Runtime {
   private async startPipeline(name: string, p: PipelineConfig): Promise<PipelineHandle> {
     const prefix = this.config.topicPrefix;
     const h: PipelineHandle = { name };
+    // A follower (ADR 0039) has no capture: in a process that runs only capture, nothing of it runs here.
+    if (p.follows && !this.stages.has('process') && !this.stages.has('sink')) {
+      this.log.info({ pipeline: name, follows: p.follows }, `pipeline.follows ${p.follows}: no capture of its own, nothing of it runs in a capture-only process`);
+      return h;
+    }
     // Realtime windows: the stage that writes the target applies only inside them (src/sync/gate.ts).
     if (!this.sync.bounded(p)) this.sync.startWindows(name, p, { stage: () => h.processor, registry: this.metrics.registry, log: stageLogger(name, 'sync'), consumes: this.stages.has('sink') });
     const waits = this.waitContext(resolveRetry(name, this.config.defaults.retry, p.retry));
@@ -550,7 +555,9 @@ export class Runtime {
         chunk: batchSizeOf(this.config, p), onRunning,
       })))));
     }
-    if (this.stages.has('capture')) {
+    // A pipeline that follows another (ADR 0039) has no capture: the followed pipeline's writes its change topics.
+    if (this.stages.has('capture') && p.follows) log.info({ pipeline: name, follows: p.follows }, `pipeline.follows ${p.follows}: no capture of its own (the changes come from ${p.follows}'s change topics)`);
+    if (this.stages.has('capture') && !p.follows) {
       const sourceConfig = p.source as { type: string };
       const reg = sourceRegistration(sourceConfig.type);
       const dep = reg.dependency?.(sourceConfig, name);
@@ -565,7 +572,8 @@ export class Runtime {
         // latest-timestamp's column is checked at start; a two-way peer that creates tables in our source is waited for.
         conflict: p.conflict ?? this.config.defaults.conflict,
         awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,
-        wholeRows: sinkRegistration((p.target as { type: string }).type).wholeRows === true,
+        // Whole rows (unchanged TOAST values filled in) when this target or any follower's needs them: they share the change topics.
+        wholeRows: [p, ...followersOf(this.config, name)].some((x) => sinkRegistration((x.target as { type: string }).type).wholeRows === true),
         crypto: pipelineCrypto(this.config, name),
         onRunning,
         // Standby capture (ADR 0034): shown in /health (healthy, standing by) and syncline_capture_leader.
@@ -592,7 +600,7 @@ export class Runtime {
       this.stagesUp.add(`${name}/sync`);
       this.observe.health.taskStarted(name, 'sync'); // the controller (its runs are recorded, not stage tasks)
     }
-    this.observe.pipelineStarted(name, p, { capture: this.stages.has('capture'), consumer: this.stages.has('process') ? 'process' : h.applier ? 'sink' : undefined, sink: h.sink });
+    this.observe.pipelineStarted(name, p, { capture: this.stages.has('capture') && !p.follows, consumer: this.stages.has('process') ? 'process' : h.applier ? 'sink' : undefined, sink: h.sink });
     return h;
   }
 

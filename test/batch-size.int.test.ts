@@ -22,7 +22,7 @@ const DDL = `
 test('batch.size: a batch longer than the size is written in transactions of at most that many records, in order', async (t) => {
   const env = await testEnv([
     { name: 'small', tables: [{ source: 'public.items' }], batch: { size: 3 } },
-    { name: 'whole', tables: [{ source: 'public.items' }] },
+    { name: 'whole', follows: 'small', tables: [{ source: 'public.items' }] },
   ]);
   const h = await sinkHarness(env);
   t.after(() => h.close());

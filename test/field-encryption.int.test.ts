@@ -64,7 +64,7 @@ test('field encryption: plaintext only at the decrypting target; none in topics,
   const env = await testEnv(
     [
       { name: 'enc-plain', tables: [{ source: 'public.people', target: 'public.people_plain', ...encrypt }], target: { decrypt: true } },
-      { name: 'enc-cipher', tables: [{ source: 'public.people', target: 'public.people_cipher', ...encrypt }] },
+      { name: 'enc-cipher', follows: 'enc-plain', tables: [{ source: 'public.people', target: 'public.people_cipher', ...encrypt }] },
     ],
     { extra: { encryption: { activeKey: 'k1', keysEnv }, observability: { host: '127.0.0.1', port, checkTimeoutMs: 2000 } } },
   );

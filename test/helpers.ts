@@ -139,6 +139,8 @@ export interface TestPipeline {
   tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; validate?: Record<string, unknown>; transform?: Record<string, unknown>[]; route?: Record<string, unknown>; conflict?: Record<string, unknown>; encrypt?: string[]; mask?: string[] }[];
   /** Two-way sync: this pipeline reads the env's target database and writes its source database. */
   reverse?: boolean;
+  /** Fan-out: the pipeline whose change topics this one reads (no source of its own, ADR 0039). */
+  follows?: string;
   peer?: string;
   /** Replication slot and publication names as written in the config, `{prefix}` replaced (default: `<prefix>_<name>` with - as _). */
   slot?: string;
@@ -186,7 +188,7 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
       pipelines.map((p) => [
         p.name,
         {
-          source: { type: 'postgres', connection: { ...PG, database: p.reverse ? targetDb : sourceDb }, slot: p.slot?.replace('{prefix}', prefix) ?? slot(p.name), publication: p.publication?.replace('{prefix}', prefix) ?? slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 },
+          ...(p.follows ? { follows: p.follows } : { source: { type: 'postgres', connection: { ...PG, database: p.reverse ? targetDb : sourceDb }, slot: p.slot?.replace('{prefix}', prefix) ?? slot(p.name), publication: p.publication?.replace('{prefix}', prefix) ?? slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 } }),
           target: { type: 'postgres', connection: { ...PG, database: p.reverse ? sourceDb : targetDb }, ...(p.target ?? {}) },
           ...(p.peer ? { peer: p.peer } : {}),
           // The other database's tables of the same names need change topics of their own.

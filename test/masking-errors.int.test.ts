@@ -57,8 +57,8 @@ test('a unique violation on a masked column: logs, dead-letter headers, reports 
   const env = await testEnv(
     [
       { name: 'mask-pg', tables: [{ source: 'public.users', mask: ['email'] }], conflict: { strategy: 'source-wins' } },
-      { name: 'mask-maria', tables: [{ source: 'public.users', mask: ['email'] }], conflict: { strategy: 'source-wins' } },
-      { name: 'mask-http', tables: [{ source: 'public.users', mask: ['email'] }], conflict: { strategy: 'source-wins' } },
+      { name: 'mask-maria', follows: 'mask-pg', tables: [{ source: 'public.users', mask: ['email'] }], conflict: { strategy: 'source-wins' } },
+      { name: 'mask-http', follows: 'mask-pg', tables: [{ source: 'public.users', mask: ['email'] }], conflict: { strategy: 'source-wins' } },
     ],
     {
       extra: {

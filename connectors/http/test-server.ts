@@ -31,7 +31,8 @@ export class TestApi {
   private server!: Server;
   port = 0;
 
-  async start(): Promise<this> {
+  /** Listen on `port` (0: an ephemeral one); start again after stop() on the same port to bring the server back (what it stored is kept). */
+  async start(port = 0): Promise<this> {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -76,7 +77,7 @@ export class TestApi {
         answer(method === 'POST' ? 201 : 200, '{}');
       });
     });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
     this.port = (this.server.address() as AddressInfo).port;
     return this;
   }

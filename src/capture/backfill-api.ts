@@ -17,15 +17,16 @@ import { HttpError, jsonBody, sendJson } from '../observe/http-json.js';
 
 
 /** Handles /api/pipelines/:name/backfills…; false for other paths. `find` gives the pipeline's running capture's backfiller. */
-export function backfillApi(find: (pipeline: string) => { known: boolean; backfiller?: Backfiller }) {
+export function backfillApi(find: (pipeline: string) => { known: boolean; backfiller?: Backfiller; follows?: string }) {
   return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent); // api, pipelines, name, backfills, id?, action?
     if (parts[0] !== 'api' || parts[1] !== 'pipelines' || parts[3] !== 'backfills' || parts.length < 4 || parts.length > 6) return false;
     const name = parts[2]!;
     try {
-      const { known, backfiller } = find(name);
+      const { known, backfiller, follows } = find(name);
       if (!known) throw new BackfillError(404, `no pipeline ${name} with its capture in this process`);
+      if (follows) throw new BackfillError(409, `pipeline ${name} follows ${follows} and has no capture: backfill ${follows} (its capture writes the change topics ${name} reads)`);
       if (!backfiller) throw new BackfillError(503, `the capture of pipeline ${name} is not running (yet), or its source cannot backfill`);
       if (parts.length === 4) {
         if (req.method === 'GET') return (sendJson(res, 200, { backfills: backfiller.list() }), true);

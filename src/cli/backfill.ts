@@ -76,7 +76,8 @@ function line(b: BackfillView): string {
 
 async function run(pipeline: string, o: Opts): Promise<number> {
   const config = loadConfig(o.config);
-  pipelineOf(config, pipeline);
+  const follows = pipelineOf(config, pipeline).follows;
+  if (follows) throw fatal('BACKFILL_FOLLOWER', `pipeline ${pipeline} follows ${follows} and has no capture: backfill ${follows} (its capture writes the change topics ${pipeline} reads; ${follows}'s own target skips the rows it already has)`);
   const out = (v: BackfillView | BackfillView[]) => process.stdout.write((o.json ? JSON.stringify(v, null, 2) : (Array.isArray(v) ? v : [v]).map(line).join('\n') || 'no backfills') + '\n');
   const ctl = o.pause !== undefined ? 'pause' : o.resume !== undefined ? 'resume' : o.cancel !== undefined ? 'cancel' : undefined;
   if (o.status !== undefined && ctl === undefined && o.table === undefined) {

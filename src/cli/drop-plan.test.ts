@@ -13,11 +13,14 @@ const config = parseConfig(`version: 1
 topicPrefix: p
 pipelines:
   a:${pipeline('shop', 'sa', ['public.users', 'public.orders'])}
-  a-b:${pipeline('shop', 'sab', ['public.orders'])}
+  a-b:
+    follows: a
+    target: { type: postgres, connection: { database: shop_copy2 } }
+    tables: [{ source: public.orders }]
   other:${pipeline('crm', 'so', ['public.users'], '\n    changeTopicPrefix: crm')}
 `, 'test.yaml', {});
 
-test('a pipeline owns its apply, dead-letter and actions topics; a change topic is shared with the pipelines of the config that capture the same table under the same prefix', () => {
+test('a pipeline owns its apply, dead-letter and actions topics; a change topic is shared with the pipelines of the config that read the same table under the same prefix (its followers)', () => {
   assert.deepEqual(pipelineTopics(config, 'a'), {
     own: ['p.apply.a', 'p.dlq.a', 'p.dlq-actions.a', 'p.transforms.a'],
     change: [

@@ -77,7 +77,8 @@ class PipelineDropper {
     });
     const src = sourceRegistration((p.source as { type: string }).type).resources;
     const dst = sinkRegistration((p.target as { type: string }).type).resources;
-    if (src) this.connectors.push(src(p.source as never, ctx('source')));
+    // A follower (ADR 0039) owns nothing of its source: the slot and publication are the followed pipeline's.
+    if (src && !p.follows) this.connectors.push(src(p.source as never, ctx('source')));
     if (dst) this.connectors.push(dst(p.target as never, ctx('target')));
   }
 

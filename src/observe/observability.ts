@@ -113,7 +113,7 @@ export class Observability {
   /** Register what a started pipeline depends on and what to watch. */
   pipelineStarted(name: string, p: PipelineConfig, parts: { capture: boolean; consumer?: 'process' | 'sink'; sink?: Sink }): void {
     const prefix = this.o.config.topicPrefix;
-    this.health.pipeline(name, this.o.stages);
+    this.health.pipeline(name, parts.capture ? this.o.stages : this.o.stages.filter((s) => s !== 'capture'));
     if (parts.consumer === 'process') {
       const cdc = [...topicMappings(changeTopicPrefix(this.o.config, p), p.tables).keys()];
       this.metrics.watchConsumer({ pipeline: name, stage: 'process', groupId: groups.processor(prefix, name), topics: cdc });

@@ -184,6 +184,9 @@ async function repair(config: SynclineConfig, name: string, tables: TableConf[],
   if (!source.backfill?.keyRow || !source.backfill.keysWhere) throw fatal('VERIFY_REPAIR_UNSUPPORTED', `pipeline ${name}: its source cannot backfill a list of keys, so verify cannot repair`);
   const support = source.backfill;
   const state = new VersionState(deps.redis, config.redis.keyPrefix ?? config.topicPrefix, name);
+  // A follower's rows come from the followed pipeline's capture (ADR 0039): the repair backfill is
+  // that capture's (its own target skips the rows it already has: hash delta).
+  const capturedBy = config.pipelines[name]?.follows ?? name;
   const summary: RepairSummary = { keys: 0, forgotten: 0, backfills: [], status: 'done' };
   for (const r of results) {
     if (r.diffs.length === 0) continue;
@@ -200,7 +203,7 @@ async function repair(config: SynclineConfig, name: string, tables: TableConf[],
     summary.forgotten += await state.forget(t.target ?? t.source, keyStrings);
     for (let i = 0; i < keys.length; i += MAX_REPAIR_KEYS) {
       const id = `verify-${randomUUID().slice(0, 8)}`;
-      const signal: BackfillSignal = { op: 'backfill', pipeline: name, id, table: t.source, keys: keys.slice(i, i + MAX_REPAIR_KEYS) };
+      const signal: BackfillSignal = { op: 'backfill', pipeline: capturedBy, id, table: t.source, keys: keys.slice(i, i + MAX_REPAIR_KEYS) };
       await support.signal(JSON.stringify(signal));
       summary.backfills.push(id);
     }
@@ -212,12 +215,12 @@ async function repair(config: SynclineConfig, name: string, tables: TableConf[],
   const offsets = new CaptureOffsets(deps.kafka, config.topicPrefix);
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const rec = await offsets.readRecord<BackfillRecord>(backfillRecordKey(name));
+    const rec = await offsets.readRecord<BackfillRecord>(backfillRecordKey(capturedBy));
     const mine = (rec?.backfills ?? []).filter((b) => summary.backfills.includes(b.id));
     const bad = mine.find((b) => b.status === 'failed' || b.status === 'cancelled');
     if (bad) return { ...summary, status: 'failed', error: `repair backfill ${bad.id} is ${bad.status}${bad.error ? `: ${bad.error}` : ''}` };
     if (mine.length === summary.backfills.length && mine.every((b) => b.status === 'done')) break;
-    if (Date.now() > deadline) return { ...summary, status: 'timed-out', error: `the repair backfills were not done within 120 s (is the capture of pipeline ${name} running?)` };
+    if (Date.now() > deadline) return { ...summary, status: 'timed-out', error: `the repair backfills were not done within 120 s (is the capture of pipeline ${capturedBy} running?)` };
     await sleep(300);
   }
   await caughtUp();

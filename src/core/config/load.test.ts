@@ -271,9 +271,16 @@ ${prefix}    tables: [{ source: public.users }]
   assert.match(problems[0]!.message, /change topic syncline\.cdc\.public\.users is already written by pipeline 'users-sync' from another database \(postgres:\/\/127\.0\.0\.1:5432\/shop; here postgres:\/\/127\.0\.0\.1:5432\/shop_copy\): set changeTopicPrefix/);
   const ok = parseConfig(valid(other('    changeTopicPrefix: shop-copy\n')), 'test.yaml', {});
   assert.equal(ok.pipelines['users-back']!.changeTopicPrefix, 'shop-copy');
-  // Two pipelines of one database share change topics.
-  parseConfig(valid(`  users-again:
+  // Two pipelines of one database capturing the same table: refused (each change would be written twice); one follows the other instead.
+  const twice = problemsOf(valid(`  users-again:
     source: { type: postgres, connection: { database: shop }, slot: syncline_again, publication: syncline_again }
+    target: { type: postgres, connection: { database: shop_other } }
+    tables: [{ source: public.users }]
+`)).problems;
+  assert.deepEqual(twice.map((x) => x.path), ['pipelines.users-again.tables[0].source']);
+  assert.match(twice[0]!.message, /already captured by pipeline 'users-sync' .* give this pipeline `follows: users-sync`/);
+  parseConfig(valid(`  users-again:
+    follows: users-sync
     target: { type: postgres, connection: { database: shop_other } }
     tables: [{ source: public.users }]
 `), 'test.yaml', {});
@@ -329,4 +336,67 @@ test('change topics: names escaped for Kafka; a pair differing only in . versus 
 test('redis.keyPrefix holds no hash-tag braces', () => {
   const { problems } = problemsOf(valid().replace('version: 1\n', 'version: 1\nredis: { keyPrefix: "a{b}" }\n'));
   assert.equal(problems[0]!.path, 'redis.keyPrefix');
+});
+
+test('fan-out (follows): a follower takes the followed pipeline\'s source, prefix and keys; what cannot work is refused at its line', () => {
+  const leader = `version: 1
+pipelines:
+  orders:
+    changeTopicPrefix: shop
+    source: { type: postgres, connection: { database: shop }, slot: s_orders, publication: s_orders }
+    target: { type: postgres, connection: { database: shop_copy } }
+    tables:
+      - source: public.orders
+        key: [id]
+      - source: public.items
+`;
+  const config = parseConfig(`${leader}  orders-api:
+    follows: orders
+    target: { type: http, url: 'http://127.0.0.1:1/{table}/{key.id}' }
+    conflict: { strategy: source-wins }
+    tables:
+      - source: public.orders
+        transform: [{ exclude: [note] }]
+`, 'test.yaml', {});
+  const f = config.pipelines['orders-api']!;
+  assert.equal(f.follows, 'orders');
+  assert.deepEqual(f.source, config.pipelines.orders!.source, 'the source is the followed pipeline\'s');
+  assert.equal(f.changeTopicPrefix, 'shop');
+  assert.deepEqual(f.tables[0]!.key, ['id'], 'the key comes from the followed pipeline');
+
+  // Without follows, the same table captured twice is refused with the way out.
+  const twice = problemsOf(`${leader}  orders-api:
+    source: { type: postgres, connection: { database: shop }, slot: s_api, publication: s_api }
+    changeTopicPrefix: shop
+    target: { type: http, url: 'http://127.0.0.1:1/{table}/{key.id}' }
+    conflict: { strategy: source-wins }
+    tables:
+      - source: public.orders
+`).problems;
+  assert.equal(twice.length, 1, JSON.stringify(twice));
+  assert.match(twice[0]!.message, /table public\.orders is already captured by pipeline 'orders' into change topic shop\.cdc\.public\.orders: .* give this pipeline `follows: orders` \(and no source\)/);
+
+  const refused = (follower: string, extraLeader = '') => problemsOf(leader.replace('  orders:\n', `  orders:\n${extraLeader}`) + follower).problems;
+  let p = refused(`  api:\n    follows: order\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`);
+  assert.equal(p.length, 1, JSON.stringify(p));
+  assert.equal(p[0]!.path, 'pipelines.api.follows');
+  assert.equal(p[0]!.line, 12);
+  assert.match(p[0]!.message, /no pipeline 'order' to follow \(have: orders\)/);
+  p = refused(`  api:\n    follows: orders\n    source: { type: postgres, connection: { database: shop }, slot: s2, publication: s2 }\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`);
+  assert.ok(p.some((x) => x.path === 'pipelines.api.source' && /has no source of its own .*: remove source/.test(x.message)), JSON.stringify(p));
+  p = refused(`  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.users }, { source: public.orders, key: [sku] }]\n`);
+  assert.deepEqual(p.map((x) => x.path).sort(), ['pipelines.api.tables[0].source', 'pipelines.api.tables[1].key']);
+  assert.match(p.find((x) => x.path.endsWith('[0].source'))!.message, /table public\.users is not captured by pipeline 'orders' \(it captures public\.orders, public\.items\)/);
+  assert.match(p.find((x) => x.path.endsWith('[1].key'))!.message, /key \["sku"\] differs from \["id"\] in pipeline 'orders'/);
+  p = refused(`  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n  api2:\n    follows: api\n    target: { type: postgres, connection: { database: y } }\n    tables: [{ source: public.orders }]\n`);
+  assert.ok(p.some((x) => x.path === 'pipelines.api2.follows' && /pipeline 'api' follows 'orders' itself: follow 'orders'/.test(x.message)), JSON.stringify(p));
+  p = refused(`  api:\n    follows: orders\n    mode: manual\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`);
+  assert.ok(p.some((x) => x.path === 'pipelines.api.mode' && /both run in mode realtime, got "manual"/.test(x.message)), JSON.stringify(p));
+  p = refused(`  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`, '    enabled: false\n');
+  assert.ok(p.some((x) => x.path === 'pipelines.api.follows' && /pipeline 'orders' is disabled/.test(x.message)), JSON.stringify(p));
+  p = refused(`  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`, '    peer: back\n');
+  assert.ok(p.some((x) => x.path === 'pipelines.api.follows' && /is two-way \(peer back\): its capture skips the changes its peer writes/.test(x.message)), JSON.stringify(p));
+  // A problem in the followed pipeline's source is reported there once, not again for the follower.
+  p = problemsOf(leader.replace('slot: s_orders', 'slot: 12') + `  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`).problems;
+  assert.deepEqual(p.map((x) => x.path), ['pipelines.orders.source.slot'], JSON.stringify(p));
 });

@@ -138,12 +138,18 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
     for (const key of Object.keys(data)) if (key.startsWith('x-')) delete (data as Record<string, unknown>)[key];
   }
   const locator = new Locator(doc, lineCounter);
+  // Fan-out (ADR 0039): a pipeline that follows another takes its source; problems of that source are the other's.
+  const followers = fillFollowers(data, (path, message) => {
+    const pos = locator.value(path);
+    problems.push({ file, line: pos.line, col: pos.col, path: formatPath(path), message });
+  });
+  const borrowed = (path: readonly PropertyKey[]) => path[0] === 'pipelines' && followers.has(String(path[1])) && (path[2] === 'source' || path[2] === 'changeTopicPrefix');
   let result = spec.safeParse(data);
   for (let round = 0; !result.success && round < 5; round++) {
     if (!coerceInterpolated(result.error.issues, locator, data, interpolated)) break;
     result = spec.safeParse(data);
   }
-  if (!result.success) for (const issue of result.error.issues) problems.push(...issueProblems(issue, file, spec, data, locator));
+  if (!result.success) for (const issue of result.error.issues) if (!borrowed(issue.path)) problems.push(...issueProblems(issue, file, spec, data, locator));
 
   // 4. Semantics (also when the schema failed, so that one run lists every problem).
   problems.push(...semanticProblems(data, file, locator));
@@ -631,6 +637,75 @@ function canonicalOrSelf(text: string): string {
 
 const asObject = (v: unknown): Record<string, unknown> | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
 
+/**
+ * Fan-out (ADR 0039): a pipeline with `follows: L` has no source of its own. Gives it L's `source`
+ * and `changeTopicPrefix` (copies: checked and parsed as its own), and the key of each of L's
+ * tables it leaves out; reports what makes the pair impossible. Returns the pipelines that follow
+ * one (the schema's problems with their source are not theirs: reported on the followed pipeline, or
+ * replaced by the reason it could not be given).
+ */
+function fillFollowers(data: unknown, add: (path: Seg[], message: string) => void): Set<string> {
+  const filled = new Set<string>();
+  const pipelines = asObject(asObject(data)?.pipelines);
+  if (!pipelines) return filled;
+  const names = Object.keys(pipelines);
+  for (const [name, raw] of Object.entries(pipelines)) {
+    const p = asObject(raw);
+    const leaderName = p?.follows;
+    if (!p || typeof leaderName !== 'string') continue; // absent, or a wrong type the schema reports
+    filled.add(name);
+    const at: Seg[] = ['pipelines', name];
+    const leader = asObject(pipelines[leaderName]);
+    if (leaderName === name) {
+      add([...at, 'follows'], 'a pipeline cannot follow itself');
+      continue;
+    }
+    if (!leader) {
+      add([...at, 'follows'], `no pipeline '${leaderName}' to follow (have: ${names.filter((n) => n !== name).join(', ')})`);
+      continue;
+    }
+    if (typeof leader.follows === 'string') {
+      add([...at, 'follows'], `pipeline '${leaderName}' follows '${leader.follows}' itself: follow '${leader.follows}', the pipeline whose capture writes the change topics`);
+      continue;
+    }
+    if (p.source !== undefined) {
+      add([...at, 'source'], `a pipeline that follows '${leaderName}' has no source of its own (its changes come from the capture of '${leaderName}'): remove source`);
+      continue;
+    }
+    if (p.changeTopicPrefix !== undefined && p.changeTopicPrefix !== leader.changeTopicPrefix) {
+      add([...at, 'changeTopicPrefix'], `a pipeline that follows '${leaderName}' reads its change topics: remove changeTopicPrefix (it is '${String(leader.changeTopicPrefix ?? '(topicPrefix)')}' there)`);
+      continue;
+    }
+    if (leader.peer !== undefined) add([...at, 'follows'], `pipeline '${leaderName}' is two-way (peer ${String(leader.peer)}): its capture skips the changes its peer writes into its source, so a follower would miss them; follow neither, or make this a pipeline of its own`);
+    if (p.peer !== undefined) add([...at, 'peer'], `a pipeline that follows '${leaderName}' cannot be two-way: it has no capture to carry the other side's changes back`);
+    for (const [who, x, path] of [['this pipeline', p, at], [`pipeline '${leaderName}'`, leader, ['pipelines', leaderName] as Seg[]]] as const) {
+      if (x.mode !== undefined && x.mode !== 'realtime') add([...path, 'mode'], `${who} is part of a fan-out (${name} follows ${leaderName}): both run in mode realtime, got ${JSON.stringify(x.mode)}`);
+    }
+    if (p.enabled !== false && leader.enabled === false) add([...at, 'follows'], `pipeline '${leaderName}' is disabled (enabled: false): nothing would capture the changes this pipeline reads; disable this one too, or enable it`);
+    if (leader.source === undefined) continue; // reported on the leader
+    p.source = structuredClone(leader.source);
+    if (leader.changeTopicPrefix !== undefined) p.changeTopicPrefix = leader.changeTopicPrefix;
+    // Each table is one the leader captures, with its key and encrypted columns.
+    const leaderTables = new Map<string, Record<string, unknown>>();
+    for (const t of Array.isArray(leader.tables) ? leader.tables : []) {
+      const lt = asObject(t);
+      if (typeof lt?.source === 'string') leaderTables.set(canonicalOrSelf(lt.source), lt);
+    }
+    (Array.isArray(p.tables) ? p.tables : []).forEach((t, i) => {
+      const ft = asObject(t);
+      if (typeof ft?.source !== 'string') return;
+      const lt = leaderTables.get(canonicalOrSelf(ft.source));
+      if (!lt) {
+        add([...at, 'tables', i, 'source'], `table ${ft.source} is not captured by pipeline '${leaderName}' (it captures ${[...leaderTables.keys()].join(', ') || 'nothing'}): add it to the tables of '${leaderName}'`);
+        return;
+      }
+      if (ft.key === undefined && lt.key !== undefined) ft.key = structuredClone(lt.key);
+      else if (JSON.stringify(ft.key ?? null) !== JSON.stringify(lt.key ?? null)) add([...at, 'tables', i, 'key'], `table ${ft.source}: key ${JSON.stringify(ft.key ?? '(primary key)')} differs from ${JSON.stringify(lt.key ?? '(primary key)')} in pipeline '${leaderName}', whose capture keys the change topic: leave key out (it is taken from there)`);
+    });
+  }
+  return filled;
+}
+
 function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const add = (path: Seg[], message: string) => {
@@ -643,6 +718,7 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
   // What a pipeline's source must own alone (PostgreSQL: its slot and publication), as its connector says.
   const firstUse = new Map<string, { pipeline: string; field: string }>();
   for (const [name, p] of pipelines) {
+    if (asObject(p)?.follows !== undefined) continue; // no capture: its source is the followed pipeline's
     const source = asObject(asObject(p)?.source);
     const reg = typeof source?.type === 'string' ? registeredSources().find((r) => r.type === source.type) : undefined;
     for (const c of (source && reg?.exclusive?.(source)) ?? []) {

@@ -637,6 +637,12 @@ export function configSpec() {
   const pipeline = z
     .object({
       enabled: z.boolean().default(true).describe('Run this pipeline.'),
+      follows: nameSpec
+        .optional()
+        .describe(
+          "Fan-out (ADR 0039): this pipeline has no capture of its own; it reads the change topics that the named pipeline's capture writes, and writes them to its own target with its own tables' mappings, transforms, routes and validation, its own conflict strategy, retry policy, consumer groups, dead-letter topic and metrics, so a slow or failing target never holds the others back. Leave `source` out: the followed pipeline's source (and changeTopicPrefix) is this pipeline's too (verify compares it with this target). Each table must be one the followed pipeline captures, with the same key and encrypted columns. Both pipelines run in mode realtime; a two-way pipeline (peer) cannot be followed, nor a follower. A follower added later starts at the oldest change its topics still hold (kafka.retentionDays): `syncline backfill --pipeline <followed>` writes the tables again.",
+        )
+        .meta({ examples: ['orders-sync'] }),
       source,
       target,
       tables: z.array(tableSpec).min(1).describe('Tables captured and how they map to the target.'),
@@ -832,12 +838,20 @@ export function configSpec() {
           else if (sealed.enc !== enc) {
             ctx.addIssue({ code: 'custom', path: [...at.slice(0, -1), 'encrypt'], message: `change topic ${topic} is shared with pipeline '${sealed.pipeline}', which encrypts ${sealed.enc === '[]' ? 'no columns' : sealed.enc} of ${t.source} (here ${enc === '[]' ? 'none' : enc}): pipelines sharing a change topic must encrypt the same columns (or set changeTopicPrefix on one of them)` });
           }
+          // A follower's topics are the followed pipeline's (ADR 0039): it writes none.
           const other = claimed.get(topic);
+          if (p.follows) return;
           if (!other) claimed.set(topic, { pipeline: name, source });
           else if (other.source !== source) {
             ctx.addIssue({
               code: 'custom', path: at,
               message: `change topic ${topic} is already written by pipeline '${other.pipeline}' from another database (${other.source}; here ${source}): set changeTopicPrefix on one of them`,
+            });
+          } else if (other.pipeline !== name) {
+            // Captured twice into one topic: each change written twice (two slots, two snapshots whose end markers interleave).
+            ctx.addIssue({
+              code: 'custom', path: at,
+              message: `table ${t.source} is already captured by pipeline '${other.pipeline}' into change topic ${topic}: a second capture would write each of its changes again. To write it to another target as well, give this pipeline \`follows: ${other.pipeline}\` (and no source): it then reads the change topics of '${other.pipeline}' with consumer groups, transforms, conflict strategy, retries and dead letters of its own`,
             });
           }
           const twin = colliding.get(kafkaCollisionKey(topic));
@@ -923,6 +937,11 @@ function encryptIssues(name: string, p: { tables: { key?: string[]; encrypt?: st
 function sourceIdentity(source: unknown): string {
   const s = source as { type: string; connection?: { host?: string; port?: number; database?: string } };
   return `${s.type}://${s.connection?.host ?? ''}:${s.connection?.port ?? ''}/${s.connection?.database ?? ''}`;
+}
+
+/** The pipelines that follow `name` (fan-out, ADR 0039): they read its change topics. */
+export function followersOf(config: SynclineConfig, name: string): PipelineConfig[] {
+  return Object.values(config.pipelines).filter((p) => p.follows === name);
 }
 
 /** Prefix of a pipeline's change topics: `<prefix>.cdc.<schema>.<table>`. */

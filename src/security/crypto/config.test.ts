@@ -36,8 +36,8 @@ test('config: encrypt and decrypt accepted; mistakes refused with file, line and
   assert.deepEqual(parseConfig(config('        encrypt: [updated_at]\n'), 'enc.yaml', {}).pipelines.p!.tables[0]!.encrypt, ['updated_at']);
   assert.match(problems(config('        encrypt: [a, a]\n')), /listed twice/);
   assert.match(problems(config('', 'encryption: { activeKey: "bad id" }\n')), /activeKey/);
-  // Two pipelines on one database share the change topic: the same columns encrypted, or refused.
-  const two = (enc: string) => config('        encrypt: [email]\n').replace('pipelines:\n  p:', `pipelines:\n  q:\n    source: { type: postgres, connection: { database: a }, slot: s2, publication: s2 }\n    target: { type: postgres, connection: { database: c } }\n    tables:\n      - source: public.users\n${enc}  p:`);
+  // A follower (fan-out) shares the change topic: the same columns encrypted, or refused.
+  const two = (enc: string) => config('        encrypt: [email]\n').replace('    source: { type: postgres, connection: { database: a }, slot: s, publication: s }\n', '    follows: q\n').replace('pipelines:\n  p:', `pipelines:\n  q:\n    source: { type: postgres, connection: { database: a }, slot: s2, publication: s2 }\n    target: { type: postgres, connection: { database: c } }\n    tables:\n      - source: public.users\n${enc}  p:`);
   assert.doesNotThrow(() => parseConfig(two('        encrypt: [email]\n'), 'enc.yaml', {}));
   assert.match(problems(two('')), /change topic syncline\.cdc\.public\.users is shared with pipeline 'q', which encrypts no columns of public\.users \(here \["email"\]\)/);
 });
