@@ -8,6 +8,7 @@
  * delete and re-insert rows: PostgreSQL and the files keep up meanwhile (their lag returns to 0 while
  * the API's grows), the API catches up when it is back, and at the end every target holds exactly its
  * view of the source: nothing lost, nothing dead-lettered, no key's seq going backwards, one slot.
+ * A fourth follower (PostgreSQL) is verified and repaired through the capture it follows.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { TestApi } from '../connectors/http/test-server.js';
 import { topics } from '../src/core/kafka.js';
-import { checksum, PG, readTopic, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { checksum, createDb, dropDb, PG, readTopic, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { openClients } from '../src/cli/clients.js';
+import { verifyPipeline } from '../src/verify/run.js';
 
 const DDL = `create table orders (id int primary key, region text not null, status text not null, total numeric(12,2) not null,
   note text, seq int not null default 0, updated_at timestamptz not null default clock_timestamp())`;
@@ -40,6 +43,15 @@ test('fan-out: one capture writes PostgreSQL, an HTTP API and files; the API dow
     retry: { retries: 100, initialDelayMs: 200, maxDelayMs: 1500 },
     tables: [{ source: 'public.orders', transform: [{ exclude: ['note'] }] }],
   };
+  // A second PostgreSQL target following too: `verify --repair` of a follower goes through the capture it follows.
+  const target2 = `${env.targetDb}2`;
+  await createDb(target2);
+  doc.pipelines['orders-pg2'] = {
+    follows: 'orders-pg',
+    target: { type: 'postgres', connection: { ...PG, database: target2 } },
+    conflict: { strategy: 'source-wins' },
+    tables: [{ source: 'public.orders' }],
+  };
   doc.pipelines['orders-files'] = {
     follows: 'orders-pg',
     target: { type: 'file', dir, format: 'jsonl', partitionBy: 'none', lingerMs: 20 },
@@ -52,6 +64,7 @@ test('fan-out: one capture writes PostgreSQL, an HTTP API and files; the API dow
   t.after(async () => {
     await src.end().catch(() => undefined);
     await env.cleanup();
+    await dropDb(target2);
     await api.stop().catch(() => undefined);
   });
   await src.query(DDL);
@@ -63,8 +76,8 @@ test('fan-out: one capture writes PostgreSQL, an HTTP API and files; the API dow
 
   const rows = async () => (await src.query(`select id, region, status, total::text, note, seq from orders order by id`)).rows as Row[];
   const pgSame = async () => {
-    const [a, b] = await Promise.all([checksum(env.sourceDb, 'orders', 'id'), checksum(env.targetDb, 'orders', 'id')]);
-    return a.count > 0 && a.md5 === b.md5;
+    const [a, b, c] = await Promise.all([checksum(env.sourceDb, 'orders', 'id'), checksum(env.targetDb, 'orders', 'id'), checksum(target2, 'orders', 'id')]);
+    return a.count > 0 && a.md5 === b.md5 && a.md5 === c.md5;
   };
   const apiSame = async () => {
     const want = await rows();
@@ -154,6 +167,24 @@ test('fan-out: one capture writes PostgreSQL, an HTTP API and files; the API dow
   }
   assert.equal((await sql('postgres', `select count(*)::int n from pg_replication_slots where database = $1`, [env.sourceDb])).rows[0].n, 1, 'still one slot');
   assert.ok(existsSync(join(dir, 'public.orders', '_manifest.jsonl')));
+
+  // verify --repair of a follower: the differing keys are re-read by the capture it follows; the
+  // followed pipeline's own target is unchanged (hash delta), the follower's is repaired.
+  const xmins = async (db: string) => (await sql(db, `select string_agg(id || ':' || xmin::text, ',' order by id) x from orders`)).rows[0].x as string;
+  const leaderBefore = await xmins(env.targetDb);
+  const [gone, changed] = (await src.query(`select id from orders order by id limit 2`)).rows.map((r) => r.id as number);
+  await sql(target2, `delete from orders where id = $1`, [gone]);
+  await sql(target2, `update orders set status = 'tampered' where id = $1`, [changed]);
+  const clients = await openClients(env.config);
+  try {
+    const r = await verifyPipeline(env.config, { pipeline: 'orders-pg2', repair: true }, { kafka: clients.kafka, redis: clients.redis, log: clients.log });
+    assert.equal(r.repair?.status, 'done', JSON.stringify(r.repair));
+    assert.deepEqual(r.tables[0]!.diffs.map((d) => `${d.kind} ${String(d.key.id)}`).sort(), [`different ${changed}`, `missing ${gone}`].sort());
+  } finally {
+    await clients.close();
+  }
+  assert.ok(await pgSame(), 'the follower\'s target repaired');
+  assert.equal(await xmins(env.targetDb), leaderBefore, 'the followed pipeline\'s target: no row rewritten');
 });
 
 /** The files target's final state: each key's last row by position (a `d` row deletes it). */
