@@ -656,7 +656,7 @@ export function configSpec() {
         .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ - and . only')
         .optional()
         .describe(
-          "Prefix of this pipeline's change topics (<changeTopicPrefix>.cdc.<schema>.<table>) instead of topicPrefix, like Debezium's topic.prefix: one name per source database. Pipelines capturing tables of the same name from different databases (both sides of a two-way pair, say) must not share a change topic, and are refused at start when they would; pipelines reading the same database may share them.",
+          "Prefix of this pipeline's change topics (<changeTopicPrefix>.cdc.<schema>.<table>) instead of topicPrefix, like Debezium's topic.prefix: one name per source database. Pipelines capturing tables of the same name from different databases (both sides of a two-way pair, say) must not share a change topic, and are refused at start when they would; pipelines reading the same database may share them (to write a table to several targets with one capture, see `follows`).",
         )
         .meta({ examples: ['shop-b'] }),
       peer: z
@@ -688,6 +688,12 @@ export function configSpec() {
           clientId: z.string().default('syncline').describe('Client id sent to Kafka.'),
           partitions: z.number().int().min(1).max(1000).default(3).describe('Partitions of each change topic created by syncline.'),
           replicationFactor: z.number().int().min(1).default(1).describe('Replication factor of topics created by syncline.'),
+          minInsyncReplicas: z
+            .number()
+            .int()
+            .min(1)
+            .optional()
+            .describe("min.insync.replicas of topics created by syncline: how many replicas must have a message before the broker acknowledges it (syncline produces with acks=all). With replicationFactor 3, set 2: one broker may be lost without losing an acknowledged change or stopping the writes. Unset: the broker's default. At most replicationFactor."),
           retentionDays: z.number().int().min(1).default(90).describe('Retention of change topics (they are the change log for replay).'),
           sessionTimeoutMs: z
             .number()
@@ -810,6 +816,9 @@ export function configSpec() {
     })
     .strict()
     .superRefine((c, ctx) => {
+      if (c.kafka.minInsyncReplicas !== undefined && c.kafka.minInsyncReplicas > c.kafka.replicationFactor) {
+        ctx.addIssue({ code: 'custom', path: ['kafka', 'minInsyncReplicas'], message: `${c.kafka.minInsyncReplicas} is more than kafka.replicationFactor (${c.kafka.replicationFactor}): no write could ever be acknowledged` });
+      }
       // A change topic carries one source database's table: pipelines reading other databases must
       // not write the same topic (two-way pairs capture tables of the same names on both sides).
       const claimed = new Map<string, { pipeline: string; source: string }>();
@@ -846,12 +855,6 @@ export function configSpec() {
             ctx.addIssue({
               code: 'custom', path: at,
               message: `change topic ${topic} is already written by pipeline '${other.pipeline}' from another database (${other.source}; here ${source}): set changeTopicPrefix on one of them`,
-            });
-          } else if (other.pipeline !== name) {
-            // Captured twice into one topic: each change written twice (two slots, two snapshots whose end markers interleave).
-            ctx.addIssue({
-              code: 'custom', path: at,
-              message: `table ${t.source} is already captured by pipeline '${other.pipeline}' into change topic ${topic}: a second capture would write each of its changes again. To write it to another target as well, give this pipeline \`follows: ${other.pipeline}\` (and no source): it then reads the change topics of '${other.pipeline}' with consumer groups, transforms, conflict strategy, retries and dead letters of its own`,
             });
           }
           const twin = colliding.get(kafkaCollisionKey(topic));
