@@ -5,7 +5,7 @@
  * elect its leader, take a message and run a consumer group (its coordinator and __consumer_offsets
  * come last), and the first start of syncline on such a broker met each of those in turn.
  *
- *   node scripts/stack-probe.mjs 127.0.0.1:9092 [deadlineMs]
+ *   node scripts/stack-probe.mjs 127.0.0.1:9092[,host:port…] [deadlineMs]
  *
  * Creates the topic `syncline.stack.probe` (1 partition, 1 h retention) if missing, waits for its
  * leader, produces one message (an idempotent producer, acks=all), then reads it back through a consumer group of its own
@@ -35,7 +35,7 @@ async function probeOnce(kafka) {
   try {
     await admin.connect();
     if (!(await admin.listTopics()).includes(TOPIC)) {
-      await admin.createTopics({ waitForLeaders: false, topics: [{ topic: TOPIC, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '3600000' }] }] }).catch((err) => {
+      await admin.createTopics({ waitForLeaders: false, topics: [{ topic: TOPIC, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '3600000' }] }] }).catch((err) => {
         if (err?.type !== 'TOPIC_ALREADY_EXISTS' && !(err?.errors ?? []).every?.((e) => e?.type === 'TOPIC_ALREADY_EXISTS')) throw err;
       });
     }
@@ -60,7 +60,7 @@ async function probeOnce(kafka) {
   }
 }
 
-const kafka = new Kafka({ brokers: [broker], clientId: 'syncline-stack-probe', logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } });
+const kafka = new Kafka({ brokers: broker.split(','), clientId: 'syncline-stack-probe', logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } });
 let last;
 for (let attempt = 1; Date.now() < deadline; attempt++) {
   try {

@@ -11,6 +11,8 @@
 #                                      and a private Redis/PostgreSQL); the system PostgreSQL and the
 #                                      Redis on 6379 are left up, and MariaDB (always the system one)
 #   scripts/stack.sh status            one line per service; exit 1 if any is down
+#   scripts/stack.sh up --brokers 3    Kafka as three KRaft nodes (replication factor 3, min.insync.replicas
+#                                      2; see "Kafka, several nodes" below); `kill kafka-2` kills one (-9)
 #
 # Everything downloaded or written lives under $SYNCLINE_CACHE (default ~/.cache/syncline), outside
 # the repository, and is reused between runs.
@@ -63,6 +65,9 @@ DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
 KAFKA_PORT="${SYNCLINE_KAFKA_PORT:-9092}"
 KAFKA_CTRL_PORT=$((KAFKA_PORT + 1))
+# Kafka nodes (up --brokers N); 1: the single node below, its files kafka.pid/.log, kafka-data.
+KAFKA_NODES="${SYNCLINE_KAFKA_NODES:-1}"
+
 REGISTRY_PORT="${SYNCLINE_REGISTRY_PORT:-8081}"
 REDIS_PORT="${SYNCLINE_REDIS_PORT:-6379}"
 PG_HOST=127.0.0.1
@@ -523,8 +528,109 @@ PROPS
 }
 
 kafka_status() {
+  if [ "$KAFKA_NODES" -gt 1 ]; then kafka_cluster_status; return; fi
   if kafka_ready || port_open $KAFKA_PORT; then echo "kafka     up    127.0.0.1:$KAFKA_PORT"
   else echo "kafka     down  127.0.0.1:$KAFKA_PORT"; return 1; fi
+}
+
+# ---------------------------------------------------------------- Kafka, several nodes
+# `up --brokers N` (or SYNCLINE_KAFKA_NODES=N), N >= 2: N KRaft nodes, each broker and controller
+# (a voter of the quorum), node i on 127.0.0.1:KAFKA_PORT+2(i-1) with its controller on the port
+# after it: 9092/9093, 9094/9095, 9096/9097 by default. Internal topics and the default for new
+# topics: replication factor min(N, 3), min.insync.replicas 2 (1 with two nodes). State per node:
+# $RUN/kafka-<i>.properties, .pid, .log, kafka-data-<i>. `up` starts the nodes that are not running
+# (after `kill kafka-<i>`, the node comes back and catches up from the others).
+kafka_node_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+kafka_node_ready() {
+  pid_alive "$RUN/kafka-$1.pid" && grep -q "Kafka Server started" "$RUN/kafka-$1.log" 2>/dev/null && port_open "$(kafka_node_port "$1")"
+}
+kafka_bootstrap() { local i out=; for i in $(seq 1 "$KAFKA_NODES"); do out="$out${out:+,}127.0.0.1:$(kafka_node_port "$i")"; done; echo "$out"; }
+
+kafka_node_start() {
+  local i="$1" port ctrl voters= j rf isr
+  port="$(kafka_node_port "$i")"; ctrl=$((port + 1))
+  for j in $(seq 1 "$KAFKA_NODES"); do voters="$voters${voters:+,}$j@127.0.0.1:$(( $(kafka_node_port "$j") + 1 ))"; done
+  rf=$(( KAFKA_NODES < 3 ? KAFKA_NODES : 3 )); isr=$(( KAFKA_NODES < 3 ? 1 : 2 ))
+  mkdir -p "$RUN/kafka-data-$i"
+  local props="$RUN/kafka-$i.properties"
+  cat >"$props" <<PROPS
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$RUN/kafka-data-$i
+num.partitions=3
+num.network.threads=2
+num.io.threads=2
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+unclean.leader.election.enable=false
+log.cleaner.dedupe.buffer.size=2097152
+log.retention.hours=2160
+log.segment.bytes=67108864
+PROPS
+  if [ ! -f "$RUN/kafka-data-$i/meta.properties" ]; then
+    [ -f "$RUN/kafka-cluster.id" ] || kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 >"$RUN/kafka-cluster.id"
+    kafka_java kafka.tools.StorageTool format -t "$(cat "$RUN/kafka-cluster.id")" -c "$props" --ignore-formatted >"$RUN/kafka-format-$i.log" 2>&1 \
+      || die "kafka storage format of node $i failed: $(tail -n 5 "$RUN/kafka-format-$i.log")"
+  fi
+  log "starting Kafka node $i of $KAFKA_NODES on 127.0.0.1:$port"
+  : >"$RUN/kafka-$i.log"
+  (exec setsid java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" \
+     -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$props" >>"$RUN/kafka-$i.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/kafka-$i.pid"
+}
+
+kafka_cluster_up() {
+  [ "$STACK_TLS" = 1 ] && die "--brokers $KAFKA_NODES: several Kafka nodes with SYNCLINE_STACK_TLS=1 are not supported"
+  kafka_fetch
+  local i started=
+  for i in $(seq 1 "$KAFKA_NODES"); do
+    kafka_node_ready "$i" && continue
+    port_open "$(kafka_node_port "$i")" && ! pid_alive "$RUN/kafka-$i.pid" && die "port $(kafka_node_port "$i") (Kafka node $i) is taken by another process"
+    kafka_node_start "$i"; started="$started $i"
+  done
+  # The quorum needs a majority of the voters: the nodes start side by side, then are waited for.
+  for _ in $(seq 1 $((READY_TIMEOUT_S * 2))); do
+    local all=1
+    for i in $started; do
+      kafka_node_ready "$i" || all=0
+      pid_alive "$RUN/kafka-$i.pid" || die "Kafka node $i exited during start-up: $(tail -n 20 "$RUN/kafka-$i.log")"
+    done
+    if [ $all = 1 ]; then
+      kafka_works_at "$(kafka_bootstrap)"
+      [ -n "$started" ] && log "Kafka nodes$started are up; the cluster of $KAFKA_NODES accepts work"
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "Kafka nodes$started did not report 'Kafka Server started' within $READY_TIMEOUT_S s (logs: $RUN/kafka-<i>.log)"
+}
+
+kafka_works_at() {
+  node "$ROOT/scripts/stack-probe.mjs" "$1" "$((READY_TIMEOUT_S * 1000))" \
+    || die "Kafka at $1 is up but does not accept work (logs: $RUN/kafka-*.log)"
+}
+
+kafka_cluster_status() {
+  local i rc=0
+  for i in $(seq 1 "$KAFKA_NODES"); do
+    if kafka_node_ready "$i"; then echo "kafka-$i   up    127.0.0.1:$(kafka_node_port "$i")"
+    else echo "kafka-$i   down  127.0.0.1:$(kafka_node_port "$i")"; rc=1; fi
+  done
+  return $rc
 }
 
 # ---------------------------------------------------------------- Apicurio Registry
@@ -607,7 +713,18 @@ stop_pid() {
 
 cmd="${1:-status}"
 [ $# -gt 0 ] && shift
-services=("$@"); [ ${#services[@]} -gt 0 ] || services=(postgres redis kafka registry mariadb)
+services=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --brokers) [ $# -ge 2 ] || die "--brokers needs a number"; KAFKA_NODES="$2"; shift 2 ;;
+    --brokers=*) KAFKA_NODES="${1#--brokers=}"; shift ;;
+    *) services+=("$1"); shift ;;
+  esac
+done
+case "$KAFKA_NODES" in ''|*[!0-9]*|0) die "--brokers: expected a number of Kafka nodes (1 or more), got '$KAFKA_NODES'" ;; esac
+# A run dir whose cluster has several nodes is seen as such by status and down without --brokers.
+if [ "$KAFKA_NODES" = 1 ] && [ -f "$RUN/kafka-nodes" ]; then KAFKA_NODES="$(cat "$RUN/kafka-nodes")"; fi
+[ ${#services[@]} -gt 0 ] || [ "$cmd" = kill ] || services=(postgres redis kafka registry mariadb)
 wants() { local x; for x in "${services[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
 mkdir -p "$CACHE" "$RUN"
 case "$cmd" in
@@ -619,7 +736,14 @@ case "$cmd" in
     if wants redis; then redis_up; fi
     # Kafka and the registry are independent JVMs: start them side by side.
     kst=0; rst=0; kpid=; rpid=
-    if wants kafka; then kafka_up & kpid=$!; fi
+    if wants kafka && [ "$KAFKA_NODES" -gt 1 ]; then
+      if pid_alive "$RUN/kafka.pid" || port_open $KAFKA_PORT && [ ! -f "$RUN/kafka-nodes" ]; then die "a single Kafka node runs on 127.0.0.1:$KAFKA_PORT: stop it first ($0 down) to start $KAFKA_NODES nodes"; fi
+      echo "$KAFKA_NODES" >"$RUN/kafka-nodes"
+      kafka_cluster_up & kpid=$!
+    elif wants kafka; then
+      [ -f "$RUN/kafka-nodes" ] && die "this run dir holds a Kafka cluster of $(cat "$RUN/kafka-nodes") nodes: up --brokers $(cat "$RUN/kafka-nodes"), or down first"
+      kafka_up & kpid=$!
+    fi
     if wants registry; then registry_up & rpid=$!; fi
     if [ -n "$kpid" ]; then wait "$kpid" || kst=$?; fi
     if [ -n "$rpid" ]; then wait "$rpid" || rst=$?; fi
@@ -630,12 +754,22 @@ case "$cmd" in
     if wants registry; then registry_status; fi
     if wants mariadb; then maria_status; fi
     ;;
-  down) stop_pid registry; stop_pid kafka; redis_down; pg_down; maria_private_down ;;
+  down)
+    stop_pid registry; stop_pid kafka
+    for f in "$RUN"/kafka-[0-9]*.pid; do [ -e "$f" ] && stop_pid "$(basename "$f" .pid)"; done
+    rm -f "$RUN/kafka-nodes"
+    redis_down; pg_down; maria_private_down ;;
+  # kill -9 of one node of a multi-node Kafka (fault injection); `up --brokers N` starts it again.
+  kill)
+    [ ${#services[@]} -eq 1 ] && [[ "${services[0]}" =~ ^kafka-[0-9]+$ ]] || die "usage: $0 kill kafka-<i>"
+    f="$RUN/${services[0]}.pid"
+    pid_alive "$f" || die "${services[0]} is not running (no live pid in $f)"
+    kill -KILL "$(cat "$f")"; log "killed ${services[0]} (pid $(cat "$f"), SIGKILL)" ;;
   status)
     rc=0
     pg_status || rc=1; redis_status || rc=1; kafka_status || rc=1; registry_status || rc=1; maria_status || rc=1
     exit $rc
     ;;
   fetch) kafka_fetch; registry_fetch >/dev/null ;;
-  *) die "usage: $0 up [postgres|redis|kafka|registry|mariadb]... | down | status | fetch" ;;
+  *) die "usage: $0 up [--brokers N] [postgres|redis|kafka|registry|mariadb]... | down | status | kill kafka-<i> | fetch" ;;
 esac

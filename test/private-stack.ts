@@ -22,6 +22,7 @@ export interface PrivateStack {
   stackEnv: Record<string, string>;
   /** The variables that point syncline's example config (and the demo) at this stack. */
   configEnv: Record<string, string>;
+  /** host:port of every Kafka node, comma-separated. */
   brokers: string;
   registryUrl: string;
   redisUrl: string;
@@ -29,6 +30,8 @@ export interface PrivateStack {
   tls?: StackTls;
   /** `scripts/stack.sh up SERVICE...`; resolves with its output. */
   up(...services: Service[]): Promise<string>;
+  /** kill -9 of Kafka node i (kafkaNodes > 1); `up('kafka')` starts it again. */
+  killKafkaNode(i: number): Promise<string>;
   down(): Promise<void>;
 }
 
@@ -46,7 +49,7 @@ function bindable(port: number): Promise<boolean> {
  * range of ephemeral ports: those are handed to outgoing connections and to listen(0) at any
  * moment, and a JVM started half a minute later would find its port taken.
  */
-async function freePorts(taken: Set<number>): Promise<number> {
+async function freePorts(taken: Set<number>, count = 2): Promise<number> {
   let low = 32768;
   try {
     low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
@@ -55,10 +58,12 @@ async function freePorts(taken: Set<number>): Promise<number> {
   }
   for (;;) {
     const p = Math.max(1024, low - 12000) + Math.floor(Math.random() * 11000);
-    if (taken.has(p) || taken.has(p + 1) || taken.has(p - 1)) continue;
-    if ((await bindable(p)) && (await bindable(p + 1))) {
-      taken.add(p);
-      taken.add(p + 1);
+    const range = Array.from({ length: count }, (_, i) => p + i);
+    if (taken.has(p - 1) || range.some((x) => taken.has(x))) continue;
+    let free = true;
+    for (const x of range) if (!(free = await bindable(x))) break;
+    if (free) {
+      for (const x of range) taken.add(x);
       return p;
     }
   }
@@ -91,11 +96,15 @@ export interface StackTls {
   redisPassword(): string;
 }
 
-/** `tls`: SYNCLINE_STACK_TLS=1 (Kafka SASL_SSL on a port of its own, Redis TLS-only with an ACL user, PostgreSQL ssl with plaintext refused, the registry HTTPS-only, a MariaDB of the run dir TLS-only). */
-export async function privateStack(opts: { tls?: boolean } = {}): Promise<PrivateStack> {
+/**
+ * `tls`: SYNCLINE_STACK_TLS=1 (Kafka SASL_SSL on a port of its own, Redis TLS-only with an ACL user, PostgreSQL ssl with plaintext refused, the registry HTTPS-only, a MariaDB of the run dir TLS-only).
+ * `kafkaNodes`: Kafka as that many KRaft nodes (scripts/stack.sh --brokers N), node i on ports.kafka + 2(i-1); `brokers` lists them all.
+ */
+export async function privateStack(opts: { tls?: boolean; kafkaNodes?: number } = {}): Promise<PrivateStack> {
   const dir = mkdtempSync(join(tmpdir(), 'syncline-stack-'));
   const taken = new Set<number>();
-  const ports = { kafka: await freePorts(taken), registry: await freePorts(taken), redis: await freePorts(taken), postgres: await freePorts(taken) };
+  const nodes = opts.kafkaNodes ?? 1;
+  const ports = { kafka: await freePorts(taken, 2 * nodes), registry: await freePorts(taken), redis: await freePorts(taken), postgres: await freePorts(taken) };
   const kafkaTlsPort = opts.tls ? await freePorts(taken) : 0;
   // MariaDB of the run dir only with TLS (the shared one on 3306 cannot take certificates without a restart).
   const mariadbPort = opts.tls ? await freePorts(taken) : 3306;
@@ -107,8 +116,9 @@ export async function privateStack(opts: { tls?: boolean } = {}): Promise<Privat
     SYNCLINE_REGISTRY_PORT: String(ports.registry),
     SYNCLINE_REDIS_PORT: String(ports.redis),
     SYNCLINE_PG_PORT: String(ports.postgres),
+    ...(nodes > 1 ? { SYNCLINE_KAFKA_NODES: String(nodes) } : {}),
   };
-  const brokers = `127.0.0.1:${ports.kafka}`;
+  const brokers = Array.from({ length: nodes }, (_, i) => `127.0.0.1:${ports.kafka + 2 * i}`).join(',');
   const registryUrl = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${ports.registry}/apis/ccompat/v7`;
   const redisUrl = `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${ports.redis}`;
   const t = join(dir, 'tls');
@@ -129,6 +139,7 @@ export async function privateStack(opts: { tls?: boolean } = {}): Promise<Privat
       SYNCLINE_SOURCE_PORT: String(ports.postgres), SYNCLINE_TARGET_PORT: String(ports.postgres),
     },
     up: (...services) => stack('up', ...services),
+    killKafkaNode: (i) => stack('kill', `kafka-${i}`),
     async down() {
       await stack('down').catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });

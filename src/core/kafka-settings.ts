@@ -6,6 +6,8 @@ export interface KafkaSettings {
   clientId: string;
   partitions: number;
   replicationFactor: number;
+  /** min.insync.replicas of the topics syncline creates (config kafka.minInsyncReplicas); unset: the broker's default. */
+  minInsyncReplicas?: number;
   retentionDays: number;
   /** Client of the producer send() uses (config kafka.producer). */
   producer?: 'kafkajs' | 'librdkafka';

@@ -240,6 +240,7 @@ export class KafkaClient {
           ? [{ name: 'cleanup.policy', value: 'compact' }]
           : [{ name: 'cleanup.policy', value: 'delete' }, { name: 'retention.ms', value: retentionMs }]),
         { name: 'max.message.bytes', value: TOPIC_MAX_MESSAGE_BYTES },
+        ...(this.settings.minInsyncReplicas !== undefined ? [{ name: 'min.insync.replicas', value: String(this.settings.minInsyncReplicas) }] : []),
       ];
       try {
         // Leaders are awaited below, for every topic: kafkajs's own wait gives up at the first
