@@ -297,8 +297,10 @@ test('a wrong password: PostgreSQL (where pg_hba asks for one) and Redis (an ACL
 });
 
 test('permissions: a user that does not own the tables cannot create the publication, one without REPLICATION cannot create the slot: fatal, with what to run', async (t) => {
+  const t0 = Date.now();
   await stackUp();
   const env = await itemsEnv();
+  t.diagnostic(`stack up and the test's databases: ${Date.now() - t0} ms`);
   const role = `norepl_${env.id}`;
   await sql('postgres', `create role ${role} login`);
   await sql(env.sourceDb, `grant select on items to ${role}; grant create on database ${env.sourceDb} to ${role}`);
@@ -310,7 +312,7 @@ test('permissions: a user that does not own the tables cannot create the publica
   const slot = env.slot(P);
 
   const pub = await runCli(['start', '-c', file]);
-  t.diagnostic(reason(pub));
+  t.diagnostic(`publication run: exit ${pub.code} after ${pub.ms} ms: ${reason(pub)}`);
   assert.equal(pub.code, 1);
   assert.match(reason(pub), re(`syncline: PG_42501: cannot create or update publication ${slot} in database ${env.sourceDb} as user ${role} (127.0.0.1:5432): must be owner of table items`));
   assert.match(reason(pub), re(`CREATE PUBLICATION "${slot}" FOR TABLE "public"."items";`));
@@ -319,13 +321,15 @@ test('permissions: a user that does not own the tables cannot create the publica
   // The administrator creates the publication; next: the slot needs REPLICATION.
   await sql(env.sourceDb, `create publication ${slot} for table items`);
   const repl = await runCli(['start', '-c', file]);
-  t.diagnostic(reason(repl));
+  t.diagnostic(`slot run: exit ${repl.code} after ${repl.ms} ms: ${reason(repl)}`);
   assert.equal(repl.code, 1);
   assert.match(reason(repl), re(`syncline: PG_42501: pipeline ${P}: cannot open a replication connection to 127.0.0.1:5432/${env.sourceDb} for slot ${slot}: must be superuser or replication role to start walsender; user ${role} needs the REPLICATION attribute: ALTER ROLE "${role}" REPLICATION;`));
   assert.equal((await sql('postgres', `select count(*)::int n from pg_replication_slots where slot_name = $1`, [slot])).rows[0].n, 0, 'no slot left behind');
 
   await sql('postgres', `alter role ${role} replication`);
+  const t1 = Date.now();
   await convergeWithCli(env, file);
+  t.diagnostic(`converging run: ${Date.now() - t1} ms`);
 });
 
 test('a replication slot dropped while stopped, then while running: detected, reported with its name, re-snapshotted; unchanged rows not rewritten', async (t) => {
