@@ -181,7 +181,15 @@ test('unreachable dependencies at start: each is waited for until the start dead
   // plus each client's own attempt) get 2× slack (they prove the exit is bounded, not how fast it is).
   // A bound on a hang, not a speed check: ten CLIs start at once (each compiles the TypeScript), which takes long on a loaded machine.
   for (const c of cases) c.limitMs = 3 * (deadlineS * 1000 + c.limitMs);
-  const runs = await Promise.all(cases.map((c) => runCli(['start', '-c', variant(env, c.name, c.change)], { SYNCLINE_START_TIMEOUT_MS: String(deadlineS * 1000) }, c.limitMs)));
+  // Each case with a slot and publication of its own: capture takes a lock named by the slot, and a
+  // case whose source is reachable would otherwise stand by behind another case's capture (standing
+  // by is running: its wait was declared over and, once it took the lock over and failed again, its
+  // start had a new deadline: the registry case exited ~40 s late and logged its wait twice).
+  const own = (c: (typeof cases)[number]) => (d: Record<string, any>) => {
+    c.change(d);
+    d.pipelines[P].source.slot = d.pipelines[P].source.publication = `${env.slot(P)}_${c.name.replace(/-/g, '_')}`;
+  };
+  const runs = await Promise.all(cases.map((c) => runCli(['start', '-c', variant(env, c.name, own(c))], { SYNCLINE_START_TIMEOUT_MS: String(deadlineS * 1000) }, c.limitMs)));
   for (const [i, c] of cases.entries()) {
     const r = runs[i]!;
     t.diagnostic(`${c.name.padEnd(16)} exit ${r.code} after ${(r.ms / 1000).toFixed(1)} s: ${reason(r)}`);
