@@ -181,7 +181,15 @@ test('unreachable dependencies at start: each is waited for until the start dead
   // plus each client's own attempt) get 2× slack (they prove the exit is bounded, not how fast it is).
   // A bound on a hang, not a speed check: ten CLIs start at once (each compiles the TypeScript), which takes long on a loaded machine.
   for (const c of cases) c.limitMs = 3 * (deadlineS * 1000 + c.limitMs);
-  const runs = await Promise.all(cases.map((c) => runCli(['start', '-c', variant(env, c.name, c.change)], { SYNCLINE_START_TIMEOUT_MS: String(deadlineS * 1000) }, c.limitMs)));
+  // Each case with a slot and publication of its own: capture takes a lock named by the slot, and a
+  // case whose source is reachable would otherwise stand by behind another case's capture (standing
+  // by is running: its wait was declared over and, once it took the lock over and failed again, its
+  // start had a new deadline: the registry case exited ~40 s late and logged its wait twice).
+  const own = (c: (typeof cases)[number]) => (d: Record<string, any>) => {
+    c.change(d);
+    d.pipelines[P].source.slot = d.pipelines[P].source.publication = `${env.slot(P)}_${c.name.replace(/-/g, '_')}`;
+  };
+  const runs = await Promise.all(cases.map((c) => runCli(['start', '-c', variant(env, c.name, own(c))], { SYNCLINE_START_TIMEOUT_MS: String(deadlineS * 1000) }, c.limitMs)));
   for (const [i, c] of cases.entries()) {
     const r = runs[i]!;
     t.diagnostic(`${c.name.padEnd(16)} exit ${r.code} after ${(r.ms / 1000).toFixed(1)} s: ${reason(r)}`);
@@ -297,8 +305,10 @@ test('a wrong password: PostgreSQL (where pg_hba asks for one) and Redis (an ACL
 });
 
 test('permissions: a user that does not own the tables cannot create the publication, one without REPLICATION cannot create the slot: fatal, with what to run', async (t) => {
+  const t0 = Date.now();
   await stackUp();
   const env = await itemsEnv();
+  t.diagnostic(`stack up and the test's databases: ${Date.now() - t0} ms`);
   const role = `norepl_${env.id}`;
   await sql('postgres', `create role ${role} login`);
   await sql(env.sourceDb, `grant select on items to ${role}; grant create on database ${env.sourceDb} to ${role}`);
@@ -310,7 +320,7 @@ test('permissions: a user that does not own the tables cannot create the publica
   const slot = env.slot(P);
 
   const pub = await runCli(['start', '-c', file]);
-  t.diagnostic(reason(pub));
+  t.diagnostic(`publication run: exit ${pub.code} after ${pub.ms} ms: ${reason(pub)}`);
   assert.equal(pub.code, 1);
   assert.match(reason(pub), re(`syncline: PG_42501: cannot create or update publication ${slot} in database ${env.sourceDb} as user ${role} (127.0.0.1:5432): must be owner of table items`));
   assert.match(reason(pub), re(`CREATE PUBLICATION "${slot}" FOR TABLE "public"."items";`));
@@ -319,13 +329,15 @@ test('permissions: a user that does not own the tables cannot create the publica
   // The administrator creates the publication; next: the slot needs REPLICATION.
   await sql(env.sourceDb, `create publication ${slot} for table items`);
   const repl = await runCli(['start', '-c', file]);
-  t.diagnostic(reason(repl));
+  t.diagnostic(`slot run: exit ${repl.code} after ${repl.ms} ms: ${reason(repl)}`);
   assert.equal(repl.code, 1);
   assert.match(reason(repl), re(`syncline: PG_42501: pipeline ${P}: cannot open a replication connection to 127.0.0.1:5432/${env.sourceDb} for slot ${slot}: must be superuser or replication role to start walsender; user ${role} needs the REPLICATION attribute: ALTER ROLE "${role}" REPLICATION;`));
   assert.equal((await sql('postgres', `select count(*)::int n from pg_replication_slots where slot_name = $1`, [slot])).rows[0].n, 0, 'no slot left behind');
 
   await sql('postgres', `alter role ${role} replication`);
+  const t1 = Date.now();
   await convergeWithCli(env, file);
+  t.diagnostic(`converging run: ${Date.now() - t1} ms`);
 });
 
 test('a replication slot dropped while stopped, then while running: detected, reported with its name, re-snapshotted; unchanged rows not rewritten', async (t) => {

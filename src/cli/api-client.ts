@@ -8,27 +8,18 @@
  * certificate that does not verify, a client certificate required or refused, HTTP spoken to HTTPS.
  */
 import https from 'node:https';
-import { Option, type Command } from 'commander';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { errorMessage, fatal } from '../core/errors.js';
 import { agentFetch } from '../core/registry-http.js';
 import { readPem } from '../core/tls.js';
-import { authHeaders, tokenOption } from './auth.js';
+import { authHeaders } from './auth.js';
+export { withApiOptions } from './api-options.js';
 
 export interface ApiClientOptions {
   token?: string;
   ca?: string;
   cert?: string;
   key?: string;
-}
-
-/** --token, --ca, --cert, --key on a command that calls a running syncline. */
-export function withApiOptions(cmd: Command): Command {
-  return cmd
-    .addOption(tokenOption())
-    .addOption(new Option('--ca <file>', 'PEM file of the CA that signed the HTTPS certificate of the running syncline (a private CA; default: SYNCLINE_API_CA, else the system CAs)'))
-    .addOption(new Option('--cert <file>', 'PEM client certificate, for a syncline that requires one (observability.tls.clientCaFile; default: SYNCLINE_API_CERT); with --key'))
-    .addOption(new Option('--key <file>', 'PEM private key of --cert (default: SYNCLINE_API_KEY)'));
 }
 
 /** The base URL of the config's server: https when it serves TLS, 127.0.0.1 for a wildcard host; else http://127.0.0.1:9464. */

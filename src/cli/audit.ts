@@ -11,7 +11,6 @@
  *  - keygen   writes a new Ed25519 key pair (PEM) for audit.signingKey / audit.publicKey
  */
 import { writeFileSync, existsSync } from 'node:fs';
-import type { Command } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import type { AuditConfig, SynclineConfig } from '../core/config/schema.js';
 import { fatal } from '../core/errors.js';
@@ -49,94 +48,68 @@ export async function verifyAudit(c: AuditConfig, now = new Date()): Promise<Ver
   }
 }
 
-export function auditCommands(program: Command, defaultConfig: string): void {
-  const cmd = program.command('audit').description('the audit trail: who did what, hash-chained with signed checkpoints (config audit)');
-  cmd
-    .command('list')
-    .description('entries, newest first')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('--since <when>', 'ISO time or duration back from now (30m, 24h, 7d)')
-    .option('--actor <name>', 'only this actor')
-    .option('--action <action>', 'only this action (a trailing * matches a prefix: dlq.*)')
-    .option('--limit <n>', 'at most this many', '100')
-    .option('--json', 'one JSON object per line')
-    .action(async (o: { config: string; since?: string; actor?: string; action?: string; limit: string; json?: boolean }) => {
-      if (!/^\d+$/.test(o.limit)) throw fatal('USAGE', `--limit must be a whole number (got '${o.limit}')`);
-      const c = auditConfig(loadConfig(o.config), o.config);
-      const store = new AuditStore(c.url, c.table);
-      try {
-        const list = await store.list({ since: o.since ? parseSince(o.since) : undefined, actor: o.actor, action: o.action, limit: Number(o.limit), order: 'desc' });
-        process.stdout.write(list.map((e) => (o.json ? JSON.stringify(e) : entryLine(e))).join('\n') + (list.length ? '\n' : ''));
-        if (!o.json && list.length === 0) process.stderr.write('no audit entries match\n');
-      } finally {
-        await store.close();
-      }
-    });
-  cmd
-    .command('export')
-    .description('every entry, oldest first, with its hashes, then the signed checkpoints')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('--format <format>', 'jsonl (one JSON object per line)', 'jsonl')
-    .option('-o, --out <file>', 'write to this file instead of stdout')
-    .action(async (o: { config: string; format: string; out?: string }) => {
-      if (o.format !== 'jsonl') throw fatal('USAGE', `--format must be jsonl (got '${o.format}')`);
-      const c = auditConfig(loadConfig(o.config), o.config);
-      const store = new AuditStore(c.url, c.table);
-      try {
-        const [entries, checkpoints] = await Promise.all([store.list(), store.checkpoints()]);
-        const text = [...entries.map((e) => JSON.stringify(e)), ...checkpoints.map((k) => JSON.stringify({ checkpoint: true, ...k }))].map((l) => l + '\n').join('');
-        if (o.out) {
-          writeFileSync(o.out, text);
-          process.stderr.write(`${entries.length} entries and ${checkpoints.length} checkpoints written to ${o.out}\n`);
-        } else process.stdout.write(text);
-      } finally {
-        await store.close();
-      }
-    });
-  cmd
-    .command('verify')
-    .description('recompute the hash chain and check the signed checkpoints; exit 1 naming the first altered, missing or reordered entry')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .action(async (o: { config: string }) => {
-      const c = auditConfig(loadConfig(o.config), o.config);
-      const r = await verifyAudit(c);
-      const range = r.entries ? `seq ${r.first}..${r.last}` : 'no entries';
-      const from = r.anchor > 0 ? `, from the signed checkpoint at seq ${r.anchor} (older entries pruned)` : '';
-      if (r.ok) {
-        process.stdout.write(`audit trail intact: ${r.entries} entries (${range}${from}), ${r.checkpoints} signed checkpoints verified\n`);
-        return;
-      }
-      const first = r.problems[0]!;
-      process.stdout.write(`audit trail NOT intact: first problem at seq ${first.seq}: ${first.message}\n`);
-      for (const p of r.problems.slice(1, 20)) process.stdout.write(`  also seq ${p.seq} (${p.kind}): ${p.message}\n`);
-      if (r.problems.length > 20) process.stdout.write(`  … and ${r.problems.length - 20} more problems\n`);
-      process.stdout.write(`checked ${r.entries} entries (${range}${from}) and ${r.checkpoints} checkpoints\n`);
-      process.exitCode = 1;
-    });
-  cmd
-    .command('prune')
-    .description('drop entries older than audit.retentionDays, up to a signed checkpoint')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .action(async (o: { config: string }) => {
-      const c = auditConfig(loadConfig(o.config), o.config);
-      const a = new Auditor(c, rootLogger.child({ stage: 'audit' }));
-      try {
-        const r = await a.prune();
-        process.stdout.write(r && r.deleted > 0 ? `pruned ${r.deleted} entries through seq ${r.through} (a signed checkpoint)\n` : 'nothing to prune (no signed checkpoint older than the retention)\n');
-      } finally {
-        await a.close();
-      }
-    });
-  cmd
-    .command('keygen')
-    .description('write a new Ed25519 key pair for signing checkpoints (PEM)')
-    .requiredOption('--private <file>', 'private key file to write (keep it secret: mode 0600)')
-    .requiredOption('--public <file>', 'public key file to write')
-    .action((o: { private: string; public: string }) => {
-      for (const f of [o.private, o.public]) if (existsSync(f)) throw fatal('USAGE', `${f} exists: not overwritten`);
-      const k = generateAuditKeys();
-      writeFileSync(o.private, k.privatePem, { mode: 0o600 });
-      writeFileSync(o.public, k.publicPem);
-      process.stdout.write(`wrote ${o.private} (private, 0600) and ${o.public} (public)\n`);
-    });
+/** The actions of `syncline audit …` (their options: ./commands/audit.ts, loaded without this module). */
+export async function auditList(o: { config: string; since?: string; actor?: string; action?: string; limit: string; json?: boolean }): Promise<void> {
+  if (!/^\d+$/.test(o.limit)) throw fatal('USAGE', `--limit must be a whole number (got '${o.limit}')`);
+  const c = auditConfig(loadConfig(o.config), o.config);
+  const store = new AuditStore(c.url, c.table);
+  try {
+    const list = await store.list({ since: o.since ? parseSince(o.since) : undefined, actor: o.actor, action: o.action, limit: Number(o.limit), order: 'desc' });
+    process.stdout.write(list.map((e) => (o.json ? JSON.stringify(e) : entryLine(e))).join('\n') + (list.length ? '\n' : ''));
+    if (!o.json && list.length === 0) process.stderr.write('no audit entries match\n');
+  } finally {
+    await store.close();
+  }
+}
+
+export async function auditExport(o: { config: string; format: string; out?: string }): Promise<void> {
+  if (o.format !== 'jsonl') throw fatal('USAGE', `--format must be jsonl (got '${o.format}')`);
+  const c = auditConfig(loadConfig(o.config), o.config);
+  const store = new AuditStore(c.url, c.table);
+  try {
+    const [entries, checkpoints] = await Promise.all([store.list(), store.checkpoints()]);
+    const text = [...entries.map((e) => JSON.stringify(e)), ...checkpoints.map((k) => JSON.stringify({ checkpoint: true, ...k }))].map((l) => l + '\n').join('');
+    if (o.out) {
+      writeFileSync(o.out, text);
+      process.stderr.write(`${entries.length} entries and ${checkpoints.length} checkpoints written to ${o.out}\n`);
+    } else process.stdout.write(text);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function auditVerify(o: { config: string }): Promise<void> {
+  const c = auditConfig(loadConfig(o.config), o.config);
+  const r = await verifyAudit(c);
+  const range = r.entries ? `seq ${r.first}..${r.last}` : 'no entries';
+  const from = r.anchor > 0 ? `, from the signed checkpoint at seq ${r.anchor} (older entries pruned)` : '';
+  if (r.ok) {
+    process.stdout.write(`audit trail intact: ${r.entries} entries (${range}${from}), ${r.checkpoints} signed checkpoints verified\n`);
+    return;
+  }
+  const first = r.problems[0]!;
+  process.stdout.write(`audit trail NOT intact: first problem at seq ${first.seq}: ${first.message}\n`);
+  for (const p of r.problems.slice(1, 20)) process.stdout.write(`  also seq ${p.seq} (${p.kind}): ${p.message}\n`);
+  if (r.problems.length > 20) process.stdout.write(`  … and ${r.problems.length - 20} more problems\n`);
+  process.stdout.write(`checked ${r.entries} entries (${range}${from}) and ${r.checkpoints} checkpoints\n`);
+  process.exitCode = 1;
+}
+
+export async function auditPrune(o: { config: string }): Promise<void> {
+  const c = auditConfig(loadConfig(o.config), o.config);
+  const a = new Auditor(c, rootLogger.child({ stage: 'audit' }));
+  try {
+    const r = await a.prune();
+    process.stdout.write(r && r.deleted > 0 ? `pruned ${r.deleted} entries through seq ${r.through} (a signed checkpoint)\n` : 'nothing to prune (no signed checkpoint older than the retention)\n');
+  } finally {
+    await a.close();
+  }
+}
+
+export function auditKeygen(o: { private: string; public: string }): void {
+  for (const f of [o.private, o.public]) if (existsSync(f)) throw fatal('USAGE', `${f} exists: not overwritten`);
+  const k = generateAuditKeys();
+  writeFileSync(o.private, k.privatePem, { mode: 0o600 });
+  writeFileSync(o.public, k.publicPem);
+  process.stdout.write(`wrote ${o.private} (private, 0600) and ${o.public} (public)\n`);
 }

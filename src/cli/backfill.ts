@@ -12,7 +12,6 @@
  * the capture (/api/pipelines/:name/backfills, src/capture/backfill-api.ts) does the same directly.
  */
 import { randomUUID } from 'node:crypto';
-import type { Command } from 'commander';
 import '../../connectors/index.js';
 import { loadConfig } from '../core/config/load.js';
 import type { SynclineConfig } from '../core/config/schema.js';
@@ -26,7 +25,7 @@ import { backfillRecordKey, viewOf, type BackfillRecord, type BackfillSignal, ty
 import { CaptureOffsets } from '../capture/offsets.js';
 import type { Source } from '../capture/source.js';
 
-interface Opts {
+export interface BackfillOptions {
   config: string;
   table?: string;
   where?: string;
@@ -74,7 +73,8 @@ function line(b: BackfillView): string {
   return `${b.id}  ${b.table}  ${b.status}  ${b.percent}%  rows ${b.rows}/${b.total}  chunks ${b.chunks}  ${b.rowsPerSec} rows/s  eta ${eta}${b.where ? `  where ${b.where}` : ''}${b.error ? `  error: ${b.error}` : ''}`;
 }
 
-async function run(pipeline: string, o: Opts): Promise<number> {
+/** `syncline backfill`'s action (its options: ./commands/backfill.ts, loaded without this module): the exit code. */
+export async function backfill(pipeline: string, o: BackfillOptions): Promise<number> {
   const config = loadConfig(o.config);
   const follows = pipelineOf(config, pipeline).follows;
   if (follows) throw fatal('BACKFILL_FOLLOWER', `pipeline ${pipeline} follows ${follows} and has no capture: backfill ${follows} (its capture writes the change topics ${pipeline} reads; ${follows}'s own target skips the rows it already has)`);
@@ -138,26 +138,4 @@ async function run(pipeline: string, o: Opts): Promise<number> {
     if (Date.now() > deadline) throw fatal('BACKFILL_TIMEOUT', `backfill ${id} did not reach ${want.join('/')} within ${o.timeout ?? 3600}s (is the pipeline's capture running?)`);
     await sleep(1000);
   }
-}
-
-export function backfillCommand(program: Command, defaultConfig: string): void {
-  program
-    .command('backfill')
-    .description('re-read a table of a running pipeline in key-ordered chunks while it streams (watermarks: no stale overwrite); or show, pause, resume, cancel backfills')
-    .argument('<pipeline>', 'the pipeline')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('-t, --table <table>', 'the table to backfill (one the pipeline captures)')
-    .option('-w, --where <sql>', "only rows matching this SQL condition of the source (e.g. \"updated_at > '2026-01-01'\")")
-    .option('--chunk-size <n>', 'rows per chunk (default 2000)')
-    .option('--wait', 'wait until the backfill (or the pause/resume/cancel) took effect, printing progress')
-    .option('--timeout <seconds>', 'with --wait: give up after this long (default 3600)')
-    .option('--status [id]', 'show the backfills of the pipeline (or one)')
-    .option('--pause <id>', 'pause a backfill after its current chunk')
-    .option('--resume <id>', 'resume a paused backfill')
-    .option('--cancel <id>', 'cancel a backfill after its current chunk')
-    .option('--json', 'JSON output')
-    .action(async (pipeline: string, o: Opts) => {
-      const code = await run(pipeline, o);
-      process.stdout.write('', () => process.exit(code));
-    });
 }

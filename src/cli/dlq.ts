@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { userInfo, hostname } from 'node:os';
-import type { Command } from 'commander';
+import type { OptionValues } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { entryJson } from '../dlq/api.js';
@@ -89,70 +89,36 @@ async function run(fn: () => Promise<void>): Promise<void> {
   }
 }
 
-export function dlqCommands(program: Command, defaultConfig: string): void {
-  const dlq = program.command('dlq').description('inspect and settle dead letters (invalid, failed, conflict): list, show, resolve, requeue, discard');
-  const common = (c: Command) => c.option('-c, --config <file>', 'config file', defaultConfig).option('--json', 'JSON output');
-  common(dlq.command('list'))
-    .description('list dead letters (default: open ones), oldest first')
-    .option('-p, --pipeline <name>', 'only this pipeline')
-    .option('--kind <kind>', 'invalid | failed | conflict | parked')
-    .option('--table <table>', 'target table (schema.table or table)')
-    .option('--key <key>', 'target key: a JSON list of the key values, or the single key value')
-    .option('--state <state>', 'open | resolved | requeued | discarded | all', 'open')
-    .option('--since <iso>', 'dead-lettered at or after')
-    .option('--until <iso>', 'dead-lettered at or before')
-    .option('--limit <n>', 'at most n', (v) => Number(v))
-    .action((o) =>
-      run(async () => {
-        if (!['open', 'resolved', 'requeued', 'discarded', 'all'].includes(o.state)) throw new DlqError(400, `--state must be open, resolved, requeued, discarded or all`);
-        for (const t of ['since', 'until'] as const) if (o[t] !== undefined && Number.isNaN(Date.parse(o[t]))) throw new DlqError(400, `--${t} must be an ISO time (got '${o[t]}')`);
-        const iso = (v?: string) => (v === undefined ? undefined : new Date(v).toISOString());
-        const list = await withService(o.config, async (s) => (await s.list({ pipeline: o.pipeline, kind: o.kind, table: o.table, key: o.key, state: o.state as DlqState, since: iso(o.since), until: iso(o.until), limit: o.limit })).map((e) => maskEntry(e, s.masking)));
-        if (o.json) process.stdout.write(JSON.stringify(list.map((e) => entryJson(e)), null, 2) + '\n');
-        else process.stdout.write(list.length === 0 ? 'no dead letters\n' : list.map(line).join('\n') + `\n${list.length} dead letter(s)\n`);
-      }),
-    );
-  common(dlq.command('show'))
-    .argument('<id>', 'dead letter id')
-    .option('-p, --pipeline <name>', 'look only in this pipeline')
-    .description('one dead letter: reason, origin, violations, conflict versions with a field diff, history')
-    .action((id: string, o) =>
-      run(async () => {
-        const e = await withService(o.config, async (s) => maskEntry(await s.show(id, o.pipeline), s.masking));
-        process.stdout.write((o.json ? JSON.stringify(entryJson(e), null, 2) : details(e)) + '\n');
-      }),
-    );
-  common(dlq.command('resolve'))
-    .argument('<id>', 'conflict id')
-    .requiredOption('--choice <choice>', 'source | target | merged')
-    .option('--merged <json>', 'the merged record (JSON object of target columns) for --choice merged')
-    .option('--merged-file <file>', 'read the merged record from a JSON file')
-    .option('--note <text>', 'a note kept with the action')
-    .option('--by <who>', 'who settles it (default: user@host)')
-    .option('-p, --pipeline <name>', 'look only in this pipeline')
-    .description('settle a conflict: write the source or merged version, or keep the target; then release the later changes of its key in order')
-    .action((id: string, o) =>
-      run(async () => {
-        const merged = o.mergedFile ? readFileSync(o.mergedFile, 'utf8') : o.merged;
-        const r = await withService(o.config, async (s) => masked(await s.resolve(id, { choice: o.choice, merged, by: o.by ?? who(), note: o.note, pipeline: o.pipeline }), s));
-        printResult(r, o.json);
-      }),
-    );
-  for (const [name, desc] of [
-    ['requeue', 'process a dead letter again: invalid/failed go back to their original topic and partition; a conflict goes through conflict resolution again'],
-    ['discard', 'drop a dead letter (a conflict: the target keeps its row); later changes of its key are released'],
-  ] as const) {
-    common(dlq.command(name))
-      .argument('<id>', 'dead letter id')
-      .option('--by <who>', 'who acts (default: user@host)')
-      .option('--note <text>', 'a note kept with the action')
-      .option('-p, --pipeline <name>', 'look only in this pipeline')
-      .description(desc)
-      .action((id: string, o) =>
-        run(async () => {
-          const r = await withService(o.config, async (s) => masked(await (name === 'requeue' ? s.requeue(id, { by: o.by ?? who(), pipeline: o.pipeline }) : s.discard(id, { by: o.by ?? who(), note: o.note, pipeline: o.pipeline })), s));
-          printResult(r, o.json);
-        }),
-      );
-  }
+/** The actions of `syncline dlq …` (their options: ./commands/dlq.ts, loaded without this module). */
+export async function dlqList(o: OptionValues): Promise<void> {
+  await run(async () => {
+    if (!['open', 'resolved', 'requeued', 'discarded', 'all'].includes(o.state)) throw new DlqError(400, `--state must be open, resolved, requeued, discarded or all`);
+    for (const t of ['since', 'until'] as const) if (o[t] !== undefined && Number.isNaN(Date.parse(o[t]))) throw new DlqError(400, `--${t} must be an ISO time (got '${o[t]}')`);
+    const iso = (v?: string) => (v === undefined ? undefined : new Date(v).toISOString());
+    const list = await withService(o.config, async (s) => (await s.list({ pipeline: o.pipeline, kind: o.kind, table: o.table, key: o.key, state: o.state as DlqState, since: iso(o.since), until: iso(o.until), limit: o.limit })).map((e) => maskEntry(e, s.masking)));
+    if (o.json) process.stdout.write(JSON.stringify(list.map((e) => entryJson(e)), null, 2) + '\n');
+    else process.stdout.write(list.length === 0 ? 'no dead letters\n' : list.map(line).join('\n') + `\n${list.length} dead letter(s)\n`);
+  });
+}
+
+export async function dlqShow(id: string, o: OptionValues): Promise<void> {
+  await run(async () => {
+    const e = await withService(o.config, async (s) => maskEntry(await s.show(id, o.pipeline), s.masking));
+    process.stdout.write((o.json ? JSON.stringify(entryJson(e), null, 2) : details(e)) + '\n');
+  });
+}
+
+export async function dlqResolve(id: string, o: OptionValues): Promise<void> {
+  await run(async () => {
+    const merged = o.mergedFile ? readFileSync(o.mergedFile, 'utf8') : o.merged;
+    const r = await withService(o.config, async (s) => masked(await s.resolve(id, { choice: o.choice, merged, by: o.by ?? who(), note: o.note, pipeline: o.pipeline }), s));
+    printResult(r, o.json);
+  });
+}
+
+export async function dlqRequeueOrDiscard(name: 'requeue' | 'discard', id: string, o: OptionValues): Promise<void> {
+  await run(async () => {
+    const r = await withService(o.config, async (s) => masked(await (name === 'requeue' ? s.requeue(id, { by: o.by ?? who(), pipeline: o.pipeline }) : s.discard(id, { by: o.by ?? who(), note: o.note, pipeline: o.pipeline })), s));
+    printResult(r, o.json);
+  });
 }

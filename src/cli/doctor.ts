@@ -17,7 +17,6 @@
  * A dependency that is not reachable is one failure; the checks that need it are then not run.
  * Read-only except the Redis probe key (deleted at once, expiring in 60 s in any case).
  */
-import type { Command } from 'commander';
 import '../../connectors/index.js';
 import { formatTableName, parseTableName } from '../core/names.js';
 import { loadConfig } from '../core/config/load.js';
@@ -350,17 +349,4 @@ export function targetDemands(p: PipelineConfig, source: DoctorTable[] | undefin
       columns: (f?.columns ?? []).map((c) => ({ name: rename(c.name), pgType: c.pgType, notNull: c.notNull })),
     }));
   });
-}
-
-export function doctorCommand(program: Command, defaultConfig: string): void {
-  program
-    .command('doctor')
-    .description("check every prerequisite of every pipeline (the source's settings, rights, tables and keys: PostgreSQL's publication, replica identity and slots, MariaDB's binlog; Kafka, registry, Redis; target tables and rights) and print the fix of each that fails. Exit 0 only when all pass")
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('-p, --pipeline <name>', 'only this pipeline (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-    .action(async (opts: { config: string; pipeline?: string[] }) => {
-      const code = await doctor(opts);
-      // Clients of unreachable services may keep retrying in the background: do not wait for them.
-      process.stdout.write('', () => process.exit(code));
-    });
 }

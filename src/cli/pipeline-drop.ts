@@ -17,8 +17,6 @@
  * pipeline, no confirmation).
  */
 import { createInterface } from 'node:readline/promises';
-import type { Command } from 'commander';
-import { pauseCommands } from './pipeline-pause.js';
 import '../../connectors/index.js';
 import { loadConfig } from '../core/config/load.js';
 import { changeTopicPrefix, type SynclineConfig } from '../core/config/schema.js';
@@ -346,21 +344,4 @@ export async function pipelineDrop(name: string, o: DropOptions, out = process.s
   } finally {
     await d.close();
   }
-}
-
-export function pipelineCommands(program: Command, defaultConfig: string): void {
-  const pipeline = program.command('pipeline').description('pipeline administration: drop, pause, resume');
-  pauseCommands(pipeline, defaultConfig);
-  pipeline
-    .command('drop')
-    .argument('<name>', 'pipeline (as named in the config)')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('--dry-run', 'only list what would be dropped and what is kept (and why)')
-    .option('-y, --yes', 'drop without asking for confirmation')
-    .description("remove what a pipeline created (replication slot, publication, replication origins, Kafka topics and consumer groups, its capture offsets, registry subjects, Redis keys) and nothing of any other pipeline; refused while the pipeline runs")
-    .action(async (name: string, o: DropOptions) => {
-      const code = await pipelineDrop(name, o);
-      // One-shot: client libraries may keep timers alive after close; do not hang on them.
-      process.stdout.write('', () => process.exit(code));
-    });
 }

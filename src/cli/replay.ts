@@ -1,5 +1,5 @@
 /** `syncline replay`: re-run a range of a pipeline's change topics (src/replay/replay.ts) with a progress bar and a summary. */
-import type { Command } from 'commander';
+import type { OptionValues } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { replay, ReplayError, type ReplaySummary } from '../replay/replay.js';
 import type { ReadProgress } from '../core/topic-reader.js';
@@ -40,29 +40,17 @@ export function summaryText(s: ReplaySummary): string {
   ].join('\n');
 }
 
-export function replayCommand(program: Command, defaultConfig: string): void {
-  program
-    .command('replay')
-    .description("re-run a pipeline's changes from its change topics through validation, conflict resolution and the sink, without touching the live consumer group; already-applied changes are no-ops")
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .requiredOption('-p, --pipeline <name>', 'pipeline')
-    .requiredOption('--from <from>', "ISO time, offset (every partition), or 'beginning'")
-    .option('--to <to>', 'ISO time or offset, inclusive (default: the current end)')
-    .option('--table <table>', 'only this table (source or target name)')
-    .option('--dry-run', 'read only: say what would happen, write nothing')
-    .option('--transforms-as-of <hash>', 'run the transforms of this recorded version (its hash) instead of those in force now (the default)')
-    .option('--json', 'print the summary as JSON')
-    .action(async (o) => {
-      const c = await openClients(loadConfig(o.config));
-      try {
-        const s = await replay(c, { pipeline: o.pipeline, from: o.from, to: o.to, table: o.table, dryRun: o.dryRun === true, transformsAsOf: o.transformsAsOf, onProgress: progressBar() });
-        process.stdout.write((o.json ? JSON.stringify(s, null, 2) : summaryText(s)) + '\n');
-      } catch (err) {
-        if (!(err instanceof ReplayError)) throw err;
-        process.stderr.write(`syncline replay: ${err.message}\n`);
-        process.exitCode = 1;
-      } finally {
-        await c.close();
-      }
-    });
+/** `syncline replay`'s action (its options: ./commands/replay.ts, loaded without this module). */
+export async function replayAction(o: OptionValues): Promise<void> {
+  const c = await openClients(loadConfig(o.config));
+  try {
+    const s = await replay(c, { pipeline: o.pipeline, from: o.from, to: o.to, table: o.table, dryRun: o.dryRun === true, transformsAsOf: o.transformsAsOf, onProgress: progressBar() });
+    process.stdout.write((o.json ? JSON.stringify(s, null, 2) : summaryText(s)) + '\n');
+  } catch (err) {
+    if (!(err instanceof ReplayError)) throw err;
+    process.stderr.write(`syncline replay: ${err.message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await c.close();
+  }
 }

@@ -11,22 +11,12 @@
  * pipeline or table; not allowed) or some keys not written.
  */
 import { hostname, userInfo } from 'node:os';
-import type { Command } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { fatal } from '../core/errors.js';
 import type { Json } from '../history/history.js';
 import type { RollbackResult } from '../history/rollback.js';
-import { Option } from 'commander';
-import { apiClient, configUrl, withApiOptions, type ApiClientOptions } from './api-client.js';
-import { authHint, tokenOption } from './auth.js';
-
-/** withApiOptions without --key (rollback's --key is the row key): the client certificate's key comes from SYNCLINE_API_KEY. */
-function withApiOptionsButKey(cmd: Command): Command {
-  return cmd
-    .addOption(tokenOption())
-    .addOption(new Option('--ca <file>', 'PEM file of the CA that signed the HTTPS certificate of the running syncline (default: SYNCLINE_API_CA, else the system CAs)'))
-    .addOption(new Option('--cert <file>', 'PEM client certificate, for a syncline that requires one (default: SYNCLINE_API_CERT); its key from SYNCLINE_API_KEY'));
-}
+import { apiClient, configUrl, type ApiClientOptions } from './api-client.js';
+import { authHint } from './auth.js';
 
 const who = () => {
   try {
@@ -69,33 +59,20 @@ export function rollbackText(r: RollbackResult): string {
   return lines.join('\n');
 }
 
-export function rollbackCommands(program: Command, defaultConfig: string): void {
-  withApiOptionsButKey(program
-    .command('rollback')
-    .description("put a pipeline's target rows back to their state at an instant (from the change history), written through the running pipeline; --dry-run shows the diff")
-    .requiredOption('-p, --pipeline <name>', 'the pipeline')
-    .requiredOption('--to <iso>', 'the instant (ISO time, e.g. 2026-12-01T10:00:00Z)')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('-t, --table <table>', 'only this target table (default: every table of the pipeline that keeps history)')
-    .option('--key <key>', 'only this key of --table: a value (42), a JSON array of the key values ([1,"a"]) or a JSON object ({"id":42})')
-    .option('--dry-run', 'show per key what would be written (current → target), write nothing')
-    .option('--pause', 'hold the pipeline (its consumer stage, from before the rollback writes) until `syncline pipeline resume NAME`, so no later change overwrites it')
-    .option('--json', 'JSON output')
-    .option('--url <url>', "base URL of the running syncline that runs the pipeline's sink (default: from the config's observability section)"))
-    .action(async (o: { config: string; pipeline: string; to: string; table?: string; key?: string; dryRun?: boolean; pause?: boolean; json?: boolean; url?: string; token?: string; ca?: string; cert?: string }) => {
-      const api: ApiClientOptions = { token: o.token, ca: o.ca, cert: o.cert };
-      if (Number.isNaN(Date.parse(o.to))) throw fatal('USAGE', `--to must be an ISO time like 2026-12-01T10:00:00Z (got '${o.to}')`);
-      if (o.key !== undefined && o.table === undefined) throw fatal('USAGE', '--key needs --table (the target table the key is of)');
-      const base = (o.url ?? configUrl(loadConfig(o.config))).replace(/\/$/, '');
-      const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(o.pipeline)}/rollback`, api, { to: o.to, table: o.table, key: o.key, dryRun: o.dryRun === true, pause: o.pause === true });
-      if (status !== 200) {
-        process.stderr.write(`syncline rollback: refused: ${String(body.error ?? `HTTP ${status}`)}\n`);
-        if (o.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n');
-        process.exitCode = 1;
-        return;
-      }
-      const r = body as unknown as RollbackResult;
-      process.stdout.write((o.json ? JSON.stringify(r, null, 2) : rollbackText(r)) + '\n');
-      if (r.tables.some((t) => t.failed.length > 0)) process.exitCode = 1;
-    });
+/** `syncline rollback`'s action (its options: ./commands/rollback.ts, loaded without this module). */
+export async function rollbackAction(o: { config: string; pipeline: string; to: string; table?: string; key?: string; dryRun?: boolean; pause?: boolean; json?: boolean; url?: string; token?: string; ca?: string; cert?: string }): Promise<void> {
+  const api: ApiClientOptions = { token: o.token, ca: o.ca, cert: o.cert };
+  if (Number.isNaN(Date.parse(o.to))) throw fatal('USAGE', `--to must be an ISO time like 2026-12-01T10:00:00Z (got '${o.to}')`);
+  if (o.key !== undefined && o.table === undefined) throw fatal('USAGE', '--key needs --table (the target table the key is of)');
+  const base = (o.url ?? configUrl(loadConfig(o.config))).replace(/\/$/, '');
+  const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(o.pipeline)}/rollback`, api, { to: o.to, table: o.table, key: o.key, dryRun: o.dryRun === true, pause: o.pause === true });
+  if (status !== 200) {
+    process.stderr.write(`syncline rollback: refused: ${String(body.error ?? `HTTP ${status}`)}\n`);
+    if (o.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n');
+    process.exitCode = 1;
+    return;
+  }
+  const r = body as unknown as RollbackResult;
+  process.stdout.write((o.json ? JSON.stringify(r, null, 2) : rollbackText(r)) + '\n');
+  if (r.tables.some((t) => t.failed.length > 0)) process.exitCode = 1;
 }

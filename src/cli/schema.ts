@@ -9,7 +9,6 @@
  */
 import { audit } from '../security/audit/recorder.js';
 import { userInfo, hostname } from 'node:os';
-import type { Command } from 'commander';
 import '../../connectors/index.js';
 import { loadConfig } from '../core/config/load.js';
 import { KafkaClient } from '../core/kafka.js';
@@ -40,39 +39,18 @@ async function withAdmin<T>(configFile: string, fn: (a: SchemaAdmin) => Promise<
 const print = (json: boolean | undefined, v: SchemaChange | SchemaChange[], empty: string) =>
   process.stdout.write((json ? JSON.stringify(v, null, 2) : (Array.isArray(v) ? v : [v]).map(changeLine).join('\n') || empty) + '\n');
 
-export function schemaCommands(program: Command, defaultConfig: string): void {
-  const schema = program.command('schema').description('schema changes of captured tables: breaking ones wait for an operator (pending, approve, reject)');
-  schema
-    .command('pending')
-    .description('breaking schema changes waiting for a decision (their table\'s apply is held)')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('-p, --pipeline <name>', 'only this pipeline')
-    .option('--json', 'JSON output')
-    .action(async (o: { config: string; pipeline?: string; json?: boolean }) => {
-      const list = await withAdmin(o.config, (a) => a.list({ pipeline: o.pipeline, status: 'pending' }));
-      print(o.json, list, 'no pending schema changes');
-    });
-  schema
-    .command('list')
-    .description('every schema change recorded (safe ones applied automatically, and decisions)')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('-p, --pipeline <name>', 'only this pipeline')
-    .option('--json', 'JSON output')
-    .action(async (o: { config: string; pipeline?: string; json?: boolean }) => {
-      print(o.json, await withAdmin(o.config, (a) => a.list({ pipeline: o.pipeline })), 'no schema changes');
-    });
-  for (const [verb, status, what] of [['approve', 'approved', 'the held table applies its changes with the new schema'], ['reject', 'rejected', 'the table\'s changes under that schema are dead-lettered (SCHEMA_CHANGE_REJECTED; requeue them once the target is fixed), the table flows on']] as const) {
-    schema
-      .command(verb)
-      .description(`${verb} a pending schema change: ${what}`)
-      .argument('<id>', 'the change (syncline schema pending)')
-      .option('-c, --config <file>', 'config file', defaultConfig)
-      .option('--note <text>', 'why (recorded with the decision)')
-      .option('--json', 'JSON output')
-      .action(async (id: string, o: { config: string; note?: string; json?: boolean }) => {
-        const c = await withAdmin(o.config, (a) => a.decide(id, status, who(), o.note));
-        print(o.json, c, '');
-        process.stderr.write(`schema change ${c.id} of ${c.table} ${status}; the pipeline's processor resumes the table\n`);
-      });
-  }
+/** The actions of `syncline schema …` (their options: ./commands/schema.ts, loaded without this module). */
+export async function schemaPending(o: { config: string; pipeline?: string; json?: boolean }): Promise<void> {
+  const list = await withAdmin(o.config, (a) => a.list({ pipeline: o.pipeline, status: 'pending' }));
+  print(o.json, list, 'no pending schema changes');
+}
+
+export async function schemaList(o: { config: string; pipeline?: string; json?: boolean }): Promise<void> {
+  print(o.json, await withAdmin(o.config, (a) => a.list({ pipeline: o.pipeline })), 'no schema changes');
+}
+
+export async function schemaDecide(status: 'approved' | 'rejected', id: string, o: { config: string; note?: string; json?: boolean }): Promise<void> {
+  const c = await withAdmin(o.config, (a) => a.decide(id, status, who(), o.note));
+  print(o.json, c, '');
+  process.stderr.write(`schema change ${c.id} of ${c.table} ${status}; the pipeline's processor resumes the table\n`);
 }

@@ -10,10 +10,10 @@
  * pipeline or run, 4 a run of the pipeline still goes.
  */
 import { userInfo, hostname } from 'node:os';
-import type { Command } from 'commander';
+import type { OptionValues } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { authHint } from './auth.js';
-import { apiClient, withApiOptions, type ApiClientOptions } from './api-client.js';
+import { apiClient, type ApiClientOptions } from './api-client.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { KafkaClient } from '../core/kafka.js';
 import { sourceRegistration } from '../core/registry.js';
@@ -145,89 +145,71 @@ async function guard(fn: () => Promise<void>): Promise<void> {
   }
 }
 
-export function syncCommands(program: Command, defaultConfig: string): void {
-  const sync = program.command('sync').description('runs of scheduled and manual pipelines: run, status, list');
-  const common = (c: Command) => c.option('-c, --config <file>', 'config file', defaultConfig).option('--json', 'JSON output');
-  withApiOptions(common(sync.command('run')))
-    .argument('<pipeline>', 'a pipeline in mode scheduled or manual')
-    .option('-t, --table <table>', 'only this source table (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--full', 'a full re-read of the tables: they are backfilled inside the run (sources with backfills: PostgreSQL, MariaDB)')
-    .option('--wait', 'follow the run until it ends (a progress bar on a terminal); exit 1 unless it succeeded')
-    .option('--url <url>', 'the running syncline (default: from the config observability host and port)')
-    .option('--by <who>', 'who asks (default: user@host; only where the API takes no token, api.auth none)')
-    .description('start a bounded sync run of the pipeline in the running syncline; prints its id')
-    .action((pipeline: string, o) =>
-      guard(async () => {
-        const config = loadConfig(o.config);
-        const p = config.pipelines[pipeline];
-        if (!p) throw new CliError(3, `no pipeline '${pipeline}' in the config (have: ${Object.keys(config.pipelines).join(', ')})`);
-        if (p.mode === 'realtime') throw new CliError(1, `pipeline ${pipeline} is in mode realtime: it has no runs (set mode: manual or scheduled)`);
-        const tables = (o.table as string[] | undefined)?.map((t) => {
-          const found = p.tables.find((x) => x.source === t || x.source.endsWith(`.${t}`));
-          if (!found) throw new CliError(3, `pipeline ${pipeline} has no table '${t}' (have: ${p.tables.map((x) => x.source).join(', ')})`);
-          return found.source;
-        });
-        const base = serviceUrl(config, o.url);
-        const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(pipeline)}/runs`, o, {
-          // x-syncline-user counts only where the API takes no credentials (api.auth none); else the token names the actor.
-          method: 'POST', headers: { 'content-type': 'application/json', 'x-syncline-user': o.by ?? who(), 'x-syncline-trigger': 'manual' },
-          body: JSON.stringify({ ...(tables ? { tables } : {}), ...(o.full ? { full: true } : {}) }),
-        });
-        if (status !== 202) throw new CliError(status === 404 ? 3 : status === 409 ? 4 : 1, (body as { error?: string }).error ?? `HTTP ${status}`);
-        const run = body as SyncRun;
-        if (!o.wait) {
-          process.stdout.write(o.json ? JSON.stringify(run, null, 2) + '\n' : `${run.id}\n`);
-          return;
-        }
-        done(await follow(base, run.id, o.json === true, o), o.json === true);
-      }),
-    );
-  withApiOptions(common(sync.command('status')))
-    .argument('[run]', 'a run id (default: the latest run of each bounded pipeline)')
-    .option('--wait', 'follow the run until it ends')
-    .option('--url <url>', 'the running syncline (default: from the config)')
-    .description('a run\'s progress and outcome (from the running syncline, else from the record topic)')
-    .action((id: string | undefined, o) =>
-      guard(async () => {
-        const config = loadConfig(o.config);
-        if (id) {
-          let base: string | undefined;
-          try {
-            base = serviceUrl(config, o.url);
-          } catch {
-            base = undefined;
-          }
-          if (base && o.wait) return done(await follow(base, id, o.json === true, o), o.json === true);
-          const live = base ? await call(base, `/api/runs/${encodeURIComponent(id)}`, o).catch(() => undefined) : undefined;
-          const r = live?.status === 200 ? (live.body as SyncRun) : await withStore(config, (s) => s.run(id));
-          if (!r) throw new CliError(3, `no run '${id}'`);
-          process.stdout.write((o.json ? JSON.stringify(r, null, 2) : details(r)) + '\n');
-          return;
-        }
-        const runs = await withStore(config, (s) => s.runs());
-        const latest = [];
-        for (const n of Object.keys(config.pipelines).filter((x) => config.pipelines[x]!.mode !== 'realtime')) {
-          latest.push({ pipeline: n, mode: config.pipelines[n]!.mode, last: runs.find((r) => r.pipeline === n), retainedBytes: await retained(config, n) });
-        }
-        if (o.json) process.stdout.write(JSON.stringify(latest, null, 2) + '\n');
-        else {
-          process.stdout.write(latest.length === 0 ? 'no pipeline in mode scheduled or manual\n' : latest.map((l) => [
-            `${l.pipeline} (${l.mode}): ${l.last ? runLine(l.last) : 'no run yet'}`,
-            ...(l.retainedBytes !== null ? [`  between runs the source retains ${l.retainedBytes} bytes of log for it until the next run`] : []),
-          ].join('\n')).join('\n') + '\n');
-        }
-      }),
-    );
-  common(sync.command('list'))
-    .option('-p, --pipeline <name>', 'only this pipeline')
-    .option('--limit <n>', 'at most n (newest first)', (v) => Number(v), 50)
-    .description('recorded runs, newest first (read from <prefix>.sync.runs; no running syncline needed)')
-    .action((o) =>
-      guard(async () => {
-        const config = loadConfig(o.config);
-        const runs = (await withStore(config, (s) => s.runs(o.pipeline))).slice(0, o.limit);
-        if (o.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
-        else process.stdout.write(runs.length === 0 ? 'no runs\n' : runs.map(runLine).join('\n') + `\n${runs.length} run(s)\n`);
-      }),
-    );
+/** The actions of `syncline sync …` (their options: ./commands/sync.ts, loaded without this module). */
+export async function syncRun(pipeline: string, o: OptionValues): Promise<void> {
+  await guard(async () => {
+    const config = loadConfig(o.config);
+    const p = config.pipelines[pipeline];
+    if (!p) throw new CliError(3, `no pipeline '${pipeline}' in the config (have: ${Object.keys(config.pipelines).join(', ')})`);
+    if (p.mode === 'realtime') throw new CliError(1, `pipeline ${pipeline} is in mode realtime: it has no runs (set mode: manual or scheduled)`);
+    const tables = (o.table as string[] | undefined)?.map((t) => {
+      const found = p.tables.find((x) => x.source === t || x.source.endsWith(`.${t}`));
+      if (!found) throw new CliError(3, `pipeline ${pipeline} has no table '${t}' (have: ${p.tables.map((x) => x.source).join(', ')})`);
+      return found.source;
+    });
+    const base = serviceUrl(config, o.url);
+    const { status, body } = await call(base, `/api/pipelines/${encodeURIComponent(pipeline)}/runs`, o, {
+      // x-syncline-user counts only where the API takes no credentials (api.auth none); else the token names the actor.
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-syncline-user': o.by ?? who(), 'x-syncline-trigger': 'manual' },
+      body: JSON.stringify({ ...(tables ? { tables } : {}), ...(o.full ? { full: true } : {}) }),
+    });
+    if (status !== 202) throw new CliError(status === 404 ? 3 : status === 409 ? 4 : 1, (body as { error?: string }).error ?? `HTTP ${status}`);
+    const run = body as SyncRun;
+    if (!o.wait) {
+      process.stdout.write(o.json ? JSON.stringify(run, null, 2) + '\n' : `${run.id}\n`);
+      return;
+    }
+    done(await follow(base, run.id, o.json === true, o), o.json === true);
+  });
+}
+
+export async function syncStatus(id: string | undefined, o: OptionValues): Promise<void> {
+  await guard(async () => {
+    const config = loadConfig(o.config);
+    if (id) {
+      let base: string | undefined;
+      try {
+        base = serviceUrl(config, o.url);
+      } catch {
+        base = undefined;
+      }
+      if (base && o.wait) return done(await follow(base, id, o.json === true, o), o.json === true);
+      const live = base ? await call(base, `/api/runs/${encodeURIComponent(id)}`, o).catch(() => undefined) : undefined;
+      const r = live?.status === 200 ? (live.body as SyncRun) : await withStore(config, (s) => s.run(id));
+      if (!r) throw new CliError(3, `no run '${id}'`);
+      process.stdout.write((o.json ? JSON.stringify(r, null, 2) : details(r)) + '\n');
+      return;
+    }
+    const runs = await withStore(config, (s) => s.runs());
+    const latest = [];
+    for (const n of Object.keys(config.pipelines).filter((x) => config.pipelines[x]!.mode !== 'realtime')) {
+      latest.push({ pipeline: n, mode: config.pipelines[n]!.mode, last: runs.find((r) => r.pipeline === n), retainedBytes: await retained(config, n) });
+    }
+    if (o.json) process.stdout.write(JSON.stringify(latest, null, 2) + '\n');
+    else {
+      process.stdout.write(latest.length === 0 ? 'no pipeline in mode scheduled or manual\n' : latest.map((l) => [
+        `${l.pipeline} (${l.mode}): ${l.last ? runLine(l.last) : 'no run yet'}`,
+        ...(l.retainedBytes !== null ? [`  between runs the source retains ${l.retainedBytes} bytes of log for it until the next run`] : []),
+      ].join('\n')).join('\n') + '\n');
+    }
+  });
+}
+
+export async function syncList(o: OptionValues): Promise<void> {
+  await guard(async () => {
+    const config = loadConfig(o.config);
+    const runs = (await withStore(config, (s) => s.runs(o.pipeline))).slice(0, o.limit);
+    if (o.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
+    else process.stdout.write(runs.length === 0 ? 'no runs\n' : runs.map(runLine).join('\n') + `\n${runs.length} run(s)\n`);
+  });
 }

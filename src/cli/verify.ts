@@ -5,12 +5,11 @@
  * target; `--repair` re-syncs exactly those keys through the pipeline. Exit code 0: in sync (or
  * repaired), 1: differences left, 2 (fatal): could not verify.
  */
-import type { Command } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { verifyPipeline, type PipelineVerifyResult } from '../verify/run.js';
 import { openClients } from './clients.js';
 
-interface Opts {
+export interface VerifyOptions {
   config: string;
   pipeline: string;
   table?: string;
@@ -33,29 +32,19 @@ export function verifyText(r: PipelineVerifyResult): string {
   return lines.join('\n');
 }
 
-export function verifyCommand(program: Command, defaultConfig: string): void {
-  program
-    .command('verify')
-    .description('compare the source and target of a running pipeline (key-range checksums, bisected to keys, re-checked once the pipeline caught up); --repair re-syncs the differing keys through the pipeline')
-    .requiredOption('-p, --pipeline <name>', 'the pipeline')
-    .option('-c, --config <file>', 'config file', defaultConfig)
-    .option('-t, --table <table>', 'only this table (default: every table of the pipeline)')
-    .option('--repair', 're-sync the differing keys through the pipeline (missing and different rows re-read from the source, extra rows deleted)')
-    .option('--range-rows <n>', 'rows per checksummed key range (default 10000)')
-    .option('--json', 'JSON output')
-    .action(async (o: Opts) => {
-      const config = loadConfig(o.config);
-      const rangeRows = o.rangeRows === undefined ? undefined : Number(o.rangeRows);
-      if (rangeRows !== undefined && (!Number.isInteger(rangeRows) || rangeRows < 10)) throw new Error(`--range-rows must be an integer ≥ 10 (got ${o.rangeRows})`);
-      const c = await openClients(config);
-      let code = 0;
-      try {
-        const r = await verifyPipeline(config, { pipeline: o.pipeline, table: o.table, repair: o.repair, rangeRows }, { kafka: c.kafka, redis: c.redis, log: c.log });
-        process.stdout.write((o.json ? JSON.stringify(r, null, 2) : verifyText(r)) + '\n');
-        code = r.mismatches === 0 || r.repair?.status === 'done' ? 0 : 1;
-      } finally {
-        await c.close();
-      }
-      process.stdout.write('', () => process.exit(code));
-    });
+/** `syncline verify`'s action (its options: ./commands/verify.ts, loaded without this module). */
+export async function verifyAction(o: VerifyOptions): Promise<void> {
+  const config = loadConfig(o.config);
+  const rangeRows = o.rangeRows === undefined ? undefined : Number(o.rangeRows);
+  if (rangeRows !== undefined && (!Number.isInteger(rangeRows) || rangeRows < 10)) throw new Error(`--range-rows must be an integer ≥ 10 (got ${o.rangeRows})`);
+  const c = await openClients(config);
+  let code = 0;
+  try {
+    const r = await verifyPipeline(config, { pipeline: o.pipeline, table: o.table, repair: o.repair, rangeRows }, { kafka: c.kafka, redis: c.redis, log: c.log });
+    process.stdout.write((o.json ? JSON.stringify(r, null, 2) : verifyText(r)) + '\n');
+    code = r.mismatches === 0 || r.repair?.status === 'done' ? 0 : 1;
+  } finally {
+    await c.close();
+  }
+  process.stdout.write('', () => process.exit(code));
 }
