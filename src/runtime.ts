@@ -541,6 +541,7 @@ export class Runtime {
         decode, output: observed, dlq, log, validation: h.validation, sessionTimeoutMs: this.config.kafka.sessionTimeoutMs,
         // Into the Applier: a fetch in parts of the target's batch size (what it writes at once anyway).
         chunk: applier ? batchSizeOf(this.config, p) : undefined, onRunning,
+        onRebalance: () => this.metrics.rebalances.inc({ pipeline: name, stage: 'process' }),
         // Breaking schema changes hold their table's apply until an operator decides (src/process/schema-guard.ts).
         schema: new SchemaGuard({ pipeline: name, changePrefix: changeTopicPrefix(this.config, p), kafka: this.kafka, registry: this.metrics.registry, logger: log }),
       });
@@ -553,6 +554,7 @@ export class Runtime {
         groupId: groups.sink(prefix, name), topics: [applyTopic], kafka: this.kafka,
         decode: applyTopicDecoder, output: observed, dlq, log, sessionTimeoutMs: this.config.kafka.sessionTimeoutMs,
         chunk: batchSizeOf(this.config, p), onRunning,
+        onRebalance: () => this.metrics.rebalances.inc({ pipeline: name, stage: 'sink' }),
       })))));
     }
     // A pipeline that follows another (ADR 0039) has no capture: the followed pipeline's writes its change topics.

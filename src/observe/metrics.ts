@@ -109,6 +109,8 @@ export class Metrics {
   // Gauges.
   readonly inflightRecords: Gauge<'pipeline' | 'stage'>;
   readonly inflightBatches: Gauge<'pipeline' | 'stage'>;
+  /** Joins of a stage's consumer group by this process's member: each is a rebalance of the group. */
+  readonly rebalances: Counter<'pipeline' | 'stage'>;
   readonly consumerLag: Gauge<'pipeline' | 'stage' | 'topic' | 'partition'>;
   readonly slotLag: Gauge<'pipeline'>;
   readonly slotRetained: Gauge<'pipeline'>;
@@ -246,6 +248,11 @@ export class Metrics {
     this.inflightRecords = new Gauge({
       name: 'syncline_inflight_records',
       help: 'Records in batches being applied or forwarded right now (consumed, offsets not committed yet).',
+      labelNames: ['pipeline', 'stage'], registers,
+    });
+    this.rebalances = new Counter({
+      name: 'syncline_consumer_rebalances_total',
+      help: "Rebalances of a stage's consumer group this process took part in (each join of the group: an instance came or went, a topic was added, the stage started); the log line consumer.rebalanced lists the partitions it then consumes.",
       labelNames: ['pipeline', 'stage'], registers,
     });
     this.inflightBatches = new Gauge({

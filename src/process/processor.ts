@@ -130,6 +130,8 @@ export interface ConsumerStageOptions {
   chunk?: number;
   /** Called once the stage has joined its group and consumes (the Runtime's stage supervisor). */
   onRunning?: () => void;
+  /** Called at every join of the group (a rebalance: a member came, went or the topics changed) with this member's partitions. */
+  onRebalance?: (assigned: Record<string, number[]>) => void;
   /**
    * The pipeline's schema changes (change topics only: the processor): a table under a pending
    * breaking change is held at that change (its topic paused), one under a rejected change has its
@@ -434,6 +436,13 @@ export class ConsumerStage {
         });
       });
       ended.catch(() => undefined); // awaited below; a crash while joining is reported by the join
+      // Every join is a rebalance of the group (a member came or went, topics changed): logged with
+      // this member's partitions, and counted (syncline_consumer_rebalances_total).
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        const assigned = Object.fromEntries(Object.entries(e.payload.memberAssignment).map(([topic, parts]) => [topic, [...parts].sort((a, b) => a - b)]));
+        log.info({ groupId, memberId: e.payload.memberId, leader: e.payload.isLeader, assigned, joinMs: e.payload.duration }, 'consumer.rebalanced: this member now consumes the partitions listed');
+        this.o.onRebalance?.(assigned);
+      });
       const subscribedTo = this.o.topics;
       try {
         await consumer.connect();
