@@ -85,6 +85,8 @@ export class Runtime {
   readonly redis: RedisClient;
   readonly pipelines: PipelineHandle[] = [];
   private readonly running: Promise<void>[] = [];
+  /** Stage tasks that failed: ended, though their promise settles only after the stop they started. */
+  private readonly ended = new Set<Promise<void>>();
   private stopping = false;
   private validators = new Map<string, PipelineValidator>();
   private readonly writers: ApplyTopicWriter[] = [];
@@ -634,14 +636,17 @@ export class Runtime {
 
   private guard(pipeline: string, stage: string, p: Promise<void>): Promise<void> {
     this.observe.health.taskStarted(pipeline, stage);
-    return p.then(() => this.observe.health.taskEnded(pipeline, stage), async (err: unknown) => {
+    const task: Promise<void> = p.then(() => this.observe.health.taskEnded(pipeline, stage), async (err: unknown) => {
       this.observe.health.taskEnded(pipeline, stage, this.stopping ? undefined : err);
       if (this.stopping) return;
       this.metrics.error(pipeline, stage, err);
       this.log.error({ pipeline, stage, err: (err as Error).message, code: (err as { code?: string }).code }, 'stage.failed');
+      // This task has ended: the stop below must not wait for it (it settles only after the stop).
+      this.ended.add(task);
       await this.stop();
       throw err;
     });
+    return task;
   }
 
   async stop(): Promise<void> {
@@ -663,7 +668,7 @@ export class Runtime {
     await this.historyPruning?.();
     // The stages' tasks end (health says stopped) once their run loops return, after stop() resolved:
     // the final report waits for them (bounded), else it could still show a stage running.
-    const tasks = this.running.filter((p) => p !== this.stopped);
+    const tasks = this.running.filter((p) => p !== this.stopped && !this.ended.has(p));
     await Promise.race([Promise.allSettled(tasks), new Promise<void>((r) => setTimeout(r, 5000).unref?.())]);
     await this.reporter?.stop(); // the final state, while the lag queries still work
     await this.observe.close(); // before the clients its checks and lag queries use
