@@ -14,7 +14,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
-import { checksum, PG, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { checksum, PG, sleep, startRuntime, testEnv, waitFor } from './helpers.js';
+import { createLoggedTarget, KeyedWriter, writeLogProblems } from './keyed-writes.js';
 import { privateStack } from './private-stack.js';
 import { topics } from '../src/core/kafka.js';
 
@@ -38,16 +39,9 @@ test('three brokers, RF 3, min.insync.replicas 2: kill -9 of the busiest leader 
     await src.end().catch(() => undefined);
     await env.cleanup();
   });
-  await src.query(`create table items (id int primary key, seq int not null, v text not null)`);
-  await sql(env.targetDb, `create table items (id int primary key, seq int not null, v text not null);
-    create table write_log (n bigserial primary key, id int not null, op text not null, seq int not null);
-    create function log_write() returns trigger language plpgsql as $$ begin
-      if tg_op = 'DELETE' then insert into write_log (id, op, seq) values (old.id, 'D', old.seq); return old; end if;
-      insert into write_log (id, op, seq) values (new.id, left(tg_op, 1), new.seq); return new; end $$;
-    create trigger log_write after insert or update or delete on items for each row execute function log_write();`);
-  await src.query(`insert into items select g, 1, 'v' from generate_series(1, ${KEYS}) g`);
-  const seq = new Map<number, number>(Array.from({ length: KEYS }, (_, i) => [i + 1, 1]));
-  const present = new Set<number>(seq.keys());
+  const load = new KeyedWriter(src, KEYS);
+  await load.seed();
+  await createLoggedTarget(env.targetDb);
 
   const { rt, done } = await startRuntime(env);
   let failed: unknown;
@@ -65,28 +59,7 @@ test('three brokers, RF 3, min.insync.replicas 2: kill -9 of the busiest leader 
   const meta = async () => (await admin.fetchTopicMetadata({ topics: [cdc] })).topics[0]!.partitions;
   for (const p of await meta()) assert.equal(p.replicas.length, 3, `partition ${p.partitionId} has three replicas`);
 
-  // Writers: client c owns the keys ≡ c (mod CLIENTS); every write of a key raises its seq.
-  let stop = false;
-  let writes = 0;
-  const writer = async (c: number) => {
-    for (let i = 0; !stop; i++) {
-      const ids = [...seq.keys()].filter((k) => k % CLIENTS === c);
-      const id = ids[(i * 7919) % ids.length]!;
-      const next = seq.get(id)! + 1;
-      if (!present.has(id)) {
-        await src.query(`insert into items values ($1, $2, 're-inserted')`, [id, next]);
-        present.add(id);
-      } else if (i % 11 === 5) {
-        await src.query(`delete from items where id = $1`, [id]);
-        present.delete(id);
-        continue; // the delete carries the row's last seq
-      } else await src.query(`update items set seq = $2, v = md5(random()::text) where id = $1`, [id, next]);
-      seq.set(id, next);
-      writes++;
-      await sleep(3);
-    }
-  };
-  const writers = Array.from({ length: CLIENTS }, (_, c) => writer(c));
+  load.start(CLIENTS);
   await sleep(3000);
 
   // The broker leading the most partitions of the change topic.
@@ -95,32 +68,24 @@ test('three brokers, RF 3, min.insync.replicas 2: kill -9 of the busiest leader 
   const victim = [...leaders].sort((a, b) => b[1] - a[1])[0]![0];
   await stack.killKafkaNode(victim);
   const killedAt = Date.now();
-  t.diagnostic(`killed broker ${victim} (leader of ${leaders.get(victim)} of 3 partitions of ${cdc}) after ${writes} writes`);
+  t.diagnostic(`killed broker ${victim} (leader of ${leaders.get(victim)} of 3 partitions of ${cdc}) after ${load.writes} writes`);
   await sleep(10_000);
-  const during = writes;
+  const during = load.writes;
   await stack.up('kafka');
   t.diagnostic(`broker ${victim} started again after ${((Date.now() - killedAt) / 1000).toFixed(1)} s; ${during} writes by then`);
   await sleep(3000);
-  stop = true;
-  await Promise.all(writers);
+  await load.stop();
 
   await waitFor(`broker ${victim} to catch up (every partition of ${cdc} with three in-sync replicas)`, async () => (await meta()).every((p) => p.isr.length === 3), 120_000, 500);
   await waitFor('the target to equal the source', same, 120_000, 300);
-  t.diagnostic(`${writes} writes; converged ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`);
+  t.diagnostic(`${load.writes} writes; converged ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`);
 
   assert.equal(failed, undefined, `no stage of syncline stopped: ${String(failed)}`);
   const health = rt.observe.health.report();
   assert.equal(health.status, 'ok', JSON.stringify(health));
   assert.ok(health.pipelines.every((p) => p.running), JSON.stringify(health));
-  // Every key's writes in order, none twice: I/U raise seq, a delete carries the last one.
-  const log = (await sql(env.targetDb, `select id, op, seq from write_log order by n`)).rows as { id: number; op: string; seq: number }[];
-  const last = new Map<number, { op: string; seq: number }>();
-  const wrong: string[] = [];
-  for (const w of log) {
-    const prev = last.get(w.id);
-    if (prev && (w.op === 'D' ? w.seq < prev.seq : w.seq <= prev.seq)) wrong.push(`${w.id}: ${prev.op}${prev.seq} then ${w.op}${w.seq}`);
-    last.set(w.id, w);
-  }
-  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} writes out of order or applied twice`);
-  t.diagnostic(`${log.length} target writes checked`);
+  // Every key's writes in order, none twice.
+  const { problems, writes } = await writeLogProblems(env.targetDb);
+  assert.deepEqual(problems.slice(0, 10), [], `${problems.length} writes out of order or applied twice`);
+  t.diagnostic(`${writes} target writes checked`);
 });

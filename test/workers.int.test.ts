@@ -1,0 +1,99 @@
+/**
+ * Scale-out on Kafka's consumer groups (issue 25): identical `syncline start` processes of one
+ * pipeline share its work — one capture leads (the others stand by, ADR 0034), the processor group's
+ * partitions are spread over all of them. Under a keyed write load (./keyed-writes.ts): start with
+ * one, add a second and a third, kill -9 the first (the capture leader), stop the second gracefully
+ * (SIGTERM, exit 0). Checked: the target equals the source; the target's write log shows every key's
+ * writes in order with none applied twice; the last instance took over the capture and counted its
+ * group's rebalances (syncline_consumer_rebalances_total, consumer.rebalanced in its log).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import pg from 'pg';
+import { checksum, freePort, PG, sleep, spawnCli, testEnv, waitFor } from './helpers.js';
+import { createLoggedTarget, KeyedWriter, writeLogProblems } from './keyed-writes.js';
+
+interface Instance { n: number; p: ChildProcess; port: number; out: () => string; exit: Promise<number | null> }
+
+test('N instances in one group: add a 2nd and a 3rd under load, kill -9 one, stop one; per-key order kept, nothing lost or applied twice, rebalances counted', async (t) => {
+  const env = await testEnv([{ name: 'wk', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' } }], {
+    kafka: { partitions: 6, sessionTimeoutMs: 6000 },
+    retry: { retries: 20, initialDelayMs: 100, maxDelayMs: 2000 },
+  });
+  const src = new pg.Pool({ ...PG, database: env.sourceDb, max: 4 });
+  src.on('error', () => undefined);
+  const instances: Instance[] = [];
+  t.after(async () => {
+    for (const i of instances) if (i.p.exitCode === null) i.p.kill('SIGKILL');
+    await src.end().catch(() => undefined);
+    await env.cleanup();
+  });
+  const load = new KeyedWriter(src, 600);
+  await load.seed();
+  await createLoggedTarget(env.targetDb);
+
+  const start = async (n: number): Promise<Instance> => {
+    const port = await freePort();
+    const p = spawnCli(['start', '-c', env.configFile, '--metrics-port', String(port)], { SYNCLINE_LOG_LEVEL: 'info', SYNCLINE_INSTANCE_ID: String(n) });
+    let out = '';
+    p.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-400_000)));
+    const i = { n, p, port, out: () => out, exit: new Promise<number | null>((r) => p.on('exit', (c) => r(c))) };
+    instances.push(i);
+    await waitFor(`instance ${n} to join the processor group`, async () => {
+      if (p.exitCode !== null) throw new Error(`instance ${n} exited ${p.exitCode}: ${out.slice(-2000)}`);
+      return out.includes('consumer.rebalanced');
+    }, 60_000, 200);
+    return i;
+  };
+  const same = async () => {
+    const [a, b] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
+    return a.md5 === b.md5;
+  };
+  const metric = async (i: Instance, name: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${i.port}/metrics`)).text();
+    const m = new RegExp(`^${name}\\{pipeline="wk",stage="process"\\} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+
+  const first = await start(1);
+  await waitFor('the snapshot on the target', same, 120_000, 300);
+  load.start(3);
+  await sleep(2000);
+  const second = await start(2);
+  await sleep(3000);
+  const third = await start(3);
+  await sleep(3000);
+  t.diagnostic(`three instances under load after ${load.writes} writes`);
+
+  first.p.kill('SIGKILL'); // the capture leader too (it started first)
+  await sleep(8000);
+  second.p.kill('SIGTERM');
+  assert.equal(await second.exit, 0, `instance 2 stops cleanly on SIGTERM: ${second.out().slice(-2000)}`);
+  await sleep(3000);
+  await load.stop();
+  t.diagnostic(`${load.writes} writes; instance 3 alone now`);
+
+  await waitFor('the target to equal the source (instance 3 alone)', same, 120_000, 300);
+  assert.equal(third.p.exitCode, null, 'instance 3 still runs');
+  const { problems, writes } = await writeLogProblems(env.targetDb);
+  assert.deepEqual(problems.slice(0, 10), [], `${problems.length} writes out of order or applied twice`);
+  t.diagnostic(`${writes} target writes checked`);
+
+  // Instance 3 saw its own join and at least one more (the kill of instance 1 and the leave of
+  // instance 2: one rebalance each, or one for both when the second came while the first went on);
+  // after the last it consumes all six partitions.
+  const rebalances = await metric(third, 'syncline_consumer_rebalances_total');
+  const lines = third.out().split('\n').filter((l) => l.includes('consumer.rebalanced') && l.includes('"stage":"process"'));
+  t.diagnostic(`instance 3: ${rebalances} rebalances counted, ${lines.length} logged; partitions after each: ${lines.map((l) => JSON.stringify((JSON.parse(l) as { assigned: Record<string, number[]> }).assigned).replace(/"[^"]*cdc\.public\.items"/, 'items')).join(' → ')}`);
+  assert.ok(rebalances !== undefined && rebalances >= 2, `instance 3 counted its rebalances: ${rebalances}`);
+  assert.equal(rebalances, lines.length, 'each rebalance counted is logged');
+  const lastAssigned = (JSON.parse(lines.at(-1)!) as { assigned: Record<string, number[]> }).assigned;
+  assert.deepEqual(Object.values(lastAssigned).flat(), [0, 1, 2, 3, 4, 5], 'instance 3 alone consumes every partition');
+  const firstAssigned = (JSON.parse(lines[0]!) as { assigned: Record<string, number[]> }).assigned;
+  assert.ok(Object.values(firstAssigned).flat().length < 6, 'while three ran, instance 3 had a share of the partitions');
+  // The capture went from instance 1 to a standby (2 or 3), and to instance 3 at the latest when 2 stopped.
+  assert.match(third.out(), /capture\.leader: took the capture lock over/, 'instance 3 leads the capture at the end');
+  const health = await (await fetch(`http://127.0.0.1:${third.port}/health`)).json() as { status: string };
+  assert.equal(health.status, 'ok');
+});
