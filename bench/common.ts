@@ -353,6 +353,8 @@ export interface PipelineSpec {
   sinkBatch?: number;
   /** kafka.producer (default kafkajs). */
   producer?: 'kafkajs' | 'librdkafka';
+  /** Partitions of the change topic (default 3). */
+  partitions?: number;
   /** Field encryption: these columns encrypted, the target decrypting (keys in SYNCLINE_ENCRYPTION_KEYS, active key k1). */
   encrypt?: string[];
   /** Transform steps of the table (bench/transforms.ts). */
@@ -366,7 +368,7 @@ export function writeConfig(s: PipelineSpec): string {
   const doc = {
     version: 1,
     topicPrefix: s.prefix,
-    kafka: { brokers: BROKERS, partitions: 3, ...(s.producer ? { producer: s.producer } : {}) },
+    kafka: { brokers: BROKERS, partitions: s.partitions ?? 3, ...(s.producer ? { producer: s.producer } : {}) },
     schemaRegistry: { url: REGISTRY },
     redis: { url: 'redis://127.0.0.1:6379', keyPrefix: s.prefix },
     defaults: { batch: { size: s.sinkBatch ?? 1000 } },

@@ -7,7 +7,7 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify,instances
  *                                          run only these; the MariaDB parts run their PostgreSQL baseline
  *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
@@ -18,6 +18,7 @@
  *   --transform-changes N (default changes/10): changes of bench/transforms.ts (plain and with a 5-step transform chain)
  *   --history-changes N (default changes/10): changes of bench/history.ts (without and with the change history, two stores)
  *   --verify-rows N (default 1,000,000): rows of each table of bench/verify.ts (syncline verify vs md5(string_agg))
+ *   --instance-changes N (default changes/10): changes of bench/instances.ts (1, 2, 3 process+sink instances)
  *
  * BENCHMARKS.md keeps one section per benchmark between `<!-- bench:NAME:start -->` and
  * `<!-- bench:NAME:end -->`; a run replaces only its own sections, so benchmarks added later keep
@@ -39,6 +40,7 @@ import { encryptionSection, encryptionTable, runEncryptionBench } from './encryp
 import { runTransformsBench, transformsSection, transformsTable } from './transforms.js';
 import { historySection, historyTable, runHistoryBench } from './history.js';
 import { runVerifyBench, verifyBenchSection, verifyBenchTable } from './verify.js';
+import { instancesSection, instancesTable, runInstancesBench } from './instances.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCHMARKS_FILE = resolve(ROOT, 'BENCHMARKS.md');
@@ -134,11 +136,13 @@ export interface BenchArgs {
   historyChanges: number;
   /** Rows of each table of the verify benchmark (bench/verify.ts). */
   verifyRows: number;
+  /** Changes of the instances benchmark (bench/instances.ts). */
+  instanceChanges: number;
   /** The command line as given, for "Reproduce:". */
   command: string;
 }
 
-export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify'] as const;
+export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify', 'instances'] as const;
 
 export function parseArgs(argv: string[]): BenchArgs {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -173,6 +177,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     transformChanges: num('--transform-changes', Math.max(1000, Math.round(changes / 10))),
     historyChanges: num('--history-changes', Math.max(1000, Math.round(changes / 10))),
     verifyRows: num('--verify-rows', quick ? 20_000 : 1_000_000),
+    instanceChanges: num('--instance-changes', Math.max(1000, Math.round(changes / 10))),
     snapshotRows: num('--snapshot-rows', quick ? 50_000 : 10_000_000),
     latencySeconds: num('--latency-seconds', quick ? 10 : 60),
     latencyRate: num('--latency-rate', 5_000),
@@ -350,6 +355,12 @@ async function main(): Promise<void> {
     const r = await runHistoryBench({ changes: a.historyChanges, repeat: a.repeat, log: (s) => console.log(s) });
     console.log('\n' + historyTable(r));
     text = updateBenchmarks(text, 'history', historySection(r, m, a.command));
+  }
+  if (a.only.has('instances')) {
+    console.log(`\ninstances: ${fmt(a.instanceChanges)} changes applied by 1, 2 and 3 process+sink instances`);
+    const r = await runInstancesBench({ changes: a.instanceChanges, repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + instancesTable(r));
+    text = updateBenchmarks(text, 'instances', instancesSection(r, m, a.command));
   }
   if (a.only.has('verify')) {
     console.log(`\nverify next to md5(string_agg): two tables of ${fmt(a.verifyRows)} rows`);

@@ -12,6 +12,7 @@ import { machine, mariadbSection, parseArgs, pipelineSection, updateBenchmarks }
 import { my } from './mariadb.js';
 import { figure, ratio, sql } from './common.js';
 import { runTargetsBench, TARGETS, targetsSection, targetsTable } from './targets.js';
+import { instancesSection, instancesTable, runInstancesBench } from './instances.js';
 
 test('figures: median, min – max, spread; ratios of medians', () => {
   const f = figure([10, 30, 20]);
@@ -144,4 +145,13 @@ test('the targets bench writes to PostgreSQL, RabbitMQ, HTTP and files at tiny s
   assert.match(table, /\| HTTP, batched .* \| \d+\.\d\d \(/);
   assert.match(table, /\| Files, Parquet .* \| \d+\.\d\d \(/);
   assert.match(targetsSection(r, machine(), 'npm run bench -- --only targets'), /^## Targets next to PostgreSQL/);
+});
+
+test('the instances bench applies one captured workload with 1, 2 and 3 process+sink instances at a tiny size and reports each rate and its CPU', { timeout: 180_000 }, async () => {
+  const r = await runInstancesBench({ changes: 2000, repeat: 1, log: () => undefined });
+  assert.deepEqual(r.runs.map((x) => x.n), [1, 2, 3]);
+  for (const x of r.runs) assert.ok(x.perSec.median > 0, `${x.n} instances: a positive rate`);
+  const table = instancesTable(r);
+  assert.match(table, /^\| 3 \| [\d,]+ \| \d+\.\d\d \|/m);
+  assert.match(instancesSection(r, machine(), 'npm run bench -- --only instances'), /^## Instances of one pipeline/);
 });
