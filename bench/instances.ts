@@ -13,7 +13,7 @@ import { cpuPerChange, CPU_ROLES, sampleCpu } from './cpu.js';
 import { createTarget, targetDone } from './end-to-end.js';
 import { createSource, rateOf, deleteRedisKeys, deleteTopics, dropDb, figure, fmt, fmtFigure, kafka, runBenchCli, sleep, spawnSyncline, timeProgress, topicCounter, writeConfig, writeWorkload, e2eSectionFooter, type Child, type Figure } from './common.js';
 
-export const COUNTS = [1, 2, 3] as const;
+export const DEFAULT_COUNTS = [1, 2, 3] as const;
 const PARTITIONS = 6;
 
 export interface InstancesResult {
@@ -23,9 +23,10 @@ export interface InstancesResult {
   runs: { n: number; perSec: Figure; cpu: Record<string, number> }[];
 }
 
-export async function runInstancesBench(o: { changes: number; repeat: number; log: (s: string) => void }): Promise<InstancesResult> {
-  const rates = new Map<number, number[]>(COUNTS.map((n) => [n, []]));
-  const cpus = new Map<number, Record<string, number>[]>(COUNTS.map((n) => [n, []]));
+export async function runInstancesBench(o: { changes: number; repeat: number; log: (s: string) => void; /** Instance counts (default 1, 2, 3). */ counts?: readonly number[] }): Promise<InstancesResult> {
+  const counts = o.counts ?? DEFAULT_COUNTS;
+  const rates = new Map<number, number[]>(counts.map((n) => [n, []]));
+  const cpus = new Map<number, Record<string, number>[]>(counts.map((n) => [n, []]));
   const inserts = Math.round((o.changes * 2) / 3);
   const updates = o.changes - inserts;
   for (let i = 0; i < o.repeat; i++) {
@@ -47,7 +48,7 @@ export async function runInstancesBench(o: { changes: number; repeat: number; lo
         await admin.disconnect();
       }
       // 2. N consumers, in alternating order of N between repeats.
-      const order = i % 2 === 0 ? [...COUNTS] : [...COUNTS].reverse();
+      const order = i % 2 === 0 ? [...counts] : [...counts].reverse();
       for (const n of order) {
         const targetDb = await createTarget(src, `n${n}`);
         const children: Child[] = [];
@@ -82,7 +83,7 @@ export async function runInstancesBench(o: { changes: number; repeat: number; lo
     }
   }
   const med = (list: Record<string, number>[]) => Object.fromEntries(CPU_ROLES.map((r) => [r, figure(list.map((c) => c[r] ?? 0)).median]).filter(([, v]) => (v as number) > 0));
-  return { changes: o.changes, repeat: o.repeat, runs: COUNTS.map((n) => ({ n, perSec: figure(rates.get(n)!), cpu: med(cpus.get(n)!) })) };
+  return { changes: o.changes, repeat: o.repeat, runs: counts.map((n) => ({ n, perSec: figure(rates.get(n)!), cpu: med(cpus.get(n)!) })) };
 }
 
 export function instancesTable(r: InstancesResult): string {

@@ -147,11 +147,11 @@ test('the targets bench writes to PostgreSQL, RabbitMQ, HTTP and files at tiny s
   assert.match(targetsSection(r, machine(), 'npm run bench -- --only targets'), /^## Targets next to PostgreSQL/);
 });
 
-test('the instances bench applies one captured workload with 1, 2 and 3 process+sink instances at a tiny size and reports each rate and its CPU', { timeout: 180_000 }, async () => {
-  const r = await runInstancesBench({ changes: 2000, repeat: 1, log: () => undefined });
-  assert.deepEqual(r.runs.map((x) => x.n), [1, 2, 3]);
+test('the instances bench applies one captured workload with 1 and 2 process+sink instances at a tiny size and reports each rate and its CPU', { timeout: 180_000 }, async () => {
+  const r = await runInstancesBench({ changes: 1000, repeat: 1, counts: [1, 2], log: () => undefined });
+  assert.deepEqual(r.runs.map((x) => x.n), [1, 2]);
   for (const x of r.runs) assert.ok(x.perSec.median > 0, `${x.n} instances: a positive rate`);
   const table = instancesTable(r);
-  assert.match(table, /^\| 3 \| [\d,]+ \| \d+\.\d\d \|/m);
+  assert.match(table, /^\| 2 \| [\d,]+ \(.*\) \| \d+\.\d\d \| \d/m);
   assert.match(instancesSection(r, machine(), 'npm run bench -- --only instances'), /^## Instances of one pipeline/);
 });
