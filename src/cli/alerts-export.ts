@@ -3,6 +3,7 @@
  * as Prometheus alerting rules (see observe/alerts/export.ts). --check exits 1 when the file differs
  * from what would be written (CI keeps prometheus/alerts.yml current).
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadConfig } from '../core/config/load.js';

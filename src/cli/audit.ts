@@ -10,6 +10,7 @@
  *  - prune    drops entries past audit.retentionDays up to a signed checkpoint (a running syncline does it daily)
  *  - keygen   writes a new Ed25519 key pair (PEM) for audit.signingKey / audit.publicKey
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import { writeFileSync, existsSync } from 'node:fs';
 import { loadConfig } from '../core/config/load.js';
 import type { AuditConfig, SynclineConfig } from '../core/config/schema.js';

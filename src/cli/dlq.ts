@@ -3,6 +3,7 @@
  * run directly against Kafka, Redis and the targets (no running syncline needed); the same
  * operations as /api/dlq (src/dlq/service.ts).
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import { readFileSync } from 'node:fs';
 import { userInfo, hostname } from 'node:os';
 import type { OptionValues } from 'commander';

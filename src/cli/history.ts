@@ -7,6 +7,7 @@
  *           PostgreSQL target's database (--into SCHEMA.TABLE). Refused (exit 1) when the history
  *           does not reach back that far.
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import { createWriteStream } from 'node:fs';
 import { writeAsofInto } from '../../connectors/postgres/history-into.js';
 import type { PgSinkConfig } from '../../connectors/postgres/spec.js';

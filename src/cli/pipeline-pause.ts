@@ -4,6 +4,7 @@
  * (src/sync/pause.ts; role operator; audited). Exit codes: 0 done (or already so), 1 error,
  * 3 unknown pipeline, 4 nothing to pause (a scheduled/manual pipeline, or no consumer stage there).
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import type { OptionValues } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import type { PauseState } from '../sync/pause.js';

@@ -1,4 +1,5 @@
 /** `syncline replay`: re-run a range of a pipeline's change topics (src/replay/replay.ts) with a progress bar and a summary. */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import type { OptionValues } from 'commander';
 import { loadConfig } from '../core/config/load.js';
 import { replay, ReplayError, type ReplaySummary } from '../replay/replay.js';

@@ -6,6 +6,7 @@
  * history already in the directory and leaves sync-status.json as it is.
  * The directory is --dir, else the config's reports.dir, else `reports`.
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import { loadConfig } from '../core/config/load.js';
 import type { SynclineConfig } from '../core/config/schema.js';
 import { errorMessage } from '../core/errors.js';

@@ -10,6 +10,7 @@
  * Exit codes: 0 done (or nothing to do), 1 refused (the history does not reach back; no such
  * pipeline or table; not allowed) or some keys not written.
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import { hostname, userInfo } from 'node:os';
 import { loadConfig } from '../core/config/load.js';
 import { fatal } from '../core/errors.js';

@@ -5,6 +5,7 @@
  * target; `--repair` re-syncs exactly those keys through the pipeline. Exit code 0: in sync (or
  * repaired), 1: differences left, 2 (fatal): could not verify.
  */
+import '../../connectors/index.js'; // the config spec knows the connectors' sources and targets
 import { loadConfig } from '../core/config/load.js';
 import { verifyPipeline, type PipelineVerifyResult } from '../verify/run.js';
 import { openClients } from './clients.js';
