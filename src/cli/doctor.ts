@@ -79,8 +79,10 @@ async function runChecks(config: SynclineConfig, pipelines: [string, PipelineCon
     const registrySubject = `registry ${config.schemaRegistry.url}`;
     if (reach(registrySubject, 'registry', ['start the registry, or correct schemaRegistry.url'])) findings.push(await registryCompatibility(registrySubject, config, pipelines, timeoutMs));
 
-    const redisSubject = config.redis.cluster ? `redis cluster ${config.redis.cluster.nodes.join(',')}` : `redis ${redisUrlAddress(config.redis.url)}`;
-    const redisFix = config.redis.cluster
+    const redisSubject = config.redis.sentinel ? `redis sentinel master ${config.redis.sentinel.name} (${config.redis.sentinel.nodes.join(',')})` : config.redis.cluster ? `redis cluster ${config.redis.cluster.nodes.join(',')}` : `redis ${redisUrlAddress(config.redis.url)}`;
+    const redisFix = config.redis.sentinel
+      ? ['start the sentinels and the master they monitor (scripts/redis-sentinel.sh up for a local set), or correct redis.sentinel (nodes: host:port of the sentinels, name: the monitored master) and redis.url (scheme, user and password)']
+      : config.redis.cluster
       ? ['start the cluster (scripts/redis-cluster.sh up for a local one), or correct redis.cluster.nodes (host:port of cluster-mode nodes) and redis.url (scheme, user and password)']
       : ['start Redis, or correct redis.url (host, port, user and password)'];
     if (reach(redisSubject, 'redis', redisFix)) findings.push(await redisWritable(redisSubject, redis, config, pipelines));

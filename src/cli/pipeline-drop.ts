@@ -64,7 +64,7 @@ class PipelineDropper {
     this.prefix = config.topicPrefix;
     this.keyPrefix = config.redis.keyPrefix ?? config.topicPrefix;
     this.registry = config.schemaRegistry.url.replace(/\/+$/, '');
-    this.where = { kafka: `kafka ${config.kafka.brokers.join(',')}`, redis: config.redis.cluster ? `redis cluster ${config.redis.cluster.nodes.join(',')}` : `redis ${address(config.redis.url)}`, registry: `registry ${address(this.registry)}` };
+    this.where = { kafka: `kafka ${config.kafka.brokers.join(',')}`, redis: config.redis.sentinel ? `redis sentinel master ${config.redis.sentinel.name} (${config.redis.sentinel.nodes.join(',')})` : config.redis.cluster ? `redis cluster ${config.redis.cluster.nodes.join(',')}` : `redis ${address(config.redis.url)}`, registry: `registry ${address(this.registry)}` };
     this.kafka = new KafkaClient(config.kafka, rootLogger.child({ stage: 'kafka' }));
     this.redis = createRedis(config.redis, { maxRetriesPerRequest: 3 });
     this.redis.on('error', () => undefined); // surfaced by the next command

@@ -1,7 +1,7 @@
 /**
- * The one way syncline opens Redis: a single server (redis.url) or a Redis Cluster
- * (redis.cluster.nodes, see docs/adr/0035-redis-cluster.md). Both give an ioredis client with the
- * same commands; what differs is handled here:
+ * The one way syncline opens Redis: a single server (redis.url), a Redis Cluster
+ * (redis.cluster.nodes, see docs/adr/0035-redis-cluster.md), or the master that Redis Sentinel names
+ * (redis.sentinel). Each gives an ioredis client with the same commands; what differs is handled here:
  *   - where messages say the Redis is (`Redis at h:6379 (redis.url)` / `Redis Cluster at a,b,c (redis.cluster.nodes)`);
  *   - SCAN, which in a cluster must visit every master (scanKeys);
  *   - a cluster-aware health probe (clusterHealth: cluster_state, slots, masters).
@@ -16,6 +16,7 @@ export type RedisClient = Redis | Cluster;
 
 export interface RedisSettings extends RedisConnection {
   cluster?: { nodes: string[] } | undefined;
+  sentinel?: { nodes: string[]; name: string; password?: string } | undefined;
 }
 
 export interface RedisClientOptions {
@@ -37,22 +38,33 @@ export function redisUrlAddress(url: string): string {
 
 /** Where the configured Redis is, for messages: `Redis at h:p (redis.url)` or `Redis Cluster at a,b,c (redis.cluster.nodes)`. */
 export function redisWhere(r: RedisSettings): string {
+  if (r.sentinel) return `Redis master '${r.sentinel.name}' of the sentinels at ${r.sentinel.nodes.join(',')} (redis.sentinel)`;
   return r.cluster ? `Redis Cluster at ${r.cluster.nodes.join(',')} (redis.cluster.nodes)` : `Redis at ${redisUrlAddress(r.url)} (redis.url)`;
 }
 
 /** The config path to correct when the Redis cannot be reached. */
 export function redisConfigPath(r: RedisSettings): string {
-  return r.cluster ? 'redis.cluster.nodes' : 'redis.url';
+  return r.sentinel ? 'redis.sentinel' : r.cluster ? 'redis.cluster.nodes' : 'redis.url';
+}
+
+/** The user and password of redis.url (with cluster or sentinel it gives only those and the scheme). */
+function credentialsOf(r: RedisSettings, path: string): { username?: string; password?: string } {
+  try {
+    const u = new URL(r.url);
+    return { ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(u.password ? { password: decodeURIComponent(u.password) } : {}) };
+  } catch {
+    throw fatal('CONFIG_REDIS', `redis.url '${r.url.replace(/\/\/[^@/]*@/, '//…@')}' is not a URL (with ${path} it gives the scheme, user and password: redis://user:password@ or rediss://…)`);
+  }
 }
 
 export function isCluster(c: RedisClient): c is Cluster {
   return c instanceof Cluster;
 }
 
-function parseNode(n: string, i: number): { host: string; port: number } {
+function parseNode(n: string, i: number, path = 'redis.cluster.nodes'): { host: string; port: number } {
   const m = /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(n.trim());
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw fatal('CONFIG_REDIS_CLUSTER', `redis.cluster.nodes[${i}]: '${n}' is not host:port (e.g. 10.0.0.5:7000)`);
+  if (!m || port < 1 || port > 65535) throw fatal(path === 'redis.cluster.nodes' ? 'CONFIG_REDIS_CLUSTER' : 'CONFIG_REDIS_SENTINEL', `${path}[${i}]: '${n}' is not host:port (e.g. 10.0.0.5:7000)`);
   return { host: m[1]!, port };
 }
 
@@ -63,17 +75,25 @@ function parseNode(n: string, i: number): { host: string; port: number } {
  */
 export function createRedis(r: RedisSettings, o: RedisClientOptions): RedisClient {
   const security = redisSecurity(r, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' }));
+  if (r.sentinel) {
+    // The sentinels name the master; after a failover ioredis asks them again and reconnects to the new one.
+    return new Redis({
+      sentinels: r.sentinel.nodes.map((n, i) => parseNode(n, i, 'redis.sentinel.nodes')),
+      name: r.sentinel.name,
+      ...(r.sentinel.password ? { sentinelPassword: r.sentinel.password } : {}),
+      ...credentialsOf(r, 'redis.sentinel'),
+      ...security,
+      lazyConnect: true,
+      maxRetriesPerRequest: o.maxRetriesPerRequest,
+      ...(o.enableOfflineQueue !== undefined ? { enableOfflineQueue: o.enableOfflineQueue } : {}),
+      ...(o.once ? { retryStrategy: () => null, sentinelRetryStrategy: () => null } : { sentinelRetryStrategy: (times: number) => Math.min(100 * times, 2000) }),
+    });
+  }
   if (!r.cluster) {
     return new Redis(r.url, { ...security, lazyConnect: true, maxRetriesPerRequest: o.maxRetriesPerRequest, ...(o.enableOfflineQueue !== undefined ? { enableOfflineQueue: o.enableOfflineQueue } : {}), ...(o.once ? { retryStrategy: () => null } : {}) });
   }
-  const nodes = r.cluster.nodes.map(parseNode);
-  let fromUrl: { username?: string; password?: string } = {};
-  try {
-    const u = new URL(r.url);
-    fromUrl = { ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(u.password ? { password: decodeURIComponent(u.password) } : {}) };
-  } catch {
-    throw fatal('CONFIG_REDIS', `redis.url '${r.url.replace(/\/\/[^@/]*@/, '//…@')}' is not a URL (with redis.cluster it gives the scheme, user and password: redis://user:password@ or rediss://…)`);
-  }
+  const nodes = r.cluster.nodes.map((n, i) => parseNode(n, i));
+  const fromUrl = credentialsOf(r, 'redis.cluster');
   return new Cluster(nodes, {
     lazyConnect: true,
     enableOfflineQueue: o.enableOfflineQueue ?? true,

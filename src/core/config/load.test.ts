@@ -387,3 +387,12 @@ pipelines:
   p = problemsOf(leader.replace('slot: s_orders', 'slot: 12') + `  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`).problems;
   assert.deepEqual(p.map((x) => x.path), ['pipelines.orders.source.slot'], JSON.stringify(p));
 });
+
+test('redis.sentinel: nodes and the master name; not together with redis.cluster', () => {
+  const c = parseConfig(valid().replace('pipelines:', "redis: { url: 'redis://:pw@x', sentinel: { nodes: ['127.0.0.1:26379', '127.0.0.1:26380'] } }\npipelines:"), 'test.yaml', {});
+  assert.deepEqual(c.redis.sentinel, { nodes: ['127.0.0.1:26379', '127.0.0.1:26380'], name: 'mymaster' });
+  const { problems } = problemsOf(valid().replace('pipelines:', "redis: { sentinel: { nodes: ['a:1'] }, cluster: { nodes: ['b:2'] } }\npipelines:"));
+  assert.deepEqual(problems.map((p) => [p.path, p.line]), [['redis.sentinel', 2]]);
+  assert.match(problems[0]!.message, /redis\.cluster and redis\.sentinel exclude each other/);
+  assert.match(problemsOf(valid().replace('pipelines:', "redis: { sentinel: { nodes: ['nohost'] } }\npipelines:")).problems[0]!.message, /host:port/);
+});

@@ -762,8 +762,23 @@ export function configSpec() {
             .strict()
             .optional()
             .describe('Run the version state on a Redis Cluster (docs/adr/0035-redis-cluster.md). redis.url then gives only the scheme (rediss: TLS on every node), user and password; its host and port are not used. Every key of a pipeline is in one slot (hash tag {<pipeline>}), so pipelines spread over the masters. Local cluster: scripts/redis-cluster.sh up.'),
+          sentinel: z
+            .object({
+              nodes: z
+                .array(z.string().regex(/^(\[[^\]\s]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port, e.g. 10.0.0.5:26379'))
+                .min(1)
+                .describe('Sentinels, host:port (list several: the client asks the next one when one is down). They say which server is the master of `name` now; after a failover the client reconnects to the new one.'),
+              name: z.string().min(1).default('mymaster').describe('The master name the sentinels monitor (`sentinel monitor <name> …`).'),
+              password: z.string().min(1).optional().describe('Password of the sentinels themselves (requirepass in sentinel.conf), if they have one; the data servers take redis.url\'s user and password (or redis.username/password).').meta({ secret: true }),
+            })
+            .strict()
+            .optional()
+            .describe('Run the version state on a Redis master found through Redis Sentinel (a master with replicas, failed over by the sentinels). redis.url then gives only the scheme, user and password; its host and port are not used. Not with `cluster`. Local set-up: scripts/redis-sentinel.sh up.'),
         })
         .strict()
+        .superRefine((r, ctx) => {
+          if (r.cluster && r.sentinel) ctx.addIssue({ code: 'custom', path: ['sentinel'], message: 'redis.cluster and redis.sentinel exclude each other: a Redis Cluster fails over by itself, Sentinel watches a master with replicas' });
+        })
         .prefault({})
         .describe('Redis.'),
       startTimeoutMs: z
