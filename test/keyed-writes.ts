@@ -8,7 +8,7 @@
  * delete below it).
  */
 import type pg from 'pg';
-import { sleep, sql } from './helpers.js';
+import { checksum, sleep, sql } from './helpers.js';
 
 export const ITEMS_DDL = `create table items (id int primary key, seq int not null, v text not null)`;
 
@@ -21,6 +21,12 @@ export async function createLoggedTarget(db: string): Promise<void> {
       insert into write_log (id, op, seq) values (new.id, left(tg_op, 1), new.seq); return new; end $$;
     create trigger log_write after insert or update or delete on items for each row execute function log_write();`);
 }
+
+/** Whether the target's items equal the source's (a waitFor condition). */
+export const itemsEqual = (env: { sourceDb: string; targetDb: string }) => async (): Promise<boolean> => {
+  const [a, b] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
+  return a.md5 === b.md5;
+};
 
 /** Writes out of order or twice, as `id: <op><seq> then <op><seq>` (empty: none), and how many writes were checked. */
 export async function writeLogProblems(db: string): Promise<{ problems: string[]; writes: number }> {
@@ -51,9 +57,11 @@ export class KeyedWriter {
     }
   }
 
-  async seed(): Promise<void> {
+  /** The source table with its rows, and the target's table with the write log. */
+  async seed(targetDb: string): Promise<void> {
     await this.src.query(ITEMS_DDL);
     await this.src.query(`insert into items select g, 1, 'v' from generate_series(1, ${this.keys}) g`);
+    await createLoggedTarget(targetDb);
   }
 
   start(clients: number, pauseMs = 3): void {

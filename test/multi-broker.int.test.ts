@@ -14,8 +14,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
-import { checksum, PG, sleep, startRuntime, testEnv, waitFor } from './helpers.js';
-import { createLoggedTarget, KeyedWriter, writeLogProblems } from './keyed-writes.js';
+import { PG, sleep, startRuntime, testEnv, waitFor } from './helpers.js';
+import { itemsEqual, KeyedWriter, writeLogProblems } from './keyed-writes.js';
 import { privateStack } from './private-stack.js';
 import { topics } from '../src/core/kafka.js';
 
@@ -40,16 +40,12 @@ test('three brokers, RF 3, min.insync.replicas 2: kill -9 of the busiest leader 
     await env.cleanup();
   });
   const load = new KeyedWriter(src, KEYS);
-  await load.seed();
-  await createLoggedTarget(env.targetDb);
+  await load.seed(env.targetDb);
 
   const { rt, done } = await startRuntime(env);
   let failed: unknown;
   done.catch((err: unknown) => (failed = err));
-  const same = async () => {
-    const [a, b] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
-    return a.md5 === b.md5;
-  };
+  const same = itemsEqual(env);
   await waitFor('the snapshot on the target', same, 120_000, 300);
 
   await admin.connect();

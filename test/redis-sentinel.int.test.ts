@@ -13,8 +13,8 @@ import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { checksum, PG, readTopic, ROOT, sleep, startRuntime, testEnv, waitFor } from './helpers.js';
-import { createLoggedTarget, KeyedWriter, writeLogProblems } from './keyed-writes.js';
+import { PG, readTopic, ROOT, sleep, startRuntime, testEnv, waitFor } from './helpers.js';
+import { itemsEqual, KeyedWriter, writeLogProblems } from './keyed-writes.js';
 import { topics } from '../src/core/kafka.js';
 
 let BASE = 0;
@@ -62,15 +62,11 @@ test('a pipeline with its version state behind Redis Sentinel follows a manual f
     await env.cleanup();
   });
   const load = new KeyedWriter(src, 400);
-  await load.seed();
-  await createLoggedTarget(env.targetDb);
+  await load.seed(env.targetDb);
   const { rt, done } = await startRuntime(env);
   let failed: unknown;
   done.catch((err: unknown) => (failed = err));
-  const same = async () => {
-    const [a, b] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
-    return a.md5 === b.md5;
-  };
+  const same = itemsEqual(env);
   await waitFor('the snapshot on the target', same, 120_000, 300);
   assert.equal(script('master'), `127.0.0.1:${BASE}`);
 

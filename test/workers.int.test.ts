@@ -14,9 +14,9 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
-import { checksum, freePort, PG, sleep, spawnCli, testEnv, waitFor } from './helpers.js';
+import { freePort, PG, sleep, spawnCli, testEnv, waitFor } from './helpers.js';
 import { groups, topics } from '../src/core/kafka.js';
-import { createLoggedTarget, KeyedWriter, writeLogProblems } from './keyed-writes.js';
+import { itemsEqual, KeyedWriter, writeLogProblems } from './keyed-writes.js';
 
 interface Instance { n: number; p: ChildProcess; port: number; out: () => string; exit: Promise<number | null> }
 
@@ -35,8 +35,7 @@ async function workers(t: TestContext) {
     await env.cleanup();
   });
   const load = new KeyedWriter(src, 600);
-  await load.seed();
-  await createLoggedTarget(env.targetDb);
+  await load.seed(env.targetDb);
 
   const start = async (n: number): Promise<Instance> => {
     const port = await freePort();
@@ -51,10 +50,7 @@ async function workers(t: TestContext) {
     }, 60_000, 200);
     return i;
   };
-  const same = async () => {
-    const [a, b] = await Promise.all([checksum(env.sourceDb, 'items', 'id'), checksum(env.targetDb, 'items', 'id')]);
-    return a.md5 === b.md5;
-  };
+  const same = itemsEqual(env);
   const metric = async (i: Instance, name: string) => {
     const text = await (await fetch(`http://127.0.0.1:${i.port}/metrics`)).text();
     const m = new RegExp(`^${name}\\{pipeline="wk",stage="process"\\} (\\S+)$`, 'm').exec(text);
