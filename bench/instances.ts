@@ -97,6 +97,22 @@ export function instancesTable(r: InstancesResult): string {
   ].join('\n');
 }
 
+/** What the table says about the machine: how many of its CPUs one instance and the services it drives keep busy. */
+function reading(r: InstancesResult, nproc: number): string[] {
+  const one = r.runs[0]!;
+  const last = r.runs.at(-1)!;
+  const all = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+  if (all(one.cpu) === 0) return [];
+  const busy = (all(one.cpu) * one.perSec.median) / 1e6;
+  return [
+    `Reading: one instance and the services it drives use ${busy.toFixed(2)} of the ${nproc} CPUs (${all(one.cpu).toFixed(0)} µs per change × ${fmt(one.perSec.median)}/s);`,
+    `${last.n} instances change the rate ×${(last.perSec.median / one.perSec.median).toFixed(2)} and syncline's CPU per change from ${(one.cpu['syncline process+sink'] ?? 0).toFixed(0)} to ${(last.cpu['syncline process+sink'] ?? 0).toFixed(0)} µs`,
+    '(each member fetches, commits and applies smaller batches of its own). Where a core is idle per instance, the rate grows with the',
+    'instances up to the partitions, the target or Redis; where the CPUs are already busy, as here, more instances only cost.',
+    '',
+  ];
+}
+
 export function instancesSection(r: InstancesResult, m: { nproc: number; cpu: string; node: string; date: string }, command: string): string {
   return [
     '## Instances of one pipeline (scale-out)',
@@ -112,6 +128,7 @@ export function instancesSection(r: InstancesResult, m: { nproc: number; cpu: st
     '',
     instancesTable(r),
     '',
+    ...reading(r, m.nproc),
     ...e2eSectionFooter(m, command, 'the three rows'),
   ].join('\n');
 }
