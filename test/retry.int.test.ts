@@ -12,7 +12,8 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { parseConfig } from '../src/core/config/load.js';
-import { topics } from '../src/core/kafka.js';
+import { Kafka, logLevel } from 'kafkajs';
+import { groups, topics } from '../src/core/kafka.js';
 import type { Sink } from '../src/sink/sink.js';
 import { checksum, readTopic, sleep, spawnCli, sql, startRuntime, testEnv, waitFor, withClient, type TestEnv } from './helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -46,6 +47,20 @@ async function proxiedJobs(t: TestContext, retry: Record<string, number>, seed?:
   if (seed) await sql(env.sourceDb, seed);
   throughProxy(env, await proxy.start(), retry);
   return { env, proxy };
+}
+
+/** Whether the pipeline's processor group committed up to the end of its change topic. */
+async function committedAll(env: TestEnv): Promise<boolean> {
+  const admin = new Kafka({ brokers: ['127.0.0.1:9092'], logLevel: logLevel.NOTHING, clientId: 'retry-test' }).admin();
+  await admin.connect();
+  try {
+    const topic = topics.cdc(env.prefix, 'public', 'jobs');
+    const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId: groups.processor(env.prefix, 'jobs-sync'), topics: [topic] })]);
+    const at = new Map(committed!.partitions.map((p) => [p.partition, Number(p.offset)]));
+    return ends.every((e) => Number(e.high) === 0 || (at.get(e.partition) ?? -1) >= Number(e.high));
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 function countWrites(sink: Sink): { n: number } {
@@ -86,6 +101,9 @@ test('target permanently unreachable: dead-lettered after exactly the configured
   const { rt } = await startRuntime(env);
   const h = rt.pipelines[0]!;
   await waitFor('snapshot done', async () => (h.capture?.stats.confirmed ?? '') !== '');
+  // The end-of-snapshot markers applied too (their sweep reads the target's catalog: blocked, it is
+  // retried for ever, a control record is never dead-lettered, and the change behind it waits).
+  await waitFor('the processor group to commit every change-topic message', () => committedAll(env), 60_000, 200);
   const writes = countWrites(h.sink!);
 
   proxy.block();
