@@ -458,7 +458,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         case 'slot-drop':
           return dropSlot((faultsDone[f]! % 2 === 1 ? 'chaos-split' : 'chaos-all') as PipelineName);
         case 'poison': {
-          const producer = kafka.producer();
+          // Idempotent: a send retried after a lost answer (a loaded machine, a broker restarting)
+          // must not write a second copy at an offset the verdict does not know as poison (seen: two
+          // 'unexpected' dead letters of the poison's own garbage).
+          const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
           await producer.connect();
           const topic = `${prefix}.cdc.${Math.random() < 0.5 ? 'sa' : 'sb'}.accounts`;
           const unknownSchema = Buffer.alloc(9);
