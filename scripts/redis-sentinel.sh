@@ -6,6 +6,7 @@
 #   bash scripts/redis-sentinel.sh up   [--port-base N] [--down-after MS]   # master N, replica N+1, sentinels N+2..N+4 (default 7201)
 #   bash scripts/redis-sentinel.sh down [--port-base N]
 #   bash scripts/redis-sentinel.sh master [--port-base N]                   # host:port of the master the sentinels name now
+#   bash scripts/redis-sentinel.sh revive [--port-base N]                   # start a server that is down again, as a replica of that master
 #
 # The master name is `mymaster`. Then point syncline at it:
 #   redis: { sentinel: { nodes: ['127.0.0.1:7203', '127.0.0.1:7204', '127.0.0.1:7205'], name: mymaster } }
@@ -30,6 +31,15 @@ cli() { local p="$1"; shift; redis-cli -p "$p" "$@"; }
 wait_ping() {
   for _ in $(seq 300); do cli "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "redis-sentinel.sh: nothing answers on port $1 within 30 s; its log ($2):" >&2; tail -5 "$2" >&2 || true; exit 1
+}
+
+# host:port of the master the first sentinel that answers names.
+master_addr() {
+  local p m
+  for p in $sentinels; do
+    m="$(cli "$p" sentinel get-master-addr-by-name mymaster 2>/dev/null | tr '\n' ':' | sed 's/:$//')" && [ -n "$m" ] && { echo "$m"; return 0; }
+  done
+  echo "redis-sentinel.sh: no sentinel answered" >&2; return 1
 }
 
 case "$cmd" in
@@ -87,11 +97,19 @@ CONF
     rm -rf "$dir"
     echo "Redis Sentinel on ports $base..$((base + 4)) stopped"
     ;;
-  master)
-    for p in $sentinels; do
-      m="$(cli "$p" sentinel get-master-addr-by-name mymaster 2>/dev/null | tr '\n' ':' | sed 's/:$//')" && [ -n "$m" ] && { echo "$m"; exit 0; }
+  master) master_addr ;;
+  revive)
+    # A server killed (its data gone: nothing is persisted) comes back as a replica of the master the
+    # sentinels name now, never as an empty master.
+    m="$(master_addr)"
+    for p in $servers; do
+      cli "$p" ping >/dev/null 2>&1 && continue
+      [ "127.0.0.1:$p" = "$m" ] && { echo "redis-sentinel.sh: the master $m does not answer; not reviving it" >&2; exit 1; }
+      redis-server --port "$p" --bind 127.0.0.1 --dir "$dir/$p" --save '' --appendonly no --daemonize yes \
+        --pidfile "$dir/$p/redis.pid" --logfile "$dir/$p/redis.log" --replicaof "${m%%:*}" "${m##*:}"
+      wait_ping "$p" "$dir/$p/redis.log"
+      echo "revived 127.0.0.1:$p as a replica of $m"
     done
-    echo "redis-sentinel.sh: no sentinel answered" >&2; exit 1
     ;;
-  *) echo "usage: $0 up|down|master [--port-base N] [--down-after MS]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|master|revive [--port-base N] [--down-after MS]" >&2; exit 2 ;;
 esac

@@ -7,6 +7,9 @@
  *                                              then the long variants of the crash tests (below)
  *   npm run chaos -- --duration 120 --faults kill-sink,redis-restart --outage 10
  *   npm run chaos -- --soak-tests only         only the long crash tests; `skip`: only the fault suite
+ *   npm run chaos -- --multi-node only         only the multi-node run (./multi-node.ts: three brokers, Redis
+ *                                              Sentinel, one to three instances; 5 minutes, --multi-duration S);
+ *                                              `skip`: without it; default `after` the single-node run
  *
  * The long variants: the crash tests of `npm test` kill their process once; here (SYNCLINE_SOAK=1,
  * test/helpers.ts soak()) they kill it three times (SOAK_TESTS); other long cases (silent dependencies
@@ -14,6 +17,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { FAULTS, reportText, runChaos, type Fault } from './harness.js';
+import { MULTI_FAULTS, multiNodeReportText, runMultiNodeChaos } from './multi-node.js';
 
 export const SOAK_TESTS = [
   'test/capture-crash.int.test.ts',
@@ -58,7 +62,29 @@ function runSoakTests(): boolean {
   return r.status === 0;
 }
 
+const multiNode = opt('multi-node', 'after');
+if (!['after', 'only', 'skip'].includes(multiNode)) {
+  process.stderr.write(`chaos: --multi-node takes after, only or skip, not '${multiNode}'\n`);
+  process.exit(2);
+}
+
+/** The multi-node run; true when it found nothing wrong. */
+async function runMultiNode(): Promise<boolean> {
+  const r = await runMultiNodeChaos({
+    durationMs: Number(opt('multi-duration', '300')) * 1000,
+    faults: MULTI_FAULTS,
+    gapMs: [Number(opt('gap-min', '5')) * 1000, Number(opt('gap-max', '15')) * 1000],
+    outageMs: Math.min(Number(opt('outage', '30')), 20) * 1000,
+    keys: 2000,
+    clients: Number(opt('clients', '4')),
+    reportDir: opt('report-dir', 'reports'),
+  });
+  process.stdout.write(multiNodeReportText(r) + '\n');
+  return r.ok;
+}
+
 if (soakTests === 'only') process.exit(runSoakTests() ? 0 : 1);
+if (multiNode === 'only') process.exit((await runMultiNode()) ? 0 : 1);
 
 const report = await runChaos({
   durationMs: Number(opt('duration', '600')) * 1000,
@@ -71,5 +97,6 @@ const report = await runChaos({
   reportDir: opt('report-dir', 'reports'),
 });
 process.stdout.write(reportText(report) + '\n');
+const multiOk = multiNode === 'skip' ? true : await runMultiNode();
 const soaked = soakTests === 'skip' ? true : runSoakTests();
-process.exit(report.ok && soaked ? 0 : 1);
+process.exit(report.ok && multiOk && soaked ? 0 : 1);
