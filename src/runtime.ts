@@ -559,7 +559,7 @@ export class Runtime {
         onRebalance: () => this.metrics.rebalances.inc({ pipeline: name, stage: 'sink' }),
       })))));
     }
-    // A pipeline that follows another (ADR 0039) has no capture: the followed pipeline's writes its change topics.
+    // A pipeline that follows another (ADR 0039) has no capture: the followed pipeline's capture writes its change topics.
     if (this.stages.has('capture') && p.follows) log.info({ pipeline: name, follows: p.follows }, `pipeline.follows ${p.follows}: no capture of its own (the changes come from ${p.follows}'s change topics)`);
     if (this.stages.has('capture') && !p.follows) {
       const sourceConfig = p.source as { type: string };

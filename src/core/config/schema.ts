@@ -957,7 +957,11 @@ function sourceIdentity(source: unknown): string {
   return `${s.type}://${s.connection?.host ?? ''}:${s.connection?.port ?? ''}/${s.connection?.database ?? ''}`;
 }
 
-/** The pipelines that follow `name` (fan-out, ADR 0039): they read its change topics. */
+/**
+ * The pipelines that follow `name` (fan-out, ADR 0039): they read its change topics. Disabled ones
+ * included: the change topics are kept, and a follower enabled later reads them from their
+ * beginning, so the leader's capture serves it already (whole rows, if its target needs them).
+ */
 export function followersOf(config: SynclineConfig, name: string): PipelineConfig[] {
   return Object.values(config.pipelines).filter((p) => p.follows === name);
 }
