@@ -43,8 +43,8 @@ async function stageWithOneSlowBatch(slow: () => Promise<void> | void) {
   const { prefix, kafka, topic, groupId } = await twentyMessages(1);
   const applied: number[] = [];
   let slowOnce = true;
-  // The stage's decoder and output interfaces; what they carry is the message's number.
-  const decode: Decoder = async (m: KafkaMessage) => ({ n: Number(m.value!.toString()) }) as unknown as Pending;
+  // The stage's decoder and output interfaces; what they carry is the message's number (and the op the stage reads: a truncate is told its offset).
+  const decode: Decoder = async (m: KafkaMessage) => ({ n: Number(m.value!.toString()), record: { op: 'insert' } }) as unknown as Pending;
   const stage = new ConsumerStage({
     groupId, topics: [topic], kafka, decode, dlq: new DeadLetters(kafka, prefix, 'rejoin'), log: rootLogger.child({ stage: 'test' }),
     sessionTimeoutMs: 6000,
@@ -118,7 +118,7 @@ test('after a rejoin no partition is applied by two consumers at once: batches s
   // Partition 0's batch stalls the process past the 6 s session (the member is dropped); partition 1's
   // is merely slow and ends well after the rejoin.
   const slow = new Map([[0, 8000], [1, 14000]]);
-  const decode: Decoder = async (m: KafkaMessage, _topic: string, partition: number) => ({ n: Number(m.value!.toString()), partition }) as unknown as Pending;
+  const decode: Decoder = async (m: KafkaMessage, _topic: string, partition: number) => ({ n: Number(m.value!.toString()), partition, record: { op: 'insert' } }) as unknown as Pending;
   const stage = new ConsumerStage({
     groupId, topics: [topic], kafka, decode, dlq: new DeadLetters(kafka, prefix, 'rejoin'), log: rootLogger.child({ stage: 'test' }),
     sessionTimeoutMs: 6000,

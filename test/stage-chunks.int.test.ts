@@ -38,7 +38,7 @@ test('a fetched batch goes to the output in chunks, then one offset commit; a fa
   const decode: Decoder = async (m: KafkaMessage) => {
     const n = Number(m.value!.toString());
     if (Number.isNaN(n)) throw poison('BAD_MESSAGE', `message at offset ${m.offset} is not a number`);
-    return { n } as unknown as Pending;
+    return { n, record: { op: 'insert' } } as unknown as Pending;
   };
   const calls: { n: number[]; next: string | undefined }[] = [];
   let failOnce = true;
@@ -95,7 +95,7 @@ test("a stage that fails on one partition ends only after the other partitions' 
   let slowStarted = false;
   const stage = new ConsumerStage({
     groupId: `${prefix}.quiesce`, topics: [topic], kafka, dlq: new DeadLetters(kafka, prefix, 'quiesce'), log: rootLogger.child({ stage: 'test' }),
-    decode: async (m: KafkaMessage) => ({ n: Number(m.value!.toString()) }) as unknown as Pending,
+    decode: async (m: KafkaMessage) => ({ n: Number(m.value!.toString()), record: { op: 'insert' } }) as unknown as Pending,
     output: {
       async apply(_batch: Pending[], origin?: BatchOrigin) {
         if (origin?.partition === 1) {
