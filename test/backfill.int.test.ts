@@ -133,7 +133,8 @@ test('a backfill goes on after kill -9 of the capture from its last finished chu
   await withClient(env.sourceDb, (c) => c.query(DDL));
   await withClient(env.targetDb, (c) => c.query(DDL));
   const N = soak(10_000, 30_000); // `npm run chaos` reads the longer table
-  const CHUNK = soak(500, 1000);
+  // 40 chunks: the kill after the fifth must find it running (20 of 500 rows finished before the kill landed on a quiet machine).
+  const CHUNK = soak(250, 1000);
   await fill(env.sourceDb, N);
   await startRuntime(env, ['process', 'sink']);
   let capture: ChildProcess = spawnCli(['capture', '--config', env.configFile]);
