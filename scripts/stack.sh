@@ -199,10 +199,12 @@ pg_up() {
   wal="$(psql_admin -c 'show wal_level')"
   slots="$(psql_admin -c 'show max_replication_slots')"
   senders="$(psql_admin -c 'show max_wal_senders')"
-  if [ "$wal" != "logical" ] || [ "$slots" -lt 64 ] || [ "$senders" -lt 64 ]; then
+  # max_replication_slots also bounds the replication origins in use at once (one per session of a
+  # two-way sink: a mesh of three databases alone holds dozens), next to the tests' slots.
+  if [ "$wal" != "logical" ] || [ "$slots" -lt 128 ] || [ "$senders" -lt 64 ]; then
     log "enabling logical replication (wal_level=$wal slots=$slots senders=$senders) and restarting PostgreSQL"
     psql_admin -c "alter system set wal_level = logical" >/dev/null
-    psql_admin -c "alter system set max_replication_slots = 64" >/dev/null
+    psql_admin -c "alter system set max_replication_slots = 128" >/dev/null
     psql_admin -c "alter system set max_wal_senders = 64" >/dev/null
     psql_admin -c "alter system set max_connections = 300" >/dev/null
     pg_ctl_do restart

@@ -15,7 +15,7 @@ import './core/kafkajs-patch.js'; // first: before anything loads kafkajs
 import type { Logger } from 'pino';
 import '../connectors/index.js';
 import { Capture } from './capture/capture.js';
-import { changeTopicPrefix, followersOf, type PipelineConfig, type RetryConfig, type SynclineConfig, type TableConfig } from './core/config/schema.js';
+import { changeTopicPrefix, followersOf, twoWayWritersInto, type PipelineConfig, type RetryConfig, type SynclineConfig, type TableConfig } from './core/config/schema.js';
 import { AvroCodec } from './core/codec.js';
 import { groups, KafkaClient, topics } from './core/kafka.js';
 import { rootLogger, stageLogger } from './core/log.js';
@@ -570,9 +570,10 @@ export class Runtime {
       const makeCapture = (onRunning: () => void, source: Source) => new Capture({
         pipeline: name, prefix, changePrefix: changeTopicPrefix(this.config, p), source, tables: p.tables,
         kafka: this.kafka, codec: this.codec, log,
-        // Two-way sync: the peer's writes into our source are not changes to carry back.
-        skipOrigins: p.peer ? [originOf(prefix, p.peer) + ':'] : [],
-        decidedOrigins: p.peer ? DECIDED_KINDS.map((over) => ({ prefix: republishOriginOf(prefix, p.peer!, over) + ':', over })) : [],
+        // Two-way and multi-way sync: what the peer (and, in a mesh, every pipeline writing into our
+        // source) wrote is not a change to carry on; their re-published decisions are.
+        skipOrigins: twoWayWritersInto(this.config, name).map((w) => originOf(prefix, w) + ':'),
+        decidedOrigins: twoWayWritersInto(this.config, name).flatMap((w) => DECIDED_KINDS.map((over) => ({ prefix: republishOriginOf(prefix, w, over) + ':', over }))),
         // latest-timestamp's column is checked at start; a two-way peer that creates tables in our source is waited for.
         conflict: p.conflict ?? this.config.defaults.conflict,
         awaitTablesFrom: p.peer && (this.config.pipelines[p.peer]?.target as { autoCreate?: boolean } | undefined)?.autoCreate === true ? p.peer : undefined,

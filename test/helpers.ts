@@ -139,6 +139,8 @@ export interface TestPipeline {
   tables: { source: string; target?: string; key?: string[]; columns?: Record<string, string>; validate?: Record<string, unknown>; transform?: Record<string, unknown>[]; route?: Record<string, unknown>; conflict?: Record<string, unknown>; encrypt?: string[]; mask?: string[] }[];
   /** Two-way sync: this pipeline reads the env's target database and writes its source database. */
   reverse?: boolean;
+  /** Multi-way sync: the databases this pipeline reads and writes, as indexes into TestEnv.dbs (0 source, 1 target, 2… the env's `databases` beyond two); the source's tables get change topics `<prefix>.d<i>` (none for i = 0). */
+  between?: [number, number];
   /** Fan-out: the pipeline whose change topics this one reads (no source of its own, ADR 0039). */
   follows?: string;
   peer?: string;
@@ -162,6 +164,8 @@ export interface TestEnv {
   prefix: string;
   sourceDb: string;
   targetDb: string;
+  /** Every database of the env: [sourceDb, targetDb, …] (opts.databases of them). */
+  dbs: string[];
   configFile: string;
   config: SynclineConfig;
   slot(name: string): string;
@@ -171,13 +175,14 @@ export interface TestEnv {
 }
 
 /** Databases, config file and names for one test; the caller creates the tables. */
-export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'initial' | 'never'; retry?: Record<string, unknown>; /** Extra top-level config sections (e.g. observability, reports); a function gets the env's database names. */ extra?: Record<string, unknown> | ((dbs: { sourceDb: string; targetDb: string }) => Record<string, unknown>); /** Extra kafka options (e.g. sessionTimeoutMs for tests that kill a consumer). */ kafka?: Record<string, unknown> } = {}): Promise<TestEnv> {
+export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'initial' | 'never'; retry?: Record<string, unknown>; /** Extra top-level config sections (e.g. observability, reports); a function gets the env's database names. */ extra?: Record<string, unknown> | ((dbs: { sourceDb: string; targetDb: string }) => Record<string, unknown>); /** Extra kafka options (e.g. sessionTimeoutMs for tests that kill a consumer). */ kafka?: Record<string, unknown>; /** Databases to create (default 2: source and target; more for multi-way sync, see TestPipeline.between). */ databases?: number } = {}): Promise<TestEnv> {
   const id = uid();
   const prefix = `t${id}`;
   const sourceDb = `syncline_t_${id}_src`;
   const targetDb = `syncline_t_${id}_dst`;
-  await createDb(sourceDb);
-  await createDb(targetDb);
+  const dbs = [sourceDb, targetDb, ...Array.from({ length: Math.max(0, (opts.databases ?? 2) - 2) }, (_, i) => `syncline_t_${id}_d${i + 2}`)];
+  for (const db of dbs) await createDb(db);
+  const dbOf = (p: TestPipeline, side: 0 | 1) => (p.between ? dbs[p.between[side]]! : (side === 0) === !p.reverse ? sourceDb : targetDb);
   const slot = (name: string) => `${prefix}_${name.replace(/-/g, '_')}`;
   const doc = {
     version: 1,
@@ -188,11 +193,12 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
       pipelines.map((p) => [
         p.name,
         {
-          ...(p.follows ? { follows: p.follows } : { source: { type: 'postgres', connection: { ...PG, database: p.reverse ? targetDb : sourceDb }, slot: p.slot?.replace('{prefix}', prefix) ?? slot(p.name), publication: p.publication?.replace('{prefix}', prefix) ?? slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 } }),
-          target: { type: 'postgres', connection: { ...PG, database: p.reverse ? sourceDb : targetDb }, ...(p.target ?? {}) },
+          ...(p.follows ? { follows: p.follows } : { source: { type: 'postgres', connection: { ...PG, database: dbOf(p, 0) }, slot: p.slot?.replace('{prefix}', prefix) ?? slot(p.name), publication: p.publication?.replace('{prefix}', prefix) ?? slot(p.name), snapshot: opts.snapshot ?? 'initial', heartbeatMs: 1000, lingerMs: 5 } }),
+          target: { type: 'postgres', connection: { ...PG, database: dbOf(p, 1) }, ...(p.target ?? {}) },
           ...(p.peer ? { peer: p.peer } : {}),
           // The other database's tables of the same names need change topics of their own.
           ...(p.reverse ? { changeTopicPrefix: `${prefix}.b` } : {}),
+          ...(p.between && p.between[0] > 0 && !p.follows ? { changeTopicPrefix: `${prefix}.d${p.between[0]}` } : {}),
           tables: p.tables,
           ...(p.conflict ? { conflict: p.conflict } : {}),
           ...(p.retry ? { retry: p.retry } : {}),
@@ -212,14 +218,13 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
   const config = parseConfig(text, configFile, {});
   const runtimes: Runtime[] = [];
   return {
-    id, prefix, sourceDb, targetDb, configFile, config, slot, runtimes,
+    id, prefix, sourceDb, targetDb, dbs, configFile, config, slot, runtimes,
     async cleanup() {
       await Promise.allSettled(runtimes.map((r) => r.stop()));
       await dropSlots(prefix);
       // Replication origins of two-way pipelines persist in the cluster (and count against max_replication_slots).
       await sql('postgres', `select pg_replication_origin_drop(roname) from pg_replication_origin where roname like $1`, [`syncline:${prefix}:%`]).catch(() => undefined);
-      await dropDb(sourceDb);
-      await dropDb(targetDb);
+      for (const db of dbs) await dropDb(db);
       await deleteTopics(prefix).catch(() => undefined);
     },
   };
@@ -231,6 +236,22 @@ export async function startRuntime(env: TestEnv, stages: Stage[] = ['capture', '
   const { done } = await rt.start();
   done.catch(() => undefined);
   return { rt, done };
+}
+
+/**
+ * Two-way and multi-way tests: a check that the databases agree (`same`) and nothing was captured,
+ * received or re-published by any pipeline of `rt` for `quietMs`: identical is not converged (the
+ * sides pass through moments where both hold a row one of them is about to delete).
+ */
+export function settledWhen(rt: Runtime, same: () => Promise<boolean>, quietMs = 2000): () => Promise<boolean> {
+  const activity = () => rt.pipelines.reduce((n, p) => n + (p.capture?.stats.changes ?? 0) + (p.applier?.stats.received ?? 0) + (p.applier?.stats.republished ?? 0), 0);
+  let moved = { n: -1, at: 0 };
+  return async () => {
+    if (!(await same())) return false;
+    const n = activity();
+    if (n !== moved.n) moved = { n, at: Date.now() };
+    return Date.now() - moved.at >= quietMs;
+  };
 }
 
 /**

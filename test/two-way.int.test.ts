@@ -8,7 +8,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { checksum, sleep, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
+import { checksum, settledWhen, sleep, sql, startRuntime, testEnv, waitFor, withClient } from './helpers.js';
 import { runStorm, stormText } from './storm/harness.js';
 
 /** Rows of `items` that differ between the two databases (id: A's row | B's row), for failure messages. */
@@ -42,16 +42,8 @@ async function twoWay(t: TestContext, rows: number) {
   };
   await waitFor('B has the snapshot of A', same);
   // Identical is not converged: in the delete cases the sides pass through a moment where both hold
-  // the row (a→b wrote A's insert into B, b→a has not carried B's delete yet). Settled: identical,
-  // and nothing captured, received or re-published by either pipeline for 2 s.
-  const activity = () => rt.pipelines.reduce((n, p) => n + (p.capture?.stats.changes ?? 0) + (p.applier?.stats.received ?? 0) + (p.applier?.stats.republished ?? 0), 0);
-  let moved = { n: -1, at: 0 };
-  const settled = async () => {
-    if (!(await same())) return false;
-    const n = activity();
-    if (n !== moved.n) moved = { n, at: Date.now() };
-    return Date.now() - moved.at >= 2000;
-  };
+  // the row (a→b wrote A's insert into B, b→a has not carried B's delete yet).
+  const settled = settledWhen(rt, same);
   return { A, B, h, same, settled };
 }
 

@@ -451,3 +451,23 @@ test('an upsert marked absent (the guarded read found no row) does not overwrite
   assert.equal(calls, 2);
   assert.deepEqual((await admin.query(`SELECT id::int AS id, name FROM public.users WHERE id IN (9101, 9102, 9103) ORDER BY id`)).rows.map((r) => r.name), ['ours', 'ours', 'ours']);
 });
+
+test('a decided delete whose row changed meanwhile: an older row still loses to it, a later one is kept and re-published (two-way, multi-way)', async () => {
+  await admin.query(`CREATE TABLE public.decided (id int PRIMARY KEY, v text, updated_at timestamptz NOT NULL)`);
+  const origin = `syncline:tsink${randomBytes(3).toString('hex')}:decided`;
+  const two = new PostgresSink(cfg(), { pipeline: 'decided', log, origin });
+  await two.connect();
+  try {
+    const deleteAt = Date.parse('2026-06-01T12:00:00.500Z');
+    // Read when the delete was decided: each row at 12:00:00.100; since then both changed.
+    await admin.query(`INSERT INTO public.decided VALUES (1, 'older', '2026-06-01T12:00:00.300Z'), (2, 'later', '2026-06-01T12:00:00.600Z'), (3, 'same ms', '2026-06-01T12:00:00.500999Z'), (4, 'unchanged', '2026-06-01T12:00:00.100Z')`);
+    const guard = { updated_at: '2026-06-01T12:00:00.100000Z' };
+    const kept = await two.republishDelete('public.decided', [1, 2, 3, 4].map((id) => ({ key: { id }, guard })), deleteAt);
+    const left = (await admin.query(`SELECT id, v FROM public.decided ORDER BY id`)).rows;
+    assert.deepEqual(left, [{ id: 2, v: 'later' }, { id: 3, v: 'same ms' }], 'the row changed to an earlier time than the delete is deleted; later ones (and a tie) stay');
+    assert.deepEqual(kept.map((k) => k.id), [2, 3], 'the kept rows are re-published');
+  } finally {
+    await two.close();
+    await admin.query(`SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE starts_with(roname, $1)`, [origin]).catch(() => undefined);
+  }
+});

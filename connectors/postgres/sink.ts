@@ -462,9 +462,20 @@ export class PostgresSink implements Sink {
         }
         const deleted = await this.q(client, `DELETE FROM ${meta.ident} WHERE ${where.join(' AND ')}`, params);
         if (deleted.rowCount !== 0 || Object.keys(guard).length === 0) continue;
-        // Changed on this side after the decision (between the batch's commit and now): that change
-        // is later than the delete and wins. Re-published in this transaction (decided over a
-        // delete), the peer writes it where the delete left no row.
+        // Changed after the decision (between the batch's commit and now). A row whose time is
+        // still earlier than the delete's (the delete counts at the end of its millisecond; a tie
+        // keeps the row) loses to it like any other: in a mesh another node's pipeline may have
+        // written an older row here meanwhile, which every other node deletes by the same rule.
+        const [field] = Object.keys(guard).filter((c) => meta.columns.has(c));
+        if (field !== undefined) {
+          const older = await this.q(client, `DELETE FROM ${meta.ident} WHERE ${where.slice(0, keyCols.length).join(' AND ')} AND ${quoteIdent(field)} < $${keyCols.length + 1}::${castOf(meta, field)}`, [
+            ...params.slice(0, keyCols.length),
+            new Date(tsMs).toISOString().replace('Z', '999Z'),
+          ]);
+          if (older.rowCount !== 0) continue;
+        }
+        // A later change (a local edit, typically) wins over the delete. Re-published in this
+        // transaction (decided over a delete), the peer writes it where the delete left no row.
         const set = keyCols.map((c) => `${quoteIdent(c)} = ${quoteIdent(c)}`).join(', ');
         const kept = await this.q(client, `UPDATE ${meta.ident} SET ${set} WHERE ${where.slice(0, keyCols.length).join(' AND ')}`, params.slice(0, keyCols.length));
         if (kept.rowCount) {

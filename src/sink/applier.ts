@@ -124,6 +124,16 @@ export interface ApplierOptions {
   log: Logger;
   /** Two-way sync: re-publish target rows kept by a conflict so the peer carries them back. */
   republish?: boolean;
+  /**
+   * Multi-way sync (ADR 0040): other pipelines than this one's peer write into this target too. A
+   * delete another node decided (`decided: 'delete'`) that removes a row here is then itself made as
+   * a decision the other nodes carry (a plain write would be left out by every capture, and a later
+   * change deferred here to the peer would wait for a delete nobody carries); and such a delete is
+   * weighed against the row by the strategy, not kept as this side's own delete coming home. And an
+   * update that finds its row missing here is written, not deferred to the peer: the row may be a
+   * third node's insert still on its way here, which no delete of this side explains.
+   */
+  relayDecided?: boolean;
   /** Partitions of a change topic (for the end-of-snapshot sweep: it runs once every partition delivered its marker). */
   partitionsOf?: (topic: string) => Promise<number>;
   /**
@@ -943,7 +953,10 @@ export class Applier {
       // decision, and the peer decides that delete when it reaches it (written back, the row would
       // outlive a later delete on this side only).
       // (A row this batch deleted itself, earlier, is not one: the update, later at the source, is written.)
-      const deletedThere = this.o.republish === true && k.read && !k.planned && k.target === null && r.op === 'upsert' && r.update === true;
+      // In a mesh (relayDecided) a missing row may also be one a third node inserted that has not
+      // reached this target yet: the update is written like any change, and a delete made here is
+      // weighed where it arrives, its decision relayed back to here.
+      const deletedThere = this.o.republish === true && !this.o.relayDecided && k.read && !k.planned && k.target === null && r.op === 'upsert' && r.update === true;
       if (deletedThere) conflict = r.decided !== 'delete';
       const deferred = conflict && deletedThere && cfg.strategy === 'latest-timestamp';
       // latest-timestamp compares every change with the target row, conflict or not: a change older
@@ -959,7 +972,7 @@ export class Applier {
       // delete, which no one else can tell). The last change of the key in the batch only (a later
       // one writes over the row anyway), never one that is itself a peer's decision (no ping-pong).
       const decideDelete = (note: HistoryNote = { decision: 'applied' }) => {
-        if (r.op !== 'delete' || !last || !k.read || k.target === null || r.decided !== undefined || !this.o.republish || !this.sink.republishDelete) return false;
+        if (r.op !== 'delete' || !last || !k.read || k.target === null || (r.decided !== undefined && !this.o.relayDecided) || !this.o.republish || !this.sink.republishDelete) return false;
         // In the change history once made (after the commit: Applier.apply).
         if (this.o.history?.keeps(r.table)) r.history = note;
         const field = cfg.strategy === 'latest-timestamp' ? cfg.field : null;
@@ -989,7 +1002,7 @@ export class Applier {
       // was written on this side after that delete (the delete had removed the row): it is later and
       // stays, re-published over the delete so the peer has it too. Its time cannot say so: a MariaDB
       // delete is timed at the end of its second, later than a row re-inserted in the same second.
-      const homecoming = conflict && this.o.republish === true && r.op === 'delete' && r.decided === 'delete' && k.target !== null && cfg.strategy === 'latest-timestamp';
+      const homecoming = conflict && this.o.republish === true && !this.o.relayDecided && r.op === 'delete' && r.decided === 'delete' && k.target !== null && cfg.strategy === 'latest-timestamp';
       const c: Conflict = {
         pipeline: this.o.pipeline, table: r.table, op: r.op as 'upsert' | 'delete', key: r.key, source: r.values, target: k.target,
         lastSynced: k.st.last, position: r.position, sourceTsMs: r.sourceTsMs,

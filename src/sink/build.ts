@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import type { RedisClient } from '../core/redis.js';
 import type { Logger } from 'pino';
 import type { ConflictConfig, PipelineConfig, RetryConfig, SynclineConfig, TableConfig } from '../core/config/schema.js';
-import { targetTablesOf } from '../core/config/schema.js';
+import { targetTablesOf, twoWayWritersInto } from '../core/config/schema.js';
 import { configSource } from '../core/config/load.js';
 import type { KafkaClient } from '../core/kafka.js';
 import { sinkRegistration } from '../core/registry.js';
@@ -143,6 +143,8 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
   const applier = new Applier(sink, state, dlq, {
     pipeline: name, conflictFor: policy.conflictFor, resolverFor: policy.resolverFor, retry, log,
     republish: p.peer !== undefined,
+    // A mesh: the peer's source (this target) is written by more two-way pipelines than this one.
+    relayDecided: p.peer !== undefined && twoWayWritersInto(config, p.peer).length > 1,
     partitionsOf: (topic) => kafka.partitionCount(topic),
     batchSize: batchSizeOf(config, p),
     parkedKeys: async () => (await store.load()).parkedKeys(),

@@ -66,12 +66,19 @@ function sourceTime(c: Conflict, field: string): Value {
   return c.source?.[field] ?? null;
 }
 
-/** The target row's `field` is strictly later than the change's (latest-timestamp without a conflict: the change is older). */
+/**
+ * latest-timestamp without a conflict: the target row's `field` is later than the change's, or the
+ * same and the tie goes to the target row (latestTimestamp's tie-break: a delete loses a tie, rows
+ * by content hash). The tie matters where a key reaches a node from two others with equal times
+ * (multi-way sync): each node keeps the same one of the two, whichever arrives first.
+ */
 export function olderThanTarget(c: Pick<Conflict, 'op' | 'source' | 'target' | 'sourceTsMs'>, field: string): boolean {
   if (c.target === null) return false;
   const theirs = c.target[field] ?? null;
   const ours = sourceTime(c as Conflict, field);
-  return theirs !== null && ours !== null && compareValues(theirs, ours) > 0;
+  if (theirs === null || ours === null) return false;
+  const d = compareValues(theirs, ours);
+  return d > 0 || (d === 0 && latestTimestamp(c as Conflict, field) === 'target');
 }
 
 export function latestTimestamp(c: Conflict, field: string): 'source' | 'target' {

@@ -1,13 +1,17 @@
 /**
- * Two-way storm (`npm run storm`, and a short run in test/two-way.int.test.ts): databases A and B
- * paired as in docs/conflicts.md (a-to-b and b-to-a, latest-timestamp on updated_at, peers, B's
- * change topics under their own changeTopicPrefix), `rows` identical rows, then `seconds` of random
- * updates, upserts (INSERT … ON CONFLICT DO UPDATE) and deletes on ids 1..`keys` from both sides at
- * `rate` transactions per second each, every statement its own transaction. The verdict: after the
- * clients stop, A and B hold the same rows (compared row by row), with the keys that differ, the
- * decisions each pipeline logged for them, and each pipeline's counters.
+ * Two-way and multi-way storm (`npm run storm`, and short runs in test/two-way.int.test.ts and
+ * test/multi-way.int.test.ts). Two sides: databases A and B paired as in docs/conflicts.md (a-to-b
+ * and b-to-a, latest-timestamp on updated_at, peers, B's change topics under their own
+ * changeTopicPrefix). Three sides: the mesh of docs/conflicts.md, Multi-way sync (a pipeline each way
+ * between every two of A, B, C, peers pairwise; the second pipeline leaving each database follows
+ * the first, one capture per database). `rows` identical rows, then `seconds` of random updates,
+ * upserts (INSERT … ON CONFLICT DO UPDATE) and deletes on ids 1..`keys` from every side at `rate`
+ * transactions per second each, every statement its own transaction. The verdict: after the
+ * clients stop, every side holds the same rows (compared row by row), with the keys that differ, and
+ * each pipeline's counters; the writes into each side are bounded by the changes made elsewhere (an
+ * echo or a ping-pong would multiply them).
  */
-import { checksum, sleep, sql, startRuntime, testEnv, waitFor, withClient } from '../helpers.js';
+import { checksum, sleep, sql, startRuntime, testEnv, waitFor, withClient, type TestPipeline } from '../helpers.js';
 import type pg from 'pg';
 
 export interface StormOptions {
@@ -20,24 +24,30 @@ export interface StormOptions {
   keys: number;
   /** Clients per side. */
   clients: number;
-  /** How long A and B may take to agree after the clients stop. */
+  /** How long the sides may take to agree after the clients stop. */
   settleMs: number;
+  /** Databases kept equal: 2 (a two-way pair, the default) or 3 (a mesh). */
+  sides?: 2 | 3;
   log?: (line: string) => void;
 }
 
 export interface StormReport {
   ok: boolean;
   seconds: number;
-  transactions: { A: number; B: number; failed: number };
+  sides: string[];
+  /** Transactions committed on each side, and failed ones (deadlocks between a side's own clients). */
+  transactions: Record<string, number>;
   ops: Record<string, number>;
-  /** Seconds from the clients' stop until A = B (null: they did not agree within settleMs). */
+  /** Seconds from the clients' stop until every side agreed (null: not within settleMs). */
   convergedAfterS: number | null;
-  rowsA: number;
-  rowsB: number;
-  /** Keys whose rows differ (id: A's row | B's row), at most 50. */
+  /** Rows on each side at the end. */
+  rows: Record<string, number>;
+  /** Keys whose rows differ (id: each side's row), at most 50. */
   differing: string[];
   differingCount: number;
-  pipelines: Record<string, { applied: number; unchanged: number; conflicts: number; deadLettered: number; captured: number; echoSkipped: number }>;
+  /** Rows written into each side by syncline (applied, conflicts settled, re-published) against the transactions made on the other sides. */
+  writesInto: Record<string, { written: number; madeElsewhere: number }>;
+  pipelines: Record<string, { applied: number; unchanged: number; conflicts: number; republished: number; deadLettered: number; captured: number | null; echoSkipped: number | null }>;
 }
 
 const DDL = `create table items (id int primary key, name text not null, qty int not null, updated_at timestamptz not null default clock_timestamp())`;
@@ -45,31 +55,48 @@ const DDL = `create table items (id int primary key, name text not null, qty int
 export async function runStorm(o: StormOptions): Promise<StormReport> {
   const log = o.log ?? (() => undefined);
   const conflict = { strategy: 'latest-timestamp', field: 'updated_at' };
+  const sides = o.sides === 3 ? ['A', 'B', 'C'] : ['A', 'B'];
+  const lower = (x: string) => x.toLowerCase();
+  const pipelines: TestPipeline[] =
+    sides.length === 2
+      ? [
+          { name: 'a-to-b', tables: [{ source: 'public.items' }], conflict, peer: 'b-to-a' },
+          { name: 'b-to-a', tables: [{ source: 'public.items' }], conflict, peer: 'a-to-b', reverse: true },
+        ]
+      : // Each database's first pipeline captures it, the second follows that one.
+        sides.flatMap((from, i) => {
+          const others = sides.filter((x) => x !== from);
+          const name = (to: string) => `${lower(from)}-to-${lower(to)}`;
+          return others.map((to, k) => ({
+            name: name(to),
+            tables: [{ source: 'public.items' }],
+            conflict,
+            peer: `${lower(to)}-to-${lower(from)}`,
+            between: [i, sides.indexOf(to)] as [number, number],
+            ...(k > 0 ? { follows: name(others[0]!) } : {}),
+          }));
+        });
   // The retry policy a user gets by default (tests elsewhere shorten it).
-  const env = await testEnv([
-    { name: 'a-to-b', tables: [{ source: 'public.items' }], conflict, peer: 'b-to-a' },
-    { name: 'b-to-a', tables: [{ source: 'public.items' }], conflict, peer: 'a-to-b', reverse: true },
-  ], { retry: { retries: 3, initialDelayMs: 1000, maxDelayMs: 30000 } });
+  const env = await testEnv(pipelines, { retry: { retries: 3, initialDelayMs: 1000, maxDelayMs: 30000 }, databases: sides.length });
   try {
-    const A = env.sourceDb;
-    const B = env.targetDb;
-    await sql(A, DDL);
-    await sql(B, DDL);
-    await sql(A, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, $1::int) g`, [o.rows]);
+    const db = Object.fromEntries(sides.map((x, i) => [x, env.dbs[i]!]));
+    for (const x of sides) await sql(db[x]!, DDL);
+    await sql(db.A!, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, $1::int) g`, [o.rows]);
+    // The other sides start empty and receive A's rows by A's snapshot (B's and C's captures leave out what a-to-b and a-to-c wrote).
     const { rt } = await startRuntime(env);
     const same = async () => {
-      const [a, b] = await Promise.all([checksum(A, 'items', 'id'), checksum(B, 'items', 'id')]);
-      return a.md5 === b.md5 && a.count === b.count;
+      const sums = await Promise.all(sides.map((x) => checksum(db[x]!, 'items', 'id')));
+      return sums.every((c) => c.md5 === sums[0]!.md5 && c.count === sums[0]!.count);
     };
-    await waitFor('B holds the snapshot of A', same, 120000);
-    log(`storm: ${o.rows} identical rows on A and B; ${o.seconds} s of updates, upserts and deletes on ids 1-${o.keys} at ${o.rate} tx/s per side`);
+    await waitFor(`${sides.slice(1).join(' and ')} hold the snapshot of A`, same, 120000);
+    log(`storm: ${o.rows} identical rows on ${sides.join(', ')}; ${o.seconds} s of updates, upserts and deletes on ids 1-${o.keys} at ${o.rate} tx/s per side`);
 
     const ops: Record<string, number> = {};
-    const done = { A: 0, B: 0, failed: 0 };
+    const done: Record<string, number> = Object.fromEntries([...sides.map((x) => [x, 0]), ['failed', 0]]);
     const until = Date.now() + o.seconds * 1000;
     const everyMs = (1000 * o.clients) / o.rate;
-    const client = (side: 'A' | 'B', n: number) =>
-      withClient(side === 'A' ? A : B, async (c: pg.Client) => {
+    const client = (side: string, n: number) =>
+      withClient(db[side]!, async (c: pg.Client) => {
         let next = Date.now() + Math.random() * everyMs;
         let i = 0;
         while (next < until) {
@@ -86,17 +113,17 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
             if (op === 'update') await c.query(`update items set name = $2, qty = qty + 1, updated_at = clock_timestamp() where id = $1`, [id, name]);
             else if (op === 'upsert') await c.query(`insert into items (id, name, qty) values ($1, $2, 0) on conflict (id) do update set name = excluded.name, qty = items.qty + 1, updated_at = clock_timestamp()`, [id, name]);
             else await c.query(`delete from items where id = $1`, [id]);
-            done[side]++;
+            done[side]!++;
           } catch {
             // A deadlock or serialization failure between two clients of one side: the statement did
             // nothing (it is a user's transaction that failed, not a change to carry).
-            done.failed++;
+            done.failed!++;
           }
         }
       });
-    await Promise.all(Array.from({ length: o.clients }, (_, n) => [client('A', n), client('B', n)]).flat());
+    await Promise.all(Array.from({ length: o.clients }, (_, n) => sides.map((x) => client(x, n))).flat());
     const stoppedAt = Date.now();
-    log(`storm: clients stopped (A ${done.A} tx, B ${done.B} tx, ${done.failed} failed); waiting for A = B`);
+    log(`storm: clients stopped (${sides.map((x) => `${x} ${done[x]} tx`).join(', ')}, ${done.failed} failed); waiting for ${sides.join(' = ')}`);
 
     let convergedAfterS: number | null = null;
     // Agreeing once is not enough: changes may still be on their way; agreeing and nothing applied for 3 s is.
@@ -115,25 +142,32 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
       }
       await sleep(500);
     }
-    const rows = async (db: string) => new Map((await sql(db, 'select * from items')).rows.map((r) => [r.id as number, JSON.stringify(r)]));
-    const [ra, rb] = await Promise.all([rows(A), rows(B)]);
-    const diff = [...new Set([...ra.keys(), ...rb.keys()])].filter((id) => ra.get(id) !== rb.get(id)).sort((x, y) => x - y);
-    const pipelines: StormReport['pipelines'] = {};
+    const rowsOf = async (d: string) => new Map((await sql(d, 'select * from items')).rows.map((r) => [r.id as number, JSON.stringify(r)]));
+    const all = await Promise.all(sides.map((x) => rowsOf(db[x]!)));
+    const ids = [...new Set(all.flatMap((m) => [...m.keys()]))];
+    const diff = ids.filter((id) => all.some((m) => m.get(id) !== all[0]!.get(id))).sort((x, y) => x - y);
+    const perPipeline: StormReport['pipelines'] = {};
     for (const p of rt.pipelines) {
       const s = p.applier!.stats;
-      pipelines[p.name] = { applied: s.applied, unchanged: s.skippedUnchanged, conflicts: s.conflicts, deadLettered: s.deadLettered, captured: p.capture!.stats.changes, echoSkipped: p.capture!.stats.echoSkipped };
+      perPipeline[p.name] = { applied: s.applied, unchanged: s.skippedUnchanged, conflicts: s.conflicts, republished: s.republished, deadLettered: s.deadLettered, captured: p.capture?.stats.changes ?? null, echoSkipped: p.capture?.stats.echoSkipped ?? null };
+    }
+    const writesInto: StormReport['writesInto'] = {};
+    for (const x of sides) {
+      const into = Object.entries(perPipeline).filter(([n]) => n.endsWith(`-to-${lower(x)}`)).map(([, v]) => v);
+      writesInto[x] = { written: into.reduce((n, v) => n + v.applied + v.conflicts + v.republished, 0), madeElsewhere: sides.filter((y) => y !== x).reduce((n, y) => n + done[y]!, 0) };
     }
     return {
-      ok: diff.length === 0 && convergedAfterS !== null && Object.values(pipelines).every((p) => p.deadLettered === 0),
+      ok: diff.length === 0 && convergedAfterS !== null && Object.values(perPipeline).every((p) => p.deadLettered === 0),
       seconds: o.seconds,
+      sides,
       transactions: done,
       ops,
       convergedAfterS,
-      rowsA: ra.size,
-      rowsB: rb.size,
-      differing: diff.slice(0, 50).map((id) => `${id}: ${ra.get(id) ?? 'none'} | ${rb.get(id) ?? 'none'}`),
+      rows: Object.fromEntries(sides.map((x, i) => [x, all[i]!.size])),
+      differing: diff.slice(0, 50).map((id) => `${id}: ${all.map((m) => m.get(id) ?? 'none').join(' | ')}`),
       differingCount: diff.length,
-      pipelines,
+      writesInto,
+      pipelines: perPipeline,
     };
   } finally {
     await env.cleanup();
@@ -142,9 +176,10 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
 
 export function stormText(r: StormReport): string {
   const lines = [
-    `two-way storm: ${r.ok ? 'PASSED' : 'FAILED'} — ${r.seconds} s, A ${r.transactions.A} tx, B ${r.transactions.B} tx (${r.transactions.failed} failed), ops ${JSON.stringify(r.ops)}`,
-    `  converged ${r.convergedAfterS === null ? 'NOT within the settle time' : `${r.convergedAfterS.toFixed(1)} s after the clients stopped`}; rows A ${r.rowsA}, B ${r.rowsB}; keys that differ: ${r.differingCount}`,
-    ...Object.entries(r.pipelines).map(([n, p]) => `  ${n}: captured ${p.captured} (echo skipped ${p.echoSkipped}), applied ${p.applied}, unchanged ${p.unchanged}, conflicts ${p.conflicts}, dead-lettered ${p.deadLettered}`),
+    `${r.sides.length === 2 ? 'two-way' : `${r.sides.length}-way`} storm: ${r.ok ? 'PASSED' : 'FAILED'} — ${r.seconds} s, ${r.sides.map((x) => `${x} ${r.transactions[x]} tx`).join(', ')} (${r.transactions.failed} failed), ops ${JSON.stringify(r.ops)}`,
+    `  converged ${r.convergedAfterS === null ? 'NOT within the settle time' : `${r.convergedAfterS.toFixed(1)} s after the clients stopped`}; rows ${r.sides.map((x) => `${x} ${r.rows[x]}`).join(', ')}; keys that differ: ${r.differingCount}`,
+    `  writes into each side (applied + conflicts + re-published) against the transactions made on the others: ${r.sides.map((x) => `${x} ${r.writesInto[x]!.written} / ${r.writesInto[x]!.madeElsewhere}`).join(', ')}`,
+    ...Object.entries(r.pipelines).map(([n, p]) => `  ${n}: ${p.captured === null ? 'no capture of its own' : `captured ${p.captured} (echo skipped ${p.echoSkipped})`}, applied ${p.applied}, unchanged ${p.unchanged}, conflicts ${p.conflicts}, re-published ${p.republished}, dead-lettered ${p.deadLettered}`),
     ...r.differing.map((d) => `  differs ${d}`),
   ];
   return lines.join('\n');

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import '../../../connectors/index.js';
 import { ConfigError, interpolate, loadConfig, parseConfig, type ConfigProblem } from './load.js';
 import { renderConfigDocs } from './docs.js';
+import { twoWayWritersInto } from './schema.js';
 import type { PgSinkConfig, PgSourceConfig } from '../../../connectors/postgres/spec.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../configs/data-sync-config.yaml', import.meta.url));
@@ -382,7 +383,9 @@ pipelines:
   p = refused(`  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`, '    enabled: false\n');
   assert.ok(p.some((x) => x.path === 'pipelines.api.follows' && /pipeline 'orders' is disabled/.test(x.message)), JSON.stringify(p));
   p = refused(`  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`, '    peer: back\n');
-  assert.ok(p.some((x) => x.path === 'pipelines.api.follows' && /is two-way \(peer back\): its capture skips the changes its peer writes/.test(x.message)), JSON.stringify(p));
+  assert.ok(p.some((x) => x.path === 'pipelines.api.follows' && /is two-way \(peer back\): its capture skips the changes two-way pipelines write into its source, so a one-way follower would miss them/.test(x.message)), JSON.stringify(p));
+  p = refused(`  api:\n    follows: orders\n    peer: back\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`);
+  assert.ok(p.some((x) => x.path === 'pipelines.api.peer' && /a two-way pipeline can follow only a two-way pipeline .*'orders' is one-way/.test(x.message)), JSON.stringify(p));
   // A problem in the followed pipeline's source is reported there once, not again for the follower.
   p = problemsOf(leader.replace('slot: s_orders', 'slot: 12') + `  api:\n    follows: orders\n    target: { type: postgres, connection: { database: x } }\n    tables: [{ source: public.orders }]\n`).problems;
   assert.deepEqual(p.map((x) => x.path), ['pipelines.orders.source.slot'], JSON.stringify(p));
@@ -395,4 +398,26 @@ test('redis.sentinel: nodes and the master name; not together with redis.cluster
   assert.deepEqual(problems.map((p) => [p.path, p.line]), [['redis.sentinel', 2]]);
   assert.match(problems[0]!.message, /redis\.cluster and redis\.sentinel exclude each other/);
   assert.match(problemsOf(valid().replace('pipelines:', "redis: { sentinel: { nodes: ['nohost'] } }\npipelines:")).problems[0]!.message, /host:port/);
+});
+
+test('multi-way sync: the databases joined by two-way pipelines form a full mesh; each capture leaves out every pipeline writing into its source', () => {
+  const pg = (db: string) => `{ type: postgres, connection: { host: h, database: ${db} }, slot: s_${db}, publication: p_${db} }`;
+  const tgt = (db: string) => `{ type: postgres, connection: { host: h, database: ${db} } }`;
+  const two = (from: string, to: string, extra = '') =>
+    `  ${from}-${to}:\n    peer: ${to}-${from}\n${extra || `    source: ${pg(from)}\n    changeTopicPrefix: ${from}\n`}    target: ${tgt(to)}\n    tables: [{ source: public.items }]\n`;
+  const follow = (leader: string) => `    follows: ${leader}\n`;
+  // A mesh of three: the pipelines leaving a database follow one of them (one capture per database).
+  const mesh = `version: 1\npipelines:\n${two('a', 'b')}${two('a', 'c', follow('a-b'))}${two('b', 'a')}${two('b', 'c', follow('b-a'))}${two('c', 'a')}${two('c', 'b', follow('c-a'))}`;
+  const config = parseConfig(mesh, 'test.yaml', {});
+  assert.deepEqual(twoWayWritersInto(config, 'a-b').sort(), ['b-a', 'c-a'], 'a-b captures database a: b-a and c-a write into it');
+  assert.deepEqual(twoWayWritersInto(config, 'a-c').sort(), ['b-a', 'c-a'], 'the follower reads the same capture');
+  assert.deepEqual(twoWayWritersInto(config, 'c-b').sort(), ['a-c', 'b-c']);
+  // A pair is the two-way sync of old: its peer only.
+  const pair = parseConfig(`version: 1\npipelines:\n${two('a', 'b')}${two('b', 'a')}`, 'test.yaml', {});
+  assert.deepEqual(twoWayWritersInto(pair, 'a-b'), ['b-a']);
+  assert.deepEqual(twoWayWritersInto(pair, 'b-a'), ['a-b']);
+  // A ring (no pipeline between a and c) would never carry a's changes to c: refused, naming what is missing.
+  const ring = problemsOf(`version: 1\npipelines:\n${two('a', 'b')}${two('b', 'a')}${two('b', 'c', follow('b-a'))}${two('c', 'b')}`).problems;
+  assert.equal(ring.length, 1, JSON.stringify(ring));
+  assert.match(ring[0]!.message, /multi-way sync joins 3 databases .* but not every two of them: missing postgres:\/\/h:5432\/a → postgres:\/\/h:5432\/c; postgres:\/\/h:5432\/c → postgres:\/\/h:5432\/a/);
 });

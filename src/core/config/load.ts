@@ -676,8 +676,11 @@ function fillFollowers(data: unknown, add: (path: Seg[], message: string) => voi
       add([...at, 'changeTopicPrefix'], `a pipeline that follows '${leaderName}' reads its change topics: remove changeTopicPrefix (it is '${String(leader.changeTopicPrefix ?? '(topicPrefix)')}' there)`);
       continue;
     }
-    if (leader.peer !== undefined) add([...at, 'follows'], `pipeline '${leaderName}' is two-way (peer ${String(leader.peer)}): its capture skips the changes its peer writes into its source, so a follower would miss them; follow neither, or make this a pipeline of its own`);
-    if (p.peer !== undefined) add([...at, 'peer'], `a pipeline that follows '${leaderName}' cannot be two-way: it has no capture to carry the other side's changes back`);
+    // Multi-way sync (ADR 0040): in a mesh, the pipelines leaving one database are a leader and its
+    // followers, all two-way. Their capture leaves out what any two-way pipeline writes into that
+    // database, which each of them receives from its own origin directly; a one-way follower would not.
+    if (leader.peer !== undefined && p.peer === undefined) add([...at, 'follows'], `pipeline '${leaderName}' is two-way (peer ${String(leader.peer)}): its capture skips the changes two-way pipelines write into its source, so a one-way follower would miss them; follow neither, or make this a pipeline of its own`);
+    if (p.peer !== undefined && leader.peer === undefined) add([...at, 'peer'], `a two-way pipeline can follow only a two-way pipeline (multi-way sync: the pipelines leaving one database): '${leaderName}' is one-way, so its capture would carry your peer's writes back to it; give this pipeline a source of its own`);
     for (const [who, x, path] of [['this pipeline', p, at], [`pipeline '${leaderName}'`, leader, ['pipelines', leaderName] as Seg[]]] as const) {
       if (x.mode !== undefined && x.mode !== 'realtime') add([...path, 'mode'], `${who} is part of a fan-out (${name} follows ${leaderName}): both run in mode realtime, got ${JSON.stringify(x.mode)}`);
     }

@@ -640,7 +640,7 @@ export function configSpec() {
       follows: nameSpec
         .optional()
         .describe(
-          "Fan-out (ADR 0039): this pipeline has no capture of its own; it reads the change topics that the named pipeline's capture writes, and writes them to its own target with its own tables' mappings, transforms, routes and validation, its own conflict strategy, retry policy, consumer groups, dead-letter topic and metrics, so a slow or failing target never holds the others back. Leave `source` out: the followed pipeline's source (and changeTopicPrefix) is this pipeline's too (verify compares it with this target). Each table must be one the followed pipeline captures, with the same key and encrypted columns. Both pipelines run in mode realtime; a two-way pipeline (peer) cannot be followed, nor a follower. A follower added later starts at the oldest change its topics still hold (kafka.retentionDays): `syncline backfill --pipeline <followed>` writes the tables again.",
+          "Fan-out (ADR 0039): this pipeline has no capture of its own; it reads the change topics that the named pipeline's capture writes, and writes them to its own target with its own tables' mappings, transforms, routes and validation, its own conflict strategy, retry policy, consumer groups, dead-letter topic and metrics, so a slow or failing target never holds the others back. Leave `source` out: the followed pipeline's source (and changeTopicPrefix) is this pipeline's too (verify compares it with this target). Each table must be one the followed pipeline captures, with the same key and encrypted columns. Both pipelines run in mode realtime; a two-way pipeline (peer) can be followed only by two-way pipelines (multi-way sync: the pipelines leaving one database of a mesh, ADR 0040), and a one-way one only by one-way ones. A follower added later starts at the oldest change its topics still hold (kafka.retentionDays): `syncline backfill --pipeline <followed>` writes the tables again.",
         )
         .meta({ examples: ['orders-sync'] }),
       source,
@@ -663,7 +663,7 @@ export function configSpec() {
         .string()
         .optional()
         .describe(
-          "Two-way sync: the pipeline that syncs the other way (its source is this pipeline's target and its target this pipeline's source; it must name this pipeline as its peer). Each tags its writes with an origin the other's capture recognises and skips, so nothing is echoed back: PostgreSQL a replication origin (syncline:<topicPrefix>:<pipeline>:<n>; needs superuser or EXECUTE on pg_replication_origin_session_setup/pg_replication_origin_create), MariaDB a session server_id registered in a syncline_origins table (needs SUPER or BINLOG REPLAY; connectors/mariadb/README.md). When a conflict keeps the target row, it is re-published so the peer carries it back: both sides end identical.",
+          "Two-way sync: the pipeline that syncs the other way (its source is this pipeline's target and its target this pipeline's source; it must name this pipeline as its peer). Each tags its writes with an origin the other's capture recognises and skips, so nothing is echoed back: PostgreSQL a replication origin (syncline:<topicPrefix>:<pipeline>:<n>; needs superuser or EXECUTE on pg_replication_origin_session_setup/pg_replication_origin_create), MariaDB a session server_id registered in a syncline_origins table (needs SUPER or BINLOG REPLAY; connectors/mariadb/README.md). When a conflict keeps the target row, it is re-published so the peer carries it back: both sides end identical. Multi-way sync (three or more databases, ADR 0040): a pipeline each way between every two databases (each pair peers of each other; the pipelines leaving one database may follow one of them, sharing its capture); each capture leaves out every syncline write into its database, so a change travels one hop, from where it was made to each of the others.",
         )
         .meta({ examples: ['users-b-to-a'] }),
       verify: verifySpec.optional().describe('Scheduled verification of this pipeline (`syncline verify` on a cron schedule, in the process that runs its capture): source and target compared, differences counted in syncline_verify_mismatches{pipeline,table}, the last result at GET /api/pipelines/:name/verify.'),
@@ -909,7 +909,61 @@ export function configSpec() {
         else if (!peer) ctx.addIssue({ code: 'custom', path: at, message: `no pipeline '${peerName}' (have: ${Object.keys(c.pipelines).join(', ')})` });
         else if (peer.peer !== name) ctx.addIssue({ code: 'custom', path: at, message: `pipeline '${peerName}' must name '${name}' as its peer too (peer: ${name})` });
       }
+      meshIssues(c, ctx);
     });
+}
+
+/**
+ * Multi-way sync (ADR 0040): the databases joined by two-way pipelines must form a full mesh, a
+ * pipeline each way between every two of them. A capture leaves out every syncline write into its
+ * source (twoWayWritersInto), so a change travels one hop only, from the database where it was made
+ * to each of the others: a ring (A → B → C → A) would never carry A's changes to C.
+ */
+function meshIssues(c: { pipelines: Record<string, { source?: unknown; peer?: string }> }, ctx: z.RefinementCtx): void {
+  const edges = new Map<string, string>(); // "from\u0000to" -> pipeline
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    let r = x;
+    while (parent.get(r) !== r) r = parent.get(r)!;
+    return r;
+  };
+  for (const [name, p] of Object.entries(c.pipelines)) {
+    const peer = p.peer === undefined ? undefined : c.pipelines[p.peer];
+    if (!peer || peer.peer !== name) continue; // reported above
+    const from = sourceIdentity(p.source);
+    const to = sourceIdentity(peer.source);
+    for (const x of [from, to]) if (!parent.has(x)) parent.set(x, x);
+    parent.set(find(from), find(to));
+    edges.set(from + '\u0000' + to, name);
+  }
+  const groups = new Map<string, string[]>();
+  for (const x of parent.keys()) groups.set(find(x), [...(groups.get(find(x)) ?? []), x]);
+  for (const dbs of groups.values()) {
+    if (dbs.length < 3) continue;
+    const missing = dbs.flatMap((a) => dbs.filter((b) => b !== a && !edges.has(a + '\u0000' + b)).map((b) => `${a} → ${b}`));
+    if (missing.length === 0) continue;
+    const named = dbs.flatMap((a) => dbs.map((b) => edges.get(a + '\u0000' + b))).filter((n): n is string => n !== undefined);
+    ctx.addIssue({
+      code: 'custom',
+      path: ['pipelines', named[0]!, 'peer'],
+      message: `multi-way sync joins ${dbs.length} databases (${dbs.join(', ')}) through pipelines ${named.join(', ')}, but not every two of them: missing ${missing.join('; ')}. Each change travels one hop, from the database where it was made to each of the others, so every two databases need a pipeline each way (peers of each other); a database written under two spellings (localhost and 127.0.0.1) counts as two`,
+    });
+  }
+}
+
+/**
+ * Two-way and multi-way sync: the pipelines whose writes land in this pipeline's source (each
+ * two-way pipeline whose peer reads the same database as this one; its own peer among them). Its
+ * capture leaves their writes out (no echo, no second hop) and carries their re-published decisions
+ * (DECIDED_HEADER). Empty for a pipeline that is not two-way.
+ */
+export function twoWayWritersInto(config: { pipelines: Record<string, { source?: unknown; peer?: string }> }, name: string): string[] {
+  const p = config.pipelines[name];
+  if (p?.peer === undefined) return [];
+  const here = sourceIdentity(p.source);
+  return Object.entries(config.pipelines)
+    .filter(([, r]) => r.peer !== undefined && config.pipelines[r.peer] !== undefined && sourceIdentity(config.pipelines[r.peer]!.source) === here)
+    .map(([n]) => n);
 }
 
 /**
