@@ -26,14 +26,18 @@ test('a delete is timed at the end of its commit millisecond (rows written in it
   assert.equal(olderThanTarget({ ...base, target: null }, 'updated_at'), false);
 });
 
-test('no conflict, equal times: the tie goes where latestTimestamp sends it, so two nodes receiving the same two rows keep the same one', () => {
+test('no conflict, equal times: with the tie-break (a mesh, no record of the key) the tie goes where latestTimestamp sends it; without it the change applies', () => {
   const x = { ...base, source: { id: 1, v: 'x', updated_at: '2026-01-01T00:00:02.000000Z' }, target: { id: 1, v: 'y', updated_at: '2026-01-01T00:00:02.000000Z' } };
   const y = { ...x, source: x.target, target: x.source };
-  assert.notEqual(olderThanTarget(x, 'updated_at'), olderThanTarget(y, 'updated_at'), 'exactly one of the two rows is kept over the other');
-  assert.equal(olderThanTarget(x, 'updated_at'), latestTimestamp(x, 'updated_at') === 'target');
-  // A delete loses a tie with a row (timed at the end of its millisecond).
+  assert.notEqual(olderThanTarget(x, 'updated_at', true), olderThanTarget(y, 'updated_at', true), 'exactly one of the two rows is kept over the other');
+  assert.equal(olderThanTarget(x, 'updated_at', true), latestTimestamp(x, 'updated_at') === 'target');
+  // An update that leaves the timestamp as it was applies (one-way and two-way pipelines).
+  assert.equal(olderThanTarget(x, 'updated_at'), false);
+  assert.equal(olderThanTarget(y, 'updated_at'), false);
+  // A delete loses a tie with a row (timed at the end of its millisecond) only with the tie-break.
   const del = { ...base, op: 'delete' as const, source: null, sourceTsMs: Date.parse('2026-01-01T00:00:05.123Z'), target: { id: 1, updated_at: '2026-01-01T00:00:05.123999Z' } };
-  assert.equal(olderThanTarget(del, 'updated_at'), true);
+  assert.equal(olderThanTarget(del, 'updated_at', true), true);
+  assert.equal(olderThanTarget(del, 'updated_at'), false);
 });
 
 test('custom results: source/target/manual, merged rows (key kept), garbage refused with the reason', async () => {

@@ -67,18 +67,20 @@ function sourceTime(c: Conflict, field: string): Value {
 }
 
 /**
- * latest-timestamp without a conflict: the target row's `field` is later than the change's, or the
- * same and the tie goes to the target row (latestTimestamp's tie-break: a delete loses a tie, rows
- * by content hash). The tie matters where a key reaches a node from two others with equal times
- * (multi-way sync): each node keeps the same one of the two, whichever arrives first.
+ * latest-timestamp without a conflict: the target row's `field` is later than the change's. With
+ * `tieBreak`, also the same time where latestTimestamp's tie-break keeps the target row (a delete
+ * loses a tie, rows by content hash): in a mesh a key may reach a node from two others with equal
+ * times and no record of either, and each node must keep the same one of the two. Without it a tie
+ * applies the change: an update that leaves the timestamp as it was (an application that does not
+ * bump it) is still an update of the row syncline wrote.
  */
-export function olderThanTarget(c: Pick<Conflict, 'op' | 'source' | 'target' | 'sourceTsMs'>, field: string): boolean {
+export function olderThanTarget(c: Pick<Conflict, 'op' | 'source' | 'target' | 'sourceTsMs'>, field: string, tieBreak = false): boolean {
   if (c.target === null) return false;
   const theirs = c.target[field] ?? null;
   const ours = sourceTime(c as Conflict, field);
   if (theirs === null || ours === null) return false;
   const d = compareValues(theirs, ours);
-  return d > 0 || (d === 0 && latestTimestamp(c as Conflict, field) === 'target');
+  return d > 0 || (tieBreak && d === 0 && latestTimestamp(c as Conflict, field) === 'target');
 }
 
 export function latestTimestamp(c: Conflict, field: string): 'source' | 'target' {
