@@ -27,7 +27,8 @@ test('a realtime window pauses the sink outside it and resumes it when it opens;
 
   const slot = env.slot('events-window');
   await waitFor('the slot to stream', async () => (await sql('postgres', `select active from pg_replication_slots where slot_name = $1`, [slot])).rows[0]?.active === true);
-  const before = (await sql('postgres', `select confirmed_flush_lsn::text as c from pg_replication_slots where slot_name = $1`, [slot])).rows[0].c as string;
+  // A slot streaming may not have confirmed a position yet (null; seen in CI): wait for one.
+  const before = await waitFor('the slot to have a confirmed position', async () => (await sql('postgres', `select confirmed_flush_lsn::text as c from pg_replication_slots where slot_name = $1`, [slot])).rows[0]?.c as string | null);
   await sql(env.sourceDb, `insert into events select g, 'outside' from generate_series(21, 120) g`);
   await sql(env.sourceDb, `update events set kind = 'changed' where id <= 5`);
   const written = (await sql(env.sourceDb, `select pg_current_wal_lsn()::text as l`)).rows[0].l as string;
