@@ -544,6 +544,7 @@ export class Runtime {
         // Into the Applier: a fetch in parts of the target's batch size (what it writes at once anyway).
         chunk: applier ? batchSizeOf(this.config, p) : undefined, onRunning,
         onRebalance: () => this.metrics.rebalances.inc({ pipeline: name, stage: 'process' }),
+        onRetry: (err) => this.metrics.batchRetried(name, 'process', err),
         // Breaking schema changes hold their table's apply until an operator decides (src/process/schema-guard.ts).
         schema: new SchemaGuard({ pipeline: name, changePrefix: changeTopicPrefix(this.config, p), kafka: this.kafka, registry: this.metrics.registry, logger: log }),
       });
@@ -557,6 +558,7 @@ export class Runtime {
         decode: applyTopicDecoder, output: observed, dlq, log, sessionTimeoutMs: this.config.kafka.sessionTimeoutMs,
         chunk: batchSizeOf(this.config, p), onRunning,
         onRebalance: () => this.metrics.rebalances.inc({ pipeline: name, stage: 'sink' }),
+        onRetry: (err) => this.metrics.batchRetried(name, 'sink', err),
       })))));
     }
     // A pipeline that follows another (ADR 0039) has no capture: the followed pipeline's capture writes its change topics.

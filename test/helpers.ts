@@ -220,15 +220,21 @@ export async function testEnv(pipelines: TestPipeline[], opts: { snapshot?: 'ini
   return {
     id, prefix, sourceDb, targetDb, dbs, configFile, config, slot, runtimes,
     async cleanup() {
-      await Promise.allSettled(runtimes.map((r) => r.stop()));
+      // A stop that hangs is a defect of its own: said, and the rest cleaned up, instead of the file's timeout hiding the test's outcome.
+      const stuck = (await Promise.all(runtimes.map((r) => Promise.race([r.stop().then(() => null, () => null), sleep(STOP_BOUND_MS).then(() => r)])))).filter((r) => r !== null);
+      if (stuck.length > 0) process.stderr.write(`runtime.stop() of ${stuck.map((r) => r.pipelines.map((p) => p.name).join(',')).join(' / ')} did not finish within ${STOP_BOUND_MS / 1000} s\n`);
       await dropSlots(prefix);
       // Replication origins of two-way pipelines persist in the cluster (and count against max_replication_slots).
       await sql('postgres', `select pg_replication_origin_drop(roname) from pg_replication_origin where roname like $1`, [`syncline:${prefix}:%`]).catch(() => undefined);
       for (const db of dbs) await dropDb(db);
       await deleteTopics(prefix).catch(() => undefined);
+      if (stuck.length > 0) throw new Error(`runtime.stop() did not finish within ${STOP_BOUND_MS / 1000} s: a stage is stuck (see the stage logs above)`);
     },
   };
 }
+
+/** How long env.cleanup() waits for each runtime's stop. */
+const STOP_BOUND_MS = 60_000;
 
 export async function startRuntime(env: TestEnv, stages: Stage[] = ['capture', 'process', 'sink'], only?: string[]): Promise<{ rt: Runtime; done: Promise<void> }> {
   const rt = new Runtime(env.config, new Set(stages), only);

@@ -48,7 +48,7 @@ after(() => {
 /** `CLUSTER NODES` as a list of { port, master, slots } from one live node. */
 async function topology(): Promise<{ id: string; port: number; master: boolean; masterId: string; slots: [number, number][]; failed: boolean }[]> {
   for (const p of PORTS) {
-    const r = new Redis({ port: p, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    const r = new Redis({ port: p, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, commandTimeout: 3000 });
     r.on('error', () => undefined);
     try {
       await r.connect();
@@ -76,7 +76,7 @@ async function ownerOf(slot: number) {
 }
 
 async function clusterOk(): Promise<string | false> {
-  const c = new Cluster(NODES.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), { lazyConnect: true, clusterRetryStrategy: () => null });
+  const c = new Cluster(NODES.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { commandTimeout: 3000 } });
   c.on('error', () => undefined);
   try {
     await c.connect();
@@ -145,7 +145,11 @@ const converged = async (env: { sourceDb: string; targetDb: string }) => {
   return s.count > 0 && s.md5 === d.md5 && s.count === d.count ? s : false;
 };
 
-test('a pipeline with its version state on a Redis Cluster converges, and survives a manual failover and a kill -9 of the master', async (t) => {
+/** Each step on stderr as it starts (shown with the file's output): a test stuck past its timeout names where. */
+const began = Date.now();
+const step = (what: string) => process.stderr.write(`redis-cluster +${((Date.now() - began) / 1000).toFixed(1)} s: ${what}\n`);
+
+test('a pipeline with its version state on a Redis Cluster converges, and survives a manual failover and a kill -9 of the master', { timeout: 420_000 }, async (t) => {
   const env = await testEnv([{ name: 'rc', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' } }], { extra: { redis: { cluster: { nodes: NODES } } } });
   t.after(() => env.cleanup());
   await sql(env.sourceDb, DDL + `insert into items select g, 1, 'seed' || g from generate_series(1, 200) g;`);
@@ -153,6 +157,7 @@ test('a pipeline with its version state on a Redis Cluster converges, and surviv
   const slot = keySlot(`${env.prefix}:{rc}:v:public.items:[1]`);
   assert.equal(slot, keySlot(`${env.prefix}:{rc}:t:public.items`), 'every key of the pipeline in one slot');
 
+  step('start the runtime');
   const { rt } = await startRuntime(env);
   // The /ready probe of Redis, on the runtime's own client.
   const probe = dependencyProbes({ kafka: rt.kafka, registry: env.config.schemaRegistry, redis: watchRedis(rt.redis), sources: [], targets: [] }).get('redis')!;
@@ -162,6 +167,7 @@ test('a pipeline with its version state on a Redis Cluster converges, and surviv
   let wl = workload(env.sourceDb, 1000);
   await sleep(2000);
   await wl.stop();
+  step('first convergence');
   await waitFor('convergence on the cluster', () => converged(env), 90_000, 300);
 
   // Mid-stream: a manual failover of the pipeline's master, then a kill -9 of the new master.
@@ -169,17 +175,20 @@ test('a pipeline with its version state on a Redis Cluster converges, and surviv
   const first = await ownerOf(slot);
   assert.ok(first?.replica, `the slot's master has a replica: ${JSON.stringify(first)}`);
   await sleep(1000);
-  execFileSync('redis-cli', ['-p', String(first.replica), 'CLUSTER', 'FAILOVER']);
+  step(`CLUSTER FAILOVER on ${first.replica}`);
+  execFileSync('redis-cli', ['-p', String(first.replica), 'CLUSTER', 'FAILOVER'], { timeout: 10_000 });
   await waitFor('the replica to take the slot over', async () => (await ownerOf(slot))?.master === first.replica, 15_000, 100);
   await sleep(1500);
   const pid = Number(readFileSync(`/tmp/syncline-redis-cluster-${BASE}/${first.replica}/redis.pid`, 'utf8'));
   const killedAt = Date.now();
   const appliedAtKill = rt.pipelines[0]!.applier!.stats.applied;
   const changesAtKill = wl.changes;
+  step(`kill -9 the new master ${first.replica}`);
   process.kill(pid, 'SIGKILL');
   await waitFor('the Redis probe to fail while the slot has no master', async () => !(await ready()), 10_000, 50);
   const red = readyError;
   await waitFor('the old master to be promoted again', async () => (await ownerOf(slot))?.master === first.master, 20_000, 100);
+  step('cluster_state ok');
   await waitFor('cluster_state ok', clusterOk, 20_000, 200);
   const failoverMs = Date.now() - killedAt;
   await waitFor('the Redis probe to pass again', ready, 10_000, 100);
@@ -188,6 +197,7 @@ test('a pipeline with its version state on a Redis Cluster converges, and surviv
   await sleep(1500);
   await wl.stop();
 
+  step('convergence after the failovers');
   const final = await waitFor('convergence after the failovers', () => converged(env), 90_000, 300);
   const stats = rt.pipelines[0]!.applier!.stats;
   assert.equal(stats.deadLettered, 0, `nothing dead-lettered: ${JSON.stringify(stats)}`);
@@ -196,8 +206,9 @@ test('a pipeline with its version state on a Redis Cluster converges, and surviv
   const deletes = await sql(env.targetDb, `select id, count(*)::int n from applied where op = 'D' group by 1 having count(*) > 1`);
   assert.deepEqual(deletes.rows, [], 'no row deleted twice');
   const logged = Number((await sql(env.targetDb, 'select count(*) from applied')).rows[0].count);
-  const state = new Cluster(NODES.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), { lazyConnect: true });
+  const state = new Cluster(NODES.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), { lazyConnect: true, redisOptions: { commandTimeout: 5000 } });
   state.on('error', () => undefined);
+  step('count the version keys');
   await state.connect();
   let inState = 0;
   await scanKeys(state, `${env.prefix}:{rc}:v:*`, (ks) => void (inState += ks.length));
@@ -206,11 +217,13 @@ test('a pipeline with its version state on a Redis Cluster converges, and surviv
   assert.ok(inState >= final.count, `version state holds every live key (${inState} ≥ ${final.count})`);
 
   // doctor on the cluster (one node of six dead): reachable, writable in the pipeline's slot, the cluster's state.
+  step('doctor');
   let report = '';
   const code = await doctor({ config: env.configFile, out: (text) => (report += text) });
   assert.match(report, new RegExp(`ok +writable: scripts and transactions under ${env.prefix}:\\{<pipeline>\\}:… work; cluster_state:ok, slots ok 16384/16384, 3 masters`), report);
   assert.match(report, /redis cluster 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+/, report);
   assert.equal(code, 0, report);
+  step('stop');
 });
 
 test('misconfigured Redis: a cluster node as redis.url, a plain Redis as redis.cluster.nodes, nothing listening — each a clear start error naming the config path', async () => {

@@ -104,6 +104,8 @@ export function classifyRedisError(err: unknown, context: string): SynclineError
   if (/^(MOVED|ASK) \d+ /.test(msg)) return fatal('REDIS_CLUSTER_MODE', `${context}: the server is a Redis Cluster node (it answered ${msg}): list the cluster's nodes in redis.cluster.nodes instead of redis.url`, err);
   if (/^CROSSSLOT /.test(msg)) return fatal('REDIS_CROSSSLOT', `${context}: ${msg} (a command of syncline touched keys of different Redis Cluster slots: every key of a pipeline must carry its hash tag {<pipeline>}; a bug, please report it)`, err);
   if (/cluster support disabled/i.test(msg)) return fatal('REDIS_NOT_CLUSTER', `${context}: redis.cluster.nodes name a Redis that is not in cluster mode (${msg}): remove redis.cluster and use redis.url, or point redis.cluster.nodes at cluster nodes`, err);
+  // ioredis commandTimeout (redis.commandTimeoutMs): the server took the command and has not answered.
+  if (msg === 'Command timed out') return retriable('REDIS_TIMEOUT', `${context}: Redis did not answer within redis.commandTimeoutMs`, err);
   const e = classifyNetworkError(err, context);
   return e.code.startsWith('NET_') || e.code.startsWith('REDIS_') ? e : new SynclineError('retriable', `REDIS_${e.code}`, e.message, err);
 }

@@ -15,6 +15,8 @@ import { fatal, SynclineError } from './errors.js';
 export type RedisClient = Redis | Cluster;
 
 export interface RedisSettings extends RedisConnection {
+  /** redis.commandTimeoutMs: no command waits longer for its reply (queued while reconnecting included). */
+  commandTimeoutMs?: number | undefined;
   cluster?: { nodes: string[] } | undefined;
   sentinel?: { nodes: string[]; name: string; password?: string } | undefined;
 }
@@ -74,7 +76,8 @@ function parseNode(n: string, i: number, path = 'redis.cluster.nodes'): { host: 
  * node; its host and port are not used.
  */
 export function createRedis(r: RedisSettings, o: RedisClientOptions): RedisClient {
-  const security = redisSecurity(r, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' }));
+  // TLS and credentials, and the bound on every command's reply (redis.commandTimeoutMs).
+  const common = { ...redisSecurity(r, (msg) => process.emitWarning(msg, { code: 'SYNCLINE_TLS_UNVERIFIED' })), ...(r.commandTimeoutMs ? { commandTimeout: r.commandTimeoutMs } : {}) };
   if (r.sentinel) {
     // The sentinels name the master; after a failover ioredis asks them again and reconnects to the new one.
     return new Redis({
@@ -82,7 +85,7 @@ export function createRedis(r: RedisSettings, o: RedisClientOptions): RedisClien
       name: r.sentinel.name,
       ...(r.sentinel.password ? { sentinelPassword: r.sentinel.password } : {}),
       ...credentialsOf(r, 'redis.sentinel'),
-      ...security,
+      ...common,
       lazyConnect: true,
       maxRetriesPerRequest: o.maxRetriesPerRequest,
       ...(o.enableOfflineQueue !== undefined ? { enableOfflineQueue: o.enableOfflineQueue } : {}),
@@ -90,7 +93,7 @@ export function createRedis(r: RedisSettings, o: RedisClientOptions): RedisClien
     });
   }
   if (!r.cluster) {
-    return new Redis(r.url, { ...security, lazyConnect: true, maxRetriesPerRequest: o.maxRetriesPerRequest, ...(o.enableOfflineQueue !== undefined ? { enableOfflineQueue: o.enableOfflineQueue } : {}), ...(o.once ? { retryStrategy: () => null } : {}) });
+    return new Redis(r.url, { ...common, lazyConnect: true, maxRetriesPerRequest: o.maxRetriesPerRequest, ...(o.enableOfflineQueue !== undefined ? { enableOfflineQueue: o.enableOfflineQueue } : {}), ...(o.once ? { retryStrategy: () => null } : {}) });
   }
   const nodes = r.cluster.nodes.map((n, i) => parseNode(n, i));
   const fromUrl = credentialsOf(r, 'redis.cluster');
@@ -105,7 +108,7 @@ export function createRedis(r: RedisSettings, o: RedisClientOptions): RedisClien
     maxRedirections: 16,
     slotsRefreshTimeout: 2000,
     ...(o.once ? { clusterRetryStrategy: () => null } : { clusterRetryStrategy: (times: number) => Math.min(100 * times, 2000) }),
-    redisOptions: { ...fromUrl, ...security, maxRetriesPerRequest: o.maxRetriesPerRequest, ...(o.once ? { retryStrategy: () => null } : {}) },
+    redisOptions: { ...fromUrl, ...common, maxRetriesPerRequest: o.maxRetriesPerRequest, ...(o.once ? { retryStrategy: () => null } : {}) },
   });
 }
 

@@ -220,7 +220,7 @@ export class Metrics {
     });
     this.retries = new Counter({
       name: 'syncline_retries_total',
-      help: 'Retry attempts after a retriable or unknown error (sink: target writes and conflict reads; capture: Kafka produce).',
+      help: 'Retry attempts after a retriable or unknown error (sink: target writes and conflict reads; capture: Kafka produce; process and sink: a batch fetched again after a Redis or Kafka error).',
       labelNames: ['pipeline', 'stage'], registers, collect: sync,
     });
 
@@ -382,6 +382,12 @@ export class Metrics {
 
   error(pipeline: string, stage: string, err: unknown): void {
     this.errors.inc({ pipeline, stage, class: errorClass(err) });
+  }
+
+  /** A batch failed with a retriable error and is fetched again (a consumer stage's kafkajs retry). */
+  batchRetried(pipeline: string, stage: string, err: unknown): void {
+    this.retries.inc({ pipeline, stage });
+    this.error(pipeline, stage, err);
   }
 
   // ------------------------------------------------------------------ collectors

@@ -132,6 +132,8 @@ export interface ConsumerStageOptions {
   onRunning?: () => void;
   /** Called at every join of the group (a rebalance: a member came, went or the topics changed) with this member's partitions. */
   onRebalance?: (assigned: Record<string, number[]>) => void;
+  /** Told of each retriable error of a batch that kafkajs then fetches again from the uncommitted offset (Redis, Kafka: metrics). */
+  onRetry?: (err: unknown) => void;
   /**
    * The pipeline's schema changes (change topics only: the processor): a table under a pending
    * breaking change is held at that change (its topic paused), one under a rejected change has its
@@ -599,6 +601,7 @@ export class ConsumerStage {
         this.crashed?.(err as Error);
         return;
       }
+      this.o.onRetry?.(err);
       throw err; // retriable (Redis, Kafka): kafkajs retries the batch from the uncommitted offset
     } finally {
       clearInterval(beat);

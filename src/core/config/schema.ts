@@ -747,6 +747,13 @@ export function configSpec() {
           verify: z.boolean().default(true).describe('rediss: false skips the verification of the server certificate (encrypted, not authenticated; a warning says so). For tests, not production.'),
           username: z.string().min(1).optional().describe('Redis ACL user (AUTH username password); default: the URL\'s, else `default`.'),
           password: z.string().min(1).optional().describe('Password of the ACL user; from the environment: ${SYNCLINE_REDIS_PASSWORD}.').meta({ secret: true }),
+          commandTimeoutMs: z
+            .number()
+            .int()
+            .min(100)
+            .max(600_000)
+            .default(15_000)
+            .describe('How long one Redis command may wait for its reply, time spent queued while the client reconnects included. Past it the command fails as a retriable REDIS_TIMEOUT error and its batch is retried (syncline_retries_total, the logs name Redis and this setting): a server or cluster node that accepted the connection but stopped answering, or a failover that leaves a command without a reply, never stalls a pipeline or its shutdown without a word.'),
           keyPrefix: z
             .string()
             .regex(/^[^{}]*$/, 'no { or }')
