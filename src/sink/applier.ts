@@ -965,7 +965,7 @@ export class Applier {
       // does not decrypt (a ciphertext of another row) cannot be compared: the change is parked.
       const times = cfg.strategy === 'latest-timestamp' && k.read ? this.openTimes(r, k.target, cfg.field) : undefined;
       if (times instanceof SynclineError) conflict = true;
-      const older = !conflict && times !== undefined && !(times instanceof SynclineError) && olderThanTarget({ op: r.op as 'upsert', source: times.source, target: times.target, sourceTsMs: r.sourceTsMs }, cfg.field, this.o.relayDecided === true && known === null);
+      const older = !conflict && times !== undefined && !(times instanceof SynclineError) && olderThanTarget({ op: r.op as 'upsert', source: times.source, target: times.target, sourceTsMs: r.sourceTsMs }, cfg.field, this.o.relayDecided === true);
       // Two-way: a delete that removes a row the target holds is made after the commit as a decision
       // the peer carries back with the delete's own commit time (Sink.republishDelete): the row may
       // be this side's own (an insert the other side has not applied yet, or has applied after its

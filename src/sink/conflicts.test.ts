@@ -26,7 +26,7 @@ test('a delete is timed at the end of its commit millisecond (rows written in it
   assert.equal(olderThanTarget({ ...base, target: null }, 'updated_at'), false);
 });
 
-test('no conflict, equal times: with the tie-break (a mesh, no record of the key) the tie goes where latestTimestamp sends it; without it the change applies', () => {
+test('no conflict, equal times: with the tie-break (a mesh, whatever is recorded of the key) the tie goes where latestTimestamp sends it; without it the change applies', () => {
   const x = { ...base, source: { id: 1, v: 'x', updated_at: '2026-01-01T00:00:02.000000Z' }, target: { id: 1, v: 'y', updated_at: '2026-01-01T00:00:02.000000Z' } };
   const y = { ...x, source: x.target, target: x.source };
   assert.notEqual(olderThanTarget(x, 'updated_at', true), olderThanTarget(y, 'updated_at', true), 'exactly one of the two rows is kept over the other');

@@ -68,11 +68,12 @@ function sourceTime(c: Conflict, field: string): Value {
 
 /**
  * latest-timestamp without a conflict: the target row's `field` is later than the change's. With
- * `tieBreak`, also the same time where latestTimestamp's tie-break keeps the target row (a delete
- * loses a tie, rows by content hash): in a mesh a key may reach a node from two others with equal
- * times and no record of either, and each node must keep the same one of the two. Without it a tie
- * applies the change: an update that leaves the timestamp as it was (an application that does not
- * bump it) is still an update of the row syncline wrote.
+ * `tieBreak` (a mesh), also the same time where latestTimestamp's tie-break keeps the target row (a
+ * delete loses a tie, rows by content hash): (time, content hash) is then one total order that
+ * every node applies on every path, whatever it recorded of the key, so the nodes converge in
+ * whatever order the changes reach them. Without it (one-way, a pair) a tie applies the change: an
+ * update that leaves the timestamp as it was (an application that does not bump it) is still an
+ * update of the row syncline wrote.
  */
 export function olderThanTarget(c: Pick<Conflict, 'op' | 'source' | 'target' | 'sourceTsMs'>, field: string, tieBreak = false): boolean {
   if (c.target === null) return false;
