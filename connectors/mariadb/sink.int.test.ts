@@ -398,3 +398,23 @@ test('ssl on against a server without TLS is fatal (a config error, not somethin
     await sink.close();
   }
 });
+
+test('a decided delete whose row changed meanwhile: an older row still loses to it, a later one is kept and re-published (two-way, multi-way)', async () => {
+  await inDb(async ({ db, admin, sql }) => {
+    await admin.query(`CREATE TABLE decided (id INT PRIMARY KEY, v TEXT, updated_at TIMESTAMP(6) NOT NULL)`);
+    await admin.query(`SET time_zone = '+00:00'`);
+    const two = new MariadbSink(cfg(db), { pipeline: 'decided', log, origin: `syncline:tsink${randomBytes(3).toString('hex')}:decided` });
+    await two.connect();
+    try {
+      const deleteAt = Date.parse('2026-06-01T12:00:00.500Z');
+      // Read when the delete was decided: each row at 12:00:00.100; since then all but 4 changed.
+      await admin.query(`INSERT INTO decided VALUES (1, 'older', '2026-06-01 12:00:00.300000'), (2, 'later', '2026-06-01 12:00:00.600000'), (3, 'same ms', '2026-06-01 12:00:00.500999'), (4, 'unchanged', '2026-06-01 12:00:00.100000')`);
+      const guard = { updated_at: '2026-06-01T12:00:00.100000Z' };
+      const kept = await two.republishDelete(`${db}.decided`, [1, 2, 3, 4].map((id) => ({ key: { id }, guard })), deleteAt);
+      assert.deepEqual((await sql(`SELECT id, v FROM decided ORDER BY id`)).map((r) => [Number(r.id), r.v]), [[2, 'later'], [3, 'same ms']], 'the row changed to an earlier time than the delete is deleted; later ones (and a tie) stay');
+      assert.deepEqual(kept.map((k) => k.id), [2, 3], 'the kept rows are re-published');
+    } finally {
+      await two.close();
+    }
+  });
+});

@@ -51,7 +51,7 @@ import { classifyMariaError, isRecordError } from './errors.js';
 import { byTable, cut, insertSql, keyIn, plan, prepare, withLiterals, type Prepared, type Stmt, type TableMeta } from './plan.js';
 import type { MariadbSinkConfig } from './spec.js';
 import { mariadbOptions } from './connection.js';
-import { fromMaria, inferKind, literal, pgTypeOfComment, quoteString, readTypeOf } from './types.js';
+import { fromMaria, inferKind, literal, pgTypeOfComment, quoteString, readTypeOf, TEMPORAL_TYPES } from './types.js';
 import { registerOrigin } from './origins.js';
 
 const SQL_MODE = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
@@ -480,8 +480,18 @@ export class MariadbSink implements Sink {
         }
         const res = (await this.q(c, `DELETE /* syncline-ts:${Math.trunc(tsMs)} */ FROM ${meta.ident} WHERE ${where.join(' AND ')}`)) as { affectedRows?: number };
         if (res.affectedRows !== 0 || Object.keys(guard).length === 0) continue;
-        // Changed on this side after the decision: that change is later than the delete and wins;
-        // re-published here (decided over a delete), the peer writes it where the delete left no row.
+        // Changed after the decision. A row whose time is still earlier than the delete's (the delete
+        // counts at the end of its millisecond; a tie keeps the row) loses to it like any other: in a
+        // mesh another node's pipeline may have written an older row here meanwhile, which every other
+        // node deletes by the same rule (PostgresSink.republishDelete).
+        const field = Object.keys(guard).find((col) => TEMPORAL_TYPES.has(meta.columns.get(col)?.dataType ?? ''));
+        if (field !== undefined) {
+          const deleteTime = literal(new Date(tsMs).toISOString().replace('Z', '999Z'), meta.columns.get(field)!);
+          const older = (await this.q(c, `DELETE /* syncline-ts:${Math.trunc(tsMs)} */ FROM ${meta.ident} WHERE ${keyWhere} AND ${quoteIdent(field)} < ${deleteTime}`)) as { affectedRows?: number };
+          if (older.affectedRows) continue;
+        }
+        // A later change (a local edit, typically) wins over the delete; re-published here (decided
+        // over a delete), the peer writes it where the delete left no row.
         const sql = this.flipSql(meta, keyWhere);
         const kept = (await this.q(c, sql)) as { affectedRows?: number };
         await this.q(c, sql);

@@ -193,7 +193,7 @@ export function quoteString(s: string): string {
 }
 
 const NUMERIC_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const TEMPORAL_TYPES = new Set(['datetime', 'timestamp']);
+export const TEMPORAL_TYPES = new Set(['datetime', 'timestamp']);
 const NUMBER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'bigint', 'decimal', 'float', 'double', 'year']);
 
 function unrepresentable(col: ColumnInfo, v: string, why: string) {

@@ -466,7 +466,7 @@ export class PostgresSink implements Sink {
         // still earlier than the delete's (the delete counts at the end of its millisecond; a tie
         // keeps the row) loses to it like any other: in a mesh another node's pipeline may have
         // written an older row here meanwhile, which every other node deletes by the same rule.
-        const [field] = Object.keys(guard).filter((c) => meta.columns.has(c));
+        const [field] = Object.keys(guard).filter((c) => meta.columns.has(c) && castOf(meta, c).startsWith('timestamp'));
         if (field !== undefined) {
           const older = await this.q(client, `DELETE FROM ${meta.ident} WHERE ${where.slice(0, keyCols.length).join(' AND ')} AND ${quoteIdent(field)} < $${keyCols.length + 1}::${castOf(meta, field)}`, [
             ...params.slice(0, keyCols.length),
