@@ -125,3 +125,35 @@ test('a pipeline whose Redis freezes retries, converges once it answers, and sto
     thaw();
   }
 });
+
+test('Redis stops answering in the middle of a fetched batch: the chunks applied before it are committed, not delivered again', { timeout: 240_000 }, async (t) => {
+  // A retry budget (≈ 2 s) shorter than the freeze: the chunk in flight gives up and the batch is fetched again.
+  const env = await testEnv([{ name: 'fc', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' }, batch: { size: 25 } }], { retry: { retries: 1, initialDelayMs: 100, maxDelayMs: 100 }, extra: { redis: { url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 800 } } });
+  t.after(() => env.cleanup());
+  await sql(env.sourceDb, DDL);
+  // A slow target (2 ms a row), so that a backlog takes a while to apply and the freeze lands inside it.
+  await sql(env.targetDb, DDL + LOG + `
+    create function slow() returns trigger language plpgsql as $$ begin perform pg_sleep(0.002); return new; end $$;
+    create trigger slow before insert or update on items for each row execute function slow();`);
+  const { rt } = await startRuntime(env);
+  const applier = rt.pipelines[0]!.applier!;
+  await waitFor('the (empty) snapshot done', async () => rt.pipelines[0]!.capture!.stats.snapshotRows === 0 && applier.stats.control > 0, 60_000, 200);
+  await sql(env.sourceDb, `insert into items select g, 1, 'v' || g from generate_series(1, 1500) g`);
+  const applied = async () => Number((await sql(env.targetDb, 'select count(*) from items')).rows[0].count);
+  await waitFor('the backlog half applied', async () => (await applied()) >= 300, 60_000, 20);
+  freeze();
+  try {
+    await sleep(4000);
+  } finally {
+    thaw();
+  }
+  await waitFor('the backlog applied', async () => (await applied()) === 1500, 120_000, 200);
+  const twice = await sql(env.targetDb, `select id, count(*)::int n from applied group by id having count(*) > 1 order by id limit 5`);
+  assert.deepEqual(twice.rows, [], 'no row written twice');
+  // Each batch retry delivers again only the chunk that failed (its target write committed, its state
+  // not: the write intents settle it and it is skipped), not the chunks applied before it.
+  const batchRetries = (await rt.metrics.retries.get()).values.filter((v) => v.labels.pipeline === 'fc' && v.labels.stage === 'process').reduce((n, v) => n + v.value, 0);
+  t.diagnostic(`batch retries ${batchRetries}; stats ${JSON.stringify(applier.stats)}`);
+  assert.ok(batchRetries >= 1, 'a chunk gave up while Redis was frozen and its batch was fetched again');
+  assert.ok(applier.stats.skippedStale <= applier.stats.intentsSettled, `only the failing chunks came again: ${applier.stats.skippedStale} changes skipped as already applied, ${applier.stats.intentsSettled} of them settled from write intents`);
+});

@@ -18,7 +18,7 @@ import type { ChangeEvent, Row } from '../core/envelope.js';
 import type avsc from 'avsc';
 import { columnPgTypes, encryptedColumnPgTypes, envelopeFromAvro, envelopeHead } from '../core/avro.js';
 import type { AvroCodec } from '../core/codec.js';
-import { errorCode, errorKind, poison, SynclineError } from '../core/errors.js';
+import { errorCode, errorKind, errorMessage, poison, SynclineError } from '../core/errors.js';
 import { describeChanges } from '../capture/schema-diff.js';
 import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
@@ -562,6 +562,8 @@ export class ConsumerStage {
     const size = this.o.chunk !== undefined && this.o.chunk > 0 ? this.o.chunk : messages.length;
     let outcome: unknown;
     let next = '';
+    // Where the chunks applied so far end, and whether their output committed that offset itself.
+    let applied = { next: '', committed: false };
     // A batch may take longer than the group session (a slow target, isolating many bad rows, a
     // long retry): without heartbeats meanwhile the coordinator drops this member, the commit is
     // refused, and the batch is done again from the start — for ever, if it always takes that long
@@ -578,7 +580,10 @@ export class ConsumerStage {
         if (decoded === undefined) return;
         const { pending, hold } = decoded;
         await heartbeat();
-        if (!isRunning() || isStale()) return;
+        if (!isRunning() || isStale()) {
+          await this.commitApplied(batch.topic, batch.partition, applied, resolveOffset); // stopping or sought elsewhere: what was applied stays done
+          return;
+        }
         if (hold) {
           // A breaking schema change pending from part[hold.index] on: what came before it is applied
           // and committed, that message and the rest wait (unresolved) while the table is held.
@@ -595,8 +600,15 @@ export class ConsumerStage {
         }
         next = (BigInt(part[part.length - 1]!.offset) + 1n).toString();
         outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
+        applied = { next, committed: outcome === 'committed' };
       }
     } catch (err) {
+      // The chunks before the failing one are applied (target and version state committed): their
+      // offset is committed now, so that the batch comes again from the failing chunk only. Done
+      // again, an applied chunk would meet no state if what failed was Redis restarting empty, and
+      // a backlog cut into other chunks could then write a change the target has moved past (a row
+      // back after its delete: the chaos run's "applied twice", after a Redis restart).
+      await this.commitApplied(batch.topic, batch.partition, applied, resolveOffset);
       if (errorKind(err) === 'fatal') {
         this.crashed?.(err as Error);
         return;
@@ -610,6 +622,18 @@ export class ConsumerStage {
     // `next` is the last chunk's, i.e. the batch's; 'committed': that chunk's output committed it.
     if (outcome !== 'committed') await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
     await heartbeat();
+  }
+
+  /** Commit the offset after the chunks of a failing batch that were applied (best effort: not committed, they come again as before). */
+  private async commitApplied(topic: string, partition: number, applied: { next: string; committed: boolean }, resolveOffset: (offset: string) => void): Promise<void> {
+    if (applied.next === '') return;
+    resolveOffset((BigInt(applied.next) - 1n).toString());
+    if (applied.committed) return;
+    try {
+      await this.consumer!.commitOffsets([{ topic, partition, offset: applied.next }]);
+    } catch (err) {
+      this.o.log.warn({ topic, partition, offset: applied.next, err: errorMessage(err) }, 'consumer.commit_applied.failed: the chunks applied before the failure come again');
+    }
   }
 
   /**

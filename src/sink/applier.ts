@@ -77,6 +77,8 @@ export interface ApplyStats {
   control: number;
   /** Rows written back by a rollback (src/history/rollback.ts); also counted in `applied`. */
   rolledBack: number;
+  /** Version-state entries recorded from write intents a failed or killed apply left (sink.intents.settled). */
+  intentsSettled: number;
 }
 
 /**
@@ -97,7 +99,7 @@ export interface ApplyObserver {
   retry(err: unknown): void;
 }
 
-export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0, swept: 0, republished: 0, control: 0, rolledBack: 0 });
+export const newApplyStats = (): ApplyStats => ({ received: 0, applied: 0, skippedStale: 0, skippedUnchanged: 0, conflicts: 0, parked: 0, parkedBehind: 0, deadLettered: 0, retries: 0, repaired: 0, swept: 0, republished: 0, control: 0, rolledBack: 0, intentsSettled: 0 });
 
 export interface ApplyOptions {
   /** Replay: a record at exactly the key's stored position is checked against the target and written again if the target lost it. */
@@ -475,6 +477,7 @@ export class Applier {
     if (this.o.republish && this.sink.republish) for (const { table, keys, over } of republish.values()) await this.sink.republish(table, keys, over);
     await this.state.commitMany(commits);
     await this.state.clearIntents(consumer);
+    this.stats.intentsSettled += commits.length;
     this.log.warn({ consumer, settled: commits.length, dropped }, 'sink.intents.settled: state of a write the previous process committed but did not record');
   }
 
