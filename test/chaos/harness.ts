@@ -38,6 +38,9 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { TcpProxy } from '../tcp-proxy.js';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { eventPosition } from '../../src/core/envelope.js';
+import { envelopeFromAvro } from '../../src/core/avro.js';
 import { SYNCLINE_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { cliArgs } from '../helpers.js';
 
@@ -119,7 +122,7 @@ const DDL = (s: string, target: boolean) => `
   create table ${s}.limited (id int primary key, qty int not null${target ? ' check (qty <= 1000)' : ''});
   ${target ? `
   alter table ${s}.accounts alter column note set storage external;
-  create table ${s}.write_log (seq bigserial primary key, tbl text not null, id bigint not null, op text not null, version int not null);
+  create table ${s}.write_log (seq bigserial primary key, tbl text not null, id bigint not null, op text not null, version int not null, at timestamptz not null default clock_timestamp());
   create function ${s}.log_write() returns trigger language plpgsql as $$
   declare v int;
   begin
@@ -426,8 +429,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         await admin.disconnect().catch(() => undefined);
       }
     };
+    const faultTimes: { fault: Fault; at: number }[] = [];
     const inject = async (f: Fault) => {
       faultsDone[f] = (faultsDone[f] ?? 0) + 1;
+      faultTimes.push({ fault: f, at: Date.now() });
       log(`fault: ${f}`);
       switch (f) {
         case 'kill-capture':
@@ -640,6 +645,28 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (report.appliedTwiceVisible > 0) {
       problems.push(`${report.appliedTwiceVisible} writes applied twice with a visible effect: ${report.appliedTwiceKeys.slice(0, 10).join(', ')}`);
       for (const [k, h] of Object.entries(report.appliedTwiceHistory)) problems.push(`  target writes of ${k}: ${h}`);
+      // Evidence for the next diagnosis: when each fault came, every message of the first key in its
+      // change topic (a repeat there is the capture's; one copy, a redelivery at the sink), and when
+      // the target wrote each version.
+      const first = report.appliedTwiceKeys[0]!.slice(0, report.appliedTwiceKeys[0]!.indexOf(' '));
+      const [table, id] = [first.slice(0, first.indexOf(':')), first.slice(first.indexOf(':') + 1)];
+      const hhmmss = (ms: number) => new Date(ms).toISOString().slice(11, 23);
+      problems.push(`  faults at: ${faultTimes.map((x) => `${x.fault} ${hhmmss(x.at)}`).join(', ')}`);
+      try {
+        // The versions around the ones named (a hot key has hundreds).
+        const named = [...report.appliedTwiceKeys[0]!.matchAll(/v(\d+)/g)].map((m) => Number(m[1]));
+        const near = (v: number) => v >= Math.min(...named) - 2 && v <= Math.max(...named) + 2;
+        problems.push(`  change topic messages of ${first} (versions near ${named.join(', ')}): ${(await keyTrail(kafka, `${prefix}.cdc.${table}`, id, near)).join('; ')}`);
+      } catch (err) {
+        problems.push(`  change topic messages of ${first}: not read (${(err as Error).message})`);
+      }
+      const [schema, tbl] = table.split('.');
+      const pipeline = Object.entries(SCHEMAS).find(([, sc]) => sc === schema)?.[0] as PipelineName | undefined;
+      if (pipeline) {
+        const writes = (await q(PORTS.dst, TARGET_DB[pipeline], `select op, version, at from ${schema}.write_log where tbl = $1 and id = $2 order by seq`, [tbl, id])).rows as { op: string; version: number; at: Date }[];
+        if (writes.length > 40) writes.splice(0, writes.length - 40); // the last ones
+        problems.push(`  target writes of ${first} at: ${writes.map((w) => `${w.op}${w.version} ${hhmmss(w.at.getTime())}`).join(', ')}`);
+      }
     }
     if (report.deadLettered.unexpected.length > 0) problems.push(`unexpected dead letters: ${report.deadLettered.unexpected.map((u) => `${u.count}× ${u.reason}`).join('; ')}`);
     report.ok = problems.length === 0;
@@ -695,6 +722,58 @@ async function logLags(kafka: Kafka, prefix: string, log: (line: string) => void
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Every message of key `id` in a change topic, in partition order: partition@offset, produce time,
+ * op, position and the row's version (for a failure's report).
+ */
+async function keyTrail(kafka: Kafka, topic: string, id: string, near: (version: number) => boolean): Promise<string[]> {
+  const registry = new SchemaRegistry({ host: `http://127.0.0.1:${PORTS.registry}/apis/ccompat/v7` });
+  const out: string[] = [];
+  for (const m of await readMessages(kafka, topic)) {
+    if (!m.key || !m.value || m.key[0] !== 0 || m.value[0] !== 0) continue; // not Avro of the registry (the poison fault's messages)
+    const key = (await registry.decode(m.key).catch(() => null)) as Record<string, unknown> | null;
+    if (key === null || String(key.id) !== id) continue;
+    const e = envelopeFromAvro((await registry.decode(m.value)) as Record<string, unknown>);
+    const row = (e.after ?? e.before ?? {}) as Record<string, unknown>;
+    if (row.version !== undefined && !near(Number(row.version))) continue;
+    out.push(`p${m.partition}@${m.offset} ${new Date(Number(m.timestamp)).toISOString().slice(11, 23)} ${e.op} ${eventPosition(e)} v${String(row.version ?? '?')}`);
+  }
+  return out;
+}
+
+/** Every message of a topic (its size at the call). */
+async function readMessages(kafka: Kafka, topic: string): Promise<{ partition: number; offset: string; timestamp: string; key: Buffer | null; value: Buffer | null }[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+  const total = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+  const out: { partition: number; offset: string; timestamp: string; key: Buffer | null; value: Buffer | null }[] = [];
+  if (total === 0) return out;
+  const consumer = kafka.consumer({ groupId: `chaos-reader-${randomBytes(4).toString('hex')}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  // Until every partition's end (a transactional producer's markers take offsets no message has), or 5 s without a message.
+  const ends = new Map(offsets.map((o) => [o.partition, BigInt(o.high) - 1n]));
+  await new Promise<void>((resolve) => {
+    let idle = setTimeout(resolve, 5000);
+    void consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        out.push({ partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value });
+        clearTimeout(idle);
+        idle = setTimeout(resolve, 5000);
+        if (BigInt(message.offset) >= (ends.get(partition) ?? 0n)) ends.delete(partition);
+        if (ends.size === 0) {
+          clearTimeout(idle);
+          resolve();
+        }
+      },
+    });
+  });
+  await consumer.disconnect();
+  return out.sort((a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset));
 }
 
 async function readAll(kafka: Kafka, topic: string): Promise<{ headers: Record<string, string> }[]> {

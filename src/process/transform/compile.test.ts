@@ -159,6 +159,14 @@ test('json paths and time zones', () => {
   assert.equal(convertZone('2024-07-15T08:00:00.000000', 'UTC', 'UTC'), '2024-07-15T08:00:00.000000');
   assert.equal(convertZone('infinity', 'UTC', 'Europe/Berlin'), 'infinity');
   assert.equal(convertZone('not a time', 'UTC', 'Europe/Berlin'), undefined);
+  // The wall time is written by arithmetic: the same as Intl's for leap days, years before 1970 and below 1000, the year 9999.
+  const intl = (iso: string, zone: string) => {
+    const p = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+    return `${p.year!.padStart(4, '0')}-${p.month}-${p.day}T${p.hour}:${p.minute}:${p.second}`;
+  };
+  for (const iso of ['2024-02-29T23:59:59Z', '1969-12-31T23:00:00Z', '1900-03-01T00:00:00Z', '0150-06-30T12:34:56Z', '9999-12-31T20:00:00Z', '2000-02-29T00:00:00Z']) {
+    for (const zone of ['UTC', 'Asia/Kolkata', 'America/Los_Angeles']) assert.equal(convertZone(iso, 'UTC', zone), `${intl(iso, zone)}.000000`, `${iso} in ${zone}`);
+  }
 });
 
 test('column types follow the steps', () => {
