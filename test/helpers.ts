@@ -113,6 +113,18 @@ export async function freePort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * A target table `items (id, seq, v)` with a trigger log of every row version it commits (rolled
+ * back with a failed apply): a version applied twice shows as a repeated (id, seq) in `applied`.
+ */
+export const ITEMS_DDL = `create table items (id int primary key, seq int not null, v text not null);`;
+export const APPLIED_LOG = `
+  create table applied (n bigserial primary key, id int not null, seq int, op text not null);
+  create function log_applied() returns trigger language plpgsql as $$ begin
+    if tg_op = 'DELETE' then insert into applied (id, seq, op) values (old.id, old.seq, 'D'); return old; end if;
+    insert into applied (id, seq, op) values (new.id, new.seq, left(tg_op, 1)); return new; end $$;
+  create trigger log_applied after insert or update or delete on items for each row execute function log_applied();`;
+
 export async function waitFor<T>(what: string, fn: () => Promise<T | false | undefined | null>, timeoutMs = 90000, everyMs = 250): Promise<T> {
   const until = Date.now() + timeoutMs;
   let last: unknown;

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { Cluster, Redis } from 'ioredis';
-import { checksum, PG, ROOT, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { APPLIED_LOG, checksum, ITEMS_DDL, PG, ROOT, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import { clusterHealth, keySlot, scanKeys } from '../src/core/redis.js';
 import { Runtime } from '../src/runtime.js';
 import { parseConfig } from '../src/core/config/load.js';
@@ -89,14 +89,8 @@ async function clusterOk(): Promise<string | false> {
   }
 }
 
-const DDL = `create table items (id int primary key, seq int not null, v text not null);`;
-// Every row version the target commits (rolled back with a failed apply): duplicates show as repeated (id, seq).
-const LOG = `
-  create table applied (n bigserial primary key, id int not null, seq int, op text not null);
-  create function log_applied() returns trigger language plpgsql as $$ begin
-    if tg_op = 'DELETE' then insert into applied (id, seq, op) values (old.id, old.seq, 'D'); return old; end if;
-    insert into applied (id, seq, op) values (new.id, new.seq, left(tg_op, 1)); return new; end $$;
-  create trigger log_applied after insert or update or delete on items for each row execute function log_applied();`;
+const DDL = ITEMS_DDL;
+const LOG = APPLIED_LOG;
 
 /** A steady stream of small transactions of inserts, updates (seq + 1) and deletes, until stopped. */
 function workload(database: string, firstId: number) {

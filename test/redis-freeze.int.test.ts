@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
-import { checksum, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+import { APPLIED_LOG, checksum, ITEMS_DDL, sleep, sql, startRuntime, testEnv, waitFor } from './helpers.js';
 import { createRedis } from '../src/core/redis.js';
 import { VersionState } from '../src/sink/version-state.js';
 import { SynclineError } from '../src/core/errors.js';
@@ -70,13 +70,8 @@ test('a frozen Redis: version-state calls fail as retriable REDIS_TIMEOUT after 
   client.disconnect();
 });
 
-const DDL = `create table items (id int primary key, seq int not null, v text not null);`;
-const LOG = `
-  create table applied (n bigserial primary key, id int not null, seq int, op text not null);
-  create function log_applied() returns trigger language plpgsql as $$ begin
-    if tg_op = 'DELETE' then insert into applied (id, seq, op) values (old.id, old.seq, 'D'); return old; end if;
-    insert into applied (id, seq, op) values (new.id, new.seq, left(tg_op, 1)); return new; end $$;
-  create trigger log_applied after insert or update or delete on items for each row execute function log_applied();`;
+const DDL = ITEMS_DDL;
+const LOG = APPLIED_LOG;
 
 test('a pipeline whose Redis freezes retries, converges once it answers, and stops while it is frozen', { timeout: 240_000 }, async (t) => {
   const env = await testEnv([{ name: 'fz', tables: [{ source: 'public.items' }], conflict: { strategy: 'source-wins' } }], { extra: { redis: { url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 800 } } });

@@ -29,6 +29,7 @@ import { resolve } from 'node:path';
 import type { Row, Value } from '../../core/envelope.js';
 import type { TransformStep } from '../../core/config/schema.js';
 import { poison, SynclineError } from '../../core/errors.js';
+import { civilFromDays } from '../../core/types.js';
 import { compileCheck, compileExpression, EvalFailure, ExprError, type EvalContext } from '../validation/expr.js';
 import { COERCE, NO, type FieldType } from '../validation/compile.js';
 import { Dec } from '../validation/values.js';
@@ -254,22 +255,13 @@ export function convertZone(v: string, from: string, to: string): string | undef
 const TWO = Array.from({ length: 100 }, (_, i) => (i < 10 ? '0' : '') + i);
 
 /**
- * `YYYY-MM-DDTHH:MM:SS` of epoch milliseconds (whole seconds, UTC), by integer arithmetic (civil from
- * days, H. Hinnant): a Date and six padStart calls cost several times more, once per converted value.
+ * `YYYY-MM-DDTHH:MM:SS` of epoch milliseconds (whole seconds, UTC), by integer arithmetic (civilFromDays): a Date and six padStart calls cost several times more, once per converted value.
  */
 function wallText(ms: number): string {
   const secs = Math.floor(ms / 1000);
   const days = Math.floor(secs / 86400);
   const sod = secs - days * 86400;
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const mo = mp < 10 ? mp + 3 : mp - 9;
-  const y = yoe + era * 400 + (mo <= 2 ? 1 : 0);
+  const [y, mo, d] = civilFromDays(days);
   const h = Math.floor(sod / 3600);
   const mi = Math.floor((sod - h * 3600) / 60);
   return `${y >= 1000 ? y : String(y).padStart(4, '0')}-${TWO[mo]}-${TWO[d]}T${TWO[h]}:${TWO[mi]}:${TWO[sod - h * 3600 - mi * 60]}`;
