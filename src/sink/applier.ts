@@ -245,6 +245,8 @@ interface PlanKey {
   left: number;
   /** targetHashOver's last answer and the column set it was for. */
   hashSig: string | null;
+  /** Mesh: the latest time of the key's deletes in the batch so far (an upsert meeting the missing row they leave weighs against it). */
+  deletedAt?: number;
   hash: string;
 }
 
@@ -861,6 +863,8 @@ export class Applier {
       const ks = keyString(r.key);
       const k = keys.get(ck)!;
       const last = --k.left === 0;
+      const deleted = k.deletedAt;
+      if (r.op === 'delete' && this.o.relayDecided) k.deletedAt = Math.max(deleted ?? r.sourceTsMs, r.sourceTsMs);
       const cfg = this.o.conflictFor(r.table);
       const recHash = stateHash(r);
       const commit = (hash: string, plainRow: Row | null | undefined, columns?: string[] | null, republish?: Decided) => {
@@ -968,14 +972,28 @@ export class Applier {
       // does not decrypt (a ciphertext of another row) cannot be compared: the change is parked.
       const times = cfg.strategy === 'latest-timestamp' && k.read ? this.openTimes(r, k.target, cfg.field) : undefined;
       if (times instanceof SynclineError) conflict = true;
-      const older = !conflict && times !== undefined && !(times instanceof SynclineError) && olderThanTarget({ op: r.op as 'upsert', source: times.source, target: times.target, sourceTsMs: r.sourceTsMs }, cfg.field, this.o.relayDecided === true);
+      // Mesh: a row meeting the missing row that a delete earlier in this batch left is weighed
+      // against that delete like against a row: not later than it, it loses (it was resurrecting a
+      // key the delete had removed; the storm ended with two nodes holding an older row written in
+      // the batch right after a later delete, the third the newest one).
+      const lostToDelete = deleted !== undefined && r.op === 'upsert' && k.target === null && times !== undefined && !(times instanceof SynclineError) && times.source !== null && !olderThanTarget({ op: 'delete', source: null, target: times.source, sourceTsMs: deleted }, cfg.field, true);
+      const older = lostToDelete || (!conflict && times !== undefined && !(times instanceof SynclineError) && olderThanTarget({ op: r.op as 'upsert', source: times.source, target: times.target, sourceTsMs: r.sourceTsMs }, cfg.field, this.o.relayDecided === true));
       // Two-way: a delete that removes a row the target holds is made after the commit as a decision
       // the peer carries back with the delete's own commit time (Sink.republishDelete): the row may
       // be this side's own (an insert the other side has not applied yet, or has applied after its
       // delete, which no one else can tell). The last change of the key in the batch only (a later
       // one writes over the row anyway), never one that is itself a peer's decision (no ping-pong).
+      // In a mesh every delete that removes a row is relayed, the key's later records in the batch
+      // notwithstanding: another node may write an older row here, or carry one here, after the delete
+      // removed it everywhere else, and only this delete, made again as a decision and carried after
+      // that row, removes it there (a plain delete followed in the batch by a second delete of the
+      // key, which found no row, relayed nothing: the three-database storm ended with two nodes
+      // holding a row the third had deleted). A later upsert of the key in the batch is written
+      // before the decided delete is made (after the commit): if later than the delete it stays (the
+      // guard) and is re-published over it; if not, it lost to the delete already (deletedAt).
+      const relayNotLast = !last && this.o.relayDecided === true;
       const decideDelete = (note: HistoryNote = { decision: 'applied' }) => {
-        if (r.op !== 'delete' || !last || !k.read || k.target === null || (r.decided !== undefined && !this.o.relayDecided) || !this.o.republish || !this.sink.republishDelete) return false;
+        if (r.op !== 'delete' || (!last && !relayNotLast) || !k.read || k.target === null || (r.decided !== undefined && !this.o.relayDecided) || !this.o.republish || !this.sink.republishDelete) return false;
         // In the change history once made (after the commit: Applier.apply).
         if (this.o.history?.keeps(r.table)) r.history = note;
         const field = cfg.strategy === 'latest-timestamp' ? cfg.field : null;
@@ -990,6 +1008,7 @@ export class Applier {
         d.records.push(r);
         d.before.set(keyString(r.key), k.target); // an earlier change of the batch may have written it
         commit(DELETED, null);
+        setTarget(null); // the key's later records (deletes) find no row: unchanged, nothing written before the decided delete
         return true;
       };
       if (!conflict && !older) {

@@ -45,12 +45,24 @@ export interface StormReport {
   /** Keys whose rows differ (id: each side's row), at most 50. */
   differing: string[];
   differingCount: number;
+  /** Every change of the first keys that differ, on every side, in time order (seconds from the clients' start). */
+  trails: string[];
   /** Rows written into each side by syncline (applied, conflicts settled, re-published) against the transactions made on the other sides. */
   writesInto: Record<string, { written: number; madeElsewhere: number }>;
   pipelines: Record<string, { applied: number; unchanged: number; conflicts: number; republished: number; deadLettered: number; captured: number | null; echoSkipped: number | null }>;
 }
 
 const DDL = `create table items (id int primary key, name text not null, qty int not null, updated_at timestamptz not null default clock_timestamp())`;
+/**
+ * Every row change of items on a side, with who made it (application_name: a client of the storm,
+ * or syncline-sink-<pipeline>) and its transaction: the trail of a key that ends different.
+ */
+const TRAIL_DDL = `
+  create table storm_log (n bigserial primary key, at timestamptz not null default clock_timestamp(), xid bigint not null default txid_current(), app text not null default current_setting('application_name'), op text not null, id int not null, name text, updated_at timestamptz);
+  create function storm_log() returns trigger language plpgsql as $$ begin
+    if tg_op = 'DELETE' then insert into storm_log (op, id, name, updated_at) values ('D', old.id, old.name, old.updated_at); return old; end if;
+    insert into storm_log (op, id, name, updated_at) values (left(tg_op, 1), new.id, new.name, new.updated_at); return new; end $$;
+  create trigger storm_log after insert or update or delete on items for each row execute function storm_log();`;
 
 export async function runStorm(o: StormOptions): Promise<StormReport> {
   const log = o.log ?? (() => undefined);
@@ -80,7 +92,7 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
   const env = await testEnv(pipelines, { retry: { retries: 3, initialDelayMs: 1000, maxDelayMs: 30000 }, databases: sides.length });
   try {
     const db = Object.fromEntries(sides.map((x, i) => [x, env.dbs[i]!]));
-    for (const x of sides) await sql(db[x]!, DDL);
+    for (const x of sides) await sql(db[x]!, DDL + ';' + TRAIL_DDL);
     await sql(db.A!, `insert into items (id, name, qty) select g, 'item ' || g, g from generate_series(1, $1::int) g`, [o.rows]);
     // The other sides start empty and receive A's rows by A's snapshot (B's and C's captures leave out what a-to-b and a-to-c wrote).
     const { rt } = await startRuntime(env);
@@ -146,6 +158,17 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
     const all = await Promise.all(sides.map((x) => rowsOf(db[x]!)));
     const ids = [...new Set(all.flatMap((m) => [...m.keys()]))];
     const diff = ids.filter((id) => all.some((m) => m.get(id) !== all[0]!.get(id))).sort((x, y) => x - y);
+    // The trail of the first keys that differ: every change of the key on every side, in time order.
+    const trails: string[] = [];
+    if (diff.length > 0) {
+      const picked = diff.slice(0, 5);
+      const logs = await Promise.all(sides.map(async (x) => (await sql(db[x]!, `select (extract(epoch from at) * 1000)::float8 as at, xid, app, op, id, name, (extract(epoch from updated_at) * 1000)::float8 as ts from storm_log where id = any($1::int[])`, [picked])).rows.map((r) => ({ side: x, ...r }))));
+      const t0 = stoppedAt - o.seconds * 1000;
+      for (const id of picked) {
+        const lines = logs.flat().filter((r) => r.id === id).sort((a, b) => a.at - b.at);
+        trails.push(`key ${id}:`, ...lines.map((r) => `    +${((r.at - t0) / 1000).toFixed(3)} s ${r.side} ${r.op} ${String(r.name ?? '').padEnd(10)} ts +${r.ts === null ? '-' : ((r.ts - t0) / 1000).toFixed(3)} xid ${r.xid} by ${String(r.app).replace('syncline-sink-', 'sink ')}`));
+      }
+    }
     const perPipeline: StormReport['pipelines'] = {};
     for (const p of rt.pipelines) {
       const s = p.applier!.stats;
@@ -166,6 +189,7 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
       rows: Object.fromEntries(sides.map((x, i) => [x, all[i]!.size])),
       differing: diff.slice(0, 50).map((id) => `${id}: ${all.map((m) => m.get(id) ?? 'none').join(' | ')}`),
       differingCount: diff.length,
+      trails,
       writesInto,
       pipelines: perPipeline,
     };
@@ -181,6 +205,7 @@ export function stormText(r: StormReport): string {
     `  writes into each side (applied + conflicts + re-published) against the transactions made on the others: ${r.sides.map((x) => `${x} ${r.writesInto[x]!.written} / ${r.writesInto[x]!.madeElsewhere}`).join(', ')}`,
     ...Object.entries(r.pipelines).map(([n, p]) => `  ${n}: ${p.captured === null ? 'no capture of its own' : `captured ${p.captured} (echo skipped ${p.echoSkipped})`}, applied ${p.applied}, unchanged ${p.unchanged}, conflicts ${p.conflicts}, re-published ${p.republished}, dead-lettered ${p.deadLettered}`),
     ...r.differing.map((d) => `  differs ${d}`),
+    ...r.trails.map((t) => `  ${t}`),
   ];
   return lines.join('\n');
 }
