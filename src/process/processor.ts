@@ -283,9 +283,19 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     const outTypes = types ? t.types(types) : undefined;
     const route = mapping.route;
     const done = (changes: Change[]): Pending[] =>
-      (route ? route.route(changes, { columnTypes: outTypes }) : changes.map((c) => ({ table: record.table, change: c }))).map(({ table, change: c }) => {
-        // Set, not deleted: `delete` turns the record into a dictionary-mode object, slower at every later read.
-        const out: SinkRecord = { ...record, table, op: c.after ? 'upsert' : 'delete', key: c.key, values: c.after, keep: c.after ? c.keep : [], hash: null, update: c.op === 'update' && c.after ? true : undefined, columnTypes: c.after && outTypes ? outTypes : undefined };
+      (route ? route.route(changes, { columnTypes: outTypes }) : changes.map((c) => ({ table: record.table, change: c }))).map(({ table, change: c }, i) => {
+        // The first result is the decoded record itself, changed in place (a spread copy of it cost
+        // ~1.5 µs a change, a tenth of the 5-step chain's cost); further ones are copies. Fields are
+        // set, not deleted: `delete` turns a record into a dictionary-mode object, slower at every later read.
+        const out: SinkRecord = i === 0 ? record : { ...record };
+        out.table = table;
+        out.op = c.after ? 'upsert' : 'delete';
+        out.key = c.key;
+        out.values = c.after;
+        out.keep = c.after ? c.keep : [];
+        out.hash = null;
+        out.update = c.op === 'update' && c.after ? true : undefined;
+        out.columnTypes = c.after && outTypes ? outTypes : undefined;
         const p: Pending = { record: out, raw: pending.raw };
         // Validation after the transforms: their column types (an encrypted column's plain type kept, as transforms do not read it).
         return out.op === 'upsert' ? checked(p, mapping, { types: outTypes ?? {}, plain: typesOf?.plain }) : p;

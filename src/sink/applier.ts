@@ -882,7 +882,7 @@ export class Applier {
         if (this.o.history?.keeps(r.table)) q.record.history = note;
         if (q.record.op === 'upsert') {
           if (k.absent) q.record.absent = true;
-          else delete q.record.absent;
+          else if (q.record.absent) q.record.absent = undefined; // not `delete`: on a transformed record (a spread copy) it costs ~1 µs a change
         }
         plan.write.push(q);
       };

@@ -159,6 +159,15 @@ test('json paths and time zones', () => {
   assert.equal(convertZone('2024-07-15T08:00:00.000000', 'UTC', 'UTC'), '2024-07-15T08:00:00.000000');
   assert.equal(convertZone('infinity', 'UTC', 'Europe/Berlin'), 'infinity');
   assert.equal(convertZone('not a time', 'UTC', 'Europe/Berlin'), undefined);
+  // Values sharing a second reuse the last conversion, only when the zones and the offset are the same too.
+  assert.equal(convertZone('2024-07-15T12:00:00.5Z', 'UTC', 'Europe/Berlin'), '2024-07-15T14:00:00.500000');
+  assert.equal(convertZone('2024-07-15T12:00:00.25Z', 'UTC', 'Europe/Berlin'), '2024-07-15T14:00:00.250000');
+  assert.equal(convertZone('2024-07-15T12:00:00.25+02:00', 'UTC', 'Europe/Berlin'), '2024-07-15T12:00:00.250000');
+  assert.equal(convertZone('2024-07-15T12:00:00.25+02:00', 'UTC', 'Asia/Kolkata'), '2024-07-15T15:30:00.250000');
+  assert.equal(convertZone('2024-07-15T12:00:00', 'UTC', 'Asia/Kolkata'), '2024-07-15T17:30:00.000000');
+  assert.equal(convertZone('2024-07-15T12:00:00', 'America/New_York', 'Asia/Kolkata'), '2024-07-15T21:30:00.000000');
+  assert.equal(convertZone('2024-07-15T12:00:00.1234567', 'America/New_York', 'Asia/Kolkata'), undefined, 'seven digits: not a timestamp');
+  assert.equal(convertZone('2024-07-15T12:00:00x', 'America/New_York', 'Asia/Kolkata'), undefined);
   // The wall time is written by arithmetic: the same as Intl's for leap days, years before 1970 and below 1000, the year 9999.
   const intl = (iso: string, zone: string) => {
     const p = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).formatToParts(new Date(iso)).map((x) => [x.type, x.value]));

@@ -232,9 +232,27 @@ function zoneOffsetNow(zone: string, ms: number): number {
 
 const TS = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
 
+/** What follows the seconds (`YYYY-MM-DD HH:MM:SS`, 19 characters): the fraction and the offset of TS. */
+const TS_TAIL = /^(?:\.(\d{1,6}))?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/**
+ * The last conversion: its zones, the value's first 19 characters (to the second) and offset, and
+ * the wall text it gave. The values of a batch mostly share their second (the rows of one
+ * transaction, a burst of updates): a hit costs a short match of the rest instead of the whole parse,
+ * two offset lookups and the formatting.
+ */
+let lastZone = { from: '', to: '', head: '', tz: undefined as string | undefined, wall: '' };
+
+const fraction = (f: string | undefined): string => (f === undefined ? '000000' : f.length === 6 ? f : f.padEnd(6, '0'));
+
 /** A timestamp (with an offset: an instant; without: wall time in `from`) as wall time in `to`. */
 export function convertZone(v: string, from: string, to: string): string | undefined {
   if (v === 'infinity' || v === '-infinity') return v;
+  const l = lastZone;
+  if (l.from === from && l.to === to && v.length >= 19 && v.startsWith(l.head)) {
+    const t = TS_TAIL.exec(v.slice(19));
+    if (t && t[2] === l.tz) return l.wall + '.' + fraction(t[1]);
+  }
   const m = TS.exec(v);
   if (!m) return undefined;
   let ms = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
@@ -249,7 +267,9 @@ export function convertZone(v: string, from: string, to: string): string | undef
     const d = tz.slice(1).replace(':', '');
     ms -= sign * (Number(d.slice(0, 2)) * 3600 + Number(d.slice(2, 4) || '0') * 60) * 1000;
   }
-  return wallText(ms + zoneOffset(to, ms)) + '.' + (m[7] === undefined ? '000000' : m[7].length === 6 ? m[7] : m[7].padEnd(6, '0'));
+  const wall = wallText(ms + zoneOffset(to, ms));
+  lastZone = { from, to, head: v.slice(0, 19), tz, wall };
+  return wall + '.' + fraction(m[7]);
 }
 
 const TWO = Array.from({ length: 100 }, (_, i) => (i < 10 ? '0' : '') + i);
