@@ -976,8 +976,9 @@ export class Applier {
       // against that delete like against a row: not later than it, it loses (it was resurrecting a
       // key the delete had removed; the storm ended with two nodes holding an older row written in
       // the batch right after a later delete, the third the newest one).
-      const lostToDelete = deleted !== undefined && r.op === 'upsert' && k.target === null && times !== undefined && !(times instanceof SynclineError) && times.source !== null && !olderThanTarget({ op: 'delete', source: null, target: times.source, sourceTsMs: deleted }, cfg.field, true);
-      const older = lostToDelete || (!conflict && times !== undefined && !(times instanceof SynclineError) && olderThanTarget({ op: r.op as 'upsert', source: times.source, target: times.target, sourceTsMs: r.sourceTsMs }, cfg.field, this.o.relayDecided === true));
+      const opened = times instanceof SynclineError ? undefined : times;
+      const lostToDelete = deleted !== undefined && r.op === 'upsert' && k.target === null && opened?.source != null && !olderThanTarget({ op: 'delete', source: null, target: opened.source, sourceTsMs: deleted }, cfg.field, true);
+      const older = lostToDelete || (!conflict && opened !== undefined && olderThanTarget({ op: r.op as 'upsert', source: opened.source, target: opened.target, sourceTsMs: r.sourceTsMs }, cfg.field, this.o.relayDecided === true));
       // Two-way: a delete that removes a row the target holds is made after the commit as a decision
       // the peer carries back with the delete's own commit time (Sink.republishDelete): the row may
       // be this side's own (an insert the other side has not applied yet, or has applied after its
@@ -991,9 +992,8 @@ export class Applier {
       // holding a row the third had deleted). A later upsert of the key in the batch is written
       // before the decided delete is made (after the commit): if later than the delete it stays (the
       // guard) and is re-published over it; if not, it lost to the delete already (deletedAt).
-      const relayNotLast = !last && this.o.relayDecided === true;
       const decideDelete = (note: HistoryNote = { decision: 'applied' }) => {
-        if (r.op !== 'delete' || (!last && !relayNotLast) || !k.read || k.target === null || (r.decided !== undefined && !this.o.relayDecided) || !this.o.republish || !this.sink.republishDelete) return false;
+        if (r.op !== 'delete' || (!last && !this.o.relayDecided) || !k.read || k.target === null || (r.decided !== undefined && !this.o.relayDecided) || !this.o.republish || !this.sink.republishDelete) return false;
         // In the change history once made (after the commit: Applier.apply).
         if (this.o.history?.keeps(r.table)) r.history = note;
         const field = cfg.strategy === 'latest-timestamp' ? cfg.field : null;
