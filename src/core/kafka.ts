@@ -69,6 +69,25 @@ async function pastMetadataRace<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * A partition whose leader is not elected yet (a topic just created, a broker just restarted)
+ * answers NOT_LEADER_FOR_PARTITION / LEADER_NOT_AVAILABLE for a moment: asked again for up to ~5 s
+ * before the error goes to the caller (still retriable there). A scheduled run read a topic's offsets
+ * right after creating it and failed on this in CI.
+ */
+async function pastLeaderElection<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err as { type?: string; originalError?: { type?: string } };
+      const type = e.type ?? e.originalError?.type;
+      if ((type !== 'NOT_LEADER_FOR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') || attempt >= 10) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 export class KafkaClient {
   readonly kafka: Kafka;
   private producer?: BatchProducer;
@@ -296,7 +315,7 @@ export class KafkaClient {
     const admin = await this.getAdmin();
     // Classified: a leader not elected yet for a topic just created ("not the leader for that
     // topic-partition") is retriable, waited for by the stage's supervisor, not the end of a stage.
-    return pastMetadataRace(() => admin.fetchTopicOffsets(topic)).catch((err: unknown) => {
+    return pastLeaderElection(() => pastMetadataRace(() => admin.fetchTopicOffsets(topic))).catch((err: unknown) => {
       throw this.classify(err, `cannot read the offsets of ${topic}`);
     });
   }
@@ -304,7 +323,7 @@ export class KafkaClient {
   /** Offset of the first message at or after `ms` per partition (-1: none); the same race as topicOffsets. */
   async topicOffsetsAt(topic: string, ms: number): Promise<{ partition: number; offset: string }[]> {
     const admin = await this.getAdmin();
-    return pastMetadataRace(() => admin.fetchTopicOffsetsByTimestamp(topic, ms)).catch((err: unknown) => {
+    return pastLeaderElection(() => pastMetadataRace(() => admin.fetchTopicOffsetsByTimestamp(topic, ms))).catch((err: unknown) => {
       throw this.classify(err, `cannot read the offsets of ${topic} at ${new Date(ms).toISOString()}`);
     });
   }
