@@ -129,7 +129,11 @@ test('a unique violation on a masked column: logs, dead-letter headers, reports 
   const lastOf = (n: string) => status.pipelines.find((x) => x.name === n)!.lastDeadLetter!.error;
   assert.match(lastOf('mask-pg'), /Key \(email\)=\(\*\*\*\) already exists/);
   assert.match(lastOf('mask-maria'), /Duplicate entry '\*\*\*'/);
-  const md = readFileSync(join(dir, 'sync-report.md'), 'utf8');
+  // sync-report.md is written apart from sync-status.json: wait for the one that has both errors too.
+  const md = await waitFor('sync-report.md with both last errors', async () => {
+    const text = existsSync(join(dir, 'sync-report.md')) ? readFileSync(join(dir, 'sync-report.md'), 'utf8') : '';
+    return text.includes('MARIADB_1062') && text.includes('PG_23505') ? text : null;
+  }, 30_000, 300);
   assert.match(md, /dead letter \(sink\): MARIADB_1062: .*Duplicate entry '\*\*\*' for key 'email'/);
   assert.match(md, /dead letter \(sink\): PG_23505: /); // the cell is cut at 200 characters, after masking
 
