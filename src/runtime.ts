@@ -707,5 +707,6 @@ function tableTopics(changePrefix: string, tables: PipelineConfig['tables']): Ma
 }
 
 /** The Applier's options for a batch of a consumer partition (its write intents are kept per partition). */
-const consumerOf = (origin?: BatchOrigin): ApplyOptions => (origin ? { consumer: `${origin.topic}:${origin.partition}` } : {});
+// From a consumer stage: it can hold the partition at a truncate waiting for the other partitions (ApplyResult.held).
+const consumerOf = (origin?: BatchOrigin): ApplyOptions => (origin ? { consumer: `${origin.topic}:${origin.partition}`, hold: true } : {});
 

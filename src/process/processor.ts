@@ -62,6 +62,12 @@ export interface Peeked {
 /** What decoding a message gives: one pending record, or (a table with transforms) 0..n of them. */
 export type Decoded = Pending | Pending[];
 
+/** A truncate knows the offset of its message (it may hold its partition there: Output.apply). */
+const atOffset = (p: Pending, m: KafkaMessage): Pending => {
+  if (p.record.op === 'truncate') p.offset = m.offset;
+  return p;
+};
+
 /** The pending records of a decoded message. */
 export const decodedList = (d: Decoded): Pending[] => (Array.isArray(d) ? d : [d]);
 
@@ -100,6 +106,9 @@ export interface Output {
   /**
    * Handle one partition batch. An output that returns 'committed' committed the batch's consumer
    * offset itself, atomically with its own writes (a Kafka transaction); otherwise the stage commits it.
+   * One that returns `{ held: { offset, until } }` (the Applier at a truncate waiting for the other
+   * partitions) handled the batch only up to the message at `offset`: the stage commits up to it,
+   * pauses the partition and fetches from that message again once `until` resolves.
    */
   apply(batch: Pending[], origin?: BatchOrigin): Promise<unknown>;
   /**
@@ -607,6 +616,17 @@ export class ConsumerStage {
         }
         next = (BigInt(part[part.length - 1]!.offset) + 1n).toString();
         outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
+        const held = (outcome as { held?: { offset: string; until: () => Promise<void> } } | undefined)?.held;
+        if (held) {
+          // Handled up to the message at held.offset (earlier chunks included): committed up to it; the
+          // partition waits there (unresolved) and fetches it again once released.
+          if (BigInt(held.offset) > BigInt(messages[0]!.offset)) {
+            resolveOffset((BigInt(held.offset) - 1n).toString());
+            await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: held.offset }]);
+          }
+          this.holdPartition(batch.topic, batch.partition, held.until);
+          return;
+        }
         applied = { next, committed: outcome === 'committed' };
       }
     } catch (err) {
@@ -721,8 +741,8 @@ export class ConsumerStage {
         try {
           const done = p.finish();
           const d = done instanceof Promise ? await done : done;
-          if (Array.isArray(d)) pending.push(...d);
-          else pending.push(d);
+          if (Array.isArray(d)) for (const x of d) pending.push(atOffset(x, m));
+          else pending.push(atOffset(d, m));
         } catch (err) {
           this.o.decode.finishFailed?.(err, topic);
           failed(err, m, p);
@@ -731,7 +751,7 @@ export class ConsumerStage {
     } else {
       for (const m of messages) {
         try {
-          pending.push(...decodedList(await this.o.decode(m, topic, partition)));
+          for (const x of decodedList(await this.o.decode(m, topic, partition))) pending.push(atOffset(x, m));
         } catch (err) {
           failed(err, m);
         }
@@ -768,6 +788,22 @@ export class ConsumerStage {
     }
     await Promise.all(waits);
     return true;
+  }
+
+  /**
+   * Pause one partition until `until` resolves (a truncate waiting for the other partitions, see
+   * Output.apply), then fetch it again from its held message — unless the stage is paused or its
+   * topic held meanwhile (their resume fetches it), or the consumer was replaced (the new one fetches
+   * from the committed offset).
+   */
+  private holdPartition(topic: string, partition: number, until: () => Promise<void>): void {
+    const consumer = this.consumer;
+    consumer?.pause([{ topic, partitions: [partition] }]);
+    const resume = () => {
+      if (this.consumer !== consumer || this.stopping || this.paused || this.held.has(topic)) return;
+      consumer?.resume([{ topic, partitions: [partition] }]);
+    };
+    until().then(resume, resume);
   }
 
   private readonly seenSchemas = new Map<number, Promise<void>>();

@@ -25,7 +25,7 @@
  * Redis, see VersionState.registerColumns), so the target row can be hashed over the same columns
  * even after the table gained a column; 'D' is a deleted row; '' is unknown (TOASTed values kept).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConflictConfig, RetryConfig } from '../core/config/schema.js';
 import { keptOver, type Decided, type Row } from '../core/envelope.js';
@@ -48,6 +48,8 @@ export interface Pending {
   raw: { key: Buffer | null; value: Buffer | null };
   /** recordKey(): 'table\0keyString', once computed. */
   ck?: string;
+  /** Offset of the consumed message, set by the consumer stage on truncates (a truncate may hold its partition there: ApplyResult.held). */
+  offset?: string;
 }
 
 /** The key of a pending record across tables ('table\0keyString'), computed once per Pending (asked for several times per record). */
@@ -115,6 +117,12 @@ export interface ApplyOptions {
    * left (see settleIntents).
    */
   consumer?: string;
+  /**
+   * The caller can hold the batch's partition at a record (the consumer stage: ApplyResult.held). A
+   * truncate then waits until every partition of its topic reached it (see truncate()); without
+   * it (replay, a rollback) a truncate runs at its first copy, coordinated within this process only.
+   */
+  hold?: boolean;
 }
 
 export interface ApplierOptions {
@@ -178,6 +186,8 @@ export interface ApplierOptions {
 }
 
 const DELETED = 'D';
+/** Lease of a truncate's claim (renewed every quarter while it runs): how long waiters wait for a claimer that died. */
+const TRUNCATE_LEASE_MS = 20_000;
 
 /**
  * Whether a retriable write failure may be a matter of some keys (a row lock held elsewhere, a
@@ -286,7 +296,14 @@ interface Plan {
 const emptyPlan = (): Plan => ({ write: [], commits: new Map(), letters: [], park: new Map(), republish: new Map(), decidedDeletes: new Map(), conflicts: [], unchanged: 0, repaired: new Set(), sigs: new Map(), history: [] });
 
 /** What one apply() call did (the same counters as ApplyStats, for this call only). */
-export type ApplyResult = Pick<ApplyStats, 'applied' | 'skippedStale' | 'skippedUnchanged' | 'conflicts' | 'parked' | 'parkedBehind' | 'deadLettered'>;
+export type ApplyResult = Pick<ApplyStats, 'applied' | 'skippedStale' | 'skippedUnchanged' | 'conflicts' | 'parked' | 'parkedBehind' | 'deadLettered'> & {
+  /**
+   * The batch was applied only up to a truncate that waits for the other partitions of its topic
+   * (ApplyOptions.hold, see truncate()): the consumer stage commits up to the message at `offset`,
+   * pauses the partition and fetches from that message again once `until` resolves.
+   */
+  held?: { offset: string; until: () => Promise<void> };
+};
 
 export class Applier {
   readonly stats: ApplyStats = newApplyStats();
@@ -485,6 +502,8 @@ export class Applier {
 
   private async applyBatch(batch: Pending[], opts: ApplyOptions): Promise<ApplyResult> {
     const before = { ...this.stats };
+    const fields = ['applied', 'skippedStale', 'skippedUnchanged', 'conflicts', 'parked', 'parkedBehind', 'deadLettered'] as const;
+    const result = (): ApplyResult => Object.fromEntries(fields.map((f) => [f, this.stats[f] - before[f]])) as unknown as ApplyResult;
     for (const p of batch) if (p.record.op !== 'sweep') this.stats.received++;
     // Truncates split the batch: what comes before applies first, then the truncate, then the rest.
     let start = 0;
@@ -493,13 +512,18 @@ export class Applier {
       if (op !== 'truncate' && op !== 'sweep') continue;
       await this.applyRecords(batch.slice(start, i), opts);
       this.prefetched.clear();
-      if (op === 'truncate') await this.truncate(batch[i]!);
-      else await this.sweep(batch[i]!, opts);
+      if (op === 'truncate') {
+        const until = await this.truncate(batch[i]!, opts);
+        if (until) {
+          // Held at the truncate: it and what follows come again (received then).
+          for (const p of batch.slice(i)) if (p.record.op !== 'sweep') this.stats.received--;
+          return { ...result(), held: { offset: batch[i]!.offset!, until } };
+        }
+      } else await this.sweep(batch[i]!, opts);
       start = i + 1;
     }
     await this.applyRecords(batch.slice(start), opts);
-    const fields = ['applied', 'skippedStale', 'skippedUnchanged', 'conflicts', 'parked', 'parkedBehind', 'deadLettered'] as const;
-    return Object.fromEntries(fields.map((f) => [f, this.stats[f] - before[f]])) as ApplyResult;
+    return result();
   }
 
   /**
@@ -531,14 +555,61 @@ export class Applier {
   }
 
   /**
-   * Copies of one truncate reach consumers of several partitions at once, each also writing rows
-   * of the table. A truncate runs alone on its table in this process (TableGates): the next copy
-   * sees the watermark the first set instead of truncating again after the first's partition
-   * applied rows inserted after it, and a write of a change older than the truncate that read its
-   * state before the truncate ran is dropped rather than written after it (applyFresh).
-   * Across sink processes this is not ensured (docs/reliability.md).
+   * A truncate reaches every partition of the table's topic (split: every partition of the apply
+   * topic), whose consumers may be in several processes, each also writing rows of the table.
+   *
+   * Across processes (ApplyOptions.hold: a consumer stage), the copies meet at a barrier in Redis
+   * (VersionState.truncateBarrier): a partition that reaches its copy has applied every change
+   * before it there, records that, and waits — its partition paused at the copy (ApplyResult.held),
+   * so it applies nothing newer — until the truncate ran. The partition that arrives last claims it
+   * (a lease, renewed while it runs) and runs it: no change older than the truncate is being written
+   * anywhere (each partition applied its own, later ones find the watermark and are stale), none
+   * newer is written yet. The waiters then find it done and skip their copies. A claimer that dies
+   * lets its lease lapse; a waiter then fetches its copy again and claims it. A truncate that could
+   * not be written (dead-lettered) is settled 'done' too, so the pipeline goes on.
+   * Returns what the caller waits for when the truncate holds the partition.
+   *
+   * Within one process, and without hold (replay), a truncate also runs alone on its table
+   * (TableGates): the next copy sees the watermark the first set, and a write of a change older than
+   * the truncate that read its state before the truncate ran is dropped rather than written after
+   * it (applyFresh).
    */
-  private async truncate(p: Pending): Promise<void> {
+  private async truncate(p: Pending, opts: ApplyOptions): Promise<(() => Promise<void>) | undefined> {
+    const r = p.record;
+    if (!opts.hold || p.offset === undefined || !this.o.partitionsOf) {
+      await this.truncateAlone(p);
+      return undefined;
+    }
+    // Arriving takes no table gate: a write of this table in flight in another partition of this
+    // process (one waiting for a row lock, say) must not keep this partition from arriving and
+    // pausing; the partition that runs the truncate takes it (truncateAlone).
+    const n = r.copy ? r.copy.of : await this.o.partitionsOf(r.origin.topic);
+    const from = String(r.copy ? r.copy.partition : r.origin.partition);
+    const { verdict, arrived } = await this.state.truncateBarrier(r.table, r.position, from, n, this.token, TRUNCATE_LEASE_MS);
+    if (verdict === 'done') {
+      this.stats.skippedStale++;
+      return undefined;
+    }
+    if (verdict === 'wait') {
+      this.log.info({ table: r.table, position: r.position, partition: from, arrived, of: n }, 'truncate.wait: this partition reached the truncate; it waits until every partition did and the truncate ran');
+      return () => this.truncateWait(r.table, r.position, n);
+    }
+    this.log.info({ table: r.table, position: r.position, partitions: n }, 'truncate.run: every partition reached the truncate; running it');
+    const renew = setInterval(() => void this.state.truncateClaim(r.table, r.position, this.token, 'renew', TRUNCATE_LEASE_MS).catch(() => undefined), TRUNCATE_LEASE_MS / 4);
+    try {
+      await this.truncateAlone(p);
+    } catch (err) {
+      await this.state.truncateClaim(r.table, r.position, this.token, 'release').catch(() => undefined);
+      throw err;
+    } finally {
+      clearInterval(renew);
+    }
+    await this.state.truncateClaim(r.table, r.position, this.token, 'done');
+    return undefined;
+  }
+
+  /** Run a truncate alone on its table in this process (TableGates: writes in flight finish first, new ones wait). */
+  private async truncateAlone(p: Pending): Promise<void> {
     const release = await this.gates.truncate(p.record.table);
     try {
       await this.truncateOnce(p);
@@ -546,6 +617,19 @@ export class Applier {
       release();
     }
   }
+
+  /** Resolves once the truncate at `pos` ran (or can be claimed: its claimer died), or after 30 s at most (the copy is fetched and counted again). */
+  private async truncateWait(table: string, pos: string, n: number): Promise<void> {
+    const end = Date.now() + 30_000;
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 100));
+      const { verdict } = await this.state.truncateBarrier(table, pos, '', n, this.token, TRUNCATE_LEASE_MS, false).catch(() => ({ verdict: 'claimable' as const }));
+      if (verdict !== 'wait') return;
+    }
+  }
+
+  /** This applier's claims of truncates (VersionState.truncateBarrier). */
+  private readonly token = randomUUID();
 
   private readonly gates = new TableGates();
 

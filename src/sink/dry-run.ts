@@ -46,6 +46,13 @@ export class DryRunVersionState extends VersionState {
   override async registerColumns(): Promise<void> {}
   override async intend(): Promise<void> {}
   override async clearIntents(): Promise<void> {}
+  /** A dry run writes nothing: its truncate (counted, not run) waits for no other partition. */
+  override async truncateBarrier(): Promise<{ verdict: 'run'; arrived: number }> {
+    return { verdict: 'run', arrived: 0 };
+  }
+  override async truncateClaim(): Promise<boolean> {
+    return true;
+  }
   /** Never completes: a dry run does not sweep. */
   override async markSnapshotEnd(): Promise<number> {
     return 0;

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { VersionState, DELETED } from './version-state.js';
 import { position } from '../core/envelope.js';
 import { SynclineError } from '../core/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const prefix = `syncline_t_vs_${randomBytes(4).toString('hex')}`;
 let redis: Redis;
@@ -137,6 +138,33 @@ test('truncate watermark: keys below it read as deleted, newer keys win, waterma
   const removed = await vs.clear();
   assert.equal(removed, 4); // three keys + one watermark
   assert.deepEqual(await vs.getMany([{ table: 'public.t', key: '[1]' }]), [null]);
+});
+
+test('truncate barrier: waits until every partition arrived, one claimer runs it, a lapsed or released claim is taken again, done once the watermark is set', async () => {
+  const vs = new VersionState(redis, prefix, 'barrier');
+  const T = P('0/500');
+  const arrive = (from: string, token: string, leaseMs = 10_000) => vs.truncateBarrier('public.t', T, from, 3, token, leaseMs);
+  assert.deepEqual(await arrive('0', 'a'), { verdict: 'wait', arrived: 1 });
+  assert.deepEqual(await arrive('0', 'a'), { verdict: 'wait', arrived: 1 }, 'a redelivered copy counts once');
+  assert.deepEqual(await arrive('1', 'a'), { verdict: 'wait', arrived: 2 });
+  assert.equal((await vs.truncateBarrier('public.t', T, '', 3, 'x', 10_000, false)).verdict, 'wait', 'peeking records nothing');
+  assert.deepEqual(await arrive('2', 'b', 150), { verdict: 'run', arrived: 3 }, 'the last arrival claims it');
+  assert.equal((await arrive('0', 'a')).verdict, 'wait', 'another process waits while the claim lives');
+  assert.equal((await arrive('2', 'b', 150)).verdict, 'run', 'the claimer itself may run it again (its batch retried)');
+  await sleep(250);
+  assert.equal((await vs.truncateBarrier('public.t', T, '', 3, 'x', 10_000, false)).verdict, 'claimable', 'a lapsed claim can be taken');
+  assert.equal((await arrive('0', 'a')).verdict, 'run', 'and is taken by the next arrival');
+  assert.equal(await vs.truncateClaim('public.t', T, 'b', 'renew', 10_000), false, 'the lapsed claimer no longer holds it');
+  assert.equal(await vs.truncateClaim('public.t', T, 'a', 'release'), true);
+  assert.equal((await arrive('1', 'c')).verdict, 'run', 'a released claim is taken again');
+  await vs.truncateTable('public.t', T);
+  assert.deepEqual(await arrive('2', 'a'), { verdict: 'done', arrived: 0 }, 'the watermark at the truncate: done');
+  // Settled without a watermark (the truncate was dead-lettered): done too.
+  const T2 = P('0/600');
+  await vs.truncateClaim('public.t', T2, 'a', 'done');
+  assert.equal((await vs.truncateBarrier('public.t', T2, '0', 3, 'b', 10_000)).verdict, 'done');
+  // A later truncate waits again.
+  assert.equal((await vs.truncateBarrier('public.t', P('0/700'), '0', 2, 'b', 10_000)).verdict, 'wait');
 });
 
 test('script is reloaded after SCRIPT FLUSH (NOSCRIPT → EVAL fallback)', async () => {

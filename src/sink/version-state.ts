@@ -15,6 +15,8 @@
  * Lua scripts, MULTI and MGET stay legal in a cluster; see docs/adr/0035-redis-cluster.md):
  *   <keyPrefix>:{<pipeline>}:v:<table>:<keyString>   per key    e.g. syncline:{orders}:v:public.users:[7]
  *   <keyPrefix>:{<pipeline>}:t:<table>               table truncate watermark
+ *   <keyPrefix>:{<pipeline>}:tb:<table>:<pos>        set: consumer partitions that reached the truncate at <pos> (truncateBarrier)
+ *   <keyPrefix>:{<pipeline>}:tc:<table>:<pos>        who runs that truncate (a claim with a lease), 'done' once it ran
  *   <keyPrefix>:{<pipeline>}:r:<table>:<keyString>   last-synced row (tagged JSON, see sink/apply-topic.ts),
  *                                                    kept for tables whose conflicts show or merge it (manual, custom)
  *   <keyPrefix>:{<pipeline>}:p:<table>:<keyString>   id of the dead letter this key is parked behind (manual conflicts)
@@ -171,6 +173,53 @@ function parseValue(v: string | null): Parsed | null {
 
 /** Escape Redis glob metacharacters. */
 export const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => '\\' + c);
+
+/** See VersionState.truncateBarrier. KEYS: watermark, arrivals set, claim. ARGV: pos, from, n, token, leaseMs, arrive. */
+const TRUNCATE_BARRIER_SCRIPT = `
+local w = redis.call('GET', KEYS[1])
+if w then
+  local bar = string.find(w, '|', 1, true)
+  local wpos = bar and string.sub(w, 1, bar - 1) or w
+  if wpos >= ARGV[1] then return {'done', 0} end
+end
+local c = redis.call('GET', KEYS[3])
+if c == 'done' then return {'done', 0} end
+if ARGV[6] == '1' then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], 604800)
+end
+local have = redis.call('SCARD', KEYS[2])
+if have < tonumber(ARGV[3]) then return {'wait', have} end
+if ARGV[6] ~= '1' then
+  if c then return {'wait', have} end
+  return {'claimable', have}
+end
+if not c then
+  redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+  return {'run', have}
+end
+if c == ARGV[4] then
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  return {'run', have}
+end
+return {'wait', have}
+`;
+
+/** See VersionState.truncateClaim. KEYS: claim. ARGV: token, action, leaseMs. */
+const TRUNCATE_CLAIM_SCRIPT = `
+local c = redis.call('GET', KEYS[1])
+if ARGV[2] == 'done' then
+  redis.call('SET', KEYS[1], 'done', 'EX', 604800)
+  return 1
+end
+if c ~= ARGV[1] then return 0 end
+if ARGV[2] == 'renew' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`;
 
 export class VersionState {
   private readonly base: string;
@@ -430,6 +479,35 @@ export class VersionState {
   }
 
   /**
+   * The truncate barrier (see Applier.truncate): a truncate's copy reached consumer partition `from`
+   * of `n`. 'done': the truncate at `pos` (or a later one) ran, or was settled otherwise (its write
+   * dead-lettered): skip this copy. 'run': every partition reached it and this caller (`token`)
+   * holds the claim to run it (a lease of `leaseMs`, renewed by renewTruncateClaim while it runs).
+   * 'wait': partitions are still applying changes older than the truncate, or another process runs it.
+   * With `arrive` false nothing is recorded and 'run' reads 'claimable' (every partition arrived and
+   * nobody holds the claim: a waiter fetches its copy again and claims it).
+   */
+  async truncateBarrier(table: string, pos: string, from: string, n: number, token: string, leaseMs: number, arrive = true): Promise<{ verdict: 'done' | 'run' | 'wait' | 'claimable'; arrived: number }> {
+    checkPosition(pos);
+    try {
+      const r = (await this.redis.eval(TRUNCATE_BARRIER_SCRIPT, 3, this.truncateKeyOf(table), `${this.base}tb:${table}:${pos}`, `${this.base}tc:${table}:${pos}`, pos, from, String(n), token, String(leaseMs), arrive ? '1' : '0')) as [string, number];
+      return { verdict: r[0] as 'done' | 'run' | 'wait' | 'claimable', arrived: Number(r[1]) };
+    } catch (err) {
+      throw this.wrap(err, `version state: truncate barrier of ${table}`);
+    }
+  }
+
+  /** Renew (true) or, with `settle`, end the claim of a truncate: 'done' (kept 7 days) once it ran, or released (deleted) for another to run it. */
+  async truncateClaim(table: string, pos: string, token: string, action: 'renew' | 'done' | 'release', leaseMs = 0): Promise<boolean> {
+    try {
+      const r = await this.redis.eval(TRUNCATE_CLAIM_SCRIPT, 1, `${this.base}tc:${table}:${pos}`, token, action, String(leaseMs));
+      return r === 1;
+    } catch (err) {
+      throw this.wrap(err, `version state: truncate claim of ${table}`);
+    }
+  }
+
+  /**
    * Record that the end-of-snapshot marker at `pos` for `table` arrived by way of `from` (a
    * partition, or change-topic/apply-topic partitions); returns by how many distinct ways it has (a
    * set per marker, kept 7 days; redeliveries count once).
@@ -444,16 +522,20 @@ export class VersionState {
     }
   }
 
-  /** Keys of `table` whose state is older than `cutoff` and not deleted (SCAN: proportional to the pipeline's keys). */
+  /**
+   * Keys of `table` whose state is older than `cutoff` and not deleted — by a delete, or by a truncate
+   * after their last change (SCAN: proportional to the pipeline's keys).
+   */
   async keysBefore(table: string, cutoff: string): Promise<string[]> {
     const prefix = `${this.base}v:${table}:`;
     const out: string[] = [];
+    const truncated = await this.truncatedAt(table);
     try {
       await scanKeys(this.redis, globEscape(prefix) + '*', async (keys) => {
         const values = await this.redis.mget(keys);
         keys.forEach((k, i) => {
           const v = parseValue(values[i] ?? null);
-          if (v && v.pos < cutoff && v.hash !== DELETED) out.push(k.slice(prefix.length));
+          if (v && v.pos < cutoff && v.hash !== DELETED && (truncated === null || v.pos > truncated)) out.push(k.slice(prefix.length));
         });
       });
     } catch (err) {
