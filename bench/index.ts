@@ -7,7 +7,7 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify,instances
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify,instances,initial-load
  *                                          run only these; the MariaDB parts run their PostgreSQL baseline
  *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
@@ -19,6 +19,8 @@
  *   --history-changes N (default changes/10): changes of bench/history.ts (without and with the change history, two stores)
  *   --verify-rows N (default 1,000,000): rows of each table of bench/verify.ts (syncline verify vs md5(string_agg))
  *   --instance-changes N (default changes/10): changes of bench/instances.ts (1, 2, 3 process+sink instances)
+ *   --load-rows N (default 1,000,000; 10,000,000 is run too unless --load-rows is given) --load-wide-rows N (default 250,000):
+ *                                          the tables of bench/initial-load.ts (pg_dump | psql, COPY | COPY, syncline's snapshot)
  *
  * BENCHMARKS.md keeps one section per benchmark between `<!-- bench:NAME:start -->` and
  * `<!-- bench:NAME:end -->`; a run replaces only its own sections, so benchmarks added later keep
@@ -41,6 +43,7 @@ import { runTransformsBench, transformsSection, transformsTable } from './transf
 import { historySection, historyTable, runHistoryBench } from './history.js';
 import { runVerifyBench, verifyBenchSection, verifyBenchTable } from './verify.js';
 import { instancesSection, instancesTable, runInstancesBench } from './instances.js';
+import { initialLoadSection, initialLoadTable, runInitialLoadBench } from './initial-load.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCHMARKS_FILE = resolve(ROOT, 'BENCHMARKS.md');
@@ -138,11 +141,14 @@ export interface BenchArgs {
   verifyRows: number;
   /** Changes of the instances benchmark (bench/instances.ts). */
   instanceChanges: number;
+  /** Narrow table sizes of the initial-load benchmark (bench/initial-load.ts), and its wide table's rows. */
+  loadRows: number[];
+  loadWideRows: number;
   /** The command line as given, for "Reproduce:". */
   command: string;
 }
 
-export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify', 'instances'] as const;
+export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify', 'instances', 'initial-load'] as const;
 
 export function parseArgs(argv: string[]): BenchArgs {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -178,6 +184,8 @@ export function parseArgs(argv: string[]): BenchArgs {
     historyChanges: num('--history-changes', Math.max(1000, Math.round(changes / 10))),
     verifyRows: num('--verify-rows', quick ? 20_000 : 1_000_000),
     instanceChanges: num('--instance-changes', Math.max(1000, Math.round(changes / 10))),
+    loadRows: value('--load-rows') !== undefined ? [num('--load-rows', 0)] : quick ? [20_000] : [1_000_000, 10_000_000],
+    loadWideRows: num('--load-wide-rows', quick ? 5_000 : 250_000),
     snapshotRows: num('--snapshot-rows', quick ? 50_000 : 10_000_000),
     latencySeconds: num('--latency-seconds', quick ? 10 : 60),
     latencyRate: num('--latency-rate', 5_000),
@@ -361,6 +369,12 @@ async function main(): Promise<void> {
     const r = await runInstancesBench({ changes: a.instanceChanges, repeat: a.repeat, log: (s) => console.log(s) });
     console.log('\n' + instancesTable(r));
     text = updateBenchmarks(text, 'instances', instancesSection(r, m, a.command));
+  }
+  if (a.only.has('initial-load')) {
+    console.log(`\ninitial load: ${a.loadRows.map((n) => fmt(n)).join(' and ')} narrow rows, ${fmt(a.loadWideRows)} wide rows, by pg_dump | psql, COPY | COPY and syncline`);
+    const r = await runInitialLoadBench({ cases: [...a.loadRows.map((rows) => ({ shape: 'narrow' as const, rows })), ...(a.loadWideRows > 0 ? [{ shape: 'wide' as const, rows: a.loadWideRows }] : [])], repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + initialLoadTable(r));
+    text = updateBenchmarks(text, 'initial-load', initialLoadSection(r, m, a.command));
   }
   if (a.only.has('verify')) {
     console.log(`\nverify next to md5(string_agg): two tables of ${fmt(a.verifyRows)} rows`);

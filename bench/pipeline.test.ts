@@ -13,6 +13,7 @@ import { my } from './mariadb.js';
 import { figure, ratio, sql } from './common.js';
 import { runTargetsBench, TARGETS, targetsSection, targetsTable } from './targets.js';
 import { instancesSection, instancesTable, runInstancesBench } from './instances.js';
+import { initialLoadSection, initialLoadTable, runInitialLoadBench } from './initial-load.js';
 
 test('figures: median, min – max, spread; ratios of medians', () => {
   const f = figure([10, 30, 20]);
@@ -154,4 +155,17 @@ test('the instances bench applies one captured workload with 1 and 2 process+sin
   const table = instancesTable(r);
   assert.match(table, /^\| 2 \| [\d,]+ \(.*\) \| \d+\.\d\d \| \d/m);
   assert.match(instancesSection(r, machine(), 'npm run bench -- --only instances'), /^## Instances of one pipeline/);
+});
+
+test('the initial-load bench copies a tiny table by pg_dump | psql, COPY | COPY and syncline, checks each target count and reports the ratios', { timeout: 180_000 }, async () => {
+  const r = await runInitialLoadBench({ cases: [{ shape: 'narrow', rows: 2000 }], repeat: 1, log: () => undefined });
+  const c = r.cases[0]!;
+  for (const f of [c.pgDump, c.copy, c.syncline]) assert.ok(f.median > 0, 'a positive rate');
+  assert.ok(Math.abs(c.vsDump.median - c.syncline.median / c.pgDump.median) < 1e-9);
+  assert.ok((c.cpu['syncline (one process)'] ?? 0) > 0, "syncline's CPU per row is measured");
+  assert.match(initialLoadTable(r), /^\| 2,000 narrow \| [\d,]+ \(.*\) \| [\d,]+ \(.*\) \| [\d,]+ \(.*\) \| \d+\.\d\d .*\| (met|not met) \|$/m);
+  assert.match(initialLoadSection(r, machine(), 'npm run bench -- --only initial-load'), /^## Initial load/);
+  const a = parseArgs(['--only', 'initial-load', '--load-rows', '300000', '--load-wide-rows', '0']);
+  assert.deepEqual([a.loadRows, a.loadWideRows], [[300_000], 0]);
+  assert.deepEqual(parseArgs([]).loadRows, [1_000_000, 10_000_000]);
 });

@@ -1,0 +1,186 @@
+/**
+ * Initial load (issue 26): a table of N rows copied to an empty target table (same shape, primary
+ * key only), by
+ *   - `pg_dump --data-only -t T | psql`: the dump a user would script (its COPY statements),
+ *   - `COPY T TO STDOUT | COPY T FROM STDIN` (psql on both ends): the floor of any copy through a pipe,
+ *   - syncline end to end: `syncline start` with `snapshot: initial` (capture's snapshot → Kafka →
+ *     processor → sink writer → target), timed from the start of the process to the target holding
+ *     every row (counted by the sink, checked with count(*) at the end),
+ * on the narrow (5 columns) and the wide (25 columns, ≈ 1 KB) rows of the pipeline benchmarks.
+ * Rate: rows / wall time of the whole copy, start-up included (the tools start fresh too).
+ * Also the CPU each process spent per row (bench/cpu.ts), to say where the time goes.
+ *
+ *   npm run bench -- --only initial-load [--load-rows N (default 1,000,000; 10,000,000 too with --load-10m)] [--load-wide-rows N (250,000)] [--repeat K]
+ *   npx tsx bench/initial-load.ts [--rows N] [--wide-rows N] [--repeat K]      (prints only)
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cpuPerChange, sampleCpu } from './cpu.js';
+import { PG, createDb, createSource, deleteRedisKeys, deleteTopics, dropDb, e2eSectionFooter, figure, fmt, fmtFigure, ratio, runBenchCli, sleep, spawnSyncline, sql, tableDdl, writeConfig, writeWorkload, type Figure, type Shape, type Source } from './common.js';
+
+const run = promisify(execFile);
+
+export interface LoadCase {
+  shape: Shape;
+  rows: number;
+  /** Rows/s by tool over the repeats. */
+  pgDump: Figure;
+  copy: Figure;
+  syncline: Figure;
+  /** syncline ÷ pg_dump | psql, and ÷ COPY | COPY (per-repeat ranges). */
+  vsDump: Figure;
+  vsCopy: Figure;
+  /** µs of CPU per row by process role, last syncline repeat. */
+  cpu: Record<string, number>;
+  peakMb: number;
+}
+
+export interface InitialLoadResult {
+  repeat: number;
+  cases: LoadCase[];
+}
+
+/** Target of issue 26: syncline's initial load end to end at least half as fast as `pg_dump | psql`. */
+export const LOAD_TARGET = 0.5;
+
+const psqlArgs = (db: string) => ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-d', db, '-q', '-v', 'ON_ERROR_STOP=1'];
+
+/** Run a shell pipeline (both ends are PostgreSQL client tools), failing with its stderr. */
+async function pipeline(cmd: string): Promise<void> {
+  try {
+    await run('bash', ['-o', 'pipefail', '-c', cmd], { maxBuffer: 16 * 1024 * 1024 });
+  } catch (err) {
+    throw new Error(`initial load: ${cmd} failed: ${(err as { stderr?: string }).stderr ?? String(err)}`);
+  }
+}
+
+const q = (args: string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+
+async function freshTarget(src: Source, tag: string): Promise<string> {
+  const db = `${src.db}_${tag}`;
+  await dropDb(db).catch(() => undefined);
+  await createDb(db);
+  await sql(db, tableDdl(`public.${src.table}`, src.shape));
+  return db;
+}
+
+async function countRows(db: string, table: string): Promise<number> {
+  return (await sql(db, `select count(*)::int as n from public.${table}`)).rows[0].n as number;
+}
+
+/** Rows/s of one copy: `copy` fills `target`; checked by count(*). */
+async function timed(rows: number, target: string, table: string, copy: () => Promise<void>): Promise<number> {
+  const t0 = Date.now();
+  await copy();
+  const ms = Date.now() - t0;
+  const n = await countRows(target, table);
+  if (n !== rows) throw new Error(`initial load: the target holds ${n} rows, expected ${rows}`);
+  return (rows * 1000) / ms;
+}
+
+async function synclineLoad(src: Source, rows: number, tag: string): Promise<{ perSec: number; cpu: Record<string, number>; peakMb: number }> {
+  const prefix = `${src.prefix}${tag}`;
+  const targetDb = await freshTarget(src, tag);
+  const configFile = writeConfig({ prefix, pipeline: 'load', sourceDb: src.db, targetDb, slot: `${src.prefix}_${tag}`, publication: src.publication, table: src.table, snapshot: 'initial' });
+  const t0 = Date.now();
+  const child = spawnSyncline(configFile, ['capture', 'process', 'sink']);
+  const roles = new Map<number, string>([[child.pid, 'syncline (one process)']]);
+  const before = sampleCpu(roles, targetDb);
+  try {
+    let last = 0;
+    let lastAt = Date.now();
+    while (child.stats.applied + child.stats.skippedUnchanged < rows) {
+      const dead = child.exited();
+      if (dead) throw new Error(`initial load: syncline ${dead}`);
+      const n = child.stats.applied;
+      if (n !== last) [last, lastAt] = [n, Date.now()];
+      if (Date.now() - lastAt > 120_000) throw new Error(`initial load: syncline applied nothing for 120 s (${n} of ${rows} rows)`);
+      await sleep(50);
+    }
+    const ms = Date.now() - t0;
+    const cpu = cpuPerChange(before, sampleCpu(roles, targetDb), rows);
+    const n = await countRows(targetDb, src.table);
+    if (n !== rows) throw new Error(`initial load: syncline's target holds ${n} rows, expected ${rows}`);
+    return { perSec: (rows * 1000) / ms, cpu, peakMb: child.peakMb() };
+  } finally {
+    await child.stop();
+    await deleteTopics(prefix);
+    await deleteRedisKeys(prefix);
+    await dropDb(targetDb).catch(() => undefined);
+  }
+}
+
+async function loadCase(shape: Shape, rows: number, repeat: number, log: (s: string) => void): Promise<LoadCase> {
+  const src = await createSource(shape, `load${shape[0]}`);
+  try {
+    await writeWorkload(src.db, `public.${src.table}`, shape, rows, 0, 50_000);
+    await sql(src.db, `vacuum analyze public.${src.table}`);
+    const dump: number[] = [];
+    const copy: number[] = [];
+    const sync: number[] = [];
+    let last: { cpu: Record<string, number>; peakMb: number } = { cpu: {}, peakMb: NaN };
+    const T = `public.${src.table}`;
+    for (let i = 0; i < repeat; i++) {
+      let target = await freshTarget(src, 'dump');
+      dump.push(await timed(rows, target, src.table, () => pipeline(`pg_dump ${q(['-h', PG.host, '-p', String(PG.port), '-U', PG.user, '--data-only', '-t', T, src.db])} | psql ${q(psqlArgs(target))}`)));
+      await dropDb(target);
+      target = await freshTarget(src, 'copy');
+      copy.push(await timed(rows, target, src.table, () => pipeline(`psql ${q([...psqlArgs(src.db), '-c', `COPY ${T} TO STDOUT`])} | psql ${q([...psqlArgs(target), '-c', `COPY ${T} FROM STDIN`])}`)));
+      await dropDb(target);
+      const s = await synclineLoad(src, rows, `s${i}`);
+      sync.push(s.perSec);
+      last = s;
+      log(`  ${shape} ${fmt(rows)} rows, repeat ${i + 1}: pg_dump | psql ${fmt(dump.at(-1)!)} rows/s, COPY | COPY ${fmt(copy.at(-1)!)} rows/s, syncline ${fmt(s.perSec)} rows/s (peak RSS ${fmt(s.peakMb)} MB)`);
+    }
+    const [d, c, s] = [figure(dump), figure(copy), figure(sync)];
+    return { shape, rows, pgDump: d, copy: c, syncline: s, vsDump: ratio(s, d), vsCopy: ratio(s, c), cpu: last.cpu, peakMb: last.peakMb };
+  } finally {
+    await src.cleanup();
+  }
+}
+
+export async function runInitialLoadBench(o: { cases: { shape: Shape; rows: number }[]; repeat: number; log?: (s: string) => void }): Promise<InitialLoadResult> {
+  const log = o.log ?? (() => undefined);
+  const cases: LoadCase[] = [];
+  for (const c of o.cases) cases.push(await loadCase(c.shape, c.rows, o.repeat, log));
+  return { repeat: o.repeat, cases };
+}
+
+export function initialLoadTable(r: InitialLoadResult): string {
+  const lines = [
+    '| rows | `pg_dump \\| psql` rows/s | `COPY \\| COPY` rows/s | syncline end to end rows/s | syncline ÷ pg_dump | syncline ÷ COPY | target ≥ 0.5× pg_dump |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const c of r.cases) {
+    lines.push(`| ${fmt(c.rows)} ${c.shape} | ${fmtFigure(c.pgDump)} | ${fmtFigure(c.copy)} | ${fmtFigure(c.syncline)} | ${fmtFigure(c.vsDump, 2)} | ${fmtFigure(c.vsCopy, 2)} | ${c.vsDump.median >= LOAD_TARGET ? 'met' : 'not met'} |`);
+  }
+  const roles = [...new Set(r.cases.flatMap((c) => Object.keys(c.cpu)))];
+  if (roles.length > 0) {
+    lines.push('', `| CPU µs per row (syncline's last repeat) | ${roles.join(' | ')} |`, `|---|${roles.map(() => '---').join('|')}|`);
+    for (const c of r.cases) lines.push(`| ${fmt(c.rows)} ${c.shape} | ${roles.map((k) => fmt(c.cpu[k] ?? 0, 1)).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export function initialLoadSection(r: InitialLoadResult, m: { nproc: number; cpu: string; node: string; date: string }, command: string): string {
+  return [
+    '## Initial load',
+    '',
+    'bench/initial-load.ts: a source table copied into an empty target table (primary key only) by `pg_dump --data-only -t T | psql`,',
+    'by `COPY T TO STDOUT | COPY T FROM STDIN` (psql on both ends), and by syncline end to end (`snapshot: initial`: capture →',
+    'Kafka → processor → sink writer → target, one `syncline start` process). Rate: rows over the wall time of the whole',
+    `copy, start-up included, checked with count(*) on the target; median (min – max) of ${r.repeat} repeat${r.repeat === 1 ? '' : 's'}.`,
+    'Target (issue 26): syncline ≥ 0.5× `pg_dump | psql`. The CPU table says which process spent the time per row.',
+    '',
+    initialLoadTable(r),
+    '',
+    ...e2eSectionFooter(m, command, 'the ratios'),
+  ].join('\n');
+}
+
+runBenchCli(import.meta.url, async (arg) => {
+  const repeat = Number(arg('repeat', '1'));
+  const rows = Number(arg('rows', '1000000'));
+  const wide = Number(arg('wide-rows', '250000'));
+  return runInitialLoadBench({ cases: [{ shape: 'narrow', rows }, ...(wide > 0 ? [{ shape: 'wide' as const, rows: wide }] : [])], repeat, log: console.log });
+}, initialLoadTable);
