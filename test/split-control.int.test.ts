@@ -236,7 +236,10 @@ test('split deployment, three sink processes (one apply-topic partition each): a
     await waitFor('the re-snapshot', async () => (await redis.keys(`${env.prefix}:{${P}}:s:${TABLE}:*`)).length > snapshots, 60_000, 100);
     await waitFor('the end of the re-snapshot at the partitions not stalled', async () => (await scard('s')) >= (PARTITIONS - 1) * PARTITIONS, 30_000, 100);
     await sleep(1500);
-    assert.deepEqual(logged('snapshot.sweep'), [], 'no sweep while one partition has not delivered the end of the snapshot');
+    // Run early, this sweep would delete rows (the changed row's and the deleted row's state are older
+    // than the snapshot). A sweep of 0 rows is the first snapshot's end marker delivered again to
+    // these processes (the stopped sink had not committed all of its copies): it finds nothing.
+    assert.deepEqual(logged('snapshot.sweep').filter((s) => (s.line.rows ?? 0) > 0), [], 'no sweep while one partition has not delivered the end of the snapshot');
   } finally {
     stalled.p.kill('SIGCONT');
   }
