@@ -193,8 +193,9 @@ test('split deployment, three sink processes (one apply-topic partition each): a
   const logged = (what: string) => sinks.flatMap((s) => s.out().split('\n').filter((l) => l.includes(what)).map((l) => ({ n: s.n, line: JSON.parse(l) as { rows?: number } })));
 
   // The truncate: one partition's write before it waits for a row lock (the process that has it
-  // read the key's state before the truncate); without the barrier another process ran the truncate
-  // at its copy and the held row came back after it (the target kept 101 rows).
+  // read the key's state before the truncate). Without the barrier the processes ran the truncate at
+  // their own copies, queued behind the lock; one ran it again after another's partition had applied
+  // rows inserted after it, and removed them (the target kept 58 of the 100).
   const held = ids(1, 300).find((id) => rowPartition(id) === keylessPartition)!;
   const lock = await lockTargetRow(t, env, held);
   try {
