@@ -482,7 +482,7 @@ export class VersionState {
    * The truncate barrier (see Applier.truncate): a truncate's copy reached consumer partition `from`
    * of `n`. 'done': the truncate at `pos` (or a later one) ran, or was settled otherwise (its write
    * dead-lettered): skip this copy. 'run': every partition reached it and this caller (`token`)
-   * holds the claim to run it (a lease of `leaseMs`, renewed by renewTruncateClaim while it runs).
+   * holds the claim to run it (a lease of `leaseMs`, renewed by truncateClaim('renew') while it runs).
    * 'wait': partitions are still applying changes older than the truncate, or another process runs it.
    * With `arrive` false nothing is recorded and 'run' reads 'claimable' (every partition arrived and
    * nobody holds the claim: a waiter fetches its copy again and claims it).
@@ -497,7 +497,7 @@ export class VersionState {
     }
   }
 
-  /** Renew (true) or, with `settle`, end the claim of a truncate: 'done' (kept 7 days) once it ran, or released (deleted) for another to run it. */
+  /** Renew the claim of a truncate (false: this token no longer holds it), or end it: 'done' (kept 7 days) once it ran, or 'release' (deleted) for another to run it. */
   async truncateClaim(table: string, pos: string, token: string, action: 'renew' | 'done' | 'release', leaseMs = 0): Promise<boolean> {
     try {
       const r = await this.redis.eval(TRUNCATE_CLAIM_SCRIPT, 1, `${this.base}tc:${table}:${pos}`, token, action, String(leaseMs));
