@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row, Value } from '../core/envelope.js';
-import { DECIDED_HEADER, eventPosition, position, type Decided } from '../core/envelope.js';
+import { DECIDED_HEADER, PARTITIONS_HEADER, eventPosition, position, type Decided } from '../core/envelope.js';
 import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { kafkaPartition } from '../core/kafkajs-patch.js';
@@ -661,7 +661,7 @@ export class Capture implements CaptureHandler {
     const value = await this.opts.codec.encode(st.valueId, envelopeToAvro(e));
     for (let p = 0; p < n; p++) {
       if (this.alreadyProduced(st.topic, p, eventPosition(e))) continue;
-      this.outbox.push({ topic: st.topic, key: null, value, partition: p, control: e.op === 'm' });
+      this.outbox.push({ topic: st.topic, key: null, value, partition: p, control: e.op === 'm', headers: { [PARTITIONS_HEADER]: String(n) } });
       this.enqueued++;
     }
     void this.kick();
@@ -674,7 +674,7 @@ export class Capture implements CaptureHandler {
     const value = await this.opts.codec.encode(st.valueId, envelopeToAvro(e));
     for (let p = 0; p < n; p++) {
       if (this.alreadyProduced(st.topic, p, eventPosition(e))) continue;
-      this.outbox.push({ topic: st.topic, key: null, value, partition: p });
+      this.outbox.push({ topic: st.topic, key: null, value, partition: p, headers: { [PARTITIONS_HEADER]: String(n) } });
       this.enqueued++;
     }
     this.counters.changes++;

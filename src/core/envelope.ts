@@ -92,6 +92,14 @@ export function eventPosition(e: ChangeEvent): string {
 export const DECIDED_HEADER = 'syncline.peer-decided';
 
 /**
+ * Kafka header of a control message (truncate, end of snapshot): how many partitions of the change
+ * topic capture wrote it to, one copy each. A sink counts that many copies before it acts on it; the
+ * topic's partition count at the time it reads the copy may be higher (partitions added since), and
+ * a count of those would never be reached. Absent (written by an earlier version): the count now.
+ */
+export const PARTITIONS_HEADER = 'syncline.partitions';
+
+/**
  * What a re-published row was kept over, on the side it is carried to:
  * - 'delete': that side's delete of the row. The decision saw the delete's time, so the row is
  *   written there even though the row is missing.

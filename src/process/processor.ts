@@ -24,10 +24,10 @@ import type { KafkaClient } from '../core/kafka.js';
 import type { DeadLetter, DeadLetters } from '../sink/dead-letters.js';
 import type { Pending } from '../sink/applier.js';
 import { hashRecord, renameRow, tableMappings, toSinkRecord, type RowHashers, type TableMapping } from './mapper.js';
-import { DECIDED_HEADER, decidedOf, eventPosition, position } from '../core/envelope.js';
+import { DECIDED_HEADER, PARTITIONS_HEADER, decidedOf, eventPosition, position } from '../core/envelope.js';
 import { keyString, keyStringOf, rememberKeyString } from '../sink/sink.js';
 import type { TableConfig } from '../core/config/schema.js';
-import { CONSUMER_HEARTBEAT_MS, topics } from '../core/kafka.js';
+import { CONSUMER_HEARTBEAT_MS, headerString, topics } from '../core/kafka.js';
 import { parseTableName } from '../core/names.js';
 import { ValidationError, type PipelineValidator } from './validation/index.js';
 import type { SchemaGuard } from './schema-guard.js';
@@ -215,6 +215,8 @@ export function cdcDecoder(codec: AvroCodec, mappings: Map<string, TableMapping>
     const record = toSinkRecord(e, key ?? {}, mapping, { topic, partition, offset: m.offset }, { hash: false, mappedKey, position });
     const decided = m.headers?.[DECIDED_HEADER];
     if (decided !== undefined) record.decided = decidedOf(String(decided));
+    const copies = e.op === 't' || e.op === 'm' ? Number(headerString(m.headers, PARTITIONS_HEADER) ?? NaN) : NaN;
+    if (Number.isInteger(copies) && copies > 0) record.partitions = copies;
     const pending: Pending = { record, raw: { key: m.key, value: m.value } };
     // A routed table's truncate empties every route table.
     if (record.op === 'truncate' && mapping.route) return everyRoute(pending, mapping);

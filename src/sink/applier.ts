@@ -583,7 +583,7 @@ export class Applier {
     // Arriving takes no table gate: a write of this table in flight in another partition of this
     // process (one waiting for a row lock, say) must not keep this partition from arriving and
     // pausing; the partition that runs the truncate takes it (truncateAlone).
-    const n = r.copy ? r.copy.of : await this.o.partitionsOf(r.origin.topic);
+    const n = r.copy ? r.copy.of : (r.partitions ?? (await this.o.partitionsOf(r.origin.topic)));
     const from = String(r.copy ? r.copy.partition : r.origin.partition);
     const { verdict, arrived } = await this.state.truncateBarrier(r.table, r.position, from, n, this.token, TRUNCATE_LEASE_MS);
     if (verdict === 'done') {
@@ -670,9 +670,10 @@ export class Applier {
     // autoCreate: an empty source table has no row to create its target table from; the marker does.
     await this.sink.ensureTable?.(r);
     if (!this.o.partitionsOf || !r.keyColumns || r.keyColumns.length === 0) return;
-    // Every partition of the change topic delivers the marker; in a split deployment the processor
-    // passes each on to every partition of the apply topic (r.copy), and all of those copies count.
-    const n = (await this.o.partitionsOf(r.origin.topic)) * (r.copy?.of ?? 1);
+    // Every partition of the change topic delivers the marker (as many as capture wrote it to); in a
+    // split deployment the processor passes each on to every partition of the apply topic (r.copy),
+    // and all of those copies count.
+    const n = (r.partitions ?? (await this.o.partitionsOf(r.origin.topic))) * (r.copy?.of ?? 1);
     const from = r.copy ? `${r.origin.partition}/${r.copy.partition}` : String(r.origin.partition);
     if ((await this.state.markSnapshotEnd(r.table, r.position, from)) < n) return;
     const cutoff = r.position.slice(0, r.position.indexOf(':') + 1) + '00000000'; // the snapshot rows' own position

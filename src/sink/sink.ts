@@ -74,6 +74,8 @@ export interface SinkRecord {
    * consumer meets it after the records that came before it (see ApplyTopicWriter).
    */
   copy?: { partition: number; of: number };
+  /** A control record (truncate, sweep): how many partitions of the change topic capture wrote it to (PARTITIONS_HEADER). */
+  partitions?: number;
   /** Set by the applier when the record's table keeps a change history: how it was decided (src/history/). */
   history?: HistoryNote;
 }
