@@ -7,7 +7,7 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify,instances,initial-load
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify,instances,initial-load,debezium-e2e
  *                                          run only these; the MariaDB parts run their PostgreSQL baseline
  *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
@@ -21,6 +21,9 @@
  *   --instance-changes N (default changes/10): changes of bench/instances.ts (1, 2, 3 process+sink instances)
  *   --load-rows N (default 1,000,000; 10,000,000 is run too unless --load-rows is given) --load-wide-rows N (default 250,000):
  *                                          the tables of bench/initial-load.ts (pg_dump | psql, COPY | COPY, syncline's snapshot)
+ *   --peer-changes N (default changes/10): inserts of bench/debezium-e2e.ts's narrow workload (+ N/2 updates; the wide
+ *                                          one is half of that): syncline end to end against Debezium → JDBC sink,
+ *                                          then syncline's latency at 80 % of its rate (--latency-seconds, at most 30)
  *
  * BENCHMARKS.md keeps one section per benchmark between `<!-- bench:NAME:start -->` and
  * `<!-- bench:NAME:end -->`; a run replaces only its own sections, so benchmarks added later keep
@@ -44,6 +47,7 @@ import { historySection, historyTable, runHistoryBench } from './history.js';
 import { runVerifyBench, verifyBenchSection, verifyBenchTable } from './verify.js';
 import { instancesSection, instancesTable, runInstancesBench } from './instances.js';
 import { initialLoadSection, initialLoadTable, runInitialLoadBench } from './initial-load.js';
+import { buildJdbcSink, debeziumE2eSection, debeziumE2eTable, runDebeziumE2eBench } from './debezium-e2e.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCHMARKS_FILE = resolve(ROOT, 'BENCHMARKS.md');
@@ -144,11 +148,13 @@ export interface BenchArgs {
   /** Narrow table sizes of the initial-load benchmark (bench/initial-load.ts), and its wide table's rows. */
   loadRows: number[];
   loadWideRows: number;
+  /** Inserts of the narrow workload of bench/debezium-e2e.ts (its wide one has half as many). */
+  peerChanges: number;
   /** The command line as given, for "Reproduce:". */
   command: string;
 }
 
-export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify', 'instances', 'initial-load'] as const;
+export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify', 'instances', 'initial-load', 'debezium-e2e'] as const;
 
 export function parseArgs(argv: string[]): BenchArgs {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -186,6 +192,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     instanceChanges: num('--instance-changes', Math.max(1000, Math.round(changes / 10))),
     loadRows: value('--load-rows') !== undefined ? [num('--load-rows', 0)] : quick ? [20_000] : [1_000_000, 10_000_000],
     loadWideRows: num('--load-wide-rows', quick ? 5_000 : 250_000),
+    peerChanges: num('--peer-changes', Math.max(1000, Math.round(changes / 10))),
     snapshotRows: num('--snapshot-rows', quick ? 50_000 : 10_000_000),
     latencySeconds: num('--latency-seconds', quick ? 10 : 60),
     latencyRate: num('--latency-rate', 5_000),
@@ -372,9 +379,24 @@ async function main(): Promise<void> {
   }
   if (a.only.has('initial-load')) {
     console.log(`\ninitial load: ${a.loadRows.map((n) => fmt(n)).join(' and ')} narrow rows, ${fmt(a.loadWideRows)} wide rows, by pg_dump | psql, COPY | COPY and syncline`);
-    const r = await runInitialLoadBench({ cases: [...a.loadRows.map((rows) => ({ shape: 'narrow' as const, rows })), ...(a.loadWideRows > 0 ? [{ shape: 'wide' as const, rows: a.loadWideRows }] : [])], repeat: a.repeat, log: (s) => console.log(s) });
+    let debezium = !a.skipDebezium;
+    if (debezium) {
+      try {
+        buildJdbcSink((s) => console.log(s));
+      } catch (err) {
+        debezium = false;
+        console.log(`  Debezium skipped: its JDBC sink did not build (${(err as Error).message.split('\n')[0]})`);
+      }
+    }
+    const r = await runInitialLoadBench({ cases: [...a.loadRows.map((rows) => ({ shape: 'narrow' as const, rows })), ...(a.loadWideRows > 0 ? [{ shape: 'wide' as const, rows: a.loadWideRows }] : [])], repeat: a.repeat, debezium, log: (s) => console.log(s) });
     console.log('\n' + initialLoadTable(r));
     text = updateBenchmarks(text, 'initial-load', initialLoadSection(r, m, a.command));
+  }
+  if (a.only.has('debezium-e2e') && !a.skipDebezium) {
+    console.log(`\nend to end against Debezium → JDBC sink: ${fmt(a.peerChanges)} narrow and ${fmt(a.peerChanges / 2)} wide inserts (+ half as many updates)`);
+    const r = await runDebeziumE2eBench({ changes: a.peerChanges, wideChanges: Math.round(a.peerChanges / 2), repeat: a.repeat, latencySeconds: Math.min(30, a.latencySeconds), log: (s) => console.log(s) });
+    console.log('\n' + debeziumE2eTable(r));
+    text = updateBenchmarks(text, 'debezium-e2e', debeziumE2eSection(r, m, a.command));
   }
   if (a.only.has('verify')) {
     console.log(`\nverify next to md5(string_agg): two tables of ${fmt(a.verifyRows)} rows`);

@@ -6,6 +6,9 @@
  *   - syncline end to end: `syncline start` with `snapshot: initial` (capture's snapshot → Kafka →
  *     processor → sink writer → target), timed from the start of the process to the target holding
  *     every row (counted by the sink, checked with count(*) at the end),
+ *   - Debezium's snapshot through its JDBC sink (bench/debezium-e2e.ts: the connector with
+ *     `snapshot=initial` → Kafka → the JDBC sink in Kafka Connect standalone), timed from the start
+ *     of the sink's JVM to count(*) on the target reaching every row (when `debezium` is set),
  * on the narrow (5 columns) and the wide (25 columns, ≈ 1 KB) rows of the pipeline benchmarks.
  * Rate: rows / wall time of the whole copy, start-up included (the tools start fresh too).
  * Also the CPU each process spent per row (bench/cpu.ts), to say where the time goes.
@@ -16,7 +19,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { cpuPerChange, sampleCpu } from './cpu.js';
-import { PG, createDb, createSource, deleteRedisKeys, deleteTopics, dropDb, e2eSectionFooter, figure, fmt, fmtFigure, ratio, runBenchCli, sleep, spawnSyncline, sql, tableDdl, writeConfig, writeWorkload, type Figure, type Shape, type Source } from './common.js';
+import { createTarget } from './end-to-end.js';
+import { buildJdbcSink, startDebeziumPipeline } from './debezium-e2e.js';
+import { PG, createSource, dropSlots, deleteRedisKeys, deleteTopics, dropDb, e2eSectionFooter, figure, fmt, fmtFigure, ratio, runBenchCli, sleep, spawnSyncline, sql, writeConfig, writeWorkload, type Figure, type Shape, type Source } from './common.js';
 
 const run = promisify(execFile);
 
@@ -27,9 +32,12 @@ export interface LoadCase {
   pgDump: Figure;
   copy: Figure;
   syncline: Figure;
-  /** syncline ÷ pg_dump | psql, and ÷ COPY | COPY (per-repeat ranges). */
+  /** Debezium's snapshot through its JDBC sink (when run). */
+  debezium?: Figure;
+  /** syncline ÷ pg_dump | psql, ÷ COPY | COPY and ÷ Debezium (per-repeat ranges). */
   vsDump: Figure;
   vsCopy: Figure;
+  vsDebezium?: Figure;
   /** µs of CPU per row by process role, last syncline repeat. */
   cpu: Record<string, number>;
   peakMb: number;
@@ -40,8 +48,9 @@ export interface InitialLoadResult {
   cases: LoadCase[];
 }
 
-/** Target of issue 26: syncline's initial load end to end at least half as fast as `pg_dump | psql`. */
+/** Targets of issue 26: syncline's initial load end to end at least half as fast as `pg_dump | psql`, and 5× Debezium's. */
 export const LOAD_TARGET = 0.5;
+export const LOAD_DEBEZIUM_TARGET = 5;
 
 const psqlArgs = (db: string) => ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-d', db, '-q', '-v', 'ON_ERROR_STOP=1'];
 
@@ -57,11 +66,8 @@ async function pipeline(cmd: string): Promise<void> {
 const q = (args: string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 async function freshTarget(src: Source, tag: string): Promise<string> {
-  const db = `${src.db}_${tag}`;
-  await dropDb(db).catch(() => undefined);
-  await createDb(db);
-  await sql(db, tableDdl(`public.${src.table}`, src.shape));
-  return db;
+  await dropDb(`${src.db}_${tag}`).catch(() => undefined);
+  return createTarget(src, tag);
 }
 
 async function countRows(db: string, table: string): Promise<number> {
@@ -110,7 +116,32 @@ async function synclineLoad(src: Source, rows: number, tag: string): Promise<{ p
   }
 }
 
-async function loadCase(shape: Shape, rows: number, repeat: number, log: (s: string) => void): Promise<LoadCase> {
+/** Debezium's snapshot of the table through its JDBC sink into a fresh target: rows/s, start-up included. */
+async function debeziumLoad(src: Source, rows: number, tag: string): Promise<number> {
+  const targetDb = await freshTarget(src, tag);
+  const t0 = Date.now();
+  const p = await startDebeziumPipeline(src, { slot: `${src.prefix}_${tag}`, tag, targetDb, snapshot: 'initial' });
+  try {
+    let last = 0;
+    let lastAt = Date.now();
+    for (;;) {
+      const n = await countRows(targetDb, src.table);
+      if (n === rows) break;
+      const dead = p.source.exited() ?? p.sink.exited();
+      if (dead) throw new Error(`initial load: Debezium ${dead}`);
+      if (n !== last) [last, lastAt] = [n, Date.now()];
+      if (Date.now() - lastAt > 180_000) throw new Error(`initial load: Debezium's JDBC sink wrote nothing for 180 s (${n} of ${rows} rows)`);
+      await sleep(500);
+    }
+    return (rows * 1000) / (Date.now() - t0);
+  } finally {
+    await p.stop();
+    await dropSlots(`${src.prefix}_${tag}`);
+    await dropDb(targetDb).catch(() => undefined);
+  }
+}
+
+async function loadCase(shape: Shape, rows: number, repeat: number, debezium: boolean, log: (s: string) => void): Promise<LoadCase> {
   const src = await createSource(shape, `load${shape[0]}`);
   try {
     await writeWorkload(src.db, `public.${src.table}`, shape, rows, 0, 50_000);
@@ -118,6 +149,7 @@ async function loadCase(shape: Shape, rows: number, repeat: number, log: (s: str
     const dump: number[] = [];
     const copy: number[] = [];
     const sync: number[] = [];
+    const dbz: number[] = [];
     let last: { cpu: Record<string, number>; peakMb: number } = { cpu: {}, peakMb: NaN };
     const T = `public.${src.table}`;
     for (let i = 0; i < repeat; i++) {
@@ -130,19 +162,21 @@ async function loadCase(shape: Shape, rows: number, repeat: number, log: (s: str
       const s = await synclineLoad(src, rows, `s${i}`);
       sync.push(s.perSec);
       last = s;
-      log(`  ${shape} ${fmt(rows)} rows, repeat ${i + 1}: pg_dump | psql ${fmt(dump.at(-1)!)} rows/s, COPY | COPY ${fmt(copy.at(-1)!)} rows/s, syncline ${fmt(s.perSec)} rows/s (peak RSS ${fmt(s.peakMb)} MB)`);
+      if (debezium) dbz.push(await debeziumLoad(src, rows, `d${i}`));
+      log(`  ${shape} ${fmt(rows)} rows, repeat ${i + 1}: pg_dump | psql ${fmt(dump.at(-1)!)} rows/s, COPY | COPY ${fmt(copy.at(-1)!)} rows/s, syncline ${fmt(s.perSec)} rows/s (peak RSS ${fmt(s.peakMb)} MB)${debezium ? `, Debezium → JDBC sink ${fmt(dbz.at(-1)!)} rows/s` : ''}`);
     }
     const [d, c, s] = [figure(dump), figure(copy), figure(sync)];
-    return { shape, rows, pgDump: d, copy: c, syncline: s, vsDump: ratio(s, d), vsCopy: ratio(s, c), cpu: last.cpu, peakMb: last.peakMb };
+    const z = dbz.length > 0 ? figure(dbz) : undefined;
+    return { shape, rows, pgDump: d, copy: c, syncline: s, ...(z ? { debezium: z, vsDebezium: ratio(s, z) } : {}), vsDump: ratio(s, d), vsCopy: ratio(s, c), cpu: last.cpu, peakMb: last.peakMb };
   } finally {
     await src.cleanup();
   }
 }
 
-export async function runInitialLoadBench(o: { cases: { shape: Shape; rows: number }[]; repeat: number; log?: (s: string) => void }): Promise<InitialLoadResult> {
+export async function runInitialLoadBench(o: { cases: { shape: Shape; rows: number }[]; repeat: number; /** Debezium's snapshot through its JDBC sink too (built: bench/debezium-e2e.ts buildJdbcSink). */ debezium?: boolean; log?: (s: string) => void }): Promise<InitialLoadResult> {
   const log = o.log ?? (() => undefined);
   const cases: LoadCase[] = [];
-  for (const c of o.cases) cases.push(await loadCase(c.shape, c.rows, o.repeat, log));
+  for (const c of o.cases) cases.push(await loadCase(c.shape, c.rows, o.repeat, o.debezium ?? false, log));
   return { repeat: o.repeat, cases };
 }
 
@@ -153,6 +187,11 @@ export function initialLoadTable(r: InitialLoadResult): string {
   ];
   for (const c of r.cases) {
     lines.push(`| ${fmt(c.rows)} ${c.shape} | ${fmtFigure(c.pgDump)} | ${fmtFigure(c.copy)} | ${fmtFigure(c.syncline)} | ${fmtFigure(c.vsDump, 2)} | ${fmtFigure(c.vsCopy, 2)} | ${c.vsDump.median >= LOAD_TARGET ? 'met' : 'not met'} |`);
+  }
+  const withDbz = r.cases.filter((c) => c.debezium && c.vsDebezium);
+  if (withDbz.length > 0) {
+    lines.push('', '| rows | Debezium snapshot → JDBC sink rows/s | syncline ÷ Debezium | target ≥ 5× |', '|---|---|---|---|');
+    for (const c of withDbz) lines.push(`| ${fmt(c.rows)} ${c.shape} | ${fmtFigure(c.debezium!)} | ${fmtFigure(c.vsDebezium!, 2)} | ${c.vsDebezium!.median >= LOAD_DEBEZIUM_TARGET ? 'met' : 'not met'} |`);
   }
   const roles = [...new Set(r.cases.flatMap((c) => Object.keys(c.cpu)))];
   if (roles.length > 0) {
@@ -170,7 +209,9 @@ export function initialLoadSection(r: InitialLoadResult, m: { nproc: number; cpu
     'by `COPY T TO STDOUT | COPY T FROM STDIN` (psql on both ends), and by syncline end to end (`snapshot: initial`: capture →',
     'Kafka → processor → sink writer → target, one `syncline start` process). Rate: rows over the wall time of the whole',
     `copy, start-up included, checked with count(*) on the target; median (min – max) of ${r.repeat} repeat${r.repeat === 1 ? '' : 's'}.`,
-    'Target (issue 26): syncline ≥ 0.5× `pg_dump | psql`. The CPU table says which process spent the time per row.',
+    "Debezium: its PostgreSQL connector's snapshot (`snapshot=initial`, Avro through the same registry) → Kafka → its JDBC sink in",
+    'Kafka Connect standalone (as in the end-to-end-against-Debezium section), from the start of the sink to count(*) reaching every row.',
+    'Targets (issue 26): syncline ≥ 0.5× `pg_dump | psql`, ≥ 5× Debezium. The CPU table says which process spent the time per row.',
     '',
     initialLoadTable(r),
     '',
@@ -182,5 +223,7 @@ runBenchCli(import.meta.url, async (arg) => {
   const repeat = Number(arg('repeat', '1'));
   const rows = Number(arg('rows', '1000000'));
   const wide = Number(arg('wide-rows', '250000'));
-  return runInitialLoadBench({ cases: [{ shape: 'narrow', rows }, ...(wide > 0 ? [{ shape: 'wide' as const, rows: wide }] : [])], repeat, log: console.log });
+  const debezium = !process.argv.includes('--skip-debezium');
+  if (debezium) buildJdbcSink(console.log);
+  return runInitialLoadBench({ cases: [{ shape: 'narrow', rows }, ...(wide > 0 ? [{ shape: 'wide' as const, rows: wide }] : [])], repeat, debezium, log: console.log });
 }, initialLoadTable);

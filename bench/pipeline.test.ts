@@ -14,6 +14,8 @@ import { figure, ratio, sql } from './common.js';
 import { runTargetsBench, TARGETS, targetsSection, targetsTable } from './targets.js';
 import { instancesSection, instancesTable, runInstancesBench } from './instances.js';
 import { initialLoadSection, initialLoadTable, runInitialLoadBench } from './initial-load.js';
+import { debeziumE2eSection, debeziumE2eTable, jdbcSinkBuilt, runDebeziumE2eBench } from './debezium-e2e.js';
+import { debeziumBuilt } from './debezium.js';
 
 test('figures: median, min – max, spread; ratios of medians', () => {
   const f = figure([10, 30, 20]);
@@ -168,4 +170,21 @@ test('the initial-load bench copies a tiny table by pg_dump | psql, COPY | COPY 
   const a = parseArgs(['--only', 'initial-load', '--load-rows', '300000', '--load-wide-rows', '0']);
   assert.deepEqual([a.loadRows, a.loadWideRows], [[300_000], 0]);
   assert.deepEqual(parseArgs([]).loadRows, [1_000_000, 10_000_000]);
+});
+
+test('the Debezium end-to-end bench carries one tiny workload by syncline and by Debezium → JDBC sink into fresh targets and reports the ratio and both CPU tables (when the Debezium harness is built)', { timeout: 300_000 }, async (t) => {
+  if (!debeziumBuilt() || !jdbcSinkBuilt()) {
+    t.skip('Debezium and its JDBC sink are not built here (`npm run bench -- --only debezium-e2e` builds them from Maven Central)');
+    return;
+  }
+  const r = await runDebeziumE2eBench({ changes: 1000, wideChanges: 0, repeat: 1, log: () => undefined });
+  const c = r.cases[0]!;
+  assert.equal(c.workload.changes, 1500);
+  for (const f of [c.syncline, c.debezium]) assert.ok(f.median > 0, 'a positive rate');
+  assert.ok(Math.abs(c.ratio.median - c.syncline.median / c.debezium.median) < 1e-9);
+  assert.ok((c.cpu.syncline['syncline (one process)'] ?? 0) > 0, "syncline's CPU per change is measured");
+  assert.ok((c.cpu.debezium['Debezium JDBC sink, Kafka Connect (JVM)'] ?? 0) > 0, "the JDBC sink's CPU per change is measured");
+  assert.match(debeziumE2eTable(r), /^\| narrow \| 1,500 \| [\d,]+ \(.*\) \| [\d,]+ \(.*\) \| \d+\.\d\d .*\| ≥ 3× \| (met|not met) \|$/m);
+  assert.match(debeziumE2eSection(r, machine(), 'npm run bench -- --only debezium-e2e'), /^## End to end against Debezium/);
+  assert.equal(parseArgs(['--changes', '500000']).peerChanges, 50_000);
 });
