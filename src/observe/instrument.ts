@@ -11,7 +11,7 @@
  */
 import { errorCode, errorKind } from '../core/errors.js';
 import type { Decided, Row } from '../core/envelope.js';
-import type { BatchOrigin, Decoder, Output, StaleProbe } from '../process/processor.js';
+import type { BatchOrigin, Decoder, Output, OutputOutcome, StaleProbe } from '../process/processor.js';
 import { VersionState, type VersionCommit, type VersionEntry, type ReadOptions, type VersionKey } from '../sink/version-state.js';
 import type { ApplyObserver, Pending } from '../sink/applier.js';
 import { DeadLetters, type DeadLetter } from '../sink/dead-letters.js';
@@ -197,7 +197,7 @@ export function observeOutput(output: Output, metrics: Metrics, pipeline: string
   const labels = { pipeline, stage };
   return {
     ...(output.stale ? { stale: (probes: StaleProbe[]) => output.stale!(probes) } : {}),
-    async apply(batch: Pending[], origin?: BatchOrigin): Promise<unknown> {
+    async apply(batch: Pending[], origin?: BatchOrigin): Promise<OutputOutcome> {
       metrics.batchRecords.observe(labels, batch.length);
       metrics.inflightRecords.inc(labels, batch.length);
       metrics.inflightBatches.inc(labels);

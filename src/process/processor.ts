@@ -102,6 +102,9 @@ export interface BatchOrigin {
   next: string;
 }
 
+/** What Output.apply returns (see there); anything else in the object is the output's own. */
+export type OutputOutcome = 'committed' | { held?: { offset: string; until: () => Promise<void> } } | undefined | void;
+
 export interface Output {
   /**
    * Handle one partition batch. An output that returns 'committed' committed the batch's consumer
@@ -110,7 +113,7 @@ export interface Output {
    * partitions) handled the batch only up to the message at `offset`: the stage commits up to it,
    * pauses the partition and fetches from that message again once `until` resolves.
    */
-  apply(batch: Pending[], origin?: BatchOrigin): Promise<unknown>;
+  apply(batch: Pending[], origin?: BatchOrigin): Promise<OutputOutcome>;
   /**
    * Optional (the Applier behind it): which of these changes are stale, i.e. would be skipped by
    * apply() as not newer than their key's stored position. The stage drops them before mapping,
@@ -578,7 +581,7 @@ export class ConsumerStage {
     // chunks of `chunk` messages, so that what is alive at once is one chunk's records, not the
     // fetch's; the offset is committed once, after the last chunk.
     const size = this.o.chunk !== undefined && this.o.chunk > 0 ? this.o.chunk : messages.length;
-    let outcome: unknown;
+    let outcome: OutputOutcome;
     let next = '';
     // Where the chunks applied so far end, and whether their output committed that offset itself.
     let applied = { next: '', committed: false };
@@ -618,7 +621,7 @@ export class ConsumerStage {
         }
         next = (BigInt(part[part.length - 1]!.offset) + 1n).toString();
         outcome = await this.o.output.apply(pending, { groupId: this.o.groupId, topic: batch.topic, partition: batch.partition, next });
-        const held = (outcome as { held?: { offset: string; until: () => Promise<void> } } | undefined)?.held;
+        const held = typeof outcome === 'object' ? outcome.held : undefined;
         if (held) {
           // Handled up to the message at held.offset (earlier chunks included): committed up to it; the
           // partition waits there (unresolved) and fetches it again once released.

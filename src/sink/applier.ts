@@ -618,8 +618,24 @@ export class Applier {
     }
   }
 
-  /** Resolves once the truncate at `pos` ran (or can be claimed: its claimer died), or after 30 s at most (the copy is fetched and counted again). */
-  private async truncateWait(table: string, pos: string, n: number): Promise<void> {
+  /**
+   * Resolves once the truncate at `pos` ran (or can be claimed: its claimer died), or after 30 s at
+   * most (the copy is fetched and counted again). The partitions of this process waiting for the
+   * same truncate share one poll of Redis.
+   */
+  private truncateWait(table: string, pos: string, n: number): Promise<void> {
+    const k = `${table}\u0000${pos}`;
+    let w = this.truncateWaits.get(k);
+    if (!w) {
+      w = this.pollTruncate(table, pos, n).finally(() => this.truncateWaits.delete(k));
+      this.truncateWaits.set(k, w);
+    }
+    return w;
+  }
+
+  private readonly truncateWaits = new Map<string, Promise<void>>();
+
+  private async pollTruncate(table: string, pos: string, n: number): Promise<void> {
     const end = Date.now() + 30_000;
     while (Date.now() < end) {
       await new Promise((r) => setTimeout(r, 100));
