@@ -301,6 +301,33 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Chil
   return child;
 }
 
+/** A CLI process (instance `n`) whose info-level log the test reads. */
+export interface LoggedProcess {
+  n: number;
+  p: ChildProcess;
+  /** The last 400 KB of its log (stdout). */
+  out(): string;
+  exit: Promise<number | null>;
+  /** The partitions its last `consumer.rebalanced` (of `stage`, when given) assigned it, of every topic. */
+  assigned(stage?: string): number[];
+}
+
+/** spawnCli at log level info, as instance `n` (SYNCLINE_INSTANCE_ID), its log kept for the test. */
+export function spawnLogged(args: string[], n: number, env: Record<string, string> = {}): LoggedProcess {
+  const p = spawnCli(args, { SYNCLINE_LOG_LEVEL: 'info', SYNCLINE_INSTANCE_ID: String(n), ...env });
+  let out = '';
+  p.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-400_000)));
+  return {
+    n, p,
+    out: () => out,
+    exit: new Promise((r) => p.on('exit', (c) => r(c))),
+    assigned(stage) {
+      const last = out.split('\n').filter((l) => l.includes('consumer.rebalanced') && (stage === undefined || l.includes(`"stage":"${stage}"`))).at(-1);
+      return last ? Object.values((JSON.parse(last) as { assigned: Record<string, number[]> }).assigned).flat() : [];
+    },
+  };
+}
+
 /** Run the real CLI to its end: exit code, stdout and stderr. */
 export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   const child = spawnCli(args, env);

@@ -14,7 +14,6 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { Partitioners } from 'kafkajs';
@@ -22,7 +21,7 @@ import { topics } from '../src/core/kafka.js';
 import { decodePending } from '../src/sink/apply-topic.js';
 import { keyStringOf } from '../src/sink/sink.js';
 import type { Applier } from '../src/sink/applier.js';
-import { PG, checksum, readTopic, sleep, spawnCli, sql, startRuntime, testEnv, waitFor, type TestEnv } from './helpers.js';
+import { PG, checksum, readTopic, sleep, spawnLogged, sql, startRuntime, testEnv, waitFor, type TestEnv } from './helpers.js';
 
 const P = 'items-sync';
 const TABLE = 'public.items';
@@ -165,23 +164,13 @@ test('split deployment: a truncate waits at every apply-topic partition until ea
 
 test('split deployment, three sink processes (one apply-topic partition each): a truncate runs once, after every partition applied what came before it; a re-snapshot sweeps once, after every partition delivered its end', async (t) => {
   const env = await splitItems(t);
-  const sinks: { n: number; p: ChildProcess; out: () => string }[] = [];
+  const sinks = [1, 2, 3].map((n) => spawnLogged(['sink', '-c', env.configFile], n));
   t.after(() => {
     for (const s of sinks) if (s.p.exitCode === null) s.p.kill('SIGKILL');
   });
-  const assigned = (s: (typeof sinks)[number]) => {
-    const last = s.out().split('\n').filter((l) => l.includes('consumer.rebalanced')).at(-1);
-    return last ? Object.values((JSON.parse(last) as { assigned: Record<string, number[]> }).assigned).flat() : [];
-  };
-  for (const n of [1, 2, 3]) {
-    const p = spawnCli(['sink', '-c', env.configFile], { SYNCLINE_LOG_LEVEL: 'info', SYNCLINE_INSTANCE_ID: String(n) });
-    let out = '';
-    p.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-400_000)));
-    sinks.push({ n, p, out: () => out });
-  }
   await waitFor('three sink processes, one apply-topic partition each', async () => {
     for (const s of sinks) if (s.p.exitCode !== null) throw new Error(`sink ${s.n} exited ${s.p.exitCode}: ${s.out().slice(-2000)}`);
-    return sinks.every((s) => assigned(s).length === 1);
+    return sinks.every((s) => s.assigned().length === 1);
   }, 90_000, 200);
   const redis = new Redis(env.config.redis.url);
   t.after(() => redis.disconnect());
@@ -229,7 +218,7 @@ test('split deployment, three sink processes (one apply-topic partition each): a
   await sql('postgres', `select pg_drop_replication_slot($1)`, [env.slot(P)]);
   await sql(env.sourceDb, `update items set v = 'changed while the slot was gone', updated_at = clock_timestamp() where id = $1`, [changed]);
   await sql(env.sourceDb, `delete from items where id = $1`, [gone]);
-  const stalled = sinks.find((s) => assigned(s).includes(rowPartition(changed)))!;
+  const stalled = sinks.find((s) => s.assigned().includes(rowPartition(changed)))!;
   stalled.p.kill('SIGSTOP');
   try {
     const snapshots = (await redis.keys(`${env.prefix}:{${P}}:s:${TABLE}:*`)).length;

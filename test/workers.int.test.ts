@@ -14,14 +14,13 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
-import { freePort, PG, sleep, spawnCli, sql, testEnv, waitFor } from './helpers.js';
+import { freePort, PG, sleep, spawnLogged, sql, testEnv, waitFor, type LoggedProcess } from './helpers.js';
 import { groups, topics } from '../src/core/kafka.js';
 import { itemsEqual, KeyedWriter, writeLogProblems } from './keyed-writes.js';
 
-interface Instance { n: number; p: ChildProcess; port: number; out: () => string; exit: Promise<number | null> }
+type Instance = LoggedProcess & { port: number };
 
 /** A pipeline `wk` over the keyed load, its target with the write log, and `syncline start` instances of it. */
 async function workers(t: TestContext, table: { transform?: Record<string, unknown>[] } = {}) {
@@ -42,14 +41,11 @@ async function workers(t: TestContext, table: { transform?: Record<string, unkno
 
   const start = async (n: number): Promise<Instance> => {
     const port = await freePort();
-    const p = spawnCli(['start', '-c', env.configFile, '--metrics-port', String(port)], { SYNCLINE_LOG_LEVEL: 'info', SYNCLINE_INSTANCE_ID: String(n) });
-    let out = '';
-    p.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-400_000)));
-    const i = { n, p, port, out: () => out, exit: new Promise<number | null>((r) => p.on('exit', (c) => r(c))) };
+    const i = { ...spawnLogged(['start', '-c', env.configFile, '--metrics-port', String(port)], n), port };
     instances.push(i);
     await waitFor(`instance ${n} to join the processor group`, async () => {
-      if (p.exitCode !== null) throw new Error(`instance ${n} exited ${p.exitCode}: ${out.slice(-2000)}`);
-      return out.includes('consumer.rebalanced');
+      if (i.p.exitCode !== null) throw new Error(`instance ${n} exited ${i.p.exitCode}: ${i.out().slice(-2000)}`);
+      return i.out().includes('consumer.rebalanced');
     }, 60_000, 200);
     return i;
   };
