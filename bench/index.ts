@@ -7,7 +7,7 @@
  *   npm run bench -- --quick               smoke sizes to check the harness; does not touch BENCHMARKS.md
  *   npm run bench -- --quick --write       … and writes it anyway (marked as a quick run)
  *   npm run bench -- --no-write            full run, print only
- *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify,instances,initial-load,debezium-e2e
+ *   --only validation,limit,capture,debezium,e2e,e2e-split,latency,replay,memory,mariadb-capture,mariadb-sink,backfill,targets,encryption,transforms,history,verify,instances,initial-load,debezium-e2e,kafka-client
  *                                          run only these; the MariaDB parts run their PostgreSQL baseline
  *                                          themselves (the capture (2)) and write only the MariaDB section
  *   --repeat K (default 3)  --skip-debezium  --snapshot-rows N (default 10,000,000)
@@ -24,6 +24,7 @@
  *   --peer-changes N (default changes/10): inserts of bench/debezium-e2e.ts's narrow workload (+ N/2 updates; the wide
  *                                          one is half of that): syncline end to end against Debezium → JDBC sink,
  *                                          then syncline's latency at 80 % of its rate (--latency-seconds, at most 30)
+ *   --client-messages N (default 200,000): messages of bench/kafka-client.ts (@platformatic/kafka against kafkajs)
  *
  * BENCHMARKS.md keeps one section per benchmark between `<!-- bench:NAME:start -->` and
  * `<!-- bench:NAME:end -->`; a run replaces only its own sections, so benchmarks added later keep
@@ -31,6 +32,7 @@
  * A missed target is printed as "not met" and never fails the run; only a harness error exits 1.
  * Needs the local stack (`npm run stack:up`) for everything but validation.
  */
+import '../src/core/kafkajs-patch.js'; // first: before kafkajs loads (bench/kafka-client.ts measures kafkajs as syncline runs it)
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -48,6 +50,7 @@ import { runVerifyBench, verifyBenchSection, verifyBenchTable } from './verify.j
 import { instancesSection, instancesTable, runInstancesBench } from './instances.js';
 import { initialLoadSection, initialLoadTable, runInitialLoadBench } from './initial-load.js';
 import { buildJdbcSink, debeziumE2eSection, debeziumE2eTable, runDebeziumE2eBench } from './debezium-e2e.js';
+import { kafkaClientSection, kafkaClientTable, runKafkaClientBench } from './kafka-client.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCHMARKS_FILE = resolve(ROOT, 'BENCHMARKS.md');
@@ -150,11 +153,13 @@ export interface BenchArgs {
   loadWideRows: number;
   /** Inserts of the narrow workload of bench/debezium-e2e.ts (its wide one has half as many). */
   peerChanges: number;
+  /** Messages of bench/kafka-client.ts. */
+  clientMessages: number;
   /** The command line as given, for "Reproduce:". */
   command: string;
 }
 
-export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify', 'instances', 'initial-load', 'debezium-e2e'] as const;
+export const ALL_BENCHES = ['validation', ...PIPELINE_BENCHES, 'backfill', 'targets', 'encryption', 'transforms', 'history', 'verify', 'instances', 'initial-load', 'debezium-e2e', 'kafka-client'] as const;
 
 export function parseArgs(argv: string[]): BenchArgs {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -193,6 +198,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     loadRows: value('--load-rows') !== undefined ? [num('--load-rows', 0)] : quick ? [20_000] : [1_000_000, 10_000_000],
     loadWideRows: num('--load-wide-rows', quick ? 5_000 : 250_000),
     peerChanges: num('--peer-changes', Math.max(1000, Math.round(changes / 10))),
+    clientMessages: num('--client-messages', quick ? 5_000 : 200_000),
     snapshotRows: num('--snapshot-rows', quick ? 50_000 : 10_000_000),
     latencySeconds: num('--latency-seconds', quick ? 10 : 60),
     latencyRate: num('--latency-rate', 5_000),
@@ -397,6 +403,12 @@ async function main(): Promise<void> {
     const r = await runDebeziumE2eBench({ changes: a.peerChanges, wideChanges: Math.round(a.peerChanges / 2), repeat: a.repeat, latencySeconds: Math.min(30, a.latencySeconds), log: (s) => console.log(s) });
     console.log('\n' + debeziumE2eTable(r));
     text = updateBenchmarks(text, 'debezium-e2e', debeziumE2eSection(r, m, a.command));
+  }
+  if (a.only.has('kafka-client')) {
+    console.log(`\nKafka client: ${fmt(a.clientMessages)} messages produced and consumed by @platformatic/kafka and by kafkajs`);
+    const r = await runKafkaClientBench({ messages: a.clientMessages, repeat: a.repeat, log: (s) => console.log(s) });
+    console.log('\n' + kafkaClientTable(r));
+    text = updateBenchmarks(text, 'kafka-client', kafkaClientSection(r, m, a.command));
   }
   if (a.only.has('verify')) {
     console.log(`\nverify next to md5(string_agg): two tables of ${fmt(a.verifyRows)} rows`);

@@ -16,6 +16,7 @@ import { instancesSection, instancesTable, runInstancesBench } from './instances
 import { initialLoadSection, initialLoadTable, runInitialLoadBench } from './initial-load.js';
 import { debeziumE2eSection, debeziumE2eTable, jdbcSinkBuilt, runDebeziumE2eBench } from './debezium-e2e.js';
 import { debeziumBuilt } from './debezium.js';
+import { kafkaClientSection, kafkaClientTable, runKafkaClientBench } from './kafka-client.js';
 
 test('figures: median, min – max, spread; ratios of medians', () => {
   const f = figure([10, 30, 20]);
@@ -187,4 +188,14 @@ test('the Debezium end-to-end bench carries one tiny workload by syncline and by
   assert.match(debeziumE2eTable(r), /^\| narrow \| 1,500 \| [\d,]+ \(.*\) \| [\d,]+ \(.*\) \| \d+\.\d\d .*\| ≥ 3× \| (met|not met) \|$/m);
   assert.match(debeziumE2eSection(r, machine(), 'npm run bench -- --only debezium-e2e'), /^## End to end against Debezium/);
   assert.equal(parseArgs(['--changes', '500000']).peerChanges, 50_000);
+});
+
+test('the Kafka client bench produces and consumes the same messages with @platformatic/kafka and with kafkajs as syncline runs it, and reports the ratios', { timeout: 120_000 }, async () => {
+  const r = await runKafkaClientBench({ messages: 2000, repeat: 1, log: () => undefined });
+  assert.equal(r.patched, true, "kafkajs is measured with syncline's produce patches");
+  for (const f of [r.kafkajs.produce, r.kafkajs.consume, r.platformatic.produce, r.platformatic.consume]) assert.ok(f.median > 0, 'a positive rate');
+  assert.ok(Math.abs(r.produceRatio.median - r.platformatic.produce.median / r.kafkajs.produce.median) < 1e-9);
+  assert.match(kafkaClientTable(r), /^\| produce \| [\d,]+ \(.*\) \| \d[\d.,]* \| [\d,]+ \(.*\) \| \d[\d.,]* \| \d+\.\d\d .*\| (≥|<) 1\.3×/m);
+  assert.match(kafkaClientSection(r, machine(), 'npm run bench -- --only kafka-client'), /^## Kafka client: @platformatic\/kafka against kafkajs/);
+  assert.equal(parseArgs(['--only', 'kafka-client', '--client-messages', '5000']).clientMessages, 5000);
 });
