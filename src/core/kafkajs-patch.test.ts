@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
 import { dirname, join } from 'node:path';
-import { crc32c, encodeRecord, GROUPER_PATH, groupMessagesPerPartition, kafkaPartition, kafkajsPatched, murmur2, PRODUCE_REQUEST_PATH, produceRequestV3, RECORD_PATH } from './kafkajs-patch.js';
+import { crc32c, encodeRecord, frameRequest, GROUPER_PATH, groupMessagesPerPartition, kafkaPartition, kafkajsPatched, murmur2, PRODUCE_REQUEST_PATH, produceRequestV3, RECORD_PATH, REQUEST_PATH } from './kafkajs-patch.js';
 import './kafka.js';
 
 test('kafkajs takes the linear grouping, which groups exactly as its own', () => {
@@ -79,6 +79,9 @@ test("the produce request is kafkajs's own, byte for byte", async () => {
     for (const args of [
       { acks: -1, timeout: 30000, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: msgs(5, 0), firstSequence: 0 }, { partition: 2, messages: msgs(40, 2), firstSequence: 17 }] }] },
       { acks: 1, timeout: 5000, transactionalId: 'tx-1', producerId: Long.fromNumber(4242), producerEpoch: 3, topicData: [{ topic: 'a', partitions: [{ partition: 1, messages: msgs(1, 1) }] }, { topic: 'b', partitions: [{ partition: 0, messages: [{ key: null, value: 'x', timestamp: 1795608000000 }, { key: 'y', value: null, timestamp: '1795608000500' }] }] }] },
+      // Unicode topic and transactional id, a large batch, then the compressed path (kafkajs's own batch).
+      { acks: -1, timeout: 30000, transactionalId: 'tx-é', producerId: Long.fromNumber(2 ** 40 + 7), producerEpoch: 1, topicData: [{ topic: 'tö', partitions: [{ partition: 0, messages: msgs(300, 0), firstSequence: 2 ** 30 }] }] },
+      { acks: -1, timeout: 30000, compression: 1, topicData: [{ topic: 'z', partitions: [{ partition: 0, messages: msgs(20, 0) }, { partition: 1, messages: msgs(3, 1) }] }] },
     ]) {
       const ours = (await produceRequestV3(args as never).encode()) as unknown as { buffer: Buffer };
       const theirs = (await original(args as never).encode()) as unknown as { buffer: Buffer };
@@ -87,5 +90,21 @@ test("the produce request is kafkajs's own, byte for byte", async () => {
     }
   } finally {
     Date.now = now;
+  }
+});
+
+test("kafkajs takes the request framing, which writes kafkajs's own bytes", async () => {
+  const require = createRequire(import.meta.url);
+  assert.equal(require('kafkajs/src/protocol/request.js'), frameRequest);
+  const mod = { exports: {} as unknown };
+  const dir = dirname(REQUEST_PATH);
+  vm.runInThisContext(`(function (module, require) {${readFileSync(REQUEST_PATH, 'utf8')}\n})`)(mod, (p: string) => require(join(dir, p)));
+  const original = mod.exports as typeof frameRequest;
+  const Encoder = require('kafkajs/src/protocol/encoder.js') as new () => { writeString(s: string): { writeInt32(n: number): unknown }; buffer: Buffer };
+  for (const [clientId, body] of [['syncline', 'x'.repeat(3000)], [null, ''], ['clïent', 'é'.repeat(70)]] as const) {
+    const request = { apiKey: 0, apiVersion: 3, encode: async () => new Encoder().writeString(body) as unknown as { buffer: Buffer } };
+    const ours = await frameRequest({ correlationId: 123456, clientId, request });
+    const theirs = (await original({ correlationId: 123456, clientId, request })) as unknown as { buffer: Buffer };
+    assert.deepEqual(ours.buffer, theirs.buffer, String(clientId));
   }
 });

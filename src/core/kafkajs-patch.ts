@@ -1,5 +1,5 @@
 /**
- * Two hot spots of kafkajs 2.2.4's producer (its last release, 2023), replaced with functions of
+ * Hot spots of kafkajs 2.2.4's producer (its last release, 2023), replaced with functions of
  * the same result, put into Node's require cache under their files' names before kafkajs loads them
  * (so kafkajs's producer takes them; this module must be evaluated before anything loads kafkajs:
  * src/core/kafka.ts, the runtime and the CLI import it first; `kafkajsPatched` says whether it was
@@ -12,6 +12,9 @@
  *    Ours: the exact size computed, one buffer written; the bytes are kafkajs's (a test compares them).
  *  - crc32C of each record batch: a byte at a time (2 % of capture). Ours: eight bytes at a time
  *    (slicing-by-8), the same checksum.
+ *  - the produce request and its framing (src/protocol/request.js): every byte of every record is
+ *    copied six times through growing, zero-filled Encoders (≈ 6 % of capture with wide rows, and
+ *    garbage). Ours: an uncompressed request written into one buffer of its exact size.
  * Also kafkaPartition(): the partition kafkajs's default partitioner gives a key (Java-compatible
  * murmur2), computed with 32-bit integer arithmetic instead of kafkajs's Long objects (4 % of capture).
  */
@@ -199,20 +202,12 @@ export function produceRequestV3({ acks, timeout, transactionalId = null, produc
     apiName: 'Produce',
     expectResponse: () => acks !== 0,
     encode: async () => {
+      if (codec === k.Types.None) return encodeUncompressed(k, { acks, timeout, transactionalId, producerId: pid, producerEpoch, topicData });
       const topics: KafkajsEncoder[] = [];
       for (const { topic, partitions } of topicData) {
         const encoded: KafkajsEncoder[] = [];
         for (const { partition, messages, firstSequence } of partitions) {
-          const dateNow = Date.now();
-          const stamps = messages.map((m) => m.timestamp).filter((t) => t != null).sort();
-          const timestamps = stamps.length === 0 ? [dateNow] : stamps;
-          const firstTimestamp = timestamps[0] as number;
-          const maxTimestamp = timestamps[timestamps.length - 1];
-          const records = new Array<{ buf: Buffer; readonly buffer: Buffer }>(messages.length);
-          for (let i = 0; i < messages.length; i++) {
-            const m = messages[i]!;
-            records[i] = recordOf(m.key, m.value, m.headers ?? {}, i, Number(m.timestamp || dateNow) - Number(firstTimestamp));
-          }
+          const { records, firstTimestamp, maxTimestamp } = recordsOf(messages);
           const recordBatch = (await k.RecordBatch({ compression: codec, records, firstTimestamp, maxTimestamp, producerId: pid, producerEpoch, firstSequence, transactional: !!transactionalId, lastOffsetDelta: records.length - 1 })) as KafkajsEncoder & { size(): number };
           encoded.push(new k.Encoder().writeInt32(partition).writeInt32(recordBatch.size()).writeEncoder(recordBatch));
         }
@@ -223,8 +218,122 @@ export function produceRequestV3({ acks, timeout, transactionalId = null, produc
   };
 }
 
+/** The records of one partition's batch, with kafkajs's first and max timestamps (its sort, as strings). */
+function recordsOf(messages: ProducedMessage[]): { records: { buf: Buffer; readonly buffer: Buffer }[]; firstTimestamp: number | string; maxTimestamp: number | string } {
+  const dateNow = Date.now();
+  const stamps = messages.map((m) => m.timestamp).filter((t) => t != null).sort() as (number | string)[];
+  const timestamps = stamps.length === 0 ? [dateNow] : stamps;
+  const firstTimestamp = timestamps[0]!;
+  const maxTimestamp = timestamps[timestamps.length - 1]!;
+  const records = new Array<{ buf: Buffer; readonly buffer: Buffer }>(messages.length);
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    records[i] = recordOf(m.key, m.value, m.headers ?? {}, i, Number(m.timestamp || dateNow) - Number(firstTimestamp));
+  }
+  return { records, firstTimestamp, maxTimestamp };
+}
+
+/** An object kafkajs's Encoder takes as one of its own (writeEncoder reads `buf` and `buffer`). */
+const asEncoder = (buf: Buffer) => ({ buf, get buffer() { return buf; }, size: () => buf.length });
+
+/** kafkajs's nullable STRING: int16 byte length (-1 for null), then UTF-8 bytes. */
+const stringSize = (s: string | null) => 2 + (s === null ? 0 : Buffer.byteLength(s, 'utf8'));
+function writeString(buf: Buffer, at: number, s: string | null): number {
+  if (s === null) return buf.writeInt16BE(-1, at);
+  const n = buf.write(s, at + 2, 'utf8');
+  buf.writeInt16BE(n, at);
+  return at + 2 + n;
+}
+function writeInt64(buf: Buffer, at: number, v: unknown, Long: KafkajsLong): number {
+  const l = Long.fromValue(v);
+  buf.writeInt32BE(l.getHighBits(), at);
+  buf.writeInt32BE(l.getLowBits(), at + 4);
+  return at + 8;
+}
+
+/**
+ * The uncompressed produce request written into one buffer of its exact size: kafkajs writes each
+ * record batch into a growing zero-filled Encoder and then copies it four more times (the batch, the
+ * partition, the topic, the request), ≈ 6 % of capture's CPU with wide rows. The bytes are kafkajs's
+ * (RecordBatch v0: src/protocol/recordBatch/v0; a test compares them).
+ */
+function encodeUncompressed(k: NonNullable<typeof kjs>, o: { acks: number; timeout: number; transactionalId: string | null; producerId: unknown; producerEpoch: number; topicData: { topic: string; partitions: PartitionData[] }[] }) {
+  const BATCH_HEAD = 8 + 4 + 4 + 1 + 4; // firstOffset, length, partitionLeaderEpoch, magic, crc
+  const BODY_HEAD = 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4; // attributes … firstSequence, record count
+  const topics = o.topicData.map(({ topic, partitions }) => ({
+    topic,
+    parts: partitions.map((p) => {
+      const r = recordsOf(p.messages);
+      let bytes = 0;
+      for (const rec of r.records) bytes += rec.buf.length;
+      return { p, ...r, bytes };
+    }),
+  }));
+  let size = stringSize(o.transactionalId) + 2 + 4 + 4;
+  for (const t of topics) {
+    size += stringSize(t.topic) + 4;
+    for (const part of t.parts) size += 4 + 4 + BATCH_HEAD + BODY_HEAD + part.bytes;
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let at = writeString(buf, 0, o.transactionalId);
+  at = buf.writeInt16BE(o.acks, at);
+  at = buf.writeInt32BE(o.timeout, at);
+  at = buf.writeInt32BE(topics.length, at);
+  const attributes = o.transactionalId ? 16 : 0; // no compression, create time, TRANSACTIONAL_MASK
+  for (const t of topics) {
+    at = writeString(buf, at, t.topic);
+    at = buf.writeInt32BE(t.parts.length, at);
+    for (const { p, records, firstTimestamp, maxTimestamp, bytes } of t.parts) {
+      const batchLength = 4 + 1 + 4 + BODY_HEAD + bytes; // what follows the length field
+      at = buf.writeInt32BE(p.partition, at);
+      at = buf.writeInt32BE(8 + 4 + batchLength, at); // the record set's size
+      at = writeInt64(buf, at, 0, k.Long); // firstOffset
+      at = buf.writeInt32BE(batchLength, at);
+      at = buf.writeInt32BE(0, at); // partitionLeaderEpoch
+      at = buf.writeInt8(2, at); // magic
+      const crcAt = at;
+      at += 4;
+      const bodyAt = at;
+      at = buf.writeInt16BE(attributes, at);
+      at = buf.writeInt32BE(records.length - 1, at); // lastOffsetDelta
+      at = writeInt64(buf, at, firstTimestamp, k.Long);
+      at = writeInt64(buf, at, maxTimestamp, k.Long);
+      at = writeInt64(buf, at, o.producerId, k.Long);
+      at = buf.writeInt16BE(o.producerEpoch, at);
+      at = buf.writeInt32BE(p.firstSequence ?? 0, at);
+      at = buf.writeInt32BE(records.length, at);
+      for (const rec of records) at += rec.buf.copy(buf, at);
+      buf.writeUInt32BE(crc32c(buf.subarray(bodyAt, at)), crcAt);
+    }
+  }
+  if (at !== size) throw new Error(`produce request: wrote ${at} bytes of ${size}`);
+  return asEncoder(buf);
+}
+
+/**
+ * kafkajs's request framing (src/protocol/request.js), the same bytes in one buffer of its exact size:
+ * size, api key, api version, correlation id, client id, then the request's payload (kafkajs copies
+ * the payload twice, through two growing Encoders).
+ */
+export async function frameRequest({ correlationId, clientId, request: { apiKey, apiVersion, encode } }: { correlationId: number; clientId: string | null; request: { apiKey: number; apiVersion: number; encode: () => Promise<{ buffer: Buffer }> | { buffer: Buffer } } }) {
+  const payload = (await encode()).buffer;
+  const size = 2 + 2 + 4 + stringSize(clientId) + payload.length;
+  const buf = Buffer.allocUnsafe(4 + size);
+  let at = buf.writeInt32BE(size, 0);
+  at = buf.writeInt16BE(apiKey, at);
+  at = buf.writeInt16BE(apiVersion, at);
+  at = buf.writeInt32BE(correlationId, at);
+  at = writeString(buf, at, clientId);
+  payload.copy(buf, at);
+  return asEncoder(buf);
+}
+
+interface KafkajsLong {
+  fromValue(v: unknown): { getHighBits(): number; getLowBits(): number };
+}
+
 /** kafkajs's own modules the produce request uses, loaded on first use (after install() put ours in place). */
-let kjs: { Long: { fromInt(n: number): unknown }; Encoder: new () => KafkajsEncoder; apiKey: number; Types: { None: number }; RecordBatch: (o: object) => Promise<unknown> } | undefined;
+let kjs: { Long: { fromInt(n: number): unknown } & KafkajsLong; Encoder: new () => KafkajsEncoder; apiKey: number; Types: { None: number }; RecordBatch: (o: object) => Promise<unknown> } | undefined;
 function kafkajsModules(): NonNullable<typeof kjs> {
   return (kjs ??= {
     Long: require('kafkajs/src/utils/long.js'),
@@ -241,6 +350,7 @@ export const RECORD_PATH = require.resolve('kafkajs/src/protocol/recordBatch/rec
 export const CRC32C_PATH = require.resolve('kafkajs/src/protocol/recordBatch/crc32C/index.js');
 const SEND_MESSAGES_PATH = require.resolve('kafkajs/src/producer/sendMessages.js');
 export const PRODUCE_REQUEST_PATH = require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js');
+export const REQUEST_PATH = require.resolve('kafkajs/src/protocol/request.js');
 
 function put(path: string, exports: unknown): void {
   const m = new Module(path);
@@ -251,13 +361,14 @@ function put(path: string, exports: unknown): void {
 }
 
 function install(): boolean {
-  if (require.cache[SEND_MESSAGES_PATH] || require.cache[PRODUCE_REQUEST_PATH]) {
-    return require.cache[GROUPER_PATH]?.exports === groupMessagesPerPartition && require.cache[RECORD_PATH]?.exports === encodeRecord && require.cache[CRC32C_PATH]?.exports === crc32c && require.cache[PRODUCE_REQUEST_PATH]?.exports === produceRequestV3;
+  if (require.cache[SEND_MESSAGES_PATH] || require.cache[PRODUCE_REQUEST_PATH] || require.cache[REQUEST_PATH]) {
+    return require.cache[GROUPER_PATH]?.exports === groupMessagesPerPartition && require.cache[RECORD_PATH]?.exports === encodeRecord && require.cache[CRC32C_PATH]?.exports === crc32c && require.cache[PRODUCE_REQUEST_PATH]?.exports === produceRequestV3 && require.cache[REQUEST_PATH]?.exports === frameRequest;
   }
   put(GROUPER_PATH, groupMessagesPerPartition);
   put(RECORD_PATH, encodeRecord);
   put(CRC32C_PATH, crc32c);
   put(PRODUCE_REQUEST_PATH, produceRequestV3);
+  put(REQUEST_PATH, frameRequest);
   return true;
 }
 

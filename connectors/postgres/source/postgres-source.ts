@@ -541,9 +541,11 @@ export class PostgresSource implements Source {
   private row(st: TableState, tuple: Record<string, unknown>, unchangedToast: string[] | null, old?: Record<string, unknown> | null): Row {
     const out: Row = {};
     for (const c of st.columns) {
-      if (!(c.name in tuple)) continue;
       let raw = tuple[c.name];
-      if (raw === undefined && old && old[c.name] !== undefined) raw = old[c.name];
+      if (raw === undefined) {
+        if (!(c.name in tuple)) continue;
+        if (old && old[c.name] !== undefined) raw = old[c.name];
+      }
       if (raw === undefined) {
         // 'u' in pgoutput: an unchanged TOASTed value PostgreSQL did not send.
         if (unchangedToast) unchangedToast.push(c.name);

@@ -1,0 +1,85 @@
+/**
+ * The tuple reader that replaces pg-logical-replication's (pgoutput.ts): the same tuples from the
+ * same pgoutput messages, but every character of a text value kept (the library's drops a leading U+FEFF).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PgoutputParser } from 'pg-logical-replication/dist/output-plugins/pgoutput/pgoutput-parser.js';
+import { readTextTuple, TextPgoutputPlugin } from './pgoutput.js';
+
+/** A pgoutput Relation message (protocol 1) of the given column names, all text. */
+function relationMsg(oid: number, cols: string[]): Buffer {
+  const parts: Buffer[] = [Buffer.from('R'), int32(oid), cstr('public'), cstr('t'), Buffer.from([0x64]), int16(cols.length)];
+  cols.forEach((c, i) => parts.push(Buffer.from([i === 0 ? 1 : 0]), cstr(c), int32(25), int32(-1)));
+  return Buffer.concat(parts);
+}
+type Val = string | null | 'u!' | Buffer;
+function tupleData(vals: Val[]): Buffer {
+  const parts: Buffer[] = [int16(vals.length)];
+  for (const v of vals) {
+    if (v === null) parts.push(Buffer.from('n'));
+    else if (v === 'u!') parts.push(Buffer.from('u'));
+    else if (Buffer.isBuffer(v)) parts.push(Buffer.from('b'), int32(v.length), v);
+    else {
+      const b = Buffer.from(v, 'utf8');
+      parts.push(Buffer.from('t'), int32(b.length), b);
+    }
+  }
+  return Buffer.concat(parts);
+}
+const insertMsg = (oid: number, vals: Val[]) => Buffer.concat([Buffer.from('I'), int32(oid), Buffer.from('N'), tupleData(vals)]);
+const updateMsg = (oid: number, old: Val[], vals: Val[]) => Buffer.concat([Buffer.from('U'), int32(oid), Buffer.from('O'), tupleData(old), Buffer.from('N'), tupleData(vals)]);
+const deleteKeyMsg = (oid: number, key: Val[]) => Buffer.concat([Buffer.from('D'), int32(oid), Buffer.from('K'), tupleData(key)]);
+function int16(n: number) { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; }
+function int32(n: number) { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; }
+function cstr(s: string) { return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.from([0])]); }
+
+/** The library's parser with text kept as text (what syncline did before the reader was replaced). */
+function libraryParser(): PgoutputParser {
+  const p = new PgoutputParser();
+  const parse = p.parse.bind(p);
+  p.parse = (buf: Buffer) => {
+    const msg = parse(buf) as { tag: string; columns?: { parser: unknown }[] };
+    if (msg.tag === 'relation') for (const c of msg.columns!) c.parser = (x: unknown) => x;
+    return msg as never;
+  };
+  return p;
+}
+
+test('pgoutput tuples read as the library reads them, as text', () => {
+  const ours = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+  const theirs = libraryParser();
+  const cols = ['id', 'name', 'note', 'blob', 'ts'];
+  const msgs = [
+    relationMsg(7, cols),
+    insertMsg(7, ['1', 'Ada', null, '', '2026-12-07 14:00:00.123456+00']),
+    insertMsg(7, ['2', 'Zoë — 日本語 🎉', 'x'.repeat(5000), 'tab\there', null]),
+    updateMsg(7, ['2', 'old', 'kept toast', 'b', null], ['2', 'new', 'u!', 'b', null]),
+    updateMsg(7, ['3', 'a', 'b', 'c', 'd'], ['3', 'a', 'u!', 'u!', 'd']),
+    deleteKeyMsg(7, ['9', null, null, null, null]),
+    insertMsg(7, ['4', Buffer.from([0, 1, 2]), null, null, null]),
+  ];
+  // Relations differ only in the per-column parser the library keeps (ours reads text, theirs identity).
+  const noParsers = (msg: { tag: string; columns?: object[]; relation?: { columns: object[] } }): object =>
+    msg.tag === 'relation' ? { ...msg, columns: msg.columns!.map((c) => ({ ...c, parser: null })) } : { ...msg, relation: noParsers({ tag: 'relation', ...msg.relation! }) };
+  for (const m of msgs) assert.deepEqual(noParsers(ours.parse(m) as never), noParsers(theirs.parse(m) as never), m.subarray(0, 1).toString());
+});
+
+test('a text value that starts with U+FEFF keeps it (the library would drop it)', () => {
+  const ours = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+  const theirs = libraryParser();
+  ours.parse(relationMsg(8, ['id', 'v']));
+  theirs.parse(relationMsg(8, ['id', 'v']));
+  const m = insertMsg(8, ['1', '\uFEFFbom first']);
+  assert.equal((ours.parse(m) as { new: Record<string, unknown> }).new.v, '\uFEFFbom first');
+  assert.equal((theirs.parse(m) as { new: Record<string, unknown> }).new.v, 'bom first');
+});
+
+test('a truncated or malformed tuple is an error that says so', () => {
+  const rel = { columns: [{ name: 'id' }, { name: 'v' }] };
+  const full = tupleData(['1', 'hello']);
+  assert.throws(() => readTextTuple({ _b: full.subarray(0, full.length - 2), _p: 0 }, rel), /unexpected end of message in a tuple/);
+  assert.throws(() => readTextTuple({ _b: tupleData(['1', 'a', 'b']), _p: 0 }, rel), /tuple has 3 columns, its relation 2/);
+  const bad = Buffer.concat([int16(1), Buffer.from('q')]);
+  assert.throws(() => readTextTuple({ _b: bad, _p: 0 }, rel), /unknown attribute kind q/);
+});
