@@ -30,6 +30,14 @@ function sourceHash(): string {
 }
 
 /** The java arguments that run the built harness (class path and main class); its key=value options follow. */
+/** The harness's arguments for `src`'s table from `slot` into `topic` (JSON unless `extra` says format=avro …). */
+export function debeziumArgs(src: Source, slot: string, topic: string, extra: string[] = []): string[] {
+  return [
+    `host=${PG.host}`, `port=${PG.port}`, `user=${PG.user}`, `db=${src.db}`, `slot=${slot}`, `publication=${src.publication}`,
+    `table=public.${src.table}`, `topic=${topic}`, `brokers=${BROKERS.join(',')}`, ...extra,
+  ];
+}
+
 export function debeziumCommand(): string[] {
   const dir = cacheDir();
   return ['-Dorg.slf4j.simpleLogger.defaultLogLevel=warn', '-cp', `${join(dir, 'target/classes')}:${join(dir, 'target/lib')}/*`, 'syncline.bench.DebeziumBench'];
@@ -54,14 +62,8 @@ export function buildDebezium(log: (s: string) => void = () => undefined): void 
 }
 
 export async function runDebezium(src: Source, slot: string, w: Workload, tag: string): Promise<CaptureRun> {
-  const dir = cacheDir();
   const topic = `${src.prefix}${tag}.debezium`;
-  const args = [
-    '-Xmx1g', '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
-    '-cp', `${join(dir, 'target/classes')}:${join(dir, 'target/lib')}/*`, 'syncline.bench.DebeziumBench',
-    `host=${PG.host}`, `port=${PG.port}`, `user=${PG.user}`, `db=${src.db}`, `slot=${slot}`, `publication=${src.publication}`,
-    `table=public.${src.table}`, `topic=${topic}`, `brokers=${BROKERS.join(',')}`,
-  ];
+  const args = ['-Xmx1g', ...debeziumCommand(), ...debeziumArgs(src, slot, topic)];
   try {
     return await withAdmin(async (admin) => {
       await createTopic(admin, topic, 3);
