@@ -83,3 +83,16 @@ test('a truncated or malformed tuple is an error that says so', () => {
   const bad = Buffer.concat([int16(1), Buffer.from('q')]);
   assert.throws(() => readTextTuple({ _b: bad, _p: 0 }, rel), /unknown attribute kind q/);
 });
+
+test('a row made in one object literal holds every column under its own name, in column order', async () => {
+  const { rowMaker } = await import('./postgres-source.js');
+  const names = ['id', 'constructor', 'toString', 'a"b', "it's", 'back\\slash', 'x y', 'ünï', '日本', '$1', '0', 'hasOwnProperty', ...Array.from({ length: 13 }, (_, i) => `c${i}`)];
+  const cols = names.map((name) => ({ name, type: { kind: 'text' } })) as never[];
+  const values = names.map((n, i) => (i % 4 === 0 ? null : `${n}=${i}`));
+  const make = rowMaker(cols)!;
+  const row = make(values);
+  assert.deepEqual(row, Object.fromEntries(names.map((n, i) => [n, values[i]])));
+  assert.deepEqual(Object.keys(row).sort(), [...names].sort());
+  assert.equal(rowMaker(cols), make, 'made once per column list');
+  assert.equal(rowMaker([...cols, { name: '__proto__', type: { kind: 'text' } } as never]), null, 'a column named __proto__ keeps the one-at-a-time row');
+});
