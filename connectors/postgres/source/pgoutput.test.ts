@@ -60,9 +60,24 @@ test('pgoutput tuples read as the library reads them, as text', () => {
     insertMsg(7, ['4', Buffer.from([0, 1, 2]), null, null, null]),
   ];
   // Relations differ only in the per-column parser the library keeps (ours reads text, theirs identity).
-  const noParsers = (msg: { tag: string; columns?: object[]; relation?: { columns: object[] } }): object =>
-    msg.tag === 'relation' ? { ...msg, columns: msg.columns!.map((c) => ({ ...c, parser: null })) } : { ...msg, relation: noParsers({ tag: 'relation', ...msg.relation! }) };
+  // Tuples compared as their own properties (the prototypes differ: null, and an empty object with none).
+  const own = (t: unknown) => (t ? Object.fromEntries(Object.getOwnPropertyNames(t).map((k) => [k, (t as Record<string, unknown>)[k]])) : t);
+  const noParsers = (msg: { tag: string; columns?: object[]; relation?: { columns: object[] }; new?: object; old?: object; key?: object }): object =>
+    msg.tag === 'relation'
+      ? { ...msg, columns: msg.columns!.map((c) => ({ ...c, parser: null })) }
+      : { ...msg, relation: noParsers({ tag: 'relation', ...msg.relation! }), new: own(msg.new), old: own(msg.old), key: own(msg.key) };
   for (const m of msgs) assert.deepEqual(noParsers(ours.parse(m) as never), noParsers(theirs.parse(m) as never), m.subarray(0, 1).toString());
+});
+
+test('a tuple holds its columns and nothing inherited, a column named __proto__ included', () => {
+  const ours = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+  ours.parse(relationMsg(9, ['id', '__proto__', 'constructor', 'a"b']));
+  const t = (ours.parse(insertMsg(9, ['1', 'p', null, 'q'])) as { new: Record<string, unknown> }).new;
+  assert.deepEqual(Object.keys(t), ['id', '__proto__', 'constructor', 'a"b']);
+  assert.equal(t['__proto__'], 'p');
+  assert.equal(t['constructor'], null);
+  assert.equal('toString' in t, false);
+  assert.equal('hasOwnProperty' in t, false);
 });
 
 test('a text value that starts with U+FEFF keeps it (the library would drop it)', () => {

@@ -31,9 +31,12 @@ export function readTextTuple(reader: Reader, relation: { columns: { name: strin
   p += 2;
   const columns = relation.columns;
   if (n > columns.length) throw new Error(`pgoutput: tuple has ${n} columns, its relation ${columns.length}`);
-  const tuple: Tuple = Object.create(null);
+  const make = n === columns.length ? tupleMaker(columns) : null;
+  const values: unknown[] = make ? new Array(n) : [];
+  const tuple: Tuple = make ? (values as unknown as Tuple) : Object.create(null);
   for (let i = 0; i < n; i++) {
-    const name = columns[i]!.name;
+    const name: string | number = make ? i : columns[i]!.name;
+    const unchangedName = columns[i]!.name;
     if (p >= end) throw truncated();
     const kind = b[p++];
     if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
@@ -44,11 +47,29 @@ export function readTextTuple(reader: Reader, relation: { columns: { name: strin
       tuple[name] = kind === 0x74 ? b.utf8Slice(p, p + len) : b.subarray(p, p + len);
       p += len;
     } else if (kind === 0x6e /* n */) tuple[name] = null;
-    else if (kind === 0x75 /* u */) tuple[name] = unchanged?.[name];
+    else if (kind === 0x75 /* u */) tuple[name] = unchanged?.[unchangedName];
     else throw new Error(`pgoutput: unknown attribute kind ${String.fromCharCode(kind ?? 0)}`);
   }
   reader._p = p;
-  return tuple;
+  return make ? make(values) : tuple;
+}
+
+/**
+ * The tuple of a relation as an object with fast properties: set one at a time into a dictionary
+ * (the library's `Object.create(null)`), a 25-column tuple was a hash table to fill and to read.
+ * Made by a constructor per column list whose prototype has no properties and no prototype, so, as
+ * the library's, the tuple has nothing but its columns (a column named `__proto__` included).
+ */
+const tupleMakers = new WeakMap<{ name: string }[], (values: unknown[]) => Tuple>();
+function tupleMaker(columns: { name: string }[]): (values: unknown[]) => Tuple {
+  let make = tupleMakers.get(columns);
+  if (!make) {
+    const Ctor = new Function('v', columns.map((c, i) => `this[${JSON.stringify(c.name)}] = v[${i}];`).join('\n')) as unknown as { new (v: unknown[]): Tuple; prototype: object };
+    Ctor.prototype = Object.create(null);
+    make = (values) => new Ctor(values);
+    tupleMakers.set(columns, make);
+  }
+  return make;
 }
 
 const truncated = () => new Error('pgoutput: unexpected end of message in a tuple');
