@@ -80,7 +80,20 @@ export function encodeRecord({ offsetDelta = 0, timestampDelta = 0, key, value, 
   return recordOf(key, value, headers, offsetDelta, timestampDelta);
 }
 
-function recordOf(key: RecordInput['key'], value: RecordInput['value'], headers: NonNullable<RecordInput['headers']>, offsetDelta: number, timestampDelta: number): { buf: Buffer; readonly buffer: Buffer } {
+/** A record measured (recordPlan) and then written where it goes (writeRecord). */
+interface RecordPlan {
+  k: Buffer | null;
+  v: Buffer | null;
+  hs: [Buffer | null, Buffer | null][];
+  offsetDelta: number;
+  timestampDelta: number;
+  /** Bytes after the length varint. */
+  body: number;
+  /** All the record's bytes, its length varint included. */
+  size: number;
+}
+
+function recordPlan(key: RecordInput['key'], value: RecordInput['value'], headers: NonNullable<RecordInput['headers']>, offsetDelta: number, timestampDelta: number): RecordPlan {
   const k = bytesOf(key);
   const v = bytesOf(value);
   const hs: [Buffer | null, Buffer | null][] = [];
@@ -92,15 +105,25 @@ function recordOf(key: RecordInput['key'], value: RecordInput['value'], headers:
   }
   let body = 1 + uvarintSize(zigzag64(timestampDelta)) + uvarintSize(zigzag32(offsetDelta)) + sizeOfBytes(k) + sizeOfBytes(v) + uvarintSize(zigzag32(hs.length));
   for (const [n, hv] of hs) body += sizeOfBytes(n) + sizeOfBytes(hv);
-  const buf = Buffer.allocUnsafe(uvarintSize(zigzag32(body)) + body);
-  let at = writeUVarint(buf, 0, zigzag32(body));
+  return { k, v, hs, offsetDelta, timestampDelta, body, size: uvarintSize(zigzag32(body)) + body };
+}
+
+function writeRecord(buf: Buffer, at: number, r: RecordPlan): number {
+  at = writeUVarint(buf, at, zigzag32(r.body));
   buf[at++] = 0; // attributes
-  at = writeUVarint(buf, at, zigzag64(timestampDelta));
-  at = writeUVarint(buf, at, zigzag32(offsetDelta));
-  at = writeBytes(buf, at, k);
-  at = writeBytes(buf, at, v);
-  at = writeUVarint(buf, at, zigzag32(hs.length));
-  for (const [n, hv] of hs) at = writeBytes(buf, writeBytes(buf, at, n), hv);
+  at = writeUVarint(buf, at, zigzag64(r.timestampDelta));
+  at = writeUVarint(buf, at, zigzag32(r.offsetDelta));
+  at = writeBytes(buf, at, r.k);
+  at = writeBytes(buf, at, r.v);
+  at = writeUVarint(buf, at, zigzag32(r.hs.length));
+  for (const [n, hv] of r.hs) at = writeBytes(buf, writeBytes(buf, at, n), hv);
+  return at;
+}
+
+function recordOf(key: RecordInput['key'], value: RecordInput['value'], headers: NonNullable<RecordInput['headers']>, offsetDelta: number, timestampDelta: number): { buf: Buffer; readonly buffer: Buffer } {
+  const plan = recordPlan(key, value, headers, offsetDelta, timestampDelta);
+  const buf = Buffer.allocUnsafe(plan.size);
+  writeRecord(buf, 0, plan);
   return { buf, get buffer() { return buf; } };
 }
 
@@ -218,19 +241,37 @@ export function produceRequestV3({ acks, timeout, transactionalId = null, produc
   };
 }
 
-/** The records of one partition's batch, with kafkajs's first and max timestamps (its sort, as strings). */
-function recordsOf(messages: ProducedMessage[]): { records: { buf: Buffer; readonly buffer: Buffer }[]; firstTimestamp: number | string; maxTimestamp: number | string } {
+/** First and max timestamps of a partition's batch, as kafkajs takes them (its sort, as strings), and the time of messages without one. */
+function timesOf(messages: ProducedMessage[]): { firstTimestamp: number | string; maxTimestamp: number | string; dateNow: number } {
   const dateNow = Date.now();
   const stamps = messages.map((m) => m.timestamp).filter((t) => t != null).sort() as (number | string)[];
   const timestamps = stamps.length === 0 ? [dateNow] : stamps;
-  const firstTimestamp = timestamps[0]!;
-  const maxTimestamp = timestamps[timestamps.length - 1]!;
+  return { firstTimestamp: timestamps[0]!, maxTimestamp: timestamps[timestamps.length - 1]!, dateNow };
+}
+
+/** The records of one partition's batch (kafkajs's compressed path takes them as Encoders). */
+function recordsOf(messages: ProducedMessage[]): { records: { buf: Buffer; readonly buffer: Buffer }[]; firstTimestamp: number | string; maxTimestamp: number | string } {
+  const { firstTimestamp, maxTimestamp, dateNow } = timesOf(messages);
   const records = new Array<{ buf: Buffer; readonly buffer: Buffer }>(messages.length);
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i]!;
     records[i] = recordOf(m.key, m.value, m.headers ?? {}, i, Number(m.timestamp || dateNow) - Number(firstTimestamp));
   }
   return { records, firstTimestamp, maxTimestamp };
+}
+
+/** The records of one partition's batch, measured, to be written into the request in place. */
+function plansOf(messages: ProducedMessage[]): { plans: RecordPlan[]; firstTimestamp: number | string; maxTimestamp: number | string; bytes: number } {
+  const { firstTimestamp, maxTimestamp, dateNow } = timesOf(messages);
+  const plans = new Array<RecordPlan>(messages.length);
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    const plan = recordPlan(m.key, m.value, m.headers ?? {}, i, Number(m.timestamp || dateNow) - Number(firstTimestamp));
+    plans[i] = plan;
+    bytes += plan.size;
+  }
+  return { plans, firstTimestamp, maxTimestamp, bytes };
 }
 
 /** An object kafkajs's Encoder takes as one of its own (writeEncoder reads `buf` and `buffer`). */
@@ -262,12 +303,7 @@ function encodeUncompressed(k: NonNullable<typeof kjs>, o: { acks: number; timeo
   const BODY_HEAD = 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4; // attributes … firstSequence, record count
   const topics = o.topicData.map(({ topic, partitions }) => ({
     topic,
-    parts: partitions.map((p) => {
-      const r = recordsOf(p.messages);
-      let bytes = 0;
-      for (const rec of r.records) bytes += rec.buf.length;
-      return { p, ...r, bytes };
-    }),
+    parts: partitions.map((p) => ({ p, ...plansOf(p.messages) })),
   }));
   let size = stringSize(o.transactionalId) + 2 + 4 + 4;
   for (const t of topics) {
@@ -283,7 +319,7 @@ function encodeUncompressed(k: NonNullable<typeof kjs>, o: { acks: number; timeo
   for (const t of topics) {
     at = writeString(buf, at, t.topic);
     at = buf.writeInt32BE(t.parts.length, at);
-    for (const { p, records, firstTimestamp, maxTimestamp, bytes } of t.parts) {
+    for (const { p, plans, firstTimestamp, maxTimestamp, bytes } of t.parts) {
       const batchLength = 4 + 1 + 4 + BODY_HEAD + bytes; // what follows the length field
       at = buf.writeInt32BE(p.partition, at);
       at = buf.writeInt32BE(8 + 4 + batchLength, at); // the record set's size
@@ -295,14 +331,14 @@ function encodeUncompressed(k: NonNullable<typeof kjs>, o: { acks: number; timeo
       at += 4;
       const bodyAt = at;
       at = buf.writeInt16BE(attributes, at);
-      at = buf.writeInt32BE(records.length - 1, at); // lastOffsetDelta
+      at = buf.writeInt32BE(plans.length - 1, at); // lastOffsetDelta
       at = writeInt64(buf, at, firstTimestamp, k.Long);
       at = writeInt64(buf, at, maxTimestamp, k.Long);
       at = writeInt64(buf, at, o.producerId, k.Long);
       at = buf.writeInt16BE(o.producerEpoch, at);
       at = buf.writeInt32BE(p.firstSequence ?? 0, at);
-      at = buf.writeInt32BE(records.length, at);
-      for (const rec of records) at += rec.buf.copy(buf, at);
+      at = buf.writeInt32BE(plans.length, at);
+      for (const plan of plans) at = writeRecord(buf, at, plan);
       buf.writeUInt32BE(crc32c(buf.subarray(bodyAt, at)), crcAt);
     }
   }
