@@ -623,8 +623,9 @@ function jsonOf(v: unknown): string {
  * A function that makes a table's row from its values in column order as one object literal. A row
  * built by assigning `row[name]` one column at a time turns into a dictionary (hash-table) object in
  * V8 past 12 columns, and every later read of it (the Avro writer's, the for-in checks) is a hash
- * lookup: with 25 columns, making and encoding a row took 1.5× as long. Columns named `__proto__`
- * (an object literal would set the prototype) keep the one-at-a-time row (null here).
+ * lookup: with 25 columns, making and encoding a row took 1.5× as long. A table with a column named
+ * `__proto__` (an object literal would set the prototype) gets null here: its rows are made with
+ * Object.fromEntries, which keeps it an own property.
  */
 const rowMakers = new WeakMap<SourceColumn[], ((values: Value[]) => Row) | null>();
 export function rowMaker(cols: SourceColumn[]): ((values: Value[]) => Row) | null {
