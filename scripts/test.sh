@@ -51,16 +51,10 @@ export NODE_ENV=test
 # here so the stages tests run in-process take the path production takes, whatever a test file imports first.
 # Each file's time goes to reports/test-times.txt (scripts/test-times.mjs); the slowest are printed at the end.
 mkdir -p reports
-# The together files go integration first (bench/ and *.int.test.ts, the long ones), unit files last:
-# taken in name order, the long test/*.int files came last and one runner idled while the other
-# finished them; unit files fill that end instead.
-together=(); alone=(); units=()
+together=(); alone=()
 for f in "${files[@]}"; do
-  if head -40 "$f" | grep -q 'npm test: alone'; then alone+=("$f")
-  elif [[ "$f" == bench/* || "$f" == *.int.test.ts ]]; then together+=("$f")
-  else units+=("$f"); fi
+  if head -40 "$f" | grep -q 'npm test: alone'; then alone+=("$f"); else together+=("$f"); fi
 done
-together+=("${units[@]}")
 reporter=tap; [ -t 1 ] && reporter=spec
 code=0
 run() { # CONCURRENCY TIMES-FILE FILES...
