@@ -4,17 +4,23 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
 import { dirname, join } from 'node:path';
-import { crc32c, encodeRecord, frameRequest, GROUPER_PATH, groupMessagesPerPartition, kafkaPartition, kafkajsPatched, murmur2, PRODUCE_REQUEST_PATH, produceRequestV3, RECORD_PATH, REQUEST_PATH } from './kafkajs-patch.js';
+import { crc32c, crc32cKind, crc32cSliced, encodeRecord, frameRequest, GROUPER_PATH, groupMessagesPerPartition, kafkaPartition, kafkajsPatched, murmur2, PRODUCE_REQUEST_PATH, produceRequestV3, RECORD_PATH, REQUEST_PATH } from './kafkajs-patch.js';
 import './kafka.js';
+
+const require = createRequire(import.meta.url);
+
+/** kafkajs's own file at `path`, evaluated on its own (its relative requires from its folder), not the one installed in its place. */
+function originalKafkajs<T>(path: string): T {
+  const mod = { exports: {} as unknown };
+  const dir = dirname(path);
+  vm.runInThisContext(`(function (module, require) {${readFileSync(path, 'utf8')}\n})`)(mod, (p: string) => require(p.startsWith('.') ? join(dir, p) : p));
+  return mod.exports as T;
+}
 
 test('kafkajs takes the linear grouping, which groups exactly as its own', () => {
   assert.equal(kafkajsPatched, true, 'installed before kafkajs loaded');
-  const require = createRequire(import.meta.url);
   assert.equal(require('kafkajs/src/producer/groupMessagesPerPartition.js'), groupMessagesPerPartition);
-  // kafkajs's own file, evaluated on its own.
-  const mod = { exports: {} as unknown };
-  vm.runInThisContext(`(function (module) {${readFileSync(GROUPER_PATH, 'utf8')}\n})`)(mod);
-  const original = mod.exports as typeof groupMessagesPerPartition;
+  const original = originalKafkajs<typeof groupMessagesPerPartition>(GROUPER_PATH);
   const partitionMetadata = [{ partitionId: 0 }, { partitionId: 1 }, { partitionId: 2 }];
   const partitioner = ({ message }: { message: unknown }) => (message as { partition: number }).partition;
   for (const n of [0, 1, 7, 500]) {
@@ -25,14 +31,9 @@ test('kafkajs takes the linear grouping, which groups exactly as its own', () =>
 });
 
 test("kafkajs takes the record encoder, which writes kafkajs's own bytes", () => {
-  const require = createRequire(import.meta.url);
   assert.equal(require('kafkajs/src/protocol/recordBatch/record/v0/index.js'), encodeRecord);
   // kafkajs's own file, evaluated with its own Encoder and Header.
-  const mod = { exports: {} as unknown };
-  const dir = dirname(RECORD_PATH);
-  const req = (p: string) => require(join(dir, p));
-  vm.runInThisContext(`(function (module, require) {${readFileSync(RECORD_PATH, 'utf8')}\n})`)(mod, req);
-  const original = mod.exports as (r: object) => { buffer: Buffer };
+  const original = originalKafkajs<(r: object) => { buffer: Buffer }>(RECORD_PATH);
   const bytes = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 37) % 256));
   const cases = [
     {},
@@ -46,7 +47,8 @@ test("kafkajs takes the record encoder, which writes kafkajs's own bytes", () =>
 });
 
 test("crc32c and the key partition are kafkajs's own", () => {
-  const require = createRequire(import.meta.url);
+  // Where @node-rs/crc32 ships a binary (linux x64 here), the producer uses it.
+  if (process.platform === 'linux' && process.arch === 'x64') assert.equal(crc32cKind, 'native');
   assert.equal(require('kafkajs/src/protocol/recordBatch/crc32C/index.js'), crc32c);
   const originalCrc = require('kafkajs/src/protocol/recordBatch/crc32C/crc32C.js') as (b: Buffer) => number;
   const originalMurmur = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (b: Buffer) => number;
@@ -58,19 +60,16 @@ test("crc32c and the key partition are kafkajs's own", () => {
   for (let len = 0; len < 300; len++) {
     const b = Buffer.from(Array.from({ length: len }, () => Math.floor(rnd() * 256)));
     assert.equal(crc32c(b), originalCrc(b) >>> 0, `crc of ${len} bytes`);
+    assert.equal(crc32cSliced(b), originalCrc(b) >>> 0, `JS crc of ${len} bytes`);
     assert.equal(murmur2(b), originalMurmur(b), `murmur2 of ${len} bytes`);
     for (const n of [1, 3, 7, 64]) assert.equal(kafkaPartition(b, n), partitioner({ topic: 't', partitionMetadata: md(n), message: { key: b } }));
   }
 });
 
 test("the produce request is kafkajs's own, byte for byte", async () => {
-  const require = createRequire(import.meta.url);
   assert.equal(require('kafkajs/src/protocol/requests/produce/v3/request.js'), produceRequestV3);
   // kafkajs's own file, evaluated with its own modules (but the record encoder, already shown to be equal).
-  const mod = { exports: {} as unknown };
-  const dir = dirname(PRODUCE_REQUEST_PATH);
-  vm.runInThisContext(`(function (module, require) {${readFileSync(PRODUCE_REQUEST_PATH, 'utf8')}\n})`)(mod, (p: string) => require(join(dir, p)));
-  const original = mod.exports as typeof produceRequestV3;
+  const original = originalKafkajs<typeof produceRequestV3>(PRODUCE_REQUEST_PATH);
   const Long = require('kafkajs/src/utils/long.js') as { fromInt(n: number): unknown; fromNumber(n: number): unknown };
   const msgs = (n: number, p: number) => Array.from({ length: n }, (_, i) => ({ key: Buffer.from(`k${p}-${i}`), value: Buffer.from('v'.repeat(i * 13)), ...(i % 3 === 0 ? { headers: { 'syncline.peer-decided': '1' } } : {}), partition: p }));
   const now = Date.now;
@@ -94,17 +93,28 @@ test("the produce request is kafkajs's own, byte for byte", async () => {
 });
 
 test("kafkajs takes the request framing, which writes kafkajs's own bytes", async () => {
-  const require = createRequire(import.meta.url);
   assert.equal(require('kafkajs/src/protocol/request.js'), frameRequest);
-  const mod = { exports: {} as unknown };
-  const dir = dirname(REQUEST_PATH);
-  vm.runInThisContext(`(function (module, require) {${readFileSync(REQUEST_PATH, 'utf8')}\n})`)(mod, (p: string) => require(join(dir, p)));
-  const original = mod.exports as typeof frameRequest;
+  const original = originalKafkajs<typeof frameRequest>(REQUEST_PATH);
   const Encoder = require('kafkajs/src/protocol/encoder.js') as new () => { writeString(s: string): { writeInt32(n: number): unknown }; buffer: Buffer };
   for (const [clientId, body] of [['syncline', 'x'.repeat(3000)], [null, ''], ['clïent', 'é'.repeat(70)]] as const) {
     const request = { apiKey: 0, apiVersion: 3, encode: async () => new Encoder().writeString(body) as unknown as { buffer: Buffer } };
     const ours = await frameRequest({ correlationId: 123456, clientId, request });
     const theirs = (await original({ correlationId: 123456, clientId, request })) as unknown as { buffer: Buffer };
     assert.deepEqual(ours.buffer, theirs.buffer, String(clientId));
+  }
+  // An uncompressed produce request is framed in the room left before it (a client id too long for that room: copied),
+  // and the frame is byte for byte kafkajs's own framing of kafkajs's own request.
+  const originalProduce = originalKafkajs<typeof produceRequestV3>(PRODUCE_REQUEST_PATH);
+  const messages = Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: 'v'.repeat(i * 31), partition: 0, timestamp: 1795608000000 + i }));
+  const args = { acks: -1, timeout: 30000, topicData: [{ topic: 't', partitions: [{ partition: 0, messages, firstSequence: 3 }] }] };
+  // Room for a header of 128 bytes: 12 + 2 + 114 client id bytes fill it exactly.
+  for (const [clientId, inRoom] of [['syncline-capture-users-sync', true], [null, true], ['c'.repeat(114), true], ['c'.repeat(115), false], ['ü'.repeat(300), false]] as const) {
+    const encoded = (await produceRequestV3(args as never).encode()) as unknown as { buffer: Buffer };
+    const ours = await frameRequest({ correlationId: 77, clientId, request: { apiKey: 0, apiVersion: 3, encode: () => encoded } });
+    const theirs = (await original({ correlationId: 77, clientId, request: originalProduce(args as never) as never })) as unknown as { buffer: Buffer };
+    assert.deepEqual(ours.buffer, theirs.buffer, `client id of ${clientId?.length ?? 'null'} characters`);
+    assert.equal(ours.size(), ours.buffer.length);
+    const sameMemory = ours.buffer.buffer === encoded.buffer.buffer && ours.buffer.byteOffset + ours.buffer.length === encoded.buffer.byteOffset + encoded.buffer.length;
+    assert.equal(sameMemory, inRoom, `client id of ${clientId?.length ?? 'null'} characters: framed ${inRoom ? 'in place' : 'in a copy'}`);
   }
 });
