@@ -12,6 +12,9 @@ import { poison, retriable, fatal, type SynclineError } from './errors.js';
 import { tlsFailure } from './errors.js';
 import { registryAccess, type FetchLike, type RegistryConnection } from './registry-http.js';
 
+/** Bytes of one slab encodeSync writes messages into. */
+const ENCODE_SLAB = 64 * 1024;
+
 export class AvroCodec {
   readonly registry: SchemaRegistry;
   private readonly ids = new Map<string, Promise<number>>();
@@ -20,8 +23,9 @@ export class AvroCodec {
    * so encoding and decoding are synchronous: no registry client call, no await per record.
    */
   private readonly types = new Map<number, avsc.Type>();
-  /** Reused encode buffer (grows to the largest message); each message is copied out of it once. */
-  private scratch = Buffer.allocUnsafe(64 * 1024);
+  /** Where encodeSync writes messages (slabAt: the first free byte). */
+  private slab = Buffer.allocUnsafeSlow(ENCODE_SLAB);
+  private slabAt = 0;
 
   readonly url: string;
   /** fetch() with the registry's TLS and credentials (./registry-http.ts). */
@@ -133,23 +137,30 @@ export class AvroCodec {
   }
 
   /**
-   * Encode synchronously with a schema registered by this codec (the capture hot path): the Avro
-   * body is written after the 5-byte Confluent header in a reused buffer, then copied out once.
+   * Encode synchronously with a schema registered by this codec (the capture hot path): the
+   * Confluent header and the Avro body are written straight into a slab of ENCODE_SLAB bytes, and
+   * the message is a view of its part of the slab (no copy out of a scratch buffer, no allocation
+   * per message). Messages are short-lived (produced, then dropped), so a slab lives as long as its
+   * last message; a value larger than a slab gets a slab of its own.
    */
   encodeSync(id: number, value: unknown): Buffer {
     const type = this.types.get(id);
     if (!type) throw poison('AVRO_ENCODE', `schema ${id} was not registered by this process`);
+    let start = this.slabAt;
     let end: number;
     try {
-      while ((end = type.encode(value, this.scratch, 5)) < 0) this.scratch = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, 5 - end + this.scratch.length));
+      while ((end = type.encode(value, this.slab, start + 5)) < 0) {
+        // Negative: how many bytes were missing. A new slab, big enough, and the value written again at its start.
+        this.slab = Buffer.allocUnsafeSlow(Math.max(ENCODE_SLAB, 2 * (this.slab.length - start - end)));
+        this.slabAt = start = 0;
+      }
     } catch (err) {
       throw poison('AVRO_ENCODE', `value does not match schema ${id}: ${(err as Error).message}`, err);
     }
-    this.scratch[0] = 0;
-    this.scratch.writeInt32BE(id, 1);
-    const out = Buffer.allocUnsafe(end);
-    this.scratch.copy(out, 0, 0, end);
-    return out;
+    this.slab[start] = 0;
+    this.slab.writeInt32BE(id, start + 1);
+    this.slabAt = end;
+    return this.slab.subarray(start, end);
   }
 
   async encode(id: number, value: unknown): Promise<Buffer> {
