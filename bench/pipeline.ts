@@ -138,7 +138,8 @@ async function runShape(o: PipelineOptions, shape: Shape, inserts: number, dbz: 
         if (x.cpu) res.myCpu.capturePg.push(x.cpu);
         peak('syncline capture', x.peakMb);
         res.checks.push(`syncline capture ${tag}: ${fmt(x.changes)} messages in the topic = ${fmt(w.changes)} changes written`);
-        o.log(`  ${shape} ${tag} syncline capture → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB`);
+        const ownCpu = x.cpu?.['syncline capture'];
+        o.log(`  ${shape} ${tag} syncline capture → Kafka: ${fmt(x.perSec)} changes/s (${fmt(x.perSecWithStartup)}/s with start-up), peak RSS ${x.peakMb.toFixed(0)} MB${ownCpu === undefined ? '' : `, its CPU ${ownCpu.toFixed(1)} µs per change (start-up included)`}`);
       }
       if (my && res.mariadb) {
         const x = await runMariadbCapture(my, r, res.mariadb.workload);
