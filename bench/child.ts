@@ -5,8 +5,28 @@
  * progress without polling the target. SIGTERM drains and exits 0; a fatal error exits 1.
  */
 import '../src/core/kafkajs-patch.js'; // first: before anything loads kafkajs
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { loadConfig } from '../src/core/config/load.js';
 import { Runtime, type Stage } from '../src/runtime.js';
+
+/**
+ * SYNCLINE_BENCH_ALLOC_PROF=DIR: V8's sampling heap profiler over the whole run, collected objects
+ * included (where the garbage comes from, not only what stays), written to DIR/alloc-PID.heapprofile
+ * on SIGTERM; `node --import tsx bench/profile.ts FILE` summarises it by function.
+ */
+const allocDir = process.env.SYNCLINE_BENCH_ALLOC_PROF;
+const allocSession = allocDir ? new Session() : undefined;
+if (allocSession) {
+  allocSession.connect();
+  await allocSession.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+}
+async function writeAllocProfile(): Promise<void> {
+  if (!allocSession || !allocDir) return;
+  const { profile } = await allocSession.post('HeapProfiler.stopSampling');
+  writeFileSync(join(allocDir, `alloc-${process.pid}.heapprofile`), JSON.stringify(profile));
+}
 
 const [configFile, stageList] = process.argv.slice(2);
 if (!configFile || !stageList) {
@@ -41,7 +61,8 @@ let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
-  void runtime.stop().finally(() => {
+  void runtime.stop().finally(async () => {
+    await writeAllocProfile().catch((err: unknown) => console.error(`allocation profile not written: ${(err as Error).message}`));
     clearInterval(timer);
     print();
     setTimeout(() => process.exit(0), 50);

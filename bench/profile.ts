@@ -1,9 +1,11 @@
 /**
  * Summarise V8 CPU profiles (`.cpuprofile`, from `SYNCLINE_BENCH_CPU_PROF=DIR npm run bench …` or
  * `node --cpu-prof`): self time per function and per area (a package under node_modules, a folder of
- * src/, connectors/, or V8/Node internals), as a share of the sampled time.
+ * src/, connectors/, or V8/Node internals), as a share of the sampled time. Also allocation profiles
+ * (`.heapprofile`, from `SYNCLINE_BENCH_ALLOC_PROF=DIR`, bench/child.ts): bytes allocated per
+ * function and area, collected objects included.
  *
- *   node --import tsx bench/profile.ts FILE.cpuprofile [--top 30]
+ *   node --import tsx bench/profile.ts FILE.cpuprofile|FILE.heapprofile [--top 30]
  */
 import { readFileSync } from 'node:fs';
 
@@ -48,6 +50,28 @@ export function summarise(p: Profile): { total: number; byFn: Map<string, number
   return { total, byFn, byArea };
 }
 
+interface HeapNode {
+  callFrame: ProfileNode['callFrame'];
+  selfSize: number;
+  children?: HeapNode[];
+}
+
+/** A sampling heap profile as a CPU profile of one sample per call-tree node, weighted by its bytes. */
+export function heapAsProfile(head: HeapNode): Profile {
+  const p: Profile = { nodes: [], samples: [], timeDeltas: [] };
+  const walk = (n: HeapNode) => {
+    const id = p.nodes.length + 1;
+    p.nodes.push({ id, callFrame: n.callFrame });
+    if (n.selfSize > 0) {
+      p.samples.push(id);
+      p.timeDeltas.push(n.selfSize);
+    }
+    for (const c of n.children ?? []) walk(c);
+  };
+  walk(head);
+  return p;
+}
+
 function main(): void {
   const args = process.argv.slice(2);
   const file = args.find((a) => !a.startsWith('--'));
@@ -57,12 +81,15 @@ function main(): void {
     console.error('usage: profile.ts FILE.cpuprofile [--top N]');
     process.exit(2);
   }
-  const { total, byFn, byArea } = summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile);
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Profile | { head: HeapNode };
+  const heap = 'head' in raw;
+  const { total, byFn, byArea } = summarise(heap ? heapAsProfile(raw.head) : raw);
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
   const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]);
-  console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled\n\nself time by area`);
+  const what = heap ? 'bytes allocated' : 'self time';
+  console.log(`${file}: ${heap ? `${(total / 2 ** 20).toFixed(0)} MB allocated (sampled)` : `${(total / 1e6).toFixed(1)} s sampled`}\n\n${what} by area`);
   for (const [k, v] of sorted(byArea).slice(0, top)) console.log(`${pct(v)}  ${k}`);
-  console.log('\nself time by function');
+  console.log(`\n${what} by function`);
   for (const [k, v] of sorted(byFn).slice(0, top)) console.log(`${pct(v)}  ${k}`);
 }
 
