@@ -53,6 +53,8 @@ export class PostgresSource implements Source {
   private tables = new Map<string, TableState>(); // canonical table name (core/names.ts) → state; a renamed table under both names
   private readonly byOid = new Map<number, TableState>();
   private service?: LogicalReplicationService;
+  /** relationName()'s cache, by the parser's relation object. */
+  private readonly relationNames = new WeakMap<object, string>();
   private handler!: CaptureHandler;
   private heartbeatTimer?: NodeJS.Timeout;
 
@@ -466,7 +468,7 @@ export class PostgresSource implements Source {
       case 'insert':
       case 'update':
       case 'delete': {
-        const st = this.tables.get(formatTableName({ schema: msg.relation.schema, table: msg.relation.name }));
+        const st = this.tables.get(this.relationName(msg.relation));
         if (!st || !this.tx) return;
         const op: Op = msg.tag === 'insert' ? 'c' : msg.tag === 'update' ? 'u' : 'd';
         const unchangedToast: string[] = [];
@@ -497,7 +499,7 @@ export class PostgresSource implements Source {
       }
       case 'truncate':
         for (const rel of msg.relations) {
-          const st = this.tables.get(formatTableName({ schema: rel.schema, table: rel.name }));
+          const st = this.tables.get(this.relationName(rel));
           if (!st || !this.tx) continue;
           await this.handler.change({
             op: 't', before: null, after: null,
@@ -511,6 +513,16 @@ export class PostgresSource implements Source {
       default:
         return;
     }
+  }
+
+  /**
+   * The table name of a relation of the stream, formatted once per Relation message: the parser
+   * keeps one object per relation until PostgreSQL sends that relation again (a new object).
+   */
+  private relationName(rel: { schema: string; name: string }): string {
+    let name = this.relationNames.get(rel);
+    if (name === undefined) this.relationNames.set(rel, (name = formatTableName({ schema: rel.schema, table: rel.name })));
+    return name;
   }
 
   /** A logical message: a backfill watermark or signal of this slot (./backfill.ts); anything else is not ours. */
