@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PgoutputParser } from 'pg-logical-replication/dist/output-plugins/pgoutput/pgoutput-parser.js';
-import { readTextTuple, TextPgoutputPlugin } from './pgoutput.js';
+import { EventEmitter } from 'node:events';
+import { readTextTuple, ReplicationService, TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 
 /** A pgoutput Relation message (protocol 1) of the given column names, all text. */
 function relationMsg(oid: number, cols: string[]): Buffer {
@@ -110,4 +111,42 @@ test('a row made in one object literal holds every column under its own name, in
   assert.deepEqual(Object.keys(row).sort(), [...names].sort());
   assert.equal(rowMaker(cols), make, 'made once per column list');
   assert.equal(rowMaker([...cols, { name: '__proto__', type: { kind: 'text' } } as never]), null, 'a column named __proto__ keeps the one-at-a-time row');
+});
+
+test('the replication service delivers XLogData and keepalives with their positions; after a message it cannot parse, an error and nothing more', async () => {
+  // A malformed message cannot be had from a real PostgreSQL: the replication connection is an emitter here.
+  const connection = new EventEmitter();
+  const service = new ReplicationService({}, { acknowledge: { auto: false, timeoutSeconds: 0 } });
+  (service as unknown as { client(): Promise<unknown> }).client = async () => [{}, connection];
+  const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+  let ended!: () => void;
+  (plugin as unknown as { start(): Promise<void> }).start = () => new Promise<void>((r) => (ended = r));
+  const got: [string, string][] = [];
+  const keepalives: [string, boolean][] = [];
+  const errors: unknown[] = [];
+  service.onData = (lsn, msg: Pgoutput.Message) => got.push([lsn, msg.tag]);
+  service.onKeepalive = (lsn, reply) => keepalives.push([lsn, reply]);
+  service.on('error', (e: Error) => errors.push(e));
+  const subscribed = service.subscribe(plugin, 'slot', '0/0');
+  await new Promise((r) => setImmediate(r));
+  /** XLogData: 'w', start and end of WAL (two int32 each), send time, then the pgoutput message. */
+  const xlog = (hi: number, lo: number, msg: Buffer) => Buffer.concat([Buffer.from('w'), int32(hi), int32(lo), Buffer.alloc(16), msg]);
+  const keepalive = (hi: number, lo: number, reply: boolean) => Buffer.concat([Buffer.from('k'), int32(hi), int32(lo), Buffer.alloc(8), Buffer.from([reply ? 1 : 0])]);
+  connection.emit('copyData', { chunk: xlog(0x1a, 0xb2f0, relationMsg(7, ['id', 'v'])) });
+  connection.emit('copyData', { chunk: xlog(0x1a, 0xb300, insertMsg(7, ['1', 'x'])) });
+  connection.emit('copyData', { chunk: keepalive(0x1b, 0x10, true) });
+  connection.emit('copyData', { chunk: keepalive(0, 0xffffffff | 0, false) });
+  assert.deepEqual(got, [['1A/B2F0', 'relation'], ['1A/B300', 'insert']]);
+  assert.deepEqual(keepalives, [['1B/10', true], ['0/FFFFFFFF', false]]);
+  // A tuple cut short: the stream fails, and what follows (even a good message) is not delivered.
+  const bad = insertMsg(7, ['2', 'y']);
+  connection.emit('copyData', { chunk: xlog(0x1a, 0xb400, bad.subarray(0, bad.length - 1)) });
+  connection.emit('copyData', { chunk: xlog(0x1a, 0xb500, insertMsg(7, ['3', 'z'])) });
+  connection.emit('copyData', { chunk: keepalive(0x1c, 0, true) });
+  assert.equal(errors.length, 1);
+  assert.match(String(errors[0]), /unexpected end of message/);
+  assert.deepEqual(got.map(([lsn]) => lsn), ['1A/B2F0', '1A/B300']);
+  assert.equal(keepalives.length, 2);
+  ended();
+  await subscribed;
 });

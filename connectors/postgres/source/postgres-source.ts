@@ -14,7 +14,6 @@
  *    nothing is in flight, so an idle slot does not retain WAL.
  */
 import pg from 'pg';
-import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../../../src/core/envelope.js';
@@ -23,7 +22,7 @@ import { errorMessage, fatal } from '../../../src/core/errors.js';
 import { classifyPgError } from '../errors.js';
 import { TypeCatalog, columnType, parsePgText, toPgParam } from '../pgtypes.js';
 import type { CaptureHandler, Source, SourceColumn, SourceTable, TableRequest } from '../../../src/capture/source.js';
-import { TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
+import { ReplicationService, TextPgoutputPlugin, type Pgoutput } from './pgoutput.js';
 import { pgClientConfig, rawTypes } from '../connection.js';
 import { connectSource, ensurePublication, inspectTables, quoteIdent, quoteTable, replicationGrantHint, slotDropped, type PgTable } from './prepare.js';
 import { sleep } from '../../../src/core/retry.js';
@@ -52,7 +51,7 @@ export class PostgresSource implements Source {
   private catalog!: TypeCatalog;
   private tables = new Map<string, TableState>(); // canonical table name (core/names.ts) → state; a renamed table under both names
   private readonly byOid = new Map<number, TableState>();
-  private service?: LogicalReplicationService;
+  private service?: ReplicationService;
   /** relationName()'s cache, by the parser's relation object. */
   private readonly relationNames = new WeakMap<object, string>();
   private handler!: CaptureHandler;
@@ -359,7 +358,7 @@ export class PostgresSource implements Source {
 
   private async stream(): Promise<void> {
     const { connection, publication, slot } = this.config;
-    const service = new LogicalReplicationService(pgClientConfig(connection), {
+    const service = new ReplicationService(pgClientConfig(connection), {
       acknowledge: { auto: false, timeoutSeconds: 0 },
     });
     this.service = service;
@@ -370,14 +369,14 @@ export class PostgresSource implements Source {
       this.failure = (err) => reject(err);
       this.stopResolve = resolve;
     });
-    service.on('data', (lsn: string, msg: Pgoutput.Message) => {
+    service.onData = (lsn, msg) => {
       this.queue.push({ kind: 'data', lsn, msg });
       this.pump();
-    });
-    service.on('heartbeat', (lsn: string, _ts: number, reply: boolean) => {
+    };
+    service.onKeepalive = (lsn, reply) => {
       this.queue.push({ kind: 'keepalive', lsn, reply });
       this.pump();
-    });
+    };
     service.on('error', (err: Error) => {
       if (this.stopping) return;
       void this.streamFailed(err, `pipeline ${this.pipeline}: replication stream failed`);
