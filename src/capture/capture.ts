@@ -175,7 +175,10 @@ export class Capture implements CaptureHandler {
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log;
     this.source = opts.source;
-    this.maxBuffered = opts.maxBuffered ?? Math.max(this.source.batchSize * 8, 20000);
+    // Three batches (one in flight, one filling, one more): 8 batches or 20,000 changes held 20 – 25 MB
+    // more at the peak with ≈ 1 KB rows (peak RSS 213 – 220 MB against 184 – 198 with 6,000 – 8,000,
+    // `npm run bench -- --only capture`), and produced no faster.
+    this.maxBuffered = opts.maxBuffered ?? Math.max(this.source.batchSize * 3, 5000);
     this.dlq = new DeadLetters(opts.kafka, opts.prefix, opts.pipeline, opts.log);
     this.offsets = new CaptureOffsets(opts.kafka, opts.prefix);
     if (opts.wholeRows) this.toast = new ToastFill({ log: opts.log, reselect: this.source.reselect?.bind(this.source) });
