@@ -41,5 +41,5 @@ USER node
 EXPOSE 9464
 # A V8 heap that grows by 50 % over what is live after a full GC (the default lets it reach about 4×
 # the live data before collecting): peak RSS stays under 300 MB without a hard limit (BENCHMARKS.md).
-ENTRYPOINT ["node", "--heap-growing-percent=50", "dist/src/cli/main.js"]
+ENTRYPOINT ["node", "--heap-growing-percent=50", "--max-semi-space-size=8", "dist/src/cli/main.js"]
 CMD ["start", "--config", "/app/configs/data-sync-config.yaml"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --heap-growing-percent=50
+#!/usr/bin/env -S node --heap-growing-percent=50 --max-semi-space-size=8
 /**
  * The package's `syncline` bin (`npx syncline …`), usable right after `npm ci`, without a build:
  *  - in a checkout with the TypeScript sources and the dev dependencies, it runs src/cli/main.ts

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --heap-growing-percent=50
+#!/usr/bin/env -S node --heap-growing-percent=50 --max-semi-space-size=8
 /**
  * `syncline` command line. Exit codes: 0 clean stop, 1 fatal error (with the reason on stderr),
  * 2 usage error.

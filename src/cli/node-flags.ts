@@ -7,10 +7,20 @@
  * (memory above all) is what a deployment runs.
  * --heap-growing-percent=50: V8 grows the old generation in smaller steps, so a process's resident
  * set follows its live data more closely (peak RSS) at a small cost in GC time.
+ * --max-semi-space-size=8: a young generation of 8 MB semi-spaces, not Node 20's 16: peak RSS of the
+ * one-process end to end 207 – 210 → 191 MB, of process+sink 202 – 204 → 184 – 186, of wide-row
+ * capture 213 – 220 → 191 – 194, with syncline's CPU per change within the runs' noise (one-process
+ * 42 / 38 µs → 45 / 37; BENCHMARKS.md). Larger semi-spaces bought no CPU here and cost RSS.
  */
 import v8 from 'node:v8';
 
-export const SYNCLINE_NODE_FLAGS = ['--heap-growing-percent=50'];
+export const SYNCLINE_NODE_FLAGS = ['--heap-growing-percent=50', '--max-semi-space-size=8'];
+
+/**
+ * Flags V8 reads only when it sets its heap up: they work on node's command line (every way of
+ * starting syncline above passes them) and not when set later, so applyNodeFlags leaves them out.
+ */
+const STARTUP_ONLY = new Set(['--max-semi-space-size']);
 
 /** `--heap_growing_percent=50` → `--heap-growing-percent` (V8 takes both spellings). */
 const flagName = (f: string) => f.split('=')[0]!.replace(/_/g, '-');
@@ -34,7 +44,7 @@ export function applyNodeFlags(
   nodeOptions = process.env.NODE_OPTIONS ?? '',
   set: (flag: string) => void = (f) => v8.setFlagsFromString(f),
 ): string[] {
-  const missing = missingNodeFlags(execArgv, nodeOptions);
+  const missing = missingNodeFlags(execArgv, nodeOptions).filter((f) => !STARTUP_ONLY.has(flagName(f)));
   for (const f of missing) set(f);
   return missing;
 }
