@@ -14,7 +14,9 @@
  *  - Durable state, capture offsets record `http_<pipeline>`: `position` and `state` = { pass, begun,
  *    tables: { name: { sig, mode, watermark | file } } }, written after Kafka acknowledged the pass.
  *    A crash reads again from the previous pass: records are emitted again at higher positions and
- *    the sink's version state and hash delta make them no-ops.
+ *    the sink's version state and hash delta make them no-ops. After a pass that sent changes and was
+ *    never acknowledged, the next pass emits every record it lists (PassCtx.resend): the lost pass may
+ *    have deleted a record a shifting page hid, which the stored state still holds as unchanged.
  *
  * Modes (per endpoint, ./spec.ts):
  *  - hash: the whole listing each pass; each record's canonical row hash is compared with the last
@@ -314,7 +316,7 @@ export class HttpSource implements Source {
         return;
       }
       if (again === undefined && !old) await this.emit(e, ctx, 'r', c.row);
-      else if (prev !== h) await this.emit(e, ctx, prev === undefined ? 'c' : 'u', c.row);
+      else if (prev !== h || (ctx.resend && again === undefined)) await this.emit(e, ctx, prev === undefined ? 'c' : 'u', c.row);
     });
     if (!old) await this.emit(e, ctx, 'm', null);
     else {

@@ -41,6 +41,13 @@ export interface PassCtx {
   startedMs: number;
   begun: boolean;
   emitted: number;
+  /**
+   * An earlier pass handed changes on and was never acknowledged (killed, or Kafka failed it): what it
+   * sent may be in Kafka and applied (a delete of a record a shifting page did not show), while the
+   * stored state is the pass before it. This pass emits every record it reads, unchanged ones too
+   * (the sink's hash delta skips what the target already holds), never "unchanged, so nothing to send".
+   */
+  resend: boolean;
 }
 
 /** Thrown inside a pass once the source is stopping: the pass is abandoned (read again next time). */
@@ -141,7 +148,7 @@ export class PassLoop<T> {
     const handler = this.handler!;
     const n = Math.max(this.state.pass + 1, this.state.begun + 1, Math.floor(Date.now() / 1000));
     this.inPass = n;
-    const ctx: PassCtx = { n, seq: 0, startedMs: Date.now(), begun: false, emitted: 0 };
+    const ctx: PassCtx = { n, seq: 0, startedMs: Date.now(), begun: false, emitted: 0, resend: this.state.begun > this.state.pass };
     handler.begin({});
     const tables = await this.o.pass(ctx);
     const end = passPosition(n, PASS_END);

@@ -20,7 +20,10 @@
  *    pass end) and `state` = { pass, begun, tables: { name: { mode, column, query, watermark | chunks } } }.
  *    It is written after Kafka holds a pass (the stage's flush → acknowledge), never before: a crash
  *    reads again from the previous pass's watermarks (rows produced twice: positions differ, the sink's
- *    version state orders them and its hash delta skips unchanged rows).
+ *    version state orders them and its hash delta skips unchanged rows). After a pass that handed
+ *    changes on and was never acknowledged (`begun` above `pass`), the next pass reads every chunk and
+ *    emits every row (PassCtx.resend): a row the lost pass changed, changed back since, matches the
+ *    stored state and would otherwise never be sent again.
  *
  * Modes (per table, ./spec.ts):
  *  - timestamp: rows with column > watermark − overlapMs, in (column, key) order by keyset pages; the
@@ -106,6 +109,13 @@ interface PassCtx {
   begun: boolean;
   /** Changes handed on in this pass (snapshot rows and markers included). */
   emitted: number;
+  /**
+   * An earlier pass handed changes on and was never acknowledged: its changes may be applied while the
+   * stored state is the pass before it (a row deleted and inserted again with the same values, or
+   * changed and changed back, in between, looks unchanged). This pass reads every chunk and emits
+   * every row (the sink's hash delta skips what the target already holds).
+   */
+  resend: boolean;
 }
 
 /** Rows of a pass whose hashes are kept for the overlap dedup of the next pass. */
@@ -265,7 +275,7 @@ export class PollSource implements Source {
   private async pass(): Promise<void> {
     const n = Math.max(this.state.pass + 1, this.state.begun + 1, Math.floor(Date.now() / 1000));
     this.inPass = n;
-    const ctx: PassCtx = { n, seq: 0, startedMs: Date.now(), files: 0, begun: false, emitted: 0 };
+    const ctx: PassCtx = { n, seq: 0, startedMs: Date.now(), files: 0, begun: false, emitted: 0, resend: this.state.begun > this.state.pass };
     const next: Record<string, PollTableState> = {};
     this.handler.begin({});
     for (const t of this.tracked) next[t.name] = await this.pollTable(t, ctx);
@@ -368,7 +378,7 @@ export class PollSource implements Source {
       const chunks: ChunkMeta[] = [];
       for (const c of prev.chunks) {
         this.stats.chunksChecked++;
-        if (await this.chunkUnchanged(t, c)) chunks.push(c);
+        if (!ctx.resend && (await this.chunkUnchanged(t, c))) chunks.push(c);
         else {
           this.stats.chunksRead++;
           chunks.push(...(await this.scanRange(t, ctx, c, t.files.read(c.file), true)));
@@ -439,7 +449,7 @@ export class PollSource implements Source {
         if (old) {
           const prev = old.get(kt);
           old.delete(kt);
-          if (prev !== h) await this.emit(t, ctx, prev === undefined ? 'c' : 'u', row);
+          if (prev !== h || ctx.resend) await this.emit(t, ctx, prev === undefined ? 'c' : 'u', row);
         } else {
           await this.emit(t, ctx, 'r', row);
         }
