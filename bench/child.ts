@@ -23,9 +23,9 @@ if (allocSession) {
   await allocSession.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
 }
 async function writeAllocProfile(): Promise<void> {
-  if (!allocSession || !allocDir) return;
+  if (!allocSession) return;
   const { profile } = await allocSession.post('HeapProfiler.stopSampling');
-  writeFileSync(join(allocDir, `alloc-${process.pid}.heapprofile`), JSON.stringify(profile));
+  writeFileSync(join(allocDir!, `alloc-${process.pid}.heapprofile`), JSON.stringify(profile));
 }
 
 const [configFile, stageList] = process.argv.slice(2);

@@ -403,7 +403,7 @@ const built = new Set<string>();
  */
 export function childEntry(root: string): string[] {
   if (process.env.SYNCLINE_BENCH_RUNTIME === 'tsx') return ['--import', 'tsx', join(root, 'bench/child.ts')];
-  buildChildren(root);
+  buildChildren(root); // once per root; bench/index.ts and runBenchCli have built it already
   return [join(root, 'dist/bench/child.js')];
 }
 

@@ -78,7 +78,7 @@ function main(): void {
   const topAt = args.indexOf('--top');
   const top = topAt >= 0 ? Number(args[topAt + 1]) : 30;
   if (!file) {
-    console.error('usage: profile.ts FILE.cpuprofile [--top N]');
+    console.error('usage: profile.ts FILE.cpuprofile|FILE.heapprofile [--top N]');
     process.exit(2);
   }
   const raw = JSON.parse(readFileSync(file, 'utf8')) as Profile | { head: HeapNode };

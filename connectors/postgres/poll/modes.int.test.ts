@@ -270,38 +270,47 @@ test('a view and a query are polled with a configured key; position() is reached
   await stop(r);
 });
 
+/**
+ * A hash-mode PollSource of `table` (chunks of 10 rows) that fails, as a kill would, right after it hands a
+ * change on once `crashNext()` was called; `restart()` starts another on the same offsets and chunk files.
+ */
+async function crashable(db: string, stateDir: string, table: string, streamId: string, intervalMs: number) {
+  const offsets = new MemoryOffsets();
+  const tables = { [table]: pollTableSpec.parse({ mode: 'hash', chunkSize: 10 }) };
+  const start = async (onChange?: () => void) => {
+    const source = new PollSource(new PgPollDialect({ ...PG, database: db, ssl: false, sslVerify: true }, 'poll-test'), {
+      pipeline: 'poll-test', log, streamId, intervalMs, pageSize: 100, stateDir, tables, batchSize: 100, lingerMs: 0,
+    });
+    const handler = new MemoryHandler(offsets, source, true, onChange);
+    await source.connect();
+    await source.describe([{ source: table }]);
+    const done = source.run(handler);
+    done.catch(() => undefined);
+    return { source, handler, done };
+  };
+  let crash = false;
+  const first = await start(() => {
+    if (crash) throw new Error('killed after the change was handed on');
+  });
+  return { first, crashNext: () => void (crash = true), restart: () => start() };
+}
+
 test('a pass cut short (its changes handed on, the pass never acknowledged) is never numbered again, even with pass numbers ahead of the clock', async (t) => {
   const { db, pool, stateDir } = await withDb(t);
   await pool.query(`create table ct (id int primary key, v text); insert into ct select g, 'v' || g from generate_series(1, 10) g`);
-  const offsets = new MemoryOffsets();
-  const tables = { 'public.ct': pollTableSpec.parse({ mode: 'hash', chunkSize: 10 }) };
-  const make = () => new PollSource(new PgPollDialect({ ...PG, database: db, ssl: false, sslVerify: true }, 'poll-test'), {
-    pipeline: 'poll-test', log, streamId: 'crash', intervalMs: 5, pageSize: 100, stateDir, tables, batchSize: 100, lingerMs: 0,
-  });
-  let crash = false;
-  const s1 = make();
-  const h1 = new MemoryHandler(offsets, s1, true, () => {
-    if (crash) throw new Error('killed after the change was handed on');
-  });
-  await s1.connect();
-  await s1.describe([{ source: 'public.ct' }]);
-  const done1 = s1.run(h1);
-  done1.catch(() => undefined);
+  const c = await crashable(db, stateDir, 'public.ct', 'crash', 5);
+  const { source: s1, handler: h1, done: done1 } = c.first;
   // Passes every few ms: their numbers run ahead of the clock (seconds since the epoch).
   const passOf = (p: string) => Number(positionToBigInt(p) >> 32n);
   await waitFor('pass numbers ahead of the clock', async () => s1.confirmed !== '' && passOf(s1.confirmed) > Date.now() / 1000 + 5, 30_000, 20);
-  crash = true;
+  c.crashNext();
   await pool.query(`update ct set v = 'x' where id = 3`);
   await assert.rejects(done1, /killed after the change/);
   const cut = passOf(h1.changes.at(-1)!.source.commitPos);
   assert.ok(cut > passOf(s1.confirmed), 'the cut pass was not acknowledged');
   await s1.stop();
 
-  const s2 = make();
-  const h2 = new MemoryHandler(offsets, s2);
-  await s2.connect();
-  await s2.describe([{ source: 'public.ct' }]);
-  const done2 = s2.run(h2);
+  const { source: s2, handler: h2, done: done2 } = await c.restart();
   // (With the rest of the table: after a cut pass the next one emits every row, see the next test.)
   const again = () => h2.changes.find((e) => e.after?.id === 3);
   await waitFor('the change again', async () => again() !== undefined, 30_000, 20);
@@ -318,34 +327,17 @@ test('after a pass cut short, the next pass reads every chunk and emits every ro
   // alone, the target would keep the cut pass's value for good.
   const { db, pool, stateDir } = await withDb(t);
   await pool.query(`create table cb (id int primary key, v text); insert into cb select g, 'v' || g from generate_series(1, 25) g`);
-  const offsets = new MemoryOffsets();
-  const tables = { 'public.cb': pollTableSpec.parse({ mode: 'hash', chunkSize: 10 }) };
-  const make = () => new PollSource(new PgPollDialect({ ...PG, database: db, ssl: false, sslVerify: true }, 'poll-test'), {
-    pipeline: 'poll-test', log, streamId: 'changed-back', intervalMs: 20, pageSize: 100, stateDir, tables, batchSize: 100, lingerMs: 0,
-  });
-  let crash = false;
-  const s1 = make();
-  const h1 = new MemoryHandler(offsets, s1, true, () => {
-    if (crash) throw new Error('killed after the change was handed on');
-  });
-  await s1.connect();
-  await s1.describe([{ source: 'public.cb' }]);
-  const done1 = s1.run(h1);
-  done1.catch(() => undefined);
+  const c = await crashable(db, stateDir, 'public.cb', 'changed-back', 20);
+  const { source: s1, handler: h1, done: done1 } = c.first;
   await waitFor('a pass after the snapshot', async () => s1.stats.passes >= 2, 30_000, 20);
-  crash = true;
+  c.crashNext();
   await pool.query(`update cb set v = 'x' where id = 3`);
   await assert.rejects(done1, /killed after the change/);
   assert.equal(h1.changes.at(-1)!.after?.v, 'x', 'the cut pass handed the change on');
   await s1.stop();
   await pool.query(`update cb set v = 'v3' where id = 3`);
 
-  const s2 = make();
-  const h2 = new MemoryHandler(offsets, s2);
-  await s2.connect();
-  await s2.describe([{ source: 'public.cb' }]);
-  const done2 = s2.run(h2);
-  done2.catch(() => undefined);
+  const { source: s2, handler: h2, done: done2 } = await c.restart();
   try {
     await waitFor('the first pass after the restart', async () => s2.stats.passes >= 1, 30_000, 20);
     const first = h2.changes.map((e) => `${e.op}:${String(e.after?.id)}:${String(e.after?.v)}`).sort();
