@@ -28,6 +28,22 @@ async function writeAllocProfile(): Promise<void> {
   writeFileSync(join(allocDir!, `alloc-${process.pid}.heapprofile`), JSON.stringify(profile));
 }
 
+/**
+ * SYNCLINE_BENCH_MEM_TRACE=FILE: every 250 ms one line of process.memoryUsage() and V8's heap spaces (MB)
+ * appended to FILE, to see what a peak RSS is made of (heap, new space, buffers outside the heap, the rest).
+ */
+const memTrace = process.env.SYNCLINE_BENCH_MEM_TRACE;
+if (memTrace) {
+  const { appendFileSync } = await import('node:fs');
+  const { getHeapSpaceStatistics } = await import('node:v8');
+  const mb = (n: number) => Math.round(n / 104857.6) / 10;
+  setInterval(() => {
+    const m = process.memoryUsage();
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name.replace(/_space$/, ''), mb(s.space_size)]));
+    appendFileSync(memTrace, `${JSON.stringify({ t: Date.now(), rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers), spaces })}\n`);
+  }, 250).unref();
+}
+
 const [configFile, stageList] = process.argv.slice(2);
 if (!configFile || !stageList) {
   console.error('usage: child.ts CONFIG capture,process,sink');

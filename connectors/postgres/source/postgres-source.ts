@@ -44,6 +44,22 @@ interface TableState {
 
 type Queued = { kind: 'data'; lsn: string; msg: Pgoutput.Message } | { kind: 'keepalive'; lsn: string; reply: boolean };
 
+/**
+ * Rows per FETCH of the snapshot cursor: each fetched chunk is held whole (its text, then its rows)
+ * while its changes are encoded, so its size is bounded in bytes, not only in rows: about
+ * `chunkBytes` of column text (5,000 narrow rows; about 1,000 rows of 1 KB; 16 rows of 64 KB).
+ * The first FETCH takes `firstRows`; each next one is sized from the rows the last one returned.
+ */
+export const SNAPSHOT_FETCH = { firstRows: 500, minRows: 16, maxRows: 5000, chunkBytes: 1 << 20 } as const;
+
+export function snapshotFetchRows(rows: readonly (readonly (string | null)[])[]): number {
+  if (rows.length === 0) return SNAPSHOT_FETCH.firstRows;
+  let bytes = 0;
+  for (const row of rows) for (const v of row) bytes += v === null ? 1 : v.length + 1;
+  const n = Math.floor(SNAPSHOT_FETCH.chunkBytes / (bytes / rows.length));
+  return Math.max(SNAPSHOT_FETCH.minRows, Math.min(SNAPSHOT_FETCH.maxRows, n));
+}
+
 export class PostgresSource implements Source {
   readonly batchSize: number;
   readonly lingerMs: number;
@@ -260,9 +276,11 @@ export class PostgresSource implements Source {
         const { src } = st;
         const cols = st.columns.map((c) => quoteIdent(c.name)).join(', ');
         await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT ${cols} FROM ${quoteTable(src.schema, src.table)}`);
+        let fetchRows: number = SNAPSHOT_FETCH.firstRows;
         for (;;) {
-          const r = await client.query({ text: 'FETCH 5000 FROM snap', rowMode: 'array' });
+          const r = await client.query({ text: `FETCH ${fetchRows} FROM snap`, rowMode: 'array' });
           if (r.rows.length === 0) break;
+          fetchRows = snapshotFetchRows(r.rows as (string | null)[][]);
           for (const raw of r.rows as (string | null)[][]) {
             const values = new Array<Value>(st.columns.length);
             for (let i = 0; i < st.columns.length; i++) values[i] = parsePgText(raw[i] ?? null, st.columns[i]!.type);
