@@ -42,7 +42,7 @@
 import { createHash } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
+import { republishOrigin, setColumn, type Decided, type Row } from '../../src/core/envelope.js';
 import { fatal, poison, retriable, SynclineError } from '../../src/core/errors.js';
 import type { ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type GuardedWrite, type Sink, type SinkRecord, type TargetRows, type WriteResult } from '../../src/sink/sink.js';
@@ -62,6 +62,15 @@ const DDL_LOCK_S = 60;
 type Conn = mysql.PoolConnection;
 const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'bigint']);
 type RawRow = Record<string, Buffer | null>;
+
+/**
+ * Target columns for a SELECT read as arrays (qa): each named by its position (`c0`, `c1`…: a column
+ * named `__proto__` is refused by mysql2 under its own name); FLOAT as DOUBLE (FLOAT prints rounded
+ * to 6 digits; as DOUBLE it prints exactly).
+ */
+function selectList(cols: { name: string; dataType: string }[]): string {
+  return cols.map((col, i) => `${col.dataType === 'float' ? `CAST(${quoteIdent(col.name)} AS DOUBLE)` : quoteIdent(col.name)} AS c${i}`).join(',');
+}
 
 /** Every value arrives as raw bytes; ./types.ts fromMaria makes it canonical by the column's read type. */
 const rawBytes = (field: { buffer(): Buffer | null }): Buffer | null => field.buffer();
@@ -243,9 +252,9 @@ export class MariadbSink implements Sink {
     // unique index would overwrite that other row. Rows whose key exists (locked here) are upserted,
     // the others inserted plainly, so such a clash fails (1062, poison) instead.
     const n = s.keyCols.length;
-    const found = await this.q(c, `SELECT ${s.keyCols.map(quoteIdent).join(',')} FROM ${s.meta.ident} WHERE ${keyIn(s.keyCols, s.rows.map((r) => ({ text: n === 1 ? r[0]! : '(' + r.slice(0, n).join(',') + ')' })))} FOR UPDATE`);
+    const found = await this.qa(c, `SELECT ${selectList(s.keyCols.map((k) => s.meta.columns.get(k)!))} FROM ${s.meta.ident} WHERE ${keyIn(s.keyCols, s.rows.map((r) => ({ text: n === 1 ? r[0]! : '(' + r.slice(0, n).join(',') + ')' })))} FOR UPDATE`);
     const keyCols = s.keyCols.map((k) => s.meta.columns.get(k)!);
-    const existing = new Set((found as RawRow[]).map((r) => keyCols.map((k) => literal(fromMaria(r[k.name] ?? null, k.read), k)).join(',')));
+    const existing = new Set(found.map((r) => keyCols.map((k, i) => literal(fromMaria(r[i] ?? null, k.read), k)).join(',')));
     const upd = s.rows.filter((r) => existing.has(r.slice(0, n).join(',')));
     const ins = s.rows.filter((r) => !existing.has(r.slice(0, n).join(',')));
     if (upd.length > 0) await this.q(c, insertSql(s.meta, s.cols, s.keyCols, upd, true));
@@ -336,14 +345,14 @@ export class MariadbSink implements Sink {
       wanted.set(lits.join(','), keyString(k));
       tuples.push({ text: lits.length === 1 ? lits[0]! : '(' + lits.join(',') + ')' });
     }
-    // FLOAT prints rounded to 6 digits; as DOUBLE it prints exactly.
-    const select = [...meta.columns.values()].map((col) => (col.dataType === 'float' ? `CAST(${quoteIdent(col.name)} AS DOUBLE) AS ${quoteIdent(col.name)}` : quoteIdent(col.name))).join(',');
+    const cols = [...meta.columns.values()];
+    const select = selectList(cols);
     const out = new Map<string, Row>();
     for (const part of cut(tuples)) {
-      const res = (await this.q(c, `SELECT ${select} FROM ${meta.ident} WHERE ${keyIn(keyCols, part)}${forUpdate ? ' FOR UPDATE' : ''}`)) as RawRow[];
+      const res = await this.qa(c, `SELECT ${select} FROM ${meta.ident} WHERE ${keyIn(keyCols, part)}${forUpdate ? ' FOR UPDATE' : ''}`);
       for (const raw of res) {
         const row: Row = {};
-        for (const col of meta.columns.values()) row[col.name] = fromMaria(raw[col.name] ?? null, col.read);
+        for (let i = 0; i < cols.length; i++) setColumn(row, cols[i]!.name, fromMaria(raw[i] ?? null, cols[i]!.read));
         const lits = kc.map((col) => literal(row[col.name], col)).join(',');
         out.set(wanted.get(lits) ?? keyString(Object.fromEntries(keyCols.map((k) => [k, row[k] ?? null]))), row);
       }
@@ -674,6 +683,17 @@ export class MariadbSink implements Sink {
     this.stats.queries++;
     const [rows] = await c.query(sql);
     return rows;
+  }
+
+  /**
+   * Rows as arrays, in the order of the SELECT list. mysql2 refuses a result with a column named
+   * `__proto__` (even as arrays): the SELECT lists that read target columns name each one by
+   * position (`AS c0`, `c1`…, see selectList).
+   */
+  private async qa(c: Conn, sql: string): Promise<(Buffer | null)[][]> {
+    this.stats.queries++;
+    const [rows] = await c.query({ sql, rowsAsArray: true });
+    return rows as unknown as (Buffer | null)[][];
   }
 
   /**

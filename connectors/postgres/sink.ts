@@ -68,7 +68,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { republishOrigin, type Decided, type Row } from '../../src/core/envelope.js';
+import { republishOrigin, setColumn, type Decided, type Row } from '../../src/core/envelope.js';
 import { contended, errorCode, fatal, poison, SynclineError } from '../../src/core/errors.js';
 import { classifyPgError, TLS_HINT } from './errors.js';
 import { columnArrayLiteral, columnType, parsePgText, toPgParamUntyped as toParam, TypeCatalog } from './pgtypes.js';
@@ -409,14 +409,8 @@ export class PostgresSink implements Sink {
         if (meta) {
           // Writers wait until the copy and its instant are committed; no write falls between them.
           await this.q(client, `LOCK TABLE ${meta.ident} IN SHARE MODE`);
-          const res = await this.q(client, `SELECT * FROM ${meta.ident}`);
-          const catalog = await this.typeCatalog(client);
-          await catalog.ensure(this.counted(client), res.fields.map((f) => f.dataTypeID));
-          const types = res.fields.map((f) => columnType(f.dataTypeID, f.dataTypeModifier, catalog));
           const keyCols = keyColumns ?? meta.primaryKey;
-          for (const raw of res.rows as Record<string, string | null>[]) {
-            const row: Row = {};
-            res.fields.forEach((f, i) => (row[f.name] = parsePgText(raw[f.name] ?? null, types[i])));
+          for (const row of await this.targetRows(client, `SELECT * FROM ${meta.ident}`)) {
             rows.push({ key: Object.fromEntries(keyCols.map((c) => [c, row[c] ?? null])), row });
           }
         }
@@ -1022,14 +1016,8 @@ export class PostgresSink implements Sink {
       wanted.set(JSON.stringify(params.map(paramText)), keyString(k));
       return params;
     });
-    const catalog = await this.typeCatalog(client);
     for (const s of selectStatements(meta, keyCols, keyParams)) {
-      const res = await this.q(client, forUpdate ? s.text + ' FOR UPDATE' : s.text, s.params);
-      await catalog.ensure(this.counted(client), res.fields.map((f) => f.dataTypeID));
-      const types = res.fields.map((f) => columnType(f.dataTypeID, f.dataTypeModifier, catalog));
-      for (const raw of res.rows as Record<string, string | null>[]) {
-        const row: Row = {};
-        res.fields.forEach((f, i) => (row[f.name] = parsePgText(raw[f.name] ?? null, types[i])));
+      for (const row of await this.targetRows(client, forUpdate ? s.text + ' FOR UPDATE' : s.text, s.params)) {
         const norm = JSON.stringify(keyCols.map((c) => paramText(toParam(row[c] ?? null))));
         out.set(wanted.get(norm) ?? keyString(Object.fromEntries(keyCols.map((c) => [c, row[c] ?? null]))), row);
       }
@@ -1062,6 +1050,24 @@ export class PostgresSink implements Sink {
   private q(on: pg.Pool | pg.PoolClient, text: string, params?: unknown[]): Promise<pg.QueryResult> {
     this.count(text, params?.length ?? 0);
     return on.query(text, params);
+  }
+
+  /**
+   * Target rows as canonical values keyed by column name. Read as arrays: node-postgres builds its
+   * object rows by assignment, so a column named `__proto__` would be lost (and read back as the
+   * prototype); here every column is an own property (setColumn).
+   */
+  private async targetRows(client: pg.PoolClient, text: string, params?: unknown[]): Promise<Row[]> {
+    this.count(text, params?.length ?? 0);
+    const res = await client.query({ text, values: params, rowMode: 'array' });
+    const catalog = await this.typeCatalog(client);
+    await catalog.ensure(this.counted(client), res.fields.map((f) => f.dataTypeID));
+    const types = res.fields.map((f) => columnType(f.dataTypeID, f.dataTypeModifier, catalog));
+    return (res.rows as (string | null)[][]).map((raw) => {
+      const row: Row = {};
+      for (let i = 0; i < types.length; i++) setColumn(row, res.fields[i]!.name, parsePgText(raw[i] ?? null, types[i]));
+      return row;
+    });
   }
 
   private async run(client: pg.PoolClient, s: Stmt): Promise<pg.QueryResult> {

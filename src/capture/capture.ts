@@ -23,7 +23,7 @@ import { kafkaPartition } from '../core/kafkajs-patch.js';
 import { errorCode, errorMessage, fatal, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
-import { canHoldSpecials, columnPgTypes, envelopeToAvro, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
+import { canHoldSpecials, columnPgTypes, envelopeToAvro, hasInheritedNames, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
 import { encodeRefusal, holdsSpecial } from './refusal.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { keyStringOf } from '../sink/sink.js';
@@ -595,7 +595,7 @@ export class Capture implements CaptureHandler {
     // The partition kafkajs's default partitioner would pick, made explicit so duplicates can be recognised.
     const partition = kafkaPartition(keyBuf, partitions);
     if (this.alreadyProduced(st.topic, partition, eventPosition(e))) return null;
-    const msg: OutMessage = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e)) };
+    const msg: OutMessage = { topic: st.topic, partition, key: keyBuf, value: this.opts.codec.encodeSync(st.valueId, envelopeToAvro(e, hasInheritedNames(st.columns))) };
     if (this.tx?.decided) msg.headers = { [DECIDED_HEADER]: this.tx.decided };
     return msg;
   }

@@ -32,7 +32,7 @@ export function encodeRefusal(o: { source: string; key: Row; event: ChangeEvent;
     let f = inKeyFailure;
     if (!f && o.valueType) {
       try {
-        f = encodeFailure(o.valueType, envelopeToAvro(o.event));
+        f = encodeFailure(o.valueType, envelopeToAvro(o.event, true));
       } catch (err) {
         f = { path: [], error: err };
       }

@@ -737,6 +737,32 @@ interface RawRecordSchema {
   logicalType?: unknown;
 }
 
+/** A record with a field (column) named `__proto__`: see keepProtoField. */
+function hasProtoField(schema: unknown): schema is RawRecordSchema {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return false;
+  const s = schema as Partial<RawRecordSchema>;
+  return (s.type === 'record' || s.type === 'error') && s.logicalType === undefined && Array.isArray(s.fields) && s.fields.some((f) => f && f.name === '__proto__');
+}
+
+/**
+ * avsc's generated record constructor assigns each field (`this.__proto__ = v`): for a field named
+ * `__proto__` that sets the object's prototype (a string is ignored) and the column's value is lost.
+ * An accessor on the record class's prototype turns that assignment into an own data property, as
+ * every other field is (spreads, JSON and Object.keys then see the column).
+ */
+function keepProtoField(type: avsc.Type): void {
+  const proto = (type as unknown as { recordConstructor: { prototype: object } }).recordConstructor.prototype;
+  Object.defineProperty(proto, '__proto__', {
+    configurable: true,
+    get(): unknown {
+      return undefined;
+    },
+    set(this: object, v: unknown) {
+      Object.defineProperty(this, '__proto__', { value: v, writable: true, enumerable: true, configurable: true });
+    },
+  });
+}
+
 function isRecordWithPgTypes(schema: unknown): schema is RawRecordSchema {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return false;
   const s = schema as Partial<RawRecordSchema>;
@@ -765,7 +791,8 @@ function typeHook(schema: unknown, opts: object): avsc.Type | undefined {
     if (typeof s.logicalType === 'string' && Object.hasOwn(LOGICAL_TYPES, s.logicalType)) return undefined;
     return BIGINT_LONG;
   }
-  if (isRecordWithPgTypes(schema) && !RECORDS_IN_PROGRESS.has(schema)) {
+  const hooked = isRecordWithPgTypes(schema) || hasProtoField(schema);
+  if (hooked && !RECORDS_IN_PROGRESS.has(schema)) {
     // Build the record ourselves (same options: same registry and namespace) to learn its Field objects.
     RECORDS_IN_PROGRESS.add(schema);
     let type: avsc.Type;
@@ -775,6 +802,7 @@ function typeHook(schema: unknown, opts: object): avsc.Type | undefined {
       RECORDS_IN_PROGRESS.delete(schema);
     }
     const fields = (type as avsc.types.RecordType).fields as unknown as { name: string }[];
+    if (fields.some((f) => f.name === '__proto__')) keepProtoField(type);
     for (const f of fields) {
       const raw = schema.fields.find((r) => r && r.name === f.name);
       if (raw && typeof raw.pgType === 'string') FIELD_PG_TYPES.set(f, raw.pgType);
@@ -900,7 +928,29 @@ function hasNestedArray(v: Value[]): boolean {
 }
 
 /** Check a row for values Avro cannot carry (multi-dimensional arrays); returns the row itself. */
-export function rowToAvro(row: Row, source?: { schema: string; table: string }): Row {
+/**
+ * Whether a table has a column named like a property every object inherits (`constructor`,
+ * `toString`, `__proto__`…): the Avro writer reads each field of a row by name, so a column absent
+ * from a row (a delete's key-only before image) would read the inherited value, and a column named
+ * `__proto__` is only an own property of rows that were built for it. Rows of such tables are
+ * written from a copy without a prototype (envelopeToAvro's `ownRows`). Cached per column list.
+ */
+export function hasInheritedNames(columns: readonly { name: string }[]): boolean {
+  let v = INHERITED_NAMES.get(columns);
+  if (v === undefined) INHERITED_NAMES.set(columns, (v = columns.some((c) => c.name in Object.prototype)));
+  return v;
+}
+const INHERITED_NAMES = new WeakMap<readonly { name: string }[], boolean>();
+
+/** The row's own columns in an object without a prototype (nothing inherited to read; `__proto__` a plain key). */
+function ownRow(row: Row): Row {
+  const out = Object.create(null) as Row;
+  for (const k of Object.keys(row)) out[k] = row[k]!;
+  return out;
+}
+
+export function rowToAvro(row: Row, source?: { schema: string; table: string }, own = false): Row {
+  if (own) row = ownRow(row);
   for (const k in row) {
     const v = row[k];
     if (Array.isArray(v) && hasNestedArray(v)) {
@@ -1004,13 +1054,14 @@ export function rowFromAvro(rec: unknown): Row {
   return { ...(rec as Row) };
 }
 
-export function envelopeToAvro(e: ChangeEvent, connector = 'syncline'): AvroEnvelope {
+/** `ownRows`: the table has columns named like inherited properties (see hasInheritedNames). */
+export function envelopeToAvro(e: ChangeEvent, ownRows = false): AvroEnvelope {
   return {
-    before: e.before && rowToAvro(e.before, e.source),
-    after: e.after && rowToAvro(e.after, e.source),
+    before: e.before && rowToAvro(e.before, e.source, ownRows),
+    after: e.after && rowToAvro(e.after, e.source, ownRows),
     op: e.op,
     source: {
-      connector,
+      connector: 'syncline',
       db: e.source.db,
       schema: e.source.schema,
       table: e.source.table,

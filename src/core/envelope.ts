@@ -15,6 +15,15 @@
 export type Value = null | boolean | number | bigint | string | Buffer | Value[];
 export type Row = Record<string, Value>;
 
+/**
+ * `row[name] = value`, also for a column named `__proto__`: an assignment would set the row's
+ * prototype instead (and the value be lost); that one is defined as an own property.
+ */
+export function setColumn(row: Row, name: string, value: Value): void {
+  if (name === '__proto__') Object.defineProperty(row, name, { value, writable: true, enumerable: true, configurable: true });
+  else row[name] = value;
+}
+
 /** c = insert, u = update, d = delete, r = snapshot read, t = truncate. */
 /** c insert, u update, d delete, r snapshot read, t truncate, m end of a table's snapshot (unchanged_toast lists its key columns). */
 export type Op = 'c' | 'u' | 'd' | 'r' | 't' | 'm';

@@ -5,7 +5,7 @@
  * text, so a boolean column also takes true/false/t/f/1/0/yes/no there.
  */
 import { createHash } from 'node:crypto';
-import type { Row } from '../../../src/core/envelope.js';
+import { setColumn, type Row } from '../../../src/core/envelope.js';
 import { errorMessage, poison, type SynclineError } from '../../../src/core/errors.js';
 import { rowHash } from '../../../src/core/hash.js';
 import { stringifyTagged } from '../../../src/core/tagged-json.js';
@@ -27,10 +27,10 @@ export function convertRecord(rec: FileRecord, columns: SourceColumn[], key: str
     let v = rec.fields[col.name];
     if (csv && col.type.kind === 'bool' && typeof v === 'string') v = BOOL_TEXT[v.trim().toLowerCase()] ?? v;
     try {
-      row[col.name] = columnValue(v, col, undefined, 'micros', 'file');
+      setColumn(row, col.name, columnValue(v, col, undefined, 'micros', 'file'));
     } catch (err) {
       error ??= poison('FILE_VALUE_TYPE', `${where}: ${errorMessage(err)}`);
-      row[col.name] = null;
+      setColumn(row, col.name, null);
     }
   }
   const keyVals = key.map((k) => row[k]);

@@ -42,7 +42,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CaptureHandler, Source, SourceColumn, SourceTable, TableRequest } from '../../../src/capture/source.js';
 import type { ChangeEvent, Op, Row } from '../../../src/core/envelope.js';
-import { position as eventPosition } from '../../../src/core/envelope.js';
+import { position as eventPosition, setColumn } from '../../../src/core/envelope.js';
 import { errorMessage, fatal, poison, SynclineError } from '../../../src/core/errors.js';
 import { rowHash } from '../../../src/core/hash.js';
 import { canonicalTableName, formatTableName, parseTableName } from '../../../src/core/names.js';
@@ -252,10 +252,10 @@ export class HttpSource implements Source {
     for (let i = 0; i < e.columns.length; i++) {
       const name = e.columns[i]!.name;
       try {
-        row[name] = canonicalValue(name, e.types[i]!, e.paths[i]!(raw));
+        setColumn(row, name, canonicalValue(name, e.types[i]!, e.paths[i]!(raw)));
       } catch (err) {
         error ??= poison((err as SynclineError).code ?? 'HTTP_VALUE_TYPE', `${where}: ${errorMessage(err)}`);
-        row[name] = null;
+        setColumn(row, name, null);
       }
     }
     for (const i of e.keyIdx) keyVals.push(row[e.columns[i]!.name]);

@@ -40,7 +40,7 @@ import type { Logger } from 'pino';
 import type { MariadbSourceConfig } from './spec.js';
 import { defaultServerId } from './spec.js';
 import type { ChangeEvent, Row, Value } from '../../../src/core/envelope.js';
-import { bigIntToPosition, positionToBigInt } from '../../../src/core/envelope.js';
+import { bigIntToPosition, positionToBigInt, setColumn } from '../../../src/core/envelope.js';
 import { errorMessage, fatal, retriable } from '../../../src/core/errors.js';
 import type { TableConfig } from '../../../src/core/config/schema.js';
 import type { CaptureHandler, Source, SourceTable } from '../../../src/capture/source.js';
@@ -557,7 +557,7 @@ export class MariadbSource implements Source {
     const tx = this.tx;
     const row = (r: Record<string, unknown>): Row => {
       const out: Row = {};
-      for (const col of t.columns) out[col.name] = canonicalValue(r[col.name], col.type, this.zeroDate);
+      for (const col of t.columns) setColumn(out, col.name, canonicalValue(Object.hasOwn(r, col.name) ? r[col.name] : undefined, col.type, this.zeroDate));
       return out;
     };
     const source = { db: t.schema, schema: t.schema, table: t.table, pos: '', commitPos: '', txId: tx.txId, tsMs: tx.tsMs, snapshot: false, idx: 0 };

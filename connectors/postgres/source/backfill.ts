@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import type { PgSourceConfig } from '../spec.js';
-import type { Row } from '../../../src/core/envelope.js';
+import { setColumn, type Row } from '../../../src/core/envelope.js';
 import type { BackfillSupport, SourceTable } from '../../../src/capture/source.js';
 import { classifyPgError } from '../errors.js';
 import { parsePgText } from '../pgtypes.js';
@@ -113,7 +113,7 @@ export class PgBackfill implements BackfillSupport {
     const row: Row = {};
     for (const c of table.columns) {
       const i = table.key.indexOf(c.name);
-      row[c.name] = i < 0 ? null : parsePgText(key[i] ?? null, c.type);
+      setColumn(row, c.name, i < 0 ? null : parsePgText(key[i] ?? null, c.type));
     }
     return row;
   }

@@ -17,7 +17,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { PgSourceConfig } from '../spec.js';
 import type { ChangeEvent, Op, Row, Value } from '../../../src/core/envelope.js';
-import { bigIntToPosition, positionToBigInt } from '../../../src/core/envelope.js';
+import { bigIntToPosition, positionToBigInt, setColumn } from '../../../src/core/envelope.js';
 import { errorMessage, fatal } from '../../../src/core/errors.js';
 import { classifyPgError } from '../errors.js';
 import { TypeCatalog, columnType, parsePgText, toPgParam } from '../pgtypes.js';
@@ -613,7 +613,7 @@ export class PostgresSource implements Source {
     const found = r.rows[0];
     if (!found) return null;
     const out: Row = {};
-    cols.forEach((c, i) => (out[c.name] = parsePgText(found[i] ?? null, c.type)));
+    cols.forEach((c, i) => setColumn(out, c.name, parsePgText(found[i] ?? null, c.type)));
     return out;
   }
 

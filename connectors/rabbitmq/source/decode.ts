@@ -17,7 +17,7 @@
  *    makes it the delete of the row of its key columns. No position: the source numbers it.
  */
 import type { Row } from '../../../src/core/envelope.js';
-import { bigIntToPosition } from '../../../src/core/envelope.js';
+import { bigIntToPosition, setColumn } from '../../../src/core/envelope.js';
 import { poison } from '../../../src/core/errors.js';
 import { canonicalTableName } from '../../../src/core/names.js';
 import { parseTagged } from '../../../src/core/tagged-json.js';
@@ -66,8 +66,8 @@ function rowOf(t: SourceTable, v: unknown, where: string, only?: string[]): Row 
   const row: Row = {};
   for (const col of t.columns) {
     if (only && !only.includes(col.name)) continue;
-    if (!(col.name in v)) continue;
-    row[col.name] = columnValue(v[col.name], col, undefined, 'micros', where);
+    if (!Object.hasOwn(v, col.name)) continue;
+    setColumn(row, col.name, columnValue(v[col.name], col, undefined, 'micros', where));
   }
   return row;
 }

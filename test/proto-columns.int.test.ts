@@ -1,0 +1,120 @@
+/**
+ * Columns whose names are properties of every JavaScript object (`__proto__`, `constructor`,
+ * `toString`, `hasOwnProperty`, `valueOf`), one of them in the primary key: snapshot, then inserts,
+ * updates (to null and back), a delete and a re-insert, converge on the target value for value.
+ * A row held in a plain object would lose `__proto__` (assigning it sets the prototype) or read
+ * `toString` from Object.prototype when the column is absent (a delete's key-only before image).
+ * Into a PostgreSQL target, and into a MariaDB target.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import '../connectors/index.js';
+import { parseConfig } from '../src/core/config/load.js';
+import { Runtime } from '../src/runtime.js';
+import { checksum, createDb, deleteTopics, dropDb, dropSlots, PG, sql, startRuntime, testEnv, uid, waitFor } from './helpers.js';
+
+const MARIA = { host: '127.0.0.1', port: 3306, user: 'root' };
+
+const DDL = `create table protos (
+  id int, "constructor" text,
+  "__proto__" text, "toString" int, "hasOwnProperty" boolean, "valueOf" jsonb,
+  updated_at timestamptz not null default clock_timestamp(),
+  primary key (id, "constructor"))`;
+
+test('columns named __proto__, constructor, toString, hasOwnProperty, valueOf converge end to end', async (t) => {
+  const env = await testEnv([{ name: 'protos-sync', tables: [{ source: 'public.protos' }] }]);
+  t.after(() => env.cleanup());
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  await sql(env.sourceDb, `insert into protos (id, "constructor", "__proto__", "toString", "hasOwnProperty", "valueOf")
+    select g, 'c' || (g % 3), 'p' || g, g * 10, g % 2 = 0, jsonb_build_object('__proto__', g, 'constructor', 'x') from generate_series(1, 20) g`);
+  const { rt } = await startRuntime(env);
+  const same = async () => {
+    const [a, b] = [await checksum(env.sourceDb, 'protos', 'id, "constructor"'), await checksum(env.targetDb, 'protos', 'id, "constructor"')];
+    return a.count > 0 && a.md5 === b.md5 && a.count === b.count;
+  };
+  await waitFor('the snapshot on the target', same, 120_000, 300);
+  await waitFor('the capture streams', async () => (rt.pipelines[0]!.capture?.stats.confirmed ?? '') !== '');
+
+  await sql(env.sourceDb, `insert into protos (id, "constructor", "__proto__", "toString", "hasOwnProperty", "valueOf") values (21, 'c0', '{}', 0, null, '{"__proto__": {"a": 1}}')`);
+  await sql(env.sourceDb, `update protos set "__proto__" = null, "toString" = null, updated_at = clock_timestamp() where id <= 5`);
+  await sql(env.sourceDb, `update protos set "__proto__" = 'back ' || id, "valueOf" = '[]', updated_at = clock_timestamp() where id <= 3`);
+  await sql(env.sourceDb, `delete from protos where id in (7, 8)`);
+  await sql(env.sourceDb, `insert into protos (id, "constructor", "__proto__", "toString") values (7, 'c1', 'again', 7)`);
+  await waitFor('the streamed changes on the target', same, 120_000, 300);
+
+  // Aliased: node-postgres builds its result rows by assignment too.
+  const rows = (await sql(env.targetDb, `select id, "constructor" as c, "__proto__" as p, "toString" as s, "hasOwnProperty" as h, "valueOf"::text as v from protos where id in (1, 4, 7, 21) order by id`)).rows;
+  assert.deepEqual(rows.map((r) => [r.id, r.c, r.p, r.s, r.h, r.v]), [
+    [1, 'c1', 'back 1', null, false, '[]'],
+    [4, 'c1', null, null, true, '{"__proto__": 4, "constructor": "x"}'],
+    [7, 'c1', 'again', 7, null, null],
+    [21, 'c0', '{}', 0, null, '{"__proto__": {"a": 1}}'],
+  ]);
+});
+
+test('the same columns into a MariaDB target', async (t) => {
+  const id = uid();
+  const prefix = `t${id}`;
+  const sourceDb = `syncline_t_${id}_src`;
+  const mdb = `syncline_t_${id}_maria`;
+  await createDb(sourceDb);
+  const maria = await mysql.createConnection({ ...MARIA });
+  await maria.query(`CREATE DATABASE ${mdb}`);
+  let rt: Runtime | undefined;
+  t.after(async () => {
+    await rt?.stop().catch(() => undefined);
+    await dropSlots(prefix);
+    await dropDb(sourceDb);
+    await deleteTopics(prefix).catch(() => undefined);
+    await maria.query(`DROP DATABASE IF EXISTS ${mdb}`);
+    await maria.end();
+  });
+  await sql(sourceDb, DDL);
+  await maria.query(`CREATE TABLE ${mdb}.protos (id INT, \`constructor\` VARCHAR(20), \`__proto__\` TEXT, \`toString\` INT, \`hasOwnProperty\` BOOLEAN, \`valueOf\` JSON,
+    updated_at TIMESTAMP(6) NOT NULL, PRIMARY KEY (id, \`constructor\`))`);
+  await sql(sourceDb, `insert into protos (id, "constructor", "__proto__", "toString", "hasOwnProperty", "valueOf")
+    select g, 'c' || (g % 3), 'p' || g, g * 10, g % 2 = 0, jsonb_build_object('k', g) from generate_series(1, 20) g`);
+  const doc = {
+    version: 1,
+    topicPrefix: prefix,
+    kafka: { brokers: ['127.0.0.1:9092'], partitions: 2 },
+    defaults: { retry: { retries: 2, initialDelayMs: 50, maxDelayMs: 200 }, batch: { size: 100 } },
+    pipelines: {
+      'to-maria': {
+        source: { type: 'postgres', connection: { ...PG, database: sourceDb }, slot: `${prefix}_protos`, publication: `${prefix}_protos`, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
+        target: { type: 'mariadb', connection: { ...MARIA, database: mdb }, poolSize: 2 },
+        tables: [{ source: 'public.protos', target: `${mdb}.protos` }],
+      },
+    },
+  };
+  rt = new Runtime(parseConfig(JSON.stringify(doc), join(mkdtempSync(join(tmpdir(), 'syncline-protos-')), 'config.yaml'), {}), new Set(['capture', 'process', 'sink']));
+  let failed: unknown;
+  const { done } = await rt.start();
+  done.then(() => undefined, (err: unknown) => (failed = err));
+  const read = async () => {
+    if (failed) throw failed;
+    const s = (await sql(sourceDb, `select id, "constructor" as c, "__proto__" as p, "toString" as s, "hasOwnProperty" as h from protos order by id, "constructor"`)).rows;
+    // Aliased: mysql2 refuses a result with a column named __proto__.
+    const [m] = (await maria.query({ sql: `SELECT id, \`constructor\` AS c, \`__proto__\` AS p, \`toString\` AS s, \`hasOwnProperty\` AS h FROM ${mdb}.protos ORDER BY id, \`constructor\``, rowsAsArray: true })) as unknown as [unknown[][]];
+    return { source: JSON.stringify(s.map((r) => [r.id, r.c, r.p, r.s, r.h === null ? null : r.h ? 1 : 0])), target: JSON.stringify(m) };
+  };
+  const same = async () => {
+    const { source, target } = await read();
+    return source === target;
+  };
+  await waitFor('the snapshot in MariaDB', same, 120_000, 300);
+  await waitFor('the capture streams', async () => (rt!.pipelines[0]!.capture?.stats.confirmed ?? '') !== '');
+  await sql(sourceDb, `update protos set "__proto__" = null, "toString" = null, updated_at = clock_timestamp() where id <= 5`);
+  await sql(sourceDb, `update protos set "__proto__" = 'back ' || id, updated_at = clock_timestamp() where id <= 3`);
+  await sql(sourceDb, `delete from protos where id in (7, 8)`);
+  await sql(sourceDb, `insert into protos (id, "constructor", "__proto__", "toString") values (7, 'c1', 'again', 7)`);
+  await waitFor('the streamed changes in MariaDB', same, 120_000, 300).catch(async (err: Error) => assert.fail(`${err.message}: ${JSON.stringify(await read())}`));
+  const { target } = await read();
+  assert.match(target, /\[1,"c1","back 1",null,0\]/);
+  assert.match(target, /\[7,"c1","again",7,null\]/);
+});
