@@ -4,7 +4,8 @@
  * updates (to null and back), a delete and a re-insert, converge on the target value for value.
  * A row held in a plain object would lose `__proto__` (assigning it sets the prototype) or read
  * `toString` from Object.prototype when the column is absent (a delete's key-only before image).
- * Into a PostgreSQL target, and into a MariaDB target.
+ * Into a PostgreSQL target, and into a MariaDB target; from a MariaDB source (whose binlog reader
+ * cannot carry `__proto__`: such a table is refused at start, naming it).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import mysql from 'mysql2/promise';
 import '../connectors/index.js';
 import { parseConfig } from '../src/core/config/load.js';
 import { Runtime } from '../src/runtime.js';
+import type { SynclineError } from '../src/core/errors.js';
 import { checksum, createDb, deleteTopics, dropDb, dropSlots, PG, sql, startRuntime, testEnv, uid, waitFor } from './helpers.js';
 
 const MARIA = { host: '127.0.0.1', port: 3306, user: 'root' };
@@ -117,4 +119,62 @@ test('the same columns into a MariaDB target', async (t) => {
   const { target } = await read();
   assert.match(target, /\[1,"c1","back 1",null,0\]/);
   assert.match(target, /\[7,"c1","again",7,null\]/);
+});
+
+test('from a MariaDB source: constructor and toString columns converge; a __proto__ column is refused, naming the table', async (t) => {
+  const id = uid();
+  const prefix = `t${id}`;
+  const targetDb = `syncline_t_${id}_dst`;
+  const mdb = `syncline_t_${id}_msrc`;
+  await createDb(targetDb);
+  const maria = await mysql.createConnection({ ...MARIA });
+  await maria.query(`CREATE DATABASE ${mdb}`);
+  const runtimes: Runtime[] = [];
+  t.after(async () => {
+    for (const r of runtimes) await r.stop().catch(() => undefined);
+    await dropDb(targetDb);
+    await deleteTopics(prefix).catch(() => undefined);
+    await maria.query(`DROP DATABASE IF EXISTS ${mdb}`);
+    await maria.end();
+  });
+  await maria.query(`CREATE TABLE ${mdb}.ctors (id INT PRIMARY KEY, \`constructor\` TEXT, \`toString\` INT, updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`);
+  await maria.query(`CREATE TABLE ${mdb}.protos (id INT PRIMARY KEY, \`__proto__\` TEXT)`);
+  await sql(targetDb, 'create table ctors (id int primary key, "constructor" text, "toString" int, updated_at timestamptz not null)');
+  await maria.query(`INSERT INTO ${mdb}.ctors (id, \`constructor\`, \`toString\`) VALUES (1, 'p1', 10), (2, 'p2', 20)`);
+  const start = async (table: string, target: string) => {
+    const doc = {
+      version: 1,
+      topicPrefix: prefix,
+      kafka: { brokers: ['127.0.0.1:9092'], partitions: 2 },
+      defaults: { retry: { retries: 2, initialDelayMs: 50, maxDelayMs: 200 }, batch: { size: 100 } },
+      pipelines: {
+        [`from-${table}`]: {
+          source: { type: 'mariadb', connection: { ...MARIA, database: mdb }, serverId: 100000 + parseInt(id.slice(0, 6), 16) + runtimes.length, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
+          target: { type: 'postgres', connection: { ...PG, database: targetDb } },
+          tables: [{ source: `${mdb}.${table}`, target }],
+        },
+      },
+    };
+    const rt = new Runtime(parseConfig(JSON.stringify(doc), join(mkdtempSync(join(tmpdir(), 'syncline-protos-')), 'config.yaml'), {}), new Set(['capture', 'process', 'sink']));
+    runtimes.push(rt);
+    const { done } = await rt.start();
+    return done;
+  };
+
+  // A __proto__ column: the capture stage fails at start with an error that says which table and why.
+  const refused = await start('protos', 'public.protos').then(() => undefined, (err: unknown) => err as SynclineError);
+  assert.equal(refused?.code, 'MARIADB_COLUMN_NAME');
+  assert.match(refused.message, new RegExp(`table ${mdb}\\.protos: a column named __proto__`));
+
+  let failed: unknown;
+  void start('ctors', 'public.ctors').catch((err: unknown) => (failed = err));
+  const show = async () => {
+    if (failed) throw failed;
+    return JSON.stringify((await sql(targetDb, 'select id, "constructor" as c, "toString" as s from ctors order by id')).rows);
+  };
+  await waitFor('the snapshot on the target', async () => (await show()) === '[{"id":1,"c":"p1","s":10},{"id":2,"c":"p2","s":20}]', 60_000, 300);
+  await maria.query(`INSERT INTO ${mdb}.ctors (id, \`constructor\`, \`toString\`) VALUES (3, 'p3', 30)`);
+  await maria.query(`UPDATE ${mdb}.ctors SET \`constructor\` = NULL, \`toString\` = NULL WHERE id = 1`);
+  await maria.query(`DELETE FROM ${mdb}.ctors WHERE id = 2`);
+  await waitFor('the streamed changes on the target', async () => (await show()) === '[{"id":1,"c":null,"s":null},{"id":3,"c":"p3","s":30}]', 60_000, 300);
 });

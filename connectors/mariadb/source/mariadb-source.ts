@@ -363,7 +363,7 @@ export class MariadbSource implements Source {
         const source = (idx: number) => ({ db: t.schema, schema: t.schema, table: t.table, pos: cp, commitPos: cp, txId: null, tsMs: startedMs, snapshot: true, idx });
         for await (const raw of stream as AsyncIterable<unknown[]>) {
           const after: Row = {};
-          for (let i = 0; i < t.columns.length; i++) after[t.columns[i]!.name] = canonicalValue(raw[i], t.columns[i]!.type, this.zeroDate);
+          for (let i = 0; i < t.columns.length; i++) setColumn(after, t.columns[i]!.name, canonicalValue(raw[i], t.columns[i]!.type, this.zeroDate));
           await this.handler.change({ op: 'r', before: null, after, source: source(0), tsMs: Date.now(), unchangedToast: [] });
           rows++;
           if (this.handler.stopped) {

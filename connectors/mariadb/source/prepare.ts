@@ -157,6 +157,12 @@ export async function readColumns(conn: mysql.Connection, schema: string, table:
     if (m) json.add(m[1]!.replace(/``/g, '`'));
   }
   const name = formatTableName({ schema, table });
+  if (cols.some((c) => String(c.name) === '__proto__')) {
+    // The binlog reader (@vlasky/zongji) builds each row by assignment, which for this name sets the
+    // row's prototype: its values would be lost without a word. Refused instead (other sources and
+    // targets carry such a column; test/proto-columns.int.test.ts).
+    throw fatal('MARIADB_COLUMN_NAME', `table ${name}: a column named __proto__ cannot be read from the MariaDB binlog (the binlog reader loses its values); rename the column, or leave the table out of the pipeline`);
+  }
   return cols.map((c) => {
     const info: MariadbColumnInfo = {
       name: String(c.name),
