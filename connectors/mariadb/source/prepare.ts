@@ -139,6 +139,15 @@ export interface MariadbTable {
 }
 
 /** Read one table's columns from information_schema (null: the table does not exist). */
+/**
+ * Column names a MariaDB source cannot read: mysql2 refuses a result with any of them (its row parser
+ * throws, and a streamed snapshot then hangs), and the binlog reader (@vlasky/zongji) builds each row
+ * by assignment, which for `__proto__` sets the row's prototype (its values lost without a word).
+ * Refused at start instead, naming the table. Other sources and the targets carry them
+ * (test/proto-columns.int.test.ts).
+ */
+const UNREADABLE_COLUMNS = new Set(['__proto__', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__']);
+
 export async function readColumns(conn: mysql.Connection, schema: string, table: string): Promise<{ name: string; type: MariadbColumnType; notNull: boolean }[] | null> {
   const [cols] = await conn.query<mysql.RowDataPacket[]>(
     `SELECT COLUMN_NAME AS name, LOWER(DATA_TYPE) AS dataType, COLUMN_TYPE AS columnType, NUMERIC_PRECISION AS \`precision\`, NUMERIC_SCALE AS scale, CHARACTER_MAXIMUM_LENGTH AS charLength, IS_NULLABLE AS nullable
@@ -157,11 +166,9 @@ export async function readColumns(conn: mysql.Connection, schema: string, table:
     if (m) json.add(m[1]!.replace(/``/g, '`'));
   }
   const name = formatTableName({ schema, table });
-  if (cols.some((c) => String(c.name) === '__proto__')) {
-    // The binlog reader (@vlasky/zongji) builds each row by assignment, which for this name sets the
-    // row's prototype: its values would be lost without a word. Refused instead (other sources and
-    // targets carry such a column; test/proto-columns.int.test.ts).
-    throw fatal('MARIADB_COLUMN_NAME', `table ${name}: a column named __proto__ cannot be read from the MariaDB binlog (the binlog reader loses its values); rename the column, or leave the table out of the pipeline`);
+  const unreadable = cols.map((c) => String(c.name)).find((n) => UNREADABLE_COLUMNS.has(n));
+  if (unreadable !== undefined) {
+    throw fatal('MARIADB_COLUMN_NAME', `table ${name}: a column named ${unreadable} cannot be read from MariaDB (${unreadable === '__proto__' ? 'the binlog reader would lose its values, and ' : ''}mysql2 refuses a result holding it); rename the column, or leave the table out of the pipeline`);
   }
   return cols.map((c) => {
     const info: MariadbColumnInfo = {
