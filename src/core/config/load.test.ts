@@ -421,3 +421,19 @@ test('multi-way sync: the databases joined by two-way pipelines form a full mesh
   assert.equal(ring.length, 1, JSON.stringify(ring));
   assert.match(ring[0]!.message, /multi-way sync joins 3 databases .* but not every two of them: missing postgres:\/\/h:5432\/a → postgres:\/\/h:5432\/c; postgres:\/\/h:5432\/c → postgres:\/\/h:5432\/a/);
 });
+
+test("a key named __proto__ is refused where it is written; pipelines are looked up without Object.prototype's names", () => {
+  // As a pipeline name (it would set the prototype of `pipelines`: the pipeline gone without a word) …
+  const { problems } = problemsOf(valid().replace('  users-sync:', '  __proto__:'));
+  assert.deepEqual(problems.map((p) => [p.line, p.col, p.path]), [[3, 3, 'pipelines.__proto__']]);
+  assert.match(problems[0]!.message, /a key named '__proto__' cannot be read/);
+  // … and anywhere else (a validation rule for a column of that name).
+  const nested = problemsOf(valid("    validate: { fields: { __proto__: { required: true } } }\n")).problems;
+  assert.deepEqual(nested.map((p) => [p.line, p.path]), [[17, 'pipelines.users-sync.validate.fields.__proto__']]);
+  // A pipeline named like an inherited property is an ordinary pipeline; a name that is not one finds nothing.
+  const config = parseConfig(valid().replace('  users-sync:', '  constructor:'), 'test.yaml', {});
+  assert.deepEqual(Object.keys(config.pipelines), ['constructor']);
+  assert.equal(typeof config.pipelines.constructor, 'object');
+  assert.equal(config.pipelines.toString, undefined);
+  assert.equal(config.pipelines['hasOwnProperty'], undefined);
+});

@@ -128,6 +128,15 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
       }
     },
   });
+  // A mapping key `__proto__` would set the prototype of the object it is read into: the pipeline (or
+  // option) it names would vanish without a word. Refused where it is written.
+  visit(doc, {
+    Pair(_, pair, ancestors) {
+      if (!isScalar(pair.key) || pair.key.value !== '__proto__') return;
+      const pos = at(pair.key.range?.[0] ?? 0);
+      problems.push({ file, line: pos.line, col: pos.col, path: formatPath(pathOfAncestors(ancestors, pair)), message: "a key named '__proto__' cannot be read (a JavaScript object cannot hold it); rename it" });
+    },
+  });
   if (problems.length > 0) throw new ConfigError(file, sortProblems(problems));
 
   // 3. Schema.
@@ -154,6 +163,9 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   // 4. Semantics (also when the schema failed, so that one run lists every problem).
   problems.push(...semanticProblems(data, file, locator));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, sortProblems(problems));
+  // Looked up by names from the command line and the HTTP API: without a prototype, 'constructor' or
+  // 'toString' finds a pipeline of that name or nothing (not Object.prototype's).
+  Object.setPrototypeOf(result.data.pipelines, null);
   sources.set(result.data, { file, text, sha256: createHash('sha256').update(text, 'utf8').digest('hex') });
   // Custom transform modules are relative to the config file: made absolute once, here.
   for (const p of Object.values(result.data.pipelines)) {
