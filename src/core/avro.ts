@@ -927,7 +927,6 @@ function hasNestedArray(v: Value[]): boolean {
   return false;
 }
 
-/** Check a row for values Avro cannot carry (multi-dimensional arrays); returns the row itself. */
 /**
  * Whether a table has a column named like a property every object inherits (`constructor`,
  * `toString`, `__proto__`…): the Avro writer reads each field of a row by name, so a column absent
@@ -949,6 +948,7 @@ function ownRow(row: Row): Row {
   return out;
 }
 
+/** Check a row for values Avro cannot carry (multi-dimensional arrays); returns the row itself (`own`: its prototype-less copy). */
 export function rowToAvro(row: Row, source?: { schema: string; table: string }, own = false): Row {
   if (own) row = ownRow(row);
   for (const k in row) {

@@ -138,7 +138,6 @@ export interface MariadbTable {
   columns: { name: string; type: MariadbColumnType }[];
 }
 
-/** Read one table's columns from information_schema (null: the table does not exist). */
 /**
  * Column names a MariaDB source cannot read: mysql2 refuses a result with any of them (its row parser
  * throws, and a streamed snapshot then hangs), and the binlog reader (@vlasky/zongji) builds each row
@@ -148,6 +147,7 @@ export interface MariadbTable {
  */
 const UNREADABLE_COLUMNS = new Set(['__proto__', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__']);
 
+/** Read one table's columns from information_schema (null: the table does not exist; refused: see UNREADABLE_COLUMNS). */
 export async function readColumns(conn: mysql.Connection, schema: string, table: string): Promise<{ name: string; type: MariadbColumnType; notNull: boolean }[] | null> {
   const [cols] = await conn.query<mysql.RowDataPacket[]>(
     `SELECT COLUMN_NAME AS name, LOWER(DATA_TYPE) AS dataType, COLUMN_TYPE AS columnType, NUMERIC_PRECISION AS \`precision\`, NUMERIC_SCALE AS scale, CHARACTER_MAXIMUM_LENGTH AS charLength, IS_NULLABLE AS nullable
