@@ -7,7 +7,7 @@
  * Into a PostgreSQL target, and into a MariaDB target; from a MariaDB source (whose binlog reader
  * cannot carry `__proto__`: such a table is refused at start, naming it).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,44 +59,57 @@ test('columns named __proto__, constructor, toString, hasOwnProperty, valueOf co
   ]);
 });
 
-test('the same columns into a MariaDB target', async (t) => {
+/**
+ * A PostgreSQL database and a MariaDB database of one run, cleaned up after the test (runtimes,
+ * slots, databases, topics); `start` runs one pipeline (capture, process, sink) in this process and
+ * returns the runtime and its `done`.
+ */
+async function pgAndMaria(t: TestContext, pgRole: 'src' | 'dst') {
   const id = uid();
   const prefix = `t${id}`;
-  const sourceDb = `syncline_t_${id}_src`;
+  const pgDb = `syncline_t_${id}_${pgRole}`;
   const mdb = `syncline_t_${id}_maria`;
-  await createDb(sourceDb);
+  await createDb(pgDb);
   const maria = await mysql.createConnection({ ...MARIA });
   await maria.query(`CREATE DATABASE ${mdb}`);
-  let rt: Runtime | undefined;
+  const runtimes: Runtime[] = [];
   t.after(async () => {
-    await rt?.stop().catch(() => undefined);
+    for (const r of runtimes) await r.stop().catch(() => undefined);
     await dropSlots(prefix);
-    await dropDb(sourceDb);
+    await dropDb(pgDb);
     await deleteTopics(prefix).catch(() => undefined);
     await maria.query(`DROP DATABASE IF EXISTS ${mdb}`);
     await maria.end();
   });
+  const start = async (name: string, pipeline: Record<string, unknown>) => {
+    const doc = {
+      version: 1,
+      topicPrefix: prefix,
+      kafka: { brokers: ['127.0.0.1:9092'], partitions: 2 },
+      defaults: { retry: { retries: 2, initialDelayMs: 50, maxDelayMs: 200 }, batch: { size: 100 } },
+      pipelines: { [name]: pipeline },
+    };
+    const rt = new Runtime(parseConfig(JSON.stringify(doc), join(mkdtempSync(join(tmpdir(), 'syncline-protos-')), 'config.yaml'), {}), new Set(['capture', 'process', 'sink']));
+    runtimes.push(rt);
+    const { done } = await rt.start();
+    return { rt, done };
+  };
+  return { id, prefix, pgDb, mdb, maria, start, serverId: () => 100000 + parseInt(id.slice(0, 6), 16) + runtimes.length };
+}
+
+test('the same columns into a MariaDB target', async (t) => {
+  const { prefix, pgDb: sourceDb, mdb, maria, start } = await pgAndMaria(t, 'src');
   await sql(sourceDb, DDL);
   await maria.query(`CREATE TABLE ${mdb}.protos (id INT, \`constructor\` VARCHAR(20), \`__proto__\` TEXT, \`toString\` INT, \`hasOwnProperty\` BOOLEAN, \`valueOf\` JSON,
     updated_at TIMESTAMP(6) NOT NULL, PRIMARY KEY (id, \`constructor\`))`);
   await sql(sourceDb, `insert into protos (id, "constructor", "__proto__", "toString", "hasOwnProperty", "valueOf")
     select g, 'c' || (g % 3), 'p' || g, g * 10, g % 2 = 0, jsonb_build_object('k', g) from generate_series(1, 20) g`);
-  const doc = {
-    version: 1,
-    topicPrefix: prefix,
-    kafka: { brokers: ['127.0.0.1:9092'], partitions: 2 },
-    defaults: { retry: { retries: 2, initialDelayMs: 50, maxDelayMs: 200 }, batch: { size: 100 } },
-    pipelines: {
-      'to-maria': {
-        source: { type: 'postgres', connection: { ...PG, database: sourceDb }, slot: `${prefix}_protos`, publication: `${prefix}_protos`, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
-        target: { type: 'mariadb', connection: { ...MARIA, database: mdb }, poolSize: 2 },
-        tables: [{ source: 'public.protos', target: `${mdb}.protos` }],
-      },
-    },
-  };
-  rt = new Runtime(parseConfig(JSON.stringify(doc), join(mkdtempSync(join(tmpdir(), 'syncline-protos-')), 'config.yaml'), {}), new Set(['capture', 'process', 'sink']));
+  const { rt, done } = await start('to-maria', {
+    source: { type: 'postgres', connection: { ...PG, database: sourceDb }, slot: `${prefix}_protos`, publication: `${prefix}_protos`, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
+    target: { type: 'mariadb', connection: { ...MARIA, database: mdb }, poolSize: 2 },
+    tables: [{ source: 'public.protos', target: `${mdb}.protos` }],
+  });
   let failed: unknown;
-  const { done } = await rt.start();
   done.then(() => undefined, (err: unknown) => (failed = err));
   const read = async () => {
     if (failed) throw failed;
@@ -110,7 +123,7 @@ test('the same columns into a MariaDB target', async (t) => {
     return source === target;
   };
   await waitFor('the snapshot in MariaDB', same, 120_000, 300);
-  await waitFor('the capture streams', async () => (rt!.pipelines[0]!.capture?.stats.confirmed ?? '') !== '');
+  await waitFor('the capture streams', async () => (rt.pipelines[0]!.capture?.stats.confirmed ?? '') !== '');
   await sql(sourceDb, `update protos set "__proto__" = null, "toString" = null, updated_at = clock_timestamp() where id <= 5`);
   await sql(sourceDb, `update protos set "__proto__" = 'back ' || id, updated_at = clock_timestamp() where id <= 3`);
   await sql(sourceDb, `delete from protos where id in (7, 8)`);
@@ -122,52 +135,24 @@ test('the same columns into a MariaDB target', async (t) => {
 });
 
 test('from a MariaDB source: constructor and toString columns converge; a __proto__ column is refused, naming the table', async (t) => {
-  const id = uid();
-  const prefix = `t${id}`;
-  const targetDb = `syncline_t_${id}_dst`;
-  const mdb = `syncline_t_${id}_msrc`;
-  await createDb(targetDb);
-  const maria = await mysql.createConnection({ ...MARIA });
-  await maria.query(`CREATE DATABASE ${mdb}`);
-  const runtimes: Runtime[] = [];
-  t.after(async () => {
-    for (const r of runtimes) await r.stop().catch(() => undefined);
-    await dropDb(targetDb);
-    await deleteTopics(prefix).catch(() => undefined);
-    await maria.query(`DROP DATABASE IF EXISTS ${mdb}`);
-    await maria.end();
-  });
+  const { pgDb: targetDb, mdb, maria, start, serverId } = await pgAndMaria(t, 'dst');
   await maria.query(`CREATE TABLE ${mdb}.ctors (id INT PRIMARY KEY, \`constructor\` TEXT, \`toString\` INT, updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`);
   await maria.query(`CREATE TABLE ${mdb}.protos (id INT PRIMARY KEY, \`__proto__\` TEXT)`);
   await sql(targetDb, 'create table ctors (id int primary key, "constructor" text, "toString" int, updated_at timestamptz not null)');
   await maria.query(`INSERT INTO ${mdb}.ctors (id, \`constructor\`, \`toString\`) VALUES (1, 'p1', 10), (2, 'p2', 20)`);
-  const start = async (table: string, target: string) => {
-    const doc = {
-      version: 1,
-      topicPrefix: prefix,
-      kafka: { brokers: ['127.0.0.1:9092'], partitions: 2 },
-      defaults: { retry: { retries: 2, initialDelayMs: 50, maxDelayMs: 200 }, batch: { size: 100 } },
-      pipelines: {
-        [`from-${table}`]: {
-          source: { type: 'mariadb', connection: { ...MARIA, database: mdb }, serverId: 100000 + parseInt(id.slice(0, 6), 16) + runtimes.length, snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
-          target: { type: 'postgres', connection: { ...PG, database: targetDb } },
-          tables: [{ source: `${mdb}.${table}`, target }],
-        },
-      },
-    };
-    const rt = new Runtime(parseConfig(JSON.stringify(doc), join(mkdtempSync(join(tmpdir(), 'syncline-protos-')), 'config.yaml'), {}), new Set(['capture', 'process', 'sink']));
-    runtimes.push(rt);
-    const { done } = await rt.start();
-    return done;
-  };
+  const from = async (table: string, target: string) => (await start(`from-${table}`, {
+    source: { type: 'mariadb', connection: { ...MARIA, database: mdb }, serverId: serverId(), snapshot: 'initial', heartbeatMs: 1000, lingerMs: 5 },
+    target: { type: 'postgres', connection: { ...PG, database: targetDb } },
+    tables: [{ source: `${mdb}.${table}`, target }],
+  })).done;
 
   // A __proto__ column: the capture stage fails at start with an error that says which table and why.
-  const refused = await start('protos', 'public.protos').then(() => undefined, (err: unknown) => err as SynclineError);
+  const refused = await from('protos', 'public.protos').then(() => undefined, (err: unknown) => err as SynclineError);
   assert.equal(refused?.code, 'MARIADB_COLUMN_NAME');
   assert.match(refused.message, new RegExp(`table ${mdb}\\.protos: a column named __proto__ cannot be read from MariaDB`));
 
   let failed: unknown;
-  void start('ctors', 'public.ctors').catch((err: unknown) => (failed = err));
+  void from('ctors', 'public.ctors').catch((err: unknown) => (failed = err));
   const show = async () => {
     if (failed) throw failed;
     return JSON.stringify((await sql(targetDb, 'select id, "constructor" as c, "toString" as s from ctors order by id')).rows);
