@@ -160,10 +160,9 @@ class PipelineDropper {
   private async foreignReaders(topicsToCheck: string[], groups: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
     if (topicsToCheck.length === 0) return out;
-    const admin = await this.kafka.getAdmin();
     await Promise.all(
       groups.map(async (g) => {
-        const offsets = await admin.fetchOffsets({ groupId: g, topics: topicsToCheck }).catch(() => []); // a group gone meanwhile reads nothing
+        const offsets = await this.kafka.withAdmin((admin) => admin.fetchOffsets({ groupId: g, topics: topicsToCheck })).catch(() => []); // a group gone meanwhile reads nothing
         for (const t of offsets) {
           if (t.partitions.some((p) => Number(p.offset) >= 0)) out.set(t.topic, [...(out.get(t.topic) ?? []), g]);
         }

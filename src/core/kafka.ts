@@ -93,6 +93,8 @@ export class KafkaClient {
   private producer?: BatchProducer;
   private admin?: Admin;
   private adminConnecting?: Promise<Admin>;
+  /** Admin clients replaced by withAdmin, disconnected once the calls still using them are done. */
+  private readonly retiredAdmins = new Set<Admin>();
   /** Topics known to exist with a leader for every partition (ensureTopics). */
   private readonly known = new Set<string>();
   /** One creation in flight per topic: concurrent callers (the stages of a process) share it. */
@@ -218,6 +220,39 @@ export class KafkaClient {
     return classifyKafkaError(err, context, this.settings.brokers, this.settings);
   }
 
+  /**
+   * `fn` with the admin client, for every call that names topics (offsets, creation). kafkajs's admin
+   * remembers each topic it was asked offsets of and asks the broker for all of them before every later
+   * createTopics and offsets read; a remembered topic the broker does not know (deleted by another
+   * process: `syncline pipeline drop`, an operator; or asked about before it existed and not forgotten,
+   * as kafkajs forgets it only when that first refresh fails on the topic itself and not on a timeout)
+   * fails each of those, for good, with "This server does not host this topic-partition". A first run
+   * on a slow machine never created its dead-letter topic so. On that error the admin is replaced (a
+   * new one remembers nothing) and `fn` runs once more; if the topic `fn` names is really unknown, it
+   * fails again, as it should.
+   */
+  async withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
+    const admin = await this.getAdmin();
+    try {
+      return await fn(admin);
+    } catch (err) {
+      if (!unknownTopic(err)) throw err;
+      this.retireAdmin(admin);
+      return fn(await this.getAdmin());
+    }
+  }
+
+  /** The next getAdmin() connects a new admin; this one is disconnected a while later (other callers may be mid-call on it). */
+  private retireAdmin(admin: Admin): void {
+    if (this.admin !== admin) return;
+    this.admin = undefined;
+    this.retiredAdmins.add(admin);
+    this.log.debug('kafka.admin.replaced: a topic it remembered is unknown to the broker');
+    setTimeout(() => {
+      if (this.retiredAdmins.delete(admin)) void admin.disconnect().catch(() => undefined);
+    }, 60_000).unref();
+  }
+
   /** Kafka answered (a stage joined its group, a send or topic creation succeeded): ends a wait. */
   markReady(): void {
     this.waits.ready(this.dependency);
@@ -264,7 +299,7 @@ export class KafkaClient {
       try {
         // Leaders are awaited below, for every topic: kafkajs's own wait gives up at the first
         // "does not host this topic-partition" (the broker's metadata lagging its controller).
-        await admin.createTopics({
+        await this.withAdmin((a) => a.createTopics({
           waitForLeaders: false,
           topics: missing.map((topic) => ({
             topic,
@@ -272,14 +307,14 @@ export class KafkaClient {
             replicationFactor: this.settings.replicationFactor,
             configEntries,
           })),
-        });
+        }));
       } catch (err) {
         // Created meanwhile by another process: what we wanted.
         if (!onlyAlreadyExists(err)) throw this.classify(err, `cannot create topics ${missing.join(', ')}`);
       }
       this.log.info({ topics: missing }, 'topics.ensured');
     }
-    await this.awaitLeaders(admin, names);
+    await this.awaitLeaders(await this.getAdmin(), names);
     this.markReady();
   }
 
@@ -312,18 +347,16 @@ export class KafkaClient {
    * an error of the topic: ask again.
    */
   async topicOffsets(topic: string): Promise<{ partition: number; offset: string; high: string; low: string }[]> {
-    const admin = await this.getAdmin();
     // Classified: a leader not elected yet for a topic just created ("not the leader for that
     // topic-partition") is retriable, waited for by the stage's supervisor, not the end of a stage.
-    return pastLeaderElection(() => pastMetadataRace(() => admin.fetchTopicOffsets(topic))).catch((err: unknown) => {
+    return this.withAdmin((admin) => pastLeaderElection(() => pastMetadataRace(() => admin.fetchTopicOffsets(topic)))).catch((err: unknown) => {
       throw this.classify(err, `cannot read the offsets of ${topic}`);
     });
   }
 
   /** Offset of the first message at or after `ms` per partition (-1: none); the same race as topicOffsets. */
   async topicOffsetsAt(topic: string, ms: number): Promise<{ partition: number; offset: string }[]> {
-    const admin = await this.getAdmin();
-    return pastLeaderElection(() => pastMetadataRace(() => admin.fetchTopicOffsetsByTimestamp(topic, ms))).catch((err: unknown) => {
+    return this.withAdmin((admin) => pastLeaderElection(() => pastMetadataRace(() => admin.fetchTopicOffsetsByTimestamp(topic, ms)))).catch((err: unknown) => {
       throw this.classify(err, `cannot read the offsets of ${topic} at ${new Date(ms).toISOString()}`);
     });
   }
@@ -387,8 +420,17 @@ export class KafkaClient {
       }
       chunk = [];
       bytes = 0;
+      const batch = [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs }));
       try {
-        await producer.sendBatch([...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })));
+        try {
+          await producer.sendBatch(batch);
+        } catch (err) {
+          // kafkajs's producer, like its admin (withAdmin), asks for every topic it ever sent to
+          // before each send: one deleted since (another pipeline dropped) fails every send, for good.
+          if (!unknownTopic(err) || this.settings.producer === 'librdkafka') throw err;
+          await this.replaceProducer(producer, 'info', 'kafka.producer.renewed: a topic this producer had sent to is unknown to the broker (deleted?); sending with a new producer');
+          await (await this.getProducer()).sendBatch(batch);
+        }
         if (this.waits.isWaiting(this.dependency.key)) this.markReady();
       } catch (err) {
         await this.resetProducerAfter(err, producer);
@@ -415,15 +457,23 @@ export class KafkaClient {
    * consumers' version state makes harmless).
    */
   private async resetProducerAfter(err: unknown, producer: BatchProducer): Promise<void> {
-    if (!producerStateLost(err) || this.producer !== producer) return;
+    if (!producerStateLost(err)) return;
+    await this.replaceProducer(producer, 'warn', 'kafka.producer.reset: the broker lost this producer\'s state; sending again with a new producer', err);
+  }
+
+  /** Drop `producer` (if it is still ours) so the next getProducer() makes a new one. */
+  private async replaceProducer(producer: BatchProducer, level: 'info' | 'warn', msg: string, err?: unknown): Promise<void> {
+    if (this.producer !== producer) return;
     this.producer = undefined;
-    this.log.warn({ err: (err as Error)?.message }, 'kafka.producer.reset: the broker lost this producer\'s state; sending again with a new producer');
+    this.log[level](err ? { err: (err as Error)?.message } : {}, msg);
     await producer.disconnect().catch(() => undefined);
   }
 
   async close(): Promise<void> {
     // An admin client still connecting is closed once it is (it sets this.admin first).
-    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect(), this.adminConnecting?.then((a) => a.disconnect())]);
+    const retired = [...this.retiredAdmins];
+    this.retiredAdmins.clear();
+    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect(), this.adminConnecting?.then((a) => a.disconnect()), ...retired.map((a) => a.disconnect())]);
     this.producer = undefined;
     this.admin = undefined;
   }
@@ -491,6 +541,11 @@ export function classifyKafkaError(err: unknown, context: string, brokers: strin
 }
 
 const PRODUCER_STATE_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);
+
+/** The broker does not know a topic the request named (or that the client remembered: withAdmin). */
+export function unknownTopic(err: unknown): boolean {
+  return kafkaTypes(err).includes('UNKNOWN_TOPIC_OR_PARTITION');
+}
 
 /** Whether a produce error (or what it wraps) says the broker lost the idempotent producer's state. */
 export function producerStateLost(err: unknown): boolean {

@@ -482,7 +482,6 @@ export class Metrics {
     const kafka = this.opts.kafka;
     try {
       const rows = await withTimeout(this.timeoutMs, 'consumer lag', async () => {
-        const admin = await kafka.getAdmin();
         const out: { labels: Record<'pipeline' | 'stage' | 'topic' | 'partition', string>; lag: number }[] = [];
         const ends = new Map<string, Promise<{ partition: number; high: string; low: string }[]>>();
         const end = (t: string) => {
@@ -491,7 +490,7 @@ export class Metrics {
           return p;
         };
         await Promise.all(this.consumers.map(async (c) => {
-          const committed = await admin.fetchOffsets({ groupId: c.groupId, topics: c.topics });
+          const committed = await kafka.withAdmin((admin) => admin.fetchOffsets({ groupId: c.groupId, topics: c.topics }));
           for (const t of committed) {
             const high = new Map((await end(t.topic)).map((o) => [o.partition, o]));
             for (const p of t.partitions) {

@@ -177,10 +177,9 @@ export class BoundedRun {
     await kafka.ensureTopics(topics);
     const ends = new Map<string, bigint>();
     for (const t of topics) for (const o of await kafka.topicOffsets(t)) ends.set(`${t}:${o.partition}`, BigInt(o.high));
-    const admin = await kafka.getAdmin();
     const committed = async (): Promise<Map<string, bigint>> => {
       const out = new Map<string, bigint>();
-      for (const t of await admin.fetchOffsets({ groupId, topics })) {
+      for (const t of await kafka.withAdmin((admin) => admin.fetchOffsets({ groupId, topics }))) {
         for (const p of t.partitions) out.set(`${t.topic}:${p.partition}`, BigInt(p.offset));
       }
       return out;

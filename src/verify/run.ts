@@ -167,10 +167,9 @@ async function waitCaughtUp(o: { source: Source; monitor: { acknowledged(): Prom
   for (const t of o.topics) {
     for (const p of await o.kafka.topicOffsets(t).catch(() => [])) ends.set(`${t}:${p.partition}`, BigInt(p.high));
   }
-  const admin = await o.kafka.getAdmin();
   for (;;) {
     const committed = new Map<string, bigint>();
-    for (const t of await admin.fetchOffsets({ groupId: o.groupId, topics: o.topics })) {
+    for (const t of await o.kafka.withAdmin((admin) => admin.fetchOffsets({ groupId: o.groupId, topics: o.topics }))) {
       for (const p of t.partitions) committed.set(`${t.topic}:${p.partition}`, BigInt(p.offset));
     }
     const behind = [...ends].filter(([k, e]) => e > 0n && (committed.get(k) ?? -1n) < e);
