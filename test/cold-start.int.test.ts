@@ -20,7 +20,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,7 +49,10 @@ test('first run on a machine whose stack is not running: `npm run demo` brings i
   const out = demo.out();
   t.diagnostic(out.split('\n').filter((l) => /^\[stack\]|converged|workload:/.test(l)).join('\n'));
 
-  assert.equal(code, 0, `npm run demo exits 0 (null: killed after 9 min):\n${out.slice(-4000)}`);
+  writeFileSync(join(reports, 'demo-output.log'), out);
+  // The first warnings and errors say what went wrong first; the tail says where the run ended.
+  const firstTrouble = logLines(out).filter((l) => l.level >= 40).slice(0, 12).map((l) => JSON.stringify(l).slice(0, 600));
+  assert.equal(code, 0, `npm run demo exits 0 (null: killed after 9 min; whole output in ${reports}/demo-output.log)\nfirst warnings and errors:\n${firstTrouble.join('\n')}\nlast lines:\n${out.slice(-3000)}`);
   assert.match(out, /every table converged/);
   assert.match(out, /enabling logical replication \(wal_level=replica/, "the script switched the fresh cluster to logical replication");
   assert.match(out, /Kafka is up and accepts work/);
