@@ -42,7 +42,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import type { Logger } from 'pino';
-import type { Row, Value } from '../../src/core/envelope.js';
+import { setColumn, type Row, type Value } from '../../src/core/envelope.js';
 import { poison, SynclineError } from '../../src/core/errors.js';
 import type { ConnectorContext } from '../../src/core/registry.js';
 import { keyString, type FailedRecord, type Sink, type SinkRecord, type WriteResult } from '../../src/sink/sink.js';
@@ -61,7 +61,7 @@ export function jsonValue(v: Value | undefined): unknown {
 
 export function jsonRow(row: Row): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) out[k] = jsonValue(v);
+  for (const [k, v] of Object.entries(row)) setColumn(out, k, jsonValue(v));
   return out;
 }
 
@@ -278,8 +278,8 @@ export class HttpSink implements Sink {
     const row = jsonRow(r.values ?? {});
     if (r.keep.length === 0) return row;
     const what = `${r.table} key ${keyString(r.key)}`;
-    if (prior && r.keep.every((c) => c in prior)) {
-      for (const c of r.keep) row[c] = prior[c];
+    if (prior && r.keep.every((c) => Object.hasOwn(prior, c))) {
+      for (const c of r.keep) setColumn(row, c, prior[c]);
       return row;
     }
     if (!this.cfg.read) {
@@ -287,11 +287,11 @@ export class HttpSink implements Sink {
     }
     const url = fillUrl(this.cfg.read.url, r.table, r.key);
     const current = await this.getJson(url);
-    const missing = r.keep.filter((c) => current === null || !(c in current));
+    const missing = r.keep.filter((c) => current === null || !Object.hasOwn(current, c));
     if (missing.length > 0) {
       throw poison('HTTP_UNCHANGED_COLUMNS', `update of ${what} left columns ${r.keep.join(', ')} unchanged (PostgreSQL TOAST); GET ${url} ${current === null ? 'found no object' : `has no ${missing.join(', ')}`} to fill them from`);
     }
-    for (const c of r.keep) row[c] = current![c];
+    for (const c of r.keep) setColumn(row, c, current![c]);
     return row;
   }
 

@@ -32,7 +32,7 @@ export function fillUrl(t: string, table: string, key: Row): string {
     if (name === 'table') return encodeURIComponent(table);
     if (name === 'key') return Object.values(key).map((v) => encodeURIComponent(keyText(v))).join(',');
     const col = name.slice(4);
-    if (!(col in key)) throw poison('HTTP_URL_KEY', `url template names {key.${col}}, but the key of ${table} has columns ${Object.keys(key).join(', ') || '(none)'}`);
+    if (!Object.hasOwn(key, col)) throw poison('HTTP_URL_KEY', `url template names {key.${col}}, but the key of ${table} has columns ${Object.keys(key).join(', ') || '(none)'}`);
     return encodeURIComponent(keyText(key[col]));
   });
 }

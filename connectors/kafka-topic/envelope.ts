@@ -14,7 +14,7 @@
  * timestamp column is in `numericTimestamps` units and a number in a date column is days since 1970.
  */
 import { stringifyJsonExact } from '../../src/core/json-exact.js';
-import type { Row, Value } from '../../src/core/envelope.js';
+import { setColumn, type Row, type Value } from '../../src/core/envelope.js';
 import { poison, type SynclineError } from '../../src/core/errors.js';
 import { canonicalTimestamp, daysToDate, microsToTimestamp, type ColumnType } from '../../src/core/types.js';
 import type { SourceColumn } from '../../src/capture/source.js';
@@ -180,8 +180,8 @@ function rowOf(shape: TopicShape, v: unknown, hints: Hints, where: string): Row 
   if (!isObject(v)) throw poison('RECORD_INVALID', `the ${where} row is not an object: ${describe(v)}`);
   const row: Row = {};
   for (const col of shape.columns) {
-    if (!(col.name in v)) continue; // absent: not in this row (a key-only before image)
-    row[col.name] = columnValue(v[col.name], col, hints.get(col.name), shape.numericTimestamps, where);
+    if (!Object.hasOwn(v, col.name)) continue; // absent: not in this row (a key-only before image)
+    setColumn(row, col.name, columnValue(v[col.name], col, hints.get(col.name), shape.numericTimestamps, where));
   }
   return row;
 }

@@ -21,7 +21,7 @@
  * Each outcome is counted (`syncline_capture_toast_fills_total{via}`).
  */
 import type { Logger } from 'pino';
-import type { ChangeEvent, Row, Value } from '../core/envelope.js';
+import { setColumn, type ChangeEvent, type Row, type Value } from '../core/envelope.js';
 import { errorMessage } from '../core/errors.js';
 import type { SourceTable } from './source.js';
 
@@ -75,7 +75,7 @@ export class ToastFill {
     if (known) {
       const left: string[] = [];
       for (const c of missing) {
-        if (c in known.values) after[c] = known.values[c]!;
+        if (Object.hasOwn(known.values, c)) setColumn(after, c, known.values[c]!);
         else left.push(c);
       }
       if (left.length < missing.length) this.counters.cache++;
@@ -85,8 +85,8 @@ export class ToastFill {
       try {
         const now = await this.o.reselect(table, key, missing);
         if (now) {
-          for (const c of missing) if (c in now) after[c] = now[c]!;
-          missing = missing.filter((c) => !(c in now));
+          for (const c of missing) if (Object.hasOwn(now, c)) setColumn(after, c, now[c]!);
+          missing = missing.filter((c) => !Object.hasOwn(now, c));
           this.counters.reselect++;
         }
       } catch (err) {

@@ -19,9 +19,14 @@ export type Row = Record<string, Value>;
  * `row[name] = value`, also for a column named `__proto__`: an assignment would set the row's
  * prototype instead (and the value be lost); that one is defined as an own property.
  */
-export function setColumn(row: Row, name: string, value: Value): void {
+export function setColumn<T = Value>(row: Record<string, T>, name: string, value: NoInfer<T>): void {
   if (name === '__proto__') Object.defineProperty(row, name, { value, writable: true, enumerable: true, configurable: true });
   else row[name] = value;
+}
+
+/** `rec[name]` when `rec` has it as its own (a config map by column name: `toString` is not Object.prototype's). */
+export function own<T>(rec: Readonly<Record<string, T>> | undefined, name: string): T | undefined {
+  return rec !== undefined && Object.hasOwn(rec, name) ? rec[name] : undefined;
 }
 
 /** c = insert, u = update, d = delete, r = snapshot read, t = truncate. */

@@ -14,6 +14,7 @@ import { sendJson } from '../observe/http-json.js';
 import { principalOf } from '../security/access/access.js';
 import { maskPolicy, type MaskPolicy } from '../security/masking/policy.js';
 import { fieldDiff, keyArgument, type FieldChange, type Json, type JsonRow } from './history.js';
+import { setColumn } from '../core/envelope.js';
 import { openStore, requireHistory } from './recorder.js';
 import type { HistoryStore } from './store.js';
 
@@ -41,7 +42,7 @@ export interface Timeline {
 function maskJson(row: JsonRow | null, table: string, mask?: MaskPolicy): JsonRow | null {
   if (!row || !mask) return row;
   const out: JsonRow = {};
-  for (const [k, v] of Object.entries(row)) out[k] = v !== null && mask.sensitive(k, table) ? '***' : v;
+  for (const [k, v] of Object.entries(row)) setColumn(out, k, v !== null && mask.sensitive(k, table) ? '***' : v);
   return out;
 }
 

@@ -10,7 +10,7 @@
  */
 import type { HistoryRetention, PipelineConfig, TableConfig } from '../core/config/schema.js';
 import { targetTablesOf } from '../core/config/schema.js';
-import type { Row, Value } from '../core/envelope.js';
+import { setColumn, type Row, type Value } from '../core/envelope.js';
 import { keyString, keyStringOf, type Decision, type HistoryNote, type SinkRecord, type TargetRows } from '../sink/sink.js';
 
 /**
@@ -105,7 +105,7 @@ export function jsonValue(v: Value): Json {
 export function jsonRow(r: Row | null | undefined): JsonRow | null {
   if (!r) return null;
   const out: JsonRow = {};
-  for (const [k, v] of Object.entries(r)) if (v !== undefined) out[k] = jsonValue(v);
+  for (const [k, v] of Object.entries(r)) if (v !== undefined) setColumn(out, k, jsonValue(v));
   return out;
 }
 

@@ -3,7 +3,7 @@
  * computes the canonical content hash used for delta detection.
  */
 import type { ChangeEvent, Row, Value } from '../core/envelope.js';
-import { eventPosition } from '../core/envelope.js';
+import { eventPosition, setColumn } from '../core/envelope.js';
 import { rowHash } from '../core/hash.js';
 import { SynclineError } from '../core/errors.js';
 import type { TableConfig } from '../core/config/schema.js';
@@ -46,9 +46,10 @@ export interface RowHashers {
 export function tableMappings(tables: TableConfig[], crypto?: RowHashers): Map<string, TableMapping> {
   const out = new Map<string, TableMapping>();
   for (const t of tables) {
-    const cols = t.columns ?? {};
+    // A Map: a column named like an inherited property (toString, __proto__) is not renamed to Object.prototype's.
+    const renames = new Map(Object.entries(t.columns ?? {}));
     const target = t.target ?? t.source;
-    const m: TableMapping = { source: t.source, target, rename: Object.keys(cols).length === 0 ? sameName : (c) => cols[c] ?? c };
+    const m: TableMapping = { source: t.source, target, rename: renames.size === 0 ? sameName : (c) => renames.get(c) ?? c };
     const h = crypto?.hasherFor(target, true);
     if (h) m.hash = h;
     if ((t.transform && t.transform.length > 0) || t.route) {
@@ -79,7 +80,7 @@ const NO_KEEP: string[] = Object.freeze([]) as unknown as string[];
 export function renameRow(row: Row, rename: (c: string) => string): Row {
   if (rename === sameName) return row;
   const out: Row = {};
-  for (const k of Object.keys(row)) out[rename(k)] = row[k]!;
+  for (const k of Object.keys(row)) setColumn(out, rename(k), row[k]!);
   return out;
 }
 

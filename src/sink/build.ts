@@ -16,7 +16,7 @@ import { applyObserver, ObservedDeadLetters, TimedSink, TimedVersionState } from
 import { VersionState } from './version-state.js';
 import { DlqStore } from '../dlq/store.js';
 import { fatal } from '../core/errors.js';
-import { republishOrigin, type Decided, type Row } from '../core/envelope.js';
+import { own, republishOrigin, type Decided, type Row } from '../core/envelope.js';
 import { Applier } from './applier.js';
 import { loadResolveFn, makeResolver, type Resolver } from './conflicts.js';
 import { DeadLetters } from './dead-letters.js';
@@ -125,7 +125,7 @@ export async function buildSinkParts(deps: SinkDeps, name: string, p: PipelineCo
   let history: PipelineHistory | undefined;
   const keyColumnsOf = (table: string) => {
     const t = p.tables.find((x) => targetTablesOf(x).includes(table));
-    return t?.key?.map((c) => t.columns?.[c] ?? c);
+    return t?.key?.map((c) => own(t.columns, c) ?? c);
   };
   if (retention.size > 0 && where) {
     const { store: hs, release } = openStore(where.url, where.schema);

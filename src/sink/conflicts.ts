@@ -15,7 +15,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
-import type { Row, Value } from '../core/envelope.js';
+import { own, type Row, type Value } from '../core/envelope.js';
 import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
 import { fatal, poison, SynclineError } from '../core/errors.js';
 import { rowHash } from '../core/hash.js';
@@ -110,8 +110,7 @@ export function latestTimestamp(c: Conflict, field: string): 'source' | 'target'
 export function timestampFieldProblem(pipeline: string, t: Pick<TableConfig, 'source' | 'columns' | 'conflict'>, base: ConflictConfig, sourceColumns: readonly string[]): string | null {
   const c = t.conflict ?? base;
   if (c.strategy !== 'latest-timestamp') return null;
-  const renames = t.columns ?? {};
-  if (sourceColumns.some((col) => (renames[col] ?? col) === c.field)) return null;
+  if (sourceColumns.some((col) => (own(t.columns, col) ?? col) === c.field)) return null;
   const where = t.conflict ? `tables[].conflict of ${t.source}` : "the pipeline's conflict (or defaults.conflict)";
   return (
     `pipeline ${pipeline}: table ${t.source} has no column ${c.field}, which its conflict strategy latest-timestamp compares (${where}: ` +

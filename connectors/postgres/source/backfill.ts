@@ -95,7 +95,7 @@ export class PgBackfill implements BackfillSupport {
     const n = table.columns.length;
     for (const raw of r.rows as (string | null)[][]) {
       const row: Row = {};
-      for (let i = 0; i < n; i++) row[table.columns[i]!.name] = parsePgText(raw[i] ?? null, table.columns[i]!.type);
+      for (let i = 0; i < n; i++) setColumn(row, table.columns[i]!.name, parsePgText(raw[i] ?? null, table.columns[i]!.type));
       rows.push(row);
       last = raw.slice(n).map((v) => v ?? '');
     }

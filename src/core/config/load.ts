@@ -43,6 +43,7 @@ import { checkTableTransforms } from '../../process/transform/compile.js';
 import { checkTableRoute } from '../../process/transform/route.js';
 import { canonicalTableName } from '../names.js';
 import { registeredSources } from '../registry.js';
+import { own } from '../envelope.js';
 
 export interface ConfigProblem {
   file: string;
@@ -803,14 +804,14 @@ function semanticProblems(data: unknown, file: string, loc: Locator): ConfigProb
         if (table.target !== undefined) add([...tpath, 'target'], `table ${name}: a routed table has no single target: the route picks it (use route.default for rows no route matches)`);
         if (pipeline?.peer !== undefined) add([...tpath, 'route'], `table ${name}: a two-way pipeline (peer) cannot route: the other side would carry each route table back as a table of its own`);
         if (table.encrypt !== undefined) add([...tpath, 'encrypt'], `table ${name}: field encryption of a routed table is not supported yet (its keys are per target table)`);
-        const key = Array.isArray(table.key) ? table.key.filter((k): k is string => typeof k === 'string').map((k) => columns[k] ?? k) : undefined;
+        const key = Array.isArray(table.key) ? table.key.filter((k): k is string => typeof k === 'string').map((k) => own(columns, k) ?? k) : undefined;
         for (const pr of checkTableRoute(table.route, table.transform, { table: name, key })) add([...tpath, 'route', ...pr.path], pr.message);
       }
       if (Array.isArray(table?.transform)) {
         const columns = (asObject(table.columns) ?? {}) as Record<string, string>;
         const target = typeof table.target === 'string' ? table.target : typeof source === 'string' ? source : '?';
-        const key = Array.isArray(table.key) ? table.key.filter((k): k is string => typeof k === 'string').map((k) => columns[k] ?? k) : undefined;
-        const encrypted = Array.isArray(table.encrypt) ? table.encrypt.filter((k): k is string => typeof k === 'string').map((k) => columns[k] ?? k) : undefined;
+        const key = Array.isArray(table.key) ? table.key.filter((k): k is string => typeof k === 'string').map((k) => own(columns, k) ?? k) : undefined;
+        const encrypted = Array.isArray(table.encrypt) ? table.encrypt.filter((k): k is string => typeof k === 'string').map((k) => own(columns, k) ?? k) : undefined;
         for (const pr of checkTableTransforms(table.transform, { table: target, key, encrypted })) add([...tpath, 'transform', ...pr.path], pr.message);
         (table.transform as unknown[]).forEach((step, j) => {
           const module = asObject(asObject(step)?.custom)?.module;

@@ -26,7 +26,7 @@
  * or timeout of a custom function) throws a poison error: the change is dead-lettered as `invalid`.
  */
 import { resolve } from 'node:path';
-import type { Row, Value } from '../../core/envelope.js';
+import { setColumn, type Row, type Value } from '../../core/envelope.js';
 import type { TransformStep } from '../../core/config/schema.js';
 import { poison, SynclineError } from '../../core/errors.js';
 import { civilFromDays } from '../../core/types.js';
@@ -353,7 +353,7 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
           throw err;
         }
       };
-      const knows = (row: Row) => refs.every((r) => r in row);
+      const knows = (row: Row) => refs.every((r) => Object.hasOwn(row, r));
       compiled.push({
         run(c, ctx) {
           if (c.op === 'delete') {
@@ -377,7 +377,7 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
       const include = s.include !== undefined;
       const list = new Set(s.include ?? s.exclude!);
       if (!include) for (const k of list) if (keySet.has(k)) problems.push({ path: at('exclude'), message: `table ${table}, ${label}: ${k} is a key column of ${table} and cannot be dropped` });
-      const drops = (col: string, c: Change) => (include ? !list.has(col) && !(col in c.key) : list.has(col));
+      const drops = (col: string, c: Change) => (include ? !list.has(col) && !Object.hasOwn(c.key, col) : list.has(col));
       compiled.push({
         run(c) {
           if (c.op === 'delete') return c;
@@ -413,7 +413,7 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
             checkKeep(c, x.refs);
             eachRow(c, (row) => {
               try {
-                row[x.col] = toValue(x.value(rowFor(x.readsOp, row, c.op), ctx));
+                setColumn(row, x.col, toValue(x.value(rowFor(x.readsOp, row, c.op), ctx)));
               } catch (err) {
                 if (err instanceof EvalFailure) throw poison('TRANSFORM_FAILED', `${what()}, column ${x.col}: ${err.safeMessage}`);
                 throw err;
@@ -435,8 +435,8 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
         run(c) {
           if (c.op === 'delete') return c;
           for (const [col, v] of entries) {
-            if (col in c.key) throw poison('TRANSFORM_FAILED', `${what()}: ${col} is a key column and cannot be set`);
-            eachRow(c, (row) => (row[col] = v));
+            if (Object.hasOwn(c.key, col)) throw poison('TRANSFORM_FAILED', `${what()}: ${col} is a key column and cannot be set`);
+            eachRow(c, (row) => setColumn(row, col, v));
             if (c.keep.length > 0) c.keep = c.keep.filter((k) => k !== col);
           }
           return c;
@@ -463,7 +463,7 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
               if (v === null || v === undefined || isKind(type, v)) continue;
               const out = COERCE[type as FieldType]!(v);
               if (out === NO) throw poison('TRANSFORM_FAILED', `${what()}: column ${col}: ${describeValue(v)} does not convert to ${type}`);
-              row[col] = out;
+              setColumn(row, col, out);
             }
           });
           return c;
@@ -489,7 +489,7 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
           if (c.op === 'delete') return c;
           checkKeep(c, paths.map((p) => p.path.column));
           eachRow(c, (row) => {
-            for (const p of paths) row[p.col] = extractJson(row[p.path.column] ?? null, p.path, what);
+            for (const p of paths) setColumn(row, p.col, extractJson(row[p.path.column] ?? null, p.path, what));
           });
           return c;
         },
@@ -512,8 +512,8 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
               if (v === null || v === undefined) continue;
               const k = Buffer.isBuffer(v) || Array.isArray(v) ? undefined : String(v);
               const mapped = k === undefined ? undefined : e.values.get(k);
-              if (mapped !== undefined) row[e.col] = mapped;
-              else if (e.otherwise === 'null') row[e.col] = null;
+              if (mapped !== undefined) setColumn(row, e.col, mapped);
+              else if (e.otherwise === 'null') setColumn(row, e.col, null);
               else if (e.otherwise === 'invalid') throw poison('TRANSFORM_FAILED', `${what()}: column ${e.col}: ${describeValue(v)} is not in the value map`);
             }
           });
@@ -545,7 +545,7 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
               if (v === null || v === undefined) continue;
               const out = typeof v === 'string' ? convertZone(v, from, to) : undefined;
               if (out === undefined) throw poison('TRANSFORM_FAILED', `${what()}: column ${col}: ${describeValue(v)} is not a timestamp that converts (years 100-9999, not BC)`);
-              row[col] = out;
+              setColumn(row, col, out);
             }
           });
           return c;
@@ -601,10 +601,10 @@ export function compileTransforms(steps: TransformStep[], opts: TransformCompile
 
   const transform: TableTransform = {
     run(c, ctx) {
-      if (c.before && c.after && !Object.keys(c.after).every((k) => k in c.before!)) c.before = null; // not a full old row
-      if (c.keep.length > 0 && c.before && c.after && c.keep.every((k) => k in c.before!)) {
+      if (c.before && c.after && !Object.keys(c.after).every((k) => Object.hasOwn(c.before!, k))) c.before = null; // not a full old row
+      if (c.keep.length > 0 && c.before && c.after && c.keep.every((k) => Object.hasOwn(c.before!, k))) {
         // The old row has the unsent values: they are the same now.
-        for (const k of c.keep) c.after[k] = c.before[k]!;
+        for (const k of c.keep) setColumn(c.after, k, c.before[k]!);
         c.keep = [];
       }
       if (!needsBefore && c.after) c.before = null; // only filters and custom functions look at it
@@ -678,7 +678,7 @@ function customResult(r: unknown, input: Change, what: string): Change[] {
 function buffers(row: Row): Row {
   for (const k of Object.keys(row)) {
     const v = row[k] as unknown;
-    if (v instanceof Uint8Array && !Buffer.isBuffer(v)) row[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    if (v instanceof Uint8Array && !Buffer.isBuffer(v)) setColumn(row, k, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
   }
   return row;
 }

@@ -132,13 +132,13 @@ export function compileRoute(r: RouteConfig, opts: RouteCompileOptions): { route
   const p = pick;
   const dflt = r.default;
   const describe = r.by !== undefined ? `by "${r.by}" (to: ${Object.keys(r.to ?? {}).join(', ')})` : `cases (${(r.cases ?? []).map((c) => `"${c.when}"`).join(', ')})`;
-  const knows = (row: Row) => refs.every((f) => f in row);
+  const knows = (row: Row) => refs.every((f) => Object.hasOwn(row, f));
 
   /** The route of a row to write; throws when it matches none and there is no default. */
   const routeOf = (c: Change, ctx: EvalContext): string => {
     const row = c.after!;
     for (const f of refs) {
-      if (f in row) continue;
+      if (Object.hasOwn(row, f)) continue;
       if (c.keep.includes(f)) throw poison('TRANSFORM_VALUE_UNKNOWN', `${table} route: column ${f} was not sent by the source (an unchanged TOASTed value) and the old row is not known; set REPLICA IDENTITY FULL on the source table to route by it`);
       throw poison('ROUTE_COLUMN_UNKNOWN', `${table} route reads ${f}, which the row does not have (columns: ${Object.keys(row).join(', ')})`);
     }

@@ -23,7 +23,7 @@
  */
 import type { z } from 'zod';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
-import type { Row, Value } from '../../core/envelope.js';
+import { setColumn, type Row, type Value } from '../../core/envelope.js';
 import { fieldRuleSpec, tableValidateSpec } from '../../core/config/schema.js';
 import { compileCheck, EvalFailure, ExprError, type EvalContext } from './expr.js';
 import {
@@ -629,7 +629,7 @@ export function compileTable(spec: TableValidateConfig, opts: CompileOptions): {
     const anyMasked = refs.some((r) => masked.has(r));
     const valueOf = (values: Row) => {
       const o: Record<string, ShownValue> = {};
-      for (const r of refs) o[r] = masked.has(r) ? MASK : shownValue(values[r]);
+      for (const r of refs) setColumn(o, r, masked.has(r) ? MASK : shownValue(values[r]));
       return o;
     };
     ruleFns.push((values, ctx, out) => {

@@ -487,8 +487,11 @@ function compileNode(n: Node, numericFields: ReadonlySet<string>): Evaluator {
     case 'ref': {
       const name = n.name;
       const declared = numericFields.has(name);
+      // A field named like a property every object has (toString, constructor, __proto__): read
+      // only if the row has it, or a row without it would give Object.prototype's.
+      const inherited = name in Object.prototype;
       return (row, ctx) => {
-        const v = row[name];
+        const v = inherited && !Object.hasOwn(row, name) ? undefined : row[name];
         if (v === undefined || v === null) return null;
         if (typeof v === 'string' && (declared || (ctx.columnTypes !== undefined && NUMERIC_TYPE.test(ctx.columnTypes[name] ?? '')))) {
           const d = parseDecimal(v);

@@ -20,7 +20,7 @@ import { closest, configError, configSource, locateProblem, type ConfigProblem }
 import type { SynclineConfig } from '../../core/config/schema.js';
 import { SynclineError } from '../../core/errors.js';
 import { keyString, type SinkRecord } from '../../sink/sink.js';
-import type { Row, Value } from '../../core/envelope.js';
+import { own, type Row, type Value } from '../../core/envelope.js';
 import { compileTable, type TableValidator, type Violation } from './compile.js';
 
 export { compileTable, type Coercion, type TableValidator, type Violation } from './compile.js';
@@ -165,7 +165,7 @@ export async function validateRules(config: SynclineConfig, file?: string, only?
       const r = compileTable(t.validate, {
         table: t.target ?? t.source,
         // Encrypted columns: rules read their plaintext (decrypted in memory), violations never show it.
-        mask: [...(p.validation?.mask ?? []), ...(t.encrypt ?? []).map((c) => t.columns?.[c] ?? c)],
+        mask: [...(p.validation?.mask ?? []), ...(t.encrypt ?? []).map((c) => own(t.columns, c) ?? c)],
         columns: t.columns,
         hasModule: moduleSpec !== undefined,
         functions,

@@ -12,7 +12,7 @@
  * One instance per pipeline and config (pipelineCrypto() caches it); it holds the keyring in memory.
  */
 import type { Logger } from 'pino';
-import type { ChangeEvent, Decided, Row, Value } from '../../core/envelope.js';
+import { setColumn, type ChangeEvent, type Decided, type Row, type Value } from '../../core/envelope.js';
 import { fatal, SynclineError } from '../../core/errors.js';
 import { rowHash } from '../../core/hash.js';
 import type { ColumnType } from '../../core/types.js';
@@ -101,7 +101,7 @@ export class PipelineCrypto {
         const v = row[c];
         if (v === undefined || v === null) continue;
         out ??= { ...row };
-        out[c] = encryptValue(this.ring, { scope: this.scope, table: sourceTable, column: c, key }, v);
+        setColumn(out, c, encryptValue(this.ring, { scope: this.scope, table: sourceTable, column: c, key }, v));
       }
       return out ?? row;
     };
@@ -136,11 +136,11 @@ export class PipelineCrypto {
             plain = decryptValue(this.ring, this.contextOf(t, key, src), v);
           } catch (err) {
             if (strict || (err as SynclineError).kind === 'fatal') throw err;
-            out[col] = 'x:' + v;
+            setColumn(out, col, 'x:' + v);
             continue;
           }
         }
-        out[col] = this.hasher.hmac(this.pipeline, t.source, src, plain);
+        setColumn(out, col, this.hasher.hmac(this.pipeline, t.source, src, plain));
       }
       return rowHash(out);
     };
@@ -169,7 +169,7 @@ export class PipelineCrypto {
       const v = row[col];
       if (src === undefined || !isCiphertext(v)) continue;
       out ??= { ...row };
-      out[col] = decryptValue(this.ring, this.contextOf(t, key, src), v);
+      setColumn(out, col, decryptValue(this.ring, this.contextOf(t, key, src), v));
     }
     return out ?? row;
   }
@@ -189,7 +189,7 @@ export class PipelineCrypto {
       try {
         const plain = decryptValue(this.ring, this.contextOf(t, key, src), v);
         out ??= { ...row };
-        out[col] = plain;
+        setColumn(out, col, plain);
       } catch (err) {
         if ((err as SynclineError).kind === 'fatal') throw err;
       }
@@ -211,7 +211,7 @@ export class PipelineCrypto {
       const v = row[col];
       if (v === undefined || v === null || isCiphertext(v)) continue;
       out ??= { ...row };
-      out[col] = encryptValue(this.ring, this.contextOf(t, key, src), v);
+      setColumn(out, col, encryptValue(this.ring, this.contextOf(t, key, src), v));
     }
     return out ?? row;
   }

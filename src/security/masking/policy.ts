@@ -11,7 +11,7 @@
  * unmasked (raw bytes included). It is meant for an admin-only route that records an audit entry per
  * call; nothing in syncline calls it on a viewer's behalf.
  */
-import type { Row, Value } from '../../core/envelope.js';
+import { setColumn, type Row, type Value } from '../../core/envelope.js';
 
 export const MASK = '***';
 
@@ -53,7 +53,7 @@ export class MaskPolicy {
   maskRow(row: Row | null, table?: string): Row | null {
     if (!row) return row;
     const out: Row = {};
-    for (const [k, v] of Object.entries(row)) out[k] = v !== null && this.sensitive(k, table) ? MASK : v;
+    for (const [k, v] of Object.entries(row)) setColumn(out, k, v !== null && this.sensitive(k, table) ? MASK : v);
     return out;
   }
 
