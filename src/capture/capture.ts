@@ -24,7 +24,7 @@ import { errorCode, errorMessage, fatal, SynclineError, errorKind, retriable, wi
 import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
 import { canHoldSpecials, columnPgTypes, envelopeToAvro, hasInheritedNames, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
-import { encodeRefusal, holdsSpecial } from './refusal.js';
+import { encodeRefusal, holdsSpecial, oversizeRefusal } from './refusal.js';
 import { stringifyTagged } from '../core/tagged-json.js';
 import { keyStringOf } from '../sink/sink.js';
 import type { ConflictConfig, TableConfig } from '../core/config/schema.js';
@@ -45,6 +45,15 @@ import { acquireLeadership, type LeaderLock } from './leadership.js';
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
 /** A registry that accepts connections but never answers must not hold capture (at start: the process) forever. */
 const REGISTRY_DEADLINE_MS = 30_000;
+/** Messages at least this large are checked against their topic's max.message.bytes (read once per topic). */
+const LARGE_MESSAGE_BYTES = 64 * 1024;
+
+/** What a message adds to a record batch, roughly: key, value, headers and ~128 bytes of framing. */
+function messageBytes(m: OutMessage): number {
+  let n = 128 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
+  for (const [k, v] of Object.entries(m.headers ?? {})) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+  return n;
+}
 
 export interface CaptureOptions {
   pipeline: string;
@@ -580,6 +589,15 @@ export class Capture implements CaptureHandler {
       }
     }
     if (msg === null) return;
+    // Larger than its topic takes: Kafka would refuse it on every attempt and hold the pipeline there.
+    if ((msg.value?.length ?? 0) >= LARGE_MESSAGE_BYTES) {
+      const bytes = messageBytes(msg);
+      const limit = await this.opts.kafka.maxMessageBytes(st.topic);
+      if (bytes > limit) {
+        await this.deadLetterOversized(st, key, e, bytes, limit);
+        return;
+      }
+    }
     this.outbox.push(msg);
     this.enqueued++;
     this.counters.changes++;
@@ -614,6 +632,19 @@ export class Capture implements CaptureHandler {
     await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: Buffer.from(stringifyTagged(e)), attempts: 1 }]);
   }
 
+
+  /**
+   * A change over its topic's max.message.bytes: dead-lettered as `invalid` with its key and why, not
+   * its row (which the dead-letter topic would not take either); the source still holds the row.
+   */
+  private async deadLetterOversized(st: TableState, key: Row, e: ChangeEvent, bytes: number, limit: number): Promise<void> {
+    const source = formatTableName(st.src);
+    const error = oversizeRefusal({ source, topic: st.topic, key, event: e, bytes, limit });
+    const target = this.opts.tables.find((t) => t.source === source)?.target ?? source;
+    this.counters.deadLettered++;
+    this.log.warn({ table: source, key: keyStringOf(Object.values(key)), bytes, limit, topic: st.topic }, 'capture.too_large: a change larger than its topic takes is dead-lettered');
+    await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: null, attempts: 1 }]);
+  }
 
   /**
    * After a restart the source streams again from its acknowledged position, which may be behind

@@ -56,3 +56,31 @@ export function encodeRefusal(o: { source: string; key: Row; event: ChangeEvent;
   if (column !== undefined) error.column = column;
   return error;
 }
+
+/** Bytes a value takes in a message (text as UTF-8), roughly: for naming the largest columns. */
+function valueBytes(v: Value | undefined): number {
+  if (v === null || v === undefined) return 0;
+  if (Buffer.isBuffer(v)) return v.length;
+  if (typeof v === 'string') return Buffer.byteLength(v);
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + valueBytes(x), 0);
+  return 8;
+}
+
+/**
+ * The poison error of a change whose message is larger than its change topic takes (the topic's
+ * max.message.bytes): Kafka would refuse it on every attempt. Names the table, the key, the size,
+ * the limit and the largest columns (`column` set to the largest), and what to do.
+ */
+export function oversizeRefusal(o: { source: string; topic: string; key: Row; event: ChangeEvent; bytes: number; limit: number }): SynclineError {
+  const row: Row = o.event.after ?? o.event.before ?? {};
+  const largest = Object.keys(row).map((c) => [c, valueBytes(row[c])] as const).sort((a, b) => b[1] - a[1]).slice(0, 3).filter(([, n]) => n > 0);
+  const error = poison(
+    'KAFKA_MESSAGE_TOO_LARGE',
+    `cannot produce the ${OP_NAMES[o.event.op] ?? o.event.op} of ${o.source} key ${keyStringOf(Object.values(o.key))}: its message is ${o.bytes} bytes` +
+      `${largest.length > 0 ? ` (largest columns: ${largest.map(([c, n]) => `${c} ${n} bytes`).join(', ')})` : ''}, over the max.message.bytes of its change topic ${o.topic} (${o.limit}). ` +
+      `The row is not in this dead letter (it would not fit either). Raise the topic's max.message.bytes (and, if smaller, the brokers' replica.fetch.max.bytes), ` +
+      `re-emit the row from the source (an UPDATE of the row), then discard this letter`,
+  );
+  if (largest[0]) error.column = largest[0][0];
+  return error;
+}

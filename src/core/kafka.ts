@@ -49,6 +49,8 @@ export const CONSUMER_HEARTBEAT_MS = 3000;
 const MAX_REQUEST_BYTES = 512 * 1024;
 /** max.message.bytes of the topics syncline creates: one change (a row with large values) may be big. */
 const TOPIC_MAX_MESSAGE_BYTES = String(16 * 1024 * 1024);
+/** kafkajs's ConfigResourceTypes.TOPIC (its CommonJS export is not importable by name from ESM). */
+const TOPIC_RESOURCE = 2;
 
 /** How long ensureTopics waits for a leader of every partition of topics it created or found. */
 const TOPICS_READY_MS = 30_000;
@@ -93,6 +95,8 @@ export class KafkaClient {
   private producer?: BatchProducer;
   private admin?: Admin;
   private adminConnecting?: Promise<Admin>;
+  /** max.message.bytes per topic (maxMessageBytes). */
+  private readonly messageLimits = new Map<string, Promise<number>>();
   /** Admin clients replaced by withAdmin, disconnected once the calls still using them are done. */
   private readonly retiredAdmins = new Set<Admin>();
   /** Topics known to exist with a leader for every partition (ensureTopics). */
@@ -384,6 +388,29 @@ export class KafkaClient {
         await sleep(Math.min(250 * attempt, 2000));
       }
     }
+  }
+
+  /**
+   * The largest message `topic` takes: its effective max.message.bytes (its own, else the brokers'
+   * default), read once per topic. When Kafka does not say (no DescribeConfigs right, an outage), the
+   * value syncline gives the topics it creates (not remembered: asked again next time).
+   */
+  maxMessageBytes(topic: string): Promise<number> {
+    let p = this.messageLimits.get(topic);
+    if (!p) {
+      p = this.withAdmin((a) => a.describeConfigs({ includeSynonyms: false, resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: ['max.message.bytes'] }] }))
+        .then((r) => {
+          const v = Number(r.resources[0]?.configEntries.find((c) => c.configName === 'max.message.bytes')?.configValue);
+          if (!(v > 0)) throw new Error('no max.message.bytes');
+          return v;
+        })
+        .catch(() => {
+          this.messageLimits.delete(topic);
+          return Number(TOPIC_MAX_MESSAGE_BYTES);
+        });
+      this.messageLimits.set(topic, p);
+    }
+    return p;
   }
 
   async partitionCount(topic: string): Promise<number> {

@@ -1,0 +1,51 @@
+/**
+ * A change larger than its change topic takes (max.message.bytes: 16 MiB on the topics syncline
+ * creates), from the snapshot and from the stream. Kafka refuses such a message on every attempt:
+ * capture used to retry it forever, holding every later change of the pipeline behind it (the slot
+ * not advancing, a warning every 10 s). It is now dead-lettered as `invalid` (KAFKA_MESSAGE_TOO_LARGE:
+ * the table, the key, the size, the limit, the largest column, what to do) without its row, and the
+ * pipeline goes on; a later, smaller version of the row converges; a requeue is refused with what to
+ * do instead (capture's own letters have no message to send back).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checksum, readTopic, runCli, sql, startRuntime, testEnv, waitFor } from './helpers.js';
+
+test('a change over its topic\'s max.message.bytes is dead-lettered (key, size, limit), the pipeline goes on', async (t) => {
+  const env = await testEnv([{ name: 'big', tables: [{ source: 'public.b' }], conflict: { strategy: 'source-wins' } }]);
+  t.after(() => env.cleanup());
+  await sql(env.sourceDb, `create table b (id int primary key, v text)`);
+  await sql(env.targetDb, `create table b (id int primary key, v text)`);
+  // 17.6 MB of text that does not compress away: over the topic's 16 MiB.
+  const big = `(select string_agg(md5(g::text || $1), '') from generate_series(1, 550000) g)`;
+  await sql(env.sourceDb, `insert into b select g, 'x' || g from generate_series(1, 5) g`);
+  await sql(env.sourceDb, `insert into b values (50, ${big.replace('$1', "'snap'")})`);
+  const { rt } = await startRuntime(env);
+  const dlqTopic = `${env.prefix}.dlq.big`;
+  const letters = async () => (await readTopic(dlqTopic).catch(() => [])).filter((m) => m.headers['syncline.error.code'] === 'KAFKA_MESSAGE_TOO_LARGE');
+  await waitFor('the snapshot (but the large row) on the target', async () => (await checksum(env.targetDb, 'b', 'id')).count === 5, 90_000, 300);
+  await waitFor('the capture streams', async () => (rt.pipelines[0]!.capture?.stats.confirmed ?? '') !== '');
+  await sql(env.sourceDb, `insert into b values (100, ${big.replace('$1', "'stream'")})`);
+  await sql(env.sourceDb, `insert into b values (101, 'after')`);
+  await waitFor('the change after the large one on the target', async () => (await sql(env.targetDb, 'select count(*)::int as n from b where id = 101')).rows[0].n === 1, 60_000, 300);
+
+  const dead = await letters();
+  assert.deepEqual(dead.map((m) => m.headers['syncline.key']).sort(), ['[100]', '[50]'], 'both large changes dead-lettered, once each');
+  for (const m of dead) {
+    assert.equal(m.value, null, 'the row is not in the letter');
+    assert.match(m.headers['syncline.error.message']!, new RegExp(`cannot produce the (snapshot row|insert) of public\\.b key \\[(50|100)\\]: its message is \\d+ bytes \\(largest columns: v 176\\d{5} bytes, id 8 bytes\\), over the max\\.message\\.bytes of its change topic ${env.prefix}\\.cdc\\.public\\.b \\(16777216\\)`));
+  }
+  assert.equal(rt.pipelines[0]!.capture?.stats.deadLettered, 2);
+
+  // The remedy the letter names: a smaller version of the row from the source converges.
+  await sql(env.sourceDb, `update b set v = 'small now' where id in (50, 100)`);
+  await waitFor('the re-emitted rows on the target', async () => {
+    const [a, b] = [await checksum(env.sourceDb, 'b', 'id'), await checksum(env.targetDb, 'b', 'id')];
+    return a.count === 8 && a.md5 === b.md5;
+  }, 60_000, 300);
+
+  // Nothing to send back: a requeue says what to do instead.
+  const requeue = await runCli(['dlq', 'requeue', dead[0]!.headers['syncline.dlq.id']!, '-c', env.configFile, '--by', 'erin']);
+  assert.notEqual(requeue.code, 0);
+  assert.match(requeue.err + requeue.out, /has no original message to requeue .*re-emit the row from the source/s);
+});
