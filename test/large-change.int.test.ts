@@ -49,3 +49,40 @@ test('a change over its topic\'s max.message.bytes is dead-lettered (key, size, 
   assert.notEqual(requeue.code, 0);
   assert.match(requeue.err + requeue.out, /has no original message to requeue .*re-emit the row from the source/s);
 });
+
+// A conflict letter carries both versions of the row in a header, and the change itself: a large row
+// makes it larger than the dead-letter topic takes, and the processor used to retry it for ever (the
+// pipeline's consumer held there). Here the dead-letter topic takes 1 MB and the row is 2.2 MB: the
+// letter leaves out the versions, then the change (syncline.omitted, said in the message), and resolving
+// it reads the change at its origin offset.
+test('a dead letter larger than its topic takes leaves out the row versions and the change; resolving it reads the change at its origin', async (t) => {
+  const env = await testEnv([{ name: 'mc', tables: [{ source: 'public.m' }], conflict: { strategy: 'manual' } }]);
+  t.after(() => env.cleanup());
+  const DDL = `create table m (id int primary key, v text, updated_at timestamptz not null default clock_timestamp())`;
+  await sql(env.sourceDb, DDL);
+  await sql(env.targetDb, DDL);
+  await sql(env.sourceDb, `insert into m (id, v) select g, 'v' || g from generate_series(1, 3) g`);
+  const { rt } = await startRuntime(env);
+  await waitFor('snapshot', async () => (await checksum(env.targetDb, 'm', 'id')).count === 3, 60_000, 300);
+  const dlqTopic = `${env.prefix}.dlq.mc`;
+  const admin = await rt.kafka.getAdmin();
+  await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: dlqTopic, configEntries: [{ name: 'max.message.bytes', value: '1048576' }] }] } as never);
+
+  await sql(env.targetDb, `update m set v = 'edited on the target' where id = 1`);
+  await sql(env.sourceDb, `update m set v = (select string_agg(md5(g::text), '') from generate_series(1, 70000) g), updated_at = clock_timestamp() where id = 1`);
+  await sql(env.sourceDb, `update m set v = 'next', updated_at = clock_timestamp() where id = 2`);
+  await waitFor('key 2 applied past the conflict of key 1', async () => (await sql(env.targetDb, `select v from m where id = 2`)).rows[0].v === 'next', 60_000, 300);
+  const letters = (await readTopic(dlqTopic)).filter((m) => m.headers['syncline.dlq.kind'] === 'conflict');
+  assert.equal(letters.length, 1);
+  const l = letters[0]!;
+  assert.equal(l.headers['syncline.omitted'], 'conflict,value');
+  assert.equal(l.value, null);
+  assert.match(l.headers['syncline.error.message']!, /\[left out of this letter, over the max\.message\.bytes of .*\.dlq\.mc \(1048576\): the conflict's row versions \(\d+ bytes\); the change \(\d+ bytes; it stays at .*\.cdc\.public\.m\/\d+@\d+\)\]/);
+
+  const r = await runCli(['dlq', 'resolve', l.headers['syncline.dlq.id']!, '--choice', 'source', '--by', 'frank', '-c', env.configFile]);
+  assert.equal(r.code, 0, r.err);
+  await waitFor('the source version on the target', async () => {
+    const [a, b] = [await checksum(env.sourceDb, 'm', 'id'), await checksum(env.targetDb, 'm', 'id')];
+    return a.md5 === b.md5;
+  }, 60_000, 300);
+});

@@ -21,7 +21,7 @@ import { envelopeFromAvro } from '../core/avro.js';
 import { readRanges, topicBounds } from '../core/topic-reader.js';
 import { kafkaPartition } from '../core/kafkajs-patch.js';
 import { errorCode, errorMessage, fatal, SynclineError, errorKind, retriable, withDeadline } from '../core/errors.js';
-import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
+import { LARGE_MESSAGE_BYTES, messageBytes, topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 import type { AvroCodec } from '../core/codec.js';
 import { canHoldSpecials, columnPgTypes, envelopeToAvro, hasInheritedNames, keySchema, specialDecimalColumns, valueSchema } from '../core/avro.js';
 import { encodeRefusal, holdsSpecial, oversizeRefusal } from './refusal.js';
@@ -45,15 +45,6 @@ import { acquireLeadership, type LeaderLock } from './leadership.js';
 const KAFKA_OUTAGE_BACKOFF = { retries: Infinity, initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2, jitter: 0.2 };
 /** A registry that accepts connections but never answers must not hold capture (at start: the process) forever. */
 const REGISTRY_DEADLINE_MS = 30_000;
-/** Messages at least this large are checked against their topic's max.message.bytes (read once per topic). */
-const LARGE_MESSAGE_BYTES = 64 * 1024;
-
-/** What a message adds to a record batch, roughly: key, value, headers and ~128 bytes of framing. */
-function messageBytes(m: OutMessage): number {
-  let n = 128 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
-  for (const [k, v] of Object.entries(m.headers ?? {})) n += Buffer.byteLength(k) + Buffer.byteLength(v);
-  return n;
-}
 
 export interface CaptureOptions {
   pipeline: string;

@@ -49,6 +49,16 @@ export const CONSUMER_HEARTBEAT_MS = 3000;
 const MAX_REQUEST_BYTES = 512 * 1024;
 /** max.message.bytes of the topics syncline creates: one change (a row with large values) may be big. */
 const TOPIC_MAX_MESSAGE_BYTES = String(16 * 1024 * 1024);
+/** Messages at least this large are checked against their topic's max.message.bytes (maxMessageBytes) before they are sent. */
+export const LARGE_MESSAGE_BYTES = 64 * 1024;
+
+/** What a message adds to a record batch, roughly: key, value, headers and ~128 bytes of framing. */
+export function messageBytes(m: OutMessage): number {
+  let n = 128 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
+  for (const [k, v] of Object.entries(m.headers ?? {})) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+  return n;
+}
+
 /** kafkajs's ConfigResourceTypes.TOPIC (its CommonJS export is not importable by name from ESM). */
 const TOPIC_RESOURCE = 2;
 

@@ -34,6 +34,7 @@ import { buildSinkParts, type SinkParts } from '../sink/build.js';
 import { DlqStore, type DlqEntry, type DlqFilter } from './store.js';
 import { HttpError } from '../core/errors.js';
 import { audit } from '../security/audit/recorder.js';
+import { readRanges, topicBounds } from '../core/topic-reader.js';
 
 export class DlqError extends HttpError {}
 
@@ -172,7 +173,8 @@ export class DlqService {
 
   private async pendingOf(e: DlqEntry, o: Required<PipelineOps>): Promise<Pending> {
     if (!e.origin) throw new DlqError(422, `dead letter ${e.id} does not say where it came from (no syncline.original.topic header)`);
-    const msg = { key: e.raw.key, value: e.raw.value, offset: e.origin.offset, timestamp: '0', attributes: 0, headers: {} } as never;
+    const raw = await this.original(e);
+    const msg = { key: raw.key, value: raw.value, offset: e.origin.offset, timestamp: '0', attributes: 0, headers: {} } as never;
     try {
       const d = await o.decode(msg, e.origin.topic, e.origin.partition);
       if (!Array.isArray(d)) return d;
@@ -181,6 +183,26 @@ export class DlqService {
     } catch (err) {
       throw new DlqError(422, `dead letter ${e.id} cannot be decoded: ${errorMessage(err)}`);
     }
+  }
+
+  /**
+   * The change of a letter: its own bytes, or, when the letter was too large for its topic and left the
+   * change out (syncline.omitted), the message at its origin offset (while the topic retains it).
+   */
+  private async original(e: DlqEntry): Promise<{ key: Buffer | null; value: Buffer | null }> {
+    if (!e.omitted?.includes('value') || !e.origin) return e.raw;
+    const o = e.origin;
+    const at = BigInt(o.offset);
+    const gone = () => new DlqError(410, `dead letter ${e.id} left its change out (too large for the dead-letter topic), and ${o.topic}/${o.partition} no longer holds it at offset ${o.offset} (retention): re-emit the row from the source, then discard this letter`);
+    const b = (await topicBounds(this.d.kafka, o.topic)).find((x) => x.partition === o.partition);
+    if (!b || at < b.low || at >= b.high) throw gone();
+    let found: { key: Buffer | null; value: Buffer | null } | undefined;
+    await readRanges(this.d.kafka, [{ topic: o.topic, partition: o.partition, from: at, to: at + 1n }], async (_t, _p, msgs) => {
+      const m = msgs.find((x) => x.offset === o.offset);
+      if (m) found ??= { key: m.key, value: m.value };
+    }, { groupPrefix: `${this.d.config.topicPrefix}.${e.pipeline}.dlq-origin` });
+    if (!found) throw gone();
+    return found;
   }
 
   async resolve(id: string, a: { choice: 'source' | 'target' | 'merged'; merged?: unknown; by: string; note?: string; pipeline?: string }): Promise<ActionResult> {
@@ -250,7 +272,8 @@ export class DlqService {
         throw new DlqError(422, `dead letter ${id} has no original message to requeue (no syncline.original.topic header: capture refused the change before it reached a change topic). ` +
           `Fix the cause, re-emit the row from the source (e.g. UPDATE ${e.table ?? 'the table'} SET <column> = <column> WHERE <key> = ${e.key ?? '…'}), then discard this letter`);
       }
-      await this.d.kafka.send([{ topic: e.origin.topic, partition: e.origin.partition, key: e.raw.key, value: e.raw.value, headers: { 'syncline.requeued.from': id } }]);
+      const raw = await this.original(e);
+      await this.d.kafka.send([{ topic: e.origin.topic, partition: e.origin.partition, key: raw.key, value: raw.value, headers: { 'syncline.requeued.from': id } }]);
       return { entry: (await o.store.record({ id, action: 'requeued', by: a.by, note: `sent back to ${e.origin.topic}/${e.origin.partition}` }), o.store.get(id)!), released: 0 };
     }
     this.firstOfKey(e, o);

@@ -75,6 +75,8 @@ export interface DlqEntry {
   violations?: unknown[];
   conflict?: ConflictDetails;
   parkedBehind?: string;
+  /** Parts a letter too large for its topic left out (syncline.omitted): 'conflict' (the row versions), 'value' (the change: at its origin). */
+  omitted?: string[];
   /** Where the dead letter itself is. */
   dlq: { topic: string; partition: number; offset: string };
   raw: { key: Buffer | null; value: Buffer | null };
@@ -197,6 +199,7 @@ export class DlqStore {
       violations: violations ? (JSON.parse(violations) as unknown[]) : undefined,
       conflict: conflictText ? (parseTagged(conflictText) as ConflictDetails) : undefined,
       parkedBehind: h('syncline.parked.behind'),
+      omitted: h('syncline.omitted')?.split(','),
       dlq: { topic: this.dlqTopic, partition, offset: m.offset },
       raw: { key: m.key, value: m.value },
       history: [],

@@ -19,6 +19,8 @@
  *   syncline.parked.behind   (parked) id of the conflict the change waits behind
  *   syncline.transforms      the version of the pipeline's transforms that ran (src/process/transform/versions.ts;
  *                            pipelines with transforms only)
+ *   syncline.omitted         what a letter larger than the topic takes leaves out: conflict (the row versions
+ *                            of syncline.conflict), value (the change: read from its origin offset when acted on)
  * Nothing reaches a dead letter silently: each is logged at warn with the same fields.
  */
 import type { Logger } from 'pino';
@@ -26,7 +28,7 @@ import { createHash } from 'node:crypto';
 import type { Row } from '../core/envelope.js';
 import { errorCode, errorMessage } from '../core/errors.js';
 import { redact } from '../core/redact.js';
-import { topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
+import { LARGE_MESSAGE_BYTES, messageBytes, topics, type KafkaClient, type OutMessage } from '../core/kafka.js';
 
 export type DeadLetterKind = 'invalid' | 'failed' | 'conflict';
 
@@ -120,6 +122,34 @@ export class DeadLetters {
       this.log?.warn({ dlq: this.topic, id, kind: l.kind, why: l.reason ?? l.kind, code: headers['syncline.error.code'], reason: headers['syncline.error.message'], table: l.table, key: l.targetKey, column: headers['syncline.column'], origin: l.origin }, 'dlq.parked');
       return { topic: this.topic, key: l.key, value: l.value, headers };
     });
+    for (const m of msgs) if (messageBytes(m) >= LARGE_MESSAGE_BYTES) await this.fit(m);
     await this.kafka.send(msgs);
+  }
+
+  /**
+   * A letter larger than the dead-letter topic takes (its max.message.bytes: a conflict carries both
+   * versions of a large row) would be refused on every attempt, holding its consumer there. Left out,
+   * until it fits: the conflict's row versions, then the change (it stays at its origin offset, where
+   * acting on the letter reads it); said in syncline.omitted and at the end of the message.
+   */
+  private async fit(m: OutMessage): Promise<void> {
+    const limit = await this.kafka.maxMessageBytes(this.topic);
+    const h = m.headers!;
+    const left: string[] = [];
+    const omitted: string[] = [];
+    if (messageBytes(m) > limit && h['syncline.conflict'] !== undefined) {
+      left.push(`the conflict's row versions (${Buffer.byteLength(h['syncline.conflict'])} bytes)`);
+      omitted.push('conflict');
+      delete h['syncline.conflict'];
+    }
+    if (messageBytes(m) > limit && m.value !== null && h['syncline.original.topic'] !== undefined) {
+      left.push(`the change (${m.value.length} bytes; it stays at ${h['syncline.original.topic']}/${h['syncline.original.partition']}@${h['syncline.original.offset']})`);
+      omitted.push('value');
+      m.value = null;
+    }
+    if (omitted.length === 0) return;
+    h['syncline.omitted'] = omitted.join(',');
+    h['syncline.error.message'] += ` [left out of this letter, over the max.message.bytes of ${this.topic} (${limit}): ${left.join('; ')}]`;
+    this.log?.warn({ dlq: this.topic, id: h['syncline.dlq.id'], omitted: h['syncline.omitted'], limit }, 'dlq.letter_too_large: parts of the letter left out');
   }
 }
