@@ -5,7 +5,8 @@
  * not advancing, a warning every 10 s). It is now dead-lettered as `invalid` (KAFKA_MESSAGE_TOO_LARGE:
  * the table, the key, the size, the limit, the largest column, what to do) without its row, and the
  * pipeline goes on; a later, smaller version of the row converges; a requeue is refused with what to
- * do instead (capture's own letters have no message to send back).
+ * do instead (capture's own letters have no message to send back). A large row capture cannot encode
+ * is dead-lettered without the row too (the letter would not fit either).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,8 +15,8 @@ import { checksum, readTopic, runCli, sql, startRuntime, testEnv, waitFor } from
 test('a change over its topic\'s max.message.bytes is dead-lettered (key, size, limit), the pipeline goes on', async (t) => {
   const env = await testEnv([{ name: 'big', tables: [{ source: 'public.b' }], conflict: { strategy: 'source-wins' } }]);
   t.after(() => env.cleanup());
-  await sql(env.sourceDb, `create table b (id int primary key, v text)`);
-  await sql(env.targetDb, `create table b (id int primary key, v text)`);
+  await sql(env.sourceDb, `create table b (id int primary key, v text, grid int[])`);
+  await sql(env.targetDb, `create table b (id int primary key, v text, grid int[])`);
   // 17.6 MB of text that does not compress away: over the topic's 16 MiB.
   const big = `(select string_agg(md5(g::text || $1), '') from generate_series(1, 550000) g)`;
   await sql(env.sourceDb, `insert into b select g, 'x' || g from generate_series(1, 5) g`);
@@ -26,22 +27,30 @@ test('a change over its topic\'s max.message.bytes is dead-lettered (key, size, 
   await waitFor('the snapshot (but the large row) on the target', async () => (await checksum(env.targetDb, 'b', 'id')).count === 5, 90_000, 300);
   await waitFor('the capture streams', async () => (rt.pipelines[0]!.capture?.stats.confirmed ?? '') !== '');
   await sql(env.sourceDb, `insert into b values (100, ${big.replace('$1', "'stream'")})`);
+  // Large and not encodable (a two-dimensional array): capture's letter would hold the 17.6 MB row.
+  await sql(env.sourceDb, `insert into b values (102, ${big.replace('$1', "'grid'")}, '{{1,2},{3,4}}')`);
   await sql(env.sourceDb, `insert into b values (101, 'after')`);
   await waitFor('the change after the large one on the target', async () => (await sql(env.targetDb, 'select count(*)::int as n from b where id = 101')).rows[0].n === 1, 60_000, 300);
 
   const dead = await letters();
   assert.deepEqual(dead.map((m) => m.headers['syncline.key']).sort(), ['[100]', '[50]'], 'both large changes dead-lettered, once each');
+  const grid = (await readTopic(dlqTopic)).filter((m) => m.headers['syncline.key'] === '[102]');
+  assert.equal(grid.length, 1, 'the unencodable large row dead-lettered once');
+  assert.equal(grid[0]!.headers['syncline.error.code'], 'AVRO_MULTIDIM_ARRAY');
+  assert.equal(grid[0]!.headers['syncline.omitted'], 'value');
+  assert.equal(grid[0]!.value, null);
+  assert.match(grid[0]!.headers['syncline.error.message']!, /\[left out of this letter, over the max\.message\.bytes of .*\.dlq\.big \(16777216\): the change \(\d+ bytes; the source still holds the row\)\]/);
   for (const m of dead) {
     assert.equal(m.value, null, 'the row is not in the letter');
     assert.match(m.headers['syncline.error.message']!, new RegExp(`cannot produce the (snapshot row|insert) of public\\.b key \\[(50|100)\\]: its message is \\d+ bytes \\(largest columns: v 176\\d{5} bytes, id 8 bytes\\), over the max\\.message\\.bytes of its change topic ${env.prefix}\\.cdc\\.public\\.b \\(16777216\\)`));
   }
-  assert.equal(rt.pipelines[0]!.capture?.stats.deadLettered, 2);
+  assert.equal(rt.pipelines[0]!.capture?.stats.deadLettered, 3);
 
   // The remedy the letter names: a smaller version of the row from the source converges.
-  await sql(env.sourceDb, `update b set v = 'small now' where id in (50, 100)`);
+  await sql(env.sourceDb, `update b set v = 'small now', grid = null where id in (50, 100, 102)`);
   await waitFor('the re-emitted rows on the target', async () => {
     const [a, b] = [await checksum(env.sourceDb, 'b', 'id'), await checksum(env.targetDb, 'b', 'id')];
-    return a.count === 8 && a.md5 === b.md5;
+    return a.count === 9 && a.md5 === b.md5;
   }, 60_000, 300);
 
   // Nothing to send back: a requeue says what to do instead.

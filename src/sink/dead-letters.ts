@@ -128,9 +128,10 @@ export class DeadLetters {
 
   /**
    * A letter larger than the dead-letter topic takes (its max.message.bytes: a conflict carries both
-   * versions of a large row) would be refused on every attempt, holding its consumer there. Left out,
-   * until it fits: the conflict's row versions, then the change (it stays at its origin offset, where
-   * acting on the letter reads it); said in syncline.omitted and at the end of the message.
+   * versions of a large row; capture's letter of a large row it cannot encode) would be refused on every
+   * attempt, holding its stage there. Left out, until it fits: the conflict's row versions, then the
+   * change (it stays at its origin offset, where acting on the letter reads it; capture's letters have
+   * none: the source holds the row); said in syncline.omitted and at the end of the message.
    */
   private async fit(m: OutMessage): Promise<void> {
     const limit = await this.kafka.maxMessageBytes(this.topic);
@@ -142,8 +143,9 @@ export class DeadLetters {
       omitted.push('conflict');
       delete h['syncline.conflict'];
     }
-    if (messageBytes(m) > limit && m.value !== null && h['syncline.original.topic'] !== undefined) {
-      left.push(`the change (${m.value.length} bytes; it stays at ${h['syncline.original.topic']}/${h['syncline.original.partition']}@${h['syncline.original.offset']})`);
+    if (messageBytes(m) > limit && m.value !== null) {
+      const origin = h['syncline.original.topic'] !== undefined ? `it stays at ${h['syncline.original.topic']}/${h['syncline.original.partition']}@${h['syncline.original.offset']}` : 'the source still holds the row';
+      left.push(`the change (${m.value.length} bytes; ${origin})`);
       omitted.push('value');
       m.value = null;
     }
