@@ -575,7 +575,10 @@ export class Capture implements CaptureHandler {
         if (!wider) throw err;
         msg = this.message(wider, key, e, partitions);
       } catch (again) {
-        await this.deadLetterChange(wider ?? st, key, e, again);
+        // No schema of its table can carry it: why, in the type's own words.
+        const using = wider ?? st;
+        const error = encodeRefusal({ source: formatTableName(using.src), key, event: e, err: again, keyType: this.opts.codec.knownType(using.keyId), valueType: this.opts.codec.knownType(using.valueId) });
+        await this.deadLetterChange(using, key, e, error, Buffer.from(stringifyTagged(e)));
         return;
       }
     }
@@ -585,7 +588,10 @@ export class Capture implements CaptureHandler {
       const bytes = messageBytes(msg);
       const limit = await this.opts.kafka.maxMessageBytes(st.topic);
       if (bytes > limit) {
-        await this.deadLetterOversized(st, key, e, bytes, limit);
+        const source = formatTableName(st.src);
+        this.log.warn({ table: source, key: keyStringOf(Object.values(key)), bytes, limit, topic: st.topic }, 'capture.too_large: a change larger than its topic takes is dead-lettered');
+        // Without its row: the dead-letter topic would not take it either.
+        await this.deadLetterChange(st, key, e, oversizeRefusal({ source, topic: st.topic, key, event: e, bytes, limit }), null);
         return;
       }
     }
@@ -610,31 +616,17 @@ export class Capture implements CaptureHandler {
   }
 
   /**
-   * A change no schema of its table can carry: dead-lettered as `invalid` naming the table, the key
-   * and the column (and why, in the type's own words), with the key and the change as tagged JSON
-   * (exact: bigints, bytes). Its id is stable and unique: the change's position and key (every row
-   * of a snapshot has the snapshot's one position).
+   * A change Kafka cannot take, dead-lettered as `invalid` with `error` (naming the table, the key and
+   * why) and the key as tagged JSON (exact: bigints, bytes). `value` is the change as tagged JSON, or
+   * null when the dead-letter topic would not take it either (the source still holds the row). Its id
+   * is stable and unique: the change's position and key (every row of a snapshot has the snapshot's
+   * one position).
    */
-  private async deadLetterChange(st: TableState, key: Row, e: ChangeEvent, err: unknown): Promise<void> {
+  private async deadLetterChange(st: TableState, key: Row, e: ChangeEvent, error: SynclineError, value: Buffer | null): Promise<void> {
     const source = formatTableName(st.src);
-    const error = encodeRefusal({ source, key, event: e, err, keyType: this.opts.codec.knownType(st.keyId), valueType: this.opts.codec.knownType(st.valueId) });
     const target = this.opts.tables.find((t) => t.source === source)?.target ?? source;
     this.counters.deadLettered++;
-    await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: Buffer.from(stringifyTagged(e)), attempts: 1 }]);
-  }
-
-
-  /**
-   * A change over its topic's max.message.bytes: dead-lettered as `invalid` with its key and why, not
-   * its row (which the dead-letter topic would not take either); the source still holds the row.
-   */
-  private async deadLetterOversized(st: TableState, key: Row, e: ChangeEvent, bytes: number, limit: number): Promise<void> {
-    const source = formatTableName(st.src);
-    const error = oversizeRefusal({ source, topic: st.topic, key, event: e, bytes, limit });
-    const target = this.opts.tables.find((t) => t.source === source)?.target ?? source;
-    this.counters.deadLettered++;
-    this.log.warn({ table: source, key: keyStringOf(Object.values(key)), bytes, limit, topic: st.topic }, 'capture.too_large: a change larger than its topic takes is dead-lettered');
-    await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value: null, attempts: 1 }]);
+    await this.dlq.send([{ kind: 'invalid', error, table: target, position: eventPosition(e), targetKey: keyStringOf(Object.values(key)), key: Buffer.from(stringifyTagged(key)), value, attempts: 1 }]);
   }
 
   /**
