@@ -3,14 +3,29 @@
  * keeps SYNCLINE_TEST_TIMES (default reports/test-times.txt) up to date, one line per file, slowest
  * first: where `npm test`'s time goes. Written synchronously after each test: --test-force-exit
  * ends the process before an asynchronous reporter's last output.
+ * Each failed test (the one that failed, not the parents failing with it) is appended to
+ * SYNCLINE_TEST_FAILURES when set: file, test name and the start of its error, which test.sh prints
+ * last (a CI log is often read from its end, and the failure of an early file is far from it).
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+
+function failureLine(file, ev) {
+  const err = ev.data.details?.error;
+  const cause = err?.cause ?? err;
+  const text = String(cause?.message ?? cause ?? 'failed').replace(/\s+/g, ' ').slice(0, 700);
+  return `${file} › ${ev.data.name}: ${text}\n`;
+}
 
 export default async function* testTimes(source) {
   const out = process.env.SYNCLINE_TEST_TIMES ?? 'reports/test-times.txt';
   const cwd = process.cwd() + '/';
   const perFile = new Map();
+  const failures = process.env.SYNCLINE_TEST_FAILURES;
   for await (const ev of source) {
+    if (failures && ev.type === 'test:fail' && ev.data.details?.error?.failureType !== 'subtestsFailed') {
+      const f = ev.data.file ?? '?';
+      appendFileSync(failures, failureLine(f.startsWith(cwd) ? f.slice(cwd.length) : f, ev));
+    }
     if ((ev.type !== 'test:pass' && ev.type !== 'test:fail') || ev.data.nesting !== 0 || !ev.data.file) continue;
     const file = ev.data.file.startsWith(cwd) ? ev.data.file.slice(cwd.length) : ev.data.file;
     perFile.set(file, (perFile.get(file) ?? 0) + (ev.data.details?.duration_ms ?? 0));

@@ -51,6 +51,8 @@ export NODE_ENV=test
 # here so the stages tests run in-process take the path production takes, whatever a test file imports first.
 # Each file's time goes to reports/test-times.txt (scripts/test-times.mjs); the slowest are printed at the end.
 mkdir -p reports
+export SYNCLINE_TEST_FAILURES="$PWD/reports/test-failures.txt"
+: > "$SYNCLINE_TEST_FAILURES"
 together=(); alone=()
 for f in "${files[@]}"; do
   if head -40 "$f" | grep -q 'npm test: alone'; then alone+=("$f"); else together+=("$f"); fi
@@ -71,5 +73,11 @@ node scripts/test-times.mjs --merge reports/test-times.txt reports/test-times.to
 if [ "${#files[@]}" -gt 20 ] && [ -s reports/test-times.txt ]; then
   echo "# slowest test files (all in reports/test-times.txt):"
   head -17 reports/test-times.txt | sed 's/^/#   /'
+fi
+if [ -s "$SYNCLINE_TEST_FAILURES" ]; then
+  echo "# failed tests (reports/test-failures.txt):"
+  cut -c1-1200 "$SYNCLINE_TEST_FAILURES" | sed 's/^/#   /'
+elif [ "$code" -ne 0 ]; then
+  echo "# the test runner exited $code with no test failed (a file that did not load, or a process that ended early): see above"
 fi
 exit "$code"
