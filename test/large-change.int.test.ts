@@ -65,7 +65,7 @@ test('a change over its topic\'s max.message.bytes is dead-lettered (key, size, 
 // letter leaves out the versions, then the change (syncline.omitted, said in the message), and resolving
 // it reads the change at its origin offset.
 test('a dead letter larger than its topic takes leaves out the row versions and the change; resolving it reads the change at its origin', async (t) => {
-  const env = await testEnv([{ name: 'mc', tables: [{ source: 'public.m' }], conflict: { strategy: 'manual' } }]);
+  const env = await testEnv([{ name: 'mc', tables: [{ source: 'public.m' }], conflict: { strategy: 'manual' } }], { extra: { observability: { port: 0 } } });
   t.after(() => env.cleanup());
   const DDL = `create table m (id int primary key, v text, updated_at timestamptz not null default clock_timestamp())`;
   await sql(env.sourceDb, DDL);
@@ -88,7 +88,21 @@ test('a dead letter larger than its topic takes leaves out the row versions and 
   assert.equal(l.value, null);
   assert.match(l.headers['syncline.error.message']!, /\[left out of this letter, over the max\.message\.bytes of .*\.dlq\.mc \(1048576\): the conflict's row versions \(\d+ bytes\); the change \(\d+ bytes; it stays at .*\.cdc\.public\.m\/\d+@\d+\)\]/);
 
-  const r = await runCli(['dlq', 'resolve', l.headers['syncline.dlq.id']!, '--choice', 'source', '--by', 'frank', '-c', env.configFile]);
+  const id = l.headers['syncline.dlq.id']!;
+  // What an operator sees of it: the CLI says what was left out; the console says why there are no
+  // versions to compare, and still offers to keep either side.
+  const shown = await runCli(['dlq', 'show', id, '-c', env.configFile]);
+  assert.equal(shown.code, 0, shown.err);
+  assert.match(shown.out, /left out: +conflict, value \(the letter was larger than its topic takes; the change is read at its origin offset when acted on\)/);
+  const res = await fetch(`http://127.0.0.1:${rt.httpPort}/console/dlq/${encodeURIComponent(id)}?pipeline=mc`);
+  const page = await res.text();
+  assert.equal(res.status, 200, page.slice(0, 500));
+  assert.match(page, /The row versions were left out of this dead letter: with them it was larger than the dead-letter topic takes, and so was the change itself/);
+  assert.match(page, /<button type="submit" name="choice" value="source">Keep source<\/button>/);
+  assert.match(page, /<button type="submit" name="choice" value="target">Keep target<\/button>/);
+  assert.doesNotMatch(page, /Apply merged row/);
+
+  const r = await runCli(['dlq', 'resolve', id, '--choice', 'source', '--by', 'frank', '-c', env.configFile]);
   assert.equal(r.code, 0, r.err);
   await waitFor('the source version on the target', async () => {
     const [a, b] = [await checksum(env.sourceDb, 'm', 'id'), await checksum(env.targetDb, 'm', 'id')];

@@ -57,6 +57,7 @@ function details(e: DlqEntry): string {
   ];
   if (e.parkedBehind) out.push(`waits for:  ${e.parkedBehind}`);
   if (e.violations) out.push('violations:', ...e.violations.map((v) => `  ${JSON.stringify(v)}`));
+  if (e.omitted?.length) out.push(`left out:   ${e.omitted.join(', ')} (the letter was larger than its topic takes${e.omitted.includes('value') ? '; the change is read at its origin offset when acted on' : ''})`);
   if (e.conflict) {
     const c = e.conflict;
     out.push(`conflict:   ${c.op} under ${c.strategy}`, '  field                 source                target                last synced');

@@ -684,6 +684,20 @@ ${canMerge ? html`<form id="resolve" method="post" action="${base}/resolve${q}" 
   <button type="submit" name="choice" value="merged" class="primary">Apply merged row</button>
 </form>` : ''}
 </section>`;
+    } else if (e.kind === 'conflict' && e.omitted?.includes('conflict')) {
+      // A letter too large for its topic left the row versions out (syncline.omitted): nothing to
+      // show or merge here, but either side can still be kept (the change is read at its origin).
+      const resolvable = act && e.reason === 'conflict';
+      conflict = html`<section aria-labelledby="versions">
+<h2 id="versions">Versions</h2>
+<p class="banner warn" role="status">The row versions were left out of this dead letter: with them it was larger than the dead-letter topic takes${e.omitted.includes('value') ? ', and so was the change itself, which is read from its change topic at the origin offset when it is acted on' : ''}. Compare the source and the target rows of ${e.table ?? 'the table'} ${e.key ?? ''} there.</p>
+${resolvable ? html`<form id="resolve" method="post" action="${base}/resolve${q}" class="row actions" aria-label="Resolve the conflict">
+  ${csrf}
+  <label for="note-resolve">Note</label><input id="note-resolve" name="note" maxlength="300">
+  <button type="submit" name="choice" value="source">Keep source</button>
+  <button type="submit" name="choice" value="target">Keep target</button>
+</form>` : ''}
+</section>`;
     }
     const actions = act ? html`<section aria-labelledby="acts"><h2 id="acts">Actions</h2>
 <form method="post" action="${base}/requeue${q}" class="inline">${csrf}<button type="submit">Requeue</button></form>
