@@ -647,6 +647,17 @@ ${total > 0 ? html`<div class="scroll" role="region" aria-labelledby="dlq-count"
     const parked = e.kind === 'conflict' && e.table && e.key !== undefined
       ? (await svc.list({ pipeline: e.pipeline, table: e.table, state: 'open', kind: 'conflict' })).filter((x) => x.key === e.key && x.id !== e.id)
       : [];
+    // Keep source / keep target, and with `merge` the merged row of the versions table's inputs (which
+    // the keep buttons do not validate).
+    const resolveForm = (merge: boolean) => {
+      const keep = merge ? raw(' formnovalidate') : '';
+      return html`<form id="resolve" method="post" action="${base}/resolve${q}" class="row actions" aria-label="Resolve the conflict">
+  ${csrf}
+  <label for="note-resolve">Note</label><input id="note-resolve" name="note" maxlength="300">
+  <button type="submit" name="choice" value="source"${keep}>Keep source</button>
+  <button type="submit" name="choice" value="target"${keep}>Keep target</button>
+${merge ? html`  <button type="submit" name="choice" value="merged" class="primary">Apply merged row</button>\n` : ''}</form>`;
+    };
     const c = m.conflict;
     let conflict: Html | string = '';
     if (c) {
@@ -676,13 +687,7 @@ ${total > 0 ? html`<div class="scroll" role="region" aria-labelledby="dlq-count"
 <thead><tr><th scope="col">Field</th><th scope="col">Last synced</th><th scope="col">Source</th><th scope="col">Target</th>${canMerge ? html`<th scope="col">Merged</th>` : ''}</tr></thead>
 <tbody>${fields.map((f) => html`<tr${changed.has(f) ? raw(' class="changed"') : ''}><th scope="row">${changed.has(f) ? html`<span class="changed-mark" aria-hidden="true">●</span> ` : ''}${f}${changed.has(f) ? html` <span class="sr">(changed)</span>` : ''}</th>${cell(c.lastSynced, f)}${cell(c.source, f)}${cell(c.target, f)}${canMerge ? input(f) : ''}</tr>`)}</tbody>
 </table></div>
-${canMerge ? html`<form id="resolve" method="post" action="${base}/resolve${q}" class="row actions" aria-label="Resolve the conflict">
-  ${csrf}
-  <label for="note-resolve">Note</label><input id="note-resolve" name="note" maxlength="300">
-  <button type="submit" name="choice" value="source" formnovalidate>Keep source</button>
-  <button type="submit" name="choice" value="target" formnovalidate>Keep target</button>
-  <button type="submit" name="choice" value="merged" class="primary">Apply merged row</button>
-</form>` : ''}
+${canMerge ? resolveForm(true) : ''}
 </section>`;
     } else if (e.kind === 'conflict' && e.omitted?.includes('conflict')) {
       // A letter too large for its topic left the row versions out (syncline.omitted): nothing to
@@ -691,12 +696,7 @@ ${canMerge ? html`<form id="resolve" method="post" action="${base}/resolve${q}" 
       conflict = html`<section aria-labelledby="versions">
 <h2 id="versions">Versions</h2>
 <p class="banner warn" role="status">The row versions were left out of this dead letter: with them it was larger than the dead-letter topic takes${e.omitted.includes('value') ? ', and so was the change itself, which is read from its change topic at the origin offset when it is acted on' : ''}. Compare the source and the target rows of ${e.table ?? 'the table'} ${e.key ?? ''} there.</p>
-${resolvable ? html`<form id="resolve" method="post" action="${base}/resolve${q}" class="row actions" aria-label="Resolve the conflict">
-  ${csrf}
-  <label for="note-resolve">Note</label><input id="note-resolve" name="note" maxlength="300">
-  <button type="submit" name="choice" value="source">Keep source</button>
-  <button type="submit" name="choice" value="target">Keep target</button>
-</form>` : ''}
+${resolvable ? resolveForm(false) : ''}
 </section>`;
     }
     const actions = act ? html`<section aria-labelledby="acts"><h2 id="acts">Actions</h2>
